@@ -1,0 +1,123 @@
+//! Keyed digests of AppCodes: what the cache is indexed by.
+//!
+//! An AppCode is never a map key. The cache stores `BLAKE3-keyed(key, code)` under a key drawn
+//! at random for each cache, so an attacker can neither predict where a guess lands in the table
+//! nor learn anything from how the table compares it. Equality of digests goes through
+//! [`subtle`]: the map's own key comparison is the constant-time confirmation, so a hit costs one
+//! probe and no pointer chase.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
+
+/// A 256-bit keyed digest of an AppCode, held as four machine words.
+#[derive(Clone, Copy)]
+pub(crate) struct Digest([u64; 4]);
+
+impl Digest {
+    fn from_bytes(bytes: &[u8; 32]) -> Self {
+        let word = |i: usize| {
+            u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
+        };
+        Self([word(0), word(1), word(2), word(3)])
+    }
+}
+
+impl PartialEq for Digest {
+    /// Constant time: every word is compared, whatever the first difference.
+    fn eq(&self, other: &Self) -> bool {
+        let a = &self.0;
+        let b = &other.0;
+        (a[0].ct_eq(&b[0]) & a[1].ct_eq(&b[1]) & a[2].ct_eq(&b[2]) & a[3].ct_eq(&b[3])).into()
+    }
+}
+
+impl Eq for Digest {}
+
+impl Hash for Digest {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The digest is already the output of a keyed PRF: one word of it is a uniform hash.
+        state.write_u64(self.0[0]);
+    }
+}
+
+/// The per-cache secret key of the digest.
+pub(crate) struct DigestKey([u8; 32]);
+
+impl DigestKey {
+    /// A fresh random key.
+    pub(crate) fn random() -> Self {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).expect("the OS random number generator failed");
+        Self(key)
+    }
+
+    /// The digest of `code` under this key.
+    pub(crate) fn digest(&self, code: &[u8]) -> Digest {
+        Digest::from_bytes(blake3::keyed_hash(&self.0, code).as_bytes())
+    }
+}
+
+impl Drop for DigestKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// Hashes a [`Digest`] by passing its first word through.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct PassThrough;
+
+impl BuildHasher for PassThrough {
+    type Hasher = PassThroughHasher;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        PassThroughHasher(0)
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct PassThroughHasher(u64);
+
+impl Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `Digest` is hashed with this hasher, and it writes one u64; fold anything else
+        // in rather than ignoring it, so a misuse degrades speed, not correctness.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_keyed() {
+        let (a, b) = (DigestKey::random(), DigestKey::random());
+        let code = [b'x'; 64];
+        assert!(a.digest(&code) == a.digest(&code));
+        assert!(a.digest(&code) != b.digest(&code));
+        assert!(a.digest(&code) != a.digest(&[b'y'; 64]));
+    }
+
+    #[test]
+    fn equality_looks_at_every_word() {
+        let base = Digest([1, 2, 3, 4]);
+        for i in 0..4 {
+            let mut other = base;
+            other.0[i] ^= 1 << 63;
+            assert!(base != other, "word {i} ignored");
+        }
+    }
+}

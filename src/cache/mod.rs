@@ -1,0 +1,431 @@
+//! The concurrent AppCode cache the layer verifies against.
+//!
+//! # Example
+//!
+//! ```
+//! use apig_appcode::{AppCode, AppCodeCache, AppIdentity};
+//!
+//! let cache = AppCodeCache::new();
+//! let code = AppCode::generate();
+//! cache.upsert(&code, AppIdentity::new("app-1", "code-1"));
+//! assert_eq!(cache.verify(&code).unwrap().app_id(), "app-1");
+//! assert!(cache.remove(&code));
+//! assert!(cache.verify(&code).is_none());
+//! ```
+//!
+//! # Concurrency
+//!
+//! Reads never block on other reads. A write locks one of the map's shards for the time of one
+//! insert or remove; [`AppCodeCache::replace_all`] adds the new set before it removes what the new
+//! set lacks, so a reader never sees a moment where a code valid in both sets is missing.
+//! No lock is held across an `.await`.
+
+mod digest;
+mod negative;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use tokio::sync::{Notify, OnceCell};
+
+use crate::code::{self, AppCode};
+use crate::identity::AppIdentity;
+use crate::metrics::{Counters, Metrics};
+pub(crate) use digest::Digest;
+use digest::{DigestKey, PassThrough};
+use negative::NegativeCache;
+
+/// Whether the cache may be used to admit requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CacheStatus {
+    /// No snapshot has been loaded yet: every request is refused with 503.
+    Loading,
+    /// The snapshot is within the configured maximum staleness.
+    Fresh,
+    /// The snapshot is older than the maximum staleness, and the layer keeps serving it.
+    StaleServing,
+    /// The snapshot is older than the maximum staleness: every request is refused with 503.
+    StaleClosed,
+}
+
+impl CacheStatus {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Fresh,
+            2 => Self::StaleServing,
+            3 => Self::StaleClosed,
+            _ => Self::Loading,
+        }
+    }
+
+    /// Whether requests may be admitted in this state.
+    pub fn admits(self) -> bool {
+        matches!(self, Self::Fresh | Self::StaleServing)
+    }
+}
+
+/// The result of looking a raw header value up.
+pub(crate) enum Lookup {
+    Hit(Arc<AppIdentity>),
+    Miss(Digest),
+    Malformed,
+}
+
+/// Result of a single-flight provider lookup, shared by every request waiting on it.
+pub(crate) type InFlight = Arc<OnceCell<Option<Arc<AppIdentity>>>>;
+
+/// A concurrent map from keyed digests of AppCodes to the identities they stand for.
+///
+/// Cloning is cheap and every clone sees the same entries. See the [module docs](self).
+#[derive(Clone)]
+pub struct AppCodeCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    key: DigestKey,
+    map: DashMap<Digest, Arc<AppIdentity>, PassThrough>,
+    negative: NegativeCache,
+    in_flight: DashMap<Digest, InFlight, PassThrough>,
+    status: AtomicU8,
+    status_changed: Notify,
+    created: Instant,
+    /// Nanoseconds after `created` of the last full snapshot; `u64::MAX` before the first.
+    loaded_at: AtomicU64,
+    counters: Counters,
+}
+
+impl fmt::Debug for AppCodeCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppCodeCache")
+            .field("len", &self.len())
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for AppCodeCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AppCodeCache {
+    /// An empty cache in the [`CacheStatus::Loading`] state, with the default negative cache
+    /// (100 000 entries, 30 seconds).
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder for the negative cache's bounds.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use apig_appcode::AppCodeCache;
+    ///
+    /// let cache = AppCodeCache::builder()
+    ///     .negative_capacity(10_000)
+    ///     .negative_ttl(Duration::from_secs(5))
+    ///     .build();
+    /// assert!(cache.is_empty());
+    /// ```
+    pub fn builder() -> AppCodeCacheBuilder {
+        AppCodeCacheBuilder {
+            negative_capacity: 100_000,
+            negative_ttl: Duration::from_secs(30),
+        }
+    }
+
+    /// The identity `code` stands for, if the cache holds it.
+    pub fn verify(&self, code: &AppCode) -> Option<AppIdentity> {
+        match self.lookup(code.expose().as_bytes()) {
+            Lookup::Hit(identity) => Some((*identity).clone()),
+            _ => None,
+        }
+    }
+
+    /// Validates raw header bytes and looks their digest up. Allocation free.
+    pub(crate) fn lookup(&self, raw: &[u8]) -> Lookup {
+        if code::validate(raw).is_err() {
+            return Lookup::Malformed;
+        }
+        let digest = self.inner.key.digest(raw);
+        match self.inner.map.get(&digest) {
+            Some(entry) => Lookup::Hit(Arc::clone(entry.value())),
+            None => Lookup::Miss(digest),
+        }
+    }
+
+    /// Adds or replaces one code. Takes effect for the next request.
+    pub fn upsert(&self, code: &AppCode, identity: AppIdentity) {
+        let digest = self.digest(code);
+        self.inner.negative.remove(&digest);
+        self.inner.map.insert(digest, Arc::new(identity));
+    }
+
+    /// Removes one code; `true` if it was cached. Takes effect for the next request.
+    pub fn remove(&self, code: &AppCode) -> bool {
+        self.inner.map.remove(&self.digest(code)).is_some()
+    }
+
+    /// Removes the code with this AppCode ID. Returns how many entries went (0 or 1 unless IDs
+    /// repeat). Scans the whole cache: prefer [`remove`](Self::remove) when the value is known.
+    pub fn remove_by_id(&self, app_code_id: &str) -> usize {
+        self.remove_where(|identity| identity.app_code_id() == app_code_id)
+    }
+
+    /// Removes every code of one app. Scans the whole cache.
+    pub fn remove_app(&self, app_id: &str) -> usize {
+        self.remove_where(|identity| identity.app_id() == app_id)
+    }
+
+    fn remove_where(&self, matches: impl Fn(&AppIdentity) -> bool) -> usize {
+        let mut removed = 0;
+        self.inner.map.retain(|_, identity| {
+            let hit = matches(identity);
+            removed += usize::from(hit);
+            !hit
+        });
+        removed
+    }
+
+    /// Replaces the whole content with `entries` and marks the cache loaded.
+    ///
+    /// New codes are added before stale ones are removed, so no code valid in both the old and
+    /// the new set is ever missing. Entries that did not change keep their allocation.
+    pub fn replace_all<I>(&self, entries: I)
+    where
+        I: IntoIterator<Item = (AppCode, AppIdentity)>,
+    {
+        let map = &self.inner.map;
+        let mut keep: HashSet<Digest, PassThrough> = HashSet::with_hasher(PassThrough);
+        for (code, identity) in entries {
+            let digest = self.digest(&code);
+            keep.insert(digest);
+            let unchanged = map.get(&digest).is_some_and(|old| **old == identity);
+            if !unchanged {
+                map.insert(digest, Arc::new(identity));
+            }
+        }
+        map.retain(|digest, _| keep.contains(digest));
+        // A code the provider did not know a moment ago may be in this snapshot.
+        self.inner.negative.clear();
+        self.mark_loaded();
+    }
+
+    /// Number of codes cached.
+    pub fn len(&self) -> usize {
+        self.inner.map.len()
+    }
+
+    /// Whether no code is cached.
+    pub fn is_empty(&self) -> bool {
+        self.inner.map.is_empty()
+    }
+
+    /// The current status.
+    pub fn status(&self) -> CacheStatus {
+        CacheStatus::from_u8(self.inner.status.load(Ordering::Acquire))
+    }
+
+    /// Time since the last full snapshot was applied, `None` before the first.
+    pub fn snapshot_age(&self) -> Option<Duration> {
+        let at = self.inner.loaded_at.load(Ordering::Acquire);
+        (at != u64::MAX).then(|| self.inner.created.elapsed().saturating_sub(Duration::from_nanos(at)))
+    }
+
+    /// Waits until the cache has been loaded once (its status left [`CacheStatus::Loading`]).
+    pub async fn loaded(&self) {
+        loop {
+            let notified = self.inner.status_changed.notified();
+            if self.status() != CacheStatus::Loading {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Counters of the cache and of the layers using it.
+    pub fn metrics(&self) -> Metrics {
+        self.inner.counters.read(self.len(), self.snapshot_age())
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    pub(crate) fn set_status(&self, status: CacheStatus) {
+        let v = match status {
+            CacheStatus::Loading => 0,
+            CacheStatus::Fresh => 1,
+            CacheStatus::StaleServing => 2,
+            CacheStatus::StaleClosed => 3,
+        };
+        if self.inner.status.swap(v, Ordering::AcqRel) != v {
+            self.inner.status_changed.notify_waiters();
+        }
+    }
+
+    fn mark_loaded(&self) {
+        let nanos = u64::try_from(self.inner.created.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        self.inner.loaded_at.store(nanos, Ordering::Release);
+        Counters::add(&self.inner.counters.snapshots_loaded);
+        self.set_status(CacheStatus::Fresh);
+    }
+
+    fn digest(&self, code: &AppCode) -> Digest {
+        self.inner.key.digest(code.expose().as_bytes())
+    }
+
+    pub(crate) fn is_known_unknown(&self, digest: &Digest) -> bool {
+        self.inner.negative.contains(digest, Instant::now())
+    }
+
+    pub(crate) fn remember_unknown(&self, digest: Digest) {
+        self.inner.negative.insert(digest, Instant::now());
+    }
+
+    /// The cache entry for `digest` if present (a re-check after waiting on a provider).
+    pub(crate) fn get(&self, digest: &Digest) -> Option<Arc<AppIdentity>> {
+        self.inner.map.get(digest).map(|e| Arc::clone(e.value()))
+    }
+
+    pub(crate) fn insert_digest(&self, digest: Digest, identity: Arc<AppIdentity>) {
+        self.inner.negative.remove(&digest);
+        self.inner.map.insert(digest, identity);
+    }
+
+    /// Joins (or starts) the single provider lookup for `digest`.
+    pub(crate) fn flight(&self, digest: Digest) -> InFlight {
+        Arc::clone(self.inner.in_flight.entry(digest).or_default().value())
+    }
+
+    /// Ends the flight for `digest` if it is still `flight`.
+    pub(crate) fn land(&self, digest: &Digest, flight: &InFlight) {
+        self.inner.in_flight.remove_if(digest, |_, f| Arc::ptr_eq(f, flight));
+    }
+}
+
+/// Configures an [`AppCodeCache`].
+#[derive(Debug, Clone)]
+pub struct AppCodeCacheBuilder {
+    negative_capacity: usize,
+    negative_ttl: Duration,
+}
+
+impl AppCodeCacheBuilder {
+    /// Most unknown codes remembered at once (default 100 000; 0 turns the negative cache off).
+    pub fn negative_capacity(mut self, capacity: usize) -> Self {
+        self.negative_capacity = capacity;
+        self
+    }
+
+    /// How long an unknown code is remembered (default 30 s).
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+
+    /// Builds the cache.
+    pub fn build(self) -> AppCodeCache {
+        AppCodeCache {
+            inner: Arc::new(Inner {
+                key: DigestKey::random(),
+                map: DashMap::with_hasher(PassThrough),
+                negative: NegativeCache::new(self.negative_capacity, self.negative_ttl),
+                in_flight: DashMap::with_hasher(PassThrough),
+                status: AtomicU8::new(0),
+                status_changed: Notify::new(),
+                created: Instant::now(),
+                loaded_at: AtomicU64::new(u64::MAX),
+                counters: Counters::default(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(app: &str, id: &str) -> (AppCode, AppIdentity) {
+        (AppCode::generate(), AppIdentity::new(app, id))
+    }
+
+    #[test]
+    fn replace_all_swaps_content_and_marks_loaded() {
+        let cache = AppCodeCache::new();
+        assert_eq!(cache.status(), CacheStatus::Loading);
+        let (a, b, c) = (entry("app", "a"), entry("app", "b"), entry("app", "c"));
+        cache.replace_all([a.clone(), b.clone()]);
+        assert_eq!(cache.status(), CacheStatus::Fresh);
+        assert!(cache.snapshot_age().is_some());
+        cache.replace_all([b.clone(), c.clone()]);
+        assert!(cache.verify(&a.0).is_none());
+        assert_eq!(cache.verify(&b.0).unwrap().app_code_id(), "b");
+        assert_eq!(cache.verify(&c.0).unwrap().app_code_id(), "c");
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn replace_all_never_hides_a_code_valid_in_both_sets() {
+        let cache = AppCodeCache::new();
+        let stable = entry("app", "stable");
+        let churn: Vec<_> = (0..2000).map(|i| entry("app", &i.to_string())).collect();
+        cache.replace_all(std::iter::once(stable.clone()).chain(churn[..1000].iter().cloned()));
+        let reader = {
+            let cache = cache.clone();
+            let code = stable.0.clone();
+            std::thread::spawn(move || {
+                for _ in 0..20_000 {
+                    assert!(cache.verify(&code).is_some(), "a stable code went missing");
+                }
+            })
+        };
+        for round in 0..20 {
+            let half = if round % 2 == 0 { &churn[1000..] } else { &churn[..1000] };
+            cache.replace_all(std::iter::once(stable.clone()).chain(half.iter().cloned()));
+        }
+        reader.join().unwrap();
+    }
+
+    #[test]
+    fn removal_by_id_and_by_app() {
+        let cache = AppCodeCache::new();
+        let (a, b, c) = (entry("app1", "a"), entry("app1", "b"), entry("app2", "c"));
+        for (code, id) in [&a, &b, &c] {
+            cache.upsert(code, id.clone());
+        }
+        assert_eq!(cache.remove_by_id("a"), 1);
+        assert!(cache.verify(&a.0).is_none());
+        assert_eq!(cache.remove_app("app2"), 1);
+        assert!(cache.verify(&c.0).is_none());
+        assert!(cache.verify(&b.0).is_some());
+    }
+
+    #[test]
+    fn upsert_clears_a_remembered_miss() {
+        let cache = AppCodeCache::new();
+        let code = AppCode::generate();
+        let Lookup::Miss(digest) = cache.lookup(code.expose().as_bytes()) else {
+            panic!("expected a miss")
+        };
+        cache.remember_unknown(digest);
+        assert!(cache.is_known_unknown(&digest));
+        cache.upsert(&code, AppIdentity::new("a", "c"));
+        assert!(!cache.is_known_unknown(&digest));
+    }
+
+    #[test]
+    fn debug_shows_no_codes() {
+        let cache = AppCodeCache::new();
+        let code = AppCode::generate();
+        cache.upsert(&code, AppIdentity::new("a", "c"));
+        assert!(!format!("{cache:?}").contains(code.expose()));
+    }
+}

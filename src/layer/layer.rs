@@ -1,0 +1,315 @@
+//! [`AppCodeAuthLayer`] and its builder.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderName;
+use tower_layer::Layer;
+
+use super::authorize::AllowAll;
+use super::https::HttpsPolicy;
+use super::rejection::ApigJson;
+use super::service::AppCodeAuth;
+use crate::cache::AppCodeCache;
+use crate::metrics::Metrics;
+use crate::provider::AppCodeProvider;
+use crate::refresher::{self, RefreshPolicy, RefresherHandle};
+
+/// The header APIG reads the AppCode from.
+pub const X_APIG_APPCODE: HeaderName = HeaderName::from_static("x-apig-appcode");
+
+/// Names of the headers that carry the verified identity to an upstream.
+///
+/// ```
+/// use apig_appcode::layer::IdentityHeaders;
+///
+/// let h = IdentityHeaders::default();
+/// assert_eq!(h.app_id.as_str(), "x-apig-app-id");
+/// assert_eq!(h.app_code_id.as_str(), "x-apig-appcode-id");
+/// ```
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    /// Carries [`AppIdentity::app_id`](crate::AppIdentity::app_id).
+    pub app_id: HeaderName,
+    /// Carries [`AppIdentity::app_code_id`](crate::AppIdentity::app_code_id).
+    pub app_code_id: HeaderName,
+}
+
+impl Default for IdentityHeaders {
+    fn default() -> Self {
+        Self {
+            app_id: HeaderName::from_static("x-apig-app-id"),
+            app_code_id: HeaderName::from_static("x-apig-appcode-id"),
+        }
+    }
+}
+
+/// What every clone of a layer and its services shares.
+pub(crate) struct Shared {
+    pub(crate) cache: AppCodeCache,
+    pub(crate) provider: Option<Arc<dyn AppCodeProvider>>,
+    pub(crate) header: HeaderName,
+    pub(crate) strip_header: bool,
+    pub(crate) identity_headers: Option<IdentityHeaders>,
+    pub(crate) https: HttpsPolicy,
+    pub(crate) lookup_timeout: Duration,
+    _refresher: Option<RefresherHandle>,
+}
+
+/// Applies [`AppCodeAuth`] to a service: APIG simple authentication with `X-Apig-AppCode`.
+///
+/// See the [module docs](crate::layer) for an example. `R` builds rejections
+/// ([`ApigJson`] by default), `A` decides per route ([`AllowAll`] by default).
+pub struct AppCodeAuthLayer<R = ApigJson, A = AllowAll> {
+    shared: Arc<Shared>,
+    reject: R,
+    authorize: A,
+}
+
+impl<R: Clone, A: Clone> Clone for AppCodeAuthLayer<R, A> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            reject: self.reject.clone(),
+            authorize: self.authorize.clone(),
+        }
+    }
+}
+
+impl<R, A> fmt::Debug for AppCodeAuthLayer<R, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppCodeAuthLayer")
+            .field("header", &self.shared.header)
+            .field("cache", &self.shared.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppCodeAuthLayer {
+    /// A layer checking codes against `cache`, which the caller fills (no provider, no refresher).
+    /// Until the cache is loaded once (by [`AppCodeCache::replace_all`]) every request gets 503.
+    ///
+    /// ```
+    /// use apig_appcode::{AppCode, AppCodeAuthLayer, AppCodeCache, AppIdentity};
+    ///
+    /// let cache = AppCodeCache::new();
+    /// cache.replace_all([(AppCode::generate(), AppIdentity::new("app", "code"))]);
+    /// let layer = AppCodeAuthLayer::new(cache);
+    /// ```
+    pub fn new(cache: AppCodeCache) -> Self {
+        Self::builder().cache(cache).build()
+    }
+
+    /// A builder for every option.
+    pub fn builder() -> AppCodeAuthLayerBuilder {
+        AppCodeAuthLayerBuilder {
+            cache: None,
+            provider: None,
+            header: X_APIG_APPCODE,
+            strip_header: true,
+            identity_headers: None,
+            https: HttpsPolicy::optional(),
+            refresh: RefreshPolicy::default(),
+            lookup_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl<R, A> AppCodeAuthLayer<R, A> {
+    /// Answers rejections with `reject` instead of APIG JSON (see
+    /// [`RejectResponse`](super::RejectResponse)).
+    pub fn on_reject<R2>(self, reject: R2) -> AppCodeAuthLayer<R2, A> {
+        AppCodeAuthLayer {
+            shared: self.shared,
+            reject,
+            authorize: self.authorize,
+        }
+    }
+
+    /// Lets `authorize` refuse a verified app on a route with `403 APIG.0304` (see
+    /// [`AuthorizeApp`](super::AuthorizeApp)).
+    pub fn authorize<A2>(self, authorize: A2) -> AppCodeAuthLayer<R, A2> {
+        AppCodeAuthLayer {
+            shared: self.shared,
+            reject: self.reject,
+            authorize,
+        }
+    }
+
+    /// The cache the layer verifies against: fill it, or apply changes to it directly.
+    pub fn cache(&self) -> &AppCodeCache {
+        &self.shared.cache
+    }
+
+    /// Counters of the layer and its cache.
+    pub fn metrics(&self) -> Metrics {
+        self.shared.cache.metrics()
+    }
+}
+
+impl<S, R: Clone, A: Clone> Layer<S> for AppCodeAuthLayer<R, A> {
+    type Service = AppCodeAuth<S, R, A>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AppCodeAuth::from_parts(
+            inner,
+            Arc::clone(&self.shared),
+            self.reject.clone(),
+            self.authorize.clone(),
+        )
+    }
+}
+
+/// Configures an [`AppCodeAuthLayer`].
+///
+/// ```
+/// use std::time::Duration;
+/// use apig_appcode::{AppCode, AppCodeAuthLayer, AppIdentity};
+/// use apig_appcode::layer::{HttpsPolicy, IdentityHeaders};
+/// use apig_appcode::provider::StaticProvider;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let layer = AppCodeAuthLayer::builder()
+///     .provider(StaticProvider::builder().app_code("app", "code", AppCode::generate()).build())
+///     .refresh_interval(Duration::from_secs(10))
+///     .max_staleness(Some(Duration::from_secs(120)))
+///     .identity_headers(IdentityHeaders::default())
+///     .https(HttpsPolicy::required())
+///     .build();
+/// layer.cache().loaded().await;
+/// assert_eq!(layer.cache().len(), 1);
+/// # }
+/// ```
+pub struct AppCodeAuthLayerBuilder {
+    cache: Option<AppCodeCache>,
+    provider: Option<Arc<dyn AppCodeProvider>>,
+    header: HeaderName,
+    strip_header: bool,
+    identity_headers: Option<IdentityHeaders>,
+    https: HttpsPolicy,
+    refresh: RefreshPolicy,
+    lookup_timeout: Duration,
+}
+
+impl fmt::Debug for AppCodeAuthLayerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppCodeAuthLayerBuilder")
+            .field("header", &self.header)
+            .field("strip_header", &self.strip_header)
+            .field("identity_headers", &self.identity_headers)
+            .field("https", &self.https)
+            .field("refresh", &self.refresh)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppCodeAuthLayerBuilder {
+    /// Where codes come from. A refresher task is started by [`build`](Self::build).
+    pub fn provider(mut self, provider: impl AppCodeProvider) -> Self {
+        self.provider = Some(Arc::new(provider));
+        self
+    }
+
+    /// Like [`provider`](Self::provider), for a provider already shared.
+    pub fn shared_provider(mut self, provider: Arc<dyn AppCodeProvider>) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// Uses this cache (for example one built with custom negative-cache bounds, or one shared
+    /// with a management API) instead of a new one.
+    pub fn cache(mut self, cache: AppCodeCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The header the AppCode is read from (default `X-Apig-AppCode`).
+    pub fn header_name(mut self, name: HeaderName) -> Self {
+        self.header = name;
+        self
+    }
+
+    /// Whether the AppCode header is removed before the inner service sees the request
+    /// (default `true`).
+    pub fn strip_header(mut self, strip: bool) -> Self {
+        self.strip_header = strip;
+        self
+    }
+
+    /// Sets the verified app ID and AppCode ID as request headers for an upstream. Headers of
+    /// these names sent by the client are always removed first, so they cannot be spoofed.
+    /// Off by default.
+    pub fn identity_headers(mut self, names: IdentityHeaders) -> Self {
+        self.identity_headers = Some(names);
+        self
+    }
+
+    /// Whether plain HTTP is refused, and whom to trust about the scheme (default: accepted).
+    pub fn https(mut self, policy: HttpsPolicy) -> Self {
+        self.https = policy;
+        self
+    }
+
+    /// How often a full snapshot is loaded from the provider (default 30 s).
+    pub fn refresh_interval(mut self, every: Duration) -> Self {
+        self.refresh.interval = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How old the last good snapshot may grow while the provider fails before the layer stops
+    /// trusting it (default 5 minutes; `None`: forever).
+    pub fn max_staleness(mut self, max: Option<Duration>) -> Self {
+        self.refresh.max_staleness = max;
+        self
+    }
+
+    /// Beyond the maximum staleness, keep admitting requests on the old snapshot instead of
+    /// answering 503 (default `false`: fail closed).
+    pub fn serve_stale(mut self, serve: bool) -> Self {
+        self.refresh.serve_stale = serve;
+        self
+    }
+
+    /// How long one snapshot load may take before it counts as failed (default 30 s).
+    pub fn load_timeout(mut self, limit: Duration) -> Self {
+        self.refresh.load_timeout = limit;
+        self
+    }
+
+    /// How long a point lookup on a cache miss may take before the request gets 503
+    /// (default 5 s).
+    pub fn lookup_timeout(mut self, limit: Duration) -> Self {
+        self.lookup_timeout = limit;
+        self
+    }
+
+    /// Builds the layer and, with a provider, starts its refresher on the current Tokio runtime.
+    /// The refresher stops when the last clone of the layer (and of its services) is dropped.
+    ///
+    /// # Panics
+    ///
+    /// With a provider, if called outside a Tokio runtime.
+    pub fn build(self) -> AppCodeAuthLayer {
+        let cache = self.cache.unwrap_or_default();
+        let refresher = self
+            .provider
+            .as_ref()
+            .map(|p| refresher::spawn(cache.clone(), Arc::clone(p), self.refresh.clone()));
+        let provider = self.provider.filter(|p| p.supports_lookup());
+        AppCodeAuthLayer {
+            shared: Arc::new(Shared {
+                cache,
+                provider,
+                header: self.header,
+                strip_header: self.strip_header,
+                identity_headers: self.identity_headers,
+                https: self.https,
+                lookup_timeout: self.lookup_timeout,
+                _refresher: refresher,
+            }),
+            reject: ApigJson,
+            authorize: AllowAll,
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! The AppCode authentication middleware: [`AppCodeAuthLayer`], [`AppCodeAuth`] and
+//! [`ResponseFuture`].
+//!
+//! For each request the service:
+//!
+//! 1. refuses plain HTTP with `400 APIG.0607` if [`HttpsPolicy::required`] is set;
+//! 2. refuses everything with `503 APIG.0202` until the cache has been loaded once, and after
+//!    the last good snapshot grew older than the maximum staleness (unless told to serve stale);
+//! 3. reads `X-Apig-AppCode`: missing or empty is `401 APIG.0303` (*missing*); repeated,
+//!    malformed (length, characters) or unknown is `401 APIG.0303` (*invalid*) — all decided
+//!    before the provider is touched, and without saying which part was wrong;
+//! 4. looks the code's keyed digest up in the [`AppCodeCache`](crate::AppCodeCache) and
+//!    confirms it in constant time; on a miss, asks the provider if it supports point lookups;
+//! 5. asks the [`AuthorizeApp`] hook whether this app may call this route (`403 APIG.0304`);
+//! 6. removes the AppCode header (configurable), replaces any client-sent identity headers with
+//!    the verified ones (if configured), puts the [`AppIdentity`](crate::AppIdentity) in the
+//!    request extensions and calls the inner service.
+//!
+//! # Example
+//!
+//! ```
+//! use apig_appcode::{AppCode, AppCodeAuthLayer, AppIdentity};
+//! use apig_appcode::provider::StaticProvider;
+//! use axum::{routing::get, Extension, Router};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let provider = StaticProvider::builder()
+//!     .app_code("app-1", "code-1", AppCode::generate())
+//!     .build();
+//! let app: Router = Router::new()
+//!     .route("/", get(|Extension(id): Extension<AppIdentity>| async move {
+//!         format!("hello, {}", id.app_id())
+//!     }))
+//!     .layer(AppCodeAuthLayer::builder().provider(provider).build());
+//! # }
+//! ```
+
+mod authorize;
+mod future;
+mod https;
+#[allow(clippy::module_inception)]
+mod layer;
+mod rejection;
+mod service;
+
+pub use authorize::{AllowAll, AuthorizeApp};
+pub use future::ResponseFuture;
+pub use https::{ConnectionInfo, HttpsPolicy, IpNetwork, IpNetworkError};
+pub use layer::{AppCodeAuthLayer, AppCodeAuthLayerBuilder, IdentityHeaders, X_APIG_APPCODE};
+pub use rejection::{ApigJson, RejectResponse, Rejection, RejectionKind};
+pub use service::AppCodeAuth;

@@ -1,0 +1,225 @@
+//! [`AppCodeAuth`]: the middleware service.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderValue, Request, Response};
+use tower_service::Service;
+
+use super::authorize::{AllowAll, AuthorizeApp};
+use super::future::{Flight, ResponseFuture};
+use super::layer::{AppCodeAuthLayer, Shared};
+use super::rejection::{request_id, ApigJson, RejectResponse, Rejection, RejectionKind, X_REQUEST_ID};
+use crate::cache::{AppCodeCache, Lookup};
+use crate::identity::AppIdentity;
+use crate::metrics::Counters;
+
+/// Verifies the `X-Apig-AppCode` of each request before passing it to the inner service.
+///
+/// Built by [`AppCodeAuthLayer`]; see the [module docs](crate::layer) for what it checks.
+pub struct AppCodeAuth<S, R = ApigJson, A = AllowAll> {
+    inner: S,
+    shared: Arc<Shared>,
+    reject: R,
+    authorize: A,
+}
+
+impl<S: Clone, R: Clone, A: Clone> Clone for AppCodeAuth<S, R, A> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+            reject: self.reject.clone(),
+            authorize: self.authorize.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, R, A> fmt::Debug for AppCodeAuth<S, R, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppCodeAuth")
+            .field("inner", &self.inner)
+            .field("header", &self.shared.header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> AppCodeAuth<S> {
+    /// Wraps `inner`, checking codes against `cache` (see [`AppCodeAuthLayer::new`]).
+    pub fn new(inner: S, cache: AppCodeCache) -> Self {
+        AppCodeAuthLayer::new(cache).into_service(inner)
+    }
+
+    /// A layer checking codes against `cache`.
+    pub fn layer(cache: AppCodeCache) -> AppCodeAuthLayer {
+        AppCodeAuthLayer::new(cache)
+    }
+}
+
+impl<S, R, A> AppCodeAuth<S, R, A> {
+    pub(crate) fn from_parts(inner: S, shared: Arc<Shared>, reject: R, authorize: A) -> Self {
+        Self {
+            inner,
+            shared,
+            reject,
+            authorize,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<R: Clone, A: Clone> AppCodeAuthLayer<R, A> {
+    fn into_service<S>(self, inner: S) -> AppCodeAuth<S, R, A> {
+        tower_layer::Layer::layer(&self, inner)
+    }
+}
+
+impl<S, R, A, ReqBody, ResBody> Service<Request<ReqBody>> for AppCodeAuth<S, R, A>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    R: RejectResponse<ResBody> + Clone,
+    A: AuthorizeApp<ReqBody> + Clone,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody, R, A>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let shared = &*self.shared;
+        let counters = shared.cache.counters();
+        if !shared.https.admits(&req) {
+            return self.rejected(RejectionKind::HttpsRequired, &req);
+        }
+        if !shared.cache.status().admits() {
+            return self.rejected(RejectionKind::Unavailable, &req);
+        }
+        let mut values = req.headers().get_all(&shared.header).iter();
+        let raw = match (values.next(), values.next()) {
+            (None, _) => return self.rejected(RejectionKind::Missing, &req),
+            (Some(v), None) if v.is_empty() => return self.rejected(RejectionKind::Missing, &req),
+            (Some(v), None) => v.as_bytes(),
+            (Some(_), Some(_)) => return self.rejected(RejectionKind::Invalid, &req),
+        };
+        match shared.cache.lookup(raw) {
+            Lookup::Hit(identity) => {
+                Counters::add(&counters.hits);
+                admit(&mut self.inner, shared, &self.reject, &self.authorize, req, &identity)
+            }
+            Lookup::Malformed => self.rejected(RejectionKind::Invalid, &req),
+            Lookup::Miss(digest) => {
+                Counters::add(&counters.misses);
+                let Some(provider) = shared.provider.clone() else {
+                    return self.rejected(RejectionKind::Invalid, &req);
+                };
+                let flight = Flight::start(Arc::clone(&self.shared), provider, digest, raw);
+                ResponseFuture::lookup(
+                    flight,
+                    self.take_ready_inner(),
+                    req,
+                    Arc::clone(&self.shared),
+                    self.reject.clone(),
+                    self.authorize.clone(),
+                )
+            }
+        }
+    }
+}
+
+impl<S: Clone, R, A> AppCodeAuth<S, R, A> {
+    /// The service that was polled ready, leaving a fresh clone in its place.
+    fn take_ready_inner(&mut self) -> S {
+        let clone = self.inner.clone();
+        std::mem::replace(&mut self.inner, clone)
+    }
+}
+
+impl<S, R, A> AppCodeAuth<S, R, A> {
+    fn rejected<ReqBody, ResBody>(
+        &self,
+        kind: RejectionKind,
+        req: &Request<ReqBody>,
+    ) -> ResponseFuture<S, ReqBody, R, A>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        R: RejectResponse<ResBody>,
+    {
+        ResponseFuture::rejected(reject(&self.shared, &self.reject, kind, req, None))
+    }
+}
+
+/// Counts, logs and answers a rejection.
+pub(crate) fn reject<ReqBody, ResBody, R: RejectResponse<ResBody>>(
+    shared: &Shared,
+    reject: &R,
+    kind: RejectionKind,
+    req: &Request<ReqBody>,
+    app_id: Option<&str>,
+) -> Response<ResBody> {
+    shared.cache.counters().rejected(kind);
+    let id = request_id(req.headers().get(X_REQUEST_ID));
+    tracing::debug!(
+        outcome = "rejected",
+        reason = kind.as_str(),
+        app_id,
+        request_id = id.to_str().unwrap_or(""),
+        "AppCode check"
+    );
+    reject.reject(&Rejection::new(kind, id))
+}
+
+/// Authorizes a verified request, rewrites its headers, attaches the identity and calls `inner`.
+pub(crate) fn admit<S, R, A, ReqBody, ResBody>(
+    inner: &mut S,
+    shared: &Shared,
+    rejecter: &R,
+    authorize: &A,
+    mut req: Request<ReqBody>,
+    identity: &Arc<AppIdentity>,
+) -> ResponseFuture<S, ReqBody, R, A>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: RejectResponse<ResBody>,
+    A: AuthorizeApp<ReqBody>,
+{
+    if !authorize.authorize(identity, &req) {
+        let res = reject(shared, rejecter, RejectionKind::Forbidden, &req, Some(identity.app_id()));
+        return ResponseFuture::rejected(res);
+    }
+    let headers = req.headers_mut();
+    if shared.strip_header {
+        headers.remove(&shared.header);
+    }
+    if let Some(names) = &shared.identity_headers {
+        headers.remove(&names.app_id);
+        headers.remove(&names.app_code_id);
+        // IDs that are not valid header values are left out rather than mangled.
+        if let Ok(v) = HeaderValue::from_str(identity.app_id()) {
+            headers.insert(names.app_id.clone(), v);
+        }
+        if let Ok(v) = HeaderValue::from_str(identity.app_code_id()) {
+            headers.insert(names.app_code_id.clone(), v);
+        }
+    }
+    tracing::debug!(outcome = "accepted", app_id = identity.app_id(), "AppCode check");
+    req.extensions_mut().insert(AppIdentity::clone(identity));
+    ResponseFuture::call(inner.call(req))
+}

@@ -1,0 +1,55 @@
+//! Huawei Cloud API Gateway *simple authentication* for tower, hyper and axum services.
+//!
+//! A caller sends its AppCode in the `X-Apig-AppCode` header; [`AppCodeAuthLayer`] verifies it in
+//! constant time against a concurrent [`AppCodeCache`] fed by an
+//! [`AppCodeProvider`](provider::AppCodeProvider), then either answers with APIG's error body
+//! (`401 APIG.0303`, ...) or forwards the request with the caller's [`AppIdentity`] in its
+//! extensions.
+//!
+//! # Example
+//!
+//! ```
+//! use apig_appcode::{AppCode, AppCodeAuthLayer, AppIdentity};
+//! use apig_appcode::provider::StaticProvider;
+//! use http::{Request, Response, StatusCode};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let code = AppCode::generate();
+//! let layer = AppCodeAuthLayer::builder()
+//!     .provider(StaticProvider::builder().app_code("app-1", "code-1", code.clone()).build())
+//!     .build();
+//! layer.cache().loaded().await;
+//!
+//! let svc = ServiceBuilder::new().layer(layer).service(service_fn(|req: Request<String>| async move {
+//!     let id = req.extensions().get::<AppIdentity>().unwrap();
+//!     Ok::<_, std::convert::Infallible>(Response::new(String::from(id.app_id())))
+//! }));
+//!
+//! let ok = svc.clone().oneshot(Request::builder()
+//!     .header("x-apig-appcode", code.to_header_value())
+//!     .body(String::new()).unwrap()).await.unwrap();
+//! assert_eq!(ok.into_body(), "app-1");
+//!
+//! let denied = svc.oneshot(Request::new(String::new())).await.unwrap();
+//! assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! - `file` (default): [`provider::FileProvider`], codes from a JSON, TOML or text file.
+
+pub mod cache;
+pub mod code;
+mod identity;
+pub mod layer;
+pub mod metrics;
+pub mod provider;
+mod refresher;
+
+pub use cache::{AppCodeCache, CacheStatus};
+pub use code::{AppCode, AppCodeError};
+pub use identity::AppIdentity;
+pub use layer::{AppCodeAuth, AppCodeAuthLayer};
+pub use metrics::Metrics;

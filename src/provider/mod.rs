@@ -1,0 +1,199 @@
+//! Where AppCodes come from: the [`AppCodeProvider`] trait and the providers shipped here.
+//!
+//! A provider hands the layer's refresher a full snapshot of every code it knows, may answer a
+//! point lookup when a request carries a code the cache lacks, and may push change events so that
+//! creations and revocations take effect without waiting for the next refresh.
+//!
+//! # Example
+//!
+//! ```
+//! use apig_appcode::{AppCode, AppIdentity};
+//! use apig_appcode::provider::{AppCodeProvider, StaticProvider};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let code = AppCode::generate();
+//! let provider = StaticProvider::builder()
+//!     .code(code.clone(), AppIdentity::new("app-1", "code-1"))
+//!     .build();
+//! let snapshot = provider.snapshot().await.unwrap();
+//! assert_eq!(snapshot.len(), 1);
+//! # }
+//! ```
+
+#[cfg(feature = "file")]
+mod file;
+mod static_provider;
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use tokio::sync::mpsc;
+
+use crate::code::AppCode;
+use crate::identity::AppIdentity;
+
+#[cfg(feature = "file")]
+pub use file::FileProvider;
+pub use static_provider::{StaticProvider, StaticProviderBuilder};
+
+/// A boxed, sendable future: what provider methods return, so that the trait stays usable as
+/// `dyn AppCodeProvider`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Every code a provider knows, with the identity each stands for.
+pub type Snapshot = Vec<(AppCode, AppIdentity)>;
+
+/// A source of AppCodes for the layer's cache.
+///
+/// Only [`snapshot`](Self::snapshot) is required. A database-backed provider typically also
+/// implements [`changes`](Self::changes); a provider that cannot list its codes (a remote
+/// validation service) implements [`lookup`](Self::lookup) and returns an empty snapshot.
+///
+/// ```
+/// use apig_appcode::provider::{AppCodeProvider, BoxFuture, ProviderError, Snapshot};
+///
+/// struct Empty;
+///
+/// impl AppCodeProvider for Empty {
+///     fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, ProviderError>> {
+///         Box::pin(async { Ok(Vec::new()) })
+///     }
+/// }
+/// ```
+pub trait AppCodeProvider: Send + Sync + 'static {
+    /// Every code the provider knows. The refresher calls it at start, on every refresh interval
+    /// and after a [`Change::Resync`]; the result replaces the cache's content.
+    fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, ProviderError>>;
+
+    /// Whether [`lookup`](Self::lookup) is implemented. When `false` (the default) a cache miss
+    /// is simply a rejection and the provider is never asked.
+    fn supports_lookup(&self) -> bool {
+        false
+    }
+
+    /// Looks one code up after a cache miss: `Ok(None)` if the code is unknown. Called only when
+    /// [`supports_lookup`](Self::supports_lookup) is `true`, at most once per distinct unknown code
+    /// per negative-cache TTL, with concurrent misses of one code coalesced into one call.
+    fn lookup<'a>(
+        &'a self,
+        code: &'a AppCode,
+    ) -> BoxFuture<'a, Result<Option<AppIdentity>, ProviderError>> {
+        let _ = code;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// A stream of change events, or `None` (the default) if the provider has none. Called once,
+    /// when the refresher starts.
+    fn changes(&self) -> Option<ChangeStream> {
+        None
+    }
+}
+
+/// One change pushed by a provider.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Change {
+    /// A code was created or its identity changed.
+    Upsert {
+        /// The code.
+        code: AppCode,
+        /// Who it stands for.
+        identity: AppIdentity,
+    },
+    /// A code was deleted; its value is known.
+    Remove(AppCode),
+    /// A code was deleted; only its ID is known (the cache is scanned).
+    RemoveId(String),
+    /// An app was deleted with all its codes (the cache is scanned).
+    RemoveApp(String),
+    /// Events may have been lost: load a full snapshot now.
+    Resync,
+}
+
+/// The receiving end of a provider's change events. Create one with [`ChangeStream::channel`].
+#[derive(Debug)]
+pub struct ChangeStream(mpsc::Receiver<Change>);
+
+/// The sending end of a [`ChangeStream`].
+#[derive(Debug, Clone)]
+pub struct ChangeSender(mpsc::Sender<Change>);
+
+impl ChangeStream {
+    /// A bounded channel of change events; a full channel makes [`ChangeSender::send`] wait.
+    ///
+    /// ```
+    /// use apig_appcode::provider::{Change, ChangeStream};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let (tx, mut rx) = ChangeStream::channel(16);
+    /// tx.send(Change::Resync).await.unwrap();
+    /// assert!(matches!(rx.next().await, Some(Change::Resync)));
+    /// # }
+    /// ```
+    pub fn channel(capacity: usize) -> (ChangeSender, ChangeStream) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (ChangeSender(tx), ChangeStream(rx))
+    }
+
+    /// The next event, or `None` once every sender is gone.
+    pub async fn next(&mut self) -> Option<Change> {
+        self.0.recv().await
+    }
+}
+
+impl ChangeSender {
+    /// Sends one event; fails only when the stream was dropped (the refresher stopped).
+    pub async fn send(&self, change: Change) -> Result<(), Closed> {
+        self.0.send(change).await.map_err(|_| Closed)
+    }
+
+    /// Whether the receiving side is gone.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+}
+
+/// The change stream's receiver was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the change stream was closed")
+    }
+}
+
+impl StdError for Closed {}
+
+/// A boxed error from a provider's backend.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// Why a provider could not answer. Messages never contain AppCode values.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// The backend could not be reached or read (I/O, network, database).
+    Unavailable(BoxError),
+    /// The backend answered with data that is not a valid set of codes.
+    Invalid(String),
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unavailable(e) => write!(f, "provider unavailable: {e}"),
+            Self::Invalid(why) => write!(f, "provider data invalid: {why}"),
+        }
+    }
+}
+
+impl StdError for ProviderError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Self::Unavailable(e) => Some(&**e),
+            Self::Invalid(_) => None,
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! A fixed set of codes held in memory.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{AppCodeProvider, BoxFuture, ProviderError, Snapshot};
+use crate::code::AppCode;
+use crate::identity::AppIdentity;
+
+/// A provider with a fixed set of codes, for tests, examples and configuration known at start.
+///
+/// ```
+/// use apig_appcode::{AppCode, AppIdentity};
+/// use apig_appcode::provider::StaticProvider;
+///
+/// let provider = StaticProvider::builder()
+///     .code(AppCode::generate(), AppIdentity::new("app-1", "code-1"))
+///     .code(AppCode::generate(), AppIdentity::new("app-1", "code-2"))
+///     .build();
+/// assert_eq!(provider.len(), 2);
+/// ```
+#[derive(Debug, Clone)]
+pub struct StaticProvider {
+    entries: Arc<Snapshot>,
+}
+
+impl StaticProvider {
+    /// A builder with no codes.
+    pub fn builder() -> StaticProviderBuilder {
+        StaticProviderBuilder::default()
+    }
+
+    /// How many codes the provider holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the provider holds no code.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl AppCodeProvider for StaticProvider {
+    fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, ProviderError>> {
+        let entries = Arc::clone(&self.entries);
+        Box::pin(async move { Ok((*entries).clone()) })
+    }
+}
+
+/// Builds a [`StaticProvider`].
+#[derive(Debug, Default)]
+pub struct StaticProviderBuilder {
+    entries: Snapshot,
+    app_ids: HashMap<String, Arc<str>>,
+}
+
+impl StaticProviderBuilder {
+    /// Adds a code and the identity it stands for.
+    pub fn code(mut self, code: AppCode, identity: AppIdentity) -> Self {
+        self.entries.push((code, identity));
+        self
+    }
+
+    /// Adds a code of app `app_id` with ID `app_code_id`; every code of one app shares one
+    /// allocation of the app ID.
+    pub fn app_code(mut self, app_id: &str, app_code_id: &str, code: AppCode) -> Self {
+        let shared = self
+            .app_ids
+            .entry(app_id.to_owned())
+            .or_insert_with(|| Arc::from(app_id));
+        let identity = AppIdentity::new(Arc::clone(shared), app_code_id);
+        self.entries.push((code, identity));
+        self
+    }
+
+    /// Builds the provider.
+    pub fn build(self) -> StaticProvider {
+        StaticProvider {
+            entries: Arc::new(self.entries),
+        }
+    }
+}
