@@ -135,7 +135,8 @@ impl TryFrom<&HeaderValue> for AppCode {
     fn try_from(value: &HeaderValue) -> Result<Self, Self::Error> {
         validate(value.as_bytes())?;
         // Validation admits ASCII only, so this cannot fail.
-        let text = std::str::from_utf8(value.as_bytes()).map_err(|_| AppCodeError::InvalidCharacter { index: 0 })?;
+        let text = std::str::from_utf8(value.as_bytes())
+            .map_err(|_| AppCodeError::InvalidCharacter { index: 0 })?;
         Ok(Self(text.to_owned()))
     }
 }
@@ -226,7 +227,10 @@ pub fn validate(bytes: &[u8]) -> Result<(), AppCodeError> {
         all &= CLASS[usize::from(b)];
     }
     if all & 1 == 0 {
-        let index = bytes.iter().position(|&b| CLASS[usize::from(b)] & 1 == 0).unwrap_or(0);
+        let index = bytes
+            .iter()
+            .position(|&b| CLASS[usize::from(b)] & 1 == 0)
+            .unwrap_or(0);
         return Err(AppCodeError::InvalidCharacter { index });
     }
     Ok(())
@@ -237,7 +241,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const ALLOWED: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+_!@#$%-/=";
+    const ALLOWED: &str =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+_!@#$%-/=";
 
     #[test]
     fn documented_example_is_accepted() {
@@ -248,10 +253,16 @@ mod tests {
 
     #[test]
     fn lengths_at_the_bounds() {
-        assert_eq!(validate(&[b'a'; 63]), Err(AppCodeError::TooShort { len: 63 }));
+        assert_eq!(
+            validate(&[b'a'; 63]),
+            Err(AppCodeError::TooShort { len: 63 })
+        );
         assert!(validate(&[b'a'; 64]).is_ok());
         assert!(validate(&[b'a'; 180]).is_ok());
-        assert_eq!(validate(&[b'a'; 181]), Err(AppCodeError::TooLong { len: 181 }));
+        assert_eq!(
+            validate(&[b'a'; 181]),
+            Err(AppCodeError::TooLong { len: 181 })
+        );
         assert_eq!(validate(b""), Err(AppCodeError::TooShort { len: 0 }));
     }
 

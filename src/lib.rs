@@ -47,6 +47,8 @@ pub mod layer;
 pub mod metrics;
 pub mod provider;
 mod refresher;
+#[cfg(test)]
+mod test_support;
 
 pub use cache::{AppCodeCache, CacheStatus};
 pub use code::{AppCode, AppCodeError};

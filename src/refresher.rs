@@ -114,9 +114,9 @@ async fn load(
     provider: &dyn AppCodeProvider,
     limit: Duration,
 ) -> Result<usize, ProviderError> {
-    let snapshot = timeout(limit, provider.snapshot())
-        .await
-        .map_err(|_| ProviderError::Unavailable(format!("snapshot took longer than {limit:?}").into()))??;
+    let snapshot = timeout(limit, provider.snapshot()).await.map_err(|_| {
+        ProviderError::Unavailable(format!("snapshot took longer than {limit:?}").into())
+    })??;
     let n = snapshot.len();
     cache.replace_all(snapshot);
     Ok(n)
@@ -126,7 +126,11 @@ async fn load(
 pub(crate) fn apply(cache: &AppCodeCache, change: Change) {
     match change {
         Change::Upsert { code, identity } => {
-            tracing::debug!(app_id = identity.app_id(), app_code_id = identity.app_code_id(), "AppCode upserted");
+            tracing::debug!(
+                app_id = identity.app_id(),
+                app_code_id = identity.app_code_id(),
+                "AppCode upserted"
+            );
             cache.upsert(&code, identity);
         }
         Change::Remove(code) => {
@@ -143,4 +147,131 @@ pub(crate) fn apply(cache: &AppCodeCache, change: Change) {
         Change::Resync => return,
     }
     Counters::add(&cache.counters().changes_applied);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::provider::{Change, ChangeStream};
+    use crate::test_support::ScriptedProvider;
+    use crate::{AppCode, AppCodeAuthLayer, AppIdentity, CacheStatus};
+
+    fn entry(app: &str, id: &str) -> (AppCode, AppIdentity) {
+        (AppCode::generate(), AppIdentity::new(app, id))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn first_load_is_retried_until_it_succeeds() {
+        let provider = ScriptedProvider::default();
+        let layer = AppCodeAuthLayer::builder()
+            .provider(provider.clone())
+            .build();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(layer.cache().status(), CacheStatus::Loading);
+        assert!(
+            provider.snapshot_calls() >= 3,
+            "no retries: {}",
+            provider.snapshot_calls()
+        );
+        let e = entry("a", "c");
+        provider.set(|s| s.snapshot = Some(vec![e.clone()]));
+        layer.cache().loaded().await;
+        assert!(layer.cache().verify(&e.0).is_some());
+        assert_eq!(layer.metrics().snapshots_loaded, 1);
+        assert!(layer.metrics().provider_errors >= 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keeps_the_last_good_snapshot_then_fails_closed_then_recovers() {
+        let e = entry("a", "c");
+        let provider = ScriptedProvider::with_snapshot(vec![e.clone()]);
+        let layer = AppCodeAuthLayer::builder()
+            .provider(provider.clone())
+            .refresh_interval(Duration::from_secs(10))
+            .max_staleness(Some(Duration::from_secs(60)))
+            .build();
+        let cache = layer.cache().clone();
+        cache.loaded().await;
+        provider.set(|s| s.snapshot = None);
+        tokio::time::sleep(Duration::from_secs(59)).await;
+        assert_eq!(cache.status(), CacheStatus::Fresh);
+        assert!(cache.verify(&e.0).is_some(), "last good snapshot dropped");
+        assert!(cache.snapshot_age().unwrap() >= Duration::from_secs(59));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(cache.status(), CacheStatus::StaleClosed);
+        provider.set(|s| s.snapshot = Some(vec![e.clone()]));
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert_eq!(cache.status(), CacheStatus::Fresh);
+        assert!(cache.snapshot_age().unwrap() < Duration::from_secs(11));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn can_be_told_to_serve_stale() {
+        let provider = ScriptedProvider::with_snapshot(vec![entry("a", "c")]);
+        let layer = AppCodeAuthLayer::builder()
+            .provider(provider.clone())
+            .max_staleness(Some(Duration::from_secs(5)))
+            .serve_stale(true)
+            .build();
+        layer.cache().loaded().await;
+        provider.set(|s| s.snapshot = None);
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        assert_eq!(layer.cache().status(), CacheStatus::StaleServing);
+        assert!(layer.cache().status().admits());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn change_events_are_applied_in_order() {
+        let (a, b, c) = (entry("app1", "a"), entry("app1", "b"), entry("app2", "c"));
+        let (tx, rx) = ChangeStream::channel(8);
+        let provider = ScriptedProvider::with_snapshot(vec![a.clone()]);
+        provider.set(|s| s.changes = Some(rx));
+        let layer = AppCodeAuthLayer::builder()
+            .provider(provider.clone())
+            .refresh_interval(Duration::from_secs(3600))
+            .max_staleness(None)
+            .build();
+        let cache = layer.cache().clone();
+        cache.loaded().await;
+        for (code, identity) in [&b, &c] {
+            tx.send(Change::Upsert {
+                code: code.clone(),
+                identity: identity.clone(),
+            })
+            .await
+            .unwrap();
+        }
+        tx.send(Change::Remove(a.0.clone())).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(cache.verify(&a.0).is_none());
+        assert!(cache.verify(&b.0).is_some() && cache.verify(&c.0).is_some());
+        tx.send(Change::RemoveApp("app2".into())).await.unwrap();
+        tx.send(Change::RemoveId("b".into())).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(cache.is_empty());
+        assert_eq!(layer.metrics().changes_applied, 5);
+        let before = provider.snapshot_calls();
+        tx.send(Change::Resync).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(provider.snapshot_calls(), before + 1);
+        assert!(cache.verify(&a.0).is_some(), "resync reloaded the snapshot");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stops_when_the_last_layer_is_dropped() {
+        let provider = ScriptedProvider::with_snapshot(Vec::new());
+        let layer = AppCodeAuthLayer::builder()
+            .provider(provider.clone())
+            .refresh_interval(Duration::from_secs(1))
+            .build();
+        layer.cache().loaded().await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(provider.snapshot_calls() >= 5);
+        drop(layer);
+        tokio::task::yield_now().await;
+        let after = provider.snapshot_calls();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(provider.snapshot_calls(), after);
+    }
 }

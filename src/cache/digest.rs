@@ -17,9 +17,8 @@ pub(crate) struct Digest([u64; 4]);
 
 impl Digest {
     fn from_bytes(bytes: &[u8; 32]) -> Self {
-        let word = |i: usize| {
-            u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
-        };
+        let word =
+            |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
         Self([word(0), word(1), word(2), word(3)])
     }
 }

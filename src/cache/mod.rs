@@ -27,7 +27,9 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use dashmap::DashMap;
 use tokio::sync::{Notify, OnceCell};
@@ -236,7 +238,12 @@ impl AppCodeCache {
     /// Time since the last full snapshot was applied, `None` before the first.
     pub fn snapshot_age(&self) -> Option<Duration> {
         let at = self.inner.loaded_at.load(Ordering::Acquire);
-        (at != u64::MAX).then(|| self.inner.created.elapsed().saturating_sub(Duration::from_nanos(at)))
+        (at != u64::MAX).then(|| {
+            self.inner
+                .created
+                .elapsed()
+                .saturating_sub(Duration::from_nanos(at))
+        })
     }
 
     /// Waits until the cache has been loaded once (its status left [`CacheStatus::Loading`]).
@@ -307,7 +314,9 @@ impl AppCodeCache {
 
     /// Ends the flight for `digest` if it is still `flight`.
     pub(crate) fn land(&self, digest: &Digest, flight: &InFlight) {
-        self.inner.in_flight.remove_if(digest, |_, f| Arc::ptr_eq(f, flight));
+        self.inner
+            .in_flight
+            .remove_if(digest, |_, f| Arc::ptr_eq(f, flight));
     }
 }
 
@@ -388,7 +397,11 @@ mod tests {
             })
         };
         for round in 0..20 {
-            let half = if round % 2 == 0 { &churn[1000..] } else { &churn[..1000] };
+            let half = if round % 2 == 0 {
+                &churn[1000..]
+            } else {
+                &churn[..1000]
+            };
             cache.replace_all(std::iter::once(stable.clone()).chain(half.iter().cloned()));
         }
         reader.join().unwrap();

@@ -1,6 +1,8 @@
 //! A bounded, time-limited memory of codes a provider said it does not know.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use dashmap::DashMap;
 

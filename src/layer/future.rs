@@ -128,10 +128,22 @@ where
                             admit(&mut inner, &shared, &rejecter, &authorize, req, &identity).state
                         }
                         Ok(None) => State::Rejected {
-                            response: Some(reject(&shared, &rejecter, RejectionKind::Invalid, &req, None)),
+                            response: Some(reject(
+                                &shared,
+                                &rejecter,
+                                RejectionKind::Invalid,
+                                &req,
+                                None,
+                            )),
                         },
                         Err(()) => State::Rejected {
-                            response: Some(reject(&shared, &rejecter, RejectionKind::Unavailable, &req, None)),
+                            response: Some(reject(
+                                &shared,
+                                &rejecter,
+                                RejectionKind::Unavailable,
+                                &req,
+                                None,
+                            )),
                         },
                     }
                 }
@@ -151,7 +163,9 @@ where
             State::Rejected { .. } => "rejected",
             State::Lookup { .. } => "lookup",
         };
-        f.debug_struct("ResponseFuture").field("state", &state).finish()
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
     }
 }
 
@@ -167,7 +181,9 @@ impl Flight {
         digest: Digest,
         raw: &[u8],
     ) -> Self {
-        let code = std::str::from_utf8(raw).ok().and_then(|s| AppCode::parse(s).ok());
+        let code = std::str::from_utf8(raw)
+            .ok()
+            .and_then(|s| AppCode::parse(s).ok());
         Self(Box::pin(async move {
             let code = code.ok_or(())?;
             resolve(&shared, &*provider, digest, &code).await

@@ -107,11 +107,15 @@ impl IpNetwork {
         };
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(n) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -125,7 +129,11 @@ pub struct IpNetworkError(String);
 
 impl fmt::Display for IpNetworkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "not an IP network (want ADDR or ADDR/PREFIX): {:?}", self.0)
+        write!(
+            f,
+            "not an IP network (want ADDR or ADDR/PREFIX): {:?}",
+            self.0
+        )
     }
 }
 
@@ -143,7 +151,12 @@ impl FromStr for IpNetwork {
         let addr: IpAddr = addr.trim().parse().map_err(|_| err())?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(err)?,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(err)?,
             None => max,
         };
         Ok(Self { addr, prefix })
@@ -187,7 +200,10 @@ mod tests {
         assert!(p.admits(&req("/x", conn("1.2.3.4:5", true), None)));
         assert!(!p.admits(&req("/x", conn("1.2.3.4:5", false), None)));
         assert!(p.admits(&req("/x", conn("10.1.2.3:5", false), Some("HTTPS"))));
-        assert!(!p.admits(&req("/x", conn("11.1.2.3:5", false), Some("https"))), "untrusted peer");
+        assert!(
+            !p.admits(&req("/x", conn("11.1.2.3:5", false), Some("https"))),
+            "untrusted peer"
+        );
         assert!(!p.admits(&req("/x", None, Some("https"))), "no peer known");
         assert!(!p.admits(&req("/x", conn("10.1.2.3:5", false), Some("http"))));
         assert!(HttpsPolicy::optional().admits(&req("/x", None, None)));

@@ -42,6 +42,8 @@ mod https;
 mod layer;
 mod rejection;
 mod service;
+#[cfg(test)]
+mod tests;
 
 pub use authorize::{AllowAll, AuthorizeApp};
 pub use future::ResponseFuture;

@@ -181,7 +181,8 @@ pub(crate) fn request_id(incoming: Option<&HeaderValue>) -> HeaderValue {
     if let Some(v) = incoming {
         let b = v.as_bytes();
         if (1..=64).contains(&b.len())
-            && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
         {
             return v.clone();
         }
@@ -213,7 +214,10 @@ mod tests {
         let r = Rejection::new(RejectionKind::Missing, HeaderValue::from_static("abc"));
         let v: serde_json::Value = serde_json::from_slice(&r.to_json()).unwrap();
         assert_eq!(v["error_code"], "APIG.0303");
-        assert_eq!(v["error_msg"], "Incorrect app authentication information: AppCode missing");
+        assert_eq!(
+            v["error_msg"],
+            "Incorrect app authentication information: AppCode missing"
+        );
         assert_eq!(v["request_id"], "abc");
     }
 

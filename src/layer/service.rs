@@ -10,7 +10,9 @@ use tower_service::Service;
 use super::authorize::{AllowAll, AuthorizeApp};
 use super::future::{Flight, ResponseFuture};
 use super::layer::{AppCodeAuthLayer, Shared};
-use super::rejection::{request_id, ApigJson, RejectResponse, Rejection, RejectionKind, X_REQUEST_ID};
+use super::rejection::{
+    request_id, ApigJson, RejectResponse, Rejection, RejectionKind, X_REQUEST_ID,
+};
 use crate::cache::{AppCodeCache, Lookup};
 use crate::identity::AppIdentity;
 use crate::metrics::Counters;
@@ -122,7 +124,14 @@ where
         match shared.cache.lookup(raw) {
             Lookup::Hit(identity) => {
                 Counters::add(&counters.hits);
-                admit(&mut self.inner, shared, &self.reject, &self.authorize, req, &identity)
+                admit(
+                    &mut self.inner,
+                    shared,
+                    &self.reject,
+                    &self.authorize,
+                    req,
+                    &identity,
+                )
             }
             Lookup::Malformed => self.rejected(RejectionKind::Invalid, &req),
             Lookup::Miss(digest) => {
@@ -201,7 +210,13 @@ where
     A: AuthorizeApp<ReqBody>,
 {
     if !authorize.authorize(identity, &req) {
-        let res = reject(shared, rejecter, RejectionKind::Forbidden, &req, Some(identity.app_id()));
+        let res = reject(
+            shared,
+            rejecter,
+            RejectionKind::Forbidden,
+            &req,
+            Some(identity.app_id()),
+        );
         return ResponseFuture::rejected(res);
     }
     let headers = req.headers_mut();
@@ -219,7 +234,11 @@ where
             headers.insert(names.app_code_id.clone(), v);
         }
     }
-    tracing::debug!(outcome = "accepted", app_id = identity.app_id(), "AppCode check");
+    tracing::debug!(
+        outcome = "accepted",
+        app_id = identity.app_id(),
+        "AppCode check"
+    );
     req.extensions_mut().insert(AppIdentity::clone(identity));
     ResponseFuture::call(inner.call(req))
 }

@@ -184,16 +184,18 @@ fn parse_lines(path: &Path, text: &str) -> Result<Snapshot, ProviderError> {
             continue;
         }
         let n = n + 1;
-        let code = AppCode::parse(line).map_err(|e| {
-            ProviderError::Invalid(format!("{} line {n}: {e}", path.display()))
-        })?;
+        let code = AppCode::parse(line)
+            .map_err(|e| ProviderError::Invalid(format!("{} line {n}: {e}", path.display())))?;
         if !seen.insert(code.expose().to_owned()) {
             return Err(ProviderError::Invalid(format!(
                 "{} line {n}: the same AppCode value appears twice",
                 path.display()
             )));
         }
-        out.push((code, AppIdentity::new(Arc::clone(&app_id), format!("line-{n}"))));
+        out.push((
+            code,
+            AppIdentity::new(Arc::clone(&app_id), format!("line-{n}")),
+        ));
     }
     Ok(out)
 }
@@ -231,8 +233,16 @@ mod tests {
     fn broken_files_are_refused_without_echoing_codes() {
         let secret = format!("{}*", code('q'));
         let cases = [
-            ("x.json", format!(r#"{{"apps":[{{"id":"a","app_codes":[{{"id":"c","value":"{secret}"}}]}}]}}"#)),
-            ("x.json", format!(r#"{{"apps":[{{"id":"a","app_codes":[{{"id":"c","value":"{secret}" }}"#)),
+            (
+                "x.json",
+                format!(
+                    r#"{{"apps":[{{"id":"a","app_codes":[{{"id":"c","value":"{secret}"}}]}}]}}"#
+                ),
+            ),
+            (
+                "x.json",
+                format!(r#"{{"apps":[{{"id":"a","app_codes":[{{"id":"c","value":"{secret}" }}"#),
+            ),
             ("x.json", format!(r#"{{"apps":[], "{secret}": 1}}"#)),
             ("x.toml", format!("[[apps]]\nid = \"a\"\n{secret} = 1\n")),
             ("x.txt", format!("{secret}\n")),

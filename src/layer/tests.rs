@@ -1,0 +1,476 @@
+//! Every forward and reject path of the layer, driven with `service_fn` and `tower_test::mock`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use tower::{service_fn, ServiceBuilder, ServiceExt};
+
+use super::*;
+use crate::test_support::ScriptedProvider;
+use crate::{AppCode, AppCodeCache, AppIdentity};
+
+type Body = Bytes;
+
+/// A cache holding one code of app `app-1`, loaded.
+fn loaded_cache() -> (AppCodeCache, AppCode) {
+    let cache = AppCodeCache::new();
+    let code = AppCode::generate();
+    cache.replace_all([(
+        code.clone(),
+        AppIdentity::new("app-1", "code-1").with_attribute("tier", "gold"),
+    )]);
+    (cache, code)
+}
+
+/// Echoes what the inner service saw: the identity and the headers, as text.
+async fn echo(req: Request<Body>) -> Result<Response<Body>, Infallible> {
+    let id = req.extensions().get::<AppIdentity>().cloned();
+    let mut seen = format!(
+        "app={} code_id={}",
+        id.as_ref().map_or("-", |i| i.app_id()),
+        id.as_ref().map_or("-", |i| i.app_code_id())
+    );
+    for (name, value) in req.headers() {
+        seen.push_str(&format!(" {name}={}", value.to_str().unwrap_or("?")));
+    }
+    Ok(Response::new(Bytes::from(seen)))
+}
+
+fn request(code: Option<&str>) -> Request<Body> {
+    let mut b = Request::builder().uri("/orders");
+    if let Some(c) = code {
+        b = b.header("x-apig-appcode", c);
+    }
+    b.body(Bytes::new()).unwrap()
+}
+
+type EchoFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+fn boxed_echo(req: Request<Body>) -> EchoFuture {
+    Box::pin(echo(req))
+}
+
+async fn call(layer: &AppCodeAuthLayer, req: Request<Body>) -> Response<Body> {
+    ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(service_fn(boxed_echo))
+        .oneshot(req)
+        .await
+        .unwrap()
+}
+
+fn json(res: &Response<Body>) -> serde_json::Value {
+    serde_json::from_slice(res.body()).expect("APIG JSON body")
+}
+
+fn assert_apig(res: &Response<Body>, status: StatusCode, code: &str) {
+    assert_eq!(res.status(), status);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let body = json(res);
+    assert_eq!(body["error_code"], code);
+    let rid = res.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(body["request_id"], rid);
+}
+
+#[tokio::test]
+async fn valid_code_is_forwarded_with_identity_and_without_the_header() {
+    let (cache, code) = loaded_cache();
+    let layer = AppCodeAuthLayer::new(cache);
+    let res = call(&layer, request(Some(code.expose()))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let seen = String::from_utf8(res.body().to_vec()).unwrap();
+    assert!(seen.starts_with("app=app-1 code_id=code-1"), "{seen}");
+    assert!(
+        !seen.contains("x-apig-appcode"),
+        "header reached the inner service: {seen}"
+    );
+    assert_eq!(layer.metrics().hits, 1);
+}
+
+#[tokio::test]
+async fn header_can_be_kept() {
+    let (cache, code) = loaded_cache();
+    let layer = AppCodeAuthLayer::builder()
+        .cache(cache)
+        .strip_header(false)
+        .build();
+    let res = call(&layer, request(Some(code.expose()))).await;
+    let seen = String::from_utf8(res.body().to_vec()).unwrap();
+    assert!(seen.contains("x-apig-appcode="), "{seen}");
+}
+
+#[tokio::test]
+async fn missing_and_empty_headers_are_401_missing() {
+    let (cache, _) = loaded_cache();
+    let layer = AppCodeAuthLayer::new(cache);
+    for req in [request(None), request(Some(""))] {
+        let res = call(&layer, req).await;
+        assert_apig(&res, StatusCode::UNAUTHORIZED, "APIG.0303");
+        assert!(json(&res)["error_msg"]
+            .as_str()
+            .unwrap()
+            .ends_with("AppCode missing"));
+        assert_eq!(res.headers()["www-authenticate"], "AppCode");
+    }
+    assert_eq!(layer.metrics().rejected_missing, 2);
+}
+
+#[tokio::test]
+async fn repeated_header_is_401_invalid_even_if_one_is_valid() {
+    let (cache, code) = loaded_cache();
+    let layer = AppCodeAuthLayer::new(cache);
+    let mut req = request(Some(code.expose()));
+    req.headers_mut().append(
+        "x-apig-appcode",
+        HeaderValue::from_str(code.expose()).unwrap(),
+    );
+    let res = call(&layer, req).await;
+    assert_apig(&res, StatusCode::UNAUTHORIZED, "APIG.0303");
+    assert!(json(&res)["error_msg"]
+        .as_str()
+        .unwrap()
+        .ends_with("AppCode invalid"));
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_codes_get_the_same_answer_and_never_reach_the_provider() {
+    let provider = ScriptedProvider::with_snapshot(Vec::new());
+    provider.set(|s| s.lookups = Some(HashMap::new()));
+    let layer = AppCodeAuthLayer::builder()
+        .provider(provider.clone())
+        .build();
+    layer.cache().loaded().await;
+    let malformed: Vec<Vec<u8>> = vec![
+        b"short".to_vec(),
+        vec![b'a'; 181],
+        [&b"="[..], &[b'a'; 70][..]].concat(),
+        [&[b'a'; 70][..], &b"*"[..]].concat(),
+        [&[b'a'; 70][..], &[0x80u8, 0xff][..]].concat(), // obs-text bytes
+        [&[b'a'; 70][..], &b" b"[..]].concat(),
+    ];
+    let mut bodies = Vec::new();
+    for raw in malformed {
+        let mut req = request(None);
+        req.headers_mut()
+            .insert("x-apig-appcode", HeaderValue::from_bytes(&raw).unwrap());
+        let res = call(&layer, req).await;
+        assert_apig(&res, StatusCode::UNAUTHORIZED, "APIG.0303");
+        bodies.push(json(&res)["error_msg"].clone());
+    }
+    assert_eq!(
+        provider.lookup_calls(),
+        0,
+        "a malformed code reached the provider"
+    );
+    let res = call(&layer, request(Some(AppCode::generate().expose()))).await;
+    assert_apig(&res, StatusCode::UNAUTHORIZED, "APIG.0303");
+    assert!(
+        bodies.iter().all(|m| *m == json(&res)["error_msg"]),
+        "messages differ: {bodies:?}"
+    );
+    assert_eq!(provider.lookup_calls(), 1);
+}
+
+#[tokio::test]
+async fn without_lookup_support_a_miss_is_rejected_locally() {
+    let provider = ScriptedProvider::with_snapshot(Vec::new());
+    let layer = AppCodeAuthLayer::builder()
+        .provider(provider.clone())
+        .build();
+    layer.cache().loaded().await;
+    let res = call(&layer, request(Some(AppCode::generate().expose()))).await;
+    assert_apig(&res, StatusCode::UNAUTHORIZED, "APIG.0303");
+    assert_eq!(provider.lookup_calls(), 0);
+    assert_eq!(layer.metrics().misses, 1);
+    assert_eq!(layer.metrics().rejected_invalid, 1);
+}
+
+#[tokio::test]
+async fn nothing_passes_before_the_first_load() {
+    let provider = ScriptedProvider::default(); // snapshot fails
+    let layer = AppCodeAuthLayer::builder()
+        .provider(provider.clone())
+        .build();
+    let code = AppCode::generate();
+    let (mut mock, mut handle) = tower_test::mock::spawn_layer(layer.clone());
+    handle.allow(1);
+    let res = mock.call(request(Some(code.expose()))).await.unwrap();
+    assert_apig(&res, StatusCode::SERVICE_UNAVAILABLE, "APIG.0202");
+    assert_eq!(layer.metrics().rejected_unavailable, 1);
+    // The inner service was never called.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(20), handle.next_request())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn point_lookup_admits_caches_and_coalesces() {
+    let code = AppCode::generate();
+    let provider = ScriptedProvider::with_snapshot(Vec::new());
+    provider.set(|s| {
+        s.lookups = Some(HashMap::from([(
+            code.expose().to_owned(),
+            AppIdentity::new("late", "c9"),
+        )]));
+        s.lookup_delay = Duration::from_millis(50);
+    });
+    let layer = AppCodeAuthLayer::builder()
+        .provider(provider.clone())
+        .build();
+    layer.cache().loaded().await;
+    let calls = (0..20).map(|_| call(&layer, request(Some(code.expose()))));
+    for res in futures_join_all(calls).await {
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(String::from_utf8(res.body().to_vec())
+            .unwrap()
+            .starts_with("app=late"));
+    }
+    assert_eq!(
+        provider.lookup_calls(),
+        1,
+        "concurrent misses were not coalesced"
+    );
+    let res = call(&layer, request(Some(code.expose()))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(provider.lookup_calls(), 1, "a found code was not cached");
+    assert_eq!(layer.metrics().provider_lookups, 1);
+}
+
+#[tokio::test]
+async fn unknown_codes_reach_the_provider_once_per_ttl() {
+    let provider = ScriptedProvider::with_snapshot(Vec::new());
+    provider.set(|s| s.lookups = Some(HashMap::new()));
+    let cache = AppCodeCache::builder()
+        .negative_ttl(Duration::from_secs(60))
+        .build();
+    let layer = AppCodeAuthLayer::builder()
+        .cache(cache)
+        .provider(provider.clone())
+        .build();
+    layer.cache().loaded().await;
+    let unknown = AppCode::generate();
+    for _ in 0..5 {
+        let res = call(&layer, request(Some(unknown.expose()))).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(provider.lookup_calls(), 1);
+}
+
+#[tokio::test]
+async fn provider_lookup_failure_and_timeout_are_503() {
+    let provider = ScriptedProvider::with_snapshot(Vec::new());
+    provider.set(|s| {
+        s.lookups = Some(HashMap::new());
+        s.lookup_fails = true;
+    });
+    let layer = AppCodeAuthLayer::builder()
+        .provider(provider.clone())
+        .build();
+    layer.cache().loaded().await;
+    let res = call(&layer, request(Some(AppCode::generate().expose()))).await;
+    assert_apig(&res, StatusCode::SERVICE_UNAVAILABLE, "APIG.0202");
+    assert_eq!(layer.metrics().provider_errors, 1);
+
+    provider.set(|s| {
+        s.lookup_fails = false;
+        s.lookup_delay = Duration::from_secs(3600);
+    });
+    let layer = AppCodeAuthLayer::builder()
+        .provider(provider.clone())
+        .lookup_timeout(Duration::from_millis(30))
+        .build();
+    layer.cache().loaded().await;
+    let res = call(&layer, request(Some(AppCode::generate().expose()))).await;
+    assert_apig(&res, StatusCode::SERVICE_UNAVAILABLE, "APIG.0202");
+    assert_eq!(layer.metrics().provider_errors, 1);
+}
+
+#[tokio::test]
+async fn plain_http_is_400_when_https_is_required() {
+    let (cache, code) = loaded_cache();
+    let layer = AppCodeAuthLayer::builder()
+        .cache(cache)
+        .https(HttpsPolicy::required())
+        .build();
+    let res = call(&layer, request(Some(code.expose()))).await;
+    assert_apig(&res, StatusCode::BAD_REQUEST, "APIG.0607");
+    let mut req = request(Some(code.expose()));
+    req.extensions_mut().insert(ConnectionInfo {
+        peer: "127.0.0.1:1".parse().unwrap(),
+        tls: true,
+    });
+    assert_eq!(call(&layer, req).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn authorization_hook_refuses_with_403() {
+    let (cache, code) = loaded_cache();
+    let layer = AppCodeAuthLayer::new(cache).authorize(|id: &AppIdentity, req: &Request<Body>| {
+        id.attribute("tier") == Some("gold") && req.uri().path() != "/admin"
+    });
+    let svc = ServiceBuilder::new().layer(layer).service(service_fn(echo));
+    let ok = svc
+        .clone()
+        .oneshot(request(Some(code.expose())))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let mut admin = request(Some(code.expose()));
+    *admin.uri_mut() = "/admin".parse().unwrap();
+    let res = svc.oneshot(admin).await.unwrap();
+    assert_apig(&res, StatusCode::FORBIDDEN, "APIG.0304");
+}
+
+#[tokio::test]
+async fn identity_headers_replace_whatever_the_client_sent() {
+    let (cache, code) = loaded_cache();
+    let layer = AppCodeAuthLayer::builder()
+        .cache(cache)
+        .identity_headers(IdentityHeaders::default())
+        .build();
+    let mut req = request(Some(code.expose()));
+    req.headers_mut()
+        .insert("x-apig-app-id", HeaderValue::from_static("spoofed"));
+    req.headers_mut()
+        .append("x-apig-app-id", HeaderValue::from_static("spoofed-too"));
+    req.headers_mut()
+        .insert("x-apig-appcode-id", HeaderValue::from_static("spoofed"));
+    let seen = String::from_utf8(call(&layer, req).await.into_body().to_vec()).unwrap();
+    assert!(seen.contains("x-apig-app-id=app-1"), "{seen}");
+    assert!(seen.contains("x-apig-appcode-id=code-1"), "{seen}");
+    assert!(!seen.contains("spoofed"), "{seen}");
+}
+
+#[tokio::test]
+async fn custom_header_name() {
+    let (cache, code) = loaded_cache();
+    let layer = AppCodeAuthLayer::builder()
+        .cache(cache)
+        .header_name(http::HeaderName::from_static("x-api-key"))
+        .build();
+    let mut req = request(None);
+    req.headers_mut()
+        .insert("x-api-key", HeaderValue::from_str(code.expose()).unwrap());
+    assert_eq!(call(&layer, req).await.status(), StatusCode::OK);
+    assert_eq!(
+        call(&layer, request(Some(code.expose()))).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn custom_rejection_replaces_the_apig_body() {
+    let (cache, _) = loaded_cache();
+    let layer = AppCodeAuthLayer::new(cache).on_reject(|r: &Rejection| {
+        let mut res = Response::new(Bytes::from_static(b""));
+        res.headers_mut()
+            .insert("grpc-status", HeaderValue::from_static("16"));
+        res.headers_mut()
+            .insert("x-kind", HeaderValue::from_static(r.kind().as_str()));
+        res
+    });
+    let res = ServiceBuilder::new()
+        .layer(layer)
+        .service(service_fn(echo))
+        .oneshot(request(None))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["grpc-status"], "16");
+    assert_eq!(res.headers()["x-kind"], "missing");
+}
+
+#[tokio::test]
+async fn rejection_reuses_a_plain_incoming_request_id() {
+    let (cache, _) = loaded_cache();
+    let layer = AppCodeAuthLayer::new(cache);
+    let mut req = request(None);
+    req.headers_mut()
+        .insert("x-request-id", HeaderValue::from_static("abc-123"));
+    let res = call(&layer, req).await;
+    assert_eq!(res.headers()["x-request-id"], "abc-123");
+    assert_eq!(json(&res)["request_id"], "abc-123");
+}
+
+#[tokio::test]
+async fn inner_errors_pass_through() {
+    let (cache, code) = loaded_cache();
+    let svc = ServiceBuilder::new()
+        .layer(AppCodeAuthLayer::new(cache))
+        .service(service_fn(|_: Request<Body>| async {
+            Err::<Response<Body>, _>("boom")
+        }));
+    assert_eq!(
+        svc.oneshot(request(Some(code.expose()))).await.unwrap_err(),
+        "boom"
+    );
+}
+
+#[tokio::test]
+async fn the_clone_polled_ready_is_the_one_called_on_a_lookup() {
+    // tower-test's mock panics if a clone that was not polled ready is called.
+    let code = AppCode::generate();
+    let provider = ScriptedProvider::with_snapshot(Vec::new());
+    provider.set(|s| {
+        s.lookups = Some(HashMap::from([(
+            code.expose().to_owned(),
+            AppIdentity::new("a", "c"),
+        )]))
+    });
+    let layer = AppCodeAuthLayer::builder().provider(provider).build();
+    layer.cache().loaded().await;
+    let (mut svc, mut handle) =
+        tower_test::mock::spawn_layer::<Request<Body>, Response<Body>, _>(layer);
+    handle.allow(1);
+    assert!(svc.poll_ready().is_ready());
+    let response = tokio::spawn(svc.call(request(Some(code.expose()))));
+    let (req, send) = handle.next_request().await.expect("forwarded");
+    assert_eq!(req.extensions().get::<AppIdentity>().unwrap().app_id(), "a");
+    send.send_response(Response::new(Bytes::from_static(b"ok")));
+    assert_eq!(response.await.unwrap().unwrap().into_body(), "ok");
+}
+
+#[tokio::test]
+async fn inner_backpressure_is_respected() {
+    let (cache, _) = loaded_cache();
+    let (mut svc, mut handle) = tower_test::mock::spawn_layer::<Request<Body>, Response<Body>, _>(
+        AppCodeAuthLayer::new(cache),
+    );
+    handle.allow(0);
+    assert!(svc.poll_ready().is_pending());
+    handle.allow(1);
+    assert!(svc.poll_ready().is_ready());
+}
+
+async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    // Drive them concurrently on this task.
+    let mut pending: Vec<_> = futs.map(|f| Some(Box::pin(f))).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (i, slot) in pending.iter_mut().enumerate() {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        results[i] = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    results.into_iter().map(|r| r.expect("completed")).collect()
+}

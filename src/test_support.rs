@@ -1,0 +1,88 @@
+//! A scriptable provider for unit tests.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::provider::{AppCodeProvider, BoxFuture, ChangeStream, ProviderError, Snapshot};
+use crate::{AppCode, AppIdentity};
+
+/// What the provider answers and how often it was asked.
+#[derive(Default)]
+pub(crate) struct Script {
+    /// `None` makes `snapshot` fail.
+    pub(crate) snapshot: Option<Snapshot>,
+    /// `Some` turns point lookups on; a value maps to an identity, absent means unknown.
+    pub(crate) lookups: Option<HashMap<String, AppIdentity>>,
+    pub(crate) lookup_fails: bool,
+    pub(crate) lookup_delay: Duration,
+    pub(crate) changes: Option<ChangeStream>,
+}
+
+#[derive(Clone, Default)]
+pub(crate) struct ScriptedProvider {
+    pub(crate) script: Arc<Mutex<Script>>,
+    pub(crate) snapshots: Arc<AtomicUsize>,
+    pub(crate) lookups: Arc<AtomicUsize>,
+}
+
+impl ScriptedProvider {
+    pub(crate) fn with_snapshot(snapshot: Snapshot) -> Self {
+        let p = Self::default();
+        p.script.lock().unwrap().snapshot = Some(snapshot);
+        p
+    }
+
+    pub(crate) fn set(&self, f: impl FnOnce(&mut Script)) {
+        f(&mut self.script.lock().unwrap());
+    }
+
+    pub(crate) fn snapshot_calls(&self) -> usize {
+        self.snapshots.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn lookup_calls(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
+    }
+}
+
+impl AppCodeProvider for ScriptedProvider {
+    fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, ProviderError>> {
+        self.snapshots.fetch_add(1, Ordering::SeqCst);
+        let result = self.script.lock().unwrap().snapshot.clone();
+        Box::pin(async move {
+            result.ok_or_else(|| ProviderError::Unavailable("scripted failure".into()))
+        })
+    }
+
+    fn supports_lookup(&self) -> bool {
+        self.script.lock().unwrap().lookups.is_some()
+    }
+
+    fn lookup<'a>(
+        &'a self,
+        code: &'a AppCode,
+    ) -> BoxFuture<'a, Result<Option<AppIdentity>, ProviderError>> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        let (found, fails, delay) = {
+            let s = self.script.lock().unwrap();
+            let found = s
+                .lookups
+                .as_ref()
+                .and_then(|m| m.get(code.expose()).cloned());
+            (found, s.lookup_fails, s.lookup_delay)
+        };
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            if fails {
+                return Err(ProviderError::Unavailable("scripted lookup failure".into()));
+            }
+            Ok(found)
+        })
+    }
+
+    fn changes(&self) -> Option<ChangeStream> {
+        self.script.lock().unwrap().changes.take()
+    }
+}
