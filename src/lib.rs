@@ -11,6 +11,7 @@
 //! ```
 //! use apig_appcode::{AppCode, AppCodeAuthLayer, AppIdentity};
 //! use apig_appcode::provider::StaticProvider;
+//! use bytes::Bytes;
 //! use http::{Request, Response, StatusCode};
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //!
@@ -21,17 +22,17 @@
 //!     .build();
 //! layer.cache().loaded().await;
 //!
-//! let svc = ServiceBuilder::new().layer(layer).service(service_fn(|req: Request<String>| async move {
+//! let svc = ServiceBuilder::new().layer(layer).service(service_fn(|req: Request<()>| async move {
 //!     let id = req.extensions().get::<AppIdentity>().unwrap();
-//!     Ok::<_, std::convert::Infallible>(Response::new(String::from(id.app_id())))
+//!     Ok::<_, std::convert::Infallible>(Response::new(Bytes::from(id.app_id().to_owned())))
 //! }));
 //!
 //! let ok = svc.clone().oneshot(Request::builder()
 //!     .header("x-apig-appcode", code.to_header_value())
-//!     .body(String::new()).unwrap()).await.unwrap();
+//!     .body(()).unwrap()).await.unwrap();
 //! assert_eq!(ok.into_body(), "app-1");
 //!
-//! let denied = svc.oneshot(Request::new(String::new())).await.unwrap();
+//! let denied = svc.oneshot(Request::new(())).await.unwrap();
 //! assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
 //! # }
 //! ```

@@ -73,13 +73,13 @@ impl CacheStatus {
 
 /// The result of looking a raw header value up.
 pub(crate) enum Lookup {
-    Hit(Arc<AppIdentity>),
+    Hit(AppIdentity),
     Miss(Digest),
     Malformed,
 }
 
 /// Result of a single-flight provider lookup, shared by every request waiting on it.
-pub(crate) type InFlight = Arc<OnceCell<Option<Arc<AppIdentity>>>>;
+pub(crate) type InFlight = Arc<OnceCell<Option<AppIdentity>>>;
 
 /// A concurrent map from keyed digests of AppCodes to the identities they stand for.
 ///
@@ -91,7 +91,7 @@ pub struct AppCodeCache {
 
 struct Inner {
     key: DigestKey,
-    map: DashMap<Digest, Arc<AppIdentity>, PassThrough>,
+    map: DashMap<Digest, AppIdentity, PassThrough>,
     negative: NegativeCache,
     in_flight: DashMap<Digest, InFlight, PassThrough>,
     status: AtomicU8,
@@ -146,7 +146,7 @@ impl AppCodeCache {
     /// The identity `code` stands for, if the cache holds it.
     pub fn verify(&self, code: &AppCode) -> Option<AppIdentity> {
         match self.lookup(code.expose().as_bytes()) {
-            Lookup::Hit(identity) => Some((*identity).clone()),
+            Lookup::Hit(identity) => Some(identity),
             _ => None,
         }
     }
@@ -158,7 +158,7 @@ impl AppCodeCache {
         }
         let digest = self.inner.key.digest(raw);
         match self.inner.map.get(&digest) {
-            Some(entry) => Lookup::Hit(Arc::clone(entry.value())),
+            Some(entry) => Lookup::Hit(entry.value().clone()),
             None => Lookup::Miss(digest),
         }
     }
@@ -167,7 +167,7 @@ impl AppCodeCache {
     pub fn upsert(&self, code: &AppCode, identity: AppIdentity) {
         let digest = self.digest(code);
         self.inner.negative.remove(&digest);
-        self.inner.map.insert(digest, Arc::new(identity));
+        self.inner.map.insert(digest, identity);
     }
 
     /// Removes one code; `true` if it was cached. Takes effect for the next request.
@@ -209,9 +209,9 @@ impl AppCodeCache {
         for (code, identity) in entries {
             let digest = self.digest(&code);
             keep.insert(digest);
-            let unchanged = map.get(&digest).is_some_and(|old| **old == identity);
+            let unchanged = map.get(&digest).is_some_and(|old| *old == identity);
             if !unchanged {
-                map.insert(digest, Arc::new(identity));
+                map.insert(digest, identity);
             }
         }
         map.retain(|digest, _| keep.contains(digest));
@@ -298,11 +298,11 @@ impl AppCodeCache {
     }
 
     /// The cache entry for `digest` if present (a re-check after waiting on a provider).
-    pub(crate) fn get(&self, digest: &Digest) -> Option<Arc<AppIdentity>> {
-        self.inner.map.get(digest).map(|e| Arc::clone(e.value()))
+    pub(crate) fn get(&self, digest: &Digest) -> Option<AppIdentity> {
+        self.inner.map.get(digest).map(|e| e.value().clone())
     }
 
-    pub(crate) fn insert_digest(&self, digest: Digest, identity: Arc<AppIdentity>) {
+    pub(crate) fn insert_digest(&self, digest: Digest, identity: AppIdentity) {
         self.inner.negative.remove(&digest);
         self.inner.map.insert(digest, identity);
     }

@@ -125,7 +125,7 @@ where
                     } = pending.take().expect("polled after completion");
                     match found {
                         Ok(Some(identity)) => {
-                            admit(&mut inner, &shared, &rejecter, &authorize, req, &identity).state
+                            admit(&mut inner, &shared, &rejecter, &authorize, req, identity).state
                         }
                         Ok(None) => State::Rejected {
                             response: Some(reject(
@@ -171,7 +171,7 @@ where
 
 /// One request's wait for a provider lookup, joined with every concurrent request for the same
 /// code: `Ok(Some)` found, `Ok(None)` unknown, `Err` the provider failed or timed out.
-pub(crate) struct Flight(BoxFuture<'static, Result<Option<Arc<AppIdentity>>, ()>>);
+pub(crate) struct Flight(BoxFuture<'static, Result<Option<AppIdentity>, ()>>);
 
 impl Flight {
     /// Starts the lookup of `raw` (already validated) whose digest is `digest`.
@@ -196,7 +196,7 @@ async fn resolve(
     provider: &dyn AppCodeProvider,
     digest: Digest,
     code: &AppCode,
-) -> Result<Option<Arc<AppIdentity>>, ()> {
+) -> Result<Option<AppIdentity>, ()> {
     let cache = &shared.cache;
     if cache.is_known_unknown(&digest) {
         return Ok(None);
@@ -211,8 +211,7 @@ async fn resolve(
             Counters::add(&cache.counters().provider_lookups);
             match tokio::time::timeout(shared.lookup_timeout, provider.lookup(code)).await {
                 Ok(Ok(Some(identity))) => {
-                    let identity = Arc::new(identity);
-                    cache.insert_digest(digest, Arc::clone(&identity));
+                    cache.insert_digest(digest, identity.clone());
                     Ok(Some(identity))
                 }
                 Ok(Ok(None)) => {

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
 
 /// The reason behind a [`Rejection`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,16 +109,21 @@ impl Rejection {
     /// # }
     /// ```
     pub fn to_json(&self) -> Bytes {
-        let id = self.request_id.to_str().unwrap_or("");
-        let mut out = String::with_capacity(128);
-        out.push_str("{\"error_code\":\"");
-        out.push_str(self.kind.error_code());
-        out.push_str("\",\"error_msg\":\"");
-        out.push_str(self.kind.error_msg());
-        out.push_str("\",\"request_id\":\"");
-        // Request IDs are accepted only as [A-Za-z0-9._-], so nothing needs escaping.
-        out.push_str(id);
-        out.push_str("\"}");
+        // Request IDs are accepted only as [A-Za-z0-9._-] and the messages are fixed ASCII, so
+        // nothing needs escaping.
+        let parts: [&[u8]; 7] = [
+            b"{\"error_code\":\"",
+            self.kind.error_code().as_bytes(),
+            b"\",\"error_msg\":\"",
+            self.kind.error_msg().as_bytes(),
+            b"\",\"request_id\":\"",
+            self.request_id.as_bytes(),
+            b"\"}",
+        ];
+        let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for part in parts {
+            out.extend_from_slice(part);
+        }
         Bytes::from(out)
     }
 }
@@ -174,7 +179,7 @@ impl<B: From<Bytes>> RejectResponse<B> for ApigJson {
     }
 }
 
-pub(crate) const X_REQUEST_ID: &str = "x-request-id";
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The request's own ID when it is short and plain, else a fresh one.
 pub(crate) fn request_id(incoming: Option<&HeaderValue>) -> HeaderValue {
@@ -201,8 +206,13 @@ pub(crate) fn new_request_id() -> HeaderValue {
         u64::from_le_bytes(b)
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let text = format!("{prefix:016x}{n:016x}");
-    HeaderValue::from_str(&text).expect("hex is a valid header value")
+    let mut text = [0u8; 32];
+    for (i, byte) in text.iter_mut().enumerate() {
+        let word = if i < 16 { prefix } else { n };
+        let nibble = (word >> (60 - 4 * (i % 16))) & 0xf;
+        *byte = b"0123456789abcdef"[nibble as usize];
+    }
+    HeaderValue::from_bytes(&text).expect("hex is a valid header value")
 }
 
 #[cfg(test)]
@@ -226,6 +236,13 @@ mod tests {
         let (a, b) = (new_request_id(), new_request_id());
         assert_ne!(a, b);
         assert_eq!(a.len(), 32);
+        assert!(a
+            .as_bytes()
+            .iter()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        // The second half counts up.
+        let tail = |v: &HeaderValue| u64::from_str_radix(&v.to_str().unwrap()[16..], 16).unwrap();
+        assert_eq!(tail(&b), tail(&a) + 1);
         let evil = HeaderValue::from_static("\"},{\"x\":1");
         assert_ne!(request_id(Some(&evil)), evil);
         let fine = HeaderValue::from_static("req-1.2_3");

@@ -130,7 +130,7 @@ where
                     &self.reject,
                     &self.authorize,
                     req,
-                    &identity,
+                    identity,
                 )
             }
             Lookup::Malformed => self.rejected(RejectionKind::Invalid, &req),
@@ -202,14 +202,14 @@ pub(crate) fn admit<S, R, A, ReqBody, ResBody>(
     rejecter: &R,
     authorize: &A,
     mut req: Request<ReqBody>,
-    identity: &Arc<AppIdentity>,
+    identity: AppIdentity,
 ) -> ResponseFuture<S, ReqBody, R, A>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     R: RejectResponse<ResBody>,
     A: AuthorizeApp<ReqBody>,
 {
-    if !authorize.authorize(identity, &req) {
+    if !authorize.authorize(&identity, &req) {
         let res = reject(
             shared,
             rejecter,
@@ -239,6 +239,6 @@ where
         app_id = identity.app_id(),
         "AppCode check"
     );
-    req.extensions_mut().insert(AppIdentity::clone(identity));
+    req.extensions_mut().insert(identity);
     ResponseFuture::call(inner.call(req))
 }
