@@ -6,7 +6,7 @@
 //! response future on a no-op waker (every path here completes without waiting), so the difference
 //! between a case and `bare` is what the layer adds. `tower_http_bearer` is tower-http's
 //! `ValidateRequestHeaderLayer::bearer` (one token, plain `==`) as the in-ecosystem peer.
-//! After the timings, the bench prints the memory the cache takes per code at 1 000 000 codes.
+//! Before the timings, the bench prints the memory the cache takes per code at 1 000 000 codes.
 
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 

@@ -105,7 +105,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = &*self.shared;
         let counters = shared.cache.counters();
         if !shared.https.admits(&req) {
@@ -114,13 +114,11 @@ where
         if !shared.cache.status().admits() {
             return self.rejected(RejectionKind::Unavailable, &req);
         }
-        let mut values = req.headers().get_all(&shared.header).iter();
-        let raw = match (values.next(), values.next()) {
-            (None, _) => return self.rejected(RejectionKind::Missing, &req),
-            (Some(v), None) if v.is_empty() => return self.rejected(RejectionKind::Missing, &req),
-            (Some(v), None) => v.as_bytes(),
-            (Some(_), Some(_)) => return self.rejected(RejectionKind::Invalid, &req),
+        let value = match take_code(&mut req, shared) {
+            Ok(value) => value,
+            Err(kind) => return self.rejected(kind, &req),
         };
+        let raw = value.as_bytes();
         match shared.cache.lookup(raw) {
             Lookup::Hit(identity) => {
                 Counters::add(&counters.hits);
@@ -175,6 +173,30 @@ impl<S, R, A> AppCodeAuth<S, R, A> {
     }
 }
 
+/// The AppCode header's one value, removed from the request unless configured to stay.
+///
+/// Removal is also the lookup: one hash of the header name, with a repeated header told apart by
+/// how many values went.
+fn take_code<B>(req: &mut Request<B>, shared: &Shared) -> Result<HeaderValue, RejectionKind> {
+    let headers = req.headers_mut();
+    let (value, count) = if shared.strip_header {
+        let before = headers.len();
+        let value = headers.remove(&shared.header);
+        (value, before - headers.len())
+    } else {
+        let mut all = headers.get_all(&shared.header).iter();
+        let value = all.next().cloned();
+        let count = usize::from(value.is_some()) + all.count();
+        (value, count)
+    };
+    match value {
+        None => Err(RejectionKind::Missing),
+        Some(_) if count > 1 => Err(RejectionKind::Invalid),
+        Some(v) if v.is_empty() => Err(RejectionKind::Missing),
+        Some(v) => Ok(v),
+    }
+}
+
 /// Counts, logs and answers a rejection.
 pub(crate) fn reject<ReqBody, ResBody, R: RejectResponse<ResBody>>(
     shared: &Shared,
@@ -219,19 +241,18 @@ where
         );
         return ResponseFuture::rejected(res);
     }
-    let headers = req.headers_mut();
-    if shared.strip_header {
-        headers.remove(&shared.header);
-    }
     if let Some(names) = &shared.identity_headers {
-        headers.remove(&names.app_id);
-        headers.remove(&names.app_code_id);
-        // IDs that are not valid header values are left out rather than mangled.
-        if let Ok(v) = HeaderValue::from_str(identity.app_id()) {
-            headers.insert(names.app_id.clone(), v);
-        }
-        if let Ok(v) = HeaderValue::from_str(identity.app_code_id()) {
-            headers.insert(names.app_code_id.clone(), v);
+        let headers = req.headers_mut();
+        // `insert` drops every client-sent value of the name. An ID that is not a valid header
+        // value is left out rather than mangled, but the client's value still goes.
+        for (name, id) in [
+            (&names.app_id, identity.app_id()),
+            (&names.app_code_id, identity.app_code_id()),
+        ] {
+            match HeaderValue::from_str(id) {
+                Ok(v) => headers.insert(name.clone(), v),
+                Err(_) => headers.remove(name),
+            };
         }
     }
     tracing::debug!(
