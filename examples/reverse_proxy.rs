@@ -11,17 +11,15 @@
 //! lets open requests finish.
 
 use std::convert::Infallible;
-use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use apig_appcode::layer::{ApigJson, ConnectionInfo, IdentityHeaders, RejectResponse, Rejection};
 use apig_appcode::provider::FileProvider;
-use apig_appcode::AppCodeAuthLayer;
+use apig_appcode::request_id::{RequestId, X_REQUEST_ID};
+use apig_appcode::{apig_error, AppCodeAuthLayer};
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_TYPE, HOST};
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -105,7 +103,6 @@ fn parse_upstream(s: &str) -> Result<Authority, String> {
     Ok(authority.clone())
 }
 
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -136,35 +133,14 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The client's request ID if it is short and plain (the same rule the layer uses, so both
-/// agree), else a fresh one.
-fn request_id(incoming: Option<&HeaderValue>) -> HeaderValue {
-    if let Some(v) = incoming {
-        let b = v.as_bytes();
-        if (1..=64).contains(&b.len())
-            && b.iter()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-        {
-            return v.clone();
-        }
-    }
-    // Unique per process without a system call per request; std's RandomState is seeded from
-    // the OS, which is enough to keep two runs from repeating IDs.
-    static PREFIX: OnceLock<u64> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(|| std::hash::RandomState::new().build_hasher().finish());
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    HeaderValue::from_str(&format!("{prefix:016x}{n:016x}")).expect("hex is a valid header value")
-}
-
 /// Runs before authentication. Hop-by-hop headers go first, so that a client cannot name the
 /// identity headers in `Connection` and have them dropped after the layer set them; the request
 /// ID is fixed here so that a rejection, the upstream and a 502 all carry the same one.
 fn prepare(mut req: Request<Incoming>, peer: SocketAddr) -> Request<Incoming> {
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
-    let id = request_id(headers.get(X_REQUEST_ID));
-    headers.insert(X_REQUEST_ID, id);
+    let id = RequestId::from_header(headers.get(X_REQUEST_ID));
+    headers.insert(X_REQUEST_ID, id.to_header_value());
     if let Some(host) = headers.remove(HOST) {
         headers.insert(X_FORWARDED_HOST, host);
     }
@@ -192,18 +168,13 @@ fn reject(rejection: &Rejection) -> Response<ProxyBody> {
 }
 
 /// An APIG-style error of the proxy itself.
-fn gateway_error(status: StatusCode, msg: &str, id: Option<HeaderValue>) -> Response<ProxyBody> {
-    let id = id.unwrap_or_else(|| request_id(None));
-    let body = format!(
-        r#"{{"error_code":"APIG.0201","error_msg":"{msg}","request_id":"{}"}}"#,
-        // Checked to be [A-Za-z0-9._-] by `request_id`, so nothing to escape.
-        id.to_str().unwrap_or("")
-    );
-    let mut res = Response::new(full(body));
+fn gateway_error(status: StatusCode, msg: &str, id: Option<&HeaderValue>) -> Response<ProxyBody> {
+    let id = RequestId::from_header(id);
+    let mut res = Response::new(full(apig_error::json("APIG.0201", msg, &id)));
     *res.status_mut() = status;
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    res.headers_mut().insert(X_REQUEST_ID, id);
+    res.headers_mut().insert(X_REQUEST_ID, id.to_header_value());
     res
 }
 
@@ -242,7 +213,7 @@ async fn forward(
             Ok(gateway_error(
                 StatusCode::BAD_GATEWAY,
                 "Backend unavailable",
-                id,
+                id.as_ref(),
             ))
         }
         Err(_) => {
@@ -250,7 +221,7 @@ async fn forward(
             Ok(gateway_error(
                 StatusCode::GATEWAY_TIMEOUT,
                 "Backend timeout",
-                id,
+                id.as_ref(),
             ))
         }
     }

@@ -41,6 +41,7 @@
 //!
 //! - `file` (default): [`provider::FileProvider`], codes from a JSON, TOML or text file.
 
+pub mod apig_error;
 pub mod cache;
 pub mod code;
 mod identity;
@@ -48,6 +49,7 @@ pub mod layer;
 pub mod metrics;
 pub mod provider;
 mod refresher;
+pub mod request_id;
 #[cfg(test)]
 mod test_support;
 

@@ -202,7 +202,7 @@ async fn a_custom_on_reject_closure_builds_the_answer() {
             };
             Response::builder()
                 .status(status)
-                .header("x-custom", r.request_id().clone())
+                .header("x-custom", r.request_id().to_header_value())
                 .body(Body::from(reason))
                 .unwrap()
         });

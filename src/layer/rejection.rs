@@ -1,12 +1,13 @@
 //! Why a request was refused, and how the refusal is answered.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+
+use crate::apig_error;
+use crate::request_id::{RequestId, X_REQUEST_ID};
 
 /// The reason behind a [`Rejection`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,11 +83,11 @@ impl fmt::Display for RejectionKind {
 #[derive(Debug, Clone)]
 pub struct Rejection {
     kind: RejectionKind,
-    request_id: HeaderValue,
+    request_id: RequestId,
 }
 
 impl Rejection {
-    pub(crate) fn new(kind: RejectionKind, request_id: HeaderValue) -> Self {
+    pub(crate) fn new(kind: RejectionKind, request_id: RequestId) -> Self {
         Self { kind, request_id }
     }
 
@@ -96,7 +97,7 @@ impl Rejection {
     }
 
     /// The request ID: the request's own `X-Request-Id` if it had a usable one, else a new one.
-    pub fn request_id(&self) -> &HeaderValue {
+    pub fn request_id(&self) -> &RequestId {
         &self.request_id
     }
 
@@ -109,22 +110,11 @@ impl Rejection {
     /// # }
     /// ```
     pub fn to_json(&self) -> Bytes {
-        // Request IDs are accepted only as [A-Za-z0-9._-] and the messages are fixed ASCII, so
-        // nothing needs escaping.
-        let parts: [&[u8]; 7] = [
-            b"{\"error_code\":\"",
-            self.kind.error_code().as_bytes(),
-            b"\",\"error_msg\":\"",
-            self.kind.error_msg().as_bytes(),
-            b"\",\"request_id\":\"",
-            self.request_id.as_bytes(),
-            b"\"}",
-        ];
-        let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
-        for part in parts {
-            out.extend_from_slice(part);
-        }
-        Bytes::from(out)
+        apig_error::json(
+            self.kind.error_code(),
+            self.kind.error_msg(),
+            &self.request_id,
+        )
     }
 }
 
@@ -167,52 +157,18 @@ pub struct ApigJson;
 
 impl<B: From<Bytes>> RejectResponse<B> for ApigJson {
     fn reject(&self, rejection: &Rejection) -> Response<B> {
-        let mut res = Response::new(B::from(rejection.to_json()));
-        *res.status_mut() = rejection.kind.status();
-        let headers = res.headers_mut();
+        let status = rejection.kind.status();
+        let mut headers = HeaderMap::with_capacity(3);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(X_REQUEST_ID, rejection.request_id.clone());
-        if rejection.kind.status() == StatusCode::UNAUTHORIZED {
+        headers.insert(X_REQUEST_ID, rejection.request_id.to_header_value());
+        if status == StatusCode::UNAUTHORIZED {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("AppCode"));
         }
+        let mut res = Response::new(B::from(rejection.to_json()));
+        *res.status_mut() = status;
+        *res.headers_mut() = headers;
         res
     }
-}
-
-pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The request's own ID when it is short and plain, else a fresh one.
-pub(crate) fn request_id(incoming: Option<&HeaderValue>) -> HeaderValue {
-    if let Some(v) = incoming {
-        let b = v.as_bytes();
-        if (1..=64).contains(&b.len())
-            && b.iter()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-        {
-            return v.clone();
-        }
-    }
-    new_request_id()
-}
-
-/// 32 lowercase hex characters, like APIG's: a random per-process prefix and a counter, so IDs
-/// are unique without a system call per request.
-pub(crate) fn new_request_id() -> HeaderValue {
-    static PREFIX: OnceLock<u64> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(|| {
-        let mut b = [0u8; 8];
-        getrandom::fill(&mut b).expect("the OS random number generator failed");
-        u64::from_le_bytes(b)
-    });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut text = [0u8; 32];
-    for (i, byte) in text.iter_mut().enumerate() {
-        let word = if i < 16 { prefix } else { n };
-        let nibble = (word >> (60 - 4 * (i % 16))) & 0xf;
-        *byte = b"0123456789abcdef"[nibble as usize];
-    }
-    HeaderValue::from_bytes(&text).expect("hex is a valid header value")
 }
 
 #[cfg(test)]
@@ -221,7 +177,7 @@ mod tests {
 
     #[test]
     fn body_is_apig_json() {
-        let r = Rejection::new(RejectionKind::Missing, HeaderValue::from_static("abc"));
+        let r = Rejection::new(RejectionKind::Missing, RequestId::parse(b"abc").unwrap());
         let v: serde_json::Value = serde_json::from_slice(&r.to_json()).unwrap();
         assert_eq!(v["error_code"], "APIG.0303");
         assert_eq!(
@@ -229,23 +185,5 @@ mod tests {
             "Incorrect app authentication information: AppCode missing"
         );
         assert_eq!(v["request_id"], "abc");
-    }
-
-    #[test]
-    fn request_ids_are_unique_hex_and_unsafe_incoming_ones_are_replaced() {
-        let (a, b) = (new_request_id(), new_request_id());
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 32);
-        assert!(a
-            .as_bytes()
-            .iter()
-            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
-        // The second half counts up.
-        let tail = |v: &HeaderValue| u64::from_str_radix(&v.to_str().unwrap()[16..], 16).unwrap();
-        assert_eq!(tail(&b), tail(&a) + 1);
-        let evil = HeaderValue::from_static("\"},{\"x\":1");
-        assert_ne!(request_id(Some(&evil)), evil);
-        let fine = HeaderValue::from_static("req-1.2_3");
-        assert_eq!(request_id(Some(&fine)), fine);
     }
 }

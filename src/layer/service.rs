@@ -10,12 +10,11 @@ use tower_service::Service;
 use super::authorize::{AllowAll, AuthorizeApp};
 use super::future::{Flight, ResponseFuture};
 use super::layer::{AppCodeAuthLayer, Shared};
-use super::rejection::{
-    request_id, ApigJson, RejectResponse, Rejection, RejectionKind, X_REQUEST_ID,
-};
+use super::rejection::{ApigJson, RejectResponse, Rejection, RejectionKind};
 use crate::cache::{AppCodeCache, Lookup};
 use crate::identity::AppIdentity;
 use crate::metrics::Counters;
+use crate::request_id::{RequestId, X_REQUEST_ID};
 
 /// Verifies the `X-Apig-AppCode` of each request before passing it to the inner service.
 ///
@@ -206,12 +205,12 @@ pub(crate) fn reject<ReqBody, ResBody, R: RejectResponse<ResBody>>(
     app_id: Option<&str>,
 ) -> Response<ResBody> {
     shared.cache.counters().rejected(kind);
-    let id = request_id(req.headers().get(X_REQUEST_ID));
+    let id = RequestId::from_header(req.headers().get(X_REQUEST_ID));
     tracing::debug!(
         outcome = "rejected",
         reason = kind.as_str(),
         app_id,
-        request_id = id.to_str().unwrap_or(""),
+        request_id = id.as_str(),
         "AppCode check"
     );
     reject.reject(&Rejection::new(kind, id))
