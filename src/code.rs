@@ -14,6 +14,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use http::HeaderValue;
+use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
 /// Shortest AppCode APIG accepts.
@@ -108,6 +109,15 @@ impl Drop for AppCode {
         self.0.zeroize();
     }
 }
+
+impl PartialEq for AppCode {
+    /// Constant time in the content (only the lengths may short-cut).
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl Eq for AppCode {}
 
 impl fmt::Debug for AppCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

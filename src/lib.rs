@@ -40,6 +40,7 @@
 //! # Features
 //!
 //! - `file` (default): [`provider::FileProvider`], codes from a JSON, TOML or text file.
+//! - `store`: the [`store::Store`] trait, [`store::MemoryStore`] and [`store::StoreProvider`].
 
 pub mod apig_error;
 pub mod cache;
@@ -50,6 +51,8 @@ pub mod metrics;
 pub mod provider;
 mod refresher;
 pub mod request_id;
+#[cfg(feature = "store")]
+pub mod store;
 #[cfg(test)]
 mod test_support;
 

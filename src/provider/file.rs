@@ -205,7 +205,7 @@ mod tests {
     use super::*;
 
     fn code(c: char) -> String {
-        std::iter::repeat(c).take(64).collect()
+        std::iter::repeat_n(c, 64).collect()
     }
 
     #[test]

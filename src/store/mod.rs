@@ -1,0 +1,294 @@
+//! Persistent apps and AppCodes: the [`Store`] trait behind the management API, and the stores.
+//!
+//! A store keeps apps and their AppCodes per *scope* (a project and a gateway instance). Every
+//! rule that must hold across concurrent writers is the store's job, inside one transaction:
+//! at most [`MAX_APP_CODES_PER_APP`] codes per app, an AppCode value unique within its instance,
+//! app names and app keys unique within their scope, and deleting an app deletes its codes.
+//!
+//! [`StoreProvider`] turns a store into an [`AppCodeProvider`](crate::provider::AppCodeProvider)
+//! for the layer's cache.
+//!
+//! # Example
+//!
+//! ```
+//! use apig_appcode::store::{MemoryStore, Scope, Store};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let store = MemoryStore::new();
+//! let scope = Scope::new("project-1", "instance-1");
+//! let page = store.list_apps(&scope, &Default::default(), 0, 20).await.unwrap();
+//! assert_eq!(page.total, 0);
+//! # }
+//! ```
+
+mod memory;
+mod provider;
+mod time;
+
+use std::fmt;
+
+pub use memory::MemoryStore;
+pub use provider::StoreProvider;
+pub use time::Timestamp;
+
+use crate::code::AppCode;
+use crate::identity::AppIdentity;
+use crate::provider::{BoxError, BoxFuture, ChangeStream};
+
+/// The most AppCodes one app may hold (APIG's quota).
+pub const MAX_APP_CODES_PER_APP: usize = 5;
+
+/// A project and a gateway instance: the namespace of apps.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Scope {
+    /// The project ID (path segment `{project_id}`).
+    pub project_id: String,
+    /// The gateway instance ID (path segment `{instance_id}`).
+    pub instance_id: String,
+}
+
+impl Scope {
+    /// A scope.
+    pub fn new(project_id: impl Into<String>, instance_id: impl Into<String>) -> Self {
+        Self {
+            project_id: project_id.into(),
+            instance_id: instance_id.into(),
+        }
+    }
+}
+
+/// A secret string (an app secret) whose `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretString(<redacted>)")
+    }
+}
+
+impl Drop for SecretString {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+/// An app, as APIG's management API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    /// 32 lowercase hex characters.
+    pub id: String,
+    /// Where the app lives.
+    pub scope: Scope,
+    /// 3 to 64 characters, unique in its scope.
+    pub name: String,
+    /// Up to 255 characters.
+    pub remark: String,
+    /// Always `USER` for apps created through the API.
+    pub creator: String,
+    /// Unique in its scope.
+    pub app_key: String,
+    /// The app secret.
+    pub app_secret: SecretString,
+    /// When the app was created.
+    pub register_time: Timestamp,
+    /// When the app last changed.
+    pub update_time: Timestamp,
+    /// 1 = valid.
+    pub status: i32,
+}
+
+/// One AppCode of an app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppCodeRecord {
+    /// The AppCode's ID, 32 lowercase hex characters.
+    pub id: String,
+    /// The app it belongs to.
+    pub app_id: String,
+    /// The secret value.
+    pub value: AppCode,
+    /// When it was created.
+    pub create_time: Timestamp,
+}
+
+impl AppCodeRecord {
+    /// The identity this code stands for at the gateway.
+    pub fn identity(&self) -> AppIdentity {
+        AppIdentity::new(self.app_id.as_str(), &self.id)
+    }
+}
+
+/// Filters of the app list; `None` matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppFilter {
+    /// Exactly this app ID.
+    pub id: Option<String>,
+    /// Name containing this text, or equal to it when `name_exact`.
+    pub name: Option<String>,
+    /// Match `name` exactly (APIG's `precise_search=name`).
+    pub name_exact: bool,
+    /// Exactly this status.
+    pub status: Option<i32>,
+    /// Exactly this app key.
+    pub app_key: Option<String>,
+    /// Exactly this creator.
+    pub creator: Option<String>,
+}
+
+/// One page of a list, and how many items match in all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// All matching items, over every page.
+    pub total: u64,
+    /// The items of this page, oldest first.
+    pub items: Vec<T>,
+}
+
+/// Why a store operation failed. Messages never contain AppCode values or secrets.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// No such app in this scope.
+    AppNotFound,
+    /// No such AppCode under this app.
+    AppCodeNotFound,
+    /// An app of this name exists in the scope.
+    AppNameExists,
+    /// An app with this app key exists in the scope.
+    AppKeyExists,
+    /// An AppCode with this value exists in the instance.
+    AppCodeExists,
+    /// The app holds [`MAX_APP_CODES_PER_APP`] codes already.
+    AppCodeQuotaExceeded,
+    /// The backend failed (I/O, database, corrupt data). The detail is for logs only.
+    Backend(BoxError),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AppNotFound => f.write_str("app not found"),
+            Self::AppCodeNotFound => f.write_str("AppCode not found"),
+            Self::AppNameExists => f.write_str("app name already exists"),
+            Self::AppKeyExists => f.write_str("app key already exists"),
+            Self::AppCodeExists => f.write_str("AppCode already exists"),
+            Self::AppCodeQuotaExceeded => {
+                write!(
+                    f,
+                    "an app may hold at most {MAX_APP_CODES_PER_APP} AppCodes"
+                )
+            }
+            Self::Backend(e) => write!(f, "store backend failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Backend(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
+
+/// Result of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Where apps and AppCodes live. Every method is one transaction; a method that returns `Ok` has
+/// made its change durable (it survives a crash of the process).
+///
+/// Methods return boxed futures so the trait can be used as `dyn Store`.
+pub trait Store: Send + Sync + 'static {
+    /// Adds `app`. Fails with [`StoreError::AppNameExists`] or [`StoreError::AppKeyExists`].
+    fn create_app(&self, app: App) -> BoxFuture<'_, StoreResult<App>>;
+
+    /// One app.
+    fn get_app<'a>(&'a self, scope: &'a Scope, app_id: &'a str) -> BoxFuture<'a, StoreResult<App>>;
+
+    /// A page of the scope's apps matching `filter`, oldest first.
+    fn list_apps<'a>(
+        &'a self,
+        scope: &'a Scope,
+        filter: &'a AppFilter,
+        offset: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Page<App>>>;
+
+    /// How many AppCodes each of `app_ids` holds (APIG's `bind_num` is computed elsewhere; this
+    /// serves list views), in the order given.
+    fn count_app_codes<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_ids: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<Vec<u64>>>;
+
+    /// Deletes an app and all its AppCodes; returns the deleted codes, so callers can revoke
+    /// them from caches.
+    fn delete_app<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>>;
+
+    /// Adds an AppCode to an app, enforcing the quota and the value's uniqueness in the
+    /// instance atomically: of any number of concurrent calls, never more than
+    /// [`MAX_APP_CODES_PER_APP`] succeed for one app, and never two with one value.
+    fn create_app_code<'a>(
+        &'a self,
+        scope: &'a Scope,
+        record: AppCodeRecord,
+    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>>;
+
+    /// One AppCode of an app.
+    fn get_app_code<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+        app_code_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>>;
+
+    /// A page of an app's AppCodes, oldest first. [`StoreError::AppNotFound`] if the app does
+    /// not exist.
+    fn list_app_codes<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+        offset: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Page<AppCodeRecord>>>;
+
+    /// Deletes one AppCode and returns it.
+    fn delete_app_code<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+        app_code_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>>;
+
+    /// Every AppCode of the instance: what a gateway serving it must accept.
+    fn instance_app_codes<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>>;
+
+    /// Changes made by *other* processes sharing this store, if the store can push them
+    /// (PostgreSQL can). `None` by default: other processes' changes arrive with the next
+    /// refresh.
+    fn changes(&self, instance_id: &str) -> Option<ChangeStream> {
+        let _ = instance_id;
+        None
+    }
+}

@@ -1,0 +1,97 @@
+//! UTC timestamps with nanoseconds, formatted like APIG's (`2020-07-24T02:37:24.835128293Z`).
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Nanoseconds since the Unix epoch, UTC.
+///
+/// ```
+/// use apig_appcode::store::Timestamp;
+///
+/// let t = Timestamp::from_unix_nanos(1_595_558_244_835_128_293);
+/// assert_eq!(t.to_string(), "2020-07-24T02:37:24.835128293Z");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// Now.
+    pub fn now() -> Self {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Self(i64::try_from(since.as_nanos()).unwrap_or(i64::MAX))
+    }
+
+    /// From nanoseconds since the epoch.
+    pub fn from_unix_nanos(nanos: i64) -> Self {
+        Self(nanos)
+    }
+
+    /// Nanoseconds since the epoch.
+    pub fn unix_nanos(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC with nine fractional digits.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.div_euclid(1_000_000_000);
+        let nanos = self.0.rem_euclid(1_000_000_000);
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+}
+
+/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(
+            Timestamp::from_unix_nanos(0).to_string(),
+            "1970-01-01T00:00:00.000000000Z"
+        );
+        // A leap day and the last nanosecond of a year.
+        assert_eq!(
+            Timestamp::from_unix_nanos(951_782_400_000_000_001).to_string(),
+            "2000-02-29T00:00:00.000000001Z"
+        );
+        assert_eq!(
+            Timestamp::from_unix_nanos(1_735_689_599_999_999_999).to_string(),
+            "2024-12-31T23:59:59.999999999Z"
+        );
+        assert_eq!(
+            Timestamp::from_unix_nanos(-1).to_string(),
+            "1969-12-31T23:59:59.999999999Z"
+        );
+    }
+
+    #[test]
+    fn now_is_after_2020() {
+        assert!(Timestamp::now().to_string().as_str() > "2020");
+    }
+}
