@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{AppCodeRecord, Store};
+use super::Store;
 use crate::identity::AppIdentity;
 use crate::provider::{AppCodeProvider, BoxFuture, ChangeStream, ProviderError, Snapshot};
 
