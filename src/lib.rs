@@ -41,10 +41,13 @@
 //!
 //! - `file` (default): [`provider::FileProvider`], codes from a JSON, TOML or text file.
 //! - `store`: the [`store::Store`] trait, [`store::MemoryStore`] and [`store::StoreProvider`].
+//! - `gateway`: the `apig-appcode` binary's building blocks ([`gateway`]).
 
 pub mod apig_error;
 pub mod cache;
 pub mod code;
+#[cfg(feature = "gateway")]
+pub mod gateway;
 mod identity;
 pub mod layer;
 pub mod metrics;
