@@ -3,6 +3,8 @@
 //! The test runs `cargo build --example reverse_proxy` once itself: depending on the target
 //! filter, `cargo test` leaves that binary unbuilt or stale.
 
+#![cfg(feature = "gateway")]
+
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -105,6 +107,8 @@ async fn build_example() -> PathBuf {
         "--quiet",
         "--example",
         "reverse_proxy",
+        "--features",
+        "gateway",
         "--profile",
         profile,
     ])

@@ -418,7 +418,8 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     })
 }
 
-fn parse_upstream(s: &str) -> Result<Authority, ConfigError> {
+/// Parses an upstream URL: `http://host[:port][/]` only (no TLS, path, query or credentials).
+pub fn parse_upstream(s: &str) -> Result<Authority, ConfigError> {
     let err = |why: &str| ConfigError::new(format!("--upstream {s:?}: {why}"));
     let uri: http::Uri = s.parse().map_err(|_| err("not a URL"))?;
     if uri.scheme() != Some(&Scheme::HTTP) {
