@@ -22,7 +22,7 @@ struct State {
     /// In creation order.
     apps: Vec<App>,
     /// In creation order.
-    codes: Vec<(String, AppCodeRecord)>, // (instance_id, record)
+    codes: Vec<(Scope, AppCodeRecord)>,
 }
 
 impl MemoryStore {
@@ -125,7 +125,7 @@ impl Store for MemoryStore {
                 .map(|id| {
                     s.codes
                         .iter()
-                        .filter(|(inst, r)| *inst == scope.instance_id && r.app_id == *id)
+                        .filter(|(at, r)| at == scope && r.app_id == *id)
                         .count() as u64
                 })
                 .collect())
@@ -143,7 +143,7 @@ impl Store for MemoryStore {
             s.apps.retain(|a| !(a.scope == *scope && a.id == app_id));
             let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut s.codes)
                 .into_iter()
-                .partition(|(inst, r)| *inst == scope.instance_id && r.app_id == app_id);
+                .partition(|(at, r)| at == scope && r.app_id == app_id);
             s.codes = kept;
             Ok(gone.into_iter().map(|(_, r)| r).collect())
         })
@@ -157,21 +157,22 @@ impl Store for MemoryStore {
         Box::pin(async move {
             let mut s = self.lock();
             s.app(scope, &record.app_id)?;
+            // Values are unique in the whole instance, whatever the project.
             let in_instance = s
                 .codes
                 .iter()
-                .filter(|(inst, _)| *inst == scope.instance_id);
+                .filter(|(at, _)| at.instance_id == scope.instance_id);
             let mut held = 0;
-            for (_, other) in in_instance {
-                if other.value.expose() == record.value.expose() {
+            for (at, other) in in_instance {
+                if other.value == record.value {
                     return Err(StoreError::AppCodeExists);
                 }
-                held += usize::from(other.app_id == record.app_id);
+                held += usize::from(at == scope && other.app_id == record.app_id);
             }
             if held >= MAX_APP_CODES_PER_APP {
                 return Err(StoreError::AppCodeQuotaExceeded);
             }
-            s.codes.push((scope.instance_id.clone(), record.clone()));
+            s.codes.push((scope.clone(), record.clone()));
             Ok(record)
         })
     }
@@ -187,9 +188,7 @@ impl Store for MemoryStore {
             s.app(scope, app_id)?;
             s.codes
                 .iter()
-                .find(|(inst, r)| {
-                    *inst == scope.instance_id && r.app_id == app_id && r.id == app_code_id
-                })
+                .find(|(at, r)| at == scope && r.app_id == app_id && r.id == app_code_id)
                 .map(|(_, r)| r.clone())
                 .ok_or(StoreError::AppCodeNotFound)
         })
@@ -208,7 +207,7 @@ impl Store for MemoryStore {
             let codes = s
                 .codes
                 .iter()
-                .filter(|(inst, r)| *inst == scope.instance_id && r.app_id == app_id)
+                .filter(|(at, r)| at == scope && r.app_id == app_id)
                 .map(|(_, r)| r.clone());
             Ok(page(codes, offset, limit))
         })
@@ -226,9 +225,7 @@ impl Store for MemoryStore {
             let at = s
                 .codes
                 .iter()
-                .position(|(inst, r)| {
-                    *inst == scope.instance_id && r.app_id == app_id && r.id == app_code_id
-                })
+                .position(|(at, r)| at == scope && r.app_id == app_id && r.id == app_code_id)
                 .ok_or(StoreError::AppCodeNotFound)?;
             Ok(s.codes.remove(at).1)
         })
@@ -242,7 +239,7 @@ impl Store for MemoryStore {
             let s = self.lock();
             Ok(s.codes
                 .iter()
-                .filter(|(inst, _)| inst == instance_id)
+                .filter(|(at, _)| at.instance_id == instance_id)
                 .map(|(_, r)| r.clone())
                 .collect())
         })

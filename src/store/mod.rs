@@ -21,14 +21,22 @@
 //! # }
 //! ```
 
+#[cfg(feature = "sqlite")]
+mod cipher;
 mod memory;
 mod provider;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod time;
 
 use std::fmt;
 
+#[cfg(feature = "sqlite")]
+pub use cipher::{KeyMismatch, MasterKey, MasterKeyError};
 pub use memory::MemoryStore;
 pub use provider::StoreProvider;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SchemaTooNew, SqliteOptions, SqliteStore};
 pub use time::Timestamp;
 
 use crate::code::AppCode;
@@ -212,7 +220,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 ///
 /// Methods return boxed futures so the trait can be used as `dyn Store`.
 pub trait Store: Send + Sync + 'static {
-    /// Adds `app`. Fails with [`StoreError::AppNameExists`] or [`StoreError::AppKeyExists`].
+    /// Adds `app`. Fails with [`StoreError::AppNameExists`] or [`StoreError::AppKeyExists`]
+    /// (the name is checked first). App IDs are generated at random by the caller; a repeated
+    /// ID is a [`StoreError::Backend`] error, never a silent overwrite.
     fn create_app(&self, app: App) -> BoxFuture<'_, StoreResult<App>>;
 
     /// One app.

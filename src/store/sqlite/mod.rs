@@ -1,0 +1,18 @@
+//! [`SqliteStore`]: the embedded default store, one SQLite file in WAL mode, AppCodes and app
+//! secrets optionally encrypted at rest. Its type documentation describes the guarantees and
+//! the schema.
+//!
+//! - `store.rs`: the store, its options, and the async face (blocking work on tokio's pool).
+//! - `ops.rs`: each operation as one transaction on a connection.
+//! - `schema.rs`: migrations and the master-key record.
+//! - `error.rs`: [`SchemaTooNew`] and the mapping of internal failures to `StoreError::Backend`.
+
+mod error;
+mod ops;
+mod schema;
+mod store;
+#[cfg(test)]
+mod tests;
+
+pub use error::SchemaTooNew;
+pub use store::{SqliteOptions, SqliteStore};

@@ -1,0 +1,525 @@
+//! The store's operations as blocking functions on one connection, each one transaction.
+
+use rusqlite::types::ToSql;
+use rusqlite::{
+    params, params_from_iter, Connection, OptionalExtension, Row, Transaction, TransactionBehavior,
+};
+use zeroize::Zeroizing;
+
+use super::error::{cipher, corrupt, db};
+use crate::code::AppCode;
+use crate::store::cipher::{row_binding, Sealer};
+use crate::store::{
+    App, AppCodeRecord, AppFilter, Page, Scope, SecretString, StoreError, StoreResult,
+    MAX_APP_CODES_PER_APP,
+};
+
+fn write_tx(conn: &mut Connection) -> StoreResult<Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db("begin write transaction"))
+}
+
+fn read_tx(conn: &mut Connection) -> StoreResult<Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Deferred)
+        .map_err(db("begin read transaction"))
+}
+
+/// SQLite's `LIMIT` and `OFFSET` are signed; anything beyond means "all".
+fn sql_count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn sql_total(n: i64) -> StoreResult<u64> {
+    u64::try_from(n).map_err(|_| corrupt(format_args!("negative row count {n}")))
+}
+
+fn secret_binding(scope: &Scope, app_id: &str) -> Vec<u8> {
+    row_binding(
+        "app-secret",
+        &[&scope.project_id, &scope.instance_id, app_id],
+    )
+}
+
+fn code_binding(instance_id: &str, app_id: &str, app_code_id: &str) -> Vec<u8> {
+    row_binding("app-code", &[instance_id, app_id, app_code_id])
+}
+
+/// The app's row number, or [`StoreError::AppNotFound`].
+fn app_seq(tx: &Transaction<'_>, scope: &Scope, app_id: &str) -> StoreResult<i64> {
+    tx.prepare_cached("SELECT seq FROM apps WHERE project_id = ?1 AND instance_id = ?2 AND id = ?3")
+        .and_then(|mut s| {
+            s.query_row(params![scope.project_id, scope.instance_id, app_id], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
+        .map_err(db("look up app"))?
+        .ok_or(StoreError::AppNotFound)
+}
+
+fn exists(tx: &Transaction<'_>, sql: &str, params: impl rusqlite::Params) -> StoreResult<bool> {
+    tx.prepare_cached(sql)
+        .and_then(|mut s| s.exists(params))
+        .map_err(db("check uniqueness"))
+}
+
+const APP_COLUMNS: &str = "id, name, remark, creator, app_key, app_secret, app_secret_nonce, \
+                           register_time, update_time, status";
+
+/// An app row as stored, secret still sealed.
+struct RawApp {
+    id: String,
+    name: String,
+    remark: String,
+    creator: String,
+    app_key: String,
+    secret: Zeroizing<Vec<u8>>,
+    nonce: Option<Vec<u8>>,
+    register_time: i64,
+    update_time: i64,
+    status: i32,
+}
+
+impl RawApp {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            remark: r.get(2)?,
+            creator: r.get(3)?,
+            app_key: r.get(4)?,
+            secret: Zeroizing::new(r.get(5)?),
+            nonce: r.get(6)?,
+            register_time: r.get(7)?,
+            update_time: r.get(8)?,
+            status: r.get(9)?,
+        })
+    }
+
+    fn open(self, sealer: &Sealer, scope: &Scope) -> StoreResult<App> {
+        let plain = sealer
+            .open(
+                &secret_binding(scope, &self.id),
+                self.nonce.as_deref(),
+                &self.secret,
+            )
+            .map_err(|e| cipher(format_args!("secret of app {}", self.id), e))?;
+        let secret = std::str::from_utf8(&plain)
+            .map_err(|_| corrupt(format_args!("secret of app {} is not UTF-8", self.id)))?;
+        Ok(App {
+            app_secret: SecretString::new(secret),
+            id: self.id,
+            scope: scope.clone(),
+            name: self.name,
+            remark: self.remark,
+            creator: self.creator,
+            app_key: self.app_key,
+            register_time: crate::store::Timestamp::from_unix_nanos(self.register_time),
+            update_time: crate::store::Timestamp::from_unix_nanos(self.update_time),
+            status: self.status,
+        })
+    }
+}
+
+const CODE_SELECT: &str = "SELECT c.id, a.id, c.value, c.value_nonce, c.create_time \
+                           FROM app_codes c JOIN apps a ON a.seq = c.app_seq";
+
+/// An AppCode row as stored, value still sealed.
+struct RawCode {
+    id: String,
+    app_id: String,
+    value: Zeroizing<Vec<u8>>,
+    nonce: Option<Vec<u8>>,
+    create_time: i64,
+}
+
+impl RawCode {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            app_id: r.get(1)?,
+            value: Zeroizing::new(r.get(2)?),
+            nonce: r.get(3)?,
+            create_time: r.get(4)?,
+        })
+    }
+
+    fn open(self, sealer: &Sealer, instance_id: &str) -> StoreResult<AppCodeRecord> {
+        let plain = sealer
+            .open(
+                &code_binding(instance_id, &self.app_id, &self.id),
+                self.nonce.as_deref(),
+                &self.value,
+            )
+            .map_err(|e| cipher(format_args!("AppCode {}", self.id), e))?;
+        let value = std::str::from_utf8(&plain)
+            .map_err(|_| corrupt(format_args!("AppCode {} is not UTF-8", self.id)))
+            .and_then(|text| {
+                AppCode::parse(text).map_err(|e| corrupt(format_args!("AppCode {}: {e}", self.id)))
+            })?;
+        Ok(AppCodeRecord {
+            id: self.id,
+            app_id: self.app_id,
+            value,
+            create_time: crate::store::Timestamp::from_unix_nanos(self.create_time),
+        })
+    }
+}
+
+fn query_codes(
+    tx: &Transaction<'_>,
+    sealer: &Sealer,
+    instance_id: &str,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Vec<AppCodeRecord>> {
+    let raws = tx
+        .prepare_cached(sql)
+        .and_then(|mut s| {
+            s.query_map(params, RawCode::from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db("read AppCodes"))?;
+    raws.into_iter()
+        .map(|raw| raw.open(sealer, instance_id))
+        .collect()
+}
+
+pub(super) fn create_app(conn: &mut Connection, sealer: &Sealer, app: App) -> StoreResult<App> {
+    let tx = write_tx(conn)?;
+    let in_scope = |column: &str| {
+        format!("SELECT 1 FROM apps WHERE project_id = ?1 AND instance_id = ?2 AND {column} = ?3")
+    };
+    let scope = &app.scope;
+    if exists(
+        &tx,
+        &in_scope("name"),
+        params![scope.project_id, scope.instance_id, app.name],
+    )? {
+        return Err(StoreError::AppNameExists);
+    }
+    if exists(
+        &tx,
+        &in_scope("app_key"),
+        params![scope.project_id, scope.instance_id, app.app_key],
+    )? {
+        return Err(StoreError::AppKeyExists);
+    }
+    if exists(
+        &tx,
+        &in_scope("id"),
+        params![scope.project_id, scope.instance_id, app.id],
+    )? {
+        return Err(StoreError::Backend(
+            format!("an app with ID {} exists in the scope already", app.id).into(),
+        ));
+    }
+    let sealed = sealer
+        .seal(
+            &secret_binding(scope, &app.id),
+            app.app_secret.expose().as_bytes(),
+        )
+        .map_err(|e| cipher(format_args!("secret of app {}", app.id), e))?;
+    tx.prepare_cached(
+        "INSERT INTO apps (project_id, instance_id, id, name, remark, creator, app_key,
+                           app_secret, app_secret_nonce, register_time, update_time, status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            scope.project_id,
+            scope.instance_id,
+            app.id,
+            app.name,
+            app.remark,
+            app.creator,
+            app.app_key,
+            &sealed.bytes[..],
+            sealed.nonce.as_ref().map(|n| &n[..]),
+            app.register_time.unix_nanos(),
+            app.update_time.unix_nanos(),
+            app.status,
+        ])
+    })
+    .map_err(db("insert app"))?;
+    tx.commit().map_err(db("commit app"))?;
+    Ok(app)
+}
+
+pub(super) fn get_app(
+    conn: &mut Connection,
+    sealer: &Sealer,
+    scope: &Scope,
+    app_id: &str,
+) -> StoreResult<App> {
+    let tx = read_tx(conn)?;
+    let sql = format!(
+        "SELECT {APP_COLUMNS} FROM apps WHERE project_id = ?1 AND instance_id = ?2 AND id = ?3"
+    );
+    tx.prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_row(
+                params![scope.project_id, scope.instance_id, app_id],
+                RawApp::from_row,
+            )
+            .optional()
+        })
+        .map_err(db("read app"))?
+        .ok_or(StoreError::AppNotFound)?
+        .open(sealer, scope)
+}
+
+/// `?3`..`?8`: id, name, name_exact, status, app_key, creator; `NULL` matches every app.
+/// `instr` makes "contains" literal and case-sensitive, like [`str::contains`].
+const APP_FILTER: &str = "project_id = ?1 AND instance_id = ?2
+    AND (?3 IS NULL OR id = ?3)
+    AND (?4 IS NULL OR CASE WHEN ?5 THEN name = ?4 ELSE instr(name, ?4) > 0 END)
+    AND (?6 IS NULL OR status = ?6)
+    AND (?7 IS NULL OR app_key = ?7)
+    AND (?8 IS NULL OR creator = ?8)";
+
+pub(super) fn list_apps(
+    conn: &mut Connection,
+    sealer: &Sealer,
+    scope: &Scope,
+    f: &AppFilter,
+    offset: u64,
+    limit: u64,
+) -> StoreResult<Page<App>> {
+    let tx = read_tx(conn)?;
+    let filter: [&dyn ToSql; 8] = [
+        &scope.project_id,
+        &scope.instance_id,
+        &f.id,
+        &f.name,
+        &f.name_exact,
+        &f.status,
+        &f.app_key,
+        &f.creator,
+    ];
+    let total: i64 = tx
+        .prepare_cached(&format!("SELECT COUNT(*) FROM apps WHERE {APP_FILTER}"))
+        .and_then(|mut s| s.query_row(&filter[..], |r| r.get(0)))
+        .map_err(db("count apps"))?;
+    let (limit, offset) = (sql_count(limit), sql_count(offset));
+    let page = filter
+        .iter()
+        .copied()
+        .chain([&limit as &dyn ToSql, &offset]);
+    let sql = format!(
+        "SELECT {APP_COLUMNS} FROM apps WHERE {APP_FILTER} ORDER BY seq LIMIT ?9 OFFSET ?10"
+    );
+    let raws = tx
+        .prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_map(params_from_iter(page), RawApp::from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db("list apps"))?;
+    Ok(Page {
+        total: sql_total(total)?,
+        items: raws
+            .into_iter()
+            .map(|raw| raw.open(sealer, scope))
+            .collect::<StoreResult<_>>()?,
+    })
+}
+
+pub(super) fn count_app_codes(
+    conn: &mut Connection,
+    scope: &Scope,
+    app_ids: &[String],
+) -> StoreResult<Vec<u64>> {
+    let tx = read_tx(conn)?;
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT COUNT(*) FROM app_codes c JOIN apps a ON a.seq = c.app_seq
+             WHERE a.project_id = ?1 AND a.instance_id = ?2 AND a.id = ?3",
+        )
+        .map_err(db("count AppCodes"))?;
+    app_ids
+        .iter()
+        .map(|id| {
+            let n: i64 = stmt
+                .query_row(params![scope.project_id, scope.instance_id, id], |r| {
+                    r.get(0)
+                })
+                .map_err(db("count AppCodes"))?;
+            sql_total(n)
+        })
+        .collect()
+}
+
+pub(super) fn delete_app(
+    conn: &mut Connection,
+    sealer: &Sealer,
+    scope: &Scope,
+    app_id: &str,
+) -> StoreResult<Vec<AppCodeRecord>> {
+    let tx = write_tx(conn)?;
+    let seq = app_seq(&tx, scope, app_id)?;
+    let codes = query_codes(
+        &tx,
+        sealer,
+        &scope.instance_id,
+        &format!("{CODE_SELECT} WHERE c.app_seq = ?1 ORDER BY c.seq"),
+        [seq],
+    )?;
+    tx.execute("DELETE FROM app_codes WHERE app_seq = ?1", [seq])
+        .and_then(|_| tx.execute("DELETE FROM apps WHERE seq = ?1", [seq]))
+        .map_err(db("delete app"))?;
+    tx.commit().map_err(db("commit app deletion"))?;
+    Ok(codes)
+}
+
+pub(super) fn create_app_code(
+    conn: &mut Connection,
+    sealer: &Sealer,
+    scope: &Scope,
+    record: AppCodeRecord,
+) -> StoreResult<AppCodeRecord> {
+    let tx = write_tx(conn)?;
+    let seq = app_seq(&tx, scope, &record.app_id)?;
+    let digest = sealer.digest(record.value.expose().as_bytes());
+    if exists(
+        &tx,
+        "SELECT 1 FROM app_codes WHERE instance_id = ?1 AND value_digest = ?2",
+        params![scope.instance_id, &digest[..]],
+    )? {
+        return Err(StoreError::AppCodeExists);
+    }
+    let held: i64 = tx
+        .prepare_cached("SELECT COUNT(*) FROM app_codes WHERE app_seq = ?1")
+        .and_then(|mut s| s.query_row([seq], |r| r.get(0)))
+        .map_err(db("count AppCodes"))?;
+    if sql_total(held)? >= MAX_APP_CODES_PER_APP as u64 {
+        return Err(StoreError::AppCodeQuotaExceeded);
+    }
+    if exists(
+        &tx,
+        "SELECT 1 FROM app_codes WHERE instance_id = ?1 AND id = ?2",
+        params![scope.instance_id, record.id],
+    )? {
+        return Err(StoreError::Backend(
+            format!(
+                "an AppCode with ID {} exists in the instance already",
+                record.id
+            )
+            .into(),
+        ));
+    }
+    let sealed = sealer
+        .seal(
+            &code_binding(&scope.instance_id, &record.app_id, &record.id),
+            record.value.expose().as_bytes(),
+        )
+        .map_err(|e| cipher(format_args!("AppCode {}", record.id), e))?;
+    tx.prepare_cached(
+        "INSERT INTO app_codes (app_seq, instance_id, id, value, value_nonce, value_digest,
+                                create_time)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            seq,
+            scope.instance_id,
+            record.id,
+            &sealed.bytes[..],
+            sealed.nonce.as_ref().map(|n| &n[..]),
+            &digest[..],
+            record.create_time.unix_nanos(),
+        ])
+    })
+    .map_err(db("insert AppCode"))?;
+    tx.commit().map_err(db("commit AppCode"))?;
+    Ok(record)
+}
+
+pub(super) fn get_app_code(
+    conn: &mut Connection,
+    sealer: &Sealer,
+    scope: &Scope,
+    app_id: &str,
+    app_code_id: &str,
+) -> StoreResult<AppCodeRecord> {
+    let tx = read_tx(conn)?;
+    let seq = app_seq(&tx, scope, app_id)?;
+    query_codes(
+        &tx,
+        sealer,
+        &scope.instance_id,
+        &format!("{CODE_SELECT} WHERE c.app_seq = ?1 AND c.id = ?2"),
+        params![seq, app_code_id],
+    )?
+    .pop()
+    .ok_or(StoreError::AppCodeNotFound)
+}
+
+pub(super) fn list_app_codes(
+    conn: &mut Connection,
+    sealer: &Sealer,
+    scope: &Scope,
+    app_id: &str,
+    offset: u64,
+    limit: u64,
+) -> StoreResult<Page<AppCodeRecord>> {
+    let tx = read_tx(conn)?;
+    let seq = app_seq(&tx, scope, app_id)?;
+    let total: i64 = tx
+        .prepare_cached("SELECT COUNT(*) FROM app_codes WHERE app_seq = ?1")
+        .and_then(|mut s| s.query_row([seq], |r| r.get(0)))
+        .map_err(db("count AppCodes"))?;
+    let items = query_codes(
+        &tx,
+        sealer,
+        &scope.instance_id,
+        &format!("{CODE_SELECT} WHERE c.app_seq = ?1 ORDER BY c.seq LIMIT ?2 OFFSET ?3"),
+        params![seq, sql_count(limit), sql_count(offset)],
+    )?;
+    Ok(Page {
+        total: sql_total(total)?,
+        items,
+    })
+}
+
+pub(super) fn delete_app_code(
+    conn: &mut Connection,
+    sealer: &Sealer,
+    scope: &Scope,
+    app_id: &str,
+    app_code_id: &str,
+) -> StoreResult<AppCodeRecord> {
+    let tx = write_tx(conn)?;
+    let seq = app_seq(&tx, scope, app_id)?;
+    let record = query_codes(
+        &tx,
+        sealer,
+        &scope.instance_id,
+        &format!("{CODE_SELECT} WHERE c.app_seq = ?1 AND c.id = ?2"),
+        params![seq, app_code_id],
+    )?
+    .pop()
+    .ok_or(StoreError::AppCodeNotFound)?;
+    tx.execute(
+        "DELETE FROM app_codes WHERE app_seq = ?1 AND id = ?2",
+        params![seq, app_code_id],
+    )
+    .map_err(db("delete AppCode"))?;
+    tx.commit().map_err(db("commit AppCode deletion"))?;
+    Ok(record)
+}
+
+pub(super) fn instance_app_codes(
+    conn: &mut Connection,
+    sealer: &Sealer,
+    instance_id: &str,
+) -> StoreResult<Vec<AppCodeRecord>> {
+    let tx = read_tx(conn)?;
+    query_codes(
+        &tx,
+        sealer,
+        instance_id,
+        &format!("{CODE_SELECT} WHERE c.instance_id = ?1 ORDER BY c.seq"),
+        [instance_id],
+    )
+}

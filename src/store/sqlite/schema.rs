@@ -1,0 +1,118 @@
+//! Versioned schema migrations and the record of the master key a database was created with.
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::error::{corrupt, db, SchemaTooNew};
+use crate::store::cipher::Sealer;
+use crate::store::{StoreError, StoreResult};
+
+/// The migrations, oldest first: step `i` takes the schema from version `i` to `i + 1`
+/// (`PRAGMA user_version`). Append only; never edit a released step.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    "CREATE TABLE store_meta (
+        singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+        encrypted INTEGER NOT NULL CHECK (encrypted IN (0, 1)),
+        key_check BLOB,
+        cipher TEXT,
+        CHECK ((encrypted = 1) = (key_check IS NOT NULL))
+    ) STRICT;
+
+    CREATE TABLE apps (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        project_id TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        remark TEXT NOT NULL,
+        creator TEXT NOT NULL,
+        app_key TEXT NOT NULL,
+        app_secret BLOB NOT NULL,
+        app_secret_nonce BLOB,
+        register_time INTEGER NOT NULL,
+        update_time INTEGER NOT NULL,
+        status INTEGER NOT NULL
+    ) STRICT;
+    CREATE UNIQUE INDEX apps_by_id ON apps (project_id, instance_id, id);
+    CREATE UNIQUE INDEX apps_by_name ON apps (project_id, instance_id, name);
+    CREATE UNIQUE INDEX apps_by_key ON apps (project_id, instance_id, app_key);
+
+    CREATE TABLE app_codes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        app_seq INTEGER NOT NULL REFERENCES apps (seq) ON DELETE CASCADE,
+        instance_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        value BLOB NOT NULL,
+        value_nonce BLOB,
+        value_digest BLOB NOT NULL,
+        create_time INTEGER NOT NULL
+    ) STRICT;
+    CREATE UNIQUE INDEX app_codes_by_value ON app_codes (instance_id, value_digest);
+    CREATE UNIQUE INDEX app_codes_by_id ON app_codes (instance_id, id);
+    CREATE INDEX app_codes_by_app ON app_codes (app_seq, seq);",
+];
+
+/// The schema version this code writes.
+pub(super) fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Brings the database to the current schema and checks (or, for a new database, records)
+/// whether it is encrypted and with which key, all in one `BEGIN IMMEDIATE` transaction: of two
+/// processes opening a new file at once, one migrates and the other waits and finds it done.
+pub(super) fn prepare(conn: &mut Connection, sealer: &Sealer) -> StoreResult<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db("begin schema transaction"))?;
+    let found: i64 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(db("read schema version"))?;
+    let supported = current_version();
+    if found > supported {
+        return Err(StoreError::Backend(Box::new(SchemaTooNew {
+            found,
+            supported,
+        })));
+    }
+    let from = usize::try_from(found)
+        .map_err(|_| corrupt(format_args!("negative schema version {found}")))?;
+    for step in &MIGRATIONS[from..] {
+        tx.execute_batch(step)
+            .map_err(db("apply schema migration"))?;
+    }
+    if found < supported {
+        tx.pragma_update(None, "user_version", supported)
+            .map_err(db("record schema version"))?;
+    }
+
+    let meta: Option<(i64, Option<Vec<u8>>)> = tx
+        .query_row(
+            "SELECT encrypted, key_check FROM store_meta WHERE singleton = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(db("read store_meta"))?;
+    match meta {
+        Some((encrypted, key_check)) => sealer
+            .verify(encrypted != 0, key_check.as_deref())
+            .map_err(|e| StoreError::Backend(Box::new(e)))?,
+        // Only a database created by this very transaction may lack the record; anything
+        // else lost it and cannot be trusted to be in clear or encrypted.
+        None if found == 0 => {
+            let check = sealer.key_check();
+            tx.execute(
+                "INSERT INTO store_meta (singleton, encrypted, key_check, cipher)
+                 VALUES (1, ?1, ?2, ?3)",
+                params![
+                    i64::from(sealer.is_encrypted()),
+                    check.as_ref().map(|c| &c[..]),
+                    sealer.is_encrypted().then_some("chacha20poly1305"),
+                ],
+            )
+            .map_err(db("write store_meta"))?;
+        }
+        None => return Err(corrupt("store_meta has no row")),
+    }
+    tx.commit().map_err(db("commit schema transaction"))
+}

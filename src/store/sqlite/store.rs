@@ -1,0 +1,381 @@
+//! [`SqliteStore`] and its [`SqliteOptions`].
+
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, ErrorCode};
+
+use super::error::db;
+use super::{ops, schema};
+use crate::provider::BoxFuture;
+use crate::store::cipher::{MasterKey, Sealer};
+use crate::store::{App, AppCodeRecord, AppFilter, Page, Scope, Store, StoreError, StoreResult};
+
+/// How long a write waits for another connection's (or process's) write by default.
+const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How to open a [`SqliteStore`]: an optional master key and the busy timeout.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use apig_appcode::store::{MasterKey, SqliteOptions};
+///
+/// let options = SqliteOptions::new()
+///     .master_key(MasterKey::from_bytes([1; 32]))
+///     .busy_timeout(Duration::from_secs(5));
+/// assert!(format!("{options:?}").contains("MasterKey(<redacted>)"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    master_key: Option<MasterKey>,
+    busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            master_key: None,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+        }
+    }
+}
+
+impl SqliteOptions {
+    /// No master key (values stored in clear), a busy timeout of 30 seconds.
+    ///
+    /// ```
+    /// use apig_appcode::store::SqliteOptions;
+    ///
+    /// let options = SqliteOptions::new();
+    /// # let _ = options;
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Encrypts AppCode values and app secrets at rest with `key`. A database is created either
+    /// with a key or without one, and must always be opened the same way (with the same key).
+    ///
+    /// ```
+    /// use apig_appcode::store::{MasterKey, SqliteOptions};
+    ///
+    /// let key: MasterKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".parse().unwrap();
+    /// let options = SqliteOptions::new().master_key(key);
+    /// # let _ = options;
+    /// ```
+    pub fn master_key(mut self, key: MasterKey) -> Self {
+        self.master_key = Some(key);
+        self
+    }
+
+    /// How long an operation waits for the database while another connection (in this or
+    /// another process) holds its write lock, before failing with [`StoreError::Backend`].
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use apig_appcode::store::SqliteOptions;
+    ///
+    /// let options = SqliteOptions::new().busy_timeout(Duration::from_secs(60));
+    /// # let _ = options;
+    /// ```
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+}
+
+/// The embedded store: apps and AppCodes in one SQLite file in WAL mode, AppCode values and
+/// app secrets optionally encrypted at rest under a [`MasterKey`].
+///
+/// # Guarantees
+///
+/// - Every write is one `BEGIN IMMEDIATE` transaction, so the quota of
+///   [`MAX_APP_CODES_PER_APP`](crate::store::MAX_APP_CODES_PER_APP) codes per app and the
+///   uniqueness of an AppCode value within its instance hold for concurrent writers in this
+///   process and in other processes sharing the file. UNIQUE indexes back both, and app names
+///   and app keys per scope.
+/// - A write that returned `Ok` has been synced to disk (`synchronous=FULL`). Deleted rows are
+///   overwritten (`secure_delete`).
+/// - Another process's write is waited for up to the
+///   [busy timeout](SqliteOptions::busy_timeout), then the operation fails with
+///   [`StoreError::Backend`].
+/// - Blocking SQLite calls run on tokio's blocking thread pool, one at a time per store (and its
+///   clones, which share the connection), so operations must be awaited inside a tokio runtime.
+///   A dropped future does not cancel an operation already started.
+/// - A row that cannot be what the store wrote (a ciphertext copied from another row, an
+///   invalid AppCode) is a [`StoreError::Backend`] naming the row, never its secret.
+///
+/// # Encryption at rest
+///
+/// With a master key, AppCode values and app secrets are stored as ChaCha20-Poly1305 ciphertext
+/// under a random nonce per value, bound to their row, and duplicate values are found through an
+/// HMAC-SHA256 digest; without one, they are stored in clear beside a SHA-256 digest. The file
+/// records which, and a key check value, so it can only be opened the way it was created.
+///
+/// # Schema
+///
+/// Versioned by `PRAGMA user_version`; pending migrations are applied in one transaction when the
+/// file is opened, and a file written by a newer version of this crate is refused with
+/// [`SchemaTooNew`](crate::store::SchemaTooNew). Tables: `store_meta` (encrypted or not, key
+/// check value), `apps`, and `app_codes` (`value` holds the ciphertext or the clear value,
+/// `value_nonce` the nonce, `value_digest` the digest under the uniqueness index). Timestamps are
+/// integer nanoseconds since the Unix epoch; lists are ordered by insertion.
+///
+/// # Example
+///
+/// ```
+/// use apig_appcode::store::{MasterKey, Scope, SqliteOptions, SqliteStore, Store};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let dir = tempfile::tempdir().unwrap();
+/// let key = MasterKey::parse(&"42".repeat(32)).unwrap();
+/// let options = SqliteOptions::new().master_key(key);
+/// let store = SqliteStore::open(dir.path().join("apig.db"), options).unwrap();
+/// assert!(store.is_encrypted());
+/// let page = store
+///     .list_apps(&Scope::new("project-1", "instance-1"), &Default::default(), 0, 20)
+///     .await
+///     .unwrap();
+/// assert_eq!(page.total, 0);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Mutex<Connection>,
+    sealer: Sealer,
+    path: PathBuf,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .field("encrypted", &self.is_encrypted())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, switches it to WAL mode and applies
+    /// pending schema migrations.
+    ///
+    /// This blocks (on disk I/O, and on other processes migrating the same file): in async code
+    /// call it before serving, or inside [`tokio::task::spawn_blocking`].
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the file cannot be opened or migrated. Its source is a
+    /// [`KeyMismatch`](crate::store::KeyMismatch) when the database was created with a master
+    /// key and none, or another, is configured, or without one and one is configured; a
+    /// [`SchemaTooNew`](crate::store::SchemaTooNew) when a newer version of this crate wrote
+    /// the file.
+    ///
+    /// ```
+    /// use apig_appcode::store::{KeyMismatch, MasterKey, SqliteOptions, SqliteStore, StoreError};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("apig.db");
+    /// let key = MasterKey::from_bytes([9; 32]);
+    /// drop(SqliteStore::open(&path, SqliteOptions::new().master_key(key)).unwrap());
+    ///
+    /// let wrong = SqliteOptions::new().master_key(MasterKey::from_bytes([8; 32]));
+    /// let Err(StoreError::Backend(e)) = SqliteStore::open(&path, wrong) else { panic!() };
+    /// assert_eq!(e.downcast_ref::<KeyMismatch>(), Some(&KeyMismatch::WrongKey));
+    /// ```
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> StoreResult<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = Connection::open(&path).map_err(db("open database file"))?;
+        conn.busy_timeout(options.busy_timeout)
+            .map_err(db("set busy timeout"))?;
+        let mode = switch_to_wal(&conn, options.busy_timeout)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend(
+                format!("SQLite: the database cannot use WAL journal mode (it reports {mode:?})")
+                    .into(),
+            ));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db("set synchronous=FULL"))?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(db("enable foreign keys"))?;
+        // Deleted rows (revoked AppCodes, in clear without a master key) are overwritten, not
+        // left in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(db("enable secure_delete"))?;
+        let sealer = Sealer::new(options.master_key.as_ref());
+        schema::prepare(&mut conn, &sealer)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                sealer,
+                path,
+            }),
+        })
+    }
+
+    /// The database file.
+    ///
+    /// ```
+    /// use apig_appcode::store::{SqliteOptions, SqliteStore};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("apig.db");
+    /// assert_eq!(SqliteStore::open(&path, SqliteOptions::new()).unwrap().path(), path);
+    /// ```
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Whether values are encrypted at rest (the database was opened with a master key).
+    ///
+    /// ```
+    /// use apig_appcode::store::{MasterKey, SqliteOptions, SqliteStore};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let options = SqliteOptions::new().master_key(MasterKey::from_bytes([3; 32]));
+    /// let store = SqliteStore::open(dir.path().join("apig.db"), options).unwrap();
+    /// assert!(store.is_encrypted());
+    /// ```
+    pub fn is_encrypted(&self) -> bool {
+        self.inner.sealer.is_encrypted()
+    }
+
+    /// Runs `op` on the connection on tokio's blocking pool. The operation runs to its end even
+    /// if the returned future is dropped.
+    fn run<T, F>(&self, op: F) -> impl Future<Output = StoreResult<T>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &Sealer) -> StoreResult<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        async move {
+            tokio::task::spawn_blocking(move || {
+                // A panic cannot leave a transaction open: dropping a rusqlite `Transaction`
+                // during unwinding rolls it back.
+                let mut conn = inner.conn.lock().unwrap_or_else(PoisonError::into_inner);
+                op(&mut conn, &inner.sealer)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(StoreError::Backend(
+                    format!("SQLite store task failed: {e}").into(),
+                ))
+            })
+        }
+    }
+}
+
+/// Switches the file to WAL mode (a persistent setting, so this changes the file once).
+///
+/// Unlike other statements, the switch does not wait on SQLite's busy handler when another
+/// process is opening the same new file at that moment: retry it within the busy timeout.
+fn switch_to_wal(conn: &Connection, busy_timeout: Duration) -> StoreResult<String> {
+    let deadline = Instant::now() + busy_timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == ErrorCode::DatabaseBusy && Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            result => return result.map_err(db("switch to WAL journal mode")),
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn create_app(&self, app: App) -> BoxFuture<'_, StoreResult<App>> {
+        Box::pin(self.run(move |c, s| ops::create_app(c, s, app)))
+    }
+
+    fn get_app<'a>(&'a self, scope: &'a Scope, app_id: &'a str) -> BoxFuture<'a, StoreResult<App>> {
+        let (scope, app_id) = (scope.clone(), app_id.to_owned());
+        Box::pin(self.run(move |c, s| ops::get_app(c, s, &scope, &app_id)))
+    }
+
+    fn list_apps<'a>(
+        &'a self,
+        scope: &'a Scope,
+        filter: &'a AppFilter,
+        offset: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Page<App>>> {
+        let (scope, filter) = (scope.clone(), filter.clone());
+        Box::pin(self.run(move |c, s| ops::list_apps(c, s, &scope, &filter, offset, limit)))
+    }
+
+    fn count_app_codes<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_ids: &'a [String],
+    ) -> BoxFuture<'a, StoreResult<Vec<u64>>> {
+        let (scope, app_ids) = (scope.clone(), app_ids.to_vec());
+        Box::pin(self.run(move |c, _| ops::count_app_codes(c, &scope, &app_ids)))
+    }
+
+    fn delete_app<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>> {
+        let (scope, app_id) = (scope.clone(), app_id.to_owned());
+        Box::pin(self.run(move |c, s| ops::delete_app(c, s, &scope, &app_id)))
+    }
+
+    fn create_app_code<'a>(
+        &'a self,
+        scope: &'a Scope,
+        record: AppCodeRecord,
+    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
+        let scope = scope.clone();
+        Box::pin(self.run(move |c, s| ops::create_app_code(c, s, &scope, record)))
+    }
+
+    fn get_app_code<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+        app_code_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
+        let (scope, app_id, code_id) = (scope.clone(), app_id.to_owned(), app_code_id.to_owned());
+        Box::pin(self.run(move |c, s| ops::get_app_code(c, s, &scope, &app_id, &code_id)))
+    }
+
+    fn list_app_codes<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+        offset: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Page<AppCodeRecord>>> {
+        let (scope, app_id) = (scope.clone(), app_id.to_owned());
+        Box::pin(self.run(move |c, s| ops::list_app_codes(c, s, &scope, &app_id, offset, limit)))
+    }
+
+    fn delete_app_code<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+        app_code_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
+        let (scope, app_id, code_id) = (scope.clone(), app_id.to_owned(), app_code_id.to_owned());
+        Box::pin(self.run(move |c, s| ops::delete_app_code(c, s, &scope, &app_id, &code_id)))
+    }
+
+    fn instance_app_codes<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>> {
+        let instance_id = instance_id.to_owned();
+        Box::pin(self.run(move |c, s| ops::instance_app_codes(c, s, &instance_id)))
+    }
+}

@@ -1,0 +1,823 @@
+//! One behaviour for every store: each case below runs against every backend listed in
+//! `conformance!` invocations at the end of this file, so the stores cannot drift apart.
+//!
+//! Run: `cargo test --features sqlite --test store_conformance`.
+//! To add a backend, write an `async fn` returning a [`Fixture`] and add one line
+//! `conformance!(name, factory());`.
+#![cfg(feature = "sqlite")]
+
+use std::any::Any;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use apig_appcode::store::{
+    App, AppCodeRecord, AppFilter, MasterKey, MemoryStore, Scope, SecretString, SqliteOptions,
+    SqliteStore, Store, StoreError, Timestamp, MAX_APP_CODES_PER_APP,
+};
+use apig_appcode::AppCode;
+use tokio::task::JoinSet;
+
+// ---------------------------------------------------------------------------------------------
+// Backends
+
+/// A store under test, and whatever must live as long as it (a temporary directory).
+struct Fixture {
+    store: Arc<dyn Store>,
+    _keep: Option<Box<dyn Any + Send>>,
+}
+
+async fn memory() -> Fixture {
+    Fixture {
+        store: Arc::new(MemoryStore::new()),
+        _keep: None,
+    }
+}
+
+async fn sqlite(key: Option<MasterKey>) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = SqliteOptions::new();
+    if let Some(key) = key {
+        options = options.master_key(key);
+    }
+    let store = SqliteStore::open(dir.path().join("conformance.db"), options).unwrap();
+    Fixture {
+        store: Arc::new(store),
+        _keep: Some(Box::new(dir)),
+    }
+}
+
+fn test_key() -> MasterKey {
+    MasterKey::from_bytes(std::array::from_fn(|i| i as u8 ^ 0xa5))
+}
+
+/// Expands to one `#[tokio::test]` per case in module `$backend`, each on a fresh store.
+macro_rules! conformance {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            conformance!(@cases $make;
+                apps_are_created_read_and_paged,
+                app_filters_each_narrow_the_list,
+                duplicate_names_and_keys_are_rejected,
+                scopes_isolate_each_other,
+                app_codes_are_created_read_listed_and_deleted,
+                not_found_distinguishes_app_from_app_code,
+                quota_is_enforced_and_freed_by_deletion,
+                concurrent_creates_on_one_app_yield_exactly_the_quota,
+                concurrent_creates_of_one_value_yield_exactly_one,
+                a_value_is_unique_per_instance_only,
+                delete_app_deletes_and_returns_its_codes,
+                instance_app_codes_returns_exactly_the_instance,
+                count_app_codes_follows_the_given_order,
+                values_round_trip_exactly,
+            );
+        }
+    };
+    (@cases $make:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let fixture = $make.await;
+                super::$case(std::sync::Arc::clone(&fixture.store)).await;
+            }
+        )*
+    };
+}
+
+conformance!(memory_store, super::memory());
+conformance!(sqlite_plain, super::sqlite(None));
+conformance!(sqlite_encrypted, super::sqlite(Some(super::test_key())));
+
+// ---------------------------------------------------------------------------------------------
+// Data
+
+fn scope() -> Scope {
+    Scope::new("project-a", "instance-1")
+}
+
+fn id(n: u64) -> String {
+    format!("{n:032x}")
+}
+
+fn app_in(scope: &Scope, n: u64, name: &str) -> App {
+    App {
+        id: id(n),
+        scope: scope.clone(),
+        name: name.to_owned(),
+        remark: format!("remark {n}"),
+        creator: "USER".into(),
+        app_key: format!("key_{n:028}"),
+        app_secret: SecretString::new(format!("Secret{n:026}")),
+        register_time: Timestamp::from_unix_nanos(1_595_558_244_835_128_293 + n as i64),
+        update_time: Timestamp::from_unix_nanos(1_595_558_244_835_128_293 + 2 * n as i64),
+        status: 1,
+    }
+}
+
+fn app(n: u64) -> App {
+    app_in(&scope(), n, &format!("app_{n}"))
+}
+
+/// A valid AppCode unique per `(tag, n)`.
+fn value(tag: &str, n: u64) -> AppCode {
+    AppCode::parse(&format!("{tag}{n:08}{}", "x".repeat(64))).unwrap()
+}
+
+fn code(app_id: &str, n: u64, value: AppCode) -> AppCodeRecord {
+    AppCodeRecord {
+        id: id(1_000_000 + n),
+        app_id: app_id.to_owned(),
+        value,
+        create_time: Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + n as i64),
+    }
+}
+
+fn ids<T>(items: &[T], f: impl Fn(&T) -> &str) -> Vec<String> {
+    items.iter().map(|i| f(i).to_owned()).collect()
+}
+
+async fn all_apps(store: &dyn Store, scope: &Scope, filter: AppFilter) -> Vec<String> {
+    let page = store.list_apps(scope, &filter, 0, 1000).await.unwrap();
+    assert_eq!(page.total as usize, page.items.len());
+    ids(&page.items, |a| &a.id)
+}
+
+macro_rules! assert_err {
+    ($result:expr, $variant:pat) => {
+        match $result {
+            Err($variant) => {}
+            other => panic!(
+                "expected {}, got {:?}",
+                stringify!($variant),
+                other.map(|_| "Ok(..)")
+            ),
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases
+
+async fn apps_are_created_read_and_paged(store: Arc<dyn Store>) {
+    let s = scope();
+    let apps: Vec<App> = (1..=7).map(app).collect();
+    for a in &apps {
+        assert_eq!(&store.create_app(a.clone()).await.unwrap(), a);
+    }
+    for a in &apps {
+        assert_eq!(&store.get_app(&s, &a.id).await.unwrap(), a);
+    }
+    assert_err!(store.get_app(&s, &id(99)).await, StoreError::AppNotFound);
+
+    let all = AppFilter::default();
+    let expect = |range: std::ops::Range<usize>| ids(&apps[range], |a| &a.id);
+    for (offset, limit, range) in [
+        (0, 3, 0..3),
+        (3, 3, 3..6),
+        (6, 3, 6..7),
+        (7, 3, 7..7),
+        (100, 3, 7..7),
+        (0, 0, 0..0),
+        (2, u64::MAX, 2..7),
+        (u64::MAX, u64::MAX, 7..7),
+    ] {
+        let page = store.list_apps(&s, &all, offset, limit).await.unwrap();
+        assert_eq!(page.total, 7, "offset {offset} limit {limit}");
+        assert_eq!(ids(&page.items, |a| &a.id), expect(range));
+    }
+    // Pages carry whole apps, secrets included.
+    let page = store.list_apps(&s, &all, 1, 1).await.unwrap();
+    assert_eq!(page.items, vec![apps[1].clone()]);
+}
+
+async fn app_filters_each_narrow_the_list(store: Arc<dyn Store>) {
+    let s = scope();
+    let mut apps = vec![
+        app_in(&s, 1, "payments"),
+        app_in(&s, 2, "Payments_EU"),
+        app_in(&s, 3, "pay"),
+        app_in(&s, 4, "orders_50%"),
+        app_in(&s, 5, "支付应用"),
+    ];
+    apps[1].status = 2;
+    apps[2].creator = "SYSTEM".into();
+    apps[3].status = 2;
+    apps[3].creator = "SYSTEM".into();
+    for a in &apps {
+        store.create_app(a.clone()).await.unwrap();
+    }
+    let f = |build: fn(&mut AppFilter)| {
+        let mut filter = AppFilter::default();
+        build(&mut filter);
+        filter
+    };
+    let cases: Vec<(AppFilter, Vec<u64>)> = vec![
+        (AppFilter::default(), vec![1, 2, 3, 4, 5]),
+        (f(|f| f.id = Some(id(3))), vec![3]),
+        (f(|f| f.id = Some(id(42))), vec![]),
+        // Contains: case-sensitive and literal (no LIKE wildcards).
+        (f(|f| f.name = Some("pay".into())), vec![1, 3]),
+        (f(|f| f.name = Some("Pay".into())), vec![2]),
+        (f(|f| f.name = Some("ments".into())), vec![1, 2]),
+        (f(|f| f.name = Some("0%".into())), vec![4]),
+        (f(|f| f.name = Some("%".into())), vec![4]),
+        (f(|f| f.name = Some("_".into())), vec![2, 4]),
+        (f(|f| f.name = Some("p_y".into())), vec![]),
+        (f(|f| f.name = Some("支付".into())), vec![5]),
+        (f(|f| f.name = Some(String::new())), vec![1, 2, 3, 4, 5]),
+        // Exact.
+        (
+            f(|f| {
+                f.name = Some("pay".into());
+                f.name_exact = true;
+            }),
+            vec![3],
+        ),
+        (
+            f(|f| {
+                f.name = Some("PAY".into());
+                f.name_exact = true;
+            }),
+            vec![],
+        ),
+        // `name_exact` alone filters nothing.
+        (f(|f| f.name_exact = true), vec![1, 2, 3, 4, 5]),
+        (f(|f| f.status = Some(2)), vec![2, 4]),
+        (f(|f| f.status = Some(1)), vec![1, 3, 5]),
+        (f(|f| f.status = Some(0)), vec![]),
+        (f(|f| f.app_key = Some(format!("key_{:028}", 4))), vec![4]),
+        (f(|f| f.app_key = Some("key_".into())), vec![]),
+        (f(|f| f.creator = Some("SYSTEM".into())), vec![3, 4]),
+        (f(|f| f.creator = Some("USER".into())), vec![1, 2, 5]),
+        // Filters combine with AND.
+        (
+            f(|f| {
+                f.creator = Some("SYSTEM".into());
+                f.status = Some(2);
+            }),
+            vec![4],
+        ),
+        (
+            f(|f| {
+                f.name = Some("pay".into());
+                f.creator = Some("USER".into());
+            }),
+            vec![1],
+        ),
+    ];
+    for (filter, expected) in cases {
+        let expected: Vec<String> = expected.into_iter().map(id).collect();
+        assert_eq!(
+            all_apps(&*store, &s, filter.clone()).await,
+            expected,
+            "{filter:?}"
+        );
+    }
+    // Paging applies after filtering; `total` counts every match.
+    let users = f(|f| f.creator = Some("USER".into()));
+    let page = store.list_apps(&s, &users, 1, 1).await.unwrap();
+    assert_eq!((page.total, ids(&page.items, |a| &a.id)), (3, vec![id(2)]));
+}
+
+async fn duplicate_names_and_keys_are_rejected(store: Arc<dyn Store>) {
+    let s = scope();
+    store.create_app(app(1)).await.unwrap();
+
+    let mut same_name = app(2);
+    same_name.name = app(1).name;
+    assert_err!(store.create_app(same_name).await, StoreError::AppNameExists);
+
+    let mut same_key = app(3);
+    same_key.app_key = app(1).app_key;
+    assert_err!(store.create_app(same_key).await, StoreError::AppKeyExists);
+
+    // Both taken by one app: the name is reported.
+    let mut both = app(4);
+    both.name = app(1).name;
+    both.app_key = app(1).app_key;
+    assert_err!(store.create_app(both).await, StoreError::AppNameExists);
+
+    // Names compare exactly: another case is another name.
+    let mut upper = app(5);
+    upper.name = app(1).name.to_uppercase();
+    store.create_app(upper).await.unwrap();
+
+    // Failed creations left nothing behind.
+    assert_eq!(
+        all_apps(&*store, &s, AppFilter::default()).await,
+        [id(1), id(5)]
+    );
+    for n in [2, 3, 4] {
+        assert_err!(store.get_app(&s, &id(n)).await, StoreError::AppNotFound);
+    }
+}
+
+async fn scopes_isolate_each_other(store: Arc<dyn Store>) {
+    let home = scope();
+    let other_project = Scope::new("project-b", "instance-1");
+    let other_instance = Scope::new("project-a", "instance-2");
+
+    // The same name and key in three scopes (app IDs differ within an instance; the same ID
+    // is reused in another instance).
+    let first = app_in(&home, 1, "shared_name");
+    store.create_app(first.clone()).await.unwrap();
+    let mut second = app_in(&other_project, 2, "shared_name");
+    second.app_key = first.app_key.clone();
+    store.create_app(second).await.unwrap();
+    let twin = app_in(&other_instance, 1, "shared_name");
+    assert_eq!(twin.app_key, first.app_key);
+    store.create_app(twin.clone()).await.unwrap();
+
+    store
+        .create_app_code(&home, code(&id(1), 1, value("home", 1)))
+        .await
+        .unwrap();
+    store
+        .create_app_code(&other_instance, code(&id(1), 2, value("away", 2)))
+        .await
+        .unwrap();
+
+    for (scope, expected) in [
+        (&home, id(1)),
+        (&other_project, id(2)),
+        (&other_instance, id(1)),
+    ] {
+        assert_eq!(
+            all_apps(&*store, scope, AppFilter::default()).await,
+            [expected]
+        );
+    }
+    assert_eq!(store.get_app(&other_instance, &id(1)).await.unwrap(), twin);
+    assert_err!(
+        store.get_app(&other_project, &id(1)).await,
+        StoreError::AppNotFound
+    );
+    assert_err!(store.get_app(&home, &id(2)).await, StoreError::AppNotFound);
+    assert_err!(
+        store
+            .get_app(&Scope::new("project-b", "instance-2"), &id(1))
+            .await,
+        StoreError::AppNotFound
+    );
+
+    // Codes belong to the app of their scope only.
+    let home_codes = store.list_app_codes(&home, &id(1), 0, 10).await.unwrap();
+    assert_eq!(ids(&home_codes.items, |c| &c.id), [id(1_000_001)]);
+    let away_codes = store
+        .list_app_codes(&other_instance, &id(1), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&away_codes.items, |c| &c.id), [id(1_000_002)]);
+    assert_err!(
+        store
+            .get_app_code(&other_instance, &id(1), &id(1_000_001))
+            .await,
+        StoreError::AppCodeNotFound
+    );
+    assert_err!(
+        store
+            .get_app_code(&other_project, &id(1), &id(1_000_001))
+            .await,
+        StoreError::AppNotFound
+    );
+    assert_err!(
+        store
+            .create_app_code(&other_project, code(&id(1), 3, value("x", 3)))
+            .await,
+        StoreError::AppNotFound
+    );
+    assert_err!(
+        store.delete_app(&other_project, &id(1)).await,
+        StoreError::AppNotFound
+    );
+    // The app is not in that scope, so it holds no codes there.
+    assert_eq!(
+        store
+            .count_app_codes(&other_project, &[id(1)])
+            .await
+            .unwrap(),
+        vec![0]
+    );
+
+    // Deleting in one scope leaves the others alone.
+    store.delete_app(&other_instance, &id(1)).await.unwrap();
+    assert_eq!(
+        store.get_app(&home, &id(1)).await.unwrap().name,
+        "shared_name"
+    );
+    assert_eq!(store.count_app_codes(&home, &[id(1)]).await.unwrap(), [1]);
+}
+
+async fn app_codes_are_created_read_listed_and_deleted(store: Arc<dyn Store>) {
+    let s = scope();
+    store.create_app(app(1)).await.unwrap();
+    let records: Vec<AppCodeRecord> = (1..=4).map(|n| code(&id(1), n, value("v", n))).collect();
+    for r in &records {
+        assert_eq!(&store.create_app_code(&s, r.clone()).await.unwrap(), r);
+    }
+    for r in &records {
+        assert_eq!(&store.get_app_code(&s, &id(1), &r.id).await.unwrap(), r);
+    }
+    for (offset, limit, range) in [
+        (0, 20, 0..4),
+        (1, 2, 1..3),
+        (3, 5, 3..4),
+        (4, 5, 4..4),
+        (0, 0, 0..0),
+        (9, u64::MAX, 4..4),
+    ] {
+        let page = store
+            .list_app_codes(&s, &id(1), offset, limit)
+            .await
+            .unwrap();
+        assert_eq!(page.total, 4);
+        assert_eq!(page.items, records[range].to_vec());
+    }
+
+    let gone = store
+        .delete_app_code(&s, &id(1), &records[1].id)
+        .await
+        .unwrap();
+    assert_eq!(gone, records[1]);
+    assert_err!(
+        store.get_app_code(&s, &id(1), &records[1].id).await,
+        StoreError::AppCodeNotFound
+    );
+    assert_err!(
+        store.delete_app_code(&s, &id(1), &records[1].id).await,
+        StoreError::AppCodeNotFound
+    );
+    let page = store.list_app_codes(&s, &id(1), 0, 20).await.unwrap();
+    assert_eq!(page.total, 3);
+    assert_eq!(
+        page.items,
+        vec![records[0].clone(), records[2].clone(), records[3].clone()]
+    );
+    // A deleted value can be used again.
+    let reuse = code(&id(1), 9, records[1].value.clone());
+    store.create_app_code(&s, reuse.clone()).await.unwrap();
+    assert_eq!(
+        store.get_app_code(&s, &id(1), &reuse.id).await.unwrap(),
+        reuse
+    );
+
+    // An app without codes lists an empty page.
+    store.create_app(app(2)).await.unwrap();
+    let empty = store.list_app_codes(&s, &id(2), 0, 20).await.unwrap();
+    assert_eq!((empty.total, empty.items.len()), (0, 0));
+}
+
+async fn not_found_distinguishes_app_from_app_code(store: Arc<dyn Store>) {
+    let s = scope();
+    store.create_app(app(1)).await.unwrap();
+    store.create_app(app(2)).await.unwrap();
+    let c = code(&id(1), 1, value("nf", 1));
+    store.create_app_code(&s, c.clone()).await.unwrap();
+    let missing_app = id(77);
+
+    assert_err!(
+        store.get_app_code(&s, &missing_app, &c.id).await,
+        StoreError::AppNotFound
+    );
+    assert_err!(
+        store.delete_app_code(&s, &missing_app, &c.id).await,
+        StoreError::AppNotFound
+    );
+    assert_err!(
+        store.list_app_codes(&s, &missing_app, 0, 20).await,
+        StoreError::AppNotFound
+    );
+    assert_err!(
+        store
+            .create_app_code(&s, code(&missing_app, 2, value("nf", 2)))
+            .await,
+        StoreError::AppNotFound
+    );
+    assert_err!(
+        store.delete_app(&s, &missing_app).await,
+        StoreError::AppNotFound
+    );
+
+    assert_err!(
+        store.get_app_code(&s, &id(1), &id(5)).await,
+        StoreError::AppCodeNotFound
+    );
+    assert_err!(
+        store.delete_app_code(&s, &id(1), &id(5)).await,
+        StoreError::AppCodeNotFound
+    );
+    // The code exists, but under another app.
+    assert_err!(
+        store.get_app_code(&s, &id(2), &c.id).await,
+        StoreError::AppCodeNotFound
+    );
+    assert_err!(
+        store.delete_app_code(&s, &id(2), &c.id).await,
+        StoreError::AppCodeNotFound
+    );
+    assert_eq!(store.get_app_code(&s, &id(1), &c.id).await.unwrap(), c);
+}
+
+async fn quota_is_enforced_and_freed_by_deletion(store: Arc<dyn Store>) {
+    let s = scope();
+    store.create_app(app(1)).await.unwrap();
+    store.create_app(app(2)).await.unwrap();
+    for n in 0..MAX_APP_CODES_PER_APP as u64 {
+        store
+            .create_app_code(&s, code(&id(1), n, value("q", n)))
+            .await
+            .unwrap();
+    }
+    assert_err!(
+        store
+            .create_app_code(&s, code(&id(1), 10, value("q", 10)))
+            .await,
+        StoreError::AppCodeQuotaExceeded
+    );
+    // A duplicate value is reported as such even when the app is full.
+    assert_err!(
+        store
+            .create_app_code(&s, code(&id(1), 11, value("q", 0)))
+            .await,
+        StoreError::AppCodeExists
+    );
+    // The quota is per app.
+    store
+        .create_app_code(&s, code(&id(2), 12, value("q", 12)))
+        .await
+        .unwrap();
+    // Deleting one frees one slot.
+    store
+        .delete_app_code(&s, &id(1), &id(1_000_000))
+        .await
+        .unwrap();
+    store
+        .create_app_code(&s, code(&id(1), 13, value("q", 13)))
+        .await
+        .unwrap();
+    assert_err!(
+        store
+            .create_app_code(&s, code(&id(1), 14, value("q", 14)))
+            .await,
+        StoreError::AppCodeQuotaExceeded
+    );
+    let page = store.list_app_codes(&s, &id(1), 0, 20).await.unwrap();
+    assert_eq!(page.total, MAX_APP_CODES_PER_APP as u64);
+}
+
+/// Runs `n` creations at once and counts each outcome.
+async fn create_concurrently(
+    store: &Arc<dyn Store>,
+    records: impl IntoIterator<Item = AppCodeRecord>,
+) -> (usize, usize, usize) {
+    let mut set = JoinSet::new();
+    for record in records {
+        let store = Arc::clone(store);
+        set.spawn(async move { store.create_app_code(&scope(), record).await });
+    }
+    let (mut ok, mut quota, mut exists) = (0, 0, 0);
+    while let Some(result) = set.join_next().await {
+        match result.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::AppCodeQuotaExceeded) => quota += 1,
+            Err(StoreError::AppCodeExists) => exists += 1,
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    (ok, quota, exists)
+}
+
+async fn concurrent_creates_on_one_app_yield_exactly_the_quota(store: Arc<dyn Store>) {
+    store.create_app(app(1)).await.unwrap();
+    let records = (0..50).map(|n| code(&id(1), n, value("c", n)));
+    assert_eq!(create_concurrently(&store, records).await, (5, 45, 0));
+    let page = store
+        .list_app_codes(&scope(), &id(1), 0, 100)
+        .await
+        .unwrap();
+    assert_eq!((page.total, page.items.len()), (5, 5));
+    assert_eq!(
+        store.instance_app_codes("instance-1").await.unwrap().len(),
+        5
+    );
+}
+
+async fn concurrent_creates_of_one_value_yield_exactly_one(store: Arc<dyn Store>) {
+    for n in 0..50 {
+        store.create_app(app(n)).await.unwrap();
+    }
+    let shared = value("same", 0);
+    let records = (0..50).map(|n| code(&id(n), n, shared.clone()));
+    assert_eq!(create_concurrently(&store, records).await, (1, 0, 49));
+    let all = store.instance_app_codes("instance-1").await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].value, shared);
+}
+
+async fn a_value_is_unique_per_instance_only(store: Arc<dyn Store>) {
+    let (s1, s2) = (scope(), Scope::new("project-a", "instance-2"));
+    let same_instance = Scope::new("project-b", "instance-1");
+    store.create_app(app_in(&s1, 1, "one")).await.unwrap();
+    store.create_app(app_in(&s1, 2, "two")).await.unwrap();
+    store.create_app(app_in(&s2, 3, "three")).await.unwrap();
+    store
+        .create_app(app_in(&same_instance, 4, "four"))
+        .await
+        .unwrap();
+    let v = value("uniq", 1);
+
+    store
+        .create_app_code(&s1, code(&id(1), 1, v.clone()))
+        .await
+        .unwrap();
+    // The same app, another app of the instance, and another project on the same instance.
+    assert_err!(
+        store.create_app_code(&s1, code(&id(1), 2, v.clone())).await,
+        StoreError::AppCodeExists
+    );
+    assert_err!(
+        store.create_app_code(&s1, code(&id(2), 3, v.clone())).await,
+        StoreError::AppCodeExists
+    );
+    assert_err!(
+        store
+            .create_app_code(&same_instance, code(&id(4), 4, v.clone()))
+            .await,
+        StoreError::AppCodeExists
+    );
+    // Another instance may hold it.
+    let elsewhere = code(&id(3), 5, v.clone());
+    store.create_app_code(&s2, elsewhere.clone()).await.unwrap();
+    assert_eq!(
+        store.instance_app_codes("instance-2").await.unwrap(),
+        [elsewhere]
+    );
+    // Values differing in case only are different values.
+    let upper = AppCode::parse(&v.expose().to_uppercase()).unwrap();
+    store
+        .create_app_code(&s1, code(&id(2), 6, upper))
+        .await
+        .unwrap();
+}
+
+async fn delete_app_deletes_and_returns_its_codes(store: Arc<dyn Store>) {
+    let s = scope();
+    store.create_app(app(1)).await.unwrap();
+    store.create_app(app(2)).await.unwrap();
+    let mine: Vec<_> = (1..=3).map(|n| code(&id(1), n, value("mine", n))).collect();
+    let theirs: Vec<_> = (4..=5)
+        .map(|n| code(&id(2), n, value("theirs", n)))
+        .collect();
+    // Interleave so deletion must pick the right rows.
+    for (i, r) in mine.iter().enumerate() {
+        store.create_app_code(&s, r.clone()).await.unwrap();
+        if let Some(t) = theirs.get(i) {
+            store.create_app_code(&s, t.clone()).await.unwrap();
+        }
+    }
+
+    assert_eq!(store.delete_app(&s, &id(1)).await.unwrap(), mine);
+    assert_err!(store.get_app(&s, &id(1)).await, StoreError::AppNotFound);
+    assert_err!(
+        store.list_app_codes(&s, &id(1), 0, 20).await,
+        StoreError::AppNotFound
+    );
+    assert_err!(store.delete_app(&s, &id(1)).await, StoreError::AppNotFound);
+    assert_eq!(
+        store.instance_app_codes("instance-1").await.unwrap(),
+        theirs
+    );
+    assert_eq!(all_apps(&*store, &s, AppFilter::default()).await, [id(2)]);
+
+    // The name, key, ID and values are free again.
+    store.create_app(app(1)).await.unwrap();
+    assert_eq!(store.count_app_codes(&s, &[id(1)]).await.unwrap(), [0]);
+    store.create_app_code(&s, mine[0].clone()).await.unwrap();
+    // An app without codes deletes to an empty list.
+    store.create_app(app(3)).await.unwrap();
+    assert_eq!(store.delete_app(&s, &id(3)).await.unwrap(), vec![]);
+}
+
+async fn instance_app_codes_returns_exactly_the_instance(store: Arc<dyn Store>) {
+    let scopes = [
+        scope(),
+        Scope::new("project-a", "instance-2"),
+        Scope::new("project-b", "instance-1"),
+    ];
+    let mut expected: Vec<Vec<AppCodeRecord>> = vec![Vec::new(); 3];
+    for (i, s) in scopes.iter().enumerate() {
+        for a in 0..2u64 {
+            let app_n = 10 * i as u64 + a;
+            store
+                .create_app(app_in(s, app_n, &format!("app_{app_n}")))
+                .await
+                .unwrap();
+        }
+    }
+    // Round-robin over scopes and apps, so creation order interleaves instances.
+    for n in 0..12u64 {
+        let i = (n % 3) as usize;
+        let app_n = 10 * i as u64 + (n / 3) % 2;
+        let r = code(&id(app_n), n, value("inst", n));
+        store.create_app_code(&scopes[i], r.clone()).await.unwrap();
+        expected[i].push(r);
+    }
+    let instance_1: Vec<AppCodeRecord> = {
+        // Instance 1 spans two projects; its codes in creation order.
+        let mut all: Vec<AppCodeRecord> = expected[0].iter().chain(&expected[2]).cloned().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    };
+    assert_eq!(
+        store.instance_app_codes("instance-1").await.unwrap(),
+        instance_1
+    );
+    assert_eq!(
+        store.instance_app_codes("instance-2").await.unwrap(),
+        expected[1]
+    );
+    assert!(store
+        .instance_app_codes("instance-9")
+        .await
+        .unwrap()
+        .is_empty());
+
+    let identities: BTreeSet<(String, String)> = store
+        .instance_app_codes("instance-2")
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let identity = r.identity();
+            (
+                identity.app_id().to_owned(),
+                identity.app_code_id().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        identities,
+        expected[1]
+            .iter()
+            .map(|r| (r.app_id.clone(), r.id.clone()))
+            .collect()
+    );
+}
+
+async fn count_app_codes_follows_the_given_order(store: Arc<dyn Store>) {
+    let s = scope();
+    for n in 1..=3 {
+        store.create_app(app(n)).await.unwrap();
+    }
+    for (app_n, count) in [(1u64, 3u64), (2, 0), (3, 5)] {
+        for k in 0..count {
+            let n = 10 * app_n + k;
+            store
+                .create_app_code(&s, code(&id(app_n), n, value("cnt", n)))
+                .await
+                .unwrap();
+        }
+    }
+    let asked = [id(3), id(1), id(99), id(2), id(1)];
+    assert_eq!(
+        store.count_app_codes(&s, &asked).await.unwrap(),
+        [5, 3, 0, 0, 3]
+    );
+    assert!(store.count_app_codes(&s, &[]).await.unwrap().is_empty());
+    store
+        .delete_app_code(&s, &id(3), &id(1_000_030))
+        .await
+        .unwrap();
+    assert_eq!(store.count_app_codes(&s, &[id(3)]).await.unwrap(), [4]);
+}
+
+async fn values_round_trip_exactly(store: Arc<dyn Store>) {
+    let s = scope();
+    let mut a = app_in(&s, 1, "应用_Name_1");
+    a.remark = "备注 with 'quotes' \"and\" \\ and\nnewline".into();
+    a.app_secret = SecretString::new("S3cret_-!@#$%x");
+    a.register_time = Timestamp::from_unix_nanos(i64::MIN + 1);
+    a.update_time = Timestamp::from_unix_nanos(i64::MAX);
+    a.status = -7;
+    store.create_app(a.clone()).await.unwrap();
+    assert_eq!(store.get_app(&s, &a.id).await.unwrap(), a);
+    assert_eq!(
+        store.get_app(&s, &a.id).await.unwrap().app_secret.expose(),
+        "S3cret_-!@#$%x"
+    );
+
+    let documented = "GjOD3g80AABuuFeEJpVQADBlAjBh3UzC7W+gr4VJBB5BtJ4fdVOQoSvoji3gFxUDb5pWBz9wUcw9+8/bFZ1B/4pq29wCMQC0pQWX6zTndljDEl99As1pw+WntAU9xcq+ffagoH6zDpKUvdxV6Ezj8LcCcPZN6BU=";
+    let values = [
+        AppCode::parse(documented).unwrap(),
+        AppCode::parse(&format!("/{}", "+_!@#$%-/=".repeat(18)[..179].to_owned())).unwrap(),
+        AppCode::parse(&"0".repeat(64)).unwrap(),
+        AppCode::generate(),
+    ];
+    for (n, v) in values.iter().enumerate() {
+        let mut r = code(&a.id, n as u64, v.clone());
+        r.create_time = Timestamp::from_unix_nanos(-(n as i64));
+        store.create_app_code(&s, r.clone()).await.unwrap();
+        let back = store.get_app_code(&s, &a.id, &r.id).await.unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.value.expose(), v.expose());
+    }
+}
