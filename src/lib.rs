@@ -43,6 +43,8 @@
 //! - `store`: the [`store::Store`] trait, [`store::MemoryStore`] and [`store::StoreProvider`].
 //! - `gateway`: the `apig-appcode` binary's building blocks ([`gateway`]).
 
+#[cfg(feature = "admin")]
+pub mod admin;
 pub mod apig_error;
 pub mod cache;
 pub mod code;

@@ -1,0 +1,245 @@
+//! App handlers: create, show, list, delete (reference section 3).
+
+use axum::response::Response;
+use http::StatusCode;
+use serde_json::{Map, Value};
+
+use super::call::Call;
+use super::error::AdminError;
+use super::ids::random_id;
+use super::paging::Query;
+use super::views::{json, no_content, AppList, AppView};
+use crate::store::{App, AppFilter, SecretString, Timestamp};
+
+/// `creator` of apps created through the API.
+const CREATOR: &str = "USER";
+/// `status` of a valid app.
+const STATUS_VALID: i32 = 1;
+
+/// `POST /v2/{project_id}/apigw/instances/{instance_id}/apps` → `201` App.
+pub(crate) async fn create(call: Call) -> Result<Response, AdminError> {
+    let body = call.json_object()?;
+    let name = string_field(&body, "name")?.ok_or(AdminError::InvalidParameter("name"))?;
+    if !valid_name(name) {
+        return Err(AdminError::InvalidParameter("name"));
+    }
+    let remark = string_field(&body, "remark")?.unwrap_or_default();
+    if remark.chars().count() > 255 {
+        return Err(AdminError::InvalidParameter("remark"));
+    }
+    let app_key = match string_field(&body, "app_key")? {
+        Some(key) if valid_app_key(key) => key.to_owned(),
+        Some(_) => return Err(AdminError::InvalidParameter("app_key")),
+        None => random_id()?,
+    };
+    let app_secret = match string_field(&body, "app_secret")? {
+        Some(secret) if valid_app_secret(secret) => SecretString::new(secret),
+        Some(_) => return Err(AdminError::InvalidParameter("app_secret")),
+        None => SecretString::new(random_id()?),
+    };
+    let now = Timestamp::now();
+    let app = App {
+        id: random_id()?,
+        scope: call.scope.clone(),
+        name: name.to_owned(),
+        remark: remark.to_owned(),
+        creator: CREATOR.to_owned(),
+        app_key,
+        app_secret,
+        register_time: now,
+        update_time: now,
+        status: STATUS_VALID,
+    };
+    let app = call
+        .shared()
+        .store
+        .create_app(app)
+        .await
+        .map_err(|e| AdminError::from_store(e, "", ""))?;
+    tracing::info!(
+        request_id = %call.request_id,
+        caller = %call.caller.name,
+        app_id = %app.id,
+        "app created"
+    );
+    json(StatusCode::CREATED, &AppView::new(&app, None))
+}
+
+/// `GET .../apps/{app_id}` → `200` App.
+pub(crate) async fn show(call: Call) -> Result<Response, AdminError> {
+    let app = call
+        .shared()
+        .store
+        .get_app(&call.scope, &call.app_id)
+        .await
+        .map_err(|e| AdminError::from_store(e, &call.app_id, ""))?;
+    json(StatusCode::OK, &AppView::new(&app, None))
+}
+
+/// `GET .../apps` → `200 {"total","size","apps"}`, filtered and paged.
+///
+/// `bind_num` is APIG's count of APIs bound to the app. This crate has no API bindings (a
+/// gateway decides per route with `AuthorizeApp`), so it is always 0.
+pub(crate) async fn list(call: Call) -> Result<Response, AdminError> {
+    let query = Query::parse(call.query.as_deref())?;
+    let (offset, limit) = query.paging()?;
+    let text = |key: &str| query.get(key).filter(|v| !v.is_empty()).map(str::to_owned);
+    let status = match query.integer("status")? {
+        Some(s) => Some(i32::try_from(s).map_err(|_| AdminError::InvalidParameter("status"))?),
+        None => None,
+    };
+    let name_exact = match query.get("precise_search") {
+        None | Some("") => false,
+        Some("name") => true,
+        Some(_) => return Err(AdminError::InvalidParameter("precise_search")),
+    };
+    let filter = AppFilter {
+        id: text("id"),
+        name: text("name"),
+        name_exact,
+        status,
+        app_key: text("app_key"),
+        creator: text("creator"),
+    };
+    let page = call
+        .shared()
+        .store
+        .list_apps(&call.scope, &filter, offset, limit)
+        .await
+        .map_err(|e| AdminError::from_store(e, "", ""))?;
+    json(
+        StatusCode::OK,
+        &AppList {
+            total: page.total,
+            size: page.items.len(),
+            apps: page
+                .items
+                .iter()
+                .map(|app| AppView::new(app, Some(0)))
+                .collect(),
+        },
+    )
+}
+
+/// `DELETE .../apps/{app_id}` → `204`, after its AppCodes left the store and the cache.
+pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
+    let codes = {
+        let _writes = call.instance.writes.lock().await;
+        let codes = call
+            .shared()
+            .store
+            .delete_app(&call.scope, &call.app_id)
+            .await
+            .map_err(|e| AdminError::from_store(e, &call.app_id, ""))?;
+        for code in &codes {
+            call.instance.cache.remove(&code.value);
+        }
+        codes
+    };
+    tracing::info!(
+        request_id = %call.request_id,
+        caller = %call.caller.name,
+        app_id = %call.app_id,
+        revoked_app_codes = codes.len(),
+        "app deleted"
+    );
+    Ok(no_content())
+}
+
+/// A string field: absent or `null` is `None`, another type is an invalid parameter.
+pub(crate) fn string_field<'a>(
+    body: &'a Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<&'a str>, AdminError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(AdminError::InvalidParameter(name)),
+    }
+}
+
+/// A Chinese character as APIG's rules mean it: CJK Unified Ideographs and Extension A.
+fn is_chinese(c: char) -> bool {
+    matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
+}
+
+/// 3 to 64 letters, digits, `_` or Chinese characters, starting with a letter or a Chinese
+/// character.
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || is_chinese(c));
+    first_ok
+        && (3..=64).contains(&name.chars().count())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || is_chinese(c))
+}
+
+/// 8 to 200 letters, digits, `_` or `-`, starting with a letter or digit.
+fn valid_app_key(key: &str) -> bool {
+    (8..=200).contains(&key.len())
+        && key.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// 8 to 128 letters, digits or `_ - ! @ # $ %`, starting with a letter or digit.
+fn valid_app_secret(secret: &str) -> bool {
+    (8..=128).contains(&secret.len())
+        && secret.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-!@#$%".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in [
+            "app",
+            "App_1",
+            "应用一",
+            "a应用_9",
+            &"a".repeat(64),
+            &"应".repeat(64),
+        ] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in [
+            "ap",
+            "1app",
+            "_app",
+            "app-1",
+            "app 1",
+            "",
+            &"a".repeat(65),
+            "ąpp",
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_and_secrets() {
+        assert!(valid_app_key("0abc-def_"));
+        assert!(valid_app_key(&"k".repeat(200)));
+        for bad in ["short", "-abcdefgh", "abcdefg!", &"k".repeat(201)] {
+            assert!(!valid_app_key(bad), "{bad}");
+        }
+        assert!(valid_app_secret("S3cret!@#$%_-"));
+        assert!(valid_app_secret(&"s".repeat(128)));
+        for bad in [
+            "short",
+            "!abcdefgh",
+            "abcdefg^",
+            &"s".repeat(129),
+            "abcdefgé",
+        ] {
+            assert!(!valid_app_secret(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Every way a management call can fail, and the APIG answer to each.
+//!
+//! Handlers return [`AdminError`]; its response carries a [`Failure`] in its extensions, which
+//! the router's outer middleware turns into APIG's JSON body with the request's ID (the one place
+//! bodies are built is [`crate::apig_error::json`]). Internal detail goes to the log only.
+
+use std::fmt;
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+
+use crate::store::{StoreError, MAX_APP_CODES_PER_APP};
+
+/// `400`: a parameter breaks its documented rule.
+pub(crate) const INVALID_PARAMETER: &str = "APIG.2012";
+/// `400`: an AppCode with this value exists in the instance. The APIG tables document no code
+/// for this; `APIG.3311` is the next free code of the "already exists" family (`APIG.3310` is
+/// the app key).
+pub(crate) const APP_CODE_EXISTS: &str = "APIG.3311";
+/// `404`/`405`/`413`/`400` on the transport level: unknown route, wrong method, body too large
+/// or unreadable. The gateway answers these with `APIG.0101` (no such API) and `APIG.0201`.
+pub(crate) const NO_SUCH_API: &str = "APIG.0101";
+pub(crate) const BAD_REQUEST: &str = "APIG.0201";
+
+/// A failed management call.
+#[derive(Debug)]
+pub(crate) enum AdminError {
+    /// `401 APIG.1000`: neither `X-Auth-Token` nor `Authorization`.
+    MissingCredentials,
+    /// `401 APIG.1002`: a token or signature that does not verify; the text is safe to show.
+    BadCredentials(&'static str),
+    /// `403 APIG.1005`: authenticated, but not for this project or method.
+    Forbidden(&'static str),
+    /// `400 APIG.2012`: the named parameter is invalid.
+    InvalidParameter(&'static str),
+    /// `415 APIG.2012` (`parameterName:Content-Type`): a body that is not `application/json`.
+    UnsupportedMediaType,
+    /// `413 APIG.0201`: the body exceeds the configured limit.
+    PayloadTooLarge(usize),
+    /// `400 APIG.0201`: the body could not be read.
+    BodyUnreadable,
+    /// `404 APIG.0101`: no route.
+    NoRoute,
+    /// `405 APIG.0101`: a route, but not for this method.
+    MethodNotAllowed(http::Method),
+    /// `404 APIG.3030`.
+    InstanceNotFound(String),
+    /// `404 APIG.3004`.
+    AppNotFound(String),
+    /// `404 APIG.3082`.
+    AppCodeNotFound(String),
+    /// `400 APIG.3203`.
+    AppNameExists,
+    /// `400 APIG.3310`.
+    AppKeyExists,
+    /// `400 APIG.3311` (see [`APP_CODE_EXISTS`]).
+    AppCodeExists,
+    /// `403 APIG.3131`.
+    AppCodeQuotaExceeded,
+    /// `500 APIG.9999`; the detail is logged with the request ID, never sent.
+    Internal(String),
+}
+
+impl AdminError {
+    /// Maps a store error, naming the app and AppCode the call was about.
+    pub(crate) fn from_store(e: StoreError, app_id: &str, app_code_id: &str) -> Self {
+        match e {
+            StoreError::AppNotFound => Self::AppNotFound(app_id.to_owned()),
+            StoreError::AppCodeNotFound => Self::AppCodeNotFound(app_code_id.to_owned()),
+            StoreError::AppNameExists => Self::AppNameExists,
+            StoreError::AppKeyExists => Self::AppKeyExists,
+            StoreError::AppCodeExists => Self::AppCodeExists,
+            StoreError::AppCodeQuotaExceeded => Self::AppCodeQuotaExceeded,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingCredentials | Self::BadCredentials(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) | Self::AppCodeQuotaExceeded => StatusCode::FORBIDDEN,
+            Self::InvalidParameter(_)
+            | Self::BodyUnreadable
+            | Self::AppNameExists
+            | Self::AppKeyExists
+            | Self::AppCodeExists => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NoRoute
+            | Self::InstanceNotFound(_)
+            | Self::AppNotFound(_)
+            | Self::AppCodeNotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::MissingCredentials => "APIG.1000",
+            Self::BadCredentials(_) => "APIG.1002",
+            Self::Forbidden(_) => "APIG.1005",
+            Self::InvalidParameter(_) | Self::UnsupportedMediaType => INVALID_PARAMETER,
+            Self::PayloadTooLarge(_) | Self::BodyUnreadable => BAD_REQUEST,
+            Self::NoRoute | Self::MethodNotAllowed(_) => NO_SUCH_API,
+            Self::InstanceNotFound(_) => "APIG.3030",
+            Self::AppNotFound(_) => "APIG.3004",
+            Self::AppCodeNotFound(_) => "APIG.3082",
+            Self::AppNameExists => "APIG.3203",
+            Self::AppKeyExists => "APIG.3310",
+            Self::AppCodeExists => APP_CODE_EXISTS,
+            Self::AppCodeQuotaExceeded => "APIG.3131",
+            Self::Internal(_) => "APIG.9999",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::MissingCredentials => "Incorrect IAM authentication information: \
+                send X-Auth-Token or an SDK-HMAC-SHA256 signature"
+                .to_owned(),
+            Self::BadCredentials(why) => {
+                format!("Incorrect IAM authentication information: {why}")
+            }
+            Self::Forbidden(why) => format!("No permissions to request this method: {why}"),
+            Self::InvalidParameter(name) => invalid_parameter(name),
+            Self::UnsupportedMediaType => invalid_parameter("Content-Type"),
+            Self::PayloadTooLarge(limit) => {
+                format!("Request entity too large: the body may hold at most {limit} bytes")
+            }
+            Self::BodyUnreadable => "Bad request: the body could not be read".to_owned(),
+            Self::NoRoute => {
+                "The API does not exist or has not been published in the environment".to_owned()
+            }
+            Self::MethodNotAllowed(m) => {
+                format!("The API does not exist: method {m} is not allowed on this path")
+            }
+            Self::InstanceNotFound(id) => format!("Instance {id} does not exist"),
+            Self::AppNotFound(id) => format!("App {id} does not exist"),
+            Self::AppCodeNotFound(id) => format!("AppCode {id} does not exist"),
+            Self::AppNameExists => "The app name already exists".to_owned(),
+            Self::AppKeyExists => "The app key already exists".to_owned(),
+            Self::AppCodeExists => "The AppCode already exists".to_owned(),
+            Self::AppCodeQuotaExceeded => format!(
+                "The number of AppCodes of the app has reached the limit of {MAX_APP_CODES_PER_APP}"
+            ),
+            Self::Internal(_) => "System error".to_owned(),
+        }
+    }
+}
+
+/// APIG's message for `APIG.2012`.
+fn invalid_parameter(name: &str) -> String {
+    format!(
+        "Invalid parameter value,parameterName:{name}. Please refer to the support documentation"
+    )
+}
+
+impl fmt::Display for AdminError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.code(), self.message())
+    }
+}
+
+impl std::error::Error for AdminError {}
+
+/// An error response not yet rendered: the outer middleware adds the body and the request ID.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+    /// For the log only.
+    pub(crate) detail: Option<String>,
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let failure = Failure {
+            code: self.code(),
+            message: self.message(),
+            detail: match self {
+                Self::Internal(detail) => Some(detail),
+                _ => None,
+            },
+        };
+        let mut res = status.into_response();
+        res.extensions_mut().insert(failure);
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_detail_stays_out_of_the_message() {
+        let e = AdminError::from_store(StoreError::Backend("disk on fire".into()), "a", "c");
+        assert_eq!(e.code(), "APIG.9999");
+        assert_eq!(e.message(), "System error");
+        let res = e.into_response();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let f = res.extensions().get::<Failure>().unwrap();
+        assert!(f.detail.as_deref().unwrap().contains("disk on fire"));
+    }
+
+    #[test]
+    fn invalid_parameter_message_is_apigs() {
+        assert_eq!(
+            AdminError::InvalidParameter("name").message(),
+            "Invalid parameter value,parameterName:name. Please refer to the support documentation"
+        );
+    }
+}

@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""Drive the apig-appcode management API with Huawei Cloud's official Python SDK.
+
+Run by tests/sdk_interop.rs, which starts the management API and a gateway protected by
+AppCodeAuthLayer (both on 127.0.0.1, port 0) and sets:
+
+  APIG_ENDPOINT   http://127.0.0.1:PORT of the management API
+  APIG_GATEWAY    http://127.0.0.1:PORT of the gateway (GET /hello needs X-Apig-AppCode)
+  APIG_PROJECT, APIG_INSTANCE
+  APIG_AK, APIG_SK        a read-write key pair configured in the server
+  APIG_RO_AK, APIG_RO_SK  a read-only key pair configured in the server
+
+Every check prints one line; the script exits 1 if any check failed, 2 if it crashed.
+"""
+
+import os
+import re
+import sys
+import traceback
+
+import requests
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.exceptions.exceptions import (
+    ClientRequestException,
+    ServiceResponseException,
+)
+from huaweicloudsdkcore.http.http_config import HttpConfig
+from huaweicloudsdkapig.v2 import (
+    ApigClient,
+    AppCodeCreate,
+    AppCreate,
+    CreateAnAppV2Request,
+    CreateAppCodeAutoV2Request,
+    CreateAppCodeV2Request,
+    DeleteAppCodeV2Request,
+    DeleteAppV2Request,
+    ListAppCodesV2Request,
+    ListAppsV2Request,
+    ShowDetailsOfAppCodeV2Request,
+    ShowDetailsOfAppV2Request,
+)
+
+ENDPOINT = os.environ["APIG_ENDPOINT"]
+GATEWAY = os.environ["APIG_GATEWAY"]
+PROJECT = os.environ["APIG_PROJECT"]
+INSTANCE = os.environ["APIG_INSTANCE"]
+
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
+
+failures = []
+
+
+def check(what, condition, detail=""):
+    print(("ok    " if condition else "FAIL  ") + what + ("" if condition else f"  ({detail})"))
+    if not condition:
+        failures.append(what)
+
+
+def client(ak, sk):
+    config = HttpConfig.get_default_config()
+    config.timeout = (5, 30)
+    return (
+        ApigClient.new_builder()
+        .with_http_config(config)
+        .with_credentials(BasicCredentials(ak, sk, PROJECT))
+        .with_endpoints([ENDPOINT])
+        .build()
+    )
+
+
+def expect_error(what, call, status, code):
+    """`call` must raise the SDK's exception with this status and error_code."""
+    try:
+        call()
+    except ServiceResponseException as e:
+        check(
+            f"{what}: {status} {code}",
+            e.status_code == status and e.error_code == code and bool(e.request_id),
+            f"got {e.status_code} {e.error_code!r} {e.error_msg!r} request_id={e.request_id!r}",
+        )
+        if status < 500:
+            check(f"{what}: raised as ClientRequestException", isinstance(e, ClientRequestException))
+        return e
+    check(f"{what}: {status} {code}", False, "no exception")
+    return None
+
+
+def gateway(code):
+    headers = {} if code is None else {"X-Apig-AppCode": code}
+    return requests.get(f"{GATEWAY}/hello", headers=headers, timeout=10)
+
+
+def main():
+    sdk = client(os.environ["APIG_AK"], os.environ["APIG_SK"])
+    read_only = client(os.environ["APIG_RO_AK"], os.environ["APIG_RO_SK"])
+    wrong_sk = client(os.environ["APIG_AK"], os.environ["APIG_SK"] + "x")
+
+    # Apps: create, show, list.
+    app = sdk.create_an_app_v2(
+        CreateAnAppV2Request(
+            instance_id=INSTANCE, body=AppCreate(name="sdk_interop_app", remark="made by the SDK")
+        )
+    )
+    check("create app: 201", app.status_code == 201, app.status_code)
+    check("create app: id is 32 hex", bool(HEX32.match(app.id or "")), app.id)
+    check("create app: name and remark", (app.name, app.remark) == ("sdk_interop_app", "made by the SDK"))
+    check("create app: generated key and secret", bool(HEX32.match(app.app_key or "")) and bool(HEX32.match(app.app_secret or "")))
+    check("create app: status 1, creator USER, type apig", (app.status, app.creator, app.app_type) == (1, "USER", "apig"))
+    raw = app.to_json_object()
+    check("create app: register_time/update_time format", bool(TIME.match(raw["register_time"])) and bool(TIME.match(raw["update_time"])), raw)
+    app_id = app.id
+
+    shown = sdk.show_details_of_app_v2(ShowDetailsOfAppV2Request(instance_id=INSTANCE, app_id=app_id))
+    check("show app: 200, same app", shown.status_code == 200 and shown.to_json_object() == raw)
+    listed = read_only.list_apps_v2(
+        ListAppsV2Request(instance_id=INSTANCE, name="sdk_interop_app", precise_search="name", limit=10)
+    )
+    check("list apps (read-only key, precise name): total 1, size 1", (listed.total, listed.size) == (1, 1), listed)
+    check("list apps: item id and bind_num", listed.apps[0].id == app_id and listed.apps[0].bind_num == 0)
+    expect_error(
+        "create app with invalid name",
+        lambda: sdk.create_an_app_v2(CreateAnAppV2Request(instance_id=INSTANCE, body=AppCreate(name="1bad"))),
+        400,
+        "APIG.2012",
+    )
+    expect_error(
+        "create app with a name that exists",
+        lambda: sdk.create_an_app_v2(CreateAnAppV2Request(instance_id=INSTANCE, body=AppCreate(name="sdk_interop_app"))),
+        400,
+        "APIG.3203",
+    )
+    expect_error(
+        "create app with the read-only key",
+        lambda: read_only.create_an_app_v2(CreateAnAppV2Request(instance_id=INSTANCE, body=AppCreate(name="ro_app"))),
+        403,
+        "APIG.1005",
+    )
+
+    # AppCodes: create with a value, auto-generate, v1 create, show, list.
+    value = "SdkInterop+/" + "a1" * 30
+    created = sdk.create_app_code_v2(
+        CreateAppCodeV2Request(instance_id=INSTANCE, app_id=app_id, body=AppCodeCreate(app_code=value))
+    )
+    check("create AppCode with value: 201", created.status_code == 201, created.status_code)
+    check("create AppCode: fields", (created.app_code, created.app_id) == (value, app_id) and bool(HEX32.match(created.id or "")))
+    check("create AppCode: create_time format", bool(TIME.match(created.create_time or "")), created.create_time)
+    check("gateway accepts the new AppCode", gateway(value).status_code == 200)
+
+    auto = sdk.create_app_code_auto_v2(CreateAppCodeAutoV2Request(instance_id=INSTANCE, app_id=app_id))
+    check("auto-generate AppCode: 201, 64 lowercase hex", auto.status_code == 201 and bool(HEX64.match(auto.app_code or "")), auto)
+    check("gateway accepts the generated AppCode", gateway(auto.app_code).status_code == 200)
+
+    # The v1 path has no model in the SDK: send CreateAppCodeV2's request there, signed by the SDK.
+    v1_value = "V1Interop" + "b2" * 30
+    info = sdk._create_app_code_v2_http_info(
+        CreateAppCodeV2Request(instance_id=INSTANCE, app_id=app_id, body=AppCodeCreate(app_code=v1_value))
+    )
+    info["resource_path"] = info["resource_path"].replace("/v2/", "/v1/", 1)
+    v1 = sdk._call_api(**info)
+    check("v1 create AppCode: 201, fields", v1.status_code == 201 and v1.app_code == v1_value and v1.app_id == app_id, v1)
+
+    one = sdk.show_details_of_app_code_v2(
+        ShowDetailsOfAppCodeV2Request(instance_id=INSTANCE, app_id=app_id, app_code_id=created.id)
+    )
+    check(
+        "show AppCode: documented 201, same code",
+        one.status_code == 201 and one.to_json_object() == created.to_json_object(),
+        (one.status_code, one.to_json_object(), created.to_json_object()),
+    )
+    codes = read_only.list_app_codes_v2(ListAppCodesV2Request(instance_id=INSTANCE, app_id=app_id, limit=2))
+    check("list AppCodes (read-only key, limit 2): total 3, size 2", (codes.status_code, codes.total, codes.size) == (200, 3, 2), codes)
+    check("list AppCodes: oldest first", [c.id for c in codes.app_codes] == [created.id, auto.id])
+
+    # Errors the SDK must surface.
+    expect_error(
+        "create AppCode with a bad value",
+        lambda: sdk.create_app_code_v2(
+            CreateAppCodeV2Request(instance_id=INSTANCE, app_id=app_id, body=AppCodeCreate(app_code="too-short"))
+        ),
+        400,
+        "APIG.2012",
+    )
+    expect_error(
+        "create AppCode with a value that exists",
+        lambda: sdk.create_app_code_v2(
+            CreateAppCodeV2Request(instance_id=INSTANCE, app_id=app_id, body=AppCodeCreate(app_code=value))
+        ),
+        400,
+        "APIG.3311",
+    )
+    for i in range(2):
+        sdk.create_app_code_auto_v2(CreateAppCodeAutoV2Request(instance_id=INSTANCE, app_id=app_id))
+    expect_error(
+        "sixth AppCode",
+        lambda: sdk.create_app_code_auto_v2(CreateAppCodeAutoV2Request(instance_id=INSTANCE, app_id=app_id)),
+        403,
+        "APIG.3131",
+    )
+    missing = "0" * 32
+    e = expect_error(
+        "show unknown app",
+        lambda: sdk.show_details_of_app_v2(ShowDetailsOfAppV2Request(instance_id=INSTANCE, app_id=missing)),
+        404,
+        "APIG.3004",
+    )
+    check("unknown app: message", e is not None and e.error_msg == f"App {missing} does not exist", e and e.error_msg)
+    expect_error(
+        "auto-generate on unknown app",
+        lambda: sdk.create_app_code_auto_v2(CreateAppCodeAutoV2Request(instance_id=INSTANCE, app_id=missing)),
+        404,
+        "APIG.3004",
+    )
+    expect_error(
+        "show unknown AppCode",
+        lambda: sdk.show_details_of_app_code_v2(
+            ShowDetailsOfAppCodeV2Request(instance_id=INSTANCE, app_id=app_id, app_code_id=missing)
+        ),
+        404,
+        "APIG.3082",
+    )
+    expect_error(
+        "list apps of an unknown instance",
+        lambda: sdk.list_apps_v2(ListAppsV2Request(instance_id="f" * 32)),
+        404,
+        "APIG.3030",
+    )
+    expect_error(
+        "wrong SK",
+        lambda: wrong_sk.list_apps_v2(ListAppsV2Request(instance_id=INSTANCE)),
+        401,
+        "APIG.1002",
+    )
+
+    # Deletes: the gateway refuses the codes as soon as the SDK call returns.
+    deleted = sdk.delete_app_code_v2(
+        DeleteAppCodeV2Request(instance_id=INSTANCE, app_id=app_id, app_code_id=created.id)
+    )
+    check("delete AppCode: 204", deleted.status_code == 204, deleted.status_code)
+    refused = gateway(value)
+    check("gateway refuses the deleted AppCode", refused.status_code == 401, (refused.status_code, refused.text))
+    check("gateway still accepts the other AppCode", gateway(auto.app_code).status_code == 200)
+    expect_error(
+        "delete the deleted AppCode again",
+        lambda: sdk.delete_app_code_v2(
+            DeleteAppCodeV2Request(instance_id=INSTANCE, app_id=app_id, app_code_id=created.id)
+        ),
+        404,
+        "APIG.3082",
+    )
+    gone = sdk.delete_app_v2(DeleteAppV2Request(instance_id=INSTANCE, app_id=app_id))
+    check("delete app: 204", gone.status_code == 204, gone.status_code)
+    check("gateway refuses the deleted app's AppCodes", gateway(auto.app_code).status_code == 401 and gateway(v1_value).status_code == 401)
+    expect_error(
+        "show the deleted app",
+        lambda: sdk.show_details_of_app_v2(ShowDetailsOfAppV2Request(instance_id=INSTANCE, app_id=app_id)),
+        404,
+        "APIG.3004",
+    )
+    after = sdk.list_apps_v2(ListAppsV2Request(instance_id=INSTANCE))
+    check("list apps after delete: total 0", (after.total, after.size, after.apps) == (0, 0, []), after)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:
+        traceback.print_exc()
+        print("FAIL  the script crashed")
+        sys.exit(2)
+    print(f"{len(failures)} checks failed" if failures else "all checks passed")
+    sys.exit(1 if failures else 0)
