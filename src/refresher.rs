@@ -114,11 +114,17 @@ async fn load(
     provider: &dyn AppCodeProvider,
     limit: Duration,
 ) -> Result<usize, ProviderError> {
+    // Changes the cache receives while the snapshot is in flight are replayed on top of it.
+    let since = cache.write_epoch();
     let snapshot = timeout(limit, provider.snapshot()).await.map_err(|_| {
         ProviderError::Unavailable(format!("snapshot took longer than {limit:?}").into())
     })??;
     let n = snapshot.len();
-    cache.replace_all(snapshot);
+    if !cache.replace_all_since(snapshot, since) {
+        return Err(ProviderError::Invalid(
+            "the cache changed too often while the snapshot loaded; loading again".into(),
+        ));
+    }
     Ok(n)
 }
 

@@ -21,12 +21,13 @@
 //! No lock is held across an `.await`.
 
 mod digest;
+mod journal;
 mod negative;
 
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -39,6 +40,7 @@ use crate::identity::AppIdentity;
 use crate::metrics::{Counters, Metrics};
 pub(crate) use digest::Digest;
 use digest::{DigestKey, PassThrough};
+use journal::{Journal, Mutation};
 use negative::NegativeCache;
 
 /// Whether the cache may be used to admit requests.
@@ -92,6 +94,8 @@ pub struct AppCodeCache {
 struct Inner {
     key: DigestKey,
     map: DashMap<Digest, AppIdentity, PassThrough>,
+    /// Held by every writer (never by readers), so snapshots and direct changes apply in order.
+    journal: Mutex<Journal>,
     negative: NegativeCache,
     in_flight: DashMap<Digest, InFlight, PassThrough>,
     status: AtomicU8,
@@ -165,25 +169,49 @@ impl AppCodeCache {
 
     /// Adds or replaces one code. Takes effect for the next request.
     pub fn upsert(&self, code: &AppCode, identity: AppIdentity) {
-        let digest = self.digest(code);
-        self.inner.negative.remove(&digest);
-        self.inner.map.insert(digest, identity);
+        self.insert_digest(self.digest(code), identity);
     }
 
     /// Removes one code; `true` if it was cached. Takes effect for the next request.
     pub fn remove(&self, code: &AppCode) -> bool {
-        self.inner.map.remove(&self.digest(code)).is_some()
+        self.record_and_apply(Mutation::Remove(self.digest(code))) > 0
     }
 
     /// Removes the code with this AppCode ID. Returns how many entries went (0 or 1 unless IDs
     /// repeat). Scans the whole cache: prefer [`remove`](Self::remove) when the value is known.
     pub fn remove_by_id(&self, app_code_id: &str) -> usize {
-        self.remove_where(|identity| identity.app_code_id() == app_code_id)
+        self.record_and_apply(Mutation::RemoveId(app_code_id.into()))
     }
 
     /// Removes every code of one app. Scans the whole cache.
     pub fn remove_app(&self, app_id: &str) -> usize {
-        self.remove_where(|identity| identity.app_id() == app_id)
+        self.record_and_apply(Mutation::RemoveApp(app_id.into()))
+    }
+
+    fn journal(&self) -> MutexGuard<'_, Journal> {
+        // The journal holds no invariant a panic could break half-way.
+        self.inner.journal.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record_and_apply(&self, change: Mutation) -> usize {
+        let mut journal = self.journal();
+        let n = self.apply(&change);
+        journal.record(change);
+        n
+    }
+
+    /// Applies one change to the map; returns how many entries went or came.
+    fn apply(&self, change: &Mutation) -> usize {
+        match change {
+            Mutation::Upsert(digest, identity) => {
+                self.inner.negative.remove(digest);
+                self.inner.map.insert(*digest, identity.clone());
+                1
+            }
+            Mutation::Remove(digest) => usize::from(self.inner.map.remove(digest).is_some()),
+            Mutation::RemoveApp(app) => self.remove_where(|identity| identity.app_id() == &**app),
+            Mutation::RemoveId(id) => self.remove_where(|identity| identity.app_code_id() == &**id),
+        }
     }
 
     fn remove_where(&self, matches: impl Fn(&AppIdentity) -> bool) -> usize {
@@ -204,10 +232,57 @@ impl AppCodeCache {
     where
         I: IntoIterator<Item = (AppCode, AppIdentity)>,
     {
+        let digested = self.digest_all(entries);
+        let journal = self.journal();
+        self.apply_snapshot(digested);
+        drop(journal);
+    }
+
+    /// The epoch to pass to [`replace_all_since`](Self::replace_all_since): note it before
+    /// starting to load a snapshot.
+    pub(crate) fn write_epoch(&self) -> u64 {
+        self.journal().epoch()
+    }
+
+    /// Like [`replace_all`](Self::replace_all) for a snapshot whose load started at `since`,
+    /// then replays every direct change made since, so a code removed while the snapshot was in
+    /// flight stays removed. `false` (and nothing applied) if too many changes happened for the
+    /// journal to replay: load again.
+    pub(crate) fn replace_all_since<I>(&self, entries: I, since: u64) -> bool
+    where
+        I: IntoIterator<Item = (AppCode, AppIdentity)>,
+    {
+        // Hashing is the slow part: do it before taking the writers' lock.
+        let digested = self.digest_all(entries);
+        let journal = self.journal();
+        let Some(replay) = journal.since(since) else {
+            return false;
+        };
+        let replay: Vec<Mutation> = replay.cloned().collect();
+        self.apply_snapshot(digested);
+        for change in &replay {
+            self.apply(change);
+        }
+        drop(journal);
+        true
+    }
+
+    fn digest_all<I>(&self, entries: I) -> Vec<(Digest, AppIdentity)>
+    where
+        I: IntoIterator<Item = (AppCode, AppIdentity)>,
+    {
+        entries
+            .into_iter()
+            .map(|(code, identity)| (self.digest(&code), identity))
+            .collect()
+    }
+
+    /// Applies a digested snapshot; the caller holds the journal lock.
+    fn apply_snapshot(&self, entries: Vec<(Digest, AppIdentity)>) {
         let map = &self.inner.map;
-        let mut keep: HashSet<Digest, PassThrough> = HashSet::with_hasher(PassThrough);
-        for (code, identity) in entries {
-            let digest = self.digest(&code);
+        let mut keep: HashSet<Digest, PassThrough> =
+            HashSet::with_capacity_and_hasher(entries.len(), PassThrough);
+        for (digest, identity) in entries {
             keep.insert(digest);
             let unchanged = map.get(&digest).is_some_and(|old| *old == identity);
             if !unchanged {
@@ -303,8 +378,7 @@ impl AppCodeCache {
     }
 
     pub(crate) fn insert_digest(&self, digest: Digest, identity: AppIdentity) {
-        self.inner.negative.remove(&digest);
-        self.inner.map.insert(digest, identity);
+        self.record_and_apply(Mutation::Upsert(digest, identity));
     }
 
     /// Joins (or starts) the single provider lookup for `digest`.
@@ -346,6 +420,7 @@ impl AppCodeCacheBuilder {
             inner: Arc::new(Inner {
                 key: DigestKey::random(),
                 map: DashMap::with_hasher(PassThrough),
+                journal: Mutex::default(),
                 negative: NegativeCache::new(self.negative_capacity, self.negative_ttl),
                 in_flight: DashMap::with_hasher(PassThrough),
                 status: AtomicU8::new(0),
@@ -405,6 +480,46 @@ mod tests {
             cache.replace_all(std::iter::once(stable.clone()).chain(half.iter().cloned()));
         }
         reader.join().unwrap();
+    }
+
+    #[test]
+    fn a_snapshot_loaded_before_a_change_does_not_undo_it() {
+        let cache = AppCodeCache::new();
+        let (a, b, c) = (entry("app1", "a"), entry("app1", "b"), entry("app2", "c"));
+        cache.replace_all([a.clone(), b.clone(), c.clone()]);
+        // The refresher notes the epoch, then the provider reads the old state...
+        let since = cache.write_epoch();
+        let stale = vec![a.clone(), b.clone(), c.clone()];
+        // ...meanwhile the management API deletes a code and an app, and adds one...
+        assert!(cache.remove(&a.0));
+        assert_eq!(cache.remove_app("app2"), 1);
+        let d = entry("app1", "d");
+        cache.upsert(&d.0, d.1.clone());
+        // ...and then the stale snapshot arrives.
+        assert!(cache.replace_all_since(stale, since));
+        assert!(cache.verify(&a.0).is_none(), "a deleted code came back");
+        assert!(
+            cache.verify(&c.0).is_none(),
+            "a deleted app's code came back"
+        );
+        assert!(cache.verify(&d.0).is_some(), "a created code was lost");
+        assert!(cache.verify(&b.0).is_some());
+    }
+
+    #[test]
+    fn a_snapshot_older_than_the_journal_is_refused() {
+        let cache = AppCodeCache::new();
+        let since = cache.write_epoch();
+        for i in 0..5000 {
+            cache.remove_by_id(&i.to_string());
+        }
+        let e = entry("app", "x");
+        assert!(!cache.replace_all_since([e.clone()], since));
+        assert!(
+            cache.verify(&e.0).is_none(),
+            "a refused snapshot was applied"
+        );
+        assert_eq!(cache.status(), CacheStatus::Loading);
     }
 
     #[test]

@@ -5,7 +5,11 @@
 //! `APIG_*` environment variables and an optional TOML file.
 
 pub mod config;
+pub mod logging;
 pub mod metrics;
 pub mod proxy;
+mod run;
 pub mod server;
 pub mod tls;
+
+pub use run::{run, token_path, RunError};

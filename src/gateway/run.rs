@@ -1,0 +1,390 @@
+//! [`run`]: wires the store, the cache, the management API and the gateway, and serves them
+//! until SIGTERM or Ctrl-C.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::{service_fn, ServiceBuilder};
+
+use super::config::{Config, DatabaseUrl, MasterKeyText, Role, TokenEntry};
+use super::proxy::{self, Proxy};
+use super::{metrics, server, tls};
+use crate::admin::{self, AccessKeyCredential, AdminApi, Permissions, TokenCredential};
+use crate::layer::{HttpsPolicy, IdentityHeaders};
+use crate::store::{MasterKey, SqliteOptions, SqliteStore, Store, StoreError, StoreProvider};
+use crate::{AppCodeAuthLayer, AppCodeCache};
+
+/// How long open connections get to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the gateway could not start or stopped.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The store could not be opened.
+    Store(StoreError),
+    /// The master key does not parse.
+    MasterKey(String),
+    /// A listener could not be bound.
+    Bind {
+        /// Which listener.
+        listener: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A TLS certificate or key could not be used.
+    Tls(String),
+    /// The first-run admin token could not be written or read.
+    AdminToken(PathBuf, std::io::Error),
+    /// The management API's configuration was refused.
+    Admin(String),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Store(e) => write!(f, "opening the store: {e}"),
+            Self::MasterKey(e) => write!(f, "master key: {e}"),
+            Self::Bind {
+                listener,
+                addr,
+                source,
+            } => write!(f, "cannot listen on {addr} ({listener}): {source}"),
+            Self::Tls(e) => write!(f, "TLS: {e}"),
+            Self::AdminToken(path, e) => write!(f, "admin token file {}: {e}", path.display()),
+            Self::Admin(e) => write!(f, "management API: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// Runs the management API and the gateway until SIGTERM or Ctrl-C, then drains both.
+pub async fn run(mut config: Config) -> Result<(), RunError> {
+    let store = open_store(&config)?;
+    if !config.has_credentials() {
+        let token = first_run_token(&config)?;
+        config.tokens.push(token);
+    }
+
+    let cache = AppCodeCache::new();
+    let mut https = if config.require_https {
+        HttpsPolicy::required()
+    } else {
+        HttpsPolicy::optional()
+    };
+    for net in &config.trusted_proxies {
+        https = https.trust_forwarded_proto_from(*net);
+    }
+    let auth = AppCodeAuthLayer::builder()
+        .cache(cache.clone())
+        .provider(StoreProvider::new(
+            Arc::clone(&store),
+            config.instance_id.clone(),
+        ))
+        .refresh_interval(config.refresh_interval)
+        .max_staleness(Some(config.max_staleness))
+        .identity_headers(IdentityHeaders::default())
+        .https(https)
+        .build()
+        .on_reject(proxy::reject);
+
+    let admin = admin_api(&config, Arc::clone(&store), cache.clone())?;
+    let admin = Router::new()
+        .route(
+            "/healthz",
+            get(|| async { json_response(StatusCode::OK, r#"{"status":"ok"}"#) }),
+        )
+        .route(
+            "/readyz",
+            get({
+                let cache = cache.clone();
+                move || ready(cache.clone())
+            }),
+        )
+        .route(
+            "/metrics",
+            get({
+                let cache = cache.clone();
+                move || prometheus(cache.clone())
+            }),
+        )
+        .fallback_service(admin);
+
+    let gateway_tls = config
+        .gateway_tls
+        .as_ref()
+        .map(tls::acceptor)
+        .transpose()
+        .map_err(RunError::Tls)?;
+    let admin_tls = config
+        .admin_tls
+        .as_ref()
+        .map(tls::acceptor)
+        .transpose()
+        .map_err(RunError::Tls)?;
+    let bind = |listener: &'static str, addr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::Bind {
+                listener,
+                addr,
+                source,
+            })
+    };
+    let gateway_listener = bind("gateway", config.gateway_listen).await?;
+    let admin_listener = bind("admin", config.admin_listen).await?;
+    let scheme = |tls: bool| if tls { "https" } else { "http" };
+    let gateway_addr = gateway_listener
+        .local_addr()
+        .map_err(|source| RunError::Bind {
+            listener: "gateway",
+            addr: config.gateway_listen,
+            source,
+        })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| RunError::Bind {
+            listener: "admin",
+            addr: config.admin_listen,
+            source,
+        })?;
+    // On stdout, so a script (or a test) that asked for port 0 learns the real ports.
+    println!(
+        "gateway listening on {}://{gateway_addr}",
+        scheme(gateway_tls.is_some())
+    );
+    println!(
+        "admin listening on {}://{admin_addr}",
+        scheme(admin_tls.is_some())
+    );
+    tracing::info!(
+        gateway = %format!("{}://{gateway_addr}", scheme(gateway_tls.is_some())),
+        admin = %format!("{}://{admin_addr}", scheme(admin_tls.is_some())),
+        upstream = %config.upstream,
+        database = %config.database,
+        instance_id = %config.instance_id,
+        "apig-appcode serving"
+    );
+    if gateway_tls.is_none() && !config.require_https {
+        tracing::warn!(
+            "AppCodes are accepted over plain HTTP; APIG allows simple authentication only over \
+             HTTPS (use --gateway-tls-cert/--gateway-tls-key, or --require-https behind a \
+             TLS-terminating proxy listed in --trusted-proxy)"
+        );
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let upstream = Proxy::new(config.upstream.clone());
+    let make_gateway = |peer, tls| {
+        let upstream = upstream.clone();
+        ServiceBuilder::new()
+            .map_request(move |req| proxy::prepare(req, peer, tls))
+            .layer(auth.clone())
+            .service(service_fn(move |req| {
+                let upstream = upstream.clone();
+                async move { Ok::<_, Infallible>(upstream.forward(req).await) }
+            }))
+    };
+    let make_admin = |peer, tls| {
+        let admin = admin.clone();
+        ServiceBuilder::new()
+            .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(crate::layer::ConnectionInfo { peer, tls });
+                req.map(Body::new)
+            })
+            .service(admin)
+    };
+    tokio::join!(
+        server::serve(
+            "gateway",
+            gateway_listener,
+            gateway_tls,
+            make_gateway,
+            stopped(stop_rx.clone()),
+            DRAIN_TIMEOUT
+        ),
+        server::serve(
+            "admin",
+            admin_listener,
+            admin_tls,
+            make_admin,
+            stopped(stop_rx),
+            DRAIN_TIMEOUT
+        ),
+    );
+    tracing::info!("apig-appcode stopped");
+    Ok(())
+}
+
+/// The management API with the configured credentials, serving the gateway's instance.
+fn admin_api(
+    config: &Config,
+    store: Arc<dyn Store>,
+    cache: AppCodeCache,
+) -> Result<Router, RunError> {
+    let permissions = |role: Role, projects: &[String]| {
+        let p = Permissions::new(match role {
+            Role::ReadOnly => admin::Role::ReadOnly,
+            Role::ReadWrite => admin::Role::ReadWrite,
+        });
+        if projects.iter().any(|p| p == "*") {
+            p
+        } else {
+            p.projects(projects.iter().cloned())
+        }
+    };
+    let mut builder = AdminApi::builder()
+        .store(store)
+        .instance(config.instance_id.clone(), cache);
+    for t in &config.tokens {
+        builder = builder.token(TokenCredential::new(
+            t.token.clone(),
+            permissions(t.role, &t.projects),
+        ));
+    }
+    for k in &config.access_keys {
+        builder = builder.access_key(AccessKeyCredential::new(
+            k.access_key.clone(),
+            k.secret_key.clone(),
+            permissions(k.role, &k.projects),
+        ));
+    }
+    Ok(builder
+        .build()
+        .map_err(|e| RunError::Admin(e.to_string()))?
+        .router())
+}
+
+fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
+    let key = config
+        .master_key
+        .as_ref()
+        .map(|MasterKeyText(text)| MasterKey::parse(text))
+        .transpose()
+        .map_err(|e| RunError::MasterKey(e.to_string()))?;
+    match &config.database {
+        DatabaseUrl::Sqlite(path) => {
+            let mut options = SqliteOptions::new();
+            if let Some(key) = key {
+                options = options.master_key(key);
+            }
+            let store = SqliteStore::open(path, options).map_err(RunError::Store)?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// The admin token file beside the database: read it if present, else create it (mode 0600)
+/// and tell the operator how to use it. The token itself is never logged.
+fn first_run_token(config: &Config) -> Result<TokenEntry, RunError> {
+    let DatabaseUrl::Sqlite(db) = &config.database;
+    let path = token_path(db);
+    let err = |e| RunError::AdminToken(path.clone(), e);
+    let token = match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let token = crate::AppCode::generate().expose().to_owned();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&path).map_err(err)?;
+            file.write_all(token.as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(err)?;
+            println!(
+                "No management credentials configured: created an admin token in {}.\n\
+                 Use it like this:\n  curl -H \"X-Auth-Token: $(cat {})\" http://{}/v2/{}/apigw/instances/{}/apps",
+                path.display(),
+                path.display(),
+                config.admin_listen,
+                config.project_id,
+                config.instance_id
+            );
+            token
+        }
+        Err(e) => return Err(err(e)),
+    };
+    if token.len() < 16 {
+        return Err(err(std::io::Error::other(
+            "the token in the file is shorter than 16 characters",
+        )));
+    }
+    Ok(TokenEntry {
+        token,
+        projects: vec!["*".into()],
+        role: Role::ReadWrite,
+    })
+}
+
+/// `<database file>.admin-token`.
+pub fn token_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".admin-token");
+    db.with_file_name(name)
+}
+
+fn json_response(status: StatusCode, body: &'static str) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn ready(cache: AppCodeCache) -> Response {
+    if cache.status().admits() {
+        json_response(StatusCode::OK, r#"{"status":"ready"}"#)
+    } else {
+        json_response(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"not ready"}"#)
+    }
+}
+
+async fn prometheus(cache: AppCodeCache) -> Response {
+    let text = metrics::render(&cache.metrics(), cache.status());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

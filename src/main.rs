@@ -1,0 +1,63 @@
+//! `apig-appcode`: the management API and the AppCode gateway in one process.
+//!
+//! ```text
+//! apig-appcode serve --upstream http://127.0.0.1:8000
+//! ```
+//!
+//! `apig-appcode serve --help` lists every flag; each has an `APIG_*` environment variable.
+
+use std::process::ExitCode;
+
+use apig_appcode::gateway::config::{Config, ServeArgs};
+use apig_appcode::gateway::{self, logging};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "apig-appcode",
+    version,
+    about = "Huawei Cloud APIG AppCode authentication: management API and gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the management API and the gateway.
+    Serve(ServeArgs),
+}
+
+fn main() -> ExitCode {
+    let Command::Serve(args) = Cli::parse().command;
+    let config = match Config::load(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("apig-appcode: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = logging::init(config.log_format, &config.log) {
+        eprintln!("apig-appcode: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("apig-appcode: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(gateway::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "apig-appcode stopped");
+            eprintln!("apig-appcode: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
