@@ -120,7 +120,7 @@ where
         let raw = value.as_bytes();
         match shared.cache.lookup(raw) {
             Lookup::Hit(identity) => {
-                Counters::add(&counters.hits);
+                counters.hits.add();
                 admit(
                     &mut self.inner,
                     shared,
