@@ -183,6 +183,11 @@ fn take_code<B>(req: &mut Request<B>, shared: &Shared) -> Result<HeaderValue, Re
         let value = headers.remove(&shared.header);
         (value, before - headers.len())
     } else {
+        // The header stays for the inner service: mark it sensitive so that `Debug` of the
+        // request hides it there.
+        if let Some(v) = headers.get_mut(&shared.header) {
+            v.set_sensitive(true);
+        }
         let mut all = headers.get_all(&shared.header).iter();
         let value = all.next().cloned();
         let count = usize::from(value.is_some()) + all.count();

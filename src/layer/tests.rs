@@ -92,15 +92,34 @@ async fn valid_code_is_forwarded_with_identity_and_without_the_header() {
 }
 
 #[tokio::test]
-async fn header_can_be_kept() {
+async fn a_kept_header_reaches_the_service_marked_sensitive() {
     let (cache, code) = loaded_cache();
     let layer = AppCodeAuthLayer::builder()
         .cache(cache)
         .strip_header(false)
         .build();
-    let res = call(&layer, request(Some(code.expose()))).await;
-    let seen = String::from_utf8(res.body().to_vec()).unwrap();
-    assert!(seen.contains("x-apig-appcode="), "{seen}");
+    let svc =
+        ServiceBuilder::new()
+            .layer(layer)
+            .service(service_fn(|req: Request<Body>| async move {
+                let v = req.headers().get("x-apig-appcode").expect("kept");
+                let debug = format!("{:?}", req.headers());
+                Ok::<_, Infallible>(Response::new(Bytes::from(format!(
+                    "{} {debug}",
+                    v.is_sensitive()
+                ))))
+            }));
+    let seen = svc
+        .oneshot(request(Some(code.expose())))
+        .await
+        .unwrap()
+        .into_body();
+    let seen = String::from_utf8(seen.to_vec()).unwrap();
+    assert!(seen.starts_with("true "), "{seen}");
+    assert!(
+        !seen.contains(code.expose()),
+        "Debug of the headers shows the code: {seen}"
+    );
 }
 
 #[tokio::test]
