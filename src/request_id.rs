@@ -81,6 +81,11 @@ impl RequestId {
         })
     }
 
+    /// The ID's bytes (ASCII).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
     /// The ID as text.
     pub fn as_str(&self) -> &str {
         // Only ASCII is ever stored.
