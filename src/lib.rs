@@ -41,6 +41,10 @@
 //!
 //! - `file` (default): [`provider::FileProvider`], codes from a JSON, TOML or text file.
 //! - `store`: the [`store::Store`] trait, [`store::MemoryStore`] and [`store::StoreProvider`].
+//! - `sqlite`: [`store::SqliteStore`], the embedded default store.
+//! - `postgres`: [`store::PostgresStore`], one database for many gateway nodes, changes pushed
+//!   with `LISTEN`/`NOTIFY`.
+//! - `admin`: the management API ([`admin`]).
 //! - `gateway`: the `apig-appcode` binary's building blocks ([`gateway`]).
 
 #[cfg(feature = "admin")]

@@ -1,10 +1,16 @@
 //! One behaviour for every store: each case below runs against every backend listed in
 //! `conformance!` invocations at the end of this file, so the stores cannot drift apart.
 //!
-//! Run: `cargo test --features sqlite --test store_conformance`.
-//! To add a backend, write an `async fn` returning a [`Fixture`] and add one line
-//! `conformance!(name, factory());`.
+//! Run: `cargo test --features sqlite --test store_conformance`; with `--features postgres` and
+//! `APIG_TEST_DATABASE_URL=postgres://...` the PostgreSQL store runs too (each case in a schema
+//! of its own), and without the variable its cases say they were skipped.
+//! To add a backend, write an `async fn` returning a [`Fixture`] (or `None` to skip) and add one
+//! line `conformance!(name, factory());`.
 #![cfg(feature = "sqlite")]
+
+#[cfg(feature = "postgres")]
+#[path = "support/postgres.rs"]
+mod pg;
 
 use std::any::Any;
 use std::collections::BTreeSet;
@@ -26,24 +32,42 @@ struct Fixture {
     _keep: Option<Box<dyn Any + Send>>,
 }
 
-async fn memory() -> Fixture {
-    Fixture {
+async fn memory() -> Option<Fixture> {
+    Some(Fixture {
         store: Arc::new(MemoryStore::new()),
         _keep: None,
-    }
+    })
 }
 
-async fn sqlite(key: Option<MasterKey>) -> Fixture {
+async fn sqlite(key: Option<MasterKey>) -> Option<Fixture> {
     let dir = tempfile::tempdir().unwrap();
     let mut options = SqliteOptions::new();
     if let Some(key) = key {
         options = options.master_key(key);
     }
     let store = SqliteStore::open(dir.path().join("conformance.db"), options).unwrap();
-    Fixture {
+    Some(Fixture {
         store: Arc::new(store),
         _keep: Some(Box::new(dir)),
+    })
+}
+
+/// A PostgreSQL store in a schema of its own, dropped with the fixture; `None` without a test
+/// database.
+#[cfg(feature = "postgres")]
+async fn postgres(case: &str, key: Option<MasterKey>) -> Option<Fixture> {
+    use apig_appcode::store::{PostgresOptions, PostgresStore};
+
+    let db = pg::TestDb::create(case).await?;
+    let mut options = PostgresOptions::new();
+    if let Some(key) = key {
+        options = options.master_key(key);
     }
+    let store = PostgresStore::connect(db.url(), options).await.unwrap();
+    Some(Fixture {
+        store: Arc::new(store),
+        _keep: Some(Box::new(db)),
+    })
 }
 
 fn test_key() -> MasterKey {
@@ -51,6 +75,7 @@ fn test_key() -> MasterKey {
 }
 
 /// Expands to one `#[tokio::test]` per case in module `$backend`, each on a fresh store.
+/// `$make` may use `CASE`, the case's name.
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -76,8 +101,12 @@ macro_rules! conformance {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                let fixture = $make.await;
+                #[allow(dead_code)]
+                const CASE: &str = concat!(module_path!(), "::", stringify!($case));
+                let Some(fixture) = $make.await else { return };
                 super::$case(std::sync::Arc::clone(&fixture.store)).await;
+                // The store goes before what it lives in (a directory, a schema).
+                drop(fixture);
             }
         )*
     };
@@ -86,6 +115,13 @@ macro_rules! conformance {
 conformance!(memory_store, super::memory());
 conformance!(sqlite_plain, super::sqlite(None));
 conformance!(sqlite_encrypted, super::sqlite(Some(super::test_key())));
+#[cfg(feature = "postgres")]
+conformance!(postgres_plain, super::postgres(CASE, None));
+#[cfg(feature = "postgres")]
+conformance!(
+    postgres_encrypted,
+    super::postgres(CASE, Some(super::test_key()))
+);
 
 // ---------------------------------------------------------------------------------------------
 // Data

@@ -48,8 +48,10 @@ pub struct ServeArgs {
     /// Where authenticated requests go, `http://host:port`.
     #[arg(long, env = "APIG_UPSTREAM")]
     pub upstream: Option<String>,
-    /// Store: `sqlite://PATH` [default: sqlite://apig-appcode.db].
-    #[arg(long, env = "APIG_DATABASE")]
+    /// Store: `sqlite://PATH`, or `postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME` shared by
+    /// several nodes [default: sqlite://apig-appcode.db]. Give a URL with a password in the
+    /// environment variable rather than the flag (flags are visible to other users).
+    #[arg(long, env = "APIG_DATABASE", hide_env_values = true)]
     pub database: Option<String>,
     /// Gateway instance whose AppCodes the gateway accepts and the API manages.
     #[arg(long, env = "APIG_INSTANCE_ID")]
@@ -118,20 +120,38 @@ pub enum LogFormat {
     Json,
 }
 
-/// What `--database` names.
+/// What `--database` names. `Display` and `Debug` hide a password in a PostgreSQL URL.
+///
+/// ```
+/// use apig_appcode::gateway::config::DatabaseUrl;
+///
+/// let url = DatabaseUrl::parse("postgres://apig:s3cret@db:5432/apig").unwrap();
+/// assert_eq!(url.to_string(), "postgres://apig:***@db:5432/apig");
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     /// An SQLite file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://` or `postgresql://` URL, as given).
+    Postgres(String),
 }
 
 impl DatabaseUrl {
-    /// Parses `sqlite://PATH` (or `sqlite:PATH`).
+    /// Parses `sqlite://PATH` (or `sqlite:PATH`), or a `postgres://` / `postgresql://` URL
+    /// (checked when the store connects).
     pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(Self::Postgres(s.to_owned()));
+        }
         let path = s
             .strip_prefix("sqlite://")
             .or_else(|| s.strip_prefix("sqlite:"))
-            .ok_or_else(|| ConfigError::new(format!("--database {s:?}: expected sqlite://PATH")))?;
+            .ok_or_else(|| {
+                ConfigError::new(format!(
+                    "--database {:?}: expected sqlite://PATH or postgres://USER@HOST/DBNAME",
+                    redact_url(s)
+                ))
+            })?;
         if path.is_empty() {
             return Err(ConfigError::new("--database sqlite:// needs a file path"));
         }
@@ -143,8 +163,50 @@ impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
+            Self::Postgres(url) => f.write_str(&redact_url(url)),
         }
     }
+}
+
+/// `url` with the password of its user information and any `password=` query parameter
+/// replaced by `***`. When unsure where the user information ends (an `@` anywhere before the
+/// query), everything after the user name up to the last `@` is hidden.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let query_at = rest.find(['?', '#']).unwrap_or(rest.len());
+    let (before_query, query) = rest.split_at(query_at);
+    let mut out = format!("{scheme}://");
+    match before_query.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            match userinfo.split_once(':') {
+                Some((user, _password)) => out.push_str(&format!("{user}:***")),
+                None => out.push_str(userinfo),
+            }
+            out.push('@');
+            out.push_str(host);
+        }
+        None => out.push_str(before_query),
+    }
+    let Some(params) = query.strip_prefix('?') else {
+        out.push_str(query);
+        return out;
+    };
+    out.push('?');
+    for (i, param) in params.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match param.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                out.push_str(key);
+                out.push_str("=***");
+            }
+            _ => out.push_str(param),
+        }
+    }
+    out
 }
 
 impl fmt::Debug for DatabaseUrl {
@@ -420,7 +482,13 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 
 /// Parses an upstream URL: `http://host[:port][/]` only (no TLS, path, query or credentials).
 pub fn parse_upstream(s: &str) -> Result<Authority, ConfigError> {
-    let err = |why: &str| ConfigError::new(format!("--upstream {s:?}: {why}"));
+    // User information in a URL may hold a password: such a value is not echoed.
+    let shown = if s.contains('@') {
+        "(a URL with credentials, not shown)".to_owned()
+    } else {
+        format!("{s:?}")
+    };
+    let err = |why: &str| ConfigError::new(format!("--upstream {shown}: {why}"));
     let uri: http::Uri = s.parse().map_err(|_| err("not a URL"))?;
     if uri.scheme() != Some(&Scheme::HTTP) {
         return Err(err("only http:// upstreams are supported"));
@@ -542,6 +610,51 @@ role = "read-write"
             assert!(err.contains(want), "{list:?}: {err}");
             assert!(!err.contains("short"), "a secret was echoed: {err}");
         }
+    }
+
+    #[test]
+    fn postgres_urls_are_accepted_and_shown_without_password() {
+        for (given, shown) in [
+            (
+                "postgres://apig:pa55@db.internal:5432/apig",
+                "postgres://apig:***@db.internal:5432/apig",
+            ),
+            (
+                "postgresql://apig@db/apig?password=pa55&application_name=n1",
+                "postgresql://apig@db/apig?password=***&application_name=n1",
+            ),
+            ("postgres://db/apig", "postgres://db/apig"),
+            // An unencoded '@' or '/' in the password: hidden up to the last '@'.
+            (
+                "postgres://apig:pa/5@5@db/apig",
+                "postgres://apig:***@db/apig",
+            ),
+        ] {
+            let url = DatabaseUrl::parse(given).unwrap();
+            assert_eq!(url, DatabaseUrl::Postgres(given.to_owned()));
+            assert_eq!(url.to_string(), shown);
+            assert_eq!(format!("{url:?}"), shown);
+        }
+        let cfg = Config::load(args(&[
+            "--upstream",
+            "http://x:1",
+            "--database",
+            "postgres://u:pa55word@h/d",
+        ]))
+        .unwrap();
+        assert!(!format!("{cfg:?}").contains("pa55word"));
+        let err = Config::load(args(&[
+            "--upstream",
+            "http://x:1",
+            "--database",
+            "mysql://u:pa55word@h/d",
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("postgres://") && !err.contains("pa55word"),
+            "{err}"
+        );
     }
 
     #[test]

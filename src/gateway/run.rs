@@ -22,7 +22,10 @@ use super::proxy::{self, Proxy};
 use super::{metrics, server, tls};
 use crate::admin::{self, AccessKeyCredential, AdminApi, Permissions, TokenCredential};
 use crate::layer::{HttpsPolicy, IdentityHeaders};
-use crate::store::{MasterKey, SqliteOptions, SqliteStore, Store, StoreError, StoreProvider};
+use crate::store::{
+    MasterKey, PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store, StoreError,
+    StoreProvider,
+};
 use crate::{AppCodeAuthLayer, AppCodeCache};
 
 /// How long open connections get to finish after a shutdown signal.
@@ -74,10 +77,14 @@ impl std::error::Error for RunError {}
 
 /// Runs the management API and the gateway until SIGTERM or Ctrl-C, then drains both.
 pub async fn run(mut config: Config) -> Result<(), RunError> {
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
+    // Created before binding, so that a file that cannot be written stops the start early; the
+    // hint is printed once the real admin address (port 0 resolved) is known.
+    let mut created_token_file = None;
     if !config.has_credentials() {
-        let token = first_run_token(&config)?;
+        let (token, created) = first_run_token(&config)?;
         config.tokens.push(token);
+        created_token_file = created;
     }
 
     let cache = AppCodeCache::new();
@@ -171,6 +178,17 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
         "admin listening on {}://{admin_addr}",
         scheme(admin_tls.is_some())
     );
+    if let Some(path) = created_token_file {
+        println!(
+            "No management credentials configured: created an admin token in {}.\n\
+             Use it like this:\n  curl -H \"X-Auth-Token: $(cat {})\" {}://{admin_addr}/v2/{}/apigw/instances/{}/apps",
+            path.display(),
+            path.display(),
+            scheme(admin_tls.is_some()),
+            config.project_id,
+            config.instance_id
+        );
+    }
     tracing::info!(
         gateway = %format!("{}://{gateway_addr}", scheme(gateway_tls.is_some())),
         admin = %format!("{}://{admin_addr}", scheme(admin_tls.is_some())),
@@ -279,7 +297,9 @@ fn admin_api(
         .router())
 }
 
-fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
+/// Opens the configured store: an SQLite file, or a PostgreSQL database shared with other nodes
+/// (connected and migrated before serving).
+async fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
     let key = config
         .master_key
         .as_ref()
@@ -295,37 +315,50 @@ fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
             let store = SqliteStore::open(path, options).map_err(RunError::Store)?;
             Ok(Arc::new(store))
         }
+        DatabaseUrl::Postgres(url) => {
+            let mut options = PostgresOptions::new();
+            if let Some(key) = key {
+                options = options.master_key(key);
+            }
+            let store = PostgresStore::connect(url, options)
+                .await
+                .map_err(RunError::Store)?;
+            Ok(Arc::new(store))
+        }
     }
 }
 
-/// The admin token file beside the database: read it if present, else create it (mode 0600)
-/// and tell the operator how to use it. The token itself is never logged.
-fn first_run_token(config: &Config) -> Result<TokenEntry, RunError> {
-    let DatabaseUrl::Sqlite(db) = &config.database;
+/// The admin token file beside the database: read it if present, else create it (mode 0600).
+/// Returns the token and, if the file was created now, its path (for the operator's hint). The
+/// token itself is never logged or printed.
+fn first_run_token(config: &Config) -> Result<(TokenEntry, Option<PathBuf>), RunError> {
+    let db = match &config.database {
+        DatabaseUrl::Sqlite(db) => db,
+        // Nodes sharing a database must share credentials too: a token file per node would not.
+        DatabaseUrl::Postgres(_) => {
+            return Err(RunError::Admin(
+                "no management credentials configured; with a PostgreSQL database every node \
+                 needs the same ones: set --admin-token (APIG_ADMIN_TOKEN), --access-key and \
+                 --secret-key, or `tokens`/`access_keys` in the configuration file"
+                    .into(),
+            ))
+        }
+    };
     let path = token_path(db);
     let err = |e| RunError::AdminToken(path.clone(), e);
-    let token = match std::fs::read_to_string(&path) {
-        Ok(text) => text.trim().to_owned(),
+    let (token, created) = match std::fs::read_to_string(&path) {
+        Ok(text) => (text.trim().to_owned(), None),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let token = crate::AppCode::generate().expose().to_owned();
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&path).map_err(err)?;
-            file.write_all(token.as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(err)?;
-            println!(
-                "No management credentials configured: created an admin token in {}.\n\
-                 Use it like this:\n  curl -H \"X-Auth-Token: $(cat {})\" http://{}/v2/{}/apigw/instances/{}/apps",
-                path.display(),
-                path.display(),
-                config.admin_listen,
-                config.project_id,
-                config.instance_id
-            );
-            token
+            match publish_token_file(&path, &token) {
+                Ok(()) => (token, Some(path.clone())),
+                // Another server on the same database created it first: use that one.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let text = std::fs::read_to_string(&path).map_err(err)?;
+                    (text.trim().to_owned(), None)
+                }
+                Err(e) => return Err(err(e)),
+            }
         }
         Err(e) => return Err(err(e)),
     };
@@ -334,11 +367,37 @@ fn first_run_token(config: &Config) -> Result<TokenEntry, RunError> {
             "the token in the file is shorter than 16 characters",
         )));
     }
-    Ok(TokenEntry {
+    let entry = TokenEntry {
         token,
         projects: vec!["*".into()],
         role: Role::ReadWrite,
-    })
+    };
+    Ok((entry, created))
+}
+
+/// Writes `token` to a private (0600) temporary file, then links it to `path` in one step, so
+/// that a server starting at the same moment on the same database reads either no file or the
+/// whole token, never a partial one. Fails with `AlreadyExists` if `path` appeared meanwhile.
+fn publish_token_file(path: &Path, token: &str) -> std::io::Result<()> {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(name);
+    // A leftover of a crashed process that had the same ID.
+    let _ = std::fs::remove_file(&tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options.open(&tmp).and_then(|mut file| {
+        file.write_all(token.as_bytes())?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    linked
 }
 
 /// `<database file>.admin-token`.

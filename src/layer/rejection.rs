@@ -6,7 +6,6 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
-use crate::apig_error;
 use crate::request_id::{RequestId, X_REQUEST_ID};
 
 /// The reason behind a [`Rejection`].
@@ -186,6 +185,7 @@ impl<B: From<Bytes>> RejectResponse<B> for ApigJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apig_error;
 
     #[test]
     fn plain_bodies_equal_the_escaping_builder() {

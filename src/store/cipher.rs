@@ -243,6 +243,19 @@ pub(crate) fn row_binding(kind: &str, fields: &[&str]) -> Vec<u8> {
     out
 }
 
+/// The binding of an app's secret: its scope and ID.
+pub(crate) fn secret_binding(scope: &crate::store::Scope, app_id: &str) -> Vec<u8> {
+    row_binding(
+        "app-secret",
+        &[&scope.project_id, &scope.instance_id, app_id],
+    )
+}
+
+/// The binding of an AppCode value: its instance, app and ID.
+pub(crate) fn code_binding(instance_id: &str, app_id: &str, app_code_id: &str) -> Vec<u8> {
+    row_binding("app-code", &[instance_id, app_id, app_code_id])
+}
+
 /// Seals and opens secrets for a store, with or without a master key.
 pub(crate) struct Sealer {
     keys: Option<Keys>,

@@ -21,23 +21,31 @@
 //! # }
 //! ```
 
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod cipher;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod provider;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod time;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod version;
 
 use std::fmt;
 
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use cipher::{KeyMismatch, MasterKey, MasterKeyError};
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use provider::StoreProvider;
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SchemaTooNew, SqliteOptions, SqliteStore};
+pub use sqlite::{SqliteOptions, SqliteStore};
 pub use time::Timestamp;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use version::SchemaTooNew;
 
 use crate::code::AppCode;
 use crate::identity::AppIdentity;
@@ -295,8 +303,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>>;
 
     /// Changes made by *other* processes sharing this store, if the store can push them
-    /// (PostgreSQL can). `None` by default: other processes' changes arrive with the next
-    /// refresh.
+    /// (PostgreSQL can; it may repeat this process's own deletions too, which is harmless).
+    /// `None` by default: other processes' changes arrive with the next refresh.
     fn changes(&self, instance_id: &str) -> Option<ChangeStream> {
         let _ = instance_id;
         None

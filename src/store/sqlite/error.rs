@@ -1,52 +1,10 @@
-//! Errors of the SQLite store: what callers can match on, and how internal failures become
-//! [`StoreError::Backend`] with a context and never a secret.
+//! How internal failures of the SQLite store become [`StoreError::Backend`], with a context and
+//! never a secret.
 
 use std::fmt;
 
 use crate::store::cipher::CipherError;
 use crate::store::StoreError;
-
-/// The database file was written by a newer version of this crate: its schema version is
-/// higher than the newest migration this version knows. Nothing was changed.
-///
-/// [`SqliteStore::open`](crate::store::SqliteStore::open) returns it inside
-/// [`StoreError::Backend`]:
-///
-/// ```
-/// use apig_appcode::store::{SchemaTooNew, SqliteOptions, SqliteStore, StoreError};
-///
-/// let dir = tempfile::tempdir().unwrap();
-/// let path = dir.path().join("apig.db");
-/// drop(SqliteStore::open(&path, SqliteOptions::new()).unwrap());
-/// // Pretend a future version migrated the file.
-/// rusqlite::Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
-///
-/// let Err(StoreError::Backend(e)) = SqliteStore::open(&path, SqliteOptions::new()) else {
-///     panic!("a newer schema must be refused");
-/// };
-/// let too_new = e.downcast_ref::<SchemaTooNew>().unwrap();
-/// assert_eq!(too_new.found, 99);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SchemaTooNew {
-    /// The schema version recorded in the file.
-    pub found: i64,
-    /// The newest schema version this crate knows.
-    pub supported: i64,
-}
-
-impl fmt::Display for SchemaTooNew {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the database has schema version {}, newer than the {} this version of apig-appcode \
-             supports; upgrade apig-appcode",
-            self.found, self.supported
-        )
-    }
-}
-
-impl std::error::Error for SchemaTooNew {}
 
 /// A SQLite failure and what the store was doing.
 #[derive(Debug)]

@@ -5,7 +5,7 @@
 //! - `store.rs`: the store, its options, and the async face (blocking work on tokio's pool).
 //! - `ops.rs`: each operation as one transaction on a connection.
 //! - `schema.rs`: migrations and the master-key record.
-//! - `error.rs`: [`SchemaTooNew`] and the mapping of internal failures to `StoreError::Backend`.
+//! - `error.rs`: the mapping of internal failures to `StoreError::Backend`.
 
 mod error;
 mod ops;
@@ -14,5 +14,4 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub use error::SchemaTooNew;
 pub use store::{SqliteOptions, SqliteStore};

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use super::error::{cipher, corrupt, db};
 use crate::code::AppCode;
-use crate::store::cipher::{row_binding, Sealer};
+use crate::store::cipher::{code_binding, secret_binding, Sealer};
 use crate::store::{
     App, AppCodeRecord, AppFilter, Page, Scope, SecretString, StoreError, StoreResult,
     MAX_APP_CODES_PER_APP,
@@ -31,17 +31,6 @@ fn sql_count(n: u64) -> i64 {
 
 fn sql_total(n: i64) -> StoreResult<u64> {
     u64::try_from(n).map_err(|_| corrupt(format_args!("negative row count {n}")))
-}
-
-fn secret_binding(scope: &Scope, app_id: &str) -> Vec<u8> {
-    row_binding(
-        "app-secret",
-        &[&scope.project_id, &scope.instance_id, app_id],
-    )
-}
-
-fn code_binding(instance_id: &str, app_id: &str, app_code_id: &str) -> Vec<u8> {
-    row_binding("app-code", &[instance_id, app_id, app_code_id])
 }
 
 /// The app's row number, or [`StoreError::AppNotFound`].

@@ -2,9 +2,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::error::{corrupt, db, SchemaTooNew};
+use super::error::{corrupt, db};
 use crate::store::cipher::Sealer;
-use crate::store::{StoreError, StoreResult};
+use crate::store::{SchemaTooNew, StoreError, StoreResult};
 
 /// The migrations, oldest first: step `i` takes the schema from version `i` to `i + 1`
 /// (`PRAGMA user_version`). Append only; never edit a released step.

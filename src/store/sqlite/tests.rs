@@ -3,10 +3,11 @@
 use rusqlite::Connection;
 
 use super::schema::current_version;
-use super::{SchemaTooNew, SqliteOptions, SqliteStore};
+use super::{SqliteOptions, SqliteStore};
 use crate::code::AppCode;
 use crate::store::{
-    App, AppCodeRecord, KeyMismatch, MasterKey, Scope, SecretString, Store, StoreError, Timestamp,
+    App, AppCodeRecord, KeyMismatch, MasterKey, SchemaTooNew, Scope, SecretString, Store,
+    StoreError, Timestamp,
 };
 
 fn scope() -> Scope {

@@ -1,0 +1,433 @@
+//! Benchmark of several gateway nodes on one PostgreSQL database (not a test: it measures time).
+//!
+//! Run with
+//! ```text
+//! cargo build --release --features gateway --bin apig-appcode --example propagation_bench
+//! target/release/examples/propagation_bench postgres://postgres@127.0.0.1:5432/test
+//! ```
+//! (optional after the URL: `--revocations N` (default 200), `--codes N` (default 1000000)).
+//!
+//! 1. Revocation delay: two `apig-appcode serve` processes A and B; an AppCode is created
+//!    through A's management API and, once B accepts it, deleted through A. The delay runs from
+//!    the DELETE's response on A to the first request B rejects (B is asked in a tight loop).
+//!    The nodes reload their caches only once an hour, so every revocation travels by
+//!    LISTEN/NOTIFY. Prints p50, p90, p99 and max.
+//! 2. Cold start: `--codes` AppCodes (5 per app) are written straight into the tables, in clear
+//!    (the store's format without a master key), and a node is started on them. Prints the time
+//!    from spawning the process to `/readyz` answering 200 (the cache loaded), and the node's
+//!    resident memory then and at its peak.
+//!
+//! Each part works in a schema of its own, dropped at the end. The binary is expected beside the
+//! example's directory (`target/release/apig-appcode`), as the command above builds it.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use apig_appcode::gateway::config::{DEFAULT_INSTANCE_ID, DEFAULT_PROJECT_ID};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+use tokio_postgres::NoTls;
+
+const TOKEN: &str = "propagation-bench-admin-token";
+/// Bound on any one wait (a start, a propagation).
+const WAIT: Duration = Duration::from_secs(60);
+
+type BoxError = Box<dyn std::error::Error>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("propagation_bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), BoxError> {
+    let mut args = std::env::args().skip(1);
+    let url = args
+        .next()
+        .ok_or("usage: propagation_bench POSTGRES_URL [--revocations N] [--codes N]")?;
+    let (mut revocations, mut codes) = (200usize, 1_000_000u64);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or("a flag without its value")?;
+        match flag.as_str() {
+            "--revocations" => revocations = value.parse()?,
+            "--codes" => codes = value.parse()?,
+            other => return Err(format!("unknown flag {other}").into()),
+        }
+    }
+    let bin = std::env::current_exe()?
+        .parent()
+        .and_then(|examples| examples.parent())
+        .map(|dir| dir.join("apig-appcode"))
+        .filter(|p| p.exists())
+        .ok_or(
+            "build the binary too: cargo build --release --features gateway --bin apig-appcode",
+        )?;
+
+    println!("== revocation delay, {revocations} revocations");
+    let schema = Schema::create(&url).await?;
+    revocation_delay(&bin, &schema, revocations).await?;
+    schema.drop().await?;
+
+    println!("== cold start with {codes} AppCodes");
+    let schema = Schema::create(&url).await?;
+    cold_start(&bin, &schema, codes).await?;
+    schema.drop().await?;
+    Ok(())
+}
+
+async fn revocation_delay(bin: &PathBuf, schema: &Schema, n: usize) -> Result<(), BoxError> {
+    let upstream = start_upstream().await?;
+    let http = Http::new();
+    let a = Node::start(bin, schema, upstream)?;
+    let b = Node::start(bin, schema, upstream)?;
+    http.ready(&a).await?;
+    http.ready(&b).await?;
+    let app = http
+        .admin(
+            &a,
+            Method::POST,
+            "/apps",
+            Some(json!({ "name": "bench_app" })),
+        )
+        .await?;
+    let app_id = app["id"].as_str().ok_or("no app id")?.to_owned();
+    let codes_path = format!("/apps/{app_id}/app-codes");
+
+    let (mut created, mut revoked) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let code = http.admin(&a, Method::PUT, &codes_path, None).await?;
+        let accepted_from = Instant::now();
+        let (id, value) = (
+            code["id"].as_str().ok_or("no code id")?.to_owned(),
+            code["app_code"].as_str().ok_or("no code")?.to_owned(),
+        );
+        created.push(
+            http.first(&b, &value, StatusCode::OK, accepted_from)
+                .await?,
+        );
+
+        http.admin(&a, Method::DELETE, &format!("{codes_path}/{id}"), None)
+            .await?;
+        let deleted_at = Instant::now();
+        revoked.push(
+            http.first(&b, &value, StatusCode::UNAUTHORIZED, deleted_at)
+                .await?,
+        );
+    }
+    report(
+        "revocation (DELETE answered on A -> first 401 on B)",
+        &mut revoked,
+    );
+    report(
+        "creation (PUT answered on A -> first 200 on B)",
+        &mut created,
+    );
+    Ok(())
+}
+
+async fn cold_start(bin: &PathBuf, schema: &Schema, codes: u64) -> Result<(), BoxError> {
+    // Let the store create its tables, then fill them in bulk.
+    let store = apig_appcode::store::PostgresStore::connect(
+        &schema.url,
+        apig_appcode::store::PostgresOptions::new(),
+    )
+    .await?;
+    drop(store);
+    let apps = codes.div_ceil(5);
+    let started = Instant::now();
+    let client = connect(&schema.url).await?;
+    client
+        .batch_execute(&format!(
+            "INSERT INTO apps (project_id, instance_id, id, name, remark, creator, app_key,
+                               app_secret, register_time, update_time, status)
+             SELECT '{DEFAULT_PROJECT_ID}', '{DEFAULT_INSTANCE_ID}', lpad(to_hex(g), 32, '0'),
+                    'app_' || g, '', 'USER', 'key_' || lpad(g::text, 28, '0'),
+                    convert_to('secret_' || g, 'UTF8'), 0, 0, 1
+             FROM generate_series(1, {apps}) g;
+             INSERT INTO app_codes (app_seq, instance_id, id, value, value_digest, create_time)
+             SELECT a.seq, a.instance_id, lpad(to_hex(a.seq * 8 + k), 32, '0'), v.value,
+                    sha256(v.value), 0
+             FROM apps a CROSS JOIN generate_series(0, 4) k
+             CROSS JOIN LATERAL (SELECT convert_to(encode(sha256(convert_to(a.id || ':' || k,
+                                 'UTF8')), 'hex'), 'UTF8') AS value) v
+             ORDER BY a.seq, k
+             LIMIT {codes};
+             ANALYZE apps; ANALYZE app_codes;"
+        ))
+        .await?;
+    println!(
+        "loaded {codes} codes in {apps} apps in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let upstream = start_upstream().await?;
+    let http = Http::new();
+    let spawned = Instant::now();
+    let node = Node::start(bin, schema, upstream)?;
+    http.ready(&node).await?;
+    let ready = spawned.elapsed();
+    let at_ready = memory(node.child.id())?;
+    println!(
+        "ready (cache loaded) {:.2} s after spawning the process; RSS {} MiB",
+        ready.as_secs_f64(),
+        at_ready.0 / 1024
+    );
+    // Settled: whatever the start allocated and freed is behind.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let (rss, peak) = memory(node.child.id())?;
+    println!(
+        "15 s later: RSS {} MiB, peak RSS {} MiB",
+        rss / 1024,
+        peak / 1024
+    );
+    Ok(())
+}
+
+/// Resident and peak resident memory of a process, in KiB.
+fn memory(pid: u32) -> Result<(u64, u64), BoxError> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> Result<u64, BoxError> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .ok_or("no such field")?;
+        Ok(line.split_whitespace().nth(1).ok_or("no value")?.parse()?)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+fn report(what: &str, samples: &mut [Duration]) {
+    samples.sort();
+    let at = |q: f64| {
+        let i = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
+        samples[i].as_secs_f64() * 1000.0
+    };
+    println!(
+        "{what}: n={} p50={:.2} ms p90={:.2} ms p99={:.2} ms max={:.2} ms",
+        samples.len(),
+        at(0.50),
+        at(0.90),
+        at(0.99),
+        at(1.0)
+    );
+}
+
+/// A schema of its own on the database, named by the connection's `search_path`.
+struct Schema {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl Schema {
+    async fn create(admin_url: &str) -> Result<Self, BoxError> {
+        let mut random = [0u8; 6];
+        getrandom::fill(&mut random)?;
+        let name = format!(
+            "apig_bench_{}",
+            random
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        connect(admin_url)
+            .await?
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .await?;
+        let sep = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{sep}options=-c%20search_path%3D{name}");
+        Ok(Self {
+            admin_url: admin_url.to_owned(),
+            name,
+            url,
+        })
+    }
+
+    async fn drop(self) -> Result<(), BoxError> {
+        connect(&self.admin_url)
+            .await?
+            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .await?;
+        Ok(())
+    }
+}
+
+async fn connect(url: &str) -> Result<tokio_postgres::Client, BoxError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+async fn start_upstream() -> Result<SocketAddr, BoxError> {
+    use hyper::server::conn::http1;
+    use hyper_util::rt::TokioIo;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = hyper::service::service_fn(|_req| async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                    Bytes::from_static(b"upstream"),
+                )))
+            });
+            tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+        }
+    });
+    Ok(addr)
+}
+
+/// One `apig-appcode serve` process, killed when dropped.
+struct Node {
+    child: Child,
+    gateway: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Node {
+    fn start(bin: &PathBuf, schema: &Schema, upstream: SocketAddr) -> Result<Self, BoxError> {
+        let mut child = Command::new(bin)
+            .args(["serve", "--database", &schema.url])
+            .args([
+                "--gateway-listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--upstream", &format!("http://{upstream}")])
+            .args(["--admin-token", TOKEN, "--refresh-interval", "3600"])
+            .args(["--log", "warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                for (prefix, which) in [
+                    ("gateway listening on http://", 0),
+                    ("admin listening on http://", 1),
+                ] {
+                    if let Some(addr) = line.strip_prefix(prefix) {
+                        let _ = tx.send((which, addr.to_owned()));
+                    }
+                }
+            }
+        });
+        let mut addrs: [Option<SocketAddr>; 2] = [None, None];
+        while addrs.iter().any(Option::is_none) {
+            let (which, addr) = rx.recv_timeout(WAIT).map_err(|_| {
+                let _ = child.kill();
+                "the node did not start"
+            })?;
+            addrs[which] = Some(addr.parse()?);
+        }
+        Ok(Self {
+            child,
+            gateway: addrs[0].ok_or("no gateway address")?,
+            admin: addrs[1].ok_or("no admin address")?,
+        })
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Http(Client<HttpConnector, Full<Bytes>>);
+
+impl Http {
+    fn new() -> Self {
+        Self(Client::builder(TokioExecutor::new()).build_http())
+    }
+
+    async fn send(&self, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), BoxError> {
+        let response = tokio::time::timeout(WAIT, self.0.request(request)).await??;
+        let status = response.status();
+        Ok((status, response.into_body().collect().await?.to_bytes()))
+    }
+
+    async fn admin(
+        &self,
+        node: &Node,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, BoxError> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!(
+                "http://{}/v2/{DEFAULT_PROJECT_ID}/apigw/instances/{DEFAULT_INSTANCE_ID}{path}",
+                node.admin
+            ))
+            .header("x-auth-token", TOKEN);
+        let body = match body {
+            Some(json) => {
+                request = request.header("content-type", "application/json");
+                Full::new(Bytes::from(json.to_string()))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let (status, bytes) = self.send(request.body(body)?).await?;
+        if !status.is_success() {
+            return Err(format!("{path}: {status} {}", String::from_utf8_lossy(&bytes)).into());
+        }
+        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// Asks `node`'s gateway with `code` in a tight loop until it answers `expected`; returns
+    /// the time from `since` to that answer.
+    async fn first(
+        &self,
+        node: &Node,
+        code: &str,
+        expected: StatusCode,
+        since: Instant,
+    ) -> Result<Duration, BoxError> {
+        loop {
+            let request = Request::builder()
+                .uri(format!("http://{}/bench", node.gateway))
+                .header("x-apig-appcode", code)
+                .body(Full::new(Bytes::new()))?;
+            if self.send(request).await?.0 == expected {
+                return Ok(since.elapsed());
+            }
+            if since.elapsed() > WAIT {
+                return Err(format!("no {expected} within {WAIT:?}").into());
+            }
+        }
+    }
+
+    async fn ready(&self, node: &Node) -> Result<(), BoxError> {
+        let since = Instant::now();
+        loop {
+            let request = Request::builder()
+                .uri(format!("http://{}/readyz", node.admin))
+                .body(Full::new(Bytes::new()))?;
+            if self.send(request).await?.0 == StatusCode::OK {
+                return Ok(());
+            }
+            if since.elapsed() > WAIT {
+                return Err("the node did not get ready".into());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! Change propagation between nodes: what a write announces with `NOTIFY`, and the task that
+//! `LISTEN`s for one instance and turns announcements into [`Change`] events for the cache.
+//!
+//! An announcement names ids only, never an AppCode value or a secret:
+//! `1 <kind> <origin> <app id length> <app id><app code id>`, where `kind` is `C` (created) or
+//! `D` (deleted) and `origin` identifies the store (the process) that wrote it. A receiving node
+//! turns a deletion into [`Change::RemoveId`] and a creation into [`Change::Upsert`] after
+//! reading the new code by ID (the cache needs the value); it skips creations it wrote itself,
+//! which its management API has cached already.
+//!
+//! Each instance has its own channel (derived from the schema and the instance ID), so a node
+//! hears only about its instance.
+//!
+//! Nothing committed while a listener is not listening may be lost. A snapshot of the instance
+//! ([`before_snapshot`]) first waits (briefly) for the instance's listeners to be listening, so
+//! the snapshot a node starts with already follows the first `LISTEN`; a snapshot read while a
+//! listener is not listening marks it, and after its next `LISTEN` the listener sends
+//! [`Change::Resync`]. After a lost connection it always does: announcements were missed, and
+//! only a full snapshot has them. A lost connection is retried with exponential backoff (100 ms
+//! doubling up to 5 s); a silent one is found by a heartbeat query.
+
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, timeout, Instant, MissedTickBehavior};
+use tokio_postgres::{AsyncMessage, NoTls, Notification};
+
+use super::error::safe_message;
+use super::pool::DEFAULT_CONNECT_TIMEOUT;
+use super::store::Shared;
+use crate::provider::{Change, ChangeSender, ChangeStream};
+
+/// Events buffered between the listener and the cache's refresher.
+const CAPACITY: usize = 1024;
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A session that lasted this long was healthy: the next reconnection starts from the first
+/// backoff again.
+const STABLE_SESSION: Duration = Duration::from_secs(30);
+/// How often the listener checks its connection (and whether anyone still reads its events),
+/// and how long the check may take.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// How long a snapshot waits for the instance's listeners' first attempt to listen.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One listener as snapshots see it.
+#[derive(Debug)]
+pub(super) struct Listener {
+    instance_id: String,
+    state: Mutex<ListenState>,
+    /// `true` once the first attempt to listen succeeded or failed.
+    settled: watch::Sender<bool>,
+}
+
+#[derive(Debug, Default)]
+struct ListenState {
+    listening: bool,
+    /// A snapshot was read while not listening: resync after the next `LISTEN`.
+    snapshot_unseen: bool,
+}
+
+impl Listener {
+    fn state(&self) -> std::sync::MutexGuard<'_, ListenState> {
+        // Two booleans, each written in one step: nothing a panic could leave half-done.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The listeners of a store.
+#[derive(Debug, Default)]
+pub(super) struct Listeners(Mutex<Vec<Weak<Listener>>>);
+
+impl Listeners {
+    fn register(&self, instance_id: &str) -> Arc<Listener> {
+        let listener = Arc::new(Listener {
+            instance_id: instance_id.to_owned(),
+            state: Mutex::default(),
+            settled: watch::Sender::new(false),
+        });
+        let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        all.retain(|l| l.strong_count() > 0);
+        all.push(Arc::downgrade(&listener));
+        listener
+    }
+
+    fn of(&self, instance_id: &str) -> Vec<Arc<Listener>> {
+        let all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        all.iter()
+            .filter_map(Weak::upgrade)
+            .filter(|l| l.instance_id == instance_id)
+            .collect()
+    }
+}
+
+/// Call before reading a snapshot of `instance_id`: waits (at most [`SETTLE_TIMEOUT`]) for the
+/// instance's listeners to have tried to listen once, then marks those not listening, so they
+/// resync once they are.
+pub(super) async fn before_snapshot(listeners: &Listeners, instance_id: &str) {
+    let mine = listeners.of(instance_id);
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    for listener in &mine {
+        let mut settled = listener.settled.subscribe();
+        let _ = tokio::time::timeout_at(deadline, settled.wait_for(|s| *s)).await;
+    }
+    for listener in &mine {
+        let mut state = listener.state();
+        if !state.listening {
+            state.snapshot_unseen = true;
+        }
+    }
+}
+
+/// What an announcement says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum EventKind {
+    Created,
+    Deleted,
+}
+
+impl EventKind {
+    fn letter(self) -> char {
+        match self {
+            Self::Created => 'C',
+            Self::Deleted => 'D',
+        }
+    }
+}
+
+/// One announced change of an AppCode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Event<'a> {
+    pub(super) kind: EventKind,
+    pub(super) app_id: &'a str,
+    pub(super) app_code_id: &'a str,
+}
+
+impl Event<'_> {
+    /// The `NOTIFY` payload: ids only.
+    pub(super) fn encode(&self, origin: &str) -> String {
+        format!(
+            "1 {} {origin} {} {}{}",
+            self.kind.letter(),
+            self.app_id.len(),
+            self.app_id,
+            self.app_code_id
+        )
+    }
+}
+
+/// A payload read back: the event and its origin; `None` if it is not one this version writes.
+pub(super) fn decode(payload: &str) -> Option<(Event<'_>, &str)> {
+    let mut parts = payload.splitn(5, ' ');
+    if parts.next()? != "1" {
+        return None;
+    }
+    let kind = match parts.next()? {
+        "C" => EventKind::Created,
+        "D" => EventKind::Deleted,
+        _ => return None,
+    };
+    let origin = parts.next()?;
+    let app_len: usize = parts.next()?.parse().ok()?;
+    let ids = parts.next()?;
+    if !ids.is_char_boundary(app_len) {
+        return None;
+    }
+    let (app_id, app_code_id) = ids.split_at(app_len);
+    if app_code_id.is_empty() {
+        return None;
+    }
+    let event = Event {
+        kind,
+        app_id,
+        app_code_id,
+    };
+    Some((event, origin))
+}
+
+/// Starts listening for `instance_id`'s changes; the task stops once the stream is dropped.
+pub(super) fn spawn(shared: Arc<Shared>, instance_id: String) -> ChangeStream {
+    let (tx, rx) = ChangeStream::channel(CAPACITY);
+    let listener = shared.listeners.register(&instance_id);
+    tokio::spawn(listen(shared, listener, tx));
+    rx
+}
+
+/// Why a listening session ended.
+enum Ended {
+    /// Nobody reads the events any more.
+    Closed,
+    /// The connection failed or could not be made.
+    Lost(String),
+}
+
+async fn listen(shared: Arc<Shared>, listener: Arc<Listener>, tx: ChangeSender) {
+    let instance_id = listener.instance_id.as_str();
+    let channel = shared.channel(instance_id);
+    let mut backoff = FIRST_BACKOFF;
+    let mut first = true;
+    loop {
+        let started = Instant::now();
+        let ended = session(&shared, &listener, &channel, &tx, &mut first).await;
+        listener.state().listening = false;
+        listener.settled.send_replace(true);
+        match ended {
+            Ended::Closed => return,
+            Ended::Lost(why) => {
+                if started.elapsed() >= STABLE_SESSION {
+                    backoff = FIRST_BACKOFF;
+                }
+                tracing::warn!(
+                    error = %why,
+                    instance_id = %instance_id,
+                    retry_in = ?backoff,
+                    "PostgreSQL change listener lost its connection; the cache resyncs once it is back"
+                );
+            }
+        }
+        sleep(backoff).await;
+        if tx.is_closed() {
+            return;
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One connection: `LISTEN`, resync if needed, then relay announcements until the connection
+/// fails or the stream is dropped. `first` is cleared after the first `LISTEN`.
+async fn session(
+    shared: &Shared,
+    listener: &Listener,
+    channel: &str,
+    tx: &ChangeSender,
+    first: &mut bool,
+) -> Ended {
+    let instance_id = listener.instance_id.as_str();
+    let mut config = shared.pool.config().clone();
+    let name = format!(
+        "{} listener",
+        config.get_application_name().unwrap_or("apig-appcode")
+    );
+    config.application_name(name);
+    let connect_timeout = config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let (client, mut connection) = match timeout(connect_timeout, config.connect(NoTls)).await {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(e)) => return Ended::Lost(safe_message(&e)),
+        Err(_) => return Ended::Lost(format!("no connection within {connect_timeout:?}")),
+    };
+    // Notifications arrive on the connection, which a task of its own drives.
+    let (notes_tx, mut notes) = mpsc::unbounded_channel::<Notification>();
+    let mut driver = AbortOnDrop(tokio::spawn(async move {
+        loop {
+            match poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    if notes_tx.send(n).is_err() {
+                        return None;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Some(safe_message(&e)),
+                None => return Some("the server closed the connection".to_owned()),
+            }
+        }
+    }));
+    match timeout(
+        HEARTBEAT,
+        client.batch_execute(&format!("LISTEN {channel}")),
+    )
+    .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Ended::Lost(safe_message(&e)),
+        Err(_) => return Ended::Lost(format!("LISTEN took longer than {HEARTBEAT:?}")),
+    }
+    tracing::debug!(%instance_id, channel, "listening for AppCode changes");
+    // Whatever was committed while nobody listened is only in a full snapshot: after a lost
+    // connection, or if a snapshot was read before the first LISTEN.
+    let resync = {
+        let mut state = listener.state();
+        state.listening = true;
+        let unseen = std::mem::take(&mut state.snapshot_unseen);
+        !std::mem::take(first) || unseen
+    };
+    listener.settled.send_replace(true);
+    if resync && tx.send(Change::Resync).await.is_err() {
+        return Ended::Closed;
+    }
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            note = notes.recv() => match note {
+                Some(note) => {
+                    if relay(shared, instance_id, &note, tx).await.is_err() {
+                        return Ended::Closed;
+                    }
+                }
+                None => {
+                    let why = (&mut driver.0).await.ok().flatten();
+                    return Ended::Lost(why.unwrap_or_else(|| "the connection ended".to_owned()));
+                }
+            },
+            _ = heartbeat.tick() => {
+                if tx.is_closed() {
+                    return Ended::Closed;
+                }
+                match timeout(HEARTBEAT, client.simple_query("SELECT 1")).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Ended::Lost(safe_message(&e)),
+                    Err(_) => {
+                        return Ended::Lost(format!("no answer to a heartbeat within {HEARTBEAT:?}"))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Turns one announcement into a change event. `Err` once the stream is dropped.
+async fn relay(
+    shared: &Shared,
+    instance_id: &str,
+    note: &Notification,
+    tx: &ChangeSender,
+) -> Result<(), crate::provider::Closed> {
+    let Some((event, origin)) = decode(note.payload()) else {
+        tracing::warn!("unreadable AppCode change notification; resyncing");
+        return tx.send(Change::Resync).await;
+    };
+    match event.kind {
+        EventKind::Deleted => {
+            tx.send(Change::RemoveId(event.app_code_id.to_owned()))
+                .await
+        }
+        // This store wrote it; the management API that called it has cached the code.
+        EventKind::Created if origin == shared.origin => Ok(()),
+        EventKind::Created => match shared.app_code_by_id(instance_id, event.app_code_id).await {
+            Ok(Some(record)) => {
+                let identity = record.identity();
+                tx.send(Change::Upsert {
+                    code: record.value,
+                    identity,
+                })
+                .await
+            }
+            // Deleted since; its deletion is announced after this.
+            Ok(None) => Ok(()),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    app_code_id = %event.app_code_id,
+                    "cannot read a new AppCode; resyncing"
+                );
+                tx.send(Change::Resync).await
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_hold_only_ids() {
+        for (app_id, app_code_id) in [
+            (
+                "0123456789abcdef0123456789abcdef",
+                "fedcba9876543210fedcba9876543210",
+            ),
+            ("app with spaces 1", "code 2"),
+            ("应用", "c"),
+            ("", "only-code"),
+        ] {
+            for kind in [EventKind::Created, EventKind::Deleted] {
+                let event = Event {
+                    kind,
+                    app_id,
+                    app_code_id,
+                };
+                let payload = event.encode("0a1b2c3d4e5f6a7b");
+                assert_eq!(decode(&payload), Some((event, "0a1b2c3d4e5f6a7b")));
+            }
+        }
+        let payload = Event {
+            kind: EventKind::Created,
+            app_id: "a",
+            app_code_id: "b",
+        }
+        .encode("o");
+        assert_eq!(payload, "1 C o 1 ab");
+    }
+
+    #[test]
+    fn foreign_payloads_are_refused() {
+        for bad in [
+            "",
+            "2 C o 1 ab",
+            "1 X o 1 ab",
+            "1 C o x ab",
+            "1 C o 9 ab",
+            "1 C o 2 ab",
+            "1 C o 1",
+            "1 C o 1 应",
+        ] {
+            assert_eq!(decode(bad), None, "{bad:?}");
+        }
+    }
+}

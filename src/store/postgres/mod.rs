@@ -1,0 +1,19 @@
+//! [`PostgresStore`]: one PostgreSQL database shared by many gateway nodes, with every write
+//! that changes which AppCodes are valid pushed to every node's cache by `LISTEN`/`NOTIFY`. Its
+//! type documentation describes the guarantees and the schema.
+//!
+//! - `store.rs`: the store, its options, and the async face.
+//! - `ops.rs`: each operation as one statement or transaction on a pooled connection.
+//! - `schema.rs`: migrations under an advisory lock, and the master-key record.
+//! - `listen.rs`: announcements (`NOTIFY` payloads) and the listener behind `Store::changes`.
+//! - `pool.rs`: a small connection pool with prepared statements per connection.
+//! - `error.rs`: the mapping of PostgreSQL failures to `StoreError::Backend`, without row data.
+
+mod error;
+mod listen;
+mod ops;
+mod pool;
+mod schema;
+mod store;
+
+pub use store::{PostgresOptions, PostgresStore};

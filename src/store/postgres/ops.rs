@@ -1,0 +1,716 @@
+//! The store's operations, each one statement or one transaction on a pooled connection.
+//!
+//! Writes that change which AppCodes a gateway must accept announce it with `pg_notify` inside
+//! their transaction, so the announcement is delivered exactly when (and only if) the change is
+//! committed.
+
+use futures_util::TryStreamExt;
+use tokio_postgres::types::{FromSql, ToSql};
+use tokio_postgres::Row;
+use zeroize::Zeroizing;
+
+use super::error::{cipher, corrupt, db, unique_violation};
+use super::listen::{Event, EventKind};
+use super::pool::Conn;
+use super::store::Shared;
+use crate::code::AppCode;
+use crate::store::cipher::{code_binding, secret_binding, Sealer};
+use crate::store::{
+    App, AppCodeRecord, AppFilter, Page, Scope, SecretString, StoreError, StoreResult, Timestamp,
+    MAX_APP_CODES_PER_APP,
+};
+
+/// Reads that span several statements see one snapshot.
+const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+/// Writes take row locks where they need them (see each operation).
+const BEGIN_WRITE: &str = "BEGIN";
+
+/// PostgreSQL's `LIMIT` and `OFFSET` are signed; anything beyond means "all".
+fn sql_count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn sql_total(n: i64) -> StoreResult<u64> {
+    u64::try_from(n).map_err(|_| corrupt(format_args!("negative row count {n}")))
+}
+
+/// Column `i` of `row`, or a corrupt-data error naming it.
+fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> StoreResult<T> {
+    row.try_get(i)
+        .map_err(|_| corrupt(format_args!("column {i} has an unexpected type or is NULL")))
+}
+
+const APP_BY_ID: &str =
+    "SELECT seq FROM apps WHERE project_id = $1 AND instance_id = $2 AND id = $3";
+const APP_BY_ID_LOCKED: &str =
+    "SELECT seq FROM apps WHERE project_id = $1 AND instance_id = $2 AND id = $3 FOR UPDATE";
+
+/// The app's row number, or [`StoreError::AppNotFound`].
+async fn app_seq(
+    conn: &mut Conn,
+    sql: &'static str,
+    scope: &Scope,
+    app_id: &str,
+) -> StoreResult<i64> {
+    let row = conn
+        .query_opt(
+            "look up app",
+            sql,
+            &[&scope.project_id, &scope.instance_id, &app_id],
+        )
+        .await?
+        .ok_or(StoreError::AppNotFound)?;
+    col(&row, 0)
+}
+
+async fn exists(
+    conn: &mut Conn,
+    sql: &'static str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<bool> {
+    Ok(conn
+        .query_opt("check uniqueness", sql, params)
+        .await?
+        .is_some())
+}
+
+/// Announces `events` to the nodes listening on the instance's channel, when the transaction
+/// commits.
+async fn announce(
+    conn: &mut Conn,
+    shared: &Shared,
+    instance_id: &str,
+    events: &[Event<'_>],
+) -> StoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let channel = shared.channel(instance_id);
+    let payloads: Vec<String> = events.iter().map(|e| e.encode(&shared.origin)).collect();
+    conn.query(
+        "announce the change",
+        "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+        &[&channel, &payloads],
+    )
+    .await
+    .map(drop)
+}
+
+macro_rules! app_columns {
+    () => {
+        "id, name, remark, creator, app_key, app_secret, app_secret_nonce, register_time, \
+         update_time, status"
+    };
+}
+
+/// An app row as stored, secret still sealed.
+struct RawApp {
+    id: String,
+    name: String,
+    remark: String,
+    creator: String,
+    app_key: String,
+    secret: Zeroizing<Vec<u8>>,
+    nonce: Option<Vec<u8>>,
+    register_time: i64,
+    update_time: i64,
+    status: i32,
+}
+
+impl RawApp {
+    fn from_row(r: &Row) -> StoreResult<Self> {
+        Ok(Self {
+            id: col(r, 0)?,
+            name: col(r, 1)?,
+            remark: col(r, 2)?,
+            creator: col(r, 3)?,
+            app_key: col(r, 4)?,
+            secret: Zeroizing::new(col(r, 5)?),
+            nonce: col(r, 6)?,
+            register_time: col(r, 7)?,
+            update_time: col(r, 8)?,
+            status: col(r, 9)?,
+        })
+    }
+
+    fn open(self, sealer: &Sealer, scope: &Scope) -> StoreResult<App> {
+        let plain = sealer
+            .open(
+                &secret_binding(scope, &self.id),
+                self.nonce.as_deref(),
+                &self.secret,
+            )
+            .map_err(|e| cipher(format_args!("secret of app {}", self.id), e))?;
+        let secret = std::str::from_utf8(&plain)
+            .map_err(|_| corrupt(format_args!("secret of app {} is not UTF-8", self.id)))?;
+        Ok(App {
+            app_secret: SecretString::new(secret),
+            id: self.id,
+            scope: scope.clone(),
+            name: self.name,
+            remark: self.remark,
+            creator: self.creator,
+            app_key: self.app_key,
+            register_time: Timestamp::from_unix_nanos(self.register_time),
+            update_time: Timestamp::from_unix_nanos(self.update_time),
+            status: self.status,
+        })
+    }
+}
+
+macro_rules! code_select {
+    () => {
+        "SELECT c.id, a.id, c.value, c.value_nonce, c.create_time \
+         FROM app_codes c JOIN apps a ON a.seq = c.app_seq "
+    };
+}
+
+/// An AppCode row as stored, value still sealed.
+struct RawCode {
+    id: String,
+    app_id: String,
+    value: Zeroizing<Vec<u8>>,
+    nonce: Option<Vec<u8>>,
+    create_time: i64,
+}
+
+impl RawCode {
+    /// From the five columns of `code_select!` starting at `at`.
+    fn from_row(r: &Row, at: usize) -> StoreResult<Self> {
+        Ok(Self {
+            id: col(r, at)?,
+            app_id: col(r, at + 1)?,
+            value: Zeroizing::new(col(r, at + 2)?),
+            nonce: col(r, at + 3)?,
+            create_time: col(r, at + 4)?,
+        })
+    }
+
+    fn open(self, sealer: &Sealer, instance_id: &str) -> StoreResult<AppCodeRecord> {
+        let plain = sealer
+            .open(
+                &code_binding(instance_id, &self.app_id, &self.id),
+                self.nonce.as_deref(),
+                &self.value,
+            )
+            .map_err(|e| cipher(format_args!("AppCode {}", self.id), e))?;
+        let value = std::str::from_utf8(&plain)
+            .map_err(|_| corrupt(format_args!("AppCode {} is not UTF-8", self.id)))
+            .and_then(|text| {
+                AppCode::parse(text).map_err(|e| corrupt(format_args!("AppCode {}: {e}", self.id)))
+            })?;
+        Ok(AppCodeRecord {
+            id: self.id,
+            app_id: self.app_id,
+            value,
+            create_time: Timestamp::from_unix_nanos(self.create_time),
+        })
+    }
+}
+
+fn open_codes(rows: &[Row], sealer: &Sealer, instance_id: &str) -> StoreResult<Vec<AppCodeRecord>> {
+    rows.iter()
+        .map(|r| RawCode::from_row(r, 0)?.open(sealer, instance_id))
+        .collect()
+}
+
+pub(super) async fn create_app(conn: &mut Conn, shared: &Shared, app: App) -> StoreResult<App> {
+    conn.begin(BEGIN_WRITE).await?;
+    let result = create_app_in(conn, &shared.sealer, app).await;
+    conn.finish(result).await
+}
+
+async fn create_app_in(conn: &mut Conn, sealer: &Sealer, app: App) -> StoreResult<App> {
+    let scope = &app.scope;
+    let in_scope = [&scope.project_id as &(dyn ToSql + Sync), &scope.instance_id];
+    let checks: [(&'static str, &(dyn ToSql + Sync), StoreError); 2] = [
+        (
+            "SELECT 1 FROM apps WHERE project_id = $1 AND instance_id = $2 AND name = $3",
+            &app.name,
+            StoreError::AppNameExists,
+        ),
+        (
+            "SELECT 1 FROM apps WHERE project_id = $1 AND instance_id = $2 AND app_key = $3",
+            &app.app_key,
+            StoreError::AppKeyExists,
+        ),
+    ];
+    for (sql, value, taken) in checks {
+        if exists(conn, sql, &[in_scope[0], in_scope[1], value]).await? {
+            return Err(taken);
+        }
+    }
+    if exists(conn, APP_BY_ID, &[in_scope[0], in_scope[1], &app.id]).await? {
+        return Err(duplicate_app_id(&app.id));
+    }
+    let sealed = sealer
+        .seal(
+            &secret_binding(scope, &app.id),
+            app.app_secret.expose().as_bytes(),
+        )
+        .map_err(|e| cipher(format_args!("secret of app {}", app.id), e))?;
+    let nonce = sealed.nonce.as_ref().map(|n| &n[..]);
+    let inserted = conn
+        .query_raw(
+            "INSERT INTO apps (project_id, instance_id, id, name, remark, creator, app_key,
+                               app_secret, app_secret_nonce, register_time, update_time, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            &[
+                &scope.project_id,
+                &scope.instance_id,
+                &app.id,
+                &app.name,
+                &app.remark,
+                &app.creator,
+                &app.app_key,
+                &&sealed.bytes[..],
+                &nonce,
+                &app.register_time.unix_nanos(),
+                &app.update_time.unix_nanos(),
+                &app.status,
+            ],
+        )
+        .await;
+    match inserted {
+        Ok(_) => Ok(app),
+        // A concurrent creation won the race after the checks above.
+        Err(e) => Err(match unique_violation(&e) {
+            Some("apps_by_name") => StoreError::AppNameExists,
+            Some("apps_by_key") => StoreError::AppKeyExists,
+            Some("apps_by_id") => duplicate_app_id(&app.id),
+            _ => db("insert app")(e),
+        }),
+    }
+}
+
+fn duplicate_app_id(id: &str) -> StoreError {
+    StoreError::Backend(format!("an app with ID {id} exists in the scope already").into())
+}
+
+pub(super) async fn get_app(
+    conn: &mut Conn,
+    shared: &Shared,
+    scope: &Scope,
+    app_id: &str,
+) -> StoreResult<App> {
+    let row = conn
+        .query_opt(
+            "read app",
+            concat!(
+                "SELECT ",
+                app_columns!(),
+                " FROM apps WHERE project_id = $1 AND instance_id = $2 AND id = $3"
+            ),
+            &[&scope.project_id, &scope.instance_id, &app_id],
+        )
+        .await?
+        .ok_or(StoreError::AppNotFound)?;
+    RawApp::from_row(&row)?.open(&shared.sealer, scope)
+}
+
+/// `$3`..`$8`: id, name, name_exact, status, app_key, creator; `NULL` matches every app.
+/// `strpos` makes "contains" literal and case-sensitive, like [`str::contains`].
+macro_rules! app_filter {
+    () => {
+        "project_id = $1 AND instance_id = $2
+         AND ($3::text IS NULL OR id = $3)
+         AND ($4::text IS NULL OR CASE WHEN $5::boolean THEN name = $4 ELSE strpos(name, $4) > 0 END)
+         AND ($6::integer IS NULL OR status = $6)
+         AND ($7::text IS NULL OR app_key = $7)
+         AND ($8::text IS NULL OR creator = $8)"
+    };
+}
+
+pub(super) async fn list_apps(
+    conn: &mut Conn,
+    shared: &Shared,
+    scope: &Scope,
+    filter: &AppFilter,
+    offset: u64,
+    limit: u64,
+) -> StoreResult<Page<App>> {
+    conn.begin(BEGIN_READ).await?;
+    let result = list_apps_in(conn, shared, scope, filter, offset, limit).await;
+    conn.finish(result).await
+}
+
+async fn list_apps_in(
+    conn: &mut Conn,
+    shared: &Shared,
+    scope: &Scope,
+    f: &AppFilter,
+    offset: u64,
+    limit: u64,
+) -> StoreResult<Page<App>> {
+    let (limit, offset) = (sql_count(limit), sql_count(offset));
+    let params: [&(dyn ToSql + Sync); 10] = [
+        &scope.project_id,
+        &scope.instance_id,
+        &f.id,
+        &f.name,
+        &f.name_exact,
+        &f.status,
+        &f.app_key,
+        &f.creator,
+        &limit,
+        &offset,
+    ];
+    let total: i64 = col(
+        &conn
+            .query(
+                "count apps",
+                concat!("SELECT count(*) FROM apps WHERE ", app_filter!()),
+                &params[..8],
+            )
+            .await?[0],
+        0,
+    )?;
+    let rows = conn
+        .query(
+            "list apps",
+            concat!(
+                "SELECT ",
+                app_columns!(),
+                " FROM apps WHERE ",
+                app_filter!(),
+                " ORDER BY seq LIMIT $9 OFFSET $10"
+            ),
+            &params,
+        )
+        .await?;
+    Ok(Page {
+        total: sql_total(total)?,
+        items: rows
+            .iter()
+            .map(|r| RawApp::from_row(r)?.open(&shared.sealer, scope))
+            .collect::<StoreResult<_>>()?,
+    })
+}
+
+pub(super) async fn count_app_codes(
+    conn: &mut Conn,
+    scope: &Scope,
+    app_ids: &[String],
+) -> StoreResult<Vec<u64>> {
+    if app_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = conn
+        .query(
+            "count AppCodes",
+            "SELECT (SELECT count(*) FROM app_codes c JOIN apps a ON a.seq = c.app_seq
+                     WHERE a.project_id = $1 AND a.instance_id = $2 AND a.id = q.id)
+             FROM unnest($3::text[]) WITH ORDINALITY AS q (id, ord)
+             ORDER BY q.ord",
+            &[&scope.project_id, &scope.instance_id, &app_ids],
+        )
+        .await?;
+    rows.iter().map(|r| sql_total(col(r, 0)?)).collect()
+}
+
+pub(super) async fn delete_app(
+    conn: &mut Conn,
+    shared: &Shared,
+    scope: &Scope,
+    app_id: &str,
+) -> StoreResult<Vec<AppCodeRecord>> {
+    conn.begin(BEGIN_WRITE).await?;
+    let result = delete_app_in(conn, shared, scope, app_id).await;
+    conn.finish(result).await
+}
+
+/// Locks the app's row first, so a concurrent [`create_app_code`] either committed before
+/// (and its code is deleted and returned here) or finds the app gone.
+async fn delete_app_in(
+    conn: &mut Conn,
+    shared: &Shared,
+    scope: &Scope,
+    app_id: &str,
+) -> StoreResult<Vec<AppCodeRecord>> {
+    let seq = app_seq(conn, APP_BY_ID_LOCKED, scope, app_id).await?;
+    let rows = conn
+        .query(
+            "read the app's AppCodes",
+            concat!(code_select!(), "WHERE c.app_seq = $1 ORDER BY c.seq"),
+            &[&seq],
+        )
+        .await?;
+    let codes = open_codes(&rows, &shared.sealer, &scope.instance_id)?;
+    conn.execute(
+        "delete the app's AppCodes",
+        "DELETE FROM app_codes WHERE app_seq = $1",
+        &[&seq],
+    )
+    .await?;
+    conn.execute("delete app", "DELETE FROM apps WHERE seq = $1", &[&seq])
+        .await?;
+    let events: Vec<Event<'_>> = codes
+        .iter()
+        .map(|c| Event {
+            kind: EventKind::Deleted,
+            app_id: &c.app_id,
+            app_code_id: &c.id,
+        })
+        .collect();
+    announce(conn, shared, &scope.instance_id, &events).await?;
+    Ok(codes)
+}
+
+pub(super) async fn create_app_code(
+    conn: &mut Conn,
+    shared: &Shared,
+    scope: &Scope,
+    record: AppCodeRecord,
+) -> StoreResult<AppCodeRecord> {
+    conn.begin(BEGIN_WRITE).await?;
+    let result = create_app_code_in(conn, shared, scope, record).await;
+    conn.finish(result).await
+}
+
+/// Locks the app's row (`FOR UPDATE`) before counting its codes, so concurrent creations for
+/// one app, from any number of nodes, count one after the other and never exceed the quota.
+/// The value's uniqueness is the `app_codes_by_value` index's job: a concurrent insert of the
+/// same value into another app waits for this one and then fails.
+async fn create_app_code_in(
+    conn: &mut Conn,
+    shared: &Shared,
+    scope: &Scope,
+    record: AppCodeRecord,
+) -> StoreResult<AppCodeRecord> {
+    let seq = app_seq(conn, APP_BY_ID_LOCKED, scope, &record.app_id).await?;
+    let digest = shared.sealer.digest(record.value.expose().as_bytes());
+    let digest = &digest[..];
+    if exists(
+        conn,
+        "SELECT 1 FROM app_codes WHERE instance_id = $1 AND value_digest = $2",
+        &[&scope.instance_id, &digest],
+    )
+    .await?
+    {
+        return Err(StoreError::AppCodeExists);
+    }
+    let held: i64 = col(
+        &conn
+            .query(
+                "count AppCodes",
+                "SELECT count(*) FROM app_codes WHERE app_seq = $1",
+                &[&seq],
+            )
+            .await?[0],
+        0,
+    )?;
+    if sql_total(held)? >= MAX_APP_CODES_PER_APP as u64 {
+        return Err(StoreError::AppCodeQuotaExceeded);
+    }
+    if exists(
+        conn,
+        "SELECT 1 FROM app_codes WHERE instance_id = $1 AND id = $2",
+        &[&scope.instance_id, &record.id],
+    )
+    .await?
+    {
+        return Err(duplicate_code_id(&record.id));
+    }
+    let sealed = shared
+        .sealer
+        .seal(
+            &code_binding(&scope.instance_id, &record.app_id, &record.id),
+            record.value.expose().as_bytes(),
+        )
+        .map_err(|e| cipher(format_args!("AppCode {}", record.id), e))?;
+    let nonce = sealed.nonce.as_ref().map(|n| &n[..]);
+    let inserted = conn
+        .query_raw(
+            "INSERT INTO app_codes (app_seq, instance_id, id, value, value_nonce, value_digest,
+                                    create_time)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &seq,
+                &scope.instance_id,
+                &record.id,
+                &&sealed.bytes[..],
+                &nonce,
+                &digest,
+                &record.create_time.unix_nanos(),
+            ],
+        )
+        .await;
+    if let Err(e) = inserted {
+        return Err(match unique_violation(&e) {
+            Some("app_codes_by_value") => StoreError::AppCodeExists,
+            Some("app_codes_by_id") => duplicate_code_id(&record.id),
+            _ => db("insert AppCode")(e),
+        });
+    }
+    let event = Event {
+        kind: EventKind::Created,
+        app_id: &record.app_id,
+        app_code_id: &record.id,
+    };
+    announce(conn, shared, &scope.instance_id, &[event]).await?;
+    Ok(record)
+}
+
+fn duplicate_code_id(id: &str) -> StoreError {
+    StoreError::Backend(format!("an AppCode with ID {id} exists in the instance already").into())
+}
+
+pub(super) async fn get_app_code(
+    conn: &mut Conn,
+    shared: &Shared,
+    scope: &Scope,
+    app_id: &str,
+    app_code_id: &str,
+) -> StoreResult<AppCodeRecord> {
+    // One row if the app exists; its code columns are NULL if the code does not.
+    let row = conn
+        .query_opt(
+            "read AppCode",
+            "SELECT c.id IS NOT NULL, c.id, a.id, c.value, c.value_nonce, c.create_time
+             FROM apps a LEFT JOIN app_codes c ON c.app_seq = a.seq AND c.id = $4
+             WHERE a.project_id = $1 AND a.instance_id = $2 AND a.id = $3",
+            &[&scope.project_id, &scope.instance_id, &app_id, &app_code_id],
+        )
+        .await?
+        .ok_or(StoreError::AppNotFound)?;
+    if !col::<bool>(&row, 0)? {
+        return Err(StoreError::AppCodeNotFound);
+    }
+    RawCode::from_row(&row, 1)?.open(&shared.sealer, &scope.instance_id)
+}
+
+pub(super) async fn list_app_codes(
+    conn: &mut Conn,
+    shared: &Shared,
+    scope: &Scope,
+    app_id: &str,
+    offset: u64,
+    limit: u64,
+) -> StoreResult<Page<AppCodeRecord>> {
+    conn.begin(BEGIN_READ).await?;
+    let result = list_app_codes_in(conn, shared, scope, app_id, offset, limit).await;
+    conn.finish(result).await
+}
+
+async fn list_app_codes_in(
+    conn: &mut Conn,
+    shared: &Shared,
+    scope: &Scope,
+    app_id: &str,
+    offset: u64,
+    limit: u64,
+) -> StoreResult<Page<AppCodeRecord>> {
+    let seq = app_seq(conn, APP_BY_ID, scope, app_id).await?;
+    let total: i64 = col(
+        &conn
+            .query(
+                "count AppCodes",
+                "SELECT count(*) FROM app_codes WHERE app_seq = $1",
+                &[&seq],
+            )
+            .await?[0],
+        0,
+    )?;
+    let rows = conn
+        .query(
+            "list AppCodes",
+            concat!(
+                code_select!(),
+                "WHERE c.app_seq = $1 ORDER BY c.seq LIMIT $2 OFFSET $3"
+            ),
+            &[&seq, &sql_count(limit), &sql_count(offset)],
+        )
+        .await?;
+    Ok(Page {
+        total: sql_total(total)?,
+        items: open_codes(&rows, &shared.sealer, &scope.instance_id)?,
+    })
+}
+
+pub(super) async fn delete_app_code(
+    conn: &mut Conn,
+    shared: &Shared,
+    scope: &Scope,
+    app_id: &str,
+    app_code_id: &str,
+) -> StoreResult<AppCodeRecord> {
+    conn.begin(BEGIN_WRITE).await?;
+    let result = delete_app_code_in(conn, shared, scope, app_id, app_code_id).await;
+    conn.finish(result).await
+}
+
+async fn delete_app_code_in(
+    conn: &mut Conn,
+    shared: &Shared,
+    scope: &Scope,
+    app_id: &str,
+    app_code_id: &str,
+) -> StoreResult<AppCodeRecord> {
+    let deleted = conn
+        .query_opt(
+            "delete AppCode",
+            "DELETE FROM app_codes c USING apps a
+             WHERE a.seq = c.app_seq AND a.project_id = $1 AND a.instance_id = $2 AND a.id = $3
+               AND c.id = $4
+             RETURNING c.id, a.id, c.value, c.value_nonce, c.create_time",
+            &[&scope.project_id, &scope.instance_id, &app_id, &app_code_id],
+        )
+        .await?;
+    let Some(row) = deleted else {
+        app_seq(conn, APP_BY_ID, scope, app_id).await?;
+        return Err(StoreError::AppCodeNotFound);
+    };
+    let record = RawCode::from_row(&row, 0)?.open(&shared.sealer, &scope.instance_id)?;
+    let event = Event {
+        kind: EventKind::Deleted,
+        app_id: &record.app_id,
+        app_code_id: &record.id,
+    };
+    announce(conn, shared, &scope.instance_id, &[event]).await?;
+    Ok(record)
+}
+
+/// Every AppCode of the instance, in creation order, decoded as the rows stream in (a large
+/// instance is never held twice in memory).
+pub(super) async fn instance_app_codes(
+    conn: &mut Conn,
+    shared: &Shared,
+    instance_id: &str,
+) -> StoreResult<Vec<AppCodeRecord>> {
+    let rows = conn
+        .query_stream(
+            "read the instance's AppCodes",
+            concat!(code_select!(), "WHERE c.instance_id = $1 ORDER BY c.seq"),
+            &[&instance_id],
+        )
+        .await?;
+    let mut rows = std::pin::pin!(rows);
+    let mut codes = Vec::new();
+    while let Some(row) = rows
+        .try_next()
+        .await
+        .map_err(db("read the instance's AppCodes"))?
+    {
+        codes.push(RawCode::from_row(&row, 0)?.open(&shared.sealer, instance_id)?);
+    }
+    Ok(codes)
+}
+
+/// One AppCode of the instance by its ID, wherever its app is; `None` if it does not exist
+/// (any more).
+pub(super) async fn app_code_by_id(
+    conn: &mut Conn,
+    shared: &Shared,
+    instance_id: &str,
+    app_code_id: &str,
+) -> StoreResult<Option<AppCodeRecord>> {
+    let row = conn
+        .query_opt(
+            "read AppCode",
+            concat!(code_select!(), "WHERE c.instance_id = $1 AND c.id = $2"),
+            &[&instance_id, &app_code_id],
+        )
+        .await?;
+    row.map(|r| RawCode::from_row(&r, 0)?.open(&shared.sealer, instance_id))
+        .transpose()
+}

@@ -1,0 +1,287 @@
+//! A small connection pool: at most `size` connections, opened on demand, each with its own
+//! cache of prepared statements, returned to the pool when the borrower is done.
+//!
+//! A connection is returned only if it is open and outside a transaction. A borrower that stops
+//! half-way through a transaction (an error, a dropped future) leaves it open: such a connection
+//! is closed instead, and the server rolls its transaction back.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, NoTls, Row, RowStream, Statement};
+
+use super::error::{db, safe_message};
+use crate::store::{StoreError, StoreResult};
+
+/// How long a borrower waits for a free connection before failing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long opening a connection may take, when the URL does not say.
+pub(super) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub(super) struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    idle: Mutex<Vec<Conn>>,
+    permits: Arc<Semaphore>,
+    size: usize,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("size", &self.inner.size)
+            .field("idle", &self.idle_len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    pub(super) fn new(config: Config, size: usize) -> Self {
+        let size = size.max(1);
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                idle: Mutex::new(Vec::with_capacity(size)),
+                permits: Arc::new(Semaphore::new(size)),
+                size,
+            }),
+        }
+    }
+
+    fn idle_len(&self) -> usize {
+        self.lock_idle().len()
+    }
+
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Conn>> {
+        // The list is only pushed to and popped from: a panic cannot leave it half-changed.
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The configuration connections are opened with.
+    pub(super) fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Borrows a connection: an idle one, or a new one if none is idle and fewer than `size`
+    /// are out.
+    pub(super) async fn get(&self) -> StoreResult<Pooled> {
+        let permit = tokio::time::timeout(
+            ACQUIRE_TIMEOUT,
+            Arc::clone(&self.inner.permits).acquire_owned(),
+        )
+        .await
+        .map_err(|_| {
+            StoreError::Backend(
+                format!(
+                    "PostgreSQL: all {} connections of the pool stayed busy for {ACQUIRE_TIMEOUT:?}",
+                    self.inner.size
+                )
+                .into(),
+            )
+        })?
+        .map_err(|_| StoreError::Backend("PostgreSQL: the connection pool is closed".into()))?;
+        loop {
+            let Some(conn) = self.lock_idle().pop() else {
+                break;
+            };
+            if !conn.client.is_closed() {
+                return Ok(self.pooled(conn, permit));
+            }
+        }
+        let conn = Conn::open(&self.inner.config, "open a connection").await?;
+        Ok(self.pooled(conn, permit))
+    }
+
+    fn pooled(&self, conn: Conn, permit: OwnedSemaphorePermit) -> Pooled {
+        Pooled {
+            conn: Some(conn),
+            pool: self.clone(),
+            _permit: permit,
+        }
+    }
+}
+
+/// A borrowed connection; dropping it returns it to the pool (see the module docs).
+pub(super) struct Pooled {
+    conn: Option<Conn>,
+    pool: Pool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Deref for Pooled {
+    type Target = Conn;
+
+    fn deref(&self) -> &Conn {
+        self.conn.as_ref().expect("present until dropped")
+    }
+}
+
+impl DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut Conn {
+        self.conn.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if !conn.in_transaction && !conn.client.is_closed() {
+                self.pool.lock_idle().push(conn);
+            }
+        }
+    }
+}
+
+/// One connection, whether it is inside a transaction, and its prepared statements.
+pub(super) struct Conn {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+    in_transaction: bool,
+}
+
+impl Conn {
+    /// Opens a connection and drives it on a task of its own until the client is dropped.
+    pub(super) async fn open(config: &Config, context: &'static str) -> StoreResult<Self> {
+        let connect_timeout = config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let (client, connection) = tokio::time::timeout(connect_timeout, config.connect(NoTls))
+            .await
+            .map_err(|_| {
+                StoreError::Backend(
+                    format!("PostgreSQL: {context}: no connection within {connect_timeout:?}")
+                        .into(),
+                )
+            })?
+            .map_err(db(context))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %safe_message(&e), "PostgreSQL connection ended");
+            }
+        });
+        Ok(Self {
+            client,
+            statements: HashMap::new(),
+            in_transaction: false,
+        })
+    }
+
+    /// The client, for what the helpers below do not cover.
+    pub(super) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn statement(&mut self, sql: &'static str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql).await?;
+        self.statements.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    /// Runs `sql` (prepared once per connection) and returns its rows.
+    pub(super) async fn query(
+        &mut self,
+        context: &'static str,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<Vec<Row>> {
+        self.query_raw(sql, params).await.map_err(db(context))
+    }
+
+    /// Like [`query`](Self::query), with the driver's error, for callers that inspect it.
+    pub(super) async fn query_raw(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.client.query(&statement, params).await
+    }
+
+    /// Runs `sql` and returns its rows as they arrive.
+    pub(super) async fn query_stream(
+        &mut self,
+        context: &'static str,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<RowStream> {
+        let statement = self.statement(sql).await.map_err(db(context))?;
+        self.client
+            .query_raw(&statement, params.iter().copied())
+            .await
+            .map_err(db(context))
+    }
+
+    /// Runs `sql` and returns its one row, or `None`.
+    pub(super) async fn query_opt(
+        &mut self,
+        context: &'static str,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<Option<Row>> {
+        let statement = self.statement(sql).await.map_err(db(context))?;
+        self.client
+            .query_opt(&statement, params)
+            .await
+            .map_err(db(context))
+    }
+
+    /// Runs `sql` and returns how many rows it changed.
+    pub(super) async fn execute(
+        &mut self,
+        context: &'static str,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<u64> {
+        let statement = self.statement(sql).await.map_err(db(context))?;
+        self.client
+            .execute(&statement, params)
+            .await
+            .map_err(db(context))
+    }
+
+    /// Starts a transaction with `begin` (`BEGIN` and its options).
+    pub(super) async fn begin(&mut self, begin: &'static str) -> StoreResult<()> {
+        // Marked first: if this future is dropped mid-way, the connection is not reused.
+        self.in_transaction = true;
+        self.client
+            .batch_execute(begin)
+            .await
+            .map_err(db("begin transaction"))
+    }
+
+    /// Ends the transaction begun by [`begin`](Self::begin): commits if `result` is `Ok`, rolls
+    /// back otherwise, and returns `result` (or the failure to commit).
+    pub(super) async fn finish<T>(&mut self, result: StoreResult<T>) -> StoreResult<T> {
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let ended = self.client.batch_execute(end).await;
+        match (result, ended) {
+            (Ok(value), Ok(())) => {
+                self.in_transaction = false;
+                Ok(value)
+            }
+            (Ok(_), Err(e)) => Err(db("commit")(e)),
+            (Err(e), Ok(())) => {
+                self.in_transaction = false;
+                Err(e)
+            }
+            // The connection stays marked, so it is closed rather than reused.
+            (Err(e), Err(_)) => Err(e),
+        }
+    }
+}

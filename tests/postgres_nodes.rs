@@ -1,0 +1,449 @@
+//! Several `apig-appcode serve` processes on one PostgreSQL database: what one node's
+//! management API does takes effect on the other node's gateway, through LISTEN/NOTIFY (the
+//! nodes reload their caches only once an hour here, so a refresh cannot explain it), and the
+//! AppCode quota holds across nodes.
+//!
+//! Needs `APIG_TEST_DATABASE_URL=postgres://...`; each test works in a schema of its own.
+//! Run: `cargo test --features gateway --test postgres_nodes`.
+
+#![cfg(all(feature = "gateway", feature = "postgres"))]
+
+#[path = "support/postgres.rs"]
+mod pg;
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apig_appcode::gateway::config::{DEFAULT_INSTANCE_ID, DEFAULT_PROJECT_ID};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use pg::TestDb;
+use serde_json::{json, Value};
+use tokio::task::JoinSet;
+
+const TOKEN: &str = "postgres-nodes-admin-token";
+/// Bound on a node's start, one request, and a change reaching another node.
+const WAIT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(20);
+
+/// An upstream that answers 200 `upstream` to everything.
+async fn start_upstream() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = hyper::service::service_fn(|_req: Request<Incoming>| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"upstream"))))
+            });
+            tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+        }
+    });
+    addr
+}
+
+/// One `apig-appcode serve` process, killed when dropped.
+struct Node {
+    child: Child,
+    gateway: SocketAddr,
+    admin: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Node {
+    fn start(db: &TestDb, upstream: SocketAddr) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_apig-appcode"))
+            .args(["serve", "--database", db.url()])
+            .args([
+                "--gateway-listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--upstream", &format!("http://{upstream}")])
+            .args(["--admin-token", TOKEN, "--refresh-interval", "3600"])
+            .env_remove("APIG_CONFIG")
+            .env("APIG_LOG", "apig_appcode=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the apig-appcode binary starts");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        {
+            let (pipe, into) = (child.stderr.take().unwrap(), Arc::clone(&stderr));
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    into.lock().unwrap().push_str(&(line + "\n"));
+                }
+            });
+        }
+        // The two addresses, read on a thread so a silent process cannot hang the test.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                for (prefix, which) in [
+                    ("gateway listening on http://", "gateway"),
+                    ("admin listening on http://", "admin"),
+                ] {
+                    if let Some(addr) = line.strip_prefix(prefix) {
+                        let _ = tx.send((which, addr.parse::<SocketAddr>().unwrap()));
+                    }
+                }
+            }
+        });
+        let (mut gateway, mut admin) = (None, None);
+        while gateway.is_none() || admin.is_none() {
+            match rx.recv_timeout(WAIT) {
+                Ok(("gateway", addr)) => gateway = Some(addr),
+                Ok((_, addr)) => admin = Some(addr),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("the node did not start: {}", stderr.lock().unwrap());
+                }
+            }
+        }
+        Self {
+            child,
+            gateway: gateway.unwrap(),
+            admin: admin.unwrap(),
+            stderr,
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("node log:\n{}", self.stderr.lock().unwrap());
+        }
+    }
+}
+
+/// A node's answer: status and JSON body (`Null` when empty or not JSON).
+struct Answer {
+    status: StatusCode,
+    body: Value,
+}
+
+#[derive(Clone)]
+struct Http(Client<HttpConnector, Full<Bytes>>);
+
+impl Http {
+    fn new() -> Self {
+        Self(Client::builder(TokioExecutor::new()).build_http())
+    }
+
+    async fn send(&self, request: Request<Full<Bytes>>) -> Answer {
+        let response = tokio::time::timeout(WAIT, self.0.request(request))
+            .await
+            .expect("an answer within the bound")
+            .expect("the node answers");
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer { status, body }
+    }
+
+    /// A management call on `node` at `path` under the default project and instance.
+    async fn admin(&self, node: &Node, method: Method, path: &str, body: Option<Value>) -> Answer {
+        let uri = format!(
+            "http://{}/v2/{DEFAULT_PROJECT_ID}/apigw/instances/{DEFAULT_INSTANCE_ID}{path}",
+            node.admin
+        );
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("x-auth-token", TOKEN);
+        let body = match body {
+            Some(json) => {
+                request = request.header("content-type", "application/json");
+                Full::new(Bytes::from(json.to_string()))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        self.send(request.body(body).unwrap()).await
+    }
+
+    /// Calls `node`'s gateway with `code`; returns the status.
+    async fn call(&self, node: &Node, code: &str) -> StatusCode {
+        let request = Request::builder()
+            .uri(format!("http://{}/orders", node.gateway))
+            .header("x-apig-appcode", code)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        self.send(request).await.status
+    }
+
+    /// Waits (within [`WAIT`]) until `node`'s gateway answers `code` with `expected`.
+    async fn until(&self, node: &Node, code: &str, expected: StatusCode) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let status = self.call(node, code).await;
+            if status == expected {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the gateway still answers {status}, not {expected}, after {WAIT:?}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until `node` is ready (its cache loaded).
+    async fn ready(&self, node: &Node) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let request = Request::builder()
+                .uri(format!("http://{}/readyz", node.admin))
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            if self.send(request).await.status == StatusCode::OK {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the node never got ready"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn create_app(&self, node: &Node, name: &str) -> String {
+        let answer = self
+            .admin(node, Method::POST, "/apps", Some(json!({ "name": name })))
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        answer.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Generates an AppCode on `node`; returns its ID and value.
+    async fn create_code(&self, node: &Node, app_id: &str) -> (String, String) {
+        let answer = self
+            .admin(
+                node,
+                Method::PUT,
+                &format!("/apps/{app_id}/app-codes"),
+                None,
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        let field = |name: &str| answer.body[name].as_str().unwrap().to_owned();
+        (field("id"), field("app_code"))
+    }
+}
+
+/// Two nodes on a fresh schema, both ready.
+async fn two_nodes(db: &TestDb) -> (Http, Node, Node) {
+    let upstream = start_upstream().await;
+    let http = Http::new();
+    let a = Node::start(db, upstream);
+    let b = Node::start(db, upstream);
+    http.ready(&a).await;
+    http.ready(&b).await;
+    (http, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codes_created_and_deleted_on_one_node_take_effect_on_the_other() {
+    let test = "codes_created_and_deleted_on_one_node_take_effect_on_the_other";
+    let Some(db) = TestDb::create(test).await else {
+        return;
+    };
+    let (http, a, b) = two_nodes(&db).await;
+
+    // Created through A, accepted by B.
+    let app_id = http.create_app(&a, "orders_app").await;
+    let (code_id, code) = http.create_code(&a, &app_id).await;
+    assert_eq!(http.call(&a, &code).await, StatusCode::OK);
+    http.until(&b, &code, StatusCode::OK).await;
+
+    // Deleted through B: B rejects it as soon as the deletion is acknowledged, A soon after.
+    let deleted = http
+        .admin(
+            &b,
+            Method::DELETE,
+            &format!("/apps/{app_id}/app-codes/{code_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(http.call(&b, &code).await, StatusCode::UNAUTHORIZED);
+    http.until(&a, &code, StatusCode::UNAUTHORIZED).await;
+
+    // An app deleted through A takes its codes (created through B) along, on B too.
+    let (_, first) = http.create_code(&b, &app_id).await;
+    let (_, second) = http.create_code(&b, &app_id).await;
+    http.until(&a, &first, StatusCode::OK).await;
+    http.until(&a, &second, StatusCode::OK).await;
+    let deleted = http
+        .admin(&a, Method::DELETE, &format!("/apps/{app_id}"), None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    for code in [&first, &second] {
+        assert_eq!(http.call(&a, code).await, StatusCode::UNAUTHORIZED);
+        http.until(&b, code, StatusCode::UNAUTHORIZED).await;
+    }
+
+    // Debug logs of both nodes name the changes, never a value.
+    for node in [&a, &b] {
+        let log = node.stderr.lock().unwrap().clone();
+        assert!(log.contains("AppCode"), "debug logging is on");
+        for value in [&code, &first, &second] {
+            assert!(!log.contains(value.as_str()), "a node logged an AppCode");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_listener_was_cut_still_learns_of_a_deletion() {
+    let test = "a_node_whose_listener_was_cut_still_learns_of_a_deletion";
+    let Some(db) = TestDb::create(test).await else {
+        return;
+    };
+    let (http, a, b) = two_nodes(&db).await;
+    let app_id = http.create_app(&a, "cut_app").await;
+    let (code_id, code) = http.create_code(&a, &app_id).await;
+    http.until(&b, &code, StatusCode::OK).await;
+
+    // Cut every listener of the schema, and delete while they reconnect: the announcement is
+    // lost, and only the resync after reconnecting can revoke the code on B.
+    let listeners = format!("{} listener", db.schema());
+    let killed: i64 = db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                                   WHERE application_name = $1) t",
+            &[&listeners],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 2, "one listener per node");
+    let deleted = http
+        .admin(
+            &a,
+            Method::DELETE,
+            &format!("/apps/{app_id}/app-codes/{code_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(http.call(&a, &code).await, StatusCode::UNAUTHORIZED);
+    http.until(&b, &code, StatusCode::UNAUTHORIZED).await;
+
+    // Listening again: the next creation arrives by announcement.
+    let (_, next) = http.create_code(&a, &app_id).await;
+    http.until(&b, &next, StatusCode::OK).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_one_quota() {
+    let Some(db) = TestDb::create("two_nodes_share_one_quota").await else {
+        return;
+    };
+    let (http, a, b) = two_nodes(&db).await;
+    let app_id = http.create_app(&a, "quota_app").await;
+    let nodes = [Arc::new(a), Arc::new(b)];
+
+    let mut creates = JoinSet::new();
+    for i in 0..50 {
+        let (http, node, app_id) = (http.clone(), Arc::clone(&nodes[i % 2]), app_id.clone());
+        creates.spawn(async move {
+            http.admin(
+                &node,
+                Method::PUT,
+                &format!("/apps/{app_id}/app-codes"),
+                None,
+            )
+            .await
+        });
+    }
+    let (mut created, mut refused) = (Vec::new(), 0);
+    while let Some(answer) = creates.join_next().await {
+        let answer = answer.unwrap();
+        match answer.status {
+            StatusCode::CREATED => {
+                created.push(answer.body["app_code"].as_str().unwrap().to_owned())
+            }
+            StatusCode::FORBIDDEN => {
+                assert_eq!(answer.body["error_code"], "APIG.3131", "{}", answer.body);
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {}", answer.body),
+        }
+    }
+    assert_eq!((created.len(), refused), (5, 45));
+    for node in &nodes {
+        let list = http
+            .admin(
+                node,
+                Method::GET,
+                &format!("/apps/{app_id}/app-codes"),
+                None,
+            )
+            .await;
+        assert_eq!(list.body["total"], 5);
+        // Every code created anywhere works everywhere.
+        for code in &created {
+            http.until(node, code, StatusCode::OK).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_credentials_refuses_to_start_on_postgres() {
+    let test = "a_node_without_credentials_refuses_to_start_on_postgres";
+    let Some(db) = TestDb::create(test).await else {
+        return;
+    };
+    // Nodes sharing a database must share credentials: no per-node token file is made up.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_apig-appcode"))
+        .args([
+            "serve",
+            "--database",
+            db.url(),
+            "--upstream",
+            "http://127.0.0.1:9",
+        ])
+        .args([
+            "--gateway-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("APIG_CONFIG")
+        .env_remove("APIG_ADMIN_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while child.try_wait().unwrap().is_none() {
+        if tokio::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the node kept running without credentials");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--admin-token"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"));
+}

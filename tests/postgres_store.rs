@@ -1,0 +1,430 @@
+//! What only the PostgreSQL store can get wrong: migrations when nodes start together, keys,
+//! what reaches the database and its logs, and the change stream between nodes (LISTEN/NOTIFY,
+//! reconnection and resync). The rules every store shares are in `store_conformance.rs`.
+//!
+//! Needs `APIG_TEST_DATABASE_URL=postgres://...`; each test works in a schema of its own.
+//! Run: `cargo test --features postgres --test postgres_store`.
+
+#![cfg(feature = "postgres")]
+
+#[path = "support/postgres.rs"]
+mod pg;
+
+use std::time::Duration;
+
+use apig_appcode::provider::{Change, ChangeStream};
+use apig_appcode::store::{
+    App, AppCodeRecord, KeyMismatch, MasterKey, PostgresOptions, PostgresStore, SchemaTooNew,
+    Scope, SecretString, Store, StoreError, Timestamp,
+};
+use apig_appcode::AppCode;
+use pg::TestDb;
+
+/// Bound on one expected event (a notification travels in milliseconds; a reconnection starts
+/// after at most a few backoff steps).
+const WAIT: Duration = Duration::from_secs(30);
+
+fn scope() -> Scope {
+    Scope::new("project-a", "instance-1")
+}
+
+fn id(n: u64) -> String {
+    format!("{n:032x}")
+}
+
+fn app_in(scope: &Scope, n: u64) -> App {
+    App {
+        id: id(n),
+        scope: scope.clone(),
+        name: format!("app_{n}"),
+        remark: String::new(),
+        creator: "USER".into(),
+        app_key: format!("key_{n:028}"),
+        app_secret: SecretString::new(format!("AppSecret{n:023}")),
+        register_time: Timestamp::from_unix_nanos(1),
+        update_time: Timestamp::from_unix_nanos(2),
+        status: 1,
+    }
+}
+
+fn code(app: u64, n: u64) -> AppCodeRecord {
+    AppCodeRecord {
+        id: id(1_000_000 + n),
+        app_id: id(app),
+        value: AppCode::parse(&format!("PgValue{app:04}x{n:04}{}", "v".repeat(60))).unwrap(),
+        create_time: Timestamp::from_unix_nanos(3),
+    }
+}
+
+fn key(byte: u8) -> PostgresOptions {
+    PostgresOptions::new().master_key(MasterKey::from_bytes([byte; 32]))
+}
+
+async fn open(db: &TestDb, options: PostgresOptions) -> PostgresStore {
+    PostgresStore::connect(db.url(), options).await.unwrap()
+}
+
+fn backend<T: std::fmt::Debug>(result: Result<T, StoreError>) -> Box<dyn std::error::Error> {
+    match result {
+        Err(StoreError::Backend(e)) => e,
+        other => panic!("expected a backend error, got {other:?}"),
+    }
+}
+
+/// The next change event, within [`WAIT`].
+async fn next(stream: &mut ChangeStream) -> Change {
+    tokio::time::timeout(WAIT, stream.next())
+        .await
+        .expect("a change event within the bound")
+        .expect("the change stream is open")
+}
+
+/// A stream of `store`'s changes for instance-1, started the way a node starts: a snapshot
+/// right after subscribing. The snapshot waits for the listener, so no resync follows: the
+/// tests below see their changes as the very next events.
+async fn listening(store: &PostgresStore) -> ChangeStream {
+    let stream = store
+        .changes("instance-1")
+        .expect("PostgreSQL pushes changes");
+    assert!(store
+        .instance_app_codes("instance-1")
+        .await
+        .unwrap()
+        .is_empty());
+    stream
+}
+
+fn expect_upsert(change: Change, expected: &AppCodeRecord) {
+    match change {
+        Change::Upsert { code, identity } => {
+            assert_eq!(code, expected.value);
+            assert_eq!(identity, expected.identity());
+        }
+        other => panic!("expected an upsert of {}, got {other:?}", expected.id),
+    }
+}
+
+fn expect_remove_id(change: Change, expected: &str) {
+    match change {
+        Change::RemoveId(id) => assert_eq!(id, expected),
+        other => panic!("expected the removal of {expected}, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_starting_together_migrate_once() {
+    let Some(db) = TestDb::create("nodes_starting_together_migrate_once").await else {
+        return;
+    };
+    let mut opens = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let url = db.url().to_owned();
+        opens.spawn(async move { PostgresStore::connect(&url, PostgresOptions::new()).await });
+    }
+    while let Some(opened) = opens.join_next().await {
+        opened.unwrap().unwrap();
+    }
+    // And once more, on a migrated schema.
+    let store = open(&db, PostgresOptions::new()).await;
+    assert_eq!(store.schema(), db.schema());
+    let client = db.client().await;
+    let versions: Vec<i32> = client
+        .query(
+            "SELECT version FROM apig_schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1]);
+    let meta: i64 = client
+        .query_one("SELECT count(*) FROM store_meta", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(meta, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_schema_is_refused() {
+    let Some(db) = TestDb::create("a_newer_schema_is_refused").await else {
+        return;
+    };
+    drop(open(&db, PostgresOptions::new()).await);
+    db.client()
+        .await
+        .batch_execute("INSERT INTO apig_schema_migrations (version) VALUES (99)")
+        .await
+        .unwrap();
+    let err = backend(PostgresStore::connect(db.url(), PostgresOptions::new()).await);
+    assert_eq!(
+        err.downcast_ref::<SchemaTooNew>(),
+        Some(&SchemaTooNew {
+            found: 99,
+            supported: 1
+        })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_key_must_match_the_schema() {
+    let Some(enc) = TestDb::create("the_master_key_must_match_the_schema").await else {
+        return;
+    };
+    let plain = TestDb::create("the_master_key_must_match_the_schema")
+        .await
+        .unwrap();
+    drop(open(&enc, key(1)).await);
+    drop(open(&plain, PostgresOptions::new()).await);
+    for (db, options, expected) in [
+        (&enc, PostgresOptions::new(), KeyMismatch::MissingKey),
+        (&enc, key(2), KeyMismatch::WrongKey),
+        (&plain, key(1), KeyMismatch::UnexpectedKey),
+    ] {
+        let err = backend(PostgresStore::connect(db.url(), options).await);
+        assert_eq!(err.downcast_ref::<KeyMismatch>(), Some(&expected));
+    }
+    assert!(open(&enc, key(1)).await.is_encrypted());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_schema_holds_no_secret_in_clear() {
+    let Some(db) = TestDb::create("an_encrypted_schema_holds_no_secret_in_clear").await else {
+        return;
+    };
+    let store = open(&db, key(7)).await;
+    let app = app_in(&scope(), 1);
+    store.create_app(app.clone()).await.unwrap();
+    let record = code(1, 1);
+    store
+        .create_app_code(&scope(), record.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_app_code(&scope(), &id(1), &record.id)
+            .await
+            .unwrap(),
+        record
+    );
+    // Every column of every row, as text.
+    let dump: String = db
+        .client()
+        .await
+        .query(
+            "SELECT row_to_json(t)::text FROM (SELECT * FROM apps) t
+             UNION ALL SELECT row_to_json(t)::text FROM (SELECT * FROM app_codes) t",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    assert!(dump.contains(&record.id), "the dump is not of the rows");
+    let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    for secret in [record.value.expose(), app.app_secret.expose()] {
+        assert!(!dump.contains(secret) && !dump.contains(&hex(secret)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_errors_never_quote_a_row() {
+    let Some(db) = TestDb::create("database_errors_never_quote_a_row").await else {
+        return;
+    };
+    let store = open(&db, PostgresOptions::new()).await;
+    store.create_app(app_in(&scope(), 1)).await.unwrap();
+    // A constraint whose violation PostgreSQL details with the whole failing row.
+    db.client()
+        .await
+        .batch_execute("ALTER TABLE app_codes ADD CONSTRAINT refuse_all CHECK (false) NOT VALID")
+        .await
+        .unwrap();
+    let record = code(1, 1);
+    let err = backend(store.create_app_code(&scope(), record.clone()).await);
+    let shown = format!("{err} {err:?}");
+    assert!(
+        shown.contains("refuse_all") && shown.contains("23514"),
+        "{shown}"
+    );
+    let hex: String = record
+        .value
+        .expose()
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    for leak in ["Failing row", record.value.expose(), &hex[..40]] {
+        assert!(!shown.contains(leak), "{shown}");
+    }
+    assert!(
+        err.source().is_none(),
+        "the driver's error (with DETAIL) is not kept"
+    );
+    // The failed transaction left nothing behind, and the store still works.
+    assert_eq!(
+        store.count_app_codes(&scope(), &[id(1)]).await.unwrap(),
+        [0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_nodes_writes_reach_the_change_stream() {
+    let Some(db) = TestDb::create("another_nodes_writes_reach_the_change_stream").await else {
+        return;
+    };
+    let (a, b) = (open(&db, key(3)).await, open(&db, key(3)).await);
+    let mut changes = listening(&b).await;
+    let other_instance = Scope::new("project-a", "instance-2");
+    a.create_app(app_in(&scope(), 1)).await.unwrap();
+    a.create_app(app_in(&other_instance, 2)).await.unwrap();
+
+    // Another instance's codes are not announced to this one's listeners.
+    a.create_app_code(&other_instance, code(2, 9))
+        .await
+        .unwrap();
+    let first = code(1, 1);
+    a.create_app_code(&scope(), first.clone()).await.unwrap();
+    expect_upsert(next(&mut changes).await, &first);
+
+    a.delete_app_code(&scope(), &id(1), &first.id)
+        .await
+        .unwrap();
+    expect_remove_id(next(&mut changes).await, &first.id);
+
+    // A code created and deleted before the listener reads it back is not resurrected.
+    let brief = code(1, 2);
+    a.create_app_code(&scope(), brief.clone()).await.unwrap();
+    a.delete_app_code(&scope(), &id(1), &brief.id)
+        .await
+        .unwrap();
+    match next(&mut changes).await {
+        Change::Upsert { code, .. } => {
+            assert_eq!(code, brief.value);
+            expect_remove_id(next(&mut changes).await, &brief.id);
+        }
+        other => expect_remove_id(other, &brief.id),
+    }
+
+    // Deleting an app announces each of its codes.
+    let (c3, c4) = (code(1, 3), code(1, 4));
+    for c in [&c3, &c4] {
+        a.create_app_code(&scope(), c.clone()).await.unwrap();
+        expect_upsert(next(&mut changes).await, c);
+    }
+    assert_eq!(a.delete_app(&scope(), &id(1)).await.unwrap().len(), 2);
+    expect_remove_id(next(&mut changes).await, &c3.id);
+    expect_remove_id(next(&mut changes).await, &c4.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_relays_its_own_deletions_but_not_its_creations() {
+    let Some(db) = TestDb::create("a_node_relays_its_own_deletions_but_not_its_creations").await
+    else {
+        return;
+    };
+    let store = open(&db, PostgresOptions::new()).await;
+    let mut changes = listening(&store).await;
+    store.create_app(app_in(&scope(), 1)).await.unwrap();
+    let record = code(1, 1);
+    store
+        .create_app_code(&scope(), record.clone())
+        .await
+        .unwrap();
+    store
+        .delete_app_code(&scope(), &id(1), &record.id)
+        .await
+        .unwrap();
+    // The creation (cached by this node's management API already) is skipped; the deletion
+    // comes through, in case the caller never got to evict it.
+    expect_remove_id(next(&mut changes).await, &record.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_listener_reconnects_and_resyncs() {
+    let Some(db) = TestDb::create("a_lost_listener_reconnects_and_resyncs").await else {
+        return;
+    };
+    let (a, b) = (
+        open(&db, PostgresOptions::new()).await,
+        open(&db, PostgresOptions::new()).await,
+    );
+    let mut changes = listening(&b).await;
+    a.create_app(app_in(&scope(), 1)).await.unwrap();
+    let admin = db.client().await;
+    let killed: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                                   WHERE application_name = $1) t",
+            &[&format!("{} listener", db.schema())],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1, "one listener connection");
+    // Reconnected: a resync first (what was missed is only in a full snapshot)...
+    assert!(matches!(next(&mut changes).await, Change::Resync));
+    // ...then announcements flow again.
+    let record = code(1, 1);
+    a.create_app_code(&scope(), record.clone()).await.unwrap();
+    expect_upsert(next(&mut changes).await, &record);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announcements_carry_ids_only() {
+    let Some(db) = TestDb::create("announcements_carry_ids_only").await else {
+        return;
+    };
+    let store = open(&db, PostgresOptions::new()).await;
+    // A plain session listening on the instance's channel sees every payload.
+    let (client, mut connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                let _ = tx.send(n.payload().to_owned());
+            }
+        }
+    });
+    client
+        .batch_execute(&format!("LISTEN {}", store.channel("instance-1")))
+        .await
+        .unwrap();
+
+    let app = app_in(&scope(), 1);
+    store.create_app(app.clone()).await.unwrap();
+    let (c1, c2) = (code(1, 1), code(1, 2));
+    store.create_app_code(&scope(), c1.clone()).await.unwrap();
+    store.create_app_code(&scope(), c2.clone()).await.unwrap();
+    store
+        .delete_app_code(&scope(), &id(1), &c1.id)
+        .await
+        .unwrap();
+    store.delete_app(&scope(), &id(1)).await.unwrap();
+    let mut payloads = Vec::new();
+    for _ in 0..4 {
+        let payload = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        payloads.push(payload);
+    }
+    for (payload, c) in payloads.iter().zip([&c1, &c2, &c1, &c2]) {
+        assert!(
+            payload.contains(&c.id) && payload.contains(&c.app_id),
+            "{payload}"
+        );
+        for secret in [
+            c1.value.expose(),
+            c2.value.expose(),
+            app.app_secret.expose(),
+        ] {
+            assert!(!payload.contains(secret), "{payload}");
+        }
+        assert!(payload.len() < 120, "ids only: {payload}");
+    }
+}

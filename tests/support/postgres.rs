@@ -1,0 +1,119 @@
+//! A PostgreSQL schema of its own for each test, so tests run in parallel on one database.
+//!
+//! Tests that need PostgreSQL read `APIG_TEST_DATABASE_URL`. Without it they print that they
+//! were skipped and pass, unless `CI` is set: then they fail, so CI cannot skip them silently.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use tokio_postgres::NoTls;
+
+/// The variable that names the test database.
+pub(crate) const ENV: &str = "APIG_TEST_DATABASE_URL";
+
+/// A schema created for one test and dropped (with everything in it) when this is dropped.
+#[derive(Debug)]
+pub(crate) struct TestDb {
+    admin_url: String,
+    schema: String,
+    url: String,
+}
+
+impl TestDb {
+    /// A fresh schema, or `None` (after saying so) when no test database is configured.
+    ///
+    /// # Panics
+    ///
+    /// When `CI` is set and `APIG_TEST_DATABASE_URL` is not, or the database cannot be used.
+    pub(crate) async fn create(test: &str) -> Option<Self> {
+        let admin_url = match std::env::var(ENV) {
+            Ok(url) if !url.is_empty() => url,
+            _ => {
+                let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+                assert!(
+                    !ci,
+                    "{test}: CI is set but {ENV} is not: PostgreSQL tests must run in CI"
+                );
+                eprintln!("SKIPPED: {test} needs PostgreSQL; set {ENV}=postgres://... to run it");
+                return None;
+            }
+        };
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).unwrap();
+        let schema = format!(
+            "apig_test_{}",
+            random
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        execute(&admin_url, &format!("CREATE SCHEMA {schema}")).await;
+        let sep = if admin_url.contains('?') { '&' } else { '?' };
+        // The schema also names the connections, so a test can find its store's in
+        // pg_stat_activity.
+        let url = format!(
+            "{admin_url}{sep}options=-c%20search_path%3D{schema}&application_name={schema}"
+        );
+        Some(Self {
+            admin_url,
+            schema,
+            url,
+        })
+    }
+
+    /// The URL of the test's schema: the store's tables go there.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The schema's name (also the `application_name` of connections opened with [`url`]).
+    pub(crate) fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// A plain client on the test's schema, for inspection.
+    pub(crate) async fn client(&self) -> tokio_postgres::Client {
+        connect(&self.url).await
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // On a thread of its own: a runtime cannot be started inside the test's, and a drop
+        // during a panic must clean up too.
+        let (url, schema) = (self.admin_url.clone(), self.schema.clone());
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(execute(
+                    &url,
+                    &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+                ));
+        })
+        .join();
+        if dropped.is_err() && !std::thread::panicking() {
+            panic!("could not drop schema {}", self.schema);
+        }
+    }
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) =
+        tokio::time::timeout(Duration::from_secs(20), tokio_postgres::connect(url, NoTls))
+            .await
+            .expect("the test database answers within 20 s")
+            .unwrap_or_else(|e| panic!("cannot connect to the test database ({ENV}): {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+async fn execute(url: &str, sql: &str) {
+    let client = connect(url).await;
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
