@@ -27,6 +27,8 @@ mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod provider;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sealed;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod time;

@@ -6,6 +6,7 @@ use std::fmt;
 use tokio_postgres::error::SqlState;
 
 use crate::store::cipher::CipherError;
+use crate::store::sealed;
 use crate::store::StoreError;
 
 /// A PostgreSQL failure and what the store was doing, with the row data left out.
@@ -61,16 +62,12 @@ pub(super) fn unique_violation(e: &tokio_postgres::Error) -> Option<&str> {
         .flatten()
 }
 
-/// A row that cannot be what this store wrote: `detail` names the row and the defect, never
-/// a secret.
+/// A row that cannot be what this store wrote (see [`sealed::corrupt`]).
 pub(super) fn corrupt(detail: impl fmt::Display) -> StoreError {
-    StoreError::Backend(format!("PostgreSQL store holds corrupt data: {detail}").into())
+    sealed::corrupt("PostgreSQL", detail)
 }
 
-/// A secret that could not be sealed or opened.
+/// A secret that could not be sealed or opened (see [`sealed::cipher`]).
 pub(super) fn cipher(what: impl fmt::Display, e: CipherError) -> StoreError {
-    match e {
-        CipherError::Random => StoreError::Backend(format!("sealing {what}: {e}").into()),
-        _ => corrupt(format_args!("{what}: {e}")),
-    }
+    sealed::cipher("PostgreSQL", what, e)
 }

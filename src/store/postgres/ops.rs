@@ -13,25 +13,22 @@ use super::error::{cipher, corrupt, db, unique_violation};
 use super::listen::{Event, EventKind};
 use super::pool::Conn;
 use super::store::Shared;
-use crate::code::AppCode;
 use crate::store::cipher::{code_binding, secret_binding, Sealer};
+use crate::store::sealed::{self, sql_count, RawApp, RawCode};
 use crate::store::{
-    App, AppCodeRecord, AppFilter, Page, Scope, SecretString, StoreError, StoreResult, Timestamp,
-    MAX_APP_CODES_PER_APP,
+    App, AppCodeRecord, AppFilter, Page, Scope, StoreError, StoreResult, MAX_APP_CODES_PER_APP,
 };
+
+/// This store's name in error messages.
+const BACKEND: &str = "PostgreSQL";
 
 /// Reads that span several statements see one snapshot.
 const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 /// Writes take row locks where they need them (see each operation).
 const BEGIN_WRITE: &str = "BEGIN";
 
-/// PostgreSQL's `LIMIT` and `OFFSET` are signed; anything beyond means "all".
-fn sql_count(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 fn sql_total(n: i64) -> StoreResult<u64> {
-    u64::try_from(n).map_err(|_| corrupt(format_args!("negative row count {n}")))
+    sealed::sql_total(n, BACKEND)
 }
 
 /// Column `i` of `row`, or a corrupt-data error naming it.
@@ -103,22 +100,8 @@ macro_rules! app_columns {
     };
 }
 
-/// An app row as stored, secret still sealed.
-struct RawApp {
-    id: String,
-    name: String,
-    remark: String,
-    creator: String,
-    app_key: String,
-    secret: Zeroizing<Vec<u8>>,
-    nonce: Option<Vec<u8>>,
-    register_time: i64,
-    update_time: i64,
-    status: i32,
-}
-
 impl RawApp {
-    fn from_row(r: &Row) -> StoreResult<Self> {
+    fn from_pg_row(r: &Row) -> StoreResult<Self> {
         Ok(Self {
             id: col(r, 0)?,
             name: col(r, 1)?,
@@ -132,30 +115,6 @@ impl RawApp {
             status: col(r, 9)?,
         })
     }
-
-    fn open(self, sealer: &Sealer, scope: &Scope) -> StoreResult<App> {
-        let plain = sealer
-            .open(
-                &secret_binding(scope, &self.id),
-                self.nonce.as_deref(),
-                &self.secret,
-            )
-            .map_err(|e| cipher(format_args!("secret of app {}", self.id), e))?;
-        let secret = std::str::from_utf8(&plain)
-            .map_err(|_| corrupt(format_args!("secret of app {} is not UTF-8", self.id)))?;
-        Ok(App {
-            app_secret: SecretString::new(secret),
-            id: self.id,
-            scope: scope.clone(),
-            name: self.name,
-            remark: self.remark,
-            creator: self.creator,
-            app_key: self.app_key,
-            register_time: Timestamp::from_unix_nanos(self.register_time),
-            update_time: Timestamp::from_unix_nanos(self.update_time),
-            status: self.status,
-        })
-    }
 }
 
 macro_rules! code_select {
@@ -165,18 +124,9 @@ macro_rules! code_select {
     };
 }
 
-/// An AppCode row as stored, value still sealed.
-struct RawCode {
-    id: String,
-    app_id: String,
-    value: Zeroizing<Vec<u8>>,
-    nonce: Option<Vec<u8>>,
-    create_time: i64,
-}
-
 impl RawCode {
     /// From the five columns of `code_select!` starting at `at`.
-    fn from_row(r: &Row, at: usize) -> StoreResult<Self> {
+    fn from_pg_row(r: &Row, at: usize) -> StoreResult<Self> {
         Ok(Self {
             id: col(r, at)?,
             app_id: col(r, at + 1)?,
@@ -185,32 +135,11 @@ impl RawCode {
             create_time: col(r, at + 4)?,
         })
     }
-
-    fn open(self, sealer: &Sealer, instance_id: &str) -> StoreResult<AppCodeRecord> {
-        let plain = sealer
-            .open(
-                &code_binding(instance_id, &self.app_id, &self.id),
-                self.nonce.as_deref(),
-                &self.value,
-            )
-            .map_err(|e| cipher(format_args!("AppCode {}", self.id), e))?;
-        let value = std::str::from_utf8(&plain)
-            .map_err(|_| corrupt(format_args!("AppCode {} is not UTF-8", self.id)))
-            .and_then(|text| {
-                AppCode::parse(text).map_err(|e| corrupt(format_args!("AppCode {}: {e}", self.id)))
-            })?;
-        Ok(AppCodeRecord {
-            id: self.id,
-            app_id: self.app_id,
-            value,
-            create_time: Timestamp::from_unix_nanos(self.create_time),
-        })
-    }
 }
 
 fn open_codes(rows: &[Row], sealer: &Sealer, instance_id: &str) -> StoreResult<Vec<AppCodeRecord>> {
     rows.iter()
-        .map(|r| RawCode::from_row(r, 0)?.open(sealer, instance_id))
+        .map(|r| RawCode::from_pg_row(r, 0)?.open(sealer, instance_id, BACKEND))
         .collect()
 }
 
@@ -305,7 +234,7 @@ pub(super) async fn get_app(
         )
         .await?
         .ok_or(StoreError::AppNotFound)?;
-    RawApp::from_row(&row)?.open(&shared.sealer, scope)
+    RawApp::from_pg_row(&row)?.open(&shared.sealer, scope, BACKEND)
 }
 
 /// `$3`..`$8`: id, name, name_exact, status, app_key, creator; `NULL` matches every app.
@@ -382,7 +311,7 @@ async fn list_apps_in(
         total: sql_total(total)?,
         items: rows
             .iter()
-            .map(|r| RawApp::from_row(r)?.open(&shared.sealer, scope))
+            .map(|r| RawApp::from_pg_row(r)?.open(&shared.sealer, scope, BACKEND))
             .collect::<StoreResult<_>>()?,
     })
 }
@@ -576,7 +505,7 @@ pub(super) async fn get_app_code(
     if !col::<bool>(&row, 0)? {
         return Err(StoreError::AppCodeNotFound);
     }
-    RawCode::from_row(&row, 1)?.open(&shared.sealer, &scope.instance_id)
+    RawCode::from_pg_row(&row, 1)?.open(&shared.sealer, &scope.instance_id, BACKEND)
 }
 
 pub(super) async fn list_app_codes(
@@ -660,7 +589,8 @@ async fn delete_app_code_in(
         app_seq(conn, APP_BY_ID, scope, app_id).await?;
         return Err(StoreError::AppCodeNotFound);
     };
-    let record = RawCode::from_row(&row, 0)?.open(&shared.sealer, &scope.instance_id)?;
+    let record =
+        RawCode::from_pg_row(&row, 0)?.open(&shared.sealer, &scope.instance_id, BACKEND)?;
     let event = Event {
         kind: EventKind::Deleted,
         app_id: &record.app_id,
@@ -691,7 +621,7 @@ pub(super) async fn instance_app_codes(
         .await
         .map_err(db("read the instance's AppCodes"))?
     {
-        codes.push(RawCode::from_row(&row, 0)?.open(&shared.sealer, instance_id)?);
+        codes.push(RawCode::from_pg_row(&row, 0)?.open(&shared.sealer, instance_id, BACKEND)?);
     }
     Ok(codes)
 }
@@ -711,6 +641,6 @@ pub(super) async fn app_code_by_id(
             &[&instance_id, &app_code_id],
         )
         .await?;
-    row.map(|r| RawCode::from_row(&r, 0)?.open(&shared.sealer, instance_id))
+    row.map(|r| RawCode::from_pg_row(&r, 0)?.open(&shared.sealer, instance_id, BACKEND))
         .transpose()
 }

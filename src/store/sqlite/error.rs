@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crate::store::cipher::CipherError;
+use crate::store::sealed;
 use crate::store::StoreError;
 
 /// A SQLite failure and what the store was doing.
@@ -31,16 +32,12 @@ pub(super) fn db(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Store
     move |source| StoreError::Backend(Box::new(DbError { context, source }))
 }
 
-/// A row that cannot be what this store wrote: `detail` names the row and the defect, never
-/// a secret.
+/// A row that cannot be what this store wrote (see [`sealed::corrupt`]).
 pub(super) fn corrupt(detail: impl fmt::Display) -> StoreError {
-    StoreError::Backend(format!("SQLite store holds corrupt data: {detail}").into())
+    sealed::corrupt("SQLite", detail)
 }
 
-/// A secret that could not be sealed or opened.
+/// A secret that could not be sealed or opened (see [`sealed::cipher`]).
 pub(super) fn cipher(what: impl fmt::Display, e: CipherError) -> StoreError {
-    match e {
-        CipherError::Random => StoreError::Backend(format!("sealing {what}: {e}").into()),
-        _ => corrupt(format_args!("{what}: {e}")),
-    }
+    sealed::cipher("SQLite", what, e)
 }

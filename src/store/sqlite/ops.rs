@@ -6,13 +6,15 @@ use rusqlite::{
 };
 use zeroize::Zeroizing;
 
-use super::error::{cipher, corrupt, db};
-use crate::code::AppCode;
+use super::error::{cipher, db};
 use crate::store::cipher::{code_binding, secret_binding, Sealer};
+use crate::store::sealed::{self, sql_count, RawApp, RawCode};
 use crate::store::{
-    App, AppCodeRecord, AppFilter, Page, Scope, SecretString, StoreError, StoreResult,
-    MAX_APP_CODES_PER_APP,
+    App, AppCodeRecord, AppFilter, Page, Scope, StoreError, StoreResult, MAX_APP_CODES_PER_APP,
 };
+
+/// This store's name in error messages.
+const BACKEND: &str = "SQLite";
 
 fn write_tx(conn: &mut Connection) -> StoreResult<Transaction<'_>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
@@ -24,13 +26,8 @@ fn read_tx(conn: &mut Connection) -> StoreResult<Transaction<'_>> {
         .map_err(db("begin read transaction"))
 }
 
-/// SQLite's `LIMIT` and `OFFSET` are signed; anything beyond means "all".
-fn sql_count(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 fn sql_total(n: i64) -> StoreResult<u64> {
-    u64::try_from(n).map_err(|_| corrupt(format_args!("negative row count {n}")))
+    sealed::sql_total(n, BACKEND)
 }
 
 /// The app's row number, or [`StoreError::AppNotFound`].
@@ -55,22 +52,8 @@ fn exists(tx: &Transaction<'_>, sql: &str, params: impl rusqlite::Params) -> Sto
 const APP_COLUMNS: &str = "id, name, remark, creator, app_key, app_secret, app_secret_nonce, \
                            register_time, update_time, status";
 
-/// An app row as stored, secret still sealed.
-struct RawApp {
-    id: String,
-    name: String,
-    remark: String,
-    creator: String,
-    app_key: String,
-    secret: Zeroizing<Vec<u8>>,
-    nonce: Option<Vec<u8>>,
-    register_time: i64,
-    update_time: i64,
-    status: i32,
-}
-
 impl RawApp {
-    fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+    fn from_sqlite_row(r: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             id: r.get(0)?,
             name: r.get(1)?,
@@ -84,73 +67,19 @@ impl RawApp {
             status: r.get(9)?,
         })
     }
-
-    fn open(self, sealer: &Sealer, scope: &Scope) -> StoreResult<App> {
-        let plain = sealer
-            .open(
-                &secret_binding(scope, &self.id),
-                self.nonce.as_deref(),
-                &self.secret,
-            )
-            .map_err(|e| cipher(format_args!("secret of app {}", self.id), e))?;
-        let secret = std::str::from_utf8(&plain)
-            .map_err(|_| corrupt(format_args!("secret of app {} is not UTF-8", self.id)))?;
-        Ok(App {
-            app_secret: SecretString::new(secret),
-            id: self.id,
-            scope: scope.clone(),
-            name: self.name,
-            remark: self.remark,
-            creator: self.creator,
-            app_key: self.app_key,
-            register_time: crate::store::Timestamp::from_unix_nanos(self.register_time),
-            update_time: crate::store::Timestamp::from_unix_nanos(self.update_time),
-            status: self.status,
-        })
-    }
 }
 
 const CODE_SELECT: &str = "SELECT c.id, a.id, c.value, c.value_nonce, c.create_time \
                            FROM app_codes c JOIN apps a ON a.seq = c.app_seq";
 
-/// An AppCode row as stored, value still sealed.
-struct RawCode {
-    id: String,
-    app_id: String,
-    value: Zeroizing<Vec<u8>>,
-    nonce: Option<Vec<u8>>,
-    create_time: i64,
-}
-
 impl RawCode {
-    fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+    fn from_sqlite_row(r: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             id: r.get(0)?,
             app_id: r.get(1)?,
             value: Zeroizing::new(r.get(2)?),
             nonce: r.get(3)?,
             create_time: r.get(4)?,
-        })
-    }
-
-    fn open(self, sealer: &Sealer, instance_id: &str) -> StoreResult<AppCodeRecord> {
-        let plain = sealer
-            .open(
-                &code_binding(instance_id, &self.app_id, &self.id),
-                self.nonce.as_deref(),
-                &self.value,
-            )
-            .map_err(|e| cipher(format_args!("AppCode {}", self.id), e))?;
-        let value = std::str::from_utf8(&plain)
-            .map_err(|_| corrupt(format_args!("AppCode {} is not UTF-8", self.id)))
-            .and_then(|text| {
-                AppCode::parse(text).map_err(|e| corrupt(format_args!("AppCode {}: {e}", self.id)))
-            })?;
-        Ok(AppCodeRecord {
-            id: self.id,
-            app_id: self.app_id,
-            value,
-            create_time: crate::store::Timestamp::from_unix_nanos(self.create_time),
         })
     }
 }
@@ -165,12 +94,12 @@ fn query_codes(
     let raws = tx
         .prepare_cached(sql)
         .and_then(|mut s| {
-            s.query_map(params, RawCode::from_row)?
+            s.query_map(params, RawCode::from_sqlite_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(db("read AppCodes"))?;
     raws.into_iter()
-        .map(|raw| raw.open(sealer, instance_id))
+        .map(|raw| raw.open(sealer, instance_id, BACKEND))
         .collect()
 }
 
@@ -249,13 +178,13 @@ pub(super) fn get_app(
         .and_then(|mut s| {
             s.query_row(
                 params![scope.project_id, scope.instance_id, app_id],
-                RawApp::from_row,
+                RawApp::from_sqlite_row,
             )
             .optional()
         })
         .map_err(db("read app"))?
         .ok_or(StoreError::AppNotFound)?
-        .open(sealer, scope)
+        .open(sealer, scope, BACKEND)
 }
 
 /// `?3`..`?8`: id, name, name_exact, status, app_key, creator; `NULL` matches every app.
@@ -301,7 +230,7 @@ pub(super) fn list_apps(
     let raws = tx
         .prepare_cached(&sql)
         .and_then(|mut s| {
-            s.query_map(params_from_iter(page), RawApp::from_row)?
+            s.query_map(params_from_iter(page), RawApp::from_sqlite_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(db("list apps"))?;
@@ -309,7 +238,7 @@ pub(super) fn list_apps(
         total: sql_total(total)?,
         items: raws
             .into_iter()
-            .map(|raw| raw.open(sealer, scope))
+            .map(|raw| raw.open(sealer, scope, BACKEND))
             .collect::<StoreResult<_>>()?,
     })
 }

@@ -1,0 +1,118 @@
+//! Rows as the persistent stores keep them, secrets still sealed, and how they are opened into
+//! [`App`] and [`AppCodeRecord`]: one implementation for the SQLite and PostgreSQL stores.
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use super::cipher::{code_binding, secret_binding, CipherError, Sealer};
+use super::{App, AppCodeRecord, Scope, SecretString, StoreError, StoreResult, Timestamp};
+use crate::code::AppCode;
+
+/// An app row as stored, its secret sealed.
+pub(super) struct RawApp {
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) remark: String,
+    pub(super) creator: String,
+    pub(super) app_key: String,
+    pub(super) secret: Zeroizing<Vec<u8>>,
+    pub(super) nonce: Option<Vec<u8>>,
+    pub(super) register_time: i64,
+    pub(super) update_time: i64,
+    pub(super) status: i32,
+}
+
+impl RawApp {
+    /// Opens the secret; `backend` names the store in error messages.
+    pub(super) fn open(self, sealer: &Sealer, scope: &Scope, backend: &str) -> StoreResult<App> {
+        let plain = sealer
+            .open(
+                &secret_binding(scope, &self.id),
+                self.nonce.as_deref(),
+                &self.secret,
+            )
+            .map_err(|e| cipher(backend, format_args!("secret of app {}", self.id), e))?;
+        let secret = std::str::from_utf8(&plain).map_err(|_| {
+            corrupt(
+                backend,
+                format_args!("secret of app {} is not UTF-8", self.id),
+            )
+        })?;
+        Ok(App {
+            app_secret: SecretString::new(secret),
+            id: self.id,
+            scope: scope.clone(),
+            name: self.name,
+            remark: self.remark,
+            creator: self.creator,
+            app_key: self.app_key,
+            register_time: Timestamp::from_unix_nanos(self.register_time),
+            update_time: Timestamp::from_unix_nanos(self.update_time),
+            status: self.status,
+        })
+    }
+}
+
+/// An AppCode row as stored, its value sealed.
+pub(super) struct RawCode {
+    pub(super) id: String,
+    pub(super) app_id: String,
+    pub(super) value: Zeroizing<Vec<u8>>,
+    pub(super) nonce: Option<Vec<u8>>,
+    pub(super) create_time: i64,
+}
+
+impl RawCode {
+    /// Opens and validates the value; `backend` names the store in error messages.
+    pub(super) fn open(
+        self,
+        sealer: &Sealer,
+        instance_id: &str,
+        backend: &str,
+    ) -> StoreResult<AppCodeRecord> {
+        let plain = sealer
+            .open(
+                &code_binding(instance_id, &self.app_id, &self.id),
+                self.nonce.as_deref(),
+                &self.value,
+            )
+            .map_err(|e| cipher(backend, format_args!("AppCode {}", self.id), e))?;
+        let value = std::str::from_utf8(&plain)
+            .map_err(|_| corrupt(backend, format_args!("AppCode {} is not UTF-8", self.id)))
+            .and_then(|text| {
+                AppCode::parse(text)
+                    .map_err(|e| corrupt(backend, format_args!("AppCode {}: {e}", self.id)))
+            })?;
+        Ok(AppCodeRecord {
+            id: self.id,
+            app_id: self.app_id,
+            value,
+            create_time: Timestamp::from_unix_nanos(self.create_time),
+        })
+    }
+}
+
+/// SQL `LIMIT` and `OFFSET` are signed; anything beyond means "all".
+pub(super) fn sql_count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A row count read back from SQL.
+pub(super) fn sql_total(n: i64, backend: &str) -> StoreResult<u64> {
+    u64::try_from(n).map_err(|_| corrupt(backend, format_args!("negative row count {n}")))
+}
+
+/// A row that cannot be what the store wrote: `detail` names the row and the defect, never a
+/// secret.
+pub(super) fn corrupt(backend: &str, detail: impl fmt::Display) -> StoreError {
+    StoreError::Backend(format!("{backend} store holds corrupt data: {detail}").into())
+}
+
+/// A secret that could not be sealed or opened.
+pub(super) fn cipher(backend: &str, what: impl fmt::Display, e: CipherError) -> StoreError {
+    match e {
+        CipherError::Random => StoreError::Backend(format!("sealing {what}: {e}").into()),
+        _ => corrupt(backend, format_args!("{what}: {e}")),
+    }
+}
