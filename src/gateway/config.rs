@@ -437,7 +437,15 @@ impl Config {
             project_id,
             tokens,
             access_keys,
-            master_key: args.master_key.or(file.master_key).map(MasterKeyText),
+            master_key: match args.master_key.or(file.master_key) {
+                // Checked here so that a malformed key is a usage error (exit 2) like any other
+                // bad setting; the message names the rule, never the key.
+                Some(text) => match crate::store::MasterKey::parse(&text) {
+                    Ok(_) => Some(MasterKeyText(text)),
+                    Err(e) => return Err(ConfigError::new(format!("--master-key: {e}"))),
+                },
+                None => None,
+            },
             gateway_tls: tls(
                 args.gateway_tls_cert,
                 args.gateway_tls_key,
@@ -595,6 +603,15 @@ role = "read-write"
             (
                 vec!["--upstream", "http://x:1", "--database", "mysql://x"],
                 "expected sqlite://PATH",
+            ),
+            (
+                vec![
+                    "--upstream",
+                    "http://x:1",
+                    "--master-key",
+                    "short-key-not-hex",
+                ],
+                "--master-key",
             ),
             (
                 vec!["--upstream", "http://x:1", "--access-key", "AK"],
