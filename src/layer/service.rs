@@ -136,6 +136,11 @@ where
                 let Some(provider) = shared.provider.clone() else {
                     return self.rejected(RejectionKind::Invalid, &req);
                 };
+                // A code the provider recently said it does not know is refused here, without
+                // allocating a lookup.
+                if shared.cache.is_known_unknown(&digest) {
+                    return self.rejected(RejectionKind::Invalid, &req);
+                }
                 let flight = Flight::start(Arc::clone(&self.shared), provider, digest, raw);
                 ResponseFuture::lookup(
                     flight,
