@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 
 use super::digest::Digest;
-use crate::identity::AppIdentity;
+use super::entry::Entry;
 
 /// How many changes the journal remembers. A snapshot whose load saw more changes than this is
 /// discarded and loaded again.
@@ -16,7 +16,7 @@ const CAPACITY: usize = 4096;
 /// One direct change to the cache.
 #[derive(Clone)]
 pub(super) enum Mutation {
-    Upsert(Digest, AppIdentity),
+    Upsert(Digest, Entry),
     Remove(Digest),
     RemoveApp(Box<str>),
     RemoveId(Box<str>),

@@ -21,6 +21,7 @@
 //! No lock is held across an `.await`.
 
 mod digest;
+mod entry;
 mod journal;
 mod negative;
 
@@ -40,6 +41,7 @@ use crate::identity::AppIdentity;
 use crate::metrics::{Counters, Metrics};
 pub(crate) use digest::Digest;
 use digest::{DigestKey, PassThrough};
+use entry::{Entry, StoredId};
 use journal::{Journal, Mutation};
 use negative::NegativeCache;
 
@@ -93,7 +95,7 @@ pub struct AppCodeCache {
 
 struct Inner {
     key: DigestKey,
-    map: DashMap<Digest, AppIdentity, PassThrough>,
+    map: DashMap<Digest, Entry, PassThrough>,
     /// Held by every writer (never by readers), so snapshots and direct changes apply in order.
     journal: Mutex<Journal>,
     negative: NegativeCache,
@@ -162,14 +164,14 @@ impl AppCodeCache {
         }
         let digest = self.inner.key.digest(raw);
         match self.inner.map.get(&digest) {
-            Some(entry) => Lookup::Hit(entry.value().clone()),
+            Some(entry) => Lookup::Hit(entry.value().identity()),
             None => Lookup::Miss(digest),
         }
     }
 
     /// Adds or replaces one code. Takes effect for the next request.
     pub fn upsert(&self, code: &AppCode, identity: AppIdentity) {
-        self.insert_digest(self.digest(code), identity);
+        self.insert_digest(self.digest(code), &identity);
     }
 
     /// Removes one code; `true` if it was cached. Takes effect for the next request.
@@ -203,21 +205,27 @@ impl AppCodeCache {
     /// Applies one change to the map; returns how many entries went or came.
     fn apply(&self, change: &Mutation) -> usize {
         match change {
-            Mutation::Upsert(digest, identity) => {
+            Mutation::Upsert(digest, entry) => {
                 self.inner.negative.remove(digest);
-                self.inner.map.insert(*digest, identity.clone());
+                self.inner.map.insert(*digest, entry.clone());
                 1
             }
             Mutation::Remove(digest) => usize::from(self.inner.map.remove(digest).is_some()),
-            Mutation::RemoveApp(app) => self.remove_where(|identity| identity.app_id() == &**app),
-            Mutation::RemoveId(id) => self.remove_where(|identity| identity.app_code_id() == &**id),
+            Mutation::RemoveApp(app) => {
+                let app = StoredId::of(app);
+                self.remove_where(|entry| entry.app_id_is(&app))
+            }
+            Mutation::RemoveId(id) => {
+                let id = StoredId::of(id);
+                self.remove_where(|entry| entry.app_code_id_is(&id))
+            }
         }
     }
 
-    fn remove_where(&self, matches: impl Fn(&AppIdentity) -> bool) -> usize {
+    fn remove_where(&self, matches: impl Fn(&Entry) -> bool) -> usize {
         let mut removed = 0;
-        self.inner.map.retain(|_, identity| {
-            let hit = matches(identity);
+        self.inner.map.retain(|_, entry| {
+            let hit = matches(entry);
             removed += usize::from(hit);
             !hit
         });
@@ -227,7 +235,7 @@ impl AppCodeCache {
     /// Replaces the whole content with `entries` and marks the cache loaded.
     ///
     /// New codes are added before stale ones are removed, so no code valid in both the old and
-    /// the new set is ever missing. Entries that did not change keep their allocation.
+    /// the new set is ever missing. Entries that did not change are not rewritten.
     pub fn replace_all<I>(&self, entries: I)
     where
         I: IntoIterator<Item = (AppCode, AppIdentity)>,
@@ -267,26 +275,26 @@ impl AppCodeCache {
         true
     }
 
-    fn digest_all<I>(&self, entries: I) -> Vec<(Digest, AppIdentity)>
+    fn digest_all<I>(&self, entries: I) -> Vec<(Digest, Entry)>
     where
         I: IntoIterator<Item = (AppCode, AppIdentity)>,
     {
         entries
             .into_iter()
-            .map(|(code, identity)| (self.digest(&code), identity))
+            .map(|(code, identity)| (self.digest(&code), Entry::new(&identity)))
             .collect()
     }
 
     /// Applies a digested snapshot; the caller holds the journal lock.
-    fn apply_snapshot(&self, entries: Vec<(Digest, AppIdentity)>) {
+    fn apply_snapshot(&self, entries: Vec<(Digest, Entry)>) {
         let map = &self.inner.map;
         let mut keep: HashSet<Digest, PassThrough> =
             HashSet::with_capacity_and_hasher(entries.len(), PassThrough);
-        for (digest, identity) in entries {
+        for (digest, entry) in entries {
             keep.insert(digest);
-            let unchanged = map.get(&digest).is_some_and(|old| *old == identity);
+            let unchanged = map.get(&digest).is_some_and(|old| *old == entry);
             if !unchanged {
-                map.insert(digest, identity);
+                map.insert(digest, entry);
             }
         }
         map.retain(|digest, _| keep.contains(digest));
@@ -374,11 +382,11 @@ impl AppCodeCache {
 
     /// The cache entry for `digest` if present (a re-check after waiting on a provider).
     pub(crate) fn get(&self, digest: &Digest) -> Option<AppIdentity> {
-        self.inner.map.get(digest).map(|e| e.value().clone())
+        self.inner.map.get(digest).map(|e| e.value().identity())
     }
 
-    pub(crate) fn insert_digest(&self, digest: Digest, identity: AppIdentity) {
-        self.record_and_apply(Mutation::Upsert(digest, identity));
+    pub(crate) fn insert_digest(&self, digest: Digest, identity: &AppIdentity) {
+        self.record_and_apply(Mutation::Upsert(digest, Entry::new(identity)));
     }
 
     /// Joins (or starts) the single provider lookup for `digest`.

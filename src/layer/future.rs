@@ -211,7 +211,7 @@ async fn resolve(
             Counters::add(&cache.counters().provider_lookups);
             match tokio::time::timeout(shared.lookup_timeout, provider.lookup(code)).await {
                 Ok(Ok(Some(identity))) => {
-                    cache.insert_digest(digest, identity.clone());
+                    cache.insert_digest(digest, &identity);
                     Ok(Some(identity))
                 }
                 Ok(Ok(None)) => {

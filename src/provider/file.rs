@@ -147,7 +147,6 @@ fn parse(path: &Path, text: &str) -> Result<Snapshot, ProviderError> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     for app in doc.apps {
-        let app_id: Arc<str> = Arc::from(app.id.as_str());
         let attributes = Arc::new(app.attributes);
         for code in app.app_codes {
             let value = AppCode::parse(&code.value).map_err(|e| {
@@ -166,8 +165,8 @@ fn parse(path: &Path, text: &str) -> Result<Snapshot, ProviderError> {
                     code.id
                 )));
             }
-            let identity = AppIdentity::new(Arc::clone(&app_id), code.id)
-                .with_attributes(Arc::clone(&attributes));
+            let identity =
+                AppIdentity::new(&app.id, code.id).with_attributes(Arc::clone(&attributes));
             out.push((value, identity));
         }
     }
@@ -175,7 +174,6 @@ fn parse(path: &Path, text: &str) -> Result<Snapshot, ProviderError> {
 }
 
 fn parse_lines(path: &Path, text: &str) -> Result<Snapshot, ProviderError> {
-    let app_id: Arc<str> = Arc::from("default");
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     for (n, line) in text.lines().enumerate() {
@@ -192,10 +190,7 @@ fn parse_lines(path: &Path, text: &str) -> Result<Snapshot, ProviderError> {
                 path.display()
             )));
         }
-        out.push((
-            code,
-            AppIdentity::new(Arc::clone(&app_id), format!("line-{n}")),
-        ));
+        out.push((code, AppIdentity::new("default", format!("line-{n}"))));
     }
     Ok(out)
 }

@@ -1,6 +1,5 @@
 //! A fixed set of codes held in memory.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{AppCodeProvider, BoxFuture, ProviderError, Snapshot};
@@ -52,7 +51,6 @@ impl AppCodeProvider for StaticProvider {
 #[derive(Debug, Default)]
 pub struct StaticProviderBuilder {
     entries: Snapshot,
-    app_ids: HashMap<String, Arc<str>>,
 }
 
 impl StaticProviderBuilder {
@@ -62,15 +60,10 @@ impl StaticProviderBuilder {
         self
     }
 
-    /// Adds a code of app `app_id` with ID `app_code_id`; every code of one app shares one
-    /// allocation of the app ID.
+    /// Adds a code of app `app_id` with ID `app_code_id`.
     pub fn app_code(mut self, app_id: &str, app_code_id: &str, code: AppCode) -> Self {
-        let shared = self
-            .app_ids
-            .entry(app_id.to_owned())
-            .or_insert_with(|| Arc::from(app_id));
-        let identity = AppIdentity::new(Arc::clone(shared), app_code_id);
-        self.entries.push((code, identity));
+        self.entries
+            .push((code, AppIdentity::new(app_id, app_code_id)));
         self
     }
 

@@ -1,0 +1,185 @@
+//! How the cache holds an identity: compact and inline in the map's slot.
+//!
+//! A hit reads the digest and the entry from one slot and builds the [`AppIdentity`] from it,
+//! with no pointer to chase (with a million codes, every chase is another miss to memory) and
+//! no shared counter to touch. APIG's IDs are 32 lowercase hex characters and are kept as their
+//! 16 bytes, which keeps a slot at 88 bytes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::identity::{AppIdentity, Id};
+
+/// An identity as the cache stores it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    app_id: StoredId,
+    app_code_id: StoredId,
+    attributes: Option<Arc<BTreeMap<String, String>>>,
+}
+
+impl Entry {
+    pub(crate) fn new(identity: &AppIdentity) -> Self {
+        let (app_id, app_code_id) = identity.ids();
+        Self {
+            app_id: StoredId::new(app_id),
+            app_code_id: StoredId::new(app_code_id),
+            attributes: identity.shared_attributes().cloned(),
+        }
+    }
+
+    pub(crate) fn identity(&self) -> AppIdentity {
+        AppIdentity::from_parts(
+            self.app_id.expand(),
+            self.app_code_id.expand(),
+            self.attributes.clone(),
+        )
+    }
+
+    pub(crate) fn app_id_is(&self, id: &StoredId) -> bool {
+        self.app_id == *id
+    }
+
+    pub(crate) fn app_code_id_is(&self, id: &StoredId) -> bool {
+        self.app_code_id == *id
+    }
+}
+
+/// An ID in the form that takes least room. The form is a function of the text, so two
+/// `StoredId`s are equal exactly when their texts are.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum StoredId {
+    /// 32 lowercase hex characters, as 16 bytes.
+    Hex([u8; 16]),
+    /// Any other text of up to [`SHORT`] bytes.
+    Short { len: u8, bytes: [u8; SHORT] },
+    /// Anything longer.
+    Long(Arc<str>),
+}
+
+/// With its length and the variant tag, a short ID fills the 24 bytes the other forms take.
+const SHORT: usize = 22;
+
+impl StoredId {
+    fn new(id: &Id) -> Self {
+        let text = id.as_str();
+        if let Some(bytes) = parse_hex(text.as_bytes()) {
+            return Self::Hex(bytes);
+        }
+        if text.len() <= SHORT {
+            let mut bytes = [0u8; SHORT];
+            bytes[..text.len()].copy_from_slice(text.as_bytes());
+            return Self::Short {
+                len: text.len() as u8,
+                bytes,
+            };
+        }
+        match id {
+            Id::Shared(shared) => Self::Long(Arc::clone(shared)),
+            Id::Inline { .. } => Self::Long(Arc::from(text)),
+        }
+    }
+
+    /// The stored form of `text`, to compare entries against.
+    pub(crate) fn of(text: &str) -> Self {
+        Self::new(&Id::new(text))
+    }
+
+    fn expand(&self) -> Id {
+        match self {
+            Self::Hex(bytes) => Id::inline(&to_hex(bytes)),
+            Self::Short { len, bytes } => Id::inline(&bytes[..usize::from(*len)]),
+            Self::Long(shared) => Id::Shared(Arc::clone(shared)),
+        }
+    }
+}
+
+fn parse_hex(text: &[u8]) -> Option<[u8; 16]> {
+    if text.len() != 32 {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 16];
+    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+/// Lowercase hex of 16 bytes. Written as separate passes over fixed-size arrays, so that the
+/// compiler turns each into a few vector instructions: a hit expands two IDs.
+fn to_hex(bytes: &[u8; 16]) -> [u8; 32] {
+    let digit = |n: u8| n + if n < 10 { b'0' } else { b'a' - 10 };
+    let high: [u8; 16] = std::array::from_fn(|i| digit(bytes[i] >> 4));
+    let low: [u8; 16] = std::array::from_fn(|i| digit(bytes[i] & 0x0f));
+    let mut out = [0u8; 32];
+    for i in 0..16 {
+        out[2 * i] = high[i];
+        out[2 * i + 1] = low[i];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_stays_small() {
+        // Digest (32 bytes) + entry: the memory per cached code depends on it.
+        assert!(std::mem::size_of::<Entry>() <= 56);
+        assert_eq!(std::mem::size_of::<StoredId>(), 24);
+    }
+
+    #[test]
+    fn every_form_round_trips() {
+        let long = "L".repeat(60);
+        for (text, form) in [
+            ("0123456789abcdef0123456789abcdef", "hex"),
+            ("ffffffffffffffffffffffffffffffff", "hex"),
+            ("0123456789ABCDEF0123456789ABCDEF", "long"),
+            ("0123456789abcdef0123456789abcdeg", "long"),
+            ("", "short"),
+            ("app-1", "short"),
+            ("ünïcødé", "short"),
+            ("0123456789abcdef012345", "short"),
+            ("0123456789abcdef0123456", "long"),
+            (long.as_str(), "long"),
+        ] {
+            let stored = StoredId::of(text);
+            let got = match stored {
+                StoredId::Hex(_) => "hex",
+                StoredId::Short { .. } => "short",
+                StoredId::Long(_) => "long",
+            };
+            assert_eq!(got, form, "{text}");
+            assert_eq!(stored.expand().as_str(), text);
+        }
+    }
+
+    #[test]
+    fn hex_agrees_with_a_plain_encoder() {
+        for seed in 0u8..=255 {
+            let bytes: [u8; 16] =
+                std::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8 * 17));
+            let plain: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(to_hex(&bytes), plain.as_bytes());
+            assert_eq!(parse_hex(plain.as_bytes()), Some(bytes));
+        }
+    }
+
+    #[test]
+    fn entries_keep_the_identity() {
+        let identity = AppIdentity::new("a1b2c3d4e5f60718293a4b5c6d7e8f90", "line-7")
+            .with_attribute("name", "shop");
+        let entry = Entry::new(&identity);
+        assert_eq!(entry.identity(), identity);
+        assert!(entry.app_id_is(&StoredId::of("a1b2c3d4e5f60718293a4b5c6d7e8f90")));
+        assert!(!entry.app_id_is(&StoredId::of("A1B2C3D4E5F60718293A4B5C6D7E8F90")));
+        assert!(entry.app_code_id_is(&StoredId::of("line-7")));
+    }
+}
