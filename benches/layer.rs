@@ -6,9 +6,10 @@
 //! response future on a no-op waker (every path here completes without waiting), so the difference
 //! between a case and `bare` is what the layer adds. `tower_http_bearer` is tower-http's
 //! `ValidateRequestHeaderLayer::bearer` (one token, plain `==`) as the in-ecosystem peer.
-//! `floor` does only the three steps the design cannot skip (see the `floor` module): the
-//! layer's `valid` overhead can approach it but not go below.
-//! Before the timings, the bench prints the memory the cache takes per code at 1 000 000 codes.
+//! `floor` does only the three steps the design cannot skip, the plain way (see the `floor`
+//! module): the layer's `valid` overhead above it is the layer's own.
+//! Before the timings, the bench prints the memory the cache takes per code at 1 000 000 codes and
+//! the latency of one cache miss on this machine.
 
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
@@ -76,22 +77,17 @@ fn cache_of(n: usize) -> (AppCodeCache, floor::Map, Vec<HeaderValue>) {
     // is filled from a database): shuffle, so that whatever the cache allocated per code is not
     // walked in allocation order. The header values themselves are made in request order, as
     // a server parses them fresh for each request.
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    for i in (1..n).rev() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        order.swap(i, (state % (i as u64 + 1)) as usize);
-    }
-    let values = order.iter().map(|&i| codes[i].to_header_value()).collect();
+    let values = shuffled(n, 0x9e37_79b9_7f4a_7c15)
+        .iter()
+        .map(|&i| codes[i].to_header_value())
+        .collect();
     (cache, map, values)
 }
 
-/// The least any implementation of the design does for a valid request: a keyed
+/// The three steps the design requires for a valid request, done the plain way: a keyed
 /// BLAKE3 of the code, one dashmap probe whose key compare goes through `subtle`, and the
 /// identity into the request's extensions. No validation, no header removal, no counters, no
-/// response future: the layer's overhead can only approach this one.
+/// response future: what is left of the layer's overhead above this is the layer's own.
 mod floor {
     use std::convert::Infallible;
     use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -257,6 +253,41 @@ fn memory() {
     );
 }
 
+/// Time of one load that depends on the previous one, over a working set the size of the
+/// 1 000 000-code table: what each cache miss of a lookup costs on this machine.
+fn load_latency() {
+    let lines = 128 << 20 >> 6; // 128 MiB of 64-byte lines
+    let order = shuffled(lines, 0x2545_f491_4f6c_dd1d);
+    // One cycle through every line, in random order: each load's address is the last load's
+    // value, so no two loads overlap.
+    let mut next = vec![[0usize; 8]; lines];
+    for w in 0..lines {
+        next[order[w]][0] = order[(w + 1) % lines];
+    }
+    let steps = 2_000_000;
+    let mut at = 0;
+    let start = std::time::Instant::now();
+    for _ in 0..steps {
+        at = next[at][0];
+    }
+    let ns = start.elapsed().as_nanos() as f64 / f64::from(steps);
+    black_box(at);
+    println!("latency: {ns:.0} ns per dependent load over 128 MiB");
+}
+
+/// `0..n` in a fixed pseudo-random order (Fisher–Yates driven by xorshift from `seed`).
+fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut state = seed;
+    for i in (1..n).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        order.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    order
+}
+
 /// Cache sizes to run, from `BENCH_SIZES` (comma-separated; default `1000,1000000`), so a
 /// profiler run can skip the large setup.
 fn sizes() -> Vec<usize> {
@@ -283,6 +314,7 @@ fn main() {
     // Memory first, while the heap is small and fresh: the timing setup allocates far more.
     if sizes().contains(&1_000_000) {
         memory();
+        load_latency();
     }
     benches();
     criterion::Criterion::default()
