@@ -3,12 +3,13 @@
 //! A hit reads the digest and the entry from one slot and builds the [`AppIdentity`] from it,
 //! with no pointer to chase (with a million codes, every chase is another miss to memory) and
 //! no shared counter to touch. APIG's IDs are 32 lowercase hex characters and are kept as their
-//! 16 bytes, which keeps a slot at 88 bytes.
+//! 16 bytes, which keeps a slot at 88 bytes. Other IDs of up to 22 bytes are inline too; longer
+//! ones sit behind a shared pointer, which a hit then follows.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::identity::{AppIdentity, Id};
+use crate::identity::{AppIdentity, Id, INLINE_ID};
 
 /// An identity as the cache stores it.
 #[derive(Clone, PartialEq, Eq)]
@@ -89,6 +90,8 @@ impl StoredId {
         match self {
             Self::Hex(bytes) => Id::inline(&to_hex(bytes)),
             Self::Short { len, bytes } => Id::inline(&bytes[..usize::from(*len)]),
+            // Copied when it fits, so the identity a request carries shares no counter.
+            Self::Long(shared) if shared.len() <= INLINE_ID => Id::inline(shared.as_bytes()),
             Self::Long(shared) => Id::Shared(Arc::clone(shared)),
         }
     }
@@ -157,7 +160,10 @@ mod tests {
                 StoredId::Long(_) => "long",
             };
             assert_eq!(got, form, "{text}");
-            assert_eq!(stored.expand().as_str(), text);
+            let expanded = stored.expand();
+            assert_eq!(expanded.as_str(), text);
+            let inline = matches!(expanded, Id::Inline { .. });
+            assert_eq!(inline, text.len() <= INLINE_ID, "{text}");
         }
     }
 

@@ -545,6 +545,21 @@ mod tests {
     }
 
     #[test]
+    fn removal_finds_ids_of_every_stored_form() {
+        let long = "a-rather-long-app-code-identifier-of-fifty-bytes-x";
+        for id in ["0123456789abcdef0123456789abcdef", "code-7", long] {
+            let cache = AppCodeCache::new();
+            let (code, identity) = entry(id, id);
+            cache.upsert(&code, identity.clone());
+            assert_eq!(cache.verify(&code), Some(identity), "{id}");
+            assert_eq!(cache.remove_by_id(id), 1, "{id}");
+            cache.upsert(&code, AppIdentity::new(id, id));
+            assert_eq!(cache.remove_app(id), 1, "{id}");
+            assert!(cache.verify(&code).is_none(), "{id}");
+        }
+    }
+
+    #[test]
     fn upsert_clears_a_remembered_miss() {
         let cache = AppCodeCache::new();
         let code = AppCode::generate();
