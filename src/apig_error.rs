@@ -13,6 +13,7 @@
 
 use bytes::Bytes;
 
+use crate::hex;
 use crate::request_id::RequestId;
 
 /// `{"error_code":..,"error_msg":..,"request_id":..}`, with the message escaped for JSON.
@@ -42,10 +43,9 @@ fn push_str(out: &mut Vec<u8>, s: &str) {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
             _ => {
-                let hex = b"0123456789abcdef";
                 out.extend_from_slice(b"\\u00");
-                out.push(hex[usize::from(b >> 4)]);
-                out.push(hex[usize::from(b & 0xf)]);
+                out.push(hex::digit(b >> 4));
+                out.push(hex::digit(b & 0xf));
             }
         }
         run = i + 1;

@@ -17,6 +17,8 @@ use http::HeaderValue;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
+use crate::hex;
+
 /// Shortest AppCode APIG accepts.
 pub const MIN_LEN: usize = 64;
 /// Longest AppCode APIG accepts.
@@ -70,10 +72,7 @@ impl AppCode {
         let mut raw = [0u8; 32];
         getrandom::fill(&mut raw).expect("the OS random number generator failed");
         let mut out = String::with_capacity(64);
-        for byte in raw {
-            out.push(hex_digit(byte >> 4));
-            out.push(hex_digit(byte & 0x0f));
-        }
+        hex::push(&mut out, &raw);
         raw.zeroize();
         Self(out)
     }
@@ -98,10 +97,6 @@ impl AppCode {
         value.set_sensitive(true);
         value
     }
-}
-
-fn hex_digit(nibble: u8) -> char {
-    char::from(b"0123456789abcdef"[usize::from(nibble)])
 }
 
 impl Drop for AppCode {

@@ -54,6 +54,7 @@ pub mod cache;
 pub mod code;
 #[cfg(feature = "gateway")]
 pub mod gateway;
+mod hex;
 mod identity;
 pub mod layer;
 pub mod metrics;

@@ -18,6 +18,8 @@ use std::sync::OnceLock;
 
 use http::{HeaderName, HeaderValue};
 
+use crate::hex;
+
 /// `X-Request-Id`.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -45,15 +47,14 @@ impl RequestId {
             [word(0), word(8)]
         });
         let n = scramble(COUNTER.fetch_add(1, Ordering::Relaxed) ^ key);
+        let mut raw = [0u8; 16];
+        raw[..8].copy_from_slice(&prefix.to_be_bytes());
+        raw[8..].copy_from_slice(&n.to_be_bytes());
         let mut id = Self {
             len: 32,
             bytes: [0; MAX_LEN],
         };
-        for (i, byte) in id.bytes[..32].iter_mut().enumerate() {
-            let word = if i < 16 { prefix } else { n };
-            let nibble = (word >> (60 - 4 * (i % 16))) & 0xf;
-            *byte = b"0123456789abcdef"[nibble as usize];
-        }
+        id.bytes[..32].copy_from_slice(&hex::encode16(&raw));
         id
     }
 

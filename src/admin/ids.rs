@@ -4,6 +4,7 @@ use zeroize::Zeroize;
 
 use super::error::AdminError;
 use crate::code::AppCode;
+use crate::hex;
 
 /// The longest ID accepted in a path.
 pub(crate) const MAX_ID_LEN: usize = 64;
@@ -25,10 +26,7 @@ fn random_hex<const N: usize>() -> Result<String, AdminError> {
     getrandom::fill(&mut raw)
         .map_err(|e| AdminError::Internal(format!("the OS random number generator failed: {e}")))?;
     let mut out = String::with_capacity(2 * N);
-    for b in raw {
-        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        out.push(char::from(b"0123456789abcdef"[usize::from(b & 0x0f)]));
-    }
+    hex::push(&mut out, &raw);
     raw.zeroize();
     Ok(out)
 }

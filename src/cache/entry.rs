@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::hex;
 use crate::identity::{AppIdentity, Id, INLINE_ID};
 
 /// An identity as the cache stores it.
@@ -64,7 +65,7 @@ const SHORT: usize = 22;
 impl StoredId {
     fn new(id: &Id) -> Self {
         let text = id.as_str();
-        if let Some(bytes) = parse_hex(text.as_bytes()) {
+        if let Some(bytes) = hex::decode16(text.as_bytes()) {
             return Self::Hex(bytes);
         }
         if text.len() <= SHORT {
@@ -88,43 +89,13 @@ impl StoredId {
 
     fn expand(&self) -> Id {
         match self {
-            Self::Hex(bytes) => Id::inline(&to_hex(bytes)),
+            Self::Hex(bytes) => Id::inline(&hex::encode16(bytes)),
             Self::Short { len, bytes } => Id::inline(&bytes[..usize::from(*len)]),
             // Copied when it fits, so the identity a request carries shares no counter.
             Self::Long(shared) if shared.len() <= INLINE_ID => Id::inline(shared.as_bytes()),
             Self::Long(shared) => Id::Shared(Arc::clone(shared)),
         }
     }
-}
-
-fn parse_hex(text: &[u8]) -> Option<[u8; 16]> {
-    if text.len() != 32 {
-        return None;
-    }
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let mut out = [0u8; 16];
-    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
-    }
-    Some(out)
-}
-
-/// Lowercase hex of 16 bytes. Written as separate passes over fixed-size arrays, so that the
-/// compiler turns each into a few vector instructions: a hit expands two IDs.
-fn to_hex(bytes: &[u8; 16]) -> [u8; 32] {
-    let digit = |n: u8| n + if n < 10 { b'0' } else { b'a' - 10 };
-    let high: [u8; 16] = std::array::from_fn(|i| digit(bytes[i] >> 4));
-    let low: [u8; 16] = std::array::from_fn(|i| digit(bytes[i] & 0x0f));
-    let mut out = [0u8; 32];
-    for i in 0..16 {
-        out[2 * i] = high[i];
-        out[2 * i + 1] = low[i];
-    }
-    out
 }
 
 #[cfg(test)]
@@ -164,17 +135,6 @@ mod tests {
             assert_eq!(expanded.as_str(), text);
             let inline = matches!(expanded, Id::Inline { .. });
             assert_eq!(inline, text.len() <= INLINE_ID, "{text}");
-        }
-    }
-
-    #[test]
-    fn hex_agrees_with_a_plain_encoder() {
-        for seed in 0u8..=255 {
-            let bytes: [u8; 16] =
-                std::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8 * 17));
-            let plain: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            assert_eq!(to_hex(&bytes), plain.as_bytes());
-            assert_eq!(parse_hex(plain.as_bytes()), Some(bytes));
         }
     }
 
