@@ -83,6 +83,14 @@ static NO_ATTRIBUTES: BTreeMap<String, String> = BTreeMap::new();
 
 impl AppIdentity {
     /// An identity for the app `app_id` holding the AppCode `app_code_id`, with no attributes.
+    ///
+    /// ```
+    /// use apig_appcode::AppIdentity;
+    ///
+    /// let id = AppIdentity::new("a1b2c3d4e5f60718293a4b5c6d7e8f90", String::from("code-1"));
+    /// assert_eq!(id.app_id(), "a1b2c3d4e5f60718293a4b5c6d7e8f90");
+    /// assert_eq!(id.app_code_id(), "code-1");
+    /// ```
     pub fn new(app_id: impl AsRef<str>, app_code_id: impl AsRef<str>) -> Self {
         Self {
             app_id: Id::new(app_id.as_ref()),
