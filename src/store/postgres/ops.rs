@@ -144,9 +144,10 @@ fn open_codes(rows: &[Row], sealer: &Sealer, instance_id: &str) -> StoreResult<V
 }
 
 pub(super) async fn create_app(conn: &mut Conn, shared: &Shared, app: App) -> StoreResult<App> {
-    conn.begin(BEGIN_WRITE).await?;
-    let result = create_app_in(conn, &shared.sealer, app).await;
-    conn.finish(result).await
+    conn.transaction(BEGIN_WRITE, async |conn| {
+        create_app_in(conn, &shared.sealer, app).await
+    })
+    .await
 }
 
 async fn create_app_in(conn: &mut Conn, sealer: &Sealer, app: App) -> StoreResult<App> {
@@ -258,9 +259,10 @@ pub(super) async fn list_apps(
     offset: u64,
     limit: u64,
 ) -> StoreResult<Page<App>> {
-    conn.begin(BEGIN_READ).await?;
-    let result = list_apps_in(conn, shared, scope, filter, offset, limit).await;
-    conn.finish(result).await
+    conn.transaction(BEGIN_READ, async |conn| {
+        list_apps_in(conn, shared, scope, filter, offset, limit).await
+    })
+    .await
 }
 
 async fn list_apps_in(
@@ -343,9 +345,10 @@ pub(super) async fn delete_app(
     scope: &Scope,
     app_id: &str,
 ) -> StoreResult<Vec<AppCodeRecord>> {
-    conn.begin(BEGIN_WRITE).await?;
-    let result = delete_app_in(conn, shared, scope, app_id).await;
-    conn.finish(result).await
+    conn.transaction(BEGIN_WRITE, async |conn| {
+        delete_app_in(conn, shared, scope, app_id).await
+    })
+    .await
 }
 
 /// Locks the app's row first, so a concurrent [`create_app_code`] either committed before
@@ -391,9 +394,10 @@ pub(super) async fn create_app_code(
     scope: &Scope,
     record: AppCodeRecord,
 ) -> StoreResult<AppCodeRecord> {
-    conn.begin(BEGIN_WRITE).await?;
-    let result = create_app_code_in(conn, shared, scope, record).await;
-    conn.finish(result).await
+    conn.transaction(BEGIN_WRITE, async |conn| {
+        create_app_code_in(conn, shared, scope, record).await
+    })
+    .await
 }
 
 /// Locks the app's row (`FOR UPDATE`) before counting its codes, so concurrent creations for
@@ -516,9 +520,10 @@ pub(super) async fn list_app_codes(
     offset: u64,
     limit: u64,
 ) -> StoreResult<Page<AppCodeRecord>> {
-    conn.begin(BEGIN_READ).await?;
-    let result = list_app_codes_in(conn, shared, scope, app_id, offset, limit).await;
-    conn.finish(result).await
+    conn.transaction(BEGIN_READ, async |conn| {
+        list_app_codes_in(conn, shared, scope, app_id, offset, limit).await
+    })
+    .await
 }
 
 async fn list_app_codes_in(
@@ -563,9 +568,10 @@ pub(super) async fn delete_app_code(
     app_id: &str,
     app_code_id: &str,
 ) -> StoreResult<AppCodeRecord> {
-    conn.begin(BEGIN_WRITE).await?;
-    let result = delete_app_code_in(conn, shared, scope, app_id, app_code_id).await;
-    conn.finish(result).await
+    conn.transaction(BEGIN_WRITE, async |conn| {
+        delete_app_code_in(conn, shared, scope, app_id, app_code_id).await
+    })
+    .await
 }
 
 async fn delete_app_code_in(

@@ -255,8 +255,20 @@ impl Conn {
             .map_err(db(context))
     }
 
+    /// Runs `body` in a transaction started with `begin` (`BEGIN` and its options): committed
+    /// if it returns `Ok`, rolled back otherwise.
+    pub(super) async fn transaction<T>(
+        &mut self,
+        begin: &'static str,
+        body: impl AsyncFnOnce(&mut Self) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.begin(begin).await?;
+        let result = body(self).await;
+        self.finish(result).await
+    }
+
     /// Starts a transaction with `begin` (`BEGIN` and its options).
-    pub(super) async fn begin(&mut self, begin: &'static str) -> StoreResult<()> {
+    async fn begin(&mut self, begin: &'static str) -> StoreResult<()> {
         // Marked first: if this future is dropped mid-way, the connection is not reused.
         self.in_transaction = true;
         self.client
@@ -267,7 +279,7 @@ impl Conn {
 
     /// Ends the transaction begun by [`begin`](Self::begin): commits if `result` is `Ok`, rolls
     /// back otherwise, and returns `result` (or the failure to commit).
-    pub(super) async fn finish<T>(&mut self, result: StoreResult<T>) -> StoreResult<T> {
+    async fn finish<T>(&mut self, result: StoreResult<T>) -> StoreResult<T> {
         let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
         let ended = self.client.batch_execute(end).await;
         match (result, ended) {

@@ -85,9 +85,8 @@ pub(super) async fn prepare(conn: &mut Conn, sealer: &Sealer) -> StoreResult<Str
                 .into(),
         )
     })?;
-    conn.begin("BEGIN").await?;
-    let result = migrate(conn, sealer, &schema).await;
-    conn.finish(result).await?;
+    conn.transaction("BEGIN", async |conn| migrate(conn, sealer, &schema).await)
+        .await?;
     Ok(schema)
 }
 
