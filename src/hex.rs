@@ -45,6 +45,37 @@ pub(crate) fn decode16(text: &[u8]) -> Option<[u8; 16]> {
     Some(out)
 }
 
+/// Where the dashes of a UUID's text go (8-4-4-4-12 digits).
+const UUID_DASHES: [usize; 4] = [8, 13, 18, 23];
+
+/// A UUID in its lowercase text form (`8-4-4-4-12` hex digits), from its 16 bytes.
+pub(crate) fn encode_uuid(bytes: &[u8; 16]) -> [u8; 36] {
+    let digits = encode16(bytes);
+    let mut out = [b'-'; 36];
+    let mut from = 0;
+    for (start, end) in [(0, 8), (9, 13), (14, 18), (19, 23), (24, 36)] {
+        out[start..end].copy_from_slice(&digits[from..from + end - start]);
+        from += end - start;
+    }
+    out
+}
+
+/// The 16 bytes of a UUID written in lowercase text form, if `text` is exactly that.
+pub(crate) fn decode_uuid(text: &[u8]) -> Option<[u8; 16]> {
+    if text.len() != 36 || UUID_DASHES.iter().any(|&i| text[i] != b'-') {
+        return None;
+    }
+    let mut digits = [0u8; 32];
+    let mut at = 0;
+    for (i, &c) in text.iter().enumerate() {
+        if !UUID_DASHES.contains(&i) {
+            digits[at] = c;
+            at += 1;
+        }
+    }
+    decode16(&digits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +92,21 @@ mod tests {
             let mut pushed = String::new();
             push(&mut pushed, &bytes);
             assert_eq!(pushed, plain);
+        }
+    }
+
+    #[test]
+    fn uuids_round_trip_in_their_lowercase_form_only() {
+        let text = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        let bytes = decode_uuid(text.as_bytes()).expect("a UUID");
+        assert_eq!(encode_uuid(&bytes), text.as_bytes());
+        for other in [
+            "0F8FAD5B-D9CB-469F-A165-70867728950E",
+            "0f8fad5bd9cb-469f-a165-70867728950e-",
+            "0f8fad5b-d9cb-469f-a165-70867728950",
+            "0f8fad5b-d9cb-469f-a165-70867728950g",
+        ] {
+            assert_eq!(decode_uuid(other.as_bytes()), None, "{other}");
         }
     }
 

@@ -3,8 +3,8 @@
 //! A hit reads the digest and the entry from one slot and builds the [`AppIdentity`] from it,
 //! with no pointer to chase (with a million codes, every chase is another miss to memory) and
 //! no shared counter to touch. APIG's IDs are 32 lowercase hex characters and are kept as their
-//! 16 bytes, which keeps a slot at 88 bytes. Other IDs of up to 22 bytes are inline too; longer
-//! ones sit behind a shared pointer, which a hit then follows.
+//! 16 bytes, which keeps a slot at 88 bytes; so are lowercase UUIDs. Other IDs of up to 22 bytes
+//! are inline too; longer ones sit behind a shared pointer, which a hit then follows.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -53,6 +53,8 @@ impl Entry {
 pub(crate) enum StoredId {
     /// 32 lowercase hex characters, as 16 bytes.
     Hex([u8; 16]),
+    /// A UUID in lowercase text form (36 characters), as 16 bytes.
+    Uuid([u8; 16]),
     /// Any other text of up to [`SHORT`] bytes.
     Short { len: u8, bytes: [u8; SHORT] },
     /// Anything longer.
@@ -67,6 +69,9 @@ impl StoredId {
         let text = id.as_str();
         if let Some(bytes) = hex::decode16(text.as_bytes()) {
             return Self::Hex(bytes);
+        }
+        if let Some(bytes) = hex::decode_uuid(text.as_bytes()) {
+            return Self::Uuid(bytes);
         }
         if text.len() <= SHORT {
             let mut bytes = [0u8; SHORT];
@@ -90,6 +95,7 @@ impl StoredId {
     fn expand(&self) -> Id {
         match self {
             Self::Hex(bytes) => Id::inline(&hex::encode16(bytes)),
+            Self::Uuid(bytes) => Id::inline(&hex::encode_uuid(bytes)),
             Self::Short { len, bytes } => Id::inline(&bytes[..usize::from(*len)]),
             // Copied when it fits, so the identity a request carries shares no counter.
             Self::Long(shared) if shared.len() <= INLINE_ID => Id::inline(shared.as_bytes()),
@@ -117,6 +123,8 @@ mod tests {
             ("ffffffffffffffffffffffffffffffff", "hex"),
             ("0123456789ABCDEF0123456789ABCDEF", "long"),
             ("0123456789abcdef0123456789abcdeg", "long"),
+            ("0f8fad5b-d9cb-469f-a165-70867728950e", "uuid"),
+            ("0F8FAD5B-D9CB-469F-A165-70867728950E", "long"),
             ("", "short"),
             ("app-1", "short"),
             ("ünïcødé", "short"),
@@ -127,6 +135,7 @@ mod tests {
             let stored = StoredId::of(text);
             let got = match stored {
                 StoredId::Hex(_) => "hex",
+                StoredId::Uuid(_) => "uuid",
                 StoredId::Short { .. } => "short",
                 StoredId::Long(_) => "long",
             };

@@ -547,7 +547,8 @@ mod tests {
     #[test]
     fn removal_finds_ids_of_every_stored_form() {
         let long = "a-rather-long-app-code-identifier-of-fifty-bytes-x";
-        for id in ["0123456789abcdef0123456789abcdef", "code-7", long] {
+        let uuid = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        for id in ["0123456789abcdef0123456789abcdef", uuid, "code-7", long] {
             let cache = AppCodeCache::new();
             let (code, identity) = entry(id, id);
             cache.upsert(&code, identity.clone());
