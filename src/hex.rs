@@ -1,4 +1,4 @@
-//! Lowercase hex, the form of APIG's IDs, of request IDs and of generated AppCodes.
+//! Lowercase hex, the form of APIG's IDs, of request IDs, of generated AppCodes and of UUIDs' text.
 
 /// The hex digit of a nibble (`n < 16`).
 pub(crate) fn digit(n: u8) -> u8 {
