@@ -98,6 +98,11 @@ pub(super) fn sql_count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// An app ID taken in its scope: IDs are generated, so this is a fault, not a client error.
+pub(super) fn duplicate_app_id(id: &str) -> StoreError {
+    StoreError::Backend(format!("an app with ID {id} exists in the scope already").into())
+}
+
 /// A row count read back from SQL.
 pub(super) fn sql_total(n: i64, backend: &str) -> StoreResult<u64> {
     u64::try_from(n).map_err(|_| corrupt(backend, format_args!("negative row count {n}")))

@@ -171,7 +171,7 @@ async fn create_app_in(conn: &mut Conn, sealer: &Sealer, app: App) -> StoreResul
         }
     }
     if exists(conn, APP_BY_ID, &[in_scope[0], in_scope[1], &app.id]).await? {
-        return Err(duplicate_app_id(&app.id));
+        return Err(sealed::duplicate_app_id(&app.id));
     }
     let sealed = sealer
         .seal(
@@ -207,14 +207,10 @@ async fn create_app_in(conn: &mut Conn, sealer: &Sealer, app: App) -> StoreResul
         Err(e) => Err(match unique_violation(&e) {
             Some("apps_by_name") => StoreError::AppNameExists,
             Some("apps_by_key") => StoreError::AppKeyExists,
-            Some("apps_by_id") => duplicate_app_id(&app.id),
+            Some("apps_by_id") => sealed::duplicate_app_id(&app.id),
             _ => db("insert app")(e),
         }),
     }
-}
-
-fn duplicate_app_id(id: &str) -> StoreError {
-    StoreError::Backend(format!("an app with ID {id} exists in the scope already").into())
 }
 
 pub(super) async fn get_app(

@@ -105,32 +105,23 @@ fn query_codes(
 
 pub(super) fn create_app(conn: &mut Connection, sealer: &Sealer, app: App) -> StoreResult<App> {
     let tx = write_tx(conn)?;
-    let in_scope = |column: &str| {
-        format!("SELECT 1 FROM apps WHERE project_id = ?1 AND instance_id = ?2 AND {column} = ?3")
-    };
     let scope = &app.scope;
-    if exists(
-        &tx,
-        &in_scope("name"),
-        params![scope.project_id, scope.instance_id, app.name],
-    )? {
-        return Err(StoreError::AppNameExists);
-    }
-    if exists(
-        &tx,
-        &in_scope("app_key"),
-        params![scope.project_id, scope.instance_id, app.app_key],
-    )? {
-        return Err(StoreError::AppKeyExists);
-    }
-    if exists(
-        &tx,
-        &in_scope("id"),
-        params![scope.project_id, scope.instance_id, app.id],
-    )? {
-        return Err(StoreError::Backend(
-            format!("an app with ID {} exists in the scope already", app.id).into(),
-        ));
+    let checks = [
+        ("name", &app.name, StoreError::AppNameExists),
+        ("app_key", &app.app_key, StoreError::AppKeyExists),
+        ("id", &app.id, sealed::duplicate_app_id(&app.id)),
+    ];
+    for (column, value, taken) in checks {
+        let sql = format!(
+            "SELECT 1 FROM apps WHERE project_id = ?1 AND instance_id = ?2 AND {column} = ?3"
+        );
+        if exists(
+            &tx,
+            &sql,
+            params![scope.project_id, scope.instance_id, value],
+        )? {
+            return Err(taken);
+        }
     }
     let sealed = sealer
         .seal(
