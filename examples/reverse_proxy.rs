@@ -2,7 +2,7 @@
 //!
 //! Run with
 //! `cargo run --features gateway --example reverse_proxy -- --upstream http://127.0.0.1:8000 --codes codes.json`
-//! (optional: `--listen 127.0.0.1:8080`). The codes file is JSON, TOML or one code per line (see
+//! (optional: `--listen 127.0.0.1:8088`). The codes file is JSON, TOML or one code per line (see
 //! `FileProvider`); edits take effect within about a second, without a restart.
 //!
 //! The upstream receives the verified caller as `X-Apig-App-Id` and `X-Apig-AppCode-Id` (any
@@ -10,31 +10,28 @@
 //! cannot be reached the client gets APIG's `502 APIG.0201` body. Ctrl-C stops accepting and
 //! lets open requests finish.
 //!
-//! The `apig-appcode serve` binary is this plus a management API and a database; here the
-//! building blocks are wired by hand: `gateway::proxy` (hyper-util client, hop-by-hop headers,
-//! APIG errors) and `gateway::server` (connections and graceful shutdown).
+//! The `apig-appcode serve` binary is this plus a management API and a database: both run the
+//! same `gateway::Gateway` (worker threads, per-worker upstream connections, deadlines).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use apig_appcode::gateway::config::parse_upstream;
-use apig_appcode::gateway::proxy::{self, Proxy};
-use apig_appcode::gateway::server;
+use apig_appcode::gateway::Gateway;
 use apig_appcode::layer::IdentityHeaders;
 use apig_appcode::provider::FileProvider;
 use apig_appcode::AppCodeAuthLayer;
 use http::uri::Authority;
-use tower::{service_fn, ServiceBuilder};
+use tokio::sync::watch;
 
 const USAGE: &str = "\
 usage: reverse_proxy --upstream http://HOST:PORT --codes FILE [--listen ADDR]
 
   --upstream URL   where authenticated requests go (plain http, no path)
   --codes FILE     AppCodes: .json, .toml, or one code per line; reloaded on change
-  --listen ADDR    address to listen on (default 127.0.0.1:8080; port 0 picks a free one)";
+  --listen ADDR    address to listen on (default 127.0.0.1:8088; port 0 picks a free one)";
 
 /// How long open connections get to finish after Ctrl-C.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,7 +43,7 @@ struct Args {
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut listen = SocketAddr::from(([127, 0, 0, 1], 8080));
+    let mut listen = SocketAddr::from(([127, 0, 0, 1], 8088));
     let mut upstream = None;
     let mut codes = None;
     while let Some(arg) = it.next() {
@@ -97,8 +94,7 @@ async fn main() -> ExitCode {
     let auth = AppCodeAuthLayer::builder()
         .provider(FileProvider::new(&args.codes))
         .identity_headers(IdentityHeaders::default())
-        .build()
-        .on_reject(proxy::reject);
+        .build();
     if tokio::time::timeout(Duration::from_secs(5), auth.cache().loaded())
         .await
         .is_err()
@@ -107,7 +103,7 @@ async fn main() -> ExitCode {
         tracing::warn!(codes = %args.codes.display(), "no AppCodes loaded yet; answering 503");
     }
 
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+    let listener = match std::net::TcpListener::bind(args.listen) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("reverse_proxy: cannot listen on {}: {e}", args.listen);
@@ -121,22 +117,20 @@ async fn main() -> ExitCode {
     println!("listening on http://{addr}");
     tracing::info!(upstream = %args.upstream, codes = %args.codes.display(), "proxying");
 
-    let upstream = Proxy::new(args.upstream);
-    let make = |peer, tls| {
-        let upstream = upstream.clone();
-        ServiceBuilder::new()
-            // Before the layer: hop-by-hop headers go and the layer learns the peer.
-            .map_request(move |req| proxy::prepare(req, peer, tls))
-            .layer(auth.clone())
-            .service(service_fn(move |req| {
-                let upstream = upstream.clone();
-                async move { Ok::<_, Infallible>(upstream.forward(req).await) }
-            }))
+    let (stop, stopped) = watch::channel(false);
+    let gateway = match Gateway::new(auth, args.upstream)
+        .drain(DRAIN_TIMEOUT)
+        .spawn(listener, stopped)
+    {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("reverse_proxy: cannot start the workers: {e}");
+            return ExitCode::FAILURE;
+        }
     };
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    server::serve("gateway", listener, None, make, ctrl_c, DRAIN_TIMEOUT).await;
+    let _ = tokio::signal::ctrl_c().await;
+    let _ = stop.send(true);
+    gateway.join().await;
     ExitCode::SUCCESS
 }
 

@@ -22,6 +22,7 @@ use clap::Parser;
 use http::uri::{Authority, Scheme};
 use serde::Deserialize;
 
+use super::limits::Limits;
 use crate::layer::IpNetwork;
 
 /// Default project ID when none is configured.
@@ -107,6 +108,29 @@ pub struct ServeArgs {
     /// 503 [default: 300].
     #[arg(long, env = "APIG_MAX_STALENESS")]
     pub max_staleness: Option<u64>,
+    /// Gateway worker threads, each with its own connections and upstream pool [default: one
+    /// per core].
+    #[arg(long, env = "APIG_WORKERS")]
+    pub workers: Option<usize>,
+    /// Seconds a new connection may stay silent, and a TLS handshake or request headers may
+    /// take [default: 10].
+    #[arg(long, env = "APIG_HEADER_TIMEOUT")]
+    pub header_timeout: Option<u64>,
+    /// Seconds a connection may stay open with no request in progress [default: 75].
+    #[arg(long, env = "APIG_KEEPALIVE_TIMEOUT")]
+    pub keepalive_timeout: Option<u64>,
+    /// Seconds a request body may go without sending data before the client gets 408
+    /// [default: 60].
+    #[arg(long, env = "APIG_BODY_TIMEOUT")]
+    pub body_timeout: Option<u64>,
+    /// Seconds the upstream may take to answer with headers before the client gets 504
+    /// [default: 60].
+    #[arg(long, env = "APIG_UPSTREAM_TIMEOUT")]
+    pub upstream_timeout: Option<u64>,
+    /// Open connections the gateway listener accepts; one more is refused with 503
+    /// [default: from the open-file limit].
+    #[arg(long, env = "APIG_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 /// `text` or `json` logs.
@@ -300,6 +324,12 @@ struct FileConfig {
     log: Option<String>,
     refresh_interval: Option<u64>,
     max_staleness: Option<u64>,
+    workers: Option<usize>,
+    header_timeout: Option<u64>,
+    keepalive_timeout: Option<u64>,
+    body_timeout: Option<u64>,
+    upstream_timeout: Option<u64>,
+    max_connections: Option<usize>,
     gateway_tls: Option<TlsFiles>,
     admin_tls: Option<TlsFiles>,
     #[serde(default)]
@@ -346,6 +376,10 @@ pub struct Config {
     pub refresh_interval: Duration,
     /// Maximum snapshot age.
     pub max_staleness: Duration,
+    /// Gateway worker threads.
+    pub workers: usize,
+    /// The gateway listener's deadlines and connection cap.
+    pub gateway_limits: Limits,
 }
 
 /// The master key as configured text; `Debug` redacts it.
@@ -361,10 +395,18 @@ impl fmt::Debug for MasterKeyText {
 impl Config {
     /// Merges `args` (flags and environment) over the TOML file it names, over the defaults.
     pub fn load(args: ServeArgs) -> Result<Self, ConfigError> {
+        let args_limits = LimitArgs {
+            header_timeout: args.header_timeout,
+            keepalive_timeout: args.keepalive_timeout,
+            body_timeout: args.body_timeout,
+            upstream_timeout: args.upstream_timeout,
+            max_connections: args.max_connections,
+        };
         let file = match &args.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let gateway_limits = gateway_limits(&args_limits, &file)?;
         let upstream = args.upstream.or(file.upstream).ok_or_else(|| {
             ConfigError::new("--upstream is required (or APIG_UPSTREAM, or `upstream` in the file)")
         })?;
@@ -465,13 +507,73 @@ impl Config {
             max_staleness: Duration::from_secs(
                 args.max_staleness.or(file.max_staleness).unwrap_or(300),
             ),
+            workers: match args.workers.or(file.workers) {
+                Some(0) => return Err(ConfigError::new("--workers must be at least 1")),
+                Some(n) => n,
+                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            },
+            gateway_limits,
         })
+    }
+
+    /// The management listener's deadlines and connection cap: the defaults, with a cap of its
+    /// own so that the gateway's connections cannot take its descriptors.
+    pub fn admin_limits(&self) -> Limits {
+        Limits::default().max_connections(super::limits::default_max_connections().admin)
     }
 
     /// Whether any management credential is configured.
     pub fn has_credentials(&self) -> bool {
         !self.tokens.is_empty() || !self.access_keys.is_empty()
     }
+}
+
+/// The limit flags, kept apart so they can be merged over the file's.
+struct LimitArgs {
+    header_timeout: Option<u64>,
+    keepalive_timeout: Option<u64>,
+    body_timeout: Option<u64>,
+    upstream_timeout: Option<u64>,
+    max_connections: Option<usize>,
+}
+
+fn gateway_limits(args: &LimitArgs, file: &FileConfig) -> Result<Limits, ConfigError> {
+    let secs = |flag: &str, v: Option<u64>| -> Result<Option<Duration>, ConfigError> {
+        match v {
+            Some(0) => Err(ConfigError::new(format!(
+                "--{flag} must be at least 1 second"
+            ))),
+            v => Ok(v.map(Duration::from_secs)),
+        }
+    };
+    let mut limits = Limits::default();
+    if let Some(d) = secs(
+        "header-timeout",
+        args.header_timeout.or(file.header_timeout),
+    )? {
+        limits = limits.header_timeout(d);
+    }
+    if let Some(d) = secs(
+        "keepalive-timeout",
+        args.keepalive_timeout.or(file.keepalive_timeout),
+    )? {
+        limits = limits.keepalive_timeout(d);
+    }
+    if let Some(d) = secs("body-timeout", args.body_timeout.or(file.body_timeout))? {
+        limits = limits.body_timeout(d);
+    }
+    if let Some(d) = secs(
+        "upstream-timeout",
+        args.upstream_timeout.or(file.upstream_timeout),
+    )? {
+        limits = limits.upstream_timeout(d);
+    }
+    match args.max_connections.or(file.max_connections) {
+        Some(0) => return Err(ConfigError::new("--max-connections must be at least 1")),
+        Some(n) => limits = limits.max_connections(n),
+        None => {}
+    }
+    Ok(limits)
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

@@ -4,12 +4,20 @@
 //! The binary's `serve` command is [`run`] with a [`Config`](config::Config) built from flags,
 //! `APIG_*` environment variables and an optional TOML file.
 
+mod body;
+mod client_body;
 pub mod config;
+mod connection;
+pub mod limits;
+pub mod listener;
 pub mod logging;
 pub mod metrics;
-pub mod proxy;
+mod proxy;
 mod run;
-pub mod server;
 pub mod tls;
+mod upstream;
+mod workers;
 
+pub use body::ProxyBody;
 pub use run::{run, token_path, RunError};
+pub use workers::{Gateway, GatewayHandle};

@@ -1,39 +1,41 @@
-//! The reverse proxy behind the AppCode layer: forwards authenticated requests to one upstream.
+//! The forwarding half of the gateway: what a request looks like when it reaches the upstream,
+//! and which side is blamed when it does not get there.
 //!
-//! # Example
+//! [`prepare`] runs before the AppCode check. It removes hop-by-hop headers, fixes the request
+//! ID, and writes the `X-Forwarded-*` headers from what this hop knows: the real authority
+//! (`Host` or the HTTP/2 `:authority`, never a client-sent `X-Forwarded-Host`), the peer, and
+//! the scheme (TLS, or `X-Forwarded-Proto`/`Forwarded` from a trusted proxy only). A request
+//! with two `Host` headers is refused with `400`.
 //!
-//! ```
-//! use apig_appcode::gateway::proxy::Proxy;
+//! `Forward` runs after it, on the worker's own upstream connections, and maps failures:
 //!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! let proxy = Proxy::new("127.0.0.1:8000".parse().unwrap());
-//! # }
-//! ```
+//! | what happened | answer |
+//! |---|---|
+//! | the request body's framing is broken | `400 APIG.0201` |
+//! | the request body stopped arriving | `408 APIG.0201` |
+//! | the upstream refused, reset or closed | `502 APIG.0201` |
+//! | the upstream did not answer in time | `504 APIG.0201` |
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_TYPE, HOST};
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http::header::{CONNECTION, CONTENT_TYPE, FORWARDED, HOST};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tower_service::Service;
 
+use super::body::ProxyBody;
+use super::client_body::{ClientBody, ClientFault, Fault};
+use super::upstream::{UpstreamError, UpstreamPool};
 use crate::apig_error;
-use crate::layer::{ApigJson, ConnectionInfo, RejectResponse, Rejection};
+use crate::layer::{ConnectionInfo, IpNetwork};
 use crate::request_id::{RequestId, X_REQUEST_ID};
-
-/// The body of every gateway response.
-pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
-
-/// How long the upstream may take to answer with headers before the client gets 504.
-pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -52,127 +54,121 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     HeaderName::from_static("upgrade"),
 ];
 
-/// A pooled HTTP/1.1 client to one upstream.
-#[derive(Clone, Debug)]
-pub struct Proxy {
-    client: Client<HttpConnector, Incoming>,
-    upstream: Authority,
-}
-
-impl Proxy {
-    /// A proxy to `http://{upstream}`.
-    pub fn new(upstream: Authority) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
-        Self { client, upstream }
-    }
-
-    /// Sends `req` to the upstream and returns its answer, or APIG's `502`/`504 APIG.0201`.
-    pub async fn forward(&self, mut req: Request<Incoming>) -> Response<ProxyBody> {
-        let id = req.headers().get(X_REQUEST_ID).cloned();
-        let path = req
-            .uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        *req.uri_mut() = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(self.upstream.clone())
-            .path_and_query(path)
-            .build()
-            .expect("scheme, authority and path were each valid");
-        // HTTP/1.0 and HTTP/2 clients alike get a pooled HTTP/1.1 upstream connection.
-        *req.version_mut() = http::Version::HTTP_11;
-
-        match tokio::time::timeout(UPSTREAM_TIMEOUT, self.client.request(req)).await {
-            Ok(Ok(res)) => {
-                let (mut parts, body) = res.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                if let Some(id) = id {
-                    parts.headers.entry(X_REQUEST_ID).or_insert(id);
-                }
-                Response::from_parts(parts, body.boxed())
-            }
-            Ok(Err(e)) => {
-                // The cause goes to the log; the client learns only that the backend failed.
-                tracing::warn!(error = %error_chain(&e), "upstream request failed");
-                gateway_error(StatusCode::BAD_GATEWAY, "Backend unavailable", id.as_ref())
-            }
-            Err(_) => {
-                tracing::warn!(timeout = ?UPSTREAM_TIMEOUT, "upstream did not answer in time");
-                gateway_error(StatusCode::GATEWAY_TIMEOUT, "Backend timeout", id.as_ref())
-            }
-        }
-    }
-}
-
-/// Prepares a client request before authentication.
+/// Prepares a client request before authentication; `Err` is the answer to send instead.
 ///
 /// Hop-by-hop headers go first, so that a client cannot name the identity headers in
 /// `Connection` and have them dropped after the layer set them. The request ID is fixed here so
-/// that a rejection, the upstream and a 502 all carry the same one. [`ConnectionInfo`] tells the
-/// layer the peer and whether the connection is TLS.
-pub fn prepare(mut req: Request<Incoming>, peer: SocketAddr, tls: bool) -> Request<Incoming> {
+/// that a rejection, the upstream and a 502 all carry the same one. `X-Forwarded-Proto` is set
+/// to the scheme this hop trusts, which is also what the layer's HTTPS policy reads: a trusted
+/// proxy's `https` survives, anyone else's is replaced.
+pub(crate) fn prepare(
+    mut req: Request<Incoming>,
+    trusted: &[IpNetwork],
+) -> Result<Request<Incoming>, BadRequest> {
+    let conn = req.extensions().get::<ConnectionInfo>().copied();
+    let authority = req.uri().authority().cloned();
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
     let id = RequestId::from_header(headers.get(X_REQUEST_ID));
     headers.insert(X_REQUEST_ID, id.to_header_value());
-    if let Some(host) = headers.remove(HOST) {
-        headers.insert(X_FORWARDED_HOST, host);
+
+    let mut hosts = headers.get_all(HOST).iter();
+    let host = hosts.next().cloned();
+    if hosts.next().is_some() {
+        return Err(BadRequest {
+            msg: "Bad request: more than one Host header",
+            id: id.to_header_value(),
+        });
     }
-    // Appended, not replaced: the upstream decides how far it trusts the earlier hops.
-    headers.append(
-        X_FORWARDED_FOR,
-        HeaderValue::from_str(&peer.ip().to_string()).expect("an IP is a valid header value"),
-    );
-    let proto = if tls { "https" } else { "http" };
-    // A client-sent X-Forwarded-Proto was read by the layer (from trusted peers only) and is
-    // replaced by what this hop knows.
+    headers.remove(HOST);
+    // The target's authority wins over Host (RFC 9112 section 3.2.2); HTTP/2 has only that.
+    let real = authority
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        .or(host);
+    match real {
+        Some(h) => headers.insert(X_FORWARDED_HOST, h),
+        None => headers.remove(X_FORWARDED_HOST),
+    };
+
+    let proto = match conn {
+        Some(c) if c.tls => "https",
+        Some(c) if trusted.iter().any(|n| n.contains(c.peer.ip())) => {
+            forwarded_proto(headers).unwrap_or("http")
+        }
+        _ => "http",
+    };
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    req.extensions_mut().insert(ConnectionInfo { peer, tls });
-    req
+    if let Some(c) = conn {
+        // Appended, not replaced: the upstream decides how far it trusts the earlier hops.
+        headers.append(X_FORWARDED_FOR, ip_header(c.peer.ip()));
+    }
+    Ok(req)
+}
+
+/// A request [`prepare`] refuses: `400 APIG.0201` with `msg`.
+#[derive(Debug)]
+pub(crate) struct BadRequest {
+    msg: &'static str,
+    id: HeaderValue,
+}
+
+impl BadRequest {
+    pub(crate) fn into_response(self) -> Response<ProxyBody> {
+        tracing::info!(side = "client", "{}", self.msg);
+        gateway_error(StatusCode::BAD_REQUEST, self.msg, Some(&self.id))
+    }
+}
+
+/// The scheme a proxy in front claims: the last `X-Forwarded-Proto` value, else the `proto` of
+/// the last `Forwarded` element (the nearest proxy writes last).
+fn forwarded_proto(headers: &HeaderMap) -> Option<&'static str> {
+    let scheme = |v: &str| match v.trim().trim_matches('"') {
+        s if s.eq_ignore_ascii_case("https") => Some("https"),
+        s if s.eq_ignore_ascii_case("http") => Some("http"),
+        _ => None,
+    };
+    if let Some(v) = headers.get_all(X_FORWARDED_PROTO).iter().next_back() {
+        return v.to_str().ok()?.rsplit(',').next().and_then(scheme);
+    }
+    let last = headers.get_all(FORWARDED).iter().next_back()?;
+    let element = last.to_str().ok()?.rsplit(',').next()?;
+    element.split(';').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("proto").then(|| scheme(v))?
+    })
+}
+
+fn ip_header(ip: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&ip.to_string()).expect("an IP is a valid header value")
 }
 
 /// Removes hop-by-hop headers, including every header named in `Connection`.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in listed.iter().chain(HOP_BY_HOP.iter()) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(CONNECTION) {
+        let listed: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in &listed {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
 
-/// Wraps bytes as a [`ProxyBody`].
-pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
-    Full::new(bytes.into())
-        .map_err(|never: Infallible| match never {})
-        .boxed()
-}
-
-/// The layer's APIG JSON rejection, with its body boxed like the upstream's.
-pub fn reject(rejection: &Rejection) -> Response<ProxyBody> {
-    RejectResponse::<Full<Bytes>>::reject(&ApigJson, rejection)
-        .map(|body| body.map_err(|never| match never {}).boxed())
-}
-
 /// An APIG-style error of the gateway itself (`APIG.0201`).
-pub fn gateway_error(
+pub(crate) fn gateway_error(
     status: StatusCode,
     msg: &str,
     id: Option<&HeaderValue>,
 ) -> Response<ProxyBody> {
     let id = RequestId::from_header(id);
-    let mut res = Response::new(full(apig_error::json("APIG.0201", msg, &id)));
+    let mut res = Response::new(ProxyBody::full(apig_error::json("APIG.0201", msg, &id)));
     *res.status_mut() = status;
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -180,15 +176,130 @@ pub fn gateway_error(
     res
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
+/// Sends authenticated requests to the upstream over the worker's pool.
+#[derive(Clone, Debug)]
+pub(crate) struct Forward {
+    pool: Arc<UpstreamPool>,
+    host: HeaderValue,
+    body_timeout: Duration,
+    upstream_timeout: Duration,
+}
+
+impl Forward {
+    pub(crate) fn new(
+        pool: Arc<UpstreamPool>,
+        body_timeout: Duration,
+        upstream_timeout: Duration,
+    ) -> Self {
+        let host = HeaderValue::from_str(pool.authority().as_str())
+            .expect("an authority is a valid header value");
+        Self {
+            pool,
+            host,
+            body_timeout,
+            upstream_timeout,
+        }
     }
-    out
+}
+
+impl Service<Request<Incoming>> for Forward {
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.forward(req).await) })
+    }
+}
+
+impl Forward {
+    async fn forward(self, req: Request<Incoming>) -> Response<ProxyBody> {
+        let (mut parts, body) = req.into_parts();
+        let id = parts.headers.get(X_REQUEST_ID).cloned();
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(path);
+        // HTTP/1.0 and HTTP/2 clients alike get an HTTP/1.1 upstream connection.
+        parts.version = Version::HTTP_11;
+        parts.headers.insert(HOST, self.host.clone());
+        let fault = Fault::default();
+        let body = ClientBody::new(body, self.body_timeout, fault.clone());
+        let sent = self.pool.send(Request::from_parts(parts, body));
+        tokio::pin!(sent);
+
+        // The upstream's deadline runs from the end of the request body: a client still
+        // uploading has its own deadline, between reads.
+        let timer = tokio::time::sleep(self.upstream_timeout);
+        tokio::pin!(timer);
+        let outcome = loop {
+            tokio::select! {
+                res = &mut sent => break Some(res),
+                () = &mut timer => {
+                    if fault.is_streaming() {
+                        timer.as_mut().reset(tokio::time::Instant::now() + self.upstream_timeout);
+                    } else {
+                        break None;
+                    }
+                }
+            }
+        };
+        match outcome {
+            Some(Ok(res)) => {
+                let (mut parts, body) = res.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                // The upstream's HTTP version is its hop's business; an HTTP/1.0 upstream must
+                // not turn the client's keep-alive connection into HTTP/1.0.
+                parts.version = Version::HTTP_11;
+                if let Some(id) = id {
+                    parts.headers.entry(X_REQUEST_ID).or_insert(id);
+                }
+                Response::from_parts(parts, ProxyBody::upstream(body))
+            }
+            Some(Err(e)) => failed(&e, fault.get(), id.as_ref()),
+            None => {
+                tracing::warn!(side = "upstream", timeout = ?self.upstream_timeout, "upstream did not answer in time");
+                gateway_error(StatusCode::GATEWAY_TIMEOUT, "Backend timeout", id.as_ref())
+            }
+        }
+    }
+}
+
+/// The answer to an exchange that failed, blaming the client when its body broke it.
+fn failed(
+    e: &UpstreamError,
+    client: Option<ClientFault>,
+    id: Option<&HeaderValue>,
+) -> Response<ProxyBody> {
+    match client {
+        Some(ClientFault::Malformed) => {
+            tracing::info!(side = "client", error = %e, "malformed request body");
+            gateway_error(StatusCode::BAD_REQUEST, "Bad request: malformed body", id)
+        }
+        Some(ClientFault::Stalled) => {
+            tracing::info!(side = "client", "request body stopped arriving");
+            gateway_error(StatusCode::REQUEST_TIMEOUT, "Request body timeout", id)
+        }
+        Some(ClientFault::Gone) => {
+            tracing::info!(
+                side = "client",
+                "client closed the connection while sending the body"
+            );
+            gateway_error(StatusCode::BAD_REQUEST, "Bad request: incomplete body", id)
+        }
+        None => {
+            // The cause goes to the log; the client learns only that the backend failed.
+            tracing::warn!(side = "upstream", error = %e, "upstream request failed");
+            gateway_error(StatusCode::BAD_GATEWAY, "Backend unavailable", id)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -199,7 +310,9 @@ mod tests {
     fn connection_listed_headers_are_hop_by_hop() {
         let mut h = HeaderMap::new();
         h.insert(CONNECTION, HeaderValue::from_static("keep-alive, X-Hop"));
+        h.append(CONNECTION, HeaderValue::from_static("x-other"));
         h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert("x-other", HeaderValue::from_static("1"));
         h.insert("te", HeaderValue::from_static("trailers"));
         h.insert("x-end", HeaderValue::from_static("2"));
         strip_hop_by_hop(&mut h);
@@ -213,5 +326,24 @@ mod tests {
         let res = gateway_error(StatusCode::BAD_GATEWAY, "Backend unavailable", Some(&id));
         assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(res.headers()[X_REQUEST_ID], "req-7");
+    }
+
+    #[test]
+    fn forwarded_proto_takes_the_nearest_proxys_word() {
+        let mut h = HeaderMap::new();
+        assert_eq!(forwarded_proto(&h), None);
+        h.insert(
+            FORWARDED,
+            HeaderValue::from_static("for=1.2.3.4;proto=http, for=5.6.7.8;proto=HTTPS"),
+        );
+        assert_eq!(forwarded_proto(&h), Some("https"));
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https, http"));
+        assert_eq!(
+            forwarded_proto(&h),
+            Some("http"),
+            "X-Forwarded-Proto first, last value"
+        );
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("gopher"));
+        assert_eq!(forwarded_proto(&h), None);
     }
 }

@@ -1,7 +1,6 @@
 //! [`run`]: wires the store, the cache, the management API and the gateway, and serves them
 //! until SIGTERM or Ctrl-C.
 
-use std::convert::Infallible;
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,11 +14,11 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tower::{service_fn, ServiceBuilder};
+use tower::ServiceExt;
 
 use super::config::{Config, DatabaseUrl, MasterKeyText, Role, TokenEntry};
-use super::proxy::{self, Proxy};
-use super::{metrics, server, tls};
+use super::listener::{self, Listening, OpenConnections};
+use super::{metrics, tls, Gateway};
 use crate::admin::{self, AccessKeyCredential, AdminApi, Permissions, TokenCredential};
 use crate::layer::{HttpsPolicy, IdentityHeaders};
 use crate::store::{
@@ -106,8 +105,7 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
         .max_staleness(Some(config.max_staleness))
         .identity_headers(IdentityHeaders::default())
         .https(https)
-        .build()
-        .on_reject(proxy::reject);
+        .build();
 
     let admin = admin_api(&config, Arc::clone(&store), cache.clone())?;
     let admin = Router::new()
@@ -211,49 +209,51 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
         tracing::info!("shutdown requested");
         let _ = stop_tx.send(true);
     });
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
 
-    let upstream = Proxy::new(config.upstream.clone());
-    let make_gateway = |peer, tls| {
-        let upstream = upstream.clone();
-        ServiceBuilder::new()
-            .map_request(move |req| proxy::prepare(req, peer, tls))
-            .layer(auth.clone())
-            .service(service_fn(move |req| {
-                let upstream = upstream.clone();
-                async move { Ok::<_, Infallible>(upstream.forward(req).await) }
-            }))
+    let mut gateway = Gateway::new(auth, config.upstream.clone())
+        .workers(config.workers)
+        .limits(config.gateway_limits)
+        .trusted_proxies(config.trusted_proxies.iter().copied())
+        .drain(DRAIN_TIMEOUT);
+    if let Some(acceptor) = gateway_tls {
+        gateway = gateway.tls(acceptor);
+    }
+    let gateway = gateway
+        .spawn(
+            gateway_listener
+                .into_std()
+                .map_err(|source| RunError::Bind {
+                    listener: "gateway",
+                    addr: gateway_addr,
+                    source,
+                })?,
+            stop_rx.clone(),
+        )
+        .map_err(|source| RunError::Bind {
+            listener: "gateway",
+            addr: gateway_addr,
+            source,
+        })?;
+    let admin_service =
+        admin.map_request(|req: http::Request<hyper::body::Incoming>| req.map(Body::new));
+    let admin_open = OpenConnections::default();
+    let admin_listening = Listening {
+        name: "admin",
+        tls: admin_tls,
+        limits: config.admin_limits(),
+        open: admin_open.clone(),
+        service: admin_service,
     };
-    let make_admin = |peer, tls| {
-        let admin = admin.clone();
-        ServiceBuilder::new()
-            .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
-                req.extensions_mut()
-                    .insert(crate::layer::ConnectionInfo { peer, tls });
-                req.map(Body::new)
-            })
-            .service(admin)
+    let admin = async {
+        listener::accept(admin_listener, admin_listening, stop_rx).await;
+        if !listener::drained(&admin_open, DRAIN_TIMEOUT).await {
+            tracing::warn!(
+                listener = "admin",
+                "connections still open after the drain period"
+            );
+        }
     };
-    tokio::join!(
-        server::serve(
-            "gateway",
-            gateway_listener,
-            gateway_tls,
-            make_gateway,
-            stopped(stop_rx.clone()),
-            DRAIN_TIMEOUT
-        ),
-        server::serve(
-            "admin",
-            admin_listener,
-            admin_tls,
-            make_admin,
-            stopped(stop_rx),
-            DRAIN_TIMEOUT
-        ),
-    );
+    tokio::join!(gateway.join(), admin);
     tracing::info!("apig-appcode stopped");
     Ok(())
 }

@@ -1,0 +1,193 @@
+//! The client's request body on its way upstream: a deadline between reads, and a record of
+//! what went wrong on the client's side, so that a failed exchange is blamed on the right one.
+//!
+//! When forwarding fails, [`Fault::get`] tells the proxy whether the client broke it (bad
+//! chunked framing → `400`, a body that stopped arriving → `408`, a client that went away) or
+//! the upstream did (`502`/`504`).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+/// What the client did to a request body that could not be forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientFault {
+    /// The body's framing is broken (bad chunk sizes, a body longer than declared).
+    Malformed,
+    /// The client sent nothing for longer than the body deadline.
+    Stalled,
+    /// The connection closed or reset before the body ended.
+    Gone,
+}
+
+/// Shared between a [`ClientBody`] and the proxy that forwards it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Fault(Arc<AtomicU8>);
+
+impl Fault {
+    const STREAMING: u8 = 1;
+    const FINISHED: u8 = 2;
+
+    pub(crate) fn get(&self) -> Option<ClientFault> {
+        match self.0.load(Ordering::Relaxed) {
+            3 => Some(ClientFault::Malformed),
+            4 => Some(ClientFault::Stalled),
+            5 => Some(ClientFault::Gone),
+            _ => None,
+        }
+    }
+
+    /// Whether the client is still sending the body (its deadline applies, not the upstream's).
+    pub(crate) fn is_streaming(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == Self::STREAMING
+    }
+
+    fn set(&self, fault: ClientFault) {
+        let v = match fault {
+            ClientFault::Malformed => 3,
+            ClientFault::Stalled => 4,
+            ClientFault::Gone => 5,
+        };
+        self.0.store(v, Ordering::Relaxed);
+    }
+
+    fn mark(&self, state: u8) {
+        // A recorded fault stays.
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                (v <= Self::FINISHED).then_some(state)
+            });
+    }
+}
+
+/// Why the request body ended early.
+#[derive(Debug)]
+pub(crate) enum ClientBodyError {
+    /// Reading the client failed.
+    Read(hyper::Error),
+    /// The client sent nothing within the deadline.
+    Stalled(Duration),
+}
+
+impl fmt::Display for ClientBodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read(e) => write!(f, "reading the request body: {e}"),
+            Self::Stalled(d) => write!(f, "the client sent no request body data for {d:?}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientBodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Read(e) => Some(e),
+            Self::Stalled(_) => None,
+        }
+    }
+}
+
+/// A client's request body with a deadline between two reads.
+pub(crate) struct ClientBody {
+    inner: Incoming,
+    timeout: Duration,
+    /// Armed while the client owes data; pushed back when some arrives.
+    sleep: Option<Pin<Box<Sleep>>>,
+    fault: Fault,
+}
+
+impl fmt::Debug for ClientBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBody")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBody {
+    pub(crate) fn new(inner: Incoming, timeout: Duration, fault: Fault) -> Self {
+        if !inner.is_end_stream() {
+            fault.mark(Fault::STREAMING);
+        }
+        Self {
+            inner,
+            timeout,
+            sleep: None,
+            fault,
+        }
+    }
+}
+
+fn classify(e: &hyper::Error) -> ClientFault {
+    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        return ClientFault::Gone;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput => {
+                    ClientFault::Malformed
+                }
+                _ => ClientFault::Gone,
+            };
+        }
+        source = s.source();
+    }
+    ClientFault::Malformed
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = ClientBodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(sleep) = this.sleep.as_mut() {
+                    sleep.as_mut().reset(Instant::now() + this.timeout);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.fault.set(classify(&e));
+                Poll::Ready(Some(Err(ClientBodyError::Read(e))))
+            }
+            Poll::Ready(None) => {
+                this.sleep = None;
+                this.fault.mark(Fault::FINISHED);
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let timeout = this.timeout;
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                ready!(sleep.as_mut().poll(cx));
+                this.fault.set(ClientFault::Stalled);
+                Poll::Ready(Some(Err(ClientBodyError::Stalled(timeout))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

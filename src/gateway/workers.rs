@@ -1,0 +1,285 @@
+//! [`Gateway`]: the data plane, one single-threaded runtime per worker thread.
+//!
+//! Every worker accepts from the same listening socket (a clone of it, registered with its own
+//! runtime), serves its connections to the end, and sends their requests to the upstream over
+//! its own pool of HTTP/1.1 connections. A request never leaves the thread that accepted its
+//! connection: no work stealing, no cross-thread pool channel, no wake-up of another core.
+//! The control plane (management API, store, cache refresher) runs on another runtime, so a
+//! saturated gateway slows it only as much as the operating system's scheduler lets it.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use apig_appcode::gateway::Gateway;
+//! use apig_appcode::{AppCodeAuthLayer, AppCodeCache};
+//!
+//! # #[tokio::main] async fn main() -> std::io::Result<()> {
+//! let auth = AppCodeAuthLayer::new(AppCodeCache::new());
+//! let (stop, stopped) = tokio::sync::watch::channel(false);
+//! let listener = std::net::TcpListener::bind("127.0.0.1:8080")?;
+//! let gateway = Gateway::new(auth, "127.0.0.1:8000".parse().unwrap())
+//!     .workers(2)
+//!     .spawn(listener, stopped)?;
+//! // ... later:
+//! stop.send(true).ok();
+//! gateway.join().await;
+//! # Ok(()) }
+//! ```
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::Authority;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::body::ProxyBody;
+use super::limits::Limits;
+use super::listener::{self, Listening, OpenConnections};
+use super::proxy::{self, Forward};
+use super::upstream::UpstreamPool;
+use crate::layer::{AppCodeAuth, IpNetwork};
+use crate::AppCodeAuthLayer;
+
+impl From<Bytes> for ProxyBody {
+    fn from(bytes: Bytes) -> Self {
+        ProxyBody::full(bytes)
+    }
+}
+
+/// The AppCode-checking reverse proxy: configuration, then [`spawn`](Gateway::spawn).
+pub struct Gateway {
+    auth: AppCodeAuthLayer,
+    upstream: Authority,
+    limits: Limits,
+    workers: usize,
+    tls: Option<TlsAcceptor>,
+    trusted: Vec<IpNetwork>,
+    drain: Duration,
+    upstream_keepalive: Duration,
+}
+
+impl fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gateway")
+            .field("upstream", &self.upstream)
+            .field("limits", &self.limits)
+            .field("workers", &self.workers)
+            .field("tls", &self.tls.is_some())
+            .field("trusted", &self.trusted)
+            .field("drain", &self.drain)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// A gateway checking codes with `auth` and forwarding to `http://{upstream}`, with one
+    /// worker per core, [`Limits::default`], no TLS and no trusted proxy.
+    pub fn new(auth: AppCodeAuthLayer, upstream: Authority) -> Self {
+        Self {
+            auth,
+            upstream,
+            limits: Limits::default(),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            tls: None,
+            trusted: Vec::new(),
+            drain: Duration::from_secs(30),
+            upstream_keepalive: Duration::from_secs(30),
+        }
+    }
+
+    /// How many worker threads serve connections (at least one).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// Deadlines and the connection cap.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Serves HTTPS with `acceptor` (HTTP/2 and HTTP/1.1 by ALPN).
+    pub fn tls(mut self, acceptor: TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
+        self
+    }
+
+    /// Proxies whose `X-Forwarded-Proto` (or `Forwarded: proto=`) is believed. Give the same
+    /// networks to the layer's [`HttpsPolicy`](crate::layer::HttpsPolicy).
+    pub fn trusted_proxies(mut self, networks: impl IntoIterator<Item = IpNetwork>) -> Self {
+        self.trusted.extend(networks);
+        self
+    }
+
+    /// How long open connections get to finish after shutdown starts.
+    pub fn drain(mut self, drain: Duration) -> Self {
+        self.drain = drain;
+        self
+    }
+
+    /// Starts the workers on `listener`; they stop accepting when `shutdown` turns true, then
+    /// finish open requests for up to the drain period.
+    pub fn spawn(
+        self,
+        listener: std::net::TcpListener,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<GatewayHandle> {
+        listener.set_nonblocking(true)?;
+        let open = OpenConnections::default();
+        let trusted: Arc<[IpNetwork]> = self.trusted.into();
+        let mut threads = Vec::with_capacity(self.workers);
+        for i in 0..self.workers {
+            let listener = listener.try_clone()?;
+            let worker = Worker {
+                auth: self.auth.clone(),
+                upstream: self.upstream.clone(),
+                limits: self.limits,
+                tls: self.tls.clone(),
+                trusted: Arc::clone(&trusted),
+                drain: self.drain,
+                upstream_keepalive: self.upstream_keepalive,
+                open: open.clone(),
+            };
+            let shutdown = shutdown.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("gateway-{i}"))
+                .spawn(move || worker.run(listener, shutdown))?;
+            threads.push(thread);
+        }
+        Ok(GatewayHandle { threads, open })
+    }
+}
+
+/// The running workers of a [`Gateway`].
+#[derive(Debug)]
+pub struct GatewayHandle {
+    threads: Vec<std::thread::JoinHandle<()>>,
+    open: OpenConnections,
+}
+
+impl GatewayHandle {
+    /// The gateway's open connections, for metrics.
+    pub fn open_connections(&self) -> OpenConnections {
+        self.open.clone()
+    }
+
+    /// Waits until every worker has stopped (after shutdown and the drain period).
+    pub async fn join(self) {
+        let threads = self.threads;
+        let joined = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                if t.join().is_err() {
+                    tracing::error!(listener = "gateway", "a gateway worker panicked");
+                }
+            }
+        });
+        let _ = joined.await;
+    }
+}
+
+struct Worker {
+    auth: AppCodeAuthLayer,
+    upstream: Authority,
+    limits: Limits,
+    tls: Option<TlsAcceptor>,
+    trusted: Arc<[IpNetwork]>,
+    drain: Duration,
+    upstream_keepalive: Duration,
+    open: OpenConnections,
+}
+
+impl Worker {
+    fn run(self, listener: std::net::TcpListener, shutdown: watch::Receiver<bool>) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(listener = "gateway", error = %e, "cannot start a gateway worker");
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(listener = "gateway", error = %e, "cannot register the listener");
+                    return;
+                }
+            };
+            let pool = UpstreamPool::new(self.upstream, self.upstream_keepalive);
+            let forward = Forward::new(pool, self.limits.body_timeout, self.limits.upstream_timeout);
+            let service = GatewayService {
+                auth: self.auth.layer(forward),
+                trusted: self.trusted,
+            };
+            let listening = Listening {
+                name: "gateway",
+                tls: self.tls,
+                limits: self.limits,
+                open: self.open.clone(),
+                service,
+            };
+            listener::accept(listener, listening, shutdown).await;
+            if !listener::drained(&self.open, self.drain).await {
+                tracing::warn!(listener = "gateway", drain = ?self.drain, "connections still open after the drain period");
+            }
+        });
+    }
+}
+
+/// One request's way through the gateway: [`proxy::prepare`], the AppCode layer, [`Forward`].
+#[derive(Clone)]
+struct GatewayService {
+    auth: AppCodeAuth<Forward>,
+    trusted: Arc<[IpNetwork]>,
+}
+
+impl Service<Request<Incoming>> for GatewayService {
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = GatewayFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.auth.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> GatewayFuture {
+        match proxy::prepare(req, &self.trusted) {
+            Ok(req) => GatewayFuture::Auth(self.auth.call(req)),
+            Err(bad) => GatewayFuture::Refused(Some(bad.into_response())),
+        }
+    }
+}
+
+enum GatewayFuture {
+    Auth(<AppCodeAuth<Forward> as Service<Request<Incoming>>>::Future),
+    Refused(Option<Response<ProxyBody>>),
+}
+
+impl Future for GatewayFuture {
+    type Output = Result<Response<ProxyBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Both variants are Unpin: the layer's future pins nothing it does not box.
+        match self.get_mut() {
+            GatewayFuture::Auth(f) => Pin::new(f).poll(cx),
+            GatewayFuture::Refused(res) => {
+                Poll::Ready(Ok(res.take().expect("polled after completion")))
+            }
+        }
+    }
+}
