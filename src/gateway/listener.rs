@@ -36,19 +36,44 @@ impl OpenConnections {
         self.0.load(Ordering::Relaxed)
     }
 
-    fn try_open(&self, max: usize) -> Option<Slot> {
+    fn try_open(&self, max: usize, mine: Option<&OpenConnections>) -> Option<Slot> {
         let prev = self.0.fetch_add(1, Ordering::Relaxed);
-        let slot = Slot(Arc::clone(&self.0));
+        let mine = mine.map(|m| {
+            m.0.fetch_add(1, Ordering::Relaxed);
+            Arc::clone(&m.0)
+        });
+        let slot = Slot(Arc::clone(&self.0), mine);
         (prev < max).then_some(slot)
     }
 }
 
-/// One open connection's place under the cap, given back on drop.
-struct Slot(Arc<AtomicUsize>);
+/// One open connection's place under the cap (and in its worker's count), given back on drop.
+struct Slot(Arc<AtomicUsize>, Option<Arc<AtomicUsize>>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+        if let Some(mine) = &self.1 {
+            mine.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One worker's part of a listener that several workers accept from.
+///
+/// All workers wait on the same socket, and the kernel wakes them all for a new connection;
+/// whichever calls `accept` first takes it. A worker holding more than its share of the open
+/// connections stays out of that race for a moment, so connections spread over the workers
+/// instead of piling on whichever was idle when a burst arrived.
+#[derive(Debug, Clone)]
+pub(crate) struct Share {
+    pub(crate) mine: OpenConnections,
+    pub(crate) workers: usize,
+}
+
+impl Share {
+    fn over(&self, open: &OpenConnections) -> bool {
+        self.mine.get() * self.workers > open.get() + self.workers
     }
 }
 
@@ -59,6 +84,7 @@ pub(crate) struct Listening<S> {
     pub(crate) tls: Option<TlsAcceptor>,
     pub(crate) limits: Limits,
     pub(crate) open: OpenConnections,
+    pub(crate) share: Option<Share>,
     pub(crate) service: S,
 }
 
@@ -68,6 +94,9 @@ connection: close\r\n\
 content-length: 77\r\n\
 \r\n\
 {\"error_code\":\"APIG.0201\",\"error_msg\":\"Too many connections\",\"request_id\":\"\"}";
+
+/// How long a worker over its share leaves new connections to the others before it looks again.
+const REBALANCE: Duration = Duration::from_millis(5);
 
 /// Accepts on `listener` until `shutdown` turns true, serving each connection in its own task
 /// on the current runtime.
@@ -86,8 +115,13 @@ pub(crate) async fn accept<S, B>(
         return;
     }
     loop {
+        let over = listening
+            .share
+            .as_ref()
+            .is_some_and(|s| s.over(&listening.open));
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            () = tokio::time::sleep(REBALANCE), if over => continue,
+            accepted = listener.accept(), if !over => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
                     // Out of descriptors, most likely: worth a pause, not an exit.
@@ -103,7 +137,11 @@ pub(crate) async fn accept<S, B>(
                 continue;
             }
         };
-        let Some(slot) = listening.open.try_open(listening.limits.max_connections) else {
+        let mine = listening.share.as_ref().map(|s| &s.mine);
+        let Some(slot) = listening
+            .open
+            .try_open(listening.limits.max_connections, mine)
+        else {
             refuse(stream, peer, &listening);
             continue;
         };
@@ -167,13 +205,38 @@ mod tests {
     #[test]
     fn slots_count_open_connections_and_the_cap_refuses_one_more() {
         let open = OpenConnections::default();
-        let a = open.try_open(2).unwrap();
-        let b = open.try_open(2).unwrap();
-        assert!(open.try_open(2).is_none());
+        let mine = OpenConnections::default();
+        let a = open.try_open(2, Some(&mine)).unwrap();
+        let b = open.try_open(2, None).unwrap();
+        assert!(open.try_open(2, Some(&mine)).is_none());
         assert_eq!(open.get(), 2);
+        assert_eq!(mine.get(), 1);
         drop(a);
-        assert!(open.try_open(2).is_some());
+        assert_eq!(mine.get(), 0);
+        assert!(open.try_open(2, None).is_some());
         drop(b);
         assert_eq!(open.get(), 0);
+    }
+
+    #[test]
+    fn a_worker_over_its_share_stands_aside() {
+        let open = OpenConnections::default();
+        let share = Share {
+            mine: OpenConnections::default(),
+            workers: 2,
+        };
+        let mut slots = Vec::new();
+        // Alone with two connections: one over half, within the slack of one.
+        for _ in 0..2 {
+            slots.push(open.try_open(100, Some(&share.mine)).unwrap());
+        }
+        assert!(!share.over(&open));
+        slots.push(open.try_open(100, Some(&share.mine)).unwrap());
+        assert!(share.over(&open), "3 of 3 with two workers");
+        // Another worker takes three: 3 of 6 is a fair share again.
+        for _ in 0..3 {
+            slots.push(open.try_open(100, None).unwrap());
+        }
+        assert!(!share.over(&open));
     }
 }

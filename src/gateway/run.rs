@@ -242,6 +242,7 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
         tls: admin_tls,
         limits: config.admin_limits(),
         open: admin_open.clone(),
+        share: None,
         service: admin_service,
     };
     let admin = async {

@@ -45,7 +45,7 @@ use tower_service::Service;
 
 use super::body::ProxyBody;
 use super::limits::Limits;
-use super::listener::{self, Listening, OpenConnections};
+use super::listener::{self, Listening, OpenConnections, Share};
 use super::proxy::{self, Forward};
 use super::upstream::UpstreamPool;
 use crate::layer::{AppCodeAuth, IpNetwork};
@@ -151,6 +151,7 @@ impl Gateway {
                 drain: self.drain,
                 upstream_keepalive: self.upstream_keepalive,
                 open: open.clone(),
+                workers: self.workers,
             };
             let shutdown = shutdown.clone();
             let thread = std::thread::Builder::new()
@@ -198,6 +199,7 @@ struct Worker {
     drain: Duration,
     upstream_keepalive: Duration,
     open: OpenConnections,
+    workers: usize,
 }
 
 impl Worker {
@@ -231,6 +233,10 @@ impl Worker {
                 tls: self.tls,
                 limits: self.limits,
                 open: self.open.clone(),
+                share: (self.workers > 1).then(|| Share {
+                    mine: OpenConnections::default(),
+                    workers: self.workers,
+                }),
                 service,
             };
             listener::accept(listener, listening, shutdown).await;

@@ -1,14 +1,17 @@
 //! How the layer learns that a request came over HTTPS.
 //!
 //! APIG accepts simple authentication only over HTTPS. With [`HttpsPolicy::required`] the layer
-//! refuses plain HTTP with `400 APIG.0607`. A request counts as HTTPS when any of these holds:
+//! refuses plain HTTP with `400 APIG.0607`. A request counts as HTTPS when either holds:
 //!
-//! 1. its URI has the `https` scheme (HTTP/2 servers and clients set it; HTTP/1 servers do not);
-//! 2. it carries a [`ConnectionInfo`] extension with `tls: true` (the server that terminated TLS
+//! 1. it carries a [`ConnectionInfo`] extension with `tls: true` (the server that terminated TLS
 //!    inserts it; the `apig-appcode` gateway does);
-//! 3. it carries `X-Forwarded-Proto: https` **and** its [`ConnectionInfo::peer`] is in the trusted
+//! 2. it carries `X-Forwarded-Proto: https` **and** its [`ConnectionInfo::peer`] is in the trusted
 //!    proxy networks. A forwarded header from any other peer is ignored, so a client cannot claim
 //!    HTTPS over a plain connection.
+//!
+//! The request's URI scheme never counts: the client writes it (an absolute-form target
+//! `https://host/path` over plain TCP, or an HTTP/2 `:scheme` over h2c), so it proves nothing
+//! about the connection. Without a [`ConnectionInfo`], every request counts as plain HTTP.
 //!
 //! # Example
 //!
@@ -23,7 +26,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use http::{uri::Scheme, Request};
+use http::Request;
 
 /// Facts about the connection a request came on, inserted into request extensions by the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,9 +76,6 @@ impl HttpsPolicy {
 }
 
 fn is_https<B>(req: &Request<B>, trusted: &[IpNetwork]) -> bool {
-    if req.uri().scheme() == Some(&Scheme::HTTPS) {
-        return true;
-    }
     let Some(conn) = req.extensions().get::<ConnectionInfo>() else {
         return false;
     };
@@ -195,7 +195,14 @@ mod tests {
     #[test]
     fn scheme_sources() {
         let p = HttpsPolicy::required().trust_forwarded_proto_from("10.0.0.0/8".parse().unwrap());
-        assert!(p.admits(&req("https://h/x", None, None)));
+        assert!(
+            !p.admits(&req("https://h/x", None, None)),
+            "the client writes the scheme"
+        );
+        assert!(
+            !p.admits(&req("https://h/x", conn("1.2.3.4:5", false), None)),
+            "an absolute-form https target over plain TCP"
+        );
         assert!(!p.admits(&req("/x", None, None)));
         assert!(p.admits(&req("/x", conn("1.2.3.4:5", true), None)));
         assert!(!p.admits(&req("/x", conn("1.2.3.4:5", false), None)));

@@ -1,0 +1,485 @@
+//! The gateway listener at its edges, over real sockets against the binary: deadlines for
+//! silent, slow and idle clients, errors blamed on the right side, the HTTPS policy, the
+//! `X-Forwarded-*` headers, and the connection cap.
+//!
+//! Deadlines are set to one second here. Each test asserts a state (closed, refused, an
+//! answer's status) within a bound many times longer than the deadline, never a time.
+//!
+//! Run: `cargo test --features gateway --test gateway_edges`.
+#![cfg(all(feature = "gateway", unix))]
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[path = "support/binary.rs"]
+mod support;
+use support::*;
+
+/// How long a one-second deadline may take to show, on two cores shared with other tests.
+const CLOSE_BOUND: Duration = Duration::from_secs(20);
+
+/// Deadlines of one second for every phase.
+const SHORT: &[&str] = &[
+    "--header-timeout",
+    "1",
+    "--keepalive-timeout",
+    "1",
+    "--body-timeout",
+    "1",
+    "--upstream-timeout",
+    "1",
+];
+
+/// A server with short deadlines plus `extra`, and one valid AppCode.
+async fn short_server(
+    upstream: &Upstream,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (Server, String) {
+    let mut args: Vec<&str> = SHORT.to_vec();
+    args.extend_from_slice(extra);
+    let server = start_with_token(upstream, dir, &args).await;
+    let (_, _, code) = Admin::new(server.admin, TOKEN)
+        .app_with_code("edge_app")
+        .await;
+    (server, code)
+}
+
+/// Reads until the peer closes the connection (end of stream or reset) or `bound` passes.
+/// Returns what was read and whether the connection was closed.
+async fn read_until_closed(stream: &mut TcpStream, bound: Duration) -> (Vec<u8>, bool) {
+    let deadline = Instant::now() + bound;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (out, true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (out, false),
+        }
+    }
+}
+
+/// Reads one HTTP/1.1 response with a `content-length` (head and body) from `stream`.
+async fn read_response(stream: &mut TcpStream) -> (StatusCode, String, Vec<u8>) {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    loop {
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).into_owned();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .expect("a content-length");
+            if data.len() >= end + 4 + len {
+                let status = head.split(' ').nth(1).unwrap().parse::<u16>().unwrap();
+                let body = data[end + 4..end + 4 + len].to_vec();
+                return (StatusCode::from_u16(status).unwrap(), head, body);
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let n = tokio::time::timeout(left, stream.read(&mut buf))
+            .await
+            .expect("a response in time")
+            .expect("reading the response");
+        assert!(
+            n > 0,
+            "closed mid-response: {}",
+            String::from_utf8_lossy(&data)
+        );
+        data.extend_from_slice(&buf[..n]);
+    }
+}
+
+fn error_code(body: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)));
+    v["error_code"].as_str().unwrap_or_default().to_owned()
+}
+
+/// A connection that sent `bytes`.
+async fn sent(addr: std::net::SocketAddr, bytes: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deadlines
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_slow_connections_are_closed() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _) = short_server(&upstream, dir.path(), &[]).await;
+
+    // Nothing sent: closed before protocol detection, with nothing written.
+    let mut silent = TcpStream::connect(server.gateway).await.unwrap();
+    let (got, closed) = read_until_closed(&mut silent, CLOSE_BOUND).await;
+    assert!(closed && got.is_empty(), "silent connection: {got:?}");
+
+    // Headers that stop arriving halfway.
+    let mut slow = sent(server.gateway, b"GET / HTTP/1.1\r\nHost: x\r\nX-Partial: ").await;
+    let (_, closed) = read_until_closed(&mut slow, CLOSE_BOUND).await;
+    assert!(closed, "headers never finished");
+
+    // A keep-alive connection with no request in progress.
+    let mut idle = sent(server.gateway, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let (status, _, _) = read_response(&mut idle).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (rest, closed) = read_until_closed(&mut idle, CLOSE_BOUND).await;
+    assert!(closed && rest.is_empty(), "idle keep-alive: {rest:?}");
+
+    // The same on an h2c connection: GOAWAY, then the connection ends.
+    let tcp = TcpStream::connect(server.gateway).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = Request::get(format!("http://{}/h2", server.gateway))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = sender.send_request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    drop(res);
+    let ended = tokio::time::timeout(CLOSE_BOUND, conn).await;
+    assert!(ended.is_ok(), "the idle h2c connection stayed open");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_gets_408_and_the_upstream_connection_is_released() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, code) = short_server(&upstream, dir.path(), &[]).await;
+
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {code}\r\nContent-Length: 100\r\n\r\n0123456789"
+    );
+    let mut client = sent(server.gateway, head.as_bytes()).await;
+    let (status, _, body) = read_response(&mut client).await;
+    assert_eq!(
+        status,
+        StatusCode::REQUEST_TIMEOUT,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(error_code(&body), "APIG.0201");
+    // The upstream saw its connection close instead of waiting for the rest of the body.
+    wait_until(
+        CLOSE_BOUND,
+        "the upstream connection is released",
+        || async { (upstream.open_connections() == 0).then_some(()) },
+    )
+    .await;
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("request body stopped arriving") && stderr.contains("side=\"client\""),
+        "{stderr}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blame
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_chunked_body_is_400_not_a_backend_error() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, code) = short_server(&upstream, dir.path(), &[]).await;
+
+    let req = format!(
+        "POST /upload HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {code}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n"
+    );
+    let mut client = sent(server.gateway, req.as_bytes()).await;
+    let (status, _, body) = read_response(&mut client).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(error_code(&body), "APIG.0201");
+    assert!(
+        !server.stderr().contains("upstream request failed"),
+        "{}",
+        server.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_refusing_is_502_and_upstream_too_slow_is_504() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, code) = short_server(&upstream, dir.path(), &[]).await;
+
+    let res = call_gateway(server.gateway, "/slow", Some(&code)).await;
+    res.assert_apig_error(StatusCode::GATEWAY_TIMEOUT, "APIG.0201");
+    upstream.release_slow();
+    drop(server);
+
+    // An upstream where nothing listens.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = closed.local_addr().unwrap();
+    drop(closed);
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "--upstream".to_owned(),
+        format!("http://{dead}"),
+        "--gateway-listen".into(),
+        "127.0.0.1:0".into(),
+        "--admin-listen".into(),
+        "127.0.0.1:0".into(),
+        "--database".into(),
+        format!("sqlite://{}", dir.path().join("db").display()),
+        "--admin-token".into(),
+        TOKEN.into(),
+    ];
+    args.extend(SHORT.iter().map(|s| s.to_string()));
+    let server = Server::start(serve_command(&args)).await.unwrap();
+    let (_, _, code) = Admin::new(server.admin, TOKEN)
+        .app_with_code("dead_app")
+        .await;
+    let res = call_gateway(server.gateway, "/x", Some(&code)).await;
+    res.assert_apig_error(StatusCode::BAD_GATEWAY, "APIG.0201");
+    let stderr = server.stderr();
+    assert!(stderr.contains("side=\"upstream\""), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_401_reaches_a_client_that_is_still_sending() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _) = short_server(&upstream, dir.path(), &[]).await;
+
+    // Like many clients, this one sends the whole request before it reads: an answer sent early
+    // must not turn into a reset that fails the upload and loses the answer.
+    let mut client = sent(
+        server.gateway,
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n",
+    )
+    .await;
+    let chunk = vec![b'a'; 64 * 1024];
+    for i in 0..128 {
+        client
+            .write_all(&chunk)
+            .await
+            .unwrap_or_else(|e| panic!("chunk {i} of the body: {e}"));
+    }
+    let (status, _, body) = read_response(&mut client).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&body), "APIG.0303");
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTPS policy
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_https_ignores_what_the_client_writes_about_the_scheme() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, code) = short_server(&upstream, dir.path(), &["--require-https"]).await;
+
+    // An absolute-form https target over plain TCP.
+    let req = format!(
+        "GET https://localhost/x HTTP/1.1\r\nHost: localhost\r\nX-Apig-AppCode: {code}\r\n\r\n"
+    );
+    let mut client = sent(server.gateway, req.as_bytes()).await;
+    let (status, _, body) = read_response(&mut client).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "APIG.0607");
+
+    // X-Forwarded-Proto from a peer that is not a trusted proxy.
+    let mut req = get("/x");
+    req.headers_mut()
+        .insert("x-apig-appcode", code.parse().unwrap());
+    req.headers_mut()
+        .insert("x-forwarded-proto", "https".parse().unwrap());
+    send(server.gateway, req)
+        .await
+        .assert_apig_error(StatusCode::BAD_REQUEST, "APIG.0607");
+
+    // h2c with `:scheme: https`.
+    let tcp = TcpStream::connect(server.gateway).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(format!("https://{}/x", server.gateway))
+        .header("x-apig-appcode", &code)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = sender.send_request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(error_code(&body), "APIG.0607");
+    assert_eq!(upstream.requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_https_behind_a_trusted_tls_proxy() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, code) = short_server(
+        &upstream,
+        dir.path(),
+        &["--require-https", "--trusted-proxy", "127.0.0.0/8"],
+    )
+    .await;
+
+    let with_proto = |proto: Option<&'static str>, header: &'static str| {
+        let mut req = get("/behind-proxy");
+        req.headers_mut()
+            .insert("x-apig-appcode", code.parse().unwrap());
+        if let Some(p) = proto {
+            req.headers_mut().insert(header, p.parse().unwrap());
+        }
+        req
+    };
+    let res = send(
+        server.gateway,
+        with_proto(Some("https"), "x-forwarded-proto"),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.upstream_headers()["x-forwarded-proto"], ["https"]);
+    let res = send(
+        server.gateway,
+        with_proto(Some("for=10.1.2.3;proto=https"), "forwarded"),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    send(server.gateway, with_proto(None, "x-forwarded-proto"))
+        .await
+        .assert_apig_error(StatusCode::BAD_REQUEST, "APIG.0607");
+    send(
+        server.gateway,
+        with_proto(Some("http"), "x-forwarded-proto"),
+    )
+    .await
+    .assert_apig_error(StatusCode::BAD_REQUEST, "APIG.0607");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forwarding
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_host_is_the_real_authority_and_two_hosts_are_refused() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, code) = short_server(&upstream, dir.path(), &[]).await;
+    let upstream_saw = |body: &[u8]| -> Value {
+        serde_json::from_slice::<Value>(body).unwrap()["headers"].clone()
+    };
+
+    // HTTP/1.1: Host wins over a client-sent X-Forwarded-Host.
+    let req = format!("GET /a HTTP/1.1\r\nHost: real.example\r\nX-Forwarded-Host: evil.example\r\nX-Apig-AppCode: {code}\r\n\r\n");
+    let mut client = sent(server.gateway, req.as_bytes()).await;
+    let (status, _, body) = read_response(&mut client).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        upstream_saw(&body)["x-forwarded-host"],
+        serde_json::json!(["real.example"])
+    );
+
+    // HTTP/1.0 without Host: no X-Forwarded-Host at all, certainly not the client's.
+    let req = format!(
+        "GET /b HTTP/1.0\r\nX-Forwarded-Host: evil.example\r\nX-Apig-AppCode: {code}\r\n\r\n"
+    );
+    let mut client = sent(server.gateway, req.as_bytes()).await;
+    let (status, _, body) = read_response(&mut client).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        upstream_saw(&body).get("x-forwarded-host").is_none(),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+
+    // h2c: the `:authority`.
+    let tcp = TcpStream::connect(server.gateway).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri("http://h2.example/c")
+        .header("x-apig-appcode", &code)
+        .header("x-forwarded-host", "evil.example")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = sender.send_request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        upstream_saw(&body)["x-forwarded-host"],
+        serde_json::json!(["h2.example"])
+    );
+
+    // Two Host headers.
+    let before = upstream.requests();
+    let req = format!(
+        "GET /d HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nX-Apig-AppCode: {code}\r\n\r\n"
+    );
+    let mut client = sent(server.gateway, req.as_bytes()).await;
+    let (status, _, body) = read_response(&mut client).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "APIG.0201");
+    assert_eq!(upstream.requests(), before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection cap
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_cap_refuses_cleanly_and_spares_the_admin_listener() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Long deadlines here: the two held connections must stay open.
+    let server = start_with_token(&upstream, dir.path(), &["--max-connections", "2"]).await;
+
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = sent(server.gateway, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let (status, _, _) = read_response(&mut s).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        held.push(s);
+    }
+    let mut third = TcpStream::connect(server.gateway).await.unwrap();
+    let (got, closed) = read_until_closed(&mut third, CLOSE_BOUND).await;
+    assert!(closed);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("\"APIG.0201\""), "{text}");
+
+    // The management API has its own cap.
+    let res = send(server.admin, get("/healthz")).await;
+    assert_eq!(res.status, StatusCode::OK);
+
+    // A freed place is taken again.
+    held.pop();
+    wait_until(
+        CLOSE_BOUND,
+        "a connection is served after one closed",
+        || async {
+            let res = try_send(server.gateway, get("/")).await.ok()?;
+            (res.status == StatusCode::UNAUTHORIZED).then_some(())
+        },
+    )
+    .await;
+}
