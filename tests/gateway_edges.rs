@@ -117,6 +117,28 @@ async fn sent(addr: std::net::SocketAddr, bytes: &[u8]) -> TcpStream {
     s
 }
 
+/// One request on a new connection, its response read: (status, body).
+async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> (StatusCode, Vec<u8>) {
+    let mut client = sent(addr, request).await;
+    let (status, _, body) = read_response(&mut client).await;
+    (status, body)
+}
+
+/// An HTTP/2 connection with prior knowledge (h2c) and the task that drives it.
+async fn h2c(
+    addr: std::net::SocketAddr,
+) -> (
+    hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    (sender, tokio::spawn(conn))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Deadlines
 
@@ -144,12 +166,7 @@ async fn silent_and_slow_connections_are_closed() {
     assert!(closed && rest.is_empty(), "idle keep-alive: {rest:?}");
 
     // The same on an h2c connection: GOAWAY, then the connection ends.
-    let tcp = TcpStream::connect(server.gateway).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    let conn = tokio::spawn(conn);
+    let (mut sender, conn) = h2c(server.gateway).await;
     let req = Request::get(format!("http://{}/h2", server.gateway))
         .body(Full::new(Bytes::new()))
         .unwrap();
@@ -169,8 +186,7 @@ async fn a_stalled_body_gets_408_and_the_upstream_connection_is_released() {
     let head = format!(
         "POST /upload HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {code}\r\nContent-Length: 100\r\n\r\n0123456789"
     );
-    let mut client = sent(server.gateway, head.as_bytes()).await;
-    let (status, _, body) = read_response(&mut client).await;
+    let (status, body) = exchange(server.gateway, head.as_bytes()).await;
     assert_eq!(
         status,
         StatusCode::REQUEST_TIMEOUT,
@@ -204,8 +220,7 @@ async fn malformed_chunked_body_is_400_not_a_backend_error() {
     let req = format!(
         "POST /upload HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {code}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n"
     );
-    let mut client = sent(server.gateway, req.as_bytes()).await;
-    let (status, _, body) = read_response(&mut client).await;
+    let (status, body) = exchange(server.gateway, req.as_bytes()).await;
     assert_eq!(
         status,
         StatusCode::BAD_REQUEST,
@@ -297,8 +312,7 @@ async fn require_https_ignores_what_the_client_writes_about_the_scheme() {
     let req = format!(
         "GET https://localhost/x HTTP/1.1\r\nHost: localhost\r\nX-Apig-AppCode: {code}\r\n\r\n"
     );
-    let mut client = sent(server.gateway, req.as_bytes()).await;
-    let (status, _, body) = read_response(&mut client).await;
+    let (status, body) = exchange(server.gateway, req.as_bytes()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&body), "APIG.0607");
 
@@ -313,12 +327,7 @@ async fn require_https_ignores_what_the_client_writes_about_the_scheme() {
         .assert_apig_error(StatusCode::BAD_REQUEST, "APIG.0607");
 
     // h2c with `:scheme: https`.
-    let tcp = TcpStream::connect(server.gateway).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let (mut sender, _conn) = h2c(server.gateway).await;
     let req = Request::get(format!("https://{}/x", server.gateway))
         .header("x-apig-appcode", &code)
         .body(Full::new(Bytes::new()))
@@ -388,8 +397,7 @@ async fn x_forwarded_host_is_the_real_authority_and_two_hosts_are_refused() {
 
     // HTTP/1.1: Host wins over a client-sent X-Forwarded-Host.
     let req = format!("GET /a HTTP/1.1\r\nHost: real.example\r\nX-Forwarded-Host: evil.example\r\nX-Apig-AppCode: {code}\r\n\r\n");
-    let mut client = sent(server.gateway, req.as_bytes()).await;
-    let (status, _, body) = read_response(&mut client).await;
+    let (status, body) = exchange(server.gateway, req.as_bytes()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         upstream_saw(&body)["x-forwarded-host"],
@@ -400,8 +408,7 @@ async fn x_forwarded_host_is_the_real_authority_and_two_hosts_are_refused() {
     let req = format!(
         "GET /b HTTP/1.0\r\nX-Forwarded-Host: evil.example\r\nX-Apig-AppCode: {code}\r\n\r\n"
     );
-    let mut client = sent(server.gateway, req.as_bytes()).await;
-    let (status, _, body) = read_response(&mut client).await;
+    let (status, body) = exchange(server.gateway, req.as_bytes()).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         upstream_saw(&body).get("x-forwarded-host").is_none(),
@@ -410,12 +417,7 @@ async fn x_forwarded_host_is_the_real_authority_and_two_hosts_are_refused() {
     );
 
     // h2c: the `:authority`.
-    let tcp = TcpStream::connect(server.gateway).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let (mut sender, _conn) = h2c(server.gateway).await;
     let req = Request::builder()
         .method(Method::GET)
         .uri("http://h2.example/c")
@@ -436,8 +438,7 @@ async fn x_forwarded_host_is_the_real_authority_and_two_hosts_are_refused() {
     let req = format!(
         "GET /d HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nX-Apig-AppCode: {code}\r\n\r\n"
     );
-    let mut client = sent(server.gateway, req.as_bytes()).await;
-    let (status, _, body) = read_response(&mut client).await;
+    let (status, body) = exchange(server.gateway, req.as_bytes()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&body), "APIG.0201");
     assert_eq!(upstream.requests(), before);
