@@ -555,7 +555,18 @@ async fn health_readiness_and_metrics_count_accepted_requests() {
         1.0
     );
     assert_eq!(sample(&after, "apig_appcode_ready"), 1.0);
-    assert!(after.contains("# TYPE apig_appcode_hits_total counter"));
+    assert!(after.contains("# TYPE apig_appcode_hits counter"), "{after}");
+    let class = |c: &str| format!("apig_appcode_gateway_requests_total{{class=\"{c}\"}}");
+    assert_eq!(delta(&class("2xx")), 3.0, "{after}");
+    assert_eq!(delta(&class("4xx")), 2.0, "{after}");
+    assert_eq!(
+        delta("apig_appcode_upstream_latency_seconds_count"),
+        3.0,
+        "only forwarded requests have an upstream latency"
+    );
+    // The scrape's own connection is open on the admin listener.
+    assert!(sample(&after, "apig_appcode_open_connections{listener=\"admin\"}") >= 1.0);
+    assert!(after.contains("apig_appcode_open_connections{listener=\"gateway\"}"));
 }
 
 // ---------------------------------------------------------------------------------------------

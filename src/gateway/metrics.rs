@@ -1,85 +1,309 @@
-//! Prometheus text exposition of the layer's counters.
+//! The `/metrics` exposition (OpenMetrics text, with `prometheus-client`).
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `apig_appcode_gateway_requests_total` | counter | `class` (`2xx` … `5xx`) |
+//! | `apig_appcode_upstream_latency_seconds` | histogram | — |
+//! | `apig_appcode_open_connections` | gauge | `listener` (`gateway`, `admin`) |
+//! | `apig_appcode_rejections_total` | counter | `reason` |
+//! | `apig_appcode_hits_total`, `_misses_total`, `_provider_lookups_total`, `_provider_errors_total`, `_snapshots_loaded_total`, `_changes_applied_total` | counter | — |
+//! | `apig_appcode_cache_size`, `_snapshot_age_seconds`, `_ready` | gauge | — |
+//!
+//! A request costs one atomic add for its status class and one histogram observation when it
+//! went upstream; everything else is read from the cache and the listeners at scrape time.
+//!
+//! # Example
+//!
+//! ```
+//! use apig_appcode::AppCodeCache;
+//! use apig_appcode::gateway::listener::OpenConnections;
+//! use apig_appcode::gateway::metrics::{Exposition, GatewayMetrics};
+//!
+//! let cache = AppCodeCache::new();
+//! let exposition = Exposition::new(
+//!     cache,
+//!     &GatewayMetrics::new(),
+//!     [("gateway", OpenConnections::default())],
+//! );
+//! let text = exposition.render();
+//! assert!(text.contains("apig_appcode_cache_size 0"));
+//! assert!(text.ends_with("# EOF\n"));
+//! ```
 
-use std::fmt::Write;
+use std::fmt;
+use std::time::Duration;
 
-use crate::cache::CacheStatus;
-use crate::metrics::Metrics;
+use http::StatusCode;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
-/// Renders `m` (and the cache status) in the Prometheus text format, version 0.0.4.
-///
-/// ```
-/// use apig_appcode::AppCodeCache;
-/// use apig_appcode::gateway::metrics::render;
-///
-/// let cache = AppCodeCache::new();
-/// let text = render(&cache.metrics(), cache.status());
-/// assert!(text.contains("apig_appcode_cache_size 0"));
-/// ```
-pub fn render(m: &Metrics, status: CacheStatus) -> String {
-    let mut out = String::with_capacity(2048);
-    let mut counter = |name: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP apig_appcode_{name} {help}\n# TYPE apig_appcode_{name} counter\napig_appcode_{name} {value}");
-    };
-    counter(
-        "hits_total",
-        "Requests whose AppCode was found in the cache.",
-        m.hits,
-    );
-    counter(
-        "misses_total",
-        "Requests with a well-formed AppCode the cache did not hold.",
-        m.misses,
-    );
-    counter(
-        "provider_lookups_total",
-        "Point lookups sent to the provider.",
-        m.provider_lookups,
-    );
-    counter(
-        "provider_errors_total",
-        "Failed provider calls.",
-        m.provider_errors,
-    );
-    counter(
-        "snapshots_loaded_total",
-        "Full snapshots applied to the cache.",
-        m.snapshots_loaded,
-    );
-    counter(
-        "changes_applied_total",
-        "Change events applied to the cache.",
-        m.changes_applied,
-    );
-    let _ = writeln!(
-        out,
-        "# HELP apig_appcode_rejections_total Rejected requests by reason.\n# TYPE apig_appcode_rejections_total counter"
-    );
-    for (reason, value) in [
-        ("missing", m.rejected_missing),
-        ("invalid", m.rejected_invalid),
-        ("forbidden", m.rejected_forbidden),
-        ("unavailable", m.rejected_unavailable),
-        ("https_required", m.rejected_https_required),
-    ] {
-        let _ = writeln!(
-            out,
-            "apig_appcode_rejections_total{{reason=\"{reason}\"}} {value}"
-        );
+use super::listener::OpenConnections;
+use crate::AppCodeCache;
+
+/// The content type of [`Exposition::render`].
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type ClassLabel = [(&'static str, &'static str); 1];
+
+/// What the gateway's workers count per request; cheap to clone (shared handles).
+#[derive(Clone, Debug)]
+pub struct GatewayMetrics {
+    requests: Family<ClassLabel, Counter>,
+    /// `1xx` to `5xx`, resolved once so that a request does no label lookup.
+    classes: [Counter; 5],
+    upstream_latency: Histogram,
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        Self::new()
     }
-    let _ = writeln!(
-        out,
-        "# HELP apig_appcode_cache_size AppCodes in the cache.\n# TYPE apig_appcode_cache_size gauge\napig_appcode_cache_size {}",
-        m.cache_size
-    );
-    let age = m.snapshot_age.map_or(-1.0, |d| d.as_secs_f64());
-    let _ = writeln!(
-        out,
-        "# HELP apig_appcode_snapshot_age_seconds Age of the last full snapshot (-1 before the first).\n# TYPE apig_appcode_snapshot_age_seconds gauge\napig_appcode_snapshot_age_seconds {age:.3}"
-    );
-    let ready = u8::from(status.admits());
-    let _ = writeln!(
-        out,
-        "# HELP apig_appcode_ready Whether the gateway admits requests (1) or answers 503 (0).\n# TYPE apig_appcode_ready gauge\napig_appcode_ready {ready}"
-    );
-    out
+}
+
+impl GatewayMetrics {
+    /// Counters at zero.
+    pub fn new() -> Self {
+        let requests = Family::<ClassLabel, Counter>::default();
+        let classes = ["1xx", "2xx", "3xx", "4xx", "5xx"]
+            .map(|class| requests.get_or_create(&[("class", class)]).clone());
+        Self {
+            requests,
+            classes,
+            // 0.5 ms to about 16 s.
+            upstream_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+        }
+    }
+
+    /// Counts one answered request.
+    pub(crate) fn answered(&self, status: StatusCode) {
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        self.classes[class].inc();
+    }
+
+    /// Records how long the upstream took to answer with headers.
+    pub(crate) fn upstream_answered(&self, took: Duration) {
+        self.upstream_latency.observe(took.as_secs_f64());
+    }
+}
+
+/// Everything `/metrics` shows, in one registry.
+pub struct Exposition {
+    registry: Registry,
+}
+
+impl fmt::Debug for Exposition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Exposition").finish_non_exhaustive()
+    }
+}
+
+impl Exposition {
+    /// The cache's counters and state, the gateway's request counters, and the open
+    /// connections of each named listener.
+    pub fn new(
+        cache: AppCodeCache,
+        gateway: &GatewayMetrics,
+        listeners: impl IntoIterator<Item = (&'static str, OpenConnections)>,
+    ) -> Self {
+        let mut registry = Registry::with_prefix("apig_appcode");
+        registry.register(
+            "gateway_requests",
+            "Requests the gateway answered, by status class.",
+            gateway.requests.clone(),
+        );
+        registry.register(
+            "upstream_latency_seconds",
+            "Time from sending a request upstream to its response headers.",
+            gateway.upstream_latency.clone(),
+        );
+        registry.register_collector(Box::new(CacheCollector(cache)));
+        registry.register_collector(Box::new(ListenerCollector(listeners.into_iter().collect())));
+        Self { registry }
+    }
+
+    /// The OpenMetrics text, ending with `# EOF`.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The cache's counters and state, read at scrape time.
+#[derive(Debug)]
+struct CacheCollector(AppCodeCache);
+
+fn counter(e: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: u64) -> fmt::Result {
+    let c = ConstCounter::new(v);
+    c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+fn gauge<N>(e: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: N) -> fmt::Result
+where
+    ConstGauge<N>: EncodeMetric,
+{
+    let g = ConstGauge::new(v);
+    g.encode(e.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+impl Collector for CacheCollector {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
+        let m = self.0.metrics();
+        counter(
+            &mut e,
+            "hits",
+            "Requests whose AppCode was found in the cache.",
+            m.hits,
+        )?;
+        counter(
+            &mut e,
+            "misses",
+            "Requests with a well-formed AppCode the cache did not hold.",
+            m.misses,
+        )?;
+        counter(
+            &mut e,
+            "provider_lookups",
+            "Point lookups sent to the provider.",
+            m.provider_lookups,
+        )?;
+        counter(
+            &mut e,
+            "provider_errors",
+            "Failed provider calls.",
+            m.provider_errors,
+        )?;
+        counter(
+            &mut e,
+            "snapshots_loaded",
+            "Full snapshots applied to the cache.",
+            m.snapshots_loaded,
+        )?;
+        counter(
+            &mut e,
+            "changes_applied",
+            "Change events applied to the cache.",
+            m.changes_applied,
+        )?;
+        let mut family = e.encode_descriptor(
+            "rejections",
+            "Rejected requests by reason.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, value) in [
+            ("missing", m.rejected_missing),
+            ("invalid", m.rejected_invalid),
+            ("forbidden", m.rejected_forbidden),
+            ("unavailable", m.rejected_unavailable),
+            ("https_required", m.rejected_https_required),
+        ] {
+            let labels = [("reason", reason)];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        gauge(
+            &mut e,
+            "cache_size",
+            "AppCodes in the cache.",
+            m.cache_size as i64,
+        )?;
+        let age = m.snapshot_age.map_or(-1.0, |d| d.as_secs_f64());
+        gauge(
+            &mut e,
+            "snapshot_age_seconds",
+            "Age of the last full snapshot (-1 before the first).",
+            age,
+        )?;
+        let ready = i64::from(self.0.status().admits());
+        gauge(
+            &mut e,
+            "ready",
+            "Whether the gateway admits requests (1) or answers 503 (0).",
+            ready,
+        )
+    }
+}
+
+/// Open connections per listener, read at scrape time.
+#[derive(Debug)]
+struct ListenerCollector(Vec<(&'static str, OpenConnections)>);
+
+impl Collector for ListenerCollector {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
+        let mut family = e.encode_descriptor(
+            "open_connections",
+            "Connections open now, by listener.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (listener, open) in &self.0 {
+            let labels = [("listener", *listener)];
+            ConstGauge::new(open.get() as i64).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(text: &str, name: &str) -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn status_classes_latency_and_listeners_are_exposed() {
+        let gateway = GatewayMetrics::new();
+        for s in [200, 204, 401, 502, 101] {
+            gateway.answered(StatusCode::from_u16(s).unwrap());
+        }
+        gateway.upstream_answered(Duration::from_millis(3));
+        let open = OpenConnections::default();
+        let text = Exposition::new(AppCodeCache::new(), &gateway, [("gateway", open)]).render();
+        let class = |c: &str| {
+            sample(
+                &text,
+                &format!("apig_appcode_gateway_requests_total{{class=\"{c}\"}}"),
+            )
+        };
+        assert_eq!(class("2xx"), 2.0);
+        assert_eq!(class("4xx"), 1.0);
+        assert_eq!(class("5xx"), 1.0);
+        assert_eq!(class("1xx"), 1.0);
+        assert_eq!(class("3xx"), 0.0);
+        assert_eq!(
+            sample(&text, "apig_appcode_upstream_latency_seconds_count"),
+            1.0
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "apig_appcode_upstream_latency_seconds_bucket{le=\"0.004\"}"
+            ),
+            1.0
+        );
+        assert_eq!(
+            sample(&text, "apig_appcode_open_connections{listener=\"gateway\"}"),
+            0.0
+        );
+        assert_eq!(
+            sample(&text, "apig_appcode_rejections_total{reason=\"missing\"}"),
+            0.0
+        );
+        assert_eq!(sample(&text, "apig_appcode_ready"), 0.0);
+        assert!(text.contains("# TYPE apig_appcode_hits counter"), "{text}");
+    }
 }

@@ -18,7 +18,8 @@ use tower::ServiceExt;
 
 use super::config::{Config, DatabaseUrl, MasterKeyText, Role, TokenEntry};
 use super::listener::{self, Listening, OpenConnections};
-use super::{metrics, tls, Gateway};
+use super::metrics::{self, Exposition, GatewayMetrics};
+use super::{tls, Gateway};
 use crate::admin::{self, AccessKeyCredential, AdminApi, Permissions, TokenCredential};
 use crate::layer::{HttpsPolicy, IdentityHeaders};
 use crate::store::{
@@ -120,13 +121,6 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
                 move || ready(cache.clone())
             }),
         )
-        .route(
-            "/metrics",
-            get({
-                let cache = cache.clone();
-                move || prometheus(cache.clone())
-            }),
-        )
         .fallback_service(admin);
 
     let gateway_tls = config
@@ -210,7 +204,9 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
         let _ = stop_tx.send(true);
     });
 
+    let gateway_metrics = GatewayMetrics::new();
     let mut gateway = Gateway::new(auth, config.upstream.clone())
+        .metrics(gateway_metrics.clone())
         .workers(config.workers)
         .limits(config.gateway_limits)
         .trusted_proxies(config.trusted_proxies.iter().copied())
@@ -218,6 +214,28 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
     if let Some(acceptor) = gateway_tls {
         gateway = gateway.tls(acceptor);
     }
+    let admin_open = OpenConnections::default();
+    let exposition = Arc::new(Exposition::new(
+        cache.clone(),
+        &gateway_metrics,
+        [
+            ("gateway", gateway.open_connections()),
+            ("admin", admin_open.clone()),
+        ],
+    ));
+    let admin = admin.route(
+        "/metrics",
+        get(move || {
+            let exposition = Arc::clone(&exposition);
+            async move {
+                (
+                    [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+                    exposition.render(),
+                )
+                    .into_response()
+            }
+        }),
+    );
     let gateway = gateway
         .spawn(
             gateway_listener
@@ -236,7 +254,6 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
         })?;
     let admin_service =
         admin.map_request(|req: http::Request<hyper::body::Incoming>| req.map(Body::new));
-    let admin_open = OpenConnections::default();
     let admin_listening = Listening {
         name: "admin",
         tls: admin_tls,
@@ -418,11 +435,6 @@ async fn ready(cache: AppCodeCache) -> Response {
     } else {
         json_response(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"not ready"}"#)
     }
-}
-
-async fn prometheus(cache: AppCodeCache) -> Response {
-    let text = metrics::render(&cache.metrics(), cache.status());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn shutdown_signal() {

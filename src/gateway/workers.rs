@@ -46,6 +46,7 @@ use tower_service::Service;
 use super::body::ProxyBody;
 use super::limits::Limits;
 use super::listener::{self, Listening, OpenConnections, Share};
+use super::metrics::GatewayMetrics;
 use super::proxy::{self, Forward};
 use super::upstream::UpstreamPool;
 use crate::layer::{AppCodeAuth, IpNetwork};
@@ -67,6 +68,8 @@ pub struct Gateway {
     trusted: Vec<IpNetwork>,
     drain: Duration,
     upstream_keepalive: Duration,
+    metrics: GatewayMetrics,
+    open: OpenConnections,
 }
 
 impl fmt::Debug for Gateway {
@@ -95,7 +98,21 @@ impl Gateway {
             trusted: Vec::new(),
             drain: Duration::from_secs(30),
             upstream_keepalive: Duration::from_secs(30),
+            metrics: GatewayMetrics::new(),
+            open: OpenConnections::default(),
         }
+    }
+
+    /// Counts answers by status class and upstream latency into `metrics` (see
+    /// [`Exposition`](super::metrics::Exposition)).
+    pub fn metrics(mut self, metrics: GatewayMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The gateway listener's open connections (for metrics), known before it starts.
+    pub fn open_connections(&self) -> OpenConnections {
+        self.open.clone()
     }
 
     /// How many worker threads serve connections (at least one).
@@ -137,7 +154,7 @@ impl Gateway {
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<GatewayHandle> {
         listener.set_nonblocking(true)?;
-        let open = OpenConnections::default();
+        let open = self.open;
         let trusted: Arc<[IpNetwork]> = self.trusted.into();
         let mut threads = Vec::with_capacity(self.workers);
         for i in 0..self.workers {
@@ -152,6 +169,7 @@ impl Gateway {
                 upstream_keepalive: self.upstream_keepalive,
                 open: open.clone(),
                 workers: self.workers,
+                metrics: self.metrics.clone(),
             };
             let shutdown = shutdown.clone();
             let thread = std::thread::Builder::new()
@@ -200,6 +218,7 @@ struct Worker {
     upstream_keepalive: Duration,
     open: OpenConnections,
     workers: usize,
+    metrics: GatewayMetrics,
 }
 
 impl Worker {
@@ -223,10 +242,16 @@ impl Worker {
                 }
             };
             let pool = UpstreamPool::new(self.upstream, self.upstream_keepalive);
-            let forward = Forward::new(pool, self.limits.body_timeout, self.limits.upstream_timeout);
+            let forward = Forward::new(
+                pool,
+                self.limits.body_timeout,
+                self.limits.upstream_timeout,
+                self.metrics.clone(),
+            );
             let service = GatewayService {
                 auth: self.auth.layer(forward),
                 trusted: self.trusted,
+                metrics: self.metrics,
             };
             let listening = Listening {
                 name: "gateway",
@@ -252,6 +277,7 @@ impl Worker {
 struct GatewayService {
     auth: AppCodeAuth<Forward>,
     trusted: Arc<[IpNetwork]>,
+    metrics: GatewayMetrics,
 }
 
 impl Service<Request<Incoming>> for GatewayService {
@@ -264,14 +290,26 @@ impl Service<Request<Incoming>> for GatewayService {
     }
 
     fn call(&mut self, req: Request<Incoming>) -> GatewayFuture {
-        match proxy::prepare(req, &self.trusted) {
-            Ok(req) => GatewayFuture::Auth(self.auth.call(req)),
-            Err(bad) => GatewayFuture::Refused(Some(bad.into_response())),
+        let answer = match proxy::prepare(req, &self.trusted) {
+            Ok(req) => Answer::Auth(self.auth.call(req)),
+            Err(bad) => Answer::Refused(Some(bad.into_response())),
+        };
+        GatewayFuture {
+            answer,
+            metrics: self.metrics.clone(),
         }
     }
 }
 
-enum GatewayFuture {
+/// A gateway request's answer, counted by status class when it is ready.
+struct GatewayFuture {
+    answer: Answer,
+    metrics: GatewayMetrics,
+}
+
+// Boxing the common variant would cost an allocation per request; the rare one is small.
+#[allow(clippy::large_enum_variant)]
+enum Answer {
     Auth(<AppCodeAuth<Forward> as Service<Request<Incoming>>>::Future),
     Refused(Option<Response<ProxyBody>>),
 }
@@ -280,12 +318,13 @@ impl Future for GatewayFuture {
     type Output = Result<Response<ProxyBody>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // Both variants are Unpin: the layer's future pins nothing it does not box.
-        match self.get_mut() {
-            GatewayFuture::Auth(f) => Pin::new(f).poll(cx),
-            GatewayFuture::Refused(res) => {
-                Poll::Ready(Ok(res.take().expect("polled after completion")))
-            }
-        }
+        // Unpin: the layer's future pins nothing it does not box.
+        let this = self.get_mut();
+        let res = match &mut this.answer {
+            Answer::Auth(f) => std::task::ready!(Pin::new(f).poll(cx))?,
+            Answer::Refused(res) => res.take().expect("polled after completion"),
+        };
+        this.metrics.answered(res.status());
+        Poll::Ready(Ok(res))
     }
 }
