@@ -555,7 +555,10 @@ async fn health_readiness_and_metrics_count_accepted_requests() {
         1.0
     );
     assert_eq!(sample(&after, "apig_appcode_ready"), 1.0);
-    assert!(after.contains("# TYPE apig_appcode_hits counter"), "{after}");
+    assert!(
+        after.contains("# TYPE apig_appcode_hits counter"),
+        "{after}"
+    );
     let class = |c: &str| format!("apig_appcode_gateway_requests_total{{class=\"{c}\"}}");
     assert_eq!(delta(&class("2xx")), 3.0, "{after}");
     assert_eq!(delta(&class("4xx")), 2.0, "{after}");

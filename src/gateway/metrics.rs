@@ -9,8 +9,9 @@
 //! | `apig_appcode_hits_total`, `_misses_total`, `_provider_lookups_total`, `_provider_errors_total`, `_snapshots_loaded_total`, `_changes_applied_total` | counter | — |
 //! | `apig_appcode_cache_size`, `_snapshot_age_seconds`, `_ready` | gauge | — |
 //!
-//! A request costs one atomic add for its status class and one histogram observation when it
-//! went upstream; everything else is read from the cache and the listeners at scrape time.
+//! A request costs one uncontended atomic add for its status class, and two more for its
+//! latency when it went upstream: each worker thread has counters of its own, summed at scrape
+//! time like everything else (the cache's counters, the listeners' connections).
 //!
 //! # Example
 //!
@@ -31,15 +32,15 @@
 //! ```
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::StatusCode;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
-use prometheus_client::metrics::family::Family;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
@@ -49,46 +50,97 @@ use crate::AppCodeCache;
 /// The content type of [`Exposition::render`].
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-type ClassLabel = [(&'static str, &'static str); 1];
-
-/// What the gateway's workers count per request; cheap to clone (shared handles).
-#[derive(Clone, Debug)]
-pub struct GatewayMetrics {
-    requests: Family<ClassLabel, Counter>,
-    /// `1xx` to `5xx`, resolved once so that a request does no label lookup.
-    classes: [Counter; 5],
-    upstream_latency: Histogram,
-}
-
-impl Default for GatewayMetrics {
-    fn default() -> Self {
-        Self::new()
+/// Upper bounds of the upstream latency buckets: 0.5 ms doubling to about 16 s.
+const LATENCY_BOUNDS_NS: [u64; 16] = {
+    let mut b = [0u64; 16];
+    let mut i = 0;
+    while i < 16 {
+        b[i] = 500_000 << i;
+        i += 1;
     }
+    b
+};
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The gateway's request counters: one set per worker thread, summed when scraped, so that
+/// workers never write to the same cache line.
+#[derive(Clone, Debug, Default)]
+pub struct GatewayMetrics {
+    workers: Arc<Mutex<Vec<Arc<WorkerCounts>>>>,
 }
 
 impl GatewayMetrics {
     /// Counters at zero.
     pub fn new() -> Self {
-        let requests = Family::<ClassLabel, Counter>::default();
-        let classes = ["1xx", "2xx", "3xx", "4xx", "5xx"]
-            .map(|class| requests.get_or_create(&[("class", class)]).clone());
-        Self {
-            requests,
-            classes,
-            // 0.5 ms to about 16 s.
-            upstream_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
-        }
+        Self::default()
     }
 
+    /// A new worker's own counters, included in every later scrape.
+    pub(crate) fn worker(&self) -> WorkerMetrics {
+        let counts = Arc::new(WorkerCounts::default());
+        self.workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::clone(&counts));
+        WorkerMetrics(counts)
+    }
+
+    fn total(&self) -> Totals {
+        let mut t = Totals::default();
+        for w in self
+            .workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            for (sum, c) in t.classes.iter_mut().zip(&w.classes) {
+                *sum += c.load(Ordering::Relaxed);
+            }
+            for (sum, c) in t.latency.iter_mut().zip(&w.latency) {
+                *sum += c.load(Ordering::Relaxed);
+            }
+            t.latency_sum_ns += w.latency_sum_ns.load(Ordering::Relaxed);
+        }
+        t
+    }
+}
+
+#[derive(Debug, Default)]
+struct WorkerCounts {
+    classes: [AtomicU64; 5],
+    /// Per bucket (not cumulative); the last is above every bound.
+    latency: [AtomicU64; LATENCY_BOUNDS_NS.len() + 1],
+    latency_sum_ns: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    classes: [u64; 5],
+    latency: [u64; LATENCY_BOUNDS_NS.len() + 1],
+    latency_sum_ns: u64,
+}
+
+/// What one worker counts per request.
+#[derive(Clone, Debug)]
+pub(crate) struct WorkerMetrics(Arc<WorkerCounts>);
+
+impl WorkerMetrics {
     /// Counts one answered request.
     pub(crate) fn answered(&self, status: StatusCode) {
         let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
-        self.classes[class].inc();
+        self.0.classes[class].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records how long the upstream took to answer with headers.
     pub(crate) fn upstream_answered(&self, took: Duration) {
-        self.upstream_latency.observe(took.as_secs_f64());
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let bucket = LATENCY_BOUNDS_NS
+            .iter()
+            .position(|&b| ns <= b)
+            .unwrap_or(LATENCY_BOUNDS_NS.len());
+        self.0.latency[bucket].fetch_add(1, Ordering::Relaxed);
+        self.0.latency_sum_ns.fetch_add(ns, Ordering::Relaxed);
     }
 }
 
@@ -112,16 +164,7 @@ impl Exposition {
         listeners: impl IntoIterator<Item = (&'static str, OpenConnections)>,
     ) -> Self {
         let mut registry = Registry::with_prefix("apig_appcode");
-        registry.register(
-            "gateway_requests",
-            "Requests the gateway answered, by status class.",
-            gateway.requests.clone(),
-        );
-        registry.register(
-            "upstream_latency_seconds",
-            "Time from sending a request upstream to its response headers.",
-            gateway.upstream_latency.clone(),
-        );
+        registry.register_collector(Box::new(GatewayCollector(gateway.clone())));
         registry.register_collector(Box::new(CacheCollector(cache)));
         registry.register_collector(Box::new(ListenerCollector(listeners.into_iter().collect())));
         Self { registry }
@@ -133,6 +176,45 @@ impl Exposition {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// The workers' counters, summed at scrape time.
+#[derive(Debug)]
+struct GatewayCollector(GatewayMetrics);
+
+impl Collector for GatewayCollector {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
+        let t = self.0.total();
+        let mut family = e.encode_descriptor(
+            "gateway_requests",
+            "Requests the gateway answered, by status class.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (class, value) in CLASSES.iter().zip(t.classes) {
+            let labels = [("class", *class)];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        let buckets: Vec<(f64, u64)> = LATENCY_BOUNDS_NS
+            .iter()
+            .map(|&b| b as f64 / 1e9)
+            .chain([f64::MAX])
+            .zip(t.latency)
+            .collect();
+        let count = t.latency.iter().sum();
+        e.encode_descriptor(
+            "upstream_latency_seconds",
+            "Time from sending a request upstream to its response headers.",
+            None,
+            MetricType::Histogram,
+        )?
+        .encode_histogram::<NoLabelSet>(
+            t.latency_sum_ns as f64 / 1e9,
+            count,
+            &buckets,
+            None,
+        )
     }
 }
 
@@ -267,10 +349,15 @@ mod tests {
     #[test]
     fn status_classes_latency_and_listeners_are_exposed() {
         let gateway = GatewayMetrics::new();
-        for s in [200, 204, 401, 502, 101] {
-            gateway.answered(StatusCode::from_u16(s).unwrap());
+        let (one, two) = (gateway.worker(), gateway.worker());
+        for s in [200, 401, 101] {
+            one.answered(StatusCode::from_u16(s).unwrap());
         }
-        gateway.upstream_answered(Duration::from_millis(3));
+        for s in [204, 502] {
+            two.answered(StatusCode::from_u16(s).unwrap());
+        }
+        one.upstream_answered(Duration::from_millis(3));
+        two.upstream_answered(Duration::from_secs(100));
         let open = OpenConnections::default();
         let text = Exposition::new(AppCodeCache::new(), &gateway, [("gateway", open)]).render();
         let class = |c: &str| {
@@ -284,16 +371,24 @@ mod tests {
         assert_eq!(class("5xx"), 1.0);
         assert_eq!(class("1xx"), 1.0);
         assert_eq!(class("3xx"), 0.0);
+        let latency = "apig_appcode_upstream_latency_seconds";
+        assert_eq!(sample(&text, &format!("{latency}_count")), 2.0);
+        assert_eq!(sample(&text, &format!("{latency}_sum")), 100.003);
         assert_eq!(
-            sample(&text, "apig_appcode_upstream_latency_seconds_count"),
+            sample(&text, &format!("{latency}_bucket{{le=\"0.002\"}}")),
+            0.0
+        );
+        assert_eq!(
+            sample(&text, &format!("{latency}_bucket{{le=\"0.004\"}}")),
             1.0
         );
         assert_eq!(
-            sample(
-                &text,
-                "apig_appcode_upstream_latency_seconds_bucket{le=\"0.004\"}"
-            ),
+            sample(&text, &format!("{latency}_bucket{{le=\"16.384\"}}")),
             1.0
+        );
+        assert_eq!(
+            sample(&text, &format!("{latency}_bucket{{le=\"+Inf\"}}")),
+            2.0
         );
         assert_eq!(
             sample(&text, "apig_appcode_open_connections{listener=\"gateway\"}"),

@@ -32,7 +32,7 @@ use tower_service::Service;
 
 use super::body::ProxyBody;
 use super::client_body::{ClientBody, ClientFault, Fault};
-use super::metrics::GatewayMetrics;
+use super::metrics::WorkerMetrics;
 use super::upstream::{UpstreamError, UpstreamPool};
 use crate::apig_error;
 use crate::layer::{ConnectionInfo, IpNetwork};
@@ -188,7 +188,7 @@ pub(crate) struct Forward {
     host: HeaderValue,
     body_timeout: Duration,
     upstream_timeout: Duration,
-    metrics: GatewayMetrics,
+    metrics: WorkerMetrics,
 }
 
 impl Forward {
@@ -196,7 +196,7 @@ impl Forward {
         pool: Arc<UpstreamPool>,
         body_timeout: Duration,
         upstream_timeout: Duration,
-        metrics: GatewayMetrics,
+        metrics: WorkerMetrics,
     ) -> Self {
         let host = HeaderValue::from_str(pool.authority().as_str())
             .expect("an authority is a valid header value");

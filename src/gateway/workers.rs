@@ -46,7 +46,7 @@ use tower_service::Service;
 use super::body::ProxyBody;
 use super::limits::Limits;
 use super::listener::{self, Listening, OpenConnections, Share};
-use super::metrics::GatewayMetrics;
+use super::metrics::{GatewayMetrics, WorkerMetrics};
 use super::proxy::{self, Forward};
 use super::upstream::UpstreamPool;
 use crate::layer::{AppCodeAuth, IpNetwork};
@@ -242,16 +242,17 @@ impl Worker {
                 }
             };
             let pool = UpstreamPool::new(self.upstream, self.upstream_keepalive);
+            let metrics = self.metrics.worker();
             let forward = Forward::new(
                 pool,
                 self.limits.body_timeout,
                 self.limits.upstream_timeout,
-                self.metrics.clone(),
+                metrics.clone(),
             );
             let service = GatewayService {
                 auth: self.auth.layer(forward),
                 trusted: self.trusted,
-                metrics: self.metrics,
+                metrics,
             };
             let listening = Listening {
                 name: "gateway",
@@ -277,7 +278,7 @@ impl Worker {
 struct GatewayService {
     auth: AppCodeAuth<Forward>,
     trusted: Arc<[IpNetwork]>,
-    metrics: GatewayMetrics,
+    metrics: WorkerMetrics,
 }
 
 impl Service<Request<Incoming>> for GatewayService {
@@ -304,7 +305,7 @@ impl Service<Request<Incoming>> for GatewayService {
 /// A gateway request's answer, counted by status class when it is ready.
 struct GatewayFuture {
     answer: Answer,
-    metrics: GatewayMetrics,
+    metrics: WorkerMetrics,
 }
 
 // Boxing the common variant would cost an allocation per request; the rare one is small.
