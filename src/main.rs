@@ -8,9 +8,12 @@
 
 use std::process::ExitCode;
 
-use apig_appcode::gateway::config::{Config, ServeArgs};
 use apig_appcode::gateway::{self, logging};
 use clap::{Parser, Subcommand};
+
+mod cli;
+
+use cli::args::ServeArgs;
 
 #[derive(Parser)]
 #[command(
@@ -31,14 +34,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let Command::Serve(args) = Cli::parse().command;
-    let config = match Config::load(args) {
-        Ok(c) => c,
+    let settings = match cli::load(args) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("apig-appcode: {e}");
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = logging::init(config.log_format, &config.log) {
+    if let Err(e) = logging::init(settings.log_format, &settings.log) {
         eprintln!("apig-appcode: {e}");
         return ExitCode::from(2);
     }
@@ -52,7 +55,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(gateway::run(config)) {
+    match runtime.block_on(gateway::run(settings.config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "apig-appcode stopped");

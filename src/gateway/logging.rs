@@ -4,7 +4,34 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-use super::config::LogFormat;
+/// `text` or `json` logs.
+///
+/// ```
+/// use apig_appcode::gateway::logging::LogFormat;
+///
+/// assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
+/// assert!("xml".parse::<LogFormat>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("{other:?} is not a log format (text or json)")),
+        }
+    }
+}
 
 /// Installs the global subscriber. Fails on a filter that does not parse, or if one is set.
 ///

@@ -1,8 +1,10 @@
 //! The `apig-appcode` gateway: the management API and the AppCode-checking reverse proxy on two
 //! listeners, with TLS, health checks, Prometheus metrics and graceful shutdown.
 //!
-//! The binary's `serve` command is [`run`] with a [`Config`](config::Config) built from flags,
-//! `APIG_*` environment variables and an optional TOML file.
+//! The binary's `serve` command is [`run`] with a [`Config`](config::Config), which the binary
+//! builds from its flags, `APIG_*` environment variables and an optional TOML file. The data
+//! plane is [`Gateway`]: worker threads, their upstream connections, and the deadlines of
+//! [`limits`].
 
 mod body;
 mod client_body;

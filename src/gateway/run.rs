@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,17 +15,17 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use super::config::{Config, DatabaseUrl, MasterKeyText, Role, TokenEntry};
+use super::config::{Config, DatabaseUrl};
 use super::listener::{self, Listening, OpenConnections};
 use super::metrics::{self, Exposition, GatewayMetrics};
 use super::{tls, Gateway};
-use crate::admin::{self, AccessKeyCredential, AdminApi, Permissions, TokenCredential};
+use crate::admin::{AdminApi, Permissions, TokenCredential};
 use crate::layer::{HttpsPolicy, IdentityHeaders};
 use crate::store::{
-    MasterKey, PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store, StoreError,
-    StoreProvider,
+    PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store, StoreError, StoreProvider,
 };
 use crate::{AppCodeAuthLayer, AppCodeCache};
 
@@ -37,8 +38,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum RunError {
     /// The store could not be opened.
     Store(StoreError),
-    /// The master key does not parse.
-    MasterKey(String),
     /// A listener could not be bound.
     Bind {
         /// Which listener.
@@ -60,7 +59,6 @@ impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Store(e) => write!(f, "opening the store: {e}"),
-            Self::MasterKey(e) => write!(f, "master key: {e}"),
             Self::Bind {
                 listener,
                 addr,
@@ -78,131 +76,14 @@ impl std::error::Error for RunError {}
 /// Runs the management API and the gateway until SIGTERM or Ctrl-C, then drains both.
 pub async fn run(mut config: Config) -> Result<(), RunError> {
     let store = open_store(&config).await?;
-    // Created before binding, so that a file that cannot be written stops the start early; the
-    // hint is printed once the real admin address (port 0 resolved) is known.
-    let mut created_token_file = None;
-    if !config.has_credentials() {
-        let (token, created) = first_run_token(&config)?;
-        config.tokens.push(token);
-        created_token_file = created;
-    }
-
+    // Before binding, so that a file that cannot be written stops the start early; the hint is
+    // printed once the real admin address (port 0 resolved) is known.
+    let created_token_file = ensure_credentials(&mut config)?;
     let cache = AppCodeCache::new();
-    let mut https = if config.require_https {
-        HttpsPolicy::required()
-    } else {
-        HttpsPolicy::optional()
-    };
-    for net in &config.trusted_proxies {
-        https = https.trust_forwarded_proto_from(*net);
-    }
-    let auth = AppCodeAuthLayer::builder()
-        .cache(cache.clone())
-        .provider(StoreProvider::new(
-            Arc::clone(&store),
-            config.instance_id.clone(),
-        ))
-        .refresh_interval(config.refresh_interval)
-        .max_staleness(Some(config.max_staleness))
-        .identity_headers(IdentityHeaders::default())
-        .https(https)
-        .build();
-
-    let admin = admin_api(&config, Arc::clone(&store), cache.clone())?;
-    let admin = Router::new()
-        .route(
-            "/healthz",
-            get(|| async { json_response(StatusCode::OK, r#"{"status":"ok"}"#) }),
-        )
-        .route(
-            "/readyz",
-            get({
-                let cache = cache.clone();
-                move || ready(cache.clone())
-            }),
-        )
-        .fallback_service(admin);
-
-    let gateway_tls = config
-        .gateway_tls
-        .as_ref()
-        .map(tls::acceptor)
-        .transpose()
-        .map_err(RunError::Tls)?;
-    let admin_tls = config
-        .admin_tls
-        .as_ref()
-        .map(tls::acceptor)
-        .transpose()
-        .map_err(RunError::Tls)?;
-    let bind = |listener: &'static str, addr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| RunError::Bind {
-                listener,
-                addr,
-                source,
-            })
-    };
-    let gateway_listener = bind("gateway", config.gateway_listen).await?;
-    let admin_listener = bind("admin", config.admin_listen).await?;
-    let scheme = |tls: bool| if tls { "https" } else { "http" };
-    let gateway_addr = gateway_listener
-        .local_addr()
-        .map_err(|source| RunError::Bind {
-            listener: "gateway",
-            addr: config.gateway_listen,
-            source,
-        })?;
-    let admin_addr = admin_listener
-        .local_addr()
-        .map_err(|source| RunError::Bind {
-            listener: "admin",
-            addr: config.admin_listen,
-            source,
-        })?;
-    // On stdout, so a script (or a test) that asked for port 0 learns the real ports.
-    println!(
-        "gateway listening on {}://{gateway_addr}",
-        scheme(gateway_tls.is_some())
-    );
-    println!(
-        "admin listening on {}://{admin_addr}",
-        scheme(admin_tls.is_some())
-    );
-    if let Some(path) = created_token_file {
-        println!(
-            "No management credentials configured: created an admin token in {}.\n\
-             Use it like this:\n  curl -H \"X-Auth-Token: $(cat {})\" {}://{admin_addr}/v2/{}/apigw/instances/{}/apps",
-            path.display(),
-            path.display(),
-            scheme(admin_tls.is_some()),
-            config.project_id,
-            config.instance_id
-        );
-    }
-    tracing::info!(
-        gateway = %format!("{}://{gateway_addr}", scheme(gateway_tls.is_some())),
-        admin = %format!("{}://{admin_addr}", scheme(admin_tls.is_some())),
-        upstream = %config.upstream,
-        database = %config.database,
-        instance_id = %config.instance_id,
-        "apig-appcode serving"
-    );
-    if gateway_tls.is_none() && !config.require_https {
-        tracing::warn!(
-            "AppCodes are accepted over plain HTTP; APIG allows simple authentication only over \
-             HTTPS (use --gateway-tls-cert/--gateway-tls-key, or --require-https behind a \
-             TLS-terminating proxy listed in --trusted-proxy)"
-        );
-    }
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutdown requested");
-        let _ = stop_tx.send(true);
-    });
+    let auth = auth_layer(&config, &store, &cache);
+    let listeners = Listeners::bind(&config).await?;
+    announce(&config, &listeners, created_token_file.as_deref());
+    let stop = shutdown_on_signal();
 
     let gateway_metrics = GatewayMetrics::new();
     let mut gateway = Gateway::new(auth, config.upstream.clone())
@@ -211,59 +92,40 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
         .limits(config.gateway_limits)
         .trusted_proxies(config.trusted_proxies.iter().copied())
         .drain(DRAIN_TIMEOUT);
-    if let Some(acceptor) = gateway_tls {
+    if let Some(acceptor) = listeners.gateway_tls {
         gateway = gateway.tls(acceptor);
     }
     let admin_open = OpenConnections::default();
-    let exposition = Arc::new(Exposition::new(
+    let exposition = Exposition::new(
         cache.clone(),
         &gateway_metrics,
         [
             ("gateway", gateway.open_connections()),
             ("admin", admin_open.clone()),
         ],
-    ));
-    let admin = admin.route(
-        "/metrics",
-        get(move || {
-            let exposition = Arc::clone(&exposition);
-            async move {
-                (
-                    [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-                    exposition.render(),
-                )
-                    .into_response()
-            }
-        }),
     );
-    let gateway = gateway
-        .spawn(
-            gateway_listener
-                .into_std()
-                .map_err(|source| RunError::Bind {
-                    listener: "gateway",
-                    addr: gateway_addr,
-                    source,
-                })?,
-            stop_rx.clone(),
-        )
+    let admin = admin_router(&mut config, store, cache, exposition)?;
+
+    let gateway_addr = listeners.gateway_addr;
+    let gateway = listeners
+        .gateway
+        .into_std()
+        .and_then(|listener| gateway.spawn(listener, stop.clone()))
         .map_err(|source| RunError::Bind {
             listener: "gateway",
             addr: gateway_addr,
             source,
         })?;
-    let admin_service =
-        admin.map_request(|req: http::Request<hyper::body::Incoming>| req.map(Body::new));
     let admin_listening = Listening {
         name: "admin",
-        tls: admin_tls,
+        tls: listeners.admin_tls,
         limits: config.admin_limits(),
         open: admin_open.clone(),
         share: None,
-        service: admin_service,
+        service: admin.map_request(|req: http::Request<hyper::body::Incoming>| req.map(Body::new)),
     };
     let admin = async {
-        listener::accept(admin_listener, admin_listening, stop_rx).await;
+        listener::accept(listeners.admin, admin_listening, stop).await;
         if !listener::drained(&admin_open, DRAIN_TIMEOUT).await {
             tracing::warn!(
                 listener = "admin",
@@ -276,54 +138,190 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
     Ok(())
 }
 
-/// The management API with the configured credentials, serving the gateway's instance.
-fn admin_api(
-    config: &Config,
+/// With no credential configured, the first-run token file's (created if need be). Returns the
+/// file's path when it was created now.
+fn ensure_credentials(config: &mut Config) -> Result<Option<PathBuf>, RunError> {
+    if config.has_credentials() {
+        return Ok(None);
+    }
+    let (token, created) = first_run_token(config)?;
+    config.tokens.push(token);
+    Ok(created)
+}
+
+/// The AppCode layer: the store as provider, the cache, the HTTPS policy.
+fn auth_layer(config: &Config, store: &Arc<dyn Store>, cache: &AppCodeCache) -> AppCodeAuthLayer {
+    let mut https = if config.require_https {
+        HttpsPolicy::required()
+    } else {
+        HttpsPolicy::optional()
+    };
+    for net in &config.trusted_proxies {
+        https = https.trust_forwarded_proto_from(*net);
+    }
+    AppCodeAuthLayer::builder()
+        .cache(cache.clone())
+        .provider(StoreProvider::new(
+            Arc::clone(store),
+            config.instance_id.clone(),
+        ))
+        .refresh_interval(config.refresh_interval)
+        .max_staleness(Some(config.max_staleness))
+        .identity_headers(IdentityHeaders::default())
+        .https(https)
+        .build()
+}
+
+/// Both listeners, bound, with their TLS acceptors and real addresses.
+struct Listeners {
+    gateway: TcpListener,
+    gateway_addr: SocketAddr,
+    gateway_tls: Option<TlsAcceptor>,
+    admin: TcpListener,
+    admin_addr: SocketAddr,
+    admin_tls: Option<TlsAcceptor>,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> Result<Self, RunError> {
+        let acceptor = |files: &Option<tls::TlsFiles>| {
+            files
+                .as_ref()
+                .map(tls::acceptor)
+                .transpose()
+                .map_err(RunError::Tls)
+        };
+        let gateway_tls = acceptor(&config.gateway_tls)?;
+        let admin_tls = acceptor(&config.admin_tls)?;
+        let (gateway, gateway_addr) = bind("gateway", config.gateway_listen).await?;
+        let (admin, admin_addr) = bind("admin", config.admin_listen).await?;
+        Ok(Self {
+            gateway,
+            gateway_addr,
+            gateway_tls,
+            admin,
+            admin_addr,
+            admin_tls,
+        })
+    }
+}
+
+async fn bind(
+    listener: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), RunError> {
+    let err = |source| RunError::Bind {
+        listener,
+        addr,
+        source,
+    };
+    let bound = TcpListener::bind(addr).await.map_err(err)?;
+    let local = bound.local_addr().map_err(err)?;
+    Ok((bound, local))
+}
+
+/// Tells the operator where the listeners are (on stdout, so that a script or a test that
+/// asked for port 0 learns the real ports), and how to use a token file created now.
+fn announce(config: &Config, listeners: &Listeners, created_token_file: Option<&Path>) {
+    let scheme = |tls: &Option<TlsAcceptor>| if tls.is_some() { "https" } else { "http" };
+    let gateway = format!(
+        "{}://{}",
+        scheme(&listeners.gateway_tls),
+        listeners.gateway_addr
+    );
+    let admin = format!(
+        "{}://{}",
+        scheme(&listeners.admin_tls),
+        listeners.admin_addr
+    );
+    println!("gateway listening on {gateway}");
+    println!("admin listening on {admin}");
+    if let Some(path) = created_token_file {
+        println!(
+            "No management credentials configured: created an admin token in {}.\n\
+             Use it like this:\n  curl -H \"X-Auth-Token: $(cat {})\" {admin}/v2/{}/apigw/instances/{}/apps",
+            path.display(),
+            path.display(),
+            config.project_id,
+            config.instance_id
+        );
+    }
+    tracing::info!(
+        %gateway,
+        %admin,
+        upstream = %config.upstream,
+        database = %config.database,
+        instance_id = %config.instance_id,
+        "apig-appcode serving"
+    );
+    if listeners.gateway_tls.is_none() && !config.require_https {
+        tracing::warn!(
+            "AppCodes are accepted over plain HTTP; APIG allows simple authentication only over \
+             HTTPS (use --gateway-tls-cert/--gateway-tls-key, or --require-https behind a \
+             TLS-terminating proxy listed in --trusted-proxy)"
+        );
+    }
+}
+
+/// A flag that turns true on SIGTERM or Ctrl-C.
+fn shutdown_on_signal() -> watch::Receiver<bool> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+    stop_rx
+}
+
+/// The management listener's routes: health, readiness, metrics, then the management API
+/// with the configured credentials (moved out of `config`), serving the gateway's instance.
+fn admin_router(
+    config: &mut Config,
     store: Arc<dyn Store>,
     cache: AppCodeCache,
+    exposition: Exposition,
 ) -> Result<Router, RunError> {
-    let permissions = |role: Role, projects: &[String]| {
-        let p = Permissions::new(match role {
-            Role::ReadOnly => admin::Role::ReadOnly,
-            Role::ReadWrite => admin::Role::ReadWrite,
-        });
-        if projects.iter().any(|p| p == "*") {
-            p
-        } else {
-            p.projects(projects.iter().cloned())
-        }
-    };
     let mut builder = AdminApi::builder()
         .store(store)
-        .instance(config.instance_id.clone(), cache);
-    for t in &config.tokens {
-        builder = builder.token(TokenCredential::new(
-            t.token.clone(),
-            permissions(t.role, &t.projects),
-        ));
+        .instance(config.instance_id.clone(), cache.clone());
+    for token in std::mem::take(&mut config.tokens) {
+        builder = builder.token(token);
     }
-    for k in &config.access_keys {
-        builder = builder.access_key(AccessKeyCredential::new(
-            k.access_key.clone(),
-            k.secret_key.clone(),
-            permissions(k.role, &k.projects),
-        ));
+    for key in std::mem::take(&mut config.access_keys) {
+        builder = builder.access_key(key);
     }
-    Ok(builder
+    let api = builder
         .build()
         .map_err(|e| RunError::Admin(e.to_string()))?
-        .router())
+        .router();
+    let exposition = Arc::new(exposition);
+    Ok(Router::new()
+        .route(
+            "/healthz",
+            get(|| async { json_response(StatusCode::OK, r#"{"status":"ok"}"#) }),
+        )
+        .route("/readyz", get(move || ready(cache.clone())))
+        .route(
+            "/metrics",
+            get(move || {
+                let exposition = Arc::clone(&exposition);
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+                        exposition.render(),
+                    )
+                        .into_response()
+                }
+            }),
+        )
+        .fallback_service(api))
 }
 
 /// Opens the configured store: an SQLite file, or a PostgreSQL database shared with other nodes
 /// (connected and migrated before serving).
 async fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
-    let key = config
-        .master_key
-        .as_ref()
-        .map(|MasterKeyText(text)| MasterKey::parse(text))
-        .transpose()
-        .map_err(|e| RunError::MasterKey(e.to_string()))?;
+    let key = config.master_key.clone();
     match &config.database {
         DatabaseUrl::Sqlite(path) => {
             let mut options = SqliteOptions::new();
@@ -349,7 +347,7 @@ async fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
 /// The admin token file beside the database: read it if present, else create it (mode 0600).
 /// Returns the token and, if the file was created now, its path (for the operator's hint). The
 /// token itself is never logged or printed.
-fn first_run_token(config: &Config) -> Result<(TokenEntry, Option<PathBuf>), RunError> {
+fn first_run_token(config: &Config) -> Result<(TokenCredential, Option<PathBuf>), RunError> {
     let db = match &config.database {
         DatabaseUrl::Sqlite(db) => db,
         // Nodes sharing a database must share credentials too: a token file per node would not.
@@ -385,12 +383,10 @@ fn first_run_token(config: &Config) -> Result<(TokenEntry, Option<PathBuf>), Run
             "the token in the file is shorter than 16 characters",
         )));
     }
-    let entry = TokenEntry {
-        token,
-        projects: vec!["*".into()],
-        role: Role::ReadWrite,
-    };
-    Ok((entry, created))
+    Ok((
+        TokenCredential::new(token, Permissions::read_write()),
+        created,
+    ))
 }
 
 /// Writes `token` to a private (0600) temporary file, then links it to `path` in one step, so

@@ -1,0 +1,111 @@
+//! The flags of `apig-appcode serve`. Each has an `APIG_*` environment equivalent.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use apig_appcode::gateway::logging::LogFormat;
+use apig_appcode::layer::IpNetwork;
+use clap::Parser;
+
+/// Flags of `apig-appcode serve`. Each has an `APIG_*` environment equivalent.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(
+    name = "serve",
+    about = "Run the management API and the AppCode gateway"
+)]
+pub(crate) struct ServeArgs {
+    /// TOML configuration file (flags and environment override it).
+    #[arg(long, env = "APIG_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Address of the gateway (reverse proxy) listener [default: 127.0.0.1:8080].
+    #[arg(long, env = "APIG_GATEWAY_LISTEN")]
+    pub(crate) gateway_listen: Option<SocketAddr>,
+    /// Address of the management API listener [default: 127.0.0.1:8081].
+    #[arg(long, env = "APIG_ADMIN_LISTEN")]
+    pub(crate) admin_listen: Option<SocketAddr>,
+    /// Where authenticated requests go, `http://host:port`.
+    #[arg(long, env = "APIG_UPSTREAM")]
+    pub(crate) upstream: Option<String>,
+    /// Store: `sqlite://PATH`, or `postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME` shared by
+    /// several nodes [default: sqlite://apig-appcode.db]. Give a URL with a password in the
+    /// environment variable rather than the flag (flags are visible to other users).
+    #[arg(long, env = "APIG_DATABASE", hide_env_values = true)]
+    pub(crate) database: Option<String>,
+    /// Gateway instance whose AppCodes the gateway accepts and the API manages.
+    #[arg(long, env = "APIG_INSTANCE_ID")]
+    pub(crate) instance_id: Option<String>,
+    /// Project the command-line credentials may act on.
+    #[arg(long, env = "APIG_PROJECT_ID")]
+    pub(crate) project_id: Option<String>,
+    /// A read-write `X-Auth-Token` for the management API (prefer the environment variable:
+    /// flags are visible to other users of the machine).
+    #[arg(long, env = "APIG_ADMIN_TOKEN", hide_env_values = true)]
+    pub(crate) admin_token: Option<String>,
+    /// Access key (AK) of a read-write AK/SK credential.
+    #[arg(long, env = "APIG_ACCESS_KEY")]
+    pub(crate) access_key: Option<String>,
+    /// Secret key (SK) of that credential.
+    #[arg(long, env = "APIG_SECRET_KEY", hide_env_values = true)]
+    pub(crate) secret_key: Option<String>,
+    /// 32-byte key (64 hex or base64) that encrypts AppCodes at rest.
+    #[arg(long, env = "APIG_MASTER_KEY", hide_env_values = true)]
+    pub(crate) master_key: Option<String>,
+    /// PEM certificate chain for the gateway listener (turns on TLS).
+    #[arg(long, env = "APIG_GATEWAY_TLS_CERT", requires = "gateway_tls_key")]
+    pub(crate) gateway_tls_cert: Option<PathBuf>,
+    /// PEM private key for the gateway listener.
+    #[arg(long, env = "APIG_GATEWAY_TLS_KEY", requires = "gateway_tls_cert")]
+    pub(crate) gateway_tls_key: Option<PathBuf>,
+    /// PEM certificate chain for the management listener (turns on TLS).
+    #[arg(long, env = "APIG_ADMIN_TLS_CERT", requires = "admin_tls_key")]
+    pub(crate) admin_tls_cert: Option<PathBuf>,
+    /// PEM private key for the management listener.
+    #[arg(long, env = "APIG_ADMIN_TLS_KEY", requires = "admin_tls_cert")]
+    pub(crate) admin_tls_key: Option<PathBuf>,
+    /// Refuse AppCodes over plain HTTP with `400 APIG.0607`, as APIG does.
+    #[arg(long, env = "APIG_REQUIRE_HTTPS")]
+    pub(crate) require_https: bool,
+    /// Network (CIDR) of a TLS-terminating proxy whose `X-Forwarded-Proto` is trusted; repeatable.
+    #[arg(
+        long = "trusted-proxy",
+        env = "APIG_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub(crate) trusted_proxies: Vec<IpNetwork>,
+    /// Log format: `text` or `json` [default: text].
+    #[arg(long, env = "APIG_LOG_FORMAT", value_parser = clap::builder::ValueParser::new(str::parse::<LogFormat>))]
+    pub(crate) log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `apig_appcode=debug` [default: info].
+    #[arg(long, env = "APIG_LOG")]
+    pub(crate) log: Option<String>,
+    /// Seconds between full reloads of the AppCode cache from the store [default: 10].
+    #[arg(long, env = "APIG_REFRESH_INTERVAL")]
+    pub(crate) refresh_interval: Option<u64>,
+    /// Seconds the last good snapshot may age while the store fails before the gateway answers
+    /// 503 [default: 300].
+    #[arg(long, env = "APIG_MAX_STALENESS")]
+    pub(crate) max_staleness: Option<u64>,
+    /// Gateway worker threads, each with its own connections and upstream pool [default: one
+    /// per core].
+    #[arg(long, env = "APIG_WORKERS")]
+    pub(crate) workers: Option<usize>,
+    /// Seconds a new connection may stay silent, and a TLS handshake or request headers may
+    /// take [default: 10].
+    #[arg(long, env = "APIG_HEADER_TIMEOUT")]
+    pub(crate) header_timeout: Option<u64>,
+    /// Seconds a connection may stay open with no request in progress [default: 75].
+    #[arg(long, env = "APIG_KEEPALIVE_TIMEOUT")]
+    pub(crate) keepalive_timeout: Option<u64>,
+    /// Seconds a request body may go without sending data before the client gets 408
+    /// [default: 60].
+    #[arg(long, env = "APIG_BODY_TIMEOUT")]
+    pub(crate) body_timeout: Option<u64>,
+    /// Seconds the upstream may take to answer with headers before the client gets 504
+    /// [default: 60].
+    #[arg(long, env = "APIG_UPSTREAM_TIMEOUT")]
+    pub(crate) upstream_timeout: Option<u64>,
+    /// Open connections the gateway listener accepts; one more is refused with 503
+    /// [default: from the open-file limit].
+    #[arg(long, env = "APIG_MAX_CONNECTIONS")]
+    pub(crate) max_connections: Option<usize>,
+}

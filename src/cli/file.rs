@@ -1,0 +1,123 @@
+//! The TOML file of `apig-appcode serve`. Every field is optional; flags and environment win
+//! over it. Errors give the line, never the text, which may hold a secret.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::UsageError;
+
+/// A role of a management credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Role {
+    /// GET only.
+    ReadOnly,
+    /// Everything.
+    ReadWrite,
+}
+
+/// A credential as written in the TOML file.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TokenEntry {
+    /// The `X-Auth-Token` value.
+    pub(crate) token: String,
+    /// Projects it may act on; `["*"]` for all.
+    pub(crate) projects: Vec<String>,
+    /// What it may do.
+    pub(crate) role: Role,
+}
+
+impl fmt::Debug for TokenEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenEntry")
+            .field("token", &"<redacted>")
+            .field("projects", &self.projects)
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+/// An AK/SK credential as written in the TOML file.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AccessKeyEntry {
+    /// The access key (AK).
+    pub(crate) access_key: String,
+    /// The secret key (SK).
+    pub(crate) secret_key: String,
+    /// Projects it may act on; `["*"]` for all.
+    pub(crate) projects: Vec<String>,
+    /// What it may do.
+    pub(crate) role: Role,
+}
+
+impl fmt::Debug for AccessKeyEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessKeyEntry")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("projects", &self.projects)
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+/// A certificate chain and key, PEM files.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsEntry {
+    /// Certificate chain.
+    pub(crate) cert: PathBuf,
+    /// Private key.
+    pub(crate) key: PathBuf,
+}
+
+/// The TOML file. Every field is optional; flags and environment win over it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    pub(crate) gateway_listen: Option<SocketAddr>,
+    pub(crate) admin_listen: Option<SocketAddr>,
+    pub(crate) upstream: Option<String>,
+    pub(crate) database: Option<String>,
+    pub(crate) instance_id: Option<String>,
+    pub(crate) project_id: Option<String>,
+    pub(crate) master_key: Option<String>,
+    pub(crate) require_https: Option<bool>,
+    #[serde(default)]
+    pub(crate) trusted_proxies: Vec<String>,
+    pub(crate) log_format: Option<String>,
+    pub(crate) log: Option<String>,
+    pub(crate) refresh_interval: Option<u64>,
+    pub(crate) max_staleness: Option<u64>,
+    pub(crate) workers: Option<usize>,
+    pub(crate) header_timeout: Option<u64>,
+    pub(crate) keepalive_timeout: Option<u64>,
+    pub(crate) body_timeout: Option<u64>,
+    pub(crate) upstream_timeout: Option<u64>,
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) gateway_tls: Option<TlsEntry>,
+    pub(crate) admin_tls: Option<TlsEntry>,
+    #[serde(default)]
+    pub(crate) tokens: Vec<TokenEntry>,
+    #[serde(default)]
+    pub(crate) access_keys: Vec<AccessKeyEntry>,
+}
+
+pub(crate) fn read_file(path: &Path) -> Result<FileConfig, UsageError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError::new(format!("reading {}: {e}", path.display())))?;
+    // toml's message may quote the offending line, which may hold a secret: keep the position.
+    toml::from_str(&text).map_err(|e| {
+        let at = e.span().map(|s| s.start).unwrap_or(0);
+        let line = text[..at.min(text.len())].lines().count().max(1);
+        UsageError::new(format!(
+            "{}: invalid configuration near line {line}",
+            path.display()
+        ))
+    })
+}

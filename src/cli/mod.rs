@@ -1,0 +1,391 @@
+//! `apig-appcode serve`'s configuration: flags ([`args`]), `APIG_*` environment variables and
+//! an optional TOML file ([`file`]), merged in that order of precedence over the defaults of
+//! [`Config::new`] into what the library runs with.
+
+pub(crate) mod args;
+pub(crate) mod file;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use apig_appcode::admin::{AccessKeyCredential, Permissions, Role as AdminRole, TokenCredential};
+use apig_appcode::gateway::config::{parse_upstream, Config, DatabaseUrl};
+use apig_appcode::gateway::limits::Limits;
+use apig_appcode::gateway::logging::LogFormat;
+use apig_appcode::gateway::tls::TlsFiles;
+use apig_appcode::store::MasterKey;
+
+use self::args::ServeArgs;
+use self::file::{FileConfig, Role, TlsEntry};
+
+/// A setting that cannot be used: exit status 2. The message names the setting, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UsageError(String);
+
+impl UsageError {
+    pub(crate) fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// What `serve` runs with: the library's configuration and how to log.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) config: Config,
+    pub(crate) log_format: LogFormat,
+    pub(crate) log: String,
+}
+
+/// The shortest management token accepted.
+const MIN_TOKEN_LEN: usize = 16;
+
+/// Merges `args` (flags and environment) over the TOML file it names, over the defaults.
+pub(crate) fn load(args: ServeArgs) -> Result<Settings, UsageError> {
+    let file = match &args.config {
+        Some(path) => file::read_file(path)?,
+        None => FileConfig::default(),
+    };
+    let err = |e: apig_appcode::gateway::config::ConfigError| UsageError::new(e.to_string());
+    let upstream = args
+        .upstream
+        .clone()
+        .or(file.upstream.clone())
+        .ok_or_else(|| {
+            UsageError::new("--upstream is required (or APIG_UPSTREAM, or `upstream` in the file)")
+        })?;
+    let mut config = Config::new(parse_upstream(&upstream).map_err(err)?);
+    if let Some(addr) = args.gateway_listen.or(file.gateway_listen) {
+        config.gateway_listen = addr;
+    }
+    if let Some(addr) = args.admin_listen.or(file.admin_listen) {
+        config.admin_listen = addr;
+    }
+    if let Some(db) = args.database.clone().or(file.database.clone()) {
+        config.database = DatabaseUrl::parse(&db).map_err(err)?;
+    }
+    if let Some(id) = args.instance_id.clone().or(file.instance_id.clone()) {
+        config.instance_id = id;
+    }
+    if let Some(id) = args.project_id.clone().or(file.project_id.clone()) {
+        config.project_id = id;
+    }
+    credentials(&args, &file, &mut config)?;
+    // Parsed once, here, so that a malformed key is a usage error (exit 2) like any other bad
+    // setting; the message names the rule, never the key.
+    if let Some(text) = args.master_key.as_ref().or(file.master_key.as_ref()) {
+        let key =
+            MasterKey::parse(text).map_err(|e| UsageError::new(format!("--master-key: {e}")))?;
+        config.master_key = Some(key);
+    }
+    let tls = |cert: &Option<PathBuf>, key: &Option<PathBuf>, file: &Option<TlsEntry>| match (
+        cert, key,
+    ) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => file.as_ref().map(|f| TlsFiles {
+            cert: f.cert.clone(),
+            key: f.key.clone(),
+        }),
+    };
+    config.gateway_tls = tls(
+        &args.gateway_tls_cert,
+        &args.gateway_tls_key,
+        &file.gateway_tls,
+    );
+    config.admin_tls = tls(&args.admin_tls_cert, &args.admin_tls_key, &file.admin_tls);
+    config.require_https = args.require_https || file.require_https.unwrap_or(false);
+    config.trusted_proxies = args.trusted_proxies.clone();
+    for net in &file.trusted_proxies {
+        let net = net
+            .parse()
+            .map_err(|e| UsageError::new(format!("trusted_proxies: {e}")))?;
+        config.trusted_proxies.push(net);
+    }
+    if let Some(s) = args.refresh_interval.or(file.refresh_interval) {
+        config.refresh_interval = Duration::from_secs(s.max(1));
+    }
+    if let Some(s) = args.max_staleness.or(file.max_staleness) {
+        config.max_staleness = Duration::from_secs(s);
+    }
+    match args.workers.or(file.workers) {
+        Some(0) => return Err(UsageError::new("--workers must be at least 1")),
+        Some(n) => config.workers = n,
+        None => {}
+    }
+    config.gateway_limits = gateway_limits(&args, &file)?;
+    let log_format = match (args.log_format, &file.log_format) {
+        (Some(f), _) => f,
+        (None, Some(text)) => text
+            .parse()
+            .map_err(|e| UsageError::new(format!("log_format: {e}")))?,
+        (None, None) => LogFormat::default(),
+    };
+    Ok(Settings {
+        config,
+        log_format,
+        log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+    })
+}
+
+/// Tokens and AK/SK pairs from the file, then those of the flags (scoped to the project).
+fn credentials(args: &ServeArgs, file: &FileConfig, config: &mut Config) -> Result<(), UsageError> {
+    let permissions = |role: Role, projects: &[String]| {
+        let p = Permissions::new(match role {
+            Role::ReadOnly => AdminRole::ReadOnly,
+            Role::ReadWrite => AdminRole::ReadWrite,
+        });
+        if projects.iter().any(|p| p == "*") {
+            p
+        } else {
+            p.projects(projects.iter().cloned())
+        }
+    };
+    let flag_scope = || Permissions::read_write().projects([config.project_id.clone()]);
+    let mut tokens: Vec<(&str, Permissions)> = file
+        .tokens
+        .iter()
+        .map(|t| (t.token.as_str(), permissions(t.role, &t.projects)))
+        .collect();
+    if let Some(token) = &args.admin_token {
+        tokens.push((token, flag_scope()));
+    }
+    if tokens.iter().any(|(t, _)| t.len() < MIN_TOKEN_LEN) {
+        return Err(UsageError::new(format!(
+            "an admin token must be at least {MIN_TOKEN_LEN} characters"
+        )));
+    }
+    let scope = flag_scope();
+    for (token, p) in tokens {
+        config.tokens.push(TokenCredential::new(token, p));
+    }
+    for k in &file.access_keys {
+        config.access_keys.push(AccessKeyCredential::new(
+            k.access_key.clone(),
+            k.secret_key.clone(),
+            permissions(k.role, &k.projects),
+        ));
+    }
+    match (&args.access_key, &args.secret_key) {
+        (Some(ak), Some(sk)) => {
+            config
+                .access_keys
+                .push(AccessKeyCredential::new(ak.clone(), sk.clone(), scope))
+        }
+        (None, None) => {}
+        _ => return Err(UsageError::new("--access-key and --secret-key go together")),
+    }
+    Ok(())
+}
+
+/// The gateway's deadlines and connection cap: flags over the file over [`Limits::default`].
+fn gateway_limits(args: &ServeArgs, file: &FileConfig) -> Result<Limits, UsageError> {
+    let secs = |flag: &str, v: Option<u64>| -> Result<Option<Duration>, UsageError> {
+        match v {
+            Some(0) => Err(UsageError::new(format!(
+                "--{flag} must be at least 1 second"
+            ))),
+            v => Ok(v.map(Duration::from_secs)),
+        }
+    };
+    let mut limits = Limits::default();
+    if let Some(d) = secs(
+        "header-timeout",
+        args.header_timeout.or(file.header_timeout),
+    )? {
+        limits = limits.header_timeout(d);
+    }
+    if let Some(d) = secs(
+        "keepalive-timeout",
+        args.keepalive_timeout.or(file.keepalive_timeout),
+    )? {
+        limits = limits.keepalive_timeout(d);
+    }
+    if let Some(d) = secs("body-timeout", args.body_timeout.or(file.body_timeout))? {
+        limits = limits.body_timeout(d);
+    }
+    if let Some(d) = secs(
+        "upstream-timeout",
+        args.upstream_timeout.or(file.upstream_timeout),
+    )? {
+        limits = limits.upstream_timeout(d);
+    }
+    match args.max_connections.or(file.max_connections) {
+        Some(0) => return Err(UsageError::new("--max-connections must be at least 1")),
+        Some(n) => limits = limits.max_connections(n),
+        None => {}
+    }
+    Ok(limits)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use apig_appcode::admin::Role;
+    use apig_appcode::gateway::config::DEFAULT_PROJECT_ID;
+    use clap::Parser;
+
+    use super::*;
+
+    fn args(list: &[&str]) -> ServeArgs {
+        let mut all = vec!["serve"];
+        all.extend_from_slice(list);
+        ServeArgs::try_parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apig.toml");
+        std::fs::write(
+            &path,
+            r#"
+upstream = "http://127.0.0.1:7000"
+admin_listen = "127.0.0.1:9999"
+instance_id = "from-file"
+log_format = "json"
+trusted_proxies = ["10.0.0.0/8"]
+[[tokens]]
+token = "read-only-token-0123456789"
+projects = ["*"]
+role = "read-only"
+[[access_keys]]
+access_key = "AK1"
+secret_key = "sk-secret-from-file"
+projects = ["p1"]
+role = "read-write"
+"#,
+        )
+        .unwrap();
+        let cfg = load(args(&[
+            "--config",
+            path.to_str().unwrap(),
+            "--instance-id",
+            "from-flag",
+            "--admin-token",
+            "flag-token-0123456789",
+        ]))
+        .unwrap();
+        assert_eq!(cfg.log_format, LogFormat::Json);
+        let cfg = cfg.config;
+        assert_eq!(cfg.instance_id, "from-flag");
+        assert_eq!(cfg.admin_listen.port(), 9999);
+        assert_eq!(cfg.upstream.as_str(), "127.0.0.1:7000");
+        assert_eq!(cfg.tokens.len(), 2);
+        let file_token = cfg.tokens[0].permissions();
+        assert_eq!(file_token.role(), Role::ReadOnly);
+        assert!(file_token.allows("any-project", Role::ReadOnly));
+        let flag_token = cfg.tokens[1].permissions();
+        assert_eq!(flag_token.role(), Role::ReadWrite);
+        assert!(flag_token.allows(DEFAULT_PROJECT_ID, Role::ReadWrite));
+        assert!(!flag_token.allows("p1", Role::ReadOnly));
+        let key = cfg.access_keys[0].permissions();
+        assert!(key.allows("p1", Role::ReadWrite) && !key.allows("p2", Role::ReadOnly));
+        assert_eq!(cfg.trusted_proxies.len(), 1);
+        let shown = format!("{cfg:?}");
+        assert!(
+            !shown.contains("sk-secret-from-file") && !shown.contains("flag-token"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn clear_errors_for_bad_settings() {
+        let bad = [
+            (vec![], "--upstream is required"),
+            (vec!["--upstream", "https://x:1"], "only http://"),
+            (
+                vec!["--upstream", "http://x:1/path"],
+                "scheme, host and port",
+            ),
+            (
+                vec!["--upstream", "http://x:1", "--database", "mysql://x"],
+                "expected sqlite://PATH",
+            ),
+            (
+                vec![
+                    "--upstream",
+                    "http://x:1",
+                    "--master-key",
+                    "short-key-not-hex",
+                ],
+                "--master-key",
+            ),
+            (
+                vec!["--upstream", "http://x:1", "--access-key", "AK"],
+                "go together",
+            ),
+            (
+                vec!["--upstream", "http://x:1", "--admin-token", "short"],
+                "at least 16",
+            ),
+        ];
+        for (list, want) in bad {
+            let err = load(args(&list)).unwrap_err().to_string();
+            assert!(err.contains(want), "{list:?}: {err}");
+            assert!(!err.contains("short"), "a secret was echoed: {err}");
+        }
+    }
+
+    #[test]
+    fn data_plane_settings_come_from_flags_or_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apig.toml");
+        std::fs::write(
+            &path,
+            "upstream = \"http://x:1\"\nworkers = 3\nbody_timeout = 7\nmax_connections = 50\n",
+        )
+        .unwrap();
+        let cfg = load(args(&[
+            "--config",
+            path.to_str().unwrap(),
+            "--header-timeout",
+            "4",
+        ]))
+        .unwrap()
+        .config;
+        assert_eq!(cfg.workers, 3);
+        let expected = Limits::default()
+            .header_timeout(Duration::from_secs(4))
+            .body_timeout(Duration::from_secs(7))
+            .max_connections(50);
+        assert_eq!(cfg.gateway_limits, expected);
+        for bad in [
+            ["--workers", "0"],
+            ["--body-timeout", "0"],
+            ["--max-connections", "0"],
+        ] {
+            let mut list = vec!["--upstream", "http://x:1"];
+            list.extend(bad);
+            let err = load(args(&list)).unwrap_err().to_string();
+            assert!(err.contains(bad[0]), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_broken_file_does_not_echo_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apig.toml");
+        std::fs::write(
+            &path,
+            "upstream = \"http://x:1\"\n[[tokens]]\ntoken = \"s3cret-token-value\nrole=1",
+        )
+        .unwrap();
+        let err = load(args(&["--config", path.to_str().unwrap()]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid configuration near line"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+}

@@ -1,0 +1,193 @@
+//! What `apig-appcode serve` runs with: a [`Config`], which the binary builds from its flags,
+//! `APIG_*` environment variables and TOML file, and which a program can build by hand.
+//!
+//! # Example
+//!
+//! ```
+//! use apig_appcode::gateway::config::{parse_upstream, Config, DatabaseUrl};
+//!
+//! let mut config = Config::new(parse_upstream("http://127.0.0.1:8000").unwrap());
+//! config.database = DatabaseUrl::parse("sqlite:///var/lib/apig/apig.db").unwrap();
+//! assert_eq!(config.gateway_listen.to_string(), "127.0.0.1:8080");
+//! assert!(!config.has_credentials());
+//! ```
+
+mod database;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme};
+
+pub use self::database::DatabaseUrl;
+use super::limits::{default_max_connections, Limits};
+use super::tls::TlsFiles;
+use crate::admin::{AccessKeyCredential, TokenCredential};
+use crate::layer::IpNetwork;
+use crate::store::MasterKey;
+
+/// Default project ID when none is configured.
+pub const DEFAULT_PROJECT_ID: &str = "00000000000000000000000000000001";
+/// Default gateway instance ID when none is configured.
+pub const DEFAULT_INSTANCE_ID: &str = "00000000000000000000000000000001";
+
+/// Everything [`run`](super::run) needs. `Debug` shows no credential, key or password.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Gateway listener.
+    pub gateway_listen: SocketAddr,
+    /// Management listener.
+    pub admin_listen: SocketAddr,
+    /// Host and port of the upstream (plain HTTP).
+    pub upstream: Authority,
+    /// The store.
+    pub database: DatabaseUrl,
+    /// Instance served.
+    pub instance_id: String,
+    /// Project of the command-line credentials.
+    pub project_id: String,
+    /// Management tokens.
+    pub tokens: Vec<TokenCredential>,
+    /// Management AK/SK credentials.
+    pub access_keys: Vec<AccessKeyCredential>,
+    /// Encryption key for AppCodes at rest.
+    pub master_key: Option<MasterKey>,
+    /// TLS of the gateway listener.
+    pub gateway_tls: Option<TlsFiles>,
+    /// TLS of the management listener.
+    pub admin_tls: Option<TlsFiles>,
+    /// Refuse plain HTTP on the gateway.
+    pub require_https: bool,
+    /// Proxies trusted for `X-Forwarded-Proto`.
+    pub trusted_proxies: Vec<IpNetwork>,
+    /// Cache refresh period.
+    pub refresh_interval: Duration,
+    /// Maximum snapshot age.
+    pub max_staleness: Duration,
+    /// Gateway worker threads.
+    pub workers: usize,
+    /// The gateway listener's deadlines and connection cap.
+    pub gateway_limits: Limits,
+}
+
+impl Config {
+    /// The defaults, forwarding to `upstream`: gateway on `127.0.0.1:8080`, management API on
+    /// `127.0.0.1:8081`, SQLite file `apig-appcode.db`, no credential (the first run creates a
+    /// token file), plain HTTP, one worker per core.
+    pub fn new(upstream: Authority) -> Self {
+        Self {
+            gateway_listen: ([127, 0, 0, 1], 8080).into(),
+            admin_listen: ([127, 0, 0, 1], 8081).into(),
+            upstream,
+            database: DatabaseUrl::Sqlite(PathBuf::from("apig-appcode.db")),
+            instance_id: DEFAULT_INSTANCE_ID.into(),
+            project_id: DEFAULT_PROJECT_ID.into(),
+            tokens: Vec::new(),
+            access_keys: Vec::new(),
+            master_key: None,
+            gateway_tls: None,
+            admin_tls: None,
+            require_https: false,
+            trusted_proxies: Vec::new(),
+            refresh_interval: Duration::from_secs(10),
+            max_staleness: Duration::from_secs(300),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            gateway_limits: Limits::default(),
+        }
+    }
+
+    /// The management listener's deadlines and connection cap: the defaults, with a cap of its
+    /// own so that the gateway's connections cannot take its descriptors.
+    pub fn admin_limits(&self) -> Limits {
+        Limits::default().max_connections(default_max_connections().admin)
+    }
+
+    /// Whether any management credential is configured.
+    pub fn has_credentials(&self) -> bool {
+        !self.tokens.is_empty() || !self.access_keys.is_empty()
+    }
+}
+
+/// Parses an upstream URL: `http://host[:port][/]` only (no TLS, path, query or credentials).
+pub fn parse_upstream(s: &str) -> Result<Authority, ConfigError> {
+    // User information in a URL may hold a password: such a value is not echoed.
+    let shown = if s.contains('@') {
+        "(a URL with credentials, not shown)".to_owned()
+    } else {
+        format!("{s:?}")
+    };
+    let err = |why: &str| ConfigError::new(format!("--upstream {shown}: {why}"));
+    let uri: http::Uri = s.parse().map_err(|_| err("not a URL"))?;
+    if uri.scheme() != Some(&Scheme::HTTP) {
+        return Err(err("only http:// upstreams are supported"));
+    }
+    if uri
+        .path_and_query()
+        .is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty())
+    {
+        return Err(err("give only scheme, host and port"));
+    }
+    let authority = uri.authority().ok_or_else(|| err("no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(err("credentials in the URL are not supported"));
+    }
+    Ok(authority.clone())
+}
+
+/// A configuration that cannot be used. The message names the setting, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    /// An error with `msg`, which must name the setting and hold no secret.
+    pub fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstreams_are_plain_http_host_and_port() {
+        assert_eq!(parse_upstream("http://h:9").unwrap().as_str(), "h:9");
+        assert_eq!(parse_upstream("http://h:9/").unwrap().as_str(), "h:9");
+        for (bad, want) in [
+            ("https://h:9", "only http://"),
+            ("http://h:9/api", "scheme, host and port"),
+            ("h:9", "only http://"),
+            ("http://u:pa55@h:9", "credentials"),
+        ] {
+            let err = parse_upstream(bad).unwrap_err().to_string();
+            assert!(err.contains(want), "{bad}: {err}");
+            assert!(!err.contains("pa55"), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let mut config = Config::new(parse_upstream("http://h:9").unwrap());
+        config.tokens.push(TokenCredential::new(
+            "token-secret-0123456789",
+            crate::admin::Permissions::read_write(),
+        ));
+        config.database = DatabaseUrl::parse("postgres://u:pa55word@db/apig").unwrap();
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("token-secret") && !shown.contains("pa55word"),
+            "{shown}"
+        );
+    }
+}
