@@ -8,6 +8,8 @@
 //! Run: `cargo test --features gateway --test gateway_edges`.
 #![cfg(all(feature = "gateway", unix))]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -433,6 +435,12 @@ async fn x_forwarded_host_is_the_real_authority_and_two_hosts_are_refused() {
         serde_json::json!(["h2.example"])
     );
 
+    // HTTP/1.1 without Host.
+    let req = format!("GET /e HTTP/1.1\r\nX-Apig-AppCode: {code}\r\n\r\n");
+    let (status, body) = exchange(server.gateway, req.as_bytes()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "APIG.0201");
+
     // Two Host headers.
     let before = upstream.requests();
     let req = format!(
@@ -483,4 +491,113 @@ async fn the_connection_cap_refuses_cleanly_and_spares_the_admin_listener() {
         },
     )
     .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upstream connections
+
+/// An upstream that answers each request `200 ok` and closes a connection once it has been
+/// idle for `idle` (as servers with a short keep-alive do), or after every answer when
+/// `idle` is zero (with `Connection: close`). Counts the connections it accepted.
+async fn closing_upstream(idle: Duration) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    while !data.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let wait = if idle.is_zero() { CLOSE_BOUND } else { idle };
+                        match tokio::time::timeout(wait, stream.read(&mut buf)).await {
+                            Ok(Ok(n)) if n > 0 => data.extend_from_slice(&buf[..n]),
+                            _ => return,
+                        }
+                    }
+                    data.clear();
+                    let close = if idle.is_zero() {
+                        "connection: close\r\n"
+                    } else {
+                        ""
+                    };
+                    let res = format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n{close}\r\nok");
+                    if stream.write_all(res.as_bytes()).await.is_err() || idle.is_zero() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_the_upstream_closed_are_not_used_again() {
+    for idle in [Duration::from_millis(100), Duration::ZERO] {
+        let (url, accepted) = closing_upstream(idle).await;
+        let dir = tempfile::tempdir().unwrap();
+        let args: Vec<String> = [
+            "--upstream",
+            &url,
+            "--gateway-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--database",
+            &format!("sqlite://{}", dir.path().join("db").display()),
+            "--admin-token",
+            TOKEN,
+            "--workers",
+            "1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let server = Server::start(serve_command(&args)).await.unwrap();
+        let (_, _, code) = Admin::new(server.admin, TOKEN)
+            .app_with_code("pool_app")
+            .await;
+        for i in 0..3 {
+            let res = call_gateway(server.gateway, "/again", Some(&code)).await;
+            assert_eq!(
+                res.status,
+                StatusCode::OK,
+                "request {i} (idle {idle:?}): {}",
+                res.text()
+            );
+            // Long enough for the upstream to close the idle connection.
+            tokio::time::sleep(idle * 4).await;
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            3,
+            "one connection per request"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_upstream_connection_serves_the_next_request() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_token(&upstream, dir.path(), &["--workers", "1"]).await;
+    let (_, _, code) = Admin::new(server.admin, TOKEN)
+        .app_with_code("reuse_app")
+        .await;
+    for _ in 0..5 {
+        let res = call_gateway(server.gateway, "/reuse", Some(&code)).await;
+        assert_eq!(res.status, StatusCode::OK);
+    }
+    assert_eq!(
+        upstream.open_connections(),
+        1,
+        "one pooled connection, reused"
+    );
 }

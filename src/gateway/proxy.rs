@@ -5,7 +5,7 @@
 //! ID, and writes the `X-Forwarded-*` headers from what this hop knows: the real authority
 //! (`Host` or the HTTP/2 `:authority`, never a client-sent `X-Forwarded-Host`), the peer, and
 //! the scheme (TLS, or `X-Forwarded-Proto`/`Forwarded` from a trusted proxy only). A request
-//! with two `Host` headers is refused with `400`.
+//! with two `Host` headers, or an HTTP/1.1 request with none, is refused with `400`.
 //!
 //! `Forward` runs after it, on the worker's own upstream connections, and maps failures:
 //!
@@ -68,6 +68,7 @@ pub(crate) fn prepare(
 ) -> Result<Request<Incoming>, BadRequest> {
     let conn = req.extensions().get::<ConnectionInfo>().copied();
     let authority = req.uri().authority().cloned();
+    let version = req.version();
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
     let id = RequestId::from_header(headers.get(X_REQUEST_ID));
@@ -88,6 +89,13 @@ pub(crate) fn prepare(
         .or(host);
     match real {
         Some(h) => headers.insert(X_FORWARDED_HOST, h),
+        // HTTP/1.0 may go without; HTTP/1.1 must not (RFC 9112 section 3.2).
+        None if version == Version::HTTP_11 => {
+            return Err(BadRequest {
+                msg: "Bad request: no Host header",
+                id: id.to_header_value(),
+            })
+        }
         None => headers.remove(X_FORWARDED_HOST),
     };
 
