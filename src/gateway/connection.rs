@@ -149,7 +149,7 @@ where
         let mut cx = Context::from_waker(Waker::noop());
         let call = match service.poll_ready(&mut cx) {
             Poll::Ready(Ok(())) => Call::InPlace(service.call(req)),
-            _ => Call::Oneshot(Oneshot::new(service.clone(), req)),
+            _ => Call::Oneshot(Box::new(Oneshot::new(service.clone(), req))),
         };
         TrackedCall {
             call,
@@ -161,7 +161,8 @@ where
 /// A call made in place, or on a clone that must first become ready.
 enum Call<S: Service<Request<Incoming>>> {
     InPlace(S::Future),
-    Oneshot(Oneshot<S, Request<Incoming>>),
+    /// Boxed: rare, and larger than the common variant.
+    Oneshot(Box<Oneshot<S, Request<Incoming>>>),
 }
 
 impl<S> Future for Call<S>
@@ -174,7 +175,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
             Call::InPlace(f) => Pin::new(f).poll(cx),
-            Call::Oneshot(f) => Pin::new(f).poll(cx),
+            Call::Oneshot(f) => Pin::new(f.as_mut()).poll(cx),
         }
     }
 }
