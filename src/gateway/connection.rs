@@ -19,8 +19,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -122,13 +122,8 @@ impl<B: Body + Unpin> Body for Tracked<B> {
 
 /// Adapts a tower service to hyper's, counting each request in progress on the connection and
 /// telling the service about the connection.
-///
-/// The connection keeps one instance of the service and calls it in place when it is ready,
-/// which the gateway's always is: no per-request clone, whose reference counts would be shared
-/// by every worker. A service that is not ready gets the usual treatment, a clone driven to
-/// readiness on its own.
 struct HyperService<S> {
-    service: Mutex<S>,
+    service: S,
     state: Arc<ConnState>,
     info: ConnectionInfo,
 }
@@ -140,42 +135,14 @@ where
 {
     type Response = Response<Tracked<B>>;
     type Error = S::Error;
-    type Future = TrackedCall<Call<S>>;
+    type Future = TrackedCall<Oneshot<S, Request<Incoming>>>;
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         let in_flight = InFlight::start(&self.state);
         req.extensions_mut().insert(self.info);
-        let mut service = self.service.lock().unwrap_or_else(|p| p.into_inner());
-        let mut cx = Context::from_waker(Waker::noop());
-        let call = match service.poll_ready(&mut cx) {
-            Poll::Ready(Ok(())) => Call::InPlace(service.call(req)),
-            _ => Call::Oneshot(Box::new(Oneshot::new(service.clone(), req))),
-        };
         TrackedCall {
-            call,
+            call: Oneshot::new(self.service.clone(), req),
             in_flight: Some(in_flight),
-        }
-    }
-}
-
-/// A call made in place, or on a clone that must first become ready.
-enum Call<S: Service<Request<Incoming>>> {
-    InPlace(S::Future),
-    /// Boxed: rare, and larger than the common variant.
-    Oneshot(Box<Oneshot<S, Request<Incoming>>>),
-}
-
-impl<S> Future for Call<S>
-where
-    S: Service<Request<Incoming>> + Unpin,
-    S::Future: Unpin,
-{
-    type Output = Result<S::Response, S::Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut() {
-            Call::InPlace(f) => Pin::new(f).poll(cx),
-            Call::Oneshot(f) => Pin::new(f.as_mut()).poll(cx),
         }
     }
 }
@@ -439,7 +406,7 @@ async fn run<IO, S, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let hyper_service = HyperService {
-        service: Mutex::new(service),
+        service,
         state: Arc::clone(&state),
         info,
     };

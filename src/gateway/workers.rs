@@ -164,9 +164,7 @@ impl Gateway {
                 upstream: self.upstream.clone(),
                 limits: self.limits,
                 tls: self.tls.clone(),
-                // A copy per worker: an `Arc` shared by all would have its count bounce between
-                // cores on every request.
-                trusted: trusted.to_vec().into(),
+                trusted: Arc::clone(&trusted),
                 drain: self.drain,
                 upstream_keepalive: self.upstream_keepalive,
                 open: open.clone(),
