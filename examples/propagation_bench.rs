@@ -5,7 +5,8 @@
 //! cargo build --release --features gateway --bin apig-appcode --example propagation_bench
 //! target/release/examples/propagation_bench postgres://postgres@127.0.0.1:5432/test
 //! ```
-//! (optional after the URL: `--revocations N` (default 200), `--codes N` (default 1000000)).
+//! (optional after the URL: `--revocations N` (default 200), `--codes N` (default 1000000),
+//! `--under-load SECONDS`).
 //!
 //! 1. Revocation delay: two `apig-appcode serve` processes A and B; an AppCode is created
 //!    through A's management API and, once B accepts it, deleted through A. The delay runs from
@@ -17,6 +18,13 @@
 //!    from spawning the process to `/readyz` answering 200 (the cache loaded), and the node's
 //!    resident memory then and at its peak.
 //!
+//! 3. With `--under-load SECONDS`, instead of 1 and 2: wrk (Debian's package) saturates both
+//!    gateways with rejected requests (one thread, 16 connections each) for SECONDS, twice:
+//!    first alone, then while codes are created and revoked through A, one every 100 ms (as
+//!    in 1).
+//!    Prints the revocation delay, the slowest management call, the listener reconnects the
+//!    nodes logged, and each gateway's requests/s in both passes.
+//!
 //! Each part works in a schema of its own, dropped at the end. The binary is expected beside the
 //! example's directory (`target/release/apig-appcode`), as the command above builds it.
 
@@ -24,6 +32,8 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apig_appcode::gateway::config::{DEFAULT_INSTANCE_ID, DEFAULT_PROJECT_ID};
@@ -58,12 +68,13 @@ async fn run() -> Result<(), BoxError> {
     let url = args
         .next()
         .ok_or("usage: propagation_bench POSTGRES_URL [--revocations N] [--codes N]")?;
-    let (mut revocations, mut codes) = (200usize, 1_000_000u64);
+    let (mut revocations, mut codes, mut under_load) = (200usize, 1_000_000u64, None);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or("a flag without its value")?;
         match flag.as_str() {
             "--revocations" => revocations = value.parse()?,
             "--codes" => codes = value.parse()?,
+            "--under-load" => under_load = Some(Duration::from_secs(value.parse()?)),
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -76,6 +87,13 @@ async fn run() -> Result<(), BoxError> {
             "build the binary too: cargo build --release --features gateway --bin apig-appcode",
         )?;
 
+    if let Some(seconds) = under_load {
+        println!("== revocation under load, {seconds:?} per pass");
+        let schema = Schema::create(&url).await?;
+        revocation_under_load(&bin, &schema, seconds).await?;
+        schema.drop().await?;
+        return Ok(());
+    }
     println!("== revocation delay, {revocations} revocations");
     let schema = Schema::create(&url).await?;
     revocation_delay(&bin, &schema, revocations).await?;
@@ -136,6 +154,109 @@ async fn revocation_delay(bin: &PathBuf, schema: &Schema, n: usize) -> Result<()
         &mut created,
     );
     Ok(())
+}
+
+/// Part 3: revocations while wrk saturates both gateways; see the module docs.
+async fn revocation_under_load(
+    bin: &PathBuf,
+    schema: &Schema,
+    seconds: Duration,
+) -> Result<(), BoxError> {
+    let upstream = start_upstream().await?;
+    let http = Http::new();
+    let a = Node::start(bin, schema, upstream)?;
+    let b = Node::start(bin, schema, upstream)?;
+    http.ready(&a).await?;
+    http.ready(&b).await?;
+    let app = http
+        .admin(
+            &a,
+            Method::POST,
+            "/apps",
+            Some(json!({ "name": "load_app" })),
+        )
+        .await?;
+    let app_id = app["id"].as_str().ok_or("no app id")?.to_owned();
+    let codes_path = format!("/apps/{app_id}/app-codes");
+
+    let alone = tokio::try_join!(wrk(a.gateway, seconds), wrk(b.gateway, seconds))?;
+    let (gateway_a, gateway_b) = (a.gateway, b.gateway);
+    let load =
+        tokio::spawn(
+            async move { tokio::try_join!(wrk(gateway_a, seconds), wrk(gateway_b, seconds)) },
+        );
+    let (mut revoked, mut created, mut slowest) = (Vec::new(), Vec::new(), Duration::ZERO);
+    // Paced, as an operator revokes: a tight loop would be a load of its own.
+    let mut pace = tokio::time::interval(Duration::from_millis(100));
+    while !load.is_finished() {
+        pace.tick().await;
+        let sent = Instant::now();
+        let code = http.admin(&a, Method::PUT, &codes_path, None).await?;
+        slowest = slowest.max(sent.elapsed());
+        let accepted_from = Instant::now();
+        let (id, value) = (
+            code["id"].as_str().ok_or("no code id")?.to_owned(),
+            code["app_code"].as_str().ok_or("no code")?.to_owned(),
+        );
+        created.push(
+            http.first(&b, &value, StatusCode::OK, accepted_from)
+                .await?,
+        );
+        let sent = Instant::now();
+        http.admin(&a, Method::DELETE, &format!("{codes_path}/{id}"), None)
+            .await?;
+        slowest = slowest.max(sent.elapsed());
+        let deleted_at = Instant::now();
+        revoked.push(
+            http.first(&b, &value, StatusCode::UNAUTHORIZED, deleted_at)
+                .await?,
+        );
+    }
+    let with = load.await??;
+    report(
+        "revocation under load (DELETE answered on A -> first 401 on B)",
+        &mut revoked,
+    );
+    report(
+        "creation under load (PUT answered on A -> first 200 on B)",
+        &mut created,
+    );
+    println!(
+        "slowest management call: {:.2} ms",
+        slowest.as_secs_f64() * 1000.0
+    );
+    println!(
+        "listener reconnects logged: A {}, B {}",
+        a.reconnects(),
+        b.reconnects()
+    );
+    for (name, alone, with) in [("A", alone.0, with.0), ("B", alone.1, with.1)] {
+        println!(
+            "gateway {name}: {alone:.0} req/s alone, {with:.0} req/s with revocations ({:+.1} %)",
+            (with / alone - 1.0) * 100.0
+        );
+    }
+    Ok(())
+}
+
+/// An AppCode no node holds: every request gets 401 from the negative cache.
+const UNKNOWN_CODE: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Runs wrk (one thread, 16 connections, rejected requests) against `gateway`; its requests/s.
+async fn wrk(gateway: SocketAddr, seconds: Duration) -> Result<f64, String> {
+    let out = tokio::process::Command::new("wrk")
+        .args(["-t1", "-c16", &format!("-d{}s", seconds.as_secs())])
+        .args(["-H", &format!("X-Apig-AppCode: {UNKNOWN_CODE}")])
+        .arg(format!("http://{gateway}/load"))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("running wrk (apt-get install wrk): {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("no Requests/sec from wrk: {text}"))
 }
 
 async fn cold_start(bin: &PathBuf, schema: &Schema, codes: u64) -> Result<(), BoxError> {
@@ -293,6 +414,7 @@ async fn start_upstream() -> Result<SocketAddr, BoxError> {
 /// One `apig-appcode serve` process, killed when dropped.
 struct Node {
     child: Child,
+    reconnects: Arc<AtomicUsize>,
     gateway: SocketAddr,
     admin: SocketAddr,
 }
@@ -312,8 +434,19 @@ impl Node {
             .args(["--log", "warn"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()?;
+        let reconnects = Arc::new(AtomicUsize::new(0));
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let count = Arc::clone(&reconnects);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("change listener lost its connection") {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                eprintln!("{line}");
+            }
+        });
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -338,9 +471,17 @@ impl Node {
         }
         Ok(Self {
             child,
+            reconnects,
             gateway: addrs[0].ok_or("no gateway address")?,
             admin: addrs[1].ok_or("no admin address")?,
         })
+    }
+}
+
+impl Node {
+    /// How many times the node logged that its change listener lost its connection.
+    fn reconnects(&self) -> usize {
+        self.reconnects.load(Ordering::Relaxed)
     }
 }
 
