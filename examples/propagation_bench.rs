@@ -107,43 +107,14 @@ async fn run() -> Result<(), BoxError> {
 }
 
 async fn revocation_delay(bin: &PathBuf, schema: &Schema, n: usize) -> Result<(), BoxError> {
-    let upstream = start_upstream().await?;
     let http = Http::new();
-    let a = Node::start(bin, schema, upstream)?;
-    let b = Node::start(bin, schema, upstream)?;
-    http.ready(&a).await?;
-    http.ready(&b).await?;
-    let app = http
-        .admin(
-            &a,
-            Method::POST,
-            "/apps",
-            Some(json!({ "name": "bench_app" })),
-        )
-        .await?;
-    let app_id = app["id"].as_str().ok_or("no app id")?.to_owned();
-    let codes_path = format!("/apps/{app_id}/app-codes");
+    let (a, b, codes_path) = two_nodes(&http, bin, schema).await?;
 
     let (mut created, mut revoked) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for _ in 0..n {
-        let code = http.admin(&a, Method::PUT, &codes_path, None).await?;
-        let accepted_from = Instant::now();
-        let (id, value) = (
-            code["id"].as_str().ok_or("no code id")?.to_owned(),
-            code["app_code"].as_str().ok_or("no code")?.to_owned(),
-        );
-        created.push(
-            http.first(&b, &value, StatusCode::OK, accepted_from)
-                .await?,
-        );
-
-        http.admin(&a, Method::DELETE, &format!("{codes_path}/{id}"), None)
-            .await?;
-        let deleted_at = Instant::now();
-        revoked.push(
-            http.first(&b, &value, StatusCode::UNAUTHORIZED, deleted_at)
-                .await?,
-        );
+        let one = revoke_once(&http, &a, &b, &codes_path).await?;
+        created.push(one.created);
+        revoked.push(one.revoked);
     }
     report(
         "revocation (DELETE answered on A -> first 401 on B)",
@@ -162,22 +133,8 @@ async fn revocation_under_load(
     schema: &Schema,
     seconds: Duration,
 ) -> Result<(), BoxError> {
-    let upstream = start_upstream().await?;
     let http = Http::new();
-    let a = Node::start(bin, schema, upstream)?;
-    let b = Node::start(bin, schema, upstream)?;
-    http.ready(&a).await?;
-    http.ready(&b).await?;
-    let app = http
-        .admin(
-            &a,
-            Method::POST,
-            "/apps",
-            Some(json!({ "name": "load_app" })),
-        )
-        .await?;
-    let app_id = app["id"].as_str().ok_or("no app id")?.to_owned();
-    let codes_path = format!("/apps/{app_id}/app-codes");
+    let (a, b, codes_path) = two_nodes(&http, bin, schema).await?;
 
     let alone = tokio::try_join!(wrk(a.gateway, seconds), wrk(b.gateway, seconds))?;
     let (gateway_a, gateway_b) = (a.gateway, b.gateway);
@@ -190,27 +147,10 @@ async fn revocation_under_load(
     let mut pace = tokio::time::interval(Duration::from_millis(100));
     while !load.is_finished() {
         pace.tick().await;
-        let sent = Instant::now();
-        let code = http.admin(&a, Method::PUT, &codes_path, None).await?;
-        slowest = slowest.max(sent.elapsed());
-        let accepted_from = Instant::now();
-        let (id, value) = (
-            code["id"].as_str().ok_or("no code id")?.to_owned(),
-            code["app_code"].as_str().ok_or("no code")?.to_owned(),
-        );
-        created.push(
-            http.first(&b, &value, StatusCode::OK, accepted_from)
-                .await?,
-        );
-        let sent = Instant::now();
-        http.admin(&a, Method::DELETE, &format!("{codes_path}/{id}"), None)
-            .await?;
-        slowest = slowest.max(sent.elapsed());
-        let deleted_at = Instant::now();
-        revoked.push(
-            http.first(&b, &value, StatusCode::UNAUTHORIZED, deleted_at)
-                .await?,
-        );
+        let one = revoke_once(&http, &a, &b, &codes_path).await?;
+        created.push(one.created);
+        revoked.push(one.revoked);
+        slowest = slowest.max(one.slowest_call);
     }
     let with = load.await??;
     report(
@@ -237,6 +177,66 @@ async fn revocation_under_load(
         );
     }
     Ok(())
+}
+
+/// Two nodes on `schema`, ready, and the AppCode path of an app created on the first.
+async fn two_nodes(
+    http: &Http,
+    bin: &PathBuf,
+    schema: &Schema,
+) -> Result<(Node, Node, String), BoxError> {
+    let upstream = start_upstream().await?;
+    let a = Node::start(bin, schema, upstream)?;
+    let b = Node::start(bin, schema, upstream)?;
+    http.ready(&a).await?;
+    http.ready(&b).await?;
+    let app = http
+        .admin(
+            &a,
+            Method::POST,
+            "/apps",
+            Some(json!({ "name": "bench_app" })),
+        )
+        .await?;
+    let app_id = app["id"].as_str().ok_or("no app id")?.to_owned();
+    Ok((a, b, format!("/apps/{app_id}/app-codes")))
+}
+
+/// One code's round trip: created on `a` until `b` accepts it, then deleted on `a` until `b`
+/// rejects it.
+struct RoundTrip {
+    created: Duration,
+    revoked: Duration,
+    slowest_call: Duration,
+}
+
+async fn revoke_once(
+    http: &Http,
+    a: &Node,
+    b: &Node,
+    codes_path: &str,
+) -> Result<RoundTrip, BoxError> {
+    let sent = Instant::now();
+    let code = http.admin(a, Method::PUT, codes_path, None).await?;
+    let put_took = sent.elapsed();
+    let accepted_from = Instant::now();
+    let (id, value) = (
+        code["id"].as_str().ok_or("no code id")?.to_owned(),
+        code["app_code"].as_str().ok_or("no code")?.to_owned(),
+    );
+    let created = http.first(b, &value, StatusCode::OK, accepted_from).await?;
+    let sent = Instant::now();
+    http.admin(a, Method::DELETE, &format!("{codes_path}/{id}"), None)
+        .await?;
+    let delete_took = sent.elapsed();
+    let revoked = http
+        .first(b, &value, StatusCode::UNAUTHORIZED, Instant::now())
+        .await?;
+    Ok(RoundTrip {
+        created,
+        revoked,
+        slowest_call: put_took.max(delete_took),
+    })
 }
 
 /// An AppCode no node holds: every request gets 401 from the negative cache.
