@@ -428,3 +428,53 @@ async fn announcements_carry_ids_only() {
         assert!(payload.len() < 120, "ids only: {payload}");
     }
 }
+
+/// A gateway worker runs its own single-threaded runtime, and its AppCode lookups borrow the
+/// store's connections. A connection opened there must stay driven by the store's runtime:
+/// once that worker is busy or gone, the management API must still get answers on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_opened_on_another_runtime_keep_answering() {
+    let Some(db) = TestDb::create("connections_opened_on_another_runtime").await else {
+        return;
+    };
+    let store = std::sync::Arc::new(open(&db, PostgresOptions::new().pool_size(4)).await);
+    let worker_store = std::sync::Arc::clone(&store);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let scope = scope();
+            let ids = [id(1), id(2), id(3)];
+            // Concurrent: more than the one idle connection, so new ones are opened here.
+            let _ = tokio::join!(
+                worker_store.get_app(&scope, &ids[0]),
+                worker_store.get_app(&scope, &ids[1]),
+                worker_store.get_app(&scope, &ids[2]),
+            );
+        });
+        let _ = done_tx.send(());
+        // The runtime stays, but nothing polls its tasks any more.
+        std::thread::sleep(Duration::from_secs(3600));
+        drop(runtime);
+    });
+    done_rx.await.unwrap();
+
+    let scope = scope();
+    let ids = [id(4), id(5), id(6), id(7)];
+    let answers = tokio::time::timeout(WAIT, async {
+        tokio::join!(
+            store.get_app(&scope, &ids[0]),
+            store.get_app(&scope, &ids[1]),
+            store.get_app(&scope, &ids[2]),
+            store.get_app(&scope, &ids[3]),
+        )
+    })
+    .await
+    .expect("every pooled connection answers on the store's runtime");
+    for answer in [answers.0, answers.1, answers.2, answers.3] {
+        assert!(matches!(answer, Err(StoreError::AppNotFound)), "{answer:?}");
+    }
+}

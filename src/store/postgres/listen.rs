@@ -183,7 +183,8 @@ pub(super) fn decode(payload: &str) -> Option<(Event<'_>, &str)> {
 pub(super) fn spawn(shared: Arc<Shared>, instance_id: String) -> ChangeStream {
     let (tx, rx) = ChangeStream::channel(CAPACITY);
     let listener = shared.listeners.register(&instance_id);
-    tokio::spawn(listen(shared, listener, tx));
+    let runtime = shared.pool.runtime().clone();
+    runtime.spawn(listen(shared, listener, tx));
     rx
 }
 

@@ -11,7 +11,8 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::runtime::Handle;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, NoTls, Row, RowStream, Statement};
 
@@ -30,6 +31,9 @@ pub(super) struct Pool {
 
 struct Inner {
     config: Config,
+    /// The runtime the store was opened on, which drives every connection: a connection opened
+    /// by a lookup on a gateway worker must not depend on that worker being polled.
+    runtime: Handle,
     idle: Mutex<Vec<Conn>>,
     permits: Arc<Semaphore>,
     size: usize,
@@ -45,11 +49,17 @@ impl fmt::Debug for Pool {
 }
 
 impl Pool {
+    /// A pool whose connections are driven on the current runtime.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
     pub(super) fn new(config: Config, size: usize) -> Self {
         let size = size.max(1);
         Self {
             inner: Arc::new(Inner {
                 config,
+                runtime: Handle::current(),
                 idle: Mutex::new(Vec::with_capacity(size)),
                 permits: Arc::new(Semaphore::new(size)),
                 size,
@@ -67,6 +77,11 @@ impl Pool {
             .idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The runtime that drives the store's connections and its change listeners.
+    pub(super) fn runtime(&self) -> &Handle {
+        &self.inner.runtime
     }
 
     /// The configuration connections are opened with.
@@ -100,7 +115,7 @@ impl Pool {
                 return Ok(self.pooled(conn, permit));
             }
         }
-        let conn = Conn::open(&self.inner.config, "open a connection").await?;
+        let conn = Conn::open(&self.inner.config, &self.inner.runtime, "open a connection").await?;
         Ok(self.pooled(conn, permit))
     }
 
@@ -152,26 +167,48 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    /// Opens a connection and drives it on a task of its own until the client is dropped.
-    pub(super) async fn open(config: &Config, context: &'static str) -> StoreResult<Self> {
+    /// Opens a connection on `runtime` and drives it there, on a task of its own, until the
+    /// client is dropped.
+    ///
+    /// The socket belongs to the runtime it was opened on: opened from a gateway worker, it
+    /// would answer only while that worker is polled. So the whole connection, dialling
+    /// included, lives on the store's runtime, and only the client comes back.
+    pub(super) async fn open(
+        config: &Config,
+        runtime: &Handle,
+        context: &'static str,
+    ) -> StoreResult<Self> {
         let connect_timeout = config
             .get_connect_timeout()
             .copied()
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        let (client, connection) = tokio::time::timeout(connect_timeout, config.connect(NoTls))
-            .await
-            .map_err(|_| {
-                StoreError::Backend(
-                    format!("PostgreSQL: {context}: no connection within {connect_timeout:?}")
-                        .into(),
-                )
-            })?
-            .map_err(db(context))?;
-        tokio::spawn(async move {
+        let config = config.clone();
+        let (client_tx, client_rx) = oneshot::channel();
+        runtime.spawn(async move {
+            let connected = tokio::time::timeout(connect_timeout, config.connect(NoTls)).await;
+            let (client, connection) = match connected {
+                Ok(Ok(pair)) => pair,
+                Ok(Err(e)) => return drop(client_tx.send(Err(Some(e)))),
+                Err(_) => return drop(client_tx.send(Err(None))),
+            };
+            if client_tx.send(Ok(client)).is_err() {
+                return;
+            }
             if let Err(e) = connection.await {
                 tracing::debug!(error = %safe_message(&e), "PostgreSQL connection ended");
             }
         });
+        let timed_out = || {
+            StoreError::Backend(
+                format!("PostgreSQL: {context}: no connection within {connect_timeout:?}").into(),
+            )
+        };
+        let client = match client_rx.await {
+            Ok(Ok(client)) => client,
+            Ok(Err(Some(e))) => return Err(db(context)(e)),
+            // The store's runtime shut down, or dialling took too long.
+            Ok(Err(None)) | Err(_) => return Err(timed_out()),
+        };
         Ok(Self {
             client,
             statements: HashMap::new(),
