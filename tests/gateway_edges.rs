@@ -476,9 +476,11 @@ async fn the_connection_cap_refuses_cleanly_and_spares_the_admin_listener() {
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     assert!(text.contains("\"APIG.0201\""), "{text}");
 
-    // The management API has its own cap.
-    let res = send(server.admin, get("/healthz")).await;
+    // The management API has its own cap, and counts what the gateway refused.
+    let res = send(server.admin, get("/metrics")).await;
     assert_eq!(res.status, StatusCode::OK);
+    let refused = "apig_appcode_refused_connections_total{listener=\"gateway\"}";
+    assert_eq!(sample(&res.text(), refused), 1.0, "{}", res.text());
 
     // A freed place is taken again.
     held.pop();

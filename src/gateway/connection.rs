@@ -57,12 +57,13 @@ pub(crate) struct ConnState {
 }
 
 impl ConnState {
-    fn new(awaiting_first_request: bool) -> Arc<Self> {
-        let now = now_ms();
+    /// The state of a connection accepted at `accepted` (from [`now_ms`]). An HTTP/1 one owes
+    /// its first request's headers within the header deadline of that moment.
+    fn new(accepted: u64, awaiting_first_request: bool) -> Arc<Self> {
         Arc::new(Self {
             in_flight: AtomicU32::new(0),
-            reading_since: AtomicU64::new(if awaiting_first_request { now } else { 0 }),
-            idle_since: AtomicU64::new(now),
+            reading_since: AtomicU64::new(if awaiting_first_request { accepted } else { 0 }),
+            idle_since: AtomicU64::new(now_ms()),
         })
     }
 
@@ -291,6 +292,7 @@ pub(crate) async fn serve<S, B>(
     B: Body<Data = Bytes> + Unpin + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let accepted = now_ms();
     let _ = stream.set_nodelay(true);
     let info = ConnectionInfo {
         peer: origin.peer,
@@ -306,7 +308,7 @@ pub(crate) async fn serve<S, B>(
                 Ok(Err(why)) => return log_refused(why),
                 Err(_) => return log_refused(Refused::Silent),
             };
-            let state = ConnState::new(proto == Protocol::Http1);
+            let state = ConnState::new(accepted, proto == Protocol::Http1);
             let io = Watched {
                 io: stream,
                 state: Arc::clone(&state),
@@ -314,7 +316,7 @@ pub(crate) async fn serve<S, B>(
             run(io, proto, state, origin, info, limits, service, shutdown).await;
         }
         Some(acceptor) => {
-            let state = ConnState::new(true);
+            let state = ConnState::new(accepted, true);
             let io = Watched {
                 io: stream,
                 state: Arc::clone(&state),

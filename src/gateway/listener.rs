@@ -6,7 +6,7 @@
 //! the other listener keeps its share.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,9 +21,10 @@ use tower_service::Service;
 use super::connection::{self, Origin};
 use super::limits::Limits;
 
-/// The open connections of one listener, shared by the tasks (and threads) that accept on it.
+/// The open connections of one listener, shared by the tasks (and threads) that accept on it,
+/// and how many it refused at its cap.
 #[derive(Debug, Clone, Default)]
-pub struct OpenConnections(Arc<AtomicUsize>);
+pub struct OpenConnections(Arc<AtomicUsize>, Arc<AtomicU64>);
 
 impl OpenConnections {
     /// How many connections are open now.
@@ -34,6 +35,21 @@ impl OpenConnections {
     /// ```
     pub fn get(&self) -> usize {
         self.0.load(Ordering::Relaxed)
+    }
+
+    /// How many connections were refused at the cap since the start.
+    ///
+    /// ```
+    /// let open = apig_appcode::gateway::listener::OpenConnections::default();
+    /// assert_eq!(open.refused(), 0);
+    /// ```
+    pub fn refused(&self) -> u64 {
+        self.1.load(Ordering::Relaxed)
+    }
+
+    /// Counts a refusal; returns the new total.
+    fn refuse(&self) -> u64 {
+        self.1.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     fn try_open(&self, max: usize, mine: Option<&OpenConnections>) -> Option<Slot> {
@@ -165,12 +181,17 @@ pub(crate) async fn accept<S, B>(
 }
 
 fn refuse<S>(stream: TcpStream, peer: SocketAddr, listening: &Listening<S>) {
-    tracing::warn!(
-        listener = listening.name,
-        %peer,
-        max_connections = listening.limits.max_connections,
-        "connection refused: the listener is at its connection cap"
-    );
+    let refused = listening.open.refuse();
+    // A flood of refusals must not become a flood of log lines: the 1st, 2nd, 4th, 8th...
+    if refused.is_power_of_two() {
+        tracing::warn!(
+            listener = listening.name,
+            %peer,
+            max_connections = listening.limits.max_connections,
+            refused_so_far = refused,
+            "connection refused: the listener is at its connection cap"
+        );
+    }
     if listening.tls.is_none() {
         // Best effort: a fresh socket's send buffer takes this whole.
         let _ = stream.try_write(REFUSAL);

@@ -5,6 +5,7 @@
 //! | `apig_appcode_gateway_requests_total` | counter | `class` (`2xx` … `5xx`) |
 //! | `apig_appcode_upstream_latency_seconds` | histogram | — |
 //! | `apig_appcode_open_connections` | gauge | `listener` (`gateway`, `admin`) |
+//! | `apig_appcode_refused_connections_total` | counter | `listener` |
 //! | `apig_appcode_rejections_total` | counter | `reason` |
 //! | `apig_appcode_hits_total`, `_misses_total`, `_provider_lookups_total`, `_provider_errors_total`, `_snapshots_loaded_total`, `_changes_applied_total` | counter | — |
 //! | `apig_appcode_cache_size`, `_snapshot_age_seconds`, `_ready` | gauge | — |
@@ -328,6 +329,16 @@ impl Collector for ListenerCollector {
         for (listener, open) in &self.0 {
             let labels = [("listener", *listener)];
             ConstGauge::new(open.get() as i64).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = e.encode_descriptor(
+            "refused_connections",
+            "Connections refused at the listener's cap, by listener.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (listener, open) in &self.0 {
+            let labels = [("listener", *listener)];
+            ConstCounter::new(open.refused()).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
     }
