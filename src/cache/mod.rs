@@ -290,16 +290,21 @@ impl AppCodeCache {
         let map = &self.inner.map;
         let mut keep: HashSet<Digest, PassThrough> =
             HashSet::with_capacity_and_hasher(entries.len(), PassThrough);
+        // A code the provider did not know a moment ago may be in this snapshot: it is
+        // forgotten as unknown. The other unknown codes stay so for their whole TTL.
+        let negative = &self.inner.negative;
+        let forget_unknown = !negative.is_empty();
         for (digest, entry) in entries {
             keep.insert(digest);
+            if forget_unknown {
+                negative.remove(&digest);
+            }
             let unchanged = map.get(&digest).is_some_and(|old| *old == entry);
             if !unchanged {
                 map.insert(digest, entry);
             }
         }
         map.retain(|digest, _| keep.contains(digest));
-        // A code the provider did not know a moment ago may be in this snapshot.
-        self.inner.negative.clear();
         self.mark_loaded();
     }
 
@@ -571,6 +576,25 @@ mod tests {
         assert!(cache.is_known_unknown(&digest));
         cache.upsert(&code, AppIdentity::new("a", "c"));
         assert!(!cache.is_known_unknown(&digest));
+    }
+
+    #[test]
+    fn a_snapshot_forgets_only_the_misses_it_now_holds() {
+        let cache = AppCodeCache::new();
+        let (still_unknown, now_known) = (AppCode::generate(), AppCode::generate());
+        let miss = |code: &AppCode| match cache.lookup(code.expose().as_bytes()) {
+            Lookup::Miss(digest) => digest,
+            _ => panic!("expected a miss"),
+        };
+        let (a, b) = (miss(&still_unknown), miss(&now_known));
+        cache.remember_unknown(a);
+        cache.remember_unknown(b);
+        cache.replace_all([(now_known.clone(), AppIdentity::new("app", "code"))]);
+        // The once-per-TTL promise holds across a refresh for codes still unknown...
+        assert!(cache.is_known_unknown(&a));
+        // ...and a code the snapshot brought is not refused as unknown.
+        assert!(!cache.is_known_unknown(&b));
+        assert!(cache.verify(&now_known).is_some());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! A bounded, time-limited memory of codes a provider said it does not know.
 
+use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -10,11 +12,17 @@ use super::digest::{Digest, PassThrough};
 
 /// Remembers unknown digests for `ttl`, holding at most `capacity` of them.
 ///
-/// When full, expired entries go first; if none has expired an arbitrary one is dropped, so a
-/// flood of distinct random codes costs a fixed amount of memory. Within the bound, each distinct
-/// unknown code reaches the provider at most once per `ttl`.
+/// Every entry lives for the same `ttl`, so the order of insertion is the order of expiry: a
+/// queue of insertions, oldest first, finds what to drop in O(1). When full, the oldest entry
+/// goes, expired or not, so a flood of distinct random codes costs a fixed amount of memory and
+/// a fixed amount of work per code. Within the bound, each distinct unknown code reaches the
+/// provider at most once per `ttl`.
 pub(crate) struct NegativeCache {
+    /// Digest → expiry. The expiry also names the insertion, so that a queue entry left by an
+    /// earlier insertion of the same digest cannot remove a later one.
     map: DashMap<Digest, Instant, PassThrough>,
+    /// Insertions, oldest first; some may be stale (removed or inserted again since).
+    order: Mutex<VecDeque<(Digest, Instant)>>,
     capacity: usize,
     ttl: Duration,
 }
@@ -23,6 +31,7 @@ impl NegativeCache {
     pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
         Self {
             map: DashMap::with_hasher(PassThrough),
+            order: Mutex::new(VecDeque::new()),
             capacity,
             ttl,
         }
@@ -37,24 +46,28 @@ impl NegativeCache {
         if self.capacity == 0 || self.ttl.is_zero() {
             return;
         }
-        if self.map.len() >= self.capacity && !self.map.contains_key(&digest) {
-            self.map.retain(|_, expiry| *expiry > now);
-            while self.map.len() >= self.capacity {
-                let Some(victim) = self.map.iter().next().map(|e| *e.key()) else {
-                    break;
-                };
-                self.map.remove(&victim);
+        let expiry = now + self.ttl;
+        let mut order = self.order.lock().unwrap_or_else(PoisonError::into_inner);
+        // Expired entries first, then the oldest while there is no room: each pop is O(1).
+        while let Some(&(oldest, at)) = order.front() {
+            if at > now && order.len() < self.capacity {
+                break;
             }
+            order.pop_front();
+            self.map.remove_if(&oldest, |_, current| *current == at);
         }
-        self.map.insert(digest, now + self.ttl);
+        order.push_back((digest, expiry));
+        self.map.insert(digest, expiry);
     }
 
     pub(crate) fn remove(&self, digest: &Digest) {
+        // Its queue entry stays until it reaches the front; the map no longer matches it.
         self.map.remove(digest);
     }
 
-    pub(crate) fn clear(&self) {
-        self.map.clear();
+    /// Whether nothing is remembered.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.map.is_empty()
     }
 
     #[cfg(test)]
@@ -81,6 +94,62 @@ mod tests {
         cache.insert(d, now);
         assert!(cache.contains(&d, now + Duration::from_secs(9)));
         assert!(!cache.contains(&d, now + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn the_oldest_goes_first_and_a_stale_insertion_never_removes_a_newer_one() {
+        let key = DigestKey::random();
+        let d = |i: u32| key.digest(&i.to_le_bytes());
+        let cache = NegativeCache::new(3, Duration::from_secs(10));
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        cache.insert(d(1), at(0));
+        cache.insert(d(2), at(1));
+        // 1 again while it is still there: its first insertion, at the front, is now stale.
+        cache.insert(d(1), at(2));
+        // Full: the stale insertion of 1 is popped, and must not take the newer one with it.
+        cache.insert(d(3), at(3));
+        assert!(
+            cache.contains(&d(1), at(4)),
+            "the newer insertion of 1 survives"
+        );
+        assert!(cache.contains(&d(2), at(4)) && cache.contains(&d(3), at(4)));
+        // Full again: now the oldest live entry, 2, goes.
+        cache.insert(d(4), at(5));
+        assert!(!cache.contains(&d(2), at(6)));
+        assert!(cache.contains(&d(1), at(6)) && cache.contains(&d(4), at(6)));
+        assert_eq!(cache.len(), 3);
+    }
+
+    #[test]
+    fn expired_entries_make_room_before_live_ones_are_dropped() {
+        let key = DigestKey::random();
+        let d = |i: u32| key.digest(&i.to_le_bytes());
+        let cache = NegativeCache::new(2, Duration::from_secs(1));
+        let t0 = Instant::now();
+        cache.insert(d(1), t0);
+        cache.insert(d(2), t0 + Duration::from_millis(900));
+        // At 1.5 s the first has expired: it goes, the second stays.
+        cache.insert(d(3), t0 + Duration::from_millis(1500));
+        assert!(cache.contains(&d(2), t0 + Duration::from_millis(1600)));
+        assert!(cache.contains(&d(3), t0 + Duration::from_millis(1600)));
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn a_flood_of_distinct_codes_keeps_both_structures_bounded() {
+        let key = DigestKey::random();
+        let cache = NegativeCache::new(100, Duration::from_secs(60));
+        let now = Instant::now();
+        for i in 0..10_000u32 {
+            let digest = key.digest(&i.to_le_bytes());
+            cache.insert(digest, now);
+            if i % 3 == 0 {
+                cache.remove(&digest);
+            }
+        }
+        assert!(cache.len() <= 100);
+        assert!(cache.order.lock().unwrap().len() <= 100);
     }
 
     #[test]
