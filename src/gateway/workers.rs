@@ -146,8 +146,8 @@ impl Gateway {
         self
     }
 
-    /// Starts the workers on `listener`; they stop accepting when `shutdown` turns true, then
-    /// finish open requests for up to the drain period.
+    /// Starts the workers on `listener`; they stop accepting when `shutdown` turns true (or its
+    /// sender is dropped), then finish open requests for up to the drain period.
     pub fn spawn(
         self,
         listener: std::net::TcpListener,
