@@ -478,3 +478,74 @@ async fn connections_opened_on_another_runtime_keep_answering() {
         assert!(matches!(answer, Err(StoreError::AppNotFound)), "{answer:?}");
     }
 }
+
+/// Sends SIGCONT to a stopped process when dropped, so a failing test never leaves it frozen.
+struct Frozen(i32);
+
+impl Frozen {
+    /// Stops process `pid` with SIGSTOP, or says why it could not.
+    fn stop(pid: i32) -> Result<Self, String> {
+        let status = std::process::Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .map_err(|e| e.to_string())?;
+        status
+            .success()
+            .then_some(Self(pid))
+            .ok_or_else(|| format!("kill -STOP {pid}: {status}"))
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}
+
+/// A database that answers late is not a dead one. The listener's backend is frozen for
+/// longer than two heartbeat periods, then thawed: the listener must still be there, without
+/// the reconnect and full resync that a busy node cannot afford.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_outlives_a_database_that_answers_late() {
+    let Some(db) = TestDb::create("a_listener_outlives_a_database_that_answers_late").await else {
+        return;
+    };
+    let (a, b) = (
+        open(&db, PostgresOptions::new()).await,
+        open(&db, PostgresOptions::new()).await,
+    );
+    let mut changes = listening(&b).await;
+    a.create_app(app_in(&scope(), 1)).await.unwrap();
+    let admin = db.client().await;
+    let pid: i32 = admin
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+            &[&format!("{} listener", db.schema())],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let frozen = match Frozen::stop(pid) {
+        Ok(f) => f,
+        Err(why) => {
+            // The database runs elsewhere, or as a user this one cannot signal.
+            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+            assert!(
+                !ci,
+                "CI must be able to freeze a local PostgreSQL backend: {why}"
+            );
+            eprintln!("SKIPPED: cannot freeze the listener's backend ({why})");
+            return;
+        }
+    };
+    // Two heartbeat periods (5 s each) and then some: the old 5 s deadline would have dropped
+    // the connection by now.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    drop(frozen);
+    let record = code(1, 1);
+    a.create_app_code(&scope(), record.clone()).await.unwrap();
+    // The very next event is the announcement: no resync came first.
+    expect_upsert(next(&mut changes).await, &record);
+}

@@ -41,8 +41,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// backoff again.
 const STABLE_SESSION: Duration = Duration::from_secs(30);
 /// How often the listener checks its connection (and whether anyone still reads its events),
-/// and how long the check may take.
+/// and how long `LISTEN` may take.
 const HEARTBEAT: Duration = Duration::from_secs(5);
+/// How long a heartbeat may go unanswered before the connection counts as dead. Long, because
+/// a busy database is not a dead one: with two saturated gateway nodes on this machine, a
+/// `SELECT 1` from outside once took 8 s (BENCHMARKS.md), and each false alarm costs a
+/// reconnect and a full resync. Notifications keep flowing while a heartbeat waits.
+const HEARTBEAT_ANSWER: Duration = Duration::from_secs(30);
 /// How long a snapshot waits for the instance's listeners' first attempt to listen.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -303,6 +308,8 @@ async fn session(
     }
     let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // The heartbeat in flight, if any: polled beside the notifications, never instead of them.
+    let mut probe = std::pin::pin!(None);
     loop {
         tokio::select! {
             note = notes.recv() => match note {
@@ -316,15 +323,21 @@ async fn session(
                     return Ended::Lost(why.unwrap_or_else(|| "the connection ended".to_owned()));
                 }
             },
-            _ = heartbeat.tick() => {
+            _ = heartbeat.tick(), if probe.is_none() => {
                 if tx.is_closed() {
                     return Ended::Closed;
                 }
-                match timeout(HEARTBEAT, client.simple_query("SELECT 1")).await {
+                probe.set(Some(timeout(HEARTBEAT_ANSWER, client.simple_query("SELECT 1"))));
+            }
+            answer = async { probe.as_mut().as_pin_mut().expect("guarded by is_some").await }, if probe.is_some() => {
+                probe.set(None);
+                match answer {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return Ended::Lost(safe_message(&e)),
                     Err(_) => {
-                        return Ended::Lost(format!("no answer to a heartbeat within {HEARTBEAT:?}"))
+                        return Ended::Lost(format!(
+                            "no answer to a heartbeat within {HEARTBEAT_ANSWER:?}"
+                        ))
                     }
                 }
             }
