@@ -94,6 +94,17 @@ async fn listening(store: &PostgresStore) -> ChangeStream {
     stream
 }
 
+/// Two nodes on `db`: one that writes (with app 1 created), and the other's change stream.
+async fn writer_and_listener(db: &TestDb) -> (PostgresStore, PostgresStore, ChangeStream) {
+    let (a, b) = (
+        open(db, PostgresOptions::new()).await,
+        open(db, PostgresOptions::new()).await,
+    );
+    let changes = listening(&b).await;
+    a.create_app(app_in(&scope(), 1)).await.unwrap();
+    (a, b, changes)
+}
+
 fn expect_upsert(change: Change, expected: &AppCodeRecord) {
     match change {
         Change::Upsert { code, identity } => {
@@ -347,12 +358,7 @@ async fn a_lost_listener_reconnects_and_resyncs() {
     let Some(db) = TestDb::create("a_lost_listener_reconnects_and_resyncs").await else {
         return;
     };
-    let (a, b) = (
-        open(&db, PostgresOptions::new()).await,
-        open(&db, PostgresOptions::new()).await,
-    );
-    let mut changes = listening(&b).await;
-    a.create_app(app_in(&scope(), 1)).await.unwrap();
+    let (a, _b, mut changes) = writer_and_listener(&db).await;
     let admin = db.client().await;
     let killed: i64 = admin
         .query_one(
@@ -512,12 +518,7 @@ async fn a_listener_outlives_a_database_that_answers_late() {
     let Some(db) = TestDb::create("a_listener_outlives_a_database_that_answers_late").await else {
         return;
     };
-    let (a, b) = (
-        open(&db, PostgresOptions::new()).await,
-        open(&db, PostgresOptions::new()).await,
-    );
-    let mut changes = listening(&b).await;
-    a.create_app(app_in(&scope(), 1)).await.unwrap();
+    let (a, _b, mut changes) = writer_and_listener(&db).await;
     let admin = db.client().await;
     let pid: i32 = admin
         .query_one(
