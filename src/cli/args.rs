@@ -8,7 +8,8 @@ use apig_appcode::layer::IpNetwork;
 use clap::Parser;
 
 /// Flags of `apig-appcode serve`. Each has an `APIG_*` environment equivalent.
-#[derive(Debug, Clone, Default, Parser)]
+// No `Debug`: the admin token, secret key and master key are here in clear.
+#[derive(Clone, Default, Parser)]
 #[command(
     name = "serve",
     about = "Run the management API and the AppCode gateway"

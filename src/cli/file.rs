@@ -77,7 +77,8 @@ pub(crate) struct TlsEntry {
 }
 
 /// The TOML file. Every field is optional; flags and environment win over it.
-#[derive(Debug, Default, Deserialize)]
+// No `Debug`: the master key is here in clear.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileConfig {
     pub(crate) gateway_listen: Option<SocketAddr>,

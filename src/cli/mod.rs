@@ -190,35 +190,40 @@ fn credentials(args: &ServeArgs, file: &FileConfig, config: &mut Config) -> Resu
 
 /// The gateway's deadlines and connection cap: flags over the file over [`Limits::default`].
 fn gateway_limits(args: &ServeArgs, file: &FileConfig) -> Result<Limits, UsageError> {
-    let secs = |flag: &str, v: Option<u64>| -> Result<Option<Duration>, UsageError> {
-        match v {
-            Some(0) => Err(UsageError::new(format!(
-                "--{flag} must be at least 1 second"
-            ))),
-            v => Ok(v.map(Duration::from_secs)),
-        }
-    };
+    type Set = fn(Limits, Duration) -> Limits;
+    let deadlines: [(&str, Option<u64>, Set); 4] = [
+        (
+            "header-timeout",
+            args.header_timeout.or(file.header_timeout),
+            Limits::header_timeout,
+        ),
+        (
+            "keepalive-timeout",
+            args.keepalive_timeout.or(file.keepalive_timeout),
+            Limits::keepalive_timeout,
+        ),
+        (
+            "body-timeout",
+            args.body_timeout.or(file.body_timeout),
+            Limits::body_timeout,
+        ),
+        (
+            "upstream-timeout",
+            args.upstream_timeout.or(file.upstream_timeout),
+            Limits::upstream_timeout,
+        ),
+    ];
     let mut limits = Limits::default();
-    if let Some(d) = secs(
-        "header-timeout",
-        args.header_timeout.or(file.header_timeout),
-    )? {
-        limits = limits.header_timeout(d);
-    }
-    if let Some(d) = secs(
-        "keepalive-timeout",
-        args.keepalive_timeout.or(file.keepalive_timeout),
-    )? {
-        limits = limits.keepalive_timeout(d);
-    }
-    if let Some(d) = secs("body-timeout", args.body_timeout.or(file.body_timeout))? {
-        limits = limits.body_timeout(d);
-    }
-    if let Some(d) = secs(
-        "upstream-timeout",
-        args.upstream_timeout.or(file.upstream_timeout),
-    )? {
-        limits = limits.upstream_timeout(d);
+    for (flag, seconds, set) in deadlines {
+        match seconds {
+            Some(0) => {
+                return Err(UsageError::new(format!(
+                    "--{flag} must be at least 1 second"
+                )))
+            }
+            Some(s) => limits = set(limits, Duration::from_secs(s)),
+            None => {}
+        }
     }
     match args.max_connections.or(file.max_connections) {
         Some(0) => return Err(UsageError::new("--max-connections must be at least 1")),

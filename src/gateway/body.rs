@@ -47,6 +47,14 @@ impl ProxyBody {
     }
 }
 
+/// What the layer's default rejection ([`ApigJson`](crate::layer::ApigJson)) builds its body
+/// from.
+impl From<Bytes> for ProxyBody {
+    fn from(bytes: Bytes) -> Self {
+        ProxyBody::full(bytes)
+    }
+}
+
 impl Body for ProxyBody {
     type Data = Bytes;
     type Error = hyper::Error;

@@ -221,6 +221,48 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     }
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a listener serves: a tower service of requests, cloned for each connection.
+pub(crate) trait ConnectionService<B>:
+    Service<
+        Request<Incoming>,
+        Response = Response<B>,
+        Error: Into<BoxError>,
+        Future: Send + Unpin + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + Unpin
+    + 'static
+{
+}
+
+impl<S, B> ConnectionService<B> for S where
+    S: Service<
+            Request<Incoming>,
+            Response = Response<B>,
+            Error: Into<BoxError>,
+            Future: Send + Unpin + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + Unpin
+        + 'static
+{
+}
+
+/// What such a service answers with.
+pub(crate) trait ResponseBody:
+    Body<Data = Bytes, Error: Into<BoxError>> + Unpin + Send + 'static
+{
+}
+
+impl<B> ResponseBody for B where
+    B: Body<Data = Bytes, Error: Into<BoxError>> + Unpin + Send + 'static
+{
+}
+
 /// Which protocol a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protocol {
@@ -286,11 +328,8 @@ pub(crate) async fn serve<S, B>(
     service: S,
     shutdown: watch::Receiver<bool>,
 ) where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + Unpin + 'static,
-    S::Future: Send + Unpin + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: Body<Data = Bytes> + Unpin + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ConnectionService<B>,
+    B: ResponseBody,
 {
     let accepted = now_ms();
     let _ = stream.set_nodelay(true);
@@ -401,11 +440,8 @@ async fn run<IO, S, B>(
     mut shutdown: watch::Receiver<bool>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + Unpin + 'static,
-    S::Future: Send + Unpin + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: Body<Data = Bytes> + Unpin + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ConnectionService<B>,
+    B: ResponseBody,
 {
     let hyper_service = HyperService {
         service,

@@ -21,7 +21,7 @@
 //! let limits = Limits::default()
 //!     .header_timeout(Duration::from_secs(5))
 //!     .max_connections(2_000);
-//! assert_eq!(limits.get_max_connections(), 2_000);
+//! assert_ne!(limits, Limits::default());
 //! ```
 
 use std::time::Duration;
@@ -99,16 +99,6 @@ impl Limits {
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n.max(1);
         self
-    }
-
-    /// The connection cap.
-    pub fn get_max_connections(&self) -> usize {
-        self.max_connections
-    }
-
-    /// The header deadline.
-    pub fn get_header_timeout(&self) -> Duration {
-        self.header_timeout
     }
 }
 

@@ -10,15 +10,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response};
-use hyper::body::{Body, Incoming};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
-use tower_service::Service;
 
-use super::connection::{self, Origin};
+use super::connection::{self, ConnectionService, Origin, ResponseBody};
 use super::limits::Limits;
 
 /// The open connections of one listener, shared by the tasks (and threads) that accept on it,
@@ -121,11 +117,8 @@ pub(crate) async fn accept<S, B>(
     listening: Listening<S>,
     mut shutdown: watch::Receiver<bool>,
 ) where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + Unpin + 'static,
-    S::Future: Send + Unpin + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: Body<Data = Bytes> + Unpin + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ConnectionService<B>,
+    B: ResponseBody,
 {
     if *shutdown.borrow() {
         return;

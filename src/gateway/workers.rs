@@ -34,7 +34,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::uri::Authority;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -51,12 +50,6 @@ use super::proxy::{self, Forward};
 use super::upstream::UpstreamPool;
 use crate::layer::{AppCodeAuth, IpNetwork};
 use crate::AppCodeAuthLayer;
-
-impl From<Bytes> for ProxyBody {
-    fn from(bytes: Bytes) -> Self {
-        ProxyBody::full(bytes)
-    }
-}
 
 /// The AppCode-checking reverse proxy: configuration, then [`spawn`](Gateway::spawn).
 pub struct Gateway {
