@@ -603,3 +603,32 @@ async fn a_kept_upstream_connection_serves_the_next_request() {
         "one pooled connection, reused"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_mid_request_releases_its_upstream_connection() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Default deadlines: the upstream timeout must not be what ends the wait.
+    let server = start_with_token(&upstream, dir.path(), &[]).await;
+    let (_, _, code) = Admin::new(server.admin, TOKEN)
+        .app_with_code("leaving_app")
+        .await;
+
+    let req = format!("GET /slow HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {code}\r\n\r\n");
+    let client = sent(server.gateway, req.as_bytes()).await;
+    wait_until(CLOSE_BOUND, "the upstream holds the request", || async {
+        (upstream.slow_started() == 1).then_some(())
+    })
+    .await;
+    // The client gives up while the upstream is still thinking.
+    drop(client);
+    wait_until(
+        CLOSE_BOUND,
+        "the gateway closes the abandoned upstream connection",
+        || async { (upstream.open_connections() == 0).then_some(()) },
+    )
+    .await;
+    // And the worker serves the next request as usual.
+    let res = call_gateway(server.gateway, "/after", Some(&code)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+}
