@@ -203,11 +203,9 @@ async fn a_stalled_body_gets_408_and_the_upstream_connection_is_released() {
         || async { (upstream.open_connections() == 0).then_some(()) },
     )
     .await;
-    let stderr = server.stderr();
-    assert!(
-        stderr.contains("request body stopped arriving") && stderr.contains("side=\"client\""),
-        "{stderr}"
-    );
+    server
+        .stderr_containing(&["request body stopped arriving", "side=\"client\""])
+        .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -272,8 +270,7 @@ async fn upstream_refusing_is_502_and_upstream_too_slow_is_504() {
         .await;
     let res = call_gateway(server.gateway, "/x", Some(&code)).await;
     res.assert_apig_error(StatusCode::BAD_GATEWAY, "APIG.0201");
-    let stderr = server.stderr();
-    assert!(stderr.contains("side=\"upstream\""), "{stderr}");
+    server.stderr_containing(&["side=\"upstream\""]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

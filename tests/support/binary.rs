@@ -37,6 +37,8 @@ pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_apig-appcode");
 pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a line the server logs may take to reach the test through its stderr pipe.
+pub(crate) const LOG_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a change made through one server may take to reach another's gateway.
 pub(crate) const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the upstream holds a `/slow` request if the test never releases it.
@@ -264,6 +266,24 @@ impl Server {
 
     pub(crate) fn stderr(&self) -> String {
         self.proc.stderr()
+    }
+
+    /// The stderr collected so far, once it holds every one of `needles`. A thread collects the
+    /// pipe, so a line logged before a response can still reach the test after it: log lines
+    /// are waited for, not expected at once. Panics with what was collected after the bound.
+    pub(crate) async fn stderr_containing(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + LOG_TIMEOUT;
+        loop {
+            let stderr = self.stderr();
+            if needles.iter().all(|n| stderr.contains(n)) {
+                return stderr;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stderr never held all of {needles:?}:\n{stderr}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// SIGTERM, then the exit status (bounded).
