@@ -15,7 +15,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 
 use crate::cache::{AppCodeCache, CacheStatus};
 use crate::metrics::Counters;
-use crate::provider::{AppCodeProvider, Change, ChangeStream, ProviderError};
+use crate::provider::{AppCodeProvider, BoxFuture, Change, ChangeStream, ProviderError};
 
 /// How the refresher behaves.
 #[derive(Debug, Clone)]
@@ -62,6 +62,13 @@ async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>, policy: Re
     let mut next_load = Instant::now();
     let mut retry = FIRST_RETRY;
     let mut last_good: Option<Instant> = None;
+    // The load in progress. Change events go on being applied while it runs: a revocation must
+    // not wait for a snapshot of a million codes, and the journal replays it on top of the
+    // snapshot when that arrives.
+    let mut loading: Option<BoxFuture<'_, Result<usize, ProviderError>>> = None;
+    // A resync asked for during a load: that load may have read the store before the events
+    // that were lost, so another one follows it.
+    let mut resync_after_load = false;
     loop {
         let stale_at = match (last_good, policy.max_staleness) {
             (Some(at), Some(max)) if cache.status() == CacheStatus::Fresh => Some(at + max),
@@ -69,8 +76,18 @@ async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>, policy: Re
         };
         tokio::select! {
             biased;
-            () = sleep_until(next_load) => {
-                match load(&cache, &*provider, policy.load_timeout).await {
+            change = next_change(&mut changes), if changes.is_some() => match change {
+                Some(Change::Resync) if loading.is_some() => resync_after_load = true,
+                Some(Change::Resync) => next_load = Instant::now(),
+                Some(change) => apply(&cache, change),
+                None => {
+                    tracing::warn!("AppCode change stream ended; relying on periodic refresh");
+                    changes = None;
+                }
+            },
+            result = async { loading.as_mut().expect("guarded").await }, if loading.is_some() => {
+                loading = None;
+                match result {
                     Ok(n) => {
                         tracing::debug!(codes = n, "AppCode snapshot loaded");
                         last_good = Some(Instant::now());
@@ -84,20 +101,18 @@ async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>, policy: Re
                         retry = (retry * 2).min(policy.interval.max(FIRST_RETRY));
                     }
                 }
+                if std::mem::take(&mut resync_after_load) {
+                    next_load = Instant::now();
+                }
+            }
+            () = sleep_until(next_load), if loading.is_none() => {
+                loading = Some(Box::pin(load(&cache, &*provider, policy.load_timeout)));
             }
             () = async { sleep_until(stale_at.expect("guarded")).await }, if stale_at.is_some() => {
                 let status = if policy.serve_stale { CacheStatus::StaleServing } else { CacheStatus::StaleClosed };
                 tracing::warn!(?status, "AppCode snapshot is older than the maximum staleness");
                 cache.set_status(status);
             }
-            change = next_change(&mut changes), if changes.is_some() => match change {
-                Some(Change::Resync) => next_load = Instant::now(),
-                Some(change) => apply(&cache, change),
-                None => {
-                    tracing::warn!("AppCode change stream ended; relying on periodic refresh");
-                    changes = None;
-                }
-            },
         }
     }
 }
@@ -157,7 +172,10 @@ pub(crate) fn apply(cache: &AppCodeCache, change: Change) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::time::Duration;
+
+    use tokio::sync::Semaphore;
 
     use crate::provider::{Change, ChangeStream};
     use crate::test_support::ScriptedProvider;
@@ -262,6 +280,44 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1)).await;
         assert_eq!(provider.snapshot_calls(), before + 1);
         assert!(cache.verify(&a.0).is_some(), "resync reloaded the snapshot");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn change_events_are_applied_while_a_snapshot_loads() {
+        let (a, b) = (entry("app", "a"), entry("app", "b"));
+        let (tx, rx) = ChangeStream::channel(8);
+        let gate = Arc::new(Semaphore::new(1));
+        let provider = ScriptedProvider::with_snapshot(vec![a.clone(), b.clone()]);
+        provider.set(|s| {
+            s.changes = Some(rx);
+            s.snapshot_gate = Some(Arc::clone(&gate));
+        });
+        let layer = AppCodeAuthLayer::builder()
+            .provider(provider.clone())
+            .refresh_interval(Duration::from_secs(10))
+            .max_staleness(None)
+            .build();
+        let cache = layer.cache().clone();
+        cache.loaded().await;
+        // The next refresh starts and hangs in the provider, still holding `a`...
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert_eq!(provider.snapshot_calls(), 2);
+        // ...while `a` is revoked: the revocation does not wait for the load.
+        tx.send(Change::Remove(a.0.clone())).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(cache.verify(&a.0).is_none(), "the revocation waited");
+        // A resync asked for meanwhile is served by one more load after this one.
+        tx.send(Change::Resync).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(provider.snapshot_calls(), 2);
+        gate.add_permits(1);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(
+            cache.verify(&a.0).is_none(),
+            "the snapshot undid the revocation"
+        );
+        assert!(cache.verify(&b.0).is_some());
+        assert_eq!(provider.snapshot_calls(), 3, "the resync was dropped");
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
+
 use crate::provider::{AppCodeProvider, BoxFuture, ChangeStream, ProviderError, Snapshot};
 use crate::{AppCode, AppIdentity};
 
@@ -17,7 +19,21 @@ pub(crate) struct Script {
     pub(crate) lookups: Option<HashMap<String, AppIdentity>>,
     pub(crate) lookup_fails: bool,
     pub(crate) lookup_delay: Duration,
+    /// When set, each lookup answers only after taking a permit (read its answer at call time).
+    pub(crate) lookup_gate: Option<Arc<Semaphore>>,
+    /// When set, each snapshot answers only after taking a permit.
+    pub(crate) snapshot_gate: Option<Arc<Semaphore>>,
     pub(crate) changes: Option<ChangeStream>,
+}
+
+/// Waits for one permit of `gate`, if there is one, and uses it up.
+async fn pass(gate: Option<Arc<Semaphore>>) {
+    if let Some(gate) = gate {
+        gate.acquire()
+            .await
+            .expect("gates are never closed")
+            .forget();
+    }
 }
 
 #[derive(Clone, Default)]
@@ -50,8 +66,12 @@ impl ScriptedProvider {
 impl AppCodeProvider for ScriptedProvider {
     fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, ProviderError>> {
         self.snapshots.fetch_add(1, Ordering::SeqCst);
-        let result = self.script.lock().unwrap().snapshot.clone();
+        let (result, gate) = {
+            let s = self.script.lock().unwrap();
+            (s.snapshot.clone(), s.snapshot_gate.clone())
+        };
         Box::pin(async move {
+            pass(gate).await;
             result.ok_or_else(|| ProviderError::Unavailable("scripted failure".into()))
         })
     }
@@ -65,15 +85,16 @@ impl AppCodeProvider for ScriptedProvider {
         code: &'a AppCode,
     ) -> BoxFuture<'a, Result<Option<AppIdentity>, ProviderError>> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
-        let (found, fails, delay) = {
+        let (found, fails, delay, gate) = {
             let s = self.script.lock().unwrap();
             let found = s
                 .lookups
                 .as_ref()
                 .and_then(|m| m.get(code.expose()).cloned());
-            (found, s.lookup_fails, s.lookup_delay)
+            (found, s.lookup_fails, s.lookup_delay, s.lookup_gate.clone())
         };
         Box::pin(async move {
+            pass(gate).await;
             tokio::time::sleep(delay).await;
             if fails {
                 return Err(ProviderError::Unavailable("scripted lookup failure".into()));

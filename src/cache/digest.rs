@@ -16,6 +16,11 @@ use zeroize::Zeroize;
 pub(crate) struct Digest([u64; 4]);
 
 impl Digest {
+    #[cfg(test)]
+    pub(crate) fn from_words(words: [u64; 4]) -> Self {
+        Self(words)
+    }
+
     fn from_bytes(bytes: &[u8; 32]) -> Self {
         let word =
             |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));

@@ -22,8 +22,10 @@
 
 mod digest;
 mod entry;
+mod flight;
 mod journal;
 mod negative;
+mod read_through;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -34,7 +36,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use dashmap::DashMap;
-use tokio::sync::{Notify, OnceCell};
+use tokio::sync::Notify;
 
 use crate::code::{self, AppCode};
 use crate::identity::AppIdentity;
@@ -42,6 +44,8 @@ use crate::metrics::{Counters, Metrics};
 pub(crate) use digest::Digest;
 use digest::{DigestKey, PassThrough};
 use entry::{Entry, StoredId};
+use flight::Flights;
+pub(crate) use flight::Outcome;
 use journal::{Journal, Mutation};
 use negative::NegativeCache;
 
@@ -82,9 +86,6 @@ pub(crate) enum Lookup {
     Malformed,
 }
 
-/// Result of a single-flight provider lookup, shared by every request waiting on it.
-pub(crate) type InFlight = Arc<OnceCell<Option<AppIdentity>>>;
-
 /// A concurrent map from keyed digests of AppCodes to the identities they stand for.
 ///
 /// Cloning is cheap and every clone sees the same entries. See the [module docs](self).
@@ -99,7 +100,7 @@ struct Inner {
     /// Held by every writer (never by readers), so snapshots and direct changes apply in order.
     journal: Mutex<Journal>,
     negative: NegativeCache,
-    in_flight: DashMap<Digest, InFlight, PassThrough>,
+    flights: Flights,
     status: AtomicU8,
     status_changed: Notify,
     created: Instant,
@@ -390,20 +391,50 @@ impl AppCodeCache {
         self.inner.map.get(digest).map(|e| e.value().identity())
     }
 
-    pub(crate) fn insert_digest(&self, digest: Digest, identity: &AppIdentity) {
+    fn insert_digest(&self, digest: Digest, identity: &AppIdentity) {
         self.record_and_apply(Mutation::Upsert(digest, Entry::new(identity)));
     }
 
-    /// Joins (or starts) the single provider lookup for `digest`.
-    pub(crate) fn flight(&self, digest: Digest) -> InFlight {
-        Arc::clone(self.inner.in_flight.entry(digest).or_default().value())
-    }
-
-    /// Ends the flight for `digest` if it is still `flight`.
-    pub(crate) fn land(&self, digest: &Digest, flight: &InFlight) {
-        self.inner
-            .in_flight
-            .remove_if(digest, |_, f| Arc::ptr_eq(f, flight));
+    /// Writes what a provider lookup begun at epoch `since` found for `digest` (`None`: the
+    /// provider does not know the code), and returns what the requests waiting on it get.
+    ///
+    /// A direct change recorded since `since` that touches this code (an upsert or removal of
+    /// it, the removal of its ID or of its app) is newer than the provider's answer: the cache
+    /// already holds the truth, and the answer is dropped. So a lookup that raced a revocation
+    /// cannot reinstate the revoked code, and one that raced a creation does not remember the
+    /// new code as unknown. When the journal no longer reaches back to `since`, the answer cannot
+    /// be checked and the lookup fails (503, try again) rather than risk either.
+    fn settle(&self, digest: Digest, found: Option<AppIdentity>, since: u64) -> Outcome {
+        let mut journal = self.journal();
+        let found_entry = found.as_ref().map(Entry::new);
+        let Some(mut changes) = journal.since(since) else {
+            return Outcome::Failed;
+        };
+        let overtaken = changes.any(|change| match change {
+            Mutation::Upsert(d, _) | Mutation::Remove(d) => *d == digest,
+            Mutation::RemoveId(id) => found_entry
+                .as_ref()
+                .is_some_and(|e| e.app_code_id_is(&StoredId::of(id))),
+            Mutation::RemoveApp(app) => found_entry
+                .as_ref()
+                .is_some_and(|e| e.app_id_is(&StoredId::of(app))),
+        });
+        drop(changes);
+        if overtaken {
+            return self.get(&digest).map_or(Outcome::Unknown, Outcome::Found);
+        }
+        match (found, found_entry) {
+            (Some(identity), Some(entry)) => {
+                let change = Mutation::Upsert(digest, entry);
+                self.apply(&change);
+                journal.record(change);
+                Outcome::Found(identity)
+            }
+            _ => {
+                self.remember_unknown(digest);
+                Outcome::Unknown
+            }
+        }
     }
 }
 
@@ -435,7 +466,7 @@ impl AppCodeCacheBuilder {
                 map: DashMap::with_hasher(PassThrough),
                 journal: Mutex::default(),
                 negative: NegativeCache::new(self.negative_capacity, self.negative_ttl),
-                in_flight: DashMap::with_hasher(PassThrough),
+                flights: Flights::new(),
                 status: AtomicU8::new(0),
                 status_changed: Notify::new(),
                 created: Instant::now(),

@@ -15,10 +15,8 @@ use super::authorize::AuthorizeApp;
 use super::layer::Shared;
 use super::rejection::{RejectResponse, RejectionKind};
 use super::service::{admit, reject};
-use crate::cache::Digest;
+use crate::cache::{Digest, Outcome};
 use crate::code::AppCode;
-use crate::identity::AppIdentity;
-use crate::metrics::Counters;
 use crate::provider::{AppCodeProvider, BoxFuture};
 
 pin_project! {
@@ -44,7 +42,7 @@ pin_project! {
     {
         Call { #[pin] future: S::Future },
         Rejected { response: Option<S::Response> },
-        Lookup { flight: Flight, pending: Option<Pending<S, ReqBody, R, A>> },
+        Lookup { flight: ReadThrough, pending: Option<Pending<S, ReqBody, R, A>> },
     }
 }
 
@@ -76,7 +74,7 @@ where
     }
 
     pub(crate) fn lookup(
-        flight: Flight,
+        flight: ReadThrough,
         inner: S,
         req: Request<ReqBody>,
         shared: Arc<Shared>,
@@ -124,10 +122,10 @@ where
                         authorize,
                     } = pending.take().expect("polled after completion");
                     match found {
-                        Ok(Some(identity)) => {
+                        Outcome::Found(identity) => {
                             admit(&mut inner, &shared, &rejecter, &authorize, req, identity).state
                         }
-                        Ok(None) => State::Rejected {
+                        Outcome::Unknown => State::Rejected {
                             response: Some(reject(
                                 &shared,
                                 &rejecter,
@@ -136,7 +134,7 @@ where
                                 None,
                             )),
                         },
-                        Err(()) => State::Rejected {
+                        Outcome::Failed => State::Rejected {
                             response: Some(reject(
                                 &shared,
                                 &rejecter,
@@ -169,14 +167,14 @@ where
     }
 }
 
-/// One request's wait for a provider lookup, joined with every concurrent request for the same
-/// code: `Ok(Some)` found, `Ok(None)` unknown, `Err` the provider failed or timed out.
-pub(crate) struct Flight(BoxFuture<'static, Result<Option<AppIdentity>, ()>>);
+/// One request's wait for a provider lookup, shared with every concurrent request for the same
+/// code (see [`AppCodeCache::read_through`](crate::cache::AppCodeCache)).
+pub(crate) struct ReadThrough(BoxFuture<'static, Outcome>);
 
-impl Flight {
-    /// Starts the lookup of `raw` (already validated) whose digest is `digest`.
+impl ReadThrough {
+    /// Starts or joins the lookup of `raw` (already validated) whose digest is `digest`.
     pub(crate) fn start(
-        shared: Arc<Shared>,
+        shared: &Shared,
         provider: Arc<dyn AppCodeProvider>,
         digest: Digest,
         raw: &[u8],
@@ -184,54 +182,14 @@ impl Flight {
         let code = std::str::from_utf8(raw)
             .ok()
             .and_then(|s| AppCode::parse(s).ok());
+        let cache = shared.cache.clone();
+        let timeout = shared.lookup_timeout;
         Self(Box::pin(async move {
-            let code = code.ok_or(())?;
-            resolve(&shared, &*provider, digest, &code).await
+            match code {
+                Some(code) => cache.read_through(provider, digest, code, timeout).await,
+                // Validated already: a code that does not parse is unknown, not an outage.
+                None => Outcome::Unknown,
+            }
         }))
     }
-}
-
-async fn resolve(
-    shared: &Shared,
-    provider: &dyn AppCodeProvider,
-    digest: Digest,
-    code: &AppCode,
-) -> Result<Option<AppIdentity>, ()> {
-    let cache = &shared.cache;
-    if cache.is_known_unknown(&digest) {
-        return Ok(None);
-    }
-    let flight = cache.flight(digest);
-    let result = flight
-        .get_or_try_init(|| async {
-            // Another request may have finished a lookup of this code just before we joined.
-            if let Some(identity) = cache.get(&digest) {
-                return Ok(Some(identity));
-            }
-            Counters::add(&cache.counters().provider_lookups);
-            match tokio::time::timeout(shared.lookup_timeout, provider.lookup(code)).await {
-                Ok(Ok(Some(identity))) => {
-                    cache.insert_digest(digest, &identity);
-                    Ok(Some(identity))
-                }
-                Ok(Ok(None)) => {
-                    cache.remember_unknown(digest);
-                    Ok(None)
-                }
-                Ok(Err(error)) => {
-                    Counters::add(&cache.counters().provider_errors);
-                    tracing::warn!(%error, "AppCode lookup failed");
-                    Err(())
-                }
-                Err(_) => {
-                    Counters::add(&cache.counters().provider_errors);
-                    tracing::warn!(timeout = ?shared.lookup_timeout, "AppCode lookup timed out");
-                    Err(())
-                }
-            }
-        })
-        .await
-        .cloned();
-    cache.land(&digest, &flight);
-    result
 }

@@ -8,7 +8,7 @@ use http::{HeaderValue, Request, Response};
 use tower_service::Service;
 
 use super::authorize::{AllowAll, AuthorizeApp};
-use super::future::{Flight, ResponseFuture};
+use super::future::{ReadThrough, ResponseFuture};
 use super::layer::{AppCodeAuthLayer, Shared};
 use super::rejection::{ApigJson, RejectResponse, Rejection, RejectionKind};
 use crate::cache::{AppCodeCache, Lookup};
@@ -141,7 +141,7 @@ where
                 if shared.cache.is_known_unknown(&digest) {
                     return self.rejected(RejectionKind::Invalid, &req);
                 }
-                let flight = Flight::start(Arc::clone(&self.shared), provider, digest, raw);
+                let flight = ReadThrough::start(shared, provider, digest, raw);
                 ResponseFuture::lookup(
                     flight,
                     self.take_ready_inner(),

@@ -75,7 +75,11 @@ pub trait AppCodeProvider: Send + Sync + 'static {
 
     /// Looks one code up after a cache miss: `Ok(None)` if the code is unknown. Called only when
     /// [`supports_lookup`](Self::supports_lookup) is `true`, at most once per distinct unknown code
-    /// per negative-cache TTL, with concurrent misses of one code coalesced into one call.
+    /// per negative-cache TTL, with concurrent misses of one code coalesced into one call whose
+    /// outcome (found, unknown, failed or timed out) they all share. The call runs as a tokio
+    /// task of its own: requests dropped while it runs do not cancel it, and it is bounded by
+    /// the layer's lookup timeout. An answer that a revocation overtook while the call ran is
+    /// not cached.
     fn lookup<'a>(
         &'a self,
         code: &'a AppCode,

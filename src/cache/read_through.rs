@@ -1,0 +1,298 @@
+//! Read-through on a miss: asking a lookup-capable provider about a code the cache lacks.
+//!
+//! The lookup runs as its own task, started by the first request that misses on a code and
+//! joined by every other one (see [`flight`](super::flight)). Its answer goes into the cache, or
+//! into the negative cache, only after it is checked against the journal of direct changes: a
+//! lookup that began before a code was revoked must not write the revoked code back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::digest::Digest;
+use super::flight::{Flight, Flights, Outcome};
+use super::AppCodeCache;
+use crate::code::AppCode;
+use crate::metrics::Counters;
+use crate::provider::AppCodeProvider;
+
+impl AppCodeCache {
+    /// What `code` (whose digest is `digest`) stands for, asking `provider` if need be: at most
+    /// one call at a time per code, bounded by `timeout`, whose outcome every concurrent request
+    /// for the code shares.
+    ///
+    /// Must be called within a tokio runtime: the lookup is a task of its own, so that it lands
+    /// even when every request waiting on it is dropped.
+    pub(crate) async fn read_through(
+        &self,
+        provider: Arc<dyn AppCodeProvider>,
+        digest: Digest,
+        code: AppCode,
+        timeout: Duration,
+    ) -> Outcome {
+        let (flight, started) = self.inner.flights.join(digest);
+        if started {
+            let landing = Landing {
+                cache: self.clone(),
+                digest,
+                flight: Arc::clone(&flight),
+            };
+            tokio::spawn(landing.fly(provider, code, timeout));
+        }
+        flight.outcome().await
+    }
+
+    /// How many lookups are in flight.
+    #[cfg(test)]
+    pub(crate) fn flights(&self) -> usize {
+        self.inner.flights.len()
+    }
+}
+
+/// A started flight: lands with [`Outcome::Failed`] if dropped before it could land otherwise
+/// (a panicking provider, a runtime shutting down), so no waiter is left hanging.
+struct Landing {
+    cache: AppCodeCache,
+    digest: Digest,
+    flight: Arc<Flight>,
+}
+
+impl Landing {
+    async fn fly(self, provider: Arc<dyn AppCodeProvider>, code: AppCode, timeout: Duration) {
+        let outcome = self.outcome(&*provider, &code, timeout).await;
+        self.flights().land(&self.digest, &self.flight, outcome);
+        // Landed: the drop below finds nothing left to do.
+    }
+
+    fn flights(&self) -> &Flights {
+        &self.cache.inner.flights
+    }
+
+    async fn outcome(
+        &self,
+        provider: &dyn AppCodeProvider,
+        code: &AppCode,
+        timeout: Duration,
+    ) -> Outcome {
+        let cache = &self.cache;
+        // A flight that landed between this request's miss and its join left its answer behind.
+        if let Some(identity) = cache.get(&self.digest) {
+            return Outcome::Found(identity);
+        }
+        if cache.is_known_unknown(&self.digest) {
+            return Outcome::Unknown;
+        }
+        let since = cache.write_epoch();
+        Counters::add(&cache.counters().provider_lookups);
+        match tokio::time::timeout(timeout, provider.lookup(code)).await {
+            Ok(Ok(found)) => cache.settle(self.digest, found, since),
+            Ok(Err(error)) => {
+                Counters::add(&cache.counters().provider_errors);
+                tracing::warn!(%error, "AppCode lookup failed");
+                Outcome::Failed
+            }
+            Err(_) => {
+                Counters::add(&cache.counters().provider_errors);
+                tracing::warn!(?timeout, "AppCode lookup timed out");
+                Outcome::Failed
+            }
+        }
+    }
+}
+
+impl Drop for Landing {
+    fn drop(&mut self) {
+        // After a normal landing the flight is already gone from the map and has its outcome:
+        // both steps below are then no-ops.
+        self.flights()
+            .land(&self.digest, &self.flight, Outcome::Failed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::cache::Lookup;
+    use crate::identity::AppIdentity;
+    use crate::test_support::ScriptedProvider;
+
+    const TIMEOUT: Duration = Duration::from_secs(1);
+
+    fn digest(cache: &AppCodeCache, code: &AppCode) -> Digest {
+        match cache.lookup(code.expose().as_bytes()) {
+            Lookup::Miss(digest) => digest,
+            _ => panic!("expected a miss"),
+        }
+    }
+
+    /// A provider whose lookups wait at a gate, knowing `known`.
+    fn gated(known: &[(&AppCode, &AppIdentity)]) -> (ScriptedProvider, Arc<Semaphore>) {
+        let provider = ScriptedProvider::default();
+        let gate = Arc::new(Semaphore::new(0));
+        let map = known
+            .iter()
+            .map(|(c, i)| (c.expose().to_owned(), (*i).clone()))
+            .collect::<HashMap<_, _>>();
+        provider.set(|s| {
+            s.lookups = Some(map);
+            s.lookup_gate = Some(Arc::clone(&gate));
+        });
+        (provider, gate)
+    }
+
+    /// Starts `n` concurrent read-throughs of `code` as tasks.
+    fn readers(
+        cache: &AppCodeCache,
+        provider: &ScriptedProvider,
+        code: &AppCode,
+        n: usize,
+    ) -> Vec<tokio::task::JoinHandle<Outcome>> {
+        (0..n)
+            .map(|_| {
+                let (cache, code) = (cache.clone(), code.clone());
+                let provider: Arc<dyn AppCodeProvider> = Arc::new(provider.clone());
+                tokio::spawn(async move {
+                    let digest = digest(&cache, &code);
+                    cache.read_through(provider, digest, code, TIMEOUT).await
+                })
+            })
+            .collect()
+    }
+
+    /// Waits (in paused time) until the provider was asked `n` times; panics if it never is.
+    async fn wait_for_lookups(provider: &ScriptedProvider, n: usize) {
+        for _ in 0..10_000 {
+            if provider.lookup_calls() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("{} lookups, expected {n}", provider.lookup_calls());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_is_shared_by_every_waiter() {
+        let provider = ScriptedProvider::default();
+        provider.set(|s| {
+            s.lookups = Some(HashMap::new());
+            s.lookup_fails = true;
+            s.lookup_delay = Duration::from_millis(100);
+        });
+        let cache = AppCodeCache::new();
+        let code = AppCode::generate();
+        for reader in readers(&cache, &provider, &code, 16) {
+            assert!(matches!(reader.await.unwrap(), Outcome::Failed));
+        }
+        assert_eq!(
+            provider.lookup_calls(),
+            1,
+            "waiters retried a failed lookup"
+        );
+        assert_eq!(cache.flights(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_is_shared_by_every_waiter() {
+        let (provider, _gate) = gated(&[]);
+        let cache = AppCodeCache::new();
+        let code = AppCode::generate();
+        for reader in readers(&cache, &provider, &code, 10) {
+            assert!(matches!(reader.await.unwrap(), Outcome::Failed));
+        }
+        // One call: the waiters did not each wait out a timeout of their own.
+        assert_eq!(provider.lookup_calls(), 1);
+        assert_eq!(cache.metrics().provider_errors, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn abandoned_lookups_leave_nothing_behind() {
+        let (provider, _gate) = gated(&[]);
+        let cache = AppCodeCache::new();
+        let codes: Vec<AppCode> = (0..1000).map(|_| AppCode::generate()).collect();
+        let waiting: Vec<_> = codes
+            .iter()
+            .flat_map(|code| readers(&cache, &provider, code, 1))
+            .collect();
+        wait_for_lookups(&provider, codes.len()).await;
+        assert_eq!(cache.flights(), codes.len(), "every lookup is up");
+        for reader in waiting {
+            reader.abort();
+        }
+        // Nobody waits on them any more; each still ends at its timeout, and takes its entry.
+        tokio::time::sleep(TIMEOUT * 2).await;
+        assert_eq!(cache.flights(), 0, "abandoned lookups stayed behind");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_first_requester_does_not_cost_a_second_call() {
+        let code = AppCode::generate();
+        let identity = AppIdentity::new("app", "code");
+        let (provider, gate) = gated(&[(&code, &identity)]);
+        let cache = AppCodeCache::new();
+        let first = readers(&cache, &provider, &code, 1).remove(0);
+        wait_for_lookups(&provider, 1).await;
+        let second = readers(&cache, &provider, &code, 1).remove(0);
+        first.abort();
+        gate.add_permits(1);
+        assert!(matches!(second.await.unwrap(), Outcome::Found(i) if i == identity));
+        assert_eq!(provider.lookup_calls(), 1);
+        assert_eq!(cache.verify(&code), Some(identity));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lookup_that_raced_a_revocation_does_not_bring_the_code_back() {
+        type Revoke = fn(&AppCodeCache, &AppCode);
+        let revocations: [(&str, Revoke); 3] = [
+            ("by value", |cache, code| {
+                cache.remove(code);
+            }),
+            ("by ID", |cache, _| {
+                cache.remove_by_id("code-1");
+            }),
+            ("by app", |cache, _| {
+                cache.remove_app("app-1");
+            }),
+        ];
+        for (how, revoke) in revocations {
+            let code = AppCode::generate();
+            let identity = AppIdentity::new("app-1", "code-1");
+            // The provider read the code before it was revoked, and answers after.
+            let (provider, gate) = gated(&[(&code, &identity)]);
+            let cache = AppCodeCache::new();
+            let reader = readers(&cache, &provider, &code, 1).remove(0);
+            wait_for_lookups(&provider, 1).await;
+            revoke(&cache, &code);
+            gate.add_permits(1);
+            assert!(
+                matches!(reader.await.unwrap(), Outcome::Unknown),
+                "revoked {how}: the stale answer admitted the request"
+            );
+            assert!(
+                cache.verify(&code).is_none(),
+                "revoked {how}: the stale answer was cached"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lookup_that_raced_a_creation_does_not_remember_the_code_as_unknown() {
+        let code = AppCode::generate();
+        let identity = AppIdentity::new("app", "new");
+        let (provider, gate) = gated(&[]);
+        let cache = AppCodeCache::new();
+        let reader = readers(&cache, &provider, &code, 1).remove(0);
+        wait_for_lookups(&provider, 1).await;
+        cache.upsert(&code, identity.clone());
+        gate.add_permits(1);
+        assert!(matches!(reader.await.unwrap(), Outcome::Found(i) if i == identity));
+        let digest = digest_of(&cache, &code);
+        assert!(!cache.is_known_unknown(&digest));
+    }
+
+    fn digest_of(cache: &AppCodeCache, code: &AppCode) -> Digest {
+        cache.digest(code)
+    }
+}
