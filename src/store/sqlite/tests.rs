@@ -1,9 +1,12 @@
 //! What only this store can get wrong: the file format, keys, and damaged rows.
 
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+
 use rusqlite::Connection;
 
 use super::schema::current_version;
-use super::{SqliteOptions, SqliteStore};
+use super::{SqliteFileError, SqliteOptions, SqliteStore};
 use crate::code::AppCode;
 use crate::store::{
     App, AppCodeRecord, KeyMismatch, MasterKey, SchemaTooNew, Scope, SecretString, Store,
@@ -293,4 +296,121 @@ async fn deleted_codes_leave_no_clear_text_behind() {
     let text = String::from_utf8_lossy(&bytes);
     assert!(text.contains(kept.value.expose()), "the search must work");
     assert!(!text.contains(gone.value.expose()));
+}
+
+/// A closed store at `path` holding 40 apps of 5 codes each: enough rows for the codes table
+/// and its indexes to span several pages, so that one in the middle of the file can be damaged.
+async fn filled(path: &Path) {
+    let store = SqliteStore::open(path, SqliteOptions::new()).unwrap();
+    for a in 1..=40 {
+        store.create_app(app(a)).await.unwrap();
+        for n in 1..=5 {
+            store.create_app_code(&scope(), code(a, n)).await.unwrap();
+        }
+    }
+    drop(store);
+    // The last connection to close moves the WAL into the file: the damage below then hits the
+    // only copy of the page.
+    assert!(!path.with_extension("db-wal").exists());
+}
+
+/// Overwrites with garbage a page of the b-tree `name` (a table or an index) from the middle of
+/// the file: one that `PRAGMA quick_check` reads, unlike a free page.
+fn damage_a_page_of(path: &Path, name: &str) {
+    let raw = Connection::open(path).unwrap();
+    let page_size: u64 = raw
+        .pragma_query_value(None, "page_size", |r| r.get(0))
+        .unwrap();
+    let file_pages: u64 = raw
+        .pragma_query_value(None, "page_count", |r| r.get(0))
+        .unwrap();
+    let pages: Vec<u64> = raw
+        .prepare("SELECT pageno FROM dbstat WHERE name = ?1 ORDER BY pageno")
+        .unwrap()
+        .query_map([name], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    drop(raw);
+    assert!(pages.len() >= 3, "{name} spans only pages {pages:?}");
+    let page = pages[pages.len() / 2];
+    assert!(1 < page && page < file_pages, "page {page} of {file_pages}");
+    let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.seek(SeekFrom::Start((page - 1) * page_size)).unwrap();
+    file.write_all(&vec![0xa5; page_size as usize]).unwrap();
+    file.sync_all().unwrap();
+}
+
+/// The [`SqliteFileError`] that opening `path` fails with.
+fn refused(path: &Path) -> SqliteFileError {
+    let err = backend(SqliteStore::open(path, SqliteOptions::new()));
+    let Some(refused) = err.downcast_ref::<SqliteFileError>() else {
+        panic!("expected a SqliteFileError, got {err:?}");
+    };
+    refused.clone()
+}
+
+#[tokio::test]
+async fn a_damaged_page_in_the_middle_of_the_file_is_refused_as_corrupt() {
+    for btree in ["app_codes", "app_codes_by_value", "app_codes_by_id"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        filled(&path).await;
+        damage_a_page_of(&path, btree);
+        let before = std::fs::read(&path).unwrap();
+
+        let err = refused(&path);
+        assert!(
+            matches!(&err, SqliteFileError::Corrupt { path: p, .. } if p == &path),
+            "{btree}: {err:?}"
+        );
+        let text = format!("{err} {err:?}");
+        for needed in ["is corrupt", path.to_str().unwrap(), "backup", ".recover"] {
+            assert!(text.contains(needed), "{btree}: {needed:?} missing: {text}");
+        }
+        assert!(
+            !text.contains("UnitValue") && !text.contains("secret-"),
+            "{text}"
+        );
+        // Refused before the WAL switch or a migration could write to it.
+        assert_eq!(std::fs::read(&path).unwrap(), before, "{btree}");
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    std::fs::write(&path, "not a database, only text ".repeat(200)).unwrap();
+    let err = refused(&path);
+    assert_eq!(err, SqliteFileError::NotADatabase { path: path.clone() });
+    let text = err.to_string();
+    assert!(
+        text.contains("not a SQLite database") && text.contains(path.to_str().unwrap()),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_missing_directory_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir");
+    let path = missing.join("s.db");
+    let err = refused(&path);
+    assert_eq!(
+        err,
+        SqliteFileError::MissingDirectory {
+            path: path.clone(),
+            dir: missing.clone()
+        }
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!(
+            "the directory {} does not exist",
+            missing.display()
+        )),
+        "{text}"
+    );
+    assert!(!missing.exists());
 }
