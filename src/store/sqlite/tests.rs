@@ -414,3 +414,87 @@ fn a_missing_directory_is_named() {
     );
     assert!(!missing.exists());
 }
+
+/// What `PRAGMA quick_check` adds to opening a large store: 200 000 apps holding 1 000 000
+/// AppCodes. Prints the figures; asserts nothing about time.
+///
+/// `APIG_QUICK_CHECK_DB=/path/big.db cargo test --all-features --lib quick_check_cost --
+/// --ignored --nocapture` (the file is built on the first run and reused after).
+#[test]
+#[ignore = "builds a store of about 300 MB; a measurement, not a check"]
+fn quick_check_cost_on_a_million_app_codes() {
+    use std::time::Instant;
+
+    const APPS: u64 = 200_000;
+    const CODES_PER_APP: u64 = 5;
+    let path = std::path::PathBuf::from(
+        std::env::var("APIG_QUICK_CHECK_DB").expect("set APIG_QUICK_CHECK_DB to a file path"),
+    );
+    if !path.exists() {
+        let started = Instant::now();
+        drop(SqliteStore::open(&path, SqliteOptions::new()).unwrap());
+        let mut raw = Connection::open(&path).unwrap();
+        let tx = raw.transaction().unwrap();
+        {
+            let mut app = tx
+                .prepare(
+                    "INSERT INTO apps (project_id, instance_id, id, name, remark, creator, \
+                     app_key, app_secret, app_secret_nonce, register_time, update_time, status) \
+                     VALUES ('p', 'i', ?1, ?2, '', 'USER', ?3, ?4, NULL, 1, 1, 1)",
+                )
+                .unwrap();
+            let mut code = tx
+                .prepare(
+                    "INSERT INTO app_codes (app_seq, instance_id, id, value, value_nonce, \
+                     value_digest, create_time) VALUES (?1, 'i', ?2, ?3, NULL, ?4, 1)",
+                )
+                .unwrap();
+            for a in 0..APPS {
+                let secret = format!("secret-{a:024}");
+                app.execute((
+                    format!("{a:032x}"),
+                    format!("app_{a}"),
+                    format!("key{a:029}"),
+                    secret.as_bytes(),
+                ))
+                .unwrap();
+                let app_seq = tx.last_insert_rowid();
+                for n in 0..CODES_PER_APP {
+                    let i = a * CODES_PER_APP + n;
+                    let value = format!("Measure{i:012}{}", "m".repeat(52));
+                    let digest: Vec<u8> = (0..4u64)
+                        .flat_map(|k| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ k).to_be_bytes())
+                        .collect();
+                    code.execute((
+                        app_seq,
+                        format!("{:032x}", 1 << 40 | i),
+                        value.as_bytes(),
+                        digest,
+                    ))
+                    .unwrap();
+                }
+            }
+        }
+        tx.commit().unwrap();
+        drop(raw);
+        eprintln!("built in {:?}", started.elapsed());
+    }
+    let size = std::fs::metadata(&path).unwrap().len();
+    let raw = Connection::open(&path).unwrap();
+    let codes: i64 = raw
+        .query_row("SELECT count(*) FROM app_codes", [], |r| r.get(0))
+        .unwrap();
+    let started = Instant::now();
+    let verdict: String = raw
+        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+        .unwrap();
+    let quick = started.elapsed();
+    drop(raw);
+    let started = Instant::now();
+    drop(SqliteStore::open(&path, SqliteOptions::new()).unwrap());
+    let open = started.elapsed();
+    eprintln!(
+        "{codes} AppCodes, {} MB: quick_check {quick:?} ({verdict}), SqliteStore::open {open:?}",
+        size / 1_000_000
+    );
+}
