@@ -58,8 +58,13 @@ fn main() -> ExitCode {
     match runtime.block_on(gateway::run(settings.config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "apig-appcode stopped");
-            eprintln!("apig-appcode: {e}");
+            // The logger writes to stderr too: print the error through it (in the log format
+            // the operator chose) or, if the filter drops errors, directly; never both.
+            if tracing::enabled!(tracing::Level::ERROR) {
+                tracing::error!(error = %e, "apig-appcode stopped");
+            } else {
+                eprintln!("apig-appcode: {e}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -96,7 +96,11 @@ async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>, policy: Re
                     }
                     Err(e) => {
                         Counters::add(&cache.counters().provider_errors);
-                        tracing::warn!(error = %e, retry_in = ?retry, "AppCode snapshot failed; keeping the last good set");
+                        if last_good.is_some() {
+                            tracing::warn!(error = %e, retry_in = ?retry, "AppCode snapshot failed; keeping the last good set");
+                        } else {
+                            tracing::warn!(error = %e, retry_in = ?retry, "AppCode snapshot failed; the cache has no AppCodes yet, requests get 503");
+                        }
                         next_load = Instant::now() + retry;
                         retry = (retry * 2).min(policy.interval.max(FIRST_RETRY));
                     }

@@ -19,6 +19,8 @@ use tokio_rustls::rustls;
 #[path = "support/binary.rs"]
 mod support;
 use support::*;
+#[path = "support/sqlite_file.rs"]
+mod sqlite_file;
 
 // ---------------------------------------------------------------------------------------------
 // 1. First run
@@ -712,4 +714,43 @@ async fn require_https_refuses_plain_http_with_apig_0607() {
     let res = call_gateway(server.gateway, "/x", Some(&code)).await;
     res.assert_apig_error(StatusCode::BAD_REQUEST, "APIG.0607");
     assert_eq!(upstream.requests(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. A damaged database file
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_database_file_stops_the_start_with_one_clear_error() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_token(&upstream, dir.path(), &[]).await;
+    let admin = Admin::new(server.admin, TOKEN);
+    // Enough codes for their table to span several pages.
+    for a in 0..20 {
+        let app = admin.create_app(&format!("damaged_{a}")).await;
+        for _ in 0..5 {
+            admin.generate_code(&app).await;
+        }
+    }
+    assert!(server.stop().await.success());
+    let db = database_path(dir.path());
+    sqlite_file::damage_a_page_of(&db, "app_codes");
+
+    let mut args = base_args(&upstream, dir.path());
+    args.extend(["--admin-token".into(), TOKEN.into()]);
+    let exited = Server::start(serve_command(&args))
+        .await
+        .err()
+        .expect("started on a corrupt database file");
+    assert!(!exited.status.success(), "{exited:?}");
+    let stderr = &exited.stderr;
+    assert_eq!(stderr.matches("is corrupt").count(), 1, "{stderr}");
+    assert!(stderr.contains(&db.display().to_string()), "{stderr}");
+    assert!(stderr.contains(".recover"), "{stderr}");
+
+    // With logging off the error still reaches the operator, once.
+    args.extend(["--log".into(), "off".into()]);
+    let (status, _, stderr) = run_to_exit(serve_command(&args)).await;
+    assert!(!status.success());
+    assert_eq!(stderr.matches("is corrupt").count(), 1, "{stderr}");
 }

@@ -58,6 +58,8 @@ pub enum RunError {
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // "store backend failed" would add nothing to why opening failed.
+            Self::Store(StoreError::Backend(e)) => write!(f, "opening the store: {e}"),
             Self::Store(e) => write!(f, "opening the store: {e}"),
             Self::Bind {
                 listener,

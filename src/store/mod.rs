@@ -44,7 +44,7 @@ pub use memory::MemoryStore;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use provider::StoreProvider;
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteOptions, SqliteStore};
+pub use sqlite::{SqliteFileError, SqliteOptions, SqliteStore};
 pub use time::Timestamp;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use version::SchemaTooNew;

@@ -14,4 +14,5 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+pub use error::SqliteFileError;
 pub use store::{SqliteOptions, SqliteStore};
