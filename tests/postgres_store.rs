@@ -550,3 +550,89 @@ async fn a_listener_outlives_a_database_that_answers_late() {
     // The very next event is the announcement: no resync came first.
     expect_upsert(next(&mut changes).await, &record);
 }
+
+/// Freezes every backend whose `application_name` is `name` (SIGSTOP), or says why it could
+/// not; they are resumed when the guards are dropped, whatever the test's outcome.
+async fn freeze_backends(db: &TestDb, name: &str) -> Result<Vec<Frozen>, String> {
+    let pids: Vec<i32> = db
+        .client()
+        .await
+        .query(
+            "SELECT pid FROM pg_stat_activity
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!pids.is_empty(), "no backend named {name}");
+    pids.into_iter().map(Frozen::stop).collect()
+}
+
+/// A database that stops answering (a stopped server, a network partition) must not hold a
+/// call for as long as it lasts: with the backend of the store's one pooled connection frozen,
+/// a write and then a read fail as unavailable, naming what timed out, and neither leaves the
+/// pool stuck; once the database answers again, the store works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_on_a_frozen_database_fail_as_unavailable_and_recover() {
+    let Some(db) = TestDb::create("calls_on_a_frozen_database_fail_as_unavailable").await else {
+        return;
+    };
+    let options = PostgresOptions::new()
+        .pool_size(1)
+        .call_timeout(Duration::from_secs(2));
+    let store = open(&db, options).await;
+    store.create_app(app_in(&scope(), 1)).await.unwrap();
+    let frozen = match freeze_backends(&db, db.schema()).await {
+        Ok(f) => f,
+        Err(why) => {
+            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+            assert!(
+                !ci,
+                "CI must be able to freeze a local PostgreSQL backend: {why}"
+            );
+            eprintln!("SKIPPED: cannot freeze the store's backend ({why})");
+            return;
+        }
+    };
+    let write = returns("a write", store.create_app_code(&scope(), code(1, 1))).await;
+    expect_unavailable(write, "create AppCode");
+    // The frozen connection was closed, not returned: the pool's one slot is free again, and a
+    // new connection (a new backend, not frozen) answers.
+    let app = returns("a read", store.get_app(&scope(), &id(1))).await;
+    assert_eq!(app.unwrap().id, id(1));
+
+    let frozen_too = freeze_backends(&db, db.schema()).await.unwrap();
+    let read = returns("a read", store.get_app(&scope(), &id(1))).await;
+    expect_unavailable(read, "read app");
+    drop((frozen, frozen_too));
+
+    // Thawed: the write that timed out took nothing with it, and the store works.
+    let record = code(1, 1);
+    let write = returns("a write", store.create_app_code(&scope(), record.clone())).await;
+    assert_eq!(write.unwrap(), record);
+    let read = returns("a read", store.list_app_codes(&scope(), &id(1), 0, 10)).await;
+    assert_eq!(read.unwrap().items, [record]);
+}
+
+/// `call`'s outcome; [`WAIT`] (far above the call timeout) only turns a hang into a failure.
+async fn returns<T>(what: &str, call: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, call)
+        .await
+        .unwrap_or_else(|_| panic!("{what} on a frozen database hung"))
+}
+
+fn expect_unavailable<T: std::fmt::Debug>(result: Result<T, StoreError>, context: &str) {
+    match result {
+        Err(e @ StoreError::Unavailable(_)) => {
+            let shown = e.to_string();
+            assert!(
+                shown.contains(context) && shown.contains("no answer"),
+                "{shown}"
+            );
+        }
+        other => panic!("expected the store to be unavailable ({context}), got {other:?}"),
+    }
+}
