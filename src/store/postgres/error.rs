@@ -42,11 +42,23 @@ impl std::error::Error for DbError {}
 
 /// The message of `e` without the parts that can quote data: for an error the server sent, its
 /// severity and primary message (`DETAIL`, `HINT` and `WHERE` are dropped); otherwise the
-/// client's own description (I/O, a closed connection, a timeout), which holds no row data.
+/// client's own description and its causes (I/O, TLS, a closed connection, a timeout), which
+/// hold no row data.
 pub(super) fn safe_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => e.to_string(),
+        None => {
+            // The driver's own text leaves out the cause ("error performing TLS handshake"),
+            // which is what an operator needs: an I/O error or a certificate that failed.
+            let mut message = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                message.push_str(": ");
+                message.push_str(&c.to_string());
+                cause = c.source();
+            }
+            message
+        }
     }
 }
 

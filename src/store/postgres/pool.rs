@@ -12,25 +12,24 @@
 //! `idle_in_transaction_session_timeout` set to the same limit, so a session the client gave
 //! up on releases its locks even if the client's goodbye never arrives.
 //!
-//! # Why not deadpool-postgres or bb8
+//! # Why not deadpool-postgres
 //!
-//! Evaluated against deadpool-postgres 0.14 and bb8-postgres 0.9 (their documented APIs):
+//! Read in deadpool-postgres's source (its `Manager`, current `main`):
 //!
-//! - Where connections are driven: both open a connection and `tokio::spawn` its driver on the
-//!   runtime of whichever task asked for it. A connection opened by a gateway worker's lookup
-//!   would then be driven by that worker's single-threaded runtime and stop answering when
-//!   that worker is busy or gone (test `connections_opened_on_another_runtime_keep_answering`).
-//!   Neither lets the caller choose the runtime that drives a connection.
-//! - Connections left mid-transaction: deadpool's recycling checks `is_closed()` (and, with
-//!   `RecyclingMethod::Verified`, runs a query on every checkout); it does not know that a
-//!   borrower stopped inside `BEGIN`, so the next borrower would find itself in someone else's
-//!   transaction. bb8 has the same gap (`is_valid` runs a query; `has_broken` only sees a
-//!   closed client).
-//! - Discarding after a timeout: both drop the client, which lets the driver finish the pending
-//!   statement first; this pool aborts the driver, so the socket closes at once.
+//! - Where connections are driven: `Manager::create` calls `Config::connect` and then
+//!   `tokio::spawn`s the connection, on the runtime of whichever task asked for it. A connection
+//!   opened by a gateway worker's lookup would then be driven by that worker's single-threaded
+//!   runtime and stop answering when that worker is busy or gone (test
+//!   `connections_opened_on_another_runtime_keep_answering`). The crate has no setting for the
+//!   runtime; only a `Manager` of our own (deadpool's core trait) could choose it.
+//! - Recycling checks `is_closed()` and, depending on `RecyclingMethod`, runs a query on every
+//!   checkout; it cannot tell that a borrower stopped after a raw `BEGIN` (this store's
+//!   transactions carry options: `REPEATABLE READ READ ONLY`), nor that a call timed out and the
+//!   connection must be closed at once rather than when its pending statement finishes.
 //!
-//! Keeping those properties would need wrapping either crate's manager and its objects, with
-//! more code than this pool.
+//! So keeping this pool's properties would mean a custom `deadpool::managed::Manager` plus the
+//! transaction and timeout tracking here, with the statement cache kept too: a dependency
+//! without less code. bb8 was not evaluated.
 
 use std::collections::HashMap;
 use std::fmt;
