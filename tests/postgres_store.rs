@@ -18,7 +18,7 @@ use apig_appcode::store::{
     Scope, SecretString, Store, StoreError, Timestamp,
 };
 use apig_appcode::AppCode;
-use pg::TestDb;
+use pg::{Frozen, TestDb};
 
 /// Bound on one expected event (a notification travels in milliseconds; a reconnection starts
 /// after at most a few backoff steps).
@@ -485,31 +485,6 @@ async fn connections_opened_on_another_runtime_keep_answering() {
     }
 }
 
-/// Sends SIGCONT to a stopped process when dropped, so a failing test never leaves it frozen.
-struct Frozen(i32);
-
-impl Frozen {
-    /// Stops process `pid` with SIGSTOP, or says why it could not.
-    fn stop(pid: i32) -> Result<Self, String> {
-        let status = std::process::Command::new("kill")
-            .args(["-STOP", &pid.to_string()])
-            .status()
-            .map_err(|e| e.to_string())?;
-        status
-            .success()
-            .then_some(Self(pid))
-            .ok_or_else(|| format!("kill -STOP {pid}: {status}"))
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-CONT", &self.0.to_string()])
-            .status();
-    }
-}
-
 /// A database that answers late is not a dead one. The listener's backend is frozen for
 /// longer than two heartbeat periods, then thawed: the listener must still be there, without
 /// the reconnect and full resync that a busy node cannot afford.
@@ -551,26 +526,6 @@ async fn a_listener_outlives_a_database_that_answers_late() {
     expect_upsert(next(&mut changes).await, &record);
 }
 
-/// Freezes every backend whose `application_name` is `name` (SIGSTOP), or says why it could
-/// not; they are resumed when the guards are dropped, whatever the test's outcome.
-async fn freeze_backends(db: &TestDb, name: &str) -> Result<Vec<Frozen>, String> {
-    let pids: Vec<i32> = db
-        .client()
-        .await
-        .query(
-            "SELECT pid FROM pg_stat_activity
-             WHERE application_name = $1 AND pid <> pg_backend_pid()",
-            &[&name],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert!(!pids.is_empty(), "no backend named {name}");
-    pids.into_iter().map(Frozen::stop).collect()
-}
-
 /// A database that stops answering (a stopped server, a network partition) must not hold a
 /// call for as long as it lasts: with the backend of the store's one pooled connection frozen,
 /// a write and then a read fail as unavailable, naming what timed out, and neither leaves the
@@ -585,7 +540,7 @@ async fn calls_on_a_frozen_database_fail_as_unavailable_and_recover() {
         .call_timeout(Duration::from_secs(2));
     let store = open(&db, options).await;
     store.create_app(app_in(&scope(), 1)).await.unwrap();
-    let frozen = match freeze_backends(&db, db.schema()).await {
+    let frozen = match db.freeze(db.schema()).await {
         Ok(f) => f,
         Err(why) => {
             let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
@@ -604,7 +559,7 @@ async fn calls_on_a_frozen_database_fail_as_unavailable_and_recover() {
     let app = returns("a read", store.get_app(&scope(), &id(1))).await;
     assert_eq!(app.unwrap().id, id(1));
 
-    let frozen_too = freeze_backends(&db, db.schema()).await.unwrap();
+    let frozen_too = db.freeze(db.schema()).await.unwrap();
     let read = returns("a read", store.get_app(&scope(), &id(1))).await;
     expect_unavailable(read, "read app");
     drop((frozen, frozen_too));
