@@ -447,3 +447,46 @@ async fn a_node_without_credentials_refuses_to_start_on_postgres() {
     assert!(stderr.contains("--admin-token"), "{stderr}");
     assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"));
 }
+
+/// A database that stops answering gets management calls a prompt `503 APIG.0202`, not a
+/// request that hangs as long as the outage (nor a `500`), and the node works again once the
+/// database does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_database_is_a_503_and_the_node_recovers() {
+    let Some(db) = TestDb::create("a_frozen_database_is_a_503_and_the_node_recovers").await else {
+        return;
+    };
+    let upstream = start_upstream().await;
+    let http = Http::new();
+    let node = Node::start(&db, upstream);
+    http.ready(&node).await;
+    let app_id = http.create_app(&node, "frozen_app").await;
+
+    // The node's pooled connections (its listener's are named apart and left running).
+    let frozen = match db.freeze(db.schema()).await {
+        Ok(f) => f,
+        Err(why) => {
+            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+            assert!(
+                !ci,
+                "CI must be able to freeze a local PostgreSQL backend: {why}"
+            );
+            eprintln!("SKIPPED: cannot freeze the node's backends ({why})");
+            return;
+        }
+    };
+    // A create holds the node's write lock: it must come back (within Http's bound) as a 503.
+    let path = format!("/apps/{app_id}/app-codes");
+    let answer = http.admin(&node, Method::PUT, &path, None).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.body
+    );
+    assert_eq!(answer.body["error_code"], "APIG.0202", "{}", answer.body);
+    drop(frozen);
+
+    let (_, code) = http.create_code(&node, &app_id).await;
+    assert_eq!(http.call(&node, &code).await, StatusCode::OK);
+}

@@ -18,7 +18,7 @@ use apig_appcode::store::{
     Scope, SecretString, Store, StoreError, Timestamp,
 };
 use apig_appcode::AppCode;
-use pg::TestDb;
+use pg::{Frozen, TestDb};
 
 /// Bound on one expected event (a notification travels in milliseconds; a reconnection starts
 /// after at most a few backoff steps).
@@ -485,31 +485,6 @@ async fn connections_opened_on_another_runtime_keep_answering() {
     }
 }
 
-/// Sends SIGCONT to a stopped process when dropped, so a failing test never leaves it frozen.
-struct Frozen(i32);
-
-impl Frozen {
-    /// Stops process `pid` with SIGSTOP, or says why it could not.
-    fn stop(pid: i32) -> Result<Self, String> {
-        let status = std::process::Command::new("kill")
-            .args(["-STOP", &pid.to_string()])
-            .status()
-            .map_err(|e| e.to_string())?;
-        status
-            .success()
-            .then_some(Self(pid))
-            .ok_or_else(|| format!("kill -STOP {pid}: {status}"))
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-CONT", &self.0.to_string()])
-            .status();
-    }
-}
-
 /// A database that answers late is not a dead one. The listener's backend is frozen for
 /// longer than two heartbeat periods, then thawed: the listener must still be there, without
 /// the reconnect and full resync that a busy node cannot afford.
@@ -549,4 +524,208 @@ async fn a_listener_outlives_a_database_that_answers_late() {
     a.create_app_code(&scope(), record.clone()).await.unwrap();
     // The very next event is the announcement: no resync came first.
     expect_upsert(next(&mut changes).await, &record);
+}
+
+/// A database that stops answering (a stopped server, a network partition) must not hold a
+/// call for as long as it lasts: with the backend of the store's one pooled connection frozen,
+/// a write and then a read fail as unavailable, naming what timed out, and neither leaves the
+/// pool stuck; once the database answers again, the store works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_on_a_frozen_database_fail_as_unavailable_and_recover() {
+    let Some(db) = TestDb::create("calls_on_a_frozen_database_fail_as_unavailable").await else {
+        return;
+    };
+    let options = PostgresOptions::new()
+        .pool_size(1)
+        .call_timeout(Duration::from_secs(2));
+    let store = open(&db, options).await;
+    store.create_app(app_in(&scope(), 1)).await.unwrap();
+    let frozen = match db.freeze(db.schema()).await {
+        Ok(f) => f,
+        Err(why) => {
+            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+            assert!(
+                !ci,
+                "CI must be able to freeze a local PostgreSQL backend: {why}"
+            );
+            eprintln!("SKIPPED: cannot freeze the store's backend ({why})");
+            return;
+        }
+    };
+    let write = returns("a write", store.create_app_code(&scope(), code(1, 1))).await;
+    expect_unavailable(write, "create AppCode");
+    // The frozen connection was closed, not returned: the pool's one slot is free again, and a
+    // new connection (a new backend, not frozen) answers.
+    let app = returns("a read", store.get_app(&scope(), &id(1))).await;
+    assert_eq!(app.unwrap().id, id(1));
+
+    let frozen_too = db.freeze(db.schema()).await.unwrap();
+    let read = returns("a read", store.get_app(&scope(), &id(1))).await;
+    expect_unavailable(read, "read app");
+    drop((frozen, frozen_too));
+
+    // Thawed: the write that timed out took nothing with it, and the store works.
+    let record = code(1, 1);
+    let write = returns("a write", store.create_app_code(&scope(), record.clone())).await;
+    assert_eq!(write.unwrap(), record);
+    let read = returns("a read", store.list_app_codes(&scope(), &id(1), 0, 10)).await;
+    assert_eq!(read.unwrap().items, [record]);
+}
+
+/// `call`'s outcome; [`WAIT`] (far above the call timeout) only turns a hang into a failure.
+async fn returns<T>(what: &str, call: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, call)
+        .await
+        .unwrap_or_else(|_| panic!("{what} on a frozen database hung"))
+}
+
+fn expect_unavailable<T: std::fmt::Debug>(result: Result<T, StoreError>, context: &str) {
+    match result {
+        Err(e @ StoreError::Unavailable(_)) => {
+            let shown = e.to_string();
+            assert!(
+                shown.contains(context) && shown.contains("no answer"),
+                "{shown}"
+            );
+        }
+        other => panic!("expected the store to be unavailable ({context}), got {other:?}"),
+    }
+}
+
+/// A root certificate file for `sslrootcert`: a self-signed certificate for `localhost`.
+fn self_signed(dir: &std::path::Path, file: &str) -> (rcgen::CertifiedKey, std::path::PathBuf) {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let path = dir.join(file);
+    std::fs::write(&path, generated.cert.pem()).unwrap();
+    (generated, path)
+}
+
+/// What the client sees once the test server has read its startup message over TLS.
+const REACHED: &str = "reached the test server over TLS";
+
+/// A server that speaks only the start of PostgreSQL's protocol: it answers the SSLRequest
+/// with `S`, completes a TLS handshake with `identity`, reads the startup message and refuses
+/// the login with a FATAL error saying [`REACHED`].
+async fn tls_test_server(identity: &rcgen::CertifiedKey) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let key =
+        rustls::pki_types::PrivateKeyDer::try_from(identity.key_pair.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![identity.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 8];
+                tcp.read_exact(&mut request).await?;
+                // Length 8, code 80877103: SSLRequest.
+                assert_eq!(request, [0, 0, 0, 8, 4, 210, 22, 47]);
+                tcp.write_all(b"S").await?;
+                let mut tls = acceptor.accept(tcp).await?;
+                let len = tls.read_u32().await? as usize;
+                let mut startup = vec![0u8; len - 4];
+                tls.read_exact(&mut startup).await?;
+                let mut fields = Vec::new();
+                for (tag, value) in [(b'S', "FATAL"), (b'C', "28000"), (b'M', REACHED)] {
+                    fields.push(tag);
+                    fields.extend_from_slice(value.as_bytes());
+                    fields.push(0);
+                }
+                fields.push(0);
+                let mut message = vec![b'E'];
+                message.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+                message.extend_from_slice(&fields);
+                tls.write_all(&message).await?;
+                tls.shutdown().await
+            });
+        }
+    });
+    addr
+}
+
+/// `verify-full` (and `require`, which verifies as well) reach the server over TLS when its
+/// certificate chains to `sslrootcert` and names the host; a certificate from another root,
+/// or for another name, is refused before any credential is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_sessions_verify_the_certificate_and_the_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server_identity, root) = self_signed(dir.path(), "root.pem");
+    let (_, other_root) = self_signed(dir.path(), "other.pem");
+    let addr = tls_test_server(&server_identity).await;
+    let connect = |host: &str, mode: &str, root: &std::path::Path| {
+        let url = format!(
+            "postgres://apig:secret-pw@{host}:{}/db?hostaddr=127.0.0.1&connect_timeout=10\
+             &sslmode={mode}&sslrootcert={}",
+            addr.port(),
+            root.display()
+        );
+        async move {
+            let err = PostgresStore::connect(&url, PostgresOptions::new())
+                .await
+                .expect_err("the test server refuses every login");
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("secret-pw"), "{shown}");
+            shown
+        }
+    };
+    for mode in ["verify-full", "require", "prefer"] {
+        let shown = connect("localhost", mode, &root).await;
+        assert!(shown.contains(REACHED), "{mode}: {shown}");
+    }
+    let shown = connect("localhost", "verify-full", &other_root).await;
+    assert!(
+        shown.contains("TLS")
+            && shown.contains("invalid peer certificate")
+            && !shown.contains(REACHED),
+        "{shown}"
+    );
+    let shown = connect("127.0.0.1", "require", &root).await;
+    assert!(
+        shown.contains("TLS") && shown.contains("not valid for name") && !shown.contains(REACHED),
+        "{shown}"
+    );
+}
+
+/// Against a server without TLS: `require` fails, saying so; `prefer` falls back to a plain
+/// session; `disable` (the default) never asks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_tls_is_refused_only_when_tls_is_required() {
+    let Some(db) = TestDb::create("a_server_without_tls_is_refused").await else {
+        return;
+    };
+    let plain: Option<bool> = db
+        .client()
+        .await
+        .query_one("SELECT current_setting('ssl') = 'off'", &[])
+        .await
+        .ok()
+        .map(|r| r.get(0));
+    if plain != Some(true) {
+        eprintln!("SKIPPED: the test database offers TLS");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_, root) = self_signed(dir.path(), "root.pem");
+    let with = |mode: &str| format!("{}&sslmode={mode}&sslrootcert={}", db.url(), root.display());
+    let err = PostgresStore::connect(&with("require"), PostgresOptions::new())
+        .await
+        .expect_err("no TLS, no connection");
+    assert!(err.to_string().contains("TLS"), "{err}");
+    for mode in ["prefer", "disable"] {
+        let store = PostgresStore::connect(&with(mode), PostgresOptions::new())
+            .await
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        store.create_app(app_in(&scope(), 1)).await.ok();
+        assert_eq!(store.get_app(&scope(), &id(1)).await.unwrap().id, id(1));
+    }
 }

@@ -21,6 +21,9 @@ pub(crate) const APP_CODE_EXISTS: &str = "APIG.3311";
 /// or unreadable. The gateway answers these with `APIG.0101` (no such API) and `APIG.0201`.
 pub(crate) const NO_SUCH_API: &str = "APIG.0101";
 pub(crate) const BAD_REQUEST: &str = "APIG.0201";
+/// `503`: the store did not answer in time. The gateway answers an unavailable backend with
+/// `APIG.0202`, and the store is the management API's backend.
+pub(crate) const UNAVAILABLE: &str = "APIG.0202";
 
 /// A failed management call.
 #[derive(Debug)]
@@ -57,6 +60,9 @@ pub(crate) enum AdminError {
     AppCodeExists,
     /// `403 APIG.3131`.
     AppCodeQuotaExceeded,
+    /// `503 APIG.0202`: the store did not answer in time or could not be reached; the detail
+    /// is logged with the request ID, never sent.
+    Unavailable(String),
     /// `500 APIG.9999`; the detail is logged with the request ID, never sent.
     Internal(String),
 }
@@ -71,6 +77,8 @@ impl AdminError {
             StoreError::AppKeyExists => Self::AppKeyExists,
             StoreError::AppCodeExists => Self::AppCodeExists,
             StoreError::AppCodeQuotaExceeded => Self::AppCodeQuotaExceeded,
+            // Retrying may help, so not a 500: clients and load balancers treat 503 as such.
+            unavailable @ StoreError::Unavailable(_) => Self::Unavailable(unavailable.to_string()),
             other => Self::Internal(other.to_string()),
         }
     }
@@ -91,6 +99,7 @@ impl AdminError {
             | Self::AppNotFound(_)
             | Self::AppCodeNotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -110,6 +119,7 @@ impl AdminError {
             Self::AppKeyExists => "APIG.3310",
             Self::AppCodeExists => APP_CODE_EXISTS,
             Self::AppCodeQuotaExceeded => "APIG.3131",
+            Self::Unavailable(_) => UNAVAILABLE,
             Self::Internal(_) => "APIG.9999",
         }
     }
@@ -144,6 +154,10 @@ impl AdminError {
             Self::AppCodeQuotaExceeded => format!(
                 "The number of AppCodes of the app has reached the limit of {MAX_APP_CODES_PER_APP}"
             ),
+            Self::Unavailable(_) => {
+                "The service is temporarily unavailable: the store did not answer in time"
+                    .to_owned()
+            }
             Self::Internal(_) => "System error".to_owned(),
         }
     }
@@ -180,7 +194,7 @@ impl IntoResponse for AdminError {
             code: self.code(),
             message: self.message(),
             detail: match self {
-                Self::Internal(detail) => Some(detail),
+                Self::Internal(detail) | Self::Unavailable(detail) => Some(detail),
                 _ => None,
             },
         };
@@ -203,6 +217,21 @@ mod tests {
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let f = res.extensions().get::<Failure>().unwrap();
         assert!(f.detail.as_deref().unwrap().contains("disk on fire"));
+    }
+
+    #[test]
+    fn an_unavailable_store_is_a_503_with_the_detail_logged_only() {
+        let e = AdminError::from_store(
+            StoreError::Unavailable("PostgreSQL: read app: no answer within 5s".into()),
+            "a",
+            "c",
+        );
+        assert_eq!(e.code(), "APIG.0202");
+        assert!(!e.message().contains("PostgreSQL"));
+        let res = e.into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let f = res.extensions().get::<Failure>().unwrap();
+        assert!(f.detail.as_deref().unwrap().contains("read app"));
     }
 
     #[test]

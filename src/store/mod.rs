@@ -192,6 +192,27 @@ pub enum StoreError {
     AppCodeQuotaExceeded,
     /// The backend failed (I/O, database, corrupt data). The detail is for logs only.
     Backend(BoxError),
+    /// The backend did not answer in time or could not be reached (a frozen or partitioned
+    /// database, a pool whose connections all stayed busy): the call may succeed if retried
+    /// later. The management API answers `503`. The detail names what timed out or failed, for
+    /// logs only.
+    ///
+    /// ```
+    /// use apig_appcode::store::StoreError;
+    ///
+    /// let e = StoreError::Unavailable("PostgreSQL: read app: no answer within 5s".into());
+    /// assert!(e.is_unavailable());
+    /// assert!(e.to_string().contains("read app"));
+    /// ```
+    Unavailable(BoxError),
+}
+
+impl StoreError {
+    /// Whether the backend was unreachable or too slow (see [`StoreError::Unavailable`]), as
+    /// opposed to refusing the call or failing for good.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
 }
 
 impl fmt::Display for StoreError {
@@ -209,6 +230,7 @@ impl fmt::Display for StoreError {
                 )
             }
             Self::Backend(e) => write!(f, "store backend failed: {e}"),
+            Self::Unavailable(e) => write!(f, "store backend unavailable: {e}"),
         }
     }
 }
@@ -216,7 +238,7 @@ impl fmt::Display for StoreError {
 impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Backend(e) => Some(&**e),
+            Self::Backend(e) | Self::Unavailable(e) => Some(&**e),
             _ => None,
         }
     }

@@ -72,6 +72,26 @@ impl TestDb {
         &self.schema
     }
 
+    /// Freezes every backend whose `application_name` is `name` (SIGSTOP), or says why it could
+    /// not; they are resumed when the guards are dropped, whatever the test's outcome.
+    pub(crate) async fn freeze(&self, name: &str) -> Result<Vec<Frozen>, String> {
+        let pids: Vec<i32> = self
+            .client()
+            .await
+            .query(
+                "SELECT pid FROM pg_stat_activity
+                 WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                &[&name],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(!pids.is_empty(), "no backend named {name}");
+        pids.into_iter().map(Frozen::stop).collect()
+    }
+
     /// A plain client on the test's schema, for inspection.
     pub(crate) async fn client(&self) -> tokio_postgres::Client {
         connect(&self.url).await
@@ -116,4 +136,29 @@ async fn execute(url: &str, sql: &str) {
         .batch_execute(sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Sends SIGCONT to a stopped process when dropped, so a failing test never leaves it frozen.
+pub(crate) struct Frozen(i32);
+
+impl Frozen {
+    /// Stops process `pid` with SIGSTOP, or says why it could not.
+    pub(crate) fn stop(pid: i32) -> Result<Self, String> {
+        let status = std::process::Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .map_err(|e| e.to_string())?;
+        status
+            .success()
+            .then_some(Self(pid))
+            .ok_or_else(|| format!("kill -STOP {pid}: {status}"))
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout, Instant, MissedTickBehavior};
-use tokio_postgres::{AsyncMessage, NoTls, Notification};
+use tokio_postgres::{AsyncMessage, Notification};
 
 use super::error::safe_message;
 use super::pool::DEFAULT_CONNECT_TIMEOUT;
@@ -262,11 +262,12 @@ async fn session(
         .get_connect_timeout()
         .copied()
         .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-    let (client, mut connection) = match timeout(connect_timeout, config.connect(NoTls)).await {
-        Ok(Ok(pair)) => pair,
-        Ok(Err(e)) => return Ended::Lost(safe_message(&e)),
-        Err(_) => return Ended::Lost(format!("no connection within {connect_timeout:?}")),
-    };
+    let (client, mut connection) =
+        match timeout(connect_timeout, config.connect(shared.pool.tls().clone())).await {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => return Ended::Lost(safe_message(&e)),
+            Err(_) => return Ended::Lost(format!("no connection within {connect_timeout:?}")),
+        };
     // Notifications arrive on the connection, which a task of its own drives.
     let (notes_tx, mut notes) = mpsc::unbounded_channel::<Notification>();
     let mut driver = AbortOnDrop(tokio::spawn(async move {

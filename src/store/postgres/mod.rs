@@ -6,8 +6,11 @@
 //! - `ops.rs`: each operation as one statement or transaction on a pooled connection.
 //! - `schema.rs`: migrations under an advisory lock, and the master-key record.
 //! - `listen.rs`: announcements (`NOTIFY` payloads) and the listener behind `Store::changes`.
-//! - `pool.rs`: a small connection pool with prepared statements per connection.
-//! - `error.rs`: the mapping of PostgreSQL failures to `StoreError::Backend`, without row data.
+//! - `pool.rs`: a small connection pool with prepared statements per connection, and the
+//!   bound on every call (and why not deadpool-postgres or bb8).
+//! - `error.rs`: the mapping of PostgreSQL failures to `StoreError::Backend` and
+//!   `StoreError::Unavailable`, without row data.
+//! - `tls.rs`: `sslmode` and `sslrootcert`, and TLS sessions with rustls.
 
 mod error;
 mod listen;
@@ -15,5 +18,6 @@ mod ops;
 mod pool;
 mod schema;
 mod store;
+mod tls;
 
 pub use store::{PostgresOptions, PostgresStore};

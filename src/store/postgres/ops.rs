@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use super::error::{cipher, corrupt, db, unique_violation};
 use super::listen::{Event, EventKind};
-use super::pool::Conn;
+use super::pool::{Conn, Progress};
 use super::store::Shared;
 use crate::store::cipher::{code_binding, secret_binding, Sealer};
 use crate::store::sealed::{self, sql_count, RawApp, RawCode};
@@ -26,6 +26,10 @@ const BACKEND: &str = "PostgreSQL";
 const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 /// Writes take row locks where they need them (see each operation).
 const BEGIN_WRITE: &str = "BEGIN";
+/// A whole instance's AppCodes: its length grows with the instance, so the session's
+/// `statement_timeout` (the call timeout) would cut a large one short; the client bounds its
+/// progress instead ([`Pool::call_streaming`](super::pool::Pool::call_streaming)).
+const BEGIN_SNAPSHOT: &str = "BEGIN READ ONLY; SET LOCAL statement_timeout = 0";
 
 fn sql_total(n: i64) -> StoreResult<u64> {
     sealed::sql_total(n, BACKEND)
@@ -603,29 +607,39 @@ async fn delete_app_code_in(
 }
 
 /// Every AppCode of the instance, in creation order, decoded as the rows stream in (a large
-/// instance is never held twice in memory).
+/// instance is never held twice in memory). Each row is `progress`: the read may take as long
+/// as the instance needs, as long as rows keep coming.
 pub(super) async fn instance_app_codes(
     conn: &mut Conn,
+    progress: &Progress,
     shared: &Shared,
     instance_id: &str,
 ) -> StoreResult<Vec<AppCodeRecord>> {
-    let rows = conn
-        .query_stream(
-            "read the instance's AppCodes",
-            concat!(code_select!(), "WHERE c.instance_id = $1 ORDER BY c.seq"),
-            &[&instance_id],
-        )
-        .await?;
-    let mut rows = std::pin::pin!(rows);
-    let mut codes = Vec::new();
-    while let Some(row) = rows
-        .try_next()
-        .await
-        .map_err(db("read the instance's AppCodes"))?
-    {
-        codes.push(RawCode::from_pg_row(&row, 0)?.open(&shared.sealer, instance_id, BACKEND)?);
-    }
-    Ok(codes)
+    conn.transaction(BEGIN_SNAPSHOT, async |conn| {
+        let rows = conn
+            .query_stream(
+                "read the instance's AppCodes",
+                concat!(code_select!(), "WHERE c.instance_id = $1 ORDER BY c.seq"),
+                &[&instance_id],
+            )
+            .await?;
+        let mut rows = std::pin::pin!(rows);
+        let mut codes = Vec::new();
+        while let Some(row) = rows
+            .try_next()
+            .await
+            .map_err(db("read the instance's AppCodes"))?
+        {
+            progress.tick();
+            codes.push(RawCode::from_pg_row(&row, 0)?.open(
+                &shared.sealer,
+                instance_id,
+                BACKEND,
+            )?);
+        }
+        Ok(codes)
+    })
+    .await
 }
 
 /// One AppCode of the instance by its ID, wherever its app is; `None` if it does not exist

@@ -4,23 +4,51 @@
 //! A connection is returned only if it is open and outside a transaction. A borrower that stops
 //! half-way through a transaction (an error, a dropped future) leaves it open: such a connection
 //! is closed instead, and the server rolls its transaction back.
+//!
+//! Every call is bounded: [`Pool::call`] gives the borrow and the whole statement or
+//! transaction one deadline. A connection whose call ran out of time is in an unknown state (a
+//! statement may still be running, a transaction open): it is closed at once, its socket
+//! dropped, never returned. The server side has `statement_timeout` and
+//! `idle_in_transaction_session_timeout` set to the same limit, so a session the client gave
+//! up on releases its locks even if the client's goodbye never arrives.
+//!
+//! # Why not deadpool-postgres
+//!
+//! Read in deadpool-postgres's source (its `Manager`, current `main`):
+//!
+//! - Where connections are driven: `Manager::create` calls `Config::connect` and then
+//!   `tokio::spawn`s the connection, on the runtime of whichever task asked for it. A connection
+//!   opened by a gateway worker's lookup would then be driven by that worker's single-threaded
+//!   runtime and stop answering when that worker is busy or gone (test
+//!   `connections_opened_on_another_runtime_keep_answering`). The crate has no setting for the
+//!   runtime; only a `Manager` of our own (deadpool's core trait) could choose it.
+//! - Recycling checks `is_closed()` and, depending on `RecyclingMethod`, runs a query on every
+//!   checkout; it cannot tell that a borrower stopped after a raw `BEGIN` (this store's
+//!   transactions carry options: `REPEATABLE READ READ ONLY`), nor that a call timed out and the
+//!   connection must be closed at once rather than when its pending statement finishes.
+//!
+//! So keeping this pool's properties would mean a custom `deadpool::managed::Manager` plus the
+//! transaction and timeout tracking here, with the statement cache kept too: a dependency
+//! without less code. bb8 was not evaluated.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::task::AbortHandle;
+use tokio::time::{timeout_at, Instant};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, NoTls, Row, RowStream, Statement};
+use tokio_postgres::{Client, Config, Row, RowStream, Statement};
 
-use super::error::{db, safe_message};
+use super::error::{db, safe_message, TimedOut, Waited};
+use super::tls::MakeRustls;
 use crate::store::{StoreError, StoreResult};
 
-/// How long a borrower waits for a free connection before failing.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long opening a connection may take, when the URL does not say.
 pub(super) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -31,12 +59,18 @@ pub(super) struct Pool {
 
 struct Inner {
     config: Config,
+    tls: MakeRustls,
     /// The runtime the store was opened on, which drives every connection: a connection opened
     /// by a lookup on a gateway worker must not depend on that worker being polled.
     runtime: Handle,
     idle: Mutex<Vec<Conn>>,
     permits: Arc<Semaphore>,
     size: usize,
+    /// The bound on one call, borrow included.
+    call_timeout: Duration,
+    /// Sent once per new connection: the server-side limits (see the module docs), except
+    /// those the URL's `options` set.
+    session_setup: String,
 }
 
 impl fmt::Debug for Pool {
@@ -44,8 +78,21 @@ impl fmt::Debug for Pool {
         f.debug_struct("Pool")
             .field("size", &self.inner.size)
             .field("idle", &self.idle_len())
+            .field("call_timeout", &self.inner.call_timeout)
             .finish_non_exhaustive()
     }
+}
+
+/// The `SET` statements that give a session the server-side limits, leaving out any the URL's
+/// `options` (`-c statement_timeout=...`) chose.
+fn session_setup(config: &Config, limit: Duration) -> String {
+    let millis = limit.as_millis().max(1);
+    let chosen = config.get_options().unwrap_or("");
+    ["statement_timeout", "idle_in_transaction_session_timeout"]
+        .iter()
+        .filter(|name| !chosen.contains(*name))
+        .map(|name| format!("SET {name} = {millis};"))
+        .collect()
 }
 
 impl Pool {
@@ -54,15 +101,23 @@ impl Pool {
     /// # Panics
     ///
     /// Outside a tokio runtime.
-    pub(super) fn new(config: Config, size: usize) -> Self {
+    pub(super) fn new(
+        config: Config,
+        tls: MakeRustls,
+        size: usize,
+        call_timeout: Duration,
+    ) -> Self {
         let size = size.max(1);
         Self {
             inner: Arc::new(Inner {
+                session_setup: session_setup(&config, call_timeout),
                 config,
+                tls,
                 runtime: Handle::current(),
                 idle: Mutex::new(Vec::with_capacity(size)),
                 permits: Arc::new(Semaphore::new(size)),
                 size,
+                call_timeout,
             }),
         }
     }
@@ -84,29 +139,85 @@ impl Pool {
         &self.inner.runtime
     }
 
-    /// The configuration connections are opened with.
+    /// The configuration connections are opened with (without the pool's session limits).
     pub(super) fn config(&self) -> &Config {
         &self.inner.config
     }
 
-    /// Borrows a connection: an idle one, or a new one if none is idle and fewer than `size`
-    /// are out.
-    pub(super) async fn get(&self) -> StoreResult<Pooled> {
-        let permit = tokio::time::timeout(
-            ACQUIRE_TIMEOUT,
-            Arc::clone(&self.inner.permits).acquire_owned(),
-        )
-        .await
-        .map_err(|_| {
-            StoreError::Backend(
-                format!(
-                    "PostgreSQL: all {} connections of the pool stayed busy for {ACQUIRE_TIMEOUT:?}",
-                    self.inner.size
+    /// The TLS connector every connection uses.
+    pub(super) fn tls(&self) -> &MakeRustls {
+        &self.inner.tls
+    }
+
+    /// Runs `body` on a borrowed connection, the borrow and `body` together bounded by the
+    /// call timeout. When it passes, the connection is closed (see the module docs) and the
+    /// error, [`StoreError::Unavailable`], names `context`.
+    pub(super) async fn call<T>(
+        &self,
+        context: &'static str,
+        body: impl AsyncFnOnce(&mut Conn) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let deadline = Instant::now() + self.inner.call_timeout;
+        let mut conn = self.get(context, deadline).await?;
+        match timeout_at(deadline, body(&mut conn)).await {
+            Ok(result) => result,
+            Err(_) => {
+                conn.broken = true;
+                Err(self.timed_out(context, Waited::Answer).into())
+            }
+        }
+    }
+
+    /// Like [`call`](Self::call), for a call whose length grows with the data (a whole
+    /// instance's AppCodes): the bound is on the time without [`Progress`], not on the whole.
+    /// The borrow must be done within the call timeout, and then each stretch between two
+    /// [`Progress::tick`]s.
+    pub(super) async fn call_streaming<T>(
+        &self,
+        context: &'static str,
+        body: impl AsyncFnOnce(&mut Conn, &Progress) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let limit = self.inner.call_timeout;
+        let progress = Progress {
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+        };
+        let mut conn = self.get(context, progress.start + limit).await?;
+        progress.tick();
+        let finished = {
+            let mut body = std::pin::pin!(body(&mut conn, &progress));
+            loop {
+                let stalled_at = progress.last() + limit;
+                tokio::select! {
+                    result = &mut body => break Some(result),
+                    () = tokio::time::sleep_until(stalled_at) => {
+                        if progress.last() + limit <= Instant::now() {
+                            break None;
+                        }
+                    }
+                }
+            }
+        };
+        finished.unwrap_or_else(|| {
+            conn.broken = true;
+            Err(self.timed_out(context, Waited::Answer).into())
+        })
+    }
+
+    /// Borrows a connection by `deadline`: an idle one, or a new one if none is idle and fewer
+    /// than `size` are out.
+    async fn get(&self, context: &'static str, deadline: Instant) -> StoreResult<Pooled> {
+        let permit = timeout_at(deadline, Arc::clone(&self.inner.permits).acquire_owned())
+            .await
+            .map_err(|_| {
+                self.timed_out(
+                    context,
+                    Waited::FreeConnection {
+                        pool_size: self.inner.size,
+                    },
                 )
-                .into(),
-            )
-        })?
-        .map_err(|_| StoreError::Backend("PostgreSQL: the connection pool is closed".into()))?;
+            })?
+            .map_err(|_| StoreError::Backend("PostgreSQL: the connection pool is closed".into()))?;
         loop {
             let Some(conn) = self.lock_idle().pop() else {
                 break;
@@ -115,8 +226,44 @@ impl Pool {
                 return Ok(self.pooled(conn, permit));
             }
         }
-        let conn = Conn::open(&self.inner.config, &self.inner.runtime, "open a connection").await?;
-        Ok(self.pooled(conn, permit))
+        let opened = timeout_at(
+            deadline,
+            Conn::open(
+                &self.inner.config,
+                &self.inner.tls,
+                &self.inner.runtime,
+                context,
+            ),
+        )
+        .await
+        .map_err(|_| self.timed_out(context, Waited::Connection))??;
+        let mut pooled = self.pooled(opened, permit);
+        if !self.inner.session_setup.is_empty() {
+            let setup = timeout_at(
+                deadline,
+                pooled.client.batch_execute(&self.inner.session_setup),
+            );
+            match setup.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    pooled.broken = true;
+                    return Err(db(context)(e));
+                }
+                Err(_) => {
+                    pooled.broken = true;
+                    return Err(self.timed_out(context, Waited::Answer).into());
+                }
+            }
+        }
+        Ok(pooled)
+    }
+
+    fn timed_out(&self, context: &'static str, waited: Waited) -> TimedOut {
+        TimedOut {
+            context,
+            waited,
+            limit: self.inner.call_timeout,
+        }
     }
 
     fn pooled(&self, conn: Conn, permit: OwnedSemaphorePermit) -> Pooled {
@@ -125,6 +272,26 @@ impl Pool {
             pool: self.clone(),
             _permit: permit,
         }
+    }
+}
+
+/// When a streaming call last made progress (see [`Pool::call_streaming`]).
+#[derive(Debug)]
+pub(super) struct Progress {
+    start: Instant,
+    /// Nanoseconds from `start`; atomic only so that the call's future stays `Send`.
+    last: AtomicU64,
+}
+
+impl Progress {
+    /// Records progress now: the call may take another call timeout from here.
+    pub(super) fn tick(&self) {
+        let nanos = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last.store(nanos, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.start + Duration::from_nanos(self.last.load(Ordering::Relaxed))
     }
 }
 
@@ -152,7 +319,12 @@ impl DerefMut for Pooled {
 impl Drop for Pooled {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            if !conn.in_transaction && !conn.client.is_closed() {
+            if conn.broken {
+                // Its state is unknown, and a frozen server would keep a gracefully closing
+                // driver waiting: the socket goes now, and the server rolls back whatever
+                // was open when it notices (or when its idle-in-transaction timeout fires).
+                conn.driver.abort();
+            } else if !conn.in_transaction && !conn.client.is_closed() {
                 self.pool.lock_idle().push(conn);
             }
         }
@@ -164,6 +336,10 @@ pub(super) struct Conn {
     client: Client,
     statements: HashMap<&'static str, Statement>,
     in_transaction: bool,
+    /// A call on it ran out of time: never reused.
+    broken: bool,
+    /// The task that drives the connection on the store's runtime.
+    driver: AbortHandle,
 }
 
 impl Conn {
@@ -175,6 +351,7 @@ impl Conn {
     /// included, lives on the store's runtime, and only the client comes back.
     pub(super) async fn open(
         config: &Config,
+        tls: &MakeRustls,
         runtime: &Handle,
         context: &'static str,
     ) -> StoreResult<Self> {
@@ -182,10 +359,10 @@ impl Conn {
             .get_connect_timeout()
             .copied()
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        let config = config.clone();
+        let (config, tls) = (config.clone(), tls.clone());
         let (client_tx, client_rx) = oneshot::channel();
-        runtime.spawn(async move {
-            let connected = tokio::time::timeout(connect_timeout, config.connect(NoTls)).await;
+        let driver = runtime.spawn(async move {
+            let connected = tokio::time::timeout(connect_timeout, config.connect(tls)).await;
             let (client, connection) = match connected {
                 Ok(Ok(pair)) => pair,
                 Ok(Err(e)) => return drop(client_tx.send(Err(Some(e)))),
@@ -198,21 +375,23 @@ impl Conn {
                 tracing::debug!(error = %safe_message(&e), "PostgreSQL connection ended");
             }
         });
-        let timed_out = || {
-            StoreError::Backend(
-                format!("PostgreSQL: {context}: no connection within {connect_timeout:?}").into(),
-            )
+        let timed_out = || TimedOut {
+            context,
+            waited: Waited::Connection,
+            limit: connect_timeout,
         };
         let client = match client_rx.await {
             Ok(Ok(client)) => client,
             Ok(Err(Some(e))) => return Err(db(context)(e)),
             // The store's runtime shut down, or dialling took too long.
-            Ok(Err(None)) | Err(_) => return Err(timed_out()),
+            Ok(Err(None)) | Err(_) => return Err(timed_out().into()),
         };
         Ok(Self {
             client,
             statements: HashMap::new(),
             in_transaction: false,
+            broken: false,
+            driver: driver.abort_handle(),
         })
     }
 

@@ -2,33 +2,43 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio_postgres::Config;
 
 use super::pool::Pool;
-use super::{listen, ops, schema};
+use super::{listen, ops, schema, tls};
 use crate::provider::{BoxFuture, ChangeStream};
 use crate::store::cipher::{MasterKey, Sealer};
 use crate::store::{App, AppCodeRecord, AppFilter, Page, Scope, Store, StoreError, StoreResult};
 
 /// Connections of the pool by default.
 const DEFAULT_POOL_SIZE: usize = 16;
+/// The bound on one call by default: a healthy database answers a management call in
+/// milliseconds, and a frozen one (a stopped server, a network partition) must not hold the
+/// caller, and the node's write lock, for as long as the freeze lasts.
+const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How to open a [`PostgresStore`]: an optional master key and the pool's size.
+/// How to open a [`PostgresStore`]: an optional master key, the pool's size and the bound on
+/// each call.
 ///
 /// ```
+/// use std::time::Duration;
+///
 /// use apig_appcode::store::{MasterKey, PostgresOptions};
 ///
 /// let options = PostgresOptions::new()
 ///     .master_key(MasterKey::from_bytes([1; 32]))
-///     .pool_size(32);
+///     .pool_size(32)
+///     .call_timeout(Duration::from_secs(3));
 /// assert!(format!("{options:?}").contains("MasterKey(<redacted>)"));
 /// ```
 #[derive(Debug, Clone)]
 pub struct PostgresOptions {
     master_key: Option<MasterKey>,
     pool_size: usize,
+    call_timeout: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -36,14 +46,33 @@ impl Default for PostgresOptions {
         Self {
             master_key: None,
             pool_size: DEFAULT_POOL_SIZE,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
         }
     }
 }
 
 impl PostgresOptions {
-    /// No master key (values stored in clear), a pool of 16 connections.
+    /// No master key (values stored in clear), a pool of 16 connections, calls bounded by 5 s.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The most one store call may take (default 5 s, at least 1 ms): waiting for a pooled
+    /// connection, opening one, and its statement or whole transaction together. A call still
+    /// running then fails with [`StoreError::Unavailable`] naming the operation, and its
+    /// connection is closed rather than reused, so nothing it held (a row lock, the management
+    /// API's write lock) outlives the bound.
+    ///
+    /// The server is told the same limit as `statement_timeout` and
+    /// `idle_in_transaction_session_timeout` of the pool's sessions (unless the URL's `options`
+    /// set them), so a statement or transaction the client gave up on ends there too. Reading
+    /// a whole instance's AppCodes (a gateway's snapshot) grows with the instance: it is bounded
+    /// by the time without progress instead, each batch of rows within the limit, and runs
+    /// without `statement_timeout`. The `LISTEN` connection is not concerned: its heartbeat has
+    /// its own, longer deadline.
+    pub fn call_timeout(mut self, limit: Duration) -> Self {
+        self.call_timeout = limit.max(Duration::from_millis(1));
+        self
     }
 
     /// Encrypts AppCode values and app secrets at rest with `key`, as `SqliteStore` does (see
@@ -150,8 +179,11 @@ impl Shared {
         instance_id: &str,
         app_code_id: &str,
     ) -> StoreResult<Option<AppCodeRecord>> {
-        let mut conn = self.pool.get().await?;
-        ops::app_code_by_id(&mut conn, self, instance_id, app_code_id).await
+        self.pool
+            .call("read AppCode", async |conn| {
+                ops::app_code_by_id(conn, self, instance_id, app_code_id).await
+            })
+            .await
     }
 }
 
@@ -167,28 +199,56 @@ impl fmt::Debug for PostgresStore {
 
 impl PostgresStore {
     /// Connects to the database `url` names (`postgres://user:password@host:port/dbname?...`,
-    /// or the `key=value` form), without TLS, and applies pending schema migrations.
+    /// or the `key=value` form) and applies pending schema migrations.
+    ///
+    /// # TLS
+    ///
+    /// `sslmode` in the URL chooses it: `disable` (the default: no TLS, as before), `prefer`
+    /// (TLS when the server offers it), `require` or `verify-full` (TLS or no connection).
+    /// Unlike libpq, every TLS session verifies the server's certificate and host name, in all
+    /// three modes: against the PEM file `sslrootcert=PATH` names (the CA that signed the
+    /// server's certificate), or the system's roots when it is absent or `system`. `allow`
+    /// and `verify-ca` are refused. The handshake uses rustls with the `ring` provider.
+    ///
+    /// ```no_run
+    /// use apig_appcode::store::{PostgresOptions, PostgresStore};
+    ///
+    /// # #[tokio::main] async fn main() {
+    /// let url = "postgres://apig@db.internal/apig?sslmode=verify-full&sslrootcert=/etc/apig/ca.pem";
+    /// let store = PostgresStore::connect(url, PostgresOptions::new()).await.unwrap();
+    /// # let _ = store;
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///
-    /// [`StoreError::Backend`] when the URL is invalid, the database cannot be reached or
-    /// migrated. Its source is a [`KeyMismatch`](crate::store::KeyMismatch) when the schema was
+    /// [`StoreError::Backend`] when the URL (or its TLS parameters, or the root certificates)
+    /// is invalid or the database cannot be migrated; [`StoreError::Unavailable`] when it
+    /// cannot be reached (a failed TLS handshake included) within the connect timeout
+    /// (`connect_timeout` in the URL, 10 s by default) and the call timeout. Its source is a [`KeyMismatch`](crate::store::KeyMismatch) when the schema was
     /// created with another master key (or none, or one where none is configured), a
     /// [`SchemaTooNew`](crate::store::SchemaTooNew) when a newer version of this crate wrote it.
     /// No message contains the URL's password.
     pub async fn connect(url: &str, options: PostgresOptions) -> StoreResult<Self> {
-        let mut config: Config = url.parse().map_err(|e: tokio_postgres::Error| {
+        let invalid = |e: &dyn fmt::Display| {
             StoreError::Backend(format!("invalid PostgreSQL URL: {e}").into())
-        })?;
+        };
+        let (url, tls) = tls::split_url(url).map_err(|e| invalid(&e))?;
+        let mut config: Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| invalid(&e))?;
         if config.get_application_name().is_none() {
             config.application_name("apig-appcode");
         }
-        let pool = Pool::new(config, options.pool_size);
+        config.ssl_mode(tls.driver_mode());
+        let connector = tls.connector().map_err(|e| invalid(&e))?;
+        let pool = Pool::new(config, connector, options.pool_size, options.call_timeout);
         let sealer = Sealer::new(options.master_key.as_ref());
-        let schema = {
-            let mut conn = pool.get().await?;
-            schema::prepare(&mut conn, &sealer).await?
-        };
+        let schema = pool
+            .call("prepare the schema", async |conn| {
+                schema::prepare(conn, &sealer).await
+            })
+            .await?;
         let mut origin = [0u8; 8];
         getrandom::fill(&mut origin)
             .map_err(|e| StoreError::Backend(format!("no random origin ID: {e}").into()))?;
@@ -223,15 +283,23 @@ impl PostgresStore {
 impl Store for PostgresStore {
     fn create_app(&self, app: App) -> BoxFuture<'_, StoreResult<App>> {
         Box::pin(async move {
-            let mut conn = self.shared.pool.get().await?;
-            ops::create_app(&mut conn, &self.shared, app).await
+            self.shared
+                .pool
+                .call("create app", async |conn| {
+                    ops::create_app(conn, &self.shared, app).await
+                })
+                .await
         })
     }
 
     fn get_app<'a>(&'a self, scope: &'a Scope, app_id: &'a str) -> BoxFuture<'a, StoreResult<App>> {
         Box::pin(async move {
-            let mut conn = self.shared.pool.get().await?;
-            ops::get_app(&mut conn, &self.shared, scope, app_id).await
+            self.shared
+                .pool
+                .call("read app", async |conn| {
+                    ops::get_app(conn, &self.shared, scope, app_id).await
+                })
+                .await
         })
     }
 
@@ -243,8 +311,12 @@ impl Store for PostgresStore {
         limit: u64,
     ) -> BoxFuture<'a, StoreResult<Page<App>>> {
         Box::pin(async move {
-            let mut conn = self.shared.pool.get().await?;
-            ops::list_apps(&mut conn, &self.shared, scope, filter, offset, limit).await
+            self.shared
+                .pool
+                .call("list apps", async |conn| {
+                    ops::list_apps(conn, &self.shared, scope, filter, offset, limit).await
+                })
+                .await
         })
     }
 
@@ -254,8 +326,12 @@ impl Store for PostgresStore {
         app_ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<Vec<u64>>> {
         Box::pin(async move {
-            let mut conn = self.shared.pool.get().await?;
-            ops::count_app_codes(&mut conn, scope, app_ids).await
+            self.shared
+                .pool
+                .call("count AppCodes", async |conn| {
+                    ops::count_app_codes(conn, scope, app_ids).await
+                })
+                .await
         })
     }
 
@@ -265,8 +341,12 @@ impl Store for PostgresStore {
         app_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>> {
         Box::pin(async move {
-            let mut conn = self.shared.pool.get().await?;
-            ops::delete_app(&mut conn, &self.shared, scope, app_id).await
+            self.shared
+                .pool
+                .call("delete app", async |conn| {
+                    ops::delete_app(conn, &self.shared, scope, app_id).await
+                })
+                .await
         })
     }
 
@@ -276,8 +356,12 @@ impl Store for PostgresStore {
         record: AppCodeRecord,
     ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
         Box::pin(async move {
-            let mut conn = self.shared.pool.get().await?;
-            ops::create_app_code(&mut conn, &self.shared, scope, record).await
+            self.shared
+                .pool
+                .call("create AppCode", async |conn| {
+                    ops::create_app_code(conn, &self.shared, scope, record).await
+                })
+                .await
         })
     }
 
@@ -288,8 +372,12 @@ impl Store for PostgresStore {
         app_code_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
         Box::pin(async move {
-            let mut conn = self.shared.pool.get().await?;
-            ops::get_app_code(&mut conn, &self.shared, scope, app_id, app_code_id).await
+            self.shared
+                .pool
+                .call("read AppCode", async |conn| {
+                    ops::get_app_code(conn, &self.shared, scope, app_id, app_code_id).await
+                })
+                .await
         })
     }
 
@@ -301,8 +389,12 @@ impl Store for PostgresStore {
         limit: u64,
     ) -> BoxFuture<'a, StoreResult<Page<AppCodeRecord>>> {
         Box::pin(async move {
-            let mut conn = self.shared.pool.get().await?;
-            ops::list_app_codes(&mut conn, &self.shared, scope, app_id, offset, limit).await
+            self.shared
+                .pool
+                .call("list AppCodes", async |conn| {
+                    ops::list_app_codes(conn, &self.shared, scope, app_id, offset, limit).await
+                })
+                .await
         })
     }
 
@@ -313,8 +405,12 @@ impl Store for PostgresStore {
         app_code_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
         Box::pin(async move {
-            let mut conn = self.shared.pool.get().await?;
-            ops::delete_app_code(&mut conn, &self.shared, scope, app_id, app_code_id).await
+            self.shared
+                .pool
+                .call("delete AppCode", async |conn| {
+                    ops::delete_app_code(conn, &self.shared, scope, app_id, app_code_id).await
+                })
+                .await
         })
     }
 
@@ -324,8 +420,12 @@ impl Store for PostgresStore {
     ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>> {
         Box::pin(async move {
             listen::before_snapshot(&self.shared.listeners, instance_id).await;
-            let mut conn = self.shared.pool.get().await?;
-            ops::instance_app_codes(&mut conn, &self.shared, instance_id).await
+            self.shared
+                .pool
+                .call_streaming("read the instance's AppCodes", async |conn, progress| {
+                    ops::instance_app_codes(conn, progress, &self.shared, instance_id).await
+                })
+                .await
         })
     }
 
