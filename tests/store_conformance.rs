@@ -17,8 +17,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use apig_appcode::store::{
-    App, AppCodeRecord, AppFilter, MasterKey, MemoryStore, Scope, SecretString, SqliteOptions,
-    SqliteStore, Store, StoreError, Timestamp, MAX_APP_CODES_PER_APP,
+    App, AppCodeChanges, AppCodeRecord, AppFilter, DeletedAppCode, MasterKey, MemoryStore, Scope,
+    SecretString, SqliteOptions, SqliteStore, Store, StoreError, Timestamp, MAX_APP_CODES_PER_APP,
 };
 use apig_appcode::AppCode;
 use tokio::task::JoinSet;
@@ -32,9 +32,12 @@ struct Fixture {
     _keep: Option<Box<dyn Any + Send>>,
 }
 
+/// The change-log retention every fixture is opened with: small, so a case can outrun it.
+const RETENTION: u64 = 8;
+
 async fn memory() -> Option<Fixture> {
     Some(Fixture {
-        store: Arc::new(MemoryStore::new()),
+        store: Arc::new(MemoryStore::with_change_log_retention(RETENTION)),
         _keep: None,
     })
 }
@@ -78,6 +81,16 @@ fn test_key() -> MasterKey {
 /// `$make` may use `CASE`, the case's name.
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
+        conformance!(@module $backend, $make;);
+    };
+    // A store that keeps revisions also runs the revision cases.
+    ($backend:ident, $make:expr, revisions) => {
+        conformance!(@module $backend, $make;
+            changes_after_a_revision_are_exactly_what_happened,
+            a_reader_behind_the_retained_log_is_told_to_reload,
+        );
+    };
+    (@module $backend:ident, $make:expr; $($extra:ident,)*) => {
         mod $backend {
             conformance!(@cases $make;
                 apps_are_created_read_and_paged,
@@ -94,6 +107,7 @@ macro_rules! conformance {
                 instance_app_codes_returns_exactly_the_instance,
                 count_app_codes_follows_the_given_order,
                 values_round_trip_exactly,
+                $($extra,)*
             );
         }
     };
@@ -112,7 +126,7 @@ macro_rules! conformance {
     };
 }
 
-conformance!(memory_store, super::memory());
+conformance!(memory_store, super::memory(), revisions);
 conformance!(sqlite_plain, super::sqlite(None));
 conformance!(sqlite_encrypted, super::sqlite(Some(super::test_key())));
 #[cfg(feature = "postgres")]
@@ -856,4 +870,120 @@ async fn values_round_trip_exactly(store: Arc<dyn Store>) {
         assert_eq!(back, r);
         assert_eq!(back.value.expose(), v.expose());
     }
+}
+
+async fn revision(store: &dyn Store, instance_id: &str) -> u64 {
+    let snapshot = store.instance_snapshot(instance_id).await.unwrap();
+    snapshot.revision.expect("this store keeps revisions")
+}
+
+async fn changes(store: &dyn Store, instance_id: &str, after: u64) -> AppCodeChanges {
+    store
+        .app_code_changes(instance_id, after)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no changes after revision {after}"))
+}
+
+fn deleted(records: &[&AppCodeRecord]) -> Vec<DeletedAppCode> {
+    records
+        .iter()
+        .map(|r| DeletedAppCode {
+            app_id: r.app_id.clone(),
+            id: r.id.clone(),
+        })
+        .collect()
+}
+
+async fn changes_after_a_revision_are_exactly_what_happened(store: Arc<dyn Store>) {
+    let s = scope();
+    let other = Scope::new("project-b", "instance-2");
+    store.create_app(app(1)).await.unwrap();
+    store.create_app(app(2)).await.unwrap();
+    store.create_app(app_in(&other, 3, "other")).await.unwrap();
+    let start = revision(&*store, "instance-1").await;
+    let empty = changes(&*store, "instance-1", start).await;
+    assert!(empty.is_empty());
+    assert_eq!(empty.revision, start);
+
+    let a = code(&id(1), 1, value("rev", 1));
+    let b = code(&id(1), 2, value("rev", 2));
+    let c = code(&id(2), 3, value("rev", 3));
+    for r in [&a, &b, &c] {
+        store.create_app_code(&s, r.clone()).await.unwrap();
+    }
+    // Another instance's writes are not this one's changes.
+    store
+        .create_app_code(&other, code(&id(3), 4, value("rev", 4)))
+        .await
+        .unwrap();
+    let created = changes(&*store, "instance-1", start).await;
+    assert_eq!(created.created, [a.clone(), b.clone(), c.clone()]);
+    assert!(created.deleted.is_empty());
+    let after_creates = created.revision;
+    assert!(after_creates > start);
+    // A snapshot says which revision it reflects: the same one.
+    let snapshot = store.instance_snapshot("instance-1").await.unwrap();
+    assert_eq!(snapshot.revision, Some(after_creates));
+    assert_eq!(snapshot.codes.len(), 3);
+
+    store.delete_app_code(&s, &id(1), &a.id).await.unwrap();
+    let one_delete = changes(&*store, "instance-1", after_creates).await;
+    assert!(one_delete.created.is_empty());
+    assert_eq!(one_delete.deleted, deleted(&[&a]));
+    assert!(one_delete.revision > after_creates);
+
+    // From the start: a code created and deleted since is only a deletion.
+    let all = changes(&*store, "instance-1", start).await;
+    assert_eq!(all.created, [b.clone(), c.clone()]);
+    assert_eq!(all.deleted, deleted(&[&a]));
+
+    // Deleting an app deletes its codes: each is a change.
+    let before_app = one_delete.revision;
+    store.delete_app(&s, &id(1)).await.unwrap();
+    let app_gone = changes(&*store, "instance-1", before_app).await;
+    assert_eq!(app_gone.deleted, deleted(&[&b]));
+    assert!(app_gone.created.is_empty());
+
+    // Up to date: nothing, at the same revision. Ahead of the store: cannot tell.
+    let now = app_gone.revision;
+    assert!(changes(&*store, "instance-1", now).await.is_empty());
+    assert_eq!(changes(&*store, "instance-1", now).await.revision, now);
+    assert!(store
+        .app_code_changes("instance-1", now + 1)
+        .await
+        .unwrap()
+        .is_none());
+    // An instance nobody wrote to is at its first revision.
+    let untouched = revision(&*store, "instance-9").await;
+    assert!(changes(&*store, "instance-9", untouched).await.is_empty());
+}
+
+async fn a_reader_behind_the_retained_log_is_told_to_reload(store: Arc<dyn Store>) {
+    let s = scope();
+    store.create_app(app(1)).await.unwrap();
+    let start = revision(&*store, "instance-1").await;
+    let mut revisions = vec![start];
+    // Create and delete one code over and over: two writes a round.
+    let r = code(&id(1), 1, value("ret", 1));
+    for _ in 0..RETENTION {
+        store.create_app_code(&s, r.clone()).await.unwrap();
+        store.delete_app_code(&s, &id(1), &r.id).await.unwrap();
+        revisions.push(revision(&*store, "instance-1").await);
+    }
+    let now = *revisions.last().unwrap();
+    assert!(
+        store
+            .app_code_changes("instance-1", start)
+            .await
+            .unwrap()
+            .is_none(),
+        "a reader {} revisions behind was not told to reload",
+        now - start
+    );
+    // Within the retained revisions, the changes are still there.
+    let recent = revisions[revisions.len() - 2];
+    let last_round = changes(&*store, "instance-1", recent).await;
+    assert_eq!(last_round.deleted, deleted(&[&r]));
+    assert_eq!(last_round.revision, now);
 }

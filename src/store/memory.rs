@@ -1,10 +1,11 @@
 //! [`MemoryStore`]: everything in one mutex-guarded map, for tests and throwaway setups.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    App, AppCodeRecord, AppFilter, Page, Scope, Store, StoreError, StoreResult,
-    MAX_APP_CODES_PER_APP,
+    App, AppCodeChanges, AppCodeRecord, AppFilter, DeletedAppCode, InstanceSnapshot, Page, Scope,
+    Store, StoreError, StoreResult, CHANGE_LOG_RETENTION, MAX_APP_CODES_PER_APP,
 };
 use crate::provider::BoxFuture;
 
@@ -12,23 +13,86 @@ use crate::provider::BoxFuture;
 ///
 /// It holds the same rules as the persistent stores (the conformance tests run against it too),
 /// each operation under one lock.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     state: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[derive(Debug)]
 struct State {
+    /// How many revisions of each instance the change logs keep.
+    retention: u64,
     /// In creation order.
     apps: Vec<App>,
     /// In creation order.
     codes: Vec<(Scope, AppCodeRecord)>,
+    /// Each instance's revision and change log.
+    logs: HashMap<String, ChangeLog>,
+}
+
+/// One instance's revision and its last [`CHANGE_LOG_RETENTION`] revisions of changes.
+#[derive(Debug, Default)]
+struct ChangeLog {
+    revision: u64,
+    /// The newest revision dropped from `entries`: a reader behind it missed changes.
+    pruned_through: u64,
+    entries: VecDeque<(u64, Logged)>,
+}
+
+#[derive(Debug)]
+enum Logged {
+    /// A code was created: its ID.
+    Created(String),
+    Deleted(DeletedAppCode),
+}
+
+impl ChangeLog {
+    /// Takes the next revision for one write, logs what it did, and drops what falls out of
+    /// the last `retention` revisions.
+    fn write(&mut self, retention: u64, changes: impl IntoIterator<Item = Logged>) {
+        self.revision += 1;
+        self.entries
+            .extend(changes.into_iter().map(|c| (self.revision, c)));
+        while let Some(&(oldest, _)) = self.entries.front() {
+            if oldest + retention > self.revision {
+                break;
+            }
+            self.pruned_through = oldest;
+            self.entries.pop_front();
+        }
+    }
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store whose change logs keep [`CHANGE_LOG_RETENTION`] revisions.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_change_log_retention(CHANGE_LOG_RETENTION)
+    }
+
+    /// An empty store whose change logs keep the last `revisions` revisions of each instance
+    /// (at least 1).
+    ///
+    /// ```
+    /// use apig_appcode::store::MemoryStore;
+    ///
+    /// let store = MemoryStore::with_change_log_retention(100);
+    /// # let _ = store;
+    /// ```
+    pub fn with_change_log_retention(revisions: u64) -> Self {
+        Self {
+            state: Mutex::new(State {
+                retention: revisions.max(1),
+                apps: Vec::new(),
+                codes: Vec::new(),
+                logs: HashMap::new(),
+            }),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -38,7 +102,31 @@ impl MemoryStore {
     }
 }
 
+fn deleted(record: &AppCodeRecord) -> Logged {
+    Logged::Deleted(DeletedAppCode {
+        app_id: record.app_id.clone(),
+        id: record.id.clone(),
+    })
+}
+
 impl State {
+    /// Logs one write to `instance_id` under its next revision.
+    fn log(&mut self, instance_id: &str, changes: impl IntoIterator<Item = Logged>) {
+        let retention = self.retention;
+        self.logs
+            .entry(instance_id.to_owned())
+            .or_default()
+            .write(retention, changes);
+    }
+
+    fn instance_codes(&self, instance_id: &str) -> Vec<AppCodeRecord> {
+        self.codes
+            .iter()
+            .filter(|(at, _)| at.instance_id == instance_id)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
     fn app(&self, scope: &Scope, app_id: &str) -> StoreResult<&App> {
         self.apps
             .iter()
@@ -145,7 +233,11 @@ impl Store for MemoryStore {
                 .into_iter()
                 .partition(|(at, r)| at == scope && r.app_id == app_id);
             s.codes = kept;
-            Ok(gone.into_iter().map(|(_, r)| r).collect())
+            let gone: Vec<AppCodeRecord> = gone.into_iter().map(|(_, r)| r).collect();
+            if !gone.is_empty() {
+                s.log(&scope.instance_id, gone.iter().map(deleted));
+            }
+            Ok(gone)
         })
     }
 
@@ -173,6 +265,7 @@ impl Store for MemoryStore {
                 return Err(StoreError::AppCodeQuotaExceeded);
             }
             s.codes.push((scope.clone(), record.clone()));
+            s.log(&scope.instance_id, [Logged::Created(record.id.clone())]);
             Ok(record)
         })
     }
@@ -227,7 +320,9 @@ impl Store for MemoryStore {
                 .iter()
                 .position(|(at, r)| at == scope && r.app_id == app_id && r.id == app_code_id)
                 .ok_or(StoreError::AppCodeNotFound)?;
-            Ok(s.codes.remove(at).1)
+            let gone = s.codes.remove(at).1;
+            s.log(&scope.instance_id, [deleted(&gone)]);
+            Ok(gone)
         })
     }
 
@@ -235,13 +330,52 @@ impl Store for MemoryStore {
         &'a self,
         instance_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>> {
+        Box::pin(async move { Ok(self.lock().instance_codes(instance_id)) })
+    }
+
+    fn instance_snapshot<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<InstanceSnapshot>> {
         Box::pin(async move {
             let s = self.lock();
-            Ok(s.codes
-                .iter()
-                .filter(|(at, _)| at.instance_id == instance_id)
-                .map(|(_, r)| r.clone())
-                .collect())
+            Ok(InstanceSnapshot {
+                codes: s.instance_codes(instance_id),
+                revision: Some(s.logs.get(instance_id).map_or(0, |log| log.revision)),
+            })
+        })
+    }
+
+    fn app_code_changes<'a>(
+        &'a self,
+        instance_id: &'a str,
+        revision: u64,
+    ) -> BoxFuture<'a, StoreResult<Option<AppCodeChanges>>> {
+        Box::pin(async move {
+            let s = self.lock();
+            let Some(log) = s.logs.get(instance_id) else {
+                // No write yet: only revision 0 exists.
+                return Ok((revision == 0).then(AppCodeChanges::default));
+            };
+            if revision < log.pruned_through || revision > log.revision {
+                return Ok(None);
+            }
+            let mut changes = AppCodeChanges {
+                revision: log.revision,
+                ..AppCodeChanges::default()
+            };
+            for (_, logged) in log.entries.iter().filter(|(at, _)| *at > revision) {
+                match logged {
+                    Logged::Created(id) => changes.created.extend(
+                        s.codes
+                            .iter()
+                            .filter(|(at, r)| at.instance_id == instance_id && r.id == *id)
+                            .map(|(_, r)| r.clone()),
+                    ),
+                    Logged::Deleted(gone) => changes.deleted.push(gone.clone()),
+                }
+            }
+            Ok(Some(changes))
         })
     }
 }

@@ -27,6 +27,7 @@ mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod provider;
+mod revision;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sealed;
 #[cfg(feature = "sqlite")]
@@ -43,6 +44,7 @@ pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use provider::StoreProvider;
+pub use revision::{AppCodeChanges, DeletedAppCode, InstanceSnapshot, CHANGE_LOG_RETENTION};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteFileError, SqliteOptions, SqliteStore};
 pub use time::Timestamp;
@@ -325,6 +327,34 @@ pub trait Store: Send + Sync + 'static {
         &'a self,
         instance_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>>;
+
+    /// Every AppCode of the instance and the [revision](revision) they reflect, read in one
+    /// transaction. The default reads [`instance_app_codes`](Self::instance_app_codes) with no
+    /// revision: a store that keeps none is reloaded in full on every refresh.
+    fn instance_snapshot<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<InstanceSnapshot>> {
+        Box::pin(async move {
+            Ok(InstanceSnapshot {
+                codes: self.instance_app_codes(instance_id).await?,
+                revision: None,
+            })
+        })
+    }
+
+    /// What changed in the instance's AppCodes after `revision`, or `None` when the store cannot
+    /// tell: its log no longer reaches back that far, `revision` is ahead of the store (another
+    /// database, or one restored from a backup), or it keeps no revisions (the default). `None`
+    /// means: load a full snapshot.
+    fn app_code_changes<'a>(
+        &'a self,
+        instance_id: &'a str,
+        revision: u64,
+    ) -> BoxFuture<'a, StoreResult<Option<AppCodeChanges>>> {
+        let _ = (instance_id, revision);
+        Box::pin(async { Ok(None) })
+    }
 
     /// Changes made by *other* processes sharing this store, if the store can push them
     /// (PostgreSQL can; it may repeat this process's own deletions too, which is harmless).

@@ -1,0 +1,65 @@
+//! Revisions of an instance's AppCodes: what lets a gateway catch up on what changed instead of
+//! reloading every code.
+//!
+//! Every write that changes which AppCodes an instance accepts (creating a code, deleting one,
+//! deleting an app with its codes) takes the instance's next revision, one per write, and logs
+//! each code it created or deleted under it. A reader that holds the codes as of revision `R`
+//! asks for the changes after `R` ([`Store::app_code_changes`](super::Store::app_code_changes))
+//! and gets them with the revision they bring it to. The log keeps the last
+//! [`CHANGE_LOG_RETENTION`] revisions of each instance: a reader further behind is told to load
+//! a full snapshot again.
+//!
+//! ```
+//! use apig_appcode::store::{AppCodeChanges, DeletedAppCode};
+//!
+//! let changes = AppCodeChanges {
+//!     revision: 7,
+//!     created: Vec::new(),
+//!     deleted: vec![DeletedAppCode { app_id: "app-1".into(), id: "code-1".into() }],
+//! };
+//! assert!(!changes.is_empty());
+//! ```
+
+use super::AppCodeRecord;
+
+/// How many revisions of each instance the change log keeps. A gateway that fell further behind
+/// (offline through that many writes) reloads a full snapshot.
+pub const CHANGE_LOG_RETENTION: u64 = 10_000;
+
+/// Every AppCode of an instance, as of one revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceSnapshot {
+    /// The codes.
+    pub codes: Vec<AppCodeRecord>,
+    /// The revision they reflect: 0 before the instance's first write; `None` if the store keeps
+    /// no revisions (then a reader can only reload snapshots).
+    pub revision: Option<u64>,
+}
+
+/// What changed in an instance's AppCodes after a revision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppCodeChanges {
+    /// The revision these changes bring a reader to (the instance's latest).
+    pub revision: u64,
+    /// Codes created after the revision that still exist, oldest first.
+    pub created: Vec<AppCodeRecord>,
+    /// Codes deleted after the revision (alone, or with their app) that existed at it or were
+    /// created after it, oldest first.
+    pub deleted: Vec<DeletedAppCode>,
+}
+
+impl AppCodeChanges {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.created.is_empty() && self.deleted.is_empty()
+    }
+}
+
+/// An AppCode that was deleted: its IDs (the value is gone with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedAppCode {
+    /// The app it belonged to.
+    pub app_id: String,
+    /// The AppCode's ID.
+    pub id: String,
+}
