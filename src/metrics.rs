@@ -56,6 +56,7 @@ pub(crate) struct Counters {
     pub(crate) provider_lookups: AtomicU64,
     pub(crate) provider_errors: AtomicU64,
     pub(crate) snapshots_loaded: AtomicU64,
+    pub(crate) deltas_applied: AtomicU64,
     pub(crate) changes_applied: AtomicU64,
     rejected: [AtomicU64; RejectionKind::COUNT],
 }
@@ -78,6 +79,7 @@ impl Counters {
             provider_lookups: get(&self.provider_lookups),
             provider_errors: get(&self.provider_errors),
             snapshots_loaded: get(&self.snapshots_loaded),
+            deltas_applied: get(&self.deltas_applied),
             changes_applied: get(&self.changes_applied),
             rejected_missing: r(RejectionKind::Missing),
             rejected_invalid: r(RejectionKind::Invalid),
@@ -104,6 +106,8 @@ pub struct Metrics {
     pub provider_errors: u64,
     /// Full snapshots applied.
     pub snapshots_loaded: u64,
+    /// Refreshes that applied what changed since a revision instead of a full snapshot.
+    pub deltas_applied: u64,
     /// Change events applied.
     pub changes_applied: u64,
     /// Rejections: no AppCode header.
@@ -118,7 +122,8 @@ pub struct Metrics {
     pub rejected_https_required: u64,
     /// AppCodes in the cache now.
     pub cache_size: usize,
-    /// Time since the last full snapshot was applied; `None` before the first.
+    /// Time since the cache last caught up with its provider (a full snapshot, or the changes
+    /// since its revision); `None` before the first snapshot.
     pub snapshot_age: Option<Duration>,
 }
 

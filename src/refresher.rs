@@ -1,11 +1,12 @@
 //! The background task that keeps a cache in step with its provider.
 //!
-//! It loads a snapshot at start (retrying with backoff until one succeeds), reloads on every
-//! refresh interval and on [`Change::Resync`], applies change events in the order they arrive,
-//! and on provider failure keeps the last good snapshot. Once that snapshot is older than the
-//! maximum staleness, the cache turns [`CacheStatus::StaleClosed`] (requests get 503) or
-//! [`CacheStatus::StaleServing`] if configured to keep serving; the next good load makes it
-//! fresh again.
+//! It loads a snapshot at start (retrying with backoff until one succeeds) and catches up on
+//! every refresh interval and on [`Change::Resync`]: with the changes since the revision it
+//! holds when the provider has revisions, else by reloading the snapshot. It applies change
+//! events in the order they arrive, even while a load runs, and on provider failure keeps the
+//! last good set. Once that set is older than the maximum staleness, the cache turns
+//! [`CacheStatus::StaleClosed`] (requests get 503) or [`CacheStatus::StaleServing`] if
+//! configured to keep serving; the next good load makes it fresh again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,7 +66,10 @@ async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>, policy: Re
     // The load in progress. Change events go on being applied while it runs: a revocation must
     // not wait for a snapshot of a million codes, and the journal replays it on top of the
     // snapshot when that arrives.
-    let mut loading: Option<BoxFuture<'_, Result<usize, ProviderError>>> = None;
+    let mut loading: Option<BoxFuture<'_, Result<Synced, ProviderError>>> = None;
+    // The provider's revision the cache holds, once a snapshot said; then a refresh asks for
+    // what changed since, instead of every code.
+    let mut revision: Option<u64> = None;
     // A resync asked for during a load: that load may have read the store before the events
     // that were lost, so another one follows it.
     let mut resync_after_load = false;
@@ -88,8 +92,12 @@ async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>, policy: Re
             result = async { loading.as_mut().expect("guarded").await }, if loading.is_some() => {
                 loading = None;
                 match result {
-                    Ok(n) => {
-                        tracing::debug!(codes = n, "AppCode snapshot loaded");
+                    Ok(synced) => {
+                        match synced.how {
+                            How::Snapshot => tracing::debug!(codes = synced.count, revision = ?synced.revision, "AppCode snapshot loaded"),
+                            How::Delta => tracing::debug!(changes = synced.count, revision = ?synced.revision, "AppCode changes applied"),
+                        }
+                        revision = synced.revision;
                         last_good = Some(Instant::now());
                         retry = FIRST_RETRY;
                         next_load = Instant::now() + policy.interval;
@@ -110,7 +118,7 @@ async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>, policy: Re
                 }
             }
             () = sleep_until(next_load), if loading.is_none() => {
-                loading = Some(Box::pin(load(&cache, &*provider, policy.load_timeout)));
+                loading = Some(Box::pin(sync(&cache, &*provider, revision, policy.load_timeout)));
             }
             () = async { sleep_until(stale_at.expect("guarded")).await }, if stale_at.is_some() => {
                 let status = if policy.serve_stale { CacheStatus::StaleServing } else { CacheStatus::StaleClosed };
@@ -128,23 +136,75 @@ async fn next_change(changes: &mut Option<ChangeStream>) -> Option<Change> {
     }
 }
 
-async fn load(
+/// How a sync caught the cache up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    Snapshot,
+    Delta,
+}
+
+/// A successful sync: how, how many codes or changes, and the provider's revision now held.
+struct Synced {
+    how: How,
+    count: usize,
+    revision: Option<u64>,
+}
+
+/// Catches the cache up with the provider: with the changes since `revision` when there is one
+/// and the provider still has them, else with a full snapshot. Each provider call is bounded by
+/// `limit`.
+async fn sync(
     cache: &AppCodeCache,
     provider: &dyn AppCodeProvider,
+    revision: Option<u64>,
     limit: Duration,
-) -> Result<usize, ProviderError> {
+) -> Result<Synced, ProviderError> {
+    if let Some(revision) = revision {
+        // Changes the cache receives while the delta is in flight are replayed on top of it.
+        let since = cache.write_epoch();
+        match bounded(limit, "the changes", provider.changes_since(revision)).await? {
+            Some(delta) => {
+                let count = delta.changes.len();
+                if cache.apply_delta_since(delta.changes, since) {
+                    return Ok(Synced {
+                        how: How::Delta,
+                        count,
+                        revision: Some(delta.revision),
+                    });
+                }
+                tracing::debug!("the cache changed too often while the changes loaded; loading a snapshot");
+            }
+            None => tracing::info!(
+                revision,
+                "the provider no longer holds the changes since the cache's revision; loading a snapshot"
+            ),
+        }
+    }
     // Changes the cache receives while the snapshot is in flight are replayed on top of it.
     let since = cache.write_epoch();
-    let snapshot = timeout(limit, provider.snapshot()).await.map_err(|_| {
-        ProviderError::Unavailable(format!("snapshot took longer than {limit:?}").into())
-    })??;
-    let n = snapshot.len();
+    let (snapshot, revision) =
+        bounded(limit, "the snapshot", provider.revisioned_snapshot()).await?;
+    let count = snapshot.len();
     if !cache.replace_all_since(snapshot, since) {
         return Err(ProviderError::Invalid(
             "the cache changed too often while the snapshot loaded; loading again".into(),
         ));
     }
-    Ok(n)
+    Ok(Synced {
+        how: How::Snapshot,
+        count,
+        revision,
+    })
+}
+
+async fn bounded<T>(
+    limit: Duration,
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, ProviderError>>,
+) -> Result<T, ProviderError> {
+    timeout(limit, call).await.map_err(|_| {
+        ProviderError::Unavailable(format!("{what} took longer than {limit:?}").into())
+    })?
 }
 
 /// Applies one change event to the cache.
@@ -182,6 +242,9 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use crate::provider::{Change, ChangeStream};
+    use crate::store::{
+        App, AppCodeRecord, MemoryStore, Scope, SecretString, Store, StoreProvider, Timestamp,
+    };
     use crate::test_support::ScriptedProvider;
     use crate::{AppCode, AppCodeAuthLayer, AppIdentity, CacheStatus};
 
@@ -322,6 +385,99 @@ mod tests {
         );
         assert!(cache.verify(&b.0).is_some());
         assert_eq!(provider.snapshot_calls(), 3, "the resync was dropped");
+    }
+
+    /// A store with `n` codes of one app in `instance-1`, and the scope.
+    async fn store_with(n: u64, retention: u64) -> (Arc<MemoryStore>, Scope, Vec<AppCodeRecord>) {
+        let store = Arc::new(MemoryStore::with_change_log_retention(retention));
+        let scope = Scope::new("project", "instance-1");
+        store.create_app(app(&scope)).await.unwrap();
+        let mut records = Vec::new();
+        for i in 0..n {
+            records.push(store.create_app_code(&scope, record(i)).await.unwrap());
+        }
+        (store, scope, records)
+    }
+
+    fn app(scope: &Scope) -> App {
+        App {
+            id: "app-1".into(),
+            scope: scope.clone(),
+            name: "app_one".into(),
+            remark: String::new(),
+            creator: "USER".into(),
+            app_key: "key-1".into(),
+            app_secret: SecretString::new("secret"),
+            register_time: Timestamp::from_unix_nanos(0),
+            update_time: Timestamp::from_unix_nanos(0),
+            status: 1,
+        }
+    }
+
+    fn record(i: u64) -> AppCodeRecord {
+        AppCodeRecord {
+            id: format!("code-{i}"),
+            app_id: "app-1".into(),
+            value: AppCode::generate(),
+            create_time: Timestamp::from_unix_nanos(0),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_fetches_only_what_changed() {
+        let (store, scope, records) = store_with(3, 100).await;
+        let layer = AppCodeAuthLayer::builder()
+            .provider(StoreProvider::new(store.clone(), "instance-1"))
+            .refresh_interval(Duration::from_secs(10))
+            .build();
+        let cache = layer.cache().clone();
+        cache.loaded().await;
+        // Written behind the cache's back (no change stream): only a refresh can bring it.
+        store
+            .delete_app_code(&scope, "app-1", &records[0].id)
+            .await
+            .unwrap();
+        let created = store.create_app_code(&scope, record(9)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert!(cache.verify(&records[0].value).is_none());
+        assert!(cache.verify(&created.value).is_some());
+        assert!(cache.verify(&records[1].value).is_some());
+        let m = layer.metrics();
+        assert_eq!(m.snapshots_loaded, 1, "a refresh reloaded every code");
+        assert_eq!(m.deltas_applied, 1);
+        // Nothing changes: refreshes go on, cheaply, and keep the cache fresh.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(layer.metrics().snapshots_loaded, 1);
+        assert_eq!(layer.metrics().deltas_applied, 4);
+        assert!(cache.snapshot_age().unwrap() < Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cache_further_behind_than_the_log_reloads_the_snapshot() {
+        let (store, scope, records) = store_with(1, 2).await;
+        let layer = AppCodeAuthLayer::builder()
+            .provider(StoreProvider::new(store.clone(), "instance-1"))
+            .refresh_interval(Duration::from_secs(10))
+            .build();
+        let cache = layer.cache().clone();
+        cache.loaded().await;
+        // More writes than the log keeps, between two refreshes.
+        let mut kept = Vec::new();
+        for i in 10..14 {
+            kept.push(store.create_app_code(&scope, record(i)).await.unwrap());
+        }
+        store
+            .delete_app_code(&scope, "app-1", &records[0].id)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert_eq!(layer.metrics().snapshots_loaded, 2);
+        assert!(cache.verify(&records[0].value).is_none());
+        assert!(kept.iter().all(|r| cache.verify(&r.value).is_some()));
+        // Then back to deltas.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(layer.metrics().snapshots_loaded, 2);
+        assert!(layer.metrics().deltas_applied >= 1);
     }
 
     #[tokio::test(start_paused = true)]

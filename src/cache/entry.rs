@@ -6,7 +6,7 @@
 //! 16 bytes, which keeps a slot at 88 bytes; so are lowercase UUIDs. Other IDs of up to 22 bytes
 //! are inline too; longer ones sit behind a shared pointer, which a hit then follows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use crate::hex;
@@ -45,11 +45,19 @@ impl Entry {
     pub(crate) fn app_code_id_is(&self, id: &StoredId) -> bool {
         self.app_code_id == *id
     }
+
+    pub(crate) fn app_id_in(&self, ids: &HashSet<StoredId>) -> bool {
+        !ids.is_empty() && ids.contains(&self.app_id)
+    }
+
+    pub(crate) fn app_code_id_in(&self, ids: &HashSet<StoredId>) -> bool {
+        !ids.is_empty() && ids.contains(&self.app_code_id)
+    }
 }
 
 /// An ID in the form that takes least room. The form is a function of the text, so two
 /// `StoredId`s are equal exactly when their texts are.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) enum StoredId {
     /// 32 lowercase hex characters, as 16 bytes.
     Hex([u8; 16]),

@@ -20,6 +20,7 @@
 //! set lacks, so a reader never sees a moment where a code valid in both sets is missing.
 //! No lock is held across an `.await`.
 
+mod delta;
 mod digest;
 mod entry;
 mod flight;
@@ -104,7 +105,7 @@ struct Inner {
     status: AtomicU8,
     status_changed: Notify,
     created: Instant,
-    /// Nanoseconds after `created` of the last full snapshot; `u64::MAX` before the first.
+    /// Nanoseconds after `created` of the last snapshot or delta; `u64::MAX` before the first.
     loaded_at: AtomicU64,
     counters: Counters,
 }
@@ -324,7 +325,8 @@ impl AppCodeCache {
         CacheStatus::from_u8(self.inner.status.load(Ordering::Acquire))
     }
 
-    /// Time since the last full snapshot was applied, `None` before the first.
+    /// Time since the cache last caught up with its provider (a full snapshot, or the changes
+    /// since its revision), `None` before the first snapshot.
     pub fn snapshot_age(&self) -> Option<Duration> {
         let at = self.inner.loaded_at.load(Ordering::Acquire);
         (at != u64::MAX).then(|| {
@@ -368,9 +370,14 @@ impl AppCodeCache {
     }
 
     fn mark_loaded(&self) {
+        Counters::add(&self.inner.counters.snapshots_loaded);
+        self.mark_synced();
+    }
+
+    /// The cache caught up with its provider: its age restarts and it is fresh.
+    fn mark_synced(&self) {
         let nanos = u64::try_from(self.inner.created.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
         self.inner.loaded_at.store(nanos, Ordering::Release);
-        Counters::add(&self.inner.counters.snapshots_loaded);
         self.set_status(CacheStatus::Fresh);
     }
 

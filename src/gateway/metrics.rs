@@ -7,7 +7,7 @@
 //! | `apig_appcode_open_connections` | gauge | `listener` (`gateway`, `admin`) |
 //! | `apig_appcode_refused_connections_total` | counter | `listener` |
 //! | `apig_appcode_rejections_total` | counter | `reason` |
-//! | `apig_appcode_hits_total`, `_misses_total`, `_provider_lookups_total`, `_provider_errors_total`, `_snapshots_loaded_total`, `_changes_applied_total` | counter | — |
+//! | `apig_appcode_hits_total`, `_misses_total`, `_provider_lookups_total`, `_provider_errors_total`, `_snapshots_loaded_total`, `_deltas_applied_total`, `_changes_applied_total` | counter | — |
 //! | `apig_appcode_cache_size`, `_snapshot_age_seconds`, `_ready` | gauge | — |
 //!
 //! A request costs one uncontended atomic add for its status class, and two more for its
@@ -271,6 +271,12 @@ impl Collector for CacheCollector {
         )?;
         counter(
             &mut e,
+            "deltas_applied",
+            "Refreshes that applied the changes since a revision instead of a snapshot.",
+            m.deltas_applied,
+        )?;
+        counter(
+            &mut e,
             "changes_applied",
             "Change events applied to the cache.",
             m.changes_applied,
@@ -301,7 +307,7 @@ impl Collector for CacheCollector {
         gauge(
             &mut e,
             "snapshot_age_seconds",
-            "Age of the last full snapshot (-1 before the first).",
+            "Time since the cache last caught up with its provider (-1 before the first snapshot).",
             age,
         )?;
         let ready = i64::from(self.0.status().admits());

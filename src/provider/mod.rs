@@ -1,8 +1,9 @@
 //! Where AppCodes come from: the [`AppCodeProvider`] trait and the providers shipped here.
 //!
 //! A provider hands the layer's refresher a full snapshot of every code it knows, may answer a
-//! point lookup when a request carries a code the cache lacks, and may push change events so that
-//! creations and revocations take effect without waiting for the next refresh.
+//! point lookup when a request carries a code the cache lacks, may push change events so that
+//! creations and revocations take effect without waiting for the next refresh, and may answer
+//! what changed since a revision, so that a refresh costs what changed rather than what exists.
 //!
 //! # Example
 //!
@@ -44,6 +45,23 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Every code a provider knows, with the identity each stands for.
 pub type Snapshot = Vec<(AppCode, AppIdentity)>;
+
+/// What changed in a provider's codes after a revision, and the revision that brings a reader to
+/// (see [`AppCodeProvider::changes_since`]).
+///
+/// ```
+/// use apig_appcode::provider::{Change, Delta};
+///
+/// let delta = Delta { revision: 12, changes: vec![Change::RemoveId("code-1".into())] };
+/// assert_eq!(delta.changes.len(), 1);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Delta {
+    /// The revision the changes bring a reader to.
+    pub revision: u64,
+    /// The changes, in the order they are to be applied. [`Change::Resync`] is ignored here.
+    pub changes: Vec<Change>,
+}
 
 /// A source of AppCodes for the layer's cache.
 ///
@@ -93,6 +111,42 @@ pub trait AppCodeProvider: Send + Sync + 'static {
     fn changes(&self) -> Option<ChangeStream> {
         None
     }
+
+    /// A snapshot and the revision it reflects, for a provider that can also answer
+    /// [`changes_since`](Self::changes_since) that revision. The default is
+    /// [`snapshot`](Self::snapshot) with no revision: the refresher then reloads the full
+    /// snapshot on every refresh.
+    fn revisioned_snapshot(&self) -> BoxFuture<'_, Result<(Snapshot, Option<u64>), ProviderError>> {
+        Box::pin(async move { Ok((self.snapshot().await?, None)) })
+    }
+
+    /// What changed after `revision` (one this provider returned), or `None` when the provider
+    /// cannot tell (it no longer holds changes that old): the refresher then loads a full
+    /// snapshot. A refresh of a provider that implements this costs what changed, not what
+    /// exists. The default is `None`.
+    ///
+    /// ```
+    /// use apig_appcode::provider::{AppCodeProvider, BoxFuture, Delta, ProviderError, Snapshot};
+    ///
+    /// /// A provider whose codes never change after the first load.
+    /// struct Frozen(Snapshot);
+    ///
+    /// impl AppCodeProvider for Frozen {
+    ///     fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, ProviderError>> {
+    ///         Box::pin(async { Ok(self.0.clone()) })
+    ///     }
+    ///     fn revisioned_snapshot(&self) -> BoxFuture<'_, Result<(Snapshot, Option<u64>), ProviderError>> {
+    ///         Box::pin(async { Ok((self.0.clone(), Some(1))) })
+    ///     }
+    ///     fn changes_since(&self, revision: u64) -> BoxFuture<'_, Result<Option<Delta>, ProviderError>> {
+    ///         Box::pin(async move { Ok((revision == 1).then(|| Delta { revision: 1, changes: Vec::new() })) })
+    ///     }
+    /// }
+    /// ```
+    fn changes_since(&self, revision: u64) -> BoxFuture<'_, Result<Option<Delta>, ProviderError>> {
+        let _ = revision;
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// One change pushed by a provider.
@@ -112,7 +166,9 @@ pub enum Change {
     RemoveId(String),
     /// An app was deleted with all its codes (the cache is scanned).
     RemoveApp(String),
-    /// Events may have been lost: load a full snapshot now.
+    /// Events may have been lost: catch up now, with the changes since the last revision
+    /// where the provider has [revisions](AppCodeProvider::changes_since), else with a full
+    /// snapshot.
     Resync,
 }
 

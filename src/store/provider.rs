@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
-use super::Store;
+use super::{AppCodeRecord, Store, StoreError};
 use crate::identity::AppIdentity;
-use crate::provider::{AppCodeProvider, BoxFuture, ChangeStream, ProviderError, Snapshot};
+use crate::provider::{
+    AppCodeProvider, BoxFuture, Change, ChangeStream, Delta, ProviderError, Snapshot,
+};
 
 /// Feeds the layer's cache with every AppCode of one gateway instance.
 ///
@@ -45,31 +47,73 @@ impl StoreProvider {
     }
 }
 
+impl StoreProvider {
+    async fn read_snapshot(&self) -> Result<(Snapshot, Option<u64>), ProviderError> {
+        let snapshot = self
+            .store
+            .instance_snapshot(&self.instance_id)
+            .await
+            .map_err(unavailable)?;
+        Ok((identities(snapshot.codes), snapshot.revision))
+    }
+}
+
+fn unavailable(e: StoreError) -> ProviderError {
+    ProviderError::Unavailable(Box::new(e))
+}
+
+/// The records as cache entries; codes of one app share one allocation of the app ID.
+fn identities(records: Vec<AppCodeRecord>) -> Snapshot {
+    let mut last: Option<Arc<str>> = None;
+    records
+        .into_iter()
+        .map(|r| {
+            let app_id = match &last {
+                Some(a) if **a == *r.app_id => Arc::clone(a),
+                _ => {
+                    let a: Arc<str> = Arc::from(r.app_id.as_str());
+                    last = Some(Arc::clone(&a));
+                    a
+                }
+            };
+            let identity = AppIdentity::new(app_id, &r.id);
+            (r.value, identity)
+        })
+        .collect()
+}
+
 impl AppCodeProvider for StoreProvider {
     fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, ProviderError>> {
+        Box::pin(async move { Ok(self.read_snapshot().await?.0) })
+    }
+
+    fn revisioned_snapshot(&self) -> BoxFuture<'_, Result<(Snapshot, Option<u64>), ProviderError>> {
+        Box::pin(self.read_snapshot())
+    }
+
+    fn changes_since(&self, revision: u64) -> BoxFuture<'_, Result<Option<Delta>, ProviderError>> {
         Box::pin(async move {
-            let records = self
+            let Some(changes) = self
                 .store
-                .instance_app_codes(&self.instance_id)
+                .app_code_changes(&self.instance_id, revision)
                 .await
-                .map_err(|e| ProviderError::Unavailable(Box::new(e)))?;
-            // Codes of one app share one allocation of the app ID.
-            let mut last: Option<Arc<str>> = None;
-            Ok(records
+                .map_err(unavailable)?
+            else {
+                return Ok(None);
+            };
+            // Removal goes by ID and every created code has an ID of its own, so the two lists
+            // commute: even a value deleted and created again is two different IDs.
+            let removals = changes
+                .deleted
                 .into_iter()
-                .map(|r| {
-                    let app_id = match &last {
-                        Some(a) if **a == *r.app_id => Arc::clone(a),
-                        _ => {
-                            let a: Arc<str> = Arc::from(r.app_id.as_str());
-                            last = Some(Arc::clone(&a));
-                            a
-                        }
-                    };
-                    let identity = AppIdentity::new(app_id, &r.id);
-                    (r.value, identity)
-                })
-                .collect())
+                .map(|gone| Change::RemoveId(gone.id));
+            let creations = identities(changes.created)
+                .into_iter()
+                .map(|(code, identity)| Change::Upsert { code, identity });
+            Ok(Some(Delta {
+                revision: changes.revision,
+                changes: removals.chain(creations).collect(),
+            }))
         })
     }
 
