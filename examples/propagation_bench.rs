@@ -6,7 +6,7 @@
 //! target/release/examples/propagation_bench postgres://postgres@127.0.0.1:5432/test
 //! ```
 //! (optional after the URL: `--revocations N` (default 200), `--codes N` (default 1000000),
-//! `--under-load SECONDS`).
+//! `--idle SECONDS` (default 60), `--cold-only true`, `--under-load SECONDS`).
 //!
 //! 1. Revocation delay: two `apig-appcode serve` processes A and B; an AppCode is created
 //!    through A's management API and, once B accepts it, deleted through A. The delay runs from
@@ -16,7 +16,10 @@
 //! 2. Cold start: `--codes` AppCodes (5 per app) are written straight into the tables, in clear
 //!    (the store's format without a master key), and a node is started on them. Prints the time
 //!    from spawning the process to `/readyz` answering 200 (the cache loaded), and the node's
-//!    resident memory then and at its peak.
+//!    resident memory then and at its peak. This node keeps the binary's default refresh
+//!    interval; it is then left idle for `--idle` seconds, and the CPU it and every `postgres`
+//!    process of the machine spent meanwhile is printed as a share of one core (from
+//!    `/proc/*/stat`), with its memory after. With `--cold-only true`, part 1 is skipped.
 //!
 //! 3. With `--under-load SECONDS`, instead of 1 and 2: wrk (Debian's package) saturates both
 //!    gateways with rejected requests (one thread, 16 connections each) for SECONDS, twice:
@@ -69,12 +72,15 @@ async fn run() -> Result<(), BoxError> {
         .next()
         .ok_or("usage: propagation_bench POSTGRES_URL [--revocations N] [--codes N]")?;
     let (mut revocations, mut codes, mut under_load) = (200usize, 1_000_000u64, None);
+    let (mut idle, mut only_cold) = (Duration::from_secs(60), false);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or("a flag without its value")?;
         match flag.as_str() {
             "--revocations" => revocations = value.parse()?,
             "--codes" => codes = value.parse()?,
             "--under-load" => under_load = Some(Duration::from_secs(value.parse()?)),
+            "--idle" => idle = Duration::from_secs(value.parse()?),
+            "--cold-only" => only_cold = value.parse()?,
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -94,14 +100,16 @@ async fn run() -> Result<(), BoxError> {
         schema.drop().await?;
         return Ok(());
     }
-    println!("== revocation delay, {revocations} revocations");
-    let schema = Schema::create(&url).await?;
-    revocation_delay(&bin, &schema, revocations).await?;
-    schema.drop().await?;
+    if !only_cold {
+        println!("== revocation delay, {revocations} revocations");
+        let schema = Schema::create(&url).await?;
+        revocation_delay(&bin, &schema, revocations).await?;
+        schema.drop().await?;
+    }
 
     println!("== cold start with {codes} AppCodes");
     let schema = Schema::create(&url).await?;
-    cold_start(&bin, &schema, codes).await?;
+    cold_start(&bin, &schema, codes, idle).await?;
     schema.drop().await?;
     Ok(())
 }
@@ -186,8 +194,10 @@ async fn two_nodes(
     schema: &Schema,
 ) -> Result<(Node, Node, String), BoxError> {
     let upstream = start_upstream().await?;
-    let a = Node::start(bin, schema, upstream)?;
-    let b = Node::start(bin, schema, upstream)?;
+    // Caches refresh once an hour: every change travels by LISTEN/NOTIFY.
+    let hourly = Some(Duration::from_secs(3600));
+    let a = Node::start(bin, schema, upstream, hourly)?;
+    let b = Node::start(bin, schema, upstream, hourly)?;
     http.ready(&a).await?;
     http.ready(&b).await?;
     let app = http
@@ -259,7 +269,12 @@ async fn wrk(gateway: SocketAddr, seconds: Duration) -> Result<f64, String> {
         .ok_or_else(|| format!("no Requests/sec from wrk: {text}"))
 }
 
-async fn cold_start(bin: &PathBuf, schema: &Schema, codes: u64) -> Result<(), BoxError> {
+async fn cold_start(
+    bin: &PathBuf,
+    schema: &Schema,
+    codes: u64,
+    idle: Duration,
+) -> Result<(), BoxError> {
     // Let the store create its tables, then fill them in bulk.
     let store = apig_appcode::store::PostgresStore::connect(
         &schema.url,
@@ -297,7 +312,8 @@ async fn cold_start(bin: &PathBuf, schema: &Schema, codes: u64) -> Result<(), Bo
     let upstream = start_upstream().await?;
     let http = Http::new();
     let spawned = Instant::now();
-    let node = Node::start(bin, schema, upstream)?;
+    // The binary's default refresh: what an idle node costs as users run it.
+    let node = Node::start(bin, schema, upstream, None)?;
     http.ready(&node).await?;
     let ready = spawned.elapsed();
     let at_ready = memory(node.child.id())?;
@@ -314,7 +330,56 @@ async fn cold_start(bin: &PathBuf, schema: &Schema, codes: u64) -> Result<(), Bo
         rss / 1024,
         peak / 1024
     );
+
+    // Idle: nothing is written, nobody calls. What the node and PostgreSQL spend anyway.
+    let pid = node.child.id();
+    let (node_before, pg_before) = (cpu_ticks(pid)?, postgres_ticks()?);
+    let began = Instant::now();
+    tokio::time::sleep(idle).await;
+    let wall = began.elapsed().as_secs_f64();
+    let (node_after, pg_after) = (cpu_ticks(pid)?, postgres_ticks()?);
+    let share = |ticks: u64| ticks as f64 / TICKS_PER_SECOND / wall * 100.0;
+    let (rss, peak) = memory(pid)?;
+    println!(
+        "idle {wall:.0} s: node {:.2} % of a core, PostgreSQL (every postgres process of the \
+         machine) {:.2} %; RSS {} MiB, peak RSS {} MiB",
+        share(node_after - node_before),
+        share(pg_after.saturating_sub(pg_before)),
+        rss / 1024,
+        peak / 1024
+    );
     Ok(())
+}
+
+/// `sysconf(_SC_CLK_TCK)` on Linux: the unit of the CPU times in `/proc/*/stat`.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// User plus system CPU time of a process so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> Result<u64, BoxError> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let rest = stat.rsplit_once(')').ok_or("unexpected /proc stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Ok(fields.get(11).ok_or("no utime")?.parse::<u64>()?
+        + fields.get(12).ok_or("no stime")?.parse::<u64>()?)
+}
+
+/// CPU time of every `postgres` process now running, in clock ticks.
+fn postgres_ticks() -> Result<u64, BoxError> {
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc")? {
+        let Some(pid) = entry?.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let is_postgres = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|comm| comm.trim() == "postgres");
+        if is_postgres {
+            // A process that exits meanwhile is simply not counted.
+            total += cpu_ticks(pid).unwrap_or(0);
+        }
+    }
+    Ok(total)
 }
 
 /// Resident and peak resident memory of a process, in KiB.
@@ -420,8 +485,18 @@ struct Node {
 }
 
 impl Node {
-    fn start(bin: &PathBuf, schema: &Schema, upstream: SocketAddr) -> Result<Self, BoxError> {
-        let mut child = Command::new(bin)
+    /// A node that refreshes its cache every `refresh` (the binary's default without one).
+    fn start(
+        bin: &PathBuf,
+        schema: &Schema,
+        upstream: SocketAddr,
+        refresh: Option<Duration>,
+    ) -> Result<Self, BoxError> {
+        let mut command = Command::new(bin);
+        if let Some(refresh) = refresh {
+            command.args(["--refresh-interval", &refresh.as_secs().to_string()]);
+        }
+        let mut child = command
             .args(["serve", "--database", &schema.url])
             .args([
                 "--gateway-listen",
@@ -430,7 +505,7 @@ impl Node {
                 "127.0.0.1:0",
             ])
             .args(["--upstream", &format!("http://{upstream}")])
-            .args(["--admin-token", TOKEN, "--refresh-interval", "3600"])
+            .args(["--admin-token", TOKEN])
             .args(["--log", "warn"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
