@@ -498,3 +498,32 @@ fn quick_check_cost_on_a_million_app_codes() {
         size / 1_000_000
     );
 }
+
+/// What one `create_app_code` costs: 2 000 of them (400 apps of 5 codes) on a fresh store, each
+/// its own synced transaction. Prints the figure; asserts nothing about time.
+///
+/// `cargo test --all-features --lib create_app_code_cost -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn create_app_code_cost() {
+    use std::time::Instant;
+
+    const APPS: u32 = 400;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("s.db"), SqliteOptions::new()).unwrap();
+    for a in 1..=APPS {
+        store.create_app(app(a)).await.unwrap();
+    }
+    let started = Instant::now();
+    for a in 1..=APPS {
+        for n in 1..=5 {
+            store.create_app_code(&scope(), code(a, n)).await.unwrap();
+        }
+    }
+    let took = started.elapsed();
+    eprintln!(
+        "{} create_app_code: {took:?}, {:?} each",
+        APPS * 5,
+        took / (APPS * 5)
+    );
+}
