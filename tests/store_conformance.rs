@@ -44,7 +44,7 @@ async fn memory() -> Option<Fixture> {
 
 async fn sqlite(key: Option<MasterKey>) -> Option<Fixture> {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = SqliteOptions::new();
+    let mut options = SqliteOptions::new().change_log_retention(RETENTION);
     if let Some(key) = key {
         options = options.master_key(key);
     }
@@ -127,8 +127,12 @@ macro_rules! conformance {
 }
 
 conformance!(memory_store, super::memory(), revisions);
-conformance!(sqlite_plain, super::sqlite(None));
-conformance!(sqlite_encrypted, super::sqlite(Some(super::test_key())));
+conformance!(sqlite_plain, super::sqlite(None), revisions);
+conformance!(
+    sqlite_encrypted,
+    super::sqlite(Some(super::test_key())),
+    revisions
+);
 #[cfg(feature = "postgres")]
 conformance!(postgres_plain, super::postgres(CASE, None));
 #[cfg(feature = "postgres")]

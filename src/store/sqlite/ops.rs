@@ -6,11 +6,12 @@ use rusqlite::{
 };
 use zeroize::Zeroizing;
 
-use super::error::{cipher, db};
+use super::error::{cipher, corrupt, db};
 use crate::store::cipher::{code_binding, secret_binding, Sealer};
 use crate::store::sealed::{self, sql_count, RawApp, RawCode};
 use crate::store::{
-    App, AppCodeRecord, AppFilter, Page, Scope, StoreError, StoreResult, MAX_APP_CODES_PER_APP,
+    App, AppCodeChanges, AppCodeRecord, AppFilter, DeletedAppCode, InstanceSnapshot, Page, Scope,
+    StoreError, StoreResult, MAX_APP_CODES_PER_APP,
 };
 
 /// This store's name in error messages.
@@ -262,6 +263,7 @@ pub(super) fn count_app_codes(
 pub(super) fn delete_app(
     conn: &mut Connection,
     sealer: &Sealer,
+    retention: u64,
     scope: &Scope,
     app_id: &str,
 ) -> StoreResult<Vec<AppCodeRecord>> {
@@ -277,6 +279,11 @@ pub(super) fn delete_app(
     tx.execute("DELETE FROM app_codes WHERE app_seq = ?1", [seq])
         .and_then(|_| tx.execute("DELETE FROM apps WHERE seq = ?1", [seq]))
         .map_err(db("delete app"))?;
+    // An app without codes changes nothing a gateway accepts: no revision for it.
+    if !codes.is_empty() {
+        let gone: Vec<_> = codes.iter().map(|c| (&*c.app_id, &*c.id)).collect();
+        log_write(&tx, retention, &scope.instance_id, Kind::Deleted, &gone)?;
+    }
     tx.commit().map_err(db("commit app deletion"))?;
     Ok(codes)
 }
@@ -284,6 +291,7 @@ pub(super) fn delete_app(
 pub(super) fn create_app_code(
     conn: &mut Connection,
     sealer: &Sealer,
+    retention: u64,
     scope: &Scope,
     record: AppCodeRecord,
 ) -> StoreResult<AppCodeRecord> {
@@ -340,6 +348,13 @@ pub(super) fn create_app_code(
         ])
     })
     .map_err(db("insert AppCode"))?;
+    log_write(
+        &tx,
+        retention,
+        &scope.instance_id,
+        Kind::Created,
+        &[(&record.app_id, &record.id)],
+    )?;
     tx.commit().map_err(db("commit AppCode"))?;
     Ok(record)
 }
@@ -394,6 +409,7 @@ pub(super) fn list_app_codes(
 pub(super) fn delete_app_code(
     conn: &mut Connection,
     sealer: &Sealer,
+    retention: u64,
     scope: &Scope,
     app_id: &str,
     app_code_id: &str,
@@ -414,6 +430,13 @@ pub(super) fn delete_app_code(
         params![seq, app_code_id],
     )
     .map_err(db("delete AppCode"))?;
+    log_write(
+        &tx,
+        retention,
+        &scope.instance_id,
+        Kind::Deleted,
+        &[(&record.app_id, &record.id)],
+    )?;
     tx.commit().map_err(db("commit AppCode deletion"))?;
     Ok(record)
 }
@@ -431,4 +454,177 @@ pub(super) fn instance_app_codes(
         &format!("{CODE_SELECT} WHERE c.instance_id = ?1 ORDER BY c.seq"),
         [instance_id],
     )
+}
+
+/// What a write did to an AppCode, as the change log's `kind` column records it.
+#[derive(Clone, Copy)]
+enum Kind {
+    Created,
+    Deleted,
+}
+
+impl Kind {
+    fn as_sql(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
+/// Takes `instance_id`'s next revision for one write (inside the write's transaction, so the
+/// change and its log entries commit together), logs `codes` (`(app_id, id)` pairs, in order)
+/// under it, and prunes what falls out of the last `retention` revisions.
+///
+/// Every revision logs at least one entry, so the newest pruned revision is always
+/// `revision - retention`: `pruned_through` is computed in the same statement that takes the
+/// revision, and the pruning is one range delete on the log's primary key (usually of a single
+/// revision's entries).
+fn log_write(
+    tx: &Transaction<'_>,
+    retention: u64,
+    instance_id: &str,
+    kind: Kind,
+    codes: &[(&str, &str)],
+) -> StoreResult<()> {
+    let (revision, pruned_through): (i64, i64) = tx
+        .prepare_cached(
+            "INSERT INTO instance_revisions (instance_id, revision, pruned_through)
+             VALUES (?1, 1, 0)
+             ON CONFLICT (instance_id) DO UPDATE SET
+                 revision = revision + 1,
+                 pruned_through = MAX(pruned_through, revision + 1 - ?2)
+             RETURNING revision, pruned_through",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![instance_id, sql_count(retention)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+        })
+        .map_err(db("take the next revision"))?;
+    if pruned_through > 0 {
+        tx.prepare_cached("DELETE FROM app_code_changes WHERE instance_id = ?1 AND revision <= ?2")
+            .and_then(|mut s| s.execute(params![instance_id, pruned_through]))
+            .map_err(db("prune the change log"))?;
+    }
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO app_code_changes (instance_id, revision, position, app_code_id, app_id,
+                                           kind)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(db("log a change"))?;
+    for (position, (app_id, id)) in codes.iter().enumerate() {
+        insert
+            .execute(params![
+                instance_id,
+                revision,
+                position as i64,
+                id,
+                app_id,
+                kind.as_sql()
+            ])
+            .map_err(db("log a change"))?;
+    }
+    Ok(())
+}
+
+/// `instance_id`'s revision and the newest revision pruned from its log: `(0, 0)` for an
+/// instance never written (or last written before the store kept revisions).
+fn instance_revision(tx: &Transaction<'_>, instance_id: &str) -> StoreResult<(u64, u64)> {
+    let found: Option<(i64, i64)> = tx
+        .prepare_cached(
+            "SELECT revision, pruned_through FROM instance_revisions WHERE instance_id = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row([instance_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(db("read the revision"))?;
+    let Some((revision, pruned_through)) = found else {
+        return Ok((0, 0));
+    };
+    // The table's CHECKs forbid negative values; a file edited by hand may still hold them.
+    let unsigned = |n: i64| {
+        u64::try_from(n).map_err(|_| {
+            corrupt(format_args!(
+                "negative revision {n} of instance {instance_id}"
+            ))
+        })
+    };
+    Ok((unsigned(revision)?, unsigned(pruned_through)?))
+}
+
+pub(super) fn instance_snapshot(
+    conn: &mut Connection,
+    sealer: &Sealer,
+    instance_id: &str,
+) -> StoreResult<InstanceSnapshot> {
+    // One read transaction: in WAL mode both reads see the database as of the first, so the
+    // codes are exactly those of the revision returned.
+    let tx = read_tx(conn)?;
+    let (revision, _) = instance_revision(&tx, instance_id)?;
+    let codes = query_codes(
+        &tx,
+        sealer,
+        instance_id,
+        &format!("{CODE_SELECT} WHERE c.instance_id = ?1 ORDER BY c.seq"),
+        [instance_id],
+    )?;
+    Ok(InstanceSnapshot {
+        codes,
+        revision: Some(revision),
+    })
+}
+
+pub(super) fn app_code_changes(
+    conn: &mut Connection,
+    sealer: &Sealer,
+    instance_id: &str,
+    revision: u64,
+) -> StoreResult<Option<AppCodeChanges>> {
+    let tx = read_tx(conn)?;
+    let (current, pruned_through) = instance_revision(&tx, instance_id)?;
+    // Behind the log: changes are missing. Ahead of the store: another database, or this one
+    // restored from a backup; either way the reader's codes cannot be patched into ours.
+    if revision < pruned_through || revision > current {
+        return Ok(None);
+    }
+    // `revision <= current`, which came from an i64.
+    let after = sql_count(revision);
+    // Each code logged as created that still exists, in log order. `CROSS JOIN` makes SQLite
+    // walk the log's range first and look each code up by its ID, whatever the table sizes.
+    let created = query_codes(
+        &tx,
+        sealer,
+        instance_id,
+        "SELECT c.id, a.id, c.value, c.value_nonce, c.create_time
+         FROM app_code_changes l
+         CROSS JOIN app_codes c ON c.instance_id = l.instance_id AND c.id = l.app_code_id
+         JOIN apps a ON a.seq = c.app_seq
+         WHERE l.instance_id = ?1 AND l.revision > ?2 AND l.kind = 'created'
+         ORDER BY l.revision, l.position",
+        params![instance_id, after],
+    )?;
+    let deleted = tx
+        .prepare_cached(
+            "SELECT app_id, app_code_id FROM app_code_changes
+             WHERE instance_id = ?1 AND revision > ?2 AND kind = 'deleted'
+             ORDER BY revision, position",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![instance_id, after], |r| {
+                Ok(DeletedAppCode {
+                    app_id: r.get(0)?,
+                    id: r.get(1)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db("read the change log"))?;
+    Ok(Some(AppCodeChanges {
+        revision: current,
+        created,
+        deleted,
+    }))
 }

@@ -50,6 +50,28 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX app_codes_by_value ON app_codes (instance_id, value_digest);
     CREATE UNIQUE INDEX app_codes_by_id ON app_codes (instance_id, id);
     CREATE INDEX app_codes_by_app ON app_codes (app_seq, seq);",
+    // 2: revisions of each instance's AppCodes and their change log (see `ops::log_write`).
+    // An instance without a row is at revision 0: that is every instance of a store this step
+    // upgrades, whose codes a reader then loads in one snapshot at revision 0.
+    //
+    // The log holds IDs only, never a value. Its primary key clusters each instance's entries
+    // by revision, so both reading the changes after a revision and pruning the oldest
+    // revisions are one range of one b-tree; `position` orders the entries of one write.
+    "CREATE TABLE instance_revisions (
+        instance_id TEXT PRIMARY KEY,
+        revision INTEGER NOT NULL CHECK (revision >= 0),
+        pruned_through INTEGER NOT NULL CHECK (pruned_through BETWEEN 0 AND revision)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE app_code_changes (
+        instance_id TEXT NOT NULL,
+        revision INTEGER NOT NULL CHECK (revision > 0),
+        position INTEGER NOT NULL CHECK (position >= 0),
+        app_code_id TEXT NOT NULL,
+        app_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('created', 'deleted')),
+        PRIMARY KEY (instance_id, revision, position)
+    ) STRICT, WITHOUT ROWID;",
 ];
 
 /// The schema version this code writes.

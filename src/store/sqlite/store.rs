@@ -12,12 +12,16 @@ use super::error::{self, db, SqliteFileError};
 use super::{ops, schema};
 use crate::provider::BoxFuture;
 use crate::store::cipher::{MasterKey, Sealer};
-use crate::store::{App, AppCodeRecord, AppFilter, Page, Scope, Store, StoreError, StoreResult};
+use crate::store::{
+    App, AppCodeChanges, AppCodeRecord, AppFilter, InstanceSnapshot, Page, Scope, Store,
+    StoreError, StoreResult, CHANGE_LOG_RETENTION,
+};
 
 /// How long a write waits for another connection's (or process's) write by default.
 const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How to open a [`SqliteStore`]: an optional master key and the busy timeout.
+/// How to open a [`SqliteStore`]: an optional master key, the busy timeout and how many
+/// revisions the change log keeps.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -32,6 +36,7 @@ const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct SqliteOptions {
     master_key: Option<MasterKey>,
     busy_timeout: Duration,
+    change_log_retention: u64,
 }
 
 impl Default for SqliteOptions {
@@ -39,12 +44,14 @@ impl Default for SqliteOptions {
         Self {
             master_key: None,
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            change_log_retention: CHANGE_LOG_RETENTION,
         }
     }
 }
 
 impl SqliteOptions {
-    /// No master key (values stored in clear), a busy timeout of 30 seconds.
+    /// No master key (values stored in clear), a busy timeout of 30 seconds, a change log of
+    /// [`CHANGE_LOG_RETENTION`] revisions per instance.
     ///
     /// ```
     /// use apig_appcode::store::SqliteOptions;
@@ -85,6 +92,25 @@ impl SqliteOptions {
         self.busy_timeout = timeout;
         self
     }
+
+    /// How many revisions of each instance the change log keeps (at least 1; by default
+    /// [`CHANGE_LOG_RETENTION`]): a gateway further behind than that reloads a full snapshot
+    /// instead of [catching up](Store::app_code_changes). Each write prunes what falls out of
+    /// the window in its own transaction, so the log of an instance stays about this many
+    /// writes long. A file may be reopened with another retention: a smaller one prunes on the
+    /// next write to each instance.
+    ///
+    /// ```
+    /// use apig_appcode::store::SqliteOptions;
+    ///
+    /// let options = SqliteOptions::new().change_log_retention(50_000);
+    /// # let _ = options;
+    /// ```
+    pub fn change_log_retention(mut self, revisions: u64) -> Self {
+        // A log of no revision could not serve even a reader one write behind.
+        self.change_log_retention = revisions.max(1);
+        self
+    }
 }
 
 /// The embedded store: apps and AppCodes in one SQLite file in WAL mode, AppCode values and
@@ -97,6 +123,10 @@ impl SqliteOptions {
 ///   uniqueness of an AppCode value within its instance hold for concurrent writers in this
 ///   process and in other processes sharing the file. UNIQUE indexes back both, and app names
 ///   and app keys per scope.
+/// - A write that changes an instance's AppCodes takes the instance's next
+///   [revision](crate::store::InstanceSnapshot::revision) and logs what it changed in the same
+///   transaction: a write and its log entries are durable together or not at all, and writers
+///   in other processes sharing the file take distinct revisions.
 /// - A write that returned `Ok` has been synced to disk (`synchronous=FULL`). Deleted rows are
 ///   overwritten (`secure_delete`).
 /// - Another process's write is waited for up to the
@@ -120,9 +150,12 @@ impl SqliteOptions {
 /// Versioned by `PRAGMA user_version`; pending migrations are applied in one transaction when the
 /// file is opened, and a file written by a newer version of this crate is refused with
 /// [`SchemaTooNew`](crate::store::SchemaTooNew). Tables: `store_meta` (encrypted or not, key
-/// check value), `apps`, and `app_codes` (`value` holds the ciphertext or the clear value,
-/// `value_nonce` the nonce, `value_digest` the digest under the uniqueness index). Timestamps are
-/// integer nanoseconds since the Unix epoch; lists are ordered by insertion.
+/// check value), `apps`, `app_codes` (`value` holds the ciphertext or the clear value,
+/// `value_nonce` the nonce, `value_digest` the digest under the uniqueness index),
+/// `instance_revisions` (each written instance's revision, and the newest revision pruned from
+/// its log) and `app_code_changes` (the change log: per instance and revision, the IDs of each
+/// AppCode created or deleted, never a value). Timestamps are integer nanoseconds since the Unix
+/// epoch; lists are ordered by insertion.
 ///
 /// # Example
 ///
@@ -151,6 +184,8 @@ struct Inner {
     conn: Mutex<Connection>,
     sealer: Sealer,
     path: PathBuf,
+    /// [`SqliteOptions::change_log_retention`].
+    retention: u64,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -200,6 +235,7 @@ impl SqliteStore {
                 conn: Mutex::new(conn),
                 sealer,
                 path,
+                retention: options.change_log_retention,
             }),
         })
     }
@@ -364,7 +400,8 @@ impl Store for SqliteStore {
         app_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>> {
         let (scope, app_id) = (scope.clone(), app_id.to_owned());
-        Box::pin(self.run(move |c, s| ops::delete_app(c, s, &scope, &app_id)))
+        let retention = self.inner.retention;
+        Box::pin(self.run(move |c, s| ops::delete_app(c, s, retention, &scope, &app_id)))
     }
 
     fn create_app_code<'a>(
@@ -373,7 +410,8 @@ impl Store for SqliteStore {
         record: AppCodeRecord,
     ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
         let scope = scope.clone();
-        Box::pin(self.run(move |c, s| ops::create_app_code(c, s, &scope, record)))
+        let retention = self.inner.retention;
+        Box::pin(self.run(move |c, s| ops::create_app_code(c, s, retention, &scope, record)))
     }
 
     fn get_app_code<'a>(
@@ -404,7 +442,10 @@ impl Store for SqliteStore {
         app_code_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
         let (scope, app_id, code_id) = (scope.clone(), app_id.to_owned(), app_code_id.to_owned());
-        Box::pin(self.run(move |c, s| ops::delete_app_code(c, s, &scope, &app_id, &code_id)))
+        let retention = self.inner.retention;
+        Box::pin(
+            self.run(move |c, s| ops::delete_app_code(c, s, retention, &scope, &app_id, &code_id)),
+        )
     }
 
     fn instance_app_codes<'a>(
@@ -413,5 +454,22 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>> {
         let instance_id = instance_id.to_owned();
         Box::pin(self.run(move |c, s| ops::instance_app_codes(c, s, &instance_id)))
+    }
+
+    fn instance_snapshot<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<InstanceSnapshot>> {
+        let instance_id = instance_id.to_owned();
+        Box::pin(self.run(move |c, s| ops::instance_snapshot(c, s, &instance_id)))
+    }
+
+    fn app_code_changes<'a>(
+        &'a self,
+        instance_id: &'a str,
+        revision: u64,
+    ) -> BoxFuture<'a, StoreResult<Option<AppCodeChanges>>> {
+        let instance_id = instance_id.to_owned();
+        Box::pin(self.run(move |c, s| ops::app_code_changes(c, s, &instance_id, revision)))
     }
 }

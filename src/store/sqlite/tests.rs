@@ -298,6 +298,146 @@ async fn deleted_codes_leave_no_clear_text_behind() {
     assert!(!text.contains(gone.value.expose()));
 }
 
+/// The schema of every table and index in `conn`, in a stable order.
+fn schema_of(conn: &Connection) -> Vec<(String, String)> {
+    let mut stmt = conn
+        .prepare("SELECT name, sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY name")
+        .unwrap();
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)));
+    rows.unwrap().map(Result::unwrap).collect()
+}
+
+async fn revision_of(store: &SqliteStore) -> Option<u64> {
+    store.instance_snapshot("i").await.unwrap().revision
+}
+
+#[tokio::test]
+async fn a_version_1_file_upgrades_in_place_at_revision_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    drop(seeded(&path, keyed(4)).await);
+    // Turn the file into what version 1 left: its tables hold what version 1 wrote (nothing in
+    // them changed), and it had neither revisions nor a log.
+    let raw = Connection::open(&path).unwrap();
+    raw.execute_batch(
+        "DROP TABLE instance_revisions; DROP TABLE app_code_changes; PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    let v1 = Connection::open_in_memory().unwrap();
+    v1.execute_batch(super::schema::MIGRATIONS[0]).unwrap();
+    assert_eq!(schema_of(&raw), schema_of(&v1), "not a version 1 file");
+    drop(raw);
+
+    let store = SqliteStore::open(&path, keyed(4)).unwrap();
+    // The codes written before revisions existed are all in the snapshot at revision 0.
+    let snapshot = store.instance_snapshot("i").await.unwrap();
+    assert_eq!(snapshot.codes, [code(1, 1), code(1, 2)]);
+    assert_eq!(snapshot.revision, Some(0));
+    let none = store.app_code_changes("i", 0).await.unwrap().unwrap();
+    assert!(none.is_empty() && none.revision == 0);
+    assert!(store.app_code_changes("i", 1).await.unwrap().is_none());
+    // And counts from there.
+    store.create_app_code(&scope(), code(1, 3)).await.unwrap();
+    assert_eq!(revision_of(&store).await, Some(1));
+    drop(store);
+
+    // Reopening migrates nothing again and keeps the revision and the log.
+    let store = SqliteStore::open(&path, keyed(4)).unwrap();
+    assert_eq!(revision_of(&store).await, Some(1));
+    let changes = store.app_code_changes("i", 0).await.unwrap().unwrap();
+    assert_eq!(changes.created, [code(1, 3)]);
+    assert_eq!(changes.revision, 1);
+    drop(store);
+    let raw = Connection::open(&path).unwrap();
+    let version: i64 = raw
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, current_version());
+    // The upgraded file has exactly the schema of a file created by this version.
+    let fresh = dir.path().join("fresh.db");
+    drop(SqliteStore::open(&fresh, SqliteOptions::new()).unwrap());
+    assert_eq!(
+        schema_of(&raw),
+        schema_of(&Connection::open(&fresh).unwrap())
+    );
+}
+
+#[tokio::test]
+async fn the_change_log_holds_ids_only_and_stays_within_its_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = SqliteStore::open(&path, SqliteOptions::new().change_log_retention(3)).unwrap();
+    store.create_app(app(1)).await.unwrap();
+    // Refused writes change nothing, so they take no revision.
+    let mut twin = code(1, 9);
+    twin.value = code(1, 1).value;
+    for n in 1..=5 {
+        store.create_app_code(&scope(), code(1, n)).await.unwrap();
+    }
+    assert!(matches!(
+        store.create_app_code(&scope(), code(1, 6)).await,
+        Err(StoreError::AppCodeQuotaExceeded)
+    ));
+    assert!(matches!(
+        store.create_app_code(&scope(), twin).await,
+        Err(StoreError::AppCodeExists)
+    ));
+    assert_eq!(revision_of(&store).await, Some(5));
+    // Deleting the app is one revision, logging each code in order.
+    store.delete_app(&scope(), &app(1).id).await.unwrap();
+    assert_eq!(revision_of(&store).await, Some(6));
+    let gone = store.app_code_changes("i", 5).await.unwrap().unwrap();
+    let ids: Vec<_> = gone.deleted.iter().map(|d| d.id.clone()).collect();
+    assert_eq!(ids, (1..=5).map(|n| code(1, n).id).collect::<Vec<_>>());
+    // Deleting an app without codes changes no AppCode.
+    store.create_app(app(2)).await.unwrap();
+    store.delete_app(&scope(), &app(2).id).await.unwrap();
+    assert_eq!(revision_of(&store).await, Some(6));
+
+    let raw = Connection::open(&path).unwrap();
+    let logged = |raw: &Connection| -> (Vec<i64>, (i64, i64)) {
+        let mut stmt = raw
+            .prepare("SELECT revision FROM app_code_changes ORDER BY revision, position")
+            .unwrap();
+        let revisions = stmt.query_map([], |r| r.get(0)).unwrap();
+        let kept = revisions.map(Result::unwrap).collect();
+        let state = raw
+            .query_row(
+                "SELECT revision, pruned_through FROM instance_revisions WHERE instance_id = 'i'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        (kept, state)
+    };
+    // The last 3 revisions are kept: 4 and 5 (one code each) and 6 (five codes).
+    assert_eq!(logged(&raw), (vec![4, 5, 6, 6, 6, 6, 6], (6, 3)));
+    assert!(store.app_code_changes("i", 2).await.unwrap().is_none());
+    assert!(store.app_code_changes("i", 3).await.unwrap().is_some());
+    // No value anywhere in the log: every column of every row is an ID, a number or a kind.
+    let mut stmt = raw
+        .prepare("SELECT instance_id, app_code_id, app_id, kind FROM app_code_changes")
+        .unwrap();
+    let rows = stmt.query_map([], |r| {
+        Ok([r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?])
+    });
+    for row in rows.unwrap().map(Result::unwrap) {
+        assert_eq!(row[0], "i");
+        assert!(row[1].len() == 32 && row[2].len() == 32, "{row:?}");
+        assert!(row[3] == "created" || row[3] == "deleted", "{row:?}");
+    }
+    drop((stmt, store));
+
+    // Reopened with a smaller retention, the next write prunes down to it.
+    let store = SqliteStore::open(&path, SqliteOptions::new().change_log_retention(1)).unwrap();
+    store.create_app(app(3)).await.unwrap();
+    store.create_app_code(&scope(), code(3, 1)).await.unwrap();
+    assert_eq!(logged(&raw), (vec![7], (7, 6)));
+    assert!(store.app_code_changes("i", 5).await.unwrap().is_none());
+    let last = store.app_code_changes("i", 6).await.unwrap().unwrap();
+    assert_eq!(last.created, [code(3, 1)]);
+}
+
 /// A closed store at `path` holding 40 apps of 5 codes each: enough rows for the codes table
 /// and its indexes to span several pages, so that one in the middle of the file can be damaged.
 async fn filled(path: &Path) {
@@ -496,5 +636,34 @@ fn quick_check_cost_on_a_million_app_codes() {
     eprintln!(
         "{codes} AppCodes, {} MB: quick_check {quick:?} ({verdict}), SqliteStore::open {open:?}",
         size / 1_000_000
+    );
+}
+
+/// What one `create_app_code` costs: 2 000 of them (400 apps of 5 codes) on a fresh store, each
+/// its own synced transaction. Prints the figure; asserts nothing about time.
+///
+/// `cargo test --all-features --lib create_app_code_cost -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn create_app_code_cost() {
+    use std::time::Instant;
+
+    const APPS: u32 = 400;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("s.db"), SqliteOptions::new()).unwrap();
+    for a in 1..=APPS {
+        store.create_app(app(a)).await.unwrap();
+    }
+    let started = Instant::now();
+    for a in 1..=APPS {
+        for n in 1..=5 {
+            store.create_app_code(&scope(), code(a, n)).await.unwrap();
+        }
+    }
+    let took = started.elapsed();
+    eprintln!(
+        "{} create_app_code: {took:?}, {:?} each",
+        APPS * 5,
+        took / (APPS * 5)
     );
 }
