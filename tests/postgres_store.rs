@@ -15,7 +15,7 @@ use std::time::Duration;
 use apig_appcode::provider::{Change, ChangeStream};
 use apig_appcode::store::{
     App, AppCodeRecord, KeyMismatch, MasterKey, PostgresOptions, PostgresStore, SchemaTooNew,
-    Scope, SecretString, Store, StoreError, Timestamp,
+    Scope, SecretString, Store, StoreError, Timestamp, MAX_APP_CODES_PER_APP,
 };
 use apig_appcode::AppCode;
 use pg::{Frozen, TestDb};
@@ -728,4 +728,42 @@ async fn a_server_without_tls_is_refused_only_when_tls_is_required() {
         store.create_app(app_in(&scope(), 1)).await.ok();
         assert_eq!(store.get_app(&scope(), &id(1)).await.unwrap().id, id(1));
     }
+}
+
+/// The latency of `create_app_code` (its transaction: lock the app, checks, insert, revision
+/// and change log, announcement), 500 creates in a row on one connection's worth of load.
+/// Run by hand: `cargo test --all-features --test postgres_store -- --ignored --nocapture
+/// create_app_code_latency`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn create_app_code_latency() {
+    let Some(db) = TestDb::create("create_app_code_latency").await else {
+        return;
+    };
+    let store = open(&db, PostgresOptions::new()).await;
+    const N: u64 = 500;
+    // Five codes per app: the per-app quota. App N warms the connection and its statements.
+    let per_app = MAX_APP_CODES_PER_APP as u64;
+    for app in (0..N / per_app).chain([N]) {
+        store.create_app(app_in(&scope(), app)).await.unwrap();
+    }
+    store.create_app_code(&scope(), code(N, N)).await.unwrap();
+    let mut each = Vec::with_capacity(N as usize);
+    let started = std::time::Instant::now();
+    for n in 0..N {
+        let t = std::time::Instant::now();
+        store
+            .create_app_code(&scope(), code(n / per_app, n))
+            .await
+            .unwrap();
+        each.push(t.elapsed());
+    }
+    let total = started.elapsed();
+    each.sort();
+    eprintln!(
+        "create_app_code x{N}: total {total:?}, mean {:?}, p50 {:?}, p99 {:?}",
+        total / N as u32,
+        each[each.len() / 2],
+        each[each.len() * 99 / 100]
+    );
 }
