@@ -149,7 +149,7 @@ async fn nodes_starting_together_migrate_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
     let meta: i64 = client
         .query_one("SELECT count(*) FROM store_meta", &[])
         .await
@@ -174,7 +174,7 @@ async fn a_newer_schema_is_refused() {
         err.downcast_ref::<SchemaTooNew>(),
         Some(&SchemaTooNew {
             found: 99,
-            supported: 1
+            supported: 2
         })
     );
 }
@@ -226,7 +226,9 @@ async fn an_encrypted_schema_holds_no_secret_in_clear() {
         .await
         .query(
             "SELECT row_to_json(t)::text FROM (SELECT * FROM apps) t
-             UNION ALL SELECT row_to_json(t)::text FROM (SELECT * FROM app_codes) t",
+             UNION ALL SELECT row_to_json(t)::text FROM (SELECT * FROM app_codes) t
+             UNION ALL SELECT row_to_json(t)::text FROM (SELECT * FROM app_code_log) t
+             UNION ALL SELECT row_to_json(t)::text FROM (SELECT * FROM instance_revisions) t",
             &[],
         )
         .await
@@ -235,6 +237,10 @@ async fn an_encrypted_schema_holds_no_secret_in_clear() {
         .map(|r| r.get::<_, String>(0))
         .collect();
     assert!(dump.contains(&record.id), "the dump is not of the rows");
+    assert!(
+        dump.contains(r#""kind":"C""#),
+        "the dump is not of the change log"
+    );
     let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
     for secret in [record.value.expose(), app.app_secret.expose()] {
         assert!(!dump.contains(secret) && !dump.contains(&hex(secret)));
