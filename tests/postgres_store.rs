@@ -385,6 +385,139 @@ async fn a_lost_listener_reconnects_and_resyncs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_announcement_is_told_by_its_revision() {
+    let Some(db) = TestDb::create("a_missed_announcement_is_told_by_its_revision").await else {
+        return;
+    };
+    let (a, b, mut changes) = writer_and_listener(&db).await;
+    // The listener's own creation is not relayed, but its revision counts: the next write is
+    // in order, and comes through with no resync.
+    let own = code(1, 1);
+    b.create_app_code(&scope(), own.clone()).await.unwrap();
+    let first = code(1, 2);
+    a.create_app_code(&scope(), first.clone()).await.unwrap();
+    expect_upsert(next(&mut changes).await, &first);
+
+    // A write whose announcement never arrives: its revision and log entry, no NOTIFY.
+    db.client()
+        .await
+        .batch_execute(&format!(
+            "BEGIN;
+             INSERT INTO app_code_log (instance_id, revision, ord, kind, app_id, app_code_id)
+             SELECT instance_id, revision + 1, 1, 'D', '{}', '{}' FROM instance_revisions
+             WHERE instance_id = 'instance-1';
+             UPDATE instance_revisions SET revision = revision + 1
+             WHERE instance_id = 'instance-1';
+             COMMIT",
+            own.app_id, own.id
+        ))
+        .await
+        .unwrap();
+    // The next announcement is two revisions past the last one: a resync first, then the
+    // change itself.
+    let second = code(1, 3);
+    a.create_app_code(&scope(), second.clone()).await.unwrap();
+    assert!(matches!(next(&mut changes).await, Change::Resync));
+    expect_upsert(next(&mut changes).await, &second);
+    // In order again from there.
+    a.delete_app_code(&scope(), &id(1), &second.id)
+        .await
+        .unwrap();
+    expect_remove_id(next(&mut changes).await, &second.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_schema_upgrades_in_place() {
+    let Some(db) = TestDb::create("a_version_1_schema_upgrades_in_place").await else {
+        return;
+    };
+    let store = open(&db, key(5)).await;
+    store.create_app(app_in(&scope(), 1)).await.unwrap();
+    let old = code(1, 1);
+    store.create_app_code(&scope(), old.clone()).await.unwrap();
+    drop(store);
+    // Back to what version 1 had: its tables and rows, none of version 2's.
+    db.client()
+        .await
+        .batch_execute(
+            "DROP TABLE instance_revisions, app_code_log;
+             DELETE FROM apig_schema_migrations WHERE version = 2",
+        )
+        .await
+        .unwrap();
+
+    let store = open(&db, key(5)).await;
+    // The existing codes are at revision 0, with nothing logged.
+    let snapshot = store.instance_snapshot("instance-1").await.unwrap();
+    assert_eq!(snapshot.revision, Some(0));
+    assert_eq!(snapshot.codes, std::slice::from_ref(&old));
+    assert!(store
+        .app_code_changes("instance-1", 0)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_empty());
+    // And writes take revisions from there.
+    let new = code(1, 2);
+    store.create_app_code(&scope(), new.clone()).await.unwrap();
+    store
+        .delete_app_code(&scope(), &id(1), &old.id)
+        .await
+        .unwrap();
+    let changes = store
+        .app_code_changes("instance-1", 0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changes.revision, 2);
+    assert_eq!(changes.created, [new]);
+    assert_eq!(changes.deleted.len(), 1);
+    assert_eq!(changes.deleted[0].id, old.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_log_keeps_only_the_retained_revisions() {
+    let Some(db) = TestDb::create("the_change_log_keeps_only_the_retained_revisions").await else {
+        return;
+    };
+    let store = open(&db, PostgresOptions::new().change_log_retention(3)).await;
+    store.create_app(app_in(&scope(), 1)).await.unwrap();
+    let r = code(1, 1);
+    for _ in 0..10 {
+        store.create_app_code(&scope(), r.clone()).await.unwrap();
+        store
+            .delete_app_code(&scope(), &id(1), &r.id)
+            .await
+            .unwrap();
+    }
+    let row = db
+        .client()
+        .await
+        .query_one(
+            "SELECT v.revision, v.pruned_through,
+                    (SELECT count(*) FROM app_code_log l WHERE l.instance_id = v.instance_id),
+                    (SELECT min(revision) FROM app_code_log l WHERE l.instance_id = v.instance_id)
+             FROM instance_revisions v WHERE instance_id = 'instance-1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (revision, pruned, logged, oldest): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!((revision, pruned, logged, oldest), (20, 17, 3, 18));
+    assert!(store
+        .app_code_changes("instance-1", 16)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .app_code_changes("instance-1", 17)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn announcements_carry_ids_only() {
     let Some(db) = TestDb::create("announcements_carry_ids_only").await else {
         return;
