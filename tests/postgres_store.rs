@@ -15,7 +15,7 @@ use std::time::Duration;
 use apig_appcode::provider::{Change, ChangeStream};
 use apig_appcode::store::{
     App, AppCodeRecord, KeyMismatch, MasterKey, PostgresOptions, PostgresStore, SchemaTooNew,
-    Scope, SecretString, Store, StoreError, Timestamp,
+    Scope, SecretString, Store, StoreError, Timestamp, MAX_APP_CODES_PER_APP,
 };
 use apig_appcode::AppCode;
 use pg::{Frozen, TestDb};
@@ -149,7 +149,7 @@ async fn nodes_starting_together_migrate_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
     let meta: i64 = client
         .query_one("SELECT count(*) FROM store_meta", &[])
         .await
@@ -174,7 +174,7 @@ async fn a_newer_schema_is_refused() {
         err.downcast_ref::<SchemaTooNew>(),
         Some(&SchemaTooNew {
             found: 99,
-            supported: 1
+            supported: 2
         })
     );
 }
@@ -226,7 +226,9 @@ async fn an_encrypted_schema_holds_no_secret_in_clear() {
         .await
         .query(
             "SELECT row_to_json(t)::text FROM (SELECT * FROM apps) t
-             UNION ALL SELECT row_to_json(t)::text FROM (SELECT * FROM app_codes) t",
+             UNION ALL SELECT row_to_json(t)::text FROM (SELECT * FROM app_codes) t
+             UNION ALL SELECT row_to_json(t)::text FROM (SELECT * FROM app_code_log) t
+             UNION ALL SELECT row_to_json(t)::text FROM (SELECT * FROM instance_revisions) t",
             &[],
         )
         .await
@@ -235,6 +237,10 @@ async fn an_encrypted_schema_holds_no_secret_in_clear() {
         .map(|r| r.get::<_, String>(0))
         .collect();
     assert!(dump.contains(&record.id), "the dump is not of the rows");
+    assert!(
+        dump.contains(r#""kind":"C""#),
+        "the dump is not of the change log"
+    );
     let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
     for secret in [record.value.expose(), app.app_secret.expose()] {
         assert!(!dump.contains(secret) && !dump.contains(&hex(secret)));
@@ -376,6 +382,139 @@ async fn a_lost_listener_reconnects_and_resyncs() {
     let record = code(1, 1);
     a.create_app_code(&scope(), record.clone()).await.unwrap();
     expect_upsert(next(&mut changes).await, &record);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_announcement_is_told_by_its_revision() {
+    let Some(db) = TestDb::create("a_missed_announcement_is_told_by_its_revision").await else {
+        return;
+    };
+    let (a, b, mut changes) = writer_and_listener(&db).await;
+    // The listener's own creation is not relayed, but its revision counts: the next write is
+    // in order, and comes through with no resync.
+    let own = code(1, 1);
+    b.create_app_code(&scope(), own.clone()).await.unwrap();
+    let first = code(1, 2);
+    a.create_app_code(&scope(), first.clone()).await.unwrap();
+    expect_upsert(next(&mut changes).await, &first);
+
+    // A write whose announcement never arrives: its revision and log entry, no NOTIFY.
+    db.client()
+        .await
+        .batch_execute(&format!(
+            "BEGIN;
+             INSERT INTO app_code_log (instance_id, revision, ord, kind, app_id, app_code_id)
+             SELECT instance_id, revision + 1, 1, 'D', '{}', '{}' FROM instance_revisions
+             WHERE instance_id = 'instance-1';
+             UPDATE instance_revisions SET revision = revision + 1
+             WHERE instance_id = 'instance-1';
+             COMMIT",
+            own.app_id, own.id
+        ))
+        .await
+        .unwrap();
+    // The next announcement is two revisions past the last one: a resync first, then the
+    // change itself.
+    let second = code(1, 3);
+    a.create_app_code(&scope(), second.clone()).await.unwrap();
+    assert!(matches!(next(&mut changes).await, Change::Resync));
+    expect_upsert(next(&mut changes).await, &second);
+    // In order again from there.
+    a.delete_app_code(&scope(), &id(1), &second.id)
+        .await
+        .unwrap();
+    expect_remove_id(next(&mut changes).await, &second.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_schema_upgrades_in_place() {
+    let Some(db) = TestDb::create("a_version_1_schema_upgrades_in_place").await else {
+        return;
+    };
+    let store = open(&db, key(5)).await;
+    store.create_app(app_in(&scope(), 1)).await.unwrap();
+    let old = code(1, 1);
+    store.create_app_code(&scope(), old.clone()).await.unwrap();
+    drop(store);
+    // Back to what version 1 had: its tables and rows, none of version 2's.
+    db.client()
+        .await
+        .batch_execute(
+            "DROP TABLE instance_revisions, app_code_log;
+             DELETE FROM apig_schema_migrations WHERE version = 2",
+        )
+        .await
+        .unwrap();
+
+    let store = open(&db, key(5)).await;
+    // The existing codes are at revision 0, with nothing logged.
+    let snapshot = store.instance_snapshot("instance-1").await.unwrap();
+    assert_eq!(snapshot.revision, Some(0));
+    assert_eq!(snapshot.codes, std::slice::from_ref(&old));
+    assert!(store
+        .app_code_changes("instance-1", 0)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_empty());
+    // And writes take revisions from there.
+    let new = code(1, 2);
+    store.create_app_code(&scope(), new.clone()).await.unwrap();
+    store
+        .delete_app_code(&scope(), &id(1), &old.id)
+        .await
+        .unwrap();
+    let changes = store
+        .app_code_changes("instance-1", 0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changes.revision, 2);
+    assert_eq!(changes.created, [new]);
+    assert_eq!(changes.deleted.len(), 1);
+    assert_eq!(changes.deleted[0].id, old.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_log_keeps_only_the_retained_revisions() {
+    let Some(db) = TestDb::create("the_change_log_keeps_only_the_retained_revisions").await else {
+        return;
+    };
+    let store = open(&db, PostgresOptions::new().change_log_retention(3)).await;
+    store.create_app(app_in(&scope(), 1)).await.unwrap();
+    let r = code(1, 1);
+    for _ in 0..10 {
+        store.create_app_code(&scope(), r.clone()).await.unwrap();
+        store
+            .delete_app_code(&scope(), &id(1), &r.id)
+            .await
+            .unwrap();
+    }
+    let row = db
+        .client()
+        .await
+        .query_one(
+            "SELECT v.revision, v.pruned_through,
+                    (SELECT count(*) FROM app_code_log l WHERE l.instance_id = v.instance_id),
+                    (SELECT min(revision) FROM app_code_log l WHERE l.instance_id = v.instance_id)
+             FROM instance_revisions v WHERE instance_id = 'instance-1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (revision, pruned, logged, oldest): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!((revision, pruned, logged, oldest), (20, 17, 3, 18));
+    assert!(store
+        .app_code_changes("instance-1", 16)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .app_code_changes("instance-1", 17)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -728,4 +867,42 @@ async fn a_server_without_tls_is_refused_only_when_tls_is_required() {
         store.create_app(app_in(&scope(), 1)).await.ok();
         assert_eq!(store.get_app(&scope(), &id(1)).await.unwrap().id, id(1));
     }
+}
+
+/// The latency of `create_app_code` (its transaction: lock the app, checks, insert, revision
+/// and change log, announcement), 500 creates in a row on one connection's worth of load.
+/// Run by hand: `cargo test --all-features --test postgres_store -- --ignored --nocapture
+/// create_app_code_latency`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn create_app_code_latency() {
+    let Some(db) = TestDb::create("create_app_code_latency").await else {
+        return;
+    };
+    let store = open(&db, PostgresOptions::new()).await;
+    const N: u64 = 500;
+    // Five codes per app: the per-app quota. App N warms the connection and its statements.
+    let per_app = MAX_APP_CODES_PER_APP as u64;
+    for app in (0..N / per_app).chain([N]) {
+        store.create_app(app_in(&scope(), app)).await.unwrap();
+    }
+    store.create_app_code(&scope(), code(N, N)).await.unwrap();
+    let mut each = Vec::with_capacity(N as usize);
+    let started = std::time::Instant::now();
+    for n in 0..N {
+        let t = std::time::Instant::now();
+        store
+            .create_app_code(&scope(), code(n / per_app, n))
+            .await
+            .unwrap();
+        each.push(t.elapsed());
+    }
+    let total = started.elapsed();
+    each.sort();
+    eprintln!(
+        "create_app_code x{N}: total {total:?}, mean {:?}, p50 {:?}, p99 {:?}",
+        total / N as u32,
+        each[each.len() / 2],
+        each[each.len() * 99 / 100]
+    );
 }

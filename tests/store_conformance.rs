@@ -62,7 +62,7 @@ async fn postgres(case: &str, key: Option<MasterKey>) -> Option<Fixture> {
     use apig_appcode::store::{PostgresOptions, PostgresStore};
 
     let db = pg::TestDb::create(case).await?;
-    let mut options = PostgresOptions::new();
+    let mut options = PostgresOptions::new().change_log_retention(RETENTION);
     if let Some(key) = key {
         options = options.master_key(key);
     }
@@ -134,11 +134,12 @@ conformance!(
     revisions
 );
 #[cfg(feature = "postgres")]
-conformance!(postgres_plain, super::postgres(CASE, None));
+conformance!(postgres_plain, super::postgres(CASE, None), revisions);
 #[cfg(feature = "postgres")]
 conformance!(
     postgres_encrypted,
-    super::postgres(CASE, Some(super::test_key()))
+    super::postgres(CASE, Some(super::test_key())),
+    revisions
 );
 
 // ---------------------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 //! `LISTEN`s for one instance and turns announcements into [`Change`] events for the cache.
 //!
 //! An announcement names ids only, never an AppCode value or a secret:
-//! `1 <kind> <origin> <app id length> <app id><app code id>`, where `kind` is `C` (created) or
-//! `D` (deleted) and `origin` identifies the store (the process) that wrote it. A receiving node
+//! `2 <revision> <kind> <origin> <app id length> <app id><app code id>`, where `revision` is the
+//! instance's revision the write took (every event of one write shares it), `kind` is `C`
+//! (created) or `D` (deleted) and `origin` identifies the store (the process) that wrote it. A
+//! node reading any other version (version 1 had no revision) resyncs. A receiving node
 //! turns a deletion into [`Change::RemoveId`] and a creation into [`Change::Upsert`] after
 //! reading the new code by ID (the cache needs the value); it skips creations it wrote itself,
 //! which its management API has cached already.
@@ -18,6 +20,12 @@
 //! [`Change::Resync`]. After a lost connection it always does: announcements were missed, and
 //! only a full snapshot has them. A lost connection is retried with exponential backoff (100 ms
 //! doubling up to 5 s); a silent one is found by a heartbeat query.
+//!
+//! Revisions tell a lost announcement while connected: after each `LISTEN` the listener reads
+//! the instance's revision, and revisions are committed (so announced) one after the other, so
+//! an announcement more than one revision past the last one relayed means one never arrived:
+//! the listener sends [`Change::Resync`] (the node catches up on the change log, not a full
+//! snapshot).
 
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -126,10 +134,11 @@ pub(super) enum EventKind {
 }
 
 impl EventKind {
-    fn letter(self) -> char {
+    /// Its letter, in payloads and in the change log's `kind` column.
+    pub(super) fn code(self) -> &'static str {
         match self {
-            Self::Created => 'C',
-            Self::Deleted => 'D',
+            Self::Created => "C",
+            Self::Deleted => "D",
         }
     }
 }
@@ -143,11 +152,18 @@ pub(super) struct Event<'a> {
 }
 
 impl Event<'_> {
-    /// The `NOTIFY` payload: ids only.
-    pub(super) fn encode(&self, origin: &str) -> String {
+    /// The `NOTIFY` payload of this event, written by `origin` under `revision`: ids only.
+    #[cfg(test)]
+    pub(super) fn encode(&self, origin: &str, revision: u64) -> String {
+        format!("{PAYLOAD_VERSION} {revision} {}", self.tail(origin))
+    }
+
+    /// The payload without its version and revision: the writing statement prepends those,
+    /// since only the database knows the revision (see `ops::record_write`).
+    pub(super) fn tail(&self, origin: &str) -> String {
         format!(
-            "1 {} {origin} {} {}{}",
-            self.kind.letter(),
+            "{} {origin} {} {}{}",
+            self.kind.code(),
             self.app_id.len(),
             self.app_id,
             self.app_code_id
@@ -155,12 +171,27 @@ impl Event<'_> {
     }
 }
 
-/// A payload read back: the event and its origin; `None` if it is not one this version writes.
-pub(super) fn decode(payload: &str) -> Option<(Event<'_>, &str)> {
-    let mut parts = payload.splitn(5, ' ');
-    if parts.next()? != "1" {
+/// The payload format this version writes and reads. Version 1 had no revision; a node reading
+/// a version it does not know resyncs.
+const PAYLOAD_VERSION: &str = "2";
+
+/// A payload read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Announcement<'a> {
+    pub(super) event: Event<'a>,
+    /// The store (process) that wrote it.
+    pub(super) origin: &'a str,
+    /// The instance's revision the write took; all events of one write share it.
+    pub(super) revision: u64,
+}
+
+/// A payload read back; `None` if it is not one this version writes.
+pub(super) fn decode(payload: &str) -> Option<Announcement<'_>> {
+    let mut parts = payload.splitn(6, ' ');
+    if parts.next()? != PAYLOAD_VERSION {
         return None;
     }
+    let revision: u64 = parts.next()?.parse().ok()?;
     let kind = match parts.next()? {
         "C" => EventKind::Created,
         "D" => EventKind::Deleted,
@@ -181,7 +212,11 @@ pub(super) fn decode(payload: &str) -> Option<(Event<'_>, &str)> {
         app_id,
         app_code_id,
     };
-    Some((event, origin))
+    Some(Announcement {
+        event,
+        origin,
+        revision,
+    })
 }
 
 /// Starts listening for `instance_id`'s changes; the task stops once the stream is dropped.
@@ -294,7 +329,33 @@ async fn session(
         Ok(Err(e)) => return Ended::Lost(safe_message(&e)),
         Err(_) => return Ended::Lost(format!("LISTEN took longer than {HEARTBEAT:?}")),
     }
-    tracing::debug!(%instance_id, channel, "listening for AppCode changes");
+    // The revision this session starts from: every write committed from here on is announced
+    // to it, in revision order, so a later announcement more than one revision ahead of the
+    // last one relayed means one was lost (see `Revisions::observe`).
+    let read = timeout(
+        HEARTBEAT,
+        client.query_opt(
+            "SELECT revision FROM instance_revisions WHERE instance_id = $1",
+            &[&instance_id],
+        ),
+    )
+    .await;
+    let mut revisions = match read {
+        Ok(Ok(row)) => {
+            let revision = row.map_or(Ok(0), |r| r.try_get::<_, i64>(0));
+            match revision.map(u64::try_from) {
+                Ok(Ok(revision)) => Revisions { last: revision },
+                _ => return Ended::Lost("the instance's revision is unreadable".to_owned()),
+            }
+        }
+        Ok(Err(e)) => return Ended::Lost(safe_message(&e)),
+        Err(_) => {
+            return Ended::Lost(format!(
+                "reading the instance's revision took longer than {HEARTBEAT:?}"
+            ))
+        }
+    };
+    tracing::debug!(%instance_id, channel, revision = revisions.last, "listening for AppCode changes");
     // Whatever was committed while nobody listened is only in a full snapshot: after a lost
     // connection, or if a snapshot was read before the first LISTEN.
     let resync = {
@@ -315,7 +376,7 @@ async fn session(
         tokio::select! {
             note = notes.recv() => match note {
                 Some(note) => {
-                    if relay(shared, instance_id, &note, tx).await.is_err() {
+                    if relay(shared, instance_id, &note, &mut revisions, tx).await.is_err() {
                         return Ended::Closed;
                     }
                 }
@@ -346,17 +407,80 @@ async fn session(
     }
 }
 
-/// Turns one announcement into a change event. `Err` once the stream is dropped.
+/// The last revision a listening session relayed, and what a new announcement's revision says
+/// about the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Revisions {
+    last: u64,
+}
+
+/// What an announcement's revision says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sequence {
+    /// The next revision, or another event of the last one (a write announces each code it
+    /// changed under one revision), or an older one (see [`Revisions::observe`]).
+    InOrder,
+    /// At least one revision between the last one and this one was never announced here.
+    Missed,
+}
+
+impl Revisions {
+    /// Takes in an announcement's revision.
+    ///
+    /// One more than the last is the expected next write; more than that, a write this session
+    /// never heard of (a notification lost, or written without one): the cache must catch up
+    /// on what it missed. Revisions commit in order and one at a time
+    /// (`ops::record_write`), and PostgreSQL delivers a session's notifications in commit
+    /// order, so no legitimate announcement comes early.
+    ///
+    /// At or below the last one is the same write again (its other codes) or a write that
+    /// committed after `LISTEN` but before the session read its starting revision: those are
+    /// announced to it and counted in that revision already. Either way it is relayed as any
+    /// other, and the last revision does not go back: a deletion is idempotent, and a creation
+    /// is read back by ID, so relaying it again only repeats what the cache holds, whereas
+    /// dropping it could lose a write the node's snapshot predates.
+    fn observe(&mut self, revision: u64) -> Sequence {
+        let sequence = if revision > self.last.saturating_add(1) {
+            Sequence::Missed
+        } else {
+            Sequence::InOrder
+        };
+        self.last = self.last.max(revision);
+        sequence
+    }
+}
+
+/// Turns one announcement into change events: a resync if it shows that an announcement was
+/// missed, then its own event. `Err` once the stream is dropped.
 async fn relay(
     shared: &Shared,
     instance_id: &str,
     note: &Notification,
+    revisions: &mut Revisions,
     tx: &ChangeSender,
 ) -> Result<(), crate::provider::Closed> {
-    let Some((event, origin)) = decode(note.payload()) else {
+    let Some(Announcement {
+        event,
+        origin,
+        revision,
+    }) = decode(note.payload())
+    else {
         tracing::warn!("unreadable AppCode change notification; resyncing");
         return tx.send(Change::Resync).await;
     };
+    // Own-origin creations (skipped below) count too: their revision was taken all the same.
+    let last = revisions.last;
+    if revisions.observe(revision) == Sequence::Missed {
+        tracing::info!(
+            %instance_id,
+            last,
+            revision,
+            "missed an AppCode change notification; resyncing"
+        );
+        tx.send(Change::Resync).await?;
+    }
+    // After a resync the event is relayed anyway: the cache applies it at once, whereas the
+    // resync takes a round trip to the store.
     match event.kind {
         EventKind::Deleted => {
             tx.send(Change::RemoveId(event.app_code_id.to_owned()))
@@ -403,37 +527,75 @@ mod tests {
             ("", "only-code"),
         ] {
             for kind in [EventKind::Created, EventKind::Deleted] {
-                let event = Event {
-                    kind,
-                    app_id,
-                    app_code_id,
-                };
-                let payload = event.encode("0a1b2c3d4e5f6a7b");
-                assert_eq!(decode(&payload), Some((event, "0a1b2c3d4e5f6a7b")));
+                for revision in [0, 1, 42, u64::MAX] {
+                    let event = Event {
+                        kind,
+                        app_id,
+                        app_code_id,
+                    };
+                    let payload = event.encode("0a1b2c3d4e5f6a7b", revision);
+                    assert_eq!(
+                        decode(&payload),
+                        Some(Announcement {
+                            event,
+                            origin: "0a1b2c3d4e5f6a7b",
+                            revision
+                        })
+                    );
+                }
             }
         }
-        let payload = Event {
+        let event = Event {
             kind: EventKind::Created,
             app_id: "a",
             app_code_id: "b",
-        }
-        .encode("o");
-        assert_eq!(payload, "1 C o 1 ab");
+        };
+        assert_eq!(event.encode("o", 7), "2 7 C o 1 ab");
+        // What the writing statement sends: `'2 ' || revision || ' ' || tail`.
+        assert_eq!(format!("2 7 {}", event.tail("o")), event.encode("o", 7));
     }
 
     #[test]
     fn foreign_payloads_are_refused() {
         for bad in [
             "",
+            // Version 1 (no revision) and unknown versions.
+            "1 C o 1 ab",
+            "3 7 C o 1 ab",
             "2 C o 1 ab",
-            "1 X o 1 ab",
-            "1 C o x ab",
-            "1 C o 9 ab",
-            "1 C o 2 ab",
-            "1 C o 1",
-            "1 C o 1 应",
+            "2 -1 C o 1 ab",
+            "2 x C o 1 ab",
+            "2 18446744073709551616 C o 1 ab",
+            "2 7 X o 1 ab",
+            "2 7 C o x ab",
+            "2 7 C o 9 ab",
+            "2 7 C o 2 ab",
+            "2 7 C o 1",
+            "2 7 C o 1 应",
         ] {
             assert_eq!(decode(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_revision_skipped_is_a_missed_announcement() {
+        let mut revisions = Revisions { last: 4 };
+        // The next write, then its other codes.
+        assert_eq!(revisions.observe(5), Sequence::InOrder);
+        assert_eq!(revisions.observe(5), Sequence::InOrder);
+        // Revision 6 never arrived.
+        assert_eq!(revisions.observe(7), Sequence::Missed);
+        assert_eq!(revisions.last, 7);
+        // Older than the last: relayed, and the last one stays.
+        assert_eq!(revisions.observe(3), Sequence::InOrder);
+        assert_eq!(revisions.last, 7);
+        assert_eq!(revisions.observe(8), Sequence::InOrder);
+        // An instance never written starts at 0: its first write is 1.
+        assert_eq!(Revisions { last: 0 }.observe(1), Sequence::InOrder);
+        assert_eq!(Revisions { last: 0 }.observe(2), Sequence::Missed);
+        assert_eq!(
+            Revisions { last: u64::MAX }.observe(u64::MAX),
+            Sequence::InOrder
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! The store's operations, each one statement or one transaction on a pooled connection.
 //!
-//! Writes that change which AppCodes a gateway must accept announce it with `pg_notify` inside
-//! their transaction, so the announcement is delivered exactly when (and only if) the change is
-//! committed.
+//! Writes that change which AppCodes a gateway must accept take the instance's next revision,
+//! log what they changed and announce it with `pg_notify`, all inside their transaction
+//! ([`record_write`]), so the revision, the log and the announcement exist exactly when (and
+//! only if) the change is committed.
 
 use futures_util::TryStreamExt;
 use tokio_postgres::types::{FromSql, ToSql};
@@ -16,7 +17,8 @@ use super::store::Shared;
 use crate::store::cipher::{code_binding, secret_binding, Sealer};
 use crate::store::sealed::{self, sql_count, RawApp, RawCode};
 use crate::store::{
-    App, AppCodeRecord, AppFilter, Page, Scope, StoreError, StoreResult, MAX_APP_CODES_PER_APP,
+    App, AppCodeChanges, AppCodeRecord, AppFilter, DeletedAppCode, InstanceSnapshot, Page, Scope,
+    StoreError, StoreResult, MAX_APP_CODES_PER_APP,
 };
 
 /// This store's name in error messages.
@@ -29,7 +31,9 @@ const BEGIN_WRITE: &str = "BEGIN";
 /// A whole instance's AppCodes: its length grows with the instance, so the session's
 /// `statement_timeout` (the call timeout) would cut a large one short; the client bounds its
 /// progress instead ([`Pool::call_streaming`](super::pool::Pool::call_streaming)).
-const BEGIN_SNAPSHOT: &str = "BEGIN READ ONLY; SET LOCAL statement_timeout = 0";
+/// `REPEATABLE READ`, so that the instance's revision and its codes come from one snapshot.
+const BEGIN_SNAPSHOT: &str =
+    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = 0";
 
 fn sql_total(n: i64) -> StoreResult<u64> {
     sealed::sql_total(n, BACKEND)
@@ -75,26 +79,82 @@ async fn exists(
         .is_some())
 }
 
-/// Announces `events` to the nodes listening on the instance's channel, when the transaction
-/// commits.
-async fn announce(
+/// Records one write that changed the instance's AppCodes, in its transaction and in one
+/// statement (one round trip, as the announcement alone took before): takes the instance's next
+/// revision, logs `events` under it, prunes the log entries that fall out of the last
+/// `retention` revisions, and announces `events` with that revision to the nodes listening on
+/// the instance's channel (delivered when the transaction commits). Returns the revision.
+///
+/// The revision comes from `INSERT ... ON CONFLICT DO UPDATE` on the instance's row, which
+/// keeps that row locked until the transaction ends: a concurrent write to the instance waits
+/// here, and takes the next revision only after this one committed (or rolled back, its
+/// revision with it). So revisions are committed, and announced, in order and without gaps,
+/// which is what lets a listener tell a missed announcement from the revision numbers. Call it
+/// last in the transaction: the lock serializes the instance's writers from here to `COMMIT`,
+/// and every other lock a write takes (an app's row, a code's row) is taken before this one, so
+/// writers never wait for each other in opposite orders.
+async fn record_write(
     conn: &mut Conn,
     shared: &Shared,
     instance_id: &str,
     events: &[Event<'_>],
-) -> StoreResult<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let channel = shared.channel(instance_id);
-    let payloads: Vec<String> = events.iter().map(|e| e.encode(&shared.origin)).collect();
-    conn.query(
-        "announce the change",
-        "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
-        &[&channel, &payloads],
-    )
-    .await
-    .map(drop)
+) -> StoreResult<u64> {
+    debug_assert!(
+        !events.is_empty(),
+        "a write that changed nothing takes no revision"
+    );
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.code()).collect();
+    let app_ids: Vec<&str> = events.iter().map(|e| e.app_id).collect();
+    let app_code_ids: Vec<&str> = events.iter().map(|e| e.app_code_id).collect();
+    // Everything of a payload but its version and revision, which the statement prepends
+    // (`Event::encode` writes the same whole).
+    let tails: Vec<String> = events.iter().map(|e| e.tail(&shared.origin)).collect();
+    let rows = conn
+        .query(
+            "record the change",
+            // Data-modifying CTEs all run, on one snapshot: `pruned` cannot see (nor delete)
+            // the rows `logged` inserts, which are newer than anything it prunes anyway. The
+            // announcements go out in the order of `$7` (one revision row times the payloads).
+            "WITH rev AS (
+                INSERT INTO instance_revisions AS r (instance_id, revision, pruned_through)
+                VALUES ($1, 1, 0)
+                ON CONFLICT (instance_id) DO UPDATE
+                    SET revision = r.revision + 1,
+                        pruned_through = GREATEST(r.pruned_through, r.revision + 1 - $2)
+                RETURNING r.revision, r.pruned_through
+            ), logged AS (
+                INSERT INTO app_code_log (instance_id, revision, ord, kind, app_id, app_code_id)
+                SELECT $1, rev.revision, e.ord::integer, e.kind, e.app_id, e.app_code_id
+                FROM rev, unnest($3::text[], $4::text[], $5::text[])
+                    WITH ORDINALITY AS e (kind, app_id, app_code_id, ord)
+            ), pruned AS (
+                DELETE FROM app_code_log l USING rev
+                WHERE l.instance_id = $1 AND l.revision <= rev.pruned_through
+            )
+            SELECT rev.revision, pg_notify($6, '2 ' || rev.revision || ' ' || p)
+            FROM rev, unnest($7::text[]) AS p",
+            &[
+                &instance_id,
+                &shared.retention,
+                &kinds,
+                &app_ids,
+                &app_code_ids,
+                &shared.channel(instance_id),
+                &tails,
+            ],
+        )
+        .await?;
+    let revision: i64 = col(
+        rows.first()
+            .ok_or_else(|| corrupt("no revision recorded"))?,
+        0,
+    )?;
+    revision_from_sql(revision)
+}
+
+/// A revision read from the database: never negative (`CHECK` constraints).
+fn revision_from_sql(revision: i64) -> StoreResult<u64> {
+    u64::try_from(revision).map_err(|_| corrupt(format_args!("negative revision {revision}")))
 }
 
 macro_rules! app_columns {
@@ -384,7 +444,10 @@ async fn delete_app_in(
             app_code_id: &c.id,
         })
         .collect();
-    announce(conn, shared, &scope.instance_id, &events).await?;
+    // An app without codes changed no AppCode: no revision, nothing to announce.
+    if !events.is_empty() {
+        record_write(conn, shared, &scope.instance_id, &events).await?;
+    }
     Ok(codes)
 }
 
@@ -480,7 +543,7 @@ async fn create_app_code_in(
         app_id: &record.app_id,
         app_code_id: &record.id,
     };
-    announce(conn, shared, &scope.instance_id, &[event]).await?;
+    record_write(conn, shared, &scope.instance_id, &[event]).await?;
     Ok(record)
 }
 
@@ -602,7 +665,7 @@ async fn delete_app_code_in(
         app_id: &record.app_id,
         app_code_id: &record.id,
     };
-    announce(conn, shared, &scope.instance_id, &[event]).await?;
+    record_write(conn, shared, &scope.instance_id, &[event]).await?;
     Ok(record)
 }
 
@@ -616,28 +679,137 @@ pub(super) async fn instance_app_codes(
     instance_id: &str,
 ) -> StoreResult<Vec<AppCodeRecord>> {
     conn.transaction(BEGIN_SNAPSHOT, async |conn| {
+        stream_instance_codes(conn, progress, shared, instance_id).await
+    })
+    .await
+}
+
+async fn stream_instance_codes(
+    conn: &mut Conn,
+    progress: &Progress,
+    shared: &Shared,
+    instance_id: &str,
+) -> StoreResult<Vec<AppCodeRecord>> {
+    let rows = conn
+        .query_stream(
+            "read the instance's AppCodes",
+            concat!(code_select!(), "WHERE c.instance_id = $1 ORDER BY c.seq"),
+            &[&instance_id],
+        )
+        .await?;
+    let mut rows = std::pin::pin!(rows);
+    let mut codes = Vec::new();
+    while let Some(row) = rows
+        .try_next()
+        .await
+        .map_err(db("read the instance's AppCodes"))?
+    {
+        progress.tick();
+        codes.push(RawCode::from_pg_row(&row, 0)?.open(&shared.sealer, instance_id, BACKEND)?);
+    }
+    Ok(codes)
+}
+
+/// The instance's revision and how far its log was pruned: `(0, 0)` before its first write.
+async fn instance_revision(conn: &mut Conn, instance_id: &str) -> StoreResult<(u64, u64)> {
+    let row = conn
+        .query_opt(
+            "read the instance's revision",
+            "SELECT revision, pruned_through FROM instance_revisions WHERE instance_id = $1",
+            &[&instance_id],
+        )
+        .await?;
+    match row {
+        None => Ok((0, 0)),
+        Some(row) => Ok((
+            revision_from_sql(col(&row, 0)?)?,
+            revision_from_sql(col(&row, 1)?)?,
+        )),
+    }
+}
+
+/// Every AppCode of the instance and the revision they reflect: both read in one
+/// `REPEATABLE READ` transaction, so the codes are exactly those of that revision (a write
+/// committing meanwhile is in neither). Bounded by progress, like [`instance_app_codes`].
+pub(super) async fn instance_snapshot(
+    conn: &mut Conn,
+    progress: &Progress,
+    shared: &Shared,
+    instance_id: &str,
+) -> StoreResult<InstanceSnapshot> {
+    conn.transaction(BEGIN_SNAPSHOT, async |conn| {
+        let (revision, _) = instance_revision(conn, instance_id).await?;
+        progress.tick();
+        let codes = stream_instance_codes(conn, progress, shared, instance_id).await?;
+        Ok(InstanceSnapshot {
+            codes,
+            revision: Some(revision),
+        })
+    })
+    .await
+}
+
+/// What changed in the instance's AppCodes after `revision` (see
+/// [`Store::app_code_changes`](crate::store::Store::app_code_changes)), read in one
+/// `REPEATABLE READ` transaction: the revision, the log and the codes agree.
+pub(super) async fn app_code_changes(
+    conn: &mut Conn,
+    shared: &Shared,
+    instance_id: &str,
+    revision: u64,
+) -> StoreResult<Option<AppCodeChanges>> {
+    conn.transaction(BEGIN_READ, async |conn| {
+        let (current, pruned_through) = instance_revision(conn, instance_id).await?;
+        // Before the oldest logged change, or ahead of the store (another database, or one
+        // restored from a backup): only a full snapshot is right.
+        if revision < pruned_through || revision > current {
+            return Ok(None);
+        }
+        let mut changes = AppCodeChanges {
+            revision: current,
+            ..AppCodeChanges::default()
+        };
+        if revision == current {
+            return Ok(Some(changes));
+        }
+        // `revision <= current < 2^63`: it fits a bigint.
+        let after = i64::try_from(revision).map_err(|_| corrupt("revision out of range"))?;
+        // Each code once, where it was last created: an ID deleted and created again (IDs are
+        // unique per instance only among existing codes) is the code that exists now.
         let rows = conn
-            .query_stream(
-                "read the instance's AppCodes",
-                concat!(code_select!(), "WHERE c.instance_id = $1 ORDER BY c.seq"),
-                &[&instance_id],
+            .query(
+                "read the created AppCodes",
+                "SELECT c.id, a.id, c.value, c.value_nonce, c.create_time
+                 FROM (SELECT DISTINCT ON (app_code_id) app_code_id, revision, ord
+                       FROM app_code_log
+                       WHERE instance_id = $1 AND revision > $2 AND kind = 'C'
+                       ORDER BY app_code_id, revision DESC, ord DESC) l
+                 JOIN app_codes c ON c.instance_id = $1 AND c.id = l.app_code_id
+                 JOIN apps a ON a.seq = c.app_seq
+                 ORDER BY l.revision, l.ord",
+                &[&instance_id, &after],
             )
             .await?;
-        let mut rows = std::pin::pin!(rows);
-        let mut codes = Vec::new();
-        while let Some(row) = rows
-            .try_next()
-            .await
-            .map_err(db("read the instance's AppCodes"))?
-        {
-            progress.tick();
-            codes.push(RawCode::from_pg_row(&row, 0)?.open(
-                &shared.sealer,
-                instance_id,
-                BACKEND,
-            )?);
-        }
-        Ok(codes)
+        changes.created = open_codes(&rows, &shared.sealer, instance_id)?;
+        let rows = conn
+            .query(
+                "read the deleted AppCodes",
+                "SELECT app_id, app_code_id FROM app_code_log
+                 WHERE instance_id = $1 AND revision > $2 AND kind = 'D'
+                 ORDER BY revision, ord",
+                &[&instance_id, &after],
+            )
+            .await?;
+        changes.deleted = rows
+            .iter()
+            .map(|r| {
+                Ok(DeletedAppCode {
+                    app_id: col(r, 0)?,
+                    id: col(r, 1)?,
+                })
+            })
+            .collect::<StoreResult<_>>()?;
+        Ok(Some(changes))
     })
     .await
 }

@@ -53,6 +53,26 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX app_codes_by_app ON app_codes (app_seq, seq);
     CREATE INDEX app_codes_by_instance ON app_codes (instance_id, seq);",
+    // 2: revisions of each instance's AppCodes and their change log (see `revision.rs` of the
+    // store module). An instance without a row is at revision 0: existing databases upgrade in
+    // place, their instances starting at 0 with nothing logged. The log holds IDs only, never a
+    // value; its primary key (`ord`: the position within one write) serves the reads
+    // `instance_id = $1 AND revision > $2` and the pruning `revision <= $2`.
+    "CREATE TABLE instance_revisions (
+        instance_id text PRIMARY KEY,
+        revision bigint NOT NULL CHECK (revision > 0),
+        pruned_through bigint NOT NULL CHECK (pruned_through >= 0 AND pruned_through < revision)
+    );
+
+    CREATE TABLE app_code_log (
+        instance_id text NOT NULL,
+        revision bigint NOT NULL,
+        ord integer NOT NULL,
+        app_code_id text NOT NULL,
+        app_id text NOT NULL,
+        kind text NOT NULL CHECK (kind IN ('C', 'D')),
+        PRIMARY KEY (instance_id, revision, ord)
+    );",
 ];
 
 /// The schema version this code writes.

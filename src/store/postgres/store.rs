@@ -11,7 +11,10 @@ use super::pool::Pool;
 use super::{listen, ops, schema, tls};
 use crate::provider::{BoxFuture, ChangeStream};
 use crate::store::cipher::{MasterKey, Sealer};
-use crate::store::{App, AppCodeRecord, AppFilter, Page, Scope, Store, StoreError, StoreResult};
+use crate::store::{
+    App, AppCodeChanges, AppCodeRecord, AppFilter, InstanceSnapshot, Page, Scope, Store,
+    StoreError, StoreResult, CHANGE_LOG_RETENTION,
+};
 
 /// Connections of the pool by default.
 const DEFAULT_POOL_SIZE: usize = 16;
@@ -20,8 +23,8 @@ const DEFAULT_POOL_SIZE: usize = 16;
 /// caller, and the node's write lock, for as long as the freeze lasts.
 const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How to open a [`PostgresStore`]: an optional master key, the pool's size and the bound on
-/// each call.
+/// How to open a [`PostgresStore`]: an optional master key, the pool's size, the bound on
+/// each call and how many revisions the change log keeps.
 ///
 /// ```
 /// use std::time::Duration;
@@ -31,7 +34,8 @@ const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// let options = PostgresOptions::new()
 ///     .master_key(MasterKey::from_bytes([1; 32]))
 ///     .pool_size(32)
-///     .call_timeout(Duration::from_secs(3));
+///     .call_timeout(Duration::from_secs(3))
+///     .change_log_retention(50_000);
 /// assert!(format!("{options:?}").contains("MasterKey(<redacted>)"));
 /// ```
 #[derive(Debug, Clone)]
@@ -39,6 +43,7 @@ pub struct PostgresOptions {
     master_key: Option<MasterKey>,
     pool_size: usize,
     call_timeout: Duration,
+    change_log_retention: u64,
 }
 
 impl Default for PostgresOptions {
@@ -47,12 +52,14 @@ impl Default for PostgresOptions {
             master_key: None,
             pool_size: DEFAULT_POOL_SIZE,
             call_timeout: DEFAULT_CALL_TIMEOUT,
+            change_log_retention: CHANGE_LOG_RETENTION,
         }
     }
 }
 
 impl PostgresOptions {
-    /// No master key (values stored in clear), a pool of 16 connections, calls bounded by 5 s.
+    /// No master key (values stored in clear), a pool of 16 connections, calls bounded by 5 s,
+    /// a change log of [`CHANGE_LOG_RETENTION`] revisions per instance.
     pub fn new() -> Self {
         Self::default()
     }
@@ -89,6 +96,25 @@ impl PostgresOptions {
         self.pool_size = size.max(1);
         self
     }
+
+    /// How many revisions of each instance the change log keeps (default
+    /// [`CHANGE_LOG_RETENTION`], at least 1): a gateway that fell further behind than that
+    /// reloads a full snapshot instead of catching up on the changes
+    /// ([`Store::app_code_changes`]). Each write prunes what falls out, in its own transaction,
+    /// so nodes with different settings share one database safely: the log is as long as the
+    /// last writer's setting.
+    ///
+    /// ```
+    /// use apig_appcode::store::PostgresOptions;
+    ///
+    /// // A write is one revision: keep the last 100 000 writes of each instance.
+    /// let options = PostgresOptions::new().change_log_retention(100_000);
+    /// # let _ = options;
+    /// ```
+    pub fn change_log_retention(mut self, revisions: u64) -> Self {
+        self.change_log_retention = revisions.max(1);
+        self
+    }
 }
 
 /// A store in a PostgreSQL database, shared by any number of gateway nodes; every node's cache
@@ -103,8 +129,14 @@ impl PostgresOptions {
 ///   keep AppCode values unique per instance (`StoreError::AppCodeExists`) and app names and
 ///   keys unique per scope.
 /// - A write that returned `Ok` is committed. Writes that change which AppCodes a gateway
-///   accepts (creating or deleting a code, deleting an app) announce it with `NOTIFY` in the same
-///   transaction, so the announcement goes out exactly when the change commits.
+///   accepts (creating or deleting a code, deleting an app) take the instance's next revision,
+///   log the codes they changed under it and announce it with `NOTIFY`, all in the same
+///   transaction, so the revision, the log entry and the announcement exist exactly when the
+///   change commits. Revisions of one instance commit in order, without gaps (the instance's
+///   revision row is locked until commit): [`Store::instance_snapshot`] and
+///   [`Store::app_code_changes`] read them in one `REPEATABLE READ` transaction each, and the
+///   log keeps the last [`change_log_retention`](PostgresOptions::change_log_retention)
+///   revisions of each instance.
 /// - [`Store::changes`] listens for one instance on a connection of its own and turns
 ///   announcements into change events: another node's creation becomes
 ///   [`Change::Upsert`](crate::provider::Change::Upsert) (the code is read back by ID), any
@@ -113,8 +145,9 @@ impl PostgresOptions {
 ///   [`Change::Resync`](crate::provider::Change::Resync), so nothing missed meanwhile survives;
 ///   until then the layer's staleness policy applies. [`Store::instance_app_codes`] waits
 ///   briefly for the instance's listeners to be listening, so a node's first snapshot needs no
-///   resync (if it could not wait, the listener resyncs once it listens). Announcements carry
-///   IDs only, never an AppCode value or a secret.
+///   resync (if it could not wait, the listener resyncs once it listens). An announcement whose
+///   revision shows that an earlier one never arrived also brings a resync. Announcements and
+///   the change log carry IDs only, never an AppCode value or a secret.
 /// - Errors name the operation, the SQLSTATE and the server's message, never the `DETAIL` that
 ///   may quote a row.
 ///
@@ -125,7 +158,9 @@ impl PostgresOptions {
 /// in `apig_schema_migrations` and applied at connect inside a transaction holding an advisory
 /// lock, so nodes starting at once migrate once; a schema written by a newer version of this
 /// crate is refused with [`SchemaTooNew`](crate::store::SchemaTooNew). The tables are those of
-/// `SqliteStore`, encrypted the same way under a master key.
+/// `SqliteStore`, encrypted the same way under a master key, plus `instance_revisions` and
+/// `app_code_log` (schema version 2; an older schema is upgraded in place, its instances
+/// starting at revision 0).
 ///
 /// # Example
 ///
@@ -157,6 +192,9 @@ pub(super) struct Shared {
     /// Identifies this store in announcements, so its listeners can tell its own writes.
     pub(super) origin: String,
     pub(super) listeners: listen::Listeners,
+    /// How many revisions of each instance the change log keeps: at least 1, at most
+    /// `i64::MAX` (a PostgreSQL `bigint`).
+    pub(super) retention: i64,
 }
 
 impl Shared {
@@ -259,6 +297,7 @@ impl PostgresStore {
                 schema,
                 origin: origin.iter().map(|b| format!("{b:02x}")).collect(),
                 listeners: listen::Listeners::default(),
+                retention: i64::try_from(options.change_log_retention).unwrap_or(i64::MAX),
             }),
         })
     }
@@ -424,6 +463,38 @@ impl Store for PostgresStore {
                 .pool
                 .call_streaming("read the instance's AppCodes", async |conn, progress| {
                     ops::instance_app_codes(conn, progress, &self.shared, instance_id).await
+                })
+                .await
+        })
+    }
+
+    fn instance_snapshot<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<InstanceSnapshot>> {
+        Box::pin(async move {
+            // As for `instance_app_codes`: the snapshot a node starts from follows its
+            // listeners' first `LISTEN`, or they resync.
+            listen::before_snapshot(&self.shared.listeners, instance_id).await;
+            self.shared
+                .pool
+                .call_streaming("read the instance's AppCodes", async |conn, progress| {
+                    ops::instance_snapshot(conn, progress, &self.shared, instance_id).await
+                })
+                .await
+        })
+    }
+
+    fn app_code_changes<'a>(
+        &'a self,
+        instance_id: &'a str,
+        revision: u64,
+    ) -> BoxFuture<'a, StoreResult<Option<AppCodeChanges>>> {
+        Box::pin(async move {
+            self.shared
+                .pool
+                .call("read the AppCode changes", async |conn| {
+                    ops::app_code_changes(conn, &self.shared, instance_id, revision).await
                 })
                 .await
         })
