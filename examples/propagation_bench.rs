@@ -369,7 +369,11 @@ fn cpu_ticks(pid: u32) -> Result<u64, BoxError> {
 fn postgres_ticks() -> Result<u64, BoxError> {
     let mut total = 0;
     for entry in std::fs::read_dir("/proc")? {
-        let Some(pid) = entry?.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let is_postgres = std::fs::read_to_string(format!("/proc/{pid}/comm"))

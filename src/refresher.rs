@@ -73,6 +73,8 @@ async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>, policy: Re
     // A resync asked for during a load: that load may have read the store before the events
     // that were lost, so another one follows it.
     let mut resync_after_load = false;
+    // The next load is to be a full snapshot, whatever revision the cache holds.
+    let mut reload = false;
     loop {
         let stale_at = match (last_good, policy.max_staleness) {
             (Some(at), Some(max)) if cache.status() == CacheStatus::Fresh => Some(at + max),
@@ -81,6 +83,8 @@ async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>, policy: Re
         tokio::select! {
             biased;
             change = next_change(&mut changes), if changes.is_some() => match change {
+                Some(Change::Reload) if loading.is_some() => (reload, resync_after_load) = (true, true),
+                Some(Change::Reload) => (reload, next_load) = (true, Instant::now()),
                 Some(Change::Resync) if loading.is_some() => resync_after_load = true,
                 Some(Change::Resync) => next_load = Instant::now(),
                 Some(change) => apply(&cache, change),
@@ -118,7 +122,8 @@ async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>, policy: Re
                 }
             }
             () = sleep_until(next_load), if loading.is_none() => {
-                loading = Some(Box::pin(sync(&cache, &*provider, revision, policy.load_timeout)));
+                let from = if std::mem::take(&mut reload) { None } else { revision };
+                loading = Some(Box::pin(sync(&cache, &*provider, from, policy.load_timeout)));
             }
             () = async { sleep_until(stale_at.expect("guarded")).await }, if stale_at.is_some() => {
                 let status = if policy.serve_stale { CacheStatus::StaleServing } else { CacheStatus::StaleClosed };
@@ -229,7 +234,7 @@ pub(crate) fn apply(cache: &AppCodeCache, change: Change) {
             let n = cache.remove_app(&app);
             tracing::debug!(app_id = %app, removed = n, "app's AppCodes removed");
         }
-        Change::Resync => return,
+        Change::Resync | Change::Reload => return,
     }
     Counters::add(&cache.counters().changes_applied);
 }
@@ -478,6 +483,36 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert_eq!(layer.metrics().snapshots_loaded, 2);
         assert!(layer.metrics().deltas_applied >= 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resync_catches_up_by_revision_and_reload_loads_every_code() {
+        let (tx, rx) = ChangeStream::channel(8);
+        let provider = ScriptedProvider::with_snapshot(vec![entry("app", "a")]);
+        provider.set(|s| {
+            s.changes = Some(rx);
+            s.revision = Some(7);
+        });
+        let layer = AppCodeAuthLayer::builder()
+            .provider(provider.clone())
+            .refresh_interval(Duration::from_secs(3600))
+            .build();
+        layer.cache().loaded().await;
+        tx.send(Change::Resync).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(layer.metrics().deltas_applied, 1);
+        assert_eq!(layer.metrics().snapshots_loaded, 1);
+        tx.send(Change::Reload).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(
+            layer.metrics().snapshots_loaded,
+            2,
+            "a reload was served by a delta"
+        );
+        // And the revision it brought is used again.
+        tx.send(Change::Resync).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(layer.metrics().deltas_applied, 2);
     }
 
     #[tokio::test(start_paused = true)]

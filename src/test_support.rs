@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use crate::provider::{AppCodeProvider, BoxFuture, ChangeStream, ProviderError, Snapshot};
+use crate::provider::{AppCodeProvider, BoxFuture, ChangeStream, Delta, ProviderError, Snapshot};
 use crate::{AppCode, AppIdentity};
 
 /// What the provider answers and how often it was asked.
@@ -24,6 +24,8 @@ pub(crate) struct Script {
     /// When set, each snapshot answers only after taking a permit.
     pub(crate) snapshot_gate: Option<Arc<Semaphore>>,
     pub(crate) changes: Option<ChangeStream>,
+    /// `Some` gives snapshots this revision and answers `changes_since` it with no change.
+    pub(crate) revision: Option<u64>,
 }
 
 /// Waits for one permit of `gate`, if there is one, and uses it up.
@@ -105,5 +107,20 @@ impl AppCodeProvider for ScriptedProvider {
 
     fn changes(&self) -> Option<ChangeStream> {
         self.script.lock().unwrap().changes.take()
+    }
+
+    fn revisioned_snapshot(&self) -> BoxFuture<'_, Result<(Snapshot, Option<u64>), ProviderError>> {
+        let revision = self.script.lock().unwrap().revision;
+        Box::pin(async move { Ok((self.snapshot().await?, revision)) })
+    }
+
+    fn changes_since(&self, since: u64) -> BoxFuture<'_, Result<Option<Delta>, ProviderError>> {
+        let revision = self.script.lock().unwrap().revision;
+        Box::pin(async move {
+            Ok((revision == Some(since)).then(|| Delta {
+                revision: since,
+                changes: Vec::new(),
+            }))
+        })
     }
 }

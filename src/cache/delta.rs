@@ -60,7 +60,7 @@ impl AppCodeCache {
             Change::Remove(code) => Mutation::Remove(self.digest(&code)),
             Change::RemoveId(id) => Mutation::RemoveId(id.into()),
             Change::RemoveApp(app) => Mutation::RemoveApp(app.into()),
-            Change::Resync => return None,
+            Change::Resync | Change::Reload => return None,
         })
     }
 }

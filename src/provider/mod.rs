@@ -170,6 +170,10 @@ pub enum Change {
     /// where the provider has [revisions](AppCodeProvider::changes_since), else with a full
     /// snapshot.
     Resync,
+    /// Some change may be missing from the provider's [revisions](AppCodeProvider::changes_since)
+    /// (a writer that keeps none, such as an older version sharing the database): load a full
+    /// snapshot now. The same as [`Resync`](Self::Resync) for a provider without revisions.
+    Reload,
 }
 
 /// The receiving end of a provider's change events. Create one with [`ChangeStream::channel`].

@@ -328,7 +328,7 @@ pub trait Store: Send + Sync + 'static {
         instance_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>>;
 
-    /// Every AppCode of the instance and the [revision](revision) they reflect, read in one
+    /// Every AppCode of the instance and the revision they reflect (see [`InstanceSnapshot`]), read in one
     /// transaction. The default reads [`instance_app_codes`](Self::instance_app_codes) with no
     /// revision: a store that keeps none is reloaded in full on every refresh.
     fn instance_snapshot<'a>(

@@ -465,8 +465,10 @@ async fn relay(
         revision,
     }) = decode(note.payload())
     else {
-        tracing::warn!("unreadable AppCode change notification; resyncing");
-        return tx.send(Change::Resync).await;
+        // Another version's announcement (a rolling upgrade): its writer may keep no change
+        // log, so only a full snapshot is sure to hold its change.
+        tracing::warn!("unreadable AppCode change notification; reloading every code");
+        return tx.send(Change::Reload).await;
     };
     // Own-origin creations (skipped below) count too: their revision was taken all the same.
     let last = revisions.last;
