@@ -59,7 +59,6 @@ mod identity;
 pub mod layer;
 pub mod metrics;
 pub mod provider;
-mod refresher;
 pub mod request_id;
 #[cfg(feature = "store")]
 pub mod store;

@@ -13,8 +13,9 @@ use crate::{AppCode, AppIdentity};
 /// What the provider answers and how often it was asked.
 #[derive(Default)]
 pub(crate) struct Script {
-    /// `None` makes `snapshot` fail.
+    /// `None` makes `snapshot` fail: unavailable, or unusable when `snapshot_unusable`.
     pub(crate) snapshot: Option<Snapshot>,
+    pub(crate) snapshot_unusable: bool,
     /// `Some` turns point lookups on; a value maps to an identity, absent means unknown.
     pub(crate) lookups: Option<HashMap<String, AppIdentity>>,
     pub(crate) lookup_fails: bool,
@@ -68,13 +69,20 @@ impl ScriptedProvider {
 impl AppCodeProvider for ScriptedProvider {
     fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, ProviderError>> {
         self.snapshots.fetch_add(1, Ordering::SeqCst);
-        let (result, gate) = {
+        let (result, unusable, gate) = {
             let s = self.script.lock().unwrap();
-            (s.snapshot.clone(), s.snapshot_gate.clone())
+            (
+                s.snapshot.clone(),
+                s.snapshot_unusable,
+                s.snapshot_gate.clone(),
+            )
         };
         Box::pin(async move {
             pass(gate).await;
-            result.ok_or_else(|| ProviderError::Unavailable("scripted failure".into()))
+            result.ok_or_else(|| match unusable {
+                true => ProviderError::Unusable("scripted corruption".into()),
+                false => ProviderError::Unavailable("scripted failure".into()),
+            })
         })
     }
 

@@ -19,6 +19,14 @@
 //! insert or remove; [`AppCodeCache::replace_all`] adds the new set before it removes what the new
 //! set lacks, so a reader never sees a moment where a code valid in both sets is missing.
 //! No lock is held across an `.await`.
+//!
+//! # What feeds it
+//!
+//! - `refresher.rs`: the task that loads snapshots, catches up by revision (`delta.rs`) and
+//!   applies a provider's change events;
+//! - `read_through.rs`: a provider lookup after a miss, one per code at a time (`flight.rs`),
+//!   checked against the journal of direct changes (`journal.rs`) before it is written;
+//! - `negative.rs`: the bounded memory of codes a provider did not know.
 
 mod delta;
 mod digest;
@@ -27,6 +35,7 @@ mod flight;
 mod journal;
 mod negative;
 mod read_through;
+pub(crate) mod refresher;
 
 use std::collections::HashSet;
 use std::fmt;

@@ -14,7 +14,7 @@ use super::service::AppCodeAuth;
 use crate::cache::AppCodeCache;
 use crate::metrics::Metrics;
 use crate::provider::AppCodeProvider;
-use crate::refresher::{self, RefreshPolicy, RefresherHandle};
+use crate::cache::refresher::{self, RefreshPolicy, RefresherHandle};
 
 /// The header APIG reads the AppCode from.
 pub const X_APIG_APPCODE: HeaderName = HeaderName::from_static("x-apig-appcode");

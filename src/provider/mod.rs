@@ -235,13 +235,35 @@ impl StdError for Closed {}
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Why a provider could not answer. Messages never contain AppCode values.
+///
+/// The refresher retries a [transient](Self::is_transient) error soon (100 ms, doubling up to
+/// the refresh interval), and any other only once per refresh interval, logged as an error:
+/// retrying sooner cannot fix what an operator has to.
+///
+/// ```
+/// use apig_appcode::provider::ProviderError;
+///
+/// assert!(ProviderError::Unavailable("connection refused".into()).is_transient());
+/// assert!(!ProviderError::Invalid("line 3: not an AppCode".into()).is_transient());
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ProviderError {
-    /// The backend could not be reached or read (I/O, network, database).
+    /// The backend could not be reached or did not answer in time (network, a busy or frozen
+    /// database): it may answer if asked again.
     Unavailable(BoxError),
     /// The backend answered with data that is not a valid set of codes.
     Invalid(String),
+    /// The backend answered, but cannot serve codes until an operator acts: a corrupt store, a
+    /// master key that does not open it, a schema written by a newer version.
+    Unusable(BoxError),
+}
+
+impl ProviderError {
+    /// Whether asking again soon may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
 }
 
 impl fmt::Display for ProviderError {
@@ -249,6 +271,7 @@ impl fmt::Display for ProviderError {
         match self {
             Self::Unavailable(e) => write!(f, "provider unavailable: {e}"),
             Self::Invalid(why) => write!(f, "provider data invalid: {why}"),
+            Self::Unusable(e) => write!(f, "provider unusable: {e}"),
         }
     }
 }
@@ -256,7 +279,7 @@ impl fmt::Display for ProviderError {
 impl StdError for ProviderError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
-            Self::Unavailable(e) => Some(&**e),
+            Self::Unavailable(e) | Self::Unusable(e) => Some(&**e),
             Self::Invalid(_) => None,
         }
     }

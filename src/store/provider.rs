@@ -58,8 +58,14 @@ impl StoreProvider {
     }
 }
 
+/// A store error as the refresher needs it: a store that did not answer may next time; one
+/// that answered with an error (corrupt data, a key that does not fit) needs an operator.
 fn unavailable(e: StoreError) -> ProviderError {
-    ProviderError::Unavailable(Box::new(e))
+    if e.is_unavailable() {
+        ProviderError::Unavailable(Box::new(e))
+    } else {
+        ProviderError::Unusable(Box::new(e))
+    }
 }
 
 /// The records as cache entries; codes of one app share one allocation of the app ID.

@@ -29,10 +29,32 @@ impl std::error::Error for DbError {
     }
 }
 
-/// Maps a rusqlite error to [`StoreError::Backend`], naming what failed. SQLite's messages name
+/// Maps a rusqlite error to a [`StoreError`], naming what failed. SQLite's messages name
 /// tables, columns and constraints, never bound values, and the store binds every value.
+///
+/// What may pass by itself (another process holding the file past the busy timeout, a full
+/// disk, a failed read or write) is [`StoreError::Unavailable`]: the management API answers
+/// 503 and the refresher retries soon. Anything else (a corrupt page, a constraint the store
+/// did not expect) is [`StoreError::Backend`].
 pub(super) fn db(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
-    move |source| StoreError::Backend(Box::new(DbError { context, source }))
+    move |source| {
+        let transient = matches!(
+            source.sqlite_error_code(),
+            Some(
+                ErrorCode::DatabaseBusy
+                    | ErrorCode::DatabaseLocked
+                    | ErrorCode::DiskFull
+                    | ErrorCode::SystemIoFailure
+                    | ErrorCode::OutOfMemory
+            )
+        );
+        let error = Box::new(DbError { context, source });
+        if transient {
+            StoreError::Unavailable(error)
+        } else {
+            StoreError::Backend(error)
+        }
+    }
 }
 
 /// A row that cannot be what this store wrote (see [`sealed::corrupt`]).

@@ -667,3 +667,26 @@ async fn create_app_code_cost() {
         took / (APPS * 5)
     );
 }
+
+#[tokio::test]
+async fn a_file_another_process_holds_is_unavailable_then_usable_again() {
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("held.db");
+    let options = SqliteOptions::new().busy_timeout(Duration::from_millis(50));
+    let store = SqliteStore::open(&path, options).unwrap();
+    store.create_app(app(1)).await.unwrap();
+    // Another process (here: another connection) takes the write lock and keeps it.
+    let other = Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    match store.create_app_code(&scope(), code(1, 1)).await {
+        Err(e @ StoreError::Unavailable(_)) => {
+            // Retrying may help: the management API answers 503, the refresher retries soon.
+            assert!(e.to_string().contains("locked"), "{e}");
+        }
+        other => panic!("a held file should be unavailable, got {other:?}"),
+    }
+    other.execute_batch("ROLLBACK").unwrap();
+    store.create_app_code(&scope(), code(1, 1)).await.unwrap();
+}

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout, Instant};
 
-use crate::cache::{AppCodeCache, CacheStatus};
+use super::{AppCodeCache, CacheStatus};
 use crate::metrics::Counters;
 use crate::provider::{AppCodeProvider, BoxFuture, Change, ChangeStream, ProviderError};
 
@@ -108,13 +108,20 @@ async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>, policy: Re
                     }
                     Err(e) => {
                         Counters::add(&cache.counters().provider_errors);
-                        if last_good.is_some() {
-                            tracing::warn!(error = %e, retry_in = ?retry, "AppCode snapshot failed; keeping the last good set");
+                        let transient = e.is_transient();
+                        let retry_in = if transient { retry } else { policy.interval };
+                        let holding = if last_good.is_some() {
+                            "keeping the last good set"
                         } else {
-                            tracing::warn!(error = %e, retry_in = ?retry, "AppCode snapshot failed; the cache has no AppCodes yet, requests get 503");
+                            "the cache has no AppCodes yet, requests get 503"
+                        };
+                        if transient {
+                            tracing::warn!(error = %e, ?retry_in, "AppCode refresh failed; {holding}");
+                            retry = (retry * 2).min(policy.interval.max(FIRST_RETRY));
+                        } else {
+                            tracing::error!(error = %e, ?retry_in, "AppCode provider cannot serve until this is fixed; {holding}");
                         }
-                        next_load = Instant::now() + retry;
-                        retry = (retry * 2).min(policy.interval.max(FIRST_RETRY));
+                        next_load = Instant::now() + retry_in;
                     }
                 }
                 if std::mem::take(&mut resync_after_load) {
@@ -191,7 +198,7 @@ async fn sync(
         bounded(limit, "the snapshot", provider.revisioned_snapshot()).await?;
     let count = snapshot.len();
     if !cache.replace_all_since(snapshot, since) {
-        return Err(ProviderError::Invalid(
+        return Err(ProviderError::Unavailable(
             "the cache changed too often while the snapshot loaded; loading again".into(),
         ));
     }
@@ -300,6 +307,25 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(11)).await;
         assert_eq!(cache.status(), CacheStatus::Fresh);
         assert!(cache.snapshot_age().unwrap() < Duration::from_secs(11));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_error_retrying_cannot_fix_is_retried_once_per_interval() {
+        let provider = ScriptedProvider::default();
+        provider.set(|s| s.snapshot_unusable = true);
+        let layer = AppCodeAuthLayer::builder()
+            .provider(provider.clone())
+            .refresh_interval(Duration::from_secs(10))
+            .build();
+        // At 0, 10 and 20 s: not the quick backoff a transient error gets.
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        assert_eq!(provider.snapshot_calls(), 3);
+        assert_eq!(layer.cache().status(), CacheStatus::Loading);
+        // Once fixed, the next interval loads it.
+        let e = entry("a", "c");
+        provider.set(|s| s.snapshot = Some(vec![e.clone()]));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(layer.cache().verify(&e.0).is_some());
     }
 
     #[tokio::test(start_paused = true)]
