@@ -6,6 +6,10 @@
 //!
 //! `apig-appcode serve --help` lists every flag; each has an `APIG_*` environment variable.
 
+/// Memory that a snapshot load allocates and frees goes back to the system (see Cargo.toml).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use apig_appcode::gateway::{self, logging};
