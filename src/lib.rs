@@ -60,6 +60,7 @@ pub mod layer;
 pub mod metrics;
 pub mod provider;
 mod refresher;
+mod rejection_kind;
 pub mod request_id;
 #[cfg(feature = "store")]
 pub mod store;

@@ -13,11 +13,12 @@ use tower_service::Service;
 
 use super::authorize::AuthorizeApp;
 use super::layer::Shared;
-use super::rejection::{RejectResponse, RejectionKind};
+use super::rejection::RejectResponse;
 use super::service::{admit, reject};
 use crate::cache::{Digest, Outcome};
 use crate::code::AppCode;
 use crate::provider::{AppCodeProvider, BoxFuture};
+use crate::rejection_kind::RejectionKind;
 
 pin_project! {
     /// The response future of [`AppCodeAuth`](super::AppCodeAuth).

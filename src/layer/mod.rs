@@ -49,5 +49,7 @@ pub use authorize::{AllowAll, AuthorizeApp};
 pub use future::ResponseFuture;
 pub use https::{ConnectionInfo, HttpsPolicy, IpNetwork, IpNetworkError};
 pub use layer::{AppCodeAuthLayer, AppCodeAuthLayerBuilder, IdentityHeaders, X_APIG_APPCODE};
-pub use rejection::{ApigJson, RejectResponse, Rejection, RejectionKind};
+pub use rejection::{ApigJson, RejectResponse, Rejection};
 pub use service::AppCodeAuth;
+
+pub use crate::rejection_kind::RejectionKind;

@@ -10,10 +10,11 @@ use tower_service::Service;
 use super::authorize::{AllowAll, AuthorizeApp};
 use super::future::{ReadThrough, ResponseFuture};
 use super::layer::{AppCodeAuthLayer, Shared};
-use super::rejection::{ApigJson, RejectResponse, Rejection, RejectionKind};
+use super::rejection::{ApigJson, RejectResponse, Rejection};
 use crate::cache::{AppCodeCache, Lookup};
 use crate::identity::AppIdentity;
 use crate::metrics::Counters;
+use crate::rejection_kind::RejectionKind;
 use crate::request_id::{RequestId, X_REQUEST_ID};
 
 /// Verifies the `X-Apig-AppCode` of each request before passing it to the inner service.
