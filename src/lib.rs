@@ -59,6 +59,7 @@ mod identity;
 pub mod layer;
 pub mod metrics;
 pub mod provider;
+mod rejection_kind;
 pub mod request_id;
 #[cfg(feature = "store")]
 pub mod store;

@@ -15,7 +15,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::layer::RejectionKind;
+use crate::rejection_kind::RejectionKind;
 
 /// A counter split over cache lines, so threads counting at once do not fight over one line.
 /// Each thread adds to its own stripe; a reading sums them.

@@ -12,12 +12,13 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::authorize::AuthorizeApp;
-use super::layer::Shared;
-use super::rejection::{RejectResponse, RejectionKind};
-use super::service::{admit, reject};
+use super::rejection::RejectResponse;
+use super::shared::Shared;
+use super::verdict::{admit, reject};
 use crate::cache::{Digest, Outcome};
 use crate::code::AppCode;
 use crate::provider::{AppCodeProvider, BoxFuture};
+use crate::rejection_kind::RejectionKind;
 
 pin_project! {
     /// The response future of [`AppCodeAuth`](super::AppCodeAuth).
@@ -73,6 +74,14 @@ where
         }
     }
 
+    /// The future of a request [`admit`] let through, or its refusal.
+    pub(crate) fn admitted(verdict: Result<S::Future, S::Response>) -> Self {
+        match verdict {
+            Ok(future) => Self::call(future),
+            Err(response) => Self::rejected(response),
+        }
+    }
+
     pub(crate) fn lookup(
         flight: ReadThrough,
         inner: S,
@@ -123,7 +132,10 @@ where
                     } = pending.take().expect("polled after completion");
                     match found {
                         Outcome::Found(identity) => {
-                            admit(&mut inner, &shared, &rejecter, &authorize, req, identity).state
+                            Self::admitted(admit(
+                                &mut inner, &shared, &rejecter, &authorize, req, identity,
+                            ))
+                            .state
                         }
                         Outcome::Unknown => State::Rejected {
                             response: Some(reject(

@@ -1,4 +1,4 @@
-//! [`AppCodeAuthLayer`] and its builder.
+//! [`AppCodeAuthLayer`] and its builder, and the shortcuts of [`AppCodeAuth`] that build one.
 
 use std::fmt;
 use std::sync::Arc;
@@ -8,54 +8,15 @@ use http::HeaderName;
 use tower_layer::Layer;
 
 use super::authorize::AllowAll;
+use super::headers::{IdentityHeaders, X_APIG_APPCODE};
 use super::https::HttpsPolicy;
 use super::rejection::ApigJson;
 use super::service::AppCodeAuth;
+use super::shared::Shared;
+use crate::cache::refresher::{self, RefreshPolicy};
 use crate::cache::AppCodeCache;
 use crate::metrics::Metrics;
 use crate::provider::AppCodeProvider;
-use crate::cache::refresher::{self, RefreshPolicy, RefresherHandle};
-
-/// The header APIG reads the AppCode from.
-pub const X_APIG_APPCODE: HeaderName = HeaderName::from_static("x-apig-appcode");
-
-/// Names of the headers that carry the verified identity to an upstream.
-///
-/// ```
-/// use apig_appcode::layer::IdentityHeaders;
-///
-/// let h = IdentityHeaders::default();
-/// assert_eq!(h.app_id.as_str(), "x-apig-app-id");
-/// assert_eq!(h.app_code_id.as_str(), "x-apig-appcode-id");
-/// ```
-#[derive(Debug, Clone)]
-pub struct IdentityHeaders {
-    /// Carries [`AppIdentity::app_id`](crate::AppIdentity::app_id).
-    pub app_id: HeaderName,
-    /// Carries [`AppIdentity::app_code_id`](crate::AppIdentity::app_code_id).
-    pub app_code_id: HeaderName,
-}
-
-impl Default for IdentityHeaders {
-    fn default() -> Self {
-        Self {
-            app_id: HeaderName::from_static("x-apig-app-id"),
-            app_code_id: HeaderName::from_static("x-apig-appcode-id"),
-        }
-    }
-}
-
-/// What every clone of a layer and its services shares.
-pub(crate) struct Shared {
-    pub(crate) cache: AppCodeCache,
-    pub(crate) provider: Option<Arc<dyn AppCodeProvider>>,
-    pub(crate) header: HeaderName,
-    pub(crate) strip_header: bool,
-    pub(crate) identity_headers: Option<IdentityHeaders>,
-    pub(crate) https: HttpsPolicy,
-    pub(crate) lookup_timeout: Duration,
-    _refresher: Option<RefresherHandle>,
-}
 
 /// Applies [`AppCodeAuth`] to a service: APIG simple authentication with `X-Apig-AppCode`.
 ///
@@ -158,6 +119,24 @@ impl<S, R: Clone, A: Clone> Layer<S> for AppCodeAuthLayer<R, A> {
             self.reject.clone(),
             self.authorize.clone(),
         )
+    }
+}
+
+impl<S> AppCodeAuth<S> {
+    /// Wraps `inner`, checking codes against `cache` (see [`AppCodeAuthLayer::new`]).
+    pub fn new(inner: S, cache: AppCodeCache) -> Self {
+        AppCodeAuthLayer::new(cache).into_service(inner)
+    }
+
+    /// A layer checking codes against `cache`.
+    pub fn layer(cache: AppCodeCache) -> AppCodeAuthLayer {
+        AppCodeAuthLayer::new(cache)
+    }
+}
+
+impl<R: Clone, A: Clone> AppCodeAuthLayer<R, A> {
+    fn into_service<S>(self, inner: S) -> AppCodeAuth<S, R, A> {
+        Layer::layer(&self, inner)
     }
 }
 

@@ -37,17 +37,23 @@
 
 mod authorize;
 mod future;
+mod headers;
 mod https;
 #[allow(clippy::module_inception)]
 mod layer;
 mod rejection;
 mod service;
+mod shared;
 #[cfg(test)]
 mod tests;
+mod verdict;
 
 pub use authorize::{AllowAll, AuthorizeApp};
 pub use future::ResponseFuture;
+pub use headers::{IdentityHeaders, X_APIG_APPCODE};
 pub use https::{ConnectionInfo, HttpsPolicy, IpNetwork, IpNetworkError};
-pub use layer::{AppCodeAuthLayer, AppCodeAuthLayerBuilder, IdentityHeaders, X_APIG_APPCODE};
-pub use rejection::{ApigJson, RejectResponse, Rejection, RejectionKind};
+pub use layer::{AppCodeAuthLayer, AppCodeAuthLayerBuilder};
+pub use rejection::{ApigJson, RejectResponse, Rejection};
 pub use service::AppCodeAuth;
+
+pub use crate::rejection_kind::RejectionKind;

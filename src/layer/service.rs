@@ -9,16 +9,16 @@ use tower_service::Service;
 
 use super::authorize::{AllowAll, AuthorizeApp};
 use super::future::{ReadThrough, ResponseFuture};
-use super::layer::{AppCodeAuthLayer, Shared};
-use super::rejection::{ApigJson, RejectResponse, Rejection, RejectionKind};
-use crate::cache::{AppCodeCache, Lookup};
-use crate::identity::AppIdentity;
+use super::rejection::{ApigJson, RejectResponse};
+use super::shared::Shared;
+use super::verdict::{admit, reject};
+use crate::cache::Lookup;
 use crate::metrics::Counters;
-use crate::request_id::{RequestId, X_REQUEST_ID};
+use crate::rejection_kind::RejectionKind;
 
 /// Verifies the `X-Apig-AppCode` of each request before passing it to the inner service.
 ///
-/// Built by [`AppCodeAuthLayer`]; see the [module docs](crate::layer) for what it checks.
+/// Built by [`AppCodeAuthLayer`](super::AppCodeAuthLayer); see the [module docs](crate::layer) for what it checks.
 pub struct AppCodeAuth<S, R = ApigJson, A = AllowAll> {
     inner: S,
     shared: Arc<Shared>,
@@ -46,18 +46,6 @@ impl<S: fmt::Debug, R, A> fmt::Debug for AppCodeAuth<S, R, A> {
     }
 }
 
-impl<S> AppCodeAuth<S> {
-    /// Wraps `inner`, checking codes against `cache` (see [`AppCodeAuthLayer::new`]).
-    pub fn new(inner: S, cache: AppCodeCache) -> Self {
-        AppCodeAuthLayer::new(cache).into_service(inner)
-    }
-
-    /// A layer checking codes against `cache`.
-    pub fn layer(cache: AppCodeCache) -> AppCodeAuthLayer {
-        AppCodeAuthLayer::new(cache)
-    }
-}
-
 impl<S, R, A> AppCodeAuth<S, R, A> {
     pub(crate) fn from_parts(inner: S, shared: Arc<Shared>, reject: R, authorize: A) -> Self {
         Self {
@@ -81,12 +69,6 @@ impl<S, R, A> AppCodeAuth<S, R, A> {
     /// Unwraps the inner service.
     pub fn into_inner(self) -> S {
         self.inner
-    }
-}
-
-impl<R: Clone, A: Clone> AppCodeAuthLayer<R, A> {
-    fn into_service<S>(self, inner: S) -> AppCodeAuth<S, R, A> {
-        tower_layer::Layer::layer(&self, inner)
     }
 }
 
@@ -121,14 +103,14 @@ where
         match shared.cache.lookup(raw) {
             Lookup::Hit(identity) => {
                 counters.hits.add();
-                admit(
+                ResponseFuture::admitted(admit(
                     &mut self.inner,
                     shared,
                     &self.reject,
                     &self.authorize,
                     req,
                     identity,
-                )
+                ))
             }
             Lookup::Malformed => self.rejected(RejectionKind::Invalid, &req),
             Lookup::Miss(digest) => {
@@ -204,73 +186,4 @@ fn take_code<B>(req: &mut Request<B>, shared: &Shared) -> Result<HeaderValue, Re
         Some(v) if v.is_empty() => Err(RejectionKind::Missing),
         Some(v) => Ok(v),
     }
-}
-
-/// Counts, logs and answers a rejection.
-pub(crate) fn reject<ReqBody, ResBody, R: RejectResponse<ResBody>>(
-    shared: &Shared,
-    reject: &R,
-    kind: RejectionKind,
-    req: &Request<ReqBody>,
-    app_id: Option<&str>,
-) -> Response<ResBody> {
-    shared.cache.counters().rejected(kind);
-    let id = RequestId::from_header(req.headers().get(X_REQUEST_ID));
-    tracing::debug!(
-        outcome = "rejected",
-        reason = kind.as_str(),
-        app_id,
-        request_id = id.as_str(),
-        "AppCode check"
-    );
-    reject.reject(&Rejection::new(kind, id))
-}
-
-/// Authorizes a verified request, rewrites its headers, attaches the identity and calls `inner`.
-// Inlined so that the request is not copied once more on its way to `inner`.
-#[inline]
-pub(crate) fn admit<S, R, A, ReqBody, ResBody>(
-    inner: &mut S,
-    shared: &Shared,
-    rejecter: &R,
-    authorize: &A,
-    mut req: Request<ReqBody>,
-    identity: AppIdentity,
-) -> ResponseFuture<S, ReqBody, R, A>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    R: RejectResponse<ResBody>,
-    A: AuthorizeApp<ReqBody>,
-{
-    if !authorize.authorize(&identity, &req) {
-        let res = reject(
-            shared,
-            rejecter,
-            RejectionKind::Forbidden,
-            &req,
-            Some(identity.app_id()),
-        );
-        return ResponseFuture::rejected(res);
-    }
-    if let Some(names) = &shared.identity_headers {
-        let headers = req.headers_mut();
-        // `insert` drops every client-sent value of the name. An ID that is not a valid header
-        // value is left out rather than mangled, but the client's value still goes.
-        for (name, id) in [
-            (&names.app_id, identity.app_id()),
-            (&names.app_code_id, identity.app_code_id()),
-        ] {
-            match HeaderValue::from_str(id) {
-                Ok(v) => headers.insert(name.clone(), v),
-                Err(_) => headers.remove(name),
-            };
-        }
-    }
-    tracing::debug!(
-        outcome = "accepted",
-        app_id = identity.app_id(),
-        "AppCode check"
-    );
-    req.extensions_mut().insert(identity);
-    ResponseFuture::call(inner.call(req))
 }

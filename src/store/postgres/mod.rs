@@ -3,20 +3,24 @@
 //! type documentation describes the guarantees and the schema.
 //!
 //! - `store.rs`: the store, its options, and the async face.
+//! - `shared.rs`: what the operations and the listeners share (the pool, the sealer, the schema).
 //! - `ops.rs`: each operation as one statement or transaction on a pooled connection.
 //! - `schema.rs`: migrations under an advisory lock, and the master-key record.
-//! - `listen.rs`: announcements (`NOTIFY` payloads) and the listener behind `Store::changes`.
+//! - `announcement.rs`: what a write announces (`NOTIFY` payloads), and how it is read back.
+//! - `listen.rs`: the listener behind `Store::changes`.
 //! - `pool.rs`: a small connection pool with prepared statements per connection, and the
 //!   bound on every call (and why not deadpool-postgres or bb8).
 //! - `error.rs`: the mapping of PostgreSQL failures to `StoreError::Backend` and
 //!   `StoreError::Unavailable`, without row data.
 //! - `tls.rs`: `sslmode` and `sslrootcert`, and TLS sessions with rustls.
 
+mod announcement;
 mod error;
 mod listen;
 mod ops;
 mod pool;
 mod schema;
+mod shared;
 mod store;
 mod tls;
 

@@ -10,10 +10,10 @@ use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::Row;
 use zeroize::Zeroizing;
 
+use super::announcement::{Event, EventKind};
 use super::error::{cipher, corrupt, db, unique_violation};
-use super::listen::{Event, EventKind};
 use super::pool::{Conn, Progress};
-use super::store::Shared;
+use super::shared::Shared;
 use crate::store::cipher::{code_binding, secret_binding, Sealer};
 use crate::store::sealed::{self, sql_count, RawApp, RawCode};
 use crate::store::{

@@ -4,10 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use tokio_postgres::Config;
 
 use super::pool::Pool;
+use super::shared::Shared;
 use super::{listen, ops, schema, tls};
 use crate::provider::{BoxFuture, ChangeStream};
 use crate::store::cipher::{MasterKey, Sealer};
@@ -181,48 +181,8 @@ impl PostgresOptions {
 #[derive(Clone)]
 pub struct PostgresStore {
     shared: Arc<Shared>,
-}
-
-/// What the store's operations and listeners share.
-pub(super) struct Shared {
-    pub(super) pool: Pool,
-    pub(super) sealer: Sealer,
-    /// The schema the tables live in.
-    pub(super) schema: String,
-    /// Identifies this store in announcements, so its listeners can tell its own writes.
-    pub(super) origin: String,
-    pub(super) listeners: listen::Listeners,
-    /// How many revisions of each instance the change log keeps: at least 1, at most
-    /// `i64::MAX` (a PostgreSQL `bigint`).
-    pub(super) retention: i64,
-}
-
-impl Shared {
-    /// The `NOTIFY` channel of an instance in this schema: a name of 45 lowercase characters.
-    pub(super) fn channel(&self, instance_id: &str) -> String {
-        let mut hash = Sha256::new();
-        hash.update(self.schema.as_bytes());
-        hash.update([0]);
-        hash.update(instance_id.as_bytes());
-        let digest = hash.finalize();
-        let mut name = String::from("apig_appcode_");
-        for byte in &digest[..16] {
-            name.push_str(&format!("{byte:02x}"));
-        }
-        name
-    }
-
-    pub(super) async fn app_code_by_id(
-        &self,
-        instance_id: &str,
-        app_code_id: &str,
-    ) -> StoreResult<Option<AppCodeRecord>> {
-        self.pool
-            .call("read AppCode", async |conn| {
-                ops::app_code_by_id(conn, self, instance_id, app_code_id).await
-            })
-            .await
-    }
+    /// What a snapshot waits for: the listeners of `changes`.
+    listeners: Arc<listen::Listeners>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -296,9 +256,9 @@ impl PostgresStore {
                 sealer,
                 schema,
                 origin: origin.iter().map(|b| format!("{b:02x}")).collect(),
-                listeners: listen::Listeners::default(),
                 retention: i64::try_from(options.change_log_retention).unwrap_or(i64::MAX),
             }),
+            listeners: Arc::default(),
         })
     }
 
@@ -458,7 +418,7 @@ impl Store for PostgresStore {
         instance_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>> {
         Box::pin(async move {
-            listen::before_snapshot(&self.shared.listeners, instance_id).await;
+            listen::before_snapshot(&self.listeners, instance_id).await;
             self.shared
                 .pool
                 .call_streaming("read the instance's AppCodes", async |conn, progress| {
@@ -475,7 +435,7 @@ impl Store for PostgresStore {
         Box::pin(async move {
             // As for `instance_app_codes`: the snapshot a node starts from follows its
             // listeners' first `LISTEN`, or they resync.
-            listen::before_snapshot(&self.shared.listeners, instance_id).await;
+            listen::before_snapshot(&self.listeners, instance_id).await;
             self.shared
                 .pool
                 .call_streaming("read the instance's AppCodes", async |conn, progress| {
@@ -503,6 +463,7 @@ impl Store for PostgresStore {
     fn changes(&self, instance_id: &str) -> Option<ChangeStream> {
         Some(listen::spawn(
             Arc::clone(&self.shared),
+            &self.listeners,
             instance_id.to_owned(),
         ))
     }

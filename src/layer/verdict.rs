@@ -1,0 +1,82 @@
+//! What becomes of a checked request: let through to the inner service with its verified
+//! identity, or refused, counted and logged. Shared by the service (a cached code) and its
+//! future (a code the provider was asked about).
+
+use http::{HeaderValue, Request, Response};
+use tower_service::Service;
+
+use super::authorize::AuthorizeApp;
+use super::rejection::{RejectResponse, Rejection};
+use super::shared::Shared;
+use crate::identity::AppIdentity;
+use crate::rejection_kind::RejectionKind;
+use crate::request_id::{RequestId, X_REQUEST_ID};
+
+/// Counts, logs and answers a rejection.
+pub(crate) fn reject<ReqBody, ResBody, R: RejectResponse<ResBody>>(
+    shared: &Shared,
+    reject: &R,
+    kind: RejectionKind,
+    req: &Request<ReqBody>,
+    app_id: Option<&str>,
+) -> Response<ResBody> {
+    shared.cache.counters().rejected(kind);
+    let id = RequestId::from_header(req.headers().get(X_REQUEST_ID));
+    tracing::debug!(
+        outcome = "rejected",
+        reason = kind.as_str(),
+        app_id,
+        request_id = id.as_str(),
+        "AppCode check"
+    );
+    reject.reject(&Rejection::new(kind, id))
+}
+
+/// Authorizes a verified request, rewrites its headers, attaches the identity and calls `inner`:
+/// `inner`'s future, or the refusal.
+// Inlined so that the request is not copied once more on its way to `inner`.
+#[inline]
+pub(crate) fn admit<S, R, A, ReqBody, ResBody>(
+    inner: &mut S,
+    shared: &Shared,
+    rejecter: &R,
+    authorize: &A,
+    mut req: Request<ReqBody>,
+    identity: AppIdentity,
+) -> Result<S::Future, Response<ResBody>>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: RejectResponse<ResBody>,
+    A: AuthorizeApp<ReqBody>,
+{
+    if !authorize.authorize(&identity, &req) {
+        return Err(reject(
+            shared,
+            rejecter,
+            RejectionKind::Forbidden,
+            &req,
+            Some(identity.app_id()),
+        ));
+    }
+    if let Some(names) = &shared.identity_headers {
+        let headers = req.headers_mut();
+        // `insert` drops every client-sent value of the name. An ID that is not a valid header
+        // value is left out rather than mangled, but the client's value still goes.
+        for (name, id) in [
+            (&names.app_id, identity.app_id()),
+            (&names.app_code_id, identity.app_code_id()),
+        ] {
+            match HeaderValue::from_str(id) {
+                Ok(v) => headers.insert(name.clone(), v),
+                Err(_) => headers.remove(name),
+            };
+        }
+    }
+    tracing::debug!(
+        outcome = "accepted",
+        app_id = identity.app_id(),
+        "AppCode check"
+    );
+    req.extensions_mut().insert(identity);
+    Ok(inner.call(req))
+}

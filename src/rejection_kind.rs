@@ -1,0 +1,77 @@
+//! Why a request was refused: each reason with the status, APIG error code and message it is
+//! answered with. Beside [`apig_error`](crate::apig_error), which builds the body, rather than
+//! in the layer, so that what counts rejections ([`metrics`](crate::metrics)) needs no layer.
+
+use std::fmt;
+
+use http::StatusCode;
+
+/// The reason behind a [`Rejection`](crate::layer::Rejection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// No AppCode header, or an empty one: `401 APIG.0303`.
+    Missing,
+    /// A malformed, repeated or unknown AppCode: `401 APIG.0303`. Deliberately one kind, so that a
+    /// caller cannot tell a well-formed unknown code from a malformed one.
+    Invalid,
+    /// The app may not call this route: `403 APIG.0304`.
+    Forbidden,
+    /// No usable set of codes (not loaded yet, or older than the allowed staleness, or the
+    /// provider failed a lookup): `503 APIG.0202`.
+    Unavailable,
+    /// Plain HTTP where HTTPS is required: `400 APIG.0607`.
+    HttpsRequired,
+}
+
+impl RejectionKind {
+    pub(crate) const COUNT: usize = 5;
+
+    /// The HTTP status APIG answers with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::Missing | Self::Invalid => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::HttpsRequired => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The APIG error code.
+    pub fn error_code(self) -> &'static str {
+        match self {
+            Self::Missing | Self::Invalid => "APIG.0303",
+            Self::Forbidden => "APIG.0304",
+            Self::Unavailable => "APIG.0202",
+            Self::HttpsRequired => "APIG.0607",
+        }
+    }
+
+    /// The APIG error message.
+    pub fn error_msg(self) -> &'static str {
+        match self {
+            Self::Missing => "Incorrect app authentication information: AppCode missing",
+            Self::Invalid => "Incorrect app authentication information: AppCode invalid",
+            Self::Forbidden => "The app is not authorized to access the API",
+            Self::Unavailable => "The authentication service is temporarily unavailable",
+            Self::HttpsRequired => "The following protocol is supported: HTTPS",
+        }
+    }
+
+    /// A short lowercase name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Invalid => "invalid",
+            Self::Forbidden => "forbidden",
+            Self::Unavailable => "unavailable",
+            Self::HttpsRequired => "https_required",
+        }
+    }
+}
+
+impl fmt::Display for RejectionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,167 @@
+//! What a write announces with `NOTIFY`, and how a listener reads it back.
+//!
+//! An announcement names ids only, never an AppCode value or a secret:
+//! `2 <revision> <kind> <origin> <app id length> <app id><app code id>`, where `revision` is the
+//! instance's revision the write took (every event of one write shares it), `kind` is `C`
+//! (created) or `D` (deleted) and `origin` identifies the store (the process) that wrote it. A
+//! node reading any other version (version 1 had no revision) resyncs.
+
+/// What an announcement says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum EventKind {
+    Created,
+    Deleted,
+}
+
+impl EventKind {
+    /// Its letter, in payloads and in the change log's `kind` column.
+    pub(super) fn code(self) -> &'static str {
+        match self {
+            Self::Created => "C",
+            Self::Deleted => "D",
+        }
+    }
+}
+
+/// One announced change of an AppCode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Event<'a> {
+    pub(super) kind: EventKind,
+    pub(super) app_id: &'a str,
+    pub(super) app_code_id: &'a str,
+}
+
+impl Event<'_> {
+    /// The `NOTIFY` payload of this event, written by `origin` under `revision`: ids only.
+    #[cfg(test)]
+    pub(super) fn encode(&self, origin: &str, revision: u64) -> String {
+        format!("{PAYLOAD_VERSION} {revision} {}", self.tail(origin))
+    }
+
+    /// The payload without its version and revision: the writing statement prepends those,
+    /// since only the database knows the revision (see `ops::record_write`).
+    pub(super) fn tail(&self, origin: &str) -> String {
+        format!(
+            "{} {origin} {} {}{}",
+            self.kind.code(),
+            self.app_id.len(),
+            self.app_id,
+            self.app_code_id
+        )
+    }
+}
+
+/// The payload format this version writes and reads. Version 1 had no revision; a node reading
+/// a version it does not know resyncs.
+const PAYLOAD_VERSION: &str = "2";
+
+/// A payload read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Announcement<'a> {
+    pub(super) event: Event<'a>,
+    /// The store (process) that wrote it.
+    pub(super) origin: &'a str,
+    /// The instance's revision the write took; all events of one write share it.
+    pub(super) revision: u64,
+}
+
+/// A payload read back; `None` if it is not one this version writes.
+pub(super) fn decode(payload: &str) -> Option<Announcement<'_>> {
+    let mut parts = payload.splitn(6, ' ');
+    if parts.next()? != PAYLOAD_VERSION {
+        return None;
+    }
+    let revision: u64 = parts.next()?.parse().ok()?;
+    let kind = match parts.next()? {
+        "C" => EventKind::Created,
+        "D" => EventKind::Deleted,
+        _ => return None,
+    };
+    let origin = parts.next()?;
+    let app_len: usize = parts.next()?.parse().ok()?;
+    let ids = parts.next()?;
+    if !ids.is_char_boundary(app_len) {
+        return None;
+    }
+    let (app_id, app_code_id) = ids.split_at(app_len);
+    if app_code_id.is_empty() {
+        return None;
+    }
+    let event = Event {
+        kind,
+        app_id,
+        app_code_id,
+    };
+    Some(Announcement {
+        event,
+        origin,
+        revision,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_hold_only_ids() {
+        for (app_id, app_code_id) in [
+            (
+                "0123456789abcdef0123456789abcdef",
+                "fedcba9876543210fedcba9876543210",
+            ),
+            ("app with spaces 1", "code 2"),
+            ("应用", "c"),
+            ("", "only-code"),
+        ] {
+            for kind in [EventKind::Created, EventKind::Deleted] {
+                for revision in [0, 1, 42, u64::MAX] {
+                    let event = Event {
+                        kind,
+                        app_id,
+                        app_code_id,
+                    };
+                    let payload = event.encode("0a1b2c3d4e5f6a7b", revision);
+                    assert_eq!(
+                        decode(&payload),
+                        Some(Announcement {
+                            event,
+                            origin: "0a1b2c3d4e5f6a7b",
+                            revision
+                        })
+                    );
+                }
+            }
+        }
+        let event = Event {
+            kind: EventKind::Created,
+            app_id: "a",
+            app_code_id: "b",
+        };
+        assert_eq!(event.encode("o", 7), "2 7 C o 1 ab");
+        // What the writing statement sends: `'2 ' || revision || ' ' || tail`.
+        assert_eq!(format!("2 7 {}", event.tail("o")), event.encode("o", 7));
+    }
+
+    #[test]
+    fn foreign_payloads_are_refused() {
+        for bad in [
+            "",
+            // Version 1 (no revision) and unknown versions.
+            "1 C o 1 ab",
+            "3 7 C o 1 ab",
+            "2 C o 1 ab",
+            "2 -1 C o 1 ab",
+            "2 x C o 1 ab",
+            "2 18446744073709551616 C o 1 ab",
+            "2 7 X o 1 ab",
+            "2 7 C o x ab",
+            "2 7 C o 9 ab",
+            "2 7 C o 2 ab",
+            "2 7 C o 1",
+            "2 7 C o 1 应",
+        ] {
+            assert_eq!(decode(bad), None, "{bad:?}");
+        }
+    }
+}
