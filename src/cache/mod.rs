@@ -299,6 +299,15 @@ impl AppCodeCache {
     /// Applies a digested snapshot; the caller holds the journal lock.
     fn apply_snapshot(&self, entries: Vec<(Digest, Entry)>) {
         let map = &self.inner.map;
+        if map.is_empty() && self.inner.negative.is_empty() {
+            // The first load (the usual case for a large set): nothing to compare with, keep
+            // or forget, so no set of what to keep and no pass over the map.
+            for (digest, entry) in entries {
+                map.insert(digest, entry);
+            }
+            self.mark_loaded();
+            return;
+        }
         let mut keep: HashSet<Digest, PassThrough> =
             HashSet::with_capacity_and_hasher(entries.len(), PassThrough);
         // A code the provider did not know a moment ago may be in this snapshot: it is
