@@ -14,8 +14,8 @@ impl AppCodeCache {
     /// delta was in flight is newer than the delta and stays. `false` (nothing applied) if the
     /// journal no longer reaches back to `since`: load a snapshot instead.
     ///
-    /// Consecutive removals by ID or by app are applied in one pass over the cache, so a delta
-    /// of many deletions costs one scan rather than one each.
+    /// A removal by ID goes through the index by ID; consecutive removals of apps are applied
+    /// in one pass over the cache, so a delta deleting many apps costs one scan, not one each.
     pub(crate) fn apply_delta_since(&self, changes: Vec<Change>, since: u64) -> bool {
         let mutations: Vec<Mutation> = changes
             .into_iter()
@@ -26,13 +26,12 @@ impl AppCodeCache {
             return false;
         };
         let replay: Vec<Mutation> = replay.cloned().collect();
-        let mut batch = Removals::default();
+        let mut apps = AppRemovals::default();
         for change in mutations {
             match change {
-                Mutation::RemoveId(ref id) => batch.ids.insert(StoredId::of(id)),
-                Mutation::RemoveApp(ref app) => batch.apps.insert(StoredId::of(app)),
+                Mutation::RemoveApp(ref app) => apps.0.insert(StoredId::of(app)),
                 _ => {
-                    batch.apply(self);
+                    apps.apply(self);
                     self.apply(&change);
                     journal.record(change);
                     continue;
@@ -40,7 +39,7 @@ impl AppCodeCache {
             };
             journal.record(change);
         }
-        batch.apply(self);
+        apps.apply(self);
         // Recorded again, so the journal's order stays the order of effect.
         for change in replay {
             self.apply(&change);
@@ -65,21 +64,17 @@ impl AppCodeCache {
     }
 }
 
-/// Removals by ID and by app waiting to be applied together.
+/// Removals of apps waiting to be applied together.
 #[derive(Default)]
-struct Removals {
-    ids: HashSet<StoredId>,
-    apps: HashSet<StoredId>,
-}
+struct AppRemovals(HashSet<StoredId>);
 
-impl Removals {
+impl AppRemovals {
     fn apply(&mut self, cache: &AppCodeCache) {
-        if self.ids.is_empty() && self.apps.is_empty() {
+        if self.0.is_empty() {
             return;
         }
-        cache.remove_where(|entry| entry.app_code_id_in(&self.ids) || entry.app_id_in(&self.apps));
-        self.ids.clear();
-        self.apps.clear();
+        cache.remove_where(|_, entry| entry.app_id_in(&self.0));
+        self.0.clear();
     }
 }
 

@@ -46,13 +46,14 @@ impl Entry {
         self.app_code_id == *id
     }
 
+    pub(crate) fn app_code_id(&self) -> &StoredId {
+        &self.app_code_id
+    }
+
     pub(crate) fn app_id_in(&self, ids: &HashSet<StoredId>) -> bool {
         !ids.is_empty() && ids.contains(&self.app_id)
     }
 
-    pub(crate) fn app_code_id_in(&self, ids: &HashSet<StoredId>) -> bool {
-        !ids.is_empty() && ids.contains(&self.app_code_id)
-    }
 }
 
 /// An ID in the form that takes least room. The form is a function of the text, so two
@@ -100,6 +101,19 @@ impl StoredId {
         Self::new(&Id::new(text))
     }
 
+    /// Feeds the stored form to `hasher`, tagged with its kind: one text always has one stored
+    /// form, so equal IDs hash equally.
+    pub(crate) fn feed(&self, hasher: &mut blake3::Hasher) {
+        let (tag, bytes): (u8, &[u8]) = match self {
+            Self::Hex(bytes) => (0, bytes),
+            Self::Uuid(bytes) => (1, bytes),
+            Self::Short { len, bytes } => (2, &bytes[..usize::from(*len)]),
+            Self::Long(text) => (3, text.as_bytes()),
+        };
+        hasher.update(&[tag]);
+        hasher.update(bytes);
+    }
+
     fn expand(&self) -> Id {
         match self {
             Self::Hex(bytes) => Id::inline(&hex::encode16(bytes)),
@@ -118,7 +132,7 @@ mod tests {
 
     #[test]
     fn a_slot_stays_small() {
-        // Digest (32 bytes) + entry: the memory per cached code depends on it.
+        // Digest (16 bytes) + entry: the memory per cached code depends on it.
         assert!(std::mem::size_of::<Entry>() <= 56);
         assert_eq!(std::mem::size_of::<StoredId>(), 24);
     }

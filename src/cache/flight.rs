@@ -96,7 +96,7 @@ mod tests {
     use super::*;
 
     fn digest(n: u64) -> Digest {
-        Digest::from_words([n, 0, 0, 0])
+        Digest::from_words([n, 0])
     }
 
     #[tokio::test]

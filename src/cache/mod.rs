@@ -32,6 +32,7 @@ mod delta;
 mod digest;
 mod entry;
 mod flight;
+mod id_index;
 mod journal;
 mod negative;
 mod read_through;
@@ -55,6 +56,7 @@ pub(crate) use digest::Digest;
 use digest::{DigestKey, PassThrough};
 use entry::{Entry, StoredId};
 use flight::Flights;
+use id_index::IdIndex;
 pub(crate) use flight::Outcome;
 use journal::{Journal, Mutation};
 use negative::NegativeCache;
@@ -107,6 +109,8 @@ pub struct AppCodeCache {
 struct Inner {
     key: DigestKey,
     map: DashMap<Digest, Entry, PassThrough>,
+    /// The cached codes by ID (see `id_index.rs`).
+    ids: IdIndex,
     /// Held by every writer (never by readers), so snapshots and direct changes apply in order.
     journal: Mutex<Journal>,
     negative: NegativeCache,
@@ -191,7 +195,7 @@ impl AppCodeCache {
     }
 
     /// Removes the code with this AppCode ID. Returns how many entries went (0 or 1 unless IDs
-    /// repeat). Scans the whole cache: prefer [`remove`](Self::remove) when the value is known.
+    /// repeat). Found through an index by ID, without a pass over the cache.
     pub fn remove_by_id(&self, app_code_id: &str) -> usize {
         self.record_and_apply(Mutation::RemoveId(app_code_id.into()))
     }
@@ -218,29 +222,84 @@ impl AppCodeCache {
         match change {
             Mutation::Upsert(digest, entry) => {
                 self.inner.negative.remove(digest);
-                self.inner.map.insert(*digest, entry.clone());
+                self.put(*digest, entry.clone());
                 1
             }
-            Mutation::Remove(digest) => usize::from(self.inner.map.remove(digest).is_some()),
+            Mutation::Remove(digest) => usize::from(self.take(digest)),
             Mutation::RemoveApp(app) => {
                 let app = StoredId::of(app);
-                self.remove_where(|entry| entry.app_id_is(&app))
+                self.remove_where(|_, entry| entry.app_id_is(&app))
             }
-            Mutation::RemoveId(id) => {
-                let id = StoredId::of(id);
-                self.remove_where(|entry| entry.app_code_id_is(&id))
-            }
+            Mutation::RemoveId(id) => self.remove_id(&StoredId::of(id)),
         }
     }
 
-    fn remove_where(&self, matches: impl Fn(&Entry) -> bool) -> usize {
+    /// The key of `entry`'s ID in the index by ID.
+    fn id_key(&self, entry: &Entry) -> u64 {
+        self.inner.key.id_hash(entry.app_code_id())
+    }
+
+    /// Caches `entry` under `digest`, and indexes it by ID.
+    fn put(&self, digest: Digest, entry: Entry) {
+        let key = self.id_key(&entry);
+        let map = &self.inner.map;
+        if let Some(old) = map.insert(digest, entry) {
+            let old_key = self.id_key(&old);
+            if old_key != key {
+                self.inner.ids.remove(old_key, &digest);
+            }
+        }
+        self.inner.ids.insert(key, digest, |other| {
+            map.get(other).is_some_and(|e| self.id_key(&e) == key)
+        });
+    }
+
+    /// Removes the code under `digest`, and its index entry; `true` if it was cached.
+    fn take(&self, digest: &Digest) -> bool {
+        match self.inner.map.remove(digest) {
+            Some((_, entry)) => {
+                self.inner.ids.remove(self.id_key(&entry), digest);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the codes with this ID: the one the index names, and, while the index is
+    /// partial, any other found by a pass over the cache.
+    fn remove_id(&self, id: &StoredId) -> usize {
         let mut removed = 0;
-        self.inner.map.retain(|_, entry| {
-            let hit = matches(entry);
-            removed += usize::from(hit);
+        if let Some(digest) = self.inner.ids.find(self.inner.key.id_hash(id)) {
+            let named = self
+                .inner
+                .map
+                .get(&digest)
+                .is_some_and(|e| e.app_code_id_is(id));
+            if named && self.take(&digest) {
+                removed += 1;
+            }
+        }
+        if self.inner.ids.is_partial() {
+            removed += self.remove_where(|_, entry| entry.app_code_id_is(id));
+        }
+        removed
+    }
+
+    /// Removes every code `matches` selects, in one pass over the cache.
+    fn remove_where(&self, matches: impl Fn(&Digest, &Entry) -> bool) -> usize {
+        let mut gone = Vec::new();
+        self.inner.map.retain(|digest, entry| {
+            let hit = matches(digest, entry);
+            if hit {
+                gone.push((self.id_key(entry), *digest));
+            }
             !hit
         });
-        removed
+        // Outside the pass: no lock of the index is taken while one of the map is held.
+        for (key, digest) in &gone {
+            self.inner.ids.remove(*key, digest);
+        }
+        gone.len()
     }
 
     /// Replaces the whole content with `entries` and marks the cache loaded.
@@ -303,7 +362,7 @@ impl AppCodeCache {
             // The first load (the usual case for a large set): nothing to compare with, keep
             // or forget, so no set of what to keep and no pass over the map.
             for (digest, entry) in entries {
-                map.insert(digest, entry);
+                self.put(digest, entry);
             }
             self.mark_loaded();
             return;
@@ -321,10 +380,10 @@ impl AppCodeCache {
             }
             let unchanged = map.get(&digest).is_some_and(|old| *old == entry);
             if !unchanged {
-                map.insert(digest, entry);
+                self.put(digest, entry);
             }
         }
-        map.retain(|digest, _| keep.contains(digest));
+        self.remove_where(|digest, _| !keep.contains(digest));
         self.mark_loaded();
     }
 
@@ -489,6 +548,7 @@ impl AppCodeCacheBuilder {
             inner: Arc::new(Inner {
                 key: DigestKey::random(),
                 map: DashMap::with_hasher(PassThrough),
+                ids: IdIndex::new(),
                 journal: Mutex::default(),
                 negative: NegativeCache::new(self.negative_capacity, self.negative_ttl),
                 flights: Flights::new(),
@@ -603,6 +663,38 @@ mod tests {
         assert_eq!(cache.remove_app("app2"), 1);
         assert!(cache.verify(&c.0).is_none());
         assert!(cache.verify(&b.0).is_some());
+    }
+
+    #[test]
+    fn the_index_by_id_follows_every_kind_of_write() {
+        let cache = AppCodeCache::new();
+        let all: Vec<_> = (0..50).map(|i| entry("app", &format!("{i:032x}"))).collect();
+        cache.replace_all(all.iter().cloned());
+        assert_eq!(cache.inner.ids.len(), 50);
+        // A snapshot without half of them, one code moved to another ID, one removed by value.
+        cache.replace_all(all[..25].iter().cloned());
+        cache.upsert(&all[0].0, AppIdentity::new("app", "moved"));
+        assert!(cache.remove(&all[1].0));
+        assert_eq!(cache.inner.ids.len(), cache.len());
+        assert_eq!(cache.remove_by_id(&format!("{:032x}", 0)), 0, "the old ID");
+        assert_eq!(cache.remove_by_id("moved"), 1);
+        assert_eq!(cache.remove_by_id(&format!("{:032x}", 30)), 0, "gone with the snapshot");
+        assert_eq!(cache.remove_by_id(&format!("{:032x}", 2)), 1);
+        assert_eq!(cache.remove_app("app"), 22);
+        assert_eq!(cache.inner.ids.len(), 0);
+        assert!(!cache.inner.ids.is_partial());
+    }
+
+    #[test]
+    fn codes_sharing_an_id_all_go_with_it() {
+        // The index holds one code per ID; the others are found by a pass over the cache.
+        let cache = AppCodeCache::new();
+        let (a, b) = (entry("app", "same"), entry("app", "same"));
+        cache.upsert(&a.0, a.1.clone());
+        cache.upsert(&b.0, b.1.clone());
+        assert!(cache.inner.ids.is_partial());
+        assert_eq!(cache.remove_by_id("same"), 2);
+        assert!(cache.verify(&a.0).is_none() && cache.verify(&b.0).is_none());
     }
 
     #[test]
