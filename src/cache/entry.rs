@@ -53,7 +53,6 @@ impl Entry {
     pub(crate) fn app_id_in(&self, ids: &HashSet<StoredId>) -> bool {
         !ids.is_empty() && ids.contains(&self.app_id)
     }
-
 }
 
 /// An ID in the form that takes least room. The form is a function of the text, so two

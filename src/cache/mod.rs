@@ -56,8 +56,8 @@ pub(crate) use digest::Digest;
 use digest::{DigestKey, PassThrough};
 use entry::{Entry, StoredId};
 use flight::Flights;
-use id_index::IdIndex;
 pub(crate) use flight::Outcome;
+use id_index::IdIndex;
 use journal::{Journal, Mutation};
 use negative::NegativeCache;
 
@@ -668,7 +668,9 @@ mod tests {
     #[test]
     fn the_index_by_id_follows_every_kind_of_write() {
         let cache = AppCodeCache::new();
-        let all: Vec<_> = (0..50).map(|i| entry("app", &format!("{i:032x}"))).collect();
+        let all: Vec<_> = (0..50)
+            .map(|i| entry("app", &format!("{i:032x}")))
+            .collect();
         cache.replace_all(all.iter().cloned());
         assert_eq!(cache.inner.ids.len(), 50);
         // A snapshot without half of them, one code moved to another ID, one removed by value.
@@ -678,7 +680,11 @@ mod tests {
         assert_eq!(cache.inner.ids.len(), cache.len());
         assert_eq!(cache.remove_by_id(&format!("{:032x}", 0)), 0, "the old ID");
         assert_eq!(cache.remove_by_id("moved"), 1);
-        assert_eq!(cache.remove_by_id(&format!("{:032x}", 30)), 0, "gone with the snapshot");
+        assert_eq!(
+            cache.remove_by_id(&format!("{:032x}", 30)),
+            0,
+            "gone with the snapshot"
+        );
         assert_eq!(cache.remove_by_id(&format!("{:032x}", 2)), 1);
         assert_eq!(cache.remove_app("app"), 22);
         assert_eq!(cache.inner.ids.len(), 0);

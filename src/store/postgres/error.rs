@@ -16,6 +16,9 @@ pub(super) struct DbError {
     context: &'static str,
     code: Option<SqlState>,
     message: String,
+    /// The server's address, for a connection that could not be made: "connection refused"
+    /// alone does not say where.
+    server: Option<String>,
 }
 
 impl DbError {
@@ -24,13 +27,29 @@ impl DbError {
             context,
             code: e.code().cloned(),
             message: safe_message(e),
+            server: None,
         }
     }
 }
 
+/// A failure to connect to `server` (hosts and ports, never the user or password) while doing
+/// `context`: unavailable, like any other unreachable database.
+pub(super) fn connect_failed(
+    context: &'static str,
+    server: String,
+    e: &tokio_postgres::Error,
+) -> StoreError {
+    let mut error = DbError::new(context, e);
+    error.server = Some(server);
+    StoreError::Unavailable(Box::new(error))
+}
+
 impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PostgreSQL: {}: ", self.context)?;
+        match &self.server {
+            Some(server) => write!(f, "PostgreSQL at {server}: {}: ", self.context)?,
+            None => write!(f, "PostgreSQL: {}: ", self.context)?,
+        }
         if let Some(code) = &self.code {
             write!(f, "[{}] ", code.code())?;
         }

@@ -42,10 +42,11 @@ use tokio::runtime::Handle;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 use tokio::time::{timeout_at, Instant};
+use tokio_postgres::config::Host;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, Row, RowStream, Statement};
 
-use super::error::{db, safe_message, TimedOut, Waited};
+use super::error::{connect_failed, db, safe_message, TimedOut, Waited};
 use super::tls::MakeRustls;
 use crate::store::{StoreError, StoreResult};
 
@@ -342,6 +343,26 @@ pub(super) struct Conn {
     driver: AbortHandle,
 }
 
+/// Where `config` dials: `host:port` for each host, never the user or the password.
+fn server_of(config: &Config) -> String {
+    let ports = config.get_ports();
+    config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let host = match host {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(path) => path.display().to_string(),
+            };
+            // libpq's rule: one port for every host, or one each.
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            format!("{host}:{port}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 impl Conn {
     /// Opens a connection on `runtime` and drives it there, on a task of its own, until the
     /// client is dropped.
@@ -359,10 +380,10 @@ impl Conn {
             .get_connect_timeout()
             .copied()
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        let (config, tls) = (config.clone(), tls.clone());
+        let (dial, tls) = (config.clone(), tls.clone());
         let (client_tx, client_rx) = oneshot::channel();
         let driver = runtime.spawn(async move {
-            let connected = tokio::time::timeout(connect_timeout, config.connect(tls)).await;
+            let connected = tokio::time::timeout(connect_timeout, dial.connect(tls)).await;
             let (client, connection) = match connected {
                 Ok(Ok(pair)) => pair,
                 Ok(Err(e)) => return drop(client_tx.send(Err(Some(e)))),
@@ -382,7 +403,7 @@ impl Conn {
         };
         let client = match client_rx.await {
             Ok(Ok(client)) => client,
-            Ok(Err(Some(e))) => return Err(db(context)(e)),
+            Ok(Err(Some(e))) => return Err(connect_failed(context, server_of(config), &e)),
             // The store's runtime shut down, or dialling took too long.
             Ok(Err(None)) | Err(_) => return Err(timed_out().into()),
         };
@@ -510,6 +531,26 @@ impl Conn {
             }
             // The connection stays marked, so it is closed rather than reused.
             (Err(e), Err(_)) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{PostgresOptions, PostgresStore, StoreError};
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_named_without_the_password() {
+        // Nothing listens on port 1 of the loopback: the dial is refused at once.
+        let url = "postgres://apig:s3cret-pw@127.0.0.1:1/apig?connect_timeout=5";
+        match PostgresStore::connect(url, PostgresOptions::new()).await {
+            Err(e @ StoreError::Unavailable(_)) => {
+                let text = e.to_string();
+                assert!(text.contains("127.0.0.1:1"), "{text}");
+                assert!(text.to_lowercase().contains("refused"), "{text}");
+                assert!(!text.contains("s3cret-pw"), "{text}");
+            }
+            other => panic!("expected the store to be unavailable, got {other:?}"),
         }
     }
 }
