@@ -79,8 +79,6 @@ mod error;
 mod ids;
 mod paging;
 mod router;
-#[cfg(test)]
-mod sdk_vectors;
 pub mod signature;
 mod views;
 
