@@ -78,6 +78,7 @@ mod call;
 mod error;
 mod ids;
 mod paging;
+mod percent;
 mod router;
 pub mod signature;
 mod views;
