@@ -1,4 +1,5 @@
-//! Lowercase hex, the form of APIG's IDs, of request IDs, of generated AppCodes and of UUIDs' text.
+//! Lowercase hex, the form of APIG's IDs, of request IDs, of generated AppCodes and of UUIDs' text;
+//! digits of either case are read where people or percent escapes write them.
 
 /// The hex digit of a nibble (`n < 16`).
 pub(crate) fn digit(n: u8) -> u8 {
@@ -28,21 +29,39 @@ pub(crate) fn encode16(bytes: &[u8; 16]) -> [u8; 32] {
     out
 }
 
-/// The 16 bytes written as exactly 32 lowercase hex digits in `text`, if it is that.
-pub(crate) fn decode16(text: &[u8]) -> Option<[u8; 16]> {
-    if text.len() != 32 {
-        return None;
-    }
-    let nibble = |c: u8| match c {
+/// The value of a hex digit of either case (percent escapes, keys typed by people).
+#[cfg_attr(
+    not(any(feature = "admin", feature = "sqlite", feature = "postgres")),
+    allow(dead_code)
+)]
+pub(crate) fn value(c: u8) -> Option<u8> {
+    lowercase_value(c.to_ascii_lowercase())
+}
+
+/// The value of a lowercase hex digit.
+fn lowercase_value(c: u8) -> Option<u8> {
+    match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),
         _ => None,
-    };
-    let mut out = [0u8; 16];
+    }
+}
+
+/// The `N` bytes written as exactly `2 * N` lowercase hex digits in `text`, if it is that.
+pub(crate) fn decode<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
+    if text.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
     for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        *byte = lowercase_value(pair[0])? << 4 | lowercase_value(pair[1])?;
     }
     Some(out)
+}
+
+/// The 16 bytes written as exactly 32 lowercase hex digits in `text`, if it is that.
+pub(crate) fn decode16(text: &[u8]) -> Option<[u8; 16]> {
+    decode(text)
 }
 
 /// Where the dashes of a UUID's text go (8-4-4-4-12 digits).
@@ -116,5 +135,16 @@ mod tests {
         assert_eq!(decode16(upper.as_bytes()), None);
         assert_eq!(decode16(&upper.as_bytes()[..30]), None);
         assert_eq!(decode16(b"0123456789abcdef0123456789abcdeg"), None);
+        assert_eq!(decode::<2>(b"ab01"), Some([0xab, 0x01]));
+        assert_eq!(decode::<2>(b"ab0"), None);
+    }
+
+    #[test]
+    fn values_of_either_case() {
+        let digits: Vec<u8> = (0..=255u8).filter_map(value).collect();
+        let expected: Vec<u8> = (0..10).chain(10..16).chain(10..16).collect();
+        assert_eq!(digits, expected);
+        assert_eq!(value(b'F'), Some(15));
+        assert_eq!(value(b'g'), None);
     }
 }

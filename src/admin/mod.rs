@@ -78,9 +78,8 @@ mod call;
 mod error;
 mod ids;
 mod paging;
+mod percent;
 mod router;
-#[cfg(test)]
-mod sdk_vectors;
 pub mod signature;
 mod views;
 

@@ -1,6 +1,7 @@
 //! Query strings and paging: `offset` and `limit` clamped as APIG clamps them.
 
 use super::error::AdminError;
+use super::percent;
 
 /// `limit` when absent or not positive.
 pub(crate) const DEFAULT_LIMIT: u64 = 20;
@@ -21,8 +22,8 @@ impl Query {
         let mut pairs = Vec::new();
         for piece in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (key, value) = piece.split_once('=').unwrap_or((piece, ""));
-            let key = decode(key).ok_or(AdminError::InvalidParameter("query"))?;
-            let value = decode(value)
+            let key = percent::decode(key).ok_or(AdminError::InvalidParameter("query"))?;
+            let value = percent::decode(value)
                 .ok_or_else(|| AdminError::InvalidParameter(known_name(&key).unwrap_or("query")))?;
             pairs.push((key, value));
         }
@@ -78,27 +79,6 @@ fn known_name(key: &str) -> Option<&'static str> {
     ]
     .into_iter()
     .find(|k| *k == key)
-}
-
-/// Strict percent-decoding into UTF-8.
-fn decode(input: &str) -> Option<String> {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                return None; // `from_str_radix` alone would take "%+1"
-            }
-            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::hex;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// Length of a nonce stored beside each ciphertext.
@@ -388,16 +390,8 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 }
 
 fn decode_hex(text: &[u8], out: &mut [u8; 32]) -> Result<(), MasterKeyError> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
     for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        let (Some(hi), Some(lo)) = (nibble(pair[0]), nibble(pair[1])) else {
+        let (Some(hi), Some(lo)) = (hex::value(pair[0]), hex::value(pair[1])) else {
             return Err(MasterKeyError::InvalidHex);
         };
         *byte = hi << 4 | lo;

@@ -51,6 +51,19 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm), the
+/// inverse of [`civil_from_days`]. The admin API reads `X-Sdk-Date` with it.
+#[cfg_attr(not(feature = "admin"), allow(dead_code))]
+pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -88,6 +101,18 @@ mod tests {
             Timestamp::from_unix_nanos(-1).to_string(),
             "1969-12-31T23:59:59.999999999Z"
         );
+    }
+
+    #[test]
+    fn civil_dates_round_trip() {
+        for days in [-719_468, -1, 0, 11_016, 19_724, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(
+                days_from_civil(y, i64::from(m), i64::from(d)),
+                days,
+                "{y}-{m}-{d}"
+            );
+        }
     }
 
     #[test]
