@@ -53,7 +53,7 @@ pub use future::ResponseFuture;
 pub use headers::{IdentityHeaders, X_APIG_APPCODE};
 pub use https::{ConnectionInfo, HttpsPolicy, IpNetwork, IpNetworkError};
 pub use layer::{AppCodeAuthLayer, AppCodeAuthLayerBuilder};
-pub use rejection::{ApigJson, RejectResponse, Rejection};
+pub use rejection::{ApigJson, GrpcStatus, RejectResponse, Rejection};
 pub use service::AppCodeAuth;
 
 pub use crate::rejection_kind::RejectionKind;

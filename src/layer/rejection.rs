@@ -1,8 +1,9 @@
-//! A refused request ([`Rejection`]) and how the refusal is answered.
+//! A refused request ([`Rejection`]) and how the refusal is answered: APIG JSON ([`ApigJson`],
+//! the default) or a gRPC status ([`GrpcStatus`]).
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::rejection_kind::RejectionKind;
 use crate::request_id::{RequestId, X_REQUEST_ID};
@@ -60,8 +61,8 @@ impl Rejection {
 
 /// Builds the response for a refused request.
 ///
-/// Implemented for closures `Fn(&Rejection) -> Response<B>`, so a gRPC service can answer with a
-/// gRPC status instead of APIG JSON:
+/// [`ApigJson`] is the default and [`GrpcStatus`] answers gRPC clients. The trait is implemented
+/// for closures `Fn(&Rejection) -> Response<B>`, so any other shape is a few lines:
 ///
 /// ```
 /// use apig_appcode::layer::{Rejection, RejectResponse};
@@ -111,6 +112,95 @@ impl<B: From<Bytes>> RejectResponse<B> for ApigJson {
     }
 }
 
+/// Answers a refusal the way a gRPC server does, for a tonic (or any gRPC) service behind the
+/// layer.
+///
+/// A gRPC client reads the outcome of a call from `grpc-status`, not from the HTTP status: the
+/// default [`ApigJson`] answer (`401` with a JSON body) reaches it as a protocol error that hides
+/// the reason. `GrpcStatus` answers with a *Trailers-Only* response instead: HTTP `200`, an empty
+/// body, and in the headers
+///
+/// - `content-type: application/grpc`;
+/// - `grpc-status`: `16` UNAUTHENTICATED for `401 APIG.0303`, `7` PERMISSION_DENIED for
+///   `403 APIG.0304`, `14` UNAVAILABLE for `503 APIG.0202` (so that clients may retry) and `3`
+///   INVALID_ARGUMENT for `400 APIG.0607`;
+/// - `grpc-message`: the APIG error code and message, such as
+///   `APIG.0303: Incorrect app authentication information: AppCode missing`;
+/// - `x-request-id`, which a client reads from the status's metadata.
+///
+/// Works with any response body that has an empty [`Default`] (tonic's `Body`, `String`,
+/// [`Bytes`], ...). It adds no dependency: nothing of tonic is needed to build the answer.
+///
+/// ```
+/// use apig_appcode::layer::GrpcStatus;
+/// use apig_appcode::{AppCode, AppCodeAuthLayer, AppIdentity};
+/// use apig_appcode::provider::StaticProvider;
+/// use bytes::Bytes;
+/// use http::{Request, Response, StatusCode};
+/// use tower::{service_fn, ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let layer = AppCodeAuthLayer::builder()
+///     .provider(StaticProvider::builder().app_code("app-1", "code-1", AppCode::generate()).build())
+///     .build()
+///     .on_reject(GrpcStatus);
+/// layer.cache().loaded().await;
+/// // With tonic: `tonic::transport::Server::builder().layer(layer).add_service(...)`.
+/// let svc = ServiceBuilder::new().layer(layer).service(service_fn(|_: Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(Response::new(Bytes::new()))
+/// }));
+///
+/// let res = svc.oneshot(Request::new(())).await.unwrap();
+/// assert_eq!(res.status(), StatusCode::OK);
+/// assert_eq!(res.headers()["content-type"], "application/grpc");
+/// assert_eq!(res.headers()["grpc-status"], "16");
+/// assert_eq!(
+///     res.headers()["grpc-message"],
+///     "APIG.0303: Incorrect app authentication information: AppCode missing"
+/// );
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrpcStatus;
+
+impl GrpcStatus {
+    /// The gRPC status code (as its decimal header value) answering `kind`. A match on the kind,
+    /// not on its HTTP status, so that a new kind cannot compile without a deliberate choice.
+    fn code(kind: RejectionKind) -> &'static str {
+        match kind {
+            RejectionKind::Missing | RejectionKind::Invalid => "16", // UNAUTHENTICATED
+            RejectionKind::Forbidden => "7",                         // PERMISSION_DENIED
+            RejectionKind::Unavailable => "14",                      // UNAVAILABLE
+            RejectionKind::HttpsRequired => "3",                     // INVALID_ARGUMENT
+        }
+    }
+}
+
+impl<B: Default> RejectResponse<B> for GrpcStatus {
+    fn reject(&self, rejection: &Rejection) -> Response<B> {
+        let kind = rejection.kind;
+        // `grpc-message` is percent-encoded on the wire, but only bytes outside 0x20..=0x7E and
+        // `%` itself need it; the fixed APIG codes and messages have none (a test checks), so
+        // the text goes out as it is and a client shows it unchanged.
+        let message = format!("{}: {}", kind.error_code(), kind.error_msg());
+        let message =
+            HeaderValue::try_from(message).expect("APIG codes and messages are visible ASCII");
+        let mut headers = HeaderMap::with_capacity(4);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(GRPC_STATUS, HeaderValue::from_static(Self::code(kind)));
+        headers.insert(GRPC_MESSAGE, message);
+        headers.insert(X_REQUEST_ID, rejection.request_id.to_header_value());
+        // HTTP 200: in gRPC the HTTP status only says the call reached a gRPC server; clients
+        // map any other status to UNKNOWN or UNAVAILABLE and lose `grpc-status`.
+        let mut res = Response::new(B::default());
+        *res.headers_mut() = headers;
+        res
+    }
+}
+
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +234,50 @@ mod tests {
             "Incorrect app authentication information: AppCode missing"
         );
         assert_eq!(v["request_id"], "abc");
+    }
+
+    #[test]
+    fn grpc_status_per_kind() {
+        let id = RequestId::parse(b"req-1").unwrap();
+        for (kind, code) in [
+            (RejectionKind::Missing, "16"),
+            (RejectionKind::Invalid, "16"),
+            (RejectionKind::Forbidden, "7"),
+            (RejectionKind::Unavailable, "14"),
+            (RejectionKind::HttpsRequired, "3"),
+        ] {
+            let res: Response<Bytes> = GrpcStatus.reject(&Rejection::new(kind, id));
+            assert_eq!(res.status(), StatusCode::OK, "{kind}");
+            assert!(res.body().is_empty(), "{kind}: Trailers-Only has no body");
+            let h = res.headers();
+            assert_eq!(h["content-type"], "application/grpc");
+            assert_eq!(h["grpc-status"], code, "{kind}");
+            assert_eq!(
+                h["grpc-message"],
+                format!("{}: {}", kind.error_code(), kind.error_msg()).as_str()
+            );
+            assert_eq!(h["x-request-id"], "req-1");
+            assert!(h.get("www-authenticate").is_none());
+        }
+    }
+
+    #[test]
+    fn grpc_messages_need_no_percent_encoding() {
+        // gRPC's "Percent-Byte-Unencoded": 0x20..=0x7E except '%'. Anything else would have to
+        // be encoded, or a client would show mangled text.
+        for kind in [
+            RejectionKind::Missing,
+            RejectionKind::Invalid,
+            RejectionKind::Forbidden,
+            RejectionKind::Unavailable,
+            RejectionKind::HttpsRequired,
+        ] {
+            let text = format!("{}: {}", kind.error_code(), kind.error_msg());
+            assert!(
+                text.bytes()
+                    .all(|b| (0x20..=0x7e).contains(&b) && b != b'%'),
+                "{text}"
+            );
+        }
     }
 }
