@@ -298,6 +298,16 @@ async fn a_refused_token_is_named_by_its_source_never_shown() {
     .await;
     refused.failed(&format!("from the file {file_arg}"));
     assert!(!refused.stderr.contains(wrong));
+
+    // The gateway's address by mistake: said so, not taken for a refused token.
+    let gateway = cli(
+        &url(server.gateway),
+        Auth::Env(TOKEN),
+        &["apps", "list"],
+        None,
+    )
+    .await;
+    gateway.failed("is the AppCode gateway");
     server.stop().await;
 }
 

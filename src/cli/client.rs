@@ -23,6 +23,9 @@ use zeroize::Zeroizing;
 /// The environment variable `serve` reads its admin token from; the CLI reads the same one.
 pub(crate) const TOKEN_ENV: &str = "APIG_ADMIN_TOKEN";
 
+/// The gateway's answer to a request without an AppCode.
+const GATEWAY_REJECTION: &str = "APIG.0303";
+
 /// How long one call may take, connection included, before the CLI gives up: a server that
 /// accepts connections but never answers must not hang a script forever.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -64,6 +67,11 @@ pub(crate) enum CliError {
         code: String,
         /// `error_msg`.
         message: String,
+    },
+    /// The AppCode gateway answered (`401 APIG.0303`): `--server` is the wrong listener.
+    Gateway {
+        /// The server URL as given.
+        server: String,
     },
     /// An answer that is neither success nor an APIG error (not this API at that address?).
     Unexpected {
@@ -120,6 +128,11 @@ impl fmt::Display for CliError {
                 "the server refused the admin token from {source} ({detail})"
             ),
             Self::Api { code, message } => write!(f, "{code}: {message}"),
+            Self::Gateway { server } => write!(
+                f,
+                "{server} is the AppCode gateway (it answered APIG.0303); give the management \
+                 API's address with --server (serve's --admin-listen, 127.0.0.1:8081 by default)"
+            ),
             Self::Unexpected { server, status } => write!(
                 f,
                 "unexpected answer {status} from {server}: is the management API listening there?"
@@ -235,13 +248,21 @@ impl fmt::Debug for Client {
     }
 }
 
-/// A successful answer: its status and its body, parsed when there is one.
-#[derive(Debug)]
+/// A successful answer's body, as sent and parsed. It may hold AppCode values and app secrets:
+/// `Debug` shows its length only.
 pub(crate) struct Answer {
     /// The body as sent, for `--json`.
     pub(crate) raw: Bytes,
     /// The body parsed (`Null` when empty).
     pub(crate) json: Value,
+}
+
+impl fmt::Debug for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Answer")
+            .field("body_len", &self.raw.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -325,6 +346,13 @@ impl Client {
             return Ok(Answer { raw, json });
         }
         let apig = apig_error(&json);
+        // The management API never answers APIG.0303 (it has its own 1000-series codes for
+        // credentials); only the gateway does, for a request without an AppCode.
+        if matches!(&apig, Some((code, _)) if code == GATEWAY_REJECTION) {
+            return Err(CliError::Gateway {
+                server: self.server.clone(),
+            });
+        }
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             let detail = match apig {
                 Some((code, msg)) => format!("{} {code}: {msg}", status.as_u16()),

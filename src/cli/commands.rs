@@ -177,18 +177,18 @@ pub(crate) async fn apps(cmd: AppsCommand, out: &mut impl Write) -> Result<(), C
                 let id = text(app, "id");
                 // `bind_num` is APIG's count of bound APIs, not of AppCodes: ask for the
                 // codes' total (one small call per app; APIG allows at most 5 per app).
-                let codes = client
-                    .call(
-                        Method::GET,
-                        &format!("/apps/{}/app-codes?limit=1", segment(&id)),
-                        None,
-                    )
-                    .await?;
+                let path = format!("/apps/{}/app-codes?limit=1", segment(&id));
+                let codes = match client.call(Method::GET, &path, None).await {
+                    Ok(answer) => number(&answer.json, "total"),
+                    // Deleted since the list was read: the row stays, without a count.
+                    Err(CliError::Api { .. }) => "-".into(),
+                    Err(e) => return Err(e),
+                };
                 rows.push(vec![
                     id,
                     text(app, "name"),
                     status(app),
-                    number(&codes.json, "total"),
+                    codes,
                     text(app, "register_time"),
                 ]);
             }
