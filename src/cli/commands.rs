@@ -12,9 +12,9 @@ use zeroize::Zeroizing;
 
 use super::client::{segment, Answer, CliError, Client, Token, TOKEN_ENV};
 
-/// Where the server is and which credential to send. Shared by every client subcommand.
-// No `Debug` needed; nothing secret is held here (the token comes from the environment or a
-// file, read later by `Token::resolve`).
+/// Where the server is, where the admin token is, and how to print. Shared by every client
+/// subcommand, and accepted before or after the action (`global`).
+// No secret here: the token itself is read from the environment or a file by `Token::resolve`.
 #[derive(Clone, Args)]
 pub(crate) struct ConnectArgs {
     /// The management API's address (`serve`'s --admin-listen).
@@ -106,7 +106,7 @@ enum AppCodesAction {
         /// App ID.
         app_id: String,
     },
-    /// Generate an AppCode for an app and print it (the only time it is shown on creation).
+    /// Generate an AppCode for an app and print it, value included.
     Generate {
         /// App ID.
         app_id: String,
