@@ -5,11 +5,14 @@
 //! ```
 //!
 //! `apig-appcode serve --help` lists every flag; each has an `APIG_*` environment variable.
+//! `apig-appcode apps ...` and `apig-appcode app-codes ...` manage apps and AppCodes through a
+//! running server's management API.
 
 /// Memory that a snapshot load allocates and frees goes back to the system (see Cargo.toml).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::io::stdout;
 use std::process::ExitCode;
 
 use apig_appcode::gateway::{self, logging};
@@ -18,6 +21,7 @@ use clap::{Parser, Subcommand};
 mod cli;
 
 use cli::args::ServeArgs;
+use cli::commands::{AppCodesCommand, AppsCommand};
 
 #[derive(Parser)]
 #[command(
@@ -33,11 +37,45 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the management API and the gateway.
-    Serve(ServeArgs),
+    // Boxed: the serve flags are far larger than the client commands'.
+    Serve(Box<ServeArgs>),
+    /// Create, list, show and delete apps on a running server.
+    Apps(AppsCommand),
+    /// Create, generate, list, show and delete an app's AppCodes on a running server.
+    #[command(name = "app-codes")]
+    AppCodes(AppCodesCommand),
 }
 
 fn main() -> ExitCode {
-    let Command::Serve(args) = Cli::parse().command;
+    let args = match Cli::parse().command {
+        Command::Serve(args) => *args,
+        Command::Apps(cmd) => return client_command(cli::commands::apps(cmd, &mut stdout())),
+        Command::AppCodes(cmd) => {
+            return client_command(cli::commands::app_codes(cmd, &mut stdout()))
+        }
+    };
+    serve(args)
+}
+
+/// Runs a management API command on a small runtime of its own; one-line error, no log.
+fn client_command(
+    command: impl std::future::Future<Output = Result<(), cli::client::CliError>>,
+) -> ExitCode {
+    // One thread: a command makes a few calls in a row.
+    let runtime = match runtime(tokio::runtime::Builder::new_current_thread()) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("apig-appcode: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
     let settings = match cli::load(args) {
         Ok(s) => s,
         Err(e) => {
@@ -49,15 +87,9 @@ fn main() -> ExitCode {
         eprintln!("apig-appcode: {e}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(tokio::runtime::Builder::new_multi_thread()) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("apig-appcode: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(gateway::run(settings.config)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -72,4 +104,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `builder`'s runtime with I/O and timers, or the exit status after saying why not.
+fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, ExitCode> {
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("apig-appcode: cannot start the runtime: {e}");
+        ExitCode::FAILURE
+    })
 }

@@ -1,8 +1,11 @@
 //! `apig-appcode serve`'s configuration: flags ([`args`]), `APIG_*` environment variables and
 //! an optional TOML file ([`file`]), merged in that order of precedence over the defaults of
-//! [`Config::new`] into what the library runs with.
+//! [`Config::new`] into what the library runs with; and the management API client commands
+//! (`apps`, `app-codes`: [`commands`] over [`client`]).
 
 pub(crate) mod args;
+pub(crate) mod client;
+pub(crate) mod commands;
 pub(crate) mod file;
 
 use std::fmt;

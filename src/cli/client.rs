@@ -1,0 +1,485 @@
+//! The management API client of `apig-appcode apps` and `apig-appcode app-codes`: where the
+//! server is, which admin token to send (and where it came from), one HTTP/1 call, and the
+//! errors a person can act on.
+//!
+//! The token is never printed, logged or put in an error: errors name its source instead.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use apig_appcode::gateway::config::DatabaseUrl;
+use apig_appcode::gateway::token_path;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+/// The environment variable `serve` reads its admin token from; the CLI reads the same one.
+pub(crate) const TOKEN_ENV: &str = "APIG_ADMIN_TOKEN";
+
+/// The gateway's answer to a request without an AppCode.
+const GATEWAY_REJECTION: &str = "APIG.0303";
+
+/// How long one call may take, connection included, before the CLI gives up: a server that
+/// accepts connections but never answers must not hang a script forever.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a command failed. Every message fits on one line and holds no secret.
+#[derive(Debug)]
+pub(crate) enum CliError {
+    /// A setting or argument that cannot be used (exit status 2, like clap's).
+    Usage(String),
+    /// No token in the environment, and no token file where one was looked for.
+    NoToken {
+        /// The token file that does not exist, if one was looked for.
+        looked_in: Option<PathBuf>,
+    },
+    /// The token file exists but cannot be read or holds no token.
+    TokenFile(PathBuf, io::Error),
+    /// Nothing answered at the server's address.
+    Unreachable {
+        /// The server URL as given.
+        server: String,
+        /// The cause, as the operating system put it.
+        reason: String,
+    },
+    /// The server did not answer within [`CALL_TIMEOUT`].
+    Timeout {
+        /// The server URL as given.
+        server: String,
+    },
+    /// `401`/`403`: the token was refused.
+    Refused {
+        /// Where the token came from.
+        source: TokenSource,
+        /// APIG's `error_code: error_msg`, or the status when the body was not APIG's.
+        detail: String,
+    },
+    /// An APIG error body (`error_code`, `error_msg`) for any other failure status.
+    Api {
+        /// `error_code`.
+        code: String,
+        /// `error_msg`.
+        message: String,
+    },
+    /// The AppCode gateway answered (`401 APIG.0303`): `--server` is the wrong listener.
+    Gateway {
+        /// The server URL as given.
+        server: String,
+    },
+    /// An answer that is neither success nor an APIG error (not this API at that address?).
+    Unexpected {
+        /// The server URL as given.
+        server: String,
+        /// The HTTP status.
+        status: StatusCode,
+    },
+    /// The connection failed mid-call.
+    Http(String),
+    /// Reading stdin or writing stdout failed.
+    Io(io::Error),
+}
+
+impl CliError {
+    /// The process's exit status: 2 for usage errors (as clap), 1 for the rest.
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Usage(msg) => f.write_str(msg),
+            Self::NoToken { looked_in } => {
+                write!(f, "no admin token: set {TOKEN_ENV} or pass --token-file")?;
+                if let Some(path) = looked_in {
+                    write!(
+                        f,
+                        " (the server's first-run token file {} does not exist; --database \
+                         names the server's database)",
+                        path.display()
+                    )?;
+                }
+                Ok(())
+            }
+            Self::TokenFile(path, e) => write!(f, "admin token file {}: {e}", path.display()),
+            Self::Unreachable { server, reason } => write!(
+                f,
+                "cannot connect to {server} ({reason}): the server may not be running \
+                 (start it with `apig-appcode serve`, or give its address with --server)"
+            ),
+            Self::Timeout { server } => write!(
+                f,
+                "{server} did not answer within {} s",
+                CALL_TIMEOUT.as_secs()
+            ),
+            Self::Refused { source, detail } => write!(
+                f,
+                "the server refused the admin token from {source} ({detail})"
+            ),
+            Self::Api { code, message } => write!(f, "{code}: {message}"),
+            Self::Gateway { server } => write!(
+                f,
+                "{server} is the AppCode gateway (it answered APIG.0303); give the management \
+                 API's address with --server (serve's --admin-listen, 127.0.0.1:8081 by default)"
+            ),
+            Self::Unexpected { server, status } => write!(
+                f,
+                "unexpected answer {status} from {server}: is the management API listening there?"
+            ),
+            Self::Http(e) => write!(f, "HTTP: {e}"),
+            Self::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// Where the admin token came from, for the message when it is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TokenSource {
+    /// The [`TOKEN_ENV`] environment variable.
+    Env,
+    /// A file: `--token-file`, or the server's first-run token file.
+    File(PathBuf),
+}
+
+impl fmt::Display for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Env => write!(f, "the environment variable {TOKEN_ENV}"),
+            Self::File(path) => write!(f, "the file {}", path.display()),
+        }
+    }
+}
+
+/// An admin token and its source. The value is zeroed on drop; `Debug` shows the source only.
+pub(crate) struct Token {
+    value: Zeroizing<String>,
+    source: TokenSource,
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token")
+            .field("value", &"<redacted>")
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl Token {
+    /// The token, first found of: `token_file` (`--token-file`), the [`TOKEN_ENV`] variable
+    /// (`env`), then the first-run token file that `serve` writes beside its SQLite database
+    /// (`database`, `sqlite://apig-appcode.db` by default: `apig-appcode.db.admin-token`).
+    pub(crate) fn resolve(
+        token_file: Option<&Path>,
+        env: Option<String>,
+        database: &str,
+    ) -> Result<Self, CliError> {
+        if let Some(path) = token_file {
+            return Self::read(path);
+        }
+        if let Some(value) = env.filter(|v| !v.trim().is_empty()) {
+            return Ok(Self {
+                value: Zeroizing::new(value.trim().to_owned()),
+                source: TokenSource::Env,
+            });
+        }
+        let db = match DatabaseUrl::parse(database) {
+            Ok(DatabaseUrl::Sqlite(db)) => db,
+            // PostgreSQL servers have no token file (serve refuses to start without credentials).
+            Ok(DatabaseUrl::Postgres(_)) => return Err(CliError::NoToken { looked_in: None }),
+            Err(e) => return Err(CliError::Usage(format!("--database: {e}"))),
+        };
+        let path = token_path(&db);
+        match std::fs::metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(CliError::NoToken {
+                looked_in: Some(path),
+            }),
+            _ => Self::read(&path),
+        }
+    }
+
+    fn read(path: &Path) -> Result<Self, CliError> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|e| CliError::TokenFile(path.to_owned(), e))?,
+        );
+        let value = text.trim();
+        if value.is_empty() {
+            return Err(CliError::TokenFile(
+                path.to_owned(),
+                io::Error::other("the file is empty"),
+            ));
+        }
+        Ok(Self {
+            value: Zeroizing::new(value.to_owned()),
+            source: TokenSource::File(path.to_owned()),
+        })
+    }
+}
+
+/// The management API of one server, project and instance.
+pub(crate) struct Client {
+    http: HyperClient<HttpConnector, Full<Bytes>>,
+    /// The server URL as the user gave it, for messages.
+    server: String,
+    /// `http://host:port/v2/{project}/apigw/instances/{instance}`.
+    base: String,
+    token: Token,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+/// A successful answer's body, as sent and parsed. It may hold AppCode values and app secrets:
+/// `Debug` shows its length only.
+pub(crate) struct Answer {
+    /// The body as sent, for `--json`.
+    pub(crate) raw: Bytes,
+    /// The body parsed (`Null` when empty).
+    pub(crate) json: Value,
+}
+
+impl fmt::Debug for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Answer")
+            .field("body_len", &self.raw.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client for `server` (`http://host:port`), scoped to `project` and `instance`.
+    pub(crate) fn new(
+        server: &str,
+        project: &str,
+        instance: &str,
+        token: Token,
+    ) -> Result<Self, CliError> {
+        let origin = parse_server(server)?;
+        let base = format!(
+            "{origin}/v2/{}/apigw/instances/{}",
+            segment(project),
+            segment(instance)
+        );
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(CALL_TIMEOUT));
+        Ok(Self {
+            http: HyperClient::builder(TokioExecutor::new()).build(connector),
+            server: server.to_owned(),
+            base,
+            token,
+        })
+    }
+
+    /// `method {base}{path}` with the token and, if given, a JSON body. Success is any 2xx;
+    /// the rest become [`CliError`]s.
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, CliError> {
+        let uri = format!("{}{path}", self.base);
+        let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let mut token = HeaderValue::from_str(&self.token.value).map_err(|_| {
+            CliError::Usage(format!(
+                "the admin token from {} is not a valid header value",
+                self.token.source
+            ))
+        })?;
+        token.set_sensitive(true);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(&uri)
+            .header("x-auth-token", token)
+            .header(header::ACCEPT, "application/json");
+        if body.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(Full::new(bytes))
+            .map_err(|e| CliError::Usage(format!("bad request URL: {e}")))?;
+        let send = async {
+            let res = self
+                .http
+                .request(req)
+                .await
+                .map_err(|e| self.send_error(e))?;
+            let status = res.status();
+            let raw = res
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| CliError::Http(e.to_string()))?
+                .to_bytes();
+            Ok::<_, CliError>((status, raw))
+        };
+        let (status, raw) = tokio::time::timeout(CALL_TIMEOUT, send)
+            .await
+            .map_err(|_| CliError::Timeout {
+                server: self.server.clone(),
+            })??;
+        let json = if raw.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&raw).ok().unwrap_or(Value::Null)
+        };
+        if status.is_success() {
+            return Ok(Answer { raw, json });
+        }
+        let apig = apig_error(&json);
+        // The management API never answers APIG.0303 (it has its own 1000-series codes for
+        // credentials); only the gateway does, for a request without an AppCode.
+        if matches!(&apig, Some((code, _)) if code == GATEWAY_REJECTION) {
+            return Err(CliError::Gateway {
+                server: self.server.clone(),
+            });
+        }
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            let detail = match apig {
+                Some((code, msg)) => format!("{} {code}: {msg}", status.as_u16()),
+                None => status.to_string(),
+            };
+            return Err(CliError::Refused {
+                source: self.token.source.clone(),
+                detail,
+            });
+        }
+        match apig {
+            Some((code, message)) => Err(CliError::Api { code, message }),
+            None => Err(CliError::Unexpected {
+                server: self.server.clone(),
+                status,
+            }),
+        }
+    }
+
+    fn send_error(&self, e: hyper_util::client::legacy::Error) -> CliError {
+        if e.is_connect() {
+            // The innermost cause is the operating system's ("Connection refused (os error
+            // 111)"); hyper's own wrappers add nothing a person can act on.
+            let mut reason = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                reason = s.to_string();
+                source = s.source();
+            }
+            return CliError::Unreachable {
+                server: self.server.clone(),
+                reason,
+            };
+        }
+        CliError::Http(e.to_string())
+    }
+}
+
+/// `http://host[:port]` with no path; anything else is a usage error.
+fn parse_server(server: &str) -> Result<String, CliError> {
+    let bad = |why: &str| CliError::Usage(format!("--server {server}: {why}"));
+    let uri: Uri = server.parse().map_err(|_| bad("not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        // The CLI has no TLS client yet; see the README.
+        Some("https") => return Err(bad("https:// is not supported by the CLI yet")),
+        _ => return Err(bad("expected http://HOST:PORT")),
+    }
+    let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(bad("expected http://HOST:PORT with no path"));
+    }
+    Ok(format!("http://{authority}"))
+}
+
+/// `error_code` and `error_msg` of an APIG error body.
+fn apig_error(json: &Value) -> Option<(String, String)> {
+    let code = json.get("error_code")?.as_str()?;
+    let msg = json.get("error_msg").and_then(Value::as_str).unwrap_or("");
+    Some((code.to_owned(), msg.to_owned()))
+}
+
+/// `s` percent-encoded as one path segment: an ID typed by a person cannot add a path level
+/// or a query.
+pub(crate) fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls() {
+        assert_eq!(
+            parse_server("http://127.0.0.1:8081/").unwrap(),
+            "http://127.0.0.1:8081"
+        );
+        for bad in ["127.0.0.1:8081", "https://x:1", "http://x:1/v2", "ftp://x"] {
+            assert!(
+                matches!(parse_server(bad), Err(CliError::Usage(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(segment("ab-C_9.~"), "ab-C_9.~");
+        assert_eq!(segment("a/b?c d"), "a%2Fb%3Fc%20d");
+    }
+
+    #[test]
+    fn token_order_and_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        let url = format!("sqlite://{}", db.display());
+        let file = token_path(&db);
+        // Nothing: the message names the file looked for.
+        let err = Token::resolve(None, None, &url).unwrap_err();
+        assert!(
+            err.to_string().contains(&file.display().to_string()),
+            "{err}"
+        );
+        std::fs::write(&file, "file-token-0123456789\n").unwrap();
+        let t = Token::resolve(None, None, &url).unwrap();
+        assert_eq!(t.source, TokenSource::File(file.clone()));
+        assert_eq!(&*t.value, "file-token-0123456789");
+        // The environment over the first-run file; --token-file over both.
+        let t = Token::resolve(None, Some("env-token-0123456789".into()), &url).unwrap();
+        assert_eq!(t.source, TokenSource::Env);
+        let other = dir.path().join("other");
+        std::fs::write(&other, "other-token-0123456789").unwrap();
+        let t = Token::resolve(Some(&other), Some("env".into()), &url).unwrap();
+        assert_eq!(t.source, TokenSource::File(other));
+        let shown = format!("{t:?}");
+        assert!(!shown.contains("other-token"), "{shown}");
+        // PostgreSQL: no file to look for, and the URL (password) is not echoed.
+        let err = Token::resolve(None, None, "postgres://u:pw@h/db").unwrap_err();
+        assert!(!err.to_string().contains("pw"), "{err}");
+    }
+}

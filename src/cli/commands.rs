@@ -1,0 +1,430 @@
+//! `apig-appcode apps ...` and `apig-appcode app-codes ...`: the management API from the
+//! command line, tables for people and `--json` for scripts.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use apig_appcode::gateway::config::{DEFAULT_INSTANCE_ID, DEFAULT_PROJECT_ID};
+use clap::{Args, Subcommand};
+use http::Method;
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use super::client::{segment, Answer, CliError, Client, Token, TOKEN_ENV};
+
+/// Where the server is, where the admin token is, and how to print. Shared by every client
+/// subcommand, and accepted before or after the action (`global`).
+// No secret here: the token itself is read from the environment or a file by `Token::resolve`.
+#[derive(Clone, Args)]
+pub(crate) struct ConnectArgs {
+    /// The management API's address (`serve`'s --admin-listen).
+    #[arg(
+        long,
+        env = "APIG_SERVER",
+        default_value = "http://127.0.0.1:8081",
+        global = true
+    )]
+    server: String,
+    /// Project ID (`serve`'s --project-id).
+    #[arg(long, env = "APIG_PROJECT_ID", default_value = DEFAULT_PROJECT_ID, global = true)]
+    project: String,
+    /// Gateway instance ID (`serve`'s --instance-id).
+    #[arg(long, env = "APIG_INSTANCE_ID", default_value = DEFAULT_INSTANCE_ID, global = true)]
+    instance: String,
+    /// A file holding the admin token; first choice. Without it: the APIG_ADMIN_TOKEN
+    /// environment variable, then the server's first-run token file beside --database.
+    #[arg(long, env = "APIG_ADMIN_TOKEN_FILE", global = true)]
+    token_file: Option<PathBuf>,
+    /// The server's database, to find its first-run token file (`PATH.admin-token`).
+    #[arg(
+        long,
+        env = "APIG_DATABASE",
+        default_value = "sqlite://apig-appcode.db",
+        hide_env_values = true,
+        global = true
+    )]
+    database: String,
+    /// Print the API's JSON as it came, for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+/// `apig-appcode apps`.
+#[derive(Args)]
+pub(crate) struct AppsCommand {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(subcommand)]
+    action: AppsAction,
+}
+
+#[derive(Subcommand)]
+enum AppsAction {
+    /// Create an app.
+    Create {
+        /// Name: 3 to 64 characters (letters, digits, `_`), starting with a letter.
+        name: String,
+        /// Description.
+        #[arg(long)]
+        remark: Option<String>,
+    },
+    /// List apps (one page).
+    List {
+        /// Apps skipped.
+        #[arg(long)]
+        offset: Option<u64>,
+        /// Apps per page [server default: 20, at most 500].
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// Show one app.
+    Show {
+        /// App ID.
+        app_id: String,
+    },
+    /// Delete an app and its AppCodes.
+    Delete {
+        /// App ID.
+        app_id: String,
+    },
+}
+
+/// `apig-appcode app-codes`.
+#[derive(Args)]
+pub(crate) struct AppCodesCommand {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(subcommand)]
+    action: AppCodesAction,
+}
+
+#[derive(Subcommand)]
+enum AppCodesAction {
+    /// Add an AppCode of your own to an app; the value is read from stdin (one line), never
+    /// from the command line, where other users could see it.
+    Create {
+        /// App ID.
+        app_id: String,
+    },
+    /// Generate an AppCode for an app and print it, value included.
+    Generate {
+        /// App ID.
+        app_id: String,
+    },
+    /// List an app's AppCodes (IDs and dates; values only with --json).
+    List {
+        /// App ID.
+        app_id: String,
+    },
+    /// Show one AppCode, value included.
+    Show {
+        /// App ID.
+        app_id: String,
+        /// AppCode ID.
+        app_code_id: String,
+    },
+    /// Delete an AppCode: the gateway refuses it at once.
+    Delete {
+        /// App ID.
+        app_id: String,
+        /// AppCode ID.
+        app_code_id: String,
+    },
+}
+
+fn client(connect: &ConnectArgs) -> Result<Client, CliError> {
+    let token = Token::resolve(
+        connect.token_file.as_deref(),
+        std::env::var(TOKEN_ENV).ok(),
+        &connect.database,
+    )?;
+    Client::new(&connect.server, &connect.project, &connect.instance, token)
+}
+
+/// Runs `apps ACTION`, printing to `out`.
+pub(crate) async fn apps(cmd: AppsCommand, out: &mut impl Write) -> Result<(), CliError> {
+    let json_out = cmd.connect.json;
+    let client = client(&cmd.connect)?;
+    match cmd.action {
+        AppsAction::Create { name, remark } => {
+            let mut body = json!({ "name": name });
+            if let Some(remark) = remark {
+                body["remark"] = Value::String(remark);
+            }
+            let answer = client.call(Method::POST, "/apps", Some(&body)).await?;
+            print_app(out, json_out, &answer)
+        }
+        AppsAction::List { offset, limit } => {
+            let mut query = Vec::new();
+            if let Some(o) = offset {
+                query.push(format!("offset={o}"));
+            }
+            if let Some(l) = limit {
+                query.push(format!("limit={l}"));
+            }
+            let path = if query.is_empty() {
+                "/apps".to_owned()
+            } else {
+                format!("/apps?{}", query.join("&"))
+            };
+            let answer = client.call(Method::GET, &path, None).await?;
+            if json_out {
+                return raw(out, &answer);
+            }
+            let apps = items(&answer.json, "apps");
+            let mut rows = vec![header(&["ID", "NAME", "STATUS", "CODES", "CREATED"])];
+            for app in apps {
+                let id = text(app, "id");
+                // `bind_num` is APIG's count of bound APIs, not of AppCodes: ask for the
+                // codes' total (one small call per app; APIG allows at most 5 per app).
+                let path = format!("/apps/{}/app-codes?limit=1", segment(&id));
+                let codes = match client.call(Method::GET, &path, None).await {
+                    Ok(answer) => number(&answer.json, "total"),
+                    // Deleted since the list was read: the row stays, without a count.
+                    Err(CliError::Api { .. }) => "-".into(),
+                    Err(e) => return Err(e),
+                };
+                rows.push(vec![
+                    id,
+                    text(app, "name"),
+                    status(app),
+                    codes,
+                    text(app, "register_time"),
+                ]);
+            }
+            table(out, &rows)?;
+            footer(&answer.json, apps.len(), "apps");
+            Ok(())
+        }
+        AppsAction::Show { app_id } => {
+            let answer = client
+                .call(Method::GET, &format!("/apps/{}", segment(&app_id)), None)
+                .await?;
+            print_app(out, json_out, &answer)
+        }
+        AppsAction::Delete { app_id } => {
+            client
+                .call(Method::DELETE, &format!("/apps/{}", segment(&app_id)), None)
+                .await?;
+            if !json_out {
+                writeln!(out, "deleted app {app_id}").map_err(CliError::Io)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Runs `app-codes ACTION`, printing to `out`.
+pub(crate) async fn app_codes(cmd: AppCodesCommand, out: &mut impl Write) -> Result<(), CliError> {
+    let json_out = cmd.connect.json;
+    // Read before any call: a missing value is a usage error whatever the server's state.
+    let value = match &cmd.action {
+        AppCodesAction::Create { .. } => Some(read_app_code()?),
+        _ => None,
+    };
+    let client = client(&cmd.connect)?;
+    let codes = |app: &str| format!("/apps/{}/app-codes", segment(app));
+    match cmd.action {
+        AppCodesAction::Create { app_id } => {
+            // The JSON copy of the value is not zeroed (serde_json has no such type); it lives
+            // only for this call.
+            let body = json!({ "app_code": value.as_deref().map(String::as_str) });
+            let answer = client
+                .call(Method::POST, &codes(&app_id), Some(&body))
+                .await?;
+            print_code(out, json_out, &answer)
+        }
+        AppCodesAction::Generate { app_id } => {
+            let answer = client.call(Method::PUT, &codes(&app_id), None).await?;
+            print_code(out, json_out, &answer)
+        }
+        AppCodesAction::List { app_id } => {
+            // The most a page holds: an app has at most a few codes.
+            let path = format!("{}?limit=500", codes(&app_id));
+            let answer = client.call(Method::GET, &path, None).await?;
+            if json_out {
+                return raw(out, &answer);
+            }
+            let list = items(&answer.json, "app_codes");
+            let mut rows = vec![header(&["ID", "CREATED"])];
+            for code in list {
+                rows.push(vec![text(code, "id"), text(code, "create_time")]);
+            }
+            table(out, &rows)?;
+            footer(&answer.json, list.len(), "AppCodes");
+            Ok(())
+        }
+        AppCodesAction::Show {
+            app_id,
+            app_code_id,
+        } => {
+            let path = format!("{}/{}", codes(&app_id), segment(&app_code_id));
+            let answer = client.call(Method::GET, &path, None).await?;
+            print_code(out, json_out, &answer)
+        }
+        AppCodesAction::Delete {
+            app_id,
+            app_code_id,
+        } => {
+            let path = format!("{}/{}", codes(&app_id), segment(&app_code_id));
+            client.call(Method::DELETE, &path, None).await?;
+            if !json_out {
+                writeln!(out, "deleted AppCode {app_code_id} of app {app_id}")
+                    .map_err(CliError::Io)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The AppCode for `app-codes create`: the first line of stdin, trimmed.
+fn read_app_code() -> Result<Zeroizing<String>, CliError> {
+    let stdin = io::stdin();
+    if stdin.is_terminal() {
+        // A prompt on stderr, so that stdout stays the command's output.
+        eprint!("AppCode (one line): ");
+    }
+    let mut line = Zeroizing::new(String::new());
+    stdin.lock().read_line(&mut line).map_err(CliError::Io)?;
+    let value = line.trim();
+    if value.is_empty() {
+        return Err(CliError::Usage(
+            "app-codes create reads the AppCode from stdin, and it was empty \
+             (use `app-codes generate` to have one generated)"
+                .into(),
+        ));
+    }
+    Ok(Zeroizing::new(value.to_owned()))
+}
+
+fn print_app(out: &mut impl Write, json_out: bool, answer: &Answer) -> Result<(), CliError> {
+    if json_out {
+        return raw(out, answer);
+    }
+    let app = &answer.json;
+    // The app secret is left out: APIG's console hides it too; --json has it.
+    let rows = vec![
+        header(&["ID", "NAME", "STATUS", "APP KEY", "CREATED", "REMARK"]),
+        vec![
+            text(app, "id"),
+            text(app, "name"),
+            status(app),
+            text(app, "app_key"),
+            text(app, "register_time"),
+            text(app, "remark"),
+        ],
+    ];
+    table(out, &rows)
+}
+
+fn print_code(out: &mut impl Write, json_out: bool, answer: &Answer) -> Result<(), CliError> {
+    if json_out {
+        return raw(out, answer);
+    }
+    let code = &answer.json;
+    // The value last: it is long, and the other columns stay aligned.
+    let rows = vec![
+        header(&["ID", "APP ID", "CREATED", "APP CODE"]),
+        vec![
+            text(code, "id"),
+            text(code, "app_id"),
+            text(code, "create_time"),
+            text(code, "app_code"),
+        ],
+    ];
+    table(out, &rows)
+}
+
+/// The body as the API sent it, one line.
+fn raw(out: &mut impl Write, answer: &Answer) -> Result<(), CliError> {
+    out.write_all(&answer.raw)
+        .and_then(|()| writeln!(out))
+        .map_err(CliError::Io)
+}
+
+fn items<'a>(json: &'a Value, key: &str) -> &'a [Value] {
+    json.get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn text(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn number(v: &Value, key: &str) -> String {
+    v.get(key).map(Value::to_string).unwrap_or_default()
+}
+
+/// APIG's app status: 1 is valid.
+fn status(app: &Value) -> String {
+    match app.get("status").and_then(Value::as_i64) {
+        Some(1) => "valid".into(),
+        Some(n) => n.to_string(),
+        None => String::new(),
+    }
+}
+
+fn header(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Rows in columns padded to the widest cell, two spaces apart; the last column unpadded.
+fn table(out: &mut impl Write, rows: &[Vec<String>]) -> Result<(), CliError> {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                let pad = widths[c] - cell.chars().count() + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        writeln!(out, "{}", line.trim_end()).map_err(CliError::Io)?;
+    }
+    Ok(())
+}
+
+/// "(3 of 45 apps; --offset/--limit for more)" on stderr when the page is not everything.
+fn footer(list: &Value, shown: usize, what: &str) {
+    let total = list.get("total").and_then(Value::as_u64).unwrap_or(0);
+    if (shown as u64) < total {
+        // On stderr: stdout keeps only the table.
+        eprintln!("({shown} of {total} {what}; use --offset and --limit for more)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns() {
+        let rows = vec![
+            header(&["ID", "NAME", "X"]),
+            vec!["abcdef".into(), "n".into(), "last".into()],
+        ];
+        let mut out = Vec::new();
+        table(&mut out, &rows).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ID      NAME  X\nabcdef  n     last\n"
+        );
+    }
+}

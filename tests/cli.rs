@@ -1,0 +1,361 @@
+//! `apig-appcode apps` and `apig-appcode app-codes` against a running `apig-appcode serve`:
+//! the whole cycle in tables and JSON, and the one-line errors (server down, a refused token,
+//! APIG errors, bad arguments), with their exit statuses.
+//!
+//! Run: `cargo test --features gateway --test cli`.
+#![cfg(all(feature = "gateway", unix))]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Command, Output, Stdio};
+
+use http::StatusCode;
+use serde_json::Value;
+
+#[path = "support/binary.rs"]
+mod support;
+use support::*;
+
+/// A CLI run's outcome.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(&self) -> &str {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        &self.stdout
+    }
+
+    /// Asserts exit status 1 and a one-line message on stderr holding `needle`.
+    fn failed(&self, needle: &str) {
+        assert_eq!(self.code, Some(1), "stderr:\n{}", self.stderr);
+        assert!(
+            self.stderr.contains(needle),
+            "no {needle:?} in:\n{}",
+            self.stderr
+        );
+        assert_eq!(self.stderr.lines().count(), 1, "{}", self.stderr);
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+}
+
+/// How a run gets its admin token.
+enum Auth<'a> {
+    Env(&'a str),
+    None,
+}
+
+/// `apig-appcode ARGS` against `server`, with no `APIG_*` variable of ours leaking in, the
+/// token per `auth`, and `stdin` as its input. The CLI bounds its own calls, so waiting for
+/// its exit is bounded too.
+async fn cli(server: &str, auth: Auth<'_>, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).arg("--server").arg(server);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("APIG_") {
+            cmd.env_remove(name);
+        }
+    }
+    if let Auth::Env(token) = auth {
+        cmd.env("APIG_ADMIN_TOKEN", token);
+    }
+    let stdin = stdin.map(str::to_owned);
+    let out: Output = tokio::task::spawn_blocking(move || {
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("starting apig-appcode");
+        if let Some(text) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(text.as_bytes()).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn url(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+/// The cells of the first row of `table` that holds `needle`.
+fn row<'a>(table: &'a str, needle: &str) -> Vec<&'a str> {
+    table
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no row with {needle} in:\n{table}"))
+        .split_whitespace()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apps_and_codes_from_creation_to_deletion() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_token(&upstream, dir.path(), &[]).await;
+    let api = url(server.admin);
+    let run = |args: &'static [&'static str]| cli(&api, Auth::Env(TOKEN), args, None);
+
+    // Create, as a table and as JSON.
+    let created = run(&["apps", "create", "shop", "--remark", "the shop"]).await;
+    let table = created.ok();
+    assert!(table.starts_with("ID "), "{table}");
+    let app = row(table, "shop")[0].to_owned();
+    let json = cli(
+        &api,
+        Auth::Env(TOKEN),
+        &["apps", "create", "depot", "--json"],
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(json["name"], "depot");
+
+    // Generate: the value is printed, and the gateway takes it.
+    let generated = cli(
+        &api,
+        Auth::Env(TOKEN),
+        &["app-codes", "generate", &app],
+        None,
+    )
+    .await;
+    let cells = row(generated.ok(), &app);
+    let (code_id, code) = (cells[0].to_owned(), cells[3].to_owned());
+    assert_eq!(code.len(), 64, "{}", generated.stdout);
+    let gateway = server.gateway;
+    wait_until(PROPAGATION_TIMEOUT, "the generated code works", || {
+        let code = code.clone();
+        async move { (gateway_status(gateway, &code).await == Some(StatusCode::OK)).then_some(()) }
+    })
+    .await;
+
+    // Create with a value from stdin (never from the command line).
+    let own = format!("own{}", "0123456789".repeat(7));
+    let created = cli(
+        &api,
+        Auth::Env(TOKEN),
+        &["app-codes", "create", &app],
+        Some(&format!("{own}\n")),
+    )
+    .await;
+    assert!(created.ok().contains(&own), "{}", created.stdout);
+
+    // Lists: tables with the counts, no values; JSON as the API sent it.
+    let apps = run(&["apps", "list"]).await;
+    let header: Vec<&str> = apps
+        .ok()
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["ID", "NAME", "STATUS", "CODES", "CREATED"]);
+    assert_eq!(row(&apps.stdout, &app)[1..4], ["shop", "valid", "2"]);
+    assert!(apps.stdout.contains("depot"));
+    let listed = run(&["apps", "list", "--json"]).await.json();
+    assert_eq!(listed["total"], 2);
+    let codes = cli(&api, Auth::Env(TOKEN), &["app-codes", "list", &app], None).await;
+    assert!(codes.ok().contains(&code_id), "{}", codes.stdout);
+    assert!(!codes.stdout.contains(&code) && !codes.stdout.contains(&own));
+    let codes = cli(
+        &api,
+        Auth::Env(TOKEN),
+        &["app-codes", "list", &app, "--json"],
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(codes["total"], 2);
+
+    // Show.
+    let shown = cli(&api, Auth::Env(TOKEN), &["apps", "show", &app], None).await;
+    assert!(shown.ok().contains("the shop"), "{}", shown.stdout);
+    let shown = cli(
+        &api,
+        Auth::Env(TOKEN),
+        &["app-codes", "show", &app, &code_id, "--json"],
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(shown["app_code"], code.as_str());
+
+    // Delete the code: the gateway refuses it; then the app.
+    let deleted = cli(
+        &api,
+        Auth::Env(TOKEN),
+        &["app-codes", "delete", &app, &code_id],
+        None,
+    )
+    .await;
+    assert!(deleted.ok().contains(&code_id));
+    assert_eq!(
+        gateway_status(gateway, &code).await,
+        Some(StatusCode::UNAUTHORIZED)
+    );
+    cli(&api, Auth::Env(TOKEN), &["apps", "delete", &app], None)
+        .await
+        .ok();
+
+    // An APIG error: `error_code: error_msg`, exit 1.
+    let gone = cli(&api, Auth::Env(TOKEN), &["apps", "show", &app], None).await;
+    gone.failed("APIG.3004: ");
+
+    // No AppCode value reached the server's log (what it wrote up to its exit).
+    let mut server = server;
+    server.proc.signal("TERM");
+    server.proc.wait_exit(EXIT_TIMEOUT).await;
+    let log = server.stderr();
+    assert!(!log.contains(&code) && !log.contains(&own), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_run_token_file_is_found_beside_the_database() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(serve_command(&base_args(&upstream, dir.path())))
+        .await
+        .unwrap();
+    let database = database_url(dir.path());
+    let listed = cli(
+        &url(server.admin),
+        Auth::None,
+        &["apps", "list", "--database", &database],
+        None,
+    )
+    .await;
+    assert!(listed.ok().starts_with("ID "), "{}", listed.stdout);
+
+    // Elsewhere: the message names the file it looked for.
+    let other = tempfile::tempdir().unwrap();
+    let missing = cli(
+        &url(server.admin),
+        Auth::None,
+        &["apps", "list", "--database", &database_url(other.path())],
+        None,
+    )
+    .await;
+    missing.failed(&format!(
+        "{}.admin-token",
+        database_path(other.path()).display()
+    ));
+    assert!(
+        missing.stderr.contains("APIG_ADMIN_TOKEN"),
+        "{}",
+        missing.stderr
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_is_named_by_its_source_never_shown() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_token(&upstream, dir.path(), &[]).await;
+    let wrong = "wrong-admin-token-0123456789";
+    let refused = cli(
+        &url(server.admin),
+        Auth::Env(wrong),
+        &["apps", "list"],
+        None,
+    )
+    .await;
+    refused.failed("refused the admin token from the environment variable APIG_ADMIN_TOKEN");
+    assert!(!refused.stderr.contains(wrong) && !refused.stdout.contains(wrong));
+
+    // From a file: the message names the file.
+    let file = dir.path().join("token");
+    std::fs::write(&file, wrong).unwrap();
+    let file_arg = file.display().to_string();
+    let refused = cli(
+        &url(server.admin),
+        Auth::Env(TOKEN),
+        &["app-codes", "generate", "any", "--token-file", &file_arg],
+        None,
+    )
+    .await;
+    refused.failed(&format!("from the file {file_arg}"));
+    assert!(!refused.stderr.contains(wrong));
+
+    // The gateway's address by mistake: said so, not taken for a refused token.
+    let gateway = cli(
+        &url(server.gateway),
+        Auth::Env(TOKEN),
+        &["apps", "list"],
+        None,
+    )
+    .await;
+    gateway.failed("is the AppCode gateway");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_that_is_down_is_named() {
+    // A port that nothing listens on any more.
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let down = cli(&url(addr), Auth::Env(TOKEN), &["apps", "list"], None).await;
+    down.failed(&format!("cannot connect to {}", url(addr)));
+    assert!(
+        down.stderr.contains("may not be running"),
+        "{}",
+        down.stderr
+    );
+    assert!(!down.stderr.contains(TOKEN));
+}
+
+#[tokio::test]
+async fn bad_arguments_exit_2() {
+    let server = "http://127.0.0.1:1";
+    for args in [
+        &["apps", "create"][..],
+        &["app-codes", "show", "app-only"],
+        &["apps", "frobnicate"],
+    ] {
+        let run = cli(server, Auth::Env(TOKEN), args, None).await;
+        assert_eq!(run.code, Some(2), "{args:?}: {}", run.stderr);
+    }
+    // An empty stdin for `app-codes create` is a usage error too, found before any call.
+    let run = cli(
+        server,
+        Auth::Env(TOKEN),
+        &["app-codes", "create", "app"],
+        Some(""),
+    )
+    .await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("stdin"), "{}", run.stderr);
+    // https:// is refused clearly.
+    let run = cli(
+        "https://127.0.0.1:1",
+        Auth::Env(TOKEN),
+        &["apps", "list"],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+}
