@@ -13,8 +13,8 @@ use apig_appcode::admin::{
 };
 use apig_appcode::provider::BoxFuture;
 use apig_appcode::store::{
-    App, AppCodeRecord, AppFilter, MemoryStore, Page, Scope, SecretString, Store, StoreError,
-    StoreResult, Timestamp,
+    App, AppChanges, AppCodeRecord, AppFilter, MemoryStore, Page, Scope, SecretString, Store,
+    StoreError, StoreResult, Timestamp,
 };
 use apig_appcode::{AppCode, AppCodeAuthLayer, AppCodeCache, AppIdentity};
 use axum::body::Body;
@@ -598,6 +598,231 @@ async fn duplicate_app_name_and_key_are_apigs_codes() {
 
 // ---------------------------------------------------------------------------------------------
 // AppCodes
+
+fn app_path(app_id: &str) -> String {
+    format!("{}/{app_id}", apps_path())
+}
+
+fn secret_path(app_id: &str) -> String {
+    format!("{}/secret/{app_id}", apps_path())
+}
+
+async fn show_app(f: &Fixture, app_id: &str) -> Value {
+    let r = send(
+        &f.router,
+        request("GET", &app_path(app_id), Some(TOKEN_RO), None),
+    )
+    .await;
+    r.ok(StatusCode::OK).clone()
+}
+
+/// Resets the app's secret (with `body`, if any) and returns the new one.
+async fn reset_secret(f: &Fixture, app_id: &str, body: Option<&str>) -> String {
+    let r = send(
+        &f.router,
+        request("PUT", &secret_path(app_id), Some(TOKEN_RW), body),
+    )
+    .await;
+    r.ok(StatusCode::OK)["app_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn app_update_and_secret_reset_have_apigs_shapes() {
+    let f = fixture();
+    let app = create_app(
+        &f,
+        json!({"name": "before", "remark": "old", "app_key": "key-before-1", "app_secret": "Secret_before1"}),
+    )
+    .await;
+    let app_id = app["id"].as_str().unwrap();
+    let code = generate_code(&f, app_id).await;
+
+    // Every field given: 201 (APIG's documented status) and the app view as on show.
+    let body = json!({"name": "after_应用", "remark": "new", "app_key": "key-after-1", "app_secret": "Secret_after!1"});
+    let r = send(
+        &f.router,
+        request(
+            "PUT",
+            &app_path(app_id),
+            Some(TOKEN_RW),
+            Some(&body.to_string()),
+        ),
+    )
+    .await;
+    let updated = r.ok(StatusCode::CREATED).clone();
+    for (field, value) in [
+        ("name", "after_应用"),
+        ("remark", "new"),
+        ("app_key", "key-after-1"),
+        ("app_secret", "Secret_after!1"),
+    ] {
+        assert_eq!(updated[field], value, "{field}");
+    }
+    for field in ["id", "creator", "register_time", "status", "app_type"] {
+        assert_eq!(updated[field], app[field], "{field}");
+    }
+    assert!(is_apig_time(&updated["update_time"]));
+    assert!(updated["update_time"].as_str() >= app["update_time"].as_str());
+    assert!(updated.get("bind_num").is_none());
+    assert_eq!(show_app(&f, app_id).await, updated);
+
+    // Only the name (required): the rest is kept, the app's own name is no conflict.
+    let r = send(
+        &f.router,
+        request(
+            "PUT",
+            &app_path(app_id),
+            Some(TOKEN_RW),
+            Some(r#"{"name":"after_应用"}"#),
+        ),
+    )
+    .await;
+    let renamed = r.ok(StatusCode::CREATED).clone();
+    for field in ["name", "remark", "app_key", "app_secret", "register_time"] {
+        assert_eq!(renamed[field], updated[field], "{field}");
+    }
+
+    // Reset with a given secret: 200 and the app with it.
+    let r = send(
+        &f.router,
+        request(
+            "PUT",
+            &secret_path(app_id),
+            Some(TOKEN_RW),
+            Some(r#"{"app_secret":"Given_reset1"}"#),
+        ),
+    )
+    .await;
+    let reset = r.ok(StatusCode::OK).clone();
+    assert_eq!(reset["app_secret"], "Given_reset1");
+    for field in [
+        "id",
+        "name",
+        "remark",
+        "app_key",
+        "register_time",
+        "app_type",
+    ] {
+        assert_eq!(reset[field], renamed[field], "{field}");
+    }
+    assert_eq!(show_app(&f, app_id).await, reset);
+
+    // Without a body, with `{}` and with a null secret: a generated one, new each time.
+    let mut seen = BTreeSet::from(["Given_reset1".to_owned()]);
+    for body in [None, Some("{}"), Some(r#"{"app_secret":null}"#)] {
+        let secret = reset_secret(&f, app_id, body).await;
+        assert!(is_lower_hex(&secret, 32), "{secret}");
+        assert!(seen.insert(secret.clone()), "a repeated secret");
+        assert_eq!(show_app(&f, app_id).await["app_secret"], secret.as_str());
+    }
+
+    // The app's AppCodes are untouched and still pass the gateway.
+    let (status, _) = gateway_status(&f.cache, &value_of(&code)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn app_update_and_reset_refuse_what_create_refuses() {
+    let f = fixture();
+    let app_id = new_app(&f, "target").await;
+    let other = create_app(&f, json!({"name": "other", "app_key": "other-key-1"})).await;
+    let before = show_app(&f, &app_id).await;
+    let put = |uri: String, body: &str| request("PUT", &uri, Some(TOKEN_RW), Some(body));
+    let long_remark = "r".repeat(256);
+    for (body, parameter) in [
+        (json!({}), "name"),
+        (json!({"remark": "no name"}), "name"),
+        (json!({"name": "1bad"}), "name"),
+        (json!({"name": 7}), "name"),
+        (json!({"name": "fine", "remark": long_remark}), "remark"),
+        (json!({"name": "fine", "app_key": "short"}), "app_key"),
+        (
+            json!({"name": "fine", "app_secret": "bad^secret"}),
+            "app_secret",
+        ),
+    ] {
+        send(&f.router, put(app_path(&app_id), &body.to_string()))
+            .await
+            .invalid(parameter);
+    }
+    send(&f.router, put(app_path(&app_id), "[1]"))
+        .await
+        .invalid("body");
+    for body in [r#"{"app_secret":"short"}"#, r#"{"app_secret":5}"#] {
+        send(&f.router, put(secret_path(&app_id), body))
+            .await
+            .invalid("app_secret");
+    }
+    send(&f.router, put(secret_path(&app_id), "not json"))
+        .await
+        .invalid("body");
+    let plain = Request::builder()
+        .method("PUT")
+        .uri(secret_path(&app_id))
+        .header("x-auth-token", TOKEN_RW)
+        .header("content-type", "text/plain")
+        .body(Body::from(r#"{"app_secret":"Given_reset1"}"#))
+        .unwrap();
+    send(&f.router, plain)
+        .await
+        .error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "APIG.2012");
+
+    // Another app's name or key.
+    send(&f.router, put(app_path(&app_id), r#"{"name":"other"}"#))
+        .await
+        .error(StatusCode::BAD_REQUEST, "APIG.3203");
+    send(
+        &f.router,
+        put(
+            app_path(&app_id),
+            r#"{"name":"target","app_key":"other-key-1"}"#,
+        ),
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, "APIG.3310");
+
+    // Unknown apps, with APIG's message.
+    let missing = "0".repeat(32);
+    let msg = send(&f.router, put(app_path(&missing), r#"{"name":"fine"}"#))
+        .await
+        .error(StatusCode::NOT_FOUND, "APIG.3004");
+    assert_eq!(msg, format!("App {missing} does not exist"));
+    send(
+        &f.router,
+        request("PUT", &secret_path(&missing), Some(TOKEN_RW), None),
+    )
+    .await
+    .error(StatusCode::NOT_FOUND, "APIG.3004");
+    send(&f.router, put(secret_path("bad.id"), "{}"))
+        .await
+        .invalid("app_id");
+
+    // Read-only credentials write nothing.
+    for uri in [app_path(&app_id), secret_path(&app_id)] {
+        send(
+            &f.router,
+            request("PUT", &uri, Some(TOKEN_RO), Some(r#"{"name":"by_reader"}"#)),
+        )
+        .await
+        .error(StatusCode::FORBIDDEN, "APIG.1005");
+    }
+    // Other methods on the reset path.
+    for method in ["GET", "POST", "DELETE", "PATCH"] {
+        send(
+            &f.router,
+            request(method, &secret_path(&app_id), Some(TOKEN_RW), None),
+        )
+        .await
+        .error(StatusCode::METHOD_NOT_ALLOWED, "APIG.0101");
+    }
+
+    // Nothing of the refused calls reached the store.
+    assert_eq!(show_app(&f, &app_id).await, before);
+    assert_eq!(show_app(&f, other["id"].as_str().unwrap()).await, other);
+}
 
 #[tokio::test]
 async fn app_code_endpoints_have_apigs_shapes() {
@@ -1269,11 +1494,11 @@ async fn unknown_routes_methods_and_bad_bodies_answer_apig_json() {
     assert!(msg.contains("PATCH"), "{msg}");
     let allow = r.headers["allow"].to_str().unwrap();
     assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
-    // The update and reset-secret operations of APIG are not offered.
+    // An app is updated with PUT, not POST.
     let r = send(
         &f.router,
         request(
-            "PUT",
+            "POST",
             &format!("{}/x", apps_path()),
             Some(TOKEN_RW),
             Some("{}"),
@@ -1379,6 +1604,14 @@ impl Store for BrokenStore {
     ) -> BoxFuture<'a, StoreResult<Vec<u64>>> {
         Box::pin(async { broken() })
     }
+    fn update_app<'a>(
+        &'a self,
+        _: &'a Scope,
+        _: &'a str,
+        _: AppChanges,
+    ) -> BoxFuture<'a, StoreResult<App>> {
+        Box::pin(async { broken() })
+    }
     fn delete_app<'a>(
         &'a self,
         _: &'a Scope,
@@ -1475,6 +1708,12 @@ async fn backend_errors_are_500_system_error_with_the_detail_only_in_the_log() {
         ("GET", apps_path(), None),
         ("GET", format!("{}/a1", apps_path()), None),
         ("DELETE", format!("{}/a1", apps_path()), None),
+        (
+            "PUT",
+            format!("{}/a1", apps_path()),
+            Some(r#"{"name":"app"}"#),
+        ),
+        ("PUT", format!("{}/secret/a1", apps_path()), None),
         ("POST", app.clone(), Some(body.as_str())),
         ("PUT", app.clone(), None),
         ("GET", app.clone(), None),
@@ -1555,6 +1794,25 @@ async fn no_token_secret_key_app_secret_or_app_code_in_the_logs() {
     )
     .await
     .error(StatusCode::FORBIDDEN, "APIG.1005");
+    let updated = json!({"name": "logged_app", "app_secret": "UpdatedSecret-2"}).to_string();
+    send(
+        &f.router,
+        request("PUT", &app_path(app_id), Some(TOKEN_RW), Some(&updated)),
+    )
+    .await
+    .ok(StatusCode::CREATED);
+    send(
+        &f.router,
+        request(
+            "PUT",
+            &secret_path(app_id),
+            Some(TOKEN_RW),
+            Some(r#"{"app_secret":"ResetSecret-3"}"#),
+        ),
+    )
+    .await
+    .ok(StatusCode::OK);
+    let generated_secret = reset_secret(&f, app_id, None).await;
     let one = format!(
         "{}/{}",
         codes_path(app_id),
@@ -1577,7 +1835,10 @@ async fn no_token_secret_key_app_secret_or_app_code_in_the_logs() {
 
     let text = logs.text();
     assert!(
-        text.contains("AppCode created") && text.contains("app deleted"),
+        text.contains("AppCode created")
+            && text.contains("app updated")
+            && text.contains("app secret reset")
+            && text.contains("app deleted"),
         "{text}"
     );
     for secret in [
@@ -1586,6 +1847,9 @@ async fn no_token_secret_key_app_secret_or_app_code_in_the_logs() {
         "wrong-token-0123456789",
         sk.as_str(),
         "AppSecretValue-1",
+        "UpdatedSecret-2",
+        "ResetSecret-3",
+        generated_secret.as_str(),
         generated["app_code"].as_str().unwrap(),
         given.as_str(),
     ] {
@@ -1790,6 +2054,24 @@ async fn documented_success_codes_are_the_ones_sent() {
     )
     .await;
     check("get", &t_app, &r);
+    let r = send(
+        &f.router,
+        request(
+            "PUT",
+            &fill(&t_app, &app, ""),
+            Some(TOKEN_RW),
+            Some(r#"{"name":"doc_app_renamed"}"#),
+        ),
+    )
+    .await;
+    check("put", &t_app, &r);
+    let t_secret = format!("{v2}/apps/secret/{{app_id}}");
+    let r = send(
+        &f.router,
+        request("PUT", &fill(&t_secret, &app, ""), Some(TOKEN_RW), None),
+    )
+    .await;
+    check("put", &t_secret, &r);
     let body = json!({ "app_code": "d".repeat(64) }).to_string();
     let r = send(
         &f.router,

@@ -1,4 +1,4 @@
-//! App handlers: create, show, list, delete (reference section 3).
+//! App handlers: create, show, list, update, delete and reset-secret (reference section 3).
 
 use axum::response::Response;
 use http::StatusCode;
@@ -9,7 +9,7 @@ use super::error::AdminError;
 use super::ids::random_id;
 use super::paging::Query;
 use super::views::{json, no_content, AppList, AppView};
-use crate::store::{App, AppFilter, SecretString, Timestamp};
+use crate::store::{App, AppChanges, AppFilter, SecretString, Timestamp};
 
 /// `creator` of apps created through the API.
 const CREATOR: &str = "USER";
@@ -19,29 +19,21 @@ const STATUS_VALID: i32 = 1;
 /// `POST /v2/{project_id}/apigw/instances/{instance_id}/apps` → `201` App.
 pub(crate) async fn create(call: Call) -> Result<Response, AdminError> {
     let body = call.json_object()?;
-    let name = string_field(&body, "name")?.ok_or(AdminError::InvalidParameter("name"))?;
-    if !valid_name(name) {
-        return Err(AdminError::InvalidParameter("name"));
-    }
-    let remark = string_field(&body, "remark")?.unwrap_or_default();
-    if remark.chars().count() > 255 {
-        return Err(AdminError::InvalidParameter("remark"));
-    }
-    let app_key = match string_field(&body, "app_key")? {
-        Some(key) if valid_app_key(key) => key.to_owned(),
-        Some(_) => return Err(AdminError::InvalidParameter("app_key")),
+    let fields = AppFields::parse(&body)?;
+    let app_key = match fields.app_key {
+        Some(key) => key.to_owned(),
         None => random_id()?,
     };
-    let app_secret = match string_field(&body, "app_secret")? {
-        Some(secret) if valid_app_secret(secret) => SecretString::new(secret),
-        Some(_) => return Err(AdminError::InvalidParameter("app_secret")),
-        None => SecretString::new(random_id()?),
+    let app_secret = match fields.app_secret {
+        Some(secret) => secret,
+        None => random_secret()?,
     };
+    let remark = fields.remark.unwrap_or_default();
     let now = Timestamp::now();
     let app = App {
         id: random_id()?,
         scope: call.scope.clone(),
-        name: name.to_owned(),
+        name: fields.name.to_owned(),
         remark: remark.to_owned(),
         creator: CREATOR.to_owned(),
         app_key,
@@ -121,6 +113,60 @@ pub(crate) async fn list(call: Call) -> Result<Response, AdminError> {
     )
 }
 
+/// `PUT .../apps/{app_id}` → `201` App (APIG documents 201 for this update), with the body's
+/// fields validated as on creation. `name` is required, as APIG's documents say; a field left
+/// out keeps its value (see the README's decisions).
+pub(crate) async fn update(call: Call) -> Result<Response, AdminError> {
+    let body = call.json_object()?;
+    let fields = AppFields::parse(&body)?;
+    let changes = AppChanges {
+        name: Some(fields.name.to_owned()),
+        remark: fields.remark.map(str::to_owned),
+        app_key: fields.app_key.map(str::to_owned),
+        app_secret: fields.app_secret,
+        update_time: Timestamp::now(),
+    };
+    let app = store_update(&call, changes).await?;
+    tracing::info!(
+        request_id = %call.request_id,
+        caller = %call.caller.name,
+        app_id = %app.id,
+        "app updated"
+    );
+    json(StatusCode::CREATED, &AppView::new(&app, None))
+}
+
+/// `PUT .../apps/secret/{app_id}` with an optional `{"app_secret"}` → `200` App, its new
+/// secret included: handing it over is the point of the call. Without a body or a secret in
+/// it, the secret is generated as on creation.
+pub(crate) async fn reset_secret(call: Call) -> Result<Response, AdminError> {
+    let given = match call.optional_json_object()? {
+        Some(body) => valid_secret_field(&body)?,
+        None => None,
+    };
+    let mut changes = AppChanges::at(Timestamp::now());
+    changes.app_secret = Some(match given {
+        Some(secret) => secret,
+        None => random_secret()?,
+    });
+    let app = store_update(&call, changes).await?;
+    tracing::info!(
+        request_id = %call.request_id,
+        caller = %call.caller.name,
+        app_id = %app.id,
+        "app secret reset"
+    );
+    json(StatusCode::OK, &AppView::new(&app, None))
+}
+
+async fn store_update(call: &Call, changes: AppChanges) -> Result<App, AdminError> {
+    call.shared()
+        .store
+        .update_app(&call.scope, &call.app_id, changes)
+        .await
+        .map_err(|e| AdminError::from_store(e, &call.app_id, ""))
+}
+
 /// `DELETE .../apps/{app_id}` → `204`, after its AppCodes left the store and the cache.
 pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
     let codes = {
@@ -156,6 +202,52 @@ pub(crate) fn string_field<'a>(
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(AdminError::InvalidParameter(name)),
     }
+}
+
+/// The fields of APIG's create and update body (`AppReqBase`), each checked against its rule:
+/// one validation for both calls.
+struct AppFields<'a> {
+    name: &'a str,
+    remark: Option<&'a str>,
+    app_key: Option<&'a str>,
+    app_secret: Option<SecretString>,
+}
+
+impl<'a> AppFields<'a> {
+    fn parse(body: &'a Map<String, Value>) -> Result<Self, AdminError> {
+        let name = string_field(body, "name")?.ok_or(AdminError::InvalidParameter("name"))?;
+        if !valid_name(name) {
+            return Err(AdminError::InvalidParameter("name"));
+        }
+        let remark = string_field(body, "remark")?;
+        if remark.is_some_and(|r| r.chars().count() > 255) {
+            return Err(AdminError::InvalidParameter("remark"));
+        }
+        let app_key = string_field(body, "app_key")?;
+        if app_key.is_some_and(|k| !valid_app_key(k)) {
+            return Err(AdminError::InvalidParameter("app_key"));
+        }
+        Ok(Self {
+            name,
+            remark,
+            app_key,
+            app_secret: valid_secret_field(body)?,
+        })
+    }
+}
+
+/// The body's `app_secret`, if it has one that keeps the rule.
+fn valid_secret_field(body: &Map<String, Value>) -> Result<Option<SecretString>, AdminError> {
+    match string_field(body, "app_secret")? {
+        Some(secret) if valid_app_secret(secret) => Ok(Some(SecretString::new(secret))),
+        Some(_) => Err(AdminError::InvalidParameter("app_secret")),
+        None => Ok(None),
+    }
+}
+
+/// A generated app secret, as APIG generates them: 32 hex characters.
+fn random_secret() -> Result<SecretString, AdminError> {
+    random_id().map(SecretString::new)
 }
 
 /// A Chinese character as APIG's rules mean it: CJK Unified Ideographs and Extension A.

@@ -64,6 +64,15 @@ impl Call {
             _ => Err(AdminError::InvalidParameter("body")),
         }
     }
+
+    /// The body as [`json_object`](Self::json_object), or `None` when the request has none: for
+    /// a call whose body is optional (reset-secret).
+    pub(crate) fn optional_json_object(&self) -> Result<Option<Map<String, Value>>, AdminError> {
+        if self.body.is_empty() {
+            return Ok(None);
+        }
+        self.json_object().map(Some)
+    }
 }
 
 impl FromRequest<Arc<Shared>> for Call {

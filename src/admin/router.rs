@@ -58,7 +58,9 @@ pub(crate) enum Op {
     CreateApp,
     ListApps,
     ShowApp,
+    UpdateApp,
     DeleteApp,
+    ResetAppSecret,
     CreateAppCode,
     GenerateAppCode,
     ListAppCodes,
@@ -69,6 +71,8 @@ pub(crate) enum Op {
 
 const APPS: &str = "/v2/{project_id}/apigw/instances/{instance_id}/apps";
 const APP: &str = "/v2/{project_id}/apigw/instances/{instance_id}/apps/{app_id}";
+/// APIG puts the app ID after `secret`, not before it as everywhere else.
+const APP_SECRET: &str = "/v2/{project_id}/apigw/instances/{instance_id}/apps/secret/{app_id}";
 const CODES: &str = "/v2/{project_id}/apigw/instances/{instance_id}/apps/{app_id}/app-codes";
 const CODE: &str =
     "/v2/{project_id}/apigw/instances/{instance_id}/apps/{app_id}/app-codes/{app_code_id}";
@@ -79,7 +83,9 @@ pub(crate) const ROUTES: &[(Verb, &str, Op)] = &[
     (Verb::Post, APPS, Op::CreateApp),
     (Verb::Get, APPS, Op::ListApps),
     (Verb::Get, APP, Op::ShowApp),
+    (Verb::Put, APP, Op::UpdateApp),
     (Verb::Delete, APP, Op::DeleteApp),
+    (Verb::Put, APP_SECRET, Op::ResetAppSecret),
     (Verb::Post, CODES, Op::CreateAppCode),
     (Verb::Put, CODES, Op::GenerateAppCode),
     (Verb::Get, CODES, Op::ListAppCodes),
@@ -107,7 +113,9 @@ fn method_router(filter: MethodFilter, op: Op) -> MethodRouter<Arc<Shared>> {
         Op::CreateApp => on(filter, apps::create),
         Op::ListApps => on(filter, apps::list),
         Op::ShowApp => on(filter, apps::show),
+        Op::UpdateApp => on(filter, apps::update),
         Op::DeleteApp => on(filter, apps::delete),
+        Op::ResetAppSecret => on(filter, apps::reset_secret),
         Op::CreateAppCode => on(filter, app_codes::create),
         Op::GenerateAppCode => on(filter, app_codes::generate),
         Op::ListAppCodes => on(filter, app_codes::list),

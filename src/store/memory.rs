@@ -4,8 +4,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    App, AppCodeChanges, AppCodeRecord, AppFilter, DeletedAppCode, InstanceSnapshot, Page, Scope,
-    Store, StoreError, StoreResult, CHANGE_LOG_RETENTION, MAX_APP_CODES_PER_APP,
+    App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, DeletedAppCode, InstanceSnapshot,
+    Page, Scope, Store, StoreError, StoreResult, CHANGE_LOG_RETENTION, MAX_APP_CODES_PER_APP,
 };
 use crate::provider::BoxFuture;
 
@@ -217,6 +217,37 @@ impl Store for MemoryStore {
                         .count() as u64
                 })
                 .collect())
+        })
+    }
+
+    fn update_app<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+        changes: AppChanges,
+    ) -> BoxFuture<'a, StoreResult<App>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            let updated = changes.apply_to(s.app(scope, app_id)?.clone());
+            let others = || {
+                s.apps
+                    .iter()
+                    .filter(|a| a.scope == *scope && a.id != app_id)
+            };
+            // The name first, over all apps, as the SQL stores check it.
+            if others().any(|a| a.name == updated.name) {
+                return Err(StoreError::AppNameExists);
+            }
+            if others().any(|a| a.app_key == updated.app_key) {
+                return Err(StoreError::AppKeyExists);
+            }
+            let slot = s
+                .apps
+                .iter_mut()
+                .find(|a| a.scope == *scope && a.id == app_id)
+                .ok_or(StoreError::AppNotFound)?;
+            *slot = updated.clone();
+            Ok(updated)
         })
     }
 

@@ -132,6 +132,55 @@ pub struct App {
     pub status: i32,
 }
 
+/// What an update changes in an app: each `Some` field replaces the app's, each `None` keeps
+/// it. `update_time` is always set, by the caller like an app's times on creation, so every
+/// store records the same instant and tests can name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppChanges {
+    /// A new name, unique in the scope.
+    pub name: Option<String>,
+    /// A new remark.
+    pub remark: Option<String>,
+    /// A new app key, unique in the scope.
+    pub app_key: Option<String>,
+    /// A new app secret (APIG's reset-secret, or an update that names one).
+    pub app_secret: Option<SecretString>,
+    /// The app's new `update_time`.
+    pub update_time: Timestamp,
+}
+
+impl AppChanges {
+    /// No change but the `update_time`.
+    pub fn at(update_time: Timestamp) -> Self {
+        Self {
+            name: None,
+            remark: None,
+            app_key: None,
+            app_secret: None,
+            update_time,
+        }
+    }
+
+    /// `app` with the changes applied: the one definition of an update for every store, which
+    /// then checks the result's name and key against the scope's other apps.
+    pub(crate) fn apply_to(self, mut app: App) -> App {
+        if let Some(name) = self.name {
+            app.name = name;
+        }
+        if let Some(remark) = self.remark {
+            app.remark = remark;
+        }
+        if let Some(app_key) = self.app_key {
+            app.app_key = app_key;
+        }
+        if let Some(secret) = self.app_secret {
+            app.app_secret = secret;
+        }
+        app.update_time = self.update_time;
+        app
+    }
+}
+
 /// One AppCode of an app.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppCodeRecord {
@@ -280,6 +329,19 @@ pub trait Store: Send + Sync + 'static {
         scope: &'a Scope,
         app_ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<Vec<u64>>>;
+
+    /// Applies `changes` to an app and returns it as it is now. Fails with
+    /// [`StoreError::AppNotFound`], or [`StoreError::AppNameExists`] /
+    /// [`StoreError::AppKeyExists`] when *another* app of the scope holds the new name or key
+    /// (the name is checked first); an app keeps its own name and key without conflict. A new
+    /// secret is sealed like on creation. The app's AppCodes are untouched: they belong to its
+    /// ID, which never changes.
+    fn update_app<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+        changes: AppChanges,
+    ) -> BoxFuture<'a, StoreResult<App>>;
 
     /// Deletes an app and all its AppCodes; returns the deleted codes, so callers can revoke
     /// them from caches.

@@ -5,7 +5,7 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use super::cipher::{code_binding, secret_binding, CipherError, Sealer};
+use super::cipher::{code_binding, secret_binding, CipherError, Sealed, Sealer};
 use super::{App, AppCodeRecord, Scope, SecretString, StoreError, StoreResult, Timestamp};
 use crate::code::AppCode;
 
@@ -52,6 +52,17 @@ impl RawApp {
             status: self.status,
         })
     }
+}
+
+/// Seals `app`'s secret as its row keeps it, bound to its scope and ID (creation and update
+/// alike); `backend` names the store in error messages.
+pub(super) fn seal_secret(sealer: &Sealer, app: &App, backend: &str) -> StoreResult<Sealed> {
+    sealer
+        .seal(
+            &secret_binding(&app.scope, &app.id),
+            app.app_secret.expose().as_bytes(),
+        )
+        .map_err(|e| cipher(backend, format_args!("secret of app {}", app.id), e))
 }
 
 /// An AppCode row as stored, its value sealed.

@@ -29,6 +29,7 @@ from huaweicloudsdkapig.v2 import (
     ApigClient,
     AppCodeCreate,
     AppCreate,
+    AppResetCreate,
     CreateAnAppV2Request,
     CreateAppCodeAutoV2Request,
     CreateAppCodeV2Request,
@@ -36,8 +37,10 @@ from huaweicloudsdkapig.v2 import (
     DeleteAppV2Request,
     ListAppCodesV2Request,
     ListAppsV2Request,
+    ResettingAppSecretV2Request,
     ShowDetailsOfAppCodeV2Request,
     ShowDetailsOfAppV2Request,
+    UpdateAppV2Request,
 )
 
 ENDPOINT = os.environ["APIG_ENDPOINT"]
@@ -172,6 +175,78 @@ def main():
     codes = read_only.list_app_codes_v2(ListAppCodesV2Request(instance_id=INSTANCE, app_id=app_id, limit=2))
     check("list AppCodes (read-only key, limit 2): total 3, size 2", (codes.status_code, codes.total, codes.size) == (200, 3, 2), codes)
     check("list AppCodes: oldest first", [c.id for c in codes.app_codes] == [created.id, auto.id])
+
+    # Update and reset-secret: the app keeps its ID, register_time and AppCodes.
+    def update(body, client=sdk, target=app_id):
+        return client.update_app_v2(UpdateAppV2Request(instance_id=INSTANCE, app_id=target, body=body))
+
+    def reset(body=None, client=sdk, target=app_id):
+        return client.resetting_app_secret_v2(ResettingAppSecretV2Request(instance_id=INSTANCE, app_id=target, body=body))
+
+    updated = update(AppCreate(name="sdk_renamed_app", remark="updated by the SDK", app_key="sdk-key-0001", app_secret="Sdk_secret!1"))
+    check("update app: documented 201", updated.status_code == 201, updated.status_code)
+    check(
+        "update app: fields",
+        (updated.id, updated.name, updated.remark, updated.app_key, updated.app_secret)
+        == (app_id, "sdk_renamed_app", "updated by the SDK", "sdk-key-0001", "Sdk_secret!1"),
+        updated,
+    )
+    updated_raw = updated.to_json_object()
+    check(
+        "update app: register_time kept, update_time format",
+        updated_raw["register_time"] == raw["register_time"] and bool(TIME.match(updated_raw["update_time"])),
+        updated_raw,
+    )
+    shown = sdk.show_details_of_app_v2(ShowDetailsOfAppV2Request(instance_id=INSTANCE, app_id=app_id))
+    check("show app after update: same as the update's answer", shown.to_json_object() == updated_raw, shown)
+    renamed = update(AppCreate(name="sdk_interop_app"))
+    check(
+        "update app with the name only: the rest kept",
+        (renamed.name, renamed.remark, renamed.app_key, renamed.app_secret)
+        == ("sdk_interop_app", "updated by the SDK", "sdk-key-0001", "Sdk_secret!1"),
+        renamed,
+    )
+    given = reset(AppResetCreate(app_secret="Given_reset!2"))
+    check(
+        "reset secret with a value: 200, the value",
+        given.status_code == 200 and given.app_secret == "Given_reset!2" and given.id == app_id,
+        given,
+    )
+    secrets = {"Given_reset!2"}
+    for what, body in [("without a body", None), ("with an empty body", AppResetCreate())]:
+        fresh = reset(body)
+        check(
+            f"reset secret {what}: 200, a new 32-hex secret",
+            fresh.status_code == 200 and bool(HEX32.match(fresh.app_secret or "")) and fresh.app_secret not in secrets,
+            fresh,
+        )
+        secrets.add(fresh.app_secret)
+        shown = sdk.show_details_of_app_v2(ShowDetailsOfAppV2Request(instance_id=INSTANCE, app_id=app_id))
+        check(f"show app after a reset {what}: the new secret", shown.app_secret == fresh.app_secret, shown)
+    check("gateway still accepts the AppCode after update and reset", gateway(auto.app_code).status_code == 200)
+
+    other = sdk.create_an_app_v2(
+        CreateAnAppV2Request(instance_id=INSTANCE, body=AppCreate(name="sdk_other_app", app_key="sdk-other-key1"))
+    )
+    expect_error("update app to another app's name", lambda: update(AppCreate(name="sdk_other_app")), 400, "APIG.3203")
+    expect_error(
+        "update app to another app's key",
+        lambda: update(AppCreate(name="sdk_interop_app", app_key="sdk-other-key1")),
+        400,
+        "APIG.3310",
+    )
+    sdk.delete_app_v2(DeleteAppV2Request(instance_id=INSTANCE, app_id=other.id))
+    expect_error("update app with an invalid name", lambda: update(AppCreate(name="1bad")), 400, "APIG.2012")
+    expect_error("reset secret with an invalid one", lambda: reset(AppResetCreate(app_secret="short")), 400, "APIG.2012")
+    expect_error(
+        "update app with the read-only key",
+        lambda: update(AppCreate(name="ro_rename"), client=read_only),
+        403,
+        "APIG.1005",
+    )
+    expect_error("reset secret with the read-only key", lambda: reset(client=read_only), 403, "APIG.1005")
+    expect_error("update unknown app", lambda: update(AppCreate(name="ghost_app"), target="0" * 32), 404, "APIG.3004")
+    expect_error("reset secret of unknown app", lambda: reset(target="0" * 32), 404, "APIG.3004")
 
     # Errors the SDK must surface.
     expect_error(

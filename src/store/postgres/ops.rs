@@ -14,11 +14,11 @@ use super::announcement::{Event, EventKind};
 use super::error::{cipher, corrupt, db, unique_violation};
 use super::pool::{Conn, Progress};
 use super::shared::Shared;
-use crate::store::cipher::{code_binding, secret_binding, Sealer};
+use crate::store::cipher::{code_binding, Sealer};
 use crate::store::sealed::{self, sql_count, RawApp, RawCode};
 use crate::store::{
-    App, AppCodeChanges, AppCodeRecord, AppFilter, DeletedAppCode, InstanceSnapshot, Page, Scope,
-    StoreError, StoreResult, MAX_APP_CODES_PER_APP,
+    App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, DeletedAppCode, InstanceSnapshot,
+    Page, Scope, StoreError, StoreResult, MAX_APP_CODES_PER_APP,
 };
 
 /// This store's name in error messages.
@@ -237,12 +237,7 @@ async fn create_app_in(conn: &mut Conn, sealer: &Sealer, app: App) -> StoreResul
     if exists(conn, APP_BY_ID, &[in_scope[0], in_scope[1], &app.id]).await? {
         return Err(sealed::duplicate_app_id(&app.id));
     }
-    let sealed = sealer
-        .seal(
-            &secret_binding(scope, &app.id),
-            app.app_secret.expose().as_bytes(),
-        )
-        .map_err(|e| cipher(format_args!("secret of app {}", app.id), e))?;
+    let sealed = sealed::seal_secret(sealer, &app, BACKEND)?;
     let nonce = sealed.nonce.as_ref().map(|n| &n[..]);
     let inserted = conn
         .query_raw(
@@ -269,11 +264,19 @@ async fn create_app_in(conn: &mut Conn, sealer: &Sealer, app: App) -> StoreResul
         Ok(_) => Ok(app),
         // A concurrent creation won the race after the checks above.
         Err(e) => Err(match unique_violation(&e) {
-            Some("apps_by_name") => StoreError::AppNameExists,
-            Some("apps_by_key") => StoreError::AppKeyExists,
             Some("apps_by_id") => sealed::duplicate_app_id(&app.id),
-            _ => db("insert app")(e),
+            _ => unique_conflict(e, "insert app"),
         }),
+    }
+}
+
+/// A write to `apps` that a concurrent one beat to a name or key after the checks, or
+/// another failure of `what`.
+fn unique_conflict(e: tokio_postgres::Error, what: &'static str) -> StoreError {
+    match unique_violation(&e) {
+        Some("apps_by_name") => StoreError::AppNameExists,
+        Some("apps_by_key") => StoreError::AppKeyExists,
+        _ => db(what)(e),
     }
 }
 
@@ -283,19 +286,113 @@ pub(super) async fn get_app(
     scope: &Scope,
     app_id: &str,
 ) -> StoreResult<App> {
+    read_app(conn, &shared.sealer, APP_ROW, scope, app_id).await
+}
+
+const APP_ROW: &str = concat!(
+    "SELECT ",
+    app_columns!(),
+    " FROM apps WHERE project_id = $1 AND instance_id = $2 AND id = $3"
+);
+const APP_ROW_LOCKED: &str = concat!(
+    "SELECT ",
+    app_columns!(),
+    " FROM apps WHERE project_id = $1 AND instance_id = $2 AND id = $3 FOR UPDATE"
+);
+
+/// The app by `sql` ([`APP_ROW`] or [`APP_ROW_LOCKED`]), its secret opened.
+async fn read_app(
+    conn: &mut Conn,
+    sealer: &Sealer,
+    sql: &'static str,
+    scope: &Scope,
+    app_id: &str,
+) -> StoreResult<App> {
     let row = conn
         .query_opt(
             "read app",
-            concat!(
-                "SELECT ",
-                app_columns!(),
-                " FROM apps WHERE project_id = $1 AND instance_id = $2 AND id = $3"
-            ),
+            sql,
             &[&scope.project_id, &scope.instance_id, &app_id],
         )
         .await?
         .ok_or(StoreError::AppNotFound)?;
-    RawApp::from_pg_row(&row)?.open(&shared.sealer, scope, BACKEND)
+    RawApp::from_pg_row(&row)?.open(sealer, scope, BACKEND)
+}
+
+pub(super) async fn update_app(
+    conn: &mut Conn,
+    shared: &Shared,
+    scope: &Scope,
+    app_id: &str,
+    changes: AppChanges,
+) -> StoreResult<App> {
+    conn.transaction(BEGIN_WRITE, async |conn| {
+        update_app_in(conn, &shared.sealer, scope, app_id, changes).await
+    })
+    .await
+}
+
+/// Locks the app's row, so concurrent updates of one app apply one after the other, each to
+/// what the previous one left. The checks against the scope's other apps cannot lock rows that
+/// do not exist yet: a concurrent creation or update taking the same name or key after them is
+/// caught by the unique constraints, as on creation.
+async fn update_app_in(
+    conn: &mut Conn,
+    sealer: &Sealer,
+    scope: &Scope,
+    app_id: &str,
+    changes: AppChanges,
+) -> StoreResult<App> {
+    let app = changes.apply_to(read_app(conn, sealer, APP_ROW_LOCKED, scope, app_id).await?);
+    let checks: [(&'static str, &(dyn ToSql + Sync), StoreError); 2] = [
+        (
+            "SELECT 1 FROM apps
+             WHERE project_id = $1 AND instance_id = $2 AND name = $3 AND id <> $4",
+            &app.name,
+            StoreError::AppNameExists,
+        ),
+        (
+            "SELECT 1 FROM apps
+             WHERE project_id = $1 AND instance_id = $2 AND app_key = $3 AND id <> $4",
+            &app.app_key,
+            StoreError::AppKeyExists,
+        ),
+    ];
+    for (sql, value, taken) in checks {
+        if exists(
+            conn,
+            sql,
+            &[&scope.project_id, &scope.instance_id, value, &app_id],
+        )
+        .await?
+        {
+            return Err(taken);
+        }
+    }
+    let sealed = sealed::seal_secret(sealer, &app, BACKEND)?;
+    let nonce = sealed.nonce.as_ref().map(|n| &n[..]);
+    let updated = conn
+        .query_raw(
+            "UPDATE apps SET name = $4, remark = $5, app_key = $6, app_secret = $7,
+                             app_secret_nonce = $8, update_time = $9
+             WHERE project_id = $1 AND instance_id = $2 AND id = $3",
+            &[
+                &scope.project_id,
+                &scope.instance_id,
+                &app.id,
+                &app.name,
+                &app.remark,
+                &app.app_key,
+                &&sealed.bytes[..],
+                &nonce,
+                &app.update_time.unix_nanos(),
+            ],
+        )
+        .await;
+    match updated {
+        Ok(_) => Ok(app),
+        Err(e) => Err(unique_conflict(e, "update app")),
+    }
 }
 
 /// `$3`..`$8`: id, name, name_exact, status, app_key, creator; `NULL` matches every app.

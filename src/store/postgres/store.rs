@@ -12,8 +12,8 @@ use super::{listen, ops, schema, tls};
 use crate::provider::{BoxFuture, ChangeStream};
 use crate::store::cipher::{MasterKey, Sealer};
 use crate::store::{
-    App, AppCodeChanges, AppCodeRecord, AppFilter, InstanceSnapshot, Page, Scope, Store,
-    StoreError, StoreResult, CHANGE_LOG_RETENTION,
+    App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, InstanceSnapshot, Page, Scope,
+    Store, StoreError, StoreResult, CHANGE_LOG_RETENTION,
 };
 
 /// Connections of the pool by default.
@@ -329,6 +329,22 @@ impl Store for PostgresStore {
                 .pool
                 .call("count AppCodes", async |conn| {
                     ops::count_app_codes(conn, scope, app_ids).await
+                })
+                .await
+        })
+    }
+
+    fn update_app<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+        changes: AppChanges,
+    ) -> BoxFuture<'a, StoreResult<App>> {
+        Box::pin(async move {
+            self.shared
+                .pool
+                .call("update app", async |conn| {
+                    ops::update_app(conn, &self.shared, scope, app_id, changes).await
                 })
                 .await
         })

@@ -7,11 +7,11 @@ use rusqlite::{
 use zeroize::Zeroizing;
 
 use super::error::{cipher, corrupt, db};
-use crate::store::cipher::{code_binding, secret_binding, Sealer};
+use crate::store::cipher::{code_binding, Sealer};
 use crate::store::sealed::{self, sql_count, RawApp, RawCode};
 use crate::store::{
-    App, AppCodeChanges, AppCodeRecord, AppFilter, DeletedAppCode, InstanceSnapshot, Page, Scope,
-    StoreError, StoreResult, MAX_APP_CODES_PER_APP,
+    App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, DeletedAppCode, InstanceSnapshot,
+    Page, Scope, StoreError, StoreResult, MAX_APP_CODES_PER_APP,
 };
 
 /// This store's name in error messages.
@@ -124,12 +124,7 @@ pub(super) fn create_app(conn: &mut Connection, sealer: &Sealer, app: App) -> St
             return Err(taken);
         }
     }
-    let sealed = sealer
-        .seal(
-            &secret_binding(scope, &app.id),
-            app.app_secret.expose().as_bytes(),
-        )
-        .map_err(|e| cipher(format_args!("secret of app {}", app.id), e))?;
+    let sealed = sealed::seal_secret(sealer, &app, BACKEND)?;
     tx.prepare_cached(
         "INSERT INTO apps (project_id, instance_id, id, name, remark, creator, app_key,
                            app_secret, app_secret_nonce, register_time, update_time, status)
@@ -162,7 +157,15 @@ pub(super) fn get_app(
     scope: &Scope,
     app_id: &str,
 ) -> StoreResult<App> {
-    let tx = read_tx(conn)?;
+    read_app(&read_tx(conn)?, sealer, scope, app_id)
+}
+
+fn read_app(
+    tx: &Transaction<'_>,
+    sealer: &Sealer,
+    scope: &Scope,
+    app_id: &str,
+) -> StoreResult<App> {
     let sql = format!(
         "SELECT {APP_COLUMNS} FROM apps WHERE project_id = ?1 AND instance_id = ?2 AND id = ?3"
     );
@@ -177,6 +180,60 @@ pub(super) fn get_app(
         .map_err(db("read app"))?
         .ok_or(StoreError::AppNotFound)?
         .open(sealer, scope, BACKEND)
+}
+
+/// Reads the app, applies `changes`, checks the new name and key against the scope's other
+/// apps and writes every changeable column back, the secret sealed anew (a fresh nonce even
+/// when it did not change). The write transaction is `IMMEDIATE`, so no other writer can slip
+/// between the checks and the update.
+pub(super) fn update_app(
+    conn: &mut Connection,
+    sealer: &Sealer,
+    scope: &Scope,
+    app_id: &str,
+    changes: AppChanges,
+) -> StoreResult<App> {
+    let tx = write_tx(conn)?;
+    let app = changes.apply_to(read_app(&tx, sealer, scope, app_id)?);
+    let checks = [
+        ("name", &app.name, StoreError::AppNameExists),
+        ("app_key", &app.app_key, StoreError::AppKeyExists),
+    ];
+    for (column, value, taken) in checks {
+        let sql = format!(
+            "SELECT 1 FROM apps WHERE project_id = ?1 AND instance_id = ?2 AND {column} = ?3 \
+             AND id <> ?4"
+        );
+        if exists(
+            &tx,
+            &sql,
+            params![scope.project_id, scope.instance_id, value, app_id],
+        )? {
+            return Err(taken);
+        }
+    }
+    let sealed = sealed::seal_secret(sealer, &app, BACKEND)?;
+    tx.prepare_cached(
+        "UPDATE apps SET name = ?4, remark = ?5, app_key = ?6, app_secret = ?7,
+                         app_secret_nonce = ?8, update_time = ?9
+         WHERE project_id = ?1 AND instance_id = ?2 AND id = ?3",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            scope.project_id,
+            scope.instance_id,
+            app.id,
+            app.name,
+            app.remark,
+            app.app_key,
+            &sealed.bytes[..],
+            sealed.nonce.as_ref().map(|n| &n[..]),
+            app.update_time.unix_nanos(),
+        ])
+    })
+    .map_err(db("update app"))?;
+    tx.commit().map_err(db("commit app"))?;
+    Ok(app)
 }
 
 /// `?3`..`?8`: id, name, name_exact, status, app_key, creator; `NULL` matches every app.

@@ -13,8 +13,8 @@ use super::{ops, schema};
 use crate::provider::BoxFuture;
 use crate::store::cipher::{MasterKey, Sealer};
 use crate::store::{
-    App, AppCodeChanges, AppCodeRecord, AppFilter, InstanceSnapshot, Page, Scope, Store,
-    StoreError, StoreResult, CHANGE_LOG_RETENTION,
+    App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, InstanceSnapshot, Page, Scope,
+    Store, StoreError, StoreResult, CHANGE_LOG_RETENTION,
 };
 
 /// How long a write waits for another connection's (or process's) write by default.
@@ -392,6 +392,16 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, StoreResult<Vec<u64>>> {
         let (scope, app_ids) = (scope.clone(), app_ids.to_vec());
         Box::pin(self.run(move |c, _| ops::count_app_codes(c, &scope, &app_ids)))
+    }
+
+    fn update_app<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+        changes: AppChanges,
+    ) -> BoxFuture<'a, StoreResult<App>> {
+        let (scope, app_id) = (scope.clone(), app_id.to_owned());
+        Box::pin(self.run(move |c, s| ops::update_app(c, s, &scope, &app_id, changes)))
     }
 
     fn delete_app<'a>(
