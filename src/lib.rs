@@ -60,6 +60,11 @@ pub mod layer;
 pub mod metrics;
 pub mod provider;
 mod rejection_kind;
+
+/// The README's Rust blocks, compiled as doctests so its quickstart cannot rot.
+#[cfg(all(doctest, feature = "file", feature = "admin"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 pub mod request_id;
 #[cfg(feature = "store")]
 pub mod store;
