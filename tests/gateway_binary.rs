@@ -26,6 +26,36 @@ mod sqlite_file;
 // 1. First run
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_that_fails_leaves_no_token_file_and_the_next_one_shows_the_hint() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = apig_appcode::gateway::token_path(&database_path(dir.path()));
+    // The admin port is taken: the start fails after the token was made.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut args = base_args(&upstream, dir.path());
+    let admin = args.iter().position(|a| a == "--admin-listen").unwrap() + 1;
+    args[admin] = taken.local_addr().unwrap().to_string();
+    let failed = Server::start(serve_command(&args))
+        .await
+        .err()
+        .expect("the start failed");
+    assert!(!failed.status.success());
+    assert!(
+        !token_file.exists(),
+        "a failed first start left its token file: {}",
+        failed.stderr
+    );
+    drop(taken);
+
+    let server = Server::start(serve_command(&base_args(&upstream, dir.path())))
+        .await
+        .unwrap();
+    let out = server.stdout();
+    assert!(out.contains(&token_file.display().to_string()), "{out}");
+    assert!(token_file.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_run_writes_a_private_token_file_and_later_runs_reuse_it() {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();

@@ -83,7 +83,17 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
     let created_token_file = ensure_credentials(&mut config)?;
     let cache = AppCodeCache::new();
     let auth = auth_layer(&config, &store, &cache);
-    let listeners = Listeners::bind(&config).await?;
+    let listeners = match Listeners::bind(&config).await {
+        Ok(listeners) => listeners,
+        Err(e) => {
+            // A start that fails here must not leave the token it made behind: the next start
+            // would find the file, keep it, and never show the hint that says where it is.
+            if let Some(path) = &created_token_file {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+    };
     announce(&config, &listeners, created_token_file.as_deref());
     let stop = shutdown_on_signal();
 
