@@ -8,6 +8,8 @@
 //! `ValidateRequestHeaderLayer::bearer` (one token, plain `==`) as the in-ecosystem peer.
 //! `floor` does only the three steps the design cannot skip, the plain way (see the `floor`
 //! module): the layer's `valid` overhead above it is the layer's own.
+//! `throttled` is `valid` with a [`ThrottleLayer`] behind the AppCode layer that every request
+//! passes; `over_limit` is one app past its quota (answered 429).
 //! Before the timings, the bench prints the memory the cache takes per code at 1 000 000 codes and
 //! the latency of one cache miss on this machine.
 
@@ -19,7 +21,9 @@ use std::hint::black_box;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
+use apig_appcode::throttle::{Quota, ThrottleLayer};
 use apig_appcode::{AppCode, AppCodeAuthLayer, AppCodeCache, AppIdentity};
 use bytes::Bytes;
 use criterion::{criterion_group, BenchmarkId, Criterion};
@@ -186,7 +190,16 @@ fn overhead(c: &mut Criterion) {
     for n in sizes() {
         let (cache, map, values) = cache_of(n);
         let unknown = AppCode::generate().to_header_value();
-        let mut svc = AppCodeAuthLayer::new(cache).layer(bare());
+        let mut svc = AppCodeAuthLayer::new(cache.clone()).layer(bare());
+        // The throttle behind the layer, with a quota no app reaches: the cost of the check
+        // on a request that passes (one map read and one compare-and-swap).
+        let roomy = Quota::per_second(1_000_000).unwrap();
+        let mut throttled =
+            AppCodeAuthLayer::new(cache.clone()).layer(ThrottleLayer::new(roomy).layer(bare()));
+        // One app over a 1/day quota: every request but the first is answered 429.
+        let mut over = AppCodeAuthLayer::new(cache).layer(
+            ThrottleLayer::new(Quota::new(1, Duration::from_secs(86_400)).unwrap()).layer(bare()),
+        );
         let mut plain = bare();
         let mut least = floor::service(map);
 
@@ -207,6 +220,17 @@ fn overhead(c: &mut Criterion) {
                 debug_assert_eq!(res.status(), 200);
                 res
             })
+        });
+        group.bench_function(BenchmarkId::new("throttled", n), |b| {
+            b.iter(|| {
+                let res = drive(&mut throttled, &waker, request("x-apig-appcode", next()));
+                debug_assert_eq!(res.status(), 200);
+                res
+            })
+        });
+        let first = values[0].clone();
+        group.bench_function(BenchmarkId::new("over_limit", n), |b| {
+            b.iter(|| drive(&mut over, &waker, request("x-apig-appcode", &first)))
         });
         group.bench_function(BenchmarkId::new("unknown", n), |b| {
             b.iter(|| drive(&mut svc, &waker, request("x-apig-appcode", &unknown)))

@@ -46,6 +46,8 @@
 //!   with `LISTEN`/`NOTIFY`.
 //! - `admin`: the management API ([`admin`]).
 //! - `gateway`: the `apig-appcode` binary's building blocks ([`gateway`]).
+//!
+//! Per-app rate limits ([`throttle`]) are part of the core: no feature needed.
 
 #[cfg(feature = "admin")]
 pub mod admin;
@@ -70,6 +72,7 @@ pub mod request_id;
 pub mod store;
 #[cfg(test)]
 mod test_support;
+pub mod throttle;
 
 pub use cache::{AppCodeCache, CacheStatus};
 pub use code::{AppCode, AppCodeError};

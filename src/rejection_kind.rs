@@ -22,10 +22,13 @@ pub enum RejectionKind {
     Unavailable,
     /// Plain HTTP where HTTPS is required: `400 APIG.0607`.
     HttpsRequired,
+    /// The app sent more requests than its quota allows: `429 APIG.0308`, with `Retry-After`.
+    /// Answered by [`Throttle`](crate::throttle::Throttle), not by the AppCode layer.
+    Throttled,
 }
 
 impl RejectionKind {
-    pub(crate) const COUNT: usize = 5;
+    pub(crate) const COUNT: usize = 6;
 
     /// The HTTP status APIG answers with.
     pub fn status(self) -> StatusCode {
@@ -34,6 +37,7 @@ impl RejectionKind {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::HttpsRequired => StatusCode::BAD_REQUEST,
+            Self::Throttled => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -44,6 +48,7 @@ impl RejectionKind {
             Self::Forbidden => "APIG.0304",
             Self::Unavailable => "APIG.0202",
             Self::HttpsRequired => "APIG.0607",
+            Self::Throttled => "APIG.0308",
         }
     }
 
@@ -55,6 +60,7 @@ impl RejectionKind {
             Self::Forbidden => "The app is not authorized to access the API",
             Self::Unavailable => "The authentication service is temporarily unavailable",
             Self::HttpsRequired => "The following protocol is supported: HTTPS",
+            Self::Throttled => "The throttling threshold has been reached",
         }
     }
 
@@ -66,6 +72,7 @@ impl RejectionKind {
             Self::Forbidden => "forbidden",
             Self::Unavailable => "unavailable",
             Self::HttpsRequired => "https_required",
+            Self::Throttled => "throttled",
         }
     }
 }

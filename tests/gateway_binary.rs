@@ -746,6 +746,46 @@ async fn require_https_refuses_plain_http_with_apig_0607() {
     assert_eq!(upstream.requests(), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_answers_429_apig_0308_once_the_burst_is_spent() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_token(&upstream, dir.path(), &["--rate-limit", "2/s"]).await;
+    let (_, _, code) = Admin::new(server.admin, TOKEN).app_with_code("busy").await;
+    // A fresh app has its whole burst of 2.
+    for _ in 0..2 {
+        let res = call_gateway(server.gateway, "/x", Some(&code)).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    }
+    // The third rapid request is over the limit; the loop only tolerates a machine so slow that
+    // half a second (one request's refill) passed between calls, and asserts no timing.
+    let mut throttled = None;
+    for _ in 0..20 {
+        let res = call_gateway(server.gateway, "/x", Some(&code)).await;
+        if res.status == StatusCode::TOO_MANY_REQUESTS {
+            throttled = Some(res);
+            break;
+        }
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    }
+    let res = throttled.expect("20 rapid requests over 2/s were never throttled");
+    res.assert_apig_error(StatusCode::TOO_MANY_REQUESTS, "APIG.0308");
+    assert_eq!(
+        res.json()["error_msg"],
+        "The throttling threshold has been reached"
+    );
+    assert_eq!(res.header("retry-after"), Some("1"));
+    assert_eq!(
+        res.json()["request_id"].as_str(),
+        res.header("x-request-id")
+    );
+    let text = metrics(&server).await;
+    assert!(
+        sample(&text, "apig_appcode_throttled_total") >= 1.0,
+        "{text}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 10. A damaged database file
 

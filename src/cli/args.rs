@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use apig_appcode::gateway::logging::LogFormat;
 use apig_appcode::layer::IpNetwork;
+use apig_appcode::throttle::Quota;
 use clap::Parser;
 
 /// Flags of `apig-appcode serve`. Each has an `APIG_*` environment equivalent.
@@ -109,4 +110,9 @@ pub(crate) struct ServeArgs {
     /// [default: from the open-file limit].
     #[arg(long, env = "APIG_MAX_CONNECTIONS")]
     pub(crate) max_connections: Option<usize>,
+    /// Requests each app may send, `N/s`, `N/m`, `N/h` or `N/d` (burst N), counted per gateway
+    /// node; over it the gateway answers 429 APIG.0308 [default: no limit]. Per-app values go
+    /// in the file's `[rate_limits]` table.
+    #[arg(long, env = "APIG_RATE_LIMIT", value_parser = clap::builder::ValueParser::new(str::parse::<Quota>))]
+    pub(crate) rate_limit: Option<Quota>,
 }

@@ -1,6 +1,7 @@
 //! The TOML file of `apig-appcode serve`. Every field is optional; flags and environment win
 //! over it. Errors give the line, never the text, which may hold a secret.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -107,6 +108,11 @@ pub(crate) struct FileConfig {
     pub(crate) tokens: Vec<TokenEntry>,
     #[serde(default)]
     pub(crate) access_keys: Vec<AccessKeyEntry>,
+    /// `rate_limit = "100/s"`: every app's limit (the `--rate-limit` flag wins over it).
+    pub(crate) rate_limit: Option<String>,
+    /// `[rate_limits]` `"app-id" = "10/s"`: per-app limits, above or below `rate_limit`.
+    #[serde(default)]
+    pub(crate) rate_limits: BTreeMap<String, String>,
 }
 
 pub(crate) fn read_file(path: &Path) -> Result<FileConfig, UsageError> {

@@ -127,6 +127,7 @@ pub(crate) fn load(args: ServeArgs) -> Result<Settings, UsageError> {
         None => {}
     }
     config.gateway_limits = gateway_limits(&args, &file)?;
+    rate_limits(&args, &file, &mut config)?;
     let log_format = match (args.log_format, &file.log_format) {
         (Some(f), _) => f,
         (None, Some(text)) => text
@@ -187,6 +188,25 @@ fn credentials(args: &ServeArgs, file: &FileConfig, config: &mut Config) -> Resu
         }
         (None, None) => {}
         _ => return Err(UsageError::new("--access-key and --secret-key go together")),
+    }
+    Ok(())
+}
+
+/// The default rate limit (flag over file) and the file's per-app limits.
+fn rate_limits(args: &ServeArgs, file: &FileConfig, config: &mut Config) -> Result<(), UsageError> {
+    config.rate_limit = match (args.rate_limit, &file.rate_limit) {
+        (Some(q), _) => Some(q),
+        (None, Some(text)) => Some(
+            text.parse()
+                .map_err(|e| UsageError::new(format!("rate_limit: {e}")))?,
+        ),
+        (None, None) => None,
+    };
+    for (app, text) in &file.rate_limits {
+        let quota = text
+            .parse()
+            .map_err(|e| UsageError::new(format!("rate_limits.{app}: {e}")))?;
+        config.app_rate_limits.insert(app.clone(), quota);
     }
     Ok(())
 }
@@ -379,6 +399,42 @@ role = "read-write"
             let err = load(args(&list)).unwrap_err().to_string();
             assert!(err.contains(bad[0]), "{err}");
         }
+    }
+
+    #[test]
+    fn rate_limits_from_the_flag_and_the_file() {
+        use apig_appcode::throttle::Quota;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apig.toml");
+        std::fs::write(
+            &path,
+            "upstream = \"http://x:1\"\nrate_limit = \"5/s\"\n[rate_limits]\n\"app-1\" = \"100/s\"\nslow = \"1/m\"\n",
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let cfg = load(args(&["--config", p])).unwrap().config;
+        assert_eq!(cfg.rate_limit, Some(Quota::per_second(5).unwrap()));
+        assert_eq!(
+            cfg.app_rate_limits["app-1"],
+            Quota::per_second(100).unwrap()
+        );
+        assert_eq!(cfg.app_rate_limits["slow"].to_string(), "1/m");
+        let cfg = load(args(&["--config", p, "--rate-limit", "2/s"]))
+            .unwrap()
+            .config;
+        assert_eq!(cfg.rate_limit, Some(Quota::per_second(2).unwrap()));
+        let none = load(args(&["--upstream", "http://x:1"])).unwrap().config;
+        assert!(none.rate_limit.is_none() && !none.throttle_layer().is_active());
+
+        std::fs::write(
+            &path,
+            "upstream = \"http://x:1\"\n[rate_limits]\nx = \"0/s\"\n",
+        )
+        .unwrap();
+        let err = load(args(&["--config", p])).unwrap_err().to_string();
+        assert!(err.contains("rate_limits.x"), "{err}");
+        assert!(ServeArgs::try_parse_from(["serve", "--rate-limit", "fast"]).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! | `apig_appcode_open_connections` | gauge | `listener` (`gateway`, `admin`) |
 //! | `apig_appcode_refused_connections_total` | counter | `listener` |
 //! | `apig_appcode_rejections_total` | counter | `reason` |
+//! | `apig_appcode_throttled_total` | counter | — (with [`Exposition::throttle`]) |
 //! | `apig_appcode_hits_total`, `_misses_total`, `_provider_lookups_total`, `_provider_errors_total`, `_snapshots_loaded_total`, `_deltas_applied_total`, `_changes_applied_total` | counter | — |
 //! | `apig_appcode_cache_size`, `_snapshot_age_seconds`, `_ready` | gauge | — |
 //!
@@ -46,6 +47,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::listener::OpenConnections;
+use crate::throttle::ThrottleLayer;
 use crate::AppCodeCache;
 
 /// The content type of [`Exposition::render`].
@@ -171,6 +173,15 @@ impl Exposition {
         Self { registry }
     }
 
+    /// Also exposes `apig_appcode_throttled_total`: the requests `throttle` answered `429`.
+    /// A metric of its own rather than a `reason` of `rejections_total`, which counts the
+    /// AppCode layer's refusals only.
+    pub fn throttle(mut self, throttle: &ThrottleLayer) -> Self {
+        self.registry
+            .register_collector(Box::new(ThrottleCollector(throttle.clone())));
+        self
+    }
+
     /// The OpenMetrics text, ending with `# EOF`.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
@@ -222,6 +233,21 @@ impl Collector for GatewayCollector {
 /// The cache's counters and state, read at scrape time.
 #[derive(Debug)]
 struct CacheCollector(AppCodeCache);
+
+/// The throttle's count of `429` answers.
+#[derive(Debug)]
+struct ThrottleCollector(ThrottleLayer);
+
+impl Collector for ThrottleCollector {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
+        counter(
+            &mut e,
+            "throttled",
+            "Requests answered 429 APIG.0308 by the per-app rate limit.",
+            self.0.throttled(),
+        )
+    }
+}
 
 fn counter(e: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: u64) -> fmt::Result {
     let c = ConstCounter::new(v);

@@ -98,7 +98,9 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
     let stop = shutdown_on_signal();
 
     let gateway_metrics = GatewayMetrics::new();
+    let throttle = config.throttle_layer();
     let mut gateway = Gateway::new(auth, config.upstream.clone())
+        .throttle(throttle.clone())
         .metrics(gateway_metrics.clone())
         .workers(config.workers)
         .limits(config.gateway_limits)
@@ -115,7 +117,8 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
             ("gateway", gateway.open_connections()),
             ("admin", admin_open.clone()),
         ],
-    );
+    )
+    .throttle(&throttle);
     let admin = admin_router(&mut config, store, cache, exposition)?;
 
     let gateway_addr = listeners.gateway_addr;

@@ -49,11 +49,13 @@ use super::metrics::{GatewayMetrics, WorkerMetrics};
 use super::proxy::{self, Forward};
 use super::upstream::UpstreamPool;
 use crate::layer::{AppCodeAuth, IpNetwork};
+use crate::throttle::{Throttle, ThrottleLayer};
 use crate::AppCodeAuthLayer;
 
 /// The AppCode-checking reverse proxy: configuration, then [`spawn`](Gateway::spawn).
 pub struct Gateway {
     auth: AppCodeAuthLayer,
+    throttle: ThrottleLayer,
     upstream: Authority,
     limits: Limits,
     workers: usize,
@@ -84,6 +86,7 @@ impl Gateway {
     pub fn new(auth: AppCodeAuthLayer, upstream: Authority) -> Self {
         Self {
             auth,
+            throttle: ThrottleLayer::builder().build(),
             upstream,
             limits: Limits::default(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -106,6 +109,13 @@ impl Gateway {
     /// The gateway listener's open connections (for metrics), known before it starts.
     pub fn open_connections(&self) -> OpenConnections {
         self.open.clone()
+    }
+
+    /// Per-app rate limits, checked after the AppCode. Every worker shares `throttle`'s state,
+    /// so an app's limit holds for the whole process. Default: no limit.
+    pub fn throttle(mut self, throttle: ThrottleLayer) -> Self {
+        self.throttle = throttle;
+        self
     }
 
     /// How many worker threads serve connections (at least one).
@@ -154,6 +164,7 @@ impl Gateway {
             let listener = listener.try_clone()?;
             let worker = Worker {
                 auth: self.auth.clone(),
+                throttle: self.throttle.clone(),
                 upstream: self.upstream.clone(),
                 limits: self.limits,
                 tls: self.tls.clone(),
@@ -203,6 +214,7 @@ impl GatewayHandle {
 
 struct Worker {
     auth: AppCodeAuthLayer,
+    throttle: ThrottleLayer,
     upstream: Authority,
     limits: Limits,
     tls: Option<TlsAcceptor>,
@@ -243,7 +255,7 @@ impl Worker {
                 metrics.clone(),
             );
             let service = GatewayService {
-                auth: self.auth.layer(forward),
+                auth: self.auth.layer(self.throttle.layer(forward)),
                 trusted: self.trusted,
                 metrics,
             };
@@ -269,7 +281,7 @@ impl Worker {
 /// One request's way through the gateway: [`proxy::prepare`], the AppCode layer, [`Forward`].
 #[derive(Clone)]
 struct GatewayService {
-    auth: AppCodeAuth<Forward>,
+    auth: AppCodeAuth<Throttle<Forward>>,
     trusted: Arc<[IpNetwork]>,
     metrics: WorkerMetrics,
 }
@@ -304,7 +316,7 @@ struct GatewayFuture {
 // Boxing the common variant would cost an allocation per request; the rare one is small.
 #[allow(clippy::large_enum_variant)]
 enum Answer {
-    Auth(<AppCodeAuth<Forward> as Service<Request<Incoming>>>::Future),
+    Auth(<AppCodeAuth<Throttle<Forward>> as Service<Request<Incoming>>>::Future),
     Refused(Option<Response<ProxyBody>>),
 }
 

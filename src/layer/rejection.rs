@@ -1,8 +1,10 @@
 //! A refused request ([`Rejection`]) and how the refusal is answered: APIG JSON ([`ApigJson`],
 //! the default) or a gRPC status ([`GrpcStatus`]).
 
+use std::time::Duration;
+
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::rejection_kind::RejectionKind;
@@ -13,11 +15,28 @@ use crate::request_id::{RequestId, X_REQUEST_ID};
 pub struct Rejection {
     kind: RejectionKind,
     request_id: RequestId,
+    retry_after: Option<Duration>,
 }
 
 impl Rejection {
     pub(crate) fn new(kind: RejectionKind, request_id: RequestId) -> Self {
-        Self { kind, request_id }
+        Self {
+            kind,
+            request_id,
+            retry_after: None,
+        }
+    }
+
+    /// A refusal that says when to come back (throttling).
+    pub(crate) fn retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// How long the caller should wait before trying again, for [`RejectionKind::Throttled`];
+    /// `None` for the other kinds, which waiting does not cure.
+    pub fn wait(&self) -> Option<Duration> {
+        self.retry_after
     }
 
     /// Why.
@@ -92,7 +111,8 @@ where
 }
 
 /// The default answer: APIG's JSON error body with `Content-Type: application/json` and
-/// `X-Request-Id`. Works with any response body that can be built from [`Bytes`].
+/// `X-Request-Id` (and `Retry-After` in whole seconds, rounded up, when the rejection has a
+/// [`wait`](Rejection::wait)). Works with any response body that can be built from [`Bytes`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApigJson;
 
@@ -105,11 +125,21 @@ impl<B: From<Bytes>> RejectResponse<B> for ApigJson {
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("AppCode"));
         }
+        if let Some(wait) = rejection.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_secs(wait)));
+        }
         let mut res = Response::new(B::from(rejection.to_json()));
         *res.status_mut() = status;
         *res.headers_mut() = headers;
         res
     }
+}
+
+/// `Retry-After` is whole seconds (RFC 9110 section 10.2.3): rounded up, so that a client
+/// waiting that long finds room, and at least 1, since `0` invites an immediate retry.
+pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
 }
 
 /// Answers a refusal the way a gRPC server does, for a tonic (or any gRPC) service behind the
@@ -122,8 +152,8 @@ impl<B: From<Bytes>> RejectResponse<B> for ApigJson {
 ///
 /// - `content-type: application/grpc`;
 /// - `grpc-status`: `16` UNAUTHENTICATED for `401 APIG.0303`, `7` PERMISSION_DENIED for
-///   `403 APIG.0304`, `14` UNAVAILABLE for `503 APIG.0202` (so that clients may retry) and `3`
-///   INVALID_ARGUMENT for `400 APIG.0607`;
+///   `403 APIG.0304`, `14` UNAVAILABLE for `503 APIG.0202` (so that clients may retry), `3`
+///   INVALID_ARGUMENT for `400 APIG.0607` and `8` RESOURCE_EXHAUSTED for `429 APIG.0308`;
 /// - `grpc-message`: the APIG error code and message, such as
 ///   `APIG.0303: Incorrect app authentication information: AppCode missing`;
 /// - `x-request-id`, which a client reads from the status's metadata.
@@ -172,6 +202,7 @@ impl GrpcStatus {
             RejectionKind::Forbidden => "7",                         // PERMISSION_DENIED
             RejectionKind::Unavailable => "14",                      // UNAVAILABLE
             RejectionKind::HttpsRequired => "3",                     // INVALID_ARGUMENT
+            RejectionKind::Throttled => "8",                         // RESOURCE_EXHAUSTED
         }
     }
 }
@@ -215,6 +246,7 @@ mod tests {
             RejectionKind::Forbidden,
             RejectionKind::Unavailable,
             RejectionKind::HttpsRequired,
+            RejectionKind::Throttled,
         ] {
             let r = Rejection::new(kind, id);
             assert_eq!(
@@ -237,6 +269,25 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_is_whole_seconds_rounded_up() {
+        for (wait, want) in [
+            (Duration::ZERO, 1),
+            (Duration::from_millis(1), 1),
+            (Duration::from_secs(1), 1),
+            (Duration::from_millis(1001), 2),
+            (Duration::from_secs(60), 60),
+        ] {
+            assert_eq!(retry_after_secs(wait), want, "{wait:?}");
+        }
+        let r = Rejection::new(RejectionKind::Throttled, RequestId::new())
+            .retry_after(Duration::from_millis(1500));
+        let res: Response<Bytes> = ApigJson.reject(&r);
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()["retry-after"], "2");
+        assert!(res.headers().get("www-authenticate").is_none());
+    }
+
+    #[test]
     fn grpc_status_per_kind() {
         let id = RequestId::parse(b"req-1").unwrap();
         for (kind, code) in [
@@ -245,6 +296,7 @@ mod tests {
             (RejectionKind::Forbidden, "7"),
             (RejectionKind::Unavailable, "14"),
             (RejectionKind::HttpsRequired, "3"),
+            (RejectionKind::Throttled, "8"),
         ] {
             let res: Response<Bytes> = GrpcStatus.reject(&Rejection::new(kind, id));
             assert_eq!(res.status(), StatusCode::OK, "{kind}");
@@ -271,6 +323,7 @@ mod tests {
             RejectionKind::Forbidden,
             RejectionKind::Unavailable,
             RejectionKind::HttpsRequired,
+            RejectionKind::Throttled,
         ] {
             let text = format!("{}: {}", kind.error_code(), kind.error_msg());
             assert!(

@@ -14,6 +14,7 @@
 
 mod database;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ use super::tls::TlsFiles;
 use crate::admin::{AccessKeyCredential, TokenCredential};
 use crate::layer::IpNetwork;
 use crate::store::MasterKey;
+use crate::throttle::{Quota, ThrottleLayer};
 
 /// Default project ID when none is configured.
 pub const DEFAULT_PROJECT_ID: &str = "00000000000000000000000000000001";
@@ -71,9 +73,25 @@ pub struct Config {
     pub workers: usize,
     /// The gateway listener's deadlines and connection cap.
     pub gateway_limits: Limits,
+    /// Requests per period every app may send (`None`: no limit but `app_rate_limits`).
+    pub rate_limit: Option<Quota>,
+    /// Per-app rate limits, above or below `rate_limit`.
+    pub app_rate_limits: BTreeMap<String, Quota>,
 }
 
 impl Config {
+    /// The per-app rate limits, as a layer (an inactive one when none is set).
+    pub fn throttle_layer(&self) -> ThrottleLayer {
+        let mut builder = ThrottleLayer::builder();
+        if let Some(quota) = self.rate_limit {
+            builder = builder.default_limit(quota);
+        }
+        for (app, quota) in &self.app_rate_limits {
+            builder = builder.app_limit(app.clone(), *quota);
+        }
+        builder.build()
+    }
+
     /// The defaults, forwarding to `upstream`: gateway on `127.0.0.1:8080`, management API on
     /// `127.0.0.1:8081`, SQLite file `apig-appcode.db`, no credential (the first run creates a
     /// token file), plain HTTP, one worker per core.
@@ -96,6 +114,8 @@ impl Config {
             max_staleness: Duration::from_secs(300),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             gateway_limits: Limits::default(),
+            rate_limit: None,
+            app_rate_limits: BTreeMap::new(),
         }
     }
 

@@ -1,0 +1,135 @@
+//! [`ThrottleLayer`] and its builder.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tower_layer::Layer;
+
+use super::limiter::Limiter;
+use super::quota::Quota;
+use super::service::Throttle;
+
+/// Wraps a service in [`Throttle`]. Clones share the limits and the per-app state, so one
+/// layer given to several workers enforces one limit per app across them.
+#[derive(Clone)]
+pub struct ThrottleLayer {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// The configuration and state every clone of the layer and its services share.
+pub(crate) struct Shared {
+    pub(crate) default: Option<Quota>,
+    pub(crate) apps: HashMap<Box<str>, Quota>,
+    pub(crate) limiter: Limiter,
+    pub(crate) throttled: AtomicU64,
+}
+
+impl Shared {
+    /// The quota `app` is held to, if any.
+    #[inline]
+    pub(crate) fn quota(&self, app: &str) -> Option<&Quota> {
+        // An empty map is not hashed into: the common "one default for all" costs nothing here.
+        if self.apps.is_empty() {
+            return self.default.as_ref();
+        }
+        self.apps.get(app).or(self.default.as_ref())
+    }
+}
+
+impl fmt::Debug for ThrottleLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThrottleLayer")
+            .field("default", &self.shared.default)
+            .field("apps", &self.shared.apps.len())
+            .field("throttled", &self.throttled())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ThrottleLayer {
+    /// Every app held to `quota`.
+    ///
+    /// ```
+    /// use apig_appcode::throttle::{Quota, ThrottleLayer};
+    ///
+    /// let layer = ThrottleLayer::new(Quota::per_second(100).unwrap());
+    /// assert!(layer.is_active());
+    /// ```
+    pub fn new(quota: Quota) -> Self {
+        Self::builder().default_limit(quota).build()
+    }
+
+    /// A builder with no limit at all (a layer that lets everything through).
+    ///
+    /// ```
+    /// use apig_appcode::throttle::{Quota, ThrottleLayer};
+    ///
+    /// let layer = ThrottleLayer::builder()
+    ///     .default_limit("10/s".parse().unwrap())
+    ///     .app_limit("batch-app", Quota::per_second(1).unwrap())
+    ///     .build();
+    /// assert_eq!(layer.limit_of("batch-app"), Some(Quota::per_second(1).unwrap()));
+    /// assert_eq!(layer.limit_of("other"), Some("10/s".parse().unwrap()));
+    /// ```
+    pub fn builder() -> ThrottleLayerBuilder {
+        ThrottleLayerBuilder::default()
+    }
+
+    /// Whether any limit is set; without one the layer only passes requests on.
+    pub fn is_active(&self) -> bool {
+        self.shared.default.is_some() || !self.shared.apps.is_empty()
+    }
+
+    /// The quota `app_id` is held to: its own, else the default.
+    pub fn limit_of(&self, app_id: &str) -> Option<Quota> {
+        self.shared.quota(app_id).copied()
+    }
+
+    /// Requests answered `429` so far, by this layer and every service it made.
+    pub fn throttled(&self) -> u64 {
+        self.shared.throttled.load(Ordering::Relaxed)
+    }
+}
+
+impl<S> Layer<S> for ThrottleLayer {
+    type Service = Throttle<S>;
+
+    fn layer(&self, inner: S) -> Throttle<S> {
+        Throttle::new(inner, self.clone())
+    }
+}
+
+/// Builds a [`ThrottleLayer`]: a default quota for all apps and quotas for some.
+#[derive(Debug, Default, Clone)]
+pub struct ThrottleLayerBuilder {
+    default: Option<Quota>,
+    apps: HashMap<Box<str>, Quota>,
+}
+
+impl ThrottleLayerBuilder {
+    /// The quota of every app without one of its own. Without it, such apps are not limited.
+    pub fn default_limit(mut self, quota: Quota) -> Self {
+        self.default = Some(quota);
+        self
+    }
+
+    /// `app_id`'s own quota, above or below the default. Set twice, the last one wins.
+    pub fn app_limit(mut self, app_id: impl Into<String>, quota: Quota) -> Self {
+        self.apps.insert(app_id.into().into_boxed_str(), quota);
+        self
+    }
+
+    /// The layer.
+    pub fn build(self) -> ThrottleLayer {
+        ThrottleLayer {
+            shared: Arc::new(Shared {
+                default: self.default,
+                apps: self.apps,
+                limiter: Limiter::new(),
+                throttled: AtomicU64::new(0),
+            }),
+        }
+    }
+}

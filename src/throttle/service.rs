@@ -1,0 +1,160 @@
+//! [`Throttle`] and its [`ResponseFuture`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::layer::ThrottleLayer;
+use crate::identity::AppIdentity;
+use crate::layer::{ApigJson, RejectResponse, Rejection};
+use crate::rejection_kind::RejectionKind;
+use crate::request_id::{RequestId, X_REQUEST_ID};
+
+/// Charges each request to its app's [`Quota`](super::Quota); see the [module](super).
+#[derive(Clone)]
+pub struct Throttle<S> {
+    inner: S,
+    layer: ThrottleLayer,
+}
+
+impl<S> fmt::Debug for Throttle<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Throttle")
+            .field("layer", &self.layer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Throttle<S> {
+    /// `inner`, throttled as `layer` says (sharing its state).
+    pub fn new(inner: S, layer: ThrottleLayer) -> Self {
+        Self { inner, layer }
+    }
+
+    /// [`ThrottleLayer::new`] for one quota.
+    pub fn layer(quota: super::Quota) -> ThrottleLayer {
+        ThrottleLayer::new(quota)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Throttle<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<Bytes>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let shared = &self.layer.shared;
+        let verdict = match req.extensions().get::<AppIdentity>() {
+            Some(id) => match shared.quota(id.app_id()) {
+                Some(quota) => shared.limiter.check(id.app_id(), quota),
+                None => Ok(()),
+            },
+            None => Ok(()),
+        };
+        match verdict {
+            Ok(()) => ResponseFuture::call(self.inner.call(req)),
+            Err(wait) => {
+                shared.throttled.fetch_add(1, Ordering::Relaxed);
+                let request_id = RequestId::from_header(req.headers().get(X_REQUEST_ID));
+                let app_id = req.extensions().get::<AppIdentity>().map(|i| i.app_id());
+                tracing::debug!(
+                    outcome = "rejected",
+                    reason = RejectionKind::Throttled.as_str(),
+                    app_id,
+                    request_id = request_id.as_str(),
+                    retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "rate limit"
+                );
+                let rejection =
+                    Rejection::new(RejectionKind::Throttled, request_id).retry_after(wait);
+                ResponseFuture::rejected(ApigJson.reject(&rejection))
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Throttle`]: the inner service's, or a `429` ready at once.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Call { #[pin] future: F },
+        Throttled { response: Option<http::Response<Bytes>> },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    fn call(future: F) -> Self {
+        Self {
+            state: State::Call { future },
+        }
+    }
+
+    fn rejected(response: Response<Bytes>) -> Self {
+        Self {
+            state: State::Throttled {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: From<Bytes>,
+{
+    type Output = Result<Response<ResBody>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Call { future } => future.poll(cx),
+            StateProj::Throttled { response } => {
+                let res = response.take().expect("polled after completion");
+                Poll::Ready(Ok(res.map(ResBody::from)))
+            }
+        }
+    }
+}

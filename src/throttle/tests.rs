@@ -1,0 +1,222 @@
+//! The throttle with tokio's clock paused: bursts, refills, overrides and separate apps.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use tower::{service_fn, BoxError, Service, ServiceBuilder, ServiceExt};
+
+use super::{Quota, ThrottleLayer};
+use crate::AppIdentity;
+
+type Svc = tower::util::BoxCloneService<Request<()>, Response<Bytes>, Infallible>;
+
+fn service(layer: ThrottleLayer) -> Svc {
+    tower::util::BoxCloneService::new(ServiceBuilder::new().layer(layer).service(service_fn(
+        |_: Request<()>| async { Ok::<_, Infallible>(Response::new(Bytes::from_static(b"ok"))) },
+    )))
+}
+
+fn request(app: Option<&str>) -> Request<()> {
+    let mut req = Request::builder()
+        .header("x-request-id", "req-1")
+        .body(())
+        .unwrap();
+    if let Some(app) = app {
+        req.extensions_mut()
+            .insert(AppIdentity::new(app, format!("{app}-code")));
+    }
+    req
+}
+
+async fn status(svc: &mut Svc, app: &str) -> StatusCode {
+    svc.ready()
+        .await
+        .unwrap()
+        .call(request(Some(app)))
+        .await
+        .unwrap()
+        .status()
+}
+
+fn per_second(n: u32) -> Quota {
+    Quota::per_second(n).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn burst_then_429_apig_0308_with_retry_after() {
+    let layer = ThrottleLayer::new(per_second(2));
+    let mut svc = service(layer.clone());
+    assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
+    assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
+
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(request(Some("a")))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let h = res.headers();
+    assert_eq!(h["retry-after"], "1", "0.5 s rounded up");
+    assert_eq!(h["content-type"], "application/json");
+    assert_eq!(h["x-request-id"], "req-1");
+    let v: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "error_code": "APIG.0308",
+            "error_msg": "The throttling threshold has been reached",
+            "request_id": "req-1",
+        })
+    );
+    assert_eq!(layer.throttled(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn room_comes_back_one_interval_at_a_time() {
+    let mut svc = service(ThrottleLayer::new(per_second(2)));
+    for _ in 0..2 {
+        assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
+    }
+    assert_eq!(status(&mut svc, "a").await, StatusCode::TOO_MANY_REQUESTS);
+    tokio::time::advance(Duration::from_millis(499)).await;
+    assert_eq!(status(&mut svc, "a").await, StatusCode::TOO_MANY_REQUESTS);
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
+    assert_eq!(status(&mut svc, "a").await, StatusCode::TOO_MANY_REQUESTS);
+    // A whole period refills the whole burst, and no more.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    for _ in 0..2 {
+        assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
+    }
+    assert_eq!(status(&mut svc, "a").await, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_counts_whole_seconds_up() {
+    let mut svc = service(ThrottleLayer::new("1/m".parse().unwrap()));
+    assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
+    tokio::time::advance(Duration::from_millis(10_500)).await;
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(request(Some("a")))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.headers()["retry-after"], "50", "49.5 s rounded up");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_app_override_beats_the_default() {
+    let layer = ThrottleLayer::builder()
+        .default_limit(per_second(1))
+        .app_limit("vip", per_second(5))
+        .app_limit("slow", Quota::new(1, Duration::from_secs(60)).unwrap())
+        .build();
+    let mut svc = service(layer);
+    for _ in 0..5 {
+        assert_eq!(status(&mut svc, "vip").await, StatusCode::OK);
+    }
+    assert_eq!(status(&mut svc, "vip").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(status(&mut svc, "other").await, StatusCode::OK);
+    assert_eq!(
+        status(&mut svc, "other").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(status(&mut svc, "slow").await, StatusCode::OK);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(status(&mut svc, "other").await, StatusCode::OK);
+    assert_eq!(
+        status(&mut svc, "slow").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn apps_are_independent_and_clones_share_state() {
+    let layer = ThrottleLayer::new(per_second(1));
+    let mut one = service(layer.clone());
+    let mut two = service(layer.clone());
+    assert_eq!(status(&mut one, "a").await, StatusCode::OK);
+    assert_eq!(status(&mut one, "b").await, StatusCode::OK);
+    // Another service from the same layer (another worker) sees a's spent quota.
+    assert_eq!(status(&mut two, "a").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(status(&mut two, "c").await, StatusCode::OK);
+    assert_eq!(layer.throttled(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_overridden_apps_are_limited_without_a_default() {
+    let layer = ThrottleLayer::builder()
+        .app_limit("limited", per_second(1))
+        .build();
+    let mut svc = service(layer);
+    for _ in 0..10 {
+        assert_eq!(status(&mut svc, "free").await, StatusCode::OK);
+    }
+    assert_eq!(status(&mut svc, "limited").await, StatusCode::OK);
+    assert_eq!(
+        status(&mut svc, "limited").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_without_an_identity_pass_through() {
+    let layer = ThrottleLayer::new(per_second(1));
+    let mut svc = service(layer.clone());
+    for _ in 0..5 {
+        let res = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(request(None))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    assert_eq!(layer.throttled(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn behind_the_appcode_layer_it_keys_on_the_verified_app() -> Result<(), BoxError> {
+    use crate::provider::StaticProvider;
+    use crate::{AppCode, AppCodeAuthLayer};
+
+    let (c1, c2) = (AppCode::generate(), AppCode::generate());
+    let auth = AppCodeAuthLayer::builder()
+        .provider(
+            StaticProvider::builder()
+                .app_code("app-1", "code-1", c1.clone())
+                .app_code("app-1", "code-2", c2.clone())
+                .build(),
+        )
+        .build();
+    auth.cache().loaded().await;
+    let mut svc = ServiceBuilder::new()
+        .layer(auth)
+        .layer(ThrottleLayer::new(per_second(1)))
+        .service(service_fn(|_: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(Bytes::new()))
+        }));
+    let with = |code: &AppCode| {
+        Request::builder()
+            .header("x-apig-appcode", code.to_header_value())
+            .body(())
+            .unwrap()
+    };
+    let first = svc.ready().await?.call(with(&c1)).await?;
+    assert_eq!(first.status(), StatusCode::OK);
+    // Another AppCode of the same app shares the app's quota.
+    let second = svc.ready().await?.call(with(&c2)).await?;
+    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+    // An unauthenticated request is refused by the AppCode layer before it is counted.
+    let anon = svc.ready().await?.call(Request::new(())).await?;
+    assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+    Ok(())
+}
