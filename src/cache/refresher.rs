@@ -254,9 +254,6 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use crate::provider::{Change, ChangeStream};
-    use crate::store::{
-        App, AppCodeRecord, MemoryStore, Scope, SecretString, Store, StoreProvider, Timestamp,
-    };
     use crate::test_support::ScriptedProvider;
     use crate::{AppCode, AppCodeAuthLayer, AppIdentity, CacheStatus};
 
@@ -418,127 +415,139 @@ mod tests {
         assert_eq!(provider.snapshot_calls(), 3, "the resync was dropped");
     }
 
-    /// A store with `n` codes of one app in `instance-1`, and the scope.
-    async fn store_with(n: u64, retention: u64) -> (Arc<MemoryStore>, Scope, Vec<AppCodeRecord>) {
-        let store = Arc::new(MemoryStore::with_change_log_retention(retention));
-        let scope = Scope::new("project", "instance-1");
-        store.create_app(app(&scope)).await.unwrap();
-        let mut records = Vec::new();
-        for i in 0..n {
-            records.push(store.create_app_code(&scope, record(i)).await.unwrap());
+    /// Refreshes through a store's revisions (the stores live behind the `store` feature).
+    #[cfg(feature = "store")]
+    mod by_revision {
+        use super::*;
+        use crate::store::{
+            App, AppCodeRecord, MemoryStore, Scope, SecretString, Store, StoreProvider, Timestamp,
+        };
+
+        /// A store with `n` codes of one app in `instance-1`, and the scope.
+        async fn store_with(
+            n: u64,
+            retention: u64,
+        ) -> (Arc<MemoryStore>, Scope, Vec<AppCodeRecord>) {
+            let store = Arc::new(MemoryStore::with_change_log_retention(retention));
+            let scope = Scope::new("project", "instance-1");
+            store.create_app(app(&scope)).await.unwrap();
+            let mut records = Vec::new();
+            for i in 0..n {
+                records.push(store.create_app_code(&scope, record(i)).await.unwrap());
+            }
+            (store, scope, records)
         }
-        (store, scope, records)
-    }
 
-    fn app(scope: &Scope) -> App {
-        App {
-            id: "app-1".into(),
-            scope: scope.clone(),
-            name: "app_one".into(),
-            remark: String::new(),
-            creator: "USER".into(),
-            app_key: "key-1".into(),
-            app_secret: SecretString::new("secret"),
-            register_time: Timestamp::from_unix_nanos(0),
-            update_time: Timestamp::from_unix_nanos(0),
-            status: 1,
+        fn app(scope: &Scope) -> App {
+            App {
+                id: "app-1".into(),
+                scope: scope.clone(),
+                name: "app_one".into(),
+                remark: String::new(),
+                creator: "USER".into(),
+                app_key: "key-1".into(),
+                app_secret: SecretString::new("secret"),
+                register_time: Timestamp::from_unix_nanos(0),
+                update_time: Timestamp::from_unix_nanos(0),
+                status: 1,
+            }
         }
-    }
 
-    fn record(i: u64) -> AppCodeRecord {
-        AppCodeRecord {
-            id: format!("code-{i}"),
-            app_id: "app-1".into(),
-            value: AppCode::generate(),
-            create_time: Timestamp::from_unix_nanos(0),
+        fn record(i: u64) -> AppCodeRecord {
+            AppCodeRecord {
+                id: format!("code-{i}"),
+                app_id: "app-1".into(),
+                value: AppCode::generate(),
+                create_time: Timestamp::from_unix_nanos(0),
+            }
         }
-    }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_refresh_fetches_only_what_changed() {
-        let (store, scope, records) = store_with(3, 100).await;
-        let layer = AppCodeAuthLayer::builder()
-            .provider(StoreProvider::new(store.clone(), "instance-1"))
-            .refresh_interval(Duration::from_secs(10))
-            .build();
-        let cache = layer.cache().clone();
-        cache.loaded().await;
-        // Written behind the cache's back (no change stream): only a refresh can bring it.
-        store
-            .delete_app_code(&scope, "app-1", &records[0].id)
-            .await
-            .unwrap();
-        let created = store.create_app_code(&scope, record(9)).await.unwrap();
-        tokio::time::sleep(Duration::from_secs(11)).await;
-        assert!(cache.verify(&records[0].value).is_none());
-        assert!(cache.verify(&created.value).is_some());
-        assert!(cache.verify(&records[1].value).is_some());
-        let m = layer.metrics();
-        assert_eq!(m.snapshots_loaded, 1, "a refresh reloaded every code");
-        assert_eq!(m.deltas_applied, 1);
-        // Nothing changes: refreshes go on, cheaply, and keep the cache fresh.
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        assert_eq!(layer.metrics().snapshots_loaded, 1);
-        assert_eq!(layer.metrics().deltas_applied, 4);
-        assert!(cache.snapshot_age().unwrap() < Duration::from_secs(10));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_cache_further_behind_than_the_log_reloads_the_snapshot() {
-        let (store, scope, records) = store_with(1, 2).await;
-        let layer = AppCodeAuthLayer::builder()
-            .provider(StoreProvider::new(store.clone(), "instance-1"))
-            .refresh_interval(Duration::from_secs(10))
-            .build();
-        let cache = layer.cache().clone();
-        cache.loaded().await;
-        // More writes than the log keeps, between two refreshes.
-        let mut kept = Vec::new();
-        for i in 10..14 {
-            kept.push(store.create_app_code(&scope, record(i)).await.unwrap());
+        #[tokio::test(start_paused = true)]
+        async fn a_refresh_fetches_only_what_changed() {
+            let (store, scope, records) = store_with(3, 100).await;
+            let layer = AppCodeAuthLayer::builder()
+                .provider(StoreProvider::new(store.clone(), "instance-1"))
+                .refresh_interval(Duration::from_secs(10))
+                .build();
+            let cache = layer.cache().clone();
+            cache.loaded().await;
+            // Written behind the cache's back (no change stream): only a refresh can bring it.
+            store
+                .delete_app_code(&scope, "app-1", &records[0].id)
+                .await
+                .unwrap();
+            let created = store.create_app_code(&scope, record(9)).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(11)).await;
+            assert!(cache.verify(&records[0].value).is_none());
+            assert!(cache.verify(&created.value).is_some());
+            assert!(cache.verify(&records[1].value).is_some());
+            let m = layer.metrics();
+            assert_eq!(m.snapshots_loaded, 1, "a refresh reloaded every code");
+            assert_eq!(m.deltas_applied, 1);
+            // Nothing changes: refreshes go on, cheaply, and keep the cache fresh.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            assert_eq!(layer.metrics().snapshots_loaded, 1);
+            assert_eq!(layer.metrics().deltas_applied, 4);
+            assert!(cache.snapshot_age().unwrap() < Duration::from_secs(10));
         }
-        store
-            .delete_app_code(&scope, "app-1", &records[0].id)
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_secs(11)).await;
-        assert_eq!(layer.metrics().snapshots_loaded, 2);
-        assert!(cache.verify(&records[0].value).is_none());
-        assert!(kept.iter().all(|r| cache.verify(&r.value).is_some()));
-        // Then back to deltas.
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        assert_eq!(layer.metrics().snapshots_loaded, 2);
-        assert!(layer.metrics().deltas_applied >= 1);
-    }
 
-    #[tokio::test(start_paused = true)]
-    async fn resync_catches_up_by_revision_and_reload_loads_every_code() {
-        let (tx, rx) = ChangeStream::channel(8);
-        let provider = ScriptedProvider::with_snapshot(vec![entry("app", "a")]);
-        provider.set(|s| {
-            s.changes = Some(rx);
-            s.revision = Some(7);
-        });
-        let layer = AppCodeAuthLayer::builder()
-            .provider(provider.clone())
-            .refresh_interval(Duration::from_secs(3600))
-            .build();
-        layer.cache().loaded().await;
-        tx.send(Change::Resync).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        assert_eq!(layer.metrics().deltas_applied, 1);
-        assert_eq!(layer.metrics().snapshots_loaded, 1);
-        tx.send(Change::Reload).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        assert_eq!(
-            layer.metrics().snapshots_loaded,
-            2,
-            "a reload was served by a delta"
-        );
-        // And the revision it brought is used again.
-        tx.send(Change::Resync).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        assert_eq!(layer.metrics().deltas_applied, 2);
+        #[tokio::test(start_paused = true)]
+        async fn a_cache_further_behind_than_the_log_reloads_the_snapshot() {
+            let (store, scope, records) = store_with(1, 2).await;
+            let layer = AppCodeAuthLayer::builder()
+                .provider(StoreProvider::new(store.clone(), "instance-1"))
+                .refresh_interval(Duration::from_secs(10))
+                .build();
+            let cache = layer.cache().clone();
+            cache.loaded().await;
+            // More writes than the log keeps, between two refreshes.
+            let mut kept = Vec::new();
+            for i in 10..14 {
+                kept.push(store.create_app_code(&scope, record(i)).await.unwrap());
+            }
+            store
+                .delete_app_code(&scope, "app-1", &records[0].id)
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(11)).await;
+            assert_eq!(layer.metrics().snapshots_loaded, 2);
+            assert!(cache.verify(&records[0].value).is_none());
+            assert!(kept.iter().all(|r| cache.verify(&r.value).is_some()));
+            // Then back to deltas.
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            assert_eq!(layer.metrics().snapshots_loaded, 2);
+            assert!(layer.metrics().deltas_applied >= 1);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn resync_catches_up_by_revision_and_reload_loads_every_code() {
+            let (tx, rx) = ChangeStream::channel(8);
+            let provider = ScriptedProvider::with_snapshot(vec![entry("app", "a")]);
+            provider.set(|s| {
+                s.changes = Some(rx);
+                s.revision = Some(7);
+            });
+            let layer = AppCodeAuthLayer::builder()
+                .provider(provider.clone())
+                .refresh_interval(Duration::from_secs(3600))
+                .build();
+            layer.cache().loaded().await;
+            tx.send(Change::Resync).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            assert_eq!(layer.metrics().deltas_applied, 1);
+            assert_eq!(layer.metrics().snapshots_loaded, 1);
+            tx.send(Change::Reload).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            assert_eq!(
+                layer.metrics().snapshots_loaded,
+                2,
+                "a reload was served by a delta"
+            );
+            // And the revision it brought is used again.
+            tx.send(Change::Resync).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            assert_eq!(layer.metrics().deltas_applied, 2);
+        }
     }
 
     #[tokio::test(start_paused = true)]
