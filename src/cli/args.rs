@@ -25,6 +25,10 @@ pub(crate) struct ServeArgs {
     /// Address of the management API listener [default: 127.0.0.1:8081].
     #[arg(long, env = "APIG_ADMIN_LISTEN")]
     pub(crate) admin_listen: Option<SocketAddr>,
+    /// Address of the verify listener, for a proxy that checks AppCodes through it (nginx
+    /// `auth_request`, Caddy `forward_auth`, Envoy `ext_authz`) [default: off].
+    #[arg(long, env = "APIG_VERIFY_LISTEN")]
+    pub(crate) verify_listen: Option<SocketAddr>,
     /// Where authenticated requests go, `http://host:port`.
     #[arg(long, env = "APIG_UPSTREAM")]
     pub(crate) upstream: Option<String>,

@@ -84,6 +84,7 @@ pub(crate) struct TlsEntry {
 pub(crate) struct FileConfig {
     pub(crate) gateway_listen: Option<SocketAddr>,
     pub(crate) admin_listen: Option<SocketAddr>,
+    pub(crate) verify_listen: Option<SocketAddr>,
     pub(crate) upstream: Option<String>,
     pub(crate) database: Option<String>,
     pub(crate) instance_id: Option<String>,

@@ -72,6 +72,7 @@ pub(crate) fn load(args: ServeArgs) -> Result<Settings, UsageError> {
     if let Some(addr) = args.admin_listen.or(file.admin_listen) {
         config.admin_listen = addr;
     }
+    config.verify_listen = args.verify_listen.or(file.verify_listen);
     if let Some(db) = args.database.clone().or(file.database.clone()) {
         config.database = DatabaseUrl::parse(&db).map_err(err)?;
     }
@@ -281,6 +282,7 @@ mod tests {
             r#"
 upstream = "http://127.0.0.1:7000"
 admin_listen = "127.0.0.1:9999"
+verify_listen = "127.0.0.1:9998"
 instance_id = "from-file"
 log_format = "json"
 trusted_proxies = ["10.0.0.0/8"]
@@ -309,6 +311,7 @@ role = "read-write"
         let cfg = cfg.config;
         assert_eq!(cfg.instance_id, "from-flag");
         assert_eq!(cfg.admin_listen.port(), 9999);
+        assert_eq!(cfg.verify_listen.map(|a| a.port()), Some(9998));
         assert_eq!(cfg.upstream.as_str(), "127.0.0.1:7000");
         assert_eq!(cfg.tokens.len(), 2);
         let file_token = cfg.tokens[0].permissions();

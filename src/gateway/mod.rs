@@ -4,7 +4,9 @@
 //! The binary's `serve` command is [`run`] with a [`Config`](config::Config), which the binary
 //! builds from its flags, `APIG_*` environment variables and an optional TOML file. The data
 //! plane is [`Gateway`]: worker threads, their upstream connections, and the deadlines of
-//! [`limits`].
+//! [`limits`]. An optional third listener, the verify listener, answers only whether a request's
+//! AppCode is good, for a proxy already in place (nginx `auth_request`, Caddy `forward_auth`,
+//! Envoy `ext_authz`).
 
 mod body;
 mod client_body;
@@ -18,6 +20,7 @@ mod proxy;
 mod run;
 pub mod tls;
 mod upstream;
+mod verify;
 mod workers;
 
 pub use body::ProxyBody;

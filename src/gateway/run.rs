@@ -21,7 +21,7 @@ use tower::ServiceExt;
 use super::config::{Config, DatabaseUrl};
 use super::listener::{self, Listening, OpenConnections};
 use super::metrics::{self, Exposition, GatewayMetrics};
-use super::{tls, Gateway};
+use super::{tls, verify, Gateway};
 use crate::admin::{AdminApi, Permissions, TokenCredential};
 use crate::layer::{HttpsPolicy, IdentityHeaders};
 use crate::store::{
@@ -83,6 +83,8 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
     let created_token_file = ensure_credentials(&mut config)?;
     let cache = AppCodeCache::new();
     let auth = auth_layer(&config, &store, &cache);
+    // One layer (one cache, one refresher) for both the gateway and the verify listener.
+    let verify_service = verify::service(&auth, IdentityHeaders::default());
     let listeners = match Listeners::bind(&config).await {
         Ok(listeners) => listeners,
         Err(e) => {
@@ -110,15 +112,15 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
         gateway = gateway.tls(acceptor);
     }
     let admin_open = OpenConnections::default();
-    let exposition = Exposition::new(
-        cache.clone(),
-        &gateway_metrics,
-        [
-            ("gateway", gateway.open_connections()),
-            ("admin", admin_open.clone()),
-        ],
-    )
-    .throttle(&throttle);
+    let verify_open = OpenConnections::default();
+    let mut open = vec![
+        ("gateway", gateway.open_connections()),
+        ("admin", admin_open.clone()),
+    ];
+    if listeners.verify.is_some() {
+        open.push(("verify", verify_open.clone()));
+    }
+    let exposition = Exposition::new(cache.clone(), &gateway_metrics, open).throttle(&throttle);
     let admin = admin_router(&mut config, store, cache, exposition)?;
 
     let gateway_addr = listeners.gateway_addr;
@@ -139,6 +141,7 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
         share: None,
         service: admin.map_request(|req: http::Request<hyper::body::Incoming>| req.map(Body::new)),
     };
+    let verify_stop = stop.clone();
     let admin = async {
         listener::accept(listeners.admin, admin_listening, stop).await;
         if !listener::drained(&admin_open, DRAIN_TIMEOUT).await {
@@ -148,7 +151,29 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
             );
         }
     };
-    tokio::join!(gateway.join(), admin);
+    let verify = async {
+        let Some(verify) = listeners.verify else {
+            return;
+        };
+        // The gateway's deadlines and cap: in auth-only mode this listener carries the traffic
+        // the gateway listener would, from a proxy that keeps its connections open.
+        let listening = Listening {
+            name: "verify",
+            tls: None,
+            limits: config.gateway_limits,
+            open: verify_open.clone(),
+            share: None,
+            service: verify_service,
+        };
+        listener::accept(verify, listening, verify_stop).await;
+        if !listener::drained(&verify_open, DRAIN_TIMEOUT).await {
+            tracing::warn!(
+                listener = "verify",
+                "connections still open after the drain period"
+            );
+        }
+    };
+    tokio::join!(gateway.join(), admin, verify);
     tracing::info!("apig-appcode stopped");
     Ok(())
 }
@@ -187,7 +212,7 @@ fn auth_layer(config: &Config, store: &Arc<dyn Store>, cache: &AppCodeCache) -> 
         .build()
 }
 
-/// Both listeners, bound, with their TLS acceptors and real addresses.
+/// The listeners, bound, with their TLS acceptors and real addresses.
 struct Listeners {
     gateway: TcpListener,
     gateway_addr: SocketAddr,
@@ -195,6 +220,9 @@ struct Listeners {
     admin: TcpListener,
     admin_addr: SocketAddr,
     admin_tls: Option<TlsAcceptor>,
+    /// Plain HTTP only: a proxy on the same host or network calls it.
+    verify: Option<TcpListener>,
+    verify_addr: Option<SocketAddr>,
 }
 
 impl Listeners {
@@ -210,6 +238,13 @@ impl Listeners {
         let admin_tls = acceptor(&config.admin_tls)?;
         let (gateway, gateway_addr) = bind("gateway", config.gateway_listen).await?;
         let (admin, admin_addr) = bind("admin", config.admin_listen).await?;
+        let (verify, verify_addr) = match config.verify_listen {
+            Some(addr) => {
+                let (l, a) = bind("verify", addr).await?;
+                (Some(l), Some(a))
+            }
+            None => (None, None),
+        };
         Ok(Self {
             gateway,
             gateway_addr,
@@ -217,6 +252,8 @@ impl Listeners {
             admin,
             admin_addr,
             admin_tls,
+            verify,
+            verify_addr,
         })
     }
 }
@@ -251,6 +288,10 @@ fn announce(config: &Config, listeners: &Listeners, created_token_file: Option<&
     );
     println!("gateway listening on {gateway}");
     println!("admin listening on {admin}");
+    if let Some(addr) = listeners.verify_addr {
+        println!("verify listening on http://{addr}");
+        tracing::info!(verify = %format!("http://{addr}"), "verify listener (auth-only mode) on");
+    }
     if let Some(path) = created_token_file {
         println!(
             "No management credentials configured: created an admin token in {}.\n\

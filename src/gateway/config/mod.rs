@@ -43,6 +43,9 @@ pub struct Config {
     pub gateway_listen: SocketAddr,
     /// Management listener.
     pub admin_listen: SocketAddr,
+    /// Verify listener (auth-only mode for nginx `auth_request`, Caddy `forward_auth`, Envoy
+    /// `ext_authz`): off unless set.
+    pub verify_listen: Option<SocketAddr>,
     /// Host and port of the upstream (plain HTTP).
     pub upstream: Authority,
     /// The store.
@@ -93,12 +96,13 @@ impl Config {
     }
 
     /// The defaults, forwarding to `upstream`: gateway on `127.0.0.1:8080`, management API on
-    /// `127.0.0.1:8081`, SQLite file `apig-appcode.db`, no credential (the first run creates a
+    /// `127.0.0.1:8081`, no verify listener, SQLite file `apig-appcode.db`, no credential (the first run creates a
     /// token file), plain HTTP, one worker per core.
     pub fn new(upstream: Authority) -> Self {
         Self {
             gateway_listen: ([127, 0, 0, 1], 8080).into(),
             admin_listen: ([127, 0, 0, 1], 8081).into(),
+            verify_listen: None,
             upstream,
             database: DatabaseUrl::Sqlite(PathBuf::from("apig-appcode.db")),
             instance_id: DEFAULT_INSTANCE_ID.into(),

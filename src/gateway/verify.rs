@@ -1,0 +1,73 @@
+//! The verify listener: auth-only mode, for a proxy that is already running and asks this
+//! process whether a request may pass.
+//!
+//! One service answers the three common contracts, because all of them forward the original
+//! request's headers and decide on the status alone:
+//!
+//! - nginx `auth_request` (a subrequest carrying the original headers);
+//! - Caddy `forward_auth` (the original headers plus `X-Forwarded-Method`, `-Uri`, `-Proto`,
+//!   `-Host`);
+//! - Envoy HTTP `ext_authz` (the original headers, the path under a configured prefix).
+//!
+//! So any method and path is accepted, and the code is read from `X-Apig-AppCode`. The check is
+//! the AppCode layer itself, around a service that only says yes: an allowed request gets `200`
+//! with an empty body and the verified `X-Apig-App-Id` and `X-Apig-AppCode-Id` headers, which
+//! the proxy copies upstream (nginx `auth_request_set`, Caddy `copy_headers`, Envoy
+//! `allowed_upstream_headers`); a refused one gets the layer's APIG JSON error with its status
+//! (400, 401, 403 or 503), exactly as the gateway would answer.
+//!
+//! The HTTPS policy is the layer's: `X-Forwarded-Proto: https` counts only from a peer in the
+//! trusted proxy networks, read from the [`ConnectionInfo`](crate::layer::ConnectionInfo) the
+//! connection inserts.
+
+use std::convert::Infallible;
+use std::future::{ready, Ready};
+use std::task::{Context, Poll};
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::body::ProxyBody;
+use crate::layer::{AppCodeAuth, IdentityHeaders};
+use crate::AppCodeAuthLayer;
+
+/// What the verify listener serves: the AppCode layer around [`Allowed`].
+pub(crate) type VerifyService = AppCodeAuth<Allowed>;
+
+/// The verify listener's service, checking with `auth`, which must set `identity` headers on
+/// the requests it lets through (they are copied into the answer).
+pub(crate) fn service(auth: &AppCodeAuthLayer, identity: IdentityHeaders) -> VerifyService {
+    auth.layer(Allowed { identity })
+}
+
+/// The answer to a request the layer let through: `200`, no body, and the verified identity
+/// headers the layer wrote on the request.
+#[derive(Debug, Clone)]
+pub(crate) struct Allowed {
+    identity: IdentityHeaders,
+}
+
+impl Service<Request<Incoming>> for Allowed {
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<ProxyBody>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let mut res = Response::new(ProxyBody::full(bytes::Bytes::new()));
+        *res.status_mut() = StatusCode::OK;
+        // The layer replaced any client-sent copies with the verified values, so what is on
+        // the request now is what the proxy may trust.
+        for name in [&self.identity.app_id, &self.identity.app_code_id] {
+            if let Some(value) = req.headers().get(name) {
+                res.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        ready(Ok(res))
+    }
+}

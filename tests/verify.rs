@@ -1,0 +1,334 @@
+//! The verify listener (auth-only mode) end to end: the `apig-appcode` binary with
+//! `--verify-listen`, called directly, then from a real nginx (`auth_request`) and a real Caddy
+//! (`forward_auth`) in front of the test's echo upstream.
+//!
+//! nginx and Caddy run in the foreground from a temporary directory, on a free port. When one
+//! is not installed its test says so on stderr and passes, except under `CI` (set and not
+//! empty), where a missing proxy is a failure (`.ci/run` installs both).
+//!
+//! Run: `cargo test --all-features --test verify`.
+#![cfg(all(feature = "gateway", unix))]
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use http::{Method, StatusCode};
+
+#[path = "support/binary.rs"]
+mod support;
+use support::*;
+
+/// A server with `--verify-listen 127.0.0.1:0` and `extra` flags, and its verify address.
+async fn start_verifying(upstream: &Upstream, dir: &Path, extra: &[&str]) -> (Server, SocketAddr) {
+    let mut flags = vec!["--verify-listen", "127.0.0.1:0"];
+    flags.extend_from_slice(extra);
+    let server = start_with_token(upstream, dir, &flags).await;
+    let verify = listening(&server.stdout(), "verify listening on ")
+        .unwrap_or_else(|| panic!("no verify listener announced:\n{}", server.stdout()));
+    (server, verify)
+}
+
+/// `method path` with the given headers.
+fn call(
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    let mut req = request(method, path, bytes::Bytes::new());
+    for (name, value) in headers {
+        req.headers_mut().append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    req
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Direct HTTP
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_verify_listener_answers_200_with_the_identity_or_the_apig_error() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, verify) = start_verifying(&upstream, dir.path(), &[]).await;
+    let admin = Admin::new(server.admin, TOKEN);
+    let (app, code_id, code) = admin.app_with_code("shop").await;
+
+    // Any method and path: nginx sends its subrequest's URI, Caddy its `uri`, Envoy a prefix
+    // plus the original path. A client-sent identity is replaced by the verified one.
+    for (method, path) in [
+        (Method::GET, "/"),
+        (Method::POST, "/orders/7?x=1"),
+        (Method::DELETE, "/ext_authz/orders"),
+    ] {
+        let req = call(
+            method.clone(),
+            path,
+            &[("x-apig-appcode", &code), ("x-apig-app-id", "forged")],
+        );
+        let res = send(verify, req).await;
+        assert_eq!(
+            res.status,
+            StatusCode::OK,
+            "{method} {path}: {}",
+            res.text()
+        );
+        assert_eq!(res.header("x-apig-app-id"), Some(app.as_str()));
+        assert_eq!(res.header("x-apig-appcode-id"), Some(code_id.as_str()));
+        assert!(res.body.is_empty(), "{}", res.text());
+    }
+
+    let res = send(
+        verify,
+        call(Method::GET, "/", &[("x-apig-app-id", "forged")]),
+    )
+    .await;
+    res.assert_apig_error(StatusCode::UNAUTHORIZED, "APIG.0303");
+    assert!(res.header("x-apig-app-id").is_none());
+    let res = send(
+        verify,
+        call(Method::GET, "/", &[("x-apig-appcode", "not-a-valid-code")]),
+    )
+    .await;
+    res.assert_apig_error(StatusCode::UNAUTHORIZED, "APIG.0303");
+
+    // Nothing reached the upstream: the verify listener only answers.
+    assert_eq!(upstream.requests(), 0);
+    let metrics = metrics(&server).await;
+    assert!(metrics.contains("listener=\"verify\""), "{metrics}");
+    // The code is never logged.
+    assert!(!server.stderr().contains(&code));
+    assert!(server.stop().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_https_counts_only_from_a_trusted_proxy() {
+    let upstream = Upstream::start().await;
+    for (trusted, want) in [(false, StatusCode::BAD_REQUEST), (true, StatusCode::OK)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut flags = vec!["--require-https"];
+        if trusted {
+            flags.extend(["--trusted-proxy", "127.0.0.1/32"]);
+        }
+        let (server, verify) = start_verifying(&upstream, dir.path(), &flags).await;
+        let (_, _, code) = Admin::new(server.admin, TOKEN).app_with_code("shop").await;
+        let headers = [
+            ("x-apig-appcode", code.as_str()),
+            ("x-forwarded-proto", "https"),
+        ];
+        let res = send(verify, call(Method::GET, "/", &headers)).await;
+        if trusted {
+            assert_eq!(res.status, want, "{}", res.text());
+        } else {
+            res.assert_apig_error(want, "APIG.0607");
+        }
+        // Plain HTTP with no forwarded scheme is refused either way.
+        let res = send(verify, call(Method::GET, "/", &headers[..1])).await;
+        res.assert_apig_error(StatusCode::BAD_REQUEST, "APIG.0607");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real proxies
+
+/// The proxy binary `name`, from `PATH` or the sbin directories (Debian installs nginx in
+/// `/usr/sbin`, which a non-root `PATH` often lacks). `None` (after saying so) when it is not
+/// installed outside CI; a failure under CI.
+fn proxy_binary(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty());
+        assert!(
+            !ci,
+            "{name} is not installed; CI must run this test (see .ci/run)"
+        );
+        eprintln!("skipping: {name} is not installed (apt-get install {name}); CI runs this test");
+    }
+    found
+}
+
+/// A port nothing listens on now (the proxy binds it right after; a clash fails the start).
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until `proxy` answers on `addr` (any status), or fails with its output.
+async fn wait_answering(proxy: &mut Proc, addr: SocketAddr, what: &str) {
+    let deadline = std::time::Instant::now() + START_TIMEOUT;
+    loop {
+        if let Some(status) = proxy.try_exit() {
+            panic!(
+                "{what} exited ({status}):\n{}\n{}",
+                proxy.stdout(),
+                proxy.stderr()
+            );
+        }
+        if try_send(addr, get("/")).await.is_ok() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not answer on {addr}:\n{}",
+            proxy.stderr()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// What the proxy tests check, whichever proxy is in front: a valid code reaches the upstream
+/// with the verified identity (and without the code); a missing one is refused with 401
+/// before the upstream sees anything. Returns the refusal.
+async fn check_proxy(proxy: SocketAddr, upstream: &Upstream, server: &Server) -> Resp {
+    let admin = Admin::new(server.admin, TOKEN);
+    let (app, code_id, code) = admin.app_with_code("shop").await;
+
+    let req = call(
+        Method::GET,
+        "/orders?page=2",
+        &[("x-apig-appcode", &code), ("x-apig-app-id", "forged")],
+    );
+    let res = send(proxy, req).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.json()["path"], "/orders?page=2");
+    let seen = res.upstream_headers();
+    assert_eq!(seen["x-apig-app-id"], [app.as_str()], "{seen:?}");
+    assert_eq!(seen["x-apig-appcode-id"], [code_id.as_str()], "{seen:?}");
+    assert!(!seen.contains_key("x-apig-appcode"), "{seen:?}");
+
+    let before = upstream.requests();
+    let res = send(
+        proxy,
+        call(Method::GET, "/orders", &[("x-apig-app-id", "forged")]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.text());
+    assert_eq!(
+        upstream.requests(),
+        before,
+        "a refused request reached the upstream"
+    );
+    res
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_auth_request_in_front_of_the_upstream() {
+    let Some(nginx) = proxy_binary("nginx") else {
+        return;
+    };
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, verify) = start_verifying(&upstream, dir.path(), &[]).await;
+
+    let prefix = dir.path().join("nginx");
+    std::fs::create_dir(&prefix).unwrap();
+    let port = free_port();
+    let temp = prefix.display();
+    // The example configuration's locations, with every path in the temporary directory and a
+    // single process (no worker to outlive the test when the master is killed).
+    let conf = format!(
+        r#"
+master_process off;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            auth_request /_apig_verify;
+            auth_request_set $apig_app_id $upstream_http_x_apig_app_id;
+            auth_request_set $apig_appcode_id $upstream_http_x_apig_appcode_id;
+            proxy_set_header X-Apig-App-Id $apig_app_id;
+            proxy_set_header X-Apig-AppCode-Id $apig_appcode_id;
+            proxy_set_header X-Apig-AppCode "";
+            proxy_pass http://{upstream};
+        }}
+        location = /_apig_verify {{
+            internal;
+            proxy_pass http://{verify};
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-URI $request_uri;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }}
+    }}
+}}
+"#,
+        upstream = upstream.addr,
+    );
+    std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
+    let mut cmd = Command::new(nginx);
+    cmd.arg("-p")
+        .arg(&prefix)
+        .args(["-c", "nginx.conf", "-e", "stderr", "-g"])
+        .arg(format!("daemon off; pid {temp}/nginx.pid;"));
+    let mut proxy = Proc::spawn(cmd);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_answering(&mut proxy, addr, "nginx").await;
+
+    // nginx answers a denial with its own page: only the status is the verify listener's.
+    check_proxy(addr, &upstream, &server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_forward_auth_in_front_of_the_upstream() {
+    let Some(caddy) = proxy_binary("caddy") else {
+        return;
+    };
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, verify) = start_verifying(&upstream, dir.path(), &[]).await;
+
+    let home = dir.path().join("caddy");
+    std::fs::create_dir(&home).unwrap();
+    let port = free_port();
+    // The example Caddyfile, on a free port, with no admin endpoint and no automatic HTTPS
+    // (nothing to listen on or store outside the temporary directory).
+    let caddyfile = format!(
+        r#"{{
+    admin off
+    auto_https off
+    storage file_system {home}
+}}
+http://127.0.0.1:{port} {{
+    forward_auth {verify} {{
+        uri /verify
+        copy_headers X-Apig-App-Id X-Apig-AppCode-Id
+    }}
+    reverse_proxy {upstream} {{
+        header_up -X-Apig-AppCode
+    }}
+}}
+"#,
+        home = home.display(),
+        upstream = upstream.addr,
+    );
+    std::fs::write(home.join("Caddyfile"), caddyfile).unwrap();
+    let mut cmd = Command::new(caddy);
+    cmd.current_dir(&home)
+        .args(["run", "--config", "Caddyfile", "--adapter", "caddyfile"])
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", &home)
+        .env("XDG_DATA_HOME", &home);
+    let mut proxy = Proc::spawn(cmd);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_answering(&mut proxy, addr, "caddy").await;
+
+    // Caddy passes the verify listener's refusal through, APIG body included.
+    let refused = check_proxy(addr, &upstream, &server).await;
+    refused.assert_apig_error(StatusCode::UNAUTHORIZED, "APIG.0303");
+}
