@@ -1,4 +1,4 @@
-//! APIG's JSON error body, built in one place.
+//! APIG's JSON error body, built in one place, and the [`code`]s this crate answers with.
 //!
 //! # Example
 //!
@@ -52,6 +52,63 @@ fn push_str(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[run..]);
     out.push(b'"');
+}
+
+/// The APIG error codes this crate answers with, named for what they mean, as Huawei's error
+/// code tables list them. Every answer takes its code from here.
+///
+/// ```
+/// use apig_appcode::apig_error::code;
+///
+/// assert_eq!(code::APP_AUTH_FAILED, "APIG.0303");
+/// ```
+pub mod code {
+    // The gateway (APIG's gateway table).
+
+    /// `404`/`405`: no API answers this path or method.
+    pub const NO_SUCH_API: &str = "APIG.0101";
+    /// `400`/`413`/`414`/`494` a bad or too large request, and `502`/`504` a backend that is
+    /// unreachable or too slow.
+    pub const BAD_REQUEST: &str = "APIG.0201";
+    /// `503`: the backend is unavailable (for the layer: no usable set of AppCodes; for the
+    /// management API: a store that does not answer).
+    pub const BACKEND_UNAVAILABLE: &str = "APIG.0202";
+    /// `401`: a missing or wrong AppCode.
+    pub const APP_AUTH_FAILED: &str = "APIG.0303";
+    /// `403`: the app may not call this API.
+    pub const APP_NOT_AUTHORIZED: &str = "APIG.0304";
+    /// `429`: the app's rate limit was reached.
+    pub const THROTTLED: &str = "APIG.0308";
+    /// `400`: plain HTTP where only HTTPS is allowed.
+    pub const HTTPS_REQUIRED: &str = "APIG.0607";
+
+    // The management API (APIG's management table).
+
+    /// `401`: neither a token nor a signature.
+    pub const NO_CREDENTIALS: &str = "APIG.1000";
+    /// `401`: a token or signature that does not verify.
+    pub const INCORRECT_CREDENTIALS: &str = "APIG.1002";
+    /// `403`: authenticated, but not for this project or method.
+    pub const NO_PERMISSION: &str = "APIG.1005";
+    /// `400`: a parameter breaks its documented rule.
+    pub const INVALID_PARAMETER: &str = "APIG.2012";
+    /// `404`: no such app.
+    pub const APP_NOT_FOUND: &str = "APIG.3004";
+    /// `404`: no such gateway instance.
+    pub const INSTANCE_NOT_FOUND: &str = "APIG.3030";
+    /// `404`: no such AppCode.
+    pub const APP_CODE_NOT_FOUND: &str = "APIG.3082";
+    /// `403`: the app holds its quota of AppCodes.
+    pub const APP_CODE_QUOTA_EXCEEDED: &str = "APIG.3131";
+    /// `400`: an app of this name exists.
+    pub const APP_NAME_EXISTS: &str = "APIG.3203";
+    /// `400`: an app with this app key exists.
+    pub const APP_KEY_EXISTS: &str = "APIG.3310";
+    /// `400`: an AppCode with this value exists in the instance. The tables document no code
+    /// for this; it is the next free code of the "already exists" family.
+    pub const APP_CODE_EXISTS: &str = "APIG.3311";
+    /// `500`: anything else; the detail is logged, never sent.
+    pub const SYSTEM_ERROR: &str = "APIG.9999";
 }
 
 #[cfg(test)]

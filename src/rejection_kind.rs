@@ -6,6 +6,8 @@ use std::fmt;
 
 use http::StatusCode;
 
+use crate::apig_error::code;
+
 /// The reason behind a [`Rejection`](crate::layer::Rejection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -44,11 +46,11 @@ impl RejectionKind {
     /// The APIG error code.
     pub fn error_code(self) -> &'static str {
         match self {
-            Self::Missing | Self::Invalid => "APIG.0303",
-            Self::Forbidden => "APIG.0304",
-            Self::Unavailable => "APIG.0202",
-            Self::HttpsRequired => "APIG.0607",
-            Self::Throttled => "APIG.0308",
+            Self::Missing | Self::Invalid => code::APP_AUTH_FAILED,
+            Self::Forbidden => code::APP_NOT_AUTHORIZED,
+            Self::Unavailable => code::BACKEND_UNAVAILABLE,
+            Self::HttpsRequired => code::HTTPS_REQUIRED,
+            Self::Throttled => code::THROTTLED,
         }
     }
 

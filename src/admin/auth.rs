@@ -354,7 +354,7 @@ impl Authenticator {
 /// What a client learns about a rejected signature: the cause when it is about the request's
 /// shape or clock, one fixed answer for an unknown key and a wrong signature alike.
 fn signature_error(e: &SignatureError) -> AdminError {
-    if e.error_code() == "APIG.1000" {
+    if e.is_unsigned() {
         return AdminError::MissingCredentials;
     }
     AdminError::BadCredentials(match e {

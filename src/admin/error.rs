@@ -9,21 +9,8 @@ use std::fmt;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
+use crate::apig_error::code;
 use crate::store::{StoreError, MAX_APP_CODES_PER_APP};
-
-/// `400`: a parameter breaks its documented rule.
-pub(crate) const INVALID_PARAMETER: &str = "APIG.2012";
-/// `400`: an AppCode with this value exists in the instance. The APIG tables document no code
-/// for this; `APIG.3311` is the next free code of the "already exists" family (`APIG.3310` is
-/// the app key).
-pub(crate) const APP_CODE_EXISTS: &str = "APIG.3311";
-/// `404`/`405`/`413`/`400` on the transport level: unknown route, wrong method, body too large
-/// or unreadable. The gateway answers these with `APIG.0101` (no such API) and `APIG.0201`.
-pub(crate) const NO_SUCH_API: &str = "APIG.0101";
-pub(crate) const BAD_REQUEST: &str = "APIG.0201";
-/// `503`: the store did not answer in time. The gateway answers an unavailable backend with
-/// `APIG.0202`, and the store is the management API's backend.
-pub(crate) const UNAVAILABLE: &str = "APIG.0202";
 
 /// A failed management call.
 #[derive(Debug)]
@@ -106,21 +93,21 @@ impl AdminError {
 
     fn code(&self) -> &'static str {
         match self {
-            Self::MissingCredentials => "APIG.1000",
-            Self::BadCredentials(_) => "APIG.1002",
-            Self::Forbidden(_) => "APIG.1005",
-            Self::InvalidParameter(_) | Self::UnsupportedMediaType => INVALID_PARAMETER,
-            Self::PayloadTooLarge(_) | Self::BodyUnreadable => BAD_REQUEST,
-            Self::NoRoute | Self::MethodNotAllowed(_) => NO_SUCH_API,
-            Self::InstanceNotFound(_) => "APIG.3030",
-            Self::AppNotFound(_) => "APIG.3004",
-            Self::AppCodeNotFound(_) => "APIG.3082",
-            Self::AppNameExists => "APIG.3203",
-            Self::AppKeyExists => "APIG.3310",
-            Self::AppCodeExists => APP_CODE_EXISTS,
-            Self::AppCodeQuotaExceeded => "APIG.3131",
-            Self::Unavailable(_) => UNAVAILABLE,
-            Self::Internal(_) => "APIG.9999",
+            Self::MissingCredentials => code::NO_CREDENTIALS,
+            Self::BadCredentials(_) => code::INCORRECT_CREDENTIALS,
+            Self::Forbidden(_) => code::NO_PERMISSION,
+            Self::InvalidParameter(_) | Self::UnsupportedMediaType => code::INVALID_PARAMETER,
+            Self::PayloadTooLarge(_) | Self::BodyUnreadable => code::BAD_REQUEST,
+            Self::NoRoute | Self::MethodNotAllowed(_) => code::NO_SUCH_API,
+            Self::InstanceNotFound(_) => code::INSTANCE_NOT_FOUND,
+            Self::AppNotFound(_) => code::APP_NOT_FOUND,
+            Self::AppCodeNotFound(_) => code::APP_CODE_NOT_FOUND,
+            Self::AppNameExists => code::APP_NAME_EXISTS,
+            Self::AppKeyExists => code::APP_KEY_EXISTS,
+            Self::AppCodeExists => code::APP_CODE_EXISTS,
+            Self::AppCodeQuotaExceeded => code::APP_CODE_QUOTA_EXCEEDED,
+            Self::Unavailable(_) => code::BACKEND_UNAVAILABLE,
+            Self::Internal(_) => code::SYSTEM_ERROR,
         }
     }
 

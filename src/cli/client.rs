@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 pub(crate) const TOKEN_ENV: &str = "APIG_ADMIN_TOKEN";
 
 /// The gateway's answer to a request without an AppCode.
-const GATEWAY_REJECTION: &str = "APIG.0303";
+const GATEWAY_REJECTION: &str = apig_appcode::apig_error::code::APP_AUTH_FAILED;
 
 /// How long one call may take, connection included, before the CLI gives up: a server that
 /// accepts connections but never answers must not hang a script forever.

@@ -181,7 +181,11 @@ pub(crate) fn gateway_error(
     id: Option<&HeaderValue>,
 ) -> Response<ProxyBody> {
     let id = RequestId::from_header(id);
-    let mut res = Response::new(ProxyBody::full(apig_error::json("APIG.0201", msg, &id)));
+    let mut res = Response::new(ProxyBody::full(apig_error::json(
+        apig_error::code::BAD_REQUEST,
+        msg,
+        &id,
+    )));
     *res.status_mut() = status;
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

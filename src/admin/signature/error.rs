@@ -4,6 +4,8 @@ use std::fmt;
 
 use http::header::AUTHORIZATION;
 
+use crate::apig_error::code;
+
 use super::ALGORITHM;
 
 /// Why a request's signature was not accepted.
@@ -58,10 +60,17 @@ impl SignatureError {
     /// assert_eq!(SignatureError::SignatureMismatch.error_code(), "APIG.1002");
     /// ```
     pub fn error_code(&self) -> &'static str {
-        match self {
-            Self::MissingHeader(name) if *name == AUTHORIZATION.as_str() => "APIG.1000",
-            _ => "APIG.1002",
+        if self.is_unsigned() {
+            code::NO_CREDENTIALS
+        } else {
+            code::INCORRECT_CREDENTIALS
         }
+    }
+
+    /// Whether the request carried no signature at all (no `Authorization` header), as opposed
+    /// to one that does not verify.
+    pub fn is_unsigned(&self) -> bool {
+        matches!(self, Self::MissingHeader(name) if *name == AUTHORIZATION.as_str())
     }
 
     /// The HTTP status to answer with: always 401.
