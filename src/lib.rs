@@ -54,6 +54,11 @@ pub mod admin;
 pub mod apig_error;
 pub mod cache;
 pub mod code;
+// Entry points for the cargo-fuzz targets in fuzz/ (feature `fuzzing`), not part of the API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[path = "fuzz_api.rs"]
+pub mod __fuzz;
 #[cfg(feature = "gateway")]
 pub mod gateway;
 mod hex;

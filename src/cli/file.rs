@@ -119,8 +119,14 @@ pub(crate) struct FileConfig {
 pub(crate) fn read_file(path: &Path) -> Result<FileConfig, UsageError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| UsageError::new(format!("reading {}: {e}", path.display())))?;
+    parse_text(path, &text)
+}
+
+/// Parses the file's `text`; `path` only names it in the error. Apart from `read_file` so that
+/// the fuzz target (feature `fuzzing`) reaches it without touching the file system.
+pub(crate) fn parse_text(path: &Path, text: &str) -> Result<FileConfig, UsageError> {
     // toml's message may quote the offending line, which may hold a secret: keep the position.
-    toml::from_str(&text).map_err(|e| {
+    toml::from_str(text).map_err(|e| {
         let at = e.span().map(|s| s.start).unwrap_or(0);
         let line = text[..at.min(text.len())].lines().count().max(1);
         UsageError::new(format!(

@@ -124,7 +124,7 @@ struct FileCode {
     value: String,
 }
 
-fn parse(path: &Path, text: &str) -> Result<Snapshot, ProviderError> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Snapshot, ProviderError> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     // serde's messages may quote the offending input, which could be a code: keep only the
     // position of the error.

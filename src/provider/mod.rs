@@ -37,6 +37,9 @@ use crate::identity::AppIdentity;
 
 #[cfg(feature = "file")]
 pub use file::FileProvider;
+// The file parser, for the fuzz target only (`crate::__fuzz`).
+#[cfg(feature = "fuzzing")]
+pub(crate) use file::parse as parse_file;
 pub use static_provider::{StaticProvider, StaticProviderBuilder};
 
 /// A boxed, sendable future: what provider methods return, so that the trait stays usable as
