@@ -15,9 +15,10 @@ on 127.0.0.1, so ``path``, ``query`` and ``headers`` are exactly the bytes on th
 The date is fixed: bare-signer vectors pass ``X-Sdk-Date`` in, full-client vectors patch
 the ``datetime`` name the signer module uses so ``utcnow()`` is fixed.
 
-Output (beside this script): tests/sdk/vectors.json, read by tests/admin_api.rs and by the
-unit tests of src/admin/signature/. Under "vectors" the SDK's requests; under "reference" the
-four of shared/sdk-hmac-sha256-vectors.txt (their SK is not published), in the same shape.
+Output (beside this script): tests/sdk/vectors.json, read by tests/support/admin.rs (the
+harness of tests/admin_*.rs) and by the unit tests of src/admin/signature/. Under "vectors" the
+SDK's requests; under "reference" the four of shared/sdk-hmac-sha256-vectors.txt (their SK is
+not published), in the same shape.
 """
 
 import ast
