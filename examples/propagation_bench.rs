@@ -497,11 +497,11 @@ impl Node {
         refresh: Option<Duration>,
     ) -> Result<Self, BoxError> {
         let mut command = Command::new(bin);
+        command.args(["serve", "--database", &schema.url]);
         if let Some(refresh) = refresh {
             command.args(["--refresh-interval", &refresh.as_secs().to_string()]);
         }
         let mut child = command
-            .args(["serve", "--database", &schema.url])
             .args([
                 "--gateway-listen",
                 "127.0.0.1:0",
