@@ -260,6 +260,7 @@ http {{
         location = /_apig_verify {{
             internal;
             proxy_pass http://{verify};
+            proxy_method HEAD;
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
             proxy_set_header X-Original-URI $request_uri;
