@@ -84,9 +84,18 @@ pub(crate) struct ServeArgs {
     /// Log filter, e.g. `info` or `apig_appcode=debug` [default: info].
     #[arg(long, env = "APIG_LOG")]
     pub(crate) log: Option<String>,
-    /// Seconds between full reloads of the AppCode cache from the store [default: 10].
+    /// Seconds between catch-ups of the AppCode cache with the store (the changes since its
+    /// revision) [default: 10].
     #[arg(long, env = "APIG_REFRESH_INTERVAL")]
     pub(crate) refresh_interval: Option<u64>,
+    /// Seconds a PostgreSQL call may take before it fails (503) and its connection is closed
+    /// [default: 5].
+    #[arg(long, env = "APIG_STORE_TIMEOUT")]
+    pub(crate) store_timeout: Option<u64>,
+    /// Revisions of each instance the store's change log keeps; a node further behind reloads
+    /// every code [default: 10000].
+    #[arg(long, env = "APIG_CHANGE_LOG_RETENTION")]
+    pub(crate) change_log_retention: Option<u64>,
     /// Seconds the last good snapshot may age while the store fails before the gateway answers
     /// 503 [default: 300].
     #[arg(long, env = "APIG_MAX_STALENESS")]

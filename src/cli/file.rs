@@ -96,6 +96,8 @@ pub(crate) struct FileConfig {
     pub(crate) log_format: Option<String>,
     pub(crate) log: Option<String>,
     pub(crate) refresh_interval: Option<u64>,
+    pub(crate) store_timeout: Option<u64>,
+    pub(crate) change_log_retention: Option<u64>,
     pub(crate) max_staleness: Option<u64>,
     pub(crate) workers: Option<usize>,
     pub(crate) header_timeout: Option<u64>,

@@ -119,6 +119,12 @@ pub(crate) fn load(args: ServeArgs) -> Result<Settings, UsageError> {
     if let Some(s) = args.refresh_interval.or(file.refresh_interval) {
         config.refresh_interval = Duration::from_secs(s.max(1));
     }
+    if let Some(s) = args.store_timeout.or(file.store_timeout) {
+        config.store_timeout = Duration::from_secs(s.max(1));
+    }
+    if let Some(n) = args.change_log_retention.or(file.change_log_retention) {
+        config.change_log_retention = n.max(1);
+    }
     if let Some(s) = args.max_staleness.or(file.max_staleness) {
         config.max_staleness = Duration::from_secs(s);
     }
@@ -402,6 +408,33 @@ role = "read-write"
             let err = load(args(&list)).unwrap_err().to_string();
             assert!(err.contains(bad[0]), "{err}");
         }
+    }
+
+    #[test]
+    fn store_settings_come_from_flags_or_the_file() {
+        let defaults = load(args(&["--upstream", "http://x:1"])).unwrap().config;
+        assert_eq!(defaults.store_timeout, Duration::from_secs(5));
+        assert_eq!(
+            defaults.change_log_retention,
+            apig_appcode::store::CHANGE_LOG_RETENTION
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apig.toml");
+        std::fs::write(
+            &path,
+            "upstream = \"http://x:1\"\nstore_timeout = 7\nchange_log_retention = 50\n",
+        )
+        .unwrap();
+        let cfg = load(args(&[
+            "--config",
+            path.to_str().unwrap(),
+            "--change-log-retention",
+            "100",
+        ]))
+        .unwrap()
+        .config;
+        assert_eq!(cfg.store_timeout, Duration::from_secs(7));
+        assert_eq!(cfg.change_log_retention, 100);
     }
 
     #[test]

@@ -380,7 +380,8 @@ async fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
     let key = config.master_key.clone();
     match &config.database {
         DatabaseUrl::Sqlite(path) => {
-            let mut options = SqliteOptions::new();
+            let mut options =
+                SqliteOptions::new().change_log_retention(config.change_log_retention);
             if let Some(key) = key {
                 options = options.master_key(key);
             }
@@ -388,7 +389,9 @@ async fn open_store(config: &Config) -> Result<Arc<dyn Store>, RunError> {
             Ok(Arc::new(store))
         }
         DatabaseUrl::Postgres(url) => {
-            let mut options = PostgresOptions::new();
+            let mut options = PostgresOptions::new()
+                .call_timeout(config.store_timeout)
+                .change_log_retention(config.change_log_retention);
             if let Some(key) = key {
                 options = options.master_key(key);
             }

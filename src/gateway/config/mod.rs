@@ -70,6 +70,10 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNetwork>,
     /// Cache refresh period.
     pub refresh_interval: Duration,
+    /// How long a PostgreSQL call may take.
+    pub store_timeout: Duration,
+    /// Revisions of each instance the store's change log keeps.
+    pub change_log_retention: u64,
     /// Maximum snapshot age.
     pub max_staleness: Duration,
     /// Gateway worker threads.
@@ -115,6 +119,8 @@ impl Config {
             require_https: false,
             trusted_proxies: Vec::new(),
             refresh_interval: Duration::from_secs(10),
+            store_timeout: Duration::from_secs(5),
+            change_log_retention: crate::store::CHANGE_LOG_RETENTION,
             max_staleness: Duration::from_secs(300),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             gateway_limits: Limits::default(),
