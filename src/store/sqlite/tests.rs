@@ -1,6 +1,5 @@
 //! What only this store can get wrong: the file format, keys, and damaged rows.
 
-use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
 use rusqlite::Connection;
@@ -454,32 +453,10 @@ async fn filled(path: &Path) {
     assert!(!path.with_extension("db-wal").exists());
 }
 
-/// Overwrites with garbage a page of the b-tree `name` (a table or an index) from the middle of
-/// the file: one that `PRAGMA quick_check` reads, unlike a free page.
-fn damage_a_page_of(path: &Path, name: &str) {
-    let raw = Connection::open(path).unwrap();
-    let page_size: u64 = raw
-        .pragma_query_value(None, "page_size", |r| r.get(0))
-        .unwrap();
-    let file_pages: u64 = raw
-        .pragma_query_value(None, "page_count", |r| r.get(0))
-        .unwrap();
-    let pages: Vec<u64> = raw
-        .prepare("SELECT pageno FROM dbstat WHERE name = ?1 ORDER BY pageno")
-        .unwrap()
-        .query_map([name], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    drop(raw);
-    assert!(pages.len() >= 3, "{name} spans only pages {pages:?}");
-    let page = pages[pages.len() / 2];
-    assert!(1 < page && page < file_pages, "page {page} of {file_pages}");
-    let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    file.seek(SeekFrom::Start((page - 1) * page_size)).unwrap();
-    file.write_all(&vec![0xa5; page_size as usize]).unwrap();
-    file.sync_all().unwrap();
-}
+// The same damage the binary's tests do to a file, from one helper.
+#[path = "../../../tests/support/sqlite_file.rs"]
+mod sqlite_file;
+use sqlite_file::damage_a_page_of;
 
 /// The [`SqliteFileError`] that opening `path` fails with.
 fn refused(path: &Path) -> SqliteFileError {
