@@ -92,6 +92,23 @@ impl TestDb {
         pids.into_iter().map(Frozen::stop).collect()
     }
 
+    /// [`freeze`](Self::freeze), or `None` after saying the test is skipped when this machine
+    /// cannot stop a backend (another host, no permission). Under `CI` that is a failure.
+    pub(crate) async fn freeze_or_skip(&self, name: &str, what: &str) -> Option<Vec<Frozen>> {
+        match self.freeze(name).await {
+            Ok(frozen) => Some(frozen),
+            Err(why) => {
+                let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+                assert!(
+                    !ci,
+                    "CI must be able to freeze a local PostgreSQL backend: {why}"
+                );
+                eprintln!("SKIPPED: cannot freeze {what} ({why})");
+                None
+            }
+        }
+    }
+
     /// A plain client on the test's schema, for inspection.
     pub(crate) async fn client(&self) -> tokio_postgres::Client {
         connect(&self.url).await
