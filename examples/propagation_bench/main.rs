@@ -25,8 +25,9 @@
 //!    gateways with rejected requests (one thread, 16 connections each) for SECONDS, twice:
 //!    first alone, then while codes are created and revoked through A, one every 100 ms (as
 //!    in 1).
-//!    Prints the revocation delay, the slowest management call, the listener reconnects the
-//!    nodes logged, and each gateway's requests/s in both passes.
+//!    Prints the revocation delay, the slowest management calls, the listener reconnects the
+//!    nodes logged, and each gateway's requests/s in both passes. Probes outside the nodes
+//!    ([`probe`]) time the database and the scheduler meanwhile, so that a stall can be placed.
 //!
 //! Each part works in a schema of its own, dropped at the end. The binary is expected beside the
 //! example's directory (`target/release/apig-appcode`), as the command above builds it.
@@ -48,6 +49,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use tokio_postgres::NoTls;
+
+mod probe;
+
+use probe::Probes;
 
 const TOKEN: &str = "propagation-bench-admin-token";
 /// Bound on any one wait (a start, a propagation).
@@ -141,24 +146,41 @@ async fn revocation_under_load(
     schema: &Schema,
     seconds: Duration,
 ) -> Result<(), BoxError> {
+    probe::scheduling_note();
     let http = Http::new();
     let (a, b, codes_path) = two_nodes(&http, bin, schema).await?;
 
+    println!("-- pass 1: wrk alone");
+    let probes = Probes::start(&schema.url);
     let alone = tokio::try_join!(wrk(a.gateway, seconds), wrk(b.gateway, seconds))?;
+    probes.finish();
+
+    println!("-- pass 2: wrk while codes are created and revoked");
+    let probes = Probes::start(&schema.url);
     let (gateway_a, gateway_b) = (a.gateway, b.gateway);
     let load =
         tokio::spawn(
             async move { tokio::try_join!(wrk(gateway_a, seconds), wrk(gateway_b, seconds)) },
         );
-    let (mut revoked, mut created, mut slowest) = (Vec::new(), Vec::new(), Duration::ZERO);
+    let (mut revoked, mut created, mut calls) = (Vec::new(), Vec::new(), Vec::new());
+    let mut failures = Vec::new();
     // Paced, as an operator revokes: a tight loop would be a load of its own.
     let mut pace = tokio::time::interval(Duration::from_millis(100));
     while !load.is_finished() {
         pace.tick().await;
-        let one = revoke_once(&http, &a, &b, &codes_path).await?;
-        created.push(one.created);
-        revoked.push(one.revoked);
-        slowest = slowest.max(one.slowest_call);
+        let began = Instant::now();
+        match revoke_once(&http, &a, &b, &codes_path).await {
+            Ok(one) => {
+                created.push(one.created);
+                revoked.push(one.revoked);
+                calls.push(probe::Sample {
+                    at: probes.since_start(began),
+                    took: one.slowest_call,
+                });
+            }
+            // A failed call is a result of this pass, not the end of the run.
+            Err(e) => failures.push((probes.since_start(began), e.to_string())),
+        }
     }
     let with = load.await??;
     report(
@@ -169,10 +191,12 @@ async fn revocation_under_load(
         "creation under load (PUT answered on A -> first 200 on B)",
         &mut created,
     );
-    println!(
-        "slowest management call: {:.2} ms",
-        slowest.as_secs_f64() * 1000.0
-    );
+    probe::summary("slowest management call of each round trip", &calls);
+    println!("failed round trips: {}", failures.len());
+    for (at, e) in &failures {
+        println!("  from {:.1} s: {e}", at.as_secs_f64());
+    }
+    probes.finish();
     println!(
         "listener reconnects logged: A {}, B {}",
         a.reconnects(),
