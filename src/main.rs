@@ -8,10 +8,6 @@
 //! `apig-appcode apps ...` and `apig-appcode app-codes ...` manage apps and AppCodes through a
 //! running server's management API.
 
-/// Memory that a snapshot load allocates and frees goes back to the system (see Cargo.toml).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::io::stdout;
 use std::process::ExitCode;
 

@@ -137,11 +137,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn database(
-    url: &str,
-    began: Instant,
-    stop: &AtomicBool,
-) -> Result<DatabaseSamples, String> {
+fn database(url: &str, began: Instant, stop: &AtomicBool) -> Result<DatabaseSamples, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -8,6 +8,7 @@
 //! [`CacheStatus::StaleClosed`] (requests get 503) or [`CacheStatus::StaleServing`] if
 //! configured to keep serving; the next good load makes it fresh again.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,18 @@ pub(crate) struct RefreshPolicy {
     pub(crate) max_staleness: Option<Duration>,
     pub(crate) serve_stale: bool,
     pub(crate) load_timeout: Duration,
+    pub(crate) after_snapshot: Option<AfterSnapshot>,
+}
+
+/// What runs after each snapshot the refresher applies, with the number of codes it held (see
+/// `AppCodeAuthLayerBuilder::after_snapshot`).
+#[derive(Clone)]
+pub(crate) struct AfterSnapshot(pub(crate) Arc<dyn Fn(usize) + Send + Sync>);
+
+impl fmt::Debug for AfterSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AfterSnapshot(..)")
+    }
 }
 
 impl Default for RefreshPolicy {
@@ -34,6 +47,7 @@ impl Default for RefreshPolicy {
             max_staleness: Some(Duration::from_secs(300)),
             serve_stale: false,
             load_timeout: Duration::from_secs(30),
+            after_snapshot: None,
         }
     }
 }
@@ -98,7 +112,12 @@ async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>, policy: Re
                 match result {
                     Ok(synced) => {
                         match synced.how {
-                            How::Snapshot => tracing::debug!(codes = synced.count, revision = ?synced.revision, "AppCode snapshot loaded"),
+                            How::Snapshot => {
+                                tracing::debug!(codes = synced.count, revision = ?synced.revision, "AppCode snapshot loaded");
+                                if let Some(hook) = &policy.after_snapshot {
+                                    (hook.0)(synced.count);
+                                }
+                            }
                             How::Delta => tracing::debug!(changes = synced.count, revision = ?synced.revision, "AppCode changes applied"),
                         }
                         revision = synced.revision;
@@ -517,6 +536,37 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(10)).await;
             assert_eq!(layer.metrics().snapshots_loaded, 2);
             assert!(layer.metrics().deltas_applied >= 1);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn the_after_snapshot_hook_sees_every_snapshot_and_no_delta() {
+            let (store, scope, records) = store_with(1, 2).await;
+            let loads = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let seen = Arc::clone(&loads);
+            let layer = AppCodeAuthLayer::builder()
+                .provider(StoreProvider::new(store.clone(), "instance-1"))
+                .refresh_interval(Duration::from_secs(10))
+                .after_snapshot(move |codes| seen.lock().unwrap().push(codes))
+                .build();
+            layer.cache().loaded().await;
+            tokio::task::yield_now().await;
+            assert_eq!(*loads.lock().unwrap(), [1]);
+            // A delta: no snapshot, no call.
+            store.create_app_code(&scope, record(10)).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(11)).await;
+            assert_eq!(layer.metrics().deltas_applied, 1);
+            assert_eq!(*loads.lock().unwrap(), [1]);
+            // Further behind than the log: a snapshot of every code, and a call with their count.
+            for i in 11..13 {
+                store.create_app_code(&scope, record(i)).await.unwrap();
+            }
+            store
+                .delete_app_code(&scope, "app-1", &records[0].id)
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            assert_eq!(layer.metrics().snapshots_loaded, 2);
+            assert_eq!(*loads.lock().unwrap(), [1, 3]);
         }
 
         #[tokio::test(start_paused = true)]

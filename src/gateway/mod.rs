@@ -15,6 +15,7 @@ mod connection;
 pub mod limits;
 pub mod listener;
 pub mod logging;
+mod memory;
 pub mod metrics;
 mod proxy;
 mod run;

@@ -21,7 +21,7 @@ use tower::ServiceExt;
 use super::config::{Config, DatabaseUrl};
 use super::listener::{self, Listening, OpenConnections};
 use super::metrics::{self, Exposition, GatewayMetrics};
-use super::{tls, verify, Gateway};
+use super::{memory, tls, verify, Gateway};
 use crate::admin::{AdminApi, Permissions, TokenCredential};
 use crate::layer::{HttpsPolicy, IdentityHeaders};
 use crate::store::{
@@ -207,6 +207,7 @@ fn auth_layer(config: &Config, store: &Arc<dyn Store>, cache: &AppCodeCache) -> 
         ))
         .refresh_interval(config.refresh_interval)
         .max_staleness(Some(config.max_staleness))
+        .after_snapshot(memory::release_after_snapshot)
         .identity_headers(IdentityHeaders::default())
         .https(https)
         .build()

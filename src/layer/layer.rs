@@ -13,7 +13,7 @@ use super::https::HttpsPolicy;
 use super::rejection::ApigJson;
 use super::service::AppCodeAuth;
 use super::shared::Shared;
-use crate::cache::refresher::{self, RefreshPolicy};
+use crate::cache::refresher::{self, AfterSnapshot, RefreshPolicy};
 use crate::cache::AppCodeCache;
 use crate::metrics::Metrics;
 use crate::provider::AppCodeProvider;
@@ -230,7 +230,8 @@ impl AppCodeAuthLayerBuilder {
         self
     }
 
-    /// How often a full snapshot is loaded from the provider (default 30 s).
+    /// How often the cache catches up with the provider (default 30 s): with the changes since
+    /// the revision it holds when the provider keeps revisions, else by loading a full snapshot.
     pub fn refresh_interval(mut self, every: Duration) -> Self {
         self.refresh.interval = every.max(Duration::from_millis(10));
         self
@@ -253,6 +254,45 @@ impl AppCodeAuthLayerBuilder {
     /// How long one snapshot load may take before it counts as failed (default 30 s).
     pub fn load_timeout(mut self, limit: Duration) -> Self {
         self.refresh.load_timeout = limit;
+        self
+    }
+
+    /// Runs `hook` after each full snapshot the refresher applies (at start, and whenever it
+    /// has to load every code again), with the number of codes loaded. The load's own memory
+    /// (the provider's answer, about as large as the codes it brought) is freed by then: the
+    /// place for a process to give memory back to the system, as the `apig-appcode` binary does
+    /// with glibc's heap. The hook runs on the refresher's task: keep it short, or hand the work
+    /// to a thread.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// use apig_appcode::provider::{AppCodeProvider, BoxFuture, ProviderError, Snapshot};
+    /// use apig_appcode::{AppCode, AppCodeAuthLayer, AppIdentity};
+    ///
+    /// struct One;
+    /// impl AppCodeProvider for One {
+    ///     fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, ProviderError>> {
+    ///         Box::pin(async { Ok(vec![(AppCode::generate(), AppIdentity::new("app-1", "code-1"))]) })
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let loaded = Arc::new(AtomicUsize::new(0));
+    /// let seen = Arc::clone(&loaded);
+    /// let layer = AppCodeAuthLayer::builder()
+    ///     .provider(One)
+    ///     .after_snapshot(move |codes| seen.store(codes, Ordering::Relaxed))
+    ///     .build();
+    /// layer.cache().loaded().await;
+    /// # tokio::task::yield_now().await;
+    /// assert_eq!(loaded.load(Ordering::Relaxed), 1);
+    /// # }
+    /// ```
+    pub fn after_snapshot(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        self.refresh.after_snapshot = Some(AfterSnapshot(Arc::new(hook)));
         self
     }
 
