@@ -13,11 +13,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use http::HeaderValue;
-use subtle::ConstantTimeEq;
-use zeroize::Zeroize;
-
 use crate::hex;
+use crate::secret::{Secret, REDACTED};
+use http::HeaderValue;
 
 /// Shortest AppCode APIG accepts.
 pub const MIN_LEN: usize = 64;
@@ -37,8 +35,8 @@ pub const MAX_LEN: usize = 180;
 /// assert_eq!(code.expose().len(), 64);
 /// assert_eq!(code.to_string(), "<redacted>");
 /// ```
-#[derive(Clone)]
-pub struct AppCode(String);
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct AppCode(Secret<String>);
 
 impl AppCode {
     /// Checks `value` against APIG's rules and wraps it.
@@ -51,7 +49,7 @@ impl AppCode {
     /// ```
     pub fn parse(value: &str) -> Result<Self, AppCodeError> {
         validate(value.as_bytes())?;
-        Ok(Self(value.to_owned()))
+        Ok(Self(Secret::new(value.to_owned())))
     }
 
     /// A new random AppCode in the shape APIG auto-generates: 64 lowercase hex characters carrying
@@ -69,18 +67,17 @@ impl AppCode {
     /// assert!(a.expose().bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
     /// ```
     pub fn generate() -> Self {
-        let mut raw = [0u8; 32];
-        getrandom::fill(&mut raw).expect("the OS random number generator failed");
+        let mut raw = Secret::new([0u8; 32]);
+        getrandom::fill(raw.expose_mut()).expect("the OS random number generator failed");
         let mut out = String::with_capacity(64);
-        hex::push(&mut out, &raw);
-        raw.zeroize();
-        Self(out)
+        hex::push(&mut out, raw.expose());
+        Self(Secret::new(out))
     }
 
     /// The secret value. Call it only where the value must leave the process (a response to its
     /// owner, a store): every use is a place where it could leak.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose()
     }
 
     /// The value as a header value marked sensitive, so that HTTP/2 HPACK never indexes it and
@@ -92,37 +89,16 @@ impl AppCode {
     /// assert!(AppCode::generate().to_header_value().is_sensitive());
     /// ```
     pub fn to_header_value(&self) -> HeaderValue {
-        let mut value =
-            HeaderValue::from_str(&self.0).expect("a validated AppCode is a valid header value");
+        let mut value = HeaderValue::from_str(self.0.expose())
+            .expect("a validated AppCode is a valid header value");
         value.set_sensitive(true);
         value
     }
 }
 
-impl Drop for AppCode {
-    fn drop(&mut self) {
-        self.0.zeroize();
-    }
-}
-
-impl PartialEq for AppCode {
-    /// Constant time in the content (only the lengths may short-cut).
-    fn eq(&self, other: &Self) -> bool {
-        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
-    }
-}
-
-impl Eq for AppCode {}
-
-impl fmt::Debug for AppCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AppCode(<redacted>)")
-    }
-}
-
 impl fmt::Display for AppCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
+        f.write_str(REDACTED)
     }
 }
 
@@ -142,7 +118,7 @@ impl TryFrom<&HeaderValue> for AppCode {
         // Validation admits ASCII only, so this cannot fail.
         let text = std::str::from_utf8(value.as_bytes())
             .map_err(|_| AppCodeError::InvalidCharacter { index: 0 })?;
-        Ok(Self(text.to_owned()))
+        Ok(Self(Secret::new(text.to_owned())))
     }
 }
 

@@ -73,6 +73,7 @@ mod rejection_kind;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 pub mod request_id;
+mod secret;
 #[cfg(feature = "store")]
 pub mod store;
 #[cfg(test)]

@@ -5,7 +5,6 @@
 
 #![cfg(feature = "gateway")]
 
-use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,51 +14,23 @@ use std::time::Duration;
 use apig_appcode::AppCode;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use tempfile::TempDir;
+
+#[path = "support/binary.rs"]
+mod support;
+use support::Upstream;
 
 /// Bound on one request, and on the proxy's start.
 const WAIT: Duration = Duration::from_secs(20);
 /// Bound on a codes-file edit taking effect (the file is polled every second).
 const RELOAD_WAIT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(100);
-
-/// Answers every request with JSON describing it: `{"path": .., "headers": {name: [values]}}`.
-async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let mut headers = serde_json::Map::new();
-    for name in req.headers().keys() {
-        let values: Vec<Value> = req
-            .headers()
-            .get_all(name)
-            .iter()
-            .map(|v| Value::from(v.to_str().unwrap_or("<binary>")))
-            .collect();
-        headers.insert(name.as_str().to_owned(), Value::from(values));
-    }
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let body = json!({ "path": path, "headers": headers }).to_string();
-    Ok(Response::new(Full::from(body)))
-}
-
-async fn start_upstream() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(
-                http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), hyper::service::service_fn(echo)),
-            );
-        }
-    });
-    addr
-}
 
 /// An address nothing listens on: a port the OS just handed out and took back.
 async fn closed_port() -> SocketAddr {
@@ -292,8 +263,8 @@ fn codes_file(code: &AppCode) -> (TempDir, PathBuf) {
 async fn valid_code_is_forwarded_with_identity_and_without_the_appcode() {
     let code = AppCode::generate();
     let (_dir, codes) = codes_file(&code);
-    let upstream = start_upstream().await;
-    let proxy = Proxy::start(upstream, &codes).await;
+    let upstream = Upstream::start().await;
+    let proxy = Proxy::start(upstream.addr, &codes).await;
     let client = client();
     until_status(&client, StatusCode::OK, WAIT, || {
         get(&proxy.url("/"), Some(&code))
@@ -326,7 +297,8 @@ async fn valid_code_is_forwarded_with_identity_and_without_the_appcode() {
 async fn missing_or_unknown_code_is_401_apig_0303() {
     let code = AppCode::generate();
     let (_dir, codes) = codes_file(&code);
-    let proxy = Proxy::start(start_upstream().await, &codes).await;
+    let upstream = Upstream::start().await;
+    let proxy = Proxy::start(upstream.addr, &codes).await;
     let client = client();
     // 503 until the codes are loaded, 401 after.
     let missing = until_status(&client, StatusCode::UNAUTHORIZED, WAIT, || {
@@ -364,7 +336,8 @@ async fn unreachable_upstream_is_502_apig_0201() {
 async fn a_code_added_to_the_file_works_without_a_restart() {
     let (old, new) = (AppCode::generate(), AppCode::generate());
     let (_dir, codes) = codes_file(&old);
-    let proxy = Proxy::start(start_upstream().await, &codes).await;
+    let upstream = Upstream::start().await;
+    let proxy = Proxy::start(upstream.addr, &codes).await;
     let client = client();
     until_status(&client, StatusCode::OK, WAIT, || {
         get(&proxy.url("/"), Some(&old))

@@ -11,6 +11,7 @@ use super::auth::{AccessKeyCredential, Authenticator, Clock, TokenCredential, MI
 use super::ids::is_plain_id;
 use super::router;
 use super::signature::DEFAULT_MAX_SKEW;
+use super::state::{Instance, Shared};
 use crate::cache::AppCodeCache;
 use crate::store::Store;
 
@@ -73,23 +74,6 @@ impl fmt::Debug for AdminApi {
             .field("body_limit", &self.shared.body_limit)
             .finish_non_exhaustive()
     }
-}
-
-/// What every handler shares.
-pub(crate) struct Shared {
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) instances: HashMap<String, Arc<Instance>>,
-    pub(crate) auth: Authenticator,
-    pub(crate) body_limit: usize,
-}
-
-/// One served gateway instance.
-pub(crate) struct Instance {
-    /// The cache of the gateway serving this instance.
-    pub(crate) cache: AppCodeCache,
-    /// Held across "change the store, then the cache", so the cache sees changes in the order
-    /// the store made them (a create racing a delete of its app cannot leave a stale code).
-    pub(crate) writes: tokio::sync::Mutex<()>,
 }
 
 impl AdminApi {

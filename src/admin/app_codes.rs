@@ -5,8 +5,7 @@
 use axum::response::Response;
 use http::StatusCode;
 
-use super::apps::string_field;
-use super::call::Call;
+use super::call::{string_field, Call};
 use super::error::AdminError;
 use super::ids::{random_app_code, random_id};
 use super::paging::Query;

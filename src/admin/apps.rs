@@ -4,7 +4,7 @@ use axum::response::Response;
 use http::StatusCode;
 use serde_json::{Map, Value};
 
-use super::call::Call;
+use super::call::{string_field, Call};
 use super::error::AdminError;
 use super::ids::random_id;
 use super::paging::Query;
@@ -190,18 +190,6 @@ pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
         "app deleted"
     );
     Ok(no_content())
-}
-
-/// A string field: absent or `null` is `None`, another type is an invalid parameter.
-pub(crate) fn string_field<'a>(
-    body: &'a Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<&'a str>, AdminError> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(AdminError::InvalidParameter(name)),
-    }
 }
 
 /// The fields of APIG's create and update body (`AppReqBase`), each checked against its rule:

@@ -28,10 +28,10 @@ use http::request::Parts;
 use http::HeaderName;
 use sha2::{Digest, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
-use zeroize::Zeroize;
 
 use super::error::AdminError;
 use super::signature::{self, PayloadAuth, SecretKey, SignatureError};
+use crate::secret::Secret;
 
 /// `X-Auth-Token`.
 pub(crate) const X_AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
@@ -133,12 +133,12 @@ impl Permissions {
 /// let t = TokenCredential::new("0123456789abcdef-token", Permissions::read_only());
 /// assert_eq!(
 ///     format!("{t:?}"),
-///     "TokenCredential { token: \"<redacted>\", permissions: Permissions { role: ReadOnly, projects: None } }"
+///     "TokenCredential { token: <redacted>, permissions: Permissions { role: ReadOnly, projects: None } }"
 /// );
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct TokenCredential {
-    token: String,
+    token: Secret<String>,
     permissions: Permissions,
 }
 
@@ -147,7 +147,7 @@ impl TokenCredential {
     /// [`MIN_TOKEN_LEN`] bytes.
     pub fn new(token: impl Into<String>, permissions: Permissions) -> Self {
         Self {
-            token: token.into(),
+            token: Secret::new(token.into()),
             permissions,
         }
     }
@@ -158,26 +158,11 @@ impl TokenCredential {
     }
 
     pub(crate) fn digest(&self) -> [u8; 32] {
-        Sha256::digest(self.token.as_bytes()).into()
+        Sha256::digest(self.token.expose().as_bytes()).into()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.token.len()
-    }
-}
-
-impl fmt::Debug for TokenCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenCredential")
-            .field("token", &"<redacted>")
-            .field("permissions", &self.permissions)
-            .finish()
-    }
-}
-
-impl Drop for TokenCredential {
-    fn drop(&mut self) {
-        self.token.zeroize();
+        self.token.expose().len()
     }
 }
 
@@ -191,6 +176,7 @@ impl Drop for TokenCredential {
 /// assert_eq!(k.access_key(), "MYAK");
 /// assert!(!format!("{k:?}").contains("my-secret-key"));
 /// ```
+#[derive(Debug)]
 pub struct AccessKeyCredential {
     access_key: String,
     secret_key: SecretKey,
@@ -224,16 +210,6 @@ impl AccessKeyCredential {
 
     pub(crate) fn secret_is_empty(&self) -> bool {
         self.secret_key.expose().is_empty()
-    }
-}
-
-impl fmt::Debug for AccessKeyCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccessKeyCredential")
-            .field("access_key", &self.access_key)
-            .field("secret_key", &"<redacted>")
-            .field("permissions", &self.permissions)
-            .finish()
     }
 }
 

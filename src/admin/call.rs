@@ -12,10 +12,10 @@ use http::request::Parts;
 use http::{header, HeaderName, Method};
 use serde_json::{Map, Value};
 
-use super::api::{Instance, Shared};
 use super::auth::{Caller, Role};
 use super::error::AdminError;
 use super::ids::is_plain_id;
+use super::state::{Instance, Shared};
 use crate::request_id::RequestId;
 use crate::store::Scope;
 
@@ -72,6 +72,18 @@ impl Call {
             return Ok(None);
         }
         self.json_object().map(Some)
+    }
+}
+
+/// A string field of a JSON body: absent or `null` is `None`, another type is an invalid parameter.
+pub(crate) fn string_field<'a>(
+    body: &'a Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<&'a str>, AdminError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(AdminError::InvalidParameter(name)),
     }
 }
 

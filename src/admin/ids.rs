@@ -1,10 +1,9 @@
 //! Random IDs, keys and AppCodes, and the shape of IDs accepted in paths.
 
-use zeroize::Zeroize;
-
 use super::error::AdminError;
 use crate::code::AppCode;
 use crate::hex;
+use crate::secret::Secret;
 
 /// The longest ID accepted in a path.
 pub(crate) const MAX_ID_LEN: usize = 64;
@@ -22,12 +21,11 @@ pub(crate) fn is_plain_id(id: &str) -> bool {
 
 /// `N` random bytes as `2 * N` lowercase hex characters.
 fn random_hex<const N: usize>() -> Result<String, AdminError> {
-    let mut raw = [0u8; N];
-    getrandom::fill(&mut raw)
+    let mut raw = Secret::new([0u8; N]);
+    getrandom::fill(raw.expose_mut())
         .map_err(|e| AdminError::Internal(format!("the OS random number generator failed: {e}")))?;
     let mut out = String::with_capacity(2 * N);
-    hex::push(&mut out, &raw);
-    raw.zeroize();
+    hex::push(&mut out, raw.expose());
     Ok(out)
 }
 
@@ -39,11 +37,9 @@ pub(crate) fn random_id() -> Result<String, AdminError> {
 /// A new AppCode as APIG generates them: 64 lowercase hex characters (256 random bits).
 /// Unlike [`AppCode::generate`] it reports a failing random source instead of panicking.
 pub(crate) fn random_app_code() -> Result<AppCode, AdminError> {
-    let mut hex = random_hex::<32>()?;
-    let code = AppCode::parse(&hex)
-        .map_err(|e| AdminError::Internal(format!("generated AppCode is invalid: {e}")));
-    hex.zeroize();
-    code
+    let hex = Secret::new(random_hex::<32>()?);
+    AppCode::parse(hex.expose())
+        .map_err(|e| AdminError::Internal(format!("generated AppCode is invalid: {e}")))
 }
 
 #[cfg(test)]

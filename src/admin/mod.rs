@@ -81,6 +81,7 @@ mod paging;
 mod percent;
 mod router;
 pub mod signature;
+mod state;
 mod views;
 
 pub use api::{AdminApi, AdminApiBuilder, BuildError, DEFAULT_BODY_LIMIT};

@@ -12,8 +12,8 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use http::{header, HeaderValue, Method, StatusCode};
 
-use super::api::Shared;
 use super::error::{AdminError, Failure};
+use super::state::Shared;
 use super::{app_codes, apps};
 use crate::apig_error;
 use crate::request_id::{RequestId, X_REQUEST_ID};

@@ -11,7 +11,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use subtle::ConstantTimeEq;
 
 use super::entry::StoredId;
-use zeroize::Zeroize;
+use crate::secret::Secret;
 
 /// A 128-bit keyed digest of an AppCode, held as two machine words.
 ///
@@ -53,35 +53,29 @@ impl Hash for Digest {
 }
 
 /// The per-cache secret key of the digest.
-pub(crate) struct DigestKey([u8; 32]);
+pub(crate) struct DigestKey(Secret<[u8; 32]>);
 
 impl DigestKey {
     /// A fresh random key.
     pub(crate) fn random() -> Self {
-        let mut key = [0u8; 32];
-        getrandom::fill(&mut key).expect("the OS random number generator failed");
+        let mut key = Secret::new([0u8; 32]);
+        getrandom::fill(key.expose_mut()).expect("the OS random number generator failed");
         Self(key)
     }
 
     /// The digest of `code` under this key.
     pub(crate) fn digest(&self, code: &[u8]) -> Digest {
-        Digest::from_bytes(blake3::keyed_hash(&self.0, code).as_bytes())
+        Digest::from_bytes(blake3::keyed_hash(self.0.expose(), code).as_bytes())
     }
 
     /// A 64-bit hash of an AppCode ID under this key, for the index by ID; kept apart from the
     /// digests of codes by a prefix no code can start with.
     pub(crate) fn id_hash(&self, id: &StoredId) -> u64 {
-        let mut hasher = blake3::Hasher::new_keyed(&self.0);
+        let mut hasher = blake3::Hasher::new_keyed(self.0.expose());
         hasher.update(b"\0app-code-id\0");
         id.feed(&mut hasher);
         let bytes = hasher.finalize();
         u64::from_le_bytes(bytes.as_bytes()[..8].try_into().expect("8 bytes"))
-    }
-}
-
-impl Drop for DigestKey {
-    fn drop(&mut self) {
-        self.0.zeroize();
     }
 }
 

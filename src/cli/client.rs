@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use apig_appcode::gateway::config::DatabaseUrl;
 use apig_appcode::gateway::token_path;
+use apig_appcode::store::SecretString;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
@@ -164,18 +165,10 @@ impl fmt::Display for TokenSource {
 }
 
 /// An admin token and its source. The value is zeroed on drop; `Debug` shows the source only.
+#[derive(Debug)]
 pub(crate) struct Token {
-    value: Zeroizing<String>,
+    value: SecretString,
     source: TokenSource,
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Token")
-            .field("value", &"<redacted>")
-            .field("source", &self.source)
-            .finish()
-    }
 }
 
 impl Token {
@@ -192,7 +185,7 @@ impl Token {
         }
         if let Some(value) = env.filter(|v| !v.trim().is_empty()) {
             return Ok(Self {
-                value: Zeroizing::new(value.trim().to_owned()),
+                value: SecretString::new(value.trim()),
                 source: TokenSource::Env,
             });
         }
@@ -223,7 +216,7 @@ impl Token {
             ));
         }
         Ok(Self {
-            value: Zeroizing::new(value.to_owned()),
+            value: SecretString::new(value),
             source: TokenSource::File(path.to_owned()),
         })
     }
@@ -299,7 +292,7 @@ impl Client {
     ) -> Result<Answer, CliError> {
         let uri = format!("{}{path}", self.base);
         let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let mut token = HeaderValue::from_str(&self.token.value).map_err(|_| {
+        let mut token = HeaderValue::from_str(self.token.value.expose()).map_err(|_| {
             CliError::Usage(format!(
                 "the admin token from {} is not a valid header value",
                 self.token.source
@@ -468,7 +461,7 @@ mod tests {
         std::fs::write(&file, "file-token-0123456789\n").unwrap();
         let t = Token::resolve(None, None, &url).unwrap();
         assert_eq!(t.source, TokenSource::File(file.clone()));
-        assert_eq!(&*t.value, "file-token-0123456789");
+        assert_eq!(t.value.expose(), "file-token-0123456789");
         // The environment over the first-run file; --token-file over both.
         let t = Token::resolve(None, Some("env-token-0123456789".into()), &url).unwrap();
         assert_eq!(t.source, TokenSource::Env);

@@ -5,6 +5,7 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use apig_appcode::gateway::config::{DEFAULT_INSTANCE_ID, DEFAULT_PROJECT_ID};
+use apig_appcode::store::SecretString;
 use clap::{Args, Subcommand};
 use http::Method;
 use serde_json::{json, Value};
@@ -228,7 +229,7 @@ pub(crate) async fn app_codes(cmd: AppCodesCommand, out: &mut impl Write) -> Res
         AppCodesAction::Create { app_id } => {
             // The JSON copy of the value is not zeroed (serde_json has no such type); it lives
             // only for this call.
-            let body = json!({ "app_code": value.as_deref().map(String::as_str) });
+            let body = json!({ "app_code": value.as_ref().map(SecretString::expose) });
             let answer = client
                 .call(Method::POST, &codes(&app_id), Some(&body))
                 .await?;
@@ -278,7 +279,7 @@ pub(crate) async fn app_codes(cmd: AppCodesCommand, out: &mut impl Write) -> Res
 }
 
 /// The AppCode for `app-codes create`: the first line of stdin, trimmed.
-fn read_app_code() -> Result<Zeroizing<String>, CliError> {
+fn read_app_code() -> Result<SecretString, CliError> {
     let stdin = io::stdin();
     if stdin.is_terminal() {
         // A prompt on stderr, so that stdout stays the command's output.
@@ -294,7 +295,7 @@ fn read_app_code() -> Result<Zeroizing<String>, CliError> {
                 .into(),
         ));
     }
-    Ok(Zeroizing::new(value.to_owned()))
+    Ok(SecretString::new(value))
 }
 
 fn print_app(out: &mut impl Write, json_out: bool, answer: &Answer) -> Result<(), CliError> {

@@ -2,13 +2,12 @@
 //! over it. Errors give the line, never the text, which may hold a secret.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
-use super::UsageError;
+use super::{SecretString, UsageError};
 
 /// A role of a management credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -21,50 +20,36 @@ pub(crate) enum Role {
 }
 
 /// A credential as written in the TOML file.
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TokenEntry {
     /// The `X-Auth-Token` value.
-    pub(crate) token: String,
+    #[serde(deserialize_with = "secret")]
+    pub(crate) token: SecretString,
     /// Projects it may act on; `["*"]` for all.
     pub(crate) projects: Vec<String>,
     /// What it may do.
     pub(crate) role: Role,
 }
 
-impl fmt::Debug for TokenEntry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenEntry")
-            .field("token", &"<redacted>")
-            .field("projects", &self.projects)
-            .field("role", &self.role)
-            .finish()
-    }
-}
-
 /// An AK/SK credential as written in the TOML file.
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AccessKeyEntry {
     /// The access key (AK).
     pub(crate) access_key: String,
     /// The secret key (SK).
-    pub(crate) secret_key: String,
+    #[serde(deserialize_with = "secret")]
+    pub(crate) secret_key: SecretString,
     /// Projects it may act on; `["*"]` for all.
     pub(crate) projects: Vec<String>,
     /// What it may do.
     pub(crate) role: Role,
 }
 
-impl fmt::Debug for AccessKeyEntry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccessKeyEntry")
-            .field("access_key", &self.access_key)
-            .field("secret_key", &"<redacted>")
-            .field("projects", &self.projects)
-            .field("role", &self.role)
-            .finish()
-    }
+/// Reads a secret straight into the type that keeps it out of `Debug` and zeroes it.
+fn secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SecretString, D::Error> {
+    String::deserialize(deserializer).map(SecretString::new)
 }
 
 /// A certificate chain and key, PEM files.

@@ -17,7 +17,7 @@ use apig_appcode::gateway::config::{parse_upstream, Config, DatabaseUrl};
 use apig_appcode::gateway::limits::Limits;
 use apig_appcode::gateway::logging::LogFormat;
 use apig_appcode::gateway::tls::TlsFiles;
-use apig_appcode::store::MasterKey;
+use apig_appcode::store::{MasterKey, SecretString};
 
 use self::args::ServeArgs;
 use self::file::{FileConfig, Role, TlsEntry};
@@ -166,7 +166,7 @@ fn credentials(args: &ServeArgs, file: &FileConfig, config: &mut Config) -> Resu
     let mut tokens: Vec<(&str, Permissions)> = file
         .tokens
         .iter()
-        .map(|t| (t.token.as_str(), permissions(t.role, &t.projects)))
+        .map(|t| (t.token.expose(), permissions(t.role, &t.projects)))
         .collect();
     if let Some(token) = &args.admin_token {
         tokens.push((token, flag_scope()));
@@ -183,7 +183,7 @@ fn credentials(args: &ServeArgs, file: &FileConfig, config: &mut Config) -> Resu
     for k in &file.access_keys {
         config.access_keys.push(AccessKeyCredential::new(
             k.access_key.clone(),
-            k.secret_key.clone(),
+            k.secret_key.expose(),
             permissions(k.role, &k.projects),
         ));
     }

@@ -92,6 +92,19 @@ fn is_https<B>(req: &Request<B>, trusted: &[IpNetwork]) -> bool {
 }
 
 /// An IP network in CIDR notation (`10.0.0.0/8`, `::1/128`); a bare address is a /32 or /128.
+///
+/// Our own type rather than `ipnet::IpNet`: ipnet refuses a bare address and does not match
+/// IPv4-mapped IPv6 peers against IPv4 networks, so wrapping it would take as much code as this,
+/// and a type of another crate in the core's public API would tie our semver to its.
+///
+/// ```
+/// use apig_appcode::layer::IpNetwork;
+///
+/// let proxies: IpNetwork = "10.0.0.0/8".parse().unwrap();
+/// assert!(proxies.contains("10.1.2.3".parse().unwrap()));
+/// assert!(proxies.contains("::ffff:10.1.2.3".parse().unwrap()));
+/// assert_eq!("192.0.2.7".parse::<IpNetwork>().unwrap().to_string(), "192.0.2.7/32");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IpNetwork {
     addr: IpAddr,

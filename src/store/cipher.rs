@@ -30,9 +30,10 @@ use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::hex;
+use crate::secret::Secret;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -58,8 +59,8 @@ const LABEL_CHECK: &[u8] = b"apig-appcode/v1/key-check";
 /// assert_eq!(MasterKey::from_bytes([0xab; 32]), MasterKey::parse(&hex).unwrap());
 /// assert!(MasterKey::parse("not a key").is_err());
 /// ```
-#[derive(Clone)]
-pub struct MasterKey([u8; 32]);
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct MasterKey(Secret<[u8; 32]>);
 
 impl MasterKey {
     /// A key from its 32 raw bytes.
@@ -71,7 +72,7 @@ impl MasterKey {
     /// assert!(!format!("{key:?}").contains('7'));
     /// ```
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
+        Self(Secret::new(bytes))
     }
 
     /// Parses 64 hexadecimal characters (either case) or 44 characters of standard base64.
@@ -91,32 +92,11 @@ impl MasterKey {
             44 => decode_base64(text.as_bytes(), &mut bytes)?,
             len => return Err(MasterKeyError::InvalidLength { len }),
         }
-        Ok(Self(*bytes))
+        Ok(Self::from_bytes(*bytes))
     }
 
-    fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
-        Zeroizing::new(hmac(&self.0, &[label]))
-    }
-}
-
-impl PartialEq for MasterKey {
-    /// Constant time.
-    fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-}
-
-impl Eq for MasterKey {}
-
-impl fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("MasterKey(<redacted>)")
-    }
-}
-
-impl Drop for MasterKey {
-    fn drop(&mut self) {
-        self.0.zeroize();
+    fn derive(&self, label: &[u8]) -> Secret<[u8; 32]> {
+        Secret::new(hmac(self.0.expose(), &[label]))
     }
 }
 
@@ -200,7 +180,7 @@ impl std::error::Error for KeyMismatch {}
 pub(crate) struct Sealed {
     /// `None` without a master key.
     pub(crate) nonce: Option<[u8; NONCE_LEN]>,
-    pub(crate) bytes: Zeroizing<Vec<u8>>,
+    pub(crate) bytes: Secret<Vec<u8>>,
 }
 
 /// Why a stored secret could not be sealed or opened. Never contains the secret.
@@ -265,7 +245,7 @@ pub(crate) struct Sealer {
 
 struct Keys {
     aead: ChaCha20Poly1305,
-    digest: Zeroizing<[u8; 32]>,
+    digest: Secret<[u8; 32]>,
     check: [u8; 32],
 }
 
@@ -283,9 +263,9 @@ impl Sealer {
             let enc = key.derive(LABEL_ENCRYPTION);
             let check = key.derive(LABEL_CHECK);
             Keys {
-                aead: ChaCha20Poly1305::new((&*enc).into()),
+                aead: ChaCha20Poly1305::new(enc.expose().into()),
                 digest: key.derive(LABEL_DIGEST),
-                check: *check,
+                check: *check.expose(),
             }
         });
         Self { keys }
@@ -321,7 +301,7 @@ impl Sealer {
     /// digest key with a master key, SHA-256 without.
     pub(crate) fn digest(&self, value: &[u8]) -> [u8; 32] {
         match &self.keys {
-            Some(keys) => hmac(&*keys.digest, &[value]),
+            Some(keys) => hmac(keys.digest.expose(), &[value]),
             None => Sha256::digest(value).into(),
         }
     }
@@ -332,7 +312,7 @@ impl Sealer {
         let Some(keys) = &self.keys else {
             return Ok(Sealed {
                 nonce: None,
-                bytes: Zeroizing::new(plaintext.to_vec()),
+                bytes: Secret::new(plaintext.to_vec()),
             });
         };
         let mut nonce = [0u8; NONCE_LEN];
@@ -350,7 +330,7 @@ impl Sealer {
             .map_err(|_| CipherError::Corrupt)?;
         Ok(Sealed {
             nonce: Some(nonce),
-            bytes: Zeroizing::new(bytes),
+            bytes: Secret::new(bytes),
         })
     }
 
@@ -360,9 +340,9 @@ impl Sealer {
         binding: &[u8],
         nonce: Option<&[u8]>,
         bytes: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, CipherError> {
+    ) -> Result<Secret<Vec<u8>>, CipherError> {
         match (&self.keys, nonce) {
-            (None, None) => Ok(Zeroizing::new(bytes.to_vec())),
+            (None, None) => Ok(Secret::new(bytes.to_vec())),
             (None, Some(_)) => Err(CipherError::UnexpectedNonce),
             (Some(keys), Some(nonce)) if nonce.len() == NONCE_LEN => keys
                 .aead
@@ -373,7 +353,7 @@ impl Sealer {
                         aad: binding,
                     },
                 )
-                .map(Zeroizing::new)
+                .map(Secret::new)
                 .map_err(|_| CipherError::Corrupt),
             (Some(_), _) => Err(CipherError::BadNonce),
         }
@@ -500,25 +480,32 @@ mod tests {
         let row_a = row_binding("app-code", &["inst", "app", "a"]);
         let row_b = row_binding("app-code", &["inst", "app", "b"]);
         let sealed = sealer.seal(&row_a, b"secret value").unwrap();
-        assert_ne!(&sealed.bytes[..], b"secret value");
+        assert_ne!(&sealed.bytes.expose()[..], b"secret value");
         let nonce = sealed.nonce.unwrap();
         assert_eq!(
-            &sealer.open(&row_a, Some(&nonce), &sealed.bytes).unwrap()[..],
+            &sealer
+                .open(&row_a, Some(&nonce), sealed.bytes.expose())
+                .unwrap()
+                .expose()[..],
             b"secret value"
         );
         assert_eq!(
             sealer
-                .open(&row_b, Some(&nonce), &sealed.bytes)
+                .open(&row_b, Some(&nonce), sealed.bytes.expose())
                 .unwrap_err(),
             CipherError::Corrupt
         );
         let other = Sealer::new(Some(&key(2)));
         assert_eq!(
-            other.open(&row_a, Some(&nonce), &sealed.bytes).unwrap_err(),
+            other
+                .open(&row_a, Some(&nonce), sealed.bytes.expose())
+                .unwrap_err(),
             CipherError::Corrupt
         );
         assert_eq!(
-            sealer.open(&row_a, None, &sealed.bytes).unwrap_err(),
+            sealer
+                .open(&row_a, None, sealed.bytes.expose())
+                .unwrap_err(),
             CipherError::BadNonce
         );
         // Two seals of one value differ (fresh nonces).
@@ -539,7 +526,7 @@ mod tests {
         let sealer = Sealer::new(None);
         let sealed = sealer.seal(b"row", b"v").unwrap();
         assert!(sealed.nonce.is_none());
-        assert_eq!(&sealed.bytes[..], b"v");
+        assert_eq!(&sealed.bytes.expose()[..], b"v");
         assert_eq!(sealer.digest(b"abc")[..4], [0xba, 0x78, 0x16, 0xbf]);
         assert_eq!(
             sealer.open(b"row", Some(&[0; 12]), b"v").unwrap_err(),

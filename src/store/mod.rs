@@ -56,6 +56,7 @@ pub use version::SchemaTooNew;
 use crate::code::AppCode;
 use crate::identity::AppIdentity;
 use crate::provider::{BoxError, BoxFuture, ChangeStream};
+use crate::secret::Secret;
 
 /// The most AppCodes one app may hold (APIG's quota).
 pub const MAX_APP_CODES_PER_APP: usize = 5;
@@ -79,31 +80,28 @@ impl Scope {
     }
 }
 
-/// A secret string (an app secret) whose `Debug` does not show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(String);
+/// A secret string (an app secret) whose `Debug` does not show it; it compares in constant time
+/// and is zeroed on drop.
+///
+/// ```
+/// use apig_appcode::store::SecretString;
+///
+/// let secret = SecretString::new("app-s3cret");
+/// assert_eq!(format!("{secret:?}"), "SecretString(<redacted>)");
+/// assert_eq!(secret.expose(), "app-s3cret");
+/// ```
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SecretString(Secret<String>);
 
 impl SecretString {
     /// Wraps `value`.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(Secret::new(value.into()))
     }
 
     /// The value.
     pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretString(<redacted>)")
-    }
-}
-
-impl Drop for SecretString {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
+        self.0.expose()
     }
 }
 

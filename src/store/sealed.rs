@@ -3,11 +3,10 @@
 
 use std::fmt;
 
-use zeroize::Zeroizing;
-
 use super::cipher::{code_binding, secret_binding, CipherError, Sealed, Sealer};
 use super::{App, AppCodeRecord, Scope, SecretString, StoreError, StoreResult, Timestamp};
 use crate::code::AppCode;
+use crate::secret::Secret;
 
 /// An app row as stored, its secret sealed.
 pub(super) struct RawApp {
@@ -16,7 +15,7 @@ pub(super) struct RawApp {
     pub(super) remark: String,
     pub(super) creator: String,
     pub(super) app_key: String,
-    pub(super) secret: Zeroizing<Vec<u8>>,
+    pub(super) secret: Secret<Vec<u8>>,
     pub(super) nonce: Option<Vec<u8>>,
     pub(super) register_time: i64,
     pub(super) update_time: i64,
@@ -30,10 +29,10 @@ impl RawApp {
             .open(
                 &secret_binding(scope, &self.id),
                 self.nonce.as_deref(),
-                &self.secret,
+                self.secret.expose(),
             )
             .map_err(|e| cipher(backend, format_args!("secret of app {}", self.id), e))?;
-        let secret = std::str::from_utf8(&plain).map_err(|_| {
+        let secret = std::str::from_utf8(plain.expose()).map_err(|_| {
             corrupt(
                 backend,
                 format_args!("secret of app {} is not UTF-8", self.id),
@@ -69,7 +68,7 @@ pub(super) fn seal_secret(sealer: &Sealer, app: &App, backend: &str) -> StoreRes
 pub(super) struct RawCode {
     pub(super) id: String,
     pub(super) app_id: String,
-    pub(super) value: Zeroizing<Vec<u8>>,
+    pub(super) value: Secret<Vec<u8>>,
     pub(super) nonce: Option<Vec<u8>>,
     pub(super) create_time: i64,
 }
@@ -86,10 +85,10 @@ impl RawCode {
             .open(
                 &code_binding(instance_id, &self.app_id, &self.id),
                 self.nonce.as_deref(),
-                &self.value,
+                self.value.expose(),
             )
             .map_err(|e| cipher(backend, format_args!("AppCode {}", self.id), e))?;
-        let value = std::str::from_utf8(&plain)
+        let value = std::str::from_utf8(plain.expose())
             .map_err(|_| corrupt(backend, format_args!("AppCode {} is not UTF-8", self.id)))
             .and_then(|text| {
                 AppCode::parse(text)

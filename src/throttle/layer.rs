@@ -10,6 +10,7 @@ use tower_layer::Layer;
 use super::limiter::Limiter;
 use super::quota::Quota;
 use super::service::Throttle;
+use super::shared::Shared;
 
 /// Wraps a service in [`Throttle`]. Clones share the limits and the per-app state, so one
 /// layer given to several workers enforces one limit per app across them.
@@ -18,33 +19,9 @@ pub struct ThrottleLayer {
     pub(crate) shared: Arc<Shared>,
 }
 
-/// The configuration and state every clone of the layer and its services share.
-pub(crate) struct Shared {
-    pub(crate) default: Option<Quota>,
-    pub(crate) apps: HashMap<Box<str>, Quota>,
-    pub(crate) limiter: Limiter,
-    pub(crate) throttled: AtomicU64,
-}
-
-impl Shared {
-    /// The quota `app` is held to, if any.
-    #[inline]
-    pub(crate) fn quota(&self, app: &str) -> Option<&Quota> {
-        // An empty map is not hashed into: the common "one default for all" costs nothing here.
-        if self.apps.is_empty() {
-            return self.default.as_ref();
-        }
-        self.apps.get(app).or(self.default.as_ref())
-    }
-}
-
 impl fmt::Debug for ThrottleLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ThrottleLayer")
-            .field("default", &self.shared.default)
-            .field("apps", &self.shared.apps.len())
-            .field("throttled", &self.throttled())
-            .finish_non_exhaustive()
+        fmt::Debug::fmt(&*self.shared, f)
     }
 }
 
@@ -98,6 +75,20 @@ impl<S> Layer<S> for ThrottleLayer {
 
     fn layer(&self, inner: S) -> Throttle<S> {
         Throttle::new(inner, self.clone())
+    }
+}
+
+// Throttle's constructors from a layer live here, beside the layer, so that the service needs
+// only the shared state and nothing imports back up.
+impl<S> Throttle<S> {
+    /// `inner`, throttled as `layer` says (sharing its state).
+    pub fn new(inner: S, layer: ThrottleLayer) -> Self {
+        Self::with_shared(inner, layer.shared)
+    }
+
+    /// [`ThrottleLayer::new`] for one quota.
+    pub fn layer(quota: Quota) -> ThrottleLayer {
+        ThrottleLayer::new(quota)
     }
 }
 

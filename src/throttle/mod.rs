@@ -61,6 +61,7 @@ mod layer;
 mod limiter;
 mod quota;
 mod service;
+mod shared;
 #[cfg(test)]
 mod tests;
 

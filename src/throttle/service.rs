@@ -4,6 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -11,7 +12,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::layer::ThrottleLayer;
+use super::shared::Shared;
 use crate::identity::AppIdentity;
 use crate::layer::{ApigJson, RejectResponse, Rejection};
 use crate::rejection_kind::RejectionKind;
@@ -21,26 +22,21 @@ use crate::request_id::{RequestId, X_REQUEST_ID};
 #[derive(Clone)]
 pub struct Throttle<S> {
     inner: S,
-    layer: ThrottleLayer,
+    shared: Arc<Shared>,
 }
 
 impl<S> fmt::Debug for Throttle<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Throttle")
-            .field("layer", &self.layer)
+            .field("layer", &*self.shared)
             .finish_non_exhaustive()
     }
 }
 
 impl<S> Throttle<S> {
-    /// `inner`, throttled as `layer` says (sharing its state).
-    pub fn new(inner: S, layer: ThrottleLayer) -> Self {
-        Self { inner, layer }
-    }
-
-    /// [`ThrottleLayer::new`] for one quota.
-    pub fn layer(quota: super::Quota) -> ThrottleLayer {
-        ThrottleLayer::new(quota)
+    /// `inner`, throttled under `shared`; see [`Throttle::new`] for the public way in.
+    pub(crate) fn with_shared(inner: S, shared: Arc<Shared>) -> Self {
+        Self { inner, shared }
     }
 
     /// The inner service.
@@ -73,7 +69,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let shared = &self.layer.shared;
+        let shared = &self.shared;
         let verdict = match req.extensions().get::<AppIdentity>() {
             Some(id) => match shared.quota(id.app_id()) {
                 Some(quota) => shared.limiter.check(id.app_id(), quota),

@@ -618,6 +618,18 @@ impl Admin {
         )
     }
 
+    /// Adds the AppCode `value` to the app (a caller-chosen code, not a generated one).
+    pub(crate) async fn create_code(&self, app_id: &str, value: &str) {
+        let res = self
+            .call(
+                Method::POST,
+                &format!("/apps/{app_id}/app-codes"),
+                Some(json!({ "app_code": value })),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    }
+
     pub(crate) async fn delete_code(&self, app_id: &str, code_id: &str) {
         let res = self
             .call(

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crate::hex;
+use crate::secret::REDACTED;
 
 use super::{SignatureError, ALGORITHM};
 
@@ -49,7 +50,7 @@ impl fmt::Debug for Authorization<'_> {
         f.debug_struct("Authorization")
             .field("access_key", &self.access_key)
             .field("signed_headers", &self.signed_headers)
-            .field("signature", &"<redacted>")
+            .field("signature", &format_args!("{REDACTED}"))
             .finish()
     }
 }

@@ -1,8 +1,6 @@
 //! [`SecretKey`]: the SK, kept out of `Debug` output and zeroed on drop.
 
-use std::fmt;
-
-use zeroize::Zeroize;
+use crate::secret::Secret;
 
 /// A secret key (SK). Its bytes never appear in `Debug` output and are zeroed on drop.
 ///
@@ -15,45 +13,34 @@ use zeroize::Zeroize;
 /// let sk = SecretKey::from(String::from("my-secret-key"));
 /// assert_eq!(format!("{sk:?}"), "SecretKey(<redacted>)");
 /// ```
-pub struct SecretKey(Vec<u8>);
+#[derive(Debug)]
+pub struct SecretKey(Secret<Vec<u8>>);
 
 impl SecretKey {
     /// Wraps the SK's bytes. The SDK uses the UTF-8 encoding of the SK string as HMAC key.
     pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        Self(bytes.into())
+        Self(Secret::new(bytes.into()))
     }
 
     pub(crate) fn expose(&self) -> &[u8] {
-        &self.0
+        self.0.expose()
     }
 }
 
 impl From<String> for SecretKey {
     fn from(value: String) -> Self {
-        Self(value.into_bytes())
+        Self::new(value.into_bytes())
     }
 }
 
 impl From<&str> for SecretKey {
     fn from(value: &str) -> Self {
-        Self(value.as_bytes().to_vec())
+        Self::new(value.as_bytes())
     }
 }
 
 impl From<Vec<u8>> for SecretKey {
     fn from(value: Vec<u8>) -> Self {
-        Self(value)
-    }
-}
-
-impl fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretKey(<redacted>)")
-    }
-}
-
-impl Drop for SecretKey {
-    fn drop(&mut self) {
-        self.0.zeroize();
+        Self::new(value)
     }
 }

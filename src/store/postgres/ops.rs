@@ -8,12 +8,12 @@
 use futures_util::TryStreamExt;
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::Row;
-use zeroize::Zeroizing;
 
 use super::announcement::{Event, EventKind};
 use super::error::{cipher, corrupt, db, unique_violation};
 use super::pool::{Conn, Progress};
 use super::shared::Shared;
+use crate::secret::Secret;
 use crate::store::cipher::{code_binding, Sealer};
 use crate::store::sealed::{self, sql_count, RawApp, RawCode};
 use crate::store::{
@@ -172,7 +172,7 @@ impl RawApp {
             remark: col(r, 2)?,
             creator: col(r, 3)?,
             app_key: col(r, 4)?,
-            secret: Zeroizing::new(col(r, 5)?),
+            secret: Secret::new(col(r, 5)?),
             nonce: col(r, 6)?,
             register_time: col(r, 7)?,
             update_time: col(r, 8)?,
@@ -194,7 +194,7 @@ impl RawCode {
         Ok(Self {
             id: col(r, at)?,
             app_id: col(r, at + 1)?,
-            value: Zeroizing::new(col(r, at + 2)?),
+            value: Secret::new(col(r, at + 2)?),
             nonce: col(r, at + 3)?,
             create_time: col(r, at + 4)?,
         })
@@ -252,7 +252,7 @@ async fn create_app_in(conn: &mut Conn, sealer: &Sealer, app: App) -> StoreResul
                 &app.remark,
                 &app.creator,
                 &app.app_key,
-                &&sealed.bytes[..],
+                &&sealed.bytes.expose()[..],
                 &nonce,
                 &app.register_time.unix_nanos(),
                 &app.update_time.unix_nanos(),
@@ -383,7 +383,7 @@ async fn update_app_in(
                 &app.name,
                 &app.remark,
                 &app.app_key,
-                &&sealed.bytes[..],
+                &&sealed.bytes.expose()[..],
                 &nonce,
                 &app.update_time.unix_nanos(),
             ],
@@ -621,7 +621,7 @@ async fn create_app_code_in(
                 &seq,
                 &scope.instance_id,
                 &record.id,
-                &&sealed.bytes[..],
+                &&sealed.bytes.expose()[..],
                 &nonce,
                 &digest,
                 &record.create_time.unix_nanos(),

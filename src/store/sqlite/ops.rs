@@ -4,9 +4,9 @@ use rusqlite::types::ToSql;
 use rusqlite::{
     params, params_from_iter, Connection, OptionalExtension, Row, Transaction, TransactionBehavior,
 };
-use zeroize::Zeroizing;
 
 use super::error::{cipher, corrupt, db};
+use crate::secret::Secret;
 use crate::store::cipher::{code_binding, Sealer};
 use crate::store::sealed::{self, sql_count, RawApp, RawCode};
 use crate::store::{
@@ -61,7 +61,7 @@ impl RawApp {
             remark: r.get(2)?,
             creator: r.get(3)?,
             app_key: r.get(4)?,
-            secret: Zeroizing::new(r.get(5)?),
+            secret: Secret::new(r.get(5)?),
             nonce: r.get(6)?,
             register_time: r.get(7)?,
             update_time: r.get(8)?,
@@ -78,7 +78,7 @@ impl RawCode {
         Ok(Self {
             id: r.get(0)?,
             app_id: r.get(1)?,
-            value: Zeroizing::new(r.get(2)?),
+            value: Secret::new(r.get(2)?),
             nonce: r.get(3)?,
             create_time: r.get(4)?,
         })
@@ -139,7 +139,7 @@ pub(super) fn create_app(conn: &mut Connection, sealer: &Sealer, app: App) -> St
             app.remark,
             app.creator,
             app.app_key,
-            &sealed.bytes[..],
+            &sealed.bytes.expose()[..],
             sealed.nonce.as_ref().map(|n| &n[..]),
             app.register_time.unix_nanos(),
             app.update_time.unix_nanos(),
@@ -226,7 +226,7 @@ pub(super) fn update_app(
             app.name,
             app.remark,
             app.app_key,
-            &sealed.bytes[..],
+            &sealed.bytes.expose()[..],
             sealed.nonce.as_ref().map(|n| &n[..]),
             app.update_time.unix_nanos(),
         ])
@@ -398,7 +398,7 @@ pub(super) fn create_app_code(
             seq,
             scope.instance_id,
             record.id,
-            &sealed.bytes[..],
+            &sealed.bytes.expose()[..],
             sealed.nonce.as_ref().map(|n| &n[..]),
             &digest[..],
             record.create_time.unix_nanos(),

@@ -1,0 +1,81 @@
+//! The `apig-appcode` binary and HTTPS: a TLS gateway, and `--require-https` on plain HTTP.
+//!
+//! Run: `cargo test --features gateway --test gateway_https`.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use tokio::net::TcpStream;
+use tokio_rustls::rustls;
+
+#[path = "support/binary.rs"]
+mod support;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_gateway_accepts_an_appcode_over_https() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+    let server = start_with_token(
+        &upstream,
+        dir.path(),
+        &[
+            "--gateway-tls-cert",
+            cert.to_str().unwrap(),
+            "--gateway-tls-key",
+            key.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(
+        server
+            .stdout()
+            .contains(&format!("gateway listening on https://{}", server.gateway)),
+        "{}",
+        server.stdout()
+    );
+    let (_, _, code) = Admin::new(server.admin, TOKEN)
+        .app_with_code("tls_app")
+        .await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(generated.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(server.gateway).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio::time::timeout(REQUEST_TIMEOUT, connector.connect(name, tcp))
+        .await
+        .unwrap()
+        .expect("TLS handshake");
+    let mut req = get("/secure");
+    req.headers_mut()
+        .insert("x-apig-appcode", code.parse().unwrap());
+    let res = send_over(tls, "localhost", req).await.unwrap();
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.upstream_headers()["x-forwarded-proto"], ["https"]);
+
+    // Plain HTTP on the TLS listener gets no HTTP answer.
+    assert!(try_send(server.gateway, get("/plain")).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_https_refuses_plain_http_with_apig_0607() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_token(&upstream, dir.path(), &["--require-https"]).await;
+    let (_, _, code) = Admin::new(server.admin, TOKEN).app_with_code("plain").await;
+    let res = call_gateway(server.gateway, "/x", Some(&code)).await;
+    res.assert_apig_error(StatusCode::BAD_REQUEST, "APIG.0607");
+    assert_eq!(upstream.requests(), 0);
+}
