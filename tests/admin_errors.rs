@@ -6,8 +6,7 @@
 //! Run: `cargo test --features admin --test admin_errors`.
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use apig_appcode::admin::{
     AccessKeyCredential, AdminApi, BuildError, Permissions, TokenCredential,
@@ -25,6 +24,9 @@ use serde_json::{json, Value};
 #[path = "support/admin.rs"]
 mod support;
 use support::*;
+#[path = "support/logs.rs"]
+mod logs;
+use logs::Logs;
 
 // ---------------------------------------------------------------------------------------------
 // Transport-level errors, internal errors, garbage
@@ -212,37 +214,6 @@ impl Store for BrokenStore {
         _: &'a str,
     ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>> {
         Box::pin(async { broken() })
-    }
-}
-
-/// Collects formatted log lines of everything run while it is the default subscriber.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let logs = self.clone();
-        tracing::subscriber::set_default(
-            tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::TRACE)
-                .with_writer(move || logs.clone())
-                .with_ansi(false)
-                .finish(),
-        )
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
 

@@ -1,8 +1,6 @@
 //! Captures every tracing event of a full run (accepts, every kind of rejection, provider errors,
 //! a broken codes file) at TRACE level and checks that no AppCode value appears in it.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apig_appcode::provider::{AppCodeProvider, BoxFuture, FileProvider, ProviderError, Snapshot};
@@ -11,19 +9,9 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+#[path = "support/logs.rs"]
+mod logs;
+use logs::Logs;
 
 /// A provider whose point lookups fail, to log provider errors on a miss.
 struct FailingLookups;
@@ -63,14 +51,8 @@ async fn status(layer: &AppCodeAuthLayer, code: Option<&str>) -> StatusCode {
 
 #[tokio::test]
 async fn a_full_run_logs_no_appcode() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let capture = Logs::default();
+    let _guard = capture.install();
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("codes.json");
@@ -113,8 +95,7 @@ async fn a_full_run_logs_no_appcode() {
     let mut warned = false;
     for _ in 0..200 {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        warned =
-            String::from_utf8_lossy(&capture.0.lock().unwrap()).contains("provider data invalid");
+        warned = capture.text().contains("provider data invalid");
         if warned {
             break;
         }
@@ -134,7 +115,7 @@ async fn a_full_run_logs_no_appcode() {
         StatusCode::SERVICE_UNAVAILABLE
     );
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     // The run was logged: outcomes and the app ID are there...
     assert!(
         logs.contains("accepted") && logs.contains("app-logged"),
