@@ -22,11 +22,12 @@
 //!    `/proc/*/stat`), with its memory after. With `--cold-only true`, part 1 is skipped.
 //!
 //! 3. With `--under-load SECONDS`, instead of 1 and 2: wrk (Debian's package) saturates both
-//!    gateways with rejected requests (one thread, 16 connections each) for SECONDS, twice:
-//!    first alone, then while codes are created and revoked through A, one every 100 ms (as
-//!    in 1).
+//!    gateways with rejected requests (one thread, 16 connections each) for SECONDS, in three
+//!    rounds of two passes: first alone, then while codes are created and revoked through A,
+//!    one every 100 ms (as in 1).
 //!    Prints the revocation delay, the slowest management calls, the listener reconnects the
-//!    nodes logged, and each gateway's requests/s in both passes. Probes outside the nodes
+//!    nodes logged, and each gateway's requests/s in both passes of each round with the
+//!    median change. Probes outside the nodes
 //!    ([`probe`]) time the database and the scheduler meanwhile, so that a stall can be placed.
 //!
 //! Each part works in a schema of its own, dropped at the end. The binary is expected beside the
@@ -140,6 +141,9 @@ async fn revocation_delay(bin: &PathBuf, schema: &Schema, n: usize) -> Result<()
     Ok(())
 }
 
+/// Rounds of part 3: each a pass of wrk alone, then one with revocations.
+const ROUNDS: usize = 3;
+
 /// Part 3: revocations while wrk saturates both gateways; see the module docs.
 async fn revocation_under_load(
     bin: &PathBuf,
@@ -150,65 +154,103 @@ async fn revocation_under_load(
     let http = Http::new();
     let (a, b, codes_path) = two_nodes(&http, bin, schema).await?;
 
-    println!("-- pass 1: wrk alone");
-    let probes = Probes::start(&schema.url);
-    let alone = tokio::try_join!(wrk(a.gateway, seconds), wrk(b.gateway, seconds))?;
-    probes.finish();
+    let mut trips = Trips::default();
+    // Per round, for A and B: requests/s alone and with revocations. The machine's noise shifts
+    // whole passes, so each round compares two neighbouring passes.
+    let mut rounds = Vec::new();
+    for round in 1..=ROUNDS {
+        println!("-- round {round}, pass 1: wrk alone");
+        let probes = Probes::start(&schema.url);
+        let alone = tokio::try_join!(wrk(a.gateway, seconds), wrk(b.gateway, seconds))?;
+        probes.finish();
 
-    println!("-- pass 2: wrk while codes are created and revoked");
-    let probes = Probes::start(&schema.url);
-    let (gateway_a, gateway_b) = (a.gateway, b.gateway);
-    let load =
-        tokio::spawn(
-            async move { tokio::try_join!(wrk(gateway_a, seconds), wrk(gateway_b, seconds)) },
-        );
-    let (mut revoked, mut created, mut calls) = (Vec::new(), Vec::new(), Vec::new());
-    let mut failures = Vec::new();
-    // Paced, as an operator revokes: a tight loop would be a load of its own.
-    let mut pace = tokio::time::interval(Duration::from_millis(100));
-    while !load.is_finished() {
-        pace.tick().await;
-        let began = Instant::now();
-        match revoke_once(&http, &a, &b, &codes_path).await {
-            Ok(one) => {
-                created.push(one.created);
-                revoked.push(one.revoked);
-                calls.push(probe::Sample {
-                    at: probes.since_start(began),
-                    took: one.slowest_call,
-                });
+        println!("-- round {round}, pass 2: wrk while codes are created and revoked");
+        let probes = Probes::start(&schema.url);
+        let (gateway_a, gateway_b) = (a.gateway, b.gateway);
+        let load = tokio::spawn(async move {
+            tokio::try_join!(wrk(gateway_a, seconds), wrk(gateway_b, seconds))
+        });
+        let calls_before = trips.calls.len();
+        // Paced, as an operator revokes: a tight loop would be a load of its own.
+        let mut pace = tokio::time::interval(Duration::from_millis(100));
+        while !load.is_finished() {
+            pace.tick().await;
+            let began = Instant::now();
+            let at = probes.since_start(began);
+            match revoke_once(&http, &a, &b, &codes_path).await {
+                Ok(one) => trips.record(&one, at),
+                // A failed call is a result of this pass, not the end of the run.
+                Err(e) => trips
+                    .failures
+                    .push(format!("round {round}, {:.1} s: {e}", at.as_secs_f64())),
             }
-            // A failed call is a result of this pass, not the end of the run.
-            Err(e) => failures.push((probes.since_start(began), e.to_string())),
         }
+        let with = load.await??;
+        probe::summary(
+            "slowest management call of each round trip",
+            &trips.calls[calls_before..],
+        );
+        probes.finish();
+        rounds.push([(alone.0, with.0), (alone.1, with.1)]);
     }
-    let with = load.await??;
+
+    println!("-- {ROUNDS} rounds");
     report(
         "revocation under load (DELETE answered on A -> first 401 on B)",
-        &mut revoked,
+        &mut trips.revoked,
     );
     report(
         "creation under load (PUT answered on A -> first 200 on B)",
-        &mut created,
+        &mut trips.created,
     );
-    probe::summary("slowest management call of each round trip", &calls);
-    println!("failed round trips: {}", failures.len());
-    for (at, e) in &failures {
-        println!("  from {:.1} s: {e}", at.as_secs_f64());
+    probe::summary("slowest management call of each round trip", &trips.calls);
+    println!("failed round trips: {}", trips.failures.len());
+    for failure in &trips.failures {
+        println!("  {failure}");
     }
-    probes.finish();
     println!(
         "listener reconnects logged: A {}, B {}",
         a.reconnects(),
         b.reconnects()
     );
-    for (name, alone, with) in [("A", alone.0, with.0), ("B", alone.1, with.1)] {
+    for (gateway, name) in ["A", "B"].into_iter().enumerate() {
+        let pairs: Vec<(f64, f64)> = rounds.iter().map(|round| round[gateway]).collect();
+        let mut changes: Vec<f64> = pairs
+            .iter()
+            .map(|(alone, with)| (with / alone - 1.0) * 100.0)
+            .collect();
+        changes.sort_by(f64::total_cmp);
+        let each: Vec<String> = pairs
+            .iter()
+            .map(|(alone, with)| format!("{alone:.0} -> {with:.0}"))
+            .collect();
         println!(
-            "gateway {name}: {alone:.0} req/s alone, {with:.0} req/s with revocations ({:+.1} %)",
-            (with / alone - 1.0) * 100.0
+            "gateway {name}: req/s alone -> with revocations, per round: {}; median change {:+.1} %",
+            each.join(", "),
+            changes[changes.len() / 2]
         );
     }
     Ok(())
+}
+
+/// What the round trips of part 3 measured.
+#[derive(Default)]
+struct Trips {
+    revoked: Vec<Duration>,
+    created: Vec<Duration>,
+    calls: Vec<probe::Sample>,
+    failures: Vec<String>,
+}
+
+impl Trips {
+    fn record(&mut self, one: &RoundTrip, at: Duration) {
+        self.created.push(one.created);
+        self.revoked.push(one.revoked);
+        self.calls.push(probe::Sample {
+            at,
+            took: one.slowest_call,
+        });
+    }
 }
 
 /// Two nodes on `schema`, ready, and the AppCode path of an app created on the first.
