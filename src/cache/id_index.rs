@@ -1,66 +1,68 @@
 //! The index by AppCode ID: removing a code whose value is not known (a deletion another node
 //! announced, or one read from a store's change log) without a pass over the whole cache.
 //!
-//! It maps a keyed 64-bit hash of each cached code's ID to the code's digest: 24 bytes a slot,
-//! paid for by the digest's halving (see [`Digest`]). Every cache write holds the journal's lock,
-//! so the index and the map change together, one writer at a time; neither map's lock is ever
-//! taken while the other's is held.
+//! It is a table of the cached codes' digests, each placed by a keyed 64-bit hash of the code's
+//! ID: 16 bytes a slot, because the ID itself is not copied. Whoever asks names a digest by a
+//! test that reads the code's entry in the cache, and the table asks the cache for an entry's
+//! ID hash when it grows. Codes that share an ID (or IDs whose hashes collide) each have a slot.
+//!
+//! Every cache write holds the journal's lock, so the index and the map change together, one
+//! writer at a time. The index's own mutex is therefore never contended; it may be held while
+//! the map is read, never while a lock of the map is held first.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
-use dashmap::DashMap;
+use hashbrown::HashTable;
 
-use super::digest::{Digest, PassThrough};
+use super::digest::Digest;
 
 pub(super) struct IdIndex {
-    map: DashMap<u64, Digest, PassThrough>,
-    /// Codes the index could not take because their ID's hash was held by another cached code
-    /// (two codes with one ID, or two IDs whose hashes collide). While there are any, a removal
-    /// by ID also looks through the whole cache, so no code escapes it.
-    unindexed: AtomicUsize,
+    table: Mutex<HashTable<Digest>>,
 }
 
 impl IdIndex {
     pub(super) fn new() -> Self {
         Self {
-            map: DashMap::with_hasher(PassThrough),
-            unindexed: AtomicUsize::new(0),
+            table: Mutex::new(HashTable::new()),
         }
     }
 
-    /// Indexes `digest` under `key`, unless `key` belongs to another digest for which
-    /// `still_holds` (asked without any lock of the index held) says it is still cached with an
-    /// ID of this hash.
-    pub(super) fn insert(&self, key: u64, digest: Digest, still_holds: impl Fn(&Digest) -> bool) {
-        let other = self.map.get(&key).map(|d| *d);
-        match other {
-            Some(other) if other == digest => {}
-            Some(other) if still_holds(&other) => {
-                self.unindexed.fetch_add(1, Ordering::Relaxed);
-            }
-            _ => {
-                self.map.insert(key, digest);
-            }
+    fn table(&self) -> MutexGuard<'_, HashTable<Digest>> {
+        // A panic cannot leave the table half-changed: hashbrown restores it on unwind.
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Indexes `digest` under `hash`, its ID's hash, unless it is there already. `hash_of`
+    /// gives the hash of a digest already indexed, for when the table grows.
+    pub(super) fn insert(&self, hash: u64, digest: Digest, hash_of: impl Fn(&Digest) -> u64) {
+        let mut table = self.table();
+        if table.find(hash, |d| *d == digest).is_none() {
+            table.insert_unique(hash, digest, hash_of);
         }
     }
 
-    /// Forgets `key` if it names `digest`.
-    pub(super) fn remove(&self, key: u64, digest: &Digest) {
-        self.map.remove_if(&key, |_, d| d == digest);
+    /// Makes room for `additional` more digests at once, so a first load of many codes does
+    /// not grow the table (and ask `hash_of` again for every code) step by step.
+    pub(super) fn reserve(&self, additional: usize, hash_of: impl Fn(&Digest) -> u64) {
+        self.table().reserve(additional, hash_of);
     }
 
-    /// The digest indexed under `key`.
-    pub(super) fn find(&self, key: u64) -> Option<Digest> {
-        self.map.get(&key).map(|d| *d)
+    /// Forgets `digest`, indexed under `hash`.
+    pub(super) fn remove(&self, hash: u64, digest: &Digest) {
+        if let Ok(slot) = self.table().find_entry(hash, |d| d == digest) {
+            slot.remove();
+        }
     }
 
-    /// Whether some cached code is not in the index (see the field).
-    pub(super) fn is_partial(&self) -> bool {
-        self.unindexed.load(Ordering::Relaxed) > 0
+    /// Removes and returns a digest indexed under `hash` that `is_it` accepts.
+    pub(super) fn take(&self, hash: u64, is_it: impl FnMut(&Digest) -> bool) -> Option<Digest> {
+        let mut table = self.table();
+        let slot = table.find_entry(hash, is_it).ok()?;
+        Some(slot.remove().0)
     }
 
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.map.len()
+        self.table().len()
     }
 }

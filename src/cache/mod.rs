@@ -239,19 +239,24 @@ impl AppCodeCache {
         self.inner.key.id_hash(entry.app_code_id())
     }
 
+    /// The index key of the code cached under `digest`, for the index when it grows.
+    fn id_key_of(&self, digest: &Digest) -> u64 {
+        // Every indexed digest is cached: both change together under the journal's lock.
+        self.inner.map.get(digest).map_or(0, |e| self.id_key(&e))
+    }
+
     /// Caches `entry` under `digest`, and indexes it by ID.
     fn put(&self, digest: Digest, entry: Entry) {
         let key = self.id_key(&entry);
-        let map = &self.inner.map;
-        if let Some(old) = map.insert(digest, entry) {
+        if let Some(old) = self.inner.map.insert(digest, entry) {
             let old_key = self.id_key(&old);
             if old_key != key {
                 self.inner.ids.remove(old_key, &digest);
             }
         }
-        self.inner.ids.insert(key, digest, |other| {
-            map.get(other).is_some_and(|e| self.id_key(&e) == key)
-        });
+        self.inner
+            .ids
+            .insert(key, digest, |other| self.id_key_of(other));
     }
 
     /// Removes the code under `digest`, and its index entry; `true` if it was cached.
@@ -265,22 +270,17 @@ impl AppCodeCache {
         }
     }
 
-    /// Removes the codes with this ID: the one the index names, and, while the index is
-    /// partial, any other found by a pass over the cache.
+    /// Removes every code with this ID (there may be several: IDs are unique per instance, a
+    /// cache may hold more than one).
     fn remove_id(&self, id: &StoredId) -> usize {
+        let (map, key) = (&self.inner.map, self.inner.key.id_hash(id));
         let mut removed = 0;
-        if let Some(digest) = self.inner.ids.find(self.inner.key.id_hash(id)) {
-            let named = self
-                .inner
-                .map
-                .get(&digest)
-                .is_some_and(|e| e.app_code_id_is(id));
-            if named && self.take(&digest) {
-                removed += 1;
-            }
-        }
-        if self.inner.ids.is_partial() {
-            removed += self.remove_where(|_, entry| entry.app_code_id_is(id));
+        while let Some(digest) = self
+            .inner
+            .ids
+            .take(key, |d| map.get(d).is_some_and(|e| e.app_code_id_is(id)))
+        {
+            removed += usize::from(map.remove(&digest).is_some());
         }
         removed
     }
@@ -361,6 +361,9 @@ impl AppCodeCache {
         if map.is_empty() && self.inner.negative.is_empty() {
             // The first load (the usual case for a large set): nothing to compare with, keep
             // or forget, so no set of what to keep and no pass over the map.
+            self.inner
+                .ids
+                .reserve(entries.len(), |other| self.id_key_of(other));
             for (digest, entry) in entries {
                 self.put(digest, entry);
             }
@@ -688,18 +691,37 @@ mod tests {
         assert_eq!(cache.remove_by_id(&format!("{:032x}", 2)), 1);
         assert_eq!(cache.remove_app("app"), 22);
         assert_eq!(cache.inner.ids.len(), 0);
-        assert!(!cache.inner.ids.is_partial());
+    }
+
+    #[test]
+    fn the_index_finds_every_code_after_growing_one_code_at_a_time() {
+        // Each growth re-places every indexed digest by asking the cache for its ID's hash.
+        let cache = AppCodeCache::new();
+        let all: Vec<_> = (0..2000)
+            .map(|i| entry("app", &format!("id-{i}")))
+            .collect();
+        for (code, identity) in &all {
+            cache.upsert(code, identity.clone());
+        }
+        for i in (0..2000).rev() {
+            assert_eq!(cache.remove_by_id(&format!("id-{i}")), 1, "id-{i}");
+        }
+        assert!(cache.is_empty());
+        assert_eq!(cache.inner.ids.len(), 0);
     }
 
     #[test]
     fn codes_sharing_an_id_all_go_with_it() {
-        // The index holds one code per ID; the others are found by a pass over the cache.
         let cache = AppCodeCache::new();
-        let (a, b) = (entry("app", "same"), entry("app", "same"));
+        let (a, b) = (entry("app", "same"), entry("app2", "same"));
         cache.upsert(&a.0, a.1.clone());
         cache.upsert(&b.0, b.1.clone());
-        assert!(cache.inner.ids.is_partial());
+        let c = entry("app", "other");
+        cache.upsert(&c.0, c.1.clone());
+        assert_eq!(cache.inner.ids.len(), 3);
         assert_eq!(cache.remove_by_id("same"), 2);
+        assert_eq!(cache.inner.ids.len(), 1);
+        assert!(cache.verify(&c.0).is_some());
         assert!(cache.verify(&a.0).is_none() && cache.verify(&b.0).is_none());
     }
 
