@@ -1,19 +1,24 @@
 //! FileProvider reloads a changed file, and a broken file keeps the last good set.
 
+#[path = "support/wait.rs"]
+mod wait;
+
 use std::time::Duration;
 
 use apig_appcode::provider::FileProvider;
 use apig_appcode::{AppCode, AppCodeAuthLayer, AppCodeCache};
+use wait::wait_until;
+
+/// Bound on a change of the file reaching the cache.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Waits (bounded) until `check` holds for the cache.
 async fn eventually(cache: &AppCodeCache, what: &str, check: impl Fn(&AppCodeCache) -> bool) {
-    for _ in 0..500 {
-        if check(cache) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting until {what}");
+    wait_until(RELOAD_TIMEOUT, what, || {
+        let holds = check(cache);
+        async move { holds.then_some(()) }
+    })
+    .await;
 }
 
 fn toml_doc(codes: &[(&str, &AppCode)]) -> String {

@@ -16,127 +16,35 @@ mod load;
 #[path = "support/postgres.rs"]
 mod pg;
 
-use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apig_appcode::gateway::config::{DEFAULT_INSTANCE_ID, DEFAULT_PROJECT_ID};
-use binary::{wait_until, PROPAGATION_TIMEOUT, REQUEST_TIMEOUT};
+use binary::{
+    run_to_exit, serve_args, serve_command, wait_until, Server, Upstream, PROPAGATION_TIMEOUT,
+    REQUEST_TIMEOUT,
+};
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use load::Load;
 use pg::TestDb;
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
 const TOKEN: &str = "postgres-nodes-admin-token";
-/// Bound on a node's start, one request, and a change reaching another node.
-const WAIT: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(20);
 
-/// An upstream that answers 200 `upstream` to everything.
-async fn start_upstream() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let service = hyper::service::service_fn(|_req: Request<Incoming>| async {
-                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"upstream"))))
-            });
-            tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
-        }
-    });
-    addr
-}
-
-/// One `apig-appcode serve` process, killed when dropped.
-struct Node {
-    child: Child,
-    gateway: SocketAddr,
-    admin: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Node {
-    fn start(db: &TestDb, upstream: SocketAddr) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_apig-appcode"))
-            .args(["serve", "--database", db.url()])
-            .args([
-                "--gateway-listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--upstream", &format!("http://{upstream}")])
-            .args(["--admin-token", TOKEN, "--refresh-interval", "3600"])
-            .env_remove("APIG_CONFIG")
-            .env("APIG_LOG", "apig_appcode=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the apig-appcode binary starts");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        {
-            let (pipe, into) = (child.stderr.take().unwrap(), Arc::clone(&stderr));
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    into.lock().unwrap().push_str(&(line + "\n"));
-                }
-            });
-        }
-        // The two addresses, read on a thread so a silent process cannot hang the test.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                for (prefix, which) in [
-                    ("gateway listening on http://", "gateway"),
-                    ("admin listening on http://", "admin"),
-                ] {
-                    if let Some(addr) = line.strip_prefix(prefix) {
-                        let _ = tx.send((which, addr.parse::<SocketAddr>().unwrap()));
-                    }
-                }
-            }
-        });
-        let (mut gateway, mut admin) = (None, None);
-        while gateway.is_none() || admin.is_none() {
-            match rx.recv_timeout(WAIT) {
-                Ok(("gateway", addr)) => gateway = Some(addr),
-                Ok((_, addr)) => admin = Some(addr),
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("the node did not start: {}", stderr.lock().unwrap());
-                }
-            }
-        }
-        Self {
-            child,
-            gateway: gateway.unwrap(),
-            admin: admin.unwrap(),
-            stderr,
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("node log:\n{}", self.stderr.lock().unwrap());
-        }
-    }
+/// Starts one `apig-appcode serve` node on `db`, with debug logs, caches refreshed only once an
+/// hour; returns once it is ready (its cache loaded).
+async fn start_node(db: &TestDb, upstream: &Upstream) -> Server {
+    let mut args = serve_args(&upstream.url(), db.url());
+    args.extend(["--admin-token", TOKEN, "--refresh-interval", "3600"].map(String::from));
+    let mut cmd = serve_command(&args);
+    cmd.env("APIG_LOG", "apig_appcode=debug");
+    Server::start(cmd).await.expect("the node starts")
 }
 
 /// A node's answer: status and JSON body (`Null` when empty or not JSON).
@@ -154,7 +62,7 @@ impl Http {
     }
 
     async fn send(&self, request: Request<Full<Bytes>>) -> Answer {
-        let response = tokio::time::timeout(WAIT, self.0.request(request))
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.0.request(request))
             .await
             .expect("an answer within the bound")
             .expect("the node answers");
@@ -165,7 +73,13 @@ impl Http {
     }
 
     /// A management call on `node` at `path` under the default project and instance.
-    async fn admin(&self, node: &Node, method: Method, path: &str, body: Option<Value>) -> Answer {
+    async fn admin(
+        &self,
+        node: &Server,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Answer {
         let uri = format!(
             "http://{}/v2/{DEFAULT_PROJECT_ID}/apigw/instances/{DEFAULT_INSTANCE_ID}{path}",
             node.admin
@@ -185,7 +99,7 @@ impl Http {
     }
 
     /// Calls `node`'s gateway with `code`; returns the status.
-    async fn call(&self, node: &Node, code: &str) -> StatusCode {
+    async fn call(&self, node: &Server, code: &str) -> StatusCode {
         let request = Request::builder()
             .uri(format!("http://{}/orders", node.gateway))
             .header("x-apig-appcode", code)
@@ -194,42 +108,17 @@ impl Http {
         self.send(request).await.status
     }
 
-    /// Waits (within [`WAIT`]) until `node`'s gateway answers `code` with `expected`.
-    async fn until(&self, node: &Node, code: &str, expected: StatusCode) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let status = self.call(node, code).await;
-            if status == expected {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the gateway still answers {status}, not {expected}, after {WAIT:?}"
-            );
-            tokio::time::sleep(POLL).await;
-        }
+    /// Waits (within [`PROPAGATION_TIMEOUT`]) until `node`'s gateway answers `code` with
+    /// `expected`.
+    async fn until(&self, node: &Server, code: &str, expected: StatusCode) {
+        let what = format!("the gateway at {} answers {expected}", node.gateway);
+        wait_until(PROPAGATION_TIMEOUT, &what, || async move {
+            (self.call(node, code).await == expected).then_some(())
+        })
+        .await;
     }
 
-    /// Waits until `node` is ready (its cache loaded).
-    async fn ready(&self, node: &Node) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let request = Request::builder()
-                .uri(format!("http://{}/readyz", node.admin))
-                .body(Full::new(Bytes::new()))
-                .unwrap();
-            if self.send(request).await.status == StatusCode::OK {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the node never got ready"
-            );
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    async fn create_app(&self, node: &Node, name: &str) -> String {
+    async fn create_app(&self, node: &Server, name: &str) -> String {
         let answer = self
             .admin(node, Method::POST, "/apps", Some(json!({ "name": name })))
             .await;
@@ -238,7 +127,7 @@ impl Http {
     }
 
     /// Generates an AppCode on `node`; returns its ID and value.
-    async fn create_code(&self, node: &Node, app_id: &str) -> (String, String) {
+    async fn create_code(&self, node: &Server, app_id: &str) -> (String, String) {
         let answer = self
             .admin(
                 node,
@@ -253,15 +142,12 @@ impl Http {
     }
 }
 
-/// Two nodes on a fresh schema, both ready.
-async fn two_nodes(db: &TestDb) -> (Http, Node, Node) {
-    let upstream = start_upstream().await;
-    let http = Http::new();
-    let a = Node::start(db, upstream);
-    let b = Node::start(db, upstream);
-    http.ready(&a).await;
-    http.ready(&b).await;
-    (http, a, b)
+/// Two nodes on a fresh schema, both ready, and the upstream they proxy to (kept as long as
+/// they are).
+async fn two_nodes(db: &TestDb) -> (Http, Upstream, Server, Server) {
+    let upstream = Upstream::start().await;
+    let (a, b) = tokio::join!(start_node(db, &upstream), start_node(db, &upstream));
+    (Http::new(), upstream, a, b)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,7 +156,7 @@ async fn codes_created_and_deleted_on_one_node_take_effect_on_the_other() {
     let Some(db) = TestDb::create(test).await else {
         return;
     };
-    let (http, a, b) = two_nodes(&db).await;
+    let (http, _upstream, a, b) = two_nodes(&db).await;
 
     // Created through A, accepted by B.
     let app_id = http.create_app(&a, "orders_app").await;
@@ -307,7 +193,7 @@ async fn codes_created_and_deleted_on_one_node_take_effect_on_the_other() {
 
     // Debug logs of both nodes name the changes, never a value.
     for node in [&a, &b] {
-        let log = node.stderr.lock().unwrap().clone();
+        let log = node.stderr();
         assert!(log.contains("AppCode"), "debug logging is on");
         for value in [&code, &first, &second] {
             assert!(!log.contains(value.as_str()), "a node logged an AppCode");
@@ -321,7 +207,7 @@ async fn a_node_whose_listener_was_cut_still_learns_of_a_deletion() {
     let Some(db) = TestDb::create(test).await else {
         return;
     };
-    let (http, a, b) = two_nodes(&db).await;
+    let (http, _upstream, a, b) = two_nodes(&db).await;
     let app_id = http.create_app(&a, "cut_app").await;
     let (code_id, code) = http.create_code(&a, &app_id).await;
     http.until(&b, &code, StatusCode::OK).await;
@@ -363,7 +249,7 @@ async fn two_nodes_share_one_quota() {
     let Some(db) = TestDb::create("two_nodes_share_one_quota").await else {
         return;
     };
-    let (http, a, b) = two_nodes(&db).await;
+    let (http, _upstream, a, b) = two_nodes(&db).await;
     let app_id = http.create_app(&a, "quota_app").await;
     let nodes = [Arc::new(a), Arc::new(b)];
 
@@ -419,40 +305,11 @@ async fn a_node_without_credentials_refuses_to_start_on_postgres() {
         return;
     };
     // Nodes sharing a database must share credentials: no per-node token file is made up.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_apig-appcode"))
-        .args([
-            "serve",
-            "--database",
-            db.url(),
-            "--upstream",
-            "http://127.0.0.1:9",
-        ])
-        .args([
-            "--gateway-listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("APIG_CONFIG")
-        .env_remove("APIG_ADMIN_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while child.try_wait().unwrap().is_none() {
-        if tokio::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the node kept running without credentials");
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    let output = child.wait_with_output().unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let cmd = serve_command(&serve_args("http://127.0.0.1:9", db.url()));
+    let (status, stdout, stderr) = run_to_exit(cmd).await;
+    assert!(!status.success());
     assert!(stderr.contains("--admin-token"), "{stderr}");
-    assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"));
+    assert!(!stdout.contains("listening"));
 }
 
 /// A database that stops answering gets management calls a prompt `503 APIG.0202`, not a
@@ -463,10 +320,9 @@ async fn a_frozen_database_is_a_503_and_the_node_recovers() {
     let Some(db) = TestDb::create("a_frozen_database_is_a_503_and_the_node_recovers").await else {
         return;
     };
-    let upstream = start_upstream().await;
+    let upstream = Upstream::start().await;
     let http = Http::new();
-    let node = Node::start(&db, upstream);
-    http.ready(&node).await;
+    let node = start_node(&db, &upstream).await;
     let app_id = http.create_app(&node, "frozen_app").await;
 
     // The node's pooled connections (its listener's are named apart and left running).
@@ -526,7 +382,7 @@ const LISTENER_LOST: &str = "change listener lost its connection";
 /// timeout, with `expected` (so never a 5xx). Returns the body and how long the call took.
 async fn managed(
     http: &Http,
-    node: &Node,
+    node: &Server,
     method: Method,
     path: &str,
     expected: StatusCode,
@@ -554,7 +410,7 @@ async fn managed(
 /// many times it was accepted first, and when the first rejection arrived (for information).
 async fn rejected_within(
     http: &Http,
-    node: &Node,
+    node: &Server,
     code: &str,
     revoked: Instant,
     bound: Duration,
@@ -587,7 +443,7 @@ async fn a_revocation_reaches_a_saturated_node() {
     let Some(db) = TestDb::create("a_revocation_reaches_a_saturated_node").await else {
         return;
     };
-    let (http, a, b) = two_nodes(&db).await;
+    let (http, _upstream, a, b) = two_nodes(&db).await;
     let app_id = http.create_app(&a, "saturated_app").await;
     let codes_path = format!("/apps/{app_id}/app-codes");
     // The load's valid code (proxied to the upstream), never revoked; the others' are unknown
@@ -613,7 +469,7 @@ async fn a_revocation_reaches_a_saturated_node() {
         },
     )
     .await;
-    let (before, b_cpu_before) = (load.tally(), load::cpu_time(b.child.id()));
+    let (before, b_cpu_before) = (load.tally(), load::cpu_time(b.proc.child.id()));
     let own_cpu_before = load::cpu_time(std::process::id());
 
     let (mut revoked, mut slowest, mut accepted_after) = (Vec::new(), Duration::ZERO, 0);
@@ -664,7 +520,7 @@ async fn a_revocation_reaches_a_saturated_node() {
         Some(used.as_secs_f64() / during.elapsed.as_secs_f64())
     };
     let (b_cpu, own_cpu) = (
-        cores(b_cpu_before, b.child.id()),
+        cores(b_cpu_before, b.proc.child.id()),
         cores(own_cpu_before, std::process::id()),
     );
     let total = load.stop();
@@ -686,7 +542,7 @@ async fn a_revocation_reaches_a_saturated_node() {
     );
     // The load ran through the phase (else nothing was saturated).
     assert!(during.answered() > 0, "the load got no answers: {during}");
-    let log = b.stderr.lock().unwrap().clone();
+    let log = b.stderr();
     let lost: Vec<&str> = log.lines().filter(|l| l.contains(LISTENER_LOST)).collect();
     assert!(
         lost.is_empty(),

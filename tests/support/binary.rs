@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::future::Future;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -50,28 +49,19 @@ pub(crate) const TOKEN: &str = "test-admin-token-0123456789";
 // ---------------------------------------------------------------------------------------------
 // Waiting
 
-/// Polls `check` every 25 ms until it returns `Some`, panicking with `what` after `timeout`.
-pub(crate) async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
+#[path = "wait.rs"]
+mod wait;
+pub(crate) use wait::wait_until;
 
 // ---------------------------------------------------------------------------------------------
 // Child processes
 
-/// A child process whose stdout and stderr two threads collect. Killed (SIGKILL) on drop.
+/// A child process whose stdout and stderr two threads collect. Killed (SIGKILL) on drop, and
+/// its stderr printed then if the test is panicking.
 pub(crate) struct Proc {
     pub(crate) child: Child,
+    /// The program, to name the stderr printed on a panic.
+    pub(crate) program: String,
     pub(crate) stdout: Arc<Mutex<String>>,
     pub(crate) stderr: Arc<Mutex<String>>,
     pub(crate) readers: Vec<JoinHandle<()>>,
@@ -79,6 +69,7 @@ pub(crate) struct Proc {
 
 impl Proc {
     pub(crate) fn spawn(mut cmd: Command) -> Self {
+        let program = cmd.get_program().to_string_lossy().into_owned();
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -93,6 +84,7 @@ impl Proc {
         ];
         Self {
             child,
+            program,
             stdout,
             stderr,
             readers,
@@ -147,6 +139,16 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            // What the readers collected so far: they are not joined (a grandchild may still
+            // hold the pipes).
+            eprintln!(
+                "stderr of {} (pid {}):\n{}",
+                self.program,
+                self.child.id(),
+                self.stderr()
+            );
+        }
     }
 }
 
@@ -180,15 +182,21 @@ pub(crate) fn serve_command<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
 
 /// The flags every server here needs: the upstream, ports 0, the database in `dir`.
 pub(crate) fn base_args(upstream: &Upstream, dir: &Path) -> Vec<String> {
+    serve_args(&upstream.url(), &database_url(dir))
+}
+
+/// The upstream at `upstream_url`, ports 0, the database at `database_url` (SQLite or
+/// PostgreSQL).
+pub(crate) fn serve_args(upstream_url: &str, database_url: &str) -> Vec<String> {
     vec![
         "--upstream".into(),
-        upstream.url(),
+        upstream_url.into(),
         "--gateway-listen".into(),
         "127.0.0.1:0".into(),
         "--admin-listen".into(),
         "127.0.0.1:0".into(),
         "--database".into(),
-        database_url(dir),
+        database_url.into(),
     ]
 }
 
@@ -309,8 +317,15 @@ pub(crate) fn listening(out: &str, prefix: &str) -> Option<SocketAddr> {
 // ---------------------------------------------------------------------------------------------
 // The upstream
 
+/// The path of the requests of a load (`support/load.rs`), which the upstream answers with a
+/// fixed short body: a JSON echo costs far more CPU per request (debug builds), CPU that a test
+/// saturating a gateway leaves to the gateway.
+pub(crate) const LOAD_PATH: &str = "/load";
+pub(crate) const LOAD_ANSWER: &[u8] = b"upstream";
+
 /// An echo server: reads each request's body, then answers with a JSON description of it
 /// (method, path and query, headers, body length). `/slow` answers only once the test calls [`Upstream::release_slow`].
+/// [`LOAD_PATH`] answers 200 [`LOAD_ANSWER`] at once, neither reading the body nor echoing.
 pub(crate) struct Upstream {
     pub(crate) addr: SocketAddr,
     pub(crate) requests: Arc<AtomicUsize>,
@@ -345,6 +360,9 @@ impl Upstream {
                     let slow_gate = Arc::clone(&slow_gate);
                     requests.fetch_add(1, Ordering::SeqCst);
                     async move {
+                        if req.uri().path() == LOAD_PATH {
+                            return Ok(Response::new(Full::new(Bytes::from_static(LOAD_ANSWER))));
+                        }
                         if req.uri().path() == "/slow" {
                             slow_started.fetch_add(1, Ordering::SeqCst);
                             let _ = tokio::time::timeout(SLOW_CAP, slow_gate.acquire()).await;

@@ -96,7 +96,8 @@ pub(crate) struct Load {
 }
 
 impl Load {
-    /// Starts `connections` connections to `target`, each sending `GET /load` with
+    /// Starts `connections` connections to `target`, each sending `GET /load` (which the
+    /// shared `Upstream` of `support/binary.rs` answers cheaply: its `LOAD_PATH`) with
     /// `X-Apig-AppCode: codes[i % codes.len()]` (connection `i`) for as long as the load runs.
     /// `threads` worker threads drive them.
     pub(crate) fn start(
