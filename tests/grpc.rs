@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use apig_appcode::layer::{AuthorizeApp, GrpcStatus};
 use apig_appcode::provider::StaticProvider;
+use apig_appcode::throttle::{Quota, ThrottleLayer};
 use apig_appcode::{AppCode, AppCodeAuthLayer, AppCodeCache, AppIdentity};
 use greeter::{GreeterClient, GreeterServer, HelloReply, HelloRequest};
 use tonic::body::Body;
@@ -140,4 +141,32 @@ async fn an_unloaded_cache_is_unavailable() {
         Code::Unavailable,
         "APIG.0202: The authentication service is temporarily unavailable",
     );
+}
+
+#[tokio::test]
+async fn a_throttled_call_is_resource_exhausted() {
+    // One call a second, no burst: the second call at once is over the app's limit.
+    let code = AppCode::generate();
+    let throttle = ThrottleLayer::new(Quota::per_second(1).unwrap()).on_reject(GrpcStatus);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // The AppCode layer outside, the throttle inside it: the throttle charges the app the
+    // AppCode layer found.
+    let server = Server::builder()
+        .layer(layer_with(&code).await)
+        .layer(throttle.clone())
+        .add_service(GreeterServer)
+        .serve_with_incoming(TcpIncoming::from(listener));
+    tokio::spawn(async move { server.await.expect("the server runs") });
+    let mut client = GreeterClient::connect(format!("http://{addr}"))
+        .await
+        .expect("the client connects");
+
+    say_hello(&mut client, Some(code.expose())).await.unwrap();
+    let status = say_hello(&mut client, Some(code.expose()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().starts_with("APIG.0308: "), "{status:?}");
+    assert_eq!(throttle.throttled(), 1);
 }

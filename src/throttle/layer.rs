@@ -11,17 +11,61 @@ use super::limiter::Limiter;
 use super::quota::Quota;
 use super::service::Throttle;
 use super::shared::Shared;
+use crate::layer::ApigJson;
 
 /// Wraps a service in [`Throttle`]. Clones share the limits and the per-app state, so one
 /// layer given to several workers enforces one limit per app across them.
+///
+/// A throttled request gets `R`'s answer to a [`RejectionKind::Throttled`] rejection that
+/// carries the wait: APIG's JSON `429 APIG.0308` with `Retry-After` by default, and gRPC's
+/// `RESOURCE_EXHAUSTED` with [`GrpcStatus`](crate::layer::GrpcStatus) (see
+/// [`on_reject`](Self::on_reject)).
+///
+/// [`RejectionKind::Throttled`]: crate::RejectionKind::Throttled
 #[derive(Clone)]
-pub struct ThrottleLayer {
+pub struct ThrottleLayer<R = ApigJson> {
     pub(crate) shared: Arc<Shared>,
+    pub(crate) reject: R,
 }
 
-impl fmt::Debug for ThrottleLayer {
+impl<R> fmt::Debug for ThrottleLayer<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&*self.shared, f)
+    }
+}
+
+impl<R> ThrottleLayer<R> {
+    /// The same limits and state, answering throttled requests with `reject`: any
+    /// [`RejectResponse`](crate::layer::RejectResponse), such as
+    /// [`GrpcStatus`](crate::layer::GrpcStatus) for a gRPC service, or a closure.
+    ///
+    /// ```
+    /// use apig_appcode::layer::GrpcStatus;
+    /// use apig_appcode::throttle::{Quota, ThrottleLayer};
+    ///
+    /// let layer = ThrottleLayer::new(Quota::per_second(100).unwrap()).on_reject(GrpcStatus);
+    /// assert!(layer.is_active());
+    /// ```
+    pub fn on_reject<R2>(self, reject: R2) -> ThrottleLayer<R2> {
+        ThrottleLayer {
+            shared: self.shared,
+            reject,
+        }
+    }
+
+    /// Whether any limit is set; without one the layer only passes requests on.
+    pub fn is_active(&self) -> bool {
+        self.shared.default.is_some() || !self.shared.apps.is_empty()
+    }
+
+    /// The quota `app_id` is held to: its own, else the default.
+    pub fn limit_of(&self, app_id: &str) -> Option<Quota> {
+        self.shared.quota(app_id).copied()
+    }
+
+    /// Requests answered `429` so far, by this layer and every service it made.
+    pub fn throttled(&self) -> u64 {
+        self.shared.throttled.load(Ordering::Relaxed)
     }
 }
 
@@ -53,39 +97,26 @@ impl ThrottleLayer {
     pub fn builder() -> ThrottleLayerBuilder {
         ThrottleLayerBuilder::default()
     }
-
-    /// Whether any limit is set; without one the layer only passes requests on.
-    pub fn is_active(&self) -> bool {
-        self.shared.default.is_some() || !self.shared.apps.is_empty()
-    }
-
-    /// The quota `app_id` is held to: its own, else the default.
-    pub fn limit_of(&self, app_id: &str) -> Option<Quota> {
-        self.shared.quota(app_id).copied()
-    }
-
-    /// Requests answered `429` so far, by this layer and every service it made.
-    pub fn throttled(&self) -> u64 {
-        self.shared.throttled.load(Ordering::Relaxed)
-    }
 }
 
-impl<S> Layer<S> for ThrottleLayer {
-    type Service = Throttle<S>;
+impl<S, R: Clone> Layer<S> for ThrottleLayer<R> {
+    type Service = Throttle<S, R>;
 
-    fn layer(&self, inner: S) -> Throttle<S> {
+    fn layer(&self, inner: S) -> Throttle<S, R> {
         Throttle::new(inner, self.clone())
     }
 }
 
 // Throttle's constructors from a layer live here, beside the layer, so that the service needs
 // only the shared state and nothing imports back up.
-impl<S> Throttle<S> {
+impl<S, R> Throttle<S, R> {
     /// `inner`, throttled as `layer` says (sharing its state).
-    pub fn new(inner: S, layer: ThrottleLayer) -> Self {
-        Self::with_shared(inner, layer.shared)
+    pub fn new(inner: S, layer: ThrottleLayer<R>) -> Self {
+        Self::with_shared(inner, layer.shared, layer.reject)
     }
+}
 
+impl<S> Throttle<S> {
     /// [`ThrottleLayer::new`] for one quota.
     pub fn layer(quota: Quota) -> ThrottleLayer {
         ThrottleLayer::new(quota)
@@ -121,6 +152,7 @@ impl ThrottleLayerBuilder {
                 limiter: Limiter::new(),
                 throttled: AtomicU64::new(0),
             }),
+            reject: ApigJson,
         }
     }
 }

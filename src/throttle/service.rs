@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
@@ -20,12 +19,13 @@ use crate::request_id::{RequestId, X_REQUEST_ID};
 
 /// Charges each request to its app's [`Quota`](super::Quota); see the [module](super).
 #[derive(Clone)]
-pub struct Throttle<S> {
+pub struct Throttle<S, R = ApigJson> {
     inner: S,
     shared: Arc<Shared>,
+    reject: R,
 }
 
-impl<S> fmt::Debug for Throttle<S> {
+impl<S, R> fmt::Debug for Throttle<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Throttle")
             .field("layer", &*self.shared)
@@ -33,10 +33,15 @@ impl<S> fmt::Debug for Throttle<S> {
     }
 }
 
-impl<S> Throttle<S> {
-    /// `inner`, throttled under `shared`; see [`Throttle::new`] for the public way in.
-    pub(crate) fn with_shared(inner: S, shared: Arc<Shared>) -> Self {
-        Self { inner, shared }
+impl<S, R> Throttle<S, R> {
+    /// `inner`, throttled under `shared`, answering with `reject`; see [`Throttle::new`] for the
+    /// public way in.
+    pub(crate) fn with_shared(inner: S, shared: Arc<Shared>, reject: R) -> Self {
+        Self {
+            inner,
+            shared,
+            reject,
+        }
     }
 
     /// The inner service.
@@ -55,14 +60,14 @@ impl<S> Throttle<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Throttle<S>
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for Throttle<S, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: From<Bytes>,
+    R: RejectResponse<ResBody>,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -93,7 +98,7 @@ where
                 );
                 let rejection =
                     Rejection::new(RejectionKind::Throttled, request_id).retry_after(wait);
-                ResponseFuture::rejected(ApigJson.reject(&rejection))
+                ResponseFuture::rejected(self.reject.reject(&rejection))
             }
         }
     }
@@ -101,28 +106,28 @@ where
 
 pin_project! {
     /// The response future of [`Throttle`]: the inner service's, or a `429` ready at once.
-    pub struct ResponseFuture<F> {
+    pub struct ResponseFuture<F, B> {
         #[pin]
-        state: State<F>,
+        state: State<F, B>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F> {
+    enum State<F, B> {
         Call { #[pin] future: F },
-        Throttled { response: Option<http::Response<Bytes>> },
+        Throttled { response: Option<Response<B>> },
     }
 }
 
-impl<F> ResponseFuture<F> {
+impl<F, B> ResponseFuture<F, B> {
     fn call(future: F) -> Self {
         Self {
             state: State::Call { future },
         }
     }
 
-    fn rejected(response: Response<Bytes>) -> Self {
+    fn rejected(response: Response<B>) -> Self {
         Self {
             state: State::Throttled {
                 response: Some(response),
@@ -131,16 +136,15 @@ impl<F> ResponseFuture<F> {
     }
 }
 
-impl<F> fmt::Debug for ResponseFuture<F> {
+impl<F, B> fmt::Debug for ResponseFuture<F, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<F, ResBody, E> Future for ResponseFuture<F>
+impl<F, ResBody, E> Future for ResponseFuture<F, ResBody>
 where
     F: Future<Output = Result<Response<ResBody>, E>>,
-    ResBody: From<Bytes>,
 {
     type Output = Result<Response<ResBody>, E>;
 
@@ -149,7 +153,7 @@ where
             StateProj::Call { future } => future.poll(cx),
             StateProj::Throttled { response } => {
                 let res = response.take().expect("polled after completion");
-                Poll::Ready(Ok(res.map(ResBody::from)))
+                Poll::Ready(Ok(res))
             }
         }
     }
