@@ -21,7 +21,7 @@ use crate::layer::ApigJson;
 /// `RESOURCE_EXHAUSTED` with [`GrpcStatus`](crate::layer::GrpcStatus) (see
 /// [`on_reject`](Self::on_reject)).
 ///
-/// [`RejectionKind::Throttled`]: crate::RejectionKind::Throttled
+/// [`RejectionKind::Throttled`]: crate::layer::RejectionKind::Throttled
 #[derive(Clone)]
 pub struct ThrottleLayer<R = ApigJson> {
     pub(crate) shared: Arc<Shared>,

@@ -14,7 +14,7 @@ use super::date::format_sdk_date;
 use super::header::{check_access_key, validate_signed_headers};
 use super::{string_to_sign, Authorization, SecretKey, SignatureError, ALGORITHM, DATE_HEADER};
 
-/// Signs a request the way the SDK does, so that [`verify`] accepts it: sets `X-Sdk-Date` to
+/// Signs a request the way the SDK does, so that [`verify`](super::verify) accepts it: sets `X-Sdk-Date` to
 /// `at`, signs every header present whose name has no `_` (and `host`, which must be present),
 /// covers `body` by its SHA-256, and sets `Authorization`.
 ///

@@ -53,13 +53,13 @@ impl VerifiedAccessKey {
 ///
 /// `parts` and `body` must be the request as received (hyper keeps the path exactly as
 /// sent). `lookup_secret` maps an access key to its secret, or `None` if unknown. The signing
-/// time must lie within `max_skew` of `now` in either direction (use [`DEFAULT_MAX_SKEW`]).
+/// time must lie within `max_skew` of `now` in either direction (use [`DEFAULT_MAX_SKEW`](super::DEFAULT_MAX_SKEW)).
 /// `host` and `x-sdk-date` must be signed, and every signed header must be present.
 ///
 /// An unknown access key still costs a full HMAC over the request (with a dummy key), so
 /// neither the answer nor its timing reveals which access keys exist.
 ///
-/// See the [module example](super) for a request signed with [`sign`] and verified.
+/// See the [module example](super) for a request signed with [`sign`](super::sign) and verified.
 pub fn verify(
     parts: &Parts,
     body: &[u8],
