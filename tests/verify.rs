@@ -104,6 +104,47 @@ async fn the_verify_listener_answers_200_with_the_identity_or_the_apig_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_over_its_rate_limit_is_refused_on_both_listeners() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Two requests a minute per app, at once: the third is over the limit for ~30 s.
+    let (server, verify) = start_verifying(&upstream, dir.path(), &["--rate-limit", "2/m"]).await;
+    let admin = Admin::new(server.admin, TOKEN);
+    let (app, _, code) = admin.app_with_code("shop").await;
+    let ask = || call(Method::GET, "/", &[("x-apig-appcode", &code)]);
+
+    // One through the verify listener, one through the gateway: one limit per app.
+    assert_eq!(send(verify, ask()).await.status, StatusCode::OK);
+    let mut through_gateway = get("/orders");
+    through_gateway
+        .headers_mut()
+        .insert("x-apig-appcode", code.parse().unwrap());
+    assert_eq!(
+        send(server.gateway, through_gateway).await.status,
+        StatusCode::OK
+    );
+
+    let res = send(verify, ask()).await;
+    res.assert_apig_error(StatusCode::TOO_MANY_REQUESTS, "APIG.0308");
+    let wait: u64 = res.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=30).contains(&wait), "Retry-After: {wait}");
+    assert!(
+        res.header("x-apig-app-id").is_none(),
+        "a refusal names no app"
+    );
+    // Other apps are not charged for it.
+    let (_, _, other) = admin.app_with_code("other").await;
+    let res = send(
+        verify,
+        call(Method::GET, "/", &[("x-apig-appcode", &other)]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_ne!(res.header("x-apig-app-id"), Some(app.as_str()));
+    assert!(server.stop().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_https_counts_only_from_a_trusted_proxy() {
     let upstream = Upstream::start().await;
     for (trusted, want) in [(false, StatusCode::BAD_REQUEST), (true, StatusCode::OK)] {

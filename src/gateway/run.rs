@@ -83,8 +83,10 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
     let created_token_file = ensure_credentials(&mut config)?;
     let cache = AppCodeCache::new();
     let auth = auth_layer(&config, &store, &cache);
-    // One layer (one cache, one refresher) for both the gateway and the verify listener.
-    let verify_service = verify::service(&auth, IdentityHeaders::default());
+    // One layer (one cache, one refresher) and one throttle for both the gateway and the
+    // verify listener.
+    let throttle = config.throttle_layer();
+    let verify_service = verify::service(&auth, &throttle, IdentityHeaders::default());
     let listeners = match Listeners::bind(&config).await {
         Ok(listeners) => listeners,
         Err(e) => {
@@ -100,7 +102,6 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
     let stop = shutdown_on_signal();
 
     let gateway_metrics = GatewayMetrics::new();
-    let throttle = config.throttle_layer();
     let mut gateway = Gateway::new(auth, config.upstream.clone())
         .throttle(throttle.clone())
         .metrics(gateway_metrics.clone())

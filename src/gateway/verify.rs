@@ -14,7 +14,9 @@
 //! with an empty body and the verified `X-Apig-App-Id` and `X-Apig-AppCode-Id` headers, which
 //! the proxy copies upstream (nginx `auth_request_set`, Caddy `copy_headers`, Envoy
 //! `allowed_upstream_headers`); a refused one gets the layer's APIG JSON error with its status
-//! (400, 401, 403 or 503), exactly as the gateway would answer.
+//! (400, 401, 403 or 503), exactly as the gateway would answer. With `--rate-limit`, an app over
+//! its limit gets `429 APIG.0308` with `Retry-After`, counted against the same limit as its
+//! requests through the gateway listener.
 //!
 //! The HTTPS policy is the layer's: `X-Forwarded-Proto: https` counts only from a peer in the
 //! trusted proxy networks, read from the [`ConnectionInfo`](crate::layer::ConnectionInfo) the
@@ -31,15 +33,21 @@ use tower_service::Service;
 
 use super::body::ProxyBody;
 use crate::layer::{AppCodeAuth, IdentityHeaders};
+use crate::throttle::{Throttle, ThrottleLayer};
 use crate::AppCodeAuthLayer;
 
-/// What the verify listener serves: the AppCode layer around [`Allowed`].
-pub(crate) type VerifyService = AppCodeAuth<Allowed>;
+/// What the verify listener serves: the AppCode layer around the throttle around [`Allowed`].
+pub(crate) type VerifyService = AppCodeAuth<Throttle<Allowed>>;
 
 /// The verify listener's service, checking with `auth`, which must set `identity` headers on
-/// the requests it lets through (they are copied into the answer).
-pub(crate) fn service(auth: &AppCodeAuthLayer, identity: IdentityHeaders) -> VerifyService {
-    auth.layer(Allowed { identity })
+/// the requests it lets through (they are copied into the answer), and charging each app to
+/// `throttle`, the gateway's own: an app has one limit on a node, whichever listener it uses.
+pub(crate) fn service(
+    auth: &AppCodeAuthLayer,
+    throttle: &ThrottleLayer,
+    identity: IdentityHeaders,
+) -> VerifyService {
+    auth.layer(throttle.layer(Allowed { identity }))
 }
 
 /// The answer to a request the layer let through: `200`, no body, and the verified identity
