@@ -457,6 +457,13 @@ mod tests {
             (store, scope, records)
         }
 
+        /// A layer fed by `store`'s instance, catching up every 10 s.
+        fn refreshing(store: &Arc<MemoryStore>) -> crate::layer::AppCodeAuthLayerBuilder {
+            AppCodeAuthLayer::builder()
+                .provider(StoreProvider::new(store.clone(), "instance-1"))
+                .refresh_interval(Duration::from_secs(10))
+        }
+
         fn app(scope: &Scope) -> App {
             App {
                 id: "app-1".into(),
@@ -484,10 +491,7 @@ mod tests {
         #[tokio::test(start_paused = true)]
         async fn a_refresh_fetches_only_what_changed() {
             let (store, scope, records) = store_with(3, 100).await;
-            let layer = AppCodeAuthLayer::builder()
-                .provider(StoreProvider::new(store.clone(), "instance-1"))
-                .refresh_interval(Duration::from_secs(10))
-                .build();
+            let layer = refreshing(&store).build();
             let cache = layer.cache().clone();
             cache.loaded().await;
             // Written behind the cache's back (no change stream): only a refresh can bring it.
@@ -513,10 +517,7 @@ mod tests {
         #[tokio::test(start_paused = true)]
         async fn a_cache_further_behind_than_the_log_reloads_the_snapshot() {
             let (store, scope, records) = store_with(1, 2).await;
-            let layer = AppCodeAuthLayer::builder()
-                .provider(StoreProvider::new(store.clone(), "instance-1"))
-                .refresh_interval(Duration::from_secs(10))
-                .build();
+            let layer = refreshing(&store).build();
             let cache = layer.cache().clone();
             cache.loaded().await;
             // More writes than the log keeps, between two refreshes.
@@ -543,9 +544,7 @@ mod tests {
             let (store, scope, records) = store_with(1, 2).await;
             let loads = Arc::new(std::sync::Mutex::new(Vec::new()));
             let seen = Arc::clone(&loads);
-            let layer = AppCodeAuthLayer::builder()
-                .provider(StoreProvider::new(store.clone(), "instance-1"))
-                .refresh_interval(Duration::from_secs(10))
+            let layer = refreshing(&store)
                 .after_snapshot(move |codes| seen.lock().unwrap().push(codes))
                 .build();
             layer.cache().loaded().await;
