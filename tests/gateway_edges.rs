@@ -629,3 +629,75 @@ async fn a_client_that_leaves_mid_request_releases_its_upstream_connection() {
     let res = call_gateway(server.gateway, "/after", Some(&code)).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
 }
+
+// ---------------------------------------------------------------------------------------------
+// New connections
+
+/// One request on a connection of its own, as clients without keep-alive send it; returns
+/// once the gateway has answered and closed.
+async fn one_request_one_connection(addr: std::net::SocketAddr) {
+    let mut s = sent(
+        addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let (got, closed) = read_until_closed(&mut s, CLOSE_BOUND).await;
+    assert!(closed, "the gateway keeps a `Connection: close` open");
+    assert!(
+        got.starts_with(b"HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+/// Clients that open a connection per request, many at once, are each served in a round trip
+/// or so: with two workers the same requests take clearly less time in parallel than one after
+/// another. A worker that waited on a timer before accepting (milliseconds, against a round
+/// trip well under one) made the parallel run slower than the serial one. A noisy neighbour can
+/// spoil one comparison, so the best of three counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_short_connections_are_served_faster_than_serial_ones() {
+    const PARALLEL: usize = 16;
+    const EACH: usize = 12;
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_token(&upstream, dir.path(), &["--workers", "2"]).await;
+    let addr = server.gateway;
+    // Warm: the first connections pay for lazily built state.
+    for _ in 0..PARALLEL {
+        one_request_one_connection(addr).await;
+    }
+
+    let mut tries = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        for _ in 0..PARALLEL * EACH {
+            one_request_one_connection(addr).await;
+        }
+        let serial = started.elapsed();
+
+        let started = Instant::now();
+        let clients: Vec<_> = (0..PARALLEL)
+            .map(|_| {
+                tokio::spawn(async move {
+                    for _ in 0..EACH {
+                        one_request_one_connection(addr).await;
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.await.unwrap();
+        }
+        let parallel = started.elapsed();
+        if parallel * 4 <= serial * 3 {
+            return;
+        }
+        tries.push((parallel, serial));
+    }
+    panic!(
+        "{} requests on connections of their own (from {PARALLEL} clients at once, one after \
+         another): {tries:?}",
+        PARALLEL * EACH
+    );
+}

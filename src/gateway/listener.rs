@@ -4,6 +4,13 @@
 //! refused at once: a plain-HTTP client gets `503 APIG.0201` with `Connection: close`, a TLS
 //! one a closed socket. Nothing is queued, so the process never runs out of descriptors and
 //! the other listener keeps its share.
+//!
+//! The workers of the gateway listener all accept from one socket. The kernel wakes every
+//! waiting worker for a new connection and the first to call `accept` takes it, so a worker
+//! busy serving comes late and a free one takes the connection: nobody waits for a timer or for
+//! a particular worker. A socket per worker (`SO_REUSEPORT`) was measured against it and lost:
+//! the kernel assigns each connection to one socket by a hash, so connections queue behind a
+//! busy worker while the other is idle (BENCHMARKS.md, "New connections").
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -48,44 +55,19 @@ impl OpenConnections {
         self.1.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    fn try_open(&self, max: usize, mine: Option<&OpenConnections>) -> Option<Slot> {
+    fn try_open(&self, max: usize) -> Option<Slot> {
         let prev = self.0.fetch_add(1, Ordering::Relaxed);
-        let mine = mine.map(|m| {
-            m.0.fetch_add(1, Ordering::Relaxed);
-            Arc::clone(&m.0)
-        });
-        let slot = Slot(Arc::clone(&self.0), mine);
+        let slot = Slot(Arc::clone(&self.0));
         (prev < max).then_some(slot)
     }
 }
 
-/// One open connection's place under the cap (and in its worker's count), given back on drop.
-struct Slot(Arc<AtomicUsize>, Option<Arc<AtomicUsize>>);
+/// One open connection's place under the cap, given back on drop.
+struct Slot(Arc<AtomicUsize>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
-        if let Some(mine) = &self.1 {
-            mine.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// One worker's part of a listener that several workers accept from.
-///
-/// All workers wait on the same socket, and the kernel wakes them all for a new connection;
-/// whichever calls `accept` first takes it. A worker holding more than its share of the open
-/// connections stays out of that race for a moment, so connections spread over the workers
-/// instead of piling on whichever was idle when a burst arrived.
-#[derive(Debug, Clone)]
-pub(crate) struct Share {
-    pub(crate) mine: OpenConnections,
-    pub(crate) workers: usize,
-}
-
-impl Share {
-    fn over(&self, open: &OpenConnections) -> bool {
-        self.mine.get() * self.workers > open.get() + self.workers
     }
 }
 
@@ -96,7 +78,6 @@ pub(crate) struct Listening<S> {
     pub(crate) tls: Option<TlsAcceptor>,
     pub(crate) limits: Limits,
     pub(crate) open: OpenConnections,
-    pub(crate) share: Option<Share>,
     pub(crate) service: S,
 }
 
@@ -106,9 +87,6 @@ connection: close\r\n\
 content-length: 77\r\n\
 \r\n\
 {\"error_code\":\"APIG.0201\",\"error_msg\":\"Too many connections\",\"request_id\":\"\"}";
-
-/// How long a worker over its share leaves new connections to the others before it looks again.
-const REBALANCE: Duration = Duration::from_millis(5);
 
 /// Accepts on `listener` until `shutdown` turns true, serving each connection in its own task
 /// on the current runtime.
@@ -124,13 +102,8 @@ pub(crate) async fn accept<S, B>(
         return;
     }
     loop {
-        let over = listening
-            .share
-            .as_ref()
-            .is_some_and(|s| s.over(&listening.open));
         let (stream, peer) = tokio::select! {
-            () = tokio::time::sleep(REBALANCE), if over => continue,
-            accepted = listener.accept(), if !over => match accepted {
+            accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
                     // Out of descriptors, most likely: worth a pause, not an exit.
@@ -146,11 +119,7 @@ pub(crate) async fn accept<S, B>(
                 continue;
             }
         };
-        let mine = listening.share.as_ref().map(|s| &s.mine);
-        let Some(slot) = listening
-            .open
-            .try_open(listening.limits.max_connections, mine)
-        else {
+        let Some(slot) = listening.open.try_open(listening.limits.max_connections) else {
             refuse(stream, peer, &listening);
             continue;
         };
@@ -219,38 +188,13 @@ mod tests {
     #[test]
     fn slots_count_open_connections_and_the_cap_refuses_one_more() {
         let open = OpenConnections::default();
-        let mine = OpenConnections::default();
-        let a = open.try_open(2, Some(&mine)).unwrap();
-        let b = open.try_open(2, None).unwrap();
-        assert!(open.try_open(2, Some(&mine)).is_none());
+        let a = open.try_open(2).unwrap();
+        let b = open.try_open(2).unwrap();
+        assert!(open.try_open(2).is_none());
         assert_eq!(open.get(), 2);
-        assert_eq!(mine.get(), 1);
         drop(a);
-        assert_eq!(mine.get(), 0);
-        assert!(open.try_open(2, None).is_some());
+        assert!(open.try_open(2).is_some());
         drop(b);
         assert_eq!(open.get(), 0);
-    }
-
-    #[test]
-    fn a_worker_over_its_share_stands_aside() {
-        let open = OpenConnections::default();
-        let share = Share {
-            mine: OpenConnections::default(),
-            workers: 2,
-        };
-        let mut slots = Vec::new();
-        // Alone with two connections: one over half, within the slack of one.
-        for _ in 0..2 {
-            slots.push(open.try_open(100, Some(&share.mine)).unwrap());
-        }
-        assert!(!share.over(&open));
-        slots.push(open.try_open(100, Some(&share.mine)).unwrap());
-        assert!(share.over(&open), "3 of 3 with two workers");
-        // Another worker takes three: 3 of 6 is a fair share again.
-        for _ in 0..3 {
-            slots.push(open.try_open(100, None).unwrap());
-        }
-        assert!(!share.over(&open));
     }
 }

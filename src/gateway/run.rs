@@ -139,7 +139,6 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
         tls: listeners.admin_tls,
         limits: config.admin_limits(),
         open: admin_open.clone(),
-        share: None,
         service: admin.map_request(|req: http::Request<hyper::body::Incoming>| req.map(Body::new)),
     };
     let verify_stop = stop.clone();
@@ -163,7 +162,6 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
             tls: None,
             limits: config.gateway_limits,
             open: verify_open.clone(),
-            share: None,
             service: verify_service,
         };
         listener::accept(verify, listening, verify_stop).await;

@@ -44,7 +44,7 @@ use tower_service::Service;
 
 use super::body::ProxyBody;
 use super::limits::Limits;
-use super::listener::{self, Listening, OpenConnections, Share};
+use super::listener::{self, Listening, OpenConnections};
 use super::metrics::{GatewayMetrics, WorkerMetrics};
 use super::proxy::{self, Forward};
 use super::upstream::UpstreamPool;
@@ -172,7 +172,6 @@ impl Gateway {
                 drain: self.drain,
                 upstream_keepalive: self.upstream_keepalive,
                 open: open.clone(),
-                workers: self.workers,
                 metrics: self.metrics.clone(),
             };
             let shutdown = shutdown.clone();
@@ -222,7 +221,6 @@ struct Worker {
     drain: Duration,
     upstream_keepalive: Duration,
     open: OpenConnections,
-    workers: usize,
     metrics: GatewayMetrics,
 }
 
@@ -264,10 +262,6 @@ impl Worker {
                 tls: self.tls,
                 limits: self.limits,
                 open: self.open.clone(),
-                share: (self.workers > 1).then(|| Share {
-                    mine: OpenConnections::default(),
-                    workers: self.workers,
-                }),
                 service,
             };
             listener::accept(listener, listening, shutdown).await;
