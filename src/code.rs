@@ -52,6 +52,13 @@ impl AppCode {
         Ok(Self(Secret::new(value.to_owned())))
     }
 
+    /// Wraps bytes that [`validate`] accepted, without checking them again. The rules admit
+    /// ASCII only, so the conversion to text is exact.
+    pub(crate) fn from_validated(raw: &[u8]) -> Self {
+        debug_assert!(validate(raw).is_ok());
+        Self(Secret::new(String::from_utf8_lossy(raw).into_owned()))
+    }
+
     /// A new random AppCode in the shape APIG auto-generates: 64 lowercase hex characters carrying
     /// 256 bits from the operating system's CSPRNG.
     ///

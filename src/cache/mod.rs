@@ -24,8 +24,9 @@
 //!
 //! - `refresher.rs`: the task that loads snapshots, catches up by revision (`delta.rs`) and
 //!   applies a provider's change events;
-//! - `read_through.rs`: a provider lookup after a miss, one per code at a time (`flight.rs`),
-//!   checked against the journal of direct changes (`journal.rs`) before it is written;
+//! - `read_through.rs`: what a request's code stands for, asking the provider after a miss, one
+//!   lookup per code at a time (`flight.rs`), checked against the journal of direct changes
+//!   (`journal.rs`) before it is written; it owns the refresher;
 //! - `negative.rs`: the bounded memory of codes a provider did not know.
 
 mod delta;
@@ -60,6 +61,7 @@ pub(crate) use flight::Outcome;
 use id_index::IdIndex;
 use journal::{Journal, Mutation};
 use negative::NegativeCache;
+pub(crate) use read_through::{Answer, Asking, ReadThrough};
 
 /// Whether the cache may be used to admit requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +94,7 @@ impl CacheStatus {
 }
 
 /// The result of looking a raw header value up.
-pub(crate) enum Lookup {
+enum Lookup {
     Hit(AppIdentity),
     Miss(Digest),
     Malformed,
@@ -173,7 +175,7 @@ impl AppCodeCache {
     }
 
     /// Validates raw header bytes and looks their digest up. Allocation free.
-    pub(crate) fn lookup(&self, raw: &[u8]) -> Lookup {
+    fn lookup(&self, raw: &[u8]) -> Lookup {
         if code::validate(raw).is_err() {
             return Lookup::Malformed;
         }
@@ -480,48 +482,6 @@ impl AppCodeCache {
 
     fn insert_digest(&self, digest: Digest, identity: &AppIdentity) {
         self.record_and_apply(Mutation::Upsert(digest, Entry::new(identity)));
-    }
-
-    /// Writes what a provider lookup begun at epoch `since` found for `digest` (`None`: the
-    /// provider does not know the code), and returns what the requests waiting on it get.
-    ///
-    /// A direct change recorded since `since` that touches this code (an upsert or removal of
-    /// it, the removal of its ID or of its app) is newer than the provider's answer: the cache
-    /// already holds the truth, and the answer is dropped. So a lookup that raced a revocation
-    /// cannot reinstate the revoked code, and one that raced a creation does not remember the
-    /// new code as unknown. When the journal no longer reaches back to `since`, the answer cannot
-    /// be checked and the lookup fails (503, try again) rather than risk either.
-    fn settle(&self, digest: Digest, found: Option<AppIdentity>, since: u64) -> Outcome {
-        let mut journal = self.journal();
-        let found_entry = found.as_ref().map(Entry::new);
-        let Some(mut changes) = journal.since(since) else {
-            return Outcome::Failed;
-        };
-        let overtaken = changes.any(|change| match change {
-            Mutation::Upsert(d, _) | Mutation::Remove(d) => *d == digest,
-            Mutation::RemoveId(id) => found_entry
-                .as_ref()
-                .is_some_and(|e| e.app_code_id_is(&StoredId::of(id))),
-            Mutation::RemoveApp(app) => found_entry
-                .as_ref()
-                .is_some_and(|e| e.app_id_is(&StoredId::of(app))),
-        });
-        drop(changes);
-        if overtaken {
-            return self.get(&digest).map_or(Outcome::Unknown, Outcome::Found);
-        }
-        match (found, found_entry) {
-            (Some(identity), Some(entry)) => {
-                let change = Mutation::Upsert(digest, entry);
-                self.apply(&change);
-                journal.record(change);
-                Outcome::Found(identity)
-            }
-            _ => {
-                self.remember_unknown(digest);
-                Outcome::Unknown
-            }
-        }
     }
 }
 

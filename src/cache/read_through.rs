@@ -1,28 +1,141 @@
-//! Read-through on a miss: asking a lookup-capable provider about a code the cache lacks.
+//! [`ReadThrough`]: the cache with the provider behind it, answering one question per request.
 //!
+//! A code the cache holds is answered at once. On a miss, a provider that can look single codes
+//! up is asked, unless it said recently that it does not know the code (the negative cache).
 //! The lookup runs as its own task, started by the first request that misses on a code and
 //! joined by every other one (see [`flight`](super::flight)). Its answer goes into the cache, or
 //! into the negative cache, only after it is checked against the journal of direct changes: a
 //! lookup that began before a code was revoked must not write the revoked code back.
+//!
+//! The refresher that keeps the cache in step with the same provider belongs here too, and
+//! stops when the last holder of the `ReadThrough` lets go of it.
 
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::digest::Digest;
+use super::entry::{Entry, StoredId};
 use super::flight::{Flight, Flights, Outcome};
-use super::AppCodeCache;
+use super::journal::Mutation;
+use super::refresher::{self, RefreshPolicy, RefresherHandle};
+use super::{AppCodeCache, Lookup};
 use crate::code::AppCode;
+use crate::identity::AppIdentity;
 use crate::metrics::Counters;
-use crate::provider::AppCodeProvider;
+use crate::provider::{AppCodeProvider, BoxFuture};
+
+/// A cache, the provider it asks about codes it lacks, and the refresher that fills it.
+pub(crate) struct ReadThrough {
+    cache: AppCodeCache,
+    /// A provider that can look single codes up, and the bound on one lookup.
+    lookups: Option<(Arc<dyn AppCodeProvider>, Duration)>,
+    /// Held, never read: dropping it stops the refresher.
+    _refresher: Option<RefresherHandle>,
+}
+
+impl fmt::Debug for ReadThrough {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadThrough")
+            .field("cache", &self.cache)
+            .field("lookups", &self.lookups.is_some())
+            .field("refresher", &self._refresher.is_some())
+            .finish()
+    }
+}
+
+/// What a request's code stands for.
+pub(crate) enum Answer {
+    /// The cache holds it.
+    Known(AppIdentity),
+    /// Malformed, or unknown with nobody to ask, or unknown to the provider a moment ago.
+    Unknown,
+    /// The provider is being asked.
+    Asking(Asking),
+}
+
+impl ReadThrough {
+    /// Reads through `cache` to `provider` (when it can look single codes up, each bounded by
+    /// `lookup_timeout`), and with a provider starts the refresher on the current Tokio
+    /// runtime.
+    ///
+    /// # Panics
+    ///
+    /// With a provider, if called outside a Tokio runtime.
+    pub(crate) fn new(
+        cache: AppCodeCache,
+        provider: Option<Arc<dyn AppCodeProvider>>,
+        policy: RefreshPolicy,
+        lookup_timeout: Duration,
+    ) -> Self {
+        let refresher = provider
+            .as_ref()
+            .map(|p| refresher::spawn(cache.clone(), Arc::clone(p), policy));
+        let lookups = provider
+            .filter(|p| p.supports_lookup())
+            .map(|p| (p, lookup_timeout));
+        Self {
+            cache,
+            lookups,
+            _refresher: refresher,
+        }
+    }
+
+    pub(crate) fn cache(&self) -> &AppCodeCache {
+        &self.cache
+    }
+
+    /// What the raw header value `raw` stands for. Allocation free unless the provider must be
+    /// asked.
+    pub(crate) fn answer(&self, raw: &[u8]) -> Answer {
+        let cache = &self.cache;
+        let counters = cache.counters();
+        let digest = match cache.lookup(raw) {
+            Lookup::Hit(identity) => {
+                counters.hits.add();
+                return Answer::Known(identity);
+            }
+            Lookup::Malformed => return Answer::Unknown,
+            Lookup::Miss(digest) => digest,
+        };
+        Counters::add(&counters.misses);
+        let Some((provider, timeout)) = &self.lookups else {
+            return Answer::Unknown;
+        };
+        if cache.is_known_unknown(&digest) {
+            return Answer::Unknown;
+        }
+        let code = AppCode::from_validated(raw);
+        let (cache, provider, timeout) = (cache.clone(), Arc::clone(provider), *timeout);
+        Answer::Asking(Asking(Box::pin(async move {
+            cache.read_through(provider, digest, code, timeout).await
+        })))
+    }
+}
+
+/// One request's wait for a provider lookup, shared with every concurrent request for the same
+/// code.
+pub(crate) struct Asking(BoxFuture<'static, Outcome>);
+
+impl Future for Asking {
+    type Output = Outcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        self.0.as_mut().poll(cx)
+    }
+}
 
 impl AppCodeCache {
-    /// What `code` (whose digest is `digest`) stands for, asking `provider` if need be: at most
-    /// one call at a time per code, bounded by `timeout`, whose outcome every concurrent request
-    /// for the code shares.
+    /// What `code` (whose digest is `digest`) stands for, asking `provider`: at most one call at
+    /// a time per code, bounded by `timeout`, whose outcome every concurrent request for the
+    /// code shares.
     ///
     /// Must be called within a tokio runtime: the lookup is a task of its own, so that it lands
     /// even when every request waiting on it is dropped.
-    pub(crate) async fn read_through(
+    async fn read_through(
         &self,
         provider: Arc<dyn AppCodeProvider>,
         digest: Digest,
@@ -39,6 +152,48 @@ impl AppCodeCache {
             tokio::spawn(landing.fly(provider, code, timeout));
         }
         flight.outcome().await
+    }
+
+    /// Writes what a provider lookup begun at epoch `since` found for `digest` (`None`: the
+    /// provider does not know the code), and returns what the requests waiting on it get.
+    ///
+    /// A direct change recorded since `since` that touches this code (an upsert or removal of
+    /// it, the removal of its ID or of its app) is newer than the provider's answer: the cache
+    /// already holds the truth, and the answer is dropped. So a lookup that raced a revocation
+    /// cannot reinstate the revoked code, and one that raced a creation does not remember the
+    /// new code as unknown. When the journal no longer reaches back to `since`, the answer cannot
+    /// be checked and the lookup fails (503, try again) rather than risk either.
+    fn settle(&self, digest: Digest, found: Option<AppIdentity>, since: u64) -> Outcome {
+        let mut journal = self.journal();
+        let found_entry = found.as_ref().map(Entry::new);
+        let Some(mut changes) = journal.since(since) else {
+            return Outcome::Failed;
+        };
+        let overtaken = changes.any(|change| match change {
+            Mutation::Upsert(d, _) | Mutation::Remove(d) => *d == digest,
+            Mutation::RemoveId(id) => found_entry
+                .as_ref()
+                .is_some_and(|e| e.app_code_id_is(&StoredId::of(id))),
+            Mutation::RemoveApp(app) => found_entry
+                .as_ref()
+                .is_some_and(|e| e.app_id_is(&StoredId::of(app))),
+        });
+        drop(changes);
+        if overtaken {
+            return self.get(&digest).map_or(Outcome::Unknown, Outcome::Found);
+        }
+        match (found, found_entry) {
+            (Some(identity), Some(entry)) => {
+                let change = Mutation::Upsert(digest, entry);
+                self.apply(&change);
+                journal.record(change);
+                Outcome::Found(identity)
+            }
+            _ => {
+                self.remember_unknown(digest);
+                Outcome::Unknown
+            }
+        }
     }
 
     /// How many lookups are in flight.

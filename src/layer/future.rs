@@ -1,5 +1,4 @@
-//! [`ResponseFuture`] of [`AppCodeAuth`](super::AppCodeAuth), and the provider lookup behind a
-//! cache miss.
+//! [`ResponseFuture`] of [`AppCodeAuth`](super::AppCodeAuth).
 
 use std::fmt;
 use std::future::Future;
@@ -15,9 +14,7 @@ use super::authorize::AuthorizeApp;
 use super::rejection::RejectResponse;
 use super::shared::Shared;
 use super::verdict::{admit, reject};
-use crate::cache::{Digest, Outcome};
-use crate::code::AppCode;
-use crate::provider::{AppCodeProvider, BoxFuture};
+use crate::cache::{Asking, Outcome};
 use crate::rejection_kind::RejectionKind;
 
 pin_project! {
@@ -43,7 +40,7 @@ pin_project! {
     {
         Call { #[pin] future: S::Future },
         Rejected { response: Option<S::Response> },
-        Lookup { flight: ReadThrough, pending: Option<Pending<S, ReqBody, R, A>> },
+        Lookup { asking: Asking, pending: Option<Pending<S, ReqBody, R, A>> },
     }
 }
 
@@ -83,7 +80,7 @@ where
     }
 
     pub(crate) fn lookup(
-        flight: ReadThrough,
+        asking: Asking,
         inner: S,
         req: Request<ReqBody>,
         shared: Arc<Shared>,
@@ -92,7 +89,7 @@ where
     ) -> Self {
         Self {
             state: State::Lookup {
-                flight,
+                asking,
                 pending: Some(Pending {
                     inner,
                     req,
@@ -121,8 +118,8 @@ where
                 StateProj::Rejected { response } => {
                     return Poll::Ready(Ok(response.take().expect("polled after completion")))
                 }
-                StateProj::Lookup { flight, pending } => {
-                    let found = ready!(flight.0.as_mut().poll(cx));
+                StateProj::Lookup { asking, pending } => {
+                    let found = ready!(Pin::new(asking).poll(cx));
                     let Pending {
                         mut inner,
                         req,
@@ -176,32 +173,5 @@ where
         f.debug_struct("ResponseFuture")
             .field("state", &state)
             .finish()
-    }
-}
-
-/// One request's wait for a provider lookup, shared with every concurrent request for the same
-/// code (see [`AppCodeCache::read_through`](crate::cache::AppCodeCache)).
-pub(crate) struct ReadThrough(BoxFuture<'static, Outcome>);
-
-impl ReadThrough {
-    /// Starts or joins the lookup of `raw` (already validated) whose digest is `digest`.
-    pub(crate) fn start(
-        shared: &Shared,
-        provider: Arc<dyn AppCodeProvider>,
-        digest: Digest,
-        raw: &[u8],
-    ) -> Self {
-        let code = std::str::from_utf8(raw)
-            .ok()
-            .and_then(|s| AppCode::parse(s).ok());
-        let cache = shared.cache.clone();
-        let timeout = shared.lookup_timeout;
-        Self(Box::pin(async move {
-            match code {
-                Some(code) => cache.read_through(provider, digest, code, timeout).await,
-                // Validated already: a code that does not parse is unknown, not an outage.
-                None => Outcome::Unknown,
-            }
-        }))
     }
 }

@@ -13,8 +13,8 @@ use super::https::HttpsPolicy;
 use super::rejection::ApigJson;
 use super::service::AppCodeAuth;
 use super::shared::Shared;
-use crate::cache::refresher::{self, AfterSnapshot, RefreshPolicy};
-use crate::cache::AppCodeCache;
+use crate::cache::refresher::{AfterSnapshot, RefreshPolicy};
+use crate::cache::{AppCodeCache, ReadThrough};
 use crate::metrics::Metrics;
 use crate::provider::AppCodeProvider;
 
@@ -42,7 +42,7 @@ impl<R, A> fmt::Debug for AppCodeAuthLayer<R, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AppCodeAuthLayer")
             .field("header", &self.shared.header)
-            .field("cache", &self.shared.cache)
+            .field("cache", self.shared.codes.cache())
             .finish_non_exhaustive()
     }
 }
@@ -100,12 +100,12 @@ impl<R, A> AppCodeAuthLayer<R, A> {
 
     /// The cache the layer verifies against: fill it, or apply changes to it directly.
     pub fn cache(&self) -> &AppCodeCache {
-        &self.shared.cache
+        self.shared.codes.cache()
     }
 
     /// Counters of the layer and its cache.
     pub fn metrics(&self) -> Metrics {
-        self.shared.cache.metrics()
+        self.shared.codes.cache().metrics()
     }
 }
 
@@ -310,22 +310,19 @@ impl AppCodeAuthLayerBuilder {
     ///
     /// With a provider, if called outside a Tokio runtime.
     pub fn build(self) -> AppCodeAuthLayer {
-        let cache = self.cache.unwrap_or_default();
-        let refresher = self
-            .provider
-            .as_ref()
-            .map(|p| refresher::spawn(cache.clone(), Arc::clone(p), self.refresh.clone()));
-        let provider = self.provider.filter(|p| p.supports_lookup());
+        let codes = ReadThrough::new(
+            self.cache.unwrap_or_default(),
+            self.provider,
+            self.refresh,
+            self.lookup_timeout,
+        );
         AppCodeAuthLayer {
             shared: Arc::new(Shared {
-                cache,
-                provider,
+                codes,
                 header: self.header,
                 strip_header: self.strip_header,
                 identity_headers: self.identity_headers,
                 https: self.https,
-                lookup_timeout: self.lookup_timeout,
-                _refresher: refresher,
             }),
             reject: ApigJson,
             authorize: AllowAll,

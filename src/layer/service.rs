@@ -8,12 +8,11 @@ use http::{HeaderValue, Request, Response};
 use tower_service::Service;
 
 use super::authorize::{AllowAll, AuthorizeApp};
-use super::future::{ReadThrough, ResponseFuture};
+use super::future::ResponseFuture;
 use super::rejection::{ApigJson, RejectResponse};
 use super::shared::Shared;
 use super::verdict::{admit, reject};
-use crate::cache::Lookup;
-use crate::metrics::Counters;
+use crate::cache::Answer;
 use crate::rejection_kind::RejectionKind;
 
 /// Verifies the `X-Apig-AppCode` of each request before passing it to the inner service.
@@ -88,51 +87,34 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = &*self.shared;
-        let counters = shared.cache.counters();
         if !shared.https.admits(&req) {
             return self.rejected(RejectionKind::HttpsRequired, &req);
         }
-        if !shared.cache.status().admits() {
+        if !shared.codes.cache().status().admits() {
             return self.rejected(RejectionKind::Unavailable, &req);
         }
         let value = match take_code(&mut req, shared) {
             Ok(value) => value,
             Err(kind) => return self.rejected(kind, &req),
         };
-        let raw = value.as_bytes();
-        match shared.cache.lookup(raw) {
-            Lookup::Hit(identity) => {
-                counters.hits.add();
-                ResponseFuture::admitted(admit(
-                    &mut self.inner,
-                    shared,
-                    &self.reject,
-                    &self.authorize,
-                    req,
-                    identity,
-                ))
-            }
-            Lookup::Malformed => self.rejected(RejectionKind::Invalid, &req),
-            Lookup::Miss(digest) => {
-                Counters::add(&counters.misses);
-                let Some(provider) = shared.provider.clone() else {
-                    return self.rejected(RejectionKind::Invalid, &req);
-                };
-                // A code the provider recently said it does not know is refused here, without
-                // allocating a lookup.
-                if shared.cache.is_known_unknown(&digest) {
-                    return self.rejected(RejectionKind::Invalid, &req);
-                }
-                let flight = ReadThrough::start(shared, provider, digest, raw);
-                ResponseFuture::lookup(
-                    flight,
-                    self.take_ready_inner(),
-                    req,
-                    Arc::clone(&self.shared),
-                    self.reject.clone(),
-                    self.authorize.clone(),
-                )
-            }
+        match shared.codes.answer(value.as_bytes()) {
+            Answer::Known(identity) => ResponseFuture::admitted(admit(
+                &mut self.inner,
+                shared,
+                &self.reject,
+                &self.authorize,
+                req,
+                identity,
+            )),
+            Answer::Unknown => self.rejected(RejectionKind::Invalid, &req),
+            Answer::Asking(asking) => ResponseFuture::lookup(
+                asking,
+                self.take_ready_inner(),
+                req,
+                Arc::clone(&self.shared),
+                self.reject.clone(),
+                self.authorize.clone(),
+            ),
         }
     }
 }

@@ -20,7 +20,7 @@ pub(crate) fn reject<ReqBody, ResBody, R: RejectResponse<ResBody>>(
     req: &Request<ReqBody>,
     app_id: Option<&str>,
 ) -> Response<ResBody> {
-    shared.cache.counters().rejected(kind);
+    shared.codes.cache().counters().rejected(kind);
     let id = RequestId::from_header(req.headers().get(X_REQUEST_ID));
     tracing::debug!(
         outcome = "rejected",
