@@ -79,6 +79,11 @@ pub mod code {
     pub const APP_NOT_AUTHORIZED: &str = "APIG.0304";
     /// `429`: the app's rate limit was reached.
     pub const THROTTLED: &str = "APIG.0308";
+    /// `403`: the client's address could not be told (an app ACL applies, and a trusted
+    /// proxy's `X-Forwarded-For` holds something that is not an address).
+    pub const UNKNOWN_CLIENT_IP: &str = "APIG.0401";
+    /// `403`: the app's ACL refuses the client's address.
+    pub const IP_NOT_AUTHORIZED: &str = "APIG.0402";
     /// `400`: plain HTTP where only HTTPS is allowed.
     pub const HTTPS_REQUIRED: &str = "APIG.0607";
 

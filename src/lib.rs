@@ -49,6 +49,7 @@
 //!
 //! Per-app rate limits ([`throttle`]) are part of the core: no feature needed.
 
+pub mod acl;
 #[cfg(feature = "admin")]
 pub mod admin;
 pub mod apig_error;

@@ -86,6 +86,8 @@ impl Counters {
             rejected_forbidden: r(RejectionKind::Forbidden),
             rejected_unavailable: r(RejectionKind::Unavailable),
             rejected_https_required: r(RejectionKind::HttpsRequired),
+            rejected_ip_denied: r(RejectionKind::IpDenied),
+            rejected_unknown_client_ip: r(RejectionKind::UnknownClientIp),
             cache_size,
             snapshot_age,
         }
@@ -120,6 +122,10 @@ pub struct Metrics {
     pub rejected_unavailable: u64,
     /// Rejections: plain HTTP where HTTPS is required.
     pub rejected_https_required: u64,
+    /// Rejections: the app's ACL refuses the client's address.
+    pub rejected_ip_denied: u64,
+    /// Rejections: the app has an ACL and the client's address could not be told.
+    pub rejected_unknown_client_ip: u64,
     /// AppCodes in the cache now.
     pub cache_size: usize,
     /// Time since the cache last caught up with its provider (a full snapshot, or the changes

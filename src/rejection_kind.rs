@@ -27,16 +27,33 @@ pub enum RejectionKind {
     /// The app sent more requests than its quota allows: `429 APIG.0308`, with `Retry-After`.
     /// Answered by [`Throttle`](crate::throttle::Throttle), not by the AppCode layer.
     Throttled,
+    /// The app's ACL refuses the client's address: `403 APIG.0402`.
+    IpDenied,
+    /// The app has an ACL and the client's address cannot be told (a trusted proxy forwarded
+    /// something that is not an address): `403 APIG.0401`.
+    UnknownClientIp,
 }
 
 impl RejectionKind {
-    pub(crate) const COUNT: usize = 6;
+    pub(crate) const COUNT: usize = Self::ALL.len();
+
+    /// Every kind, in the order of their counters.
+    pub(crate) const ALL: [Self; 8] = [
+        Self::Missing,
+        Self::Invalid,
+        Self::Forbidden,
+        Self::Unavailable,
+        Self::HttpsRequired,
+        Self::Throttled,
+        Self::IpDenied,
+        Self::UnknownClientIp,
+    ];
 
     /// The HTTP status APIG answers with.
     pub fn status(self) -> StatusCode {
         match self {
             Self::Missing | Self::Invalid => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::IpDenied | Self::UnknownClientIp => StatusCode::FORBIDDEN,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::HttpsRequired => StatusCode::BAD_REQUEST,
             Self::Throttled => StatusCode::TOO_MANY_REQUESTS,
@@ -51,6 +68,8 @@ impl RejectionKind {
             Self::Unavailable => code::BACKEND_UNAVAILABLE,
             Self::HttpsRequired => code::HTTPS_REQUIRED,
             Self::Throttled => code::THROTTLED,
+            Self::IpDenied => code::IP_NOT_AUTHORIZED,
+            Self::UnknownClientIp => code::UNKNOWN_CLIENT_IP,
         }
     }
 
@@ -63,6 +82,8 @@ impl RejectionKind {
             Self::Unavailable => "The authentication service is temporarily unavailable",
             Self::HttpsRequired => "The following protocol is supported: HTTPS",
             Self::Throttled => "The throttling threshold has been reached",
+            Self::IpDenied => "The IP address is not authorized to access the API",
+            Self::UnknownClientIp => "Unknown client IP address",
         }
     }
 
@@ -75,6 +96,8 @@ impl RejectionKind {
             Self::Unavailable => "unavailable",
             Self::HttpsRequired => "https_required",
             Self::Throttled => "throttled",
+            Self::IpDenied => "ip_denied",
+            Self::UnknownClientIp => "unknown_client_ip",
         }
     }
 }

@@ -29,6 +29,7 @@
 //!   (`journal.rs`) before it is written; it owns the refresher;
 //! - `negative.rs`: the bounded memory of codes a provider did not know.
 
+mod acls;
 mod delta;
 mod digest;
 mod entry;
@@ -50,9 +51,11 @@ use tokio::time::Instant;
 use dashmap::DashMap;
 use tokio::sync::Notify;
 
+use crate::acl::AppAcl;
 use crate::code::{self, AppCode};
 use crate::identity::AppIdentity;
 use crate::metrics::{Counters, Metrics};
+use acls::AppAcls;
 pub(crate) use digest::Digest;
 use digest::{DigestKey, PassThrough};
 use entry::{Entry, StoredId};
@@ -116,6 +119,7 @@ struct Inner {
     /// Held by every writer (never by readers), so snapshots and direct changes apply in order.
     journal: Mutex<Journal>,
     negative: NegativeCache,
+    acls: AppAcls,
     flights: Flights,
     status: AtomicU8,
     status_changed: Notify,
@@ -202,9 +206,36 @@ impl AppCodeCache {
         self.record_and_apply(Mutation::RemoveId(app_code_id.into()))
     }
 
-    /// Removes every code of one app. Scans the whole cache.
+    /// Removes every code of one app, and its ACL. Scans the whole cache.
     pub fn remove_app(&self, app_id: &str) -> usize {
+        self.inner.acls.remove(app_id);
         self.record_and_apply(Mutation::RemoveApp(app_id.into()))
+    }
+
+    /// Sets the ACL of the app `app_id` (see [`acl`](crate::acl)), replacing any it had. Takes
+    /// effect for the next request of any of its codes.
+    pub fn set_app_acl(&self, app_id: &str, acl: Arc<AppAcl>) {
+        self.inner.acls.set(app_id, acl);
+    }
+
+    /// Removes the ACL of the app `app_id`; `true` if it had one.
+    pub fn remove_app_acl(&self, app_id: &str) -> bool {
+        self.inner.acls.remove(app_id)
+    }
+
+    /// The ACL of the app `app_id`, if it has one.
+    ///
+    /// ```
+    /// let cache = apig_appcode::AppCodeCache::new();
+    /// assert!(cache.app_acl("app-1").is_none());
+    /// ```
+    pub fn app_acl(&self, app_id: &str) -> Option<Arc<AppAcl>> {
+        self.inner.acls.get(app_id)
+    }
+
+    /// How many apps have an ACL.
+    pub fn app_acls(&self) -> usize {
+        self.inner.acls.len()
     }
 
     fn journal(&self) -> MutexGuard<'_, Journal> {
@@ -514,6 +545,7 @@ impl AppCodeCacheBuilder {
                 ids: IdIndex::new(),
                 journal: Mutex::default(),
                 negative: NegativeCache::new(self.negative_capacity, self.negative_ttl),
+                acls: AppAcls::default(),
                 flights: Flights::new(),
                 status: AtomicU8::new(0),
                 status_changed: Notify::new(),

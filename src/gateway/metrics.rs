@@ -319,6 +319,8 @@ impl Collector for CacheCollector {
             ("forbidden", m.rejected_forbidden),
             ("unavailable", m.rejected_unavailable),
             ("https_required", m.rejected_https_required),
+            ("ip_denied", m.rejected_ip_denied),
+            ("unknown_client_ip", m.rejected_unknown_client_ip),
         ] {
             let labels = [("reason", reason)];
             ConstCounter::new(value).encode(family.encode_family(&labels)?)?;

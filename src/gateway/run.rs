@@ -209,6 +209,7 @@ fn auth_layer(config: &Config, store: &Arc<dyn Store>, cache: &AppCodeCache) -> 
         .after_snapshot(memory::release_after_snapshot)
         .identity_headers(IdentityHeaders::default())
         .https(https)
+        .trusted_proxies(config.trusted_proxies.iter().copied())
         .build()
 }
 

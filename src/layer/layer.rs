@@ -9,7 +9,7 @@ use tower_layer::Layer;
 
 use super::authorize::AllowAll;
 use super::headers::{IdentityHeaders, X_APIG_APPCODE};
-use super::https::HttpsPolicy;
+use super::https::{HttpsPolicy, IpNetwork};
 use super::rejection::ApigJson;
 use super::service::AppCodeAuth;
 use super::shared::Shared;
@@ -71,6 +71,7 @@ impl AppCodeAuthLayer {
             strip_header: true,
             identity_headers: None,
             https: HttpsPolicy::optional(),
+            trusted_proxies: Vec::new(),
             refresh: RefreshPolicy::default(),
             lookup_timeout: Duration::from_secs(5),
         }
@@ -167,6 +168,7 @@ pub struct AppCodeAuthLayerBuilder {
     strip_header: bool,
     identity_headers: Option<IdentityHeaders>,
     https: HttpsPolicy,
+    trusted_proxies: Vec<IpNetwork>,
     refresh: RefreshPolicy,
     lookup_timeout: Duration,
 }
@@ -227,6 +229,23 @@ impl AppCodeAuthLayerBuilder {
     /// Whether plain HTTP is refused, and whom to trust about the scheme (default: accepted).
     pub fn https(mut self, policy: HttpsPolicy) -> Self {
         self.https = policy;
+        self
+    }
+
+    /// Proxies whose `X-Forwarded-For` names the client an app ACL is checked against (see
+    /// [`client_ip`](crate::acl::client_ip)); default none, so the client is the TCP peer.
+    /// Needs [`ConnectionInfo`](super::ConnectionInfo) in the request's extensions.
+    ///
+    /// ```
+    /// use apig_appcode::AppCodeAuthLayer;
+    ///
+    /// let layer = AppCodeAuthLayer::builder()
+    ///     .trusted_proxies(["10.0.0.0/8".parse().unwrap()])
+    ///     .build();
+    /// # let _ = layer;
+    /// ```
+    pub fn trusted_proxies(mut self, networks: impl IntoIterator<Item = IpNetwork>) -> Self {
+        self.trusted_proxies.extend(networks);
         self
     }
 
@@ -323,6 +342,7 @@ impl AppCodeAuthLayerBuilder {
                 strip_header: self.strip_header,
                 identity_headers: self.identity_headers,
                 https: self.https,
+                trusted_proxies: self.trusted_proxies.into(),
             }),
             reject: ApigJson,
             authorize: AllowAll,

@@ -199,7 +199,9 @@ impl GrpcStatus {
     fn code(kind: RejectionKind) -> &'static str {
         match kind {
             RejectionKind::Missing | RejectionKind::Invalid => "16", // UNAUTHENTICATED
-            RejectionKind::Forbidden => "7",                         // PERMISSION_DENIED
+            RejectionKind::Forbidden | RejectionKind::IpDenied | RejectionKind::UnknownClientIp => {
+                "7"
+            } // PERMISSION_DENIED
             RejectionKind::Unavailable => "14",                      // UNAVAILABLE
             RejectionKind::HttpsRequired => "3",                     // INVALID_ARGUMENT
             RejectionKind::Throttled => "8",                         // RESOURCE_EXHAUSTED
@@ -240,14 +242,7 @@ mod tests {
     #[test]
     fn plain_bodies_equal_the_escaping_builder() {
         let id = RequestId::new();
-        for kind in [
-            RejectionKind::Missing,
-            RejectionKind::Invalid,
-            RejectionKind::Forbidden,
-            RejectionKind::Unavailable,
-            RejectionKind::HttpsRequired,
-            RejectionKind::Throttled,
-        ] {
+        for kind in RejectionKind::ALL {
             let r = Rejection::new(kind, id);
             assert_eq!(
                 r.to_json(),
@@ -297,6 +292,8 @@ mod tests {
             (RejectionKind::Unavailable, "14"),
             (RejectionKind::HttpsRequired, "3"),
             (RejectionKind::Throttled, "8"),
+            (RejectionKind::IpDenied, "7"),
+            (RejectionKind::UnknownClientIp, "7"),
         ] {
             let res: Response<Bytes> = GrpcStatus.reject(&Rejection::new(kind, id));
             assert_eq!(res.status(), StatusCode::OK, "{kind}");
@@ -317,14 +314,7 @@ mod tests {
     fn grpc_messages_need_no_percent_encoding() {
         // gRPC's "Percent-Byte-Unencoded": 0x20..=0x7E except '%'. Anything else would have to
         // be encoded, or a client would show mangled text.
-        for kind in [
-            RejectionKind::Missing,
-            RejectionKind::Invalid,
-            RejectionKind::Forbidden,
-            RejectionKind::Unavailable,
-            RejectionKind::HttpsRequired,
-            RejectionKind::Throttled,
-        ] {
+        for kind in RejectionKind::ALL {
             let text = format!("{}: {}", kind.error_code(), kind.error_msg());
             assert!(
                 text.bytes()

@@ -493,3 +493,96 @@ async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>)
     .await;
     results.into_iter().map(|r| r.expect("completed")).collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// App ACLs
+
+/// A request with `code`, from TCP peer `peer`, carrying `X-Forwarded-For: xff` if given.
+fn from_peer(code: &AppCode, peer: &str, xff: Option<&str>) -> Request<Body> {
+    let mut req = request(Some(code.expose()));
+    if let Some(v) = xff {
+        req.headers_mut()
+            .insert("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+    }
+    req.extensions_mut().insert(ConnectionInfo {
+        peer: peer.parse().unwrap(),
+        tls: true,
+    });
+    req
+}
+
+fn acl(kind: crate::acl::AclType, values: &[&str]) -> std::sync::Arc<crate::acl::AppAcl> {
+    std::sync::Arc::new(crate::acl::AppAcl::new(kind, values).unwrap())
+}
+
+#[tokio::test]
+async fn an_acl_admits_listed_clients_and_refuses_the_rest_with_0402() {
+    use crate::acl::AclType;
+    let (cache, code) = loaded_cache();
+    let layer = AppCodeAuthLayer::new(cache.clone());
+    cache.set_app_acl("app-1", acl(AclType::Permit, &["192.0.2.0/24"]));
+
+    let ok = call(&layer, from_peer(&code, "192.0.2.9:40000", None)).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    let refused = call(&layer, from_peer(&code, "198.51.100.9:40000", None)).await;
+    assert_apig(&refused, StatusCode::FORBIDDEN, "APIG.0402");
+
+    cache.set_app_acl("app-1", acl(AclType::Deny, &["192.0.2.9"]));
+    let refused = call(&layer, from_peer(&code, "192.0.2.9:40000", None)).await;
+    assert_apig(&refused, StatusCode::FORBIDDEN, "APIG.0402");
+    let ok = call(&layer, from_peer(&code, "198.51.100.9:40000", None)).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(layer.metrics().rejected_ip_denied, 2);
+
+    // Without its ACL the app is open again; another app's ACL does not touch it.
+    cache.set_app_acl("app-2", acl(AclType::Deny, &["0.0.0.0/0", "::/0"]));
+    assert!(cache.remove_app_acl("app-1"));
+    let ok = call(&layer, from_peer(&code, "192.0.2.9:40000", None)).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_forged_forwarded_for_does_not_pass_an_acl() {
+    use crate::acl::AclType;
+    let (cache, code) = loaded_cache();
+    let layer = AppCodeAuthLayer::builder()
+        .cache(cache.clone())
+        .trusted_proxies(["10.0.0.0/8".parse().unwrap()])
+        .build();
+    cache.set_app_acl("app-1", acl(AclType::Permit, &["192.0.2.1"]));
+
+    // A client naming the permitted address itself, directly or through X-Real-IP.
+    let mut forged = from_peer(&code, "203.0.113.5:1000", Some("192.0.2.1"));
+    forged
+        .headers_mut()
+        .insert("x-real-ip", HeaderValue::from_static("192.0.2.1"));
+    let res = call(&layer, forged).await;
+    assert_apig(&res, StatusCode::FORBIDDEN, "APIG.0402");
+
+    // Through the trusted proxy, which appends what it saw: the client's own prefix is not read.
+    let via = from_peer(&code, "10.0.0.2:1000", Some("192.0.2.1, 203.0.113.5"));
+    assert_apig(&call(&layer, via).await, StatusCode::FORBIDDEN, "APIG.0402");
+    let via = from_peer(&code, "10.0.0.2:1000", Some("203.0.113.5, 192.0.2.1"));
+    assert_eq!(call(&layer, via).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_acl_with_no_readable_client_address_is_0401() {
+    use crate::acl::AclType;
+    let (cache, code) = loaded_cache();
+    let layer = AppCodeAuthLayer::builder()
+        .cache(cache.clone())
+        .trusted_proxies(["10.0.0.0/8".parse().unwrap()])
+        .build();
+    cache.set_app_acl("app-1", acl(AclType::Deny, &["192.0.2.1"]));
+    let res = call(&layer, from_peer(&code, "10.0.0.2:1000", Some("unknown"))).await;
+    assert_apig(&res, StatusCode::FORBIDDEN, "APIG.0401");
+    // No connection facts at all (a server that does not insert them).
+    let res = call(&layer, request(Some(code.expose()))).await;
+    assert_apig(&res, StatusCode::FORBIDDEN, "APIG.0401");
+    assert_eq!(layer.metrics().rejected_unknown_client_ip, 2);
+    // The app leaves, and its ACL with it.
+    cache.remove_app("app-1");
+    assert!(cache.app_acl("app-1").is_none());
+    assert_eq!(cache.app_acls(), 0);
+}

@@ -8,6 +8,7 @@ use tower_service::Service;
 use super::authorize::AuthorizeApp;
 use super::rejection::{RejectResponse, Rejection};
 use super::shared::Shared;
+use crate::acl::client_ip;
 use crate::identity::AppIdentity;
 use crate::rejection_kind::RejectionKind;
 use crate::request_id::{RequestId, X_REQUEST_ID};
@@ -32,8 +33,22 @@ pub(crate) fn reject<ReqBody, ResBody, R: RejectResponse<ResBody>>(
     reject.reject(&Rejection::new(kind, id))
 }
 
-/// Authorizes a verified request, rewrites its headers, attaches the identity and calls `inner`:
-/// `inner`'s future, or the refusal.
+/// Why the app's ACL refuses the client of `req`, if it has an ACL and does.
+fn acl_refusal<B>(
+    shared: &Shared,
+    identity: &AppIdentity,
+    req: &Request<B>,
+) -> Option<RejectionKind> {
+    let acl = shared.codes.cache().app_acl(identity.app_id())?;
+    match client_ip(req, &shared.trusted_proxies) {
+        None => Some(RejectionKind::UnknownClientIp),
+        Some(ip) if !acl.admits(ip) => Some(RejectionKind::IpDenied),
+        Some(_) => None,
+    }
+}
+
+/// Checks a verified request against its app's ACL, authorizes it, rewrites its headers,
+/// attaches the identity and calls `inner`: `inner`'s future, or the refusal.
 // Inlined so that the request is not copied once more on its way to `inner`.
 #[inline]
 pub(crate) fn admit<S, R, A, ReqBody, ResBody>(
@@ -49,6 +64,15 @@ where
     R: RejectResponse<ResBody>,
     A: AuthorizeApp<ReqBody>,
 {
+    if let Some(refused) = acl_refusal(shared, &identity, &req) {
+        return Err(reject(
+            shared,
+            rejecter,
+            refused,
+            &req,
+            Some(identity.app_id()),
+        ));
+    }
     if !authorize.authorize(&identity, &req) {
         return Err(reject(
             shared,
