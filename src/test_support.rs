@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use crate::provider::{AppCodeProvider, BoxFuture, ChangeStream, Delta, ProviderError, Snapshot};
+use crate::provider::{
+    AppAcls, AppCodeProvider, BoxFuture, ChangeStream, Delta, ProviderError, Snapshot,
+};
 use crate::{AppCode, AppIdentity};
 
 /// What the provider answers and how often it was asked.
@@ -27,6 +29,8 @@ pub(crate) struct Script {
     pub(crate) changes: Option<ChangeStream>,
     /// `Some` gives snapshots this revision and answers `changes_since` it with no change.
     pub(crate) revision: Option<u64>,
+    /// What `app_acls` answers (`None`: a provider without ACLs).
+    pub(crate) acls: Option<AppAcls>,
 }
 
 /// Waits for one permit of `gate`, if there is one, and uses it up.
@@ -120,6 +124,11 @@ impl AppCodeProvider for ScriptedProvider {
     fn revisioned_snapshot(&self) -> BoxFuture<'_, Result<(Snapshot, Option<u64>), ProviderError>> {
         let revision = self.script.lock().unwrap().revision;
         Box::pin(async move { Ok((self.snapshot().await?, revision)) })
+    }
+
+    fn app_acls(&self) -> BoxFuture<'_, Result<Option<AppAcls>, ProviderError>> {
+        let acls = self.script.lock().unwrap().acls.clone();
+        Box::pin(async move { Ok(acls) })
     }
 
     fn changes_since(&self, since: u64) -> BoxFuture<'_, Result<Option<Delta>, ProviderError>> {

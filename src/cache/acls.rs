@@ -13,13 +13,13 @@ use dashmap::DashMap;
 use crate::acl::AppAcl;
 
 #[derive(Default)]
-pub(super) struct AppAcls {
+pub(super) struct AclsByApp {
     map: DashMap<Box<str>, Arc<AppAcl>>,
     /// How many entries `map` holds, read without touching its shards.
     len: AtomicUsize,
 }
 
-impl AppAcls {
+impl AclsByApp {
     pub(super) fn set(&self, app_id: &str, acl: Arc<AppAcl>) {
         if self.map.insert(app_id.into(), acl).is_none() {
             self.len.fetch_add(1, Ordering::Release);
@@ -32,6 +32,17 @@ impl AppAcls {
             self.len.fetch_sub(1, Ordering::Release);
         }
         removed
+    }
+
+    /// Keeps the ACLs of the apps `keep` selects.
+    pub(super) fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.map.retain(|app, _| {
+            let kept = keep(app);
+            if !kept {
+                self.len.fetch_sub(1, Ordering::Release);
+            }
+            kept
+        });
     }
 
     pub(super) fn get(&self, app_id: &str) -> Option<Arc<AppAcl>> {

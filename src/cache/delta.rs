@@ -29,7 +29,10 @@ impl AppCodeCache {
         let mut apps = AppRemovals::default();
         for change in mutations {
             match change {
-                Mutation::RemoveApp(ref app) => apps.0.insert(StoredId::of(app)),
+                Mutation::RemoveApp(ref app) => {
+                    self.inner.acls.remove(app);
+                    apps.0.insert(StoredId::of(app))
+                }
                 _ => {
                     apps.apply(self);
                     self.apply(&change);
@@ -59,6 +62,7 @@ impl AppCodeCache {
             Change::Remove(code) => Mutation::Remove(self.digest(&code)),
             Change::RemoveId(id) => Mutation::RemoveId(id.into()),
             Change::RemoveApp(app) => Mutation::RemoveApp(app.into()),
+            Change::AppAcl { app_id, acl } => Mutation::Acl(app_id.into(), acl),
             Change::Resync | Change::Reload => return None,
         })
     }

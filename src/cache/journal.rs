@@ -5,9 +5,11 @@
 //! same lock, so a code deleted while the snapshot was in flight stays deleted.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::digest::Digest;
 use super::entry::Entry;
+use crate::acl::AppAcl;
 
 /// How many changes the journal remembers. A snapshot whose load saw more changes than this is
 /// discarded and loaded again.
@@ -20,6 +22,8 @@ pub(super) enum Mutation {
     Remove(Digest),
     RemoveApp(Box<str>),
     RemoveId(Box<str>),
+    /// An app's ACL set (`Some`) or removed (`None`).
+    Acl(Box<str>, Option<Arc<AppAcl>>),
 }
 
 #[derive(Default)]

@@ -55,7 +55,8 @@ use crate::acl::AppAcl;
 use crate::code::{self, AppCode};
 use crate::identity::AppIdentity;
 use crate::metrics::{Counters, Metrics};
-use acls::AppAcls;
+use crate::provider::AppAcls;
+use acls::AclsByApp;
 pub(crate) use digest::Digest;
 use digest::{DigestKey, PassThrough};
 use entry::{Entry, StoredId};
@@ -119,7 +120,7 @@ struct Inner {
     /// Held by every writer (never by readers), so snapshots and direct changes apply in order.
     journal: Mutex<Journal>,
     negative: NegativeCache,
-    acls: AppAcls,
+    acls: AclsByApp,
     flights: Flights,
     status: AtomicU8,
     status_changed: Notify,
@@ -208,19 +209,18 @@ impl AppCodeCache {
 
     /// Removes every code of one app, and its ACL. Scans the whole cache.
     pub fn remove_app(&self, app_id: &str) -> usize {
-        self.inner.acls.remove(app_id);
         self.record_and_apply(Mutation::RemoveApp(app_id.into()))
     }
 
     /// Sets the ACL of the app `app_id` (see [`acl`](crate::acl)), replacing any it had. Takes
     /// effect for the next request of any of its codes.
     pub fn set_app_acl(&self, app_id: &str, acl: Arc<AppAcl>) {
-        self.inner.acls.set(app_id, acl);
+        self.record_and_apply(Mutation::Acl(app_id.into(), Some(acl)));
     }
 
     /// Removes the ACL of the app `app_id`; `true` if it had one.
     pub fn remove_app_acl(&self, app_id: &str) -> bool {
-        self.inner.acls.remove(app_id)
+        self.record_and_apply(Mutation::Acl(app_id.into(), None)) > 0
     }
 
     /// The ACL of the app `app_id`, if it has one.
@@ -260,11 +260,52 @@ impl AppCodeCache {
             }
             Mutation::Remove(digest) => usize::from(self.take(digest)),
             Mutation::RemoveApp(app) => {
+                self.inner.acls.remove(app);
                 let app = StoredId::of(app);
                 self.remove_where(|_, entry| entry.app_id_is(&app))
             }
             Mutation::RemoveId(id) => self.remove_id(&StoredId::of(id)),
+            Mutation::Acl(app, acl) => self.apply_acl(app, acl.as_ref()),
         }
+    }
+
+    /// Sets or removes one app's ACL; returns 1 if that changed anything.
+    fn apply_acl(&self, app_id: &str, acl: Option<&Arc<AppAcl>>) -> usize {
+        match acl {
+            Some(acl) => {
+                self.inner.acls.set(app_id, Arc::clone(acl));
+                1
+            }
+            None => usize::from(self.inner.acls.remove(app_id)),
+        }
+    }
+
+    /// Replaces every app's ACL with `acls` (a provider's, whose load started at `since`), then
+    /// replays the ACL changes made since, so an ACL set or removed while the list was in
+    /// flight keeps its newer state. `false` (nothing applied) if the journal no longer reaches
+    /// back to `since`.
+    pub(crate) fn replace_app_acls_since(&self, acls: AppAcls, since: u64) -> bool {
+        let journal = self.journal();
+        let Some(replay) = journal.since(since) else {
+            return false;
+        };
+        let keep: HashSet<&str> = acls.iter().map(|(app, _)| app.as_str()).collect();
+        self.inner.acls.retain(|app| keep.contains(app));
+        for (app, acl) in &acls {
+            self.inner.acls.set(app, Arc::clone(acl));
+        }
+        for change in replay {
+            match change {
+                Mutation::Acl(app, acl) => {
+                    self.apply_acl(app, acl.as_ref());
+                }
+                Mutation::RemoveApp(app) => {
+                    self.inner.acls.remove(app);
+                }
+                _ => {}
+            }
+        }
+        true
     }
 
     /// The key of `entry`'s ID in the index by ID.
@@ -545,7 +586,7 @@ impl AppCodeCacheBuilder {
                 ids: IdIndex::new(),
                 journal: Mutex::default(),
                 negative: NegativeCache::new(self.negative_capacity, self.negative_ttl),
-                acls: AppAcls::default(),
+                acls: AclsByApp::default(),
                 flights: Flights::new(),
                 status: AtomicU8::new(0),
                 status_changed: Notify::new(),

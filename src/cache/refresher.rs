@@ -215,6 +215,17 @@ async fn sync(
     let since = cache.write_epoch();
     let (snapshot, revision) =
         bounded(limit, "the snapshot", provider.revisioned_snapshot()).await?;
+    // Read after the codes: an ACL that changed in between is newer here, and the changes
+    // since the snapshot's revision bring it again. Applied before the codes, so the first
+    // load never admits a request its app's ACL refuses.
+    let acls = bounded(limit, "the app ACLs", provider.app_acls()).await?;
+    if let Some(acls) = acls {
+        if !cache.replace_app_acls_since(acls, since) {
+            return Err(ProviderError::Unavailable(
+                "the cache changed too often while the app ACLs loaded; loading again".into(),
+            ));
+        }
+    }
     let count = snapshot.len();
     if !cache.replace_all_since(snapshot, since) {
         return Err(ProviderError::Unavailable(
@@ -259,6 +270,13 @@ pub(crate) fn apply(cache: &AppCodeCache, change: Change) {
         Change::RemoveApp(app) => {
             let n = cache.remove_app(&app);
             tracing::debug!(app_id = %app, removed = n, "app's AppCodes removed");
+        }
+        Change::AppAcl { app_id, acl } => {
+            tracing::debug!(app_id = %app_id, set = acl.is_some(), "app's ACL changed");
+            match acl {
+                Some(acl) => cache.set_app_acl(&app_id, acl),
+                None => drop(cache.remove_app_acl(&app_id)),
+            }
         }
         Change::Resync | Change::Reload => return,
     }
@@ -394,6 +412,94 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1)).await;
         assert_eq!(provider.snapshot_calls(), before + 1);
         assert!(cache.verify(&a.0).is_some(), "resync reloaded the snapshot");
+    }
+
+    fn acl(kind: crate::acl::AclType, values: &[&str]) -> Arc<crate::acl::AppAcl> {
+        Arc::new(crate::acl::AppAcl::new(kind, values).unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn app_acls_come_with_the_snapshot_and_follow_its_changes() {
+        use crate::acl::AclType;
+        let a = entry("app-a", "a");
+        let (tx, rx) = ChangeStream::channel(8);
+        let gate = Arc::new(Semaphore::new(0));
+        let provider = ScriptedProvider::with_snapshot(vec![a.clone()]);
+        provider.set(|s| {
+            s.changes = Some(rx);
+            s.snapshot_gate = Some(Arc::clone(&gate));
+            s.acls = Some(vec![
+                ("app-a".into(), acl(AclType::Deny, &["192.0.2.1"])),
+                ("app-gone".into(), acl(AclType::Deny, &["192.0.2.2"])),
+            ]);
+        });
+        let layer = AppCodeAuthLayer::builder()
+            .provider(provider.clone())
+            .refresh_interval(Duration::from_secs(10))
+            .max_staleness(None)
+            .build();
+        let cache = layer.cache().clone();
+        // An ACL the node set itself before the first load, unknown to the provider, goes.
+        cache.set_app_acl("app-local", acl(AclType::Deny, &["192.0.2.3"]));
+        gate.add_permits(1);
+        cache.loaded().await;
+        assert!(cache.app_acl("app-a").is_some(), "loaded with the codes");
+        assert!(
+            cache.app_acl("app-local").is_none(),
+            "the provider's list is the whole truth"
+        );
+        assert_eq!(cache.app_acls(), 2);
+
+        tx.send(Change::AppAcl {
+            app_id: "app-a".into(),
+            acl: Some(acl(AclType::Permit, &["198.51.100.0/24"])),
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(cache.app_acl("app-a").unwrap().kind(), AclType::Permit);
+        tx.send(Change::RemoveApp("app-gone".into())).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(
+            cache.app_acl("app-gone").is_none(),
+            "an app's ACL leaves with it"
+        );
+
+        // The next refresh hangs in the provider, which still holds the old ACL of app-a...
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert_eq!(provider.snapshot_calls(), 2);
+        // ...while app-a's ACL is removed: the stale list must not bring it back.
+        tx.send(Change::AppAcl {
+            app_id: "app-a".into(),
+            acl: None,
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        gate.add_permits(1);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(
+            cache.app_acl("app-a").is_none(),
+            "a snapshot loaded before the removal undid it"
+        );
+        assert!(
+            cache.app_acl("app-gone").is_some(),
+            "the snapshot holds it again"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_provider_without_acls_leaves_the_caches_own_alone() {
+        use crate::acl::AclType;
+        let provider = ScriptedProvider::with_snapshot(vec![entry("app", "a")]);
+        let layer = AppCodeAuthLayer::builder()
+            .provider(provider.clone())
+            .max_staleness(None)
+            .build();
+        let cache = layer.cache().clone();
+        cache.set_app_acl("app", acl(AclType::Deny, &["192.0.2.3"]));
+        cache.loaded().await;
+        assert!(cache.app_acl("app").is_some());
     }
 
     #[tokio::test(start_paused = true)]

@@ -29,9 +29,11 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::acl::AppAcl;
 use crate::code::AppCode;
 use crate::identity::AppIdentity;
 
@@ -48,6 +50,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Every code a provider knows, with the identity each stands for.
 pub type Snapshot = Vec<(AppCode, AppIdentity)>;
+
+/// The ACLs of a provider's apps: each app's ID and its ACL (see
+/// [`AppCodeProvider::app_acls`]).
+pub type AppAcls = Vec<(String, Arc<AppAcl>)>;
 
 /// What changed in a provider's codes after a revision, and the revision that brings a reader to
 /// (see [`AppCodeProvider::changes_since`]).
@@ -150,6 +156,15 @@ pub trait AppCodeProvider: Send + Sync + 'static {
         let _ = revision;
         Box::pin(async { Ok(None) })
     }
+
+    /// The ACL of every app that has one (see [`acl`](crate::acl)), read with each snapshot;
+    /// the cache then holds exactly these. `None`, the default, means the provider keeps no
+    /// ACLs: the cache's ACLs (set with
+    /// [`AppCodeCache::set_app_acl`](crate::AppCodeCache::set_app_acl)) are left alone. Changes
+    /// to them arrive as [`Change::AppAcl`].
+    fn app_acls(&self) -> BoxFuture<'_, Result<Option<AppAcls>, ProviderError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// One change pushed by a provider.
@@ -167,8 +182,15 @@ pub enum Change {
     Remove(AppCode),
     /// A code was deleted; only its ID is known (the cache is scanned).
     RemoveId(String),
-    /// An app was deleted with all its codes (the cache is scanned).
+    /// An app was deleted with all its codes (the cache is scanned), and its ACL.
     RemoveApp(String),
+    /// An app's ACL was set (`Some`) or removed (`None`).
+    AppAcl {
+        /// The app.
+        app_id: String,
+        /// Its ACL now.
+        acl: Option<Arc<AppAcl>>,
+    },
     /// Events may have been lost: catch up now, with the changes since the last revision
     /// where the provider has [revisions](AppCodeProvider::changes_since), else with a full
     /// snapshot.
