@@ -88,6 +88,7 @@ macro_rules! conformance {
     ($backend:ident, $make:expr, revisions) => {
         conformance!(@module $backend, $make;
             changes_after_a_revision_are_exactly_what_happened,
+            an_id_deleted_and_created_again_is_created_once,
             a_reader_behind_the_retained_log_is_told_to_reload,
         );
     };
@@ -1141,6 +1142,43 @@ async fn changes_after_a_revision_are_exactly_what_happened(store: Arc<dyn Store
     // An instance nobody wrote to is at its first revision.
     let untouched = revision(&*store, "instance-9").await;
     assert!(changes(&*store, "instance-9", untouched).await.is_empty());
+}
+
+async fn an_id_deleted_and_created_again_is_created_once(store: Arc<dyn Store>) {
+    let s = scope();
+    store.create_app(app(1)).await.unwrap();
+    let start = revision(&*store, "instance-1").await;
+    let first = code(&id(1), 1, value("again", 1));
+    let other = code(&id(1), 2, value("again", 2));
+    store.create_app_code(&s, first.clone()).await.unwrap();
+    let after_first = revision(&*store, "instance-1").await;
+    store.create_app_code(&s, other.clone()).await.unwrap();
+    store.delete_app_code(&s, &id(1), &first.id).await.unwrap();
+    let after_delete = revision(&*store, "instance-1").await;
+    // IDs are unique among existing codes only: the same ID again, another value.
+    let again = AppCodeRecord {
+        id: first.id.clone(),
+        ..code(&id(1), 3, value("again", 3))
+    };
+    store.create_app_code(&s, again.clone()).await.unwrap();
+
+    // Each ID once, as it exists now, where it was last created; the deletion is there too.
+    let all = changes(&*store, "instance-1", start).await;
+    assert_eq!(all.created, [other.clone(), again.clone()]);
+    assert_eq!(all.deleted, deleted(&[&first]));
+    // A reader that held the first code removes, then adds, and holds what the store holds.
+    let since_first = changes(&*store, "instance-1", after_first).await;
+    assert_eq!(since_first.deleted, deleted(&[&first]));
+    let mut held = vec![first.clone()];
+    held.retain(|r| !since_first.deleted.iter().any(|gone| gone.id == r.id));
+    held.extend(since_first.created);
+    let now = store.instance_snapshot("instance-1").await.unwrap();
+    assert_eq!(held, now.codes);
+    assert_eq!(now.codes, [other, again.clone()]);
+    // After the deletion, only the creation.
+    let last = changes(&*store, "instance-1", after_delete).await;
+    assert_eq!(last.created, [again]);
+    assert!(last.deleted.is_empty());
 }
 
 async fn a_reader_behind_the_retained_log_is_told_to_reload(store: Arc<dyn Store>) {

@@ -1,6 +1,6 @@
 //! [`MemoryStore`]: everything in one mutex-guarded map, for tests and throwaway setups.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
@@ -395,17 +395,28 @@ impl Store for MemoryStore {
                 revision: log.revision,
                 ..AppCodeChanges::default()
             };
+            let mut created = Vec::new();
             for (_, logged) in log.entries.iter().filter(|(at, _)| *at > revision) {
                 match logged {
-                    Logged::Created(id) => changes.created.extend(
-                        s.codes
-                            .iter()
-                            .filter(|(at, r)| at.instance_id == instance_id && r.id == *id)
-                            .map(|(_, r)| r.clone()),
-                    ),
+                    Logged::Created(id) => created.push(id.as_str()),
                     Logged::Deleted(gone) => changes.deleted.push(gone.clone()),
                 }
             }
+            // Each ID once, where it was last created: an ID deleted and created again (IDs
+            // are unique per instance only among existing codes) is the code that exists now.
+            let mut seen = HashSet::new();
+            created.reverse();
+            created.retain(|id| seen.insert(*id));
+            changes.created = created
+                .iter()
+                .rev()
+                .filter_map(|id| {
+                    s.codes
+                        .iter()
+                        .find(|(at, r)| at.instance_id == instance_id && r.id == *id)
+                        .map(|(_, r)| r.clone())
+                })
+                .collect();
             Ok(Some(changes))
         })
     }

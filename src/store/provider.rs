@@ -107,8 +107,8 @@ impl AppCodeProvider for StoreProvider {
             else {
                 return Ok(None);
             };
-            // Removal goes by ID and every created code has an ID of its own, so the two lists
-            // commute: even a value deleted and created again is two different IDs.
+            // Removals first: an ID deleted and created again after `revision` is in both
+            // lists, and the code that exists now is the one in `created`.
             let removals = changes
                 .deleted
                 .into_iter()

@@ -41,7 +41,9 @@ pub struct InstanceSnapshot {
 pub struct AppCodeChanges {
     /// The revision these changes bring a reader to (the instance's latest).
     pub revision: u64,
-    /// Codes created after the revision that still exist, oldest first.
+    /// Codes created after the revision that still exist, oldest first: each ID once, as it
+    /// exists now, where it was last created (an ID deleted and created again is also in
+    /// `deleted`; a reader removes before it adds).
     pub created: Vec<AppCodeRecord>,
     /// Codes deleted after the revision (alone, or with their app) that existed at it or were
     /// created after it, oldest first.

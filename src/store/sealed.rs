@@ -118,6 +118,12 @@ pub(super) fn sql_total(n: i64, backend: &str) -> StoreResult<u64> {
     u64::try_from(n).map_err(|_| corrupt(backend, format_args!("negative row count {n}")))
 }
 
+/// A revision read back from SQL (`instance_revisions`): never negative, which the tables'
+/// `CHECK`s hold to unless the data was edited by hand.
+pub(super) fn sql_revision(n: i64, backend: &str) -> StoreResult<u64> {
+    u64::try_from(n).map_err(|_| corrupt(backend, format_args!("negative revision {n}")))
+}
+
 /// A row that cannot be what the store wrote: `detail` names the row and the defect, never a
 /// secret.
 pub(super) fn corrupt(backend: &str, detail: impl fmt::Display) -> StoreError {

@@ -14,11 +14,19 @@ pub(super) enum EventKind {
 }
 
 impl EventKind {
-    /// Its letter, in payloads and in the change log's `kind` column.
+    /// Its letter in payloads.
     pub(super) fn code(self) -> &'static str {
         match self {
             Self::Created => "C",
             Self::Deleted => "D",
+        }
+    }
+
+    /// Its word in the change log's `kind` column (the same words as in the SQLite store's).
+    pub(super) fn logged_as(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Deleted => "deleted",
         }
     }
 }

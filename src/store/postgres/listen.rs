@@ -431,7 +431,7 @@ async fn app_code_by_id(
     shared
         .pool
         .call("read AppCode", async |conn| {
-            ops::app_code_by_id(conn, shared, instance_id, app_code_id).await
+            ops::app_code_by_id(conn, &shared.sealer, instance_id, app_code_id).await
         })
         .await
 }

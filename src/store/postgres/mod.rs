@@ -4,12 +4,14 @@
 //!
 //! - `store.rs`: the store, its options, and the async face.
 //! - `shared.rs`: what the operations and the listeners share (the pool, the sealer, the schema).
-//! - `ops.rs`: each operation as one statement or transaction on a pooled connection.
+//! - `ops.rs`: each operation as one statement, or as the body of one transaction that the
+//!   pool begins and commits; the revision and change-log rules under the SQLite store's names.
 //! - `schema.rs`: migrations under an advisory lock, and the master-key record.
 //! - `announcement.rs`: what a write announces (`NOTIFY` payloads), and how it is read back.
 //! - `listen.rs`: the listener behind `Store::changes`.
-//! - `pool.rs`: a small connection pool with prepared statements per connection, and the
-//!   bound on every call (and why not deadpool-postgres or bb8).
+//! - `pool.rs`: a small connection pool with prepared statements per connection, the bound on
+//!   every call, and the only place transactions begin and end (and why not deadpool-postgres
+//!   or bb8).
 //! - `error.rs`: the mapping of PostgreSQL failures to `StoreError::Backend` and
 //!   `StoreError::Unavailable`, without row data.
 //! - `tls.rs`: `sslmode` and `sslrootcert`, and TLS sessions with rustls.

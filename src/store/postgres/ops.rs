@@ -1,9 +1,14 @@
-//! The store's operations, each one statement or one transaction on a pooled connection.
+//! The store's operations. Each is either one statement, run with
+//! [`Pool::call`](super::pool::Pool::call), or the body of one transaction: the pool borrows a
+//! connection, begins with the `BEGIN_*` constant the operation's docs name, runs the body and
+//! commits ([`Pool::transaction`](super::pool::Pool::transaction)). The body never begins or
+//! ends a transaction itself, so the pool alone decides when a connection is reusable.
 //!
 //! Writes that change which AppCodes a gateway must accept take the instance's next revision,
 //! log what they changed and announce it with `pg_notify`, all inside their transaction
 //! ([`record_write`]), so the revision, the log and the announcement exist exactly when (and
-//! only if) the change is committed.
+//! only if) the change is committed. The revision, the change log (`app_code_log`) and its
+//! pruning follow the same rules, under the same names, as in the SQLite store's `ops.rs`.
 
 use futures_util::TryStreamExt;
 use tokio_postgres::types::{FromSql, ToSql};
@@ -15,7 +20,7 @@ use super::pool::{Conn, Progress};
 use super::shared::Shared;
 use crate::secret::Secret;
 use crate::store::cipher::{code_binding, Sealer};
-use crate::store::sealed::{self, sql_count, RawApp, RawCode};
+use crate::store::sealed::{self, sql_count, sql_revision, RawApp, RawCode};
 use crate::store::{
     App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, DeletedAppCode, InstanceSnapshot,
     Page, Scope, StoreError, StoreResult, MAX_APP_CODES_PER_APP,
@@ -25,14 +30,15 @@ use crate::store::{
 const BACKEND: &str = "PostgreSQL";
 
 /// Reads that span several statements see one snapshot.
-const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+pub(super) const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 /// Writes take row locks where they need them (see each operation).
-const BEGIN_WRITE: &str = "BEGIN";
+pub(super) const BEGIN_WRITE: &str = "BEGIN";
 /// A whole instance's AppCodes: its length grows with the instance, so the session's
 /// `statement_timeout` (the call timeout) would cut a large one short; the client bounds its
-/// progress instead ([`Pool::call_streaming`](super::pool::Pool::call_streaming)).
+/// progress instead
+/// ([`Pool::streaming_transaction`](super::pool::Pool::streaming_transaction)).
 /// `REPEATABLE READ`, so that the instance's revision and its codes come from one snapshot.
-const BEGIN_SNAPSHOT: &str =
+pub(super) const BEGIN_SNAPSHOT: &str =
     "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = 0";
 
 fn sql_total(n: i64) -> StoreResult<u64> {
@@ -80,10 +86,10 @@ async fn exists(
 }
 
 /// Records one write that changed the instance's AppCodes, in its transaction and in one
-/// statement (one round trip, as the announcement alone took before): takes the instance's next
-/// revision, logs `events` under it, prunes the log entries that fall out of the last
-/// `retention` revisions, and announces `events` with that revision to the nodes listening on
-/// the instance's channel (delivered when the transaction commits). Returns the revision.
+/// statement (one round trip): takes the instance's next revision, logs `events` under it,
+/// prunes the log entries that fall out of the last `retention` revisions, and announces
+/// `events` with that revision to the nodes listening on the instance's channel (delivered when
+/// the transaction commits). Returns the revision.
 ///
 /// The revision comes from `INSERT ... ON CONFLICT DO UPDATE` on the instance's row, which
 /// keeps that row locked until the transaction ends: a concurrent write to the instance waits
@@ -103,7 +109,7 @@ async fn record_write(
         !events.is_empty(),
         "a write that changed nothing takes no revision"
     );
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind.code()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.logged_as()).collect();
     let app_ids: Vec<&str> = events.iter().map(|e| e.app_id).collect();
     let app_code_ids: Vec<&str> = events.iter().map(|e| e.app_code_id).collect();
     // Everything of a payload but its version and revision, which the statement prepends
@@ -115,7 +121,7 @@ async fn record_write(
             // Data-modifying CTEs all run, on one snapshot: `pruned` cannot see (nor delete)
             // the rows `logged` inserts, which are newer than anything it prunes anyway. The
             // announcements go out in the order of `$7` (one revision row times the payloads).
-            "WITH rev AS (
+            "WITH next AS (
                 INSERT INTO instance_revisions AS r (instance_id, revision, pruned_through)
                 VALUES ($1, 1, 0)
                 ON CONFLICT (instance_id) DO UPDATE
@@ -123,16 +129,17 @@ async fn record_write(
                         pruned_through = GREATEST(r.pruned_through, r.revision + 1 - $2)
                 RETURNING r.revision, r.pruned_through
             ), logged AS (
-                INSERT INTO app_code_log (instance_id, revision, ord, kind, app_id, app_code_id)
-                SELECT $1, rev.revision, e.ord::integer, e.kind, e.app_id, e.app_code_id
-                FROM rev, unnest($3::text[], $4::text[], $5::text[])
-                    WITH ORDINALITY AS e (kind, app_id, app_code_id, ord)
+                INSERT INTO app_code_log (instance_id, revision, position, app_code_id, app_id,
+                                          kind)
+                SELECT $1, next.revision, e.position::integer, e.app_code_id, e.app_id, e.kind
+                FROM next, unnest($3::text[], $4::text[], $5::text[])
+                    WITH ORDINALITY AS e (kind, app_id, app_code_id, position)
             ), pruned AS (
-                DELETE FROM app_code_log l USING rev
-                WHERE l.instance_id = $1 AND l.revision <= rev.pruned_through
+                DELETE FROM app_code_log l USING next
+                WHERE l.instance_id = $1 AND l.revision <= next.pruned_through
             )
-            SELECT rev.revision, pg_notify($6, '2 ' || rev.revision || ' ' || p)
-            FROM rev, unnest($7::text[]) AS p",
+            SELECT next.revision, pg_notify($6, '2 ' || next.revision || ' ' || p)
+            FROM next, unnest($7::text[]) AS p",
             &[
                 &instance_id,
                 &shared.retention,
@@ -144,17 +151,31 @@ async fn record_write(
             ],
         )
         .await?;
-    let revision: i64 = col(
+    let revision = col(
         rows.first()
             .ok_or_else(|| corrupt("no revision recorded"))?,
         0,
     )?;
-    revision_from_sql(revision)
+    sql_revision(revision, BACKEND)
 }
 
-/// A revision read from the database: never negative (`CHECK` constraints).
-fn revision_from_sql(revision: i64) -> StoreResult<u64> {
-    u64::try_from(revision).map_err(|_| corrupt(format_args!("negative revision {revision}")))
+/// The instance's revision and the newest revision pruned from its log: `(0, 0)` before its
+/// first write (or last written before the store kept revisions).
+async fn instance_revision(conn: &mut Conn, instance_id: &str) -> StoreResult<(u64, u64)> {
+    let row = conn
+        .query_opt(
+            "read the instance's revision",
+            "SELECT revision, pruned_through FROM instance_revisions WHERE instance_id = $1",
+            &[&instance_id],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok((0, 0));
+    };
+    Ok((
+        sql_revision(col(&row, 0)?, BACKEND)?,
+        sql_revision(col(&row, 1)?, BACKEND)?,
+    ))
 }
 
 macro_rules! app_columns {
@@ -207,14 +228,10 @@ fn open_codes(rows: &[Row], sealer: &Sealer, instance_id: &str) -> StoreResult<V
         .collect()
 }
 
-pub(super) async fn create_app(conn: &mut Conn, shared: &Shared, app: App) -> StoreResult<App> {
-    conn.transaction(BEGIN_WRITE, async |conn| {
-        create_app_in(conn, &shared.sealer, app).await
-    })
-    .await
-}
-
-async fn create_app_in(conn: &mut Conn, sealer: &Sealer, app: App) -> StoreResult<App> {
+/// A [`BEGIN_WRITE`] transaction. The checks cannot lock rows that do not exist yet: a
+/// concurrent creation taking the same ID, name or key after them is caught by the unique
+/// constraints.
+pub(super) async fn create_app(conn: &mut Conn, sealer: &Sealer, app: App) -> StoreResult<App> {
     let scope = &app.scope;
     let in_scope = [&scope.project_id as &(dyn ToSql + Sync), &scope.instance_id];
     let checks: [(&'static str, &(dyn ToSql + Sync), StoreError); 2] = [
@@ -280,13 +297,14 @@ fn unique_conflict(e: tokio_postgres::Error, what: &'static str) -> StoreError {
     }
 }
 
+/// One statement.
 pub(super) async fn get_app(
     conn: &mut Conn,
-    shared: &Shared,
+    sealer: &Sealer,
     scope: &Scope,
     app_id: &str,
 ) -> StoreResult<App> {
-    read_app(conn, &shared.sealer, APP_ROW, scope, app_id).await
+    read_app(conn, sealer, APP_ROW, scope, app_id).await
 }
 
 const APP_ROW: &str = concat!(
@@ -319,24 +337,11 @@ async fn read_app(
     RawApp::from_pg_row(&row)?.open(sealer, scope, BACKEND)
 }
 
+/// A [`BEGIN_WRITE`] transaction. Locks the app's row, so concurrent updates of one app apply
+/// one after the other, each to what the previous one left. The checks against the scope's
+/// other apps cannot lock rows that do not exist yet: a concurrent creation or update taking
+/// the same name or key after them is caught by the unique constraints, as on creation.
 pub(super) async fn update_app(
-    conn: &mut Conn,
-    shared: &Shared,
-    scope: &Scope,
-    app_id: &str,
-    changes: AppChanges,
-) -> StoreResult<App> {
-    conn.transaction(BEGIN_WRITE, async |conn| {
-        update_app_in(conn, &shared.sealer, scope, app_id, changes).await
-    })
-    .await
-}
-
-/// Locks the app's row, so concurrent updates of one app apply one after the other, each to
-/// what the previous one left. The checks against the scope's other apps cannot lock rows that
-/// do not exist yet: a concurrent creation or update taking the same name or key after them is
-/// caught by the unique constraints, as on creation.
-async fn update_app_in(
     conn: &mut Conn,
     sealer: &Sealer,
     scope: &Scope,
@@ -408,23 +413,10 @@ macro_rules! app_filter {
     };
 }
 
+/// A [`BEGIN_READ`] transaction: the total and the page agree.
 pub(super) async fn list_apps(
     conn: &mut Conn,
-    shared: &Shared,
-    scope: &Scope,
-    filter: &AppFilter,
-    offset: u64,
-    limit: u64,
-) -> StoreResult<Page<App>> {
-    conn.transaction(BEGIN_READ, async |conn| {
-        list_apps_in(conn, shared, scope, filter, offset, limit).await
-    })
-    .await
-}
-
-async fn list_apps_in(
-    conn: &mut Conn,
-    shared: &Shared,
+    sealer: &Sealer,
     scope: &Scope,
     f: &AppFilter,
     offset: u64,
@@ -470,11 +462,12 @@ async fn list_apps_in(
         total: sql_total(total)?,
         items: rows
             .iter()
-            .map(|r| RawApp::from_pg_row(r)?.open(&shared.sealer, scope, BACKEND))
+            .map(|r| RawApp::from_pg_row(r)?.open(sealer, scope, BACKEND))
             .collect::<StoreResult<_>>()?,
     })
 }
 
+/// One statement.
 pub(super) async fn count_app_codes(
     conn: &mut Conn,
     scope: &Scope,
@@ -496,21 +489,10 @@ pub(super) async fn count_app_codes(
     rows.iter().map(|r| sql_total(col(r, 0)?)).collect()
 }
 
+/// A [`BEGIN_WRITE`] transaction. Locks the app's row first, so a concurrent
+/// [`create_app_code`] either committed before (and its code is deleted and returned here) or
+/// finds the app gone.
 pub(super) async fn delete_app(
-    conn: &mut Conn,
-    shared: &Shared,
-    scope: &Scope,
-    app_id: &str,
-) -> StoreResult<Vec<AppCodeRecord>> {
-    conn.transaction(BEGIN_WRITE, async |conn| {
-        delete_app_in(conn, shared, scope, app_id).await
-    })
-    .await
-}
-
-/// Locks the app's row first, so a concurrent [`create_app_code`] either committed before
-/// (and its code is deleted and returned here) or finds the app gone.
-async fn delete_app_in(
     conn: &mut Conn,
     shared: &Shared,
     scope: &Scope,
@@ -548,23 +530,11 @@ async fn delete_app_in(
     Ok(codes)
 }
 
+/// A [`BEGIN_WRITE`] transaction. Locks the app's row (`FOR UPDATE`) before counting its codes,
+/// so concurrent creations for one app, from any number of nodes, count one after the other and
+/// never exceed the quota. The value's uniqueness is the `app_codes_by_value` index's job: a
+/// concurrent insert of the same value into another app waits for this one and then fails.
 pub(super) async fn create_app_code(
-    conn: &mut Conn,
-    shared: &Shared,
-    scope: &Scope,
-    record: AppCodeRecord,
-) -> StoreResult<AppCodeRecord> {
-    conn.transaction(BEGIN_WRITE, async |conn| {
-        create_app_code_in(conn, shared, scope, record).await
-    })
-    .await
-}
-
-/// Locks the app's row (`FOR UPDATE`) before counting its codes, so concurrent creations for
-/// one app, from any number of nodes, count one after the other and never exceed the quota.
-/// The value's uniqueness is the `app_codes_by_value` index's job: a concurrent insert of the
-/// same value into another app waits for this one and then fails.
-async fn create_app_code_in(
     conn: &mut Conn,
     shared: &Shared,
     scope: &Scope,
@@ -648,9 +618,10 @@ fn duplicate_code_id(id: &str) -> StoreError {
     StoreError::Backend(format!("an AppCode with ID {id} exists in the instance already").into())
 }
 
+/// One statement.
 pub(super) async fn get_app_code(
     conn: &mut Conn,
-    shared: &Shared,
+    sealer: &Sealer,
     scope: &Scope,
     app_id: &str,
     app_code_id: &str,
@@ -669,26 +640,13 @@ pub(super) async fn get_app_code(
     if !col::<bool>(&row, 0)? {
         return Err(StoreError::AppCodeNotFound);
     }
-    RawCode::from_pg_row(&row, 1)?.open(&shared.sealer, &scope.instance_id, BACKEND)
+    RawCode::from_pg_row(&row, 1)?.open(sealer, &scope.instance_id, BACKEND)
 }
 
+/// A [`BEGIN_READ`] transaction: the total and the page agree.
 pub(super) async fn list_app_codes(
     conn: &mut Conn,
-    shared: &Shared,
-    scope: &Scope,
-    app_id: &str,
-    offset: u64,
-    limit: u64,
-) -> StoreResult<Page<AppCodeRecord>> {
-    conn.transaction(BEGIN_READ, async |conn| {
-        list_app_codes_in(conn, shared, scope, app_id, offset, limit).await
-    })
-    .await
-}
-
-async fn list_app_codes_in(
-    conn: &mut Conn,
-    shared: &Shared,
+    sealer: &Sealer,
     scope: &Scope,
     app_id: &str,
     offset: u64,
@@ -717,24 +675,12 @@ async fn list_app_codes_in(
         .await?;
     Ok(Page {
         total: sql_total(total)?,
-        items: open_codes(&rows, &shared.sealer, &scope.instance_id)?,
+        items: open_codes(&rows, sealer, &scope.instance_id)?,
     })
 }
 
+/// A [`BEGIN_WRITE`] transaction.
 pub(super) async fn delete_app_code(
-    conn: &mut Conn,
-    shared: &Shared,
-    scope: &Scope,
-    app_id: &str,
-    app_code_id: &str,
-) -> StoreResult<AppCodeRecord> {
-    conn.transaction(BEGIN_WRITE, async |conn| {
-        delete_app_code_in(conn, shared, scope, app_id, app_code_id).await
-    })
-    .await
-}
-
-async fn delete_app_code_in(
     conn: &mut Conn,
     shared: &Shared,
     scope: &Scope,
@@ -766,25 +712,13 @@ async fn delete_app_code_in(
     Ok(record)
 }
 
-/// Every AppCode of the instance, in creation order, decoded as the rows stream in (a large
-/// instance is never held twice in memory). Each row is `progress`: the read may take as long
-/// as the instance needs, as long as rows keep coming.
+/// A [`BEGIN_SNAPSHOT`] transaction: every AppCode of the instance, in creation order, decoded
+/// as the rows stream in (a large instance is never held twice in memory). Each row is
+/// `progress`: the read may take as long as the instance needs, as long as rows keep coming.
 pub(super) async fn instance_app_codes(
     conn: &mut Conn,
     progress: &Progress,
-    shared: &Shared,
-    instance_id: &str,
-) -> StoreResult<Vec<AppCodeRecord>> {
-    conn.transaction(BEGIN_SNAPSHOT, async |conn| {
-        stream_instance_codes(conn, progress, shared, instance_id).await
-    })
-    .await
-}
-
-async fn stream_instance_codes(
-    conn: &mut Conn,
-    progress: &Progress,
-    shared: &Shared,
+    sealer: &Sealer,
     instance_id: &str,
 ) -> StoreResult<Vec<AppCodeRecord>> {
     let rows = conn
@@ -802,120 +736,97 @@ async fn stream_instance_codes(
         .map_err(db("read the instance's AppCodes"))?
     {
         progress.tick();
-        codes.push(RawCode::from_pg_row(&row, 0)?.open(&shared.sealer, instance_id, BACKEND)?);
+        codes.push(RawCode::from_pg_row(&row, 0)?.open(sealer, instance_id, BACKEND)?);
     }
     Ok(codes)
 }
 
-/// The instance's revision and how far its log was pruned: `(0, 0)` before its first write.
-async fn instance_revision(conn: &mut Conn, instance_id: &str) -> StoreResult<(u64, u64)> {
-    let row = conn
-        .query_opt(
-            "read the instance's revision",
-            "SELECT revision, pruned_through FROM instance_revisions WHERE instance_id = $1",
-            &[&instance_id],
-        )
-        .await?;
-    match row {
-        None => Ok((0, 0)),
-        Some(row) => Ok((
-            revision_from_sql(col(&row, 0)?)?,
-            revision_from_sql(col(&row, 1)?)?,
-        )),
-    }
-}
-
-/// Every AppCode of the instance and the revision they reflect: both read in one
-/// `REPEATABLE READ` transaction, so the codes are exactly those of that revision (a write
-/// committing meanwhile is in neither). Bounded by progress, like [`instance_app_codes`].
+/// A [`BEGIN_SNAPSHOT`] transaction: every AppCode of the instance and the revision they
+/// reflect, from one `REPEATABLE READ` snapshot, so the codes are exactly those of that
+/// revision (a write committing meanwhile is in neither). Bounded by progress, like
+/// [`instance_app_codes`].
 pub(super) async fn instance_snapshot(
     conn: &mut Conn,
     progress: &Progress,
-    shared: &Shared,
+    sealer: &Sealer,
     instance_id: &str,
 ) -> StoreResult<InstanceSnapshot> {
-    conn.transaction(BEGIN_SNAPSHOT, async |conn| {
-        let (revision, _) = instance_revision(conn, instance_id).await?;
-        progress.tick();
-        let codes = stream_instance_codes(conn, progress, shared, instance_id).await?;
-        Ok(InstanceSnapshot {
-            codes,
-            revision: Some(revision),
-        })
+    let (revision, _) = instance_revision(conn, instance_id).await?;
+    progress.tick();
+    let codes = instance_app_codes(conn, progress, sealer, instance_id).await?;
+    Ok(InstanceSnapshot {
+        codes,
+        revision: Some(revision),
     })
-    .await
 }
 
-/// What changed in the instance's AppCodes after `revision` (see
-/// [`Store::app_code_changes`](crate::store::Store::app_code_changes)), read in one
-/// `REPEATABLE READ` transaction: the revision, the log and the codes agree.
+/// A [`BEGIN_READ`] transaction: what changed in the instance's AppCodes after `revision` (see
+/// [`Store::app_code_changes`](crate::store::Store::app_code_changes)), from one
+/// `REPEATABLE READ` snapshot, so the revision, the log and the codes agree.
 pub(super) async fn app_code_changes(
     conn: &mut Conn,
-    shared: &Shared,
+    sealer: &Sealer,
     instance_id: &str,
     revision: u64,
 ) -> StoreResult<Option<AppCodeChanges>> {
-    conn.transaction(BEGIN_READ, async |conn| {
-        let (current, pruned_through) = instance_revision(conn, instance_id).await?;
-        // Before the oldest logged change, or ahead of the store (another database, or one
-        // restored from a backup): only a full snapshot is right.
-        if revision < pruned_through || revision > current {
-            return Ok(None);
-        }
-        let mut changes = AppCodeChanges {
-            revision: current,
-            ..AppCodeChanges::default()
-        };
-        if revision == current {
-            return Ok(Some(changes));
-        }
-        // `revision <= current < 2^63`: it fits a bigint.
-        let after = i64::try_from(revision).map_err(|_| corrupt("revision out of range"))?;
-        // Each code once, where it was last created: an ID deleted and created again (IDs are
-        // unique per instance only among existing codes) is the code that exists now.
-        let rows = conn
-            .query(
-                "read the created AppCodes",
-                "SELECT c.id, a.id, c.value, c.value_nonce, c.create_time
-                 FROM (SELECT DISTINCT ON (app_code_id) app_code_id, revision, ord
-                       FROM app_code_log
-                       WHERE instance_id = $1 AND revision > $2 AND kind = 'C'
-                       ORDER BY app_code_id, revision DESC, ord DESC) l
-                 JOIN app_codes c ON c.instance_id = $1 AND c.id = l.app_code_id
-                 JOIN apps a ON a.seq = c.app_seq
-                 ORDER BY l.revision, l.ord",
-                &[&instance_id, &after],
-            )
-            .await?;
-        changes.created = open_codes(&rows, &shared.sealer, instance_id)?;
-        let rows = conn
-            .query(
-                "read the deleted AppCodes",
-                "SELECT app_id, app_code_id FROM app_code_log
-                 WHERE instance_id = $1 AND revision > $2 AND kind = 'D'
-                 ORDER BY revision, ord",
-                &[&instance_id, &after],
-            )
-            .await?;
-        changes.deleted = rows
-            .iter()
-            .map(|r| {
-                Ok(DeletedAppCode {
-                    app_id: col(r, 0)?,
-                    id: col(r, 1)?,
-                })
+    let (current, pruned_through) = instance_revision(conn, instance_id).await?;
+    // Behind the log: changes are missing. Ahead of the store: another database, or this one
+    // restored from a backup; either way the reader's codes cannot be patched into ours.
+    if revision < pruned_through || revision > current {
+        return Ok(None);
+    }
+    let mut changes = AppCodeChanges {
+        revision: current,
+        ..AppCodeChanges::default()
+    };
+    if revision == current {
+        return Ok(Some(changes));
+    }
+    // `revision <= current`, which came from a bigint.
+    let after = sql_count(revision);
+    // Each ID once, where it was last created: an ID deleted and created again (IDs are unique
+    // per instance only among existing codes) is the code that exists now.
+    let rows = conn
+        .query(
+            "read the created AppCodes",
+            "SELECT c.id, a.id, c.value, c.value_nonce, c.create_time
+             FROM (SELECT DISTINCT ON (app_code_id) app_code_id, revision, position
+                   FROM app_code_log
+                   WHERE instance_id = $1 AND revision > $2 AND kind = 'created'
+                   ORDER BY app_code_id, revision DESC, position DESC) l
+             JOIN app_codes c ON c.instance_id = $1 AND c.id = l.app_code_id
+             JOIN apps a ON a.seq = c.app_seq
+             ORDER BY l.revision, l.position",
+            &[&instance_id, &after],
+        )
+        .await?;
+    changes.created = open_codes(&rows, sealer, instance_id)?;
+    let rows = conn
+        .query(
+            "read the deleted AppCodes",
+            "SELECT app_id, app_code_id FROM app_code_log
+             WHERE instance_id = $1 AND revision > $2 AND kind = 'deleted'
+             ORDER BY revision, position",
+            &[&instance_id, &after],
+        )
+        .await?;
+    changes.deleted = rows
+        .iter()
+        .map(|r| {
+            Ok(DeletedAppCode {
+                app_id: col(r, 0)?,
+                id: col(r, 1)?,
             })
-            .collect::<StoreResult<_>>()?;
-        Ok(Some(changes))
-    })
-    .await
+        })
+        .collect::<StoreResult<_>>()?;
+    Ok(Some(changes))
 }
 
-/// One AppCode of the instance by its ID, wherever its app is; `None` if it does not exist
-/// (any more).
+/// One statement: one AppCode of the instance by its ID, wherever its app is; `None` if it does
+/// not exist (any more).
 pub(super) async fn app_code_by_id(
     conn: &mut Conn,
-    shared: &Shared,
+    sealer: &Sealer,
     instance_id: &str,
     app_code_id: &str,
 ) -> StoreResult<Option<AppCodeRecord>> {
@@ -926,6 +837,6 @@ pub(super) async fn app_code_by_id(
             &[&instance_id, &app_code_id],
         )
         .await?;
-    row.map(|r| RawCode::from_pg_row(&r, 0)?.open(&shared.sealer, instance_id, BACKEND))
+    row.map(|r| RawCode::from_pg_row(&r, 0)?.open(sealer, instance_id, BACKEND))
         .transpose()
 }

@@ -5,10 +5,11 @@
 //! half-way through a transaction (an error, a dropped future) leaves it open: such a connection
 //! is closed instead, and the server rolls its transaction back.
 //!
-//! Every call is bounded: [`Pool::call`] gives the borrow and the whole statement or
-//! transaction one deadline. A connection whose call ran out of time is in an unknown state (a
-//! statement may still be running, a transaction open): it is closed at once, its socket
-//! dropped, never returned. The server side has `statement_timeout` and
+//! Every call is bounded: [`Pool::call`] gives the borrow and the statement one deadline,
+//! [`Pool::transaction`] the borrow and the whole transaction, `BEGIN` to `COMMIT`. Only the
+//! pool begins transactions, so none escapes the bound. A connection whose call ran out of time
+//! is in an unknown state (a statement may still be running, a transaction open): it is closed
+//! at once, its socket dropped, never returned. The server side has `statement_timeout` and
 //! `idle_in_transaction_session_timeout` set to the same limit, so a session the client gave
 //! up on releases its locks even if the client's goodbye never arrives.
 //!
@@ -153,6 +154,9 @@ impl Pool {
     /// Runs `body` on a borrowed connection, the borrow and `body` together bounded by the
     /// call timeout. When it passes, the connection is closed (see the module docs) and the
     /// error, [`StoreError::Unavailable`], names `context`.
+    ///
+    /// For one statement; statements that must agree run in a
+    /// [`transaction`](Self::transaction).
     pub(super) async fn call<T>(
         &self,
         context: &'static str,
@@ -169,13 +173,29 @@ impl Pool {
         }
     }
 
-    /// Like [`call`](Self::call), for a call whose length grows with the data (a whole
-    /// instance's AppCodes): the bound is on the time without [`Progress`], not on the whole.
-    /// The borrow must be done within the call timeout, and then each stretch between two
-    /// [`Progress::tick`]s.
-    pub(super) async fn call_streaming<T>(
+    /// Runs `body` in one transaction on a borrowed connection: starts it with `begin` (`BEGIN`
+    /// and its options), commits if `body` returns `Ok` and rolls back otherwise. The borrow,
+    /// `body` and the commit together are bounded as in [`call`](Self::call); a transaction cut
+    /// short (by the bound, an error or a dropped future) never returns its connection to the
+    /// pool.
+    pub(super) async fn transaction<T>(
         &self,
         context: &'static str,
+        begin: &'static str,
+        body: impl AsyncFnOnce(&mut Conn) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.call(context, async |conn| conn.transaction(begin, body).await)
+            .await
+    }
+
+    /// Like [`transaction`](Self::transaction), for a transaction whose length grows with the
+    /// data (a whole instance's AppCodes): the bound is on the time without [`Progress`], not on
+    /// the whole. The borrow must be done within the call timeout, and then each stretch
+    /// between two [`Progress::tick`]s (`BEGIN` and `COMMIT` included).
+    pub(super) async fn streaming_transaction<T>(
+        &self,
+        context: &'static str,
+        begin: &'static str,
         body: impl AsyncFnOnce(&mut Conn, &Progress) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let limit = self.inner.call_timeout;
@@ -186,11 +206,12 @@ impl Pool {
         let mut conn = self.get(context, progress.start + limit).await?;
         progress.tick();
         let finished = {
-            let mut body = std::pin::pin!(body(&mut conn, &progress));
+            let transaction = conn.transaction(begin, async |conn| body(conn, &progress).await);
+            let mut transaction = std::pin::pin!(transaction);
             loop {
                 let stalled_at = progress.last() + limit;
                 tokio::select! {
-                    result = &mut body => break Some(result),
+                    result = &mut transaction => break Some(result),
                     () = tokio::time::sleep_until(stalled_at) => {
                         if progress.last() + limit <= Instant::now() {
                             break None;
@@ -276,7 +297,7 @@ impl Pool {
     }
 }
 
-/// When a streaming call last made progress (see [`Pool::call_streaming`]).
+/// When a streaming transaction last made progress (see [`Pool::streaming_transaction`]).
 #[derive(Debug)]
 pub(super) struct Progress {
     start: Instant,
@@ -285,7 +306,7 @@ pub(super) struct Progress {
 }
 
 impl Progress {
-    /// Records progress now: the call may take another call timeout from here.
+    /// Records progress now: the transaction may take another call timeout from here.
     pub(super) fn tick(&self) {
         let nanos = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.last.store(nanos, Ordering::Relaxed);
@@ -494,7 +515,7 @@ impl Conn {
 
     /// Runs `body` in a transaction started with `begin` (`BEGIN` and its options): committed
     /// if it returns `Ok`, rolled back otherwise.
-    pub(super) async fn transaction<T>(
+    async fn transaction<T>(
         &mut self,
         begin: &'static str,
         body: impl AsyncFnOnce(&mut Self) -> StoreResult<T>,

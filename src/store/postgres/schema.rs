@@ -73,6 +73,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
         kind text NOT NULL CHECK (kind IN ('C', 'D')),
         PRIMARY KEY (instance_id, revision, ord)
     );",
+    // 3: the change log in the SQLite store's words, so that both stores' `ops.rs` read alike:
+    // `position` orders the entries of one write, `kind` says `created` or `deleted`. The
+    // rows already logged are rewritten in place, so readers behind keep catching up.
+    "ALTER TABLE app_code_log RENAME COLUMN ord TO position;
+    ALTER TABLE app_code_log DROP CONSTRAINT app_code_log_kind_check;
+    UPDATE app_code_log SET kind = CASE kind WHEN 'C' THEN 'created' ELSE 'deleted' END;
+    ALTER TABLE app_code_log
+        ADD CONSTRAINT app_code_log_kind_check CHECK (kind IN ('created', 'deleted'));",
 ];
 
 /// The schema version this code writes.
@@ -89,10 +97,10 @@ fn lock_key(schema: &str) -> i64 {
     i64::from_be_bytes(bytes)
 }
 
-/// Brings the schema that `search_path` selects to the current version and checks (or, for a
-/// new schema, records) whether values are encrypted and with which key, in one transaction that
-/// holds an advisory lock: of several nodes starting at once, one migrates, the others wait and
-/// find it done. Returns the schema's name.
+/// A [`BEGIN_WRITE`](super::ops::BEGIN_WRITE) transaction: brings the schema that
+/// `search_path` selects to the current version and checks (or, for a new schema, records)
+/// whether values are encrypted and with which key, holding an advisory lock: of several nodes
+/// starting at once, one migrates, the others wait and find it done. Returns the schema's name.
 pub(super) async fn prepare(conn: &mut Conn, sealer: &Sealer) -> StoreResult<String> {
     let schema: Option<String> = conn
         .query_opt("find the schema", "SELECT current_schema()", &[])
@@ -105,8 +113,7 @@ pub(super) async fn prepare(conn: &mut Conn, sealer: &Sealer) -> StoreResult<Str
                 .into(),
         )
     })?;
-    conn.transaction("BEGIN", async |conn| migrate(conn, sealer, &schema).await)
-        .await?;
+    migrate(conn, sealer, &schema).await?;
     Ok(schema)
 }
 

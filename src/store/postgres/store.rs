@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use tokio_postgres::Config;
 
-use super::pool::Pool;
+use super::ops::{self, BEGIN_READ, BEGIN_SNAPSHOT, BEGIN_WRITE};
+use super::pool::{Conn, Pool, Progress};
 use super::shared::Shared;
-use super::{listen, ops, schema, tls};
+use super::{listen, schema, tls};
 use crate::provider::{BoxFuture, ChangeStream};
 use crate::store::cipher::{MasterKey, Sealer};
 use crate::store::{
@@ -160,7 +161,7 @@ impl PostgresOptions {
 /// crate is refused with [`SchemaTooNew`](crate::store::SchemaTooNew). The tables are those of
 /// `SqliteStore`, encrypted the same way under a master key, plus `instance_revisions` and
 /// `app_code_log` (schema version 2; an older schema is upgraded in place, its instances
-/// starting at revision 0).
+/// starting at revision 0), whose columns `SqliteStore` shares (schema version 3).
 ///
 /// # Example
 ///
@@ -243,7 +244,7 @@ impl PostgresStore {
         let pool = Pool::new(config, connector, options.pool_size, options.call_timeout);
         let sealer = Sealer::new(options.master_key.as_ref());
         let schema = pool
-            .call("prepare the schema", async |conn| {
+            .transaction("prepare the schema", BEGIN_WRITE, async |conn| {
                 schema::prepare(conn, &sealer).await
             })
             .await?;
@@ -277,29 +278,38 @@ impl PostgresStore {
     pub fn channel(&self, instance_id: &str) -> String {
         self.shared.channel(instance_id)
     }
+
+    /// Reads a whole instance's AppCodes with `body`, in a [`BEGIN_SNAPSHOT`] transaction
+    /// bounded by progress. It waits (briefly) for the instance's listeners first: the snapshot
+    /// a node starts from follows their first `LISTEN`, or they resync.
+    async fn read_instance<T>(
+        &self,
+        instance_id: &str,
+        body: impl AsyncFnOnce(&mut Conn, &Progress) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        listen::before_snapshot(&self.listeners, instance_id).await;
+        self.shared
+            .pool
+            .streaming_transaction("read the instance's AppCodes", BEGIN_SNAPSHOT, body)
+            .await
+    }
 }
 
 impl Store for PostgresStore {
     fn create_app(&self, app: App) -> BoxFuture<'_, StoreResult<App>> {
-        Box::pin(async move {
-            self.shared
-                .pool
-                .call("create app", async |conn| {
-                    ops::create_app(conn, &self.shared, app).await
-                })
-                .await
-        })
+        let Shared { pool, sealer, .. } = &*self.shared;
+        Box::pin(
+            pool.transaction("create app", BEGIN_WRITE, async move |conn| {
+                ops::create_app(conn, sealer, app).await
+            }),
+        )
     }
 
     fn get_app<'a>(&'a self, scope: &'a Scope, app_id: &'a str) -> BoxFuture<'a, StoreResult<App>> {
-        Box::pin(async move {
-            self.shared
-                .pool
-                .call("read app", async |conn| {
-                    ops::get_app(conn, &self.shared, scope, app_id).await
-                })
-                .await
-        })
+        let Shared { pool, sealer, .. } = &*self.shared;
+        Box::pin(pool.call("read app", async move |conn| {
+            ops::get_app(conn, sealer, scope, app_id).await
+        }))
     }
 
     fn list_apps<'a>(
@@ -309,14 +319,12 @@ impl Store for PostgresStore {
         offset: u64,
         limit: u64,
     ) -> BoxFuture<'a, StoreResult<Page<App>>> {
-        Box::pin(async move {
-            self.shared
-                .pool
-                .call("list apps", async |conn| {
-                    ops::list_apps(conn, &self.shared, scope, filter, offset, limit).await
-                })
-                .await
-        })
+        let Shared { pool, sealer, .. } = &*self.shared;
+        Box::pin(
+            pool.transaction("list apps", BEGIN_READ, async move |conn| {
+                ops::list_apps(conn, sealer, scope, filter, offset, limit).await
+            }),
+        )
     }
 
     fn count_app_codes<'a>(
@@ -324,14 +332,9 @@ impl Store for PostgresStore {
         scope: &'a Scope,
         app_ids: &'a [String],
     ) -> BoxFuture<'a, StoreResult<Vec<u64>>> {
-        Box::pin(async move {
-            self.shared
-                .pool
-                .call("count AppCodes", async |conn| {
-                    ops::count_app_codes(conn, scope, app_ids).await
-                })
-                .await
-        })
+        Box::pin(self.shared.pool.call("count AppCodes", async move |conn| {
+            ops::count_app_codes(conn, scope, app_ids).await
+        }))
     }
 
     fn update_app<'a>(
@@ -340,14 +343,12 @@ impl Store for PostgresStore {
         app_id: &'a str,
         changes: AppChanges,
     ) -> BoxFuture<'a, StoreResult<App>> {
-        Box::pin(async move {
-            self.shared
-                .pool
-                .call("update app", async |conn| {
-                    ops::update_app(conn, &self.shared, scope, app_id, changes).await
-                })
-                .await
-        })
+        let Shared { pool, sealer, .. } = &*self.shared;
+        Box::pin(
+            pool.transaction("update app", BEGIN_WRITE, async move |conn| {
+                ops::update_app(conn, sealer, scope, app_id, changes).await
+            }),
+        )
     }
 
     fn delete_app<'a>(
@@ -355,14 +356,14 @@ impl Store for PostgresStore {
         scope: &'a Scope,
         app_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>> {
-        Box::pin(async move {
-            self.shared
+        let shared = &*self.shared;
+        Box::pin(
+            shared
                 .pool
-                .call("delete app", async |conn| {
-                    ops::delete_app(conn, &self.shared, scope, app_id).await
-                })
-                .await
-        })
+                .transaction("delete app", BEGIN_WRITE, async move |conn| {
+                    ops::delete_app(conn, shared, scope, app_id).await
+                }),
+        )
     }
 
     fn create_app_code<'a>(
@@ -370,14 +371,14 @@ impl Store for PostgresStore {
         scope: &'a Scope,
         record: AppCodeRecord,
     ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
-        Box::pin(async move {
-            self.shared
+        let shared = &*self.shared;
+        Box::pin(
+            shared
                 .pool
-                .call("create AppCode", async |conn| {
-                    ops::create_app_code(conn, &self.shared, scope, record).await
-                })
-                .await
-        })
+                .transaction("create AppCode", BEGIN_WRITE, async move |conn| {
+                    ops::create_app_code(conn, shared, scope, record).await
+                }),
+        )
     }
 
     fn get_app_code<'a>(
@@ -386,14 +387,10 @@ impl Store for PostgresStore {
         app_id: &'a str,
         app_code_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
-        Box::pin(async move {
-            self.shared
-                .pool
-                .call("read AppCode", async |conn| {
-                    ops::get_app_code(conn, &self.shared, scope, app_id, app_code_id).await
-                })
-                .await
-        })
+        let Shared { pool, sealer, .. } = &*self.shared;
+        Box::pin(pool.call("read AppCode", async move |conn| {
+            ops::get_app_code(conn, sealer, scope, app_id, app_code_id).await
+        }))
     }
 
     fn list_app_codes<'a>(
@@ -403,14 +400,12 @@ impl Store for PostgresStore {
         offset: u64,
         limit: u64,
     ) -> BoxFuture<'a, StoreResult<Page<AppCodeRecord>>> {
-        Box::pin(async move {
-            self.shared
-                .pool
-                .call("list AppCodes", async |conn| {
-                    ops::list_app_codes(conn, &self.shared, scope, app_id, offset, limit).await
-                })
-                .await
-        })
+        let Shared { pool, sealer, .. } = &*self.shared;
+        Box::pin(
+            pool.transaction("list AppCodes", BEGIN_READ, async move |conn| {
+                ops::list_app_codes(conn, sealer, scope, app_id, offset, limit).await
+            }),
+        )
     }
 
     fn delete_app_code<'a>(
@@ -419,46 +414,38 @@ impl Store for PostgresStore {
         app_id: &'a str,
         app_code_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
-        Box::pin(async move {
-            self.shared
+        let shared = &*self.shared;
+        Box::pin(
+            shared
                 .pool
-                .call("delete AppCode", async |conn| {
-                    ops::delete_app_code(conn, &self.shared, scope, app_id, app_code_id).await
-                })
-                .await
-        })
+                .transaction("delete AppCode", BEGIN_WRITE, async move |conn| {
+                    ops::delete_app_code(conn, shared, scope, app_id, app_code_id).await
+                }),
+        )
     }
 
     fn instance_app_codes<'a>(
         &'a self,
         instance_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>> {
-        Box::pin(async move {
-            listen::before_snapshot(&self.listeners, instance_id).await;
-            self.shared
-                .pool
-                .call_streaming("read the instance's AppCodes", async |conn, progress| {
-                    ops::instance_app_codes(conn, progress, &self.shared, instance_id).await
-                })
-                .await
-        })
+        let sealer = &self.shared.sealer;
+        Box::pin(
+            self.read_instance(instance_id, async move |conn, progress| {
+                ops::instance_app_codes(conn, progress, sealer, instance_id).await
+            }),
+        )
     }
 
     fn instance_snapshot<'a>(
         &'a self,
         instance_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<InstanceSnapshot>> {
-        Box::pin(async move {
-            // As for `instance_app_codes`: the snapshot a node starts from follows its
-            // listeners' first `LISTEN`, or they resync.
-            listen::before_snapshot(&self.listeners, instance_id).await;
-            self.shared
-                .pool
-                .call_streaming("read the instance's AppCodes", async |conn, progress| {
-                    ops::instance_snapshot(conn, progress, &self.shared, instance_id).await
-                })
-                .await
-        })
+        let sealer = &self.shared.sealer;
+        Box::pin(
+            self.read_instance(instance_id, async move |conn, progress| {
+                ops::instance_snapshot(conn, progress, sealer, instance_id).await
+            }),
+        )
     }
 
     fn app_code_changes<'a>(
@@ -466,14 +453,12 @@ impl Store for PostgresStore {
         instance_id: &'a str,
         revision: u64,
     ) -> BoxFuture<'a, StoreResult<Option<AppCodeChanges>>> {
-        Box::pin(async move {
-            self.shared
-                .pool
-                .call("read the AppCode changes", async |conn| {
-                    ops::app_code_changes(conn, &self.shared, instance_id, revision).await
-                })
-                .await
-        })
+        let Shared { pool, sealer, .. } = &*self.shared;
+        Box::pin(
+            pool.transaction("read the AppCode changes", BEGIN_READ, async move |conn| {
+                ops::app_code_changes(conn, sealer, instance_id, revision).await
+            }),
+        )
     }
 
     fn changes(&self, instance_id: &str) -> Option<ChangeStream> {

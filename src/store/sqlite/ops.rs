@@ -1,14 +1,20 @@
 //! The store's operations as blocking functions on one connection, each one transaction.
+//!
+//! Writes that change which AppCodes a gateway must accept take the instance's next revision
+//! and log what they changed, inside their transaction ([`record_write`]), so the revision and
+//! the log exist exactly when (and only if) the change is committed. The revision, the change
+//! log (`app_code_log`) and its pruning follow the same rules, under the same names, as in the
+//! PostgreSQL store's `ops.rs`, which also announces each write.
 
 use rusqlite::types::ToSql;
 use rusqlite::{
     params, params_from_iter, Connection, OptionalExtension, Row, Transaction, TransactionBehavior,
 };
 
-use super::error::{cipher, corrupt, db};
+use super::error::{cipher, db};
 use crate::secret::Secret;
 use crate::store::cipher::{code_binding, Sealer};
-use crate::store::sealed::{self, sql_count, RawApp, RawCode};
+use crate::store::sealed::{self, sql_count, sql_revision, RawApp, RawCode};
 use crate::store::{
     App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, DeletedAppCode, InstanceSnapshot,
     Page, Scope, StoreError, StoreResult, MAX_APP_CODES_PER_APP,
@@ -339,7 +345,7 @@ pub(super) fn delete_app(
     // An app without codes changes nothing a gateway accepts: no revision for it.
     if !codes.is_empty() {
         let gone: Vec<_> = codes.iter().map(|c| (&*c.app_id, &*c.id)).collect();
-        log_write(&tx, retention, &scope.instance_id, Kind::Deleted, &gone)?;
+        record_write(&tx, retention, &scope.instance_id, Kind::Deleted, &gone)?;
     }
     tx.commit().map_err(db("commit app deletion"))?;
     Ok(codes)
@@ -405,7 +411,7 @@ pub(super) fn create_app_code(
         ])
     })
     .map_err(db("insert AppCode"))?;
-    log_write(
+    record_write(
         &tx,
         retention,
         &scope.instance_id,
@@ -487,7 +493,7 @@ pub(super) fn delete_app_code(
         params![seq, app_code_id],
     )
     .map_err(db("delete AppCode"))?;
-    log_write(
+    record_write(
         &tx,
         retention,
         &scope.instance_id,
@@ -521,7 +527,9 @@ enum Kind {
 }
 
 impl Kind {
-    fn as_sql(self) -> &'static str {
+    /// Its word in the change log's `kind` column (the same words as in the PostgreSQL
+    /// store's).
+    fn logged_as(self) -> &'static str {
         match self {
             Self::Created => "created",
             Self::Deleted => "deleted",
@@ -529,15 +537,16 @@ impl Kind {
     }
 }
 
-/// Takes `instance_id`'s next revision for one write (inside the write's transaction, so the
-/// change and its log entries commit together), logs `codes` (`(app_id, id)` pairs, in order)
-/// under it, and prunes what falls out of the last `retention` revisions.
+/// Records one write that changed the instance's AppCodes, in its transaction: takes the
+/// instance's next revision, logs `codes` (`(app_id, id)` pairs, in order) under it, and prunes
+/// the log entries that fall out of the last `retention` revisions.
 ///
 /// Every revision logs at least one entry, so the newest pruned revision is always
 /// `revision - retention`: `pruned_through` is computed in the same statement that takes the
 /// revision, and the pruning is one range delete on the log's primary key (usually of a single
-/// revision's entries).
-fn log_write(
+/// revision's entries). The write transaction is `IMMEDIATE`, so writers (in any process)
+/// take revisions one after the other.
+fn record_write(
     tx: &Transaction<'_>,
     retention: u64,
     instance_id: &str,
@@ -559,37 +568,36 @@ fn log_write(
             })
         })
         .map_err(db("take the next revision"))?;
-    if pruned_through > 0 {
-        tx.prepare_cached("DELETE FROM app_code_changes WHERE instance_id = ?1 AND revision <= ?2")
-            .and_then(|mut s| s.execute(params![instance_id, pruned_through]))
-            .map_err(db("prune the change log"))?;
-    }
-    let mut insert = tx
+    let mut logged = tx
         .prepare_cached(
-            "INSERT INTO app_code_changes (instance_id, revision, position, app_code_id, app_id,
-                                           kind)
+            "INSERT INTO app_code_log (instance_id, revision, position, app_code_id, app_id, kind)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(db("log a change"))?;
     for (position, (app_id, id)) in codes.iter().enumerate() {
-        insert
+        logged
             .execute(params![
                 instance_id,
                 revision,
                 position as i64,
                 id,
                 app_id,
-                kind.as_sql()
+                kind.logged_as()
             ])
             .map_err(db("log a change"))?;
+    }
+    if pruned_through > 0 {
+        tx.prepare_cached("DELETE FROM app_code_log WHERE instance_id = ?1 AND revision <= ?2")
+            .and_then(|mut s| s.execute(params![instance_id, pruned_through]))
+            .map_err(db("prune the change log"))?;
     }
     Ok(())
 }
 
-/// `instance_id`'s revision and the newest revision pruned from its log: `(0, 0)` for an
-/// instance never written (or last written before the store kept revisions).
+/// The instance's revision and the newest revision pruned from its log: `(0, 0)` before its
+/// first write (or last written before the store kept revisions).
 fn instance_revision(tx: &Transaction<'_>, instance_id: &str) -> StoreResult<(u64, u64)> {
-    let found: Option<(i64, i64)> = tx
+    let row: Option<(i64, i64)> = tx
         .prepare_cached(
             "SELECT revision, pruned_through FROM instance_revisions WHERE instance_id = ?1",
         )
@@ -597,19 +605,14 @@ fn instance_revision(tx: &Transaction<'_>, instance_id: &str) -> StoreResult<(u6
             s.query_row([instance_id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
         })
-        .map_err(db("read the revision"))?;
-    let Some((revision, pruned_through)) = found else {
+        .map_err(db("read the instance's revision"))?;
+    let Some((revision, pruned_through)) = row else {
         return Ok((0, 0));
     };
-    // The table's CHECKs forbid negative values; a file edited by hand may still hold them.
-    let unsigned = |n: i64| {
-        u64::try_from(n).map_err(|_| {
-            corrupt(format_args!(
-                "negative revision {n} of instance {instance_id}"
-            ))
-        })
-    };
-    Ok((unsigned(revision)?, unsigned(pruned_through)?))
+    Ok((
+        sql_revision(revision, BACKEND)?,
+        sql_revision(pruned_through, BACKEND)?,
+    ))
 }
 
 pub(super) fn instance_snapshot(
@@ -649,23 +652,28 @@ pub(super) fn app_code_changes(
     }
     // `revision <= current`, which came from an i64.
     let after = sql_count(revision);
-    // Each code logged as created that still exists, in log order. `CROSS JOIN` makes SQLite
-    // walk the log's range first and look each code up by its ID, whatever the table sizes.
+    // Each ID once, where it was last created: an ID deleted and created again (IDs are unique
+    // per instance only among existing codes) is the code that exists now. SQLite takes the
+    // bare `position` from the row whose revision `max` chose (a write creates one code at
+    // most, so that row is the ID's last creation). `CROSS JOIN` makes SQLite walk the log's
+    // range first and look each code up by its ID, whatever the table sizes.
     let created = query_codes(
         &tx,
         sealer,
         instance_id,
         "SELECT c.id, a.id, c.value, c.value_nonce, c.create_time
-         FROM app_code_changes l
-         CROSS JOIN app_codes c ON c.instance_id = l.instance_id AND c.id = l.app_code_id
+         FROM (SELECT app_code_id, max(revision) AS revision, position
+               FROM app_code_log
+               WHERE instance_id = ?1 AND revision > ?2 AND kind = 'created'
+               GROUP BY app_code_id) l
+         CROSS JOIN app_codes c ON c.instance_id = ?1 AND c.id = l.app_code_id
          JOIN apps a ON a.seq = c.app_seq
-         WHERE l.instance_id = ?1 AND l.revision > ?2 AND l.kind = 'created'
          ORDER BY l.revision, l.position",
         params![instance_id, after],
     )?;
     let deleted = tx
         .prepare_cached(
-            "SELECT app_id, app_code_id FROM app_code_changes
+            "SELECT app_id, app_code_id FROM app_code_log
              WHERE instance_id = ?1 AND revision > ?2 AND kind = 'deleted'
              ORDER BY revision, position",
         )

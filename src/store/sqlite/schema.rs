@@ -50,7 +50,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX app_codes_by_value ON app_codes (instance_id, value_digest);
     CREATE UNIQUE INDEX app_codes_by_id ON app_codes (instance_id, id);
     CREATE INDEX app_codes_by_app ON app_codes (app_seq, seq);",
-    // 2: revisions of each instance's AppCodes and their change log (see `ops::log_write`).
+    // 2: revisions of each instance's AppCodes and their change log (see `ops::record_write`).
     // An instance without a row is at revision 0: that is every instance of a store this step
     // upgrades, whose codes a reader then loads in one snapshot at revision 0.
     //
@@ -72,6 +72,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         kind TEXT NOT NULL CHECK (kind IN ('created', 'deleted')),
         PRIMARY KEY (instance_id, revision, position)
     ) STRICT, WITHOUT ROWID;",
+    // 3: the change log under the PostgreSQL store's name, so that both stores' `ops.rs` read
+    // alike (and the table is not named after `Store::app_code_changes`, which reads it with
+    // `app_codes`). A rename keeps the rows: readers behind keep catching up.
+    "ALTER TABLE app_code_changes RENAME TO app_code_log;",
 ];
 
 /// The schema version this code writes.

@@ -153,8 +153,8 @@ impl SqliteOptions {
 /// check value), `apps`, `app_codes` (`value` holds the ciphertext or the clear value,
 /// `value_nonce` the nonce, `value_digest` the digest under the uniqueness index),
 /// `instance_revisions` (each written instance's revision, and the newest revision pruned from
-/// its log) and `app_code_changes` (the change log: per instance and revision, the IDs of each
-/// AppCode created or deleted, never a value). Timestamps are integer nanoseconds since the Unix
+/// its log) and `app_code_log` (the change log: per instance and revision, the IDs of each
+/// AppCode created or deleted, never a value; the same columns as `PostgresStore`'s). Timestamps are integer nanoseconds since the Unix
 /// epoch; lists are ordered by insertion.
 ///
 /// # Example

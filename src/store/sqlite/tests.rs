@@ -319,7 +319,7 @@ async fn a_version_1_file_upgrades_in_place_at_revision_0() {
     // them changed), and it had neither revisions nor a log.
     let raw = Connection::open(&path).unwrap();
     raw.execute_batch(
-        "DROP TABLE instance_revisions; DROP TABLE app_code_changes; PRAGMA user_version = 1;",
+        "DROP TABLE instance_revisions; DROP TABLE app_code_log; PRAGMA user_version = 1;",
     )
     .unwrap();
     let v1 = Connection::open_in_memory().unwrap();
@@ -353,6 +353,56 @@ async fn a_version_1_file_upgrades_in_place_at_revision_0() {
         .unwrap();
     assert_eq!(version, current_version());
     // The upgraded file has exactly the schema of a file created by this version.
+    let fresh = dir.path().join("fresh.db");
+    drop(SqliteStore::open(&fresh, SqliteOptions::new()).unwrap());
+    assert_eq!(
+        schema_of(&raw),
+        schema_of(&Connection::open(&fresh).unwrap())
+    );
+}
+
+#[tokio::test]
+async fn a_version_2_file_upgrades_in_place_keeping_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = seeded(&path, keyed(4)).await;
+    store
+        .delete_app_code(&scope(), &app(1).id, &code(1, 1).id)
+        .await
+        .unwrap();
+    let before = store.app_code_changes("i", 0).await.unwrap().unwrap();
+    drop(store);
+    // Turn the file into what version 2 left: the same rows, the log under version 2's name.
+    let raw = Connection::open(&path).unwrap();
+    raw.execute_batch(
+        "CREATE TEMP TABLE logged AS SELECT * FROM app_code_log;
+         DROP TABLE instance_revisions; DROP TABLE app_code_log;",
+    )
+    .unwrap();
+    raw.execute_batch(super::schema::MIGRATIONS[1]).unwrap();
+    raw.execute_batch(
+        "INSERT INTO app_code_changes SELECT * FROM temp.logged;
+         INSERT INTO instance_revisions VALUES ('i', 3, 0);
+         DROP TABLE temp.logged; PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    let v2 = Connection::open_in_memory().unwrap();
+    v2.execute_batch(&super::schema::MIGRATIONS[..2].join(";"))
+        .unwrap();
+    assert_eq!(schema_of(&raw), schema_of(&v2), "not a version 2 file");
+    drop(raw);
+
+    // What was logged before is read back the same, and writes go on from there.
+    let store = SqliteStore::open(&path, keyed(4)).unwrap();
+    assert_eq!(
+        store.app_code_changes("i", 0).await.unwrap().unwrap(),
+        before
+    );
+    store.create_app_code(&scope(), code(1, 3)).await.unwrap();
+    let changes = store.app_code_changes("i", 3).await.unwrap().unwrap();
+    assert_eq!((changes.revision, changes.created), (4, vec![code(1, 3)]));
+    drop(store);
+    let raw = Connection::open(&path).unwrap();
     let fresh = dir.path().join("fresh.db");
     drop(SqliteStore::open(&fresh, SqliteOptions::new()).unwrap());
     assert_eq!(
@@ -396,7 +446,7 @@ async fn the_change_log_holds_ids_only_and_stays_within_its_retention() {
     let raw = Connection::open(&path).unwrap();
     let logged = |raw: &Connection| -> (Vec<i64>, (i64, i64)) {
         let mut stmt = raw
-            .prepare("SELECT revision FROM app_code_changes ORDER BY revision, position")
+            .prepare("SELECT revision FROM app_code_log ORDER BY revision, position")
             .unwrap();
         let revisions = stmt.query_map([], |r| r.get(0)).unwrap();
         let kept = revisions.map(Result::unwrap).collect();
@@ -415,7 +465,7 @@ async fn the_change_log_holds_ids_only_and_stays_within_its_retention() {
     assert!(store.app_code_changes("i", 3).await.unwrap().is_some());
     // No value anywhere in the log: every column of every row is an ID, a number or a kind.
     let mut stmt = raw
-        .prepare("SELECT instance_id, app_code_id, app_id, kind FROM app_code_changes")
+        .prepare("SELECT instance_id, app_code_id, app_id, kind FROM app_code_log")
         .unwrap();
     let rows = stmt.query_map([], |r| {
         Ok([r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?])
