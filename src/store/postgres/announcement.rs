@@ -14,19 +14,11 @@ pub(super) enum EventKind {
 }
 
 impl EventKind {
-    /// Its letter in payloads.
+    /// Its letter, in payloads and in the change log's `kind` column.
     pub(super) fn code(self) -> &'static str {
         match self {
             Self::Created => "C",
             Self::Deleted => "D",
-        }
-    }
-
-    /// Its word in the change log's `kind` column (the same words as in the SQLite store's).
-    pub(super) fn logged_as(self) -> &'static str {
-        match self {
-            Self::Created => "created",
-            Self::Deleted => "deleted",
         }
     }
 }

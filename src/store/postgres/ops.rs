@@ -109,7 +109,7 @@ async fn record_write(
         !events.is_empty(),
         "a write that changed nothing takes no revision"
     );
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind.logged_as()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.code()).collect();
     let app_ids: Vec<&str> = events.iter().map(|e| e.app_id).collect();
     let app_code_ids: Vec<&str> = events.iter().map(|e| e.app_code_id).collect();
     // Everything of a payload but its version and revision, which the statement prepends
@@ -129,11 +129,11 @@ async fn record_write(
                         pruned_through = GREATEST(r.pruned_through, r.revision + 1 - $2)
                 RETURNING r.revision, r.pruned_through
             ), logged AS (
-                INSERT INTO app_code_log (instance_id, revision, position, app_code_id, app_id,
+                INSERT INTO app_code_log (instance_id, revision, ord, app_code_id, app_id,
                                           kind)
-                SELECT $1, next.revision, e.position::integer, e.app_code_id, e.app_id, e.kind
+                SELECT $1, next.revision, e.ord::integer, e.app_code_id, e.app_id, e.kind
                 FROM next, unnest($3::text[], $4::text[], $5::text[])
-                    WITH ORDINALITY AS e (kind, app_id, app_code_id, position)
+                    WITH ORDINALITY AS e (kind, app_id, app_code_id, ord)
             ), pruned AS (
                 DELETE FROM app_code_log l USING next
                 WHERE l.instance_id = $1 AND l.revision <= next.pruned_through
@@ -790,13 +790,13 @@ pub(super) async fn app_code_changes(
         .query(
             "read the created AppCodes",
             "SELECT c.id, a.id, c.value, c.value_nonce, c.create_time
-             FROM (SELECT DISTINCT ON (app_code_id) app_code_id, revision, position
+             FROM (SELECT DISTINCT ON (app_code_id) app_code_id, revision, ord
                    FROM app_code_log
-                   WHERE instance_id = $1 AND revision > $2 AND kind = 'created'
-                   ORDER BY app_code_id, revision DESC, position DESC) l
+                   WHERE instance_id = $1 AND revision > $2 AND kind = 'C'
+                   ORDER BY app_code_id, revision DESC, ord DESC) l
              JOIN app_codes c ON c.instance_id = $1 AND c.id = l.app_code_id
              JOIN apps a ON a.seq = c.app_seq
-             ORDER BY l.revision, l.position",
+             ORDER BY l.revision, l.ord",
             &[&instance_id, &after],
         )
         .await?;
@@ -805,8 +805,8 @@ pub(super) async fn app_code_changes(
         .query(
             "read the deleted AppCodes",
             "SELECT app_id, app_code_id FROM app_code_log
-             WHERE instance_id = $1 AND revision > $2 AND kind = 'deleted'
-             ORDER BY revision, position",
+             WHERE instance_id = $1 AND revision > $2 AND kind = 'D'
+             ORDER BY revision, ord",
             &[&instance_id, &after],
         )
         .await?;

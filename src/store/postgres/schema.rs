@@ -73,14 +73,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
         kind text NOT NULL CHECK (kind IN ('C', 'D')),
         PRIMARY KEY (instance_id, revision, ord)
     );",
-    // 3: the change log in the SQLite store's words, so that both stores' `ops.rs` read alike:
-    // `position` orders the entries of one write, `kind` says `created` or `deleted`. The
-    // rows already logged are rewritten in place, so readers behind keep catching up.
-    "ALTER TABLE app_code_log RENAME COLUMN ord TO position;
-    ALTER TABLE app_code_log DROP CONSTRAINT app_code_log_kind_check;
-    UPDATE app_code_log SET kind = CASE kind WHEN 'C' THEN 'created' ELSE 'deleted' END;
-    ALTER TABLE app_code_log
-        ADD CONSTRAINT app_code_log_kind_check CHECK (kind IN ('created', 'deleted'));",
 ];
 
 /// The schema version this code writes.

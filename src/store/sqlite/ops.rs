@@ -527,12 +527,11 @@ enum Kind {
 }
 
 impl Kind {
-    /// Its word in the change log's `kind` column (the same words as in the PostgreSQL
-    /// store's).
+    /// Its letter in the change log's `kind` column (as in the PostgreSQL store's).
     fn logged_as(self) -> &'static str {
         match self {
-            Self::Created => "created",
-            Self::Deleted => "deleted",
+            Self::Created => "C",
+            Self::Deleted => "D",
         }
     }
 }
@@ -570,16 +569,16 @@ fn record_write(
         .map_err(db("take the next revision"))?;
     let mut logged = tx
         .prepare_cached(
-            "INSERT INTO app_code_log (instance_id, revision, position, app_code_id, app_id, kind)
+            "INSERT INTO app_code_log (instance_id, revision, ord, app_code_id, app_id, kind)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(db("log a change"))?;
-    for (position, (app_id, id)) in codes.iter().enumerate() {
+    for (ord, (app_id, id)) in codes.iter().enumerate() {
         logged
             .execute(params![
                 instance_id,
                 revision,
-                position as i64,
+                ord as i64,
                 id,
                 app_id,
                 kind.logged_as()
@@ -654,7 +653,7 @@ pub(super) fn app_code_changes(
     let after = sql_count(revision);
     // Each ID once, where it was last created: an ID deleted and created again (IDs are unique
     // per instance only among existing codes) is the code that exists now. SQLite takes the
-    // bare `position` from the row whose revision `max` chose (a write creates one code at
+    // bare `ord` from the row whose revision `max` chose (a write creates one code at
     // most, so that row is the ID's last creation). `CROSS JOIN` makes SQLite walk the log's
     // range first and look each code up by its ID, whatever the table sizes.
     let created = query_codes(
@@ -662,20 +661,20 @@ pub(super) fn app_code_changes(
         sealer,
         instance_id,
         "SELECT c.id, a.id, c.value, c.value_nonce, c.create_time
-         FROM (SELECT app_code_id, max(revision) AS revision, position
+         FROM (SELECT app_code_id, max(revision) AS revision, ord
                FROM app_code_log
-               WHERE instance_id = ?1 AND revision > ?2 AND kind = 'created'
+               WHERE instance_id = ?1 AND revision > ?2 AND kind = 'C'
                GROUP BY app_code_id) l
          CROSS JOIN app_codes c ON c.instance_id = ?1 AND c.id = l.app_code_id
          JOIN apps a ON a.seq = c.app_seq
-         ORDER BY l.revision, l.position",
+         ORDER BY l.revision, l.ord",
         params![instance_id, after],
     )?;
     let deleted = tx
         .prepare_cached(
             "SELECT app_id, app_code_id FROM app_code_log
-             WHERE instance_id = ?1 AND revision > ?2 AND kind = 'deleted'
-             ORDER BY revision, position",
+             WHERE instance_id = ?1 AND revision > ?2 AND kind = 'D'
+             ORDER BY revision, ord",
         )
         .and_then(|mut s| {
             s.query_map(params![instance_id, after], |r| {

@@ -72,10 +72,24 @@ pub(super) const MIGRATIONS: &[&str] = &[
         kind TEXT NOT NULL CHECK (kind IN ('created', 'deleted')),
         PRIMARY KEY (instance_id, revision, position)
     ) STRICT, WITHOUT ROWID;",
-    // 3: the change log under the PostgreSQL store's name, so that both stores' `ops.rs` read
-    // alike (and the table is not named after `Store::app_code_changes`, which reads it with
-    // `app_codes`). A rename keeps the rows: readers behind keep catching up.
-    "ALTER TABLE app_code_changes RENAME TO app_code_log;",
+    // 3: the change log in the PostgreSQL store's words (its table, `ord`, kinds `C` and `D`),
+    // so that both stores' `ops.rs` read alike. PostgreSQL keeps its names because nodes of
+    // two versions may share one database during an upgrade; one SQLite file has one writer.
+    // The rows are copied, so readers behind keep catching up.
+    "CREATE TABLE app_code_log (
+        instance_id TEXT NOT NULL,
+        revision INTEGER NOT NULL CHECK (revision > 0),
+        ord INTEGER NOT NULL CHECK (ord >= 0),
+        app_code_id TEXT NOT NULL,
+        app_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('C', 'D')),
+        PRIMARY KEY (instance_id, revision, ord)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO app_code_log (instance_id, revision, ord, app_code_id, app_id, kind)
+        SELECT instance_id, revision, position, app_code_id, app_id,
+               CASE kind WHEN 'created' THEN 'C' ELSE 'D' END
+        FROM app_code_changes;
+    DROP TABLE app_code_changes;",
 ];
 
 /// The schema version this code writes.

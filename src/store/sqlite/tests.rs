@@ -372,7 +372,7 @@ async fn a_version_2_file_upgrades_in_place_keeping_its_log() {
         .unwrap();
     let before = store.app_code_changes("i", 0).await.unwrap().unwrap();
     drop(store);
-    // Turn the file into what version 2 left: the same rows, the log under version 2's name.
+    // Turn the file into what version 2 left: the same rows, in version 2's table and words.
     let raw = Connection::open(&path).unwrap();
     raw.execute_batch(
         "CREATE TEMP TABLE logged AS SELECT * FROM app_code_log;
@@ -381,7 +381,10 @@ async fn a_version_2_file_upgrades_in_place_keeping_its_log() {
     .unwrap();
     raw.execute_batch(super::schema::MIGRATIONS[1]).unwrap();
     raw.execute_batch(
-        "INSERT INTO app_code_changes SELECT * FROM temp.logged;
+        "INSERT INTO app_code_changes
+             SELECT instance_id, revision, ord, app_code_id, app_id,
+                    CASE kind WHEN 'C' THEN 'created' ELSE 'deleted' END
+             FROM temp.logged;
          INSERT INTO instance_revisions VALUES ('i', 3, 0);
          DROP TABLE temp.logged; PRAGMA user_version = 2;",
     )
@@ -446,7 +449,7 @@ async fn the_change_log_holds_ids_only_and_stays_within_its_retention() {
     let raw = Connection::open(&path).unwrap();
     let logged = |raw: &Connection| -> (Vec<i64>, (i64, i64)) {
         let mut stmt = raw
-            .prepare("SELECT revision FROM app_code_log ORDER BY revision, position")
+            .prepare("SELECT revision FROM app_code_log ORDER BY revision, ord")
             .unwrap();
         let revisions = stmt.query_map([], |r| r.get(0)).unwrap();
         let kept = revisions.map(Result::unwrap).collect();
@@ -473,7 +476,7 @@ async fn the_change_log_holds_ids_only_and_stays_within_its_retention() {
     for row in rows.unwrap().map(Result::unwrap) {
         assert_eq!(row[0], "i");
         assert!(row[1].len() == 32 && row[2].len() == 32, "{row:?}");
-        assert!(row[3] == "created" || row[3] == "deleted", "{row:?}");
+        assert!(row[3] == "C" || row[3] == "D", "{row:?}");
     }
     drop((stmt, store));
 
