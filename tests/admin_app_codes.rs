@@ -39,14 +39,8 @@ async fn app_code_endpoints_have_apigs_shapes() {
     assert_eq!(created["app_id"], app_id.as_str());
     assert!(is_lower_hex(created["id"].as_str().unwrap(), 32));
     assert!(is_apig_time(&created["create_time"]));
-    let fields: BTreeSet<&str> = created
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(|k| k.as_str())
-        .collect();
     assert_eq!(
-        fields,
+        field_names(&created),
         BTreeSet::from(["app_code", "id", "app_id", "create_time"])
     );
 

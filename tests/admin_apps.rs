@@ -33,14 +33,8 @@ async fn app_create_show_list_delete_have_apigs_shapes() {
     assert_ne!(app["app_key"], app["app_secret"]);
     assert!(is_apig_time(&app["register_time"]) && is_apig_time(&app["update_time"]));
     assert!(app.get("bind_num").is_none());
-    let fields: BTreeSet<&str> = app
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(|k| k.as_str())
-        .collect();
     assert_eq!(
-        fields,
+        field_names(&app),
         BTreeSet::from([
             "id",
             "name",

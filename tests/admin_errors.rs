@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use apig_appcode::acl::AppAcl;
 use apig_appcode::admin::{
     AccessKeyCredential, AdminApi, BuildError, Permissions, TokenCredential,
 };
@@ -209,6 +210,30 @@ impl Store for BrokenStore {
     ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
         Box::pin(async { broken() })
     }
+    fn get_app_acl<'a>(
+        &'a self,
+        _: &'a Scope,
+        _: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<AppAcl>>> {
+        Box::pin(async { broken() })
+    }
+    fn set_app_acl<'a>(
+        &'a self,
+        _: &'a Scope,
+        _: &'a str,
+        _: AppAcl,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async { broken() })
+    }
+    fn delete_app_acl<'a>(&'a self, _: &'a Scope, _: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async { broken() })
+    }
+    fn instance_app_acls<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppAcl)>>> {
+        Box::pin(async { broken() })
+    }
     fn instance_app_codes<'a>(
         &'a self,
         _: &'a str,
@@ -246,6 +271,13 @@ async fn backend_errors_are_500_system_error_with_the_detail_only_in_the_log() {
         ("GET", app.clone(), None),
         ("GET", format!("{app}/c1"), None),
         ("DELETE", format!("{app}/c1"), None),
+        (
+            "PUT",
+            format!("{}/a1/app-acl", apps_path()),
+            Some(r#"{"app_acl_type":"DENY","app_acl_values":["192.0.2.1"]}"#),
+        ),
+        ("GET", format!("{}/a1/app-acl", apps_path()), None),
+        ("DELETE", format!("{}/a1/app-acl", apps_path()), None),
     ];
     for (method, uri, body) in calls {
         let r = send(&router, request(method, &uri, Some(TOKEN_RW), body)).await;

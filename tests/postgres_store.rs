@@ -149,7 +149,7 @@ async fn nodes_starting_together_migrate_once() {
         "SELECT version FROM apig_schema_migrations ORDER BY version",
     )
     .await;
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
     let meta: Vec<i64> = column(&db, "SELECT count(*) FROM store_meta").await;
     assert_eq!(meta, [1]);
 }
@@ -170,7 +170,7 @@ async fn a_newer_schema_is_refused() {
         err.downcast_ref::<SchemaTooNew>(),
         Some(&SchemaTooNew {
             found: 99,
-            supported: 2
+            supported: 3
         })
     );
 }
@@ -436,7 +436,7 @@ async fn a_version_1_schema_upgrades_in_place() {
     db.client()
         .await
         .batch_execute(
-            "DROP TABLE instance_revisions, app_code_log;
+            "DROP TABLE instance_revisions, app_code_log, app_acls;
              DELETE FROM apig_schema_migrations WHERE version >= 2",
         )
         .await

@@ -16,6 +16,7 @@ use std::any::Any;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use apig_appcode::acl::{AclType, AppAcl};
 use apig_appcode::store::{
     App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, DeletedAppCode, MasterKey,
     MemoryStore, Scope, SecretString, SqliteOptions, SqliteStore, Store, StoreError, Timestamp,
@@ -90,6 +91,7 @@ macro_rules! conformance {
             changes_after_a_revision_are_exactly_what_happened,
             an_id_deleted_and_created_again_is_created_once,
             a_reader_behind_the_retained_log_is_told_to_reload,
+            acl_changes_are_revisions_named_once_with_their_acl_now,
         );
     };
     (@module $backend:ident, $make:expr; $($extra:ident,)*) => {
@@ -113,6 +115,8 @@ macro_rules! conformance {
                 updates_keep_names_and_keys_unique,
                 secret_resets_are_sealed_and_read_back,
                 updates_of_a_missing_app_are_not_found,
+                app_acls_are_set_read_replaced_and_removed,
+                app_acls_go_with_their_app_and_stay_in_their_instance,
                 $($extra,)*
             );
         }
@@ -1208,4 +1212,113 @@ async fn a_reader_behind_the_retained_log_is_told_to_reload(store: Arc<dyn Store
     let last_round = changes(&*store, "instance-1", recent).await;
     assert_eq!(last_round.deleted, deleted(&[&r]));
     assert_eq!(last_round.revision, now);
+}
+
+// ---------------------------------------------------------------------------------------------
+// App ACLs
+
+fn acl(kind: AclType, values: &[&str]) -> AppAcl {
+    AppAcl::new(kind, values).unwrap()
+}
+
+async fn app_acls_are_set_read_replaced_and_removed(store: Arc<dyn Store>) {
+    let s = scope();
+    store.create_app(app(1)).await.unwrap();
+    assert_eq!(store.get_app_acl(&s, &id(1)).await.unwrap(), None);
+    let permit = acl(
+        AclType::Permit,
+        &["192.0.2.1", "198.51.100.0/24", "2001:db8::1-2001:db8::ff"],
+    );
+    store.set_app_acl(&s, &id(1), permit.clone()).await.unwrap();
+    // Read back exactly: type, values and their order.
+    assert_eq!(store.get_app_acl(&s, &id(1)).await.unwrap(), Some(permit));
+    let deny = acl(AclType::Deny, &["10.0.0.0/8"]);
+    store.set_app_acl(&s, &id(1), deny.clone()).await.unwrap();
+    assert_eq!(store.get_app_acl(&s, &id(1)).await.unwrap(), Some(deny));
+    assert!(store.delete_app_acl(&s, &id(1)).await.unwrap());
+    assert!(!store.delete_app_acl(&s, &id(1)).await.unwrap());
+    assert_eq!(store.get_app_acl(&s, &id(1)).await.unwrap(), None);
+
+    let any = acl(AclType::Deny, &["192.0.2.1"]);
+    assert_err!(store.get_app_acl(&s, &id(9)).await, StoreError::AppNotFound);
+    assert_err!(
+        store.set_app_acl(&s, &id(9), any).await,
+        StoreError::AppNotFound
+    );
+    assert_err!(
+        store.delete_app_acl(&s, &id(9)).await,
+        StoreError::AppNotFound
+    );
+    // An app of another scope is not found through this one.
+    let other = Scope::new("project-b", "instance-1");
+    assert_err!(
+        store.get_app_acl(&other, &id(1)).await,
+        StoreError::AppNotFound
+    );
+}
+
+async fn app_acls_go_with_their_app_and_stay_in_their_instance(store: Arc<dyn Store>) {
+    let s = scope();
+    let other = Scope::new("project-b", "instance-2");
+    store.create_app(app(1)).await.unwrap();
+    store.create_app(app(2)).await.unwrap();
+    store.create_app(app_in(&other, 3, "other")).await.unwrap();
+    let one = acl(AclType::Permit, &["192.0.2.1"]);
+    let two = acl(AclType::Deny, &["192.0.2.2"]);
+    store.set_app_acl(&s, &id(1), one.clone()).await.unwrap();
+    store.set_app_acl(&s, &id(2), two.clone()).await.unwrap();
+    store
+        .set_app_acl(&other, &id(3), acl(AclType::Deny, &["192.0.2.3"]))
+        .await
+        .unwrap();
+    let mut listed = store.instance_app_acls("instance-1").await.unwrap();
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(listed, [(id(1), one), (id(2), two.clone())]);
+
+    store.delete_app(&s, &id(1)).await.unwrap();
+    assert_eq!(
+        store.instance_app_acls("instance-1").await.unwrap(),
+        [(id(2), two)]
+    );
+    // An app created again under the deleted one's ID starts without an ACL.
+    store.create_app(app(1)).await.unwrap();
+    assert_eq!(store.get_app_acl(&s, &id(1)).await.unwrap(), None);
+}
+
+async fn acl_changes_are_revisions_named_once_with_their_acl_now(store: Arc<dyn Store>) {
+    let s = scope();
+    store.create_app(app(1)).await.unwrap();
+    store.create_app(app(2)).await.unwrap();
+    let start = revision(&*store, "instance-1").await;
+    store
+        .set_app_acl(&s, &id(1), acl(AclType::Permit, &["192.0.2.1"]))
+        .await
+        .unwrap();
+    let after_set = changes(&*store, "instance-1", start).await;
+    assert!(after_set.revision > start, "an ACL change takes a revision");
+    assert_eq!(
+        after_set.acls,
+        [(id(1), Some(acl(AclType::Permit, &["192.0.2.1"])))]
+    );
+    assert!(after_set.created.is_empty() && after_set.deleted.is_empty());
+
+    // Changed twice, then another app's: each app once, with the ACL it has now.
+    let latest = acl(AclType::Deny, &["203.0.113.0/24"]);
+    store.set_app_acl(&s, &id(1), latest.clone()).await.unwrap();
+    store
+        .set_app_acl(&s, &id(2), acl(AclType::Deny, &["192.0.2.9"]))
+        .await
+        .unwrap();
+    store.delete_app_acl(&s, &id(2)).await.unwrap();
+    let all = changes(&*store, "instance-1", start).await;
+    assert_eq!(all.acls, [(id(1), Some(latest)), (id(2), None)]);
+
+    // Removing nothing is no change; deleting an app with an ACL is one.
+    let before = all.revision;
+    assert!(!store.delete_app_acl(&s, &id(2)).await.unwrap());
+    assert_eq!(revision(&*store, "instance-1").await, before);
+    store.delete_app(&s, &id(1)).await.unwrap();
+    let gone = changes(&*store, "instance-1", before).await;
+    assert!(gone.revision > before);
+    assert_eq!(gone.acls, [(id(1), None)]);
 }

@@ -180,6 +180,7 @@ pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
         for code in &codes {
             call.instance.cache.remove(&code.value);
         }
+        call.instance.cache.remove_app_acl(&call.app_id);
         codes
     };
     tracing::info!(

@@ -71,6 +71,7 @@
 //! ```
 
 mod api;
+mod app_acls;
 mod app_codes;
 mod apps;
 mod auth;

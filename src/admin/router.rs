@@ -14,7 +14,7 @@ use http::{header, HeaderValue, Method, StatusCode};
 
 use super::error::{AdminError, Failure};
 use super::state::Shared;
-use super::{app_codes, apps};
+use super::{app_acls, app_codes, apps};
 use crate::apig_error;
 use crate::request_id::{RequestId, X_REQUEST_ID};
 
@@ -66,6 +66,9 @@ pub(crate) enum Op {
     ListAppCodes,
     ShowAppCode,
     DeleteAppCode,
+    SetAppAcl,
+    ShowAppAcl,
+    DeleteAppAcl,
     OpenApi,
 }
 
@@ -76,6 +79,7 @@ const APP_SECRET: &str = "/v2/{project_id}/apigw/instances/{instance_id}/apps/se
 const CODES: &str = "/v2/{project_id}/apigw/instances/{instance_id}/apps/{app_id}/app-codes";
 const CODE: &str =
     "/v2/{project_id}/apigw/instances/{instance_id}/apps/{app_id}/app-codes/{app_code_id}";
+const ACL: &str = "/v2/{project_id}/apigw/instances/{instance_id}/apps/{app_id}/app-acl";
 const V1_CODES: &str = "/v1/{project_id}/apigw/instances/{instance_id}/apps/{app_id}/app-codes";
 
 /// Every route: method, path (axum's and OpenAPI's syntax alike) and operation.
@@ -91,6 +95,9 @@ pub(crate) const ROUTES: &[(Verb, &str, Op)] = &[
     (Verb::Get, CODES, Op::ListAppCodes),
     (Verb::Get, CODE, Op::ShowAppCode),
     (Verb::Delete, CODE, Op::DeleteAppCode),
+    (Verb::Put, ACL, Op::SetAppAcl),
+    (Verb::Get, ACL, Op::ShowAppAcl),
+    (Verb::Delete, ACL, Op::DeleteAppAcl),
     (Verb::Post, V1_CODES, Op::CreateAppCode),
     (Verb::Get, "/openapi.json", Op::OpenApi),
 ];
@@ -121,6 +128,9 @@ fn method_router(filter: MethodFilter, op: Op) -> MethodRouter<Arc<Shared>> {
         Op::ListAppCodes => on(filter, app_codes::list),
         Op::ShowAppCode => on(filter, app_codes::show),
         Op::DeleteAppCode => on(filter, app_codes::delete),
+        Op::SetAppAcl => on(filter, app_acls::set),
+        Op::ShowAppAcl => on(filter, app_acls::show),
+        Op::DeleteAppAcl => on(filter, app_acls::delete),
         Op::OpenApi => on(filter, openapi),
     }
 }

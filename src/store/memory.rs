@@ -7,6 +7,7 @@ use super::{
     App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, DeletedAppCode, InstanceSnapshot,
     Page, Scope, Store, StoreError, StoreResult, CHANGE_LOG_RETENTION, MAX_APP_CODES_PER_APP,
 };
+use crate::acl::AppAcl;
 use crate::provider::BoxFuture;
 
 /// A store that keeps everything in memory: nothing survives the process.
@@ -32,6 +33,8 @@ struct State {
     apps: Vec<App>,
     /// In creation order.
     codes: Vec<(Scope, AppCodeRecord)>,
+    /// The apps that have an ACL.
+    acls: HashMap<(Scope, String), AppAcl>,
     /// Each instance's revision and change log.
     logs: HashMap<String, ChangeLog>,
 }
@@ -50,6 +53,8 @@ enum Logged {
     /// A code was created: its ID.
     Created(String),
     Deleted(DeletedAppCode),
+    /// An app's ACL was set or removed: the app's ID.
+    Acl(String),
 }
 
 impl ChangeLog {
@@ -90,6 +95,7 @@ impl MemoryStore {
                 retention: revisions.max(1),
                 apps: Vec::new(),
                 codes: Vec::new(),
+                acls: HashMap::new(),
                 logs: HashMap::new(),
             }),
         }
@@ -265,8 +271,12 @@ impl Store for MemoryStore {
                 .partition(|(at, r)| at == scope && r.app_id == app_id);
             s.codes = kept;
             let gone: Vec<AppCodeRecord> = gone.into_iter().map(|(_, r)| r).collect();
-            if !gone.is_empty() {
-                s.log(&scope.instance_id, gone.iter().map(deleted));
+            let had_acl = s
+                .acls
+                .remove(&(scope.clone(), app_id.to_owned()))
+                .map(|_| Logged::Acl(app_id.to_owned()));
+            if !gone.is_empty() || had_acl.is_some() {
+                s.log(&scope.instance_id, gone.iter().map(deleted).chain(had_acl));
             }
             Ok(gone)
         })
@@ -357,6 +367,63 @@ impl Store for MemoryStore {
         })
     }
 
+    fn get_app_acl<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<AppAcl>>> {
+        Box::pin(async move {
+            let s = self.lock();
+            s.app(scope, app_id)?;
+            Ok(s.acls.get(&(scope.clone(), app_id.to_owned())).cloned())
+        })
+    }
+
+    fn set_app_acl<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+        acl: AppAcl,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            s.app(scope, app_id)?;
+            s.acls.insert((scope.clone(), app_id.to_owned()), acl);
+            s.log(&scope.instance_id, [Logged::Acl(app_id.to_owned())]);
+            Ok(())
+        })
+    }
+
+    fn delete_app_acl<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            s.app(scope, app_id)?;
+            let had = s.acls.remove(&(scope.clone(), app_id.to_owned())).is_some();
+            if had {
+                s.log(&scope.instance_id, [Logged::Acl(app_id.to_owned())]);
+            }
+            Ok(had)
+        })
+    }
+
+    fn instance_app_acls<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppAcl)>>> {
+        Box::pin(async move {
+            let s = self.lock();
+            Ok(s.acls
+                .iter()
+                .filter(|((at, _), _)| at.instance_id == instance_id)
+                .map(|((_, app), acl)| (app.clone(), acl.clone()))
+                .collect())
+        })
+    }
+
     fn instance_app_codes<'a>(
         &'a self,
         instance_id: &'a str,
@@ -400,6 +467,15 @@ impl Store for MemoryStore {
                 match logged {
                     Logged::Created(id) => created.push(id.as_str()),
                     Logged::Deleted(gone) => changes.deleted.push(gone.clone()),
+                    Logged::Acl(app_id) => {
+                        changes.acls.retain(|(seen, _)| seen != app_id);
+                        let now = s
+                            .acls
+                            .iter()
+                            .find(|((at, app), _)| at.instance_id == instance_id && app == app_id)
+                            .map(|(_, acl)| acl.clone());
+                        changes.acls.push((app_id.clone(), now));
+                    }
                 }
             }
             // Each ID once, where it was last created: an ID deleted and created again (IDs

@@ -53,6 +53,7 @@ pub use time::Timestamp;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use version::SchemaTooNew;
 
+use crate::acl::AppAcl;
 use crate::code::AppCode;
 use crate::identity::AppIdentity;
 use crate::provider::{BoxError, BoxFuture, ChangeStream};
@@ -383,6 +384,38 @@ pub trait Store: Send + Sync + 'static {
         app_id: &'a str,
         app_code_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<AppCodeRecord>>;
+
+    /// The app's ACL, or `None` when it has none. [`StoreError::AppNotFound`] if the app does
+    /// not exist.
+    fn get_app_acl<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<AppAcl>>>;
+
+    /// Sets the app's ACL, replacing any it had. [`StoreError::AppNotFound`] if the app does
+    /// not exist. Like a change of its codes, it takes the instance's next revision, so every
+    /// gateway serving the instance hears of it ([`AppCodeChanges::acls`]).
+    fn set_app_acl<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+        acl: AppAcl,
+    ) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// Removes the app's ACL; `true` if it had one. [`StoreError::AppNotFound`] if the app
+    /// does not exist. Deleting an app removes its ACL too.
+    fn delete_app_acl<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<bool>>;
+
+    /// The ACL of every app of the instance that has one: what a gateway serving it enforces.
+    fn instance_app_acls<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppAcl)>>>;
 
     /// Every AppCode of the instance: what a gateway serving it must accept.
     fn instance_app_codes<'a>(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{AppCodeRecord, Store, StoreError};
 use crate::identity::AppIdentity;
 use crate::provider::{
-    AppCodeProvider, BoxFuture, Change, ChangeStream, Delta, ProviderError, Snapshot,
+    AppAcls, AppCodeProvider, BoxFuture, Change, ChangeStream, Delta, ProviderError, Snapshot,
 };
 
 /// Feeds the layer's cache with every AppCode of one gateway instance.
@@ -116,10 +116,32 @@ impl AppCodeProvider for StoreProvider {
             let creations = identities(changes.created)
                 .into_iter()
                 .map(|(code, identity)| Change::Upsert { code, identity });
+            let acls = changes
+                .acls
+                .into_iter()
+                .map(|(app_id, acl)| Change::AppAcl {
+                    app_id,
+                    acl: acl.map(Arc::new),
+                });
             Ok(Some(Delta {
                 revision: changes.revision,
-                changes: removals.chain(creations).collect(),
+                changes: removals.chain(creations).chain(acls).collect(),
             }))
+        })
+    }
+
+    fn app_acls(&self) -> BoxFuture<'_, Result<Option<AppAcls>, ProviderError>> {
+        Box::pin(async move {
+            let acls = self
+                .store
+                .instance_app_acls(&self.instance_id)
+                .await
+                .map_err(unavailable)?;
+            Ok(Some(
+                acls.into_iter()
+                    .map(|(app, acl)| (app, Arc::new(acl)))
+                    .collect(),
+            ))
         })
     }
 

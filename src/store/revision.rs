@@ -1,9 +1,10 @@
 //! Revisions of an instance's AppCodes: what lets a gateway catch up on what changed instead of
 //! reloading every code.
 //!
-//! Every write that changes which AppCodes an instance accepts (creating a code, deleting one,
-//! deleting an app with its codes) takes the instance's next revision, one per write, and logs
-//! each code it created or deleted under it. A reader that holds the codes as of revision `R`
+//! Every write that changes which AppCodes an instance accepts, or from where (creating a code,
+//! deleting one, deleting an app with its codes, setting or removing an app's ACL), takes the
+//! instance's next revision, one per write, and logs each code it created or deleted, and each
+//! app whose ACL it changed, under it. A reader that holds the codes as of revision `R`
 //! asks for the changes after `R` ([`Store::app_code_changes`](super::Store::app_code_changes))
 //! and gets them with the revision they bring it to. The log keeps the last
 //! [`CHANGE_LOG_RETENTION`] revisions of each instance: a reader further behind is told to load
@@ -16,11 +17,13 @@
 //!     revision: 7,
 //!     created: Vec::new(),
 //!     deleted: vec![DeletedAppCode { app_id: "app-1".into(), id: "code-1".into() }],
+//!     acls: Vec::new(),
 //! };
 //! assert!(!changes.is_empty());
 //! ```
 
 use super::AppCodeRecord;
+use crate::acl::AppAcl;
 
 /// How many revisions of each instance the change log keeps. A gateway that fell further behind
 /// (offline through that many writes) reloads a full snapshot.
@@ -48,12 +51,15 @@ pub struct AppCodeChanges {
     /// Codes deleted after the revision (alone, or with their app) that existed at it or were
     /// created after it, oldest first.
     pub deleted: Vec<DeletedAppCode>,
+    /// Apps whose ACL was set or removed after the revision (or that were deleted holding one),
+    /// each once, with the ACL it has now (`None`: none).
+    pub acls: Vec<(String, Option<AppAcl>)>,
 }
 
 impl AppCodeChanges {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.created.is_empty() && self.deleted.is_empty()
+        self.created.is_empty() && self.deleted.is_empty() && self.acls.is_empty()
     }
 }
 

@@ -247,6 +247,11 @@ impl Reply {
     }
 }
 
+/// The field names of a JSON object.
+pub(crate) fn field_names(v: &Value) -> std::collections::BTreeSet<&str> {
+    v.as_object().unwrap().keys().map(|k| k.as_str()).collect()
+}
+
 pub(crate) fn is_lower_hex(s: &str, len: usize) -> bool {
     s.len() == len
         && s.bytes()

@@ -3,7 +3,8 @@
 //! An announcement names ids only, never an AppCode value or a secret:
 //! `2 <revision> <kind> <origin> <app id length> <app id><app code id>`, where `revision` is the
 //! instance's revision the write took (every event of one write shares it), `kind` is `C`
-//! (created) or `D` (deleted) and `origin` identifies the store (the process) that wrote it. A
+//! (created) or `D` (deleted), or `A` (the app's ACL changed; no code ID), and `origin`
+//! identifies the store (the process) that wrote it. A
 //! node reading any other version (version 1 had no revision) resyncs.
 
 /// What an announcement says happened.
@@ -11,6 +12,8 @@
 pub(super) enum EventKind {
     Created,
     Deleted,
+    /// An app's ACL was set or removed; the event names no code.
+    Acl,
 }
 
 impl EventKind {
@@ -19,6 +22,7 @@ impl EventKind {
         match self {
             Self::Created => "C",
             Self::Deleted => "D",
+            Self::Acl => "A",
         }
     }
 }
@@ -75,6 +79,7 @@ pub(super) fn decode(payload: &str) -> Option<Announcement<'_>> {
     let kind = match parts.next()? {
         "C" => EventKind::Created,
         "D" => EventKind::Deleted,
+        "A" => EventKind::Acl,
         _ => return None,
     };
     let origin = parts.next()?;
@@ -84,7 +89,7 @@ pub(super) fn decode(payload: &str) -> Option<Announcement<'_>> {
         return None;
     }
     let (app_id, app_code_id) = ids.split_at(app_len);
-    if app_code_id.is_empty() {
+    if app_code_id.is_empty() != (kind == EventKind::Acl) {
         return None;
     }
     let event = Event {
@@ -141,6 +146,14 @@ mod tests {
         assert_eq!(event.encode("o", 7), "2 7 C o 1 ab");
         // What the writing statement sends: `'2 ' || revision || ' ' || tail`.
         assert_eq!(format!("2 7 {}", event.tail("o")), event.encode("o", 7));
+        // An ACL change names the app only.
+        let acl = Event {
+            kind: EventKind::Acl,
+            app_id: "app 1",
+            app_code_id: "",
+        };
+        assert_eq!(acl.encode("o", 9), "2 9 A o 5 app 1");
+        assert_eq!(decode("2 9 A o 5 app 1").map(|a| a.event), Some(acl));
     }
 
     #[test]
@@ -160,6 +173,9 @@ mod tests {
             "2 7 C o 2 ab",
             "2 7 C o 1",
             "2 7 C o 1 应",
+            // A code ID where none belongs, none where one must be.
+            "2 7 A o 1 ab",
+            "2 7 D o 2 ab",
         ] {
             assert_eq!(decode(bad), None, "{bad:?}");
         }

@@ -33,9 +33,10 @@ use tokio_postgres::{AsyncMessage, Notification};
 
 use super::announcement::{decode, Announcement, EventKind};
 use super::error::safe_message;
-use super::ops;
 use super::pool::DEFAULT_CONNECT_TIMEOUT;
 use super::shared::Shared;
+use super::{acls, ops};
+use crate::acl::AppAcl;
 use crate::provider::{Change, ChangeSender, ChangeStream};
 use crate::store::{AppCodeRecord, StoreResult};
 
@@ -397,8 +398,26 @@ async fn relay(
             tx.send(Change::RemoveId(event.app_code_id.to_owned()))
                 .await
         }
-        // This store wrote it; the management API that called it has cached the code.
-        EventKind::Created if origin == shared.origin => Ok(()),
+        // This store wrote it; the management API that called it has cached the code, or
+        // applied the ACL.
+        EventKind::Created | EventKind::Acl if origin == shared.origin => Ok(()),
+        EventKind::Acl => match app_acl(shared, instance_id, event.app_id).await {
+            Ok(acl) => {
+                tx.send(Change::AppAcl {
+                    app_id: event.app_id.to_owned(),
+                    acl: acl.map(Arc::new),
+                })
+                .await
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    app_id = %event.app_id,
+                    "cannot read a changed app ACL; resyncing"
+                );
+                tx.send(Change::Resync).await
+            }
+        },
         EventKind::Created => match app_code_by_id(shared, instance_id, event.app_code_id).await {
             Ok(Some(record)) => {
                 let identity = record.identity();
@@ -420,6 +439,16 @@ async fn relay(
             }
         },
     }
+}
+
+/// The ACL an app named by an announcement has now.
+async fn app_acl(shared: &Shared, instance_id: &str, app_id: &str) -> StoreResult<Option<AppAcl>> {
+    shared
+        .pool
+        .call("read app ACL", async |conn| {
+            acls::of_app(conn, instance_id, app_id).await
+        })
+        .await
 }
 
 /// The new code an announcement names, read back by ID (the cache needs its value).

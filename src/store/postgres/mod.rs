@@ -16,6 +16,7 @@
 //!   `StoreError::Unavailable`, without row data.
 //! - `tls.rs`: `sslmode` and `sslrootcert`, and TLS sessions with rustls.
 
+mod acls;
 mod announcement;
 mod error;
 mod listen;

@@ -46,18 +46,18 @@ fn sql_total(n: i64) -> StoreResult<u64> {
 }
 
 /// Column `i` of `row`, or a corrupt-data error naming it.
-fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> StoreResult<T> {
+pub(super) fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> StoreResult<T> {
     row.try_get(i)
         .map_err(|_| corrupt(format_args!("column {i} has an unexpected type or is NULL")))
 }
 
-const APP_BY_ID: &str =
+pub(super) const APP_BY_ID: &str =
     "SELECT seq FROM apps WHERE project_id = $1 AND instance_id = $2 AND id = $3";
-const APP_BY_ID_LOCKED: &str =
+pub(super) const APP_BY_ID_LOCKED: &str =
     "SELECT seq FROM apps WHERE project_id = $1 AND instance_id = $2 AND id = $3 FOR UPDATE";
 
 /// The app's row number, or [`StoreError::AppNotFound`].
-async fn app_seq(
+pub(super) async fn app_seq(
     conn: &mut Conn,
     sql: &'static str,
     scope: &Scope,
@@ -99,7 +99,7 @@ async fn exists(
 /// last in the transaction: the lock serializes the instance's writers from here to `COMMIT`,
 /// and every other lock a write takes (an app's row, a code's row) is taken before this one, so
 /// writers never wait for each other in opposite orders.
-async fn record_write(
+pub(super) async fn record_write(
     conn: &mut Conn,
     shared: &Shared,
     instance_id: &str,
@@ -513,9 +513,10 @@ pub(super) async fn delete_app(
         &[&seq],
     )
     .await?;
+    let had_acl = super::acls::delete(conn, seq).await?;
     conn.execute("delete app", "DELETE FROM apps WHERE seq = $1", &[&seq])
         .await?;
-    let events: Vec<Event<'_>> = codes
+    let mut events: Vec<Event<'_>> = codes
         .iter()
         .map(|c| Event {
             kind: EventKind::Deleted,
@@ -523,7 +524,15 @@ pub(super) async fn delete_app(
             app_code_id: &c.id,
         })
         .collect();
-    // An app without codes changed no AppCode: no revision, nothing to announce.
+    if had_acl {
+        events.push(Event {
+            kind: EventKind::Acl,
+            app_id,
+            app_code_id: "",
+        });
+    }
+    // An app without codes or ACL changed nothing a gateway enforces: no revision, nothing to
+    // announce.
     if !events.is_empty() {
         record_write(conn, shared, &scope.instance_id, &events).await?;
     }
@@ -819,6 +828,7 @@ pub(super) async fn app_code_changes(
             })
         })
         .collect::<StoreResult<_>>()?;
+    changes.acls = super::acls::changed_since(conn, instance_id, after).await?;
     Ok(Some(changes))
 }
 

@@ -73,6 +73,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
         kind text NOT NULL CHECK (kind IN ('C', 'D')),
         PRIMARY KEY (instance_id, revision, ord)
     );",
+    // 3: app ACLs, one row per app that has one. A change of one is logged as kind `A` (the
+    // app's ID, `app_code_id` empty) under the instance's next revision, like a change of a
+    // code. A node of version 2 sharing the database reads only kinds `C` and `D`, and
+    // reloads on the announcement it cannot read.
+    "ALTER TABLE app_code_log DROP CONSTRAINT app_code_log_kind_check;
+    ALTER TABLE app_code_log
+        ADD CONSTRAINT app_code_log_kind_check CHECK (kind IN ('C', 'D', 'A'));
+
+    CREATE TABLE app_acls (
+        app_seq bigint PRIMARY KEY REFERENCES apps (seq) ON DELETE CASCADE,
+        kind text NOT NULL CHECK (kind IN ('PERMIT', 'DENY')),
+        acl_values text[] NOT NULL
+    );",
 ];
 
 /// The schema version this code writes.

@@ -9,7 +9,8 @@ use tokio_postgres::Config;
 use super::ops::{self, BEGIN_READ, BEGIN_SNAPSHOT, BEGIN_WRITE};
 use super::pool::{Conn, Pool, Progress};
 use super::shared::Shared;
-use super::{listen, schema, tls};
+use super::{acls, listen, schema, tls};
+use crate::acl::AppAcl;
 use crate::provider::{BoxFuture, ChangeStream};
 use crate::store::cipher::{MasterKey, Sealer};
 use crate::store::{
@@ -420,6 +421,64 @@ impl Store for PostgresStore {
                 .pool
                 .transaction("delete AppCode", BEGIN_WRITE, async move |conn| {
                     ops::delete_app_code(conn, shared, scope, app_id, app_code_id).await
+                }),
+        )
+    }
+
+    fn get_app_acl<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<AppAcl>>> {
+        Box::pin(
+            self.shared
+                .pool
+                .transaction("read app ACL", BEGIN_READ, async move |conn| {
+                    acls::get(conn, scope, app_id).await
+                }),
+        )
+    }
+
+    fn set_app_acl<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+        acl: AppAcl,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let shared = &*self.shared;
+        Box::pin(
+            shared
+                .pool
+                .transaction("set app ACL", BEGIN_WRITE, async move |conn| {
+                    acls::set(conn, shared, scope, app_id, &acl).await
+                }),
+        )
+    }
+
+    fn delete_app_acl<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        let shared = &*self.shared;
+        Box::pin(
+            shared
+                .pool
+                .transaction("delete app ACL", BEGIN_WRITE, async move |conn| {
+                    acls::remove(conn, shared, scope, app_id).await
+                }),
+        )
+    }
+
+    fn instance_app_acls<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppAcl)>>> {
+        Box::pin(
+            self.shared
+                .pool
+                .call("read the instance's app ACLs", async move |conn| {
+                    acls::of_instance(conn, instance_id).await
                 }),
         )
     }

@@ -7,6 +7,7 @@
 //! - `schema.rs`: migrations and the master-key record.
 //! - `error.rs`: the mapping of internal failures to `StoreError::Backend`.
 
+mod acls;
 mod error;
 mod ops;
 mod schema;

@@ -23,12 +23,12 @@ use crate::store::{
 /// This store's name in error messages.
 const BACKEND: &str = "SQLite";
 
-fn write_tx(conn: &mut Connection) -> StoreResult<Transaction<'_>> {
+pub(super) fn write_tx(conn: &mut Connection) -> StoreResult<Transaction<'_>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db("begin write transaction"))
 }
 
-fn read_tx(conn: &mut Connection) -> StoreResult<Transaction<'_>> {
+pub(super) fn read_tx(conn: &mut Connection) -> StoreResult<Transaction<'_>> {
     conn.transaction_with_behavior(TransactionBehavior::Deferred)
         .map_err(db("begin read transaction"))
 }
@@ -38,7 +38,7 @@ fn sql_total(n: i64) -> StoreResult<u64> {
 }
 
 /// The app's row number, or [`StoreError::AppNotFound`].
-fn app_seq(tx: &Transaction<'_>, scope: &Scope, app_id: &str) -> StoreResult<i64> {
+pub(super) fn app_seq(tx: &Transaction<'_>, scope: &Scope, app_id: &str) -> StoreResult<i64> {
     tx.prepare_cached("SELECT seq FROM apps WHERE project_id = ?1 AND instance_id = ?2 AND id = ?3")
         .and_then(|mut s| {
             s.query_row(params![scope.project_id, scope.instance_id, app_id], |r| {
@@ -339,13 +339,20 @@ pub(super) fn delete_app(
         &format!("{CODE_SELECT} WHERE c.app_seq = ?1 ORDER BY c.seq"),
         [seq],
     )?;
+    let had_acl = super::acls::delete(&tx, seq)?;
     tx.execute("DELETE FROM app_codes WHERE app_seq = ?1", [seq])
         .and_then(|_| tx.execute("DELETE FROM apps WHERE seq = ?1", [seq]))
         .map_err(db("delete app"))?;
-    // An app without codes changes nothing a gateway accepts: no revision for it.
-    if !codes.is_empty() {
-        let gone: Vec<_> = codes.iter().map(|c| (&*c.app_id, &*c.id)).collect();
-        record_write(&tx, retention, &scope.instance_id, Kind::Deleted, &gone)?;
+    let mut logged: Vec<_> = codes
+        .iter()
+        .map(|c| (Kind::Deleted, &*c.app_id, &*c.id))
+        .collect();
+    if had_acl {
+        logged.push((Kind::Acl, app_id, ""));
+    }
+    // An app without codes or ACL changes nothing a gateway enforces: no revision for it.
+    if !logged.is_empty() {
+        record_write(&tx, retention, &scope.instance_id, &logged)?;
     }
     tx.commit().map_err(db("commit app deletion"))?;
     Ok(codes)
@@ -415,8 +422,7 @@ pub(super) fn create_app_code(
         &tx,
         retention,
         &scope.instance_id,
-        Kind::Created,
-        &[(&record.app_id, &record.id)],
+        &[(Kind::Created, &record.app_id, &record.id)],
     )?;
     tx.commit().map_err(db("commit AppCode"))?;
     Ok(record)
@@ -497,8 +503,7 @@ pub(super) fn delete_app_code(
         &tx,
         retention,
         &scope.instance_id,
-        Kind::Deleted,
-        &[(&record.app_id, &record.id)],
+        &[(Kind::Deleted, &record.app_id, &record.id)],
     )?;
     tx.commit().map_err(db("commit AppCode deletion"))?;
     Ok(record)
@@ -519,11 +524,14 @@ pub(super) fn instance_app_codes(
     )
 }
 
-/// What a write did to an AppCode, as the change log's `kind` column records it.
+/// What a write did to an AppCode, or to an app's ACL, as the change log's `kind` column
+/// records it.
 #[derive(Clone, Copy)]
-enum Kind {
+pub(super) enum Kind {
     Created,
     Deleted,
+    /// An app's ACL was set or removed; the entry names the app only.
+    Acl,
 }
 
 impl Kind {
@@ -532,25 +540,26 @@ impl Kind {
         match self {
             Self::Created => "C",
             Self::Deleted => "D",
+            Self::Acl => "A",
         }
     }
 }
 
-/// Records one write that changed the instance's AppCodes, in its transaction: takes the
-/// instance's next revision, logs `codes` (`(app_id, id)` pairs, in order) under it, and prunes
-/// the log entries that fall out of the last `retention` revisions.
+/// Records one write that changed the instance's AppCodes or app ACLs, in its transaction:
+/// takes the instance's next revision, logs `entries` (what happened, the app's ID and the
+/// code's, empty for an ACL; in order) under it, and prunes the log entries that fall out of the
+/// last `retention` revisions.
 ///
 /// Every revision logs at least one entry, so the newest pruned revision is always
 /// `revision - retention`: `pruned_through` is computed in the same statement that takes the
 /// revision, and the pruning is one range delete on the log's primary key (usually of a single
 /// revision's entries). The write transaction is `IMMEDIATE`, so writers (in any process)
 /// take revisions one after the other.
-fn record_write(
+pub(super) fn record_write(
     tx: &Transaction<'_>,
     retention: u64,
     instance_id: &str,
-    kind: Kind,
-    codes: &[(&str, &str)],
+    entries: &[(Kind, &str, &str)],
 ) -> StoreResult<()> {
     let (revision, pruned_through): (i64, i64) = tx
         .prepare_cached(
@@ -573,7 +582,7 @@ fn record_write(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(db("log a change"))?;
-    for (ord, (app_id, id)) in codes.iter().enumerate() {
+    for (ord, (kind, app_id, id)) in entries.iter().enumerate() {
         logged
             .execute(params![
                 instance_id,
@@ -686,9 +695,11 @@ pub(super) fn app_code_changes(
             .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(db("read the change log"))?;
+    let acls = super::acls::changed_since(&tx, instance_id, after)?;
     Ok(Some(AppCodeChanges {
         revision: current,
         created,
         deleted,
+        acls,
     }))
 }

@@ -75,16 +75,23 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 3: the change log in the PostgreSQL store's words (its table, `ord`, kinds `C` and `D`),
     // so that both stores' `ops.rs` read alike. PostgreSQL keeps its names because nodes of
     // two versions may share one database during an upgrade; one SQLite file has one writer.
-    // The rows are copied, so readers behind keep catching up.
+    // The rows are copied, so readers behind keep catching up. Kind `A` logs a change of an
+    // app's ACL (`app_code_id` is empty), which `app_acls` holds: its type and its values, one
+    // a line.
     "CREATE TABLE app_code_log (
         instance_id TEXT NOT NULL,
         revision INTEGER NOT NULL CHECK (revision > 0),
         ord INTEGER NOT NULL CHECK (ord >= 0),
         app_code_id TEXT NOT NULL,
         app_id TEXT NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('C', 'D')),
+        kind TEXT NOT NULL CHECK (kind IN ('C', 'D', 'A')),
         PRIMARY KEY (instance_id, revision, ord)
     ) STRICT, WITHOUT ROWID;
+    CREATE TABLE app_acls (
+        app_seq INTEGER PRIMARY KEY REFERENCES apps (seq),
+        kind TEXT NOT NULL CHECK (kind IN ('PERMIT', 'DENY')),
+        acl_values TEXT NOT NULL
+    ) STRICT;
     INSERT INTO app_code_log (instance_id, revision, ord, app_code_id, app_id, kind)
         SELECT instance_id, revision, position, app_code_id, app_id,
                CASE kind WHEN 'created' THEN 'C' ELSE 'D' END

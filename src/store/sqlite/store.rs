@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode};
 
 use super::error::{self, db, SqliteFileError};
-use super::{ops, schema};
+use super::{acls, ops, schema};
+use crate::acl::AppAcl;
 use crate::provider::BoxFuture;
 use crate::store::cipher::{MasterKey, Sealer};
 use crate::store::{
@@ -456,6 +457,44 @@ impl Store for SqliteStore {
         Box::pin(
             self.run(move |c, s| ops::delete_app_code(c, s, retention, &scope, &app_id, &code_id)),
         )
+    }
+
+    fn get_app_acl<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<AppAcl>>> {
+        let (scope, app_id) = (scope.clone(), app_id.to_owned());
+        Box::pin(self.run(move |c, _| acls::get(c, &scope, &app_id)))
+    }
+
+    fn set_app_acl<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+        acl: AppAcl,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let (scope, app_id) = (scope.clone(), app_id.to_owned());
+        let retention = self.inner.retention;
+        Box::pin(self.run(move |c, _| acls::set(c, retention, &scope, &app_id, &acl)))
+    }
+
+    fn delete_app_acl<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        let (scope, app_id) = (scope.clone(), app_id.to_owned());
+        let retention = self.inner.retention;
+        Box::pin(self.run(move |c, _| acls::remove(c, retention, &scope, &app_id)))
+    }
+
+    fn instance_app_acls<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppAcl)>>> {
+        let instance_id = instance_id.to_owned();
+        Box::pin(self.run(move |c, _| acls::of_instance(c, &instance_id)))
     }
 
     fn instance_app_codes<'a>(

@@ -1,0 +1,164 @@
+//! App ACLs in the PostgreSQL store: one row per app that has one, its changes in the change
+//! log (kind `A`) and announced like those of AppCodes, so gateways hear of both the same way.
+//! Each function is one statement or a transaction body, as in `ops.rs`.
+
+use tokio_postgres::Row;
+
+use super::announcement::{Event, EventKind};
+use super::error::corrupt;
+use super::ops::{app_seq, col, record_write, APP_BY_ID, APP_BY_ID_LOCKED};
+use super::pool::Conn;
+use super::shared::Shared;
+use crate::acl::AppAcl;
+use crate::store::{Scope, StoreResult};
+
+/// The ACL in columns `i` (type) and `i + 1` (values) of `row`, or a corrupt-data error.
+fn decode(row: &Row, i: usize) -> StoreResult<AppAcl> {
+    let kind: String = col(row, i)?;
+    let values: Vec<String> = col(row, i + 1)?;
+    let kind = kind
+        .parse()
+        .map_err(|_| corrupt(format_args!("an app ACL of type {kind:?}")))?;
+    AppAcl::new(kind, values).map_err(|e| corrupt(format_args!("an app ACL: {e}")))
+}
+
+/// A [`BEGIN_READ`](super::ops::BEGIN_READ) transaction.
+pub(super) async fn get(
+    conn: &mut Conn,
+    scope: &Scope,
+    app_id: &str,
+) -> StoreResult<Option<AppAcl>> {
+    let seq = app_seq(conn, APP_BY_ID, scope, app_id).await?;
+    let row = conn
+        .query_opt(
+            "read app ACL",
+            "SELECT kind, acl_values FROM app_acls WHERE app_seq = $1",
+            &[&seq],
+        )
+        .await?;
+    row.map(|r| decode(&r, 0)).transpose()
+}
+
+fn logged(app_id: &str) -> [Event<'_>; 1] {
+    [Event {
+        kind: EventKind::Acl,
+        app_id,
+        app_code_id: "",
+    }]
+}
+
+/// A [`BEGIN_WRITE`](super::ops::BEGIN_WRITE) transaction. Locks the app's row first, so a
+/// concurrent deletion of the app either came before (and this finds no app) or waits.
+pub(super) async fn set(
+    conn: &mut Conn,
+    shared: &Shared,
+    scope: &Scope,
+    app_id: &str,
+    acl: &AppAcl,
+) -> StoreResult<()> {
+    let seq = app_seq(conn, APP_BY_ID_LOCKED, scope, app_id).await?;
+    conn.execute(
+        "write app ACL",
+        "INSERT INTO app_acls (app_seq, kind, acl_values) VALUES ($1, $2, $3)
+         ON CONFLICT (app_seq) DO UPDATE SET kind = excluded.kind, acl_values = excluded.acl_values",
+        &[&seq, &acl.kind().as_str(), &acl.values()],
+    )
+    .await?;
+    record_write(conn, shared, &scope.instance_id, &logged(app_id)).await?;
+    Ok(())
+}
+
+/// Removes the ACL of the app at `seq` inside a write; whether it had one.
+pub(super) async fn delete(conn: &mut Conn, seq: i64) -> StoreResult<bool> {
+    let n = conn
+        .execute(
+            "delete app ACL",
+            "DELETE FROM app_acls WHERE app_seq = $1",
+            &[&seq],
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+/// A [`BEGIN_WRITE`](super::ops::BEGIN_WRITE) transaction.
+pub(super) async fn remove(
+    conn: &mut Conn,
+    shared: &Shared,
+    scope: &Scope,
+    app_id: &str,
+) -> StoreResult<bool> {
+    let seq = app_seq(conn, APP_BY_ID_LOCKED, scope, app_id).await?;
+    let had = delete(conn, seq).await?;
+    // Nothing removed changes nothing a gateway enforces: no revision.
+    if had {
+        record_write(conn, shared, &scope.instance_id, &logged(app_id)).await?;
+    }
+    Ok(had)
+}
+
+/// One statement: the ACL of every app of the instance that has one.
+pub(super) async fn of_instance(
+    conn: &mut Conn,
+    instance_id: &str,
+) -> StoreResult<Vec<(String, AppAcl)>> {
+    let rows = conn
+        .query(
+            "read the instance's app ACLs",
+            "SELECT a.id, x.kind, x.acl_values FROM app_acls x JOIN apps a ON a.seq = x.app_seq
+             WHERE a.instance_id = $1 ORDER BY a.seq",
+            &[&instance_id],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| Ok((col(r, 0)?, decode(r, 1)?)))
+        .collect()
+}
+
+/// One statement: the ACL the app `app_id` of the instance has now (`None`: none, or no app).
+pub(super) async fn of_app(
+    conn: &mut Conn,
+    instance_id: &str,
+    app_id: &str,
+) -> StoreResult<Option<AppAcl>> {
+    let row = conn
+        .query_opt(
+            "read app ACL",
+            "SELECT x.kind, x.acl_values FROM app_acls x JOIN apps a ON a.seq = x.app_seq
+             WHERE a.instance_id = $1 AND a.id = $2",
+            &[&instance_id, &app_id],
+        )
+        .await?;
+    row.map(|r| decode(&r, 0)).transpose()
+}
+
+/// Inside the reader's transaction: the apps whose ACL changed after revision `after` (each
+/// once, in the order of its last change) and the ACL each has now.
+pub(super) async fn changed_since(
+    conn: &mut Conn,
+    instance_id: &str,
+    after: i64,
+) -> StoreResult<Vec<(String, Option<AppAcl>)>> {
+    let rows = conn
+        .query(
+            "read the changed app ACLs",
+            "SELECT l.app_id, x.kind, x.acl_values
+             FROM (SELECT app_id, max(revision) AS revision FROM app_code_log
+                   WHERE instance_id = $1 AND revision > $2 AND kind = 'A'
+                   GROUP BY app_id) l
+             LEFT JOIN apps a ON a.instance_id = $1 AND a.id = l.app_id
+             LEFT JOIN app_acls x ON x.app_seq = a.seq
+             ORDER BY l.revision",
+            &[&instance_id, &after],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let kind: Option<String> = col(r, 1)?;
+            let acl = match kind {
+                Some(_) => Some(decode(r, 1)?),
+                None => None,
+            };
+            Ok((col(r, 0)?, acl))
+        })
+        .collect()
+}

@@ -1,0 +1,158 @@
+//! App ACLs in the SQLite store: one row per app that has one, its changes in the change log
+//! (kind `A`) like those of AppCodes, so gateways catch up on both from one revision.
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::error::{corrupt, db};
+use super::ops::{app_seq, read_tx, record_write, write_tx, Kind};
+use crate::acl::AppAcl;
+use crate::store::{Scope, StoreResult};
+
+/// The ACL stored as `kind` and `values` (one a line), or a corrupt-data error.
+fn decode(kind: &str, values: &str) -> StoreResult<AppAcl> {
+    let kind = kind
+        .parse()
+        .map_err(|_| corrupt(format_args!("an app ACL of type {kind:?}")))?;
+    AppAcl::new(kind, values.lines()).map_err(|e| corrupt(format_args!("an app ACL: {e}")))
+}
+
+fn read(tx: &Transaction<'_>, seq: i64) -> StoreResult<Option<AppAcl>> {
+    let row: Option<(String, String)> = tx
+        .prepare_cached("SELECT kind, acl_values FROM app_acls WHERE app_seq = ?1")
+        .and_then(|mut s| {
+            s.query_row([seq], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(db("read app ACL"))?;
+    row.map(|(kind, values)| decode(&kind, &values)).transpose()
+}
+
+pub(super) fn get(
+    conn: &mut Connection,
+    scope: &Scope,
+    app_id: &str,
+) -> StoreResult<Option<AppAcl>> {
+    let tx = read_tx(conn)?;
+    let seq = app_seq(&tx, scope, app_id)?;
+    read(&tx, seq)
+}
+
+pub(super) fn set(
+    conn: &mut Connection,
+    retention: u64,
+    scope: &Scope,
+    app_id: &str,
+    acl: &AppAcl,
+) -> StoreResult<()> {
+    let tx = write_tx(conn)?;
+    let seq = app_seq(&tx, scope, app_id)?;
+    tx.prepare_cached(
+        "INSERT INTO app_acls (app_seq, kind, acl_values) VALUES (?1, ?2, ?3)
+         ON CONFLICT (app_seq) DO UPDATE SET kind = excluded.kind, acl_values = excluded.acl_values",
+    )
+    .and_then(|mut s| s.execute(params![seq, acl.kind().as_str(), acl.values().join("\n")]))
+    .map_err(db("write app ACL"))?;
+    record_write(
+        &tx,
+        retention,
+        &scope.instance_id,
+        &[(Kind::Acl, app_id, "")],
+    )?;
+    tx.commit().map_err(db("commit app ACL"))
+}
+
+/// Removes the ACL of the app at `seq` inside a write; whether it had one.
+pub(super) fn delete(tx: &Transaction<'_>, seq: i64) -> StoreResult<bool> {
+    let n = tx
+        .prepare_cached("DELETE FROM app_acls WHERE app_seq = ?1")
+        .and_then(|mut s| s.execute([seq]))
+        .map_err(db("delete app ACL"))?;
+    Ok(n > 0)
+}
+
+pub(super) fn remove(
+    conn: &mut Connection,
+    retention: u64,
+    scope: &Scope,
+    app_id: &str,
+) -> StoreResult<bool> {
+    let tx = write_tx(conn)?;
+    let seq = app_seq(&tx, scope, app_id)?;
+    let had = delete(&tx, seq)?;
+    // Nothing removed changes nothing a gateway enforces: no revision.
+    if had {
+        record_write(
+            &tx,
+            retention,
+            &scope.instance_id,
+            &[(Kind::Acl, app_id, "")],
+        )?;
+    }
+    tx.commit().map_err(db("commit app ACL removal"))?;
+    Ok(had)
+}
+
+pub(super) fn of_instance(
+    conn: &mut Connection,
+    instance_id: &str,
+) -> StoreResult<Vec<(String, AppAcl)>> {
+    let tx = read_tx(conn)?;
+    let rows = tx
+        .prepare_cached(
+            "SELECT a.id, x.kind, x.acl_values FROM app_acls x JOIN apps a ON a.seq = x.app_seq
+             WHERE a.instance_id = ?1 ORDER BY a.seq",
+        )
+        .and_then(|mut s| {
+            s.query_map([instance_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db("read the instance's app ACLs"))?;
+    rows.into_iter()
+        .map(|(app, kind, values)| Ok((app, decode(&kind, &values)?)))
+        .collect()
+}
+
+/// The apps whose ACL changed after revision `after` (each once, in the order of its last
+/// change) and the ACL each has now, inside the reader's transaction.
+pub(super) fn changed_since(
+    tx: &Transaction<'_>,
+    instance_id: &str,
+    after: i64,
+) -> StoreResult<Vec<(String, Option<AppAcl>)>> {
+    let rows = tx
+        .prepare_cached(
+            "SELECT l.app_id, x.kind, x.acl_values
+             FROM (SELECT app_id, max(revision) AS revision FROM app_code_log
+                   WHERE instance_id = ?1 AND revision > ?2 AND kind = 'A'
+                   GROUP BY app_id) l
+             LEFT JOIN apps a ON a.instance_id = ?1 AND a.id = l.app_id
+             LEFT JOIN app_acls x ON x.app_seq = a.seq
+             ORDER BY l.revision",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![instance_id, after], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db("read the changed app ACLs"))?;
+    rows.into_iter()
+        .map(|(app, kind, values)| {
+            let acl = match (kind, values) {
+                (Some(kind), Some(values)) => Some(decode(&kind, &values)?),
+                _ => None,
+            };
+            Ok((app, acl))
+        })
+        .collect()
+}
