@@ -232,6 +232,81 @@ async fn apps_and_codes_from_creation_to_deletion() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_acl_is_set_shown_and_removed() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_token(&upstream, dir.path(), &[]).await;
+    let api = url(server.admin);
+    let admin = Admin::new(server.admin, TOKEN);
+    let (app, _, code) = admin.app_with_code("acl_cli").await;
+    let run = |args: Vec<String>| {
+        let api = api.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(&api, Auth::Env(TOKEN), &args, None).await
+        }
+    };
+    let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+
+    let none = run(args(&["apps", "acl", "show", &app])).await;
+    assert_eq!(none.ok().trim(), format!("app {app} has no ACL"));
+
+    // The test's own address denied: the gateway refuses the code.
+    let set = run(args(&[
+        "apps",
+        "acl",
+        "set",
+        &app,
+        "--type",
+        "deny",
+        "127.0.0.1",
+        "::1",
+    ]))
+    .await;
+    let table = set.ok();
+    assert_eq!(row(table, "127.0.0.1"), [app.as_str(), "DENY", "127.0.0.1"]);
+    assert_eq!(row(table, "::1"), [app.as_str(), "DENY", "::1"]);
+    let res = call_gateway(server.gateway, "/", Some(&code)).await;
+    res.assert_apig_error(StatusCode::FORBIDDEN, "APIG.0402");
+
+    let shown = run(args(&["apps", "acl", "show", &app, "--json"]))
+        .await
+        .json();
+    assert_eq!(shown["app_acl_type"], "DENY");
+    assert_eq!(
+        shown["app_acl_values"],
+        serde_json::json!(["127.0.0.1", "::1"])
+    );
+
+    // A bad value is the API's error, in one line, exit 1.
+    run(args(&[
+        "apps",
+        "acl",
+        "set",
+        &app,
+        "--type",
+        "PERMIT",
+        "10.0.0.0/99",
+    ]))
+    .await
+    .failed("APIG.2012");
+    // A type that is neither, or no value at all, is refused before any call.
+    for bad in [
+        args(&["apps", "acl", "set", &app, "--type", "ALLOW", "10.0.0.1"]),
+        args(&["apps", "acl", "set", &app, "--type", "DENY"]),
+    ] {
+        assert_eq!(run(bad).await.code, Some(2));
+    }
+
+    let removed = run(args(&["apps", "acl", "delete", &app])).await;
+    assert_eq!(removed.ok().trim(), format!("removed the ACL of app {app}"));
+    assert_eq!(
+        call_gateway(server.gateway, "/", Some(&code)).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_run_token_file_is_found_beside_the_database() {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();

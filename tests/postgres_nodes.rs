@@ -202,6 +202,60 @@ async fn codes_created_and_deleted_on_one_node_take_effect_on_the_other() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acl_set_on_one_node_is_enforced_by_every_node() {
+    let test = "an_acl_set_on_one_node_is_enforced_by_every_node";
+    let Some(db) = TestDb::create(test).await else {
+        return;
+    };
+    let (http, upstream, a, b) = two_nodes(&db).await;
+    let app_id = http.create_app(&a, "acl_app").await;
+    let (_, code) = http.create_code(&a, &app_id).await;
+    http.until(&b, &code, StatusCode::OK).await;
+    let acl = |kind: &str, values: &[&str]| json!({"app_acl_type": kind, "app_acl_values": values});
+    let path = format!("/apps/{app_id}/app-acl");
+
+    // The test's own address denied through A: A at once, B through the notification (the
+    // nodes refresh only once an hour).
+    let set = http
+        .admin(
+            &a,
+            Method::PUT,
+            &path,
+            Some(acl("DENY", &["127.0.0.0/8", "::1"])),
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::CREATED, "{}", set.body);
+    assert_eq!(http.call(&a, &code).await, StatusCode::FORBIDDEN);
+    http.until(&b, &code, StatusCode::FORBIDDEN).await;
+    // A node started now loads it with the codes.
+    let c = start_node(&db, &upstream).await;
+    assert_eq!(http.call(&c, &code).await, StatusCode::FORBIDDEN);
+
+    // Replaced through B, then removed through C: each reaches the others.
+    let set = http
+        .admin(
+            &b,
+            Method::PUT,
+            &path,
+            Some(acl("PERMIT", &["127.0.0.1", "::1"])),
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::CREATED, "{}", set.body);
+    http.until(&a, &code, StatusCode::OK).await;
+    http.until(&c, &code, StatusCode::OK).await;
+    let set = http
+        .admin(&b, Method::PUT, &path, Some(acl("PERMIT", &["192.0.2.1"])))
+        .await;
+    assert_eq!(set.status, StatusCode::CREATED, "{}", set.body);
+    http.until(&a, &code, StatusCode::FORBIDDEN).await;
+    let removed = http.admin(&c, Method::DELETE, &path, None).await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    for node in [&a, &b, &c] {
+        http.until(node, &code, StatusCode::OK).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_listener_was_cut_still_learns_of_a_deletion() {
     let test = "a_node_whose_listener_was_cut_still_learns_of_a_deletion";
     let Some(db) = TestDb::create(test).await else {

@@ -7,16 +7,19 @@
 //! skipped, saying so, otherwise.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use apig_appcode::admin::{AccessKeyCredential, AdminApi, Permissions};
+use apig_appcode::layer::ConnectionInfo;
 use apig_appcode::store::{AppFilter, MemoryStore, Scope, Store};
 use apig_appcode::{AppCodeAuthLayer, AppCodeCache, AppIdentity};
+use axum::extract::ConnectInfo;
 use axum::routing::get;
-use axum::{Extension, Router};
+use axum::{middleware, Extension, Router};
 
 const SDK_PACKAGE: &str = "huaweicloudsdkapig==3.1.219";
 const PROJECT: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
@@ -101,8 +104,19 @@ fn sdk_python() -> Option<PathBuf> {
 async fn serve(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
     format!("http://{addr}")
+}
+
+/// The client's address where the AppCode layer reads it (for app ACLs), from axum's.
+async fn with_connection_info(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: axum::extract::Request,
+) -> axum::extract::Request {
+    req.extensions_mut()
+        .insert(ConnectionInfo { peer, tls: false });
+    req
 }
 
 #[test]
@@ -138,7 +152,8 @@ fn official_python_sdk_drives_every_app_code_endpoint() {
                 "/hello",
                 get(|Extension(id): Extension<AppIdentity>| async move { id.app_id().to_owned() }),
             )
-            .layer(AppCodeAuthLayer::new(cache.clone()));
+            .layer(AppCodeAuthLayer::new(cache.clone()))
+            .layer(middleware::map_request(with_connection_info));
         let (admin_url, gateway_url) = (serve(admin).await, serve(gateway).await);
 
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/interop.py");

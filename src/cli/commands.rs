@@ -1,5 +1,5 @@
-//! `apig-appcode apps ...` and `apig-appcode app-codes ...`: the management API from the
-//! command line, tables for people and `--json` for scripts.
+//! `apig-appcode apps ...` (with `apps acl ...`) and `apig-appcode app-codes ...`: the
+//! management API from the command line, tables for people and `--json` for scripts.
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -84,6 +84,34 @@ enum AppsAction {
         app_id: String,
     },
     /// Delete an app and its AppCodes.
+    Delete {
+        /// App ID.
+        app_id: String,
+    },
+    /// The app's ACL: which client addresses may use its credentials.
+    #[command(subcommand)]
+    Acl(AclAction),
+}
+
+#[derive(Subcommand)]
+enum AclAction {
+    /// Set the app's ACL, replacing any it had.
+    Set {
+        /// App ID.
+        app_id: String,
+        /// PERMIT: only these addresses may use the app; DENY: these may not.
+        #[arg(long = "type", value_parser = ["PERMIT", "DENY"], ignore_case = true)]
+        kind: String,
+        /// Addresses (`192.0.2.1`, `2001:db8::1`), ranges (`a-b`) or CIDR blocks; at most 100.
+        #[arg(required = true)]
+        values: Vec<String>,
+    },
+    /// Show the app's ACL.
+    Show {
+        /// App ID.
+        app_id: String,
+    },
+    /// Remove the app's ACL: every address may use the app again.
     Delete {
         /// App ID.
         app_id: String,
@@ -212,7 +240,64 @@ pub(crate) async fn apps(cmd: AppsCommand, out: &mut impl Write) -> Result<(), C
             }
             Ok(())
         }
+        AppsAction::Acl(action) => acl(&client, action, json_out, out).await,
     }
+}
+
+/// Runs `apps acl ACTION`.
+async fn acl(
+    client: &Client,
+    action: AclAction,
+    json_out: bool,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let path = |app: &str| format!("/apps/{}/app-acl", segment(app));
+    match action {
+        AclAction::Set {
+            app_id,
+            kind,
+            values,
+        } => {
+            let body = json!({
+                "app_acl_type": kind.to_ascii_uppercase(),
+                "app_acl_values": values,
+            });
+            let answer = client
+                .call(Method::PUT, &path(&app_id), Some(&body))
+                .await?;
+            print_acl(out, json_out, &answer)
+        }
+        AclAction::Show { app_id } => {
+            let answer = client.call(Method::GET, &path(&app_id), None).await?;
+            print_acl(out, json_out, &answer)
+        }
+        AclAction::Delete { app_id } => {
+            client.call(Method::DELETE, &path(&app_id), None).await?;
+            if !json_out {
+                writeln!(out, "removed the ACL of app {app_id}").map_err(CliError::Io)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_acl(out: &mut impl Write, json_out: bool, answer: &Answer) -> Result<(), CliError> {
+    if json_out {
+        return raw(out, answer);
+    }
+    let acl = &answer.json;
+    let values = items(acl, "app_acl_values");
+    if values.is_empty() {
+        return writeln!(out, "app {} has no ACL", text(acl, "app_id")).map_err(CliError::Io);
+    }
+    // One value a row: an ACL holds up to 100.
+    let kind = text(acl, "app_acl_type");
+    let mut rows = vec![header(&["APP ID", "TYPE", "VALUE"])];
+    for value in values {
+        let value = value.as_str().unwrap_or_default().to_owned();
+        rows.push(vec![text(acl, "app_id"), kind.clone(), value]);
+    }
+    table(out, &rows)
 }
 
 /// Runs `app-codes ACTION`, printing to `out`.

@@ -5,7 +5,8 @@ Run by tests/sdk_interop.rs, which starts the management API and a gateway prote
 AppCodeAuthLayer (both on 127.0.0.1, port 0) and sets:
 
   APIG_ENDPOINT   http://127.0.0.1:PORT of the management API
-  APIG_GATEWAY    http://127.0.0.1:PORT of the gateway (GET /hello needs X-Apig-AppCode)
+  APIG_GATEWAY    http://127.0.0.1:PORT of the gateway (GET /hello needs X-Apig-AppCode; it
+                  sees this script's address, 127.0.0.1, for app ACLs)
   APIG_PROJECT, APIG_INSTANCE
   APIG_AK, APIG_SK        a read-write key pair configured in the server
   APIG_RO_AK, APIG_RO_SK  a read-only key pair configured in the server
@@ -27,19 +28,23 @@ from huaweicloudsdkcore.exceptions.exceptions import (
 from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkapig.v2 import (
     ApigClient,
+    AppAclCreate,
     AppCodeCreate,
     AppCreate,
     AppResetCreate,
     CreateAnAppV2Request,
     CreateAppCodeAutoV2Request,
     CreateAppCodeV2Request,
+    DeleteAppAclRequest,
     DeleteAppCodeV2Request,
     DeleteAppV2Request,
     ListAppCodesV2Request,
     ListAppsV2Request,
     ResettingAppSecretV2Request,
+    ShowDetailsOfAppAclRequest,
     ShowDetailsOfAppCodeV2Request,
     ShowDetailsOfAppV2Request,
+    UpdateAppAclRequest,
     UpdateAppV2Request,
 )
 
@@ -307,6 +312,45 @@ def main():
         401,
         "APIG.1002",
     )
+
+    # App ACL: set, show, replace, remove; the gateway follows each before the call returns.
+    def set_acl(kind, values, client=sdk, target=app_id):
+        body = AppAclCreate(app_acl_type=kind, app_acl_values=values)
+        return client.update_app_acl(UpdateAppAclRequest(instance_id=INSTANCE, app_id=target, body=body))
+
+    def show_acl(client=sdk):
+        return client.show_details_of_app_acl(ShowDetailsOfAppAclRequest(instance_id=INSTANCE, app_id=app_id))
+
+    none = show_acl()
+    check("show app ACL before any: 200, no type, no values", (none.status_code, none.app_id, none.app_acl_type, none.app_acl_values) == (200, app_id, None, []), none)
+    acl = set_acl("DENY", ["127.0.0.1", "::1"])
+    check(
+        "set app ACL: 201, app_id, type, values",
+        (acl.status_code, acl.app_id, acl.app_acl_type, acl.app_acl_values) == (201, app_id, "DENY", ["127.0.0.1", "::1"]),
+        acl,
+    )
+    refused = gateway(auto.app_code)
+    check(
+        "gateway refuses the denied address: 403 APIG.0402",
+        refused.status_code == 403 and refused.json().get("error_code") == "APIG.0402",
+        (refused.status_code, refused.text),
+    )
+    shown = show_acl(client=read_only)
+    check("show app ACL (read-only key): 200, as set", (shown.status_code, shown.app_acl_type, shown.app_acl_values) == (200, "DENY", ["127.0.0.1", "::1"]), shown)
+    permit = set_acl("PERMIT", ["127.0.0.0/8", "::1"])
+    check("replace app ACL: 201, PERMIT", (permit.status_code, permit.app_acl_type) == (201, "PERMIT"), permit)
+    check("gateway accepts the permitted address", gateway(auto.app_code).status_code == 200)
+    expect_error("set an app ACL with a bad value", lambda: set_acl("DENY", ["10.0.0.0/99"]), 400, "APIG.2012")
+    expect_error("set an app ACL of a bad type", lambda: set_acl("ALLOW", ["10.0.0.1"]), 400, "APIG.2012")
+    expect_error("set an app ACL with the read-only key", lambda: set_acl("DENY", ["10.0.0.1"], client=read_only), 403, "APIG.1005")
+    expect_error("set the ACL of an unknown app", lambda: set_acl("DENY", ["10.0.0.1"], target="0" * 32), 404, "APIG.3004")
+    set_acl("PERMIT", ["192.0.2.1"])
+    check("gateway refuses an address no longer permitted", gateway(auto.app_code).status_code == 403)
+    removed = sdk.delete_app_acl(DeleteAppAclRequest(instance_id=INSTANCE, app_id=app_id))
+    check("delete app ACL: 204", removed.status_code == 204, removed.status_code)
+    check("gateway accepts the AppCode again", gateway(auto.app_code).status_code == 200)
+    after = show_acl()
+    check("show app ACL after delete: no type, no values", (after.app_acl_type, after.app_acl_values) == (None, []), after)
 
     # Deletes: the gateway refuses the codes as soon as the SDK call returns.
     deleted = sdk.delete_app_code_v2(
