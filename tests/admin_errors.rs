@@ -680,6 +680,16 @@ async fn documented_success_codes_are_the_ones_sent() {
     )
     .await;
     check("delete", &t_code, &r);
+    let t_acl = format!("{v2}/apps/{{app_id}}/app-acl");
+    let acl = json!({"app_acl_type": "DENY", "app_acl_values": ["192.0.2.1"]}).to_string();
+    for (method, body) in [("PUT", Some(acl.as_str())), ("GET", None), ("DELETE", None)] {
+        let r = send(
+            &f.router,
+            request(method, &fill(&t_acl, &app, ""), Some(TOKEN_RW), body),
+        )
+        .await;
+        check(&method.to_ascii_lowercase(), &t_acl, &r);
+    }
     let r = send(
         &f.router,
         request("DELETE", &fill(&t_app, &app, ""), Some(TOKEN_RW), None),
