@@ -7,13 +7,14 @@ use std::sync::Arc;
 use http::StatusCode;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
+use tokio_rustls::rustls::HandshakeKind;
 
 #[path = "support/binary.rs"]
 mod support;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_gateway_accepts_an_appcode_over_https() {
+async fn tls_gateway_accepts_an_appcode_over_https_and_resumes_sessions() {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
@@ -42,28 +43,54 @@ async fn tls_gateway_accepts_an_appcode_over_https() {
         .app_with_code("tls_app")
         .await;
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(generated.cert.der().clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(server.gateway).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio::time::timeout(REQUEST_TIMEOUT, connector.connect(name, tcp))
-        .await
-        .unwrap()
-        .expect("TLS handshake");
+    // Each config keeps the sessions it can resume: one per client.
+    let client = || {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(generated.cert.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    };
+    let connect = |connector: tokio_rustls::TlsConnector| async move {
+        let tcp = TcpStream::connect(server.gateway).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        tokio::time::timeout(REQUEST_TIMEOUT, connector.connect(name, tcp))
+            .await
+            .unwrap()
+            .expect("TLS handshake")
+    };
+    let returning = client();
+    let tls = connect(returning.clone()).await;
+    assert_eq!(tls.get_ref().1.handshake_kind(), Some(HandshakeKind::Full));
     let mut req = get("/secure");
     req.headers_mut()
         .insert("x-apig-appcode", code.parse().unwrap());
     let res = send_over(tls, "localhost", req).await.unwrap();
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     assert_eq!(res.upstream_headers()["x-forwarded-proto"], ["https"]);
+
+    // Many other clients come and go; then the first one returns and resumes its session
+    // (TLS 1.3, with a ticket the first connection received) however many came between: the
+    // server keeps no state per session that they could push out.
+    for _ in 0..300 {
+        let other = connect(client()).await;
+        drop(other);
+    }
+    let tls = connect(returning).await;
+    assert_eq!(
+        tls.get_ref().1.handshake_kind(),
+        Some(HandshakeKind::Resumed)
+    );
+    let mut req = get("/again");
+    req.headers_mut()
+        .insert("x-apig-appcode", code.parse().unwrap());
+    let res = send_over(tls, "localhost", req).await.unwrap();
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
 
     // Plain HTTP on the TLS listener gets no HTTP answer.
     assert!(try_send(server.gateway, get("/plain")).await.is_err());
