@@ -3,8 +3,10 @@
 //! Run: `cargo test --features gateway --test gateway_https`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::StatusCode;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::HandshakeKind;
@@ -29,6 +31,8 @@ async fn tls_gateway_accepts_an_appcode_over_https_and_resumes_sessions() {
             cert.to_str().unwrap(),
             "--gateway-tls-key",
             key.to_str().unwrap(),
+            "--header-timeout",
+            "2",
         ],
     )
     .await;
@@ -91,6 +95,15 @@ async fn tls_gateway_accepts_an_appcode_over_https_and_resumes_sessions() {
         .insert("x-apig-appcode", code.parse().unwrap());
     let res = send_over(tls, "localhost", req).await.unwrap();
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+
+    // A client that connects and never says hello is closed at the header deadline.
+    let mut silent = TcpStream::connect(server.gateway).await.unwrap();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(30), silent.read(&mut byte)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "a silent client was not closed: {read:?}"
+    );
 
     // Plain HTTP on the TLS listener gets no HTTP answer.
     assert!(try_send(server.gateway, get("/plain")).await.is_err());

@@ -352,15 +352,31 @@ pub(crate) async fn serve<S, B>(
                 io: stream,
                 state: Arc::clone(&state),
             };
-            run(io, proto, state, origin, info, limits, service, shutdown).await;
+            // Boxed: the task of a connection that has not spoken yet (or never will) holds
+            // this pointer instead of the whole HTTP state machine inline.
+            Box::pin(run(
+                io, proto, state, origin, info, limits, service, shutdown,
+            ))
+            .await;
         }
         Some(acceptor) => {
+            let deadline = tokio::time::Instant::now() + limits.header_timeout;
+            // Nothing of TLS is allocated for a client that has not sent its hello yet: a
+            // silent connection costs what a silent plain one does.
+            match tokio::time::timeout_at(deadline, stream.readable()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return log_refused(Refused::Io(e)),
+                Err(_) => return log_refused(Refused::Silent),
+            }
             let state = ConnState::new(accepted, true);
             let io = Watched {
                 io: stream,
                 state: Arc::clone(&state),
             };
-            let tls = match tokio::time::timeout(limits.header_timeout, acceptor.accept(io)).await {
+            // Boxed too: a handshake's state (the TLS session) stays out of every plain
+            // connection's task.
+            let accept = Box::pin(acceptor.accept(io));
+            let tls = match tokio::time::timeout_at(deadline, accept).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => return log_refused(Refused::Io(e)),
                 Err(_) => return log_refused(Refused::Silent),
@@ -372,7 +388,10 @@ pub(crate) async fn serve<S, B>(
             if proto == Protocol::Http2 {
                 state.reading_since.store(0, Ordering::Relaxed);
             }
-            run(tls, proto, state, origin, info, limits, service, shutdown).await;
+            Box::pin(run(
+                tls, proto, state, origin, info, limits, service, shutdown,
+            ))
+            .await;
         }
     }
 }
