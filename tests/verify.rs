@@ -261,6 +261,38 @@ async fn check_proxy(proxy: SocketAddr, upstream: &Upstream, server: &Server) ->
     res
 }
 
+/// `req` sent to `addr` from the loopback address `from` (all of 127/8 is the loopback).
+async fn send_from(
+    from: [u8; 4],
+    addr: SocketAddr,
+    req: http::Request<http_body_util::Full<bytes::Bytes>>,
+) -> Resp {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((from, 0).into()).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    send_over(stream, &addr.to_string(), req).await.unwrap()
+}
+
+/// Through `proxy` (trusted by the server), an app ACL sees the proxy's client: a client at
+/// 127.0.0.2 is refused with 403, one at 127.0.0.1 let through.
+async fn check_acl_behind(proxy: SocketAddr, server: &Server) {
+    let admin = Admin::new(server.admin, TOKEN);
+    let (app, _, code) = admin.app_with_code("acl_shop").await;
+    let set = admin
+        .call(
+            Method::PUT,
+            &format!("/apps/{app}/app-acl"),
+            Some(serde_json::json!({"app_acl_type": "DENY", "app_acl_values": ["127.0.0.2"]})),
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::CREATED, "{}", set.text());
+    let req = || call(Method::GET, "/orders", &[("x-apig-appcode", &code)]);
+    let denied = send_from([127, 0, 0, 2], proxy, req()).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN, "{}", denied.text());
+    let allowed = send_from([127, 0, 0, 1], proxy, req()).await;
+    assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.text());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_auth_request_in_front_of_the_upstream() {
     let Some(nginx) = proxy_binary("nginx") else {
@@ -268,7 +300,8 @@ async fn nginx_auth_request_in_front_of_the_upstream() {
     };
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (server, verify) = start_verifying(&upstream, dir.path(), &[]).await;
+    let (server, verify) =
+        start_verifying(&upstream, dir.path(), &["--trusted-proxy", "127.0.0.1/32"]).await;
 
     let prefix = dir.path().join("nginx");
     std::fs::create_dir(&prefix).unwrap();
@@ -306,6 +339,7 @@ http {{
             proxy_set_header Content-Length "";
             proxy_set_header X-Original-URI $request_uri;
             proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         }}
     }}
 }}
@@ -324,6 +358,7 @@ http {{
 
     // nginx answers a denial with its own page: only the status is the verify listener's.
     check_proxy(addr, &upstream, &server).await;
+    check_acl_behind(addr, &server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,7 +368,8 @@ async fn caddy_forward_auth_in_front_of_the_upstream() {
     };
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (server, verify) = start_verifying(&upstream, dir.path(), &[]).await;
+    let (server, verify) =
+        start_verifying(&upstream, dir.path(), &["--trusted-proxy", "127.0.0.1/32"]).await;
 
     let home = dir.path().join("caddy");
     std::fs::create_dir(&home).unwrap();
@@ -373,4 +409,5 @@ http://127.0.0.1:{port} {{
     // Caddy passes the verify listener's refusal through, APIG body included.
     let refused = check_proxy(addr, &upstream, &server).await;
     refused.assert_apig_error(StatusCode::UNAUTHORIZED, "APIG.0303");
+    check_acl_behind(addr, &server).await;
 }
