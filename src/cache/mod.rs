@@ -51,11 +51,9 @@ use tokio::time::Instant;
 use dashmap::DashMap;
 use tokio::sync::Notify;
 
-use crate::acl::AppAcl;
 use crate::code::{self, AppCode};
 use crate::identity::AppIdentity;
 use crate::metrics::{Counters, Metrics};
-use crate::provider::AppAcls;
 use acls::AclsByApp;
 pub(crate) use digest::Digest;
 use digest::{DigestKey, PassThrough};
@@ -212,32 +210,6 @@ impl AppCodeCache {
         self.record_and_apply(Mutation::RemoveApp(app_id.into()))
     }
 
-    /// Sets the ACL of the app `app_id` (see [`acl`](crate::acl)), replacing any it had. Takes
-    /// effect for the next request of any of its codes.
-    pub fn set_app_acl(&self, app_id: &str, acl: Arc<AppAcl>) {
-        self.record_and_apply(Mutation::Acl(app_id.into(), Some(acl)));
-    }
-
-    /// Removes the ACL of the app `app_id`; `true` if it had one.
-    pub fn remove_app_acl(&self, app_id: &str) -> bool {
-        self.record_and_apply(Mutation::Acl(app_id.into(), None)) > 0
-    }
-
-    /// The ACL of the app `app_id`, if it has one.
-    ///
-    /// ```
-    /// let cache = apig_appcode::AppCodeCache::new();
-    /// assert!(cache.app_acl("app-1").is_none());
-    /// ```
-    pub fn app_acl(&self, app_id: &str) -> Option<Arc<AppAcl>> {
-        self.inner.acls.get(app_id)
-    }
-
-    /// How many apps have an ACL.
-    pub fn app_acls(&self) -> usize {
-        self.inner.acls.len()
-    }
-
     fn journal(&self) -> MutexGuard<'_, Journal> {
         // The journal holds no invariant a panic could break half-way.
         self.inner.journal.lock().unwrap_or_else(|p| p.into_inner())
@@ -267,45 +239,6 @@ impl AppCodeCache {
             Mutation::RemoveId(id) => self.remove_id(&StoredId::of(id)),
             Mutation::Acl(app, acl) => self.apply_acl(app, acl.as_ref()),
         }
-    }
-
-    /// Sets or removes one app's ACL; returns 1 if that changed anything.
-    fn apply_acl(&self, app_id: &str, acl: Option<&Arc<AppAcl>>) -> usize {
-        match acl {
-            Some(acl) => {
-                self.inner.acls.set(app_id, Arc::clone(acl));
-                1
-            }
-            None => usize::from(self.inner.acls.remove(app_id)),
-        }
-    }
-
-    /// Replaces every app's ACL with `acls` (a provider's, whose load started at `since`), then
-    /// replays the ACL changes made since, so an ACL set or removed while the list was in
-    /// flight keeps its newer state. `false` (nothing applied) if the journal no longer reaches
-    /// back to `since`.
-    pub(crate) fn replace_app_acls_since(&self, acls: AppAcls, since: u64) -> bool {
-        let journal = self.journal();
-        let Some(replay) = journal.since(since) else {
-            return false;
-        };
-        let keep: HashSet<&str> = acls.iter().map(|(app, _)| app.as_str()).collect();
-        self.inner.acls.retain(|app| keep.contains(app));
-        for (app, acl) in &acls {
-            self.inner.acls.set(app, Arc::clone(acl));
-        }
-        for change in replay {
-            match change {
-                Mutation::Acl(app, acl) => {
-                    self.apply_acl(app, acl.as_ref());
-                }
-                Mutation::RemoveApp(app) => {
-                    self.inner.acls.remove(app);
-                }
-                _ => {}
-            }
-        }
-        true
     }
 
     /// The key of `entry`'s ID in the index by ID.
