@@ -6,7 +6,8 @@ use std::fmt;
 use std::path::Path;
 
 use crate::provider::{ProviderError, Snapshot};
-// Named by `cli/file.rs` as `super::SecretString`, as in the binary.
+// Named by `cli/file.rs` as `super::SecretString` and `super::Role`, as in the binary.
+use crate::admin::Role;
 use crate::store::SecretString;
 
 /// [`FileProvider`](crate::provider::FileProvider)'s parser: `path`'s extension picks JSON,

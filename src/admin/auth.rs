@@ -47,7 +47,8 @@ pub const MIN_TOKEN_LEN: usize = 16;
 /// assert!(Role::ReadWrite.covers(Role::ReadOnly));
 /// assert!(!Role::ReadOnly.covers(Role::ReadWrite));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// `GET` (and `HEAD`) only: show and list.
     ReadOnly,

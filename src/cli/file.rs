@@ -7,17 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
-use super::{SecretString, UsageError};
-
-/// A role of a management credential.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub(crate) enum Role {
-    /// GET only.
-    ReadOnly,
-    /// Everything.
-    ReadWrite,
-}
+use super::{Role, SecretString, UsageError};
 
 /// A credential as written in the TOML file.
 #[derive(Debug, Clone, Deserialize)]

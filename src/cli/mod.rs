@@ -12,7 +12,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use apig_appcode::admin::{AccessKeyCredential, Permissions, Role as AdminRole, TokenCredential};
+use apig_appcode::admin::{AccessKeyCredential, Permissions, Role, TokenCredential, MIN_TOKEN_LEN};
 use apig_appcode::gateway::config::{parse_upstream, Config, DatabaseUrl};
 use apig_appcode::gateway::limits::Limits;
 use apig_appcode::gateway::logging::LogFormat;
@@ -20,7 +20,7 @@ use apig_appcode::gateway::tls::TlsFiles;
 use apig_appcode::store::{MasterKey, SecretString};
 
 use self::args::ServeArgs;
-use self::file::{FileConfig, Role, TlsEntry};
+use self::file::{FileConfig, TlsEntry};
 
 /// A setting that cannot be used: exit status 2. The message names the setting, never a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,9 +47,6 @@ pub(crate) struct Settings {
     pub(crate) log_format: LogFormat,
     pub(crate) log: String,
 }
-
-/// The shortest management token accepted.
-const MIN_TOKEN_LEN: usize = 16;
 
 /// Merges `args` (flags and environment) over the TOML file it names, over the defaults.
 pub(crate) fn load(args: ServeArgs) -> Result<Settings, UsageError> {
@@ -152,10 +149,7 @@ pub(crate) fn load(args: ServeArgs) -> Result<Settings, UsageError> {
 /// Tokens and AK/SK pairs from the file, then those of the flags (scoped to the project).
 fn credentials(args: &ServeArgs, file: &FileConfig, config: &mut Config) -> Result<(), UsageError> {
     let permissions = |role: Role, projects: &[String]| {
-        let p = Permissions::new(match role {
-            Role::ReadOnly => AdminRole::ReadOnly,
-            Role::ReadWrite => AdminRole::ReadWrite,
-        });
+        let p = Permissions::new(role);
         if projects.iter().any(|p| p == "*") {
             p
         } else {

@@ -22,7 +22,7 @@ use super::config::{Config, DatabaseUrl};
 use super::listener::{self, Listening, OpenConnections};
 use super::metrics::{self, Exposition, GatewayMetrics};
 use super::{memory, tls, verify, Gateway};
-use crate::admin::{AdminApi, Permissions, TokenCredential};
+use crate::admin::{AdminApi, Permissions, TokenCredential, MIN_TOKEN_LEN};
 use crate::layer::{HttpsPolicy, IdentityHeaders};
 use crate::store::{
     PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store, StoreError, StoreProvider,
@@ -438,10 +438,10 @@ fn first_run_token(config: &Config) -> Result<(TokenCredential, Option<PathBuf>)
         }
         Err(e) => return Err(err(e)),
     };
-    if token.len() < 16 {
-        return Err(err(std::io::Error::other(
-            "the token in the file is shorter than 16 characters",
-        )));
+    if token.len() < MIN_TOKEN_LEN {
+        return Err(err(std::io::Error::other(format!(
+            "the token in the file is shorter than {MIN_TOKEN_LEN} characters"
+        ))));
     }
     Ok((
         TokenCredential::new(token, Permissions::read_write()),

@@ -203,7 +203,7 @@ impl PostgresStore {
     ///
     /// # TLS
     ///
-    /// `sslmode` in the URL chooses it: `disable` (the default: no TLS, as before), `prefer`
+    /// `sslmode` in the URL chooses it: `disable` (the default: no TLS), `prefer`
     /// (TLS when the server offers it), `require` or `verify-full` (TLS or no connection).
     /// Unlike libpq, every TLS session verifies the server's certificate and host name, in all
     /// three modes: against the PEM file `sslrootcert=PATH` names (the CA that signed the
