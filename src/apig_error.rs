@@ -84,6 +84,8 @@ pub mod code {
     pub const UNKNOWN_CLIENT_IP: &str = "APIG.0401";
     /// `403`: the app's ACL refuses the client's address.
     pub const IP_NOT_AUTHORIZED: &str = "APIG.0402";
+    /// `405` (as Huawei documents it): the app's quota for the current period is used up.
+    pub const APP_QUOTA_EXHAUSTED: &str = "APIG.0501";
     /// `400`: plain HTTP where only HTTPS is allowed.
     pub const HTTPS_REQUIRED: &str = "APIG.0607";
 

@@ -67,6 +67,7 @@ mod identity;
 pub mod layer;
 pub mod metrics;
 pub mod provider;
+pub mod quota;
 mod rejection_kind;
 
 /// The README's Rust blocks, compiled as doctests so its quickstart cannot rot.

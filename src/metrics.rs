@@ -88,6 +88,7 @@ impl Counters {
             rejected_https_required: r(RejectionKind::HttpsRequired),
             rejected_ip_denied: r(RejectionKind::IpDenied),
             rejected_unknown_client_ip: r(RejectionKind::UnknownClientIp),
+            rejected_quota: r(RejectionKind::QuotaExhausted),
             cache_size,
             snapshot_age,
         }
@@ -126,6 +127,8 @@ pub struct Metrics {
     pub rejected_ip_denied: u64,
     /// Rejections: the app has an ACL and the client's address could not be told.
     pub rejected_unknown_client_ip: u64,
+    /// Rejections: the app's quota for the period is used up.
+    pub rejected_quota: u64,
     /// AppCodes in the cache now.
     pub cache_size: usize,
     /// Time since the cache last caught up with its provider (a full snapshot, or the changes

@@ -32,13 +32,16 @@ pub enum RejectionKind {
     /// The app has an ACL and the client's address cannot be told (a trusted proxy forwarded
     /// something that is not an address): `403 APIG.0401`.
     UnknownClientIp,
+    /// The app's quota for the current period is used up: `405 APIG.0501` (the status Huawei
+    /// documents), with `Retry-After` (the period's end).
+    QuotaExhausted,
 }
 
 impl RejectionKind {
     pub(crate) const COUNT: usize = Self::ALL.len();
 
     /// Every kind, in the order of their counters.
-    pub(crate) const ALL: [Self; 8] = [
+    pub(crate) const ALL: [Self; 9] = [
         Self::Missing,
         Self::Invalid,
         Self::Forbidden,
@@ -47,6 +50,7 @@ impl RejectionKind {
         Self::Throttled,
         Self::IpDenied,
         Self::UnknownClientIp,
+        Self::QuotaExhausted,
     ];
 
     /// The HTTP status APIG answers with.
@@ -57,6 +61,7 @@ impl RejectionKind {
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::HttpsRequired => StatusCode::BAD_REQUEST,
             Self::Throttled => StatusCode::TOO_MANY_REQUESTS,
+            Self::QuotaExhausted => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
@@ -70,6 +75,7 @@ impl RejectionKind {
             Self::Throttled => code::THROTTLED,
             Self::IpDenied => code::IP_NOT_AUTHORIZED,
             Self::UnknownClientIp => code::UNKNOWN_CLIENT_IP,
+            Self::QuotaExhausted => code::APP_QUOTA_EXHAUSTED,
         }
     }
 
@@ -84,6 +90,7 @@ impl RejectionKind {
             Self::Throttled => "The throttling threshold has been reached",
             Self::IpDenied => "The IP address is not authorized to access the API",
             Self::UnknownClientIp => "Unknown client IP address",
+            Self::QuotaExhausted => "The app quota has been used up",
         }
     }
 
@@ -98,6 +105,7 @@ impl RejectionKind {
             Self::Throttled => "throttled",
             Self::IpDenied => "ip_denied",
             Self::UnknownClientIp => "unknown_client_ip",
+            Self::QuotaExhausted => "quota",
         }
     }
 }

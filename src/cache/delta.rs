@@ -31,6 +31,7 @@ impl AppCodeCache {
             match change {
                 Mutation::RemoveApp(ref app) => {
                     self.inner.acls.remove(app);
+                    self.forget_quota(app);
                     apps.0.insert(StoredId::of(app))
                 }
                 _ => {

@@ -30,6 +30,7 @@
 //! - `negative.rs`: the bounded memory of codes a provider did not know.
 
 mod acls;
+mod by_app;
 mod delta;
 mod digest;
 mod entry;
@@ -37,6 +38,7 @@ mod flight;
 mod id_index;
 mod journal;
 mod negative;
+mod quotas;
 mod read_through;
 pub(crate) mod refresher;
 
@@ -51,10 +53,12 @@ use tokio::time::Instant;
 use dashmap::DashMap;
 use tokio::sync::Notify;
 
+use crate::acl::AppAcl;
 use crate::code::{self, AppCode};
 use crate::identity::AppIdentity;
 use crate::metrics::{Counters, Metrics};
-use acls::AclsByApp;
+use crate::quota::{AppQuota, QuotaCounts};
+use by_app::ByApp;
 pub(crate) use digest::Digest;
 use digest::{DigestKey, PassThrough};
 use entry::{Entry, StoredId};
@@ -118,7 +122,9 @@ struct Inner {
     /// Held by every writer (never by readers), so snapshots and direct changes apply in order.
     journal: Mutex<Journal>,
     negative: NegativeCache,
-    acls: AclsByApp,
+    acls: ByApp<AppAcl>,
+    quotas: ByApp<AppQuota>,
+    quota_counts: QuotaCounts,
     flights: Flights,
     status: AtomicU8,
     status_changed: Notify,
@@ -233,6 +239,7 @@ impl AppCodeCache {
             Mutation::Remove(digest) => usize::from(self.take(digest)),
             Mutation::RemoveApp(app) => {
                 self.inner.acls.remove(app);
+                self.forget_quota(app);
                 let app = StoredId::of(app);
                 self.remove_where(|_, entry| entry.app_id_is(&app))
             }
@@ -519,7 +526,9 @@ impl AppCodeCacheBuilder {
                 ids: IdIndex::new(),
                 journal: Mutex::default(),
                 negative: NegativeCache::new(self.negative_capacity, self.negative_ttl),
-                acls: AclsByApp::default(),
+                acls: ByApp::default(),
+                quotas: ByApp::default(),
+                quota_counts: QuotaCounts::default(),
                 flights: Flights::new(),
                 status: AtomicU8::new(0),
                 status_changed: Notify::new(),

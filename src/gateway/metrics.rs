@@ -321,6 +321,7 @@ impl Collector for CacheCollector {
             ("https_required", m.rejected_https_required),
             ("ip_denied", m.rejected_ip_denied),
             ("unknown_client_ip", m.rejected_unknown_client_ip),
+            ("quota", m.rejected_quota),
         ] {
             let labels = [("reason", reason)];
             ConstCounter::new(value).encode(family.encode_family(&labels)?)?;

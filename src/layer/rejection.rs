@@ -204,7 +204,7 @@ impl GrpcStatus {
             } // PERMISSION_DENIED
             RejectionKind::Unavailable => "14",                      // UNAVAILABLE
             RejectionKind::HttpsRequired => "3",                     // INVALID_ARGUMENT
-            RejectionKind::Throttled => "8",                         // RESOURCE_EXHAUSTED
+            RejectionKind::Throttled | RejectionKind::QuotaExhausted => "8", // RESOURCE_EXHAUSTED
         }
     }
 }
@@ -294,6 +294,7 @@ mod tests {
             (RejectionKind::Throttled, "8"),
             (RejectionKind::IpDenied, "7"),
             (RejectionKind::UnknownClientIp, "7"),
+            (RejectionKind::QuotaExhausted, "8"),
         ] {
             let res: Response<Bytes> = GrpcStatus.reject(&Rejection::new(kind, id));
             assert_eq!(res.status(), StatusCode::OK, "{kind}");

@@ -586,3 +586,52 @@ async fn an_acl_with_no_readable_client_address_is_0401() {
     assert!(cache.app_acl("app-1").is_none());
     assert_eq!(cache.app_acls(), 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// App quotas
+
+#[tokio::test]
+async fn an_app_over_its_quota_gets_405_with_the_windows_end() {
+    use crate::acl::AclType;
+    use crate::quota::{AppQuota, TimeUnit};
+    let (cache, code) = loaded_cache();
+    let other = AppCode::generate();
+    cache.upsert(&other, AppIdentity::new("app-2", "code-2"));
+    let layer = AppCodeAuthLayer::new(cache.clone());
+    let quota = std::sync::Arc::new(AppQuota::new(2, TimeUnit::Day, 1).unwrap());
+    cache.set_app_quota("app-1", quota);
+
+    // A call the app's ACL refuses does not use the quota.
+    cache.set_app_acl("app-1", acl(AclType::Deny, &["192.0.2.9"]));
+    let denied = call(&layer, from_peer(&code, "192.0.2.9:1000", None)).await;
+    assert_apig(&denied, StatusCode::FORBIDDEN, "APIG.0402");
+    for _ in 0..2 {
+        let ok = call(&layer, from_peer(&code, "198.51.100.1:1000", None)).await;
+        assert_eq!(ok.status(), StatusCode::OK);
+    }
+    let over = call(&layer, from_peer(&code, "198.51.100.1:1000", None)).await;
+    assert_apig(&over, StatusCode::METHOD_NOT_ALLOWED, "APIG.0501");
+    let wait: u64 = over.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=86_400).contains(&wait), "Retry-After {wait}");
+    assert_eq!(layer.metrics().rejected_quota, 1);
+
+    // Another app is not concerned; without its quota the app is free again.
+    assert_eq!(
+        call(&layer, request(Some(other.expose()))).await.status(),
+        StatusCode::OK
+    );
+    assert!(cache.remove_app_quota("app-1"));
+    let ok = call(&layer, from_peer(&code, "198.51.100.1:1000", None)).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    // The app leaves with its quota.
+    cache.set_app_quota(
+        "app-1",
+        std::sync::Arc::new(AppQuota::new(1, TimeUnit::Hour, 1).unwrap()),
+    );
+    cache.remove_app("app-1");
+    assert!(cache.app_quota("app-1").is_none());
+}

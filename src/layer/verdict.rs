@@ -2,6 +2,8 @@
 //! identity, or refused, counted and logged. Shared by the service (a cached code) and its
 //! future (a code the provider was asked about).
 
+use std::time::{Duration, SystemTime};
+
 use http::{HeaderValue, Request, Response};
 use tower_service::Service;
 
@@ -21,6 +23,18 @@ pub(crate) fn reject<ReqBody, ResBody, R: RejectResponse<ResBody>>(
     req: &Request<ReqBody>,
     app_id: Option<&str>,
 ) -> Response<ResBody> {
+    reject_until(shared, reject, kind, req, app_id, None)
+}
+
+/// [`reject`], telling the caller to wait `retry_after` (as `Retry-After`) when given.
+fn reject_until<ReqBody, ResBody, R: RejectResponse<ResBody>>(
+    shared: &Shared,
+    reject: &R,
+    kind: RejectionKind,
+    req: &Request<ReqBody>,
+    app_id: Option<&str>,
+    retry_after: Option<Duration>,
+) -> Response<ResBody> {
     shared.codes.cache().counters().rejected(kind);
     let id = RequestId::from_header(req.headers().get(X_REQUEST_ID));
     tracing::debug!(
@@ -30,7 +44,12 @@ pub(crate) fn reject<ReqBody, ResBody, R: RejectResponse<ResBody>>(
         request_id = id.as_str(),
         "AppCode check"
     );
-    reject.reject(&Rejection::new(kind, id))
+    let rejection = Rejection::new(kind, id);
+    let rejection = match retry_after {
+        Some(wait) => rejection.retry_after(wait),
+        None => rejection,
+    };
+    reject.reject(&rejection)
 }
 
 /// Why the app's ACL refuses the client of `req`, if it has an ACL and does.
@@ -47,8 +66,9 @@ fn acl_refusal<B>(
     }
 }
 
-/// Checks a verified request against its app's ACL, authorizes it, rewrites its headers,
-/// attaches the identity and calls `inner`: `inner`'s future, or the refusal.
+/// Checks a verified request against its app's ACL, authorizes it, counts it against its app's
+/// quota, rewrites its headers, attaches the identity and calls `inner`: `inner`'s future, or
+/// the refusal.
 // Inlined so that the request is not copied once more on its way to `inner`.
 #[inline]
 pub(crate) fn admit<S, R, A, ReqBody, ResBody>(
@@ -80,6 +100,18 @@ where
             RejectionKind::Forbidden,
             &req,
             Some(identity.app_id()),
+        ));
+    }
+    // Counted after this layer's other checks: a call they refuse does not use the quota.
+    let cache = shared.codes.cache();
+    if let Err(wait) = cache.charge_quota(identity.app_id(), SystemTime::now()) {
+        return Err(reject_until(
+            shared,
+            rejecter,
+            RejectionKind::QuotaExhausted,
+            &req,
+            Some(identity.app_id()),
+            Some(wait),
         ));
     }
     if let Some(names) = &shared.identity_headers {

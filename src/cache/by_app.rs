@@ -1,0 +1,64 @@
+//! A policy of the apps that have one (an ACL, a quota), by app ID.
+//!
+//! Apart from the codes' map, so that a code's slot stays as small as it is (most apps have no
+//! policy, and an app's codes share its one), and so that a change to an app's policy is one
+//! write whatever the number of its codes. A request of an app without one, while no app has
+//! one, costs one atomic load.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+pub(super) struct ByApp<T> {
+    map: DashMap<Box<str>, Arc<T>>,
+    /// How many entries `map` holds, read without touching its shards.
+    len: AtomicUsize,
+}
+
+impl<T> ByApp<T> {
+    pub(super) fn set(&self, app_id: &str, value: Arc<T>) {
+        if self.map.insert(app_id.into(), value).is_none() {
+            self.len.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    pub(super) fn remove(&self, app_id: &str) -> bool {
+        let removed = self.map.remove(app_id).is_some();
+        if removed {
+            self.len.fetch_sub(1, Ordering::Release);
+        }
+        removed
+    }
+
+    /// Keeps the ACLs of the apps `keep` selects.
+    pub(super) fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.map.retain(|app, _| {
+            let kept = keep(app);
+            if !kept {
+                self.len.fetch_sub(1, Ordering::Release);
+            }
+            kept
+        });
+    }
+
+    pub(super) fn get(&self, app_id: &str) -> Option<Arc<T>> {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        self.map.get(app_id).map(|e| Arc::clone(e.value()))
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+}
+
+impl<T> Default for ByApp<T> {
+    fn default() -> Self {
+        Self {
+            map: DashMap::new(),
+            len: AtomicUsize::new(0),
+        }
+    }
+}
