@@ -20,10 +20,12 @@ pub mod metrics;
 mod proxy;
 mod run;
 pub mod tls;
+mod token_file;
 mod upstream;
 mod verify;
 mod workers;
 
 pub use body::ProxyBody;
-pub use run::{run, token_path, RunError};
+pub use run::{run, RunError};
+pub use token_file::path as token_path;
 pub use workers::{Gateway, GatewayHandle};

@@ -2,7 +2,6 @@
 //! until SIGTERM or Ctrl-C.
 
 use std::fmt;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,8 +20,8 @@ use tower::ServiceExt;
 use super::config::{Config, DatabaseUrl};
 use super::listener::{self, Listening, OpenConnections};
 use super::metrics::{self, Exposition, GatewayMetrics};
-use super::{memory, tls, verify, Gateway};
-use crate::admin::{AdminApi, Permissions, TokenCredential, MIN_TOKEN_LEN};
+use super::{memory, tls, token_file, verify, Gateway};
+use crate::admin::{AdminApi, Permissions, TokenCredential};
 use crate::layer::{HttpsPolicy, IdentityHeaders};
 use crate::store::{
     PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store, StoreError, StoreProvider,
@@ -420,65 +419,13 @@ fn first_run_token(config: &Config) -> Result<(TokenCredential, Option<PathBuf>)
             ))
         }
     };
-    let path = token_path(db);
-    let err = |e| RunError::AdminToken(path.clone(), e);
-    let (token, created) = match std::fs::read_to_string(&path) {
-        Ok(text) => (text.trim().to_owned(), None),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let token = crate::AppCode::generate().expose().to_owned();
-            match publish_token_file(&path, &token) {
-                Ok(()) => (token, Some(path.clone())),
-                // Another server on the same database created it first: use that one.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let text = std::fs::read_to_string(&path).map_err(err)?;
-                    (text.trim().to_owned(), None)
-                }
-                Err(e) => return Err(err(e)),
-            }
-        }
-        Err(e) => return Err(err(e)),
-    };
-    if token.len() < MIN_TOKEN_LEN {
-        return Err(err(std::io::Error::other(format!(
-            "the token in the file is shorter than {MIN_TOKEN_LEN} characters"
-        ))));
-    }
+    let path = token_file::path(db);
+    let (token, created) =
+        token_file::read_or_create(&path).map_err(|e| RunError::AdminToken(path.clone(), e))?;
     Ok((
         TokenCredential::new(token, Permissions::read_write()),
-        created,
+        created.then_some(path),
     ))
-}
-
-/// Writes `token` to a private (0600) temporary file, then links it to `path` in one step, so
-/// that a server starting at the same moment on the same database reads either no file or the
-/// whole token, never a partial one. Fails with `AlreadyExists` if `path` appeared meanwhile.
-fn publish_token_file(path: &Path, token: &str) -> std::io::Result<()> {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(format!(".{}.tmp", std::process::id()));
-    let tmp = path.with_file_name(name);
-    // A leftover of a crashed process that had the same ID.
-    let _ = std::fs::remove_file(&tmp);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let written = options.open(&tmp).and_then(|mut file| {
-        file.write_all(token.as_bytes())?;
-        file.sync_all()
-    });
-    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
-    let _ = std::fs::remove_file(&tmp);
-    linked
-}
-
-/// `<database file>.admin-token`.
-pub fn token_path(db: &Path) -> PathBuf {
-    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".admin-token");
-    db.with_file_name(name)
 }
 
 fn json_response(status: StatusCode, body: &'static str) -> Response {
