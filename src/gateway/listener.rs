@@ -88,9 +88,31 @@ content-length: 77\r\n\
 \r\n\
 {\"error_code\":\"APIG.0201\",\"error_msg\":\"Too many connections\",\"request_id\":\"\"}";
 
+/// Accepts on `listener` until `shutdown` turns true (see [`accept`]), then gives the open
+/// connections up to `drain` to finish, and logs it if some did not.
+pub(crate) async fn serve<S, B>(
+    listener: TcpListener,
+    listening: Listening<S>,
+    shutdown: watch::Receiver<bool>,
+    drain: Duration,
+) where
+    S: ConnectionService<B>,
+    B: ResponseBody,
+{
+    let (name, open) = (listening.name, listening.open.clone());
+    accept(listener, listening, shutdown).await;
+    if !drained(&open, drain).await {
+        tracing::warn!(
+            listener = name,
+            ?drain,
+            "connections still open after the drain period"
+        );
+    }
+}
+
 /// Accepts on `listener` until `shutdown` turns true, serving each connection in its own task
 /// on the current runtime.
-pub(crate) async fn accept<S, B>(
+async fn accept<S, B>(
     listener: TcpListener,
     listening: Listening<S>,
     mut shutdown: watch::Receiver<bool>,
@@ -161,7 +183,7 @@ fn refuse<S>(stream: TcpStream, peer: SocketAddr, listening: &Listening<S>) {
 }
 
 /// Waits until `open` has no connection left, or `drain` has passed; says which.
-pub(crate) async fn drained(open: &OpenConnections, drain: Duration) -> bool {
+async fn drained(open: &OpenConnections, drain: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + drain;
     while open.get() > 0 {
         if tokio::time::Instant::now() >= deadline {

@@ -141,15 +141,7 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
         service: admin.map_request(|req: http::Request<hyper::body::Incoming>| req.map(Body::new)),
     };
     let verify_stop = stop.clone();
-    let admin = async {
-        listener::accept(listeners.admin, admin_listening, stop).await;
-        if !listener::drained(&admin_open, DRAIN_TIMEOUT).await {
-            tracing::warn!(
-                listener = "admin",
-                "connections still open after the drain period"
-            );
-        }
-    };
+    let admin = listener::serve(listeners.admin, admin_listening, stop, DRAIN_TIMEOUT);
     let verify = async {
         let Some(verify) = listeners.verify else {
             return;
@@ -163,13 +155,7 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
             open: verify_open.clone(),
             service: verify_service,
         };
-        listener::accept(verify, listening, verify_stop).await;
-        if !listener::drained(&verify_open, DRAIN_TIMEOUT).await {
-            tracing::warn!(
-                listener = "verify",
-                "connections still open after the drain period"
-            );
-        }
+        listener::serve(verify, listening, verify_stop, DRAIN_TIMEOUT).await;
     };
     tokio::join!(gateway.join(), admin, verify);
     tracing::info!("apig-appcode stopped");

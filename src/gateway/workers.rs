@@ -264,10 +264,7 @@ impl Worker {
                 open: self.open.clone(),
                 service,
             };
-            listener::accept(listener, listening, shutdown).await;
-            if !listener::drained(&self.open, self.drain).await {
-                tracing::warn!(listener = "gateway", drain = ?self.drain, "connections still open after the drain period");
-            }
+            listener::serve(listener, listening, shutdown, self.drain).await;
         });
     }
 }
