@@ -21,7 +21,7 @@ use super::config::{Config, DatabaseUrl};
 use super::listener::{self, Listening, OpenConnections};
 use super::metrics::{self, Exposition, GatewayMetrics};
 use super::{memory, tls, token_file, verify, Gateway};
-use crate::admin::{AdminApi, Permissions, TokenCredential};
+use crate::admin::{AdminApi, BuildError, Permissions, TokenCredential};
 use crate::layer::{HttpsPolicy, IdentityHeaders};
 use crate::store::{
     PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store, StoreError, StoreProvider,
@@ -51,7 +51,10 @@ pub enum RunError {
     /// The first-run admin token could not be written or read.
     AdminToken(PathBuf, std::io::Error),
     /// The management API's configuration was refused.
-    Admin(String),
+    Admin(BuildError),
+    /// No management credential is configured and the store is shared (PostgreSQL): a
+    /// first-run token file per node would give each node a token of its own.
+    SharedStoreNeedsCredentials,
 }
 
 impl fmt::Display for RunError {
@@ -68,6 +71,12 @@ impl fmt::Display for RunError {
             Self::Tls(e) => write!(f, "TLS: {e}"),
             Self::AdminToken(path, e) => write!(f, "admin token file {}: {e}", path.display()),
             Self::Admin(e) => write!(f, "management API: {e}"),
+            Self::SharedStoreNeedsCredentials => f.write_str(
+                "management API: no management credentials configured; with a PostgreSQL \
+                 database every node needs the same ones: set --admin-token \
+                 (APIG_ADMIN_TOKEN), --access-key and --secret-key, or `tokens`/`access_keys` \
+                 in the configuration file",
+            ),
         }
     }
 }
@@ -333,10 +342,7 @@ fn admin_router(
     for key in std::mem::take(&mut config.access_keys) {
         builder = builder.access_key(key);
     }
-    let api = builder
-        .build()
-        .map_err(|e| RunError::Admin(e.to_string()))?
-        .router();
+    let api = builder.build().map_err(RunError::Admin)?.router();
     let exposition = Arc::new(exposition);
     Ok(Router::new()
         .route(
@@ -396,14 +402,7 @@ fn first_run_token(config: &Config) -> Result<(TokenCredential, Option<PathBuf>)
     let db = match &config.database {
         DatabaseUrl::Sqlite(db) => db,
         // Nodes sharing a database must share credentials too: a token file per node would not.
-        DatabaseUrl::Postgres(_) => {
-            return Err(RunError::Admin(
-                "no management credentials configured; with a PostgreSQL database every node \
-                 needs the same ones: set --admin-token (APIG_ADMIN_TOKEN), --access-key and \
-                 --secret-key, or `tokens`/`access_keys` in the configuration file"
-                    .into(),
-            ))
-        }
+        DatabaseUrl::Postgres(_) => return Err(RunError::SharedStoreNeedsCredentials),
     };
     let path = token_file::path(db);
     let (token, created) =
