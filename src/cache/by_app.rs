@@ -31,7 +31,7 @@ impl<T> ByApp<T> {
         removed
     }
 
-    /// Keeps the ACLs of the apps `keep` selects.
+    /// Keeps the entries of the apps `keep` selects.
     pub(super) fn retain(&self, keep: impl Fn(&str) -> bool) {
         self.map.retain(|app, _| {
             let kept = keep(app);
