@@ -52,13 +52,23 @@ pub(super) fn set(
     )
     .and_then(|mut s| s.execute(params![seq, acl.kind().as_str(), acl.values().join("\n")]))
     .map_err(db("write app ACL"))?;
+    log_change(&tx, retention, scope, app_id)?;
+    tx.commit().map_err(db("commit app ACL"))
+}
+
+/// Logs a change of the app's ACL under the instance's next revision.
+fn log_change(
+    tx: &Transaction<'_>,
+    retention: u64,
+    scope: &Scope,
+    app_id: &str,
+) -> StoreResult<()> {
     record_write(
-        &tx,
+        tx,
         retention,
         &scope.instance_id,
         &[(Kind::Acl, app_id, "")],
-    )?;
-    tx.commit().map_err(db("commit app ACL"))
+    )
 }
 
 /// Removes the ACL of the app at `seq` inside a write; whether it had one.
@@ -81,12 +91,7 @@ pub(super) fn remove(
     let had = delete(&tx, seq)?;
     // Nothing removed changes nothing a gateway enforces: no revision.
     if had {
-        record_write(
-            &tx,
-            retention,
-            &scope.instance_id,
-            &[(Kind::Acl, app_id, "")],
-        )?;
+        log_change(&tx, retention, scope, app_id)?;
     }
     tx.commit().map_err(db("commit app ACL removal"))?;
     Ok(had)
