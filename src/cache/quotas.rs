@@ -30,11 +30,14 @@ impl AppCodeCache {
         self.inner.quotas.get(app_id)
     }
 
-    /// Counts a call of `app_id` at `now` against its quota, if it has one; how long until its
-    /// window ends when the quota is used up.
-    pub(crate) fn charge_quota(&self, app_id: &str, now: SystemTime) -> Result<(), Duration> {
+    /// Counts a call of `app_id` now against its quota, if it has one; how long until its
+    /// window ends when the quota is used up. The clock is read only for an app with a quota.
+    pub(crate) fn charge_quota(&self, app_id: &str) -> Result<(), Duration> {
         match self.inner.quotas.get(app_id) {
-            Some(quota) => self.inner.quota_counts.charge(app_id, &quota, now),
+            Some(quota) => self
+                .inner
+                .quota_counts
+                .charge(app_id, &quota, SystemTime::now()),
             None => Ok(()),
         }
     }

@@ -184,14 +184,11 @@ fn ensure_credentials(config: &mut Config) -> Result<Option<PathBuf>, RunError> 
 
 /// The AppCode layer: the store as provider, the cache, the HTTPS policy.
 fn auth_layer(config: &Config, store: &Arc<dyn Store>, cache: &AppCodeCache) -> AppCodeAuthLayer {
-    let mut https = if config.require_https {
+    let https = if config.require_https {
         HttpsPolicy::required()
     } else {
         HttpsPolicy::optional()
     };
-    for net in &config.trusted_proxies {
-        https = https.trust_forwarded_proto_from(*net);
-    }
     AppCodeAuthLayer::builder()
         .cache(cache.clone())
         .provider(StoreProvider::new(

@@ -69,6 +69,17 @@ impl HttpsPolicy {
         self.required
     }
 
+    /// The proxies it trusts.
+    pub(crate) fn trusted(&self) -> &[IpNetwork] {
+        &self.trusted
+    }
+
+    /// Trusts these proxies too.
+    pub(crate) fn trusting(mut self, networks: impl IntoIterator<Item = IpNetwork>) -> Self {
+        self.trusted.extend(networks);
+        self
+    }
+
     /// Whether the policy lets `req` through.
     pub(crate) fn admits<B>(&self, req: &Request<B>) -> bool {
         !self.required || is_https(req, &self.trusted)

@@ -168,6 +168,7 @@ pub struct AppCodeAuthLayerBuilder {
     strip_header: bool,
     identity_headers: Option<IdentityHeaders>,
     https: HttpsPolicy,
+    /// Joined to `https`'s own at `build`, so that `https` may be set before or after.
     trusted_proxies: Vec<IpNetwork>,
     refresh: RefreshPolicy,
     lookup_timeout: Duration,
@@ -233,8 +234,10 @@ impl AppCodeAuthLayerBuilder {
     }
 
     /// Proxies whose `X-Forwarded-For` names the client an app ACL is checked against (see
-    /// [`client_ip`](crate::acl::client_ip)); default none, so the client is the TCP peer.
-    /// Needs [`ConnectionInfo`](super::ConnectionInfo) in the request's extensions.
+    /// [`client_ip`](crate::acl::client_ip)) and whose `X-Forwarded-Proto` the
+    /// [`HttpsPolicy`] believes: one list for both, with those of
+    /// [`HttpsPolicy::trust_forwarded_proto_from`]. Default none, so the client is the TCP
+    /// peer. Needs [`ConnectionInfo`](super::ConnectionInfo) in the request's extensions.
     ///
     /// ```
     /// use apig_appcode::AppCodeAuthLayer;
@@ -341,8 +344,7 @@ impl AppCodeAuthLayerBuilder {
                 header: self.header,
                 strip_header: self.strip_header,
                 identity_headers: self.identity_headers,
-                https: self.https,
-                trusted_proxies: self.trusted_proxies.into(),
+                https: self.https.trusting(self.trusted_proxies),
             }),
             reject: ApigJson,
             authorize: AllowAll,

@@ -4,7 +4,7 @@
 use http::HeaderName;
 
 use super::headers::IdentityHeaders;
-use super::https::{HttpsPolicy, IpNetwork};
+use super::https::HttpsPolicy;
 use crate::cache::ReadThrough;
 
 /// What every clone of a layer and its services shares.
@@ -14,7 +14,6 @@ pub(crate) struct Shared {
     pub(crate) header: HeaderName,
     pub(crate) strip_header: bool,
     pub(crate) identity_headers: Option<IdentityHeaders>,
+    /// Also whose `X-Forwarded-For` names the client for app ACLs.
     pub(crate) https: HttpsPolicy,
-    /// Whose `X-Forwarded-For` names the client for app ACLs.
-    pub(crate) trusted_proxies: Box<[IpNetwork]>,
 }

@@ -635,3 +635,44 @@ async fn an_app_over_its_quota_gets_405_with_the_windows_end() {
     cache.remove_app("app-1");
     assert!(cache.app_quota("app-1").is_none());
 }
+
+#[tokio::test]
+async fn one_list_of_trusted_proxies_serves_the_https_policy_and_the_acl() {
+    use crate::acl::AclType;
+    let (cache, code) = loaded_cache();
+    cache.set_app_acl("app-1", acl(AclType::Permit, &["192.0.2.1"]));
+    // Trusted through the HTTPS policy: its X-Forwarded-For counts for the ACL too.
+    let via_policy = AppCodeAuthLayer::builder()
+        .cache(cache.clone())
+        .https(HttpsPolicy::optional().trust_forwarded_proto_from("10.0.0.0/8".parse().unwrap()))
+        .build();
+    let req = from_peer(&code, "10.0.0.2:1000", Some("192.0.2.1"));
+    assert_eq!(call(&via_policy, req).await.status(), StatusCode::OK);
+    // Trusted through the builder, the policy set after: its X-Forwarded-Proto counts.
+    let via_builder = AppCodeAuthLayer::builder()
+        .cache(cache.clone())
+        .trusted_proxies(["10.0.0.0/8".parse().unwrap()])
+        .https(HttpsPolicy::required())
+        .build();
+    let mut req = from_peer(&code, "10.0.0.2:1000", Some("192.0.2.1"));
+    req.extensions_mut().insert(ConnectionInfo {
+        peer: "10.0.0.2:1000".parse().unwrap(),
+        tls: false,
+    });
+    req.headers_mut()
+        .insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    assert_eq!(call(&via_builder, req).await.status(), StatusCode::OK);
+    let mut plain = from_peer(&code, "203.0.113.1:1000", None);
+    plain.extensions_mut().insert(ConnectionInfo {
+        peer: "203.0.113.1:1000".parse().unwrap(),
+        tls: false,
+    });
+    plain
+        .headers_mut()
+        .insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    assert_apig(
+        &call(&via_builder, plain).await,
+        StatusCode::BAD_REQUEST,
+        "APIG.0607",
+    );
+}

@@ -2,7 +2,7 @@
 //! identity, or refused, counted and logged. Shared by the service (a cached code) and its
 //! future (a code the provider was asked about).
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use http::{HeaderValue, Request, Response};
 use tower_service::Service;
@@ -59,7 +59,7 @@ fn acl_refusal<B>(
     req: &Request<B>,
 ) -> Option<RejectionKind> {
     let acl = shared.codes.cache().app_acl(identity.app_id())?;
-    match client_ip(req, &shared.trusted_proxies) {
+    match client_ip(req, shared.https.trusted()) {
         None => Some(RejectionKind::UnknownClientIp),
         Some(ip) if !acl.admits(ip) => Some(RejectionKind::IpDenied),
         Some(_) => None,
@@ -103,8 +103,7 @@ where
         ));
     }
     // Counted after this layer's other checks: a call they refuse does not use the quota.
-    let cache = shared.codes.cache();
-    if let Err(wait) = cache.charge_quota(identity.app_id(), SystemTime::now()) {
+    if let Err(wait) = shared.codes.cache().charge_quota(identity.app_id()) {
         return Err(reject_until(
             shared,
             rejecter,

@@ -2,12 +2,13 @@
 //! log (kind `A`) and announced like those of AppCodes, so gateways hear of both the same way.
 //! Each function is one statement or a transaction body, as in `ops.rs`.
 
+use futures_util::TryStreamExt;
 use tokio_postgres::Row;
 
 use super::announcement::{Event, EventKind};
-use super::error::corrupt;
+use super::error::{corrupt, db};
 use super::ops::{app_seq, col, record_write, APP_BY_ID, APP_BY_ID_LOCKED};
-use super::pool::Conn;
+use super::pool::{Conn, Progress};
 use super::shared::Shared;
 use crate::acl::AppAcl;
 use crate::store::{Scope, StoreResult};
@@ -96,22 +97,30 @@ pub(super) async fn remove(
     Ok(had)
 }
 
-/// One statement: the ACL of every app of the instance that has one.
+/// A [`BEGIN_SNAPSHOT`](super::ops::BEGIN_SNAPSHOT) transaction: the ACL of every app of the
+/// instance that has one, decoded as the rows stream in. Each row is `progress`: an instance
+/// with many ACLs takes as long as it needs, as long as rows keep coming.
 pub(super) async fn of_instance(
     conn: &mut Conn,
+    progress: &Progress,
     instance_id: &str,
 ) -> StoreResult<Vec<(String, AppAcl)>> {
+    let context = "read the instance's app ACLs";
     let rows = conn
-        .query(
-            "read the instance's app ACLs",
+        .query_stream(
+            context,
             "SELECT a.id, x.kind, x.acl_values FROM app_acls x JOIN apps a ON a.seq = x.app_seq
              WHERE a.instance_id = $1 ORDER BY a.seq",
             &[&instance_id],
         )
         .await?;
-    rows.iter()
-        .map(|r| Ok((col(r, 0)?, decode(r, 1)?)))
-        .collect()
+    let mut rows = std::pin::pin!(rows);
+    let mut acls = Vec::new();
+    while let Some(row) = rows.try_next().await.map_err(db(context))? {
+        progress.tick();
+        acls.push((col(&row, 0)?, decode(&row, 1)?));
+    }
+    Ok(acls)
 }
 
 /// One statement: the ACL the app `app_id` of the instance has now (`None`: none, or no app).

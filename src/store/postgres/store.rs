@@ -474,13 +474,11 @@ impl Store for PostgresStore {
         &'a self,
         instance_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<Vec<(String, AppAcl)>>> {
-        Box::pin(
-            self.shared
-                .pool
-                .call("read the instance's app ACLs", async move |conn| {
-                    acls::of_instance(conn, instance_id).await
-                }),
-        )
+        Box::pin(self.shared.pool.streaming_transaction(
+            "read the instance's app ACLs",
+            BEGIN_SNAPSHOT,
+            async move |conn, progress| acls::of_instance(conn, progress, instance_id).await,
+        ))
     }
 
     fn instance_app_codes<'a>(
