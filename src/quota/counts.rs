@@ -102,6 +102,24 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_calls_never_exceed_the_limit() {
+        let counts = std::sync::Arc::new(QuotaCounts::default());
+        let quota = std::sync::Arc::new(AppQuota::new(100, TimeUnit::Day, 1).unwrap());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (counts, quota) = (counts.clone(), quota.clone());
+                std::thread::spawn(move || {
+                    (0..250)
+                        .filter(|_| counts.charge("a", &quota, t(1_000)).is_ok())
+                        .count()
+                })
+            })
+            .collect();
+        let admitted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(admitted, 100);
+    }
+
+    #[test]
     fn a_reset_time_anchors_every_app() {
         let counts = QuotaCounts::default();
         let quota = AppQuota::new(1, TimeUnit::Hour, 1)
