@@ -13,9 +13,10 @@ use apig_appcode::admin::{
     AccessKeyCredential, AdminApi, BuildError, Permissions, TokenCredential,
 };
 use apig_appcode::provider::BoxFuture;
+use apig_appcode::quota::AppQuota;
 use apig_appcode::store::{
-    App, AppChanges, AppCodeRecord, AppFilter, MemoryStore, Page, Scope, Store, StoreError,
-    StoreResult,
+    App, AppChanges, AppCodeRecord, AppFilter, AppQuotaRecord, MemoryStore, Page, QuotaApp,
+    QuotaBinding, QuotaCount, Scope, SharedCount, Store, StoreError, StoreResult, Timestamp,
 };
 use apig_appcode::AppCodeCache;
 use axum::body::Body;
@@ -232,6 +233,88 @@ impl Store for BrokenStore {
         &'a self,
         _: &'a str,
     ) -> BoxFuture<'a, StoreResult<Vec<(String, AppAcl)>>> {
+        Box::pin(async { broken() })
+    }
+    fn create_app_quota<'a>(
+        &'a self,
+        _: &'a Scope,
+        _: AppQuotaRecord,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+        Box::pin(async { broken() })
+    }
+    fn get_app_quota<'a>(
+        &'a self,
+        _: &'a Scope,
+        _: &'a str,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+        Box::pin(async { broken() })
+    }
+    fn list_app_quotas<'a>(
+        &'a self,
+        _: &'a Scope,
+        _: Option<&'a str>,
+        _: u64,
+        _: u64,
+    ) -> BoxFuture<'a, StoreResult<Page<AppQuotaRecord>>> {
+        Box::pin(async { broken() })
+    }
+    fn update_app_quota<'a>(
+        &'a self,
+        _: &'a Scope,
+        _: &'a str,
+        _: AppQuotaRecord,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+        Box::pin(async { broken() })
+    }
+    fn delete_app_quota<'a>(&'a self, _: &'a Scope, _: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async { broken() })
+    }
+    fn bind_app_quota<'a>(
+        &'a self,
+        _: &'a Scope,
+        _: &'a str,
+        _: &'a [String],
+        _: Timestamp,
+    ) -> BoxFuture<'a, StoreResult<Vec<QuotaBinding>>> {
+        Box::pin(async { broken() })
+    }
+    fn quota_apps<'a>(
+        &'a self,
+        _: &'a Scope,
+        _: &'a str,
+        _: bool,
+        _: Option<&'a str>,
+        _: u64,
+        _: u64,
+    ) -> BoxFuture<'a, StoreResult<Page<QuotaApp>>> {
+        Box::pin(async { broken() })
+    }
+    fn unbind_app_quota<'a>(
+        &'a self,
+        _: &'a Scope,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async { broken() })
+    }
+    fn app_bound_quota<'a>(
+        &'a self,
+        _: &'a Scope,
+        _: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<AppQuotaRecord>>> {
+        Box::pin(async { broken() })
+    }
+    fn instance_app_quotas<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppQuota)>>> {
+        Box::pin(async { broken() })
+    }
+    fn add_quota_counts<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a [QuotaCount],
+    ) -> BoxFuture<'a, StoreResult<Vec<SharedCount>>> {
         Box::pin(async { broken() })
     }
     fn instance_app_codes<'a>(

@@ -92,6 +92,7 @@ macro_rules! conformance {
             an_id_deleted_and_created_again_is_created_once,
             a_reader_behind_the_retained_log_is_told_to_reload,
             acl_changes_are_revisions_named_once_with_their_acl_now,
+            quota_changes_are_revisions_named_once_with_their_quota_now,
         );
     };
     (@module $backend:ident, $make:expr; $($extra:ident,)*) => {
@@ -117,6 +118,9 @@ macro_rules! conformance {
                 updates_of_a_missing_app_are_not_found,
                 app_acls_are_set_read_replaced_and_removed,
                 app_acls_go_with_their_app_and_stay_in_their_instance,
+                app_quotas_are_created_read_listed_updated_and_deleted,
+                an_app_is_bound_to_one_quota_and_leaves_with_it,
+                shared_quota_counts_add_up_per_window,
                 $($extra,)*
             );
         }
@@ -221,6 +225,10 @@ macro_rules! assert_err {
 
 // ---------------------------------------------------------------------------------------------
 // Cases
+
+#[path = "store_conformance/quotas.rs"]
+mod quotas;
+use quotas::*;
 
 async fn apps_are_created_read_and_paged(store: Arc<dyn Store>) {
     let s = scope();

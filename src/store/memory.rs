@@ -4,11 +4,13 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, DeletedAppCode, InstanceSnapshot,
-    Page, Scope, Store, StoreError, StoreResult, CHANGE_LOG_RETENTION, MAX_APP_CODES_PER_APP,
+    App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, AppQuotaRecord, DeletedAppCode,
+    InstanceSnapshot, Page, QuotaApp, QuotaBinding, QuotaCount, Scope, SharedCount, Store,
+    StoreError, StoreResult, Timestamp, CHANGE_LOG_RETENTION, MAX_APP_CODES_PER_APP,
 };
 use crate::acl::AppAcl;
 use crate::provider::BoxFuture;
+use crate::quota::AppQuota;
 
 /// A store that keeps everything in memory: nothing survives the process.
 ///
@@ -35,6 +37,12 @@ struct State {
     codes: Vec<(Scope, AppCodeRecord)>,
     /// The apps that have an ACL.
     acls: HashMap<(Scope, String), AppAcl>,
+    /// In creation order.
+    quotas: Vec<(Scope, AppQuotaRecord)>,
+    /// In binding order.
+    bindings: Vec<(Scope, QuotaBinding)>,
+    /// The calls of each app in its quota's current window, by instance and app.
+    counts: HashMap<(String, String), SharedCount>,
     /// Each instance's revision and change log.
     logs: HashMap<String, ChangeLog>,
 }
@@ -53,8 +61,8 @@ enum Logged {
     /// A code was created: its ID.
     Created(String),
     Deleted(DeletedAppCode),
-    /// An app's ACL was set or removed: the app's ID.
-    Acl(String),
+    /// An app's ACL or quota was set or removed: the app's ID.
+    Policy(String),
 }
 
 impl ChangeLog {
@@ -96,6 +104,9 @@ impl MemoryStore {
                 apps: Vec::new(),
                 codes: Vec::new(),
                 acls: HashMap::new(),
+                quotas: Vec::new(),
+                bindings: Vec::new(),
+                counts: HashMap::new(),
                 logs: HashMap::new(),
             }),
         }
@@ -131,6 +142,53 @@ impl State {
             .filter(|(at, _)| at.instance_id == instance_id)
             .map(|(_, r)| r.clone())
             .collect()
+    }
+
+    fn quota(&self, scope: &Scope, quota_id: &str) -> StoreResult<&AppQuotaRecord> {
+        self.quotas
+            .iter()
+            .find(|(at, q)| at == scope && q.id == quota_id)
+            .map(|(_, q)| q)
+            .ok_or(StoreError::QuotaNotFound)
+    }
+
+    /// `record` with the number of apps bound to it.
+    fn counted(&self, scope: &Scope, record: &AppQuotaRecord) -> AppQuotaRecord {
+        let bound = self
+            .bindings
+            .iter()
+            .filter(|(at, b)| at == scope && b.app_quota_id == record.id)
+            .count();
+        AppQuotaRecord {
+            bound_app_num: bound as u64,
+            ..record.clone()
+        }
+    }
+
+    /// The apps of `scope` bound to the quota `quota_id`.
+    fn bound_apps(&self, scope: &Scope, quota_id: &str) -> Vec<String> {
+        self.bindings
+            .iter()
+            .filter(|(at, b)| at == scope && b.app_quota_id == quota_id)
+            .map(|(_, b)| b.app_id.clone())
+            .collect()
+    }
+
+    /// The quota of the app `app_id` of `instance_id`, if it is bound to one.
+    fn app_quota(&self, instance_id: &str, app_id: &str) -> Option<AppQuota> {
+        let (scope, binding) = self
+            .bindings
+            .iter()
+            .find(|(at, b)| at.instance_id == instance_id && b.app_id == app_id)?;
+        self.quota(scope, &binding.app_quota_id)
+            .ok()
+            .map(|q| q.quota.clone())
+    }
+
+    fn quota_name_taken(&self, scope: &Scope, name: &str, except: Option<&str>) -> bool {
+        self.quotas.iter().any(|(at, q)| {
+            at.instance_id == scope.instance_id && q.name == name && Some(q.id.as_str()) != except
+        })
     }
 
     fn app(&self, scope: &Scope, app_id: &str) -> StoreResult<&App> {
@@ -271,12 +329,16 @@ impl Store for MemoryStore {
                 .partition(|(at, r)| at == scope && r.app_id == app_id);
             s.codes = kept;
             let gone: Vec<AppCodeRecord> = gone.into_iter().map(|(_, r)| r).collect();
-            let had_acl = s
-                .acls
-                .remove(&(scope.clone(), app_id.to_owned()))
-                .map(|_| Logged::Acl(app_id.to_owned()));
-            if !gone.is_empty() || had_acl.is_some() {
-                s.log(&scope.instance_id, gone.iter().map(deleted).chain(had_acl));
+            let had_acl = s.acls.remove(&(scope.clone(), app_id.to_owned())).is_some();
+            let bound = s.bindings.len();
+            s.bindings
+                .retain(|(at, b)| !(at == scope && b.app_id == app_id));
+            let had_quota = s.bindings.len() < bound;
+            s.counts
+                .remove(&(scope.instance_id.clone(), app_id.to_owned()));
+            let policy = (had_acl || had_quota).then(|| Logged::Policy(app_id.to_owned()));
+            if !gone.is_empty() || policy.is_some() {
+                s.log(&scope.instance_id, gone.iter().map(deleted).chain(policy));
             }
             Ok(gone)
         })
@@ -389,7 +451,7 @@ impl Store for MemoryStore {
             let mut s = self.lock();
             s.app(scope, app_id)?;
             s.acls.insert((scope.clone(), app_id.to_owned()), acl);
-            s.log(&scope.instance_id, [Logged::Acl(app_id.to_owned())]);
+            s.log(&scope.instance_id, [Logged::Policy(app_id.to_owned())]);
             Ok(())
         })
     }
@@ -404,7 +466,7 @@ impl Store for MemoryStore {
             s.app(scope, app_id)?;
             let had = s.acls.remove(&(scope.clone(), app_id.to_owned())).is_some();
             if had {
-                s.log(&scope.instance_id, [Logged::Acl(app_id.to_owned())]);
+                s.log(&scope.instance_id, [Logged::Policy(app_id.to_owned())]);
             }
             Ok(had)
         })
@@ -420,6 +482,264 @@ impl Store for MemoryStore {
                 .iter()
                 .filter(|((at, _), _)| at.instance_id == instance_id)
                 .map(|((_, app), acl)| (app.clone(), acl.clone()))
+                .collect())
+        })
+    }
+
+    fn create_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        record: AppQuotaRecord,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            if s.quota_name_taken(scope, &record.name, None) {
+                return Err(StoreError::QuotaNameExists);
+            }
+            let record = AppQuotaRecord {
+                bound_app_num: 0,
+                ..record
+            };
+            s.quotas.push((scope.clone(), record.clone()));
+            Ok(record)
+        })
+    }
+
+    fn get_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+        Box::pin(async move {
+            let s = self.lock();
+            Ok(s.counted(scope, s.quota(scope, quota_id)?))
+        })
+    }
+
+    fn list_app_quotas<'a>(
+        &'a self,
+        scope: &'a Scope,
+        name: Option<&'a str>,
+        offset: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Page<AppQuotaRecord>>> {
+        Box::pin(async move {
+            let s = self.lock();
+            let quotas = s
+                .quotas
+                .iter()
+                .filter(|(at, q)| at == scope && name.is_none_or(|n| q.name.contains(n)))
+                .map(|(_, q)| s.counted(scope, q));
+            Ok(page(quotas, offset, limit))
+        })
+    }
+
+    fn update_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        record: AppQuotaRecord,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            s.quota(scope, quota_id)?;
+            if s.quota_name_taken(scope, &record.name, Some(quota_id)) {
+                return Err(StoreError::QuotaNameExists);
+            }
+            let slot = s
+                .quotas
+                .iter_mut()
+                .find(|(at, q)| at == scope && q.id == quota_id)
+                .map(|(_, q)| q)
+                .ok_or(StoreError::QuotaNotFound)?;
+            slot.name = record.name;
+            slot.quota = record.quota;
+            slot.remark = record.remark;
+            let updated = slot.clone();
+            let bound = s.bound_apps(scope, quota_id);
+            if !bound.is_empty() {
+                s.log(&scope.instance_id, bound.into_iter().map(Logged::Policy));
+            }
+            Ok(s.counted(scope, &updated))
+        })
+    }
+
+    fn delete_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            s.quota(scope, quota_id)?;
+            let bound = s.bound_apps(scope, quota_id);
+            s.quotas
+                .retain(|(at, q)| !(at == scope && q.id == quota_id));
+            s.bindings
+                .retain(|(at, b)| !(at == scope && b.app_quota_id == quota_id));
+            for app in &bound {
+                s.counts.remove(&(scope.instance_id.clone(), app.clone()));
+            }
+            if !bound.is_empty() {
+                s.log(&scope.instance_id, bound.into_iter().map(Logged::Policy));
+            }
+            Ok(())
+        })
+    }
+
+    fn bind_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        app_ids: &'a [String],
+        bound_time: Timestamp,
+    ) -> BoxFuture<'a, StoreResult<Vec<QuotaBinding>>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            s.quota(scope, quota_id)?;
+            let mut bindings = Vec::with_capacity(app_ids.len());
+            let mut new = Vec::new();
+            for app_id in app_ids {
+                s.app(scope, app_id)?;
+                let held = s
+                    .bindings
+                    .iter()
+                    .find(|(at, b)| at == scope && b.app_id == *app_id)
+                    .map(|(_, b)| b.clone());
+                match held {
+                    Some(b) if b.app_quota_id == quota_id => bindings.push(b),
+                    Some(_) => return Err(StoreError::AppHasQuota),
+                    None if new.contains(app_id) => {}
+                    None => {
+                        new.push(app_id.clone());
+                        bindings.push(QuotaBinding {
+                            app_quota_id: quota_id.to_owned(),
+                            app_id: app_id.clone(),
+                            bound_time,
+                        });
+                    }
+                }
+            }
+            for b in bindings.iter().filter(|b| new.contains(&b.app_id)) {
+                s.bindings.push((scope.clone(), b.clone()));
+            }
+            if !new.is_empty() {
+                s.log(&scope.instance_id, new.into_iter().map(Logged::Policy));
+            }
+            Ok(bindings)
+        })
+    }
+
+    fn quota_apps<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        bound: bool,
+        app_name: Option<&'a str>,
+        offset: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Page<QuotaApp>>> {
+        Box::pin(async move {
+            let s = self.lock();
+            s.quota(scope, quota_id)?;
+            let apps = s
+                .apps
+                .iter()
+                .filter(|a| a.scope == *scope && app_name.is_none_or(|n| a.name.contains(n)))
+                .filter_map(|a| {
+                    let binding = s
+                        .bindings
+                        .iter()
+                        .find(|(at, b)| at == scope && b.app_id == a.id)
+                        .map(|(_, b)| b);
+                    let listed = match binding {
+                        Some(b) => bound && b.app_quota_id == quota_id,
+                        None => !bound,
+                    };
+                    listed.then(|| QuotaApp {
+                        app: a.clone(),
+                        bound_time: binding.map(|b| b.bound_time),
+                    })
+                });
+            Ok(page(apps, offset, limit))
+        })
+    }
+
+    fn unbind_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            s.quota(scope, quota_id)?;
+            let at = s
+                .bindings
+                .iter()
+                .position(|(at, b)| at == scope && b.app_quota_id == quota_id && b.app_id == app_id)
+                .ok_or(StoreError::AppNotFound)?;
+            s.bindings.remove(at);
+            s.counts
+                .remove(&(scope.instance_id.clone(), app_id.to_owned()));
+            s.log(&scope.instance_id, [Logged::Policy(app_id.to_owned())]);
+            Ok(())
+        })
+    }
+
+    fn app_bound_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<AppQuotaRecord>>> {
+        Box::pin(async move {
+            let s = self.lock();
+            s.app(scope, app_id)?;
+            let Some((_, binding)) = s
+                .bindings
+                .iter()
+                .find(|(at, b)| at == scope && b.app_id == app_id)
+            else {
+                return Ok(None);
+            };
+            Ok(Some(
+                s.counted(scope, s.quota(scope, &binding.app_quota_id)?),
+            ))
+        })
+    }
+
+    fn instance_app_quotas<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppQuota)>>> {
+        Box::pin(async move {
+            let s = self.lock();
+            Ok(s.bindings
+                .iter()
+                .filter(|(at, _)| at.instance_id == instance_id)
+                .filter_map(|(_, b)| {
+                    let quota = s.app_quota(instance_id, &b.app_id)?;
+                    Some((b.app_id.clone(), quota))
+                })
+                .collect())
+        })
+    }
+
+    fn add_quota_counts<'a>(
+        &'a self,
+        instance_id: &'a str,
+        counts: &'a [QuotaCount],
+    ) -> BoxFuture<'a, StoreResult<Vec<SharedCount>>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            Ok(counts
+                .iter()
+                .map(|count| {
+                    let key = (instance_id.to_owned(), count.app_id.clone());
+                    let shared = SharedCount::add(s.counts.get(&key).copied(), count);
+                    s.counts.insert(key, shared);
+                    shared
+                })
                 .collect())
         })
     }
@@ -467,14 +787,18 @@ impl Store for MemoryStore {
                 match logged {
                     Logged::Created(id) => created.push(id.as_str()),
                     Logged::Deleted(gone) => changes.deleted.push(gone.clone()),
-                    Logged::Acl(app_id) => {
+                    Logged::Policy(app_id) => {
                         changes.acls.retain(|(seen, _)| seen != app_id);
-                        let now = s
+                        changes.quotas.retain(|(seen, _)| seen != app_id);
+                        let acl = s
                             .acls
                             .iter()
                             .find(|((at, app), _)| at.instance_id == instance_id && app == app_id)
                             .map(|(_, acl)| acl.clone());
-                        changes.acls.push((app_id.clone(), now));
+                        changes.acls.push((app_id.clone(), acl));
+                        changes
+                            .quotas
+                            .push((app_id.clone(), s.app_quota(instance_id, app_id)));
                     }
                 }
             }

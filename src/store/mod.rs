@@ -21,6 +21,7 @@
 //! # }
 //! ```
 
+mod app_quotas;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod cipher;
 mod memory;
@@ -38,6 +39,9 @@ mod version;
 
 use std::fmt;
 
+pub use app_quotas::{
+    AppQuotaRecord, QuotaApp, QuotaBinding, QuotaCount, SharedCount, MAX_APPS_PER_BINDING,
+};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use cipher::{KeyMismatch, MasterKey, MasterKeyError};
 pub use memory::MemoryStore;
@@ -57,6 +61,7 @@ use crate::acl::AppAcl;
 use crate::code::AppCode;
 use crate::identity::AppIdentity;
 use crate::provider::{BoxError, BoxFuture, ChangeStream};
+use crate::quota::AppQuota;
 use crate::secret::Secret;
 
 /// The most AppCodes one app may hold (APIG's quota).
@@ -242,6 +247,12 @@ pub enum StoreError {
     AppCodeExists,
     /// The app holds [`MAX_APP_CODES_PER_APP`] codes already.
     AppCodeQuotaExceeded,
+    /// No app quota with that ID in the scope.
+    QuotaNotFound,
+    /// Another app quota of the instance has that name.
+    QuotaNameExists,
+    /// The app is bound to another app quota (an app has at most one).
+    AppHasQuota,
     /// The backend failed (I/O, database, corrupt data). The detail is for logs only.
     Backend(BoxError),
     /// The backend did not answer in time or could not be reached (a frozen or partitioned
@@ -281,6 +292,9 @@ impl fmt::Display for StoreError {
                     "an app may hold at most {MAX_APP_CODES_PER_APP} AppCodes"
                 )
             }
+            Self::QuotaNotFound => f.write_str("app quota not found"),
+            Self::QuotaNameExists => f.write_str("app quota name already exists"),
+            Self::AppHasQuota => f.write_str("the app is bound to another app quota"),
             Self::Backend(e) => write!(f, "store backend failed: {e}"),
             Self::Unavailable(e) => write!(f, "store backend unavailable: {e}"),
         }
@@ -416,6 +430,99 @@ pub trait Store: Send + Sync + 'static {
         &'a self,
         instance_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<Vec<(String, AppAcl)>>>;
+
+    /// Creates an app quota. Its name must be unused in the instance.
+    fn create_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        record: AppQuotaRecord,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>>;
+
+    /// One app quota, with how many apps are bound to it.
+    fn get_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>>;
+
+    /// The scope's app quotas in creation order, those whose name contains `name` when given.
+    fn list_app_quotas<'a>(
+        &'a self,
+        scope: &'a Scope,
+        name: Option<&'a str>,
+        offset: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Page<AppQuotaRecord>>>;
+
+    /// Replaces an app quota's name, limit and remark with `record`'s (its ID and creation time
+    /// stay); every bound app is logged as changed.
+    fn update_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        record: AppQuotaRecord,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>>;
+
+    /// Deletes an app quota and its bindings; every app it was bound to is logged as changed.
+    fn delete_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// Binds apps to an app quota, all or none: every app must exist in the scope and have no
+    /// other quota ([`StoreError::AppHasQuota`]). An app already bound to this quota keeps its
+    /// binding. Returns each app's binding, in the order given.
+    fn bind_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        app_ids: &'a [String],
+        bound_time: Timestamp,
+    ) -> BoxFuture<'a, StoreResult<Vec<QuotaBinding>>>;
+
+    /// The apps bound to an app quota (`bound`), or those that could be (`!bound`: apps without
+    /// any quota), in the apps' creation order, those whose name contains `app_name` when given.
+    fn quota_apps<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        bound: bool,
+        app_name: Option<&'a str>,
+        offset: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Page<QuotaApp>>>;
+
+    /// Unbinds an app from an app quota: [`StoreError::AppNotFound`] when it is not bound to it.
+    fn unbind_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// The quota an app is bound to, if any ([`StoreError::AppNotFound`] for an unknown app).
+    fn app_bound_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<AppQuotaRecord>>>;
+
+    /// The quota of every app of an instance that is bound to one.
+    fn instance_app_quotas<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppQuota)>>>;
+
+    /// Adds a node's calls to the counts every node shares, in one transaction, and returns each
+    /// app's count after the addition, in order. A count for a newer window than the one held
+    /// replaces it; for the same window it adds to it; for an older one it is dropped (that
+    /// window has ended). The first `first_call` reported for an app is kept.
+    fn add_quota_counts<'a>(
+        &'a self,
+        instance_id: &'a str,
+        counts: &'a [QuotaCount],
+    ) -> BoxFuture<'a, StoreResult<Vec<SharedCount>>>;
 
     /// Every AppCode of the instance: what a gateway serving it must accept.
     fn instance_app_codes<'a>(

@@ -2,9 +2,10 @@
 //! reloading every code.
 //!
 //! Every write that changes which AppCodes an instance accepts, or from where (creating a code,
-//! deleting one, deleting an app with its codes, setting or removing an app's ACL), takes the
-//! instance's next revision, one per write, and logs each code it created or deleted, and each
-//! app whose ACL it changed, under it. A reader that holds the codes as of revision `R`
+//! deleting one, deleting an app with its codes, setting or removing an app's ACL, binding,
+//! unbinding, changing or deleting an app quota), takes the instance's next revision, one per
+//! write, and logs each code it created or deleted, and each app whose ACL or quota it changed,
+//! under it. A reader that holds the codes as of revision `R`
 //! asks for the changes after `R` ([`Store::app_code_changes`](super::Store::app_code_changes))
 //! and gets them with the revision they bring it to. The log keeps the last
 //! [`CHANGE_LOG_RETENTION`] revisions of each instance: a reader further behind is told to load
@@ -24,6 +25,7 @@
 
 use super::AppCodeRecord;
 use crate::acl::AppAcl;
+use crate::quota::AppQuota;
 
 /// How many revisions of each instance the change log keeps. A gateway that fell further behind
 /// (offline through that many writes) reloads a full snapshot.
@@ -54,12 +56,18 @@ pub struct AppCodeChanges {
     /// Apps whose ACL was set or removed after the revision (or that were deleted holding one),
     /// each once, with the ACL it has now (`None`: none).
     pub acls: Vec<(String, Option<AppAcl>)>,
+    /// Apps whose quota changed after the revision (bound, unbound, the quota changed or was
+    /// deleted, or the app was deleted bound to one), each once, with the quota it has now.
+    pub quotas: Vec<(String, Option<AppQuota>)>,
 }
 
 impl AppCodeChanges {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.created.is_empty() && self.deleted.is_empty() && self.acls.is_empty()
+        self.created.is_empty()
+            && self.deleted.is_empty()
+            && self.acls.is_empty()
+            && self.quotas.is_empty()
     }
 }
 
