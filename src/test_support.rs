@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::provider::{
-    AppAcls, AppCodeProvider, BoxFuture, ChangeStream, Delta, ProviderError, Snapshot,
+    AppAcls, AppCodeProvider, AppQuotas, BoxFuture, ChangeStream, Delta, ProviderError, Snapshot,
 };
 use crate::{AppCode, AppIdentity};
 
@@ -31,6 +31,8 @@ pub(crate) struct Script {
     pub(crate) revision: Option<u64>,
     /// What `app_acls` answers (`None`: a provider without ACLs).
     pub(crate) acls: Option<AppAcls>,
+    /// What `app_quotas` answers (`None`: a provider without quotas).
+    pub(crate) quotas: Option<AppQuotas>,
 }
 
 /// Waits for one permit of `gate`, if there is one, and uses it up.
@@ -129,6 +131,11 @@ impl AppCodeProvider for ScriptedProvider {
     fn app_acls(&self) -> BoxFuture<'_, Result<Option<AppAcls>, ProviderError>> {
         let acls = self.script.lock().unwrap().acls.clone();
         Box::pin(async move { Ok(acls) })
+    }
+
+    fn app_quotas(&self) -> BoxFuture<'_, Result<Option<AppQuotas>, ProviderError>> {
+        let quotas = self.script.lock().unwrap().quotas.clone();
+        Box::pin(async move { Ok(quotas) })
     }
 
     fn changes_since(&self, since: u64) -> BoxFuture<'_, Result<Option<Delta>, ProviderError>> {

@@ -1,6 +1,5 @@
 //! The cache's methods that read and change app ACLs, held in a [`ByApp`](super::by_app::ByApp).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::journal::Mutation;
@@ -55,22 +54,14 @@ impl AppCodeCache {
         let Some(replay) = journal.since(since) else {
             return false;
         };
-        let keep: HashSet<&str> = acls.iter().map(|(app, _)| app.as_str()).collect();
-        self.inner.acls.retain(|app| keep.contains(app));
-        for (app, acl) in &acls {
-            self.inner.acls.set(app, Arc::clone(acl));
-        }
-        for change in replay {
-            match change {
-                Mutation::Acl(app, acl) => {
-                    self.apply_acl(app, acl.as_ref());
-                }
-                Mutation::RemoveApp(app) => {
-                    self.inner.acls.remove(app);
-                }
-                _ => {}
-            }
-        }
+        self.inner.acls.replace(
+            &acls,
+            replay.filter_map(|change| match change {
+                Mutation::Acl(app, acl) => Some((&**app, acl.as_ref())),
+                Mutation::RemoveApp(app) => Some((&**app, None)),
+                _ => None,
+            }),
+        );
         true
     }
 }

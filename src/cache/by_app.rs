@@ -5,6 +5,7 @@
 //! write whatever the number of its codes. A request of an app without one, while no app has
 //! one, costs one atomic load.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -40,6 +41,28 @@ impl<T> ByApp<T> {
             }
             kept
         });
+    }
+
+    /// Holds exactly `list` (a provider's), then replays on top of it the changes made while
+    /// the list was in flight: `(app, Some(value))` sets, `(app, None)` removes.
+    pub(super) fn replace<'a>(
+        &self,
+        list: &[(String, Arc<T>)],
+        replay: impl Iterator<Item = (&'a str, Option<&'a Arc<T>>)>,
+    ) where
+        T: 'a,
+    {
+        let keep: HashSet<&str> = list.iter().map(|(app, _)| app.as_str()).collect();
+        self.retain(|app| keep.contains(app));
+        for (app, value) in list {
+            self.set(app, Arc::clone(value));
+        }
+        for (app, value) in replay {
+            match value {
+                Some(value) => self.set(app, Arc::clone(value)),
+                None => drop(self.remove(app)),
+            }
+        }
     }
 
     pub(super) fn get(&self, app_id: &str) -> Option<Arc<T>> {

@@ -64,6 +64,7 @@ impl AppCodeCache {
             Change::RemoveId(id) => Mutation::RemoveId(id.into()),
             Change::RemoveApp(app) => Mutation::RemoveApp(app.into()),
             Change::AppAcl { app_id, acl } => Mutation::Acl(app_id.into(), acl),
+            Change::AppQuota { app_id, quota } => Mutation::Quota(app_id.into(), quota),
             Change::Resync | Change::Reload => return None,
         })
     }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::digest::Digest;
 use super::entry::Entry;
 use crate::acl::AppAcl;
+use crate::quota::AppQuota;
 
 /// How many changes the journal remembers. A snapshot whose load saw more changes than this is
 /// discarded and loaded again.
@@ -24,6 +25,8 @@ pub(super) enum Mutation {
     RemoveId(Box<str>),
     /// An app's ACL set (`Some`) or removed (`None`).
     Acl(Box<str>, Option<Arc<AppAcl>>),
+    /// An app's quota set (`Some`) or removed (`None`).
+    Quota(Box<str>, Option<Arc<AppQuota>>),
 }
 
 #[derive(Default)]

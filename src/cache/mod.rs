@@ -245,6 +245,7 @@ impl AppCodeCache {
             }
             Mutation::RemoveId(id) => self.remove_id(&StoredId::of(id)),
             Mutation::Acl(app, acl) => self.apply_acl(app, acl.as_ref()),
+            Mutation::Quota(app, quota) => self.apply_quota(app, quota.as_ref()),
         }
     }
 

@@ -3,21 +3,64 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::journal::Mutation;
 use super::AppCodeCache;
+use crate::provider::AppQuotas;
 use crate::quota::AppQuota;
 
 impl AppCodeCache {
     /// Sets the quota of the app `app_id`, replacing any it had. Its calls in the current window
     /// stay counted.
     pub fn set_app_quota(&self, app_id: &str, quota: Arc<AppQuota>) {
-        self.inner.quotas.set(app_id, quota);
+        self.record_and_apply(Mutation::Quota(app_id.into(), Some(quota)));
     }
 
     /// Removes the quota of the app `app_id`, and its count; `true` if it had one.
     pub fn remove_app_quota(&self, app_id: &str) -> bool {
-        let had = self.inner.quotas.remove(app_id);
-        self.inner.quota_counts.forget(app_id);
-        had
+        self.record_and_apply(Mutation::Quota(app_id.into(), None)) > 0
+    }
+
+    /// How many apps have a quota.
+    pub fn app_quotas(&self) -> usize {
+        self.inner.quotas.len()
+    }
+
+    /// Sets or removes one app's quota; returns 1 if it had or now has one.
+    pub(super) fn apply_quota(&self, app_id: &str, quota: Option<&Arc<AppQuota>>) -> usize {
+        match quota {
+            Some(quota) => {
+                self.inner.quotas.set(app_id, Arc::clone(quota));
+                1
+            }
+            None => {
+                self.inner.quota_counts.forget(app_id);
+                usize::from(self.inner.quotas.remove(app_id))
+            }
+        }
+    }
+
+    /// Replaces every app's quota with `quotas` (a provider's, whose load started at `since`),
+    /// then replays the quota changes made since, as
+    /// [`replace_app_acls_since`](Self::replace_app_acls_since) does for ACLs. The counts of
+    /// apps left without a quota go.
+    pub(crate) fn replace_app_quotas_since(&self, quotas: AppQuotas, since: u64) -> bool {
+        let journal = self.journal();
+        let Some(replay) = journal.since(since) else {
+            return false;
+        };
+        self.inner.quotas.replace(
+            &quotas,
+            replay.filter_map(|change| match change {
+                Mutation::Quota(app, quota) => Some((&**app, quota.as_ref())),
+                Mutation::RemoveApp(app) => Some((&**app, None)),
+                _ => None,
+            }),
+        );
+        let quotas = &self.inner.quotas;
+        self.inner
+            .quota_counts
+            .retain(|app| quotas.get(app).is_some());
+        true
     }
 
     /// The quota of the app `app_id`, if it has one.

@@ -177,8 +177,8 @@ impl AppCodeCache {
             Mutation::RemoveApp(app) => found_entry
                 .as_ref()
                 .is_some_and(|e| e.app_id_is(&StoredId::of(app))),
-            // An app's ACL does not decide whether its code exists.
-            Mutation::Acl(..) => false,
+            // An app's policies do not decide whether its code exists.
+            Mutation::Acl(..) | Mutation::Quota(..) => false,
         });
         drop(changes);
         if overtaken {

@@ -226,6 +226,14 @@ async fn sync(
             ));
         }
     }
+    let quotas = bounded(limit, "the app quotas", provider.app_quotas()).await?;
+    if let Some(quotas) = quotas {
+        if !cache.replace_app_quotas_since(quotas, since) {
+            return Err(ProviderError::Unavailable(
+                "the cache changed too often while the app quotas loaded; loading again".into(),
+            ));
+        }
+    }
     let count = snapshot.len();
     if !cache.replace_all_since(snapshot, since) {
         return Err(ProviderError::Unavailable(
@@ -276,6 +284,13 @@ pub(crate) fn apply(cache: &AppCodeCache, change: Change) {
             match acl {
                 Some(acl) => cache.set_app_acl(&app_id, acl),
                 None => drop(cache.remove_app_acl(&app_id)),
+            }
+        }
+        Change::AppQuota { app_id, quota } => {
+            tracing::debug!(app_id = %app_id, set = quota.is_some(), "app's quota changed");
+            match quota {
+                Some(quota) => cache.set_app_quota(&app_id, quota),
+                None => drop(cache.remove_app_quota(&app_id)),
             }
         }
         Change::Resync | Change::Reload => return,
@@ -412,6 +427,67 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1)).await;
         assert_eq!(provider.snapshot_calls(), before + 1);
         assert!(cache.verify(&a.0).is_some(), "resync reloaded the snapshot");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn app_quotas_come_with_the_snapshot_and_a_stale_list_cannot_undo_a_change() {
+        use crate::quota::{AppQuota, TimeUnit};
+        let quota = |calls| Arc::new(AppQuota::new(calls, TimeUnit::Day, 1).unwrap());
+        let a = entry("app-a", "a");
+        let (tx, rx) = ChangeStream::channel(8);
+        let gate = Arc::new(Semaphore::new(0));
+        let provider = ScriptedProvider::with_snapshot(vec![a.clone()]);
+        provider.set(|s| {
+            s.changes = Some(rx);
+            s.snapshot_gate = Some(Arc::clone(&gate));
+            s.quotas = Some(vec![("app-a".into(), quota(5)), ("app-b".into(), quota(6))]);
+        });
+        let layer = AppCodeAuthLayer::builder()
+            .provider(provider.clone())
+            .refresh_interval(Duration::from_secs(10))
+            .max_staleness(None)
+            .build();
+        let cache = layer.cache().clone();
+        cache.set_app_quota("app-local", quota(1));
+        gate.add_permits(1);
+        cache.loaded().await;
+        assert_eq!(cache.app_quota("app-a").unwrap().call_limits(), 5);
+        assert!(
+            cache.app_quota("app-local").is_none(),
+            "the provider's list is the whole truth"
+        );
+        assert_eq!(cache.app_quotas(), 2);
+
+        tx.send(Change::AppQuota {
+            app_id: "app-a".into(),
+            quota: Some(quota(9)),
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(cache.app_quota("app-a").unwrap().call_limits(), 9);
+
+        // A refresh hangs in the provider, which still lists app-b's quota, while it is removed.
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert_eq!(provider.snapshot_calls(), 2);
+        tx.send(Change::AppQuota {
+            app_id: "app-b".into(),
+            quota: None,
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        gate.add_permits(1);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(
+            cache.app_quota("app-b").is_none(),
+            "a stale list brought a removed quota back"
+        );
+        assert_eq!(
+            cache.app_quota("app-a").unwrap().call_limits(),
+            5,
+            "the list's value"
+        );
     }
 
     fn acl(kind: crate::acl::AclType, values: &[&str]) -> Arc<crate::acl::AppAcl> {

@@ -36,6 +36,7 @@ use tokio::sync::mpsc;
 use crate::acl::AppAcl;
 use crate::code::AppCode;
 use crate::identity::AppIdentity;
+use crate::quota::AppQuota;
 
 #[cfg(feature = "file")]
 pub use file::FileProvider;
@@ -54,6 +55,10 @@ pub type Snapshot = Vec<(AppCode, AppIdentity)>;
 /// The ACLs of a provider's apps: each app's ID and its ACL (see
 /// [`AppCodeProvider::app_acls`]).
 pub type AppAcls = Vec<(String, Arc<AppAcl>)>;
+
+/// The quotas of a provider's apps: each app's ID and its quota (see
+/// [`AppCodeProvider::app_quotas`]).
+pub type AppQuotas = Vec<(String, Arc<AppQuota>)>;
 
 /// What changed in a provider's codes after a revision, and the revision that brings a reader to
 /// (see [`AppCodeProvider::changes_since`]).
@@ -165,6 +170,13 @@ pub trait AppCodeProvider: Send + Sync + 'static {
     fn app_acls(&self) -> BoxFuture<'_, Result<Option<AppAcls>, ProviderError>> {
         Box::pin(async { Ok(None) })
     }
+
+    /// The quota of every app bound to one (see [`quota`](crate::quota)), read with each
+    /// snapshot like [`app_acls`](Self::app_acls): `None`, the default, leaves the cache's own
+    /// quotas alone. Changes to them arrive as [`Change::AppQuota`].
+    fn app_quotas(&self) -> BoxFuture<'_, Result<Option<AppQuotas>, ProviderError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// One change pushed by a provider.
@@ -182,7 +194,7 @@ pub enum Change {
     Remove(AppCode),
     /// A code was deleted; only its ID is known (the cache is scanned).
     RemoveId(String),
-    /// An app was deleted with all its codes (the cache is scanned), and its ACL.
+    /// An app was deleted with all its codes (the cache is scanned), its ACL and its quota.
     RemoveApp(String),
     /// An app's ACL was set (`Some`) or removed (`None`).
     AppAcl {
@@ -190,6 +202,13 @@ pub enum Change {
         app_id: String,
         /// Its ACL now.
         acl: Option<Arc<AppAcl>>,
+    },
+    /// An app's quota was bound or changed (`Some`) or removed (`None`).
+    AppQuota {
+        /// The app.
+        app_id: String,
+        /// Its quota now.
+        quota: Option<Arc<AppQuota>>,
     },
     /// Events may have been lost: catch up now, with the changes since the last revision
     /// where the provider has [revisions](AppCodeProvider::changes_since), else with a full

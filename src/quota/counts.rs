@@ -62,6 +62,11 @@ impl QuotaCounts {
         Ok(())
     }
 
+    /// Keeps the counts of the apps `keep` selects.
+    pub(crate) fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.map.retain(|app, _| keep(app));
+    }
+
     /// Forgets `app_id`'s count.
     pub(crate) fn forget(&self, app_id: &str) {
         self.map.remove(app_id);

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use super::{AppCodeRecord, Store, StoreError};
 use crate::identity::AppIdentity;
 use crate::provider::{
-    AppAcls, AppCodeProvider, BoxFuture, Change, ChangeStream, Delta, ProviderError, Snapshot,
+    AppAcls, AppCodeProvider, AppQuotas, BoxFuture, Change, ChangeStream, Delta, ProviderError,
+    Snapshot,
 };
 
 /// Feeds the layer's cache with every AppCode of one gateway instance.
@@ -123,9 +124,20 @@ impl AppCodeProvider for StoreProvider {
                     app_id,
                     acl: acl.map(Arc::new),
                 });
+            let quotas = changes
+                .quotas
+                .into_iter()
+                .map(|(app_id, quota)| Change::AppQuota {
+                    app_id,
+                    quota: quota.map(Arc::new),
+                });
             Ok(Some(Delta {
                 revision: changes.revision,
-                changes: removals.chain(creations).chain(acls).collect(),
+                changes: removals
+                    .chain(creations)
+                    .chain(acls)
+                    .chain(quotas)
+                    .collect(),
             }))
         })
     }
@@ -140,6 +152,22 @@ impl AppCodeProvider for StoreProvider {
             Ok(Some(
                 acls.into_iter()
                     .map(|(app, acl)| (app, Arc::new(acl)))
+                    .collect(),
+            ))
+        })
+    }
+
+    fn app_quotas(&self) -> BoxFuture<'_, Result<Option<AppQuotas>, ProviderError>> {
+        Box::pin(async move {
+            let quotas = self
+                .store
+                .instance_app_quotas(&self.instance_id)
+                .await
+                .map_err(unavailable)?;
+            Ok(Some(
+                quotas
+                    .into_iter()
+                    .map(|(app, quota)| (app, Arc::new(quota)))
                     .collect(),
             ))
         })
