@@ -107,6 +107,8 @@ pub mod code {
     pub const APP_CODE_NOT_FOUND: &str = "APIG.3082";
     /// `403`: the app holds its quota of AppCodes.
     pub const APP_CODE_QUOTA_EXCEEDED: &str = "APIG.3131";
+    /// An app quota that does not exist.
+    pub const APP_QUOTA_NOT_FOUND: &str = "APIG.3093";
     /// `400`: an app of this name exists.
     pub const APP_NAME_EXISTS: &str = "APIG.3203";
     /// `400`: an app with this app key exists.
@@ -114,6 +116,11 @@ pub mod code {
     /// `400`: an AppCode with this value exists in the instance. The tables document no code
     /// for this; it is the next free code of the "already exists" family.
     pub const APP_CODE_EXISTS: &str = "APIG.3311";
+    /// An app quota name already used in the instance.
+    pub const APP_QUOTA_NAME_EXISTS: &str = "APIG.3325";
+    /// Binding an app that another app quota holds: APIG documents no code for it; one of the
+    /// family of 3325 (the README says so).
+    pub const APP_HAS_QUOTA: &str = "APIG.3326";
     /// `500`: anything else; the detail is logged, never sent.
     pub const SYSTEM_ERROR: &str = "APIG.9999";
 }

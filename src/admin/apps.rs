@@ -181,6 +181,7 @@ pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
             call.instance.cache.remove(&code.value);
         }
         call.instance.cache.remove_app_acl(&call.app_id);
+        call.instance.cache.remove_app_quota(&call.app_id);
         codes
     };
     tracing::info!(

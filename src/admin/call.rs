@@ -30,6 +30,8 @@ pub(crate) struct Call {
     pub(crate) app_id: String,
     /// `{app_code_id}` of the path, if the route has one.
     pub(crate) app_code_id: String,
+    /// `{app_quota_id}` of the path, if the route has one.
+    pub(crate) app_quota_id: String,
     pub(crate) query: Option<String>,
     pub(crate) caller: Caller,
     /// The instance of the path.
@@ -139,11 +141,13 @@ impl FromRequest<Arc<Shared>> for Call {
         let instance_id = param("instance_id").unwrap_or_default();
         let app_id = param("app_id");
         let app_code_id = param("app_code_id");
+        let app_quota_id = param("app_quota_id");
         for (name, value) in [
             ("project_id", Some(&project_id)),
             ("instance_id", Some(&instance_id)),
             ("app_id", app_id.as_ref()),
             ("app_code_id", app_code_id.as_ref()),
+            ("app_quota_id", app_quota_id.as_ref()),
         ] {
             if value.is_some_and(|v| !is_plain_id(v)) {
                 return Err(AdminError::InvalidParameter(name));
@@ -158,6 +162,7 @@ impl FromRequest<Arc<Shared>> for Call {
             scope: Scope::new(project_id, instance_id),
             app_id: app_id.unwrap_or_default(),
             app_code_id: app_code_id.unwrap_or_default(),
+            app_quota_id: app_quota_id.unwrap_or_default(),
             query: parts.uri.query().map(str::to_owned),
             caller,
             instance,

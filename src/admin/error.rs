@@ -47,6 +47,12 @@ pub(crate) enum AdminError {
     AppCodeExists,
     /// `403 APIG.3131`.
     AppCodeQuotaExceeded,
+    /// `404 APIG.3093`.
+    QuotaNotFound(String),
+    /// `400 APIG.3325`.
+    QuotaNameExists,
+    /// `400 APIG.3326`: the app is bound to another app quota.
+    AppHasQuota,
     /// `503 APIG.0202`: the store did not answer in time or could not be reached; the detail
     /// is logged with the request ID, never sent.
     Unavailable(String),
@@ -57,7 +63,20 @@ pub(crate) enum AdminError {
 impl AdminError {
     /// Maps a store error, naming the app and AppCode the call was about.
     pub(crate) fn from_store(e: StoreError, app_id: &str, app_code_id: &str) -> Self {
+        Self::from_store_about(e, app_id, app_code_id, "")
+    }
+
+    /// [`from_store`](Self::from_store) for a call that may also be about an app quota.
+    pub(crate) fn from_store_about(
+        e: StoreError,
+        app_id: &str,
+        app_code_id: &str,
+        app_quota_id: &str,
+    ) -> Self {
         match e {
+            StoreError::QuotaNotFound => Self::QuotaNotFound(app_quota_id.to_owned()),
+            StoreError::QuotaNameExists => Self::QuotaNameExists,
+            StoreError::AppHasQuota => Self::AppHasQuota,
             StoreError::AppNotFound => Self::AppNotFound(app_id.to_owned()),
             StoreError::AppCodeNotFound => Self::AppCodeNotFound(app_code_id.to_owned()),
             StoreError::AppNameExists => Self::AppNameExists,
@@ -78,13 +97,16 @@ impl AdminError {
             | Self::BodyUnreadable
             | Self::AppNameExists
             | Self::AppKeyExists
-            | Self::AppCodeExists => StatusCode::BAD_REQUEST,
+            | Self::AppCodeExists
+            | Self::QuotaNameExists
+            | Self::AppHasQuota => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NoRoute
             | Self::InstanceNotFound(_)
             | Self::AppNotFound(_)
-            | Self::AppCodeNotFound(_) => StatusCode::NOT_FOUND,
+            | Self::AppCodeNotFound(_)
+            | Self::QuotaNotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -106,6 +128,9 @@ impl AdminError {
             Self::AppKeyExists => code::APP_KEY_EXISTS,
             Self::AppCodeExists => code::APP_CODE_EXISTS,
             Self::AppCodeQuotaExceeded => code::APP_CODE_QUOTA_EXCEEDED,
+            Self::QuotaNotFound(_) => code::APP_QUOTA_NOT_FOUND,
+            Self::QuotaNameExists => code::APP_QUOTA_NAME_EXISTS,
+            Self::AppHasQuota => code::APP_HAS_QUOTA,
             Self::Unavailable(_) => code::BACKEND_UNAVAILABLE,
             Self::Internal(_) => code::SYSTEM_ERROR,
         }
@@ -141,6 +166,9 @@ impl AdminError {
             Self::AppCodeQuotaExceeded => format!(
                 "The number of AppCodes of the app has reached the limit of {MAX_APP_CODES_PER_APP}"
             ),
+            Self::QuotaNotFound(id) => format!("App quota {id} does not exist"),
+            Self::QuotaNameExists => "The app quota name already exists".to_owned(),
+            Self::AppHasQuota => "The app is already bound to another app quota".to_owned(),
             Self::Unavailable(_) => {
                 "The service is temporarily unavailable: the store did not answer in time"
                     .to_owned()

@@ -19,10 +19,17 @@
 //! | `GET /apps/{app_id}/app-codes` | 200 `{total,size,app_codes}` |
 //! | `GET /apps/{app_id}/app-codes/{app_code_id}` | 201 AppCode (as documented) |
 //! | `DELETE /apps/{app_id}/app-codes/{app_code_id}` | 204 |
+//! | `PUT`, `GET`, `DELETE /apps/{app_id}/app-acl` | 201, 200, 204 |
+//! | `POST /app-quotas`; `GET /app-quotas` (`offset`, `limit`, `name`) | 201, 200 `{total,size,quotas}` |
+//! | `GET`, `PUT`, `DELETE /app-quotas/{app_quota_id}` | 200, 200, 204 |
+//! | `POST /app-quotas/{app_quota_id}/binding-apps` | 201 `{applies}` |
+//! | `GET /app-quotas/{app_quota_id}/bound-apps`, `.../bindable-apps` (`offset`, `limit`, `app_name`) | 200 `{total,size,apps}` |
+//! | `DELETE /app-quotas/{app_quota_id}/bound-apps/{app_id}` | 204 |
+//! | `GET /apps/{app_id}/bound-quota` | 200 quota |
 //!
 //! Errors are APIG's JSON (`error_code`, `error_msg`, `request_id`) with `X-Request-Id`. Where
 //! APIG documents no code: a duplicate AppCode value is `400 APIG.3311`, an unknown route
-//! `404 APIG.0101`, a wrong method `405 APIG.0101`, a body over the limit `413 APIG.0201`, a
+//! `404 APIG.0101`, a wrong method `405 APIG.0101`, an app bound to another quota `400 APIG.3326`, a body over the limit `413 APIG.0201`, a
 //! body not declared JSON `415 APIG.2012`.
 //!
 //! # Example
@@ -73,6 +80,7 @@
 mod api;
 mod app_acls;
 mod app_codes;
+mod app_quotas;
 mod apps;
 mod auth;
 mod call;
@@ -80,6 +88,7 @@ mod error;
 mod ids;
 mod paging;
 mod percent;
+mod quota_bindings;
 mod router;
 pub mod signature;
 mod state;

@@ -76,6 +76,7 @@ fn known_name(key: &str) -> Option<&'static str> {
         "app_key",
         "creator",
         "precise_search",
+        "app_name",
     ]
     .into_iter()
     .find(|k| *k == key)

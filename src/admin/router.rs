@@ -14,7 +14,7 @@ use http::{header, HeaderValue, Method, StatusCode};
 
 use super::error::{AdminError, Failure};
 use super::state::Shared;
-use super::{app_acls, app_codes, apps};
+use super::{app_acls, app_codes, app_quotas, apps, quota_bindings};
 use crate::apig_error;
 use crate::request_id::{RequestId, X_REQUEST_ID};
 
@@ -69,6 +69,16 @@ pub(crate) enum Op {
     SetAppAcl,
     ShowAppAcl,
     DeleteAppAcl,
+    CreateAppQuota,
+    ListAppQuotas,
+    ShowAppQuota,
+    UpdateAppQuota,
+    DeleteAppQuota,
+    BindAppQuota,
+    ListQuotaBoundApps,
+    ListQuotaBindableApps,
+    UnbindAppQuota,
+    ShowAppBoundQuota,
     OpenApi,
 }
 
@@ -80,6 +90,18 @@ const CODES: &str = "/v2/{project_id}/apigw/instances/{instance_id}/apps/{app_id
 const CODE: &str =
     "/v2/{project_id}/apigw/instances/{instance_id}/apps/{app_id}/app-codes/{app_code_id}";
 const ACL: &str = "/v2/{project_id}/apigw/instances/{instance_id}/apps/{app_id}/app-acl";
+const BOUND_QUOTA: &str =
+    "/v2/{project_id}/apigw/instances/{instance_id}/apps/{app_id}/bound-quota";
+const QUOTAS: &str = "/v2/{project_id}/apigw/instances/{instance_id}/app-quotas";
+const QUOTA: &str = "/v2/{project_id}/apigw/instances/{instance_id}/app-quotas/{app_quota_id}";
+const QUOTA_BIND: &str =
+    "/v2/{project_id}/apigw/instances/{instance_id}/app-quotas/{app_quota_id}/binding-apps";
+const QUOTA_BOUND: &str =
+    "/v2/{project_id}/apigw/instances/{instance_id}/app-quotas/{app_quota_id}/bound-apps";
+const QUOTA_BINDABLE: &str =
+    "/v2/{project_id}/apigw/instances/{instance_id}/app-quotas/{app_quota_id}/bindable-apps";
+const QUOTA_BOUND_APP: &str =
+    "/v2/{project_id}/apigw/instances/{instance_id}/app-quotas/{app_quota_id}/bound-apps/{app_id}";
 const V1_CODES: &str = "/v1/{project_id}/apigw/instances/{instance_id}/apps/{app_id}/app-codes";
 
 /// Every route: method, path (axum's and OpenAPI's syntax alike) and operation.
@@ -98,6 +120,16 @@ pub(crate) const ROUTES: &[(Verb, &str, Op)] = &[
     (Verb::Put, ACL, Op::SetAppAcl),
     (Verb::Get, ACL, Op::ShowAppAcl),
     (Verb::Delete, ACL, Op::DeleteAppAcl),
+    (Verb::Get, BOUND_QUOTA, Op::ShowAppBoundQuota),
+    (Verb::Post, QUOTAS, Op::CreateAppQuota),
+    (Verb::Get, QUOTAS, Op::ListAppQuotas),
+    (Verb::Get, QUOTA, Op::ShowAppQuota),
+    (Verb::Put, QUOTA, Op::UpdateAppQuota),
+    (Verb::Delete, QUOTA, Op::DeleteAppQuota),
+    (Verb::Post, QUOTA_BIND, Op::BindAppQuota),
+    (Verb::Get, QUOTA_BOUND, Op::ListQuotaBoundApps),
+    (Verb::Get, QUOTA_BINDABLE, Op::ListQuotaBindableApps),
+    (Verb::Delete, QUOTA_BOUND_APP, Op::UnbindAppQuota),
     (Verb::Post, V1_CODES, Op::CreateAppCode),
     (Verb::Get, "/openapi.json", Op::OpenApi),
 ];
@@ -131,6 +163,16 @@ fn method_router(filter: MethodFilter, op: Op) -> MethodRouter<Arc<Shared>> {
         Op::SetAppAcl => on(filter, app_acls::set),
         Op::ShowAppAcl => on(filter, app_acls::show),
         Op::DeleteAppAcl => on(filter, app_acls::delete),
+        Op::CreateAppQuota => on(filter, app_quotas::create),
+        Op::ListAppQuotas => on(filter, app_quotas::list),
+        Op::ShowAppQuota => on(filter, app_quotas::show),
+        Op::UpdateAppQuota => on(filter, app_quotas::update),
+        Op::DeleteAppQuota => on(filter, app_quotas::delete),
+        Op::ShowAppBoundQuota => on(filter, app_quotas::of_app),
+        Op::BindAppQuota => on(filter, quota_bindings::bind),
+        Op::ListQuotaBoundApps => on(filter, quota_bindings::bound),
+        Op::ListQuotaBindableApps => on(filter, quota_bindings::bindable),
+        Op::UnbindAppQuota => on(filter, quota_bindings::unbind),
         Op::OpenApi => on(filter, openapi),
     }
 }

@@ -30,4 +30,6 @@ mod counts;
 mod policy;
 
 pub(crate) use counts::QuotaCounts;
+#[cfg(feature = "admin")]
+pub(crate) use policy::secs as unix_secs;
 pub use policy::{AppQuota, QuotaError, TimeUnit};

@@ -51,6 +51,57 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// `YYYY-MM-DD HH:MM:SS` in UTC, as APIG writes an app quota's `reset_time`.
+#[cfg_attr(not(feature = "admin"), allow(dead_code))]
+pub(crate) fn format_date_time(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Seconds since the epoch of `YYYY-MM-DD HH:MM:SS` read as UTC; `None` unless the text is
+/// exactly that shape and a real date and time.
+#[cfg_attr(not(feature = "admin"), allow(dead_code))]
+pub(crate) fn parse_date_time(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let shape = b.len() == 19
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b' '
+        && b[13] == b':'
+        && b[16] == b':';
+    if !shape {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        let digits = &text[range];
+        digits
+            .bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| digits.parse().ok())
+            .flatten()
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = match mo {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if d < 1 || d > month_days || h > 23 || mi > 59 || s > 59 {
+        return None;
+    }
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm), the
 /// inverse of [`civil_from_days`]. The admin API reads `X-Sdk-Date` with it.
 #[cfg_attr(not(feature = "admin"), allow(dead_code))]
@@ -112,6 +163,25 @@ mod tests {
                 days,
                 "{y}-{m}-{d}"
             );
+        }
+    }
+
+    #[test]
+    fn date_times_read_and_write_as_apig_spells_them() {
+        assert_eq!(parse_date_time("2020-02-29 05:05:00"), Some(1_582_952_700));
+        assert_eq!(format_date_time(1_582_952_700), "2020-02-29 05:05:00");
+        assert_eq!(format_date_time(0), "1970-01-01 00:00:00");
+        for bad in [
+            "2021-02-29 00:00:00",
+            "2020-13-01 00:00:00",
+            "2020-01-01T00:00:00",
+            "2020-01-01 24:00:00",
+            "2020-1-01 00:00:00",
+            "2020-01-01 00:00:0x",
+            "+020-01-01 00:00:00",
+            "",
+        ] {
+            assert_eq!(parse_date_time(bad), None, "{bad}");
         }
     }
 
