@@ -18,6 +18,7 @@ mod cli;
 
 use cli::args::ServeArgs;
 use cli::commands::{AppCodesCommand, AppsCommand};
+use cli::quotas::QuotasCommand;
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +41,8 @@ enum Command {
     /// Create, generate, list, show and delete an app's AppCodes on a running server.
     #[command(name = "app-codes")]
     AppCodes(AppCodesCommand),
+    /// Create, list, show, update and delete app quotas, and bind apps to them.
+    Quotas(QuotasCommand),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::AppCodes(cmd) => {
             return client_command(cli::commands::app_codes(cmd, &mut stdout()))
         }
+        Command::Quotas(cmd) => return client_command(cli::quotas::quotas(cmd, &mut stdout())),
     };
     serve(args)
 }

@@ -7,6 +7,8 @@ pub(crate) mod args;
 pub(crate) mod client;
 pub(crate) mod commands;
 pub(crate) mod file;
+mod output;
+pub(crate) mod quotas;
 
 use std::fmt;
 use std::path::PathBuf;
