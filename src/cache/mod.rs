@@ -38,6 +38,7 @@ mod flight;
 mod id_index;
 mod journal;
 mod negative;
+mod quota_flush;
 mod quotas;
 mod read_through;
 pub(crate) mod refresher;

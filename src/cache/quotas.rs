@@ -20,6 +20,12 @@ impl AppCodeCache {
         self.record_and_apply(Mutation::Quota(app_id.into(), None)) > 0
     }
 
+    /// Calls counted against app quotas on this node and not yet added to the counts shared
+    /// between nodes (0 when the provider shares none: nothing is waiting).
+    pub fn quota_calls_unflushed(&self) -> u64 {
+        self.inner.quota_counts.pending()
+    }
+
     /// How many apps have a quota.
     pub fn app_quotas(&self) -> usize {
         self.inner.quotas.len()

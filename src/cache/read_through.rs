@@ -21,6 +21,7 @@ use super::digest::Digest;
 use super::entry::{Entry, StoredId};
 use super::flight::{Flight, Flights, Outcome};
 use super::journal::Mutation;
+use super::quota_flush::{self, FlusherHandle};
 use super::refresher::{self, RefreshPolicy, RefresherHandle};
 use super::{AppCodeCache, Lookup};
 use crate::code::AppCode;
@@ -35,6 +36,8 @@ pub(crate) struct ReadThrough {
     lookups: Option<(Arc<dyn AppCodeProvider>, Duration)>,
     /// Held, never read: dropping it stops the refresher.
     _refresher: Option<RefresherHandle>,
+    /// Held, never read: dropping it stops the sharing of quota counts.
+    _flusher: Option<FlusherHandle>,
 }
 
 impl fmt::Debug for ReadThrough {
@@ -74,6 +77,9 @@ impl ReadThrough {
         let refresher = provider
             .as_ref()
             .map(|p| refresher::spawn(cache.clone(), Arc::clone(p), policy));
+        let flusher = provider
+            .as_ref()
+            .and_then(|p| quota_flush::spawn(&cache, p));
         let lookups = provider
             .filter(|p| p.supports_lookup())
             .map(|p| (p, lookup_timeout));
@@ -81,6 +87,7 @@ impl ReadThrough {
             cache,
             lookups,
             _refresher: refresher,
+            _flusher: flusher,
         }
     }
 

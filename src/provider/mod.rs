@@ -36,7 +36,7 @@ use tokio::sync::mpsc;
 use crate::acl::AppAcl;
 use crate::code::AppCode;
 use crate::identity::AppIdentity;
-use crate::quota::AppQuota;
+use crate::quota::{AppQuota, QuotaCount, SharedCount};
 
 #[cfg(feature = "file")]
 pub use file::FileProvider;
@@ -176,6 +176,30 @@ pub trait AppCodeProvider: Send + Sync + 'static {
     /// quotas alone. Changes to them arrive as [`Change::AppQuota`].
     fn app_quotas(&self) -> BoxFuture<'_, Result<Option<AppQuotas>, ProviderError>> {
         Box::pin(async { Ok(None) })
+    }
+
+    /// Whether quota counts are shared between the nodes using this provider
+    /// ([`add_quota_counts`](Self::add_quota_counts)). When `false` (the default) each node
+    /// counts its own calls.
+    fn shares_quota_counts(&self) -> bool {
+        false
+    }
+
+    /// Adds a node's calls to the shared quota counts (see
+    /// [`SharedCount::add`](crate::quota::SharedCount::add) for the rule) and returns each
+    /// app's shared count after the addition, in the same order. Called only when
+    /// [`shares_quota_counts`](Self::shares_quota_counts) is `true`: at most once a second
+    /// while calls are counted, never while none are.
+    fn add_quota_counts(
+        &self,
+        counts: Vec<QuotaCount>,
+    ) -> BoxFuture<'_, Result<Vec<SharedCount>, ProviderError>> {
+        let _ = counts;
+        Box::pin(async {
+            Err(ProviderError::Unavailable(
+                "this provider shares no quota counts".into(),
+            ))
+        })
     }
 }
 

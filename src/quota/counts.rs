@@ -1,18 +1,36 @@
-//! Calls counted per app and window, on this node.
+//! Calls counted per app and window: on this node, and, when a store shares counts between
+//! nodes, what every node counted as of the last flush.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use dashmap::DashMap;
+use tokio::sync::Notify;
 
-use super::policy::{secs, AppQuota};
+use super::policy::{at, secs, AppQuota};
+use super::shared::{QuotaCount, SharedCount};
 
 /// One app's count in its current window.
 struct Count {
     /// The app's first counted call, the anchor of a quota without a reset time.
     first_call: i64,
     window_start: i64,
-    used: u64,
+    /// Every node's calls in the window, as of the last flush (this node's flushed ones
+    /// included).
+    shared: u64,
+    /// This node's calls on their way to the store.
+    in_flight: u64,
+    /// This node's calls not yet sent.
+    unflushed: u64,
+}
+
+impl Count {
+    fn used(&self) -> u64 {
+        self.shared
+            .saturating_add(self.in_flight)
+            .saturating_add(self.unflushed)
+    }
 }
 
 /// The counts of the apps that made a call under a quota: one entry per app, removed with the
@@ -20,6 +38,13 @@ struct Count {
 #[derive(Default)]
 pub(crate) struct QuotaCounts {
     map: DashMap<Box<str>, Mutex<Count>>,
+    /// Whether a flusher shares the counts; without one, nothing is ever taken to flush.
+    shared: AtomicBool,
+    /// Some count has calls not yet flushed.
+    dirty: AtomicBool,
+    /// An app's first count here: its shared count is worth reading at once.
+    urgent: AtomicBool,
+    wake: Notify,
 }
 
 impl QuotaCounts {
@@ -34,32 +59,46 @@ impl QuotaCounts {
         let now_secs = secs(now);
         let entry = match self.map.get(app_id) {
             Some(entry) => entry,
-            None => self
-                .map
-                .entry(app_id.into())
-                .or_insert_with(|| {
-                    Mutex::new(Count {
-                        first_call: now_secs,
-                        window_start: i64::MIN,
-                        used: 0,
+            None => {
+                self.urgent.store(true, Ordering::Relaxed);
+                self.map
+                    .entry(app_id.into())
+                    .or_insert_with(|| {
+                        Mutex::new(Count {
+                            first_call: now_secs,
+                            window_start: i64::MIN,
+                            shared: 0,
+                            in_flight: 0,
+                            unflushed: 0,
+                        })
                     })
-                })
-                .downgrade(),
+                    .downgrade()
+            }
         };
-        // A count is two integers: a panic elsewhere cannot leave it half-written.
+        // A count is a few integers: a panic elsewhere cannot leave it half-written.
         let mut count = entry.lock().unwrap_or_else(|p| p.into_inner());
         let anchor = quota.anchor().map_or(count.first_call, secs);
         let (start, end) = quota.window_secs(now_secs, anchor);
         if count.window_start != start {
             count.window_start = start;
-            count.used = 0;
+            count.shared = 0;
+            count.in_flight = 0;
+            count.unflushed = 0;
         }
-        if count.used >= quota.call_limits() {
-            let end = super::policy::at(end);
-            return Err(end.duration_since(now).unwrap_or_default());
+        if count.used() >= quota.call_limits() {
+            return Err(at(end).duration_since(now).unwrap_or_default());
         }
-        count.used += 1;
+        count.unflushed += 1;
+        drop(count);
+        if self.shared.load(Ordering::Relaxed) && !self.dirty.swap(true, Ordering::AcqRel) {
+            self.wake.notify_one();
+        }
         Ok(())
+    }
+
+    /// Forgets `app_id`'s count.
+    pub(crate) fn forget(&self, app_id: &str) {
+        self.map.remove(app_id);
     }
 
     /// Keeps the counts of the apps `keep` selects.
@@ -67,9 +106,94 @@ impl QuotaCounts {
         self.map.retain(|app, _| keep(app));
     }
 
-    /// Forgets `app_id`'s count.
-    pub(crate) fn forget(&self, app_id: &str) {
-        self.map.remove(app_id);
+    /// From now on calls are counted to be flushed (see [`take_unflushed`](Self::take_unflushed)).
+    pub(crate) fn share(&self) {
+        self.shared.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits until some call is waiting to be flushed; `true` if an app was counted here for
+    /// the first time since the last flush (its shared count is worth reading at once).
+    pub(crate) async fn unflushed(&self) -> bool {
+        loop {
+            let woken = self.wake.notified();
+            if self.dirty.load(Ordering::Acquire) {
+                return self.urgent.swap(false, Ordering::Relaxed);
+            }
+            woken.await;
+        }
+    }
+
+    /// Takes every call not yet flushed, at most `max` apps, as counts to add to the shared
+    /// ones; they stay counted here (in flight) until [`settle`](Self::settle) says how it went.
+    pub(crate) fn take_unflushed(&self, max: usize) -> Vec<QuotaCount> {
+        self.dirty.store(false, Ordering::Release);
+        let mut taken = Vec::new();
+        for entry in &self.map {
+            let mut count = entry.value().lock().unwrap_or_else(|p| p.into_inner());
+            if count.unflushed == 0 {
+                continue;
+            }
+            if taken.len() == max {
+                // The rest go with the next flush, which follows at once.
+                self.dirty.store(true, Ordering::Release);
+                break;
+            }
+            taken.push(QuotaCount {
+                app_id: entry.key().to_string(),
+                first_call: count.first_call,
+                window_start: count.window_start,
+                calls: count.unflushed,
+            });
+            count.in_flight += count.unflushed;
+            count.unflushed = 0;
+        }
+        taken
+    }
+
+    /// Applies the store's answer to counts taken with [`take_unflushed`](Self::take_unflushed):
+    /// the shared totals (`Some`, in the same order), or a failure (`None`: the calls go back to
+    /// be sent again).
+    pub(crate) fn settle(&self, sent: &[QuotaCount], shared: Option<&[SharedCount]>) {
+        for (i, sent) in sent.iter().enumerate() {
+            let Some(entry) = self.map.get(sent.app_id.as_str()) else {
+                continue;
+            };
+            let mut count = entry.lock().unwrap_or_else(|p| p.into_inner());
+            if count.window_start != sent.window_start {
+                // The window ended while the calls were in flight: they counted in it.
+                continue;
+            }
+            match shared.and_then(|s| s.get(i)) {
+                None => {
+                    count.unflushed += count.in_flight;
+                    count.in_flight = 0;
+                    self.dirty.store(true, Ordering::Release);
+                }
+                Some(total) => {
+                    // The cluster's first call anchors every node's windows from now on.
+                    count.first_call = total.first_call;
+                    if total.window_start >= count.window_start {
+                        count.window_start = total.window_start;
+                        count.shared = total.calls;
+                        count.in_flight = 0;
+                        if total.window_start > sent.window_start {
+                            count.unflushed = 0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Calls counted here and not yet in the shared counts.
+    pub(crate) fn pending(&self) -> u64 {
+        self.map
+            .iter()
+            .map(|e| {
+                let count = e.value().lock().unwrap_or_else(|p| p.into_inner());
+                count.in_flight + count.unflushed
+            })
+            .sum()
     }
 }
 
@@ -122,6 +246,77 @@ mod tests {
             .collect();
         let admitted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
         assert_eq!(admitted, 100);
+    }
+
+    #[test]
+    fn shared_counts_refuse_what_other_nodes_used() {
+        let counts = QuotaCounts::default();
+        counts.share();
+        let quota = AppQuota::new(10, TimeUnit::Minute, 1).unwrap();
+        for _ in 0..3 {
+            counts.charge("a", &quota, t(100)).unwrap();
+        }
+        let sent = counts.take_unflushed(100);
+        assert_eq!(
+            sent,
+            [QuotaCount {
+                app_id: "a".into(),
+                first_call: 100,
+                window_start: 100,
+                calls: 3
+            }]
+        );
+        // In flight, the calls still count: 7 more are allowed, not 10.
+        counts.charge("a", &quota, t(101)).unwrap();
+        // Another node made 5 calls in the same window: 3 + 5 shared, 1 unflushed here.
+        let total = SharedCount {
+            first_call: 100,
+            window_start: 100,
+            calls: 8,
+        };
+        counts.settle(&sent, Some(&[total]));
+        assert_eq!(counts.pending(), 1);
+        assert_eq!(counts.charge("a", &quota, t(102)), Ok(()));
+        assert_eq!(
+            counts.charge("a", &quota, t(103)),
+            Err(Duration::from_secs(57))
+        );
+        // A failed flush puts the calls back to be sent again.
+        let sent = counts.take_unflushed(100);
+        assert_eq!(sent[0].calls, 2);
+        counts.settle(&sent, None);
+        assert_eq!(counts.take_unflushed(100)[0].calls, 2);
+    }
+
+    #[test]
+    fn a_newer_window_from_the_store_ends_this_nodes_window() {
+        let counts = QuotaCounts::default();
+        counts.share();
+        let quota = AppQuota::new(10, TimeUnit::Minute, 1)
+            .unwrap()
+            .reset_time(t(0));
+        counts.charge("a", &quota, t(59)).unwrap();
+        let sent = counts.take_unflushed(100);
+        counts.settle(
+            &sent,
+            Some(&[SharedCount {
+                first_call: 0,
+                window_start: 60,
+                calls: 10,
+            }]),
+        );
+        // The clock here still says 59, but the cluster's window 60-120 is used up.
+        assert_eq!(counts.pending(), 0);
+        assert_eq!(
+            counts.charge("a", &quota, t(61)),
+            Err(Duration::from_secs(59))
+        );
+        // Taking at most one app at a time leaves the rest for the next flush.
+        counts.charge("b", &quota, t(61)).unwrap();
+        counts.charge("c", &quota, t(61)).unwrap();
+        assert_eq!(counts.take_unflushed(1).len(), 1);
+        assert_eq!(counts.take_unflushed(1).len(), 1);
+        assert!(counts.take_unflushed(1).is_empty());
     }
 
     #[test]

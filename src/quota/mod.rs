@@ -28,8 +28,10 @@
 
 mod counts;
 mod policy;
+mod shared;
 
 pub(crate) use counts::QuotaCounts;
-#[cfg(feature = "admin")]
+#[cfg(any(feature = "admin", test))]
 pub(crate) use policy::secs as unix_secs;
 pub use policy::{AppQuota, QuotaError, TimeUnit};
+pub use shared::{QuotaCount, SharedCount};

@@ -39,9 +39,8 @@ mod version;
 
 use std::fmt;
 
-pub use app_quotas::{
-    AppQuotaRecord, QuotaApp, QuotaBinding, QuotaCount, SharedCount, MAX_APPS_PER_BINDING,
-};
+pub use crate::quota::{QuotaCount, SharedCount};
+pub use app_quotas::{AppQuotaRecord, QuotaApp, QuotaBinding, MAX_APPS_PER_BINDING};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use cipher::{KeyMismatch, MasterKey, MasterKeyError};
 pub use memory::MemoryStore;

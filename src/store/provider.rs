@@ -8,6 +8,7 @@ use crate::provider::{
     AppAcls, AppCodeProvider, AppQuotas, BoxFuture, Change, ChangeStream, Delta, ProviderError,
     Snapshot,
 };
+use crate::quota::{QuotaCount, SharedCount};
 
 /// Feeds the layer's cache with every AppCode of one gateway instance.
 ///
@@ -170,6 +171,22 @@ impl AppCodeProvider for StoreProvider {
                     .map(|(app, quota)| (app, Arc::new(quota)))
                     .collect(),
             ))
+        })
+    }
+
+    fn shares_quota_counts(&self) -> bool {
+        true
+    }
+
+    fn add_quota_counts(
+        &self,
+        counts: Vec<QuotaCount>,
+    ) -> BoxFuture<'_, Result<Vec<SharedCount>, ProviderError>> {
+        Box::pin(async move {
+            self.store
+                .add_quota_counts(&self.instance_id, &counts)
+                .await
+                .map_err(unavailable)
         })
     }
 

@@ -1,0 +1,184 @@
+//! The task that adds this node's quota counts to the counts its provider shares between
+//! nodes, and brings back what every node counted.
+//!
+//! Calls are counted in memory on the request path, which never waits on the store. The task
+//! sleeps until a call is counted, then sends every count not yet sent in one batch, at most
+//! once per [`FLUSH_INTERVAL`] (at once when an app is counted here for the first time, so a
+//! node that just started, or an app just bound, learns the cluster's count quickly). A node
+//! refuses from the shared total plus its own calls not yet added: the cluster admits at most
+//! what each node lets through in one interval beyond the limit. While nothing is counted, the
+//! task costs nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, timeout};
+
+use super::AppCodeCache;
+use crate::provider::AppCodeProvider;
+
+/// How often, at most, a node adds its counts to the shared ones.
+pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest one addition may take before it counts as failed (its calls are sent again).
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Apps per addition: one transaction stays short whatever the number of busy apps.
+const MAX_APPS_PER_FLUSH: usize = 1_000;
+
+/// Aborts the task when the last layer holding it is dropped.
+#[derive(Debug)]
+pub(crate) struct FlusherHandle(JoinHandle<()>);
+
+impl Drop for FlusherHandle {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts sharing `cache`'s quota counts through `provider`, if it shares them.
+pub(crate) fn spawn(
+    cache: &AppCodeCache,
+    provider: &Arc<dyn AppCodeProvider>,
+) -> Option<FlusherHandle> {
+    if !provider.shares_quota_counts() {
+        return None;
+    }
+    cache.inner.quota_counts.share();
+    Some(FlusherHandle(tokio::spawn(run(
+        cache.clone(),
+        Arc::clone(provider),
+    ))))
+}
+
+async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>) {
+    let counts = &cache.inner.quota_counts;
+    let mut failing = false;
+    loop {
+        if !counts.unflushed().await {
+            sleep(FLUSH_INTERVAL).await;
+        }
+        loop {
+            let sent = counts.take_unflushed(MAX_APPS_PER_FLUSH);
+            if sent.is_empty() {
+                break;
+            }
+            let more = sent.len() == MAX_APPS_PER_FLUSH;
+            let answer = timeout(FLUSH_TIMEOUT, provider.add_quota_counts(sent.clone())).await;
+            let error = match answer {
+                Ok(Ok(shared)) if shared.len() == sent.len() => {
+                    counts.settle(&sent, Some(&shared));
+                    None
+                }
+                Ok(Ok(shared)) => Some(format!(
+                    "the provider answered {} counts for {}",
+                    shared.len(),
+                    sent.len()
+                )),
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some(format!("no answer within {FLUSH_TIMEOUT:?}")),
+            };
+            match error {
+                None if failing => {
+                    failing = false;
+                    tracing::info!("app quota counts are shared again");
+                }
+                None => {}
+                Some(error) => {
+                    counts.settle(&sent, None);
+                    // Once per outage: the next tries follow every interval.
+                    if !failing {
+                        tracing::warn!(
+                            %error,
+                            "app quota counts could not be shared; each node counts its own \
+                             calls until the store answers"
+                        );
+                    }
+                    failing = true;
+                    break;
+                }
+            }
+            if !more {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "store"))]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+    use crate::quota::{AppQuota, TimeUnit};
+    use crate::store::{MemoryStore, Store, StoreProvider};
+
+    /// A node: its own cache, sharing counts through `store`.
+    fn node(store: &Arc<MemoryStore>) -> (AppCodeCache, FlusherHandle) {
+        let store: Arc<dyn Store> = Arc::clone(store) as Arc<dyn Store>;
+        let provider: Arc<dyn AppCodeProvider> = Arc::new(StoreProvider::new(store, "i1"));
+        let cache = AppCodeCache::new();
+        let flusher = spawn(&cache, &provider).expect("a store shares counts");
+        (cache, flusher)
+    }
+
+    async fn flushed(cache: &AppCodeCache) {
+        while cache.quota_calls_unflushed() > 0 {
+            sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_nodes_share_one_quota_through_the_store() {
+        let store = Arc::new(MemoryStore::new());
+        let (a, _a) = node(&store);
+        let (b, _b) = node(&store);
+        let quota = Arc::new(
+            AppQuota::new(10, TimeUnit::Day, 1)
+                .unwrap()
+                .reset_time(UNIX_EPOCH),
+        );
+        a.set_app_quota("app", Arc::clone(&quota));
+        b.set_app_quota("app", quota);
+
+        for _ in 0..6 {
+            a.charge_quota("app").unwrap();
+        }
+        assert_eq!(a.quota_calls_unflushed(), 6);
+        flushed(&a).await;
+        // B's first call is admitted on its own count, then B learns A's six.
+        b.charge_quota("app").unwrap();
+        flushed(&b).await;
+        for _ in 0..3 {
+            b.charge_quota("app").unwrap();
+        }
+        assert!(
+            b.charge_quota("app").is_err(),
+            "B admitted past the shared limit"
+        );
+        flushed(&b).await;
+        // A still counts 6: its next call is admitted (the bound: what a node admits in one
+        // interval), and its flush brings B's calls back.
+        a.charge_quota("app").unwrap();
+        flushed(&a).await;
+        assert!(a.charge_quota("app").is_err(), "A did not learn B's calls");
+        let shared = store
+            .add_quota_counts(
+                "i1",
+                &[crate::quota::QuotaCount {
+                    app_id: "app".into(),
+                    first_call: 0,
+                    window_start: a_window(),
+                    calls: 0,
+                }],
+            )
+            .await
+            .unwrap();
+        assert_eq!(shared[0].calls, 11);
+    }
+
+    /// The start of today's window of a daily quota anchored at the epoch.
+    fn a_window() -> i64 {
+        let now = crate::quota::unix_secs(std::time::SystemTime::now());
+        now - now.rem_euclid(86_400)
+    }
+}
