@@ -31,7 +31,19 @@ from huaweicloudsdkapig.v2 import (
     AppAclCreate,
     AppCodeCreate,
     AppCreate,
+    AppQuotaCreate,
     AppResetCreate,
+    AssociateAppsForAppQuotaRequest,
+    CreateAppQuotaBindingApp,
+    CreateAppQuotaRequest,
+    DeleteAppQuotaRequest,
+    DisassociateAppQuotaWithAppRequest,
+    ListAppQuotaBindableAppsRequest,
+    ListAppQuotaBoundAppsRequest,
+    ListAppQuotasRequest,
+    ShowAppBoundAppQuotaRequest,
+    ShowAppQuotaRequest,
+    UpdateAppQuotaRequest,
     CreateAnAppV2Request,
     CreateAppCodeAutoV2Request,
     CreateAppCodeV2Request,
@@ -351,6 +363,85 @@ def main():
     check("gateway accepts the AppCode again", gateway(auto.app_code).status_code == 200)
     after = show_acl()
     check("show app ACL after delete: no type, no values", (after.app_acl_type, after.app_acl_values) == (None, []), after)
+
+    # App quotas: every call, and the gateway counting under each change before the call returns.
+    def quota_body(name, calls, unit="DAY", reset_time=None):
+        return AppQuotaCreate(name=name, call_limits=calls, time_unit=unit, time_interval=1, reset_time=reset_time, remark="sdk")
+
+    created_quota = sdk.create_app_quota(CreateAppQuotaRequest(instance_id=INSTANCE, body=quota_body("sdk_quota", 2, reset_time="2026-01-01 00:00:00")))
+    check(
+        "create app quota: 201, fields as sent",
+        (created_quota.status_code, created_quota.name, created_quota.call_limits, created_quota.time_unit, created_quota.time_interval, created_quota.reset_time, created_quota.bound_app_num)
+        == (201, "sdk_quota", 2, "DAY", 1, "2026-01-01 00:00:00", 0),
+        created_quota,
+    )
+    quota_id = created_quota.app_quota_id
+    check("create app quota: id is 32 hex", bool(HEX32.match(quota_id or "")), quota_id)
+    expect_error("create an app quota of a taken name", lambda: sdk.create_app_quota(CreateAppQuotaRequest(instance_id=INSTANCE, body=quota_body("sdk_quota", 1))), 400, "APIG.3325")
+    expect_error("create an app quota of a bad unit", lambda: sdk.create_app_quota(CreateAppQuotaRequest(instance_id=INSTANCE, body=quota_body("sdk_bad", 1, unit="WEEK"))), 400, "APIG.2012")
+    expect_error("create an app quota with the read-only key", lambda: read_only.create_app_quota(CreateAppQuotaRequest(instance_id=INSTANCE, body=quota_body("sdk_ro", 1))), 403, "APIG.1005")
+    quotas = read_only.list_app_quotas(ListAppQuotasRequest(instance_id=INSTANCE, name="sdk_q", offset=0, limit=10))
+    check("list app quotas (read-only key, name filter): 1", (quotas.status_code, quotas.total, quotas.size, [q.app_quota_id for q in quotas.quotas]) == (200, 1, 1, [quota_id]), quotas)
+    shown_quota = sdk.show_app_quota(ShowAppQuotaRequest(instance_id=INSTANCE, app_quota_id=quota_id))
+    check("show app quota: 200, as created", (shown_quota.status_code, shown_quota.name, shown_quota.call_limits) == (200, "sdk_quota", 2), shown_quota)
+    expect_error("show an unknown app quota", lambda: sdk.show_app_quota(ShowAppQuotaRequest(instance_id=INSTANCE, app_quota_id="0" * 32)), 404, "APIG.3093")
+
+    spare = sdk.create_an_app_v2(CreateAnAppV2Request(instance_id=INSTANCE, body=AppCreate(name="sdk_quota_spare")))
+    bindable = sdk.list_app_quota_bindable_apps(ListAppQuotaBindableAppsRequest(instance_id=INSTANCE, app_quota_id=quota_id))
+    check("list bindable apps: both apps", (bindable.status_code, sorted(a.app_id for a in bindable.apps)) == (200, sorted([app_id, spare.id])), bindable)
+    bound = sdk.associate_apps_for_app_quota(
+        AssociateAppsForAppQuotaRequest(instance_id=INSTANCE, app_quota_id=quota_id, body=CreateAppQuotaBindingApp(app_ids=[app_id]))
+    )
+    check(
+        "bind an app to the quota: 201, one binding",
+        (bound.status_code, [(b.app_quota_id, b.app_id) for b in bound.applies]) == (201, [(quota_id, app_id)]) and bound.applies[0].bound_time is not None,
+        bound,
+    )
+    statuses = [gateway(auto.app_code) for _ in range(3)]
+    check("gateway admits the quota's 2 calls", [r.status_code for r in statuses[:2]] == [200, 200], [r.status_code for r in statuses])
+    over = statuses[2]
+    check(
+        "gateway refuses the third call: 405 APIG.0501 with Retry-After",
+        over.status_code == 405 and over.json().get("error_code") == "APIG.0501" and int(over.headers.get("Retry-After", "0")) > 0,
+        (over.status_code, over.text, dict(over.headers)),
+    )
+    bound_apps = sdk.list_app_quota_bound_apps(ListAppQuotaBoundAppsRequest(instance_id=INSTANCE, app_quota_id=quota_id))
+    check(
+        "list bound apps: the app, with the quota's ID and name",
+        (bound_apps.status_code, bound_apps.total, [(a.app_id, a.app_quota_id, a.app_quota_name) for a in bound_apps.apps]) == (200, 1, [(app_id, quota_id, "sdk_quota")]),
+        bound_apps,
+    )
+    of_app = sdk.show_app_bound_app_quota(ShowAppBoundAppQuotaRequest(instance_id=INSTANCE, app_id=app_id))
+    check("show the app's bound quota: 200, the quota", (of_app.status_code, of_app.app_quota_id, of_app.bound_app_num) == (200, quota_id, 1), of_app)
+    expect_error("show the bound quota of an app without one", lambda: sdk.show_app_bound_app_quota(ShowAppBoundAppQuotaRequest(instance_id=INSTANCE, app_id=spare.id)), 404, "APIG.3093")
+    expect_error(
+        "bind an unknown app",
+        lambda: sdk.associate_apps_for_app_quota(
+            AssociateAppsForAppQuotaRequest(instance_id=INSTANCE, app_quota_id=quota_id, body=CreateAppQuotaBindingApp(app_ids=["0" * 32]))
+        ),
+        404,
+        "APIG.3004",
+    )
+    updated_quota = sdk.update_app_quota(UpdateAppQuotaRequest(instance_id=INSTANCE, app_quota_id=quota_id, body=quota_body("sdk_quota", 3, reset_time="2026-01-01 00:00:00")))
+    check("update app quota: 200, the new limit", (updated_quota.status_code, updated_quota.call_limits, updated_quota.bound_app_num) == (200, 3, 1), updated_quota)
+    check("gateway admits one more call under the raised limit", gateway(auto.app_code).status_code == 200)
+    check("gateway refuses past the raised limit", gateway(auto.app_code).status_code == 405)
+    unbound = sdk.disassociate_app_quota_with_app(DisassociateAppQuotaWithAppRequest(instance_id=INSTANCE, app_quota_id=quota_id, app_id=app_id))
+    check("unbind the app: 204", unbound.status_code == 204, unbound.status_code)
+    check("gateway admits the unbound app", gateway(auto.app_code).status_code == 200)
+    expect_error(
+        "unbind it again",
+        lambda: sdk.disassociate_app_quota_with_app(DisassociateAppQuotaWithAppRequest(instance_id=INSTANCE, app_quota_id=quota_id, app_id=app_id)),
+        404,
+        "APIG.3004",
+    )
+    sdk.associate_apps_for_app_quota(
+        AssociateAppsForAppQuotaRequest(instance_id=INSTANCE, app_quota_id=quota_id, body=CreateAppQuotaBindingApp(app_ids=[spare.id]))
+    )
+    removed_quota = sdk.delete_app_quota(DeleteAppQuotaRequest(instance_id=INSTANCE, app_quota_id=quota_id))
+    check("delete app quota: 204", removed_quota.status_code == 204, removed_quota.status_code)
+    expect_error("delete it again", lambda: sdk.delete_app_quota(DeleteAppQuotaRequest(instance_id=INSTANCE, app_quota_id=quota_id)), 404, "APIG.3093")
+    sdk.delete_app_v2(DeleteAppV2Request(instance_id=INSTANCE, app_id=spare.id))
 
     # Deletes: the gateway refuses the codes as soon as the SDK call returns.
     deleted = sdk.delete_app_code_v2(
