@@ -9,7 +9,7 @@
 //! | `apig_appcode_rejections_total` | counter | `reason` |
 //! | `apig_appcode_throttled_total` | counter | — (with [`Exposition::throttle`]) |
 //! | `apig_appcode_hits_total`, `_misses_total`, `_provider_lookups_total`, `_provider_errors_total`, `_snapshots_loaded_total`, `_deltas_applied_total`, `_changes_applied_total` | counter | — |
-//! | `apig_appcode_cache_size`, `_snapshot_age_seconds`, `_ready` | gauge | — |
+//! | `apig_appcode_cache_size`, `_snapshot_age_seconds`, `_ready`, `_quota_calls_unflushed` | gauge | — |
 //!
 //! A request costs one uncontended atomic add for its status class, and two more for its
 //! latency when it went upstream: each worker thread has counters of its own, summed at scrape
@@ -345,6 +345,13 @@ impl Collector for CacheCollector {
             "ready",
             "Whether the gateway admits requests (1) or answers 503 (0).",
             ready,
+        )?;
+        let unflushed = i64::try_from(self.0.quota_calls_unflushed()).unwrap_or(i64::MAX);
+        gauge(
+            &mut e,
+            "quota_calls_unflushed",
+            "Calls counted against app quotas here, not yet added to the counts nodes share.",
+            unflushed,
         )
     }
 }
