@@ -352,6 +352,88 @@ async fn two_nodes_share_one_quota() {
     }
 }
 
+/// Waits until `node` has added every call it counted against app quotas to the shared counts.
+async fn quota_counts_shared(node: &Server) {
+    let what = format!("the node at {} shares its quota counts", node.gateway);
+    wait_until(PROPAGATION_TIMEOUT, &what, || async move {
+        let text = binary::metrics(node).await;
+        (binary::sample(&text, "apig_appcode_quota_calls_unflushed") == 0.0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_count_one_app_quota_and_a_restart_keeps_the_count() {
+    let Some(db) = TestDb::create("two_nodes_count_one_app_quota").await else {
+        return;
+    };
+    let upstream = Upstream::start().await;
+    let http = Http::new();
+    let a = start_node(&db, &upstream).await;
+    let app_id = http.create_app(&a, "quota_app").await;
+    let (_, code) = http.create_code(&a, &app_id).await;
+    let quota = http
+        .admin(
+            &a,
+            Method::POST,
+            "/app-quotas",
+            Some(
+                json!({"name": "ten_a_day", "call_limits": 10, "time_unit": "DAY",
+                        "time_interval": 1, "reset_time": "2026-01-01 00:00:00"}),
+            ),
+        )
+        .await;
+    assert_eq!(quota.status, StatusCode::CREATED, "{}", quota.body);
+    let quota_id = quota.body["app_quota_id"].as_str().unwrap().to_owned();
+    let bound = http
+        .admin(
+            &a,
+            Method::POST,
+            &format!("/app-quotas/{quota_id}/binding-apps"),
+            Some(json!({ "app_ids": [app_id] })),
+        )
+        .await;
+    assert_eq!(bound.status, StatusCode::CREATED, "{}", bound.body);
+    // B starts now: its first load holds the binding, so every call it sees is counted.
+    let b = start_node(&db, &upstream).await;
+
+    // Six calls on A, shared; B then admits exactly the four left.
+    for _ in 0..6 {
+        assert_eq!(http.call(&a, &code).await, StatusCode::OK);
+    }
+    quota_counts_shared(&a).await;
+    let mut admitted_by_b = 0;
+    loop {
+        match http.call(&b, &code).await {
+            StatusCode::OK => admitted_by_b += 1,
+            StatusCode::METHOD_NOT_ALLOWED => break,
+            other => panic!("unexpected {other}"),
+        }
+        quota_counts_shared(&b).await;
+    }
+    assert_eq!(admitted_by_b, 4, "B admitted past the shared count");
+
+    // A restarted node keeps the day's count: at most the one call it admits before it reads it.
+    a.stop().await;
+    let a = start_node(&db, &upstream).await;
+    let mut admitted_after_restart = 0;
+    for _ in 0..3 {
+        if http.call(&a, &code).await == StatusCode::OK {
+            admitted_after_restart += 1;
+        }
+        quota_counts_shared(&a).await;
+    }
+    assert!(
+        admitted_after_restart <= 1,
+        "a restart reset the count: {admitted_after_restart} calls admitted"
+    );
+    let refused = binary::sample(
+        &binary::metrics(&a).await,
+        "apig_appcode_rejections_total{reason=\"quota\"}",
+    );
+    assert!(refused >= 2.0, "{refused}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_credentials_refuses_to_start_on_postgres() {
     let test = "a_node_without_credentials_refuses_to_start_on_postgres";
