@@ -30,4 +30,6 @@ mod counts;
 mod policy;
 
 pub(crate) use counts::QuotaCounts;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use policy::{at, secs};
 pub use policy::{AppQuota, QuotaError, TimeUnit};

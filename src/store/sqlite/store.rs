@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode};
 
 use super::error::{self, db, SqliteFileError};
-use super::{acls, ops, schema};
+use super::{acls, ops, quotas, schema};
 use crate::acl::AppAcl;
 use crate::provider::BoxFuture;
+use crate::quota::AppQuota;
 use crate::store::cipher::{MasterKey, Sealer};
 use crate::store::{
-    App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, InstanceSnapshot, Page, Scope,
-    Store, StoreError, StoreResult, CHANGE_LOG_RETENTION,
+    App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, AppQuotaRecord, InstanceSnapshot,
+    Page, QuotaApp, QuotaBinding, QuotaCount, Scope, SharedCount, Store, StoreError, StoreResult,
+    Timestamp, CHANGE_LOG_RETENTION,
 };
 
 /// How long a write waits for another connection's (or process's) write by default.
@@ -155,8 +157,11 @@ impl SqliteOptions {
 /// `value_nonce` the nonce, `value_digest` the digest under the uniqueness index),
 /// `instance_revisions` (each written instance's revision, and the newest revision pruned from
 /// its log) and `app_code_log` (the change log: per instance and revision, the IDs of each
-/// AppCode created or deleted, never a value; the same columns as `PostgresStore`'s). Timestamps are integer nanoseconds since the Unix
-/// epoch; lists are ordered by insertion.
+/// AppCode created or deleted, and each app whose ACL or quota changed, never a value; the same
+/// columns as `PostgresStore`'s), `app_acls`, `app_quotas`, `app_quota_bindings` (one row per
+/// app bound to a quota) and `app_quota_counts` (the calls every node counted in each app's
+/// current window). Timestamps are integer nanoseconds since the Unix epoch (a quota's reset
+/// time: whole seconds); lists are ordered by insertion.
 ///
 /// # Example
 ///
@@ -495,6 +500,134 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, StoreResult<Vec<(String, AppAcl)>>> {
         let instance_id = instance_id.to_owned();
         Box::pin(self.run(move |c, _| acls::of_instance(c, &instance_id)))
+    }
+
+    fn create_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        record: AppQuotaRecord,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+        let scope = scope.clone();
+        Box::pin(self.run(move |c, _| quotas::create(c, &scope, record)))
+    }
+
+    fn get_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+        let (scope, quota_id) = (scope.clone(), quota_id.to_owned());
+        Box::pin(self.run(move |c, _| quotas::get(c, &scope, &quota_id)))
+    }
+
+    fn list_app_quotas<'a>(
+        &'a self,
+        scope: &'a Scope,
+        name: Option<&'a str>,
+        offset: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Page<AppQuotaRecord>>> {
+        let (scope, name) = (scope.clone(), name.map(str::to_owned));
+        Box::pin(self.run(move |c, _| quotas::list(c, &scope, name.as_deref(), offset, limit)))
+    }
+
+    fn update_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        record: AppQuotaRecord,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+        let (scope, quota_id) = (scope.clone(), quota_id.to_owned());
+        let retention = self.inner.retention;
+        Box::pin(self.run(move |c, _| quotas::update(c, retention, &scope, &quota_id, record)))
+    }
+
+    fn delete_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let (scope, quota_id) = (scope.clone(), quota_id.to_owned());
+        let retention = self.inner.retention;
+        Box::pin(self.run(move |c, _| quotas::delete(c, retention, &scope, &quota_id)))
+    }
+
+    fn bind_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        app_ids: &'a [String],
+        bound_time: Timestamp,
+    ) -> BoxFuture<'a, StoreResult<Vec<QuotaBinding>>> {
+        let (scope, quota_id, app_ids) = (scope.clone(), quota_id.to_owned(), app_ids.to_vec());
+        let retention = self.inner.retention;
+        Box::pin(
+            self.run(move |c, _| {
+                quotas::bind(c, retention, &scope, &quota_id, &app_ids, bound_time)
+            }),
+        )
+    }
+
+    fn quota_apps<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        bound: bool,
+        app_name: Option<&'a str>,
+        offset: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Page<QuotaApp>>> {
+        let (scope, quota_id) = (scope.clone(), quota_id.to_owned());
+        let app_name = app_name.map(str::to_owned);
+        Box::pin(self.run(move |c, s| {
+            quotas::apps(
+                c,
+                s,
+                &scope,
+                &quota_id,
+                bound,
+                app_name.as_deref(),
+                offset,
+                limit,
+            )
+        }))
+    }
+
+    fn unbind_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let (scope, quota_id, app_id) = (scope.clone(), quota_id.to_owned(), app_id.to_owned());
+        let retention = self.inner.retention;
+        Box::pin(self.run(move |c, _| quotas::unbind(c, retention, &scope, &quota_id, &app_id)))
+    }
+
+    fn app_bound_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<AppQuotaRecord>>> {
+        let (scope, app_id) = (scope.clone(), app_id.to_owned());
+        Box::pin(self.run(move |c, _| quotas::of_app(c, &scope, &app_id)))
+    }
+
+    fn instance_app_quotas<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppQuota)>>> {
+        let instance_id = instance_id.to_owned();
+        Box::pin(self.run(move |c, _| quotas::of_instance(c, &instance_id)))
+    }
+
+    fn add_quota_counts<'a>(
+        &'a self,
+        instance_id: &'a str,
+        counts: &'a [QuotaCount],
+    ) -> BoxFuture<'a, StoreResult<Vec<SharedCount>>> {
+        let (instance_id, counts) = (instance_id.to_owned(), counts.to_vec());
+        Box::pin(self.run(move |c, _| quotas::add_counts(c, &instance_id, &counts)))
     }
 
     fn instance_app_codes<'a>(
