@@ -1,12 +1,14 @@
 //! Applying what changed since a revision: the refresher's cheap alternative to a snapshot.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use super::entry::{Entry, StoredId};
 use super::journal::Mutation;
 use super::AppCodeCache;
 use crate::metrics::Counters;
 use crate::provider::Change;
+use crate::quota::AppQuota;
 
 impl AppCodeCache {
     /// Applies `changes` (a provider's delta, fetched after the journal stood at `since`), then
@@ -17,9 +19,9 @@ impl AppCodeCache {
     /// A removal by ID goes through the index by ID; consecutive removals of apps are applied
     /// in one pass over the cache, so a delta deleting many apps costs one scan, not one each.
     pub(crate) fn apply_delta_since(&self, changes: Vec<Change>, since: u64) -> bool {
-        let mutations: Vec<Mutation> = changes
+        let steps: Vec<Step> = changes
             .into_iter()
-            .filter_map(|change| self.mutation(change))
+            .filter_map(|change| self.step(change))
             .collect();
         let mut journal = self.journal();
         let Some(replay) = journal.since(since) else {
@@ -27,7 +29,19 @@ impl AppCodeCache {
         };
         let replay: Vec<Mutation> = replay.cloned().collect();
         let mut apps = AppRemovals::default();
-        for change in mutations {
+        for step in steps {
+            let change = match step {
+                Step::Mutate(change) => change,
+                // Quotas are not journaled: a lookup never races one.
+                Step::Quota(app, Some(quota)) => {
+                    self.set_app_quota(&app, quota);
+                    continue;
+                }
+                Step::Quota(app, None) => {
+                    self.remove_app_quota(&app);
+                    continue;
+                }
+            };
             match change {
                 Mutation::RemoveApp(ref app) => {
                     self.inner.acls.remove(app);
@@ -55,8 +69,8 @@ impl AppCodeCache {
         true
     }
 
-    fn mutation(&self, change: Change) -> Option<Mutation> {
-        Some(match change {
+    fn step(&self, change: Change) -> Option<Step> {
+        Some(Step::Mutate(match change {
             Change::Upsert { code, identity } => {
                 Mutation::Upsert(self.digest(&code), Entry::new(&identity))
             }
@@ -64,9 +78,16 @@ impl AppCodeCache {
             Change::RemoveId(id) => Mutation::RemoveId(id.into()),
             Change::RemoveApp(app) => Mutation::RemoveApp(app.into()),
             Change::AppAcl { app_id, acl } => Mutation::Acl(app_id.into(), acl),
+            Change::AppQuota { app_id, quota } => return Some(Step::Quota(app_id, quota)),
             Change::Resync | Change::Reload => return None,
-        })
+        }))
     }
+}
+
+/// One change of a delta, ready to apply.
+enum Step {
+    Mutate(Mutation),
+    Quota(String, Option<Arc<AppQuota>>),
 }
 
 /// Removals of apps waiting to be applied together.

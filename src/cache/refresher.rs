@@ -278,6 +278,13 @@ pub(crate) fn apply(cache: &AppCodeCache, change: Change) {
                 None => drop(cache.remove_app_acl(&app_id)),
             }
         }
+        Change::AppQuota { app_id, quota } => {
+            tracing::debug!(app_id = %app_id, set = quota.is_some(), "app's quota changed");
+            match quota {
+                Some(quota) => cache.set_app_quota(&app_id, quota),
+                None => drop(cache.remove_app_quota(&app_id)),
+            }
+        }
         Change::Resync | Change::Reload => return,
     }
     Counters::add(&cache.counters().changes_applied);

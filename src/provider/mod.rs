@@ -191,6 +191,13 @@ pub enum Change {
         /// Its ACL now.
         acl: Option<Arc<AppAcl>>,
     },
+    /// An app's quota was bound or changed (`Some`) or removed (`None`).
+    AppQuota {
+        /// The app.
+        app_id: String,
+        /// Its quota now.
+        quota: Option<Arc<crate::quota::AppQuota>>,
+    },
     /// Events may have been lost: catch up now, with the changes since the last revision
     /// where the provider has [revisions](AppCodeProvider::changes_since), else with a full
     /// snapshot.

@@ -123,9 +123,20 @@ impl AppCodeProvider for StoreProvider {
                     app_id,
                     acl: acl.map(Arc::new),
                 });
+            let quotas = changes
+                .quotas
+                .into_iter()
+                .map(|(app_id, quota)| Change::AppQuota {
+                    app_id,
+                    quota: quota.map(Arc::new),
+                });
             Ok(Some(Delta {
                 revision: changes.revision,
-                changes: removals.chain(creations).chain(acls).collect(),
+                changes: removals
+                    .chain(creations)
+                    .chain(acls)
+                    .chain(quotas)
+                    .collect(),
             }))
         })
     }

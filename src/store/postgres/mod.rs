@@ -6,6 +6,7 @@
 //! - `shared.rs`: what the operations and the listeners share (the pool, the sealer, the schema).
 //! - `ops.rs`: each operation as one statement, or as the body of one transaction that the
 //!   pool begins and commits; the revision and change-log rules under the SQLite store's names.
+//! - `acls.rs`, `quotas.rs`: the same for app ACLs, and for app quotas and their counts.
 //! - `schema.rs`: migrations under an advisory lock, and the master-key record.
 //! - `announcement.rs`: what a write announces (`NOTIFY` payloads), and how it is read back.
 //! - `listen.rs`: the listener behind `Store::changes`.
@@ -22,6 +23,7 @@ mod error;
 mod listen;
 mod ops;
 mod pool;
+mod quotas;
 mod schema;
 mod shared;
 mod store;

@@ -9,13 +9,15 @@ use tokio_postgres::Config;
 use super::ops::{self, BEGIN_READ, BEGIN_SNAPSHOT, BEGIN_WRITE};
 use super::pool::{Conn, Pool, Progress};
 use super::shared::Shared;
-use super::{acls, listen, schema, tls};
+use super::{acls, listen, quotas, schema, tls};
 use crate::acl::AppAcl;
 use crate::provider::{BoxFuture, ChangeStream};
+use crate::quota::AppQuota;
 use crate::store::cipher::{MasterKey, Sealer};
 use crate::store::{
-    App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, InstanceSnapshot, Page, Scope,
-    Store, StoreError, StoreResult, CHANGE_LOG_RETENTION,
+    App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, AppQuotaRecord, InstanceSnapshot,
+    Page, QuotaApp, QuotaBinding, QuotaCount, Scope, SharedCount, Store, StoreError, StoreResult,
+    Timestamp, CHANGE_LOG_RETENTION,
 };
 
 /// Connections of the pool by default.
@@ -479,6 +481,167 @@ impl Store for PostgresStore {
             BEGIN_SNAPSHOT,
             async move |conn, progress| acls::of_instance(conn, progress, instance_id).await,
         ))
+    }
+
+    fn create_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        record: AppQuotaRecord,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+        Box::pin(
+            self.shared
+                .pool
+                .transaction("create app quota", BEGIN_WRITE, async move |conn| {
+                    quotas::create(conn, scope, record).await
+                }),
+        )
+    }
+
+    fn get_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+        Box::pin(self.shared.pool.call("read app quota", async move |conn| {
+            quotas::get(conn, scope, quota_id).await
+        }))
+    }
+
+    fn list_app_quotas<'a>(
+        &'a self,
+        scope: &'a Scope,
+        name: Option<&'a str>,
+        offset: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Page<AppQuotaRecord>>> {
+        Box::pin(
+            self.shared
+                .pool
+                .transaction("list app quotas", BEGIN_READ, async move |conn| {
+                    quotas::list(conn, scope, name, offset, limit).await
+                }),
+        )
+    }
+
+    fn update_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        record: AppQuotaRecord,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+        let shared = &*self.shared;
+        Box::pin(
+            shared
+                .pool
+                .transaction("update app quota", BEGIN_WRITE, async move |conn| {
+                    quotas::update(conn, shared, scope, quota_id, record).await
+                }),
+        )
+    }
+
+    fn delete_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let shared = &*self.shared;
+        Box::pin(
+            shared
+                .pool
+                .transaction("delete app quota", BEGIN_WRITE, async move |conn| {
+                    quotas::delete(conn, shared, scope, quota_id).await
+                }),
+        )
+    }
+
+    fn bind_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        app_ids: &'a [String],
+        bound_time: Timestamp,
+    ) -> BoxFuture<'a, StoreResult<Vec<QuotaBinding>>> {
+        let shared = &*self.shared;
+        Box::pin(
+            shared
+                .pool
+                .transaction("bind app quota", BEGIN_WRITE, async move |conn| {
+                    quotas::bind(conn, shared, scope, quota_id, app_ids, bound_time).await
+                }),
+        )
+    }
+
+    fn quota_apps<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        bound: bool,
+        app_name: Option<&'a str>,
+        offset: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Page<QuotaApp>>> {
+        let Shared { pool, sealer, .. } = &*self.shared;
+        Box::pin(
+            pool.transaction("list the quota's apps", BEGIN_READ, async move |conn| {
+                quotas::apps(
+                    conn, sealer, scope, quota_id, bound, app_name, offset, limit,
+                )
+                .await
+            }),
+        )
+    }
+
+    fn unbind_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let shared = &*self.shared;
+        Box::pin(
+            shared
+                .pool
+                .transaction("unbind app quota", BEGIN_WRITE, async move |conn| {
+                    quotas::unbind(conn, shared, scope, quota_id, app_id).await
+                }),
+        )
+    }
+
+    fn app_bound_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<AppQuotaRecord>>> {
+        Box::pin(self.shared.pool.transaction(
+            "read the app's quota",
+            BEGIN_READ,
+            async move |conn| quotas::bound_to(conn, scope, app_id).await,
+        ))
+    }
+
+    fn instance_app_quotas<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppQuota)>>> {
+        Box::pin(self.shared.pool.streaming_transaction(
+            "read the instance's app quotas",
+            BEGIN_SNAPSHOT,
+            async move |conn, progress| quotas::of_instance(conn, progress, instance_id).await,
+        ))
+    }
+
+    fn add_quota_counts<'a>(
+        &'a self,
+        instance_id: &'a str,
+        counts: &'a [QuotaCount],
+    ) -> BoxFuture<'a, StoreResult<Vec<SharedCount>>> {
+        Box::pin(
+            self.shared
+                .pool
+                .transaction("add quota counts", BEGIN_WRITE, async move |conn| {
+                    quotas::add_counts(conn, instance_id, counts).await
+                }),
+        )
     }
 
     fn instance_app_codes<'a>(

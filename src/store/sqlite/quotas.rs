@@ -511,7 +511,7 @@ pub(super) fn add_counts(
                 let calls = u64::try_from(calls).map_err(|_| {
                     corrupt(format_args!("negative quota count of app {}", count.app_id))
                 })?;
-                Ok(SharedCount {
+                Ok::<_, StoreError>(SharedCount {
                     first_call,
                     window_start,
                     calls,
