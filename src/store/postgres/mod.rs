@@ -6,7 +6,8 @@
 //! - `shared.rs`: what the operations and the listeners share (the pool, the sealer, the schema).
 //! - `ops.rs`: each operation as one statement, or as the body of one transaction that the
 //!   pool begins and commits; the revision and change-log rules under the SQLite store's names.
-//! - `acls.rs`, `quotas.rs`: the same for app ACLs, and for app quotas and their counts.
+//! - `acls.rs`, `quotas.rs`, `quota_apps.rs`: the same for app ACLs, app quotas, and apps' bindings
+//!   to quotas with their shared counts.
 //! - `schema.rs`: migrations under an advisory lock, and the master-key record.
 //! - `announcement.rs`: what a write announces (`NOTIFY` payloads), and how it is read back.
 //! - `listen.rs`: the listener behind `Store::changes`.
@@ -23,6 +24,7 @@ mod error;
 mod listen;
 mod ops;
 mod pool;
+mod quota_apps;
 mod quotas;
 mod schema;
 mod shared;

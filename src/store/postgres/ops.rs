@@ -515,7 +515,7 @@ pub(super) async fn delete_app(
     )
     .await?;
     let had_acl = super::acls::delete(conn, seq).await?;
-    let had_quota = super::quotas::leave(conn, &scope.instance_id, seq, app_id).await?;
+    let had_quota = super::quota_apps::leave(conn, &scope.instance_id, seq, app_id).await?;
     conn.execute("delete app", "DELETE FROM apps WHERE seq = $1", &[&seq])
         .await?;
     let mut events: Vec<Event<'_>> = codes

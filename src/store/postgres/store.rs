@@ -9,7 +9,7 @@ use tokio_postgres::Config;
 use super::ops::{self, BEGIN_READ, BEGIN_SNAPSHOT, BEGIN_WRITE};
 use super::pool::{Conn, Pool, Progress};
 use super::shared::Shared;
-use super::{acls, listen, quotas, schema, tls};
+use super::{acls, listen, quota_apps, quotas, schema, tls};
 use crate::acl::AppAcl;
 use crate::provider::{BoxFuture, ChangeStream};
 use crate::quota::AppQuota;
@@ -566,7 +566,7 @@ impl Store for PostgresStore {
             shared
                 .pool
                 .transaction("bind app quota", BEGIN_WRITE, async move |conn| {
-                    quotas::bind(conn, shared, scope, quota_id, app_ids, bound_time).await
+                    quota_apps::bind(conn, shared, scope, quota_id, app_ids, bound_time).await
                 }),
         )
     }
@@ -583,7 +583,7 @@ impl Store for PostgresStore {
         let Shared { pool, sealer, .. } = &*self.shared;
         Box::pin(
             pool.transaction("list the quota's apps", BEGIN_READ, async move |conn| {
-                quotas::apps(
+                quota_apps::apps(
                     conn, sealer, scope, quota_id, bound, app_name, offset, limit,
                 )
                 .await
@@ -602,7 +602,7 @@ impl Store for PostgresStore {
             shared
                 .pool
                 .transaction("unbind app quota", BEGIN_WRITE, async move |conn| {
-                    quotas::unbind(conn, shared, scope, quota_id, app_id).await
+                    quota_apps::unbind(conn, shared, scope, quota_id, app_id).await
                 }),
         )
     }
@@ -615,7 +615,7 @@ impl Store for PostgresStore {
         Box::pin(self.shared.pool.transaction(
             "read the app's quota",
             BEGIN_READ,
-            async move |conn| quotas::bound_to(conn, scope, app_id).await,
+            async move |conn| quota_apps::bound_to(conn, scope, app_id).await,
         ))
     }
 
@@ -639,7 +639,7 @@ impl Store for PostgresStore {
             self.shared
                 .pool
                 .transaction("add quota counts", BEGIN_WRITE, async move |conn| {
-                    quotas::add_counts(conn, instance_id, counts).await
+                    quota_apps::add_counts(conn, instance_id, counts).await
                 }),
         )
     }

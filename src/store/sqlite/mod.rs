@@ -4,13 +4,15 @@
 //!
 //! - `store.rs`: the store, its options, and the async face (blocking work on tokio's pool).
 //! - `ops.rs`: each operation as one transaction on a connection.
-//! - `acls.rs`, `quotas.rs`: the same for app ACLs, and for app quotas and their counts.
+//! - `acls.rs`, `quotas.rs`, `quota_apps.rs`: the same for app ACLs, app quotas, and apps'
+//!   bindings to quotas with their shared counts.
 //! - `schema.rs`: migrations and the master-key record.
 //! - `error.rs`: the mapping of internal failures to `StoreError::Backend`.
 
 mod acls;
 mod error;
 mod ops;
+mod quota_apps;
 mod quotas;
 mod schema;
 mod store;

@@ -341,7 +341,7 @@ pub(super) fn delete_app(
         [seq],
     )?;
     let had_acl = super::acls::delete(&tx, seq)?;
-    let had_quota = super::quotas::leave(&tx, &scope.instance_id, seq, app_id)?;
+    let had_quota = super::quota_apps::leave(&tx, &scope.instance_id, seq, app_id)?;
     tx.execute("DELETE FROM app_codes WHERE app_seq = ?1", [seq])
         .and_then(|_| tx.execute("DELETE FROM apps WHERE seq = ?1", [seq]))
         .map_err(db("delete app"))?;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode};
 
 use super::error::{self, db, SqliteFileError};
-use super::{acls, ops, quotas, schema};
+use super::{acls, ops, quota_apps, quotas, schema};
 use crate::acl::AppAcl;
 use crate::provider::BoxFuture;
 use crate::quota::AppQuota;
@@ -561,11 +561,9 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, StoreResult<Vec<QuotaBinding>>> {
         let (scope, quota_id, app_ids) = (scope.clone(), quota_id.to_owned(), app_ids.to_vec());
         let retention = self.inner.retention;
-        Box::pin(
-            self.run(move |c, _| {
-                quotas::bind(c, retention, &scope, &quota_id, &app_ids, bound_time)
-            }),
-        )
+        Box::pin(self.run(move |c, _| {
+            quota_apps::bind(c, retention, &scope, &quota_id, &app_ids, bound_time)
+        }))
     }
 
     fn quota_apps<'a>(
@@ -580,7 +578,7 @@ impl Store for SqliteStore {
         let (scope, quota_id) = (scope.clone(), quota_id.to_owned());
         let app_name = app_name.map(str::to_owned);
         Box::pin(self.run(move |c, s| {
-            quotas::apps(
+            quota_apps::apps(
                 c,
                 s,
                 &scope,
@@ -601,7 +599,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, StoreResult<()>> {
         let (scope, quota_id, app_id) = (scope.clone(), quota_id.to_owned(), app_id.to_owned());
         let retention = self.inner.retention;
-        Box::pin(self.run(move |c, _| quotas::unbind(c, retention, &scope, &quota_id, &app_id)))
+        Box::pin(self.run(move |c, _| quota_apps::unbind(c, retention, &scope, &quota_id, &app_id)))
     }
 
     fn app_bound_quota<'a>(
@@ -610,7 +608,7 @@ impl Store for SqliteStore {
         app_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<Option<AppQuotaRecord>>> {
         let (scope, app_id) = (scope.clone(), app_id.to_owned());
-        Box::pin(self.run(move |c, _| quotas::of_app(c, &scope, &app_id)))
+        Box::pin(self.run(move |c, _| quota_apps::bound_to(c, &scope, &app_id)))
     }
 
     fn instance_app_quotas<'a>(
@@ -627,7 +625,7 @@ impl Store for SqliteStore {
         counts: &'a [QuotaCount],
     ) -> BoxFuture<'a, StoreResult<Vec<SharedCount>>> {
         let (instance_id, counts) = (instance_id.to_owned(), counts.to_vec());
-        Box::pin(self.run(move |c, _| quotas::add_counts(c, &instance_id, &counts)))
+        Box::pin(self.run(move |c, _| quota_apps::add_counts(c, &instance_id, &counts)))
     }
 
     fn instance_app_codes<'a>(
