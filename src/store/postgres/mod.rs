@@ -2,7 +2,7 @@
 //! that changes which AppCodes are valid pushed to every node's cache by `LISTEN`/`NOTIFY`. Its
 //! type documentation describes the guarantees and the schema.
 //!
-//! - `store.rs`: the store, its options, and the async face.
+//! - `store.rs`: the store and its async face; `options.rs`: how to open it.
 //! - `shared.rs`: what the operations and the listeners share (the pool, the sealer, the schema).
 //! - `ops.rs`: each operation as one statement, or as the body of one transaction that the
 //!   pool begins and commits; the revision and change-log rules under the SQLite store's names.
@@ -23,6 +23,7 @@ mod announcement;
 mod error;
 mod listen;
 mod ops;
+mod options;
 mod pool;
 mod quota_apps;
 mod quotas;
@@ -31,4 +32,5 @@ mod shared;
 mod store;
 mod tls;
 
-pub use store::{PostgresOptions, PostgresStore};
+pub use options::PostgresOptions;
+pub use store::PostgresStore;
