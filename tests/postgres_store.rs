@@ -13,9 +13,10 @@ mod pg;
 use std::time::Duration;
 
 use apig_appcode::provider::{Change, ChangeStream};
+use apig_appcode::quota::{AppQuota, TimeUnit};
 use apig_appcode::store::{
-    App, AppCodeRecord, KeyMismatch, MasterKey, PostgresOptions, PostgresStore, SchemaTooNew,
-    Scope, SecretString, Store, StoreError, Timestamp, MAX_APP_CODES_PER_APP,
+    App, AppCodeRecord, AppQuotaRecord, KeyMismatch, MasterKey, PostgresOptions, PostgresStore,
+    SchemaTooNew, Scope, SecretString, Store, StoreError, Timestamp, MAX_APP_CODES_PER_APP,
 };
 use apig_appcode::AppCode;
 use pg::{Frozen, TestDb};
@@ -149,7 +150,7 @@ async fn nodes_starting_together_migrate_once() {
         "SELECT version FROM apig_schema_migrations ORDER BY version",
     )
     .await;
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
     let meta: Vec<i64> = column(&db, "SELECT count(*) FROM store_meta").await;
     assert_eq!(meta, [1]);
 }
@@ -170,7 +171,7 @@ async fn a_newer_schema_is_refused() {
         err.downcast_ref::<SchemaTooNew>(),
         Some(&SchemaTooNew {
             found: 99,
-            supported: 3
+            supported: 4
         })
     );
 }
@@ -332,6 +333,60 @@ async fn another_nodes_writes_reach_the_change_stream() {
     expect_remove_id(next(&mut changes).await, &c4.id);
 }
 
+/// The next change of an app's quota on `stream`, past the ACL read back with it.
+async fn next_quota(stream: &mut ChangeStream) -> (String, Option<AppQuota>) {
+    loop {
+        match next(stream).await {
+            Change::AppAcl { acl: None, .. } => {}
+            Change::AppQuota { app_id, quota } => return (app_id, quota.map(|q| (*q).clone())),
+            other => panic!("expected a change of an app's quota, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_changes_reach_every_node_and_the_writer() {
+    let Some(db) = TestDb::create("quota_changes_reach_every_node_and_the_writer").await else {
+        return;
+    };
+    let (a, b) = (
+        open(&db, PostgresOptions::new()).await,
+        open(&db, PostgresOptions::new()).await,
+    );
+    let (mut own, mut other) = (listening(&a).await, listening(&b).await);
+    a.create_app(app_in(&scope(), 1)).await.unwrap();
+    let limit = |calls| AppQuota::new(calls, TimeUnit::Minute, 1).unwrap();
+    let record = AppQuotaRecord {
+        id: "quota-1".into(),
+        name: "gold".into(),
+        quota: limit(100),
+        remark: String::new(),
+        create_time: Timestamp::from_unix_nanos(1),
+        bound_app_num: 0,
+    };
+    a.create_app_quota(&scope(), record.clone()).await.unwrap();
+    let at = Timestamp::from_unix_nanos(2);
+    a.bind_app_quota(&scope(), "quota-1", &[id(1)], at)
+        .await
+        .unwrap();
+    // The writer's own cache learns it too: no management call applies a quota to it.
+    for stream in [&mut other, &mut own] {
+        assert_eq!(next_quota(stream).await, (id(1), Some(limit(100))));
+    }
+    let changed = AppQuotaRecord {
+        quota: limit(5),
+        ..record
+    };
+    a.update_app_quota(&scope(), "quota-1", changed)
+        .await
+        .unwrap();
+    assert_eq!(next_quota(&mut other).await, (id(1), Some(limit(5))));
+    a.unbind_app_quota(&scope(), "quota-1", &id(1))
+        .await
+        .unwrap();
+    assert_eq!(next_quota(&mut other).await, (id(1), None));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_relays_its_own_deletions_but_not_its_creations() {
     let Some(db) = TestDb::create("a_node_relays_its_own_deletions_but_not_its_creations").await
@@ -436,7 +491,8 @@ async fn a_version_1_schema_upgrades_in_place() {
     db.client()
         .await
         .batch_execute(
-            "DROP TABLE instance_revisions, app_code_log, app_acls;
+            "DROP TABLE instance_revisions, app_code_log, app_acls, app_quota_counts,
+                 app_quota_bindings, app_quotas;
              DELETE FROM apig_schema_migrations WHERE version >= 2",
         )
         .await

@@ -55,7 +55,7 @@ impl<'a> QuotaView<'a> {
             remark: &record.remark,
             reset_time: quota
                 .anchor()
-                .map(|at| format_date_time(crate::quota::unix_secs(at))),
+                .map(|at| format_date_time(crate::quota::secs(at))),
             create_time: record.create_time.to_string(),
             bound_app_num: record.bound_app_num,
         }

@@ -178,7 +178,7 @@ mod tests {
 
     /// The start of today's window of a daily quota anchored at the epoch.
     fn a_window() -> i64 {
-        let now = crate::quota::unix_secs(std::time::SystemTime::now());
+        let now = crate::quota::secs(std::time::SystemTime::now());
         now - now.rem_euclid(86_400)
     }
 }

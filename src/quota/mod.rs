@@ -31,7 +31,7 @@ mod policy;
 mod shared;
 
 pub(crate) use counts::QuotaCounts;
-#[cfg(any(feature = "admin", test))]
-pub(crate) use policy::secs as unix_secs;
+#[cfg(any(feature = "admin", feature = "sqlite", feature = "postgres", test))]
+pub(crate) use policy::{at, secs};
 pub use policy::{AppQuota, QuotaError, TimeUnit};
 pub use shared::{QuotaCount, SharedCount};

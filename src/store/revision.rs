@@ -19,6 +19,7 @@
 //!     created: Vec::new(),
 //!     deleted: vec![DeletedAppCode { app_id: "app-1".into(), id: "code-1".into() }],
 //!     acls: Vec::new(),
+//!     quotas: Vec::new(),
 //! };
 //! assert!(!changes.is_empty());
 //! ```

@@ -1,11 +1,15 @@
 //! Rows as the persistent stores keep them, secrets still sealed, and how they are opened into
-//! [`App`] and [`AppCodeRecord`]: one implementation for the SQLite and PostgreSQL stores.
+//! [`App`], [`AppCodeRecord`] and [`AppQuotaRecord`]: one implementation for the SQLite and
+//! PostgreSQL stores.
 
 use std::fmt;
 
 use super::cipher::{code_binding, secret_binding, CipherError, Sealed, Sealer};
-use super::{App, AppCodeRecord, Scope, SecretString, StoreError, StoreResult, Timestamp};
+use super::{
+    App, AppCodeRecord, AppQuotaRecord, Scope, SecretString, StoreError, StoreResult, Timestamp,
+};
 use crate::code::AppCode;
+use crate::quota::{self, AppQuota, TimeUnit};
 use crate::secret::Secret;
 
 /// An app row as stored, its secret sealed.
@@ -98,6 +102,77 @@ impl RawCode {
             id: self.id,
             app_id: self.app_id,
             value,
+            create_time: Timestamp::from_unix_nanos(self.create_time),
+        })
+    }
+}
+
+/// An app quota's limit as its row keeps it: the unit as APIG spells it, the reset time in
+/// whole seconds since the Unix epoch.
+pub(super) struct RawLimit {
+    pub(super) call_limits: i64,
+    pub(super) time_unit: String,
+    pub(super) time_interval: i64,
+    pub(super) reset_time: Option<i64>,
+}
+
+impl RawLimit {
+    /// `quota` in columns; `backend` names the store in error messages.
+    pub(super) fn of(quota: &AppQuota, backend: &str) -> StoreResult<Self> {
+        // A limit beyond SQL's signed integers would come back as another one.
+        let call_limits = i64::try_from(quota.call_limits()).map_err(|_| {
+            StoreError::Backend(
+                format!(
+                    "{backend}: a call limit of {} is too large to store",
+                    quota.call_limits()
+                )
+                .into(),
+            )
+        })?;
+        Ok(Self {
+            call_limits,
+            time_unit: quota.time_unit().as_str().to_owned(),
+            time_interval: i64::from(quota.time_interval()),
+            reset_time: quota.anchor().map(quota::secs),
+        })
+    }
+
+    /// The quota back from its columns; `what` names the row in error messages.
+    pub(super) fn open(self, what: impl fmt::Display, backend: &str) -> StoreResult<AppQuota> {
+        let bad = |detail: &dyn fmt::Display| corrupt(backend, format_args!("{what}: {detail}"));
+        let unit: TimeUnit = self.time_unit.parse().map_err(|e| bad(&e))?;
+        let calls = u64::try_from(self.call_limits).map_err(|e| bad(&e))?;
+        let interval = u32::try_from(self.time_interval).map_err(|e| bad(&e))?;
+        let quota = AppQuota::new(calls, unit, interval).map_err(|e| bad(&e))?;
+        Ok(match self.reset_time {
+            Some(at) => quota.reset_time(quota::at(at)),
+            None => quota,
+        })
+    }
+}
+
+/// An app quota row as stored, with the number of apps bound to it.
+pub(super) struct RawQuota {
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) limit: RawLimit,
+    pub(super) remark: String,
+    pub(super) create_time: i64,
+    pub(super) bound_app_num: i64,
+}
+
+impl RawQuota {
+    /// The record; `backend` names the store in error messages.
+    pub(super) fn open(self, backend: &str) -> StoreResult<AppQuotaRecord> {
+        let quota = self
+            .limit
+            .open(format_args!("app quota {}", self.id), backend)?;
+        Ok(AppQuotaRecord {
+            quota,
+            bound_app_num: sql_total(self.bound_app_num, backend)?,
+            id: self.id,
+            name: self.name,
+            remark: self.remark,
             create_time: Timestamp::from_unix_nanos(self.create_time),
         })
     }

@@ -95,7 +95,7 @@ pub(super) async fn app_quotas_are_created_read_listed_updated_and_deleted(store
         .await
         .unwrap();
     assert_eq!(updated.id, quota_id(1));
-    assert_eq!(updated.create_time, quota(1, "", 0).create_time);
+    assert_eq!(updated.create_time, quota(1, "daily_1", 10).create_time);
     assert_eq!(
         (updated.name.as_str(), updated.remark.as_str()),
         ("hourly", "changed")

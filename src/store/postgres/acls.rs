@@ -42,7 +42,7 @@ pub(super) async fn get(
 
 fn logged(app_id: &str) -> [Event<'_>; 1] {
     [Event {
-        kind: EventKind::Acl,
+        kind: EventKind::Policy,
         app_id,
         app_code_id: "",
     }]
@@ -140,8 +140,8 @@ pub(super) async fn of_app(
     row.map(|r| decode(&r, 0)).transpose()
 }
 
-/// Inside the reader's transaction: the apps whose ACL changed after revision `after` (each
-/// once, in the order of its last change) and the ACL each has now.
+/// Inside the reader's transaction: the apps whose ACL or quota changed after revision `after`
+/// (each once, in the order of its last change) and the ACL each has now.
 pub(super) async fn changed_since(
     conn: &mut Conn,
     instance_id: &str,
@@ -151,12 +151,12 @@ pub(super) async fn changed_since(
         .query(
             "read the changed app ACLs",
             "SELECT l.app_id, x.kind, x.acl_values
-             FROM (SELECT app_id, max(revision) AS revision FROM app_code_log
+             FROM (SELECT DISTINCT ON (app_id) app_id, revision, ord FROM app_code_log
                    WHERE instance_id = $1 AND revision > $2 AND kind = 'A'
-                   GROUP BY app_id) l
+                   ORDER BY app_id, revision DESC, ord DESC) l
              LEFT JOIN apps a ON a.instance_id = $1 AND a.id = l.app_id
              LEFT JOIN app_acls x ON x.app_seq = a.seq
-             ORDER BY l.revision",
+             ORDER BY l.revision, l.ord",
             &[&instance_id, &after],
         )
         .await?;

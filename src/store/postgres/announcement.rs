@@ -3,17 +3,16 @@
 //! An announcement names ids only, never an AppCode value or a secret:
 //! `2 <revision> <kind> <origin> <app id length> <app id><app code id>`, where `revision` is the
 //! instance's revision the write took (every event of one write shares it), `kind` is `C`
-//! (created) or `D` (deleted), or `A` (the app's ACL changed; no code ID), and `origin`
-//! identifies the store (the process) that wrote it. A
-//! node reading any other version (version 1 had no revision) resyncs.
+//! (created) or `D` (deleted), or `A` (the app's ACL or quota changed; no code ID), and
+//! `origin` identifies the store (the process) that wrote it. A node reading any other version (version 1 had no revision) resyncs.
 
 /// What an announcement says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum EventKind {
     Created,
     Deleted,
-    /// An app's ACL was set or removed; the event names no code.
-    Acl,
+    /// An app's ACL or quota was set, changed or removed; the event names no code.
+    Policy,
 }
 
 impl EventKind {
@@ -22,7 +21,7 @@ impl EventKind {
         match self {
             Self::Created => "C",
             Self::Deleted => "D",
-            Self::Acl => "A",
+            Self::Policy => "A",
         }
     }
 }
@@ -79,7 +78,7 @@ pub(super) fn decode(payload: &str) -> Option<Announcement<'_>> {
     let kind = match parts.next()? {
         "C" => EventKind::Created,
         "D" => EventKind::Deleted,
-        "A" => EventKind::Acl,
+        "A" => EventKind::Policy,
         _ => return None,
     };
     let origin = parts.next()?;
@@ -89,7 +88,7 @@ pub(super) fn decode(payload: &str) -> Option<Announcement<'_>> {
         return None;
     }
     let (app_id, app_code_id) = ids.split_at(app_len);
-    if app_code_id.is_empty() != (kind == EventKind::Acl) {
+    if app_code_id.is_empty() != (kind == EventKind::Policy) {
         return None;
     }
     let event = Event {
@@ -148,7 +147,7 @@ mod tests {
         assert_eq!(format!("2 7 {}", event.tail("o")), event.encode("o", 7));
         // An ACL change names the app only.
         let acl = Event {
-            kind: EventKind::Acl,
+            kind: EventKind::Policy,
             app_id: "app 1",
             app_code_id: "",
         };

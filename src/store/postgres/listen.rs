@@ -3,7 +3,8 @@
 //!
 //! A receiving node turns a deletion into [`Change::RemoveId`] and a creation into [`Change::Upsert`] after
 //! reading the new code by ID (the cache needs the value); it skips creations it wrote itself,
-//! which its management API has cached already.
+//! which its management API has cached already. A change of an app's ACL or quota becomes
+//! [`Change::AppAcl`] and [`Change::AppQuota`], read back the same way.
 //!
 //! Each instance has its own channel (derived from the schema and the instance ID), so a node
 //! hears only about its instance.
@@ -35,9 +36,10 @@ use super::announcement::{decode, Announcement, EventKind};
 use super::error::safe_message;
 use super::pool::DEFAULT_CONNECT_TIMEOUT;
 use super::shared::Shared;
-use super::{acls, ops};
+use super::{acls, ops, quotas};
 use crate::acl::AppAcl;
 use crate::provider::{Change, ChangeSender, ChangeStream};
+use crate::quota::AppQuota;
 use crate::store::{AppCodeRecord, StoreResult};
 
 /// Events buffered between the listener and the cache's refresher.
@@ -398,26 +400,39 @@ async fn relay(
             tx.send(Change::RemoveId(event.app_code_id.to_owned()))
                 .await
         }
-        // This store wrote it; the management API that called it has cached the code, or
-        // applied the ACL.
-        EventKind::Created | EventKind::Acl if origin == shared.origin => Ok(()),
-        EventKind::Acl => match app_acl(shared, instance_id, event.app_id).await {
-            Ok(acl) => {
-                tx.send(Change::AppAcl {
-                    app_id: event.app_id.to_owned(),
-                    acl: acl.map(Arc::new),
-                })
-                .await
+        // This store wrote it; the management API that called it has cached the code.
+        EventKind::Created if origin == shared.origin => Ok(()),
+        // The event does not say whether the app's ACL or its quota changed: both are read.
+        // The management API applies an ACL it wrote to this node's cache, so that is skipped
+        // for this store's own writes; a quota change (a quota updated or deleted changes every
+        // app bound to it) is applied here for every node, the writer's included.
+        EventKind::Policy => {
+            let own = origin == shared.origin;
+            match app_policy(shared, instance_id, event.app_id, !own).await {
+                Ok((acl, quota)) => {
+                    if let Some(acl) = acl {
+                        tx.send(Change::AppAcl {
+                            app_id: event.app_id.to_owned(),
+                            acl: acl.map(Arc::new),
+                        })
+                        .await?;
+                    }
+                    tx.send(Change::AppQuota {
+                        app_id: event.app_id.to_owned(),
+                        quota: quota.map(Arc::new),
+                    })
+                    .await
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        app_id = %event.app_id,
+                        "cannot read a changed app ACL or quota; resyncing"
+                    );
+                    tx.send(Change::Resync).await
+                }
             }
-            Err(e) => {
-                tracing::warn!(
-                    error = %e,
-                    app_id = %event.app_id,
-                    "cannot read a changed app ACL; resyncing"
-                );
-                tx.send(Change::Resync).await
-            }
-        },
+        }
         EventKind::Created => match app_code_by_id(shared, instance_id, event.app_code_id).await {
             Ok(Some(record)) => {
                 let identity = record.identity();
@@ -441,12 +456,23 @@ async fn relay(
     }
 }
 
-/// The ACL an app named by an announcement has now.
-async fn app_acl(shared: &Shared, instance_id: &str, app_id: &str) -> StoreResult<Option<AppAcl>> {
+/// The ACL an app named by an announcement has now (when `with_acl`; else `None`), and its
+/// quota now.
+async fn app_policy(
+    shared: &Shared,
+    instance_id: &str,
+    app_id: &str,
+    with_acl: bool,
+) -> StoreResult<(Option<Option<AppAcl>>, Option<AppQuota>)> {
     shared
         .pool
-        .call("read app ACL", async |conn| {
-            acls::of_app(conn, instance_id, app_id).await
+        .call("read app ACL and quota", async |conn| {
+            let acl = if with_acl {
+                Some(acls::of_app(conn, instance_id, app_id).await?)
+            } else {
+                None
+            };
+            Ok((acl, quotas::of_app(conn, instance_id, app_id).await?))
         })
         .await
 }

@@ -2,10 +2,12 @@
 //! that changes which AppCodes are valid pushed to every node's cache by `LISTEN`/`NOTIFY`. Its
 //! type documentation describes the guarantees and the schema.
 //!
-//! - `store.rs`: the store, its options, and the async face.
+//! - `store.rs`: the store and its async face; `options.rs`: how to open it.
 //! - `shared.rs`: what the operations and the listeners share (the pool, the sealer, the schema).
 //! - `ops.rs`: each operation as one statement, or as the body of one transaction that the
 //!   pool begins and commits; the revision and change-log rules under the SQLite store's names.
+//! - `acls.rs`, `quotas.rs`, `quota_apps.rs`: the same for app ACLs, app quotas, and apps' bindings
+//!   to quotas with their shared counts.
 //! - `schema.rs`: migrations under an advisory lock, and the master-key record.
 //! - `announcement.rs`: what a write announces (`NOTIFY` payloads), and how it is read back.
 //! - `listen.rs`: the listener behind `Store::changes`.
@@ -21,10 +23,14 @@ mod announcement;
 mod error;
 mod listen;
 mod ops;
+mod options;
 mod pool;
+mod quota_apps;
+mod quotas;
 mod schema;
 mod shared;
 mod store;
 mod tls;
 
-pub use store::{PostgresOptions, PostgresStore};
+pub use options::PostgresOptions;
+pub use store::PostgresStore;

@@ -184,9 +184,10 @@ macro_rules! app_columns {
          update_time, status"
     };
 }
+pub(super) use app_columns;
 
 impl RawApp {
-    fn from_pg_row(r: &Row) -> StoreResult<Self> {
+    pub(super) fn from_pg_row(r: &Row) -> StoreResult<Self> {
         Ok(Self {
             id: col(r, 0)?,
             name: col(r, 1)?,
@@ -514,6 +515,7 @@ pub(super) async fn delete_app(
     )
     .await?;
     let had_acl = super::acls::delete(conn, seq).await?;
+    let had_quota = super::quota_apps::leave(conn, &scope.instance_id, seq, app_id).await?;
     conn.execute("delete app", "DELETE FROM apps WHERE seq = $1", &[&seq])
         .await?;
     let mut events: Vec<Event<'_>> = codes
@@ -524,15 +526,15 @@ pub(super) async fn delete_app(
             app_code_id: &c.id,
         })
         .collect();
-    if had_acl {
+    if had_acl || had_quota {
         events.push(Event {
-            kind: EventKind::Acl,
+            kind: EventKind::Policy,
             app_id,
             app_code_id: "",
         });
     }
-    // An app without codes or ACL changed nothing a gateway enforces: no revision, nothing to
-    // announce.
+    // An app without codes, ACL or quota changed nothing a gateway enforces: no revision,
+    // nothing to announce.
     if !events.is_empty() {
         record_write(conn, shared, &scope.instance_id, &events).await?;
     }
@@ -829,6 +831,7 @@ pub(super) async fn app_code_changes(
         })
         .collect::<StoreResult<_>>()?;
     changes.acls = super::acls::changed_since(conn, instance_id, after).await?;
+    changes.quotas = super::quotas::changed_since(conn, instance_id, after).await?;
     Ok(Some(changes))
 }
 

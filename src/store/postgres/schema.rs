@@ -86,6 +86,45 @@ pub(super) const MIGRATIONS: &[&str] = &[
         kind text NOT NULL CHECK (kind IN ('PERMIT', 'DENY')),
         acl_values text[] NOT NULL
     );",
+    // 4: app quotas, their bindings (one per app; `seq` keeps the order apps were bound in)
+    // and the calls every node counted in each app's current window (by app ID: nodes report
+    // counts of apps they know, which need not exist here any more). A change of an app's
+    // quota is logged and announced as kind `A`, like a change of its ACL: a node of version 3
+    // reads the ACL it names and misses the quota, which it does not enforce anyway. A binding
+    // goes with its app even when a node of version 3 deletes the app.
+    "CREATE TABLE app_quotas (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        project_id text NOT NULL,
+        instance_id text NOT NULL,
+        id text NOT NULL,
+        name text NOT NULL,
+        call_limits bigint NOT NULL CHECK (call_limits > 0),
+        time_unit text NOT NULL CHECK (time_unit IN ('SECOND', 'MINUTE', 'HOUR', 'DAY')),
+        time_interval bigint NOT NULL CHECK (time_interval > 0),
+        reset_time bigint,
+        remark text NOT NULL,
+        create_time bigint NOT NULL,
+        CONSTRAINT app_quotas_by_id UNIQUE (project_id, instance_id, id),
+        CONSTRAINT app_quotas_by_name UNIQUE (instance_id, name)
+    );
+
+    CREATE TABLE app_quota_bindings (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        app_seq bigint NOT NULL REFERENCES apps (seq) ON DELETE CASCADE,
+        quota_seq bigint NOT NULL REFERENCES app_quotas (seq),
+        bound_time bigint NOT NULL,
+        CONSTRAINT app_quota_bindings_by_app UNIQUE (app_seq)
+    );
+    CREATE INDEX app_quota_bindings_by_quota ON app_quota_bindings (quota_seq, seq);
+
+    CREATE TABLE app_quota_counts (
+        instance_id text NOT NULL,
+        app_id text NOT NULL,
+        first_call bigint NOT NULL,
+        window_start bigint NOT NULL,
+        calls bigint NOT NULL CHECK (calls >= 0),
+        PRIMARY KEY (instance_id, app_id)
+    );",
 ];
 
 /// The schema version this code writes.

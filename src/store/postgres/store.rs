@@ -1,123 +1,23 @@
-//! [`PostgresStore`] and its [`PostgresOptions`].
+//! [`PostgresStore`].
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
-
 use tokio_postgres::Config;
 
 use super::ops::{self, BEGIN_READ, BEGIN_SNAPSHOT, BEGIN_WRITE};
+use super::options::PostgresOptions;
 use super::pool::{Conn, Pool, Progress};
 use super::shared::Shared;
-use super::{acls, listen, schema, tls};
+use super::{acls, listen, quota_apps, quotas, schema, tls};
 use crate::acl::AppAcl;
 use crate::provider::{BoxFuture, ChangeStream};
-use crate::store::cipher::{MasterKey, Sealer};
+use crate::quota::AppQuota;
+use crate::store::cipher::Sealer;
 use crate::store::{
-    App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, InstanceSnapshot, Page, Scope,
-    Store, StoreError, StoreResult, CHANGE_LOG_RETENTION,
+    App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, AppQuotaRecord, InstanceSnapshot,
+    Page, QuotaApp, QuotaBinding, QuotaCount, Scope, SharedCount, Store, StoreError, StoreResult,
+    Timestamp,
 };
-
-/// Connections of the pool by default.
-const DEFAULT_POOL_SIZE: usize = 16;
-/// The bound on one call by default: a healthy database answers a management call in
-/// milliseconds, and a frozen one (a stopped server, a network partition) must not hold the
-/// caller, and the node's write lock, for as long as the freeze lasts.
-const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How to open a [`PostgresStore`]: an optional master key, the pool's size, the bound on
-/// each call and how many revisions the change log keeps.
-///
-/// ```
-/// use std::time::Duration;
-///
-/// use apig_appcode::store::{MasterKey, PostgresOptions};
-///
-/// let options = PostgresOptions::new()
-///     .master_key(MasterKey::from_bytes([1; 32]))
-///     .pool_size(32)
-///     .call_timeout(Duration::from_secs(3))
-///     .change_log_retention(50_000);
-/// assert!(format!("{options:?}").contains("MasterKey(<redacted>)"));
-/// ```
-#[derive(Debug, Clone)]
-pub struct PostgresOptions {
-    master_key: Option<MasterKey>,
-    pool_size: usize,
-    call_timeout: Duration,
-    change_log_retention: u64,
-}
-
-impl Default for PostgresOptions {
-    fn default() -> Self {
-        Self {
-            master_key: None,
-            pool_size: DEFAULT_POOL_SIZE,
-            call_timeout: DEFAULT_CALL_TIMEOUT,
-            change_log_retention: CHANGE_LOG_RETENTION,
-        }
-    }
-}
-
-impl PostgresOptions {
-    /// No master key (values stored in clear), a pool of 16 connections, calls bounded by 5 s,
-    /// a change log of [`CHANGE_LOG_RETENTION`] revisions per instance.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The most one store call may take (default 5 s, at least 1 ms): waiting for a pooled
-    /// connection, opening one, and its statement or whole transaction together. A call still
-    /// running then fails with [`StoreError::Unavailable`] naming the operation, and its
-    /// connection is closed rather than reused, so nothing it held (a row lock, the management
-    /// API's write lock) outlives the bound.
-    ///
-    /// The server is told the same limit as `statement_timeout` and
-    /// `idle_in_transaction_session_timeout` of the pool's sessions (unless the URL's `options`
-    /// set them), so a statement or transaction the client gave up on ends there too. Reading
-    /// a whole instance's AppCodes (a gateway's snapshot) grows with the instance: it is bounded
-    /// by the time without progress instead, each batch of rows within the limit, and runs
-    /// without `statement_timeout`. The `LISTEN` connection is not concerned: its heartbeat has
-    /// its own, longer deadline.
-    pub fn call_timeout(mut self, limit: Duration) -> Self {
-        self.call_timeout = limit.max(Duration::from_millis(1));
-        self
-    }
-
-    /// Encrypts AppCode values and app secrets at rest with `key`, as `SqliteStore` does (see
-    /// [`MasterKey`]). A schema is
-    /// created either with a key or without one, and every node must open it the same way.
-    pub fn master_key(mut self, key: MasterKey) -> Self {
-        self.master_key = Some(key);
-        self
-    }
-
-    /// The most connections the store opens at once for its operations (at least 1). Each node
-    /// also holds one more connection, for `LISTEN`, per instance it serves.
-    pub fn pool_size(mut self, size: usize) -> Self {
-        self.pool_size = size.max(1);
-        self
-    }
-
-    /// How many revisions of each instance the change log keeps (default
-    /// [`CHANGE_LOG_RETENTION`], at least 1): a gateway that fell further behind than that
-    /// reloads a full snapshot instead of catching up on the changes
-    /// ([`Store::app_code_changes`]). Each write prunes what falls out, in its own transaction,
-    /// so nodes with different settings share one database safely: the log is as long as the
-    /// last writer's setting.
-    ///
-    /// ```
-    /// use apig_appcode::store::PostgresOptions;
-    ///
-    /// // A write is one revision: keep the last 100 000 writes of each instance.
-    /// let options = PostgresOptions::new().change_log_retention(100_000);
-    /// # let _ = options;
-    /// ```
-    pub fn change_log_retention(mut self, revisions: u64) -> Self {
-        self.change_log_retention = revisions.max(1);
-        self
-    }
-}
 
 /// A store in a PostgreSQL database, shared by any number of gateway nodes; every node's cache
 /// learns about other nodes' changes through `LISTEN`/`NOTIFY`.
@@ -479,6 +379,167 @@ impl Store for PostgresStore {
             BEGIN_SNAPSHOT,
             async move |conn, progress| acls::of_instance(conn, progress, instance_id).await,
         ))
+    }
+
+    fn create_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        record: AppQuotaRecord,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+        Box::pin(
+            self.shared
+                .pool
+                .transaction("create app quota", BEGIN_WRITE, async move |conn| {
+                    quotas::create(conn, scope, record).await
+                }),
+        )
+    }
+
+    fn get_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+        Box::pin(self.shared.pool.call("read app quota", async move |conn| {
+            quotas::get(conn, scope, quota_id).await
+        }))
+    }
+
+    fn list_app_quotas<'a>(
+        &'a self,
+        scope: &'a Scope,
+        name: Option<&'a str>,
+        offset: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Page<AppQuotaRecord>>> {
+        Box::pin(
+            self.shared
+                .pool
+                .transaction("list app quotas", BEGIN_READ, async move |conn| {
+                    quotas::list(conn, scope, name, offset, limit).await
+                }),
+        )
+    }
+
+    fn update_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        record: AppQuotaRecord,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+        let shared = &*self.shared;
+        Box::pin(
+            shared
+                .pool
+                .transaction("update app quota", BEGIN_WRITE, async move |conn| {
+                    quotas::update(conn, shared, scope, quota_id, record).await
+                }),
+        )
+    }
+
+    fn delete_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let shared = &*self.shared;
+        Box::pin(
+            shared
+                .pool
+                .transaction("delete app quota", BEGIN_WRITE, async move |conn| {
+                    quotas::delete(conn, shared, scope, quota_id).await
+                }),
+        )
+    }
+
+    fn bind_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        app_ids: &'a [String],
+        bound_time: Timestamp,
+    ) -> BoxFuture<'a, StoreResult<Vec<QuotaBinding>>> {
+        let shared = &*self.shared;
+        Box::pin(
+            shared
+                .pool
+                .transaction("bind app quota", BEGIN_WRITE, async move |conn| {
+                    quota_apps::bind(conn, shared, scope, quota_id, app_ids, bound_time).await
+                }),
+        )
+    }
+
+    fn quota_apps<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        bound: bool,
+        app_name: Option<&'a str>,
+        offset: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Page<QuotaApp>>> {
+        let Shared { pool, sealer, .. } = &*self.shared;
+        Box::pin(
+            pool.transaction("list the quota's apps", BEGIN_READ, async move |conn| {
+                quota_apps::apps(
+                    conn, sealer, scope, quota_id, bound, app_name, offset, limit,
+                )
+                .await
+            }),
+        )
+    }
+
+    fn unbind_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let shared = &*self.shared;
+        Box::pin(
+            shared
+                .pool
+                .transaction("unbind app quota", BEGIN_WRITE, async move |conn| {
+                    quota_apps::unbind(conn, shared, scope, quota_id, app_id).await
+                }),
+        )
+    }
+
+    fn app_bound_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<AppQuotaRecord>>> {
+        Box::pin(self.shared.pool.transaction(
+            "read the app's quota",
+            BEGIN_READ,
+            async move |conn| quota_apps::bound_to(conn, scope, app_id).await,
+        ))
+    }
+
+    fn instance_app_quotas<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppQuota)>>> {
+        Box::pin(self.shared.pool.streaming_transaction(
+            "read the instance's app quotas",
+            BEGIN_SNAPSHOT,
+            async move |conn, progress| quotas::of_instance(conn, progress, instance_id).await,
+        ))
+    }
+
+    fn add_quota_counts<'a>(
+        &'a self,
+        instance_id: &'a str,
+        counts: &'a [QuotaCount],
+    ) -> BoxFuture<'a, StoreResult<Vec<SharedCount>>> {
+        Box::pin(
+            self.shared
+                .pool
+                .transaction("add quota counts", BEGIN_WRITE, async move |conn| {
+                    quota_apps::add_counts(conn, instance_id, counts).await
+                }),
+        )
     }
 
     fn instance_app_codes<'a>(

@@ -67,7 +67,7 @@ fn log_change(
         tx,
         retention,
         &scope.instance_id,
-        &[(Kind::Acl, app_id, "")],
+        &[(Kind::Policy, app_id, "")],
     )
 }
 
@@ -123,8 +123,8 @@ pub(super) fn of_instance(
         .collect()
 }
 
-/// The apps whose ACL changed after revision `after` (each once, in the order of its last
-/// change) and the ACL each has now, inside the reader's transaction.
+/// The apps whose ACL or quota changed after revision `after` (each once, in the order of its
+/// last change) and the ACL each has now, inside the reader's transaction.
 pub(super) fn changed_since(
     tx: &Transaction<'_>,
     instance_id: &str,
@@ -133,12 +133,12 @@ pub(super) fn changed_since(
     let rows = tx
         .prepare_cached(
             "SELECT l.app_id, x.kind, x.acl_values
-             FROM (SELECT app_id, max(revision) AS revision FROM app_code_log
+             FROM (SELECT app_id, max(revision) AS revision, ord FROM app_code_log
                    WHERE instance_id = ?1 AND revision > ?2 AND kind = 'A'
                    GROUP BY app_id) l
              LEFT JOIN apps a ON a.instance_id = ?1 AND a.id = l.app_id
              LEFT JOIN app_acls x ON x.app_seq = a.seq
-             ORDER BY l.revision",
+             ORDER BY l.revision, l.ord",
         )
         .and_then(|mut s| {
             s.query_map(params![instance_id, after], |r| {

@@ -2,18 +2,25 @@
 //! secrets optionally encrypted at rest. Its type documentation describes the guarantees and
 //! the schema.
 //!
-//! - `store.rs`: the store, its options, and the async face (blocking work on tokio's pool).
+//! - `store.rs`: the store and its async face (blocking work on tokio's pool); `options.rs`: how
+//!   to open it.
 //! - `ops.rs`: each operation as one transaction on a connection.
+//! - `acls.rs`, `quotas.rs`, `quota_apps.rs`: the same for app ACLs, app quotas, and apps'
+//!   bindings to quotas with their shared counts.
 //! - `schema.rs`: migrations and the master-key record.
 //! - `error.rs`: the mapping of internal failures to `StoreError::Backend`.
 
 mod acls;
 mod error;
 mod ops;
+mod options;
+mod quota_apps;
+mod quotas;
 mod schema;
 mod store;
 #[cfg(test)]
 mod tests;
 
 pub use error::SqliteFileError;
-pub use store::{SqliteOptions, SqliteStore};
+pub use options::SqliteOptions;
+pub use store::SqliteStore;

@@ -56,11 +56,12 @@ fn exists(tx: &Transaction<'_>, sql: &str, params: impl rusqlite::Params) -> Sto
         .map_err(db("check uniqueness"))
 }
 
-const APP_COLUMNS: &str = "id, name, remark, creator, app_key, app_secret, app_secret_nonce, \
+pub(super) const APP_COLUMNS: &str =
+    "id, name, remark, creator, app_key, app_secret, app_secret_nonce, \
                            register_time, update_time, status";
 
 impl RawApp {
-    fn from_sqlite_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(super) fn from_sqlite_row(r: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             id: r.get(0)?,
             name: r.get(1)?,
@@ -340,6 +341,7 @@ pub(super) fn delete_app(
         [seq],
     )?;
     let had_acl = super::acls::delete(&tx, seq)?;
+    let had_quota = super::quota_apps::leave(&tx, &scope.instance_id, seq, app_id)?;
     tx.execute("DELETE FROM app_codes WHERE app_seq = ?1", [seq])
         .and_then(|_| tx.execute("DELETE FROM apps WHERE seq = ?1", [seq]))
         .map_err(db("delete app"))?;
@@ -347,10 +349,11 @@ pub(super) fn delete_app(
         .iter()
         .map(|c| (Kind::Deleted, &*c.app_id, &*c.id))
         .collect();
-    if had_acl {
-        logged.push((Kind::Acl, app_id, ""));
+    if had_acl || had_quota {
+        logged.push((Kind::Policy, app_id, ""));
     }
-    // An app without codes or ACL changes nothing a gateway enforces: no revision for it.
+    // An app without codes, ACL or quota changes nothing a gateway enforces: no revision for
+    // it.
     if !logged.is_empty() {
         record_write(&tx, retention, &scope.instance_id, &logged)?;
     }
@@ -524,14 +527,14 @@ pub(super) fn instance_app_codes(
     )
 }
 
-/// What a write did to an AppCode, or to an app's ACL, as the change log's `kind` column
-/// records it.
+/// What a write did to an AppCode, or to an app's ACL or quota, as the change log's `kind`
+/// column records it.
 #[derive(Clone, Copy)]
 pub(super) enum Kind {
     Created,
     Deleted,
-    /// An app's ACL was set or removed; the entry names the app only.
-    Acl,
+    /// An app's ACL or quota was set, changed or removed; the entry names the app only.
+    Policy,
 }
 
 impl Kind {
@@ -540,14 +543,14 @@ impl Kind {
         match self {
             Self::Created => "C",
             Self::Deleted => "D",
-            Self::Acl => "A",
+            Self::Policy => "A",
         }
     }
 }
 
-/// Records one write that changed the instance's AppCodes or app ACLs, in its transaction:
-/// takes the instance's next revision, logs `entries` (what happened, the app's ID and the
-/// code's, empty for an ACL; in order) under it, and prunes the log entries that fall out of the
+/// Records one write that changed the instance's AppCodes, app ACLs or app quotas, in its
+/// transaction: takes the instance's next revision, logs `entries` (what happened, the app's ID
+/// and the code's, empty for an ACL or quota; in order) under it, and prunes the log entries that fall out of the
 /// last `retention` revisions.
 ///
 /// Every revision logs at least one entry, so the newest pruned revision is always
@@ -696,10 +699,12 @@ pub(super) fn app_code_changes(
         })
         .map_err(db("read the change log"))?;
     let acls = super::acls::changed_since(&tx, instance_id, after)?;
+    let quotas = super::quotas::changed_since(&tx, instance_id, after)?;
     Ok(Some(AppCodeChanges {
         revision: current,
         created,
         deleted,
         acls,
+        quotas,
     }))
 }

@@ -97,6 +97,42 @@ pub(super) const MIGRATIONS: &[&str] = &[
                CASE kind WHEN 'created' THEN 'C' ELSE 'D' END
         FROM app_code_changes;
     DROP TABLE app_code_changes;",
+    // 4: app quotas, their bindings (one per app; `seq` keeps the order apps were bound in)
+    // and the calls every node counted in each app's current window (by app ID: nodes report
+    // counts of apps they know, which need not exist here any more). A change of an app's
+    // quota is logged as kind `A`, like a change of its ACL: the reader reads both back.
+    "CREATE TABLE app_quotas (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        project_id TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        call_limits INTEGER NOT NULL CHECK (call_limits > 0),
+        time_unit TEXT NOT NULL CHECK (time_unit IN ('SECOND', 'MINUTE', 'HOUR', 'DAY')),
+        time_interval INTEGER NOT NULL CHECK (time_interval > 0),
+        reset_time INTEGER,
+        remark TEXT NOT NULL,
+        create_time INTEGER NOT NULL
+    ) STRICT;
+    CREATE UNIQUE INDEX app_quotas_by_id ON app_quotas (project_id, instance_id, id);
+    CREATE UNIQUE INDEX app_quotas_by_name ON app_quotas (instance_id, name);
+
+    CREATE TABLE app_quota_bindings (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        app_seq INTEGER NOT NULL UNIQUE REFERENCES apps (seq),
+        quota_seq INTEGER NOT NULL REFERENCES app_quotas (seq),
+        bound_time INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX app_quota_bindings_by_quota ON app_quota_bindings (quota_seq, seq);
+
+    CREATE TABLE app_quota_counts (
+        instance_id TEXT NOT NULL,
+        app_id TEXT NOT NULL,
+        first_call INTEGER NOT NULL,
+        window_start INTEGER NOT NULL,
+        calls INTEGER NOT NULL CHECK (calls >= 0),
+        PRIMARY KEY (instance_id, app_id)
+    ) STRICT, WITHOUT ROWID;",
 ];
 
 /// The schema version this code writes.

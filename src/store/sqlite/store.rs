@@ -1,4 +1,4 @@
-//! [`SqliteStore`] and its [`SqliteOptions`].
+//! [`SqliteStore`].
 
 use std::fmt;
 use std::future::Future;
@@ -9,113 +9,20 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode};
 
 use super::error::{self, db, SqliteFileError};
-use super::{acls, ops, schema};
+use super::options::SqliteOptions;
+use super::{acls, ops, quota_apps, quotas, schema};
 use crate::acl::AppAcl;
 use crate::provider::BoxFuture;
-use crate::store::cipher::{MasterKey, Sealer};
+use crate::quota::AppQuota;
+use crate::store::cipher::Sealer;
 use crate::store::{
-    App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, InstanceSnapshot, Page, Scope,
-    Store, StoreError, StoreResult, CHANGE_LOG_RETENTION,
+    App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, AppQuotaRecord, InstanceSnapshot,
+    Page, QuotaApp, QuotaBinding, QuotaCount, Scope, SharedCount, Store, StoreError, StoreResult,
+    Timestamp,
 };
 
-/// How long a write waits for another connection's (or process's) write by default.
-const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How to open a [`SqliteStore`]: an optional master key, the busy timeout and how many
-/// revisions the change log keeps.
-///
-/// ```
-/// use std::time::{Duration, Instant};
-/// use apig_appcode::store::{MasterKey, SqliteOptions};
-///
-/// let options = SqliteOptions::new()
-///     .master_key(MasterKey::from_bytes([1; 32]))
-///     .busy_timeout(Duration::from_secs(5));
-/// assert!(format!("{options:?}").contains("MasterKey(<redacted>)"));
-/// ```
-#[derive(Debug, Clone)]
-pub struct SqliteOptions {
-    master_key: Option<MasterKey>,
-    busy_timeout: Duration,
-    change_log_retention: u64,
-}
-
-impl Default for SqliteOptions {
-    fn default() -> Self {
-        Self {
-            master_key: None,
-            busy_timeout: DEFAULT_BUSY_TIMEOUT,
-            change_log_retention: CHANGE_LOG_RETENTION,
-        }
-    }
-}
-
-impl SqliteOptions {
-    /// No master key (values stored in clear), a busy timeout of 30 seconds, a change log of
-    /// [`CHANGE_LOG_RETENTION`] revisions per instance.
-    ///
-    /// ```
-    /// use apig_appcode::store::SqliteOptions;
-    ///
-    /// let options = SqliteOptions::new();
-    /// # let _ = options;
-    /// ```
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Encrypts AppCode values and app secrets at rest with `key`. A database is created either
-    /// with a key or without one, and must always be opened the same way (with the same key).
-    ///
-    /// ```
-    /// use apig_appcode::store::{MasterKey, SqliteOptions};
-    ///
-    /// let key: MasterKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".parse().unwrap();
-    /// let options = SqliteOptions::new().master_key(key);
-    /// # let _ = options;
-    /// ```
-    pub fn master_key(mut self, key: MasterKey) -> Self {
-        self.master_key = Some(key);
-        self
-    }
-
-    /// How long an operation waits for the database while another connection (in this or
-    /// another process) holds its write lock, before failing with [`StoreError::Backend`].
-    ///
-    /// ```
-    /// use std::time::{Duration, Instant};
-    /// use apig_appcode::store::SqliteOptions;
-    ///
-    /// let options = SqliteOptions::new().busy_timeout(Duration::from_secs(60));
-    /// # let _ = options;
-    /// ```
-    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
-        self.busy_timeout = timeout;
-        self
-    }
-
-    /// How many revisions of each instance the change log keeps (at least 1; by default
-    /// [`CHANGE_LOG_RETENTION`]): a gateway further behind than that reloads a full snapshot
-    /// instead of [catching up](Store::app_code_changes). Each write prunes what falls out of
-    /// the window in its own transaction, so the log of an instance stays about this many
-    /// writes long. A file may be reopened with another retention: a smaller one prunes on the
-    /// next write to each instance.
-    ///
-    /// ```
-    /// use apig_appcode::store::SqliteOptions;
-    ///
-    /// let options = SqliteOptions::new().change_log_retention(50_000);
-    /// # let _ = options;
-    /// ```
-    pub fn change_log_retention(mut self, revisions: u64) -> Self {
-        // A log of no revision could not serve even a reader one write behind.
-        self.change_log_retention = revisions.max(1);
-        self
-    }
-}
-
 /// The embedded store: apps and AppCodes in one SQLite file in WAL mode, AppCode values and
-/// app secrets optionally encrypted at rest under a [`MasterKey`].
+/// app secrets optionally encrypted at rest under a [`MasterKey`](crate::store::MasterKey).
 ///
 /// # Guarantees
 ///
@@ -155,8 +62,11 @@ impl SqliteOptions {
 /// `value_nonce` the nonce, `value_digest` the digest under the uniqueness index),
 /// `instance_revisions` (each written instance's revision, and the newest revision pruned from
 /// its log) and `app_code_log` (the change log: per instance and revision, the IDs of each
-/// AppCode created or deleted, never a value; the same columns as `PostgresStore`'s). Timestamps are integer nanoseconds since the Unix
-/// epoch; lists are ordered by insertion.
+/// AppCode created or deleted, and each app whose ACL or quota changed, never a value; the same
+/// columns as `PostgresStore`'s), `app_acls`, `app_quotas`, `app_quota_bindings` (one row per
+/// app bound to a quota) and `app_quota_counts` (the calls every node counted in each app's
+/// current window). Timestamps are integer nanoseconds since the Unix epoch (a quota's reset
+/// time: whole seconds); lists are ordered by insertion.
 ///
 /// # Example
 ///
@@ -495,6 +405,132 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, StoreResult<Vec<(String, AppAcl)>>> {
         let instance_id = instance_id.to_owned();
         Box::pin(self.run(move |c, _| acls::of_instance(c, &instance_id)))
+    }
+
+    fn create_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        record: AppQuotaRecord,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+        let scope = scope.clone();
+        Box::pin(self.run(move |c, _| quotas::create(c, &scope, record)))
+    }
+
+    fn get_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+        let (scope, quota_id) = (scope.clone(), quota_id.to_owned());
+        Box::pin(self.run(move |c, _| quotas::get(c, &scope, &quota_id)))
+    }
+
+    fn list_app_quotas<'a>(
+        &'a self,
+        scope: &'a Scope,
+        name: Option<&'a str>,
+        offset: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Page<AppQuotaRecord>>> {
+        let (scope, name) = (scope.clone(), name.map(str::to_owned));
+        Box::pin(self.run(move |c, _| quotas::list(c, &scope, name.as_deref(), offset, limit)))
+    }
+
+    fn update_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        record: AppQuotaRecord,
+    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+        let (scope, quota_id) = (scope.clone(), quota_id.to_owned());
+        let retention = self.inner.retention;
+        Box::pin(self.run(move |c, _| quotas::update(c, retention, &scope, &quota_id, record)))
+    }
+
+    fn delete_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let (scope, quota_id) = (scope.clone(), quota_id.to_owned());
+        let retention = self.inner.retention;
+        Box::pin(self.run(move |c, _| quotas::delete(c, retention, &scope, &quota_id)))
+    }
+
+    fn bind_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        app_ids: &'a [String],
+        bound_time: Timestamp,
+    ) -> BoxFuture<'a, StoreResult<Vec<QuotaBinding>>> {
+        let (scope, quota_id, app_ids) = (scope.clone(), quota_id.to_owned(), app_ids.to_vec());
+        let retention = self.inner.retention;
+        Box::pin(self.run(move |c, _| {
+            quota_apps::bind(c, retention, &scope, &quota_id, &app_ids, bound_time)
+        }))
+    }
+
+    fn quota_apps<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        bound: bool,
+        app_name: Option<&'a str>,
+        offset: u64,
+        limit: u64,
+    ) -> BoxFuture<'a, StoreResult<Page<QuotaApp>>> {
+        let (scope, quota_id) = (scope.clone(), quota_id.to_owned());
+        let app_name = app_name.map(str::to_owned);
+        Box::pin(self.run(move |c, s| {
+            quota_apps::apps(
+                c,
+                s,
+                &scope,
+                &quota_id,
+                bound,
+                app_name.as_deref(),
+                offset,
+                limit,
+            )
+        }))
+    }
+
+    fn unbind_app_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        quota_id: &'a str,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let (scope, quota_id, app_id) = (scope.clone(), quota_id.to_owned(), app_id.to_owned());
+        let retention = self.inner.retention;
+        Box::pin(self.run(move |c, _| quota_apps::unbind(c, retention, &scope, &quota_id, &app_id)))
+    }
+
+    fn app_bound_quota<'a>(
+        &'a self,
+        scope: &'a Scope,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<AppQuotaRecord>>> {
+        let (scope, app_id) = (scope.clone(), app_id.to_owned());
+        Box::pin(self.run(move |c, _| quota_apps::bound_to(c, &scope, &app_id)))
+    }
+
+    fn instance_app_quotas<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppQuota)>>> {
+        let instance_id = instance_id.to_owned();
+        Box::pin(self.run(move |c, _| quotas::of_instance(c, &instance_id)))
+    }
+
+    fn add_quota_counts<'a>(
+        &'a self,
+        instance_id: &'a str,
+        counts: &'a [QuotaCount],
+    ) -> BoxFuture<'a, StoreResult<Vec<SharedCount>>> {
+        let (instance_id, counts) = (instance_id.to_owned(), counts.to_vec());
+        Box::pin(self.run(move |c, _| quota_apps::add_counts(c, &instance_id, &counts)))
     }
 
     fn instance_app_codes<'a>(

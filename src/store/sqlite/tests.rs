@@ -319,7 +319,9 @@ async fn a_version_1_file_upgrades_in_place_at_revision_0() {
     // them changed), and it had neither revisions nor a log.
     let raw = Connection::open(&path).unwrap();
     raw.execute_batch(
-        "DROP TABLE instance_revisions; DROP TABLE app_code_log; DROP TABLE app_acls; PRAGMA user_version = 1;",
+        "DROP TABLE instance_revisions; DROP TABLE app_code_log; DROP TABLE app_acls;
+         DROP TABLE app_quota_counts; DROP TABLE app_quota_bindings; DROP TABLE app_quotas;
+         PRAGMA user_version = 1;",
     )
     .unwrap();
     let v1 = Connection::open_in_memory().unwrap();
@@ -376,7 +378,8 @@ async fn a_version_2_file_upgrades_in_place_keeping_its_log() {
     let raw = Connection::open(&path).unwrap();
     raw.execute_batch(
         "CREATE TEMP TABLE logged AS SELECT * FROM app_code_log;
-         DROP TABLE instance_revisions; DROP TABLE app_code_log; DROP TABLE app_acls;",
+         DROP TABLE instance_revisions; DROP TABLE app_code_log; DROP TABLE app_acls;
+         DROP TABLE app_quota_counts; DROP TABLE app_quota_bindings; DROP TABLE app_quotas;",
     )
     .unwrap();
     raw.execute_batch(super::schema::MIGRATIONS[1]).unwrap();

@@ -1,0 +1,428 @@
+//! App quotas in the PostgreSQL store (the apps bound to them and their shared counts are in
+//! `quota_apps.rs`). A change of an app's quota is logged and announced as kind `A`,
+//! like a change of its ACL, so gateways hear of both the same way. Each function is one
+//! statement or a transaction body, as in `ops.rs`.
+//!
+//! Locks, in the order writes take them (so that none waits for another in the opposite
+//! order): the quota's row, then the apps' rows in the order of their row numbers, then the
+//! instance's revision (`ops::record_write`, last).
+
+use futures_util::TryStreamExt;
+use tokio_postgres::Row;
+
+use super::announcement::{Event, EventKind};
+use super::error::{db, unique_violation};
+use super::ops::{col, record_write};
+use super::pool::{Conn, Progress};
+use super::shared::Shared;
+use crate::quota::AppQuota;
+use crate::store::sealed::{sql_count, sql_total, RawLimit, RawQuota};
+use crate::store::{AppQuotaRecord, Page, Scope, StoreError, StoreResult};
+
+/// This store's name in error messages.
+pub(super) const BACKEND: &str = "PostgreSQL";
+
+/// The columns [`raw_quota`] reads, from `app_quotas q`.
+macro_rules! quota_select {
+    () => {
+        "SELECT q.id, q.name, q.call_limits, q.time_unit, q.time_interval, q.reset_time, \
+         q.remark, q.create_time, \
+         (SELECT count(*) FROM app_quota_bindings b WHERE b.quota_seq = q.seq) \
+         FROM app_quotas q "
+    };
+}
+
+pub(super) const QUOTA_BY_ID: &str =
+    "SELECT seq FROM app_quotas WHERE project_id = $1 AND instance_id = $2 AND id = $3";
+pub(super) const QUOTA_BY_ID_LOCKED: &str =
+    "SELECT seq FROM app_quotas WHERE project_id = $1 AND instance_id = $2 AND id = $3 FOR UPDATE";
+
+fn raw_limit(r: &Row, at: usize) -> StoreResult<RawLimit> {
+    Ok(RawLimit {
+        call_limits: col(r, at)?,
+        time_unit: col(r, at + 1)?,
+        time_interval: col(r, at + 2)?,
+        reset_time: col(r, at + 3)?,
+    })
+}
+
+fn raw_quota(r: &Row) -> StoreResult<RawQuota> {
+    Ok(RawQuota {
+        id: col(r, 0)?,
+        name: col(r, 1)?,
+        limit: raw_limit(r, 2)?,
+        remark: col(r, 6)?,
+        create_time: col(r, 7)?,
+        bound_app_num: col(r, 8)?,
+    })
+}
+
+/// The quota's row number by `sql` ([`QUOTA_BY_ID`] or [`QUOTA_BY_ID_LOCKED`]), or
+/// [`StoreError::QuotaNotFound`].
+pub(super) async fn quota_seq(
+    conn: &mut Conn,
+    sql: &'static str,
+    scope: &Scope,
+    quota_id: &str,
+) -> StoreResult<i64> {
+    let row = conn
+        .query_opt(
+            "look up app quota",
+            sql,
+            &[&scope.project_id, &scope.instance_id, &quota_id],
+        )
+        .await?
+        .ok_or(StoreError::QuotaNotFound)?;
+    col(&row, 0)
+}
+
+pub(super) async fn read(conn: &mut Conn, seq: i64) -> StoreResult<AppQuotaRecord> {
+    let row = conn
+        .query_opt(
+            "read app quota",
+            concat!(quota_select!(), "WHERE q.seq = $1"),
+            &[&seq],
+        )
+        .await?
+        .ok_or(StoreError::QuotaNotFound)?;
+    raw_quota(&row)?.open(BACKEND)
+}
+
+/// The IDs of the apps bound to the quota at `seq`, in the order they were bound.
+async fn bound_apps(conn: &mut Conn, seq: i64) -> StoreResult<Vec<String>> {
+    let rows = conn
+        .query(
+            "read the quota's apps",
+            "SELECT a.id FROM app_quota_bindings b JOIN apps a ON a.seq = b.app_seq
+             WHERE b.quota_seq = $1 ORDER BY b.seq",
+            &[&seq],
+        )
+        .await?;
+    rows.iter().map(|r| col(r, 0)).collect()
+}
+
+/// Logs and announces a change of each app's quota under the instance's next revision.
+pub(super) async fn log_changes(
+    conn: &mut Conn,
+    shared: &Shared,
+    scope: &Scope,
+    app_ids: &[String],
+) -> StoreResult<()> {
+    let events: Vec<Event<'_>> = app_ids
+        .iter()
+        .map(|app_id| Event {
+            kind: EventKind::Policy,
+            app_id,
+            app_code_id: "",
+        })
+        .collect();
+    record_write(conn, shared, &scope.instance_id, &events).await?;
+    Ok(())
+}
+
+/// A write to `app_quotas` that a concurrent one beat to a name after the check, or another
+/// failure of `what`.
+fn unique_conflict(e: tokio_postgres::Error, what: &'static str) -> StoreError {
+    match unique_violation(&e) {
+        Some("app_quotas_by_name") => StoreError::QuotaNameExists,
+        _ => db(what)(e),
+    }
+}
+
+/// IDs are generated, so this is a fault, not a client error.
+fn duplicate_quota_id(id: &str) -> StoreError {
+    StoreError::Backend(format!("an app quota with ID {id} exists in the scope already").into())
+}
+
+/// A [`BEGIN_WRITE`](super::ops::BEGIN_WRITE) transaction. The check cannot lock a row that
+/// does not exist yet: a concurrent creation taking the same name after it is caught by the
+/// unique constraint.
+pub(super) async fn create(
+    conn: &mut Conn,
+    scope: &Scope,
+    record: AppQuotaRecord,
+) -> StoreResult<AppQuotaRecord> {
+    let taken = conn
+        .query_opt(
+            "check uniqueness",
+            "SELECT 1 FROM app_quotas WHERE instance_id = $1 AND name = $2",
+            &[&scope.instance_id, &record.name],
+        )
+        .await?;
+    if taken.is_some() {
+        return Err(StoreError::QuotaNameExists);
+    }
+    let limit = RawLimit::of(&record.quota, BACKEND)?;
+    let inserted = conn
+        .query_raw(
+            "INSERT INTO app_quotas (project_id, instance_id, id, name, call_limits, time_unit,
+                                     time_interval, reset_time, remark, create_time)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                &scope.project_id,
+                &scope.instance_id,
+                &record.id,
+                &record.name,
+                &limit.call_limits,
+                &limit.time_unit,
+                &limit.time_interval,
+                &limit.reset_time,
+                &record.remark,
+                &record.create_time.unix_nanos(),
+            ],
+        )
+        .await;
+    match inserted {
+        Ok(_) => Ok(AppQuotaRecord {
+            bound_app_num: 0,
+            ..record
+        }),
+        Err(e) if unique_violation(&e) == Some("app_quotas_by_id") => {
+            Err(duplicate_quota_id(&record.id))
+        }
+        Err(e) => Err(unique_conflict(e, "insert app quota")),
+    }
+}
+
+/// One statement.
+pub(super) async fn get(
+    conn: &mut Conn,
+    scope: &Scope,
+    quota_id: &str,
+) -> StoreResult<AppQuotaRecord> {
+    let row = conn
+        .query_opt(
+            "read app quota",
+            concat!(
+                quota_select!(),
+                "WHERE q.project_id = $1 AND q.instance_id = $2 AND q.id = $3"
+            ),
+            &[&scope.project_id, &scope.instance_id, &quota_id],
+        )
+        .await?
+        .ok_or(StoreError::QuotaNotFound)?;
+    raw_quota(&row)?.open(BACKEND)
+}
+
+/// `strpos` makes "contains" literal and case-sensitive, like [`str::contains`].
+macro_rules! quota_filter {
+    () => {
+        "q.project_id = $1 AND q.instance_id = $2 AND ($3::text IS NULL OR strpos(q.name, $3) > 0)"
+    };
+}
+
+/// A [`BEGIN_READ`](super::ops::BEGIN_READ) transaction: the total and the page agree.
+pub(super) async fn list(
+    conn: &mut Conn,
+    scope: &Scope,
+    name: Option<&str>,
+    offset: u64,
+    limit: u64,
+) -> StoreResult<Page<AppQuotaRecord>> {
+    let total: i64 = col(
+        &conn
+            .query(
+                "count app quotas",
+                concat!("SELECT count(*) FROM app_quotas q WHERE ", quota_filter!()),
+                &[&scope.project_id, &scope.instance_id, &name],
+            )
+            .await?[0],
+        0,
+    )?;
+    let rows = conn
+        .query(
+            "list app quotas",
+            concat!(
+                quota_select!(),
+                "WHERE ",
+                quota_filter!(),
+                " ORDER BY q.seq LIMIT $4 OFFSET $5"
+            ),
+            &[
+                &scope.project_id,
+                &scope.instance_id,
+                &name,
+                &sql_count(limit),
+                &sql_count(offset),
+            ],
+        )
+        .await?;
+    Ok(Page {
+        total: sql_total(total, BACKEND)?,
+        items: rows
+            .iter()
+            .map(|r| raw_quota(r)?.open(BACKEND))
+            .collect::<StoreResult<_>>()?,
+    })
+}
+
+/// A [`BEGIN_WRITE`](super::ops::BEGIN_WRITE) transaction. Locks the quota's row, so the apps
+/// it logs are those bound when it commits: a binding to it waits.
+pub(super) async fn update(
+    conn: &mut Conn,
+    shared: &Shared,
+    scope: &Scope,
+    quota_id: &str,
+    record: AppQuotaRecord,
+) -> StoreResult<AppQuotaRecord> {
+    let seq = quota_seq(conn, QUOTA_BY_ID_LOCKED, scope, quota_id).await?;
+    let taken = conn
+        .query_opt(
+            "check uniqueness",
+            "SELECT 1 FROM app_quotas WHERE instance_id = $1 AND name = $2 AND seq <> $3",
+            &[&scope.instance_id, &record.name, &seq],
+        )
+        .await?;
+    if taken.is_some() {
+        return Err(StoreError::QuotaNameExists);
+    }
+    let limit = RawLimit::of(&record.quota, BACKEND)?;
+    conn.query_raw(
+        "UPDATE app_quotas SET name = $2, call_limits = $3, time_unit = $4, time_interval = $5,
+                               reset_time = $6, remark = $7
+         WHERE seq = $1",
+        &[
+            &seq,
+            &record.name,
+            &limit.call_limits,
+            &limit.time_unit,
+            &limit.time_interval,
+            &limit.reset_time,
+            &record.remark,
+        ],
+    )
+    .await
+    .map_err(|e| unique_conflict(e, "update app quota"))?;
+    let bound = bound_apps(conn, seq).await?;
+    let updated = read(conn, seq).await?;
+    // A quota no app is bound to changes nothing a gateway enforces: no revision.
+    if !bound.is_empty() {
+        log_changes(conn, shared, scope, &bound).await?;
+    }
+    Ok(updated)
+}
+
+/// A [`BEGIN_WRITE`](super::ops::BEGIN_WRITE) transaction, locking the quota's row as
+/// [`update`] does.
+pub(super) async fn delete(
+    conn: &mut Conn,
+    shared: &Shared,
+    scope: &Scope,
+    quota_id: &str,
+) -> StoreResult<()> {
+    let seq = quota_seq(conn, QUOTA_BY_ID_LOCKED, scope, quota_id).await?;
+    let bound = bound_apps(conn, seq).await?;
+    let ids: Vec<&str> = bound.iter().map(String::as_str).collect();
+    super::quota_apps::forget_counts(conn, &scope.instance_id, &ids).await?;
+    conn.execute(
+        "unbind the quota's apps",
+        "DELETE FROM app_quota_bindings WHERE quota_seq = $1",
+        &[&seq],
+    )
+    .await?;
+    conn.execute(
+        "delete app quota",
+        "DELETE FROM app_quotas WHERE seq = $1",
+        &[&seq],
+    )
+    .await?;
+    if !bound.is_empty() {
+        log_changes(conn, shared, scope, &bound).await?;
+    }
+    Ok(())
+}
+
+/// The quota in columns `at..at + 4` of `row`, `None` if they are NULL (no quota).
+fn quota_in(row: &Row, at: usize, app_id: &str) -> StoreResult<Option<AppQuota>> {
+    if col::<Option<i64>>(row, at)?.is_none() {
+        return Ok(None);
+    }
+    raw_limit(row, at)?
+        .open(format_args!("the quota of app {app_id}"), BACKEND)
+        .map(Some)
+}
+
+/// One statement: the quota the app `app_id` of the instance has now (`None`: none, or no
+/// app).
+pub(super) async fn of_app(
+    conn: &mut Conn,
+    instance_id: &str,
+    app_id: &str,
+) -> StoreResult<Option<AppQuota>> {
+    let row = conn
+        .query_opt(
+            "read the app's quota",
+            "SELECT q.call_limits, q.time_unit, q.time_interval, q.reset_time
+             FROM apps a
+             JOIN app_quota_bindings b ON b.app_seq = a.seq
+             JOIN app_quotas q ON q.seq = b.quota_seq
+             WHERE a.instance_id = $1 AND a.id = $2",
+            &[&instance_id, &app_id],
+        )
+        .await?;
+    match row {
+        Some(r) => quota_in(&r, 0, app_id),
+        None => Ok(None),
+    }
+}
+
+/// A [`BEGIN_SNAPSHOT`](super::ops::BEGIN_SNAPSHOT) transaction: the quota of every app of the
+/// instance bound to one, decoded as the rows stream in. Each row is `progress`, as in
+/// `acls::of_instance`.
+pub(super) async fn of_instance(
+    conn: &mut Conn,
+    progress: &Progress,
+    instance_id: &str,
+) -> StoreResult<Vec<(String, AppQuota)>> {
+    let context = "read the instance's app quotas";
+    let rows = conn
+        .query_stream(
+            context,
+            "SELECT a.id, q.call_limits, q.time_unit, q.time_interval, q.reset_time
+             FROM app_quota_bindings b
+             JOIN apps a ON a.seq = b.app_seq
+             JOIN app_quotas q ON q.seq = b.quota_seq
+             WHERE a.instance_id = $1 ORDER BY b.seq",
+            &[&instance_id],
+        )
+        .await?;
+    let mut rows = std::pin::pin!(rows);
+    let mut quotas = Vec::new();
+    while let Some(row) = rows.try_next().await.map_err(db(context))? {
+        progress.tick();
+        let app_id: String = col(&row, 0)?;
+        let quota = raw_limit(&row, 1)?.open(format_args!("the quota of app {app_id}"), BACKEND)?;
+        quotas.push((app_id, quota));
+    }
+    Ok(quotas)
+}
+
+/// Inside the reader's transaction: the apps whose ACL or quota changed after revision `after`
+/// (each once, in the order of its last change) and the quota each has now.
+pub(super) async fn changed_since(
+    conn: &mut Conn,
+    instance_id: &str,
+    after: i64,
+) -> StoreResult<Vec<(String, Option<AppQuota>)>> {
+    let rows = conn
+        .query(
+            "read the changed app quotas",
+            "SELECT l.app_id, q.call_limits, q.time_unit, q.time_interval, q.reset_time
+             FROM (SELECT DISTINCT ON (app_id) app_id, revision, ord FROM app_code_log
+                   WHERE instance_id = $1 AND revision > $2 AND kind = 'A'
+                   ORDER BY app_id, revision DESC, ord DESC) l
+             LEFT JOIN apps a ON a.instance_id = $1 AND a.id = l.app_id
+             LEFT JOIN app_quota_bindings b ON b.app_seq = a.seq
+             LEFT JOIN app_quotas q ON q.seq = b.quota_seq
+             ORDER BY l.revision, l.ord",
+            &[&instance_id, &after],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let app_id: String = col(r, 0)?;
+            let quota = quota_in(r, 1, &app_id)?;
+            Ok((app_id, quota))
+        })
+        .collect()
+}

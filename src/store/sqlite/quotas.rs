@@ -1,0 +1,343 @@
+//! App quotas in the SQLite store (the apps bound to them and their shared counts are in
+//! `quota_apps.rs`). A change of an app's quota is logged as kind `A`, like a change of its
+//! ACL, so gateways catch up on both from one revision.
+
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+
+use super::error::db;
+use super::ops::{read_tx, record_write, write_tx, Kind};
+use crate::quota::AppQuota;
+use crate::store::sealed::{self, sql_count, RawLimit, RawQuota};
+use crate::store::{AppQuotaRecord, Page, Scope, StoreError, StoreResult};
+
+/// This store's name in error messages.
+pub(super) const BACKEND: &str = "SQLite";
+
+/// The columns [`raw_quota`] reads, from `app_quotas q`.
+const QUOTA_SELECT: &str = "SELECT q.id, q.name, q.call_limits, q.time_unit, q.time_interval, \
+     q.reset_time, q.remark, q.create_time, \
+     (SELECT COUNT(*) FROM app_quota_bindings b WHERE b.quota_seq = q.seq) \
+     FROM app_quotas q";
+
+fn raw_limit(r: &Row<'_>, at: usize) -> rusqlite::Result<RawLimit> {
+    Ok(RawLimit {
+        call_limits: r.get(at)?,
+        time_unit: r.get(at + 1)?,
+        time_interval: r.get(at + 2)?,
+        reset_time: r.get(at + 3)?,
+    })
+}
+
+fn raw_quota(r: &Row<'_>) -> rusqlite::Result<RawQuota> {
+    Ok(RawQuota {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        limit: raw_limit(r, 2)?,
+        remark: r.get(6)?,
+        create_time: r.get(7)?,
+        bound_app_num: r.get(8)?,
+    })
+}
+
+/// The quota's row number, or [`StoreError::QuotaNotFound`].
+pub(super) fn quota_seq(tx: &Transaction<'_>, scope: &Scope, quota_id: &str) -> StoreResult<i64> {
+    tx.prepare_cached(
+        "SELECT seq FROM app_quotas WHERE project_id = ?1 AND instance_id = ?2 AND id = ?3",
+    )
+    .and_then(|mut s| {
+        s.query_row(
+            params![scope.project_id, scope.instance_id, quota_id],
+            |r| r.get(0),
+        )
+        .optional()
+    })
+    .map_err(db("look up app quota"))?
+    .ok_or(StoreError::QuotaNotFound)
+}
+
+pub(super) fn read(tx: &Transaction<'_>, seq: i64) -> StoreResult<AppQuotaRecord> {
+    tx.prepare_cached(&format!("{QUOTA_SELECT} WHERE q.seq = ?1"))
+        .and_then(|mut s| s.query_row([seq], raw_quota).optional())
+        .map_err(db("read app quota"))?
+        .ok_or(StoreError::QuotaNotFound)?
+        .open(BACKEND)
+}
+
+/// Whether a quota of the instance other than the one at row `except` is named `name`.
+fn name_taken(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    name: &str,
+    except: Option<i64>,
+) -> StoreResult<bool> {
+    tx.prepare_cached(
+        "SELECT 1 FROM app_quotas WHERE instance_id = ?1 AND name = ?2 AND seq IS NOT ?3",
+    )
+    .and_then(|mut s| s.exists(params![scope.instance_id, name, except]))
+    .map_err(db("check uniqueness"))
+}
+
+/// The IDs of the apps bound to the quota at `seq`, in the order they were bound.
+fn bound_apps(tx: &Transaction<'_>, seq: i64) -> StoreResult<Vec<String>> {
+    tx.prepare_cached(
+        "SELECT a.id FROM app_quota_bindings b JOIN apps a ON a.seq = b.app_seq
+         WHERE b.quota_seq = ?1 ORDER BY b.seq",
+    )
+    .and_then(|mut s| {
+        s.query_map([seq], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()
+    })
+    .map_err(db("read the quota's apps"))
+}
+
+/// Logs a change of each app's quota under the instance's next revision.
+pub(super) fn log_changes(
+    tx: &Transaction<'_>,
+    retention: u64,
+    scope: &Scope,
+    app_ids: &[String],
+) -> StoreResult<()> {
+    let entries: Vec<_> = app_ids
+        .iter()
+        .map(|app| (Kind::Policy, app.as_str(), ""))
+        .collect();
+    record_write(tx, retention, &scope.instance_id, &entries)
+}
+
+pub(super) fn create(
+    conn: &mut Connection,
+    scope: &Scope,
+    record: AppQuotaRecord,
+) -> StoreResult<AppQuotaRecord> {
+    let tx = write_tx(conn)?;
+    if name_taken(&tx, scope, &record.name, None)? {
+        return Err(StoreError::QuotaNameExists);
+    }
+    let id_taken = match quota_seq(&tx, scope, &record.id) {
+        Ok(_) => true,
+        Err(StoreError::QuotaNotFound) => false,
+        Err(e) => return Err(e),
+    };
+    // IDs are generated, so this is a fault, not a client error.
+    if id_taken {
+        return Err(StoreError::Backend(
+            format!(
+                "an app quota with ID {} exists in the scope already",
+                record.id
+            )
+            .into(),
+        ));
+    }
+    let limit = RawLimit::of(&record.quota, BACKEND)?;
+    tx.prepare_cached(
+        "INSERT INTO app_quotas (project_id, instance_id, id, name, call_limits, time_unit,
+                                 time_interval, reset_time, remark, create_time)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            scope.project_id,
+            scope.instance_id,
+            record.id,
+            record.name,
+            limit.call_limits,
+            limit.time_unit,
+            limit.time_interval,
+            limit.reset_time,
+            record.remark,
+            record.create_time.unix_nanos(),
+        ])
+    })
+    .map_err(db("insert app quota"))?;
+    tx.commit().map_err(db("commit app quota"))?;
+    Ok(AppQuotaRecord {
+        bound_app_num: 0,
+        ..record
+    })
+}
+
+pub(super) fn get(
+    conn: &mut Connection,
+    scope: &Scope,
+    quota_id: &str,
+) -> StoreResult<AppQuotaRecord> {
+    let tx = read_tx(conn)?;
+    let seq = quota_seq(&tx, scope, quota_id)?;
+    read(&tx, seq)
+}
+
+pub(super) fn list(
+    conn: &mut Connection,
+    scope: &Scope,
+    name: Option<&str>,
+    offset: u64,
+    limit: u64,
+) -> StoreResult<Page<AppQuotaRecord>> {
+    // `instr` makes "contains" literal and case-sensitive, like `str::contains`.
+    const FILTER: &str = "q.project_id = ?1 AND q.instance_id = ?2 \
+                          AND (?3 IS NULL OR instr(q.name, ?3) > 0)";
+    let tx = read_tx(conn)?;
+    let total: i64 = tx
+        .prepare_cached(&format!("SELECT COUNT(*) FROM app_quotas q WHERE {FILTER}"))
+        .and_then(|mut s| {
+            s.query_row(params![scope.project_id, scope.instance_id, name], |r| {
+                r.get(0)
+            })
+        })
+        .map_err(db("count app quotas"))?;
+    let raws = tx
+        .prepare_cached(&format!(
+            "{QUOTA_SELECT} WHERE {FILTER} ORDER BY q.seq LIMIT ?4 OFFSET ?5"
+        ))
+        .and_then(|mut s| {
+            s.query_map(
+                params![
+                    scope.project_id,
+                    scope.instance_id,
+                    name,
+                    sql_count(limit),
+                    sql_count(offset)
+                ],
+                raw_quota,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db("list app quotas"))?;
+    Ok(Page {
+        total: sealed::sql_total(total, BACKEND)?,
+        items: raws
+            .into_iter()
+            .map(|raw| raw.open(BACKEND))
+            .collect::<StoreResult<_>>()?,
+    })
+}
+
+pub(super) fn update(
+    conn: &mut Connection,
+    retention: u64,
+    scope: &Scope,
+    quota_id: &str,
+    record: AppQuotaRecord,
+) -> StoreResult<AppQuotaRecord> {
+    let tx = write_tx(conn)?;
+    let seq = quota_seq(&tx, scope, quota_id)?;
+    if name_taken(&tx, scope, &record.name, Some(seq))? {
+        return Err(StoreError::QuotaNameExists);
+    }
+    let limit = RawLimit::of(&record.quota, BACKEND)?;
+    tx.prepare_cached(
+        "UPDATE app_quotas SET name = ?2, call_limits = ?3, time_unit = ?4, time_interval = ?5,
+                               reset_time = ?6, remark = ?7
+         WHERE seq = ?1",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            seq,
+            record.name,
+            limit.call_limits,
+            limit.time_unit,
+            limit.time_interval,
+            limit.reset_time,
+            record.remark,
+        ])
+    })
+    .map_err(db("update app quota"))?;
+    let bound = bound_apps(&tx, seq)?;
+    // A quota no app is bound to changes nothing a gateway enforces: no revision.
+    if !bound.is_empty() {
+        log_changes(&tx, retention, scope, &bound)?;
+    }
+    let updated = read(&tx, seq)?;
+    tx.commit().map_err(db("commit app quota"))?;
+    Ok(updated)
+}
+
+pub(super) fn delete(
+    conn: &mut Connection,
+    retention: u64,
+    scope: &Scope,
+    quota_id: &str,
+) -> StoreResult<()> {
+    let tx = write_tx(conn)?;
+    let seq = quota_seq(&tx, scope, quota_id)?;
+    let bound = bound_apps(&tx, seq)?;
+    for app in &bound {
+        super::quota_apps::forget_count(&tx, &scope.instance_id, app)?;
+    }
+    tx.execute("DELETE FROM app_quota_bindings WHERE quota_seq = ?1", [seq])
+        .and_then(|_| tx.execute("DELETE FROM app_quotas WHERE seq = ?1", [seq]))
+        .map_err(db("delete app quota"))?;
+    if !bound.is_empty() {
+        log_changes(&tx, retention, scope, &bound)?;
+    }
+    tx.commit().map_err(db("commit app quota deletion"))
+}
+
+pub(super) fn of_instance(
+    conn: &mut Connection,
+    instance_id: &str,
+) -> StoreResult<Vec<(String, AppQuota)>> {
+    let tx = read_tx(conn)?;
+    let rows = tx
+        .prepare_cached(
+            "SELECT a.id, q.call_limits, q.time_unit, q.time_interval, q.reset_time
+             FROM app_quota_bindings b
+             JOIN apps a ON a.seq = b.app_seq
+             JOIN app_quotas q ON q.seq = b.quota_seq
+             WHERE a.instance_id = ?1 ORDER BY b.seq",
+        )
+        .and_then(|mut s| {
+            s.query_map([instance_id], |r| {
+                Ok((r.get::<_, String>(0)?, raw_limit(r, 1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db("read the instance's app quotas"))?;
+    rows.into_iter()
+        .map(|(app, limit)| {
+            let quota = limit.open(format_args!("the quota of app {app}"), BACKEND)?;
+            Ok((app, quota))
+        })
+        .collect()
+}
+
+/// The apps whose ACL or quota changed after revision `after` (each once, in the order of its
+/// last change) and the quota each has now, inside the reader's transaction.
+pub(super) fn changed_since(
+    tx: &Transaction<'_>,
+    instance_id: &str,
+    after: i64,
+) -> StoreResult<Vec<(String, Option<AppQuota>)>> {
+    // SQLite takes the bare `ord` from the row whose revision `max` chose: a write logs an app
+    // once at most.
+    let rows = tx
+        .prepare_cached(
+            "SELECT l.app_id, q.call_limits, q.time_unit, q.time_interval, q.reset_time
+             FROM (SELECT app_id, max(revision) AS revision, ord FROM app_code_log
+                   WHERE instance_id = ?1 AND revision > ?2 AND kind = 'A'
+                   GROUP BY app_id) l
+             LEFT JOIN apps a ON a.instance_id = ?1 AND a.id = l.app_id
+             LEFT JOIN app_quota_bindings b ON b.app_seq = a.seq
+             LEFT JOIN app_quotas q ON q.seq = b.quota_seq
+             ORDER BY l.revision, l.ord",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![instance_id, after], |r| {
+                let limit = match r.get::<_, Option<i64>>(1)? {
+                    Some(_) => Some(raw_limit(r, 1)?),
+                    None => None,
+                };
+                Ok((r.get::<_, String>(0)?, limit))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db("read the changed app quotas"))?;
+    rows.into_iter()
+        .map(|(app, limit)| {
+            let quota = limit
+                .map(|l| l.open(format_args!("the quota of app {app}"), BACKEND))
+                .transpose()?;
+            Ok((app, quota))
+        })
+        .collect()
+}
