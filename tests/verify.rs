@@ -145,6 +145,56 @@ async fn an_app_over_its_rate_limit_is_refused_on_both_listeners() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_over_its_quota_is_refused_on_both_listeners() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, verify) = start_verifying(&upstream, dir.path(), &[]).await;
+    let admin = Admin::new(server.admin, TOKEN);
+    let (app, _, code) = admin.app_with_code("shop").await;
+    let quota = admin
+        .call(
+            Method::POST,
+            "/app-quotas",
+            Some(
+                serde_json::json!({"name": "two_a_day", "call_limits": 2, "time_unit": "DAY",
+                                    "time_interval": 1}),
+            ),
+        )
+        .await;
+    assert_eq!(quota.status, StatusCode::CREATED);
+    let quota_id = quota.json()["app_quota_id"].as_str().unwrap().to_owned();
+    let bound = admin
+        .call(
+            Method::POST,
+            &format!("/app-quotas/{quota_id}/binding-apps"),
+            Some(serde_json::json!({ "app_ids": [app] })),
+        )
+        .await;
+    assert_eq!(bound.status, StatusCode::CREATED);
+    let ask = || call(Method::GET, "/", &[("x-apig-appcode", &code)]);
+
+    // One call through each listener: one quota per app.
+    assert_eq!(send(verify, ask()).await.status, StatusCode::OK);
+    let mut through_gateway = get("/orders");
+    through_gateway
+        .headers_mut()
+        .insert("x-apig-appcode", code.parse().unwrap());
+    assert_eq!(
+        send(server.gateway, through_gateway).await.status,
+        StatusCode::OK
+    );
+    let res = send(verify, ask()).await;
+    res.assert_apig_error(StatusCode::METHOD_NOT_ALLOWED, "APIG.0501");
+    let wait: u64 = res.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=86_400).contains(&wait), "Retry-After: {wait}");
+    assert!(
+        res.header("x-apig-app-id").is_none(),
+        "a refusal names no app"
+    );
+    assert!(server.stop().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_https_counts_only_from_a_trusted_proxy() {
     let upstream = Upstream::start().await;
     for (trusted, want) in [(false, StatusCode::BAD_REQUEST), (true, StatusCode::OK)] {
