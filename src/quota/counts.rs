@@ -90,7 +90,12 @@ impl QuotaCounts {
         }
         count.unflushed += 1;
         drop(count);
-        if self.shared.load(Ordering::Relaxed) && !self.dirty.swap(true, Ordering::AcqRel) {
+        // Read before written: while a flush is pending (most of the time under load) every
+        // worker only reads the flag, and its cache line is not bounced between cores.
+        if self.shared.load(Ordering::Relaxed)
+            && !self.dirty.load(Ordering::Relaxed)
+            && !self.dirty.swap(true, Ordering::AcqRel)
+        {
             self.wake.notify_one();
         }
         Ok(())
