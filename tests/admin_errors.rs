@@ -773,6 +773,47 @@ async fn documented_success_codes_are_the_ones_sent() {
         .await;
         check(&method.to_ascii_lowercase(), &t_acl, &r);
     }
+    let t_quotas = format!("{v2}/app-quotas");
+    let t_quota = format!("{t_quotas}/{{app_quota_id}}");
+    let quota_body =
+        json!({"name": "doc_quota", "call_limits": 5, "time_unit": "DAY", "time_interval": 1})
+            .to_string();
+    let r = send(
+        &f.router,
+        request(
+            "POST",
+            &fill(&t_quotas, "", ""),
+            Some(TOKEN_RW),
+            Some(&quota_body),
+        ),
+    )
+    .await;
+    check("post", &t_quotas, &r);
+    let quota = r.body["app_quota_id"].as_str().unwrap().to_owned();
+    let in_quota = |t: &str| fill(t, &app, "").replace("{app_quota_id}", &quota);
+    let binding = json!({ "app_ids": [app] }).to_string();
+    for (method, template, body) in [
+        ("GET", t_quotas.clone(), None),
+        ("GET", t_quota.clone(), None),
+        ("PUT", t_quota.clone(), Some(quota_body.as_str())),
+        (
+            "POST",
+            format!("{t_quota}/binding-apps"),
+            Some(binding.as_str()),
+        ),
+        ("GET", format!("{t_quota}/bound-apps"), None),
+        ("GET", format!("{t_quota}/bindable-apps"), None),
+        ("GET", format!("{v2}/apps/{{app_id}}/bound-quota"), None),
+        ("DELETE", format!("{t_quota}/bound-apps/{{app_id}}"), None),
+        ("DELETE", t_quota.clone(), None),
+    ] {
+        let r = send(
+            &f.router,
+            request(method, &in_quota(&template), Some(TOKEN_RW), body),
+        )
+        .await;
+        check(&method.to_ascii_lowercase(), &template, &r);
+    }
     let r = send(
         &f.router,
         request("DELETE", &fill(&t_app, &app, ""), Some(TOKEN_RW), None),
