@@ -3,11 +3,12 @@
 //!
 //! Calls are counted in memory on the request path, which never waits on the store. The task
 //! sleeps until a call is counted, then sends every count not yet sent in one batch, at most
-//! once per [`FLUSH_INTERVAL`] (at once when an app is counted here for the first time, so a
-//! node that just started, or an app just bound, learns the cluster's count quickly). A node
-//! refuses from the shared total plus its own calls not yet added: the cluster admits at most
-//! what each node lets through in one interval beyond the limit. While nothing is counted, the
-//! task costs nothing.
+//! once per [`FLUSH_INTERVAL`]; at once when an app is counted here for the first time (a node
+//! that just started, or an app just bound, learns the cluster's count quickly) or comes within
+//! the last tenth of its limit (then as often as the store answers, until the limit refuses
+//! calls). A node refuses from the shared total plus its own calls not yet added: beyond the
+//! limit, the cluster admits at most what each node lets through while its last flush is on
+//! its way. While nothing is counted, the task costs nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,8 +55,10 @@ async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>) {
     let counts = &cache.inner.quota_counts;
     let mut failing = false;
     loop {
-        if !counts.unflushed().await {
-            sleep(FLUSH_INTERVAL).await;
+        counts.unflushed().await;
+        tokio::select! {
+            () = sleep(FLUSH_INTERVAL) => {}
+            () = counts.urgent() => {}
         }
         loop {
             let sent = counts.take_unflushed(MAX_APPS_PER_FLUSH);

@@ -42,9 +42,13 @@ pub(crate) struct QuotaCounts {
     shared: AtomicBool,
     /// Some count has calls not yet flushed.
     dirty: AtomicBool,
-    /// An app's first count here: its shared count is worth reading at once.
+    /// An app's first count here, or one near its limit: the shared count is worth reading
+    /// at once, not at the end of the interval.
     urgent: AtomicBool,
+    /// Wakes the flusher when a call is counted while none was waiting.
     wake: Notify,
+    /// Wakes the flusher early when the counts turn urgent.
+    hurry: Notify,
 }
 
 impl QuotaCounts {
@@ -60,7 +64,7 @@ impl QuotaCounts {
         let entry = match self.map.get(app_id) {
             Some(entry) => entry,
             None => {
-                self.urgent.store(true, Ordering::Relaxed);
+                self.hurry_flush();
                 self.map
                     .entry(app_id.into())
                     .or_insert_with(|| {
@@ -89,7 +93,12 @@ impl QuotaCounts {
             return Err(at(end).duration_since(now).unwrap_or_default());
         }
         count.unflushed += 1;
+        // Within the last tenth of the limit a node's stale total would let it overshoot most.
+        let near_limit = count.used() >= quota.call_limits() - quota.call_limits() / 10;
         drop(count);
+        if near_limit && self.shared.load(Ordering::Relaxed) {
+            self.hurry_flush();
+        }
         // Read before written: while a flush is pending (most of the time under load) every
         // worker only reads the flag, and its cache line is not bounced between cores.
         if self.shared.load(Ordering::Relaxed)
@@ -99,6 +108,13 @@ impl QuotaCounts {
             self.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// Asks the flusher to flush now rather than at the end of its interval.
+    fn hurry_flush(&self) {
+        if !self.urgent.load(Ordering::Relaxed) && !self.urgent.swap(true, Ordering::AcqRel) {
+            self.hurry.notify_one();
+        }
     }
 
     /// Forgets `app_id`'s count.
@@ -116,13 +132,24 @@ impl QuotaCounts {
         self.shared.store(true, Ordering::Relaxed);
     }
 
-    /// Waits until some call is waiting to be flushed; `true` if an app was counted here for
-    /// the first time since the last flush (its shared count is worth reading at once).
-    pub(crate) async fn unflushed(&self) -> bool {
+    /// Waits until some call is waiting to be flushed.
+    pub(crate) async fn unflushed(&self) {
         loop {
             let woken = self.wake.notified();
             if self.dirty.load(Ordering::Acquire) {
-                return self.urgent.swap(false, Ordering::Relaxed);
+                return;
+            }
+            woken.await;
+        }
+    }
+
+    /// Waits until the counts turn urgent (see [`hurry_flush`](Self::hurry_flush)), and clears
+    /// that.
+    pub(crate) async fn urgent(&self) {
+        loop {
+            let woken = self.hurry.notified();
+            if self.urgent.swap(false, Ordering::AcqRel) {
+                return;
             }
             woken.await;
         }
