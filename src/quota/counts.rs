@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use dashmap::DashMap;
 use tokio::sync::Notify;
@@ -23,6 +23,11 @@ struct Count {
     in_flight: u64,
     /// This node's calls not yet sent.
     unflushed: u64,
+    /// When the shared count was last read in this window, and what it was.
+    settled: Option<(Instant, u64)>,
+    /// The cluster's calls of the app per second, as the last two reads of the shared count
+    /// measured it.
+    per_second: u64,
 }
 
 impl Count {
@@ -74,6 +79,8 @@ impl QuotaCounts {
                             shared: 0,
                             in_flight: 0,
                             unflushed: 0,
+                            settled: None,
+                            per_second: 0,
                         })
                     })
                     .downgrade()
@@ -88,13 +95,16 @@ impl QuotaCounts {
             count.shared = 0;
             count.in_flight = 0;
             count.unflushed = 0;
+            count.settled = None;
         }
         if count.used() >= quota.call_limits() {
             return Err(at(end).duration_since(now).unwrap_or_default());
         }
         count.unflushed += 1;
-        // Within the last tenth of the limit a node's stale total would let it overshoot most.
-        let near_limit = count.used() >= quota.call_limits() - quota.call_limits() / 10;
+        // Once the cluster could use up what is left before two more flushes, a total read a
+        // second ago lets this node overshoot by what the others admitted since: read it now.
+        let left = quota.call_limits().saturating_sub(count.used());
+        let near_limit = left <= count.per_second.saturating_mul(2);
         drop(count);
         if near_limit && self.shared.load(Ordering::Relaxed) {
             self.hurry_flush();
@@ -205,12 +215,22 @@ impl QuotaCounts {
                     // The cluster's first call anchors every node's windows from now on.
                     count.first_call = total.first_call;
                     if total.window_start >= count.window_start {
+                        if total.window_start > sent.window_start {
+                            count.unflushed = 0;
+                            count.settled = None;
+                        }
                         count.window_start = total.window_start;
                         count.shared = total.calls;
                         count.in_flight = 0;
-                        if total.window_start > sent.window_start {
-                            count.unflushed = 0;
+                        let now = Instant::now();
+                        if let Some((then, calls)) = count.settled {
+                            let secs = now.duration_since(then).as_secs_f64();
+                            if secs > 0.0 {
+                                let added = total.calls.saturating_sub(calls) as f64;
+                                count.per_second = (added / secs) as u64;
+                            }
                         }
+                        count.settled = Some((now, total.calls));
                     }
                 }
             }
@@ -349,6 +369,41 @@ mod tests {
         assert_eq!(counts.take_unflushed(1).len(), 1);
         assert_eq!(counts.take_unflushed(1).len(), 1);
         assert!(counts.take_unflushed(1).is_empty());
+    }
+
+    #[test]
+    fn a_node_hurries_its_flush_once_the_cluster_could_use_up_the_rest_soon() {
+        let counts = QuotaCounts::default();
+        counts.share();
+        let roomy = AppQuota::new(1_000_000_000_000, TimeUnit::Day, 1).unwrap();
+        counts.charge("a", &roomy, t(100)).unwrap();
+        let urgent = || counts.urgent.swap(false, Ordering::AcqRel);
+        assert!(
+            urgent(),
+            "an app's first call here reads the shared count at once"
+        );
+        // Two reads of the shared count 10 ms or more apart, 1 000 calls between them: at most
+        // 100 000 calls a second.
+        let total = |calls| SharedCount {
+            first_call: 100,
+            window_start: 100,
+            calls,
+        };
+        let sent = counts.take_unflushed(10);
+        counts.settle(&sent, Some(&[total(1)]));
+        std::thread::sleep(Duration::from_millis(10));
+        counts.charge("a", &roomy, t(100)).unwrap();
+        let sent = counts.take_unflushed(10);
+        counts.settle(&sent, Some(&[total(1_001)]));
+        counts.charge("a", &roomy, t(100)).unwrap();
+        assert!(
+            !urgent(),
+            "far from the limit, flushes wait for the interval"
+        );
+        // The same count under a limit 10 calls away: the cluster could use that up at once.
+        let tight = AppQuota::new(1_012, TimeUnit::Day, 1).unwrap();
+        counts.charge("a", &tight, t(100)).unwrap();
+        assert!(urgent(), "near the limit, the flush goes at once");
     }
 
     #[test]
