@@ -79,15 +79,23 @@ impl AppCodeCache {
         self.inner.quotas.get(app_id)
     }
 
-    /// Counts a call of `app_id` now against its quota, if it has one; how long until its
-    /// window ends when the quota is used up. The clock is read only for an app with a quota.
-    pub(crate) fn charge_quota(&self, app_id: &str) -> Result<(), Duration> {
-        match self.inner.quotas.get(app_id) {
-            Some(quota) => self
-                .inner
-                .quota_counts
-                .charge(app_id, &quota, SystemTime::now()),
-            None => Ok(()),
+    /// Counts a call of `app_id` now against its quota, if it has one: then the quota and the
+    /// calls left in its window; how long until the window ends when the quota is used up. The
+    /// clock is read only for an app with a quota.
+    pub(crate) fn charge_quota(
+        &self,
+        app_id: &str,
+    ) -> Result<Option<(Arc<AppQuota>, u64)>, (Arc<AppQuota>, Duration)> {
+        let Some(quota) = self.inner.quotas.get(app_id) else {
+            return Ok(None);
+        };
+        match self
+            .inner
+            .quota_counts
+            .charge(app_id, &quota, SystemTime::now())
+        {
+            Ok(left) => Ok(Some((quota, left))),
+            Err(wait) => Err((quota, wait)),
         }
     }
 

@@ -6,11 +6,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::authorize::AuthorizeApp;
+use super::headers::X_APIG_QUOTA_APP;
 use super::rejection::RejectResponse;
 use super::shared::Shared;
 use super::verdict::{admit, reject};
@@ -38,7 +39,7 @@ pin_project! {
     where
         S: Service<Request<ReqBody>>,
     {
-        Call { #[pin] future: S::Future },
+        Call { #[pin] future: S::Future, debug: Option<Box<HeaderValue>> },
         Rejected { response: Option<S::Response> },
         Lookup { asking: Asking, pending: Option<Pending<S, ReqBody, R, A>> },
     }
@@ -57,12 +58,6 @@ impl<S, ReqBody, R, A> ResponseFuture<S, ReqBody, R, A>
 where
     S: Service<Request<ReqBody>>,
 {
-    pub(crate) fn call(future: S::Future) -> Self {
-        Self {
-            state: State::Call { future },
-        }
-    }
-
     pub(crate) fn rejected(response: S::Response) -> Self {
         Self {
             state: State::Rejected {
@@ -72,9 +67,15 @@ where
     }
 
     /// The future of a request [`admit`] let through, or its refusal.
-    pub(crate) fn admitted(verdict: Result<S::Future, S::Response>) -> Self {
+    /// The future of a request [`admit`] let through (with the quota's debug header to add to
+    /// its response, if asked for), or its refusal.
+    pub(crate) fn admitted(
+        verdict: Result<(S::Future, Option<Box<HeaderValue>>), S::Response>,
+    ) -> Self {
         match verdict {
-            Ok(future) => Self::call(future),
+            Ok((future, debug)) => Self {
+                state: State::Call { future, debug },
+            },
             Err(response) => Self::rejected(response),
         }
     }
@@ -114,7 +115,13 @@ where
         let mut state = self.project().state;
         loop {
             let next = match state.as_mut().project() {
-                StateProj::Call { future } => return future.poll(cx),
+                StateProj::Call { future, debug } => {
+                    let mut res = ready!(future.poll(cx))?;
+                    if let Some(value) = debug.take() {
+                        res.headers_mut().insert(X_APIG_QUOTA_APP, *value);
+                    }
+                    return Poll::Ready(Ok(res));
+                }
                 StateProj::Rejected { response } => {
                     return Poll::Ready(Ok(response.take().expect("polled after completion")))
                 }

@@ -1,9 +1,36 @@
 //! The headers the layer reads the AppCode from and writes the verified identity to.
 
-use http::HeaderName;
+use http::{HeaderName, HeaderValue, Request};
+
+use crate::quota::AppQuota;
 
 /// The header APIG reads the AppCode from.
 pub const X_APIG_APPCODE: HeaderName = HeaderName::from_static("x-apig-appcode");
+
+/// `X-Apig-Mode: debug` on a request asks for APIG's debug headers on its response.
+pub const X_APIG_MODE: HeaderName = HeaderName::from_static("x-apig-mode");
+
+/// The app's quota on the response of a debug request, in APIG's form for limits:
+/// `remain:9,limit:10,time:1 day` (calls left in the window, the quota, its period).
+pub const X_APIG_QUOTA_APP: HeaderName = HeaderName::from_static("x-apig-quota-app");
+
+/// Whether `req` asks for debug headers (`X-Apig-Mode: debug`, any case).
+pub(crate) fn debug_mode<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(X_APIG_MODE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"debug"))
+}
+
+/// The value of [`X_APIG_QUOTA_APP`]: `left` calls of `quota`'s window remain.
+pub(crate) fn quota_header(quota: &AppQuota, left: u64) -> HeaderValue {
+    let unit = quota.time_unit().as_str().to_ascii_lowercase();
+    let text = format!(
+        "remain:{left},limit:{},time:{} {unit}",
+        quota.call_limits(),
+        quota.time_interval()
+    );
+    HeaderValue::from_str(&text).expect("digits, letters, commas, colons and a space")
+}
 
 /// Names of the headers that carry the verified identity to an upstream.
 ///

@@ -50,7 +50,7 @@ mod verdict;
 
 pub use authorize::{AllowAll, AuthorizeApp};
 pub use future::ResponseFuture;
-pub use headers::{IdentityHeaders, X_APIG_APPCODE};
+pub use headers::{IdentityHeaders, X_APIG_APPCODE, X_APIG_MODE, X_APIG_QUOTA_APP};
 pub use https::{ConnectionInfo, HttpsPolicy, IpNetwork, IpNetworkError};
 pub use layer::{AppCodeAuthLayer, AppCodeAuthLayerBuilder};
 pub use rejection::{ApigJson, GrpcStatus, RejectResponse, Rejection};

@@ -676,3 +676,38 @@ async fn one_list_of_trusted_proxies_serves_the_https_policy_and_the_acl() {
         "APIG.0607",
     );
 }
+
+#[tokio::test]
+async fn a_debug_request_sees_its_apps_quota() {
+    use crate::quota::{AppQuota, TimeUnit};
+    let (cache, code) = loaded_cache();
+    let layer = AppCodeAuthLayer::new(cache.clone());
+    let debug = || {
+        let mut req = request(Some(code.expose()));
+        req.headers_mut()
+            .insert("x-apig-mode", HeaderValue::from_static("DEBUG"));
+        req
+    };
+    // Without a quota, or without debug mode, no such header.
+    assert!(!call(&layer, debug())
+        .await
+        .headers()
+        .contains_key("x-apig-quota-app"));
+    let quota = AppQuota::new(2, TimeUnit::Hour, 3).unwrap();
+    cache.set_app_quota("app-1", std::sync::Arc::new(quota));
+    let plain = call(&layer, request(Some(code.expose()))).await;
+    assert!(!plain.headers().contains_key("x-apig-quota-app"));
+
+    let seen = call(&layer, debug()).await;
+    assert_eq!(seen.status(), StatusCode::OK);
+    assert_eq!(
+        seen.headers()["x-apig-quota-app"],
+        "remain:0,limit:2,time:3 hour"
+    );
+    let over = call(&layer, debug()).await;
+    assert_apig(&over, StatusCode::METHOD_NOT_ALLOWED, "APIG.0501");
+    assert_eq!(
+        over.headers()["x-apig-quota-app"],
+        "remain:0,limit:2,time:3 hour"
+    );
+}

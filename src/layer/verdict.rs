@@ -8,6 +8,7 @@ use http::{HeaderValue, Request, Response};
 use tower_service::Service;
 
 use super::authorize::AuthorizeApp;
+use super::headers::{self, debug_mode, X_APIG_QUOTA_APP};
 use super::rejection::{RejectResponse, Rejection};
 use super::shared::Shared;
 use crate::acl::client_ip;
@@ -78,7 +79,7 @@ pub(crate) fn admit<S, R, A, ReqBody, ResBody>(
     authorize: &A,
     mut req: Request<ReqBody>,
     identity: AppIdentity,
-) -> Result<S::Future, Response<ResBody>>
+) -> Result<(S::Future, Option<Box<HeaderValue>>), Response<ResBody>>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     R: RejectResponse<ResBody>,
@@ -103,16 +104,29 @@ where
         ));
     }
     // Counted after this layer's other checks: a call they refuse does not use the quota.
-    if let Err(wait) = shared.codes.cache().charge_quota(identity.app_id()) {
-        return Err(reject_until(
-            shared,
-            rejecter,
-            RejectionKind::QuotaExhausted,
-            &req,
-            Some(identity.app_id()),
-            Some(wait),
-        ));
-    }
+    // Debug headers are looked for only when the app has a quota: the others pay nothing.
+    let quota_header = match shared.codes.cache().charge_quota(identity.app_id()) {
+        Ok(None) => None,
+        Ok(Some((quota, left))) => {
+            debug_mode(&req).then(|| Box::new(headers::quota_header(&quota, left)))
+        }
+        Err((quota, wait)) => {
+            let mut refused = reject_until(
+                shared,
+                rejecter,
+                RejectionKind::QuotaExhausted,
+                &req,
+                Some(identity.app_id()),
+                Some(wait),
+            );
+            if debug_mode(&req) {
+                refused
+                    .headers_mut()
+                    .insert(X_APIG_QUOTA_APP, headers::quota_header(&quota, 0));
+            }
+            return Err(refused);
+        }
+    };
     if let Some(names) = &shared.identity_headers {
         let headers = req.headers_mut();
         // `insert` drops every client-sent value of the name. An ID that is not a valid header
@@ -133,5 +147,5 @@ where
         "AppCode check"
     );
     req.extensions_mut().insert(identity);
-    Ok(inner.call(req))
+    Ok((inner.call(req), quota_header))
 }

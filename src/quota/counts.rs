@@ -57,14 +57,15 @@ pub(crate) struct QuotaCounts {
 }
 
 impl QuotaCounts {
-    /// Counts one call of `app_id` at `now` under `quota`, or says how long until the window
-    /// that `now` is in ends when its calls are used up (the refused call is not counted).
+    /// Counts one call of `app_id` at `now` under `quota` and says how many calls are left in
+    /// its window, or how long until the window ends when its calls are used up (the refused
+    /// call is not counted).
     pub(crate) fn charge(
         &self,
         app_id: &str,
         quota: &AppQuota,
         now: SystemTime,
-    ) -> Result<(), Duration> {
+    ) -> Result<u64, Duration> {
         let now_secs = secs(now);
         let entry = match self.map.get(app_id) {
             Some(entry) => entry,
@@ -117,7 +118,7 @@ impl QuotaCounts {
         {
             self.wake.notify_one();
         }
-        Ok(())
+        Ok(left)
     }
 
     /// Asks the flusher to flush now rather than at the end of its interval.
@@ -265,17 +266,17 @@ mod tests {
         let counts = QuotaCounts::default();
         let quota = AppQuota::new(2, TimeUnit::Minute, 1).unwrap();
         // Anchored at the first call (100): windows 100-160, 160-220.
-        assert_eq!(counts.charge("a", &quota, t(100)), Ok(()));
-        assert_eq!(counts.charge("a", &quota, t(130)), Ok(()));
+        assert_eq!(counts.charge("a", &quota, t(100)), Ok(1));
+        assert_eq!(counts.charge("a", &quota, t(130)), Ok(0));
         assert_eq!(
             counts.charge("a", &quota, t(150)),
             Err(Duration::from_secs(10))
         );
         // Another app has its own count.
-        assert_eq!(counts.charge("b", &quota, t(150)), Ok(()));
+        assert_eq!(counts.charge("b", &quota, t(150)), Ok(1));
         // The next window starts empty; a refused call was not counted.
-        assert_eq!(counts.charge("a", &quota, t(160)), Ok(()));
-        assert_eq!(counts.charge("a", &quota, t(219)), Ok(()));
+        assert_eq!(counts.charge("a", &quota, t(160)), Ok(1));
+        assert_eq!(counts.charge("a", &quota, t(219)), Ok(0));
         assert_eq!(
             counts.charge("a", &quota, t(219)),
             Err(Duration::from_secs(1))
@@ -328,7 +329,7 @@ mod tests {
         };
         counts.settle(&sent, Some(&[total]));
         assert_eq!(counts.pending(), 1);
-        assert_eq!(counts.charge("a", &quota, t(102)), Ok(()));
+        assert_eq!(counts.charge("a", &quota, t(102)), Ok(0));
         assert_eq!(
             counts.charge("a", &quota, t(103)),
             Err(Duration::from_secs(57))
@@ -413,13 +414,13 @@ mod tests {
             .unwrap()
             .reset_time(t(300));
         // 3 600 s windows from 300: the call at 3 000 is in 300-3 900.
-        assert_eq!(counts.charge("a", &quota, t(3_000)), Ok(()));
+        assert!(counts.charge("a", &quota, t(3_000)).is_ok());
         assert_eq!(
             counts.charge("a", &quota, t(3_800)),
             Err(Duration::from_secs(100))
         );
-        assert_eq!(counts.charge("a", &quota, t(3_900)), Ok(()));
+        assert!(counts.charge("a", &quota, t(3_900)).is_ok());
         counts.forget("a");
-        assert_eq!(counts.charge("a", &quota, t(3_901)), Ok(()));
+        assert!(counts.charge("a", &quota, t(3_901)).is_ok());
     }
 }
