@@ -1,4 +1,4 @@
-//! `apig-appcode apps` and `apig-appcode app-codes` against a running `apig-appcode serve`:
+//! `apig-appcode apps`, `app-codes` and `quotas` against a running `apig-appcode serve`:
 //! the whole cycle in tables and JSON, and the one-line errors (server down, a refused token,
 //! APIG errors, bad arguments), with their exit statuses.
 //!
@@ -304,6 +304,114 @@ async fn an_apps_acl_is_set_shown_and_removed() {
         call_gateway(server.gateway, "/", Some(&code)).await.status,
         StatusCode::OK
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_is_created_bound_shown_and_deleted() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_token(&upstream, dir.path(), &[]).await;
+    let api = url(server.admin);
+    let admin = Admin::new(server.admin, TOKEN);
+    let (app, _, code) = admin.app_with_code("quota_cli").await;
+    let run = |args: Vec<String>| {
+        let api = api.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(&api, Auth::Env(TOKEN), &args, None).await
+        }
+    };
+    let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+
+    let created = run(args(&[
+        "quotas",
+        "create",
+        "one_a_day",
+        "--calls",
+        "1",
+        "--unit",
+        "day",
+        "--json",
+    ]))
+    .await
+    .json();
+    assert_eq!(created["time_unit"], "DAY");
+    let quota = created["app_quota_id"].as_str().unwrap().to_owned();
+    let listed = run(args(&["quotas", "list", "--name", "a_day"])).await;
+    assert_eq!(
+        row(listed.ok(), &quota),
+        [
+            quota.as_str(),
+            "one_a_day",
+            "1/1",
+            "DAY",
+            "first",
+            "call",
+            "0"
+        ]
+    );
+
+    let bound = run(args(&["quotas", "bind", &quota, &app])).await;
+    assert_eq!(row(bound.ok(), &app)[..2], [app.as_str(), quota.as_str()]);
+    let gateway = || call_gateway(server.gateway, "/", Some(&code));
+    assert_eq!(gateway().await.status, StatusCode::OK);
+    gateway()
+        .await
+        .assert_apig_error(StatusCode::METHOD_NOT_ALLOWED, "APIG.0501");
+    let shown = run(args(&["quotas", "show", &quota])).await;
+    let table = shown.ok();
+    assert_eq!(row(table, "one_a_day").last(), Some(&"1"), "{table}");
+    assert_eq!(row(table, &app)[1], "quota_cli", "{table}");
+
+    // A second binding of the app elsewhere is the API's error, one line, exit 1.
+    let other = run(args(&[
+        "quotas",
+        "create",
+        "ten_a_day",
+        "--calls",
+        "10",
+        "--unit",
+        "DAY",
+        "--json",
+    ]))
+    .await
+    .json();
+    let other = other["app_quota_id"].as_str().unwrap().to_owned();
+    run(args(&["quotas", "bind", &other, &app]))
+        .await
+        .failed("APIG.3326");
+    // An update raises the limit: one more call.
+    run(args(&[
+        "quotas",
+        "update",
+        &quota,
+        "one_a_day",
+        "--calls",
+        "2",
+        "--unit",
+        "DAY",
+    ]))
+    .await
+    .ok();
+    assert_eq!(gateway().await.status, StatusCode::OK);
+
+    let unbound = run(args(&["quotas", "unbind", &quota, &app])).await;
+    assert_eq!(
+        unbound.ok().trim(),
+        format!("unbound app {app} from app quota {quota}")
+    );
+    assert_eq!(gateway().await.status, StatusCode::OK);
+    let deleted = run(args(&["quotas", "delete", &quota])).await;
+    assert_eq!(deleted.ok().trim(), format!("deleted app quota {quota}"));
+    run(args(&["quotas", "show", &quota]))
+        .await
+        .failed("APIG.3093");
+    // A unit that is not one is refused before any call.
+    let bad = run(args(&[
+        "quotas", "create", "x_quota", "--calls", "1", "--unit", "WEEK",
+    ]))
+    .await;
+    assert_eq!(bad.code, Some(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
