@@ -68,6 +68,7 @@ pub(crate) use flight::Outcome;
 use id_index::IdIndex;
 use journal::{Journal, Mutation};
 use negative::NegativeCache;
+pub(crate) use quotas::Charge;
 pub(crate) use read_through::{Answer, Asking, ReadThrough};
 
 /// Whether the cache may be used to admit requests.

@@ -8,6 +8,19 @@ use super::AppCodeCache;
 use crate::provider::AppQuotas;
 use crate::quota::AppQuota;
 
+/// What [`AppCodeCache::charge_quota`] made of a call.
+pub(crate) enum Charge {
+    /// The app has no quota.
+    NoQuota,
+    /// Counted: `left` calls remain in the window.
+    Counted { quota: Arc<AppQuota>, left: u64 },
+    /// Refused: the window ends in `wait`.
+    UsedUp {
+        quota: Arc<AppQuota>,
+        wait: Duration,
+    },
+}
+
 impl AppCodeCache {
     /// Sets the quota of the app `app_id`, replacing any it had. Its calls in the current window
     /// stay counted.
@@ -82,20 +95,17 @@ impl AppCodeCache {
     /// Counts a call of `app_id` now against its quota, if it has one: then the quota and the
     /// calls left in its window; how long until the window ends when the quota is used up. The
     /// clock is read only for an app with a quota.
-    pub(crate) fn charge_quota(
-        &self,
-        app_id: &str,
-    ) -> Result<Option<(Arc<AppQuota>, u64)>, (Arc<AppQuota>, Duration)> {
+    pub(crate) fn charge_quota(&self, app_id: &str) -> Charge {
         let Some(quota) = self.inner.quotas.get(app_id) else {
-            return Ok(None);
+            return Charge::NoQuota;
         };
         match self
             .inner
             .quota_counts
             .charge(app_id, &quota, SystemTime::now())
         {
-            Ok(left) => Ok(Some((quota, left))),
-            Err(wait) => Err((quota, wait)),
+            Ok(left) => Charge::Counted { quota, left },
+            Err(wait) => Charge::UsedUp { quota, wait },
         }
     }
 

@@ -14,7 +14,7 @@ use super::authorize::AuthorizeApp;
 use super::headers::X_APIG_QUOTA_APP;
 use super::rejection::RejectResponse;
 use super::shared::Shared;
-use super::verdict::{admit, reject};
+use super::verdict::{admit, reject, Admitted};
 use crate::cache::{Asking, Outcome};
 use crate::rejection_kind::RejectionKind;
 
@@ -69,12 +69,13 @@ where
     /// The future of a request [`admit`] let through, or its refusal.
     /// The future of a request [`admit`] let through (with the quota's debug header to add to
     /// its response, if asked for), or its refusal.
-    pub(crate) fn admitted(
-        verdict: Result<(S::Future, Option<Box<HeaderValue>>), S::Response>,
-    ) -> Self {
+    pub(crate) fn admitted(verdict: Result<Admitted<S::Future>, S::Response>) -> Self {
         match verdict {
-            Ok((future, debug)) => Self {
-                state: State::Call { future, debug },
+            Ok(admitted) => Self {
+                state: State::Call {
+                    future: admitted.future,
+                    debug: admitted.quota_header,
+                },
             },
             Err(response) => Self::rejected(response),
         }

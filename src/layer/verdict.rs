@@ -12,6 +12,7 @@ use super::headers::{self, debug_mode, X_APIG_QUOTA_APP};
 use super::rejection::{RejectResponse, Rejection};
 use super::shared::Shared;
 use crate::acl::client_ip;
+use crate::cache::Charge;
 use crate::identity::AppIdentity;
 use crate::rejection_kind::RejectionKind;
 use crate::request_id::{RequestId, X_REQUEST_ID};
@@ -79,7 +80,7 @@ pub(crate) fn admit<S, R, A, ReqBody, ResBody>(
     authorize: &A,
     mut req: Request<ReqBody>,
     identity: AppIdentity,
-) -> Result<(S::Future, Option<Box<HeaderValue>>), Response<ResBody>>
+) -> Result<Admitted<S::Future>, Response<ResBody>>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     R: RejectResponse<ResBody>,
@@ -106,11 +107,11 @@ where
     // Counted after this layer's other checks: a call they refuse does not use the quota.
     // Debug headers are looked for only when the app has a quota: the others pay nothing.
     let quota_header = match shared.codes.cache().charge_quota(identity.app_id()) {
-        Ok(None) => None,
-        Ok(Some((quota, left))) => {
+        Charge::NoQuota => None,
+        Charge::Counted { quota, left } => {
             debug_mode(&req).then(|| Box::new(headers::quota_header(&quota, left)))
         }
-        Err((quota, wait)) => {
+        Charge::UsedUp { quota, wait } => {
             let mut refused = reject_until(
                 shared,
                 rejecter,
@@ -147,5 +148,15 @@ where
         "AppCode check"
     );
     req.extensions_mut().insert(identity);
-    Ok((inner.call(req), quota_header))
+    Ok(Admitted {
+        future: inner.call(req),
+        quota_header,
+    })
+}
+
+/// A request [`admit`] let through: the inner service's future, and the quota's debug header
+/// for its response when the request asked for it.
+pub(crate) struct Admitted<F> {
+    pub(crate) future: F,
+    pub(crate) quota_header: Option<Box<HeaderValue>>,
 }

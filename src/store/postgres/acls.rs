@@ -7,8 +7,9 @@ use tokio_postgres::Row;
 
 use super::announcement::{Event, EventKind};
 use super::error::{corrupt, db};
-use super::ops::{app_seq, col, record_write, APP_BY_ID, APP_BY_ID_LOCKED};
+use super::ops::{app_seq, col, APP_BY_ID, APP_BY_ID_LOCKED};
 use super::pool::{Conn, Progress};
+use super::revision::record_write;
 use super::shared::Shared;
 use crate::acl::AppAcl;
 use crate::store::{Scope, StoreResult};

@@ -42,7 +42,7 @@ impl Event<'_> {
     }
 
     /// The payload without its version and revision: the writing statement prepends those,
-    /// since only the database knows the revision (see `ops::record_write`).
+    /// since only the database knows the revision (see `revision::record_write`).
     pub(super) fn tail(&self, origin: &str) -> String {
         format!(
             "{} {origin} {} {}{}",

@@ -342,7 +342,7 @@ impl Revisions {
     /// One more than the last is the expected next write; more than that, a write this session
     /// never heard of (a notification lost, or written without one): the cache must catch up
     /// on what it missed. Revisions commit in order and one at a time
-    /// (`ops::record_write`), and PostgreSQL delivers a session's notifications in commit
+    /// (`revision::record_write`), and PostgreSQL delivers a session's notifications in commit
     /// order, so no legitimate announcement comes early.
     ///
     /// At or below the last one is the same write again (its other codes) or a write that

@@ -5,7 +5,9 @@
 //! - `store.rs`: the store and its async face; `options.rs`: how to open it.
 //! - `shared.rs`: what the operations and the listeners share (the pool, the sealer, the schema).
 //! - `ops.rs`: each operation as one statement, or as the body of one transaction that the
-//!   pool begins and commits; the revision and change-log rules under the SQLite store's names.
+//!   pool begins and commits.
+//! - `revision.rs`: the instance's revision and change log, under the SQLite store's names: what
+//!   a write records, what a reader catches up with.
 //! - `acls.rs`, `quotas.rs`, `quota_apps.rs`: the same for app ACLs, app quotas, and apps' bindings
 //!   to quotas with their shared counts.
 //! - `schema.rs`: migrations under an advisory lock, and the master-key record.
@@ -27,6 +29,7 @@ mod options;
 mod pool;
 mod quota_apps;
 mod quotas;
+mod revision;
 mod schema;
 mod shared;
 mod store;

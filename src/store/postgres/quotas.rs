@@ -5,15 +5,16 @@
 //!
 //! Locks, in the order writes take them (so that none waits for another in the opposite
 //! order): the quota's row, then the apps' rows in the order of their row numbers, then the
-//! instance's revision (`ops::record_write`, last).
+//! instance's revision (`revision::record_write`, last).
 
 use futures_util::TryStreamExt;
 use tokio_postgres::Row;
 
 use super::announcement::{Event, EventKind};
 use super::error::{db, unique_violation};
-use super::ops::{col, record_write};
+use super::ops::col;
 use super::pool::{Conn, Progress};
+use super::revision::record_write;
 use super::shared::Shared;
 use crate::quota::AppQuota;
 use crate::store::sealed::{sql_count, sql_total, RawLimit, RawQuota};

@@ -574,7 +574,7 @@ impl Store for PostgresStore {
         let Shared { pool, sealer, .. } = &*self.shared;
         Box::pin(
             pool.transaction("read the AppCode changes", BEGIN_READ, async move |conn| {
-                ops::app_code_changes(conn, sealer, instance_id, revision).await
+                super::revision::app_code_changes(conn, sealer, instance_id, revision).await
             }),
         )
     }
