@@ -345,8 +345,8 @@ async fn a_quota_is_created_bound_shown_and_deleted() {
             "one_a_day",
             "1/1",
             "DAY",
-            "first",
-            "call",
+            "at",
+            "binding",
             "0"
         ]
     );

@@ -33,8 +33,8 @@ struct QuotaFields {
     /// How many units a period lasts.
     #[arg(long, default_value_t = 1)]
     interval: u32,
-    /// The anchor of every period, `YYYY-MM-DD HH:MM:SS` in UTC; without it, periods start at
-    /// each app's first call.
+    /// The anchor of every period, `YYYY-MM-DD HH:MM:SS` in UTC; without it, each app's periods
+    /// start when it is bound.
     #[arg(long)]
     reset_time: Option<String>,
     /// Description.
@@ -228,7 +228,7 @@ fn print_quotas(
             text(quota, "time_unit")
         );
         let reset = match text(quota, "reset_time") {
-            at if at.is_empty() => "first call".to_owned(),
+            at if at.is_empty() => "at binding".to_owned(),
             at => at,
         };
         rows.push(vec![

@@ -180,7 +180,11 @@ pub trait AppCodeProvider: Send + Sync + 'static {
 
     /// Whether quota counts are shared between the nodes using this provider
     /// ([`add_quota_counts`](Self::add_quota_counts)). When `false` (the default) each node
-    /// counts its own calls.
+    /// counts its own calls. Nodes count the same windows only if they agree on each quota's
+    /// anchor: give the quotas of such a provider a reset time ([`AppQuota::reset_time`]), as
+    /// [`StoreProvider`](crate::store::StoreProvider) does with the binding time. Without one
+    /// each node anchors at the first call it sees, and the first node to add a count sets the
+    /// anchor the others adopt.
     fn shares_quota_counts(&self) -> bool {
         false
     }

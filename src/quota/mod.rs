@@ -31,7 +31,9 @@ mod policy;
 mod shared;
 
 pub(crate) use counts::QuotaCounts;
+#[cfg(any(feature = "store", test))]
+pub(crate) use policy::at;
 #[cfg(any(feature = "admin", feature = "sqlite", feature = "postgres", test))]
-pub(crate) use policy::{at, secs};
+pub(crate) use policy::secs;
 pub use policy::{AppQuota, QuotaError, TimeUnit};
 pub use shared::{QuotaCount, SharedCount};

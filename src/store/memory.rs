@@ -174,15 +174,21 @@ impl State {
             .collect()
     }
 
-    /// The quota of the app `app_id` of `instance_id`, if it is bound to one.
+    /// The quota of the app `app_id` of `instance_id`, if it is bound to one, anchored at its
+    /// binding when the quota has no reset time (see [`Store::instance_app_quotas`]).
     fn app_quota(&self, instance_id: &str, app_id: &str) -> Option<AppQuota> {
         let (scope, binding) = self
             .bindings
             .iter()
             .find(|(at, b)| at.instance_id == instance_id && b.app_id == app_id)?;
-        self.quota(scope, &binding.app_quota_id)
-            .ok()
-            .map(|q| q.quota.clone())
+        let quota = self.quota(scope, &binding.app_quota_id).ok()?.quota.clone();
+        Some(match quota.anchor() {
+            Some(_) => quota,
+            None => {
+                let secs = binding.bound_time.unix_nanos().div_euclid(1_000_000_000);
+                quota.reset_time(crate::quota::at(secs))
+            }
+        })
     }
 
     fn quota_name_taken(&self, scope: &Scope, name: &str, except: Option<&str>) -> bool {

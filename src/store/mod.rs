@@ -507,7 +507,9 @@ pub trait Store: Send + Sync + 'static {
         app_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<Option<AppQuotaRecord>>>;
 
-    /// The quota of every app of an instance that is bound to one.
+    /// The quota of every app of an instance that is bound to one. A quota without a reset time
+    /// comes anchored at the app's binding (whole seconds), so that every node sharing the store
+    /// counts the same windows; [`AppCodeChanges::quotas`] carries them the same way.
     fn instance_app_quotas<'a>(
         &'a self,
         instance_id: &'a str,

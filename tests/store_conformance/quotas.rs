@@ -295,6 +295,30 @@ pub(super) async fn an_app_is_bound_to_one_quota_and_leaves_with_it(store: Arc<d
     store.create_app(app(1)).await.unwrap();
     assert_eq!(store.app_bound_quota(&s, &id(1)).await.unwrap(), None);
 
+    // A quota without a reset time reaches gateways anchored at the app's binding, in whole
+    // seconds, so that every node counts the same windows; shown as it was created.
+    let mut plain = quota(4, "plain", 3);
+    plain.quota = AppQuota::new(3, TimeUnit::Minute, 1).unwrap();
+    store.create_app_quota(&s, plain.clone()).await.unwrap();
+    let bound_at = Timestamp::from_unix_nanos(1_760_000_000_900_000_000);
+    store
+        .bind_app_quota(&s, &quota_id(4), &[id(1)], bound_at)
+        .await
+        .unwrap();
+    let anchored = plain
+        .quota
+        .clone()
+        .reset_time(UNIX_EPOCH + Duration::from_secs(1_760_000_000));
+    assert_eq!(
+        store.instance_app_quotas("instance-1").await.unwrap(),
+        [(id(1), anchored)]
+    );
+    assert_eq!(
+        store.get_app_quota(&s, &quota_id(4)).await.unwrap().quota,
+        plain.quota
+    );
+    store.delete_app_quota(&s, &quota_id(4)).await.unwrap();
+
     // Another instance's bindings are its own.
     let other = Scope::new("project-b", "instance-2");
     store

@@ -353,7 +353,8 @@ pub(super) async fn of_app(
     let row = conn
         .query_opt(
             "read the app's quota",
-            "SELECT q.call_limits, q.time_unit, q.time_interval, q.reset_time
+            "SELECT q.call_limits, q.time_unit, q.time_interval,
+                    COALESCE(q.reset_time, b.bound_time / 1000000000)
              FROM apps a
              JOIN app_quota_bindings b ON b.app_seq = a.seq
              JOIN app_quotas q ON q.seq = b.quota_seq
@@ -379,7 +380,8 @@ pub(super) async fn of_instance(
     let rows = conn
         .query_stream(
             context,
-            "SELECT a.id, q.call_limits, q.time_unit, q.time_interval, q.reset_time
+            "SELECT a.id, q.call_limits, q.time_unit, q.time_interval,
+                    COALESCE(q.reset_time, b.bound_time / 1000000000)
              FROM app_quota_bindings b
              JOIN apps a ON a.seq = b.app_seq
              JOIN app_quotas q ON q.seq = b.quota_seq
@@ -408,7 +410,8 @@ pub(super) async fn changed_since(
     let rows = conn
         .query(
             "read the changed app quotas",
-            "SELECT l.app_id, q.call_limits, q.time_unit, q.time_interval, q.reset_time
+            "SELECT l.app_id, q.call_limits, q.time_unit, q.time_interval,
+                    COALESCE(q.reset_time, b.bound_time / 1000000000)
              FROM (SELECT DISTINCT ON (app_id) app_id, revision, ord FROM app_code_log
                    WHERE instance_id = $1 AND revision > $2 AND kind = 'A'
                    ORDER BY app_id, revision DESC, ord DESC) l

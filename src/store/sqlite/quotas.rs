@@ -280,7 +280,8 @@ pub(super) fn of_instance(
     let tx = read_tx(conn)?;
     let rows = tx
         .prepare_cached(
-            "SELECT a.id, q.call_limits, q.time_unit, q.time_interval, q.reset_time
+            "SELECT a.id, q.call_limits, q.time_unit, q.time_interval,
+                    COALESCE(q.reset_time, b.bound_time / 1000000000)
              FROM app_quota_bindings b
              JOIN apps a ON a.seq = b.app_seq
              JOIN app_quotas q ON q.seq = b.quota_seq
@@ -312,7 +313,8 @@ pub(super) fn changed_since(
     // once at most.
     let rows = tx
         .prepare_cached(
-            "SELECT l.app_id, q.call_limits, q.time_unit, q.time_interval, q.reset_time
+            "SELECT l.app_id, q.call_limits, q.time_unit, q.time_interval,
+                    COALESCE(q.reset_time, b.bound_time / 1000000000)
              FROM (SELECT app_id, max(revision) AS revision, ord FROM app_code_log
                    WHERE instance_id = ?1 AND revision > ?2 AND kind = 'A'
                    GROUP BY app_id) l
