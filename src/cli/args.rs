@@ -124,8 +124,21 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "APIG_MAX_CONNECTIONS")]
     pub(crate) max_connections: Option<usize>,
     /// Requests each app may send, `N/s`, `N/m`, `N/h` or `N/d` (burst N), counted per gateway
-    /// node; over it the gateway answers 429 APIG.0308 [default: no limit]. Per-app values go
+    /// node or, with `--rate-limit-store`, for all nodes; over it the gateway answers 429 APIG.0308 [default: no limit]. Per-app values go
     /// in the file's `[rate_limits]` table.
     #[arg(long, env = "APIG_RATE_LIMIT", value_parser = clap::builder::ValueParser::new(str::parse::<Quota>))]
     pub(crate) rate_limit: Option<Quota>,
+    /// Where rate limits are counted: `local` (each node on its own), or
+    /// `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` (`rediss://` for TLS), one limit for every
+    /// node sharing the Redis [default: local]. Give a password in the environment variable.
+    #[arg(long, env = "APIG_RATE_LIMIT_STORE", hide_env_values = true)]
+    pub(crate) rate_limit_store: Option<String>,
+    /// Milliseconds one call to the rate limit store may take; past it, and for a second after,
+    /// the node counts on its own [default: 50].
+    #[arg(long, env = "APIG_RATE_LIMIT_STORE_TIMEOUT_MS")]
+    pub(crate) rate_limit_store_timeout_ms: Option<u64>,
+    /// Start of every key in the rate limit store, followed by the instance ID, `:` and the
+    /// app ID [default: apig:rl:].
+    #[arg(long, env = "APIG_RATE_LIMIT_STORE_PREFIX")]
+    pub(crate) rate_limit_store_prefix: Option<String>,
 }

@@ -8,6 +8,8 @@
 //! | `apig_appcode_refused_connections_total` | counter | `listener` |
 //! | `apig_appcode_rejections_total` | counter | `reason` |
 //! | `apig_appcode_throttled_total` | counter | — (with [`Exposition::throttle`]) |
+//! | `apig_appcode_rate_limit_store_fallbacks_total` | counter | — (with a rate limit store) |
+//! | `apig_appcode_rate_limit_store_latency_seconds` | histogram | — (with a rate limit store) |
 //! | `apig_appcode_hits_total`, `_misses_total`, `_provider_lookups_total`, `_provider_errors_total`, `_snapshots_loaded_total`, `_deltas_applied_total`, `_changes_applied_total` | counter | — |
 //! | `apig_appcode_cache_size`, `_snapshot_age_seconds`, `_ready` | gauge | — |
 //!
@@ -47,7 +49,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::listener::OpenConnections;
-use crate::throttle::ThrottleLayer;
+use crate::throttle::{ThrottleLayer, STORE_LATENCY_BOUNDS_NS};
 use crate::AppCodeCache;
 
 /// The content type of [`Exposition::render`].
@@ -245,6 +247,34 @@ impl Collector for ThrottleCollector {
             "throttled",
             "Requests answered 429 APIG.0308 by the per-app rate limit.",
             self.0.throttled(),
+        )?;
+        let Some(latency) = self.0.store_latency() else {
+            return Ok(());
+        };
+        counter(
+            &mut e,
+            "rate_limit_store_fallbacks",
+            "Requests counted on this node alone because the rate limit store failed, was late, \
+             or was left alone while it recovers.",
+            self.0.store_fallbacks(),
+        )?;
+        let buckets: Vec<(f64, u64)> = STORE_LATENCY_BOUNDS_NS
+            .iter()
+            .map(|&b| b as f64 / 1e9)
+            .chain([f64::MAX])
+            .zip(latency.buckets)
+            .collect();
+        e.encode_descriptor(
+            "rate_limit_store_latency_seconds",
+            "Round trips to the rate limit store, up to their deadline.",
+            None,
+            MetricType::Histogram,
+        )?
+        .encode_histogram::<NoLabelSet>(
+            latency.sum_ns as f64 / 1e9,
+            latency.buckets.iter().sum(),
+            &buckets,
+            None,
         )
     }
 }

@@ -60,11 +60,19 @@
 mod layer;
 mod limiter;
 mod quota;
+#[cfg(feature = "redis")]
+mod redis;
 mod service;
 mod shared;
+mod store;
 #[cfg(test)]
 mod tests;
 
 pub use layer::{ThrottleLayer, ThrottleLayerBuilder};
 pub use quota::{Quota, QuotaError};
+#[cfg(feature = "redis")]
+pub use redis::{RedisRateStore, RedisStoreError, RedisUrl, RedisUrlError};
 pub use service::{ResponseFuture, Throttle};
+#[cfg(feature = "gateway")]
+pub(crate) use store::STORE_LATENCY_BOUNDS_NS;
+pub use store::{RateCheck, RateStore, RateStoreError, DEFAULT_STORE_TIMEOUT, STORE_RETRY};
