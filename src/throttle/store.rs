@@ -116,10 +116,10 @@ impl Remote {
     }
 
     fn now_ns(&self) -> u64 {
-        // Never 0, which means "closed".
+        // Counted from 1: 0 means "closed".
         u64::try_from(self.base.elapsed().as_nanos())
             .unwrap_or(u64::MAX)
-            .max(1)
+            .saturating_add(1)
     }
 
     /// The store's answer to come, under the deadline; `None` when the breaker is open and this

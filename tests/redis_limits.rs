@@ -1,0 +1,387 @@
+//! Rate limits shared through Redis (`--rate-limit-store redis://…`): throttles on separate
+//! connections, and `serve` nodes, hold one limit between them; local and Redis counting answer
+//! alike; a Redis cut off mid-run gives the local limit, never a 5xx, and is used again once it
+//! is back; a password in the URL never shows.
+//!
+//! Needs `APIG_TEST_REDIS_URL=redis://...` (and `APIG_TEST_DATABASE_URL` for the test of two
+//! nodes on one database). Limits are per hour, so no room comes back while a test runs: counts
+//! are exact, and nothing depends on how fast the machine is.
+//! Run: `cargo test --features gateway --test redis_limits`.
+
+#[path = "support/binary.rs"]
+mod binary;
+#[path = "support/postgres.rs"]
+mod pg;
+#[path = "support/redis.rs"]
+mod redis_support;
+
+use std::convert::Infallible;
+
+use apig_appcode::gateway::config::DEFAULT_INSTANCE_ID;
+use apig_appcode::throttle::{Quota, RedisRateStore, RedisUrl, ThrottleLayer};
+use apig_appcode::AppIdentity;
+use binary::{
+    call_gateway, metrics, run_to_exit, sample, serve_args, serve_command, wait_until, Admin,
+    Server, Upstream, PROPAGATION_TIMEOUT, TOKEN,
+};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use redis_support::{Forwarder, TestRedis};
+use tower::util::BoxCloneService;
+use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+
+type Svc = BoxCloneService<Request<()>, Response<Bytes>, Infallible>;
+
+fn service(layer: ThrottleLayer) -> Svc {
+    BoxCloneService::new(ServiceBuilder::new().layer(layer).service(service_fn(
+        |_: Request<()>| async { Ok::<_, Infallible>(Response::new(Bytes::new())) },
+    )))
+}
+
+/// Status and `Retry-After` of one request of `app`.
+async fn call(svc: &mut Svc, app: &str) -> (StatusCode, Option<String>) {
+    let mut req = Request::new(());
+    req.extensions_mut()
+        .insert(AppIdentity::new(app, format!("{app}-code")));
+    let res = svc.ready().await.unwrap().call(req).await.unwrap();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (res.status(), retry_after)
+}
+
+async fn redis_layer(redis: &TestRedis, quota: Quota) -> ThrottleLayer {
+    let url = RedisUrl::parse(&redis.url).unwrap();
+    let store = RedisRateStore::connect(&url, &redis.prefix).await.unwrap();
+    ThrottleLayer::builder()
+        .default_limit(quota)
+        .store(store)
+        .build()
+}
+
+fn per_hour(n: u32) -> Quota {
+    format!("{n}/h").parse().unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The layer
+
+#[tokio::test]
+async fn two_throttles_on_their_own_connections_share_one_limit() {
+    let test = "two_throttles_on_their_own_connections_share_one_limit";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let (one, two) = (
+        redis_layer(&redis, per_hour(10)).await,
+        redis_layer(&redis, per_hour(10)).await,
+    );
+    let (mut a, mut b) = (service(one.clone()), service(two.clone()));
+    let mut admitted = 0;
+    for _ in 0..15 {
+        for svc in [&mut a, &mut b] {
+            if call(svc, "app-1").await.0 == StatusCode::OK {
+                admitted += 1;
+            }
+        }
+    }
+    assert_eq!(admitted, 10, "one limit for both, not one each");
+    assert_eq!(one.throttled() + two.throttled(), 20);
+    assert_eq!(one.store_fallbacks() + two.store_fallbacks(), 0);
+    // Another app has a limit of its own.
+    assert_eq!(call(&mut a, "app-2").await.0, StatusCode::OK);
+    redis.clean().await;
+}
+
+#[tokio::test]
+async fn redis_and_local_counting_answer_alike() {
+    let test = "redis_and_local_counting_answer_alike";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    for quota in [
+        per_hour(3),
+        per_hour(3).with_burst(1).unwrap(),
+        "7/d".parse().unwrap(),
+    ] {
+        let mut local = service(ThrottleLayer::new(quota));
+        let mut shared = service(redis_layer(&redis, quota).await);
+        let app = format!("app-{}", quota.to_string().replace(' ', "-"));
+        let mut answers = (Vec::new(), Vec::new());
+        for _ in 0..quota.burst() + 2 {
+            answers.0.push(call(&mut local, &app).await);
+            answers.1.push(call(&mut shared, &app).await);
+        }
+        assert_eq!(answers.0, answers.1, "{quota}");
+        let passed = answers.1.iter().filter(|a| a.0 == StatusCode::OK).count();
+        assert_eq!(passed, quota.burst() as usize, "{quota}");
+        // The first refusal waits one emission interval, less the moment the calls took.
+        let wait = quota.emission_interval().as_secs_f64().ceil().to_string();
+        assert_eq!(
+            answers.1[passed].1.as_deref(),
+            Some(wait.as_str()),
+            "{quota}"
+        );
+    }
+    redis.clean().await;
+}
+
+#[tokio::test]
+async fn keys_are_prefixed_and_expire_when_their_state_is_fresh_again() {
+    let test = "keys_are_prefixed_and_expire_when_their_state_is_fresh_again";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let mut svc = service(redis_layer(&redis, per_hour(3)).await);
+    assert_eq!(call(&mut svc, "app-1").await.0, StatusCode::OK);
+    let key = format!("{}app-1", redis.prefix);
+    assert_eq!(redis.keys().await, vec![key.clone()]);
+    // One request of 3/h: the state is fresh again after one interval, 20 minutes.
+    let ttl = redis.pttl(&key).await;
+    assert!(ttl > 0 && ttl <= 1_200_000, "{ttl}");
+    redis.clean().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// `serve`
+
+/// `serve` on `database` with `--admin-token`, counting `rate_limit` in Redis at `url` under
+/// `prefix`.
+async fn start_node(
+    upstream: &Upstream,
+    database: &str,
+    url: &str,
+    prefix: &str,
+    rate_limit: &str,
+) -> Server {
+    let mut args = serve_args(&upstream.url(), database);
+    args.extend(
+        [
+            "--admin-token",
+            TOKEN,
+            "--rate-limit",
+            rate_limit,
+            "--rate-limit-store-prefix",
+            prefix,
+        ]
+        .map(String::from),
+    );
+    let mut cmd = serve_command(&args);
+    // The environment rather than the flag, as the documentation advises for a password.
+    cmd.env("APIG_RATE_LIMIT_STORE", url);
+    Server::start(cmd).await.expect("the node starts")
+}
+
+fn fallbacks(text: &str) -> f64 {
+    sample(text, "apig_appcode_rate_limit_store_fallbacks_total")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_nodes_share_one_redis_limit() {
+    let test = "two_serve_nodes_share_one_redis_limit";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let Some(db) = pg::TestDb::create(test).await else {
+        return;
+    };
+    let upstream = Upstream::start().await;
+    let (a, b) = tokio::join!(
+        start_node(&upstream, db.url(), &redis.url, &redis.prefix, "10/h"),
+        start_node(&upstream, db.url(), &redis.url, &redis.prefix, "10/h"),
+    );
+    let (_, _, code) = Admin::new(a.admin, TOKEN).app_with_code("shared").await;
+    // Every answer counts, those that waited for B to learn the code included.
+    let mut admitted = 0;
+    let mut throttled = 0;
+    let mut tally = |status: StatusCode| match status {
+        StatusCode::OK => admitted += 1,
+        StatusCode::TOO_MANY_REQUESTS => throttled += 1,
+        StatusCode::UNAUTHORIZED => {}
+        other => panic!("unexpected {other}"),
+    };
+    let first = wait_until(PROPAGATION_TIMEOUT, "node B knows the code", || {
+        let (code, gateway) = (code.clone(), b.gateway);
+        async move {
+            let status = call_gateway(gateway, "/orders", Some(&code)).await.status;
+            (status != StatusCode::UNAUTHORIZED).then_some(status)
+        }
+    })
+    .await;
+    tally(first);
+    for _ in 0..12 {
+        for node in [&a, &b] {
+            tally(
+                call_gateway(node.gateway, "/orders", Some(&code))
+                    .await
+                    .status,
+            );
+        }
+    }
+    assert_eq!(
+        admitted, 10,
+        "the nodes together admit the limit, not twice it"
+    );
+    assert_eq!(throttled, 15);
+    let (ma, mb) = (metrics(&a).await, metrics(&b).await);
+    assert_eq!(fallbacks(&ma) + fallbacks(&mb), 0.0);
+    assert_eq!(
+        sample(&ma, "apig_appcode_throttled_total") + sample(&mb, "apig_appcode_throttled_total"),
+        15.0
+    );
+    let keys = redis.keys().await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].starts_with(&format!("{}{DEFAULT_INSTANCE_ID}:", redis.prefix)));
+    redis.clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cut_off_gives_local_limits_and_no_5xx_then_serves_again() {
+    let test = "a_redis_cut_off_gives_local_limits_and_no_5xx_then_serves_again";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let forwarder = Forwarder::start(redis.addr).await;
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let database = binary::database_url(dir.path());
+    let node = start_node(
+        &upstream,
+        &database,
+        &redis.url_via(forwarder.addr),
+        &redis.prefix,
+        "3/h",
+    )
+    .await;
+    let (_, _, code) = Admin::new(node.admin, TOKEN).app_with_code("cut").await;
+    let status = || {
+        let (code, gateway) = (code.clone(), node.gateway);
+        async move { call_gateway(gateway, "/orders", Some(&code)).await.status }
+    };
+
+    // Through Redis: the burst of 3, then 429.
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        answers.push(status().await);
+    }
+    use StatusCode as S;
+    let burst = [
+        S::OK,
+        S::OK,
+        S::OK,
+        S::TOO_MANY_REQUESTS,
+        S::TOO_MANY_REQUESTS,
+    ];
+    assert_eq!(answers, burst);
+    assert_eq!(fallbacks(&metrics(&node).await), 0.0);
+    let keys = redis.keys().await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+
+    // Cut off: the node counts alone, from a fresh local state, and never answers 5xx.
+    forwarder.cut().await;
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        answers.push(status().await);
+    }
+    assert_eq!(answers, burst, "the local limit");
+    let during = fallbacks(&metrics(&node).await);
+    assert_eq!(during, 5.0);
+    let log = node.stderr_containing(&["rate limit store failed"]).await;
+    assert_eq!(log.matches("rate limit store failed").count(), 1, "{log}");
+
+    // Back: once a request no longer falls back, the node counts in Redis again. The app's
+    // key is deleted, so only Redis can admit it now: its local burst is spent.
+    forwarder.restore();
+    wait_until(PROPAGATION_TIMEOUT, "the node asks Redis again", || {
+        let (node, status) = (&node, &status);
+        async move {
+            let before = fallbacks(&metrics(node).await);
+            let answer = status().await;
+            assert!(!answer.is_server_error(), "{answer}");
+            (fallbacks(&metrics(node).await) == before).then_some(())
+        }
+    })
+    .await;
+    redis.delete(&keys[0]).await;
+    assert_eq!(status().await, S::OK, "a fresh state in Redis");
+    node.stderr_containing(&["rate limit store answers again"])
+        .await;
+    assert_eq!(
+        sample(
+            &metrics(&node).await,
+            "apig_appcode_gateway_requests_total{class=\"5xx\"}"
+        ),
+        0.0
+    );
+    let latency = "apig_appcode_rate_limit_store_latency_seconds_count";
+    assert!(sample(&metrics(&node).await, latency) >= 7.0);
+    redis.clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_password_never_shows() {
+    let password = "pa55-redis-secret";
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let database = binary::database_url(dir.path());
+
+    // A URL that does not parse: exit 2, naming the setting, not the URL.
+    let mut args = serve_args(&upstream.url(), &database);
+    args.extend(["--rate-limit".into(), "1/s".into()]);
+    let mut cmd = serve_command(&args);
+    cmd.env(
+        "APIG_RATE_LIMIT_STORE",
+        format!("redis://:{password}@cache:port/0"),
+    );
+    let (status, stdout, stderr) = run_to_exit(cmd).await;
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--rate-limit-store"), "{stderr}");
+    assert!(
+        !stdout.contains(password) && !stderr.contains(password),
+        "{stderr}"
+    );
+
+    // Nothing listens there: the node starts, counts locally, and says so with the URL
+    // redacted.
+    let url = format!("redis://:{password}@127.0.0.1:1/0");
+    let node = start_node(&upstream, &database, &url, "apig:test:none:", "1/h").await;
+    let (_, _, code) = Admin::new(node.admin, TOKEN)
+        .app_with_code("unreachable")
+        .await;
+    let answers = [
+        call_gateway(node.gateway, "/orders", Some(&code))
+            .await
+            .status,
+        call_gateway(node.gateway, "/orders", Some(&code))
+            .await
+            .status,
+    ];
+    assert_eq!(answers, [StatusCode::OK, StatusCode::TOO_MANY_REQUESTS]);
+    let log = node
+        .stderr_containing(&["redis://:***@127.0.0.1:1/0"])
+        .await;
+    assert!(
+        !log.contains(password) && !node.stdout().contains(password),
+        "{log}"
+    );
+    node.stop().await;
+
+    // A Redis that refuses the password stops the start, without showing it.
+    let test = "a_redis_password_never_shows";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let mut args = serve_args(&upstream.url(), &database);
+    args.extend(["--rate-limit".into(), "1/s".into()]);
+    let mut cmd = serve_command(&args);
+    let wrong = format!("redis://:{password}@{}/0", redis.addr);
+    cmd.env("APIG_RATE_LIMIT_STORE", &wrong);
+    let (status, stdout, stderr) = run_to_exit(cmd).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("rate limit store"), "{stderr}");
+    assert!(
+        !stdout.contains(password) && !stderr.contains(password),
+        "{stderr}"
+    );
+}
