@@ -1,42 +1,6 @@
 //! [`RedisRateStore`]: per-app rate limits kept in Redis, one limit for every gateway node.
 //!
-//! Each request is one `EVALSHA` of a Lua script that runs the local limiter's GCRA on the
-//! app's key, atomically, against Redis's own clock (`TIME`), so nodes with skewed clocks
-//! still agree: it reads the app's theoretical arrival time, refuses with the wait when that
-//! time is beyond the tolerance, else moves it one emission interval on. The key expires when
-//! the arrival time passes (the state then equals a fresh one), so Redis holds one small key
-//! per app that sent a request within its last burst window.
-//!
-//! - Times are whole microseconds (Lua's numbers are doubles, exact to 2^53: microseconds since
-//!   1970 fit, nanoseconds do not). The emission interval is rounded to the nearest
-//!   microsecond and the tolerance counted in whole intervals, so a burst is exactly the local
-//!   one and a rate differs from it by less than one part in a million above 1 request per
-//!   second (a limit above a million requests per second per app is held to a million).
-//! - One multiplexed connection per store, shared by every worker; it is replaced in the
-//!   background when it breaks, or when three calls in a row were given up for their deadline
-//!   (a Redis that stopped answering on a live connection). Meanwhile calls fail at once and the
-//!   throttle counts locally.
-//! - `redis` (the crate) was chosen over `fred` by a measurement: 36 added crates against 44, a
-//!   release build in 44 s against 83 s, and 2.0 µs against 3.9 µs of client CPU per script call
-//!   (BENCHMARKS.md).
-//!
-//! # Example
-//!
-//! ```no_run
-//! use apig_appcode::throttle::{Quota, RedisRateStore, RedisUrl, ThrottleLayer};
-//! use std::time::Duration;
-//!
-//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let url = RedisUrl::parse("redis://:s3cret@redis.internal:6379/0")?;
-//! assert_eq!(url.to_string(), "redis://:***@redis.internal:6379/0");
-//! let store = RedisRateStore::connect(&url, "apig:rl:instance-1:").await?;
-//! let throttle = ThrottleLayer::builder()
-//!     .default_limit(Quota::per_second(100)?)
-//!     .store(store)
-//!     .store_timeout(Duration::from_millis(50))
-//!     .build();
-//! # let _ = throttle; Ok(()) }
-//! ```
+//! The design and its numbers are on [`RedisRateStore`], which users see.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -51,27 +15,35 @@ use redis::{
 use super::quota::Quota;
 use super::store::{RateCheck, RateStore, RateStoreError};
 
-/// The GCRA of `limiter.rs` on one key. ARGV: emission interval and tolerance in µs.
-/// Returns 0 when the request passes, else the µs until it would.
+/// The GCRA of `limiter.rs` on one key. ARGV: emission interval and tolerance in ns. The
+/// key holds the theoretical arrival time as "SECONDS NANOSECONDS" of Redis's clock: Lua's
+/// numbers are doubles, exact to 2^53, which nanoseconds since 1970 exceed but nanoseconds
+/// from now to the arrival time do not (up to 104 days ahead). Returns 0 when the request
+/// passes, else the ns until it would.
 const SCRIPT: &str = r"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local s, n = tonumber(t[1]), tonumber(t[2]) * 1000
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-local start = math.max(tat, now)
-local ahead = start - now
+local ahead = 0
+local tat = redis.call('GET', KEYS[1])
+if tat then
+  local ts, tn = string.match(tat, '^(%d+) (%d+)$')
+  if ts then
+    ahead = math.max(0, (tonumber(ts) - s) * 1000000000 + (tonumber(tn) - n))
+  end
+end
 if ahead > tolerance then
   return ahead - tolerance
 end
-local new = start + interval
-redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', math.max(1, math.ceil((new - now) / 1000)))
+local due = ahead + interval
+local ns = n + due
+-- fmod (C's, exact) rather than % or floor(/), whose rounded quotient can be one too high.
+local rest = math.fmod(ns, 1000000000)
+redis.call('SET', KEYS[1], string.format('%d %d', s + (ns - rest) / 1000000000, rest),
+  'PX', math.max(1, math.ceil(due / 1000000)))
 return 0
 ";
-
-/// Largest tolerance sent, in µs (about 31 years): with Redis's clock added it stays far below
-/// 2^53. Beyond it a burst is unlimited, as the local limiter's saturation makes it.
-const MAX_TOLERANCE_US: u64 = 1_000_000_000_000_000;
 
 /// How long connecting (TCP, TLS, `AUTH`, `SELECT`) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -188,8 +160,44 @@ impl fmt::Display for RedisStoreError {
 
 impl std::error::Error for RedisStoreError {}
 
-/// Per-app limits in Redis, for [`ThrottleLayerBuilder::store`](super::ThrottleLayerBuilder::store);
-/// see the [module](self). Clones share the connection.
+/// Per-app limits in Redis, one limit for every gateway node, for
+/// [`ThrottleLayerBuilder::store`](super::ThrottleLayerBuilder::store). Clones share the
+/// connection.
+///
+/// Each request is one `EVALSHA` of a Lua script that runs the local limiter's GCRA on the
+/// app's key, atomically, against Redis's own clock (`TIME`), so nodes with skewed clocks
+/// still agree: it reads the app's theoretical arrival time, refuses with the wait when that
+/// time is beyond the tolerance, else moves it one emission interval on. The key expires when
+/// the arrival time passes (the state then equals a fresh one), so Redis holds one small key
+/// per app that sent a request within its last burst window.
+///
+/// - The interval and tolerance are the local limiter's, in nanoseconds; Redis's clock reads in
+///   microseconds, so a request is seen up to 1 µs early, which moves no rate.
+/// - One multiplexed connection per store, shared by every worker; it is replaced in the
+///   background when it breaks, or when three calls in a row were given up for their deadline
+///   (a Redis that stopped answering on a live connection). Meanwhile calls fail at once and the
+///   throttle counts locally.
+/// - `redis` (the crate) was chosen over `fred` by a measurement: 36 added crates against 44, a
+///   release build in 44 s against 83 s, and 2.0 µs against 3.9 µs of client CPU per script call
+///   (BENCHMARKS.md).
+///
+/// # Example
+///
+/// ```no_run
+/// use apig_appcode::throttle::{Quota, RedisRateStore, RedisUrl, ThrottleLayer};
+/// use std::time::Duration;
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let url = RedisUrl::parse("redis://:s3cret@redis.internal:6379/0")?;
+/// assert_eq!(url.to_string(), "redis://:***@redis.internal:6379/0");
+/// let store = RedisRateStore::connect(&url, "apig:rl:instance-1:").await?;
+/// let throttle = ThrottleLayer::builder()
+///     .default_limit(Quota::per_second(100)?)
+///     .store(store)
+///     .store_timeout(Duration::from_millis(50))
+///     .build();
+/// # let _ = throttle; Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct RedisRateStore {
     inner: Arc<Inner>,
@@ -335,7 +343,9 @@ impl RateStore for RedisRateStore {
             ))));
         };
         let key = format!("{}{app_id}", self.inner.prefix);
-        let (interval, tolerance) = micros(quota);
+        let (interval, tolerance) = (quota.emission_interval(), quota.tolerance());
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let (interval, tolerance) = (nanos(interval), nanos(tolerance));
         let mut call = Call {
             inner: Arc::clone(&self.inner),
             generation,
@@ -354,7 +364,7 @@ impl RateStore for RedisRateStore {
             call.inner.abandoned.store(0, Ordering::Relaxed);
             match result {
                 Ok(0) => Ok(Ok(())),
-                Ok(us) => Ok(Err(Duration::from_micros(us))),
+                Ok(ns) => Ok(Err(Duration::from_nanos(ns))),
                 Err(e) => {
                     if is_transient(&e) {
                         call.inner.disconnect(generation);
@@ -381,17 +391,6 @@ impl Drop for Call {
             self.inner.disconnect(self.generation);
         }
     }
-}
-
-/// The quota's emission interval (rounded, at least 1) and tolerance (whole intervals), in µs.
-fn micros(quota: &Quota) -> (u64, u64) {
-    let ns = u64::try_from(quota.emission_interval().as_nanos()).unwrap_or(u64::MAX);
-    let interval = ns.saturating_add(500) / 1000;
-    let interval = interval.max(1);
-    let tolerance = interval
-        .saturating_mul(u64::from(quota.burst() - 1))
-        .min(MAX_TOLERANCE_US);
-    (interval, tolerance)
 }
 
 /// Errors of the connection rather than of the command: the connection is replaced.
@@ -468,18 +467,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("pa55word"), "{err}");
-    }
-
-    #[test]
-    fn intervals_round_to_microseconds_and_bursts_stay_whole() {
-        let q = |s: &str| s.parse::<Quota>().unwrap();
-        assert_eq!(micros(&q("100/s")), (10_000, 990_000));
-        // 333 333.333 µs: the tolerance is two rounded intervals, so a burst of 3 still passes.
-        assert_eq!(micros(&q("3/s")), (333_333, 666_666));
-        assert_eq!(micros(&q("1/d")), (86_400_000_000, 0));
-        let fast = Quota::new(1, Duration::from_nanos(10)).unwrap();
-        assert_eq!(micros(&fast), (1, 0));
-        let huge = Quota::per_second(1).unwrap().with_burst(u32::MAX).unwrap();
-        assert_eq!(micros(&huge).1, MAX_TOLERANCE_US);
     }
 }

@@ -32,6 +32,27 @@ pub type RateCheck =
 /// moves by [`Quota::emission_interval`] per request, and a request passes while that time is
 /// at most [`Quota::tolerance`] ahead of now. The throttle bounds each call by its
 /// [`store_timeout`](super::ThrottleLayerBuilder::store_timeout) and drops the future past it.
+///
+/// ```
+/// use apig_appcode::throttle::{Quota, RateCheck, RateStore, ThrottleLayer};
+///
+/// /// Admits everything: a stand-in for a store that another process shares.
+/// #[derive(Debug)]
+/// struct Open;
+///
+/// impl RateStore for Open {
+///     fn check(&self, _app_id: &str, _quota: &Quota) -> RateCheck {
+///         Box::pin(std::future::ready(Ok(Ok(()))))
+///     }
+/// }
+///
+/// let layer = ThrottleLayer::builder()
+///     .default_limit(Quota::per_second(10).unwrap())
+///     .store(Open)
+///     .build();
+/// assert!(layer.has_store());
+/// assert_eq!(layer.store_fallbacks(), 0);
+/// ```
 pub trait RateStore: fmt::Debug + Send + Sync + 'static {
     /// Charges one request of `app_id` under `quota`.
     fn check(&self, app_id: &str, quota: &Quota) -> RateCheck;
