@@ -133,6 +133,10 @@ pub(crate) struct ServeArgs {
     /// node sharing the Redis [default: local]. Give a password in the environment variable.
     #[arg(long, env = "APIG_RATE_LIMIT_STORE", hide_env_values = true)]
     pub(crate) rate_limit_store: Option<String>,
+    /// PEM file of the CA certificates that a `rediss://` rate limit store's certificate is
+    /// verified against [default: the system's].
+    #[arg(long, env = "APIG_RATE_LIMIT_STORE_CA")]
+    pub(crate) rate_limit_store_ca: Option<PathBuf>,
     /// Milliseconds one call to the rate limit store may take; past it, and for a second after,
     /// the node counts on its own [default: 50].
     #[arg(long, env = "APIG_RATE_LIMIT_STORE_TIMEOUT_MS")]

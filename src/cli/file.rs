@@ -93,6 +93,7 @@ pub(crate) struct FileConfig {
     pub(crate) rate_limits: BTreeMap<String, String>,
     /// `rate_limit_store = "redis://…"`: `local` or a Redis shared by the nodes.
     pub(crate) rate_limit_store: Option<String>,
+    pub(crate) rate_limit_store_ca: Option<PathBuf>,
     pub(crate) rate_limit_store_timeout_ms: Option<u64>,
     pub(crate) rate_limit_store_prefix: Option<String>,
 }

@@ -217,6 +217,25 @@ fn rate_limits(args: &ServeArgs, file: &FileConfig, config: &mut Config) -> Resu
         config.rate_limit_store =
             RateLimitStore::parse(text).map_err(|e| UsageError::new(e.to_string()))?;
     }
+    if let Some(path) = args
+        .rate_limit_store_ca
+        .as_ref()
+        .or(file.rate_limit_store_ca.as_ref())
+    {
+        let RateLimitStore::Redis(url) = &config.rate_limit_store else {
+            return Err(UsageError::new(
+                "--rate-limit-store-ca needs a rediss:// --rate-limit-store",
+            ));
+        };
+        let pem = std::fs::read(path).map_err(|e| {
+            UsageError::new(format!("--rate-limit-store-ca {}: {e}", path.display()))
+        })?;
+        let url = url
+            .clone()
+            .root_certificates(pem)
+            .map_err(|e| UsageError::new(format!("--rate-limit-store-ca: {e}")))?;
+        config.rate_limit_store = RateLimitStore::Redis(url);
+    }
     match args
         .rate_limit_store_timeout_ms
         .or(file.rate_limit_store_timeout_ms)
@@ -541,6 +560,32 @@ role = "read-write"
         .unwrap_err()
         .to_string();
         assert!(err.contains("--rate-limit-store-timeout-ms"), "{err}");
+
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let ca = ca.to_str().unwrap();
+        let store = |url: &str| {
+            load(args(&[
+                "--upstream",
+                "http://x:1",
+                "--rate-limit-store",
+                url,
+                "--rate-limit-store-ca",
+                ca,
+            ]))
+        };
+        assert!(store("rediss://cache:6380").is_ok());
+        let err = store("redis://cache:6379").unwrap_err().to_string();
+        assert!(err.contains("rediss://"), "{err}");
+        let err = load(args(&[
+            "--upstream",
+            "http://x:1",
+            "--rate-limit-store-ca",
+            ca,
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--rate-limit-store-ca"), "{err}");
         assert!(ServeArgs::try_parse_from(["serve", "--rate-limit", "fast"]).is_err());
     }
 

@@ -477,4 +477,39 @@ mod tests {
         assert_eq!(sample(&text, "apig_appcode_ready"), 0.0);
         assert!(text.contains("# TYPE apig_appcode_hits counter"), "{text}");
     }
+
+    #[test]
+    fn a_rate_limit_store_adds_its_fallbacks_and_latency() {
+        use crate::throttle::{Quota, RateCheck, RateStore};
+
+        #[derive(Debug)]
+        struct Never;
+        impl RateStore for Never {
+            fn check(&self, _: &str, _: &Quota) -> RateCheck {
+                Box::pin(std::future::pending())
+            }
+        }
+        let expose = |throttle: &ThrottleLayer| {
+            Exposition::new(AppCodeCache::new(), &GatewayMetrics::new(), [])
+                .throttle(throttle)
+                .render()
+        };
+        let local = expose(&ThrottleLayer::new(Quota::per_second(1).unwrap()));
+        assert!(!local.contains("rate_limit_store"), "{local}");
+        let shared = ThrottleLayer::builder()
+            .default_limit(Quota::per_second(1).unwrap())
+            .store(Never)
+            .build();
+        let text = expose(&shared);
+        assert_eq!(
+            sample(&text, "apig_appcode_rate_limit_store_fallbacks_total"),
+            0.0
+        );
+        let latency = "apig_appcode_rate_limit_store_latency_seconds";
+        assert_eq!(sample(&text, &format!("{latency}_count")), 0.0);
+        assert_eq!(
+            sample(&text, &format!("{latency}_bucket{{le=\"0.00005\"}}")),
+            0.0
+        );
+    }
 }

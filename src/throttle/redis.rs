@@ -69,6 +69,8 @@ const RECONNECT_BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Dura
 pub struct RedisUrl {
     info: ConnectionInfo,
     shown: String,
+    /// PEM CA certificates trusted instead of the system's, for `rediss://`.
+    root_certificates: Option<Vec<u8>>,
 }
 
 /// A Redis URL that cannot be used. The message never holds the URL.
@@ -88,8 +90,9 @@ impl fmt::Display for RedisUrlError {
 impl std::error::Error for RedisUrlError {}
 
 impl RedisUrl {
-    /// Parses `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`, or `rediss://…` for TLS (the
-    /// system's root certificates; `#insecure` at the end skips verification).
+    /// Parses `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`, or `rediss://…` for TLS, verified
+    /// against the system's root certificates or
+    /// [`root_certificates`](Self::root_certificates).
     pub fn parse(s: &str) -> Result<Self, RedisUrlError> {
         if !(s.starts_with("redis://") || s.starts_with("rediss://")) {
             return Err(RedisUrlError("not a redis:// or rediss:// URL"));
@@ -108,6 +111,12 @@ impl RedisUrl {
             } => ("rediss", host, port, *insecure),
             ConnectionAddr::Unix(_) => return Err(RedisUrlError("not a TCP address")),
         };
+        if insecure {
+            return Err(RedisUrlError(
+                "`#insecure` (TLS without verification) is not supported; trust Redis's CA \
+                 certificate instead",
+            ));
+        }
         // Built from the parsed parts, so no spelling of a password can slip through.
         let user = match (&info.redis.username, &info.redis.password) {
             (Some(user), Some(_)) => format!("{user}:***@"),
@@ -120,11 +129,22 @@ impl RedisUrl {
         } else {
             host.clone()
         };
-        let mut shown = format!("{scheme}://{user}{host}:{port}/{}", info.redis.db);
-        if insecure {
-            shown.push_str("#insecure");
+        let shown = format!("{scheme}://{user}{host}:{port}/{}", info.redis.db);
+        Ok(Self {
+            info,
+            shown,
+            root_certificates: None,
+        })
+    }
+
+    /// Trusts the CA certificates in `pem` (one or more, PEM) instead of the system's, for a
+    /// private CA; `rediss://` URLs only.
+    pub fn root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Result<Self, RedisUrlError> {
+        if !matches!(self.info.addr, ConnectionAddr::TcpTls { .. }) {
+            return Err(RedisUrlError("CA certificates need a rediss:// URL"));
         }
-        Ok(Self { info, shown })
+        self.root_certificates = Some(pem.into());
+        Ok(self)
     }
 }
 
@@ -233,13 +253,23 @@ impl RedisRateStore {
     ///
     /// A Redis that cannot be reached is not an error: the store starts unconnected, keeps
     /// trying in the background, and the throttle counts locally meanwhile. One that refuses
-    /// the password or the database is.
+    /// the password, the database or the TLS handshake (an untrusted certificate) is.
     ///
     /// Must be called within a tokio runtime, which then runs the connection and its
     /// reconnections for as long as the store lives.
     pub async fn connect(url: &RedisUrl, key_prefix: &str) -> Result<Self, RedisStoreError> {
+        let client = match &url.root_certificates {
+            Some(pem) => redis::Client::build_with_tls(
+                url.info.clone(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+            None => redis::Client::open(url.info.clone()),
+        };
         let inner = Arc::new(Inner {
-            client: redis::Client::open(url.info.clone())
+            client: client
                 .map_err(|e| RedisStoreError(format!("Redis at {url}: {}", describe(&e, url))))?,
             url: url.clone(),
             prefix: key_prefix.into(),
@@ -252,7 +282,7 @@ impl RedisRateStore {
         });
         match inner.open().await {
             Ok(()) => inner.reconnecting.store(false, Ordering::Release),
-            Err(e) if is_transient(&e) => {
+            Err(e) if is_transient(&e) && !is_tls_refusal(&e) => {
                 tracing::warn!(
                     redis = %url,
                     error = %describe(&e, url),
@@ -398,6 +428,14 @@ fn is_transient(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() || e.is_timeout()
 }
 
+/// A TLS handshake that failed (a certificate not trusted, a server that does not speak TLS):
+/// a setting to fix, not a Redis to wait for.
+fn is_tls_refusal(e: &RedisError) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
+}
+
 /// `e` as text, with the password (should the text ever hold it) hidden.
 fn describe(e: &RedisError, url: &RedisUrl) -> String {
     let text = e.to_string();
@@ -441,12 +479,21 @@ mod tests {
             "http://:pa55word@cache:6379",
             "redis://:pa55word@cache:notaport/0",
             "redis://:pa55word@cache:6379/notadb",
+            "rediss://:pa55word@cache:6379/0#insecure",
             "pa55word",
         ] {
             let err = RedisUrl::parse(bad).unwrap_err().to_string();
             assert!(err.contains("redis://"), "{bad}: {err}");
             assert!(!err.contains("pa55word"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn ca_certificates_go_with_tls_only() {
+        let plain = RedisUrl::parse("redis://cache").unwrap();
+        assert!(plain.root_certificates(b"pem".to_vec()).is_err());
+        let tls = RedisUrl::parse("rediss://cache").unwrap();
+        assert!(tls.root_certificates(b"pem".to_vec()).is_ok());
     }
 
     #[tokio::test]
