@@ -18,7 +18,7 @@ mod redis_support;
 use std::convert::Infallible;
 
 use apig_appcode::gateway::config::DEFAULT_INSTANCE_ID;
-use apig_appcode::throttle::{Quota, RateStore, RedisRateStore, RedisUrl, ThrottleLayer};
+use apig_appcode::throttle::{Quota, RedisRateStore, RedisUrl, ThrottleLayer};
 use apig_appcode::AppIdentity;
 use binary::{
     call_gateway, metrics, run_to_exit, sample, serve_args, serve_command, wait_until, Admin,

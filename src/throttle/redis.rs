@@ -67,7 +67,8 @@ const RECONNECT_BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Dura
 /// ```
 #[derive(Clone)]
 pub struct RedisUrl {
-    info: ConnectionInfo,
+    /// Boxed: a configuration holds the URL by value beside small variants.
+    info: Box<ConnectionInfo>,
     shown: String,
     /// PEM CA certificates trusted instead of the system's, for `rediss://`.
     root_certificates: Option<Vec<u8>>,
@@ -131,7 +132,7 @@ impl RedisUrl {
         };
         let shown = format!("{scheme}://{user}{host}:{port}/{}", info.redis.db);
         Ok(Self {
-            info,
+            info: Box::new(info),
             shown,
             root_certificates: None,
         })
@@ -260,13 +261,13 @@ impl RedisRateStore {
     pub async fn connect(url: &RedisUrl, key_prefix: &str) -> Result<Self, RedisStoreError> {
         let client = match &url.root_certificates {
             Some(pem) => redis::Client::build_with_tls(
-                url.info.clone(),
+                (*url.info).clone(),
                 redis::TlsCertificates {
                     client_tls: None,
                     root_cert: Some(pem.clone()),
                 },
             ),
-            None => redis::Client::open(url.info.clone()),
+            None => redis::Client::open((*url.info).clone()),
         };
         let inner = Arc::new(Inner {
             client: client
