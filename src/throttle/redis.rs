@@ -2,15 +2,17 @@
 //!
 //! The design and its numbers are on [`RedisRateStore`], which users see.
 
+use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{
     AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError,
 };
+
+use tokio::sync::Notify;
 
 use super::quota::Quota;
 use super::store::{RateCheck, RateStore, RateStoreError};
@@ -50,9 +52,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Calls given up in a row before the connection is taken for dead and replaced.
 const ABANDONED_LIMIT: u32 = 3;
-
-/// First and longest pause between reconnection attempts.
-const RECONNECT_BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(1));
 
 /// A `redis://` or `rediss://` URL, parsed; `Display` and `Debug` hide its password.
 ///
@@ -194,10 +193,12 @@ impl std::error::Error for RedisStoreError {}
 ///
 /// - The interval and tolerance are the local limiter's, in nanoseconds; Redis's clock reads in
 ///   microseconds, so a request is seen up to 1 µs early, which moves no rate.
-/// - One multiplexed connection per store, shared by every worker; it is replaced in the
-///   background when it breaks, or when three calls in a row were given up for their deadline
-///   (a Redis that stopped answering on a live connection). Meanwhile calls fail at once and the
-///   throttle counts locally.
+/// - One multiplexed connection per store and thread that calls it: a gateway worker's round
+///   trips to Redis run on its own thread, like the rest of its requests. A connection is
+///   dropped when it breaks, or when three calls in a row were given up for their deadline (a
+///   Redis that stopped answering on a live connection); the next call opens another, in a
+///   task of its own that its deadline does not cut short. The throttle's breaker paces those
+///   calls to one a second while Redis fails.
 /// - `redis` (the crate) was chosen over `fred` by a measurement: 36 added crates against 44, a
 ///   release build in 44 s against 83 s, and 2.0 µs against 3.9 µs of client CPU per script call
 ///   (BENCHMARKS.md).
@@ -229,14 +230,6 @@ struct Inner {
     url: RedisUrl,
     prefix: Box<str>,
     script: redis::Script,
-    /// The connection and its generation; `None` while it is being replaced.
-    conn: RwLock<Option<(u64, MultiplexedConnection)>>,
-    generation: AtomicU64,
-    reconnecting: AtomicBool,
-    abandoned: AtomicU32,
-    /// Where the reconnection task runs: the runtime that connected, which outlives the
-    /// per-worker runtimes that call.
-    runtime: tokio::runtime::Handle,
 }
 
 impl fmt::Debug for RedisRateStore {
@@ -249,15 +242,13 @@ impl fmt::Debug for RedisRateStore {
 }
 
 impl RedisRateStore {
-    /// Connects to `url`; each app's state goes to the key `{key_prefix}{app_id}` (such as
-    /// `apig:rl:INSTANCE:`, so that instances sharing a Redis do not share limits).
+    /// Connects to `url` once, to check the settings; each app's state goes to the key
+    /// `{key_prefix}{app_id}` (such as `apig:rl:INSTANCE:`, so that instances sharing a Redis
+    /// do not share limits).
     ///
-    /// A Redis that cannot be reached is not an error: the store starts unconnected, keeps
-    /// trying in the background, and the throttle counts locally meanwhile. One that refuses
-    /// the password, the database or the TLS handshake (an untrusted certificate) is.
-    ///
-    /// Must be called within a tokio runtime, which then runs the connection and its
-    /// reconnections for as long as the store lives.
+    /// A Redis that cannot be reached is not an error: the store starts, and the throttle
+    /// counts locally until Redis answers. One that refuses the password, the database or the
+    /// TLS handshake (an untrusted certificate) is.
     pub async fn connect(url: &RedisUrl, key_prefix: &str) -> Result<Self, RedisStoreError> {
         let client = match &url.root_certificates {
             Some(pem) => redis::Client::build_with_tls(
@@ -275,21 +266,15 @@ impl RedisRateStore {
             url: url.clone(),
             prefix: key_prefix.into(),
             script: redis::Script::new(SCRIPT),
-            conn: RwLock::new(None),
-            generation: AtomicU64::new(0),
-            reconnecting: AtomicBool::new(true),
-            abandoned: AtomicU32::new(0),
-            runtime: tokio::runtime::Handle::current(),
         });
         match inner.open().await {
-            Ok(()) => inner.reconnecting.store(false, Ordering::Release),
+            Ok(_) => {}
             Err(e) if is_transient(&e) && !is_tls_refusal(&e) => {
                 tracing::warn!(
                     redis = %url,
                     error = %describe(&e, url),
                     "Redis unreachable; rate limits are counted per node until it answers"
                 );
-                tokio::spawn(Inner::reconnect_loop(Arc::downgrade(&inner)));
             }
             Err(e) => {
                 return Err(RedisStoreError(format!(
@@ -303,88 +288,139 @@ impl RedisRateStore {
 }
 
 impl Inner {
-    /// One connection attempt; on success, the connection in use.
-    async fn open(&self) -> Result<(), RedisError> {
+    async fn open(&self) -> Result<MultiplexedConnection, RedisError> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(CONNECT_TIMEOUT)
             .set_response_timeout(CONNECT_TIMEOUT);
-        let conn = self
-            .client
+        self.client
             .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        self.abandoned.store(0, Ordering::Relaxed);
-        *self.conn.write().unwrap_or_else(PoisonError::into_inner) = Some((generation, conn));
-        Ok(())
+            .await
+    }
+}
+
+thread_local! {
+    /// This thread's connection of each store it called. A gateway worker is one thread with a
+    /// runtime of its own: a connection opened there runs its I/O there too, so a request's
+    /// round trip to Redis wakes no other thread.
+    static SLOTS: RefCell<Vec<(Weak<Inner>, Arc<Slot>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One thread's connection to a store's Redis.
+#[derive(Default)]
+struct Slot {
+    state: Mutex<SlotState>,
+    /// Told when a connection attempt ends.
+    attempted: Notify,
+}
+
+#[derive(Default)]
+struct SlotState {
+    /// The connection and its generation; `None` before the first and after a broken one.
+    conn: Option<(u64, MultiplexedConnection)>,
+    generation: u64,
+    connecting: bool,
+    /// Calls given up in a row on the current connection.
+    abandoned: u32,
+    last_error: Option<String>,
+}
+
+impl Slot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Drops connection `generation` (unless already replaced) and starts replacing it.
-    fn disconnect(self: &Arc<Self>, generation: u64) {
+    /// This thread's slot for `inner`, made on first use.
+    fn of(inner: &Arc<Inner>) -> Arc<Self> {
+        SLOTS.with(|slots| {
+            let mut slots = slots.borrow_mut();
+            if let Some((_, slot)) = slots.iter().find(|(s, _)| s.as_ptr() == Arc::as_ptr(inner)) {
+                return Arc::clone(slot);
+            }
+            slots.retain(|(store, _)| store.strong_count() > 0);
+            let slot = Arc::new(Self::default());
+            slots.push((Arc::downgrade(inner), Arc::clone(&slot)));
+            slot
+        })
+    }
+
+    /// The connection, or the outcome of one attempt to open it. The attempt runs as a task of
+    /// its own, so a caller's deadline does not cut it short.
+    async fn connection(
+        self: &Arc<Self>,
+        inner: &Arc<Inner>,
+    ) -> Result<(u64, MultiplexedConnection), RateStoreError> {
+        let attempted = self.attempted.notified();
+        tokio::pin!(attempted);
+        attempted.as_mut().enable();
         {
-            let mut conn = self.conn.write().unwrap_or_else(PoisonError::into_inner);
-            if conn.as_ref().is_some_and(|(g, _)| *g == generation) {
-                *conn = None;
+            let mut state = self.lock();
+            if let Some(conn) = &state.conn {
+                return Ok(conn.clone());
+            }
+            if !state.connecting {
+                state.connecting = true;
+                tokio::spawn(Self::attempt(Arc::clone(self), Arc::clone(inner)));
             }
         }
-        self.reconnect();
-    }
-
-    /// Starts the reconnection task, unless one runs.
-    fn reconnect(self: &Arc<Self>) {
-        if !self.reconnecting.swap(true, Ordering::AcqRel) {
-            self.runtime
-                .spawn(Self::reconnect_loop(Arc::downgrade(self)));
+        attempted.await;
+        let state = self.lock();
+        match (&state.conn, &state.last_error) {
+            (Some(conn), _) => Ok(conn.clone()),
+            (None, Some(e)) => Err(RateStoreError::new(format!("connecting to Redis: {e}"))),
+            (None, None) => Err(RateStoreError::new("not connected to Redis")),
         }
     }
 
-    /// Tries to connect until it succeeds or the store is dropped.
-    async fn reconnect_loop(this: Weak<Self>) {
-        let mut pause = RECONNECT_BACKOFF.0;
-        loop {
-            let Some(inner) = this.upgrade() else { return };
-            match inner.open().await {
-                Ok(()) => {
-                    inner.reconnecting.store(false, Ordering::Release);
-                    tracing::debug!(redis = %inner.url, "connected to Redis");
-                    return;
-                }
-                Err(e) => {
-                    tracing::debug!(redis = %inner.url, error = %describe(&e, &inner.url), "Redis connection failed");
-                }
+    async fn attempt(self: Arc<Self>, inner: Arc<Inner>) {
+        // Ends the attempt even if its runtime drops the task.
+        struct Done(Arc<Slot>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0.lock().connecting = false;
+                self.0.attempted.notify_waiters();
             }
-            drop(inner);
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(RECONNECT_BACKOFF.1);
+        }
+        let done = Done(self);
+        let result = inner.open().await;
+        let mut state = done.0.lock();
+        match result {
+            Ok(conn) => {
+                state.generation += 1;
+                state.conn = Some((state.generation, conn));
+                state.abandoned = 0;
+                state.last_error = None;
+            }
+            Err(e) => {
+                tracing::debug!(redis = %inner.url, error = %describe(&e, &inner.url), "Redis connection failed");
+                state.last_error = Some(describe(&e, &inner.url));
+            }
+        }
+    }
+
+    /// Drops connection `generation`, unless already replaced: the next call opens another.
+    fn disconnect(&self, generation: u64) {
+        let mut state = self.lock();
+        if state.conn.as_ref().is_some_and(|(g, _)| *g == generation) {
+            state.conn = None;
         }
     }
 }
 
 impl RateStore for RedisRateStore {
     fn check(&self, app_id: &str, quota: &Quota) -> RateCheck {
-        let current = self
-            .inner
-            .conn
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let Some((generation, mut conn)) = current else {
-            self.inner.reconnect();
-            return Box::pin(std::future::ready(Err(RateStoreError::new(
-                "not connected to Redis",
-            ))));
-        };
-        let key = format!("{}{app_id}", self.inner.prefix);
-        let (interval, tolerance) = (quota.emission_interval(), quota.tolerance());
+        let inner = Arc::clone(&self.inner);
+        let slot = Slot::of(&inner);
+        let key = format!("{}{app_id}", inner.prefix);
         let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        let (interval, tolerance) = (nanos(interval), nanos(tolerance));
-        let mut call = Call {
-            inner: Arc::clone(&self.inner),
-            generation,
-            done: false,
-        };
+        let (interval, tolerance) = (nanos(quota.emission_interval()), nanos(quota.tolerance()));
         Box::pin(async move {
-            let result = call
-                .inner
+            let (generation, mut conn) = slot.connection(&inner).await?;
+            let mut call = Call {
+                slot,
+                generation,
+                done: false,
+            };
+            let result = inner
                 .script
                 .key(key)
                 .arg(interval)
@@ -392,15 +428,15 @@ impl RateStore for RedisRateStore {
                 .invoke_async::<u64>(&mut conn)
                 .await;
             call.done = true;
-            call.inner.abandoned.store(0, Ordering::Relaxed);
+            call.slot.lock().abandoned = 0;
             match result {
                 Ok(0) => Ok(Ok(())),
                 Ok(ns) => Ok(Err(Duration::from_nanos(ns))),
                 Err(e) => {
                     if is_transient(&e) {
-                        call.inner.disconnect(generation);
+                        call.slot.disconnect(generation);
                     }
-                    Err(RateStoreError::new(describe(&e, &call.inner.url)))
+                    Err(RateStoreError::new(describe(&e, &inner.url)))
                 }
             }
         })
@@ -410,16 +446,25 @@ impl RateStore for RedisRateStore {
 /// A call in flight; dropped before its answer (the throttle's deadline passed), it counts
 /// towards replacing a connection that no longer answers.
 struct Call {
-    inner: Arc<Inner>,
+    slot: Arc<Slot>,
     generation: u64,
     done: bool,
 }
 
 impl Drop for Call {
     fn drop(&mut self) {
-        if !self.done && self.inner.abandoned.fetch_add(1, Ordering::Relaxed) + 1 >= ABANDONED_LIMIT
+        if self.done {
+            return;
+        }
+        let mut state = self.slot.lock();
+        state.abandoned += 1;
+        if state.abandoned >= ABANDONED_LIMIT
+            && state
+                .conn
+                .as_ref()
+                .is_some_and(|(g, _)| *g == self.generation)
         {
-            self.inner.disconnect(self.generation);
+            state.conn = None;
         }
     }
 }
