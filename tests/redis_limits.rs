@@ -195,6 +195,7 @@ impl TlsRedis {
             .arg(&key)
             .args(["--requirepass", password])
             .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .expect("redis-server (Debian package redis-server) runs");
         Self {
