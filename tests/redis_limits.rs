@@ -57,19 +57,13 @@ async fn redis_layer(redis: &TestRedis, quota: Quota) -> ThrottleLayer {
     ThrottleLayer::builder()
         .default_limit(quota)
         .store(store)
+        .store_timeout(SLOW_MACHINE)
         .build()
 }
 
-/// A throttle on a connection of its own to `url`, under the TLS test's prefix.
-async fn redis_layer_at(url: &RedisUrl, quota: Quota) -> ThrottleLayer {
-    let store = RedisRateStore::connect(url, "apig:test:tls:")
-        .await
-        .unwrap();
-    ThrottleLayer::builder()
-        .default_limit(quota)
-        .store(store)
-        .build()
-}
+/// A store deadline far above a loopback round trip, even on a loaded machine: a throttle with
+/// it falls back only when Redis fails.
+const SLOW_MACHINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn per_hour(n: u32) -> Quota {
     format!("{n}/h").parse().unwrap()
@@ -154,23 +148,56 @@ async fn keys_are_prefixed_and_expire_when_their_state_is_fresh_again() {
     redis.clean().await;
 }
 
-/// A private `redis-server` over TLS only, with a password, killed on drop.
-struct TlsRedis {
+/// A private `redis-server` on a port of its own, killed on drop: for what the shared one must
+/// not be put through (another password, TLS, a pause).
+struct PrivateRedis {
     child: std::process::Child,
     port: u16,
-    /// The self-signed certificate: its own CA.
+    /// With TLS, the self-signed certificate: its own CA.
     cert: Vec<u8>,
     _dir: tempfile::TempDir,
 }
 
-impl TlsRedis {
-    fn start(password: &str) -> Self {
+impl PrivateRedis {
+    /// Plain TCP, no password.
+    fn start() -> Self {
+        Self::spawn(|_, port| vec!["--port".into(), port.to_string()])
+    }
+
+    /// TLS only, with `password`.
+    fn start_tls(password: &str) -> Self {
+        Self::spawn(|dir, port| {
+            let cert = dir.join("cert.pem").to_str().unwrap().to_owned();
+            let key = dir.join("key.pem").to_str().unwrap().to_owned();
+            [
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--tls-auth-clients",
+                "no",
+                "--tls-cert-file",
+                &cert,
+                "--tls-key-file",
+                &key,
+                "--requirepass",
+                password,
+            ]
+            .map(String::from)
+            .to_vec()
+        })
+    }
+
+    fn spawn(args: impl FnOnce(&std::path::Path, u16) -> Vec<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
         let generated = rcgen::generate_simple_self_signed(names).unwrap();
-        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-        std::fs::write(&cert, generated.cert.pem()).unwrap();
-        std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), generated.cert.pem()).unwrap();
+        std::fs::write(
+            dir.path().join("key.pem"),
+            generated.key_pair.serialize_pem(),
+        )
+        .unwrap();
         // A port the system just gave out; Redis takes it over a moment later.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -178,22 +205,8 @@ impl TlsRedis {
             .unwrap()
             .port();
         let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                "0",
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
-            .arg("--tls-cert-file")
-            .arg(&cert)
-            .arg("--tls-key-file")
-            .arg(&key)
-            .args(["--requirepass", password])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(args(dir.path(), port))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -207,11 +220,94 @@ impl TlsRedis {
     }
 }
 
-impl Drop for TlsRedis {
+impl Drop for PrivateRedis {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A store on `url` once Redis answers through it (a fresh server may still be starting).
+async fn answering_store(url: &RedisUrl) -> RedisRateStore {
+    wait_until(PROPAGATION_TIMEOUT, "the private Redis answers", || {
+        let url = url.clone();
+        async move {
+            let store = RedisRateStore::connect(&url, "apig:test:private:")
+                .await
+                .ok()?;
+            let layer = ThrottleLayer::builder()
+                .default_limit(per_hour(1))
+                .store(store.clone())
+                .store_timeout(SLOW_MACHINE)
+                .build();
+            // Unconnected (Redis still starting) counts locally: wait for a real answer.
+            let answered = call(&mut service(layer.clone()), "probe").await.0 == StatusCode::OK;
+            (answered && layer.store_fallbacks() == 0).then_some(store)
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_paused_redis_is_given_up_for_the_local_limit_then_used_again() {
+    // A private server: a pause would stall every other test on the shared one.
+    let test = "a_paused_redis_is_given_up_for_the_local_limit_then_used_again";
+    let Some(_redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let server = PrivateRedis::start();
+    let url = RedisUrl::parse(&format!("redis://127.0.0.1:{}/0", server.port)).unwrap();
+    let store = answering_store(&url).await;
+    let layer = ThrottleLayer::builder()
+        .default_limit(per_hour(3))
+        .store(store)
+        // Long enough that only the pause makes a call late, even on a loaded machine.
+        .store_timeout(std::time::Duration::from_secs(1))
+        .build();
+    let mut svc = service(layer.clone());
+    assert_eq!(call(&mut svc, "app-1").await.0, StatusCode::OK);
+    assert_eq!(layer.store_fallbacks(), 0);
+
+    // Redis holds every command for 4 s: the first call passes its deadline, the next ones are
+    // not sent while the breaker is open, and the node counts alone (a fresh local state: the
+    // burst of 3, then 429), never failing a request.
+    let mut admin = redis::Client::open(url.to_string())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(4000)
+        .arg("ALL")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        answers.push(call(&mut svc, "app-2").await.0);
+    }
+    use StatusCode as S;
+    assert_eq!(answers, [S::OK, S::OK, S::OK, S::TOO_MANY_REQUESTS]);
+    assert_eq!(layer.store_fallbacks(), 4);
+
+    // Once a call no longer falls back, Redis counts again: app-1 has 2 requests left there,
+    // where its untouched local state would allow 3.
+    wait_until(PROPAGATION_TIMEOUT, "Redis answers again", || {
+        let (layer, mut svc) = (layer.clone(), service(layer.clone()));
+        async move {
+            let before = layer.store_fallbacks();
+            let (status, _) = call(&mut svc, "app-3").await;
+            assert!(!status.is_server_error(), "{status}");
+            (layer.store_fallbacks() == before).then_some(())
+        }
+    })
+    .await;
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(call(&mut svc, "app-1").await.0);
+    }
+    assert_eq!(answers, [S::OK, S::OK, S::TOO_MANY_REQUESTS]);
 }
 
 #[tokio::test]
@@ -222,7 +318,7 @@ async fn a_rediss_url_with_a_password_counts_over_tls() {
         return;
     };
     let password = "tls-pa55word";
-    let server = TlsRedis::start(password);
+    let server = PrivateRedis::start_tls(password);
     let url = format!("rediss://:{password}@127.0.0.1:{}/0", server.port);
     let url = RedisUrl::parse(&url).unwrap();
     assert_eq!(
@@ -231,20 +327,7 @@ async fn a_rediss_url_with_a_password_counts_over_tls() {
     );
     let untrusted = url.clone();
     let url = url.root_certificates(server.cert.clone()).unwrap();
-    let store = wait_until(PROPAGATION_TIMEOUT, "the TLS Redis accepts", || {
-        let url = url.clone();
-        async move {
-            let store = RedisRateStore::connect(&url, "apig:test:tls:").await.ok()?;
-            let layer = ThrottleLayer::builder()
-                .default_limit(per_hour(1))
-                .store(store.clone())
-                .build();
-            // Unconnected yet (Redis still starting) counts locally: wait for a real answer.
-            let answered = call(&mut service(layer.clone()), "probe").await.0 == StatusCode::OK;
-            (answered && layer.store_fallbacks() == 0).then_some(store)
-        }
-    })
-    .await;
+    let store = answering_store(&url).await;
     assert!(!format!("{store:?}").contains(password));
     // The server's certificate is not one the system trusts: a setting to fix, at start.
     let err = RedisRateStore::connect(&untrusted, "apig:test:tls:")
@@ -259,8 +342,17 @@ async fn a_rediss_url_with_a_password_counts_over_tls() {
         ThrottleLayer::builder()
             .default_limit(per_hour(2))
             .store(store.clone())
+            .store_timeout(SLOW_MACHINE)
             .build(),
-        redis_layer_at(&url, per_hour(2)).await,
+        ThrottleLayer::builder()
+            .default_limit(per_hour(2))
+            .store(
+                RedisRateStore::connect(&url, "apig:test:private:")
+                    .await
+                    .unwrap(),
+            )
+            .store_timeout(SLOW_MACHINE)
+            .build(),
     ];
     let mut admitted = 0;
     for _ in 0..3 {
@@ -295,6 +387,10 @@ async fn start_node(
             rate_limit,
             "--rate-limit-store-prefix",
             prefix,
+            // Far above a loopback round trip even on a loaded machine: only a cut Redis
+            // makes these nodes fall back.
+            "--rate-limit-store-timeout-ms",
+            "5000",
         ]
         .map(String::from),
     );
