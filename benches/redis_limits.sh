@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `serve` with rate limits counted on the node (`local`) and in Redis (`--rate-limit-store`),
+# `serve` with rate limits counted on the node (`local`), in Redis for every request
+# (`--rate-limit-store`) and in Redis 16 requests at a time (`--rate-limit-store-batch 16`),
 # beside nginx-auth, through ../shared/bench/run.sh: requests/s and the gateway's own CPU µs per
 # request (ratios to nginx-auth), for valid codes under a limit high enough that every request
 # is admitted, so both count every request and only where they count differs. Then Redis's own
@@ -28,7 +29,9 @@ TARGETS=nginx-auth MODES=valid ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-8s} \
     --start "SERVE_ARGS='$limit' exec ../shared/bench/serve-target.sh" \
     serve-local=http://127.0.0.1:19020/ \
     --start "SERVE_ARGS='$limit --rate-limit-store-prefix apig:bench: --rate-limit-store $redis' exec ../shared/bench/serve-target.sh" \
-    serve-redis=http://127.0.0.1:19030/
+    serve-redis=http://127.0.0.1:19030/ \
+    --start "SERVE_ARGS='$limit --rate-limit-store-prefix apig:bench: --rate-limit-store $redis --rate-limit-store-batch 16' exec ../shared/bench/serve-target.sh" \
+    serve-redis-batch16=http://127.0.0.1:19040/
 
 read -r cpu1 calls1 < <(redis_cpu)
 python3 - "$cpu0" "$calls0" "$cpu1" "$calls1" <<'PY'

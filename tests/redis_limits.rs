@@ -100,6 +100,45 @@ async fn two_throttles_on_their_own_connections_share_one_limit() {
 }
 
 #[tokio::test]
+async fn batched_throttles_take_several_requests_at_once_and_never_exceed_the_limit() {
+    let test = "batched_throttles_take_several_requests_at_once_and_never_exceed_the_limit";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let url = RedisUrl::parse(&redis.url).unwrap();
+    let batched = || async {
+        let store = RedisRateStore::connect(&url, &redis.prefix)
+            .await
+            .unwrap()
+            .batch(std::num::NonZeroU32::new(4).unwrap());
+        ThrottleLayer::builder()
+            .default_limit(per_hour(10))
+            .store(store)
+            .store_timeout(SLOW_MACHINE)
+            .build()
+    };
+    let (mut a, mut b) = (service(batched().await), service(batched().await));
+    assert_eq!(call(&mut a, "app-1").await.0, StatusCode::OK);
+    // One request, four taken: Redis's arrival time is four intervals (of 6 minutes) ahead.
+    let ttl = redis.pttl(&format!("{}app-1", redis.prefix)).await;
+    assert!(ttl > 3 * 360_000 && ttl <= 4 * 360_000, "{ttl}");
+    let mut admitted = 1;
+    for round in 0..15 {
+        for (i, svc) in [&mut a, &mut b].into_iter().enumerate() {
+            if round == 0 && i == 0 {
+                continue;
+            }
+            if call(svc, "app-1").await.0 == StatusCode::OK {
+                admitted += 1;
+            }
+        }
+    }
+    // A and B took 4 each, then A the last 2: every one was used.
+    assert_eq!(admitted, 10);
+    redis.clean().await;
+}
+
+#[tokio::test]
 async fn redis_and_local_counting_answer_alike() {
     let test = "redis_and_local_counting_answer_alike";
     let Some(redis) = TestRedis::connect(test).await else {

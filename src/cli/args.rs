@@ -145,4 +145,9 @@ pub(crate) struct ServeArgs {
     /// app ID [default: apig:rl:].
     #[arg(long, env = "APIG_RATE_LIMIT_STORE_PREFIX")]
     pub(crate) rate_limit_store_prefix: Option<String>,
+    /// Requests of an app a node takes from the rate limit store per call, admitting the rest
+    /// without asking: fewer round trips, and a cluster that may admit up to `nodes × (N - 1)`
+    /// requests more or fewer than the limit in a window [default: 1, each request asks].
+    #[arg(long, env = "APIG_RATE_LIMIT_STORE_BATCH")]
+    pub(crate) rate_limit_store_batch: Option<u32>,
 }

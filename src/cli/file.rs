@@ -96,6 +96,7 @@ pub(crate) struct FileConfig {
     pub(crate) rate_limit_store_ca: Option<PathBuf>,
     pub(crate) rate_limit_store_timeout_ms: Option<u64>,
     pub(crate) rate_limit_store_prefix: Option<String>,
+    pub(crate) rate_limit_store_batch: Option<u32>,
 }
 
 pub(crate) fn read_file(path: &Path) -> Result<FileConfig, UsageError> {

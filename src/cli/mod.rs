@@ -255,6 +255,10 @@ fn rate_limits(args: &ServeArgs, file: &FileConfig, config: &mut Config) -> Resu
     {
         config.rate_limit_store_prefix = prefix;
     }
+    if let Some(n) = args.rate_limit_store_batch.or(file.rate_limit_store_batch) {
+        config.rate_limit_store_batch = std::num::NonZeroU32::new(n)
+            .ok_or_else(|| UsageError::new("--rate-limit-store-batch must be at least 1"))?;
+    }
     Ok(())
 }
 
@@ -525,6 +529,15 @@ role = "read-write"
         );
         assert_eq!(cfg.rate_limit_store_timeout, Duration::from_millis(20));
         assert_eq!(cfg.rate_limit_store_prefix, "test:");
+        assert_eq!(cfg.rate_limit_store_batch.get(), 1);
+        let cfg = load(args(&["--config", p, "--rate-limit-store-batch", "8"]))
+            .unwrap()
+            .config;
+        assert_eq!(cfg.rate_limit_store_batch.get(), 8);
+        let err = load(args(&["--config", p, "--rate-limit-store-batch", "0"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--rate-limit-store-batch"), "{err}");
         let cfg = load(args(&[
             "--config",
             p,

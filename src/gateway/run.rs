@@ -225,10 +225,12 @@ async fn throttle_layer(config: &Config) -> Result<ThrottleLayer, RunError> {
     let prefix = format!("{}{}:", config.rate_limit_store_prefix, config.instance_id);
     let store = RedisRateStore::connect(url, &prefix)
         .await
-        .map_err(RunError::RateLimitStore)?;
+        .map_err(RunError::RateLimitStore)?
+        .batch(config.rate_limit_store_batch);
     tracing::info!(
         rate_limit_store = %url,
         timeout_ms = u64::try_from(config.rate_limit_store_timeout.as_millis()).unwrap_or(u64::MAX),
+        batch = config.rate_limit_store_batch.get(),
         "rate limits shared through Redis"
     );
     Ok(builder

@@ -15,7 +15,7 @@ use tower_service::Service;
 
 use super::quota::Quota;
 use super::shared::Shared;
-use super::store::{Asking, RateCheck};
+use super::store::{Asking, RateCheck, Route};
 use crate::identity::AppIdentity;
 use crate::layer::{ApigJson, RejectResponse, Rejection};
 use crate::rejection_kind::RejectionKind;
@@ -82,9 +82,13 @@ where
         let verdict = match charged(shared, &req) {
             None => Ok(()),
             Some((app_id, quota)) => {
-                let asking = shared.remote.as_ref().and_then(|r| r.begin(app_id, quota));
-                match asking {
-                    Some(asking) => {
+                let route = match &shared.remote {
+                    Some(remote) => remote.begin(app_id, quota),
+                    None => Route::Local,
+                };
+                match route {
+                    Route::Admitted => Ok(()),
+                    Route::Ask(asking) => {
                         // The clone that was polled ready is the one called, once the store
                         // has answered.
                         let clone = self.inner.clone();
@@ -99,7 +103,7 @@ where
                             },
                         );
                     }
-                    None => shared.limiter.check(app_id, quota),
+                    Route::Local => shared.limiter.check(app_id, quota),
                 }
             }
         };

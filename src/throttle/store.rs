@@ -56,6 +56,14 @@ pub type RateCheck =
 pub trait RateStore: fmt::Debug + Send + Sync + 'static {
     /// Charges one request of `app_id` under `quota`.
     fn check(&self, app_id: &str, quota: &Quota) -> RateCheck;
+
+    /// Admits one request of `app_id` at once, without a round trip, when the store holds
+    /// room for it already (requests it took earlier on this node's account); `false` sends
+    /// the request to [`check`](Self::check). The default holds none.
+    fn admit_held(&self, app_id: &str) -> bool {
+        let _ = app_id;
+        false
+    }
 }
 
 /// Why a [`RateStore`] could not answer. Its message must hold no secret (a password in a URL):
@@ -143,9 +151,13 @@ impl Remote {
             .saturating_add(1)
     }
 
-    /// The store's answer to come, under the deadline; `None` when the breaker is open and this
-    /// request is counted locally (and as a fallback).
-    pub(crate) fn begin(&self, app_id: &str, quota: &Quota) -> Option<Asking> {
+    /// How the store answers this request.
+    pub(crate) fn begin(&self, app_id: &str, quota: &Quota) -> Route {
+        // Room the store already holds was counted in the shared state: usable even while the
+        // store fails.
+        if self.store.admit_held(app_id) {
+            return Route::Admitted;
+        }
         let until = self.open_until.load(Ordering::Acquire);
         if until != 0 {
             let now = self.now_ns();
@@ -157,10 +169,10 @@ impl Remote {
                     .is_ok();
             if !probe {
                 self.fallbacks.fetch_add(1, Ordering::Relaxed);
-                return None;
+                return Route::Local;
             }
         }
-        Some(Asking {
+        Route::Ask(Asking {
             check: Box::pin(tokio::time::timeout(
                 self.timeout,
                 self.store.check(app_id, quota),
@@ -235,6 +247,16 @@ impl fmt::Debug for Remote {
             .field("fallbacks", &self.fallbacks())
             .finish_non_exhaustive()
     }
+}
+
+/// How the store answers a request.
+pub(crate) enum Route {
+    /// From room it held: admitted at once.
+    Admitted,
+    /// Through a call, under way.
+    Ask(Asking),
+    /// Not asked while it recovers: the local state answers (a fallback, counted).
+    Local,
 }
 
 /// A store call under way. Boxed with its deadline (a second allocation beside the store's, small

@@ -238,12 +238,20 @@ mod with_a_store {
     struct Fake {
         mode: AtomicU8,
         calls: AtomicUsize,
+        /// Requests it admits without a call.
+        held: AtomicUsize,
     }
 
     #[derive(Debug, Clone)]
     struct Store(Arc<Fake>);
 
     impl RateStore for Store {
+        fn admit_held(&self, _app_id: &str) -> bool {
+            let held = &self.0.held;
+            held.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        }
+
         fn check(&self, _app_id: &str, _quota: &Quota) -> RateCheck {
             self.0.calls.fetch_add(1, Ordering::SeqCst);
             match self.0.mode.load(Ordering::SeqCst) {
@@ -340,6 +348,28 @@ mod with_a_store {
         let latency = layer.store_latency().unwrap();
         assert_eq!(latency.buckets.iter().sum::<u64>(), 1);
         assert_eq!(latency.sum_ns, 50_000_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn room_the_store_holds_admits_at_once_even_while_it_fails() {
+        let (fake, layer, mut svc) = setup(per_second(1));
+        fake.mode.store(FAIL, Ordering::SeqCst);
+        fake.held.store(2, Ordering::SeqCst);
+        for _ in 0..2 {
+            assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
+        }
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
+        assert_eq!(layer.store_fallbacks(), 0);
+        assert!(layer
+            .store_latency()
+            .unwrap()
+            .buckets
+            .iter()
+            .all(|&n| n == 0));
+        // Used up: the store is asked, fails, and the local limit answers.
+        assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(layer.store_fallbacks(), 1);
     }
 
     #[tokio::test(start_paused = true)]

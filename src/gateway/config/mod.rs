@@ -17,6 +17,7 @@ mod database;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -95,6 +96,9 @@ pub struct Config {
     pub rate_limit_store_timeout: Duration,
     /// Start of every key in the rate limit store; the instance ID, `:` and the app ID follow.
     pub rate_limit_store_prefix: String,
+    /// Requests of an app a node takes from the rate limit store per call (1: each request
+    /// asks).
+    pub rate_limit_store_batch: NonZeroU32,
 }
 
 /// Where `serve` counts each app's requests against its rate limit.
@@ -187,6 +191,7 @@ impl Config {
             rate_limit_store: RateLimitStore::Local,
             rate_limit_store_timeout: DEFAULT_STORE_TIMEOUT,
             rate_limit_store_prefix: DEFAULT_RATE_LIMIT_STORE_PREFIX.into(),
+            rate_limit_store_batch: NonZeroU32::MIN,
         }
     }
 
