@@ -194,10 +194,11 @@ impl std::error::Error for RedisStoreError {}
 /// Needs Redis 5 or newer (or a server of its protocol, such as Valkey): the script reads the
 /// server's clock and then writes, which older versions refuse.
 ///
-/// Each request is one `EVALSHA` of a Lua script that runs the local limiter's GCRA on the
-/// app's key, atomically, against Redis's own clock (`TIME`), so nodes with skewed clocks
-/// still agree: it reads the app's theoretical arrival time, refuses with the wait when that
-/// time is beyond the tolerance, else moves it one emission interval on. The key expires when
+/// Each request (each batch, with [`batch`](Self::batch)) is one `EVALSHA` of a Lua script
+/// that runs the local limiter's GCRA on the app's key, atomically, against Redis's own clock
+/// (`TIME`), so nodes with skewed clocks still agree: it reads the app's theoretical arrival
+/// time, refuses with the wait when that time is beyond the tolerance, else moves it one
+/// emission interval on (one per request granted). The key expires when
 /// the arrival time passes (the state then equals a fresh one), so Redis holds one small key
 /// per app that sent a request within its last burst window.
 ///
