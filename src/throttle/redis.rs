@@ -198,9 +198,9 @@ impl std::error::Error for RedisStoreError {}
 /// that runs the local limiter's GCRA on the app's key, atomically, against Redis's own clock
 /// (`TIME`), so nodes with skewed clocks still agree: it reads the app's theoretical arrival
 /// time, refuses with the wait when that time is beyond the tolerance, else moves it one
-/// emission interval on (one per request granted). The key expires when
-/// the arrival time passes (the state then equals a fresh one), so Redis holds one small key
-/// per app that sent a request within its last burst window.
+/// emission interval on (one per request granted). The key expires when the arrival time
+/// passes (the state then equals a fresh one), so Redis holds one small key per app that sent
+/// a request within its last burst window.
 ///
 /// - The interval and tolerance are the local limiter's, in nanoseconds; Redis's clock reads in
 ///   microseconds, so a request is seen up to 1 µs early, which moves no rate.
@@ -312,9 +312,7 @@ impl RedisRateStore {
             budgets: Arc::default(),
         })
     }
-}
 
-impl RedisRateStore {
     /// Takes up to `requests` of an app's limit from Redis per call and admits the rest of them
     /// from this node's account, without asking [default: 1, each request asks].
     ///
