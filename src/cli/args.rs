@@ -124,8 +124,30 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "APIG_MAX_CONNECTIONS")]
     pub(crate) max_connections: Option<usize>,
     /// Requests each app may send, `N/s`, `N/m`, `N/h` or `N/d` (burst N), counted per gateway
-    /// node; over it the gateway answers 429 APIG.0308 [default: no limit]. Per-app values go
+    /// node or, with `--rate-limit-store`, for all nodes; over it the gateway answers 429 APIG.0308 [default: no limit]. Per-app values go
     /// in the file's `[rate_limits]` table.
     #[arg(long, env = "APIG_RATE_LIMIT", value_parser = clap::builder::ValueParser::new(str::parse::<Quota>))]
     pub(crate) rate_limit: Option<Quota>,
+    /// Where rate limits are counted: `local` (each node on its own), or
+    /// `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` (`rediss://` for TLS), one limit for every
+    /// node sharing the Redis [default: local]. Give a password in the environment variable.
+    #[arg(long, env = "APIG_RATE_LIMIT_STORE", hide_env_values = true)]
+    pub(crate) rate_limit_store: Option<String>,
+    /// PEM file of the CA certificates that a `rediss://` rate limit store's certificate is
+    /// verified against [default: the system's].
+    #[arg(long, env = "APIG_RATE_LIMIT_STORE_CA")]
+    pub(crate) rate_limit_store_ca: Option<PathBuf>,
+    /// Milliseconds one call to the rate limit store may take; past it, and for a second after,
+    /// the node counts on its own [default: 50].
+    #[arg(long, env = "APIG_RATE_LIMIT_STORE_TIMEOUT_MS")]
+    pub(crate) rate_limit_store_timeout_ms: Option<u64>,
+    /// Start of every key in the rate limit store, followed by the instance ID, `:` and the
+    /// app ID [default: apig:rl:].
+    #[arg(long, env = "APIG_RATE_LIMIT_STORE_PREFIX")]
+    pub(crate) rate_limit_store_prefix: Option<String>,
+    /// Requests of an app a node takes from the rate limit store per call, admitting the rest
+    /// without asking: fewer round trips, and a cluster that may admit up to `nodes × (N - 1)`
+    /// requests more or fewer than the limit in a window [default: 1, each request asks].
+    #[arg(long, env = "APIG_RATE_LIMIT_STORE_BATCH")]
+    pub(crate) rate_limit_store_batch: Option<u32>,
 }

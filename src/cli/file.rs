@@ -91,6 +91,12 @@ pub(crate) struct FileConfig {
     /// `[rate_limits]` `"app-id" = "10/s"`: per-app limits, above or below `rate_limit`.
     #[serde(default)]
     pub(crate) rate_limits: BTreeMap<String, String>,
+    /// `rate_limit_store = "redis://…"`: `local` or a Redis shared by the nodes.
+    pub(crate) rate_limit_store: Option<String>,
+    pub(crate) rate_limit_store_ca: Option<PathBuf>,
+    pub(crate) rate_limit_store_timeout_ms: Option<u64>,
+    pub(crate) rate_limit_store_prefix: Option<String>,
+    pub(crate) rate_limit_store_batch: Option<u32>,
 }
 
 pub(crate) fn read_file(path: &Path) -> Result<FileConfig, UsageError> {

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use apig_appcode::admin::{AccessKeyCredential, Permissions, Role, TokenCredential, MIN_TOKEN_LEN};
-use apig_appcode::gateway::config::{parse_upstream, Config, DatabaseUrl};
+use apig_appcode::gateway::config::{parse_upstream, Config, DatabaseUrl, RateLimitStore};
 use apig_appcode::gateway::limits::Limits;
 use apig_appcode::gateway::logging::LogFormat;
 use apig_appcode::gateway::tls::TlsFiles;
@@ -210,6 +210,56 @@ fn rate_limits(args: &ServeArgs, file: &FileConfig, config: &mut Config) -> Resu
             .parse()
             .map_err(|e| UsageError::new(format!("rate_limits.{app}: {e}")))?;
         config.app_rate_limits.insert(app.clone(), quota);
+    }
+    if let Some(text) = args
+        .rate_limit_store
+        .as_ref()
+        .or(file.rate_limit_store.as_ref())
+    {
+        config.rate_limit_store =
+            RateLimitStore::parse(text).map_err(|e| UsageError::new(e.to_string()))?;
+    }
+    if let Some(path) = args
+        .rate_limit_store_ca
+        .as_ref()
+        .or(file.rate_limit_store_ca.as_ref())
+    {
+        let RateLimitStore::Redis(url) = &config.rate_limit_store else {
+            return Err(UsageError::new(
+                "--rate-limit-store-ca needs a rediss:// --rate-limit-store",
+            ));
+        };
+        let pem = std::fs::read(path).map_err(|e| {
+            UsageError::new(format!("--rate-limit-store-ca {}: {e}", path.display()))
+        })?;
+        let url = url
+            .clone()
+            .root_certificates(pem)
+            .map_err(|e| UsageError::new(format!("--rate-limit-store-ca: {e}")))?;
+        config.rate_limit_store = RateLimitStore::Redis(url);
+    }
+    match args
+        .rate_limit_store_timeout_ms
+        .or(file.rate_limit_store_timeout_ms)
+    {
+        Some(0) => {
+            return Err(UsageError::new(
+                "--rate-limit-store-timeout-ms must be at least 1",
+            ))
+        }
+        Some(ms) => config.rate_limit_store_timeout = Duration::from_millis(ms),
+        None => {}
+    }
+    if let Some(prefix) = args
+        .rate_limit_store_prefix
+        .clone()
+        .or(file.rate_limit_store_prefix.clone())
+    {
+        config.rate_limit_store_prefix = prefix;
+    }
+    if let Some(n) = args.rate_limit_store_batch.or(file.rate_limit_store_batch) {
+        config.rate_limit_store_batch = std::num::NonZeroU32::new(n)
+            .ok_or_else(|| UsageError::new("--rate-limit-store-batch must be at least 1"))?;
     }
     Ok(())
 }
@@ -466,6 +516,91 @@ role = "read-write"
         .unwrap();
         let err = load(args(&["--config", p])).unwrap_err().to_string();
         assert!(err.contains("rate_limits.x"), "{err}");
+
+        assert_eq!(none.rate_limit_store, RateLimitStore::Local);
+        assert_eq!(none.rate_limit_store_timeout, Duration::from_millis(50));
+        std::fs::write(
+            &path,
+            "upstream = \"http://x:1\"\nrate_limit_store = \"redis://:pa55word@cache:6380/2\"\nrate_limit_store_timeout_ms = 20\nrate_limit_store_prefix = \"test:\"\n",
+        )
+        .unwrap();
+        let cfg = load(args(&["--config", p])).unwrap().config;
+        assert_eq!(
+            cfg.rate_limit_store.to_string(),
+            "redis://:***@cache:6380/2"
+        );
+        assert_eq!(cfg.rate_limit_store_timeout, Duration::from_millis(20));
+        assert_eq!(cfg.rate_limit_store_prefix, "test:");
+        assert_eq!(cfg.rate_limit_store_batch.get(), 1);
+        let cfg = load(args(&["--config", p, "--rate-limit-store-batch", "8"]))
+            .unwrap()
+            .config;
+        assert_eq!(cfg.rate_limit_store_batch.get(), 8);
+        let err = load(args(&["--config", p, "--rate-limit-store-batch", "0"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--rate-limit-store-batch"), "{err}");
+        let cfg = load(args(&[
+            "--config",
+            p,
+            "--rate-limit-store",
+            "local",
+            "--rate-limit-store-timeout-ms",
+            "5",
+        ]))
+        .unwrap()
+        .config;
+        assert_eq!(cfg.rate_limit_store, RateLimitStore::Local);
+        assert_eq!(cfg.rate_limit_store_timeout, Duration::from_millis(5));
+        for (bad, want) in [
+            ("redis://:pa55word@cache:port/0", "--rate-limit-store"),
+            ("memcached://:pa55word@cache", "--rate-limit-store"),
+        ] {
+            let err = load(args(&[
+                "--upstream",
+                "http://x:1",
+                "--rate-limit-store",
+                bad,
+            ]))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(want) && !err.contains("pa55word"), "{err}");
+        }
+        let err = load(args(&[
+            "--upstream",
+            "http://x:1",
+            "--rate-limit-store-timeout-ms",
+            "0",
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--rate-limit-store-timeout-ms"), "{err}");
+
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let ca = ca.to_str().unwrap();
+        let store = |url: &str| {
+            load(args(&[
+                "--upstream",
+                "http://x:1",
+                "--rate-limit-store",
+                url,
+                "--rate-limit-store-ca",
+                ca,
+            ]))
+        };
+        assert!(store("rediss://cache:6380").is_ok());
+        let err = store("redis://cache:6379").unwrap_err().to_string();
+        assert!(err.contains("rediss://"), "{err}");
+        let err = load(args(&[
+            "--upstream",
+            "http://x:1",
+            "--rate-limit-store-ca",
+            ca,
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--rate-limit-store-ca"), "{err}");
         assert!(ServeArgs::try_parse_from(["serve", "--rate-limit", "fast"]).is_err());
     }
 

@@ -8,6 +8,8 @@
 //! | `apig_appcode_refused_connections_total` | counter | `listener` |
 //! | `apig_appcode_rejections_total` | counter | `reason` |
 //! | `apig_appcode_throttled_total` | counter | — (with [`Exposition::throttle`]) |
+//! | `apig_appcode_rate_limit_store_fallbacks_total` | counter | — (with a rate limit store) |
+//! | `apig_appcode_rate_limit_store_latency_seconds` | histogram | — (with a rate limit store) |
 //! | `apig_appcode_hits_total`, `_misses_total`, `_provider_lookups_total`, `_provider_errors_total`, `_snapshots_loaded_total`, `_deltas_applied_total`, `_changes_applied_total` | counter | — |
 //! | `apig_appcode_cache_size`, `_snapshot_age_seconds`, `_ready`, `_quota_calls_unflushed` | gauge | — |
 //!
@@ -47,7 +49,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::listener::OpenConnections;
-use crate::throttle::ThrottleLayer;
+use crate::throttle::{ThrottleLayer, STORE_LATENCY_BOUNDS_NS};
 use crate::AppCodeCache;
 
 /// The content type of [`Exposition::render`].
@@ -245,6 +247,34 @@ impl Collector for ThrottleCollector {
             "throttled",
             "Requests answered 429 APIG.0308 by the per-app rate limit.",
             self.0.throttled(),
+        )?;
+        let Some(latency) = self.0.store_latency() else {
+            return Ok(());
+        };
+        counter(
+            &mut e,
+            "rate_limit_store_fallbacks",
+            "Requests counted on this node alone because the rate limit store failed, was late, \
+             or was left alone while it recovers.",
+            self.0.store_fallbacks(),
+        )?;
+        let buckets: Vec<(f64, u64)> = STORE_LATENCY_BOUNDS_NS
+            .iter()
+            .map(|&b| b as f64 / 1e9)
+            .chain([f64::MAX])
+            .zip(latency.buckets)
+            .collect();
+        e.encode_descriptor(
+            "rate_limit_store_latency_seconds",
+            "Round trips to the rate limit store, up to their deadline.",
+            None,
+            MetricType::Histogram,
+        )?
+        .encode_histogram::<NoLabelSet>(
+            latency.sum_ns as f64 / 1e9,
+            latency.buckets.iter().sum(),
+            &buckets,
+            None,
         )
     }
 }
@@ -453,5 +483,40 @@ mod tests {
         );
         assert_eq!(sample(&text, "apig_appcode_ready"), 0.0);
         assert!(text.contains("# TYPE apig_appcode_hits counter"), "{text}");
+    }
+
+    #[test]
+    fn a_rate_limit_store_adds_its_fallbacks_and_latency() {
+        use crate::throttle::{Quota, RateCheck, RateStore};
+
+        #[derive(Debug)]
+        struct Never;
+        impl RateStore for Never {
+            fn check(&self, _: &str, _: &Quota) -> RateCheck {
+                Box::pin(std::future::pending())
+            }
+        }
+        let expose = |throttle: &ThrottleLayer| {
+            Exposition::new(AppCodeCache::new(), &GatewayMetrics::new(), [])
+                .throttle(throttle)
+                .render()
+        };
+        let local = expose(&ThrottleLayer::new(Quota::per_second(1).unwrap()));
+        assert!(!local.contains("rate_limit_store"), "{local}");
+        let shared = ThrottleLayer::builder()
+            .default_limit(Quota::per_second(1).unwrap())
+            .store(Never)
+            .build();
+        let text = expose(&shared);
+        assert_eq!(
+            sample(&text, "apig_appcode_rate_limit_store_fallbacks_total"),
+            0.0
+        );
+        let latency = "apig_appcode_rate_limit_store_latency_seconds";
+        assert_eq!(sample(&text, &format!("{latency}_count")), 0.0);
+        assert_eq!(
+            sample(&text, &format!("{latency}_bucket{{le=\"0.00005\"}}")),
+            0.0
+        );
     }
 }

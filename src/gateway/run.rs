@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use super::config::{Config, DatabaseUrl};
+use super::config::{Config, DatabaseUrl, RateLimitStore};
 use super::listener::{self, Listening, OpenConnections};
 use super::metrics::{self, Exposition, GatewayMetrics};
 use super::{memory, tls, token_file, verify, Gateway};
@@ -26,6 +26,7 @@ use crate::layer::{HttpsPolicy, IdentityHeaders};
 use crate::store::{
     PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store, StoreError, StoreProvider,
 };
+use crate::throttle::{RedisRateStore, RedisStoreError, ThrottleLayer};
 use crate::{AppCodeAuthLayer, AppCodeCache};
 
 /// How long open connections get to finish after a shutdown signal.
@@ -52,6 +53,8 @@ pub enum RunError {
     AdminToken(PathBuf, std::io::Error),
     /// The management API's configuration was refused.
     Admin(BuildError),
+    /// The rate limit store refused the connection's credentials or database.
+    RateLimitStore(RedisStoreError),
     /// No management credential is configured and the store is shared (PostgreSQL): a
     /// first-run token file per node would give each node a token of its own.
     SharedStoreNeedsCredentials,
@@ -71,6 +74,7 @@ impl fmt::Display for RunError {
             Self::Tls(e) => write!(f, "TLS: {e}"),
             Self::AdminToken(path, e) => write!(f, "admin token file {}: {e}", path.display()),
             Self::Admin(e) => write!(f, "management API: {e}"),
+            Self::RateLimitStore(e) => write!(f, "rate limit store: {e}"),
             Self::SharedStoreNeedsCredentials => f.write_str(
                 "management API: no management credentials configured; with a PostgreSQL \
                  database every node needs the same ones: set --admin-token \
@@ -93,7 +97,7 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
     let auth = auth_layer(&config, &store, &cache);
     // One layer (one cache, one refresher) and one throttle for both the gateway and the
     // verify listener.
-    let throttle = config.throttle_layer();
+    let throttle = throttle_layer(&config).await?;
     let verify_service = verify::service(&auth, &throttle, IdentityHeaders::default());
     let listeners = match Listeners::bind(&config).await {
         Ok(listeners) => listeners,
@@ -202,6 +206,37 @@ fn auth_layer(config: &Config, store: &Arc<dyn Store>, cache: &AppCodeCache) -> 
         .https(https)
         .trusted_proxies(config.trusted_proxies.iter().copied())
         .build()
+}
+
+/// The rate limits, counted in the configured store. A Redis that cannot be reached yet does
+/// not stop the start: the nodes count alone until it answers.
+async fn throttle_layer(config: &Config) -> Result<ThrottleLayer, RunError> {
+    let builder = config.throttle_builder();
+    let RateLimitStore::Redis(url) = &config.rate_limit_store else {
+        return Ok(builder.build());
+    };
+    if config.rate_limit.is_none() && config.app_rate_limits.is_empty() {
+        tracing::warn!(
+            rate_limit_store = %url,
+            "--rate-limit-store is set but no rate limit is: nothing to count"
+        );
+        return Ok(builder.build());
+    }
+    let prefix = format!("{}{}:", config.rate_limit_store_prefix, config.instance_id);
+    let store = RedisRateStore::connect(url, &prefix)
+        .await
+        .map_err(RunError::RateLimitStore)?
+        .batch(config.rate_limit_store_batch);
+    tracing::info!(
+        rate_limit_store = %url,
+        timeout_ms = u64::try_from(config.rate_limit_store_timeout.as_millis()).unwrap_or(u64::MAX),
+        batch = config.rate_limit_store_batch.get(),
+        "rate limits shared through Redis"
+    );
+    Ok(builder
+        .store(store)
+        .store_timeout(config.rate_limit_store_timeout)
+        .build())
 }
 
 /// The listeners, bound, with their TLS acceptors and real addresses.

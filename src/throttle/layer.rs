@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tower_layer::Layer;
 
@@ -11,6 +12,7 @@ use super::limiter::Limiter;
 use super::quota::Quota;
 use super::service::Throttle;
 use super::shared::Shared;
+use super::store::{RateStore, Remote, StoreLatency, DEFAULT_STORE_TIMEOUT};
 use crate::layer::ApigJson;
 
 /// Wraps a service in [`Throttle`]. Clones share the limits and the per-app state, so one
@@ -66,6 +68,22 @@ impl<R> ThrottleLayer<R> {
     /// Requests answered `429` so far, by this layer and every service it made.
     pub fn throttled(&self) -> u64 {
         self.shared.throttled.load(Ordering::Relaxed)
+    }
+
+    /// Whether the limits are kept in a [`RateStore`] shared with other nodes.
+    pub fn has_store(&self) -> bool {
+        self.shared.remote.is_some()
+    }
+
+    /// Requests counted on this node alone because the [`RateStore`] failed, did not answer in
+    /// time, or was not asked while it recovers (0 without a store).
+    pub fn store_fallbacks(&self) -> u64 {
+        self.shared.remote.as_ref().map_or(0, Remote::fallbacks)
+    }
+
+    #[cfg_attr(not(feature = "gateway"), allow(dead_code))]
+    pub(crate) fn store_latency(&self) -> Option<StoreLatency> {
+        self.shared.remote.as_ref().map(Remote::latency)
     }
 }
 
@@ -124,10 +142,23 @@ impl<S> Throttle<S> {
 }
 
 /// Builds a [`ThrottleLayer`]: a default quota for all apps and quotas for some.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct ThrottleLayerBuilder {
     default: Option<Quota>,
     apps: HashMap<Box<str>, Quota>,
+    store: Option<Arc<dyn RateStore>>,
+    store_timeout: Duration,
+}
+
+impl Default for ThrottleLayerBuilder {
+    fn default() -> Self {
+        Self {
+            default: None,
+            apps: HashMap::new(),
+            store: None,
+            store_timeout: DEFAULT_STORE_TIMEOUT,
+        }
+    }
 }
 
 impl ThrottleLayerBuilder {
@@ -143,13 +174,34 @@ impl ThrottleLayerBuilder {
         self
     }
 
+    /// Keeps the limits in `store`, shared with every node that uses it, instead of in this
+    /// process. While it fails or answers late, requests are counted on this node alone (see
+    /// [`store_timeout`](Self::store_timeout)). Without it, each node holds each app to the
+    /// whole limit.
+    ///
+    /// Needs a tokio runtime with its timer, for the deadline of each call.
+    pub fn store(mut self, store: impl RateStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// How long one call to the [`store`](Self::store) may take before the request is counted
+    /// locally [default: 50 ms]. The node then counts locally for a second
+    /// ([`STORE_RETRY`](super::STORE_RETRY)) before it asks the store again.
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
     /// The layer.
     pub fn build(self) -> ThrottleLayer {
+        let timeout = self.store_timeout;
         ThrottleLayer {
             shared: Arc::new(Shared {
                 default: self.default,
                 apps: self.apps,
                 limiter: Limiter::new(),
+                remote: self.store.map(|store| Remote::new(store, timeout)),
                 throttled: AtomicU64::new(0),
             }),
             reject: ApigJson,

@@ -12,8 +12,11 @@
 //!   untouched: the throttle limits apps, not anonymous traffic, and refusing would turn a
 //!   wiring mistake into an outage. Put it inside the AppCode layer.
 //! - An app with no quota of its own and no default passes untouched.
-//! - The state is local to the process: N gateway nodes behind a balancer allow an app up to N
-//!   times its limit in total.
+//! - By default the state is local to the process: N gateway nodes behind a balancer allow an
+//!   app up to N times its limit in total. With a [`RateStore`]
+//!   ([`ThrottleLayerBuilder::store`]), such as `RedisRateStore` (feature `redis`), every
+//!   node charges the same state, one store call per limited request, bounded by a deadline;
+//!   while the store fails or is late, each node falls back to its local state.
 //! - Memory: one 8-byte arrival time per app that sent a request within its last burst window;
 //!   expired entries (an app idle, or deleted from the store) are swept when the map doubles.
 //!
@@ -60,11 +63,19 @@
 mod layer;
 mod limiter;
 mod quota;
+#[cfg(feature = "redis")]
+mod redis;
 mod service;
 mod shared;
+mod store;
 #[cfg(test)]
 mod tests;
 
 pub use layer::{ThrottleLayer, ThrottleLayerBuilder};
 pub use quota::{Quota, QuotaError};
+#[cfg(feature = "redis")]
+pub use redis::{RedisRateStore, RedisStoreError, RedisUrl, RedisUrlError};
 pub use service::{ResponseFuture, Throttle};
+#[cfg(feature = "gateway")]
+pub(crate) use store::STORE_LATENCY_BOUNDS_NS;
+pub use store::{RateCheck, RateStore, RateStoreError, DEFAULT_STORE_TIMEOUT, STORE_RETRY};

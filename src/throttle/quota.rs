@@ -117,6 +117,18 @@ impl Quota {
         self.burst
     }
 
+    /// The GCRA emission interval: how often one request's worth of room comes back,
+    /// `period / requests` (at least 1 ns).
+    pub fn emission_interval(&self) -> Duration {
+        Duration::from_nanos(self.interval_ns)
+    }
+
+    /// How far ahead of now an app's theoretical arrival time may run before its requests are
+    /// refused (GCRA's tau): `burst - 1` emission intervals.
+    pub fn tolerance(&self) -> Duration {
+        Duration::from_nanos(self.tolerance_ns())
+    }
+
     pub(crate) fn interval_ns(&self) -> u64 {
         self.interval_ns
     }

@@ -5,13 +5,17 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use http::{Request, Response};
 use pin_project_lite::pin_project;
+use tokio::time::{Instant, Timeout};
 use tower_service::Service;
 
+use super::quota::Quota;
 use super::shared::Shared;
+use super::store::{Asking, RateCheck, Route};
 use crate::identity::AppIdentity;
 use crate::layer::{ApigJson, RejectResponse, Rejection};
 use crate::rejection_kind::RejectionKind;
@@ -62,12 +66,12 @@ impl<S, R> Throttle<S, R> {
 
 impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for Throttle<S, R>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    R: RejectResponse<ResBody>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    R: RejectResponse<ResBody> + Clone,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S, ReqBody, R, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -75,85 +79,180 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
-        let verdict = match req.extensions().get::<AppIdentity>() {
-            Some(id) => match shared.quota(id.app_id()) {
-                Some(quota) => shared.limiter.check(id.app_id(), quota),
-                None => Ok(()),
-            },
+        let verdict = match charged(shared, &req) {
             None => Ok(()),
+            Some((app_id, quota)) => {
+                let route = match &shared.remote {
+                    Some(remote) => remote.begin(app_id, quota),
+                    None => Route::Local,
+                };
+                match route {
+                    Route::Admitted => Ok(()),
+                    Route::Ask(asking) => {
+                        // The clone that was polled ready is the one called, once the store
+                        // has answered.
+                        let clone = self.inner.clone();
+                        let inner = std::mem::replace(&mut self.inner, clone);
+                        return ResponseFuture::asking(
+                            asking,
+                            Pending {
+                                inner,
+                                req,
+                                reject: self.reject.clone(),
+                                shared: Arc::clone(shared),
+                            },
+                        );
+                    }
+                    Route::Local => shared.limiter.check(app_id, quota),
+                }
+            }
         };
         match verdict {
             Ok(()) => ResponseFuture::call(self.inner.call(req)),
-            Err(wait) => {
-                shared.throttled.fetch_add(1, Ordering::Relaxed);
-                let request_id = RequestId::from_header(req.headers().get(X_REQUEST_ID));
-                let app_id = req.extensions().get::<AppIdentity>().map(|i| i.app_id());
-                tracing::debug!(
-                    outcome = "rejected",
-                    reason = RejectionKind::Throttled.as_str(),
-                    app_id,
-                    request_id = request_id.as_str(),
-                    retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                    "rate limit"
-                );
-                let rejection =
-                    Rejection::new(RejectionKind::Throttled, request_id).retry_after(wait);
-                ResponseFuture::rejected(self.reject.reject(&rejection))
-            }
+            Err(wait) => ResponseFuture::rejected(throttled(shared, &self.reject, &req, wait)),
         }
     }
 }
 
+/// The app a request is charged to and its quota; `None` when it is not limited.
+fn charged<'a, B>(shared: &'a Shared, req: &'a Request<B>) -> Option<(&'a str, &'a Quota)> {
+    let app_id = req.extensions().get::<AppIdentity>()?.app_id();
+    Some((app_id, shared.quota(app_id)?))
+}
+
+/// Counts, logs and answers a request over its app's limit.
+fn throttled<B, ResBody, R: RejectResponse<ResBody>>(
+    shared: &Shared,
+    reject: &R,
+    req: &Request<B>,
+    wait: Duration,
+) -> Response<ResBody> {
+    shared.throttled.fetch_add(1, Ordering::Relaxed);
+    let request_id = RequestId::from_header(req.headers().get(X_REQUEST_ID));
+    let app_id = req.extensions().get::<AppIdentity>().map(|i| i.app_id());
+    tracing::debug!(
+        outcome = "rejected",
+        reason = RejectionKind::Throttled.as_str(),
+        app_id,
+        request_id = request_id.as_str(),
+        retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        "rate limit"
+    );
+    reject.reject(&Rejection::new(RejectionKind::Throttled, request_id).retry_after(wait))
+}
+
+/// What calling the inner service takes once the store has answered.
+struct Pending<S, ReqBody, R> {
+    inner: S,
+    req: Request<ReqBody>,
+    reject: R,
+    shared: Arc<Shared>,
+}
+
 pin_project! {
-    /// The response future of [`Throttle`]: the inner service's, or a `429` ready at once.
-    pub struct ResponseFuture<F, B> {
+    /// The response future of [`Throttle`]: the inner service's, or a `429` ready at once, or
+    /// (with a [`RateStore`](super::RateStore)) the store's answer and then one of those.
+    pub struct ResponseFuture<S, ReqBody, R, ResBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
         #[pin]
-        state: State<F, B>,
+        state: State<S::Future, ResBody>,
+        pending: Option<Pending<S, ReqBody, R>>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
     enum State<F, B> {
+        Asking { check: Pin<Box<Timeout<RateCheck>>>, started: Instant },
         Call { #[pin] future: F },
         Throttled { response: Option<Response<B>> },
     }
 }
 
-impl<F, B> ResponseFuture<F, B> {
-    fn call(future: F) -> Self {
+impl<S, ReqBody, R, ResBody> ResponseFuture<S, ReqBody, R, ResBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    fn call(future: S::Future) -> Self {
         Self {
             state: State::Call { future },
+            pending: None,
         }
     }
 
-    fn rejected(response: Response<B>) -> Self {
+    fn rejected(response: Response<ResBody>) -> Self {
         Self {
             state: State::Throttled {
                 response: Some(response),
             },
+            pending: None,
+        }
+    }
+
+    fn asking(asking: Asking, pending: Pending<S, ReqBody, R>) -> Self {
+        Self {
+            state: State::Asking {
+                check: asking.check,
+                started: asking.started,
+            },
+            pending: Some(pending),
         }
     }
 }
 
-impl<F, B> fmt::Debug for ResponseFuture<F, B> {
+impl<S, ReqBody, R, ResBody> fmt::Debug for ResponseFuture<S, ReqBody, R, ResBody>
+where
+    S: Service<Request<ReqBody>>,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<F, ResBody, E> Future for ResponseFuture<F, ResBody>
+impl<S, ReqBody, R, ResBody> Future for ResponseFuture<S, ReqBody, R, ResBody>
 where
-    F: Future<Output = Result<Response<ResBody>, E>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: RejectResponse<ResBody>,
 {
-    type Output = Result<Response<ResBody>, E>;
+    type Output = Result<Response<ResBody>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Call { future } => future.poll(cx),
-            StateProj::Throttled { response } => {
-                let res = response.take().expect("polled after completion");
-                Poll::Ready(Ok(res))
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Asking { check, started } => {
+                    let outcome = ready!(check.as_mut().poll(cx));
+                    let took = started.elapsed();
+                    let Pending {
+                        mut inner,
+                        req,
+                        reject,
+                        shared,
+                    } = this.pending.take().expect("polled after completion");
+                    let remote = shared.remote.as_ref().expect("asked a store");
+                    let verdict = match remote.answered(outcome, took) {
+                        Some(verdict) => verdict,
+                        None => match charged(&shared, &req) {
+                            Some((app_id, quota)) => shared.limiter.check(app_id, quota),
+                            None => Ok(()),
+                        },
+                    };
+                    match verdict {
+                        Ok(()) => this.state.set(State::Call {
+                            future: inner.call(req),
+                        }),
+                        Err(wait) => {
+                            return Poll::Ready(Ok(throttled(&shared, &reject, &req, wait)))
+                        }
+                    }
+                }
+                StateProj::Call { future } => return future.poll(cx),
+                StateProj::Throttled { response } => {
+                    let res = response.take().expect("polled after completion");
+                    return Poll::Ready(Ok(res));
+                }
             }
         }
     }

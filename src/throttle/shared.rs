@@ -7,12 +7,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::limiter::Limiter;
 use super::quota::Quota;
+use super::store::Remote;
 
 /// The configuration and state every clone of the layer and its services share.
 pub(crate) struct Shared {
     pub(crate) default: Option<Quota>,
     pub(crate) apps: HashMap<Box<str>, Quota>,
+    /// Local state: the only one without a store, the fallback with one.
     pub(crate) limiter: Limiter,
+    pub(crate) remote: Option<Remote>,
     pub(crate) throttled: AtomicU64,
 }
 
@@ -34,6 +37,7 @@ impl fmt::Debug for Shared {
         f.debug_struct("ThrottleLayer")
             .field("default", &self.default)
             .field("apps", &self.apps.len())
+            .field("store", &self.remote)
             .field("throttled", &self.throttled.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }

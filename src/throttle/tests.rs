@@ -220,3 +220,182 @@ async fn behind_the_appcode_layer_it_keys_on_the_verified_app() -> Result<(), Bo
     assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
     Ok(())
 }
+
+mod with_a_store {
+    use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::throttle::{RateCheck, RateStore, RateStoreError, STORE_RETRY};
+
+    const PASS: u8 = 0;
+    const THROTTLE: u8 = 1;
+    const FAIL: u8 = 2;
+    const HANG: u8 = 3;
+
+    /// A store told what to answer, counting its calls.
+    #[derive(Debug, Default)]
+    struct Fake {
+        mode: AtomicU8,
+        calls: AtomicUsize,
+        /// Requests it admits without a call.
+        held: AtomicUsize,
+    }
+
+    #[derive(Debug, Clone)]
+    struct Store(Arc<Fake>);
+
+    impl RateStore for Store {
+        fn admit_held(&self, _app_id: &str) -> bool {
+            let held = &self.0.held;
+            held.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        }
+
+        fn check(&self, _app_id: &str, _quota: &Quota) -> RateCheck {
+            self.0.calls.fetch_add(1, Ordering::SeqCst);
+            match self.0.mode.load(Ordering::SeqCst) {
+                PASS => Box::pin(std::future::ready(Ok(Ok(())))),
+                THROTTLE => Box::pin(std::future::ready(Ok(Err(Duration::from_millis(1500))))),
+                FAIL => Box::pin(std::future::ready(Err(RateStoreError::new("down")))),
+                _ => Box::pin(std::future::pending()),
+            }
+        }
+    }
+
+    fn setup(quota: Quota) -> (Arc<Fake>, ThrottleLayer, Svc) {
+        let fake = Arc::new(Fake::default());
+        let layer = ThrottleLayer::builder()
+            .default_limit(quota)
+            .store(Store(Arc::clone(&fake)))
+            .store_timeout(Duration::from_millis(50))
+            .build();
+        let svc = service(layer.clone());
+        (fake, layer, svc)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_store_decides_while_it_answers() {
+        let (fake, layer, mut svc) = setup(per_second(1));
+        assert!(layer.has_store());
+        // The local limit (1/s) would refuse the second: the store's verdict wins.
+        for _ in 0..5 {
+            assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
+        }
+        fake.mode.store(THROTTLE, Ordering::SeqCst);
+        let res = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(request(Some("a")))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()["retry-after"], "2", "1.5 s rounded up");
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 6);
+        assert_eq!((layer.throttled(), layer.store_fallbacks()), (1, 0));
+        // A request that is not limited does not reach the store.
+        let res = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(request(None))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_store_gives_the_local_limit_then_one_probe_brings_it_back() {
+        let (fake, layer, mut svc) = setup(per_second(2));
+        fake.mode.store(FAIL, Ordering::SeqCst);
+        assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
+        // The breaker is open: no more calls, the local limit (burst 2) holds.
+        assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
+        assert_eq!(status(&mut svc, "a").await, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(layer.store_fallbacks(), 3);
+
+        // Still failing after the pause: one probe, then local again.
+        tokio::time::advance(STORE_RETRY).await;
+        assert_eq!(status(&mut svc, "b").await, StatusCode::OK);
+        assert_eq!(status(&mut svc, "b").await, StatusCode::OK);
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 2);
+
+        fake.mode.store(PASS, Ordering::SeqCst);
+        tokio::time::advance(STORE_RETRY).await;
+        for _ in 0..4 {
+            assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
+        }
+        assert_eq!(
+            fake.calls.load(Ordering::SeqCst),
+            6,
+            "every request asks again"
+        );
+        assert_eq!(layer.store_fallbacks(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_past_its_deadline_is_given_up_for_the_local_limit() {
+        let (fake, layer, mut svc) = setup(per_second(1));
+        fake.mode.store(HANG, Ordering::SeqCst);
+        let started = tokio::time::Instant::now();
+        assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
+        assert_eq!(started.elapsed(), Duration::from_millis(50), "the deadline");
+        assert_eq!(status(&mut svc, "a").await, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(layer.store_fallbacks(), 2);
+        let latency = layer.store_latency().unwrap();
+        assert_eq!(latency.buckets.iter().sum::<u64>(), 1);
+        assert_eq!(latency.sum_ns, 50_000_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn room_the_store_holds_admits_at_once_even_while_it_fails() {
+        let (fake, layer, mut svc) = setup(per_second(1));
+        fake.mode.store(FAIL, Ordering::SeqCst);
+        fake.held.store(2, Ordering::SeqCst);
+        for _ in 0..2 {
+            assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
+        }
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
+        assert_eq!(layer.store_fallbacks(), 0);
+        assert!(layer
+            .store_latency()
+            .unwrap()
+            .buckets
+            .iter()
+            .all(|&n| n == 0));
+        // Used up: the store is asked, fails, and the local limit answers.
+        assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(layer.store_fallbacks(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_inner_service_runs_only_for_admitted_requests() {
+        let fake = Arc::new(Fake::default());
+        let layer = ThrottleLayer::builder()
+            .default_limit(per_second(1))
+            .store(Store(Arc::clone(&fake)))
+            .build();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        let mut svc =
+            ServiceBuilder::new()
+                .layer(layer)
+                .service(service_fn(move |_: Request<()>| {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    async { Ok::<_, Infallible>(Response::new(Bytes::new())) }
+                }));
+        let mut send = async |mode: u8| {
+            fake.mode.store(mode, Ordering::SeqCst);
+            let req = request(Some("a"));
+            svc.ready().await.unwrap().call(req).await.unwrap().status()
+        };
+        assert_eq!(send(PASS).await, StatusCode::OK);
+        assert_eq!(send(THROTTLE).await, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(send(PASS).await, StatusCode::OK);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+}

@@ -17,6 +17,7 @@ mod database;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,12 +29,17 @@ use super::tls::TlsFiles;
 use crate::admin::{AccessKeyCredential, TokenCredential};
 use crate::layer::IpNetwork;
 use crate::store::MasterKey;
-use crate::throttle::{Quota, ThrottleLayer};
+use crate::throttle::{
+    Quota, RedisUrl, ThrottleLayer, ThrottleLayerBuilder, DEFAULT_STORE_TIMEOUT,
+};
 
 /// Default project ID when none is configured.
 pub const DEFAULT_PROJECT_ID: &str = "00000000000000000000000000000001";
 /// Default gateway instance ID when none is configured.
 pub const DEFAULT_INSTANCE_ID: &str = "00000000000000000000000000000001";
+
+/// Default start of the rate limit store's keys: `apig:rl:INSTANCE:APP`.
+pub const DEFAULT_RATE_LIMIT_STORE_PREFIX: &str = "apig:rl:";
 
 /// Everything [`run`](super::run) needs. `Debug` shows no credential, key or password.
 #[derive(Debug)]
@@ -84,11 +90,67 @@ pub struct Config {
     pub rate_limit: Option<Quota>,
     /// Per-app rate limits, above or below `rate_limit`.
     pub app_rate_limits: BTreeMap<String, Quota>,
+    /// Where the rate limits are counted: on each node, or in Redis for all of them.
+    pub rate_limit_store: RateLimitStore,
+    /// How long one call to the rate limit store may take before the node counts alone.
+    pub rate_limit_store_timeout: Duration,
+    /// Start of every key in the rate limit store; the instance ID, `:` and the app ID follow.
+    pub rate_limit_store_prefix: String,
+    /// Requests of an app a node takes from the rate limit store per call (1: each request
+    /// asks).
+    pub rate_limit_store_batch: NonZeroU32,
+}
+
+/// Where `serve` counts each app's requests against its rate limit.
+///
+/// ```
+/// use apig_appcode::gateway::config::RateLimitStore;
+///
+/// assert_eq!(RateLimitStore::parse("local").unwrap(), RateLimitStore::Local);
+/// let redis = RateLimitStore::parse("redis://:s3cret@10.0.0.5:6379/0").unwrap();
+/// assert_eq!(redis.to_string(), "redis://:***@10.0.0.5:6379/0");
+/// assert!(RateLimitStore::parse("memcached://10.0.0.5").is_err());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub enum RateLimitStore {
+    /// Each node on its own: N nodes allow an app N times its limit.
+    #[default]
+    Local,
+    /// One Redis for every node (one script call per limited request).
+    Redis(RedisUrl),
+}
+
+impl RateLimitStore {
+    /// `local`, or a `redis://` / `rediss://` URL.
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        if s == "local" {
+            return Ok(Self::Local);
+        }
+        RedisUrl::parse(s)
+            .map(Self::Redis)
+            .map_err(|e| ConfigError::new(format!("--rate-limit-store: `local` or {e}")))
+    }
+}
+
+impl fmt::Display for RateLimitStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Local => f.write_str("local"),
+            Self::Redis(url) => fmt::Display::fmt(url, f),
+        }
+    }
 }
 
 impl Config {
-    /// The per-app rate limits, as a layer (an inactive one when none is set).
+    /// The per-app rate limits, as a layer counting on this node (an inactive one when none is
+    /// set).
     pub fn throttle_layer(&self) -> ThrottleLayer {
+        self.throttle_builder().build()
+    }
+
+    /// The per-app rate limits, as a builder to which a store may be added.
+    pub(crate) fn throttle_builder(&self) -> ThrottleLayerBuilder {
         let mut builder = ThrottleLayer::builder();
         if let Some(quota) = self.rate_limit {
             builder = builder.default_limit(quota);
@@ -96,7 +158,7 @@ impl Config {
         for (app, quota) in &self.app_rate_limits {
             builder = builder.app_limit(app.clone(), *quota);
         }
-        builder.build()
+        builder
     }
 
     /// The defaults, forwarding to `upstream`: gateway on `127.0.0.1:8080`, management API on
@@ -126,6 +188,10 @@ impl Config {
             gateway_limits: Limits::default(),
             rate_limit: None,
             app_rate_limits: BTreeMap::new(),
+            rate_limit_store: RateLimitStore::Local,
+            rate_limit_store_timeout: DEFAULT_STORE_TIMEOUT,
+            rate_limit_store_prefix: DEFAULT_RATE_LIMIT_STORE_PREFIX.into(),
+            rate_limit_store_batch: NonZeroU32::MIN,
         }
     }
 
@@ -214,6 +280,7 @@ mod tests {
             crate::admin::Permissions::read_write(),
         ));
         config.database = DatabaseUrl::parse("postgres://u:pa55word@db/apig").unwrap();
+        config.rate_limit_store = RateLimitStore::parse("redis://:pa55word@cache/0").unwrap();
         let shown = format!("{config:?}");
         assert!(
             !shown.contains("token-secret") && !shown.contains("pa55word"),

@@ -1,0 +1,268 @@
+//! [`RateStore`]: per-app limit state kept outside the process, so that several gateway nodes
+//! hold one limit between them; and [`Remote`], how the throttle asks it under a deadline and
+//! answers from its own state when it cannot.
+//!
+//! A failed or late answer opens a breaker: for [`STORE_RETRY`] the node counts on its own,
+//! without asking, so that a store that is down costs no deadline per request; then one
+//! request probes the store, and its answer closes the breaker or keeps it open. The log gets
+//! one warning when the breaker opens and one line when it closes, not one per request.
+
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::quota::Quota;
+
+/// What a [`RateStore`] answers: `Ok(Ok(()))` the request passes, `Ok(Err(wait))` it is over
+/// the limit and may come back after `wait`, `Err` the store could not tell.
+pub type RateCheck =
+    Pin<Box<dyn Future<Output = Result<Result<(), Duration>, RateStoreError>> + Send>>;
+
+/// Per-app limit state shared by several throttles, possibly in other processes: set one with
+/// [`ThrottleLayerBuilder::store`](super::ThrottleLayerBuilder::store).
+///
+/// [`check`](Self::check) charges one request of `app_id` to `quota`, atomically for every
+/// node, with the GCRA of the local limiter (see [`Quota`]): an app's theoretical arrival time
+/// moves by [`Quota::emission_interval`] per request, and a request passes while that time is
+/// at most [`Quota::tolerance`] ahead of now. The throttle bounds each call by its
+/// [`store_timeout`](super::ThrottleLayerBuilder::store_timeout) and drops the future past it.
+///
+/// ```
+/// use apig_appcode::throttle::{Quota, RateCheck, RateStore, ThrottleLayer};
+///
+/// /// Admits everything: a stand-in for a store that another process shares.
+/// #[derive(Debug)]
+/// struct Open;
+///
+/// impl RateStore for Open {
+///     fn check(&self, _app_id: &str, _quota: &Quota) -> RateCheck {
+///         Box::pin(std::future::ready(Ok(Ok(()))))
+///     }
+/// }
+///
+/// let layer = ThrottleLayer::builder()
+///     .default_limit(Quota::per_second(10).unwrap())
+///     .store(Open)
+///     .build();
+/// assert!(layer.has_store());
+/// assert_eq!(layer.store_fallbacks(), 0);
+/// ```
+pub trait RateStore: fmt::Debug + Send + Sync + 'static {
+    /// Charges one request of `app_id` under `quota`.
+    fn check(&self, app_id: &str, quota: &Quota) -> RateCheck;
+
+    /// Admits one request of `app_id` at once, without a round trip, when the store holds
+    /// room for it already (requests it took earlier on this node's account); `false` sends
+    /// the request to [`check`](Self::check). The default holds none.
+    fn admit_held(&self, app_id: &str) -> bool {
+        let _ = app_id;
+        false
+    }
+}
+
+/// Why a [`RateStore`] could not answer. Its message must hold no secret (a password in a URL):
+/// the throttle logs it.
+#[derive(Debug)]
+pub struct RateStoreError(Box<dyn Error + Send + Sync>);
+
+impl RateStoreError {
+    /// An error with `cause`.
+    pub fn new(cause: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
+        Self(cause.into())
+    }
+}
+
+impl fmt::Display for RateStoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl Error for RateStoreError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+/// How long a node counts on its own after the store failed, before it asks again.
+pub const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// The default deadline of one store call: a few round trips on a local network, short enough
+/// that a store in trouble adds little to a request's latency.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// Upper bounds of the store latency buckets: 50 µs doubling to about 1.6 s.
+pub(crate) const STORE_LATENCY_BOUNDS_NS: [u64; 16] = {
+    let mut b = [0u64; 16];
+    let mut i = 0;
+    while i < 16 {
+        b[i] = 50_000 << i;
+        i += 1;
+    }
+    b
+};
+
+/// A store, its deadline, its breaker and its counters.
+pub(crate) struct Remote {
+    store: Arc<dyn RateStore>,
+    timeout: Duration,
+    base: Instant,
+    /// 0 while the store is asked; else the time (ns since `base`) from which one request may
+    /// probe it.
+    open_until: AtomicU64,
+    fallbacks: AtomicU64,
+    /// Per bucket (not cumulative); the last is above every bound.
+    latency: [AtomicU64; STORE_LATENCY_BOUNDS_NS.len() + 1],
+    latency_sum_ns: AtomicU64,
+}
+
+/// A reading of the store's round-trip latencies.
+#[cfg_attr(not(feature = "gateway"), allow(dead_code))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoreLatency {
+    /// Per bucket of [`STORE_LATENCY_BOUNDS_NS`] (not cumulative), then above them all.
+    pub(crate) buckets: [u64; STORE_LATENCY_BOUNDS_NS.len() + 1],
+    pub(crate) sum_ns: u64,
+}
+
+impl Remote {
+    pub(crate) fn new(store: Arc<dyn RateStore>, timeout: Duration) -> Self {
+        Self {
+            store,
+            timeout,
+            base: Instant::now(),
+            open_until: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
+            latency: Default::default(),
+            latency_sum_ns: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        // Counted from 1: 0 means "closed".
+        u64::try_from(self.base.elapsed().as_nanos())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1)
+    }
+
+    /// How the store answers this request.
+    pub(crate) fn begin(&self, app_id: &str, quota: &Quota) -> Route {
+        // Room the store already holds was counted in the shared state: usable even while the
+        // store fails.
+        if self.store.admit_held(app_id) {
+            return Route::Admitted;
+        }
+        let until = self.open_until.load(Ordering::Acquire);
+        if until != 0 {
+            let now = self.now_ns();
+            // Only the request that moves the deadline forward probes; the others stay local.
+            let probe = now >= until
+                && self
+                    .open_until
+                    .compare_exchange(until, now + retry_ns(), Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok();
+            if !probe {
+                self.fallbacks.fetch_add(1, Ordering::Relaxed);
+                return Route::Local;
+            }
+        }
+        Route::Ask(Asking {
+            check: Box::pin(tokio::time::timeout(
+                self.timeout,
+                self.store.check(app_id, quota),
+            )),
+            started: Instant::now(),
+        })
+    }
+
+    /// The verdict of a store call that ended (answered, failed or timed out); `None` when the
+    /// caller must count the request locally.
+    pub(crate) fn answered(
+        &self,
+        outcome: Result<Result<Result<(), Duration>, RateStoreError>, tokio::time::error::Elapsed>,
+        took: Duration,
+    ) -> Option<Result<(), Duration>> {
+        self.record_latency(took);
+        let error = match outcome {
+            Ok(Ok(verdict)) => {
+                if self.open_until.swap(0, Ordering::AcqRel) != 0 {
+                    tracing::info!("rate limit store answers again; limits are shared again");
+                }
+                return Some(verdict);
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {:?}", self.timeout),
+        };
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        let until = self.now_ns() + retry_ns();
+        if self.open_until.fetch_max(until, Ordering::AcqRel) == 0 {
+            tracing::warn!(
+                error = %error,
+                store = ?self.store,
+                "rate limit store failed; counting each app's requests on this node alone \
+                 until it answers again"
+            );
+        }
+        None
+    }
+
+    fn record_latency(&self, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let bucket = STORE_LATENCY_BOUNDS_NS
+            .iter()
+            .position(|&b| ns <= b)
+            .unwrap_or(STORE_LATENCY_BOUNDS_NS.len());
+        self.latency[bucket].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    pub(crate) fn fallbacks(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
+    }
+
+    #[cfg_attr(not(feature = "gateway"), allow(dead_code))]
+    pub(crate) fn latency(&self) -> StoreLatency {
+        StoreLatency {
+            buckets: std::array::from_fn(|i| self.latency[i].load(Ordering::Relaxed)),
+            sum_ns: self.latency_sum_ns.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn retry_ns() -> u64 {
+    STORE_RETRY.as_nanos() as u64
+}
+
+impl fmt::Debug for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateStore")
+            .field("store", &self.store)
+            .field("timeout", &self.timeout)
+            .field("fallbacks", &self.fallbacks())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the store answers a request.
+pub(crate) enum Route {
+    /// From room it held: admitted at once.
+    Admitted,
+    /// Through a call, under way.
+    Ask(Asking),
+    /// Not asked while it recovers: the local state answers (a fallback, counted).
+    Local,
+}
+
+/// A store call under way. Boxed with its deadline (a second allocation beside the store's, small
+/// against a network round trip) so that the throttle's future stays `Unpin` like its inner
+/// service's, as it was without a store.
+pub(crate) struct Asking {
+    pub(crate) check: Pin<Box<tokio::time::Timeout<RateCheck>>>,
+    pub(crate) started: Instant,
+}

@@ -1,0 +1,653 @@
+//! Rate limits shared through Redis (`--rate-limit-store redis://…`): throttles on separate
+//! connections, and `serve` nodes, hold one limit between them; local and Redis counting answer
+//! alike; a Redis cut off mid-run gives the local limit, never a 5xx, and is used again once it
+//! is back; a password in the URL never shows.
+//!
+//! Needs `APIG_TEST_REDIS_URL=redis://...` (and `APIG_TEST_DATABASE_URL` for the test of two
+//! nodes on one database). Limits are per hour, so no room comes back while a test runs: counts
+//! are exact, and nothing depends on how fast the machine is.
+//! Run: `cargo test --features gateway --test redis_limits`.
+
+#[path = "support/binary.rs"]
+mod binary;
+#[path = "support/postgres.rs"]
+mod pg;
+#[path = "support/redis.rs"]
+mod redis_support;
+
+use std::convert::Infallible;
+
+use apig_appcode::gateway::config::DEFAULT_INSTANCE_ID;
+use apig_appcode::throttle::{Quota, RedisRateStore, RedisUrl, ThrottleLayer};
+use apig_appcode::AppIdentity;
+use binary::{
+    call_gateway, metrics, run_to_exit, sample, serve_args, serve_command, wait_until, Admin,
+    Server, Upstream, PROPAGATION_TIMEOUT, TOKEN,
+};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use redis_support::{Forwarder, TestRedis};
+use tower::util::BoxCloneService;
+use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+
+type Svc = BoxCloneService<Request<()>, Response<Bytes>, Infallible>;
+
+fn service(layer: ThrottleLayer) -> Svc {
+    BoxCloneService::new(ServiceBuilder::new().layer(layer).service(service_fn(
+        |_: Request<()>| async { Ok::<_, Infallible>(Response::new(Bytes::new())) },
+    )))
+}
+
+/// Status and `Retry-After` of one request of `app`.
+async fn call(svc: &mut Svc, app: &str) -> (StatusCode, Option<String>) {
+    let mut req = Request::new(());
+    req.extensions_mut()
+        .insert(AppIdentity::new(app, format!("{app}-code")));
+    let res = svc.ready().await.unwrap().call(req).await.unwrap();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (res.status(), retry_after)
+}
+
+async fn redis_layer(redis: &TestRedis, quota: Quota) -> ThrottleLayer {
+    let url = RedisUrl::parse(&redis.url).unwrap();
+    let store = RedisRateStore::connect(&url, &redis.prefix).await.unwrap();
+    ThrottleLayer::builder()
+        .default_limit(quota)
+        .store(store)
+        .store_timeout(SLOW_MACHINE)
+        .build()
+}
+
+/// A store deadline far above a loopback round trip, even on a loaded machine: a throttle with
+/// it falls back only when Redis fails.
+const SLOW_MACHINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn per_hour(n: u32) -> Quota {
+    format!("{n}/h").parse().unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The layer
+
+#[tokio::test]
+async fn two_throttles_on_their_own_connections_share_one_limit() {
+    let test = "two_throttles_on_their_own_connections_share_one_limit";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let (one, two) = (
+        redis_layer(&redis, per_hour(10)).await,
+        redis_layer(&redis, per_hour(10)).await,
+    );
+    let (mut a, mut b) = (service(one.clone()), service(two.clone()));
+    let mut admitted = 0;
+    for _ in 0..15 {
+        for svc in [&mut a, &mut b] {
+            if call(svc, "app-1").await.0 == StatusCode::OK {
+                admitted += 1;
+            }
+        }
+    }
+    assert_eq!(admitted, 10, "one limit for both, not one each");
+    assert_eq!(one.throttled() + two.throttled(), 20);
+    assert_eq!(one.store_fallbacks() + two.store_fallbacks(), 0);
+    // Another app has a limit of its own.
+    assert_eq!(call(&mut a, "app-2").await.0, StatusCode::OK);
+    redis.clean().await;
+}
+
+#[tokio::test]
+async fn batched_throttles_take_several_requests_at_once_and_never_exceed_the_limit() {
+    let test = "batched_throttles_take_several_requests_at_once_and_never_exceed_the_limit";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let url = RedisUrl::parse(&redis.url).unwrap();
+    let batched = || async {
+        let store = RedisRateStore::connect(&url, &redis.prefix)
+            .await
+            .unwrap()
+            .batch(std::num::NonZeroU32::new(4).unwrap());
+        ThrottleLayer::builder()
+            .default_limit(per_hour(10))
+            .store(store)
+            .store_timeout(SLOW_MACHINE)
+            .build()
+    };
+    let (mut a, mut b) = (service(batched().await), service(batched().await));
+    assert_eq!(call(&mut a, "app-1").await.0, StatusCode::OK);
+    // One request, four taken: Redis's arrival time is four intervals (of 6 minutes) ahead.
+    let ttl = redis.pttl(&format!("{}app-1", redis.prefix)).await;
+    assert!(ttl > 3 * 360_000 && ttl <= 4 * 360_000, "{ttl}");
+    let mut admitted = 1;
+    for round in 0..15 {
+        for (i, svc) in [&mut a, &mut b].into_iter().enumerate() {
+            if round == 0 && i == 0 {
+                continue;
+            }
+            if call(svc, "app-1").await.0 == StatusCode::OK {
+                admitted += 1;
+            }
+        }
+    }
+    // A and B took 4 each, then A the last 2: every one was used.
+    assert_eq!(admitted, 10);
+    redis.clean().await;
+}
+
+#[tokio::test]
+async fn redis_and_local_counting_answer_alike() {
+    let test = "redis_and_local_counting_answer_alike";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    for quota in [
+        per_hour(3),
+        per_hour(3).with_burst(1).unwrap(),
+        "7/d".parse().unwrap(),
+    ] {
+        let mut local = service(ThrottleLayer::new(quota));
+        let mut shared = service(redis_layer(&redis, quota).await);
+        let app = format!("app-{}", quota.to_string().replace(' ', "-"));
+        let mut answers = (Vec::new(), Vec::new());
+        for _ in 0..quota.burst() + 2 {
+            answers.0.push(call(&mut local, &app).await);
+            answers.1.push(call(&mut shared, &app).await);
+        }
+        assert_eq!(answers.0, answers.1, "{quota}");
+        let passed = answers.1.iter().filter(|a| a.0 == StatusCode::OK).count();
+        assert_eq!(passed, quota.burst() as usize, "{quota}");
+        // The first refusal waits one emission interval, less the moment the calls took.
+        let wait = quota.emission_interval().as_secs_f64().ceil().to_string();
+        assert_eq!(
+            answers.1[passed].1.as_deref(),
+            Some(wait.as_str()),
+            "{quota}"
+        );
+    }
+    redis.clean().await;
+}
+
+#[tokio::test]
+async fn keys_are_prefixed_and_expire_when_their_state_is_fresh_again() {
+    let test = "keys_are_prefixed_and_expire_when_their_state_is_fresh_again";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let mut svc = service(redis_layer(&redis, per_hour(3)).await);
+    assert_eq!(call(&mut svc, "app-1").await.0, StatusCode::OK);
+    let key = format!("{}app-1", redis.prefix);
+    assert_eq!(redis.keys().await, vec![key.clone()]);
+    // One request of 3/h: the state is fresh again after one interval, 20 minutes.
+    let ttl = redis.pttl(&key).await;
+    assert!(ttl > 0 && ttl <= 1_200_000, "{ttl}");
+    redis.clean().await;
+}
+
+/// A private `redis-server` on a port of its own, killed on drop: for what the shared one must
+/// not be put through (another password, TLS, a pause).
+struct PrivateRedis {
+    child: std::process::Child,
+    port: u16,
+    /// With TLS, the self-signed certificate: its own CA.
+    cert: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateRedis {
+    /// Plain TCP, no password.
+    fn start() -> Self {
+        Self::spawn(|_, port| vec!["--port".into(), port.to_string()])
+    }
+
+    /// TLS only, with `password`.
+    fn start_tls(password: &str) -> Self {
+        Self::spawn(|dir, port| {
+            let cert = dir.join("cert.pem").to_str().unwrap().to_owned();
+            let key = dir.join("key.pem").to_str().unwrap().to_owned();
+            [
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--tls-auth-clients",
+                "no",
+                "--tls-cert-file",
+                &cert,
+                "--tls-key-file",
+                &key,
+                "--requirepass",
+                password,
+            ]
+            .map(String::from)
+            .to_vec()
+        })
+    }
+
+    fn spawn(args: impl FnOnce(&std::path::Path, u16) -> Vec<String>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let generated = rcgen::generate_simple_self_signed(names).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), generated.cert.pem()).unwrap();
+        std::fs::write(
+            dir.path().join("key.pem"),
+            generated.key_pair.serialize_pem(),
+        )
+        .unwrap();
+        // A port the system just gave out; Redis takes it over a moment later.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(args(dir.path(), port))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server) runs");
+        Self {
+            child,
+            port,
+            cert: generated.cert.pem().into_bytes(),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A store on `url` once Redis answers through it (a fresh server may still be starting).
+async fn answering_store(url: &RedisUrl) -> RedisRateStore {
+    wait_until(PROPAGATION_TIMEOUT, "the private Redis answers", || {
+        let url = url.clone();
+        async move {
+            let store = RedisRateStore::connect(&url, "apig:test:private:")
+                .await
+                .ok()?;
+            let layer = ThrottleLayer::builder()
+                .default_limit(per_hour(1))
+                .store(store.clone())
+                .store_timeout(SLOW_MACHINE)
+                .build();
+            // Unconnected (Redis still starting) counts locally: wait for a real answer.
+            let answered = call(&mut service(layer.clone()), "probe").await.0 == StatusCode::OK;
+            (answered && layer.store_fallbacks() == 0).then_some(store)
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_paused_redis_is_given_up_for_the_local_limit_then_used_again() {
+    // A private server: a pause would stall every other test on the shared one.
+    let test = "a_paused_redis_is_given_up_for_the_local_limit_then_used_again";
+    let Some(_redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let server = PrivateRedis::start();
+    let url = RedisUrl::parse(&format!("redis://127.0.0.1:{}/0", server.port)).unwrap();
+    let store = answering_store(&url).await;
+    let layer = ThrottleLayer::builder()
+        .default_limit(per_hour(3))
+        .store(store)
+        // Long enough that only the pause makes a call late, even on a loaded machine.
+        .store_timeout(std::time::Duration::from_secs(1))
+        .build();
+    let mut svc = service(layer.clone());
+    assert_eq!(call(&mut svc, "app-1").await.0, StatusCode::OK);
+    assert_eq!(layer.store_fallbacks(), 0);
+
+    // Redis holds every command for 4 s: the first call passes its deadline, the next ones are
+    // not sent while the breaker is open, and the node counts alone (a fresh local state: the
+    // burst of 3, then 429), never failing a request.
+    let mut admin = redis::Client::open(url.to_string())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(4000)
+        .arg("ALL")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        answers.push(call(&mut svc, "app-2").await.0);
+    }
+    use StatusCode as S;
+    assert_eq!(answers, [S::OK, S::OK, S::OK, S::TOO_MANY_REQUESTS]);
+    assert_eq!(layer.store_fallbacks(), 4);
+
+    // Once a call no longer falls back, Redis counts again: app-1 has 2 requests left there,
+    // where its untouched local state would allow 3.
+    wait_until(PROPAGATION_TIMEOUT, "Redis answers again", || {
+        let (layer, mut svc) = (layer.clone(), service(layer.clone()));
+        async move {
+            let before = layer.store_fallbacks();
+            let (status, _) = call(&mut svc, "app-3").await;
+            assert!(!status.is_server_error(), "{status}");
+            (layer.store_fallbacks() == before).then_some(())
+        }
+    })
+    .await;
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(call(&mut svc, "app-1").await.0);
+    }
+    assert_eq!(answers, [S::OK, S::OK, S::TOO_MANY_REQUESTS]);
+}
+
+#[tokio::test]
+async fn a_rediss_url_with_a_password_counts_over_tls() {
+    // Needs no shared Redis, only its server binary; run where the Redis tests run.
+    let test = "a_rediss_url_with_a_password_counts_over_tls";
+    let Some(_redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let password = "tls-pa55word";
+    let server = PrivateRedis::start_tls(password);
+    let url = format!("rediss://:{password}@127.0.0.1:{}/0", server.port);
+    let url = RedisUrl::parse(&url).unwrap();
+    assert_eq!(
+        url.to_string(),
+        format!("rediss://:***@127.0.0.1:{}/0", server.port)
+    );
+    let untrusted = url.clone();
+    let url = url.root_certificates(server.cert.clone()).unwrap();
+    let store = answering_store(&url).await;
+    assert!(!format!("{store:?}").contains(password));
+    // The server's certificate is not one the system trusts: a setting to fix, at start.
+    let err = RedisRateStore::connect(&untrusted, "apig:test:tls:")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("certificate") && !err.contains(password),
+        "{err}"
+    );
+    let layers = [
+        ThrottleLayer::builder()
+            .default_limit(per_hour(2))
+            .store(store.clone())
+            .store_timeout(SLOW_MACHINE)
+            .build(),
+        ThrottleLayer::builder()
+            .default_limit(per_hour(2))
+            .store(
+                RedisRateStore::connect(&url, "apig:test:private:")
+                    .await
+                    .unwrap(),
+            )
+            .store_timeout(SLOW_MACHINE)
+            .build(),
+    ];
+    let mut admitted = 0;
+    for _ in 0..3 {
+        for layer in &layers {
+            if call(&mut service(layer.clone()), "app-1").await.0 == StatusCode::OK {
+                admitted += 1;
+            }
+        }
+    }
+    assert_eq!(admitted, 2);
+    assert_eq!(layers[0].store_fallbacks() + layers[1].store_fallbacks(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// `serve`
+
+/// `serve` on `database` with `--admin-token`, counting `rate_limit` in Redis at `url` under
+/// `prefix`.
+async fn start_node(
+    upstream: &Upstream,
+    database: &str,
+    url: &str,
+    prefix: &str,
+    rate_limit: &str,
+) -> Server {
+    let mut args = serve_args(&upstream.url(), database);
+    args.extend(
+        [
+            "--admin-token",
+            TOKEN,
+            "--rate-limit",
+            rate_limit,
+            "--rate-limit-store-prefix",
+            prefix,
+            // Far above a loopback round trip even on a loaded machine: only a cut Redis
+            // makes these nodes fall back.
+            "--rate-limit-store-timeout-ms",
+            "5000",
+        ]
+        .map(String::from),
+    );
+    let mut cmd = serve_command(&args);
+    // The environment rather than the flag, as the documentation advises for a password.
+    cmd.env("APIG_RATE_LIMIT_STORE", url);
+    Server::start(cmd).await.expect("the node starts")
+}
+
+fn fallbacks(text: &str) -> f64 {
+    sample(text, "apig_appcode_rate_limit_store_fallbacks_total")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_nodes_share_one_redis_limit() {
+    let test = "two_serve_nodes_share_one_redis_limit";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let Some(db) = pg::TestDb::create(test).await else {
+        return;
+    };
+    let upstream = Upstream::start().await;
+    let (a, b) = tokio::join!(
+        start_node(&upstream, db.url(), &redis.url, &redis.prefix, "10/h"),
+        start_node(&upstream, db.url(), &redis.url, &redis.prefix, "10/h"),
+    );
+    let (_, _, code) = Admin::new(a.admin, TOKEN).app_with_code("shared").await;
+    // Every answer counts, those that waited for B to learn the code included.
+    let mut admitted = 0;
+    let mut throttled = 0;
+    let mut tally = |status: StatusCode| match status {
+        StatusCode::OK => admitted += 1,
+        StatusCode::TOO_MANY_REQUESTS => throttled += 1,
+        StatusCode::UNAUTHORIZED => {}
+        other => panic!("unexpected {other}"),
+    };
+    let first = wait_until(PROPAGATION_TIMEOUT, "node B knows the code", || {
+        let (code, gateway) = (code.clone(), b.gateway);
+        async move {
+            let status = call_gateway(gateway, "/orders", Some(&code)).await.status;
+            (status != StatusCode::UNAUTHORIZED).then_some(status)
+        }
+    })
+    .await;
+    tally(first);
+    for _ in 0..12 {
+        for node in [&a, &b] {
+            tally(
+                call_gateway(node.gateway, "/orders", Some(&code))
+                    .await
+                    .status,
+            );
+        }
+    }
+    assert_eq!(
+        admitted, 10,
+        "the nodes together admit the limit, not twice it"
+    );
+    assert_eq!(throttled, 15);
+    let (ma, mb) = (metrics(&a).await, metrics(&b).await);
+    assert_eq!(fallbacks(&ma) + fallbacks(&mb), 0.0);
+    assert_eq!(
+        sample(&ma, "apig_appcode_throttled_total") + sample(&mb, "apig_appcode_throttled_total"),
+        15.0
+    );
+    let keys = redis.keys().await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].starts_with(&format!("{}{DEFAULT_INSTANCE_ID}:", redis.prefix)));
+    redis.clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cut_off_gives_local_limits_and_no_5xx_then_serves_again() {
+    let test = "a_redis_cut_off_gives_local_limits_and_no_5xx_then_serves_again";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let forwarder = Forwarder::start(redis.addr).await;
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let database = binary::database_url(dir.path());
+    let node = start_node(
+        &upstream,
+        &database,
+        &redis.url_via(forwarder.addr),
+        &redis.prefix,
+        "3/h",
+    )
+    .await;
+    let (_, _, code) = Admin::new(node.admin, TOKEN).app_with_code("cut").await;
+    let status = || {
+        let (code, gateway) = (code.clone(), node.gateway);
+        async move { call_gateway(gateway, "/orders", Some(&code)).await.status }
+    };
+
+    // Through Redis: the burst of 3, then 429.
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        answers.push(status().await);
+    }
+    use StatusCode as S;
+    let burst = [
+        S::OK,
+        S::OK,
+        S::OK,
+        S::TOO_MANY_REQUESTS,
+        S::TOO_MANY_REQUESTS,
+    ];
+    assert_eq!(answers, burst);
+    assert_eq!(fallbacks(&metrics(&node).await), 0.0);
+    let keys = redis.keys().await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+
+    // Cut off: the node counts alone, from a fresh local state, and never answers 5xx.
+    forwarder.cut().await;
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        answers.push(status().await);
+    }
+    assert_eq!(answers, burst, "the local limit");
+    let during = fallbacks(&metrics(&node).await);
+    assert_eq!(during, 5.0);
+    let log = node.stderr_containing(&["rate limit store failed"]).await;
+    assert_eq!(log.matches("rate limit store failed").count(), 1, "{log}");
+
+    // Back: once a request no longer falls back, the node counts in Redis again. The app's
+    // key is deleted, so only Redis can admit it now: its local burst is spent.
+    forwarder.restore();
+    wait_until(PROPAGATION_TIMEOUT, "the node asks Redis again", || {
+        let (node, status) = (&node, &status);
+        async move {
+            let before = fallbacks(&metrics(node).await);
+            let answer = status().await;
+            assert!(!answer.is_server_error(), "{answer}");
+            (fallbacks(&metrics(node).await) == before).then_some(())
+        }
+    })
+    .await;
+    redis.delete(&keys[0]).await;
+    assert_eq!(status().await, S::OK, "a fresh state in Redis");
+    node.stderr_containing(&["rate limit store answers again"])
+        .await;
+    assert_eq!(
+        sample(
+            &metrics(&node).await,
+            "apig_appcode_gateway_requests_total{class=\"5xx\"}"
+        ),
+        0.0
+    );
+    let latency = "apig_appcode_rate_limit_store_latency_seconds_count";
+    assert!(sample(&metrics(&node).await, latency) >= 7.0);
+    redis.clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_password_never_shows() {
+    let password = "pa55-redis-secret";
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let database = binary::database_url(dir.path());
+
+    // A URL that does not parse: exit 2, naming the setting, not the URL.
+    let mut args = serve_args(&upstream.url(), &database);
+    args.extend(["--rate-limit".into(), "1/s".into()]);
+    let mut cmd = serve_command(&args);
+    cmd.env(
+        "APIG_RATE_LIMIT_STORE",
+        format!("redis://:{password}@cache:port/0"),
+    );
+    let (status, stdout, stderr) = run_to_exit(cmd).await;
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--rate-limit-store"), "{stderr}");
+    assert!(
+        !stdout.contains(password) && !stderr.contains(password),
+        "{stderr}"
+    );
+
+    // Nothing listens there: the node starts, counts locally, and says so with the URL
+    // redacted.
+    let url = format!("redis://:{password}@127.0.0.1:1/0");
+    let node = start_node(&upstream, &database, &url, "apig:test:none:", "1/h").await;
+    let (_, _, code) = Admin::new(node.admin, TOKEN)
+        .app_with_code("unreachable")
+        .await;
+    let answers = [
+        call_gateway(node.gateway, "/orders", Some(&code))
+            .await
+            .status,
+        call_gateway(node.gateway, "/orders", Some(&code))
+            .await
+            .status,
+    ];
+    assert_eq!(answers, [StatusCode::OK, StatusCode::TOO_MANY_REQUESTS]);
+    let log = node
+        .stderr_containing(&["redis://:***@127.0.0.1:1/0"])
+        .await;
+    assert!(
+        !log.contains(password) && !node.stdout().contains(password),
+        "{log}"
+    );
+    node.stop().await;
+
+    // A Redis that refuses the password stops the start, without showing it.
+    let test = "a_redis_password_never_shows";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let mut args = serve_args(&upstream.url(), &database);
+    args.extend(["--rate-limit".into(), "1/s".into()]);
+    let mut cmd = serve_command(&args);
+    let wrong = format!("redis://:{password}@{}/0", redis.addr);
+    cmd.env("APIG_RATE_LIMIT_STORE", &wrong);
+    let (status, stdout, stderr) = run_to_exit(cmd).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("rate limit store"), "{stderr}");
+    assert!(
+        !stdout.contains(password) && !stderr.contains(password),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,192 @@
+//! A Redis for the tests that share rate limits through it, and a TCP forwarder that can cut
+//! the gateway off from it.
+//!
+//! Tests that need Redis read `APIG_TEST_REDIS_URL`. Without it they print that they were
+//! skipped and pass, unless `CI` is set: then they fail, so CI cannot skip them silently. Each
+//! test keeps its keys under a prefix of its own, so tests run in parallel on one Redis.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use redis::{AsyncCommands, ConnectionAddr, IntoConnectionInfo};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// The variable that names the test Redis.
+pub(crate) const ENV: &str = "APIG_TEST_REDIS_URL";
+
+/// The test Redis and this test's key prefix.
+pub(crate) struct TestRedis {
+    /// The URL as configured.
+    pub(crate) url: String,
+    /// Where Redis listens.
+    pub(crate) addr: SocketAddr,
+    /// `apig:test:RANDOM:`: the start of every key of this test.
+    pub(crate) prefix: String,
+    conn: redis::aio::MultiplexedConnection,
+}
+
+impl TestRedis {
+    /// The Redis of `APIG_TEST_REDIS_URL` with a fresh prefix, or `None` (after saying so) when
+    /// none is configured.
+    ///
+    /// # Panics
+    ///
+    /// When `CI` is set and `APIG_TEST_REDIS_URL` is not, or Redis cannot be used.
+    pub(crate) async fn connect(test: &str) -> Option<Self> {
+        let url = match std::env::var(ENV) {
+            Ok(url) if !url.is_empty() => url,
+            _ => {
+                let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+                assert!(
+                    !ci,
+                    "{test}: CI is set but {ENV} is not: Redis tests must run in CI"
+                );
+                eprintln!("SKIPPED: {test} needs Redis; set {ENV}=redis://... to run it");
+                return None;
+            }
+        };
+        let info = url.as_str().into_connection_info().expect("a Redis URL");
+        let addr = match &info.addr {
+            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+                tokio::net::lookup_host((host.as_str(), *port))
+                    .await
+                    .expect("the Redis host resolves")
+                    .next()
+                    .expect("an address")
+            }
+            ConnectionAddr::Unix(_) => panic!("{ENV} must name a TCP address"),
+        };
+        let conn = redis::Client::open(info)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|e| panic!("{ENV}: Redis cannot be used: {e}"));
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).unwrap();
+        let prefix = format!(
+            "apig:test:{}:",
+            random
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        Some(Self {
+            url,
+            addr,
+            prefix,
+            conn,
+        })
+    }
+
+    /// The configured URL with `addr` in place of Redis's host and port (for a forwarder).
+    pub(crate) fn url_via(&self, addr: SocketAddr) -> String {
+        let (scheme, rest) = self.url.split_once("://").unwrap();
+        let (userinfo, hostpath) = match rest.rsplit_once('@') {
+            Some((userinfo, hostpath)) => (format!("{userinfo}@"), hostpath),
+            None => (String::new(), rest),
+        };
+        let path = hostpath
+            .find(['/', '?', '#'])
+            .map_or("", |i| &hostpath[i..]);
+        format!("{scheme}://{userinfo}{addr}{path}")
+    }
+
+    /// The keys under this test's prefix.
+    pub(crate) async fn keys(&self) -> Vec<String> {
+        let mut conn = self.conn.clone();
+        let mut keys: Vec<String> = conn.keys(format!("{}*", self.prefix)).await.unwrap();
+        keys.sort();
+        keys
+    }
+
+    /// A key's remaining time to live in milliseconds (-2: no such key, -1: no expiry).
+    pub(crate) async fn pttl(&self, key: &str) -> i64 {
+        self.conn.clone().pttl(key).await.unwrap()
+    }
+
+    /// Deletes `key`.
+    pub(crate) async fn delete(&self, key: &str) {
+        let _: i64 = self.conn.clone().del(key).await.unwrap();
+    }
+
+    /// Deletes every key of this test.
+    pub(crate) async fn clean(&self) {
+        for key in self.keys().await {
+            self.delete(&key).await;
+        }
+    }
+}
+
+/// A TCP forwarder to `target` that can be cut (every connection closed, new ones closed at
+/// once) and restored.
+pub(crate) struct Forwarder {
+    pub(crate) addr: SocketAddr,
+    open: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Forwarder {
+    pub(crate) async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = Arc::new(AtomicBool::new(true));
+        let connections = Arc::new(Mutex::new(Vec::<JoinHandle<()>>::new()));
+        let accept = tokio::spawn({
+            let open = Arc::clone(&open);
+            let connections = Arc::clone(&connections);
+            async move {
+                loop {
+                    let Ok((mut client, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    if !open.load(Ordering::SeqCst) {
+                        drop(client);
+                        continue;
+                    }
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut server) = TcpStream::connect(target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                    connections.lock().unwrap().push(task);
+                }
+            }
+        });
+        Self {
+            addr,
+            open,
+            connections,
+            accept,
+        }
+    }
+
+    /// Refuses new connections (accepted, then closed at once) and closes every open one;
+    /// returns once they are closed.
+    pub(crate) async fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        let tasks: Vec<_> = self.connections.lock().unwrap().drain(..).collect();
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// Forwards new connections again.
+    pub(crate) fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.accept.abort();
+        for task in self.connections.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
