@@ -56,9 +56,14 @@ async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>) {
     let mut failing = false;
     loop {
         counts.unflushed().await;
-        tokio::select! {
-            () = sleep(FLUSH_INTERVAL) => {}
-            () = counts.urgent() => {}
+        if failing {
+            // A store that fails is asked once an interval, however urgent the counts.
+            sleep(FLUSH_INTERVAL).await;
+        } else {
+            tokio::select! {
+                () = sleep(FLUSH_INTERVAL) => {}
+                () = counts.urgent() => {}
+            }
         }
         loop {
             let sent = counts.take_unflushed(MAX_APPS_PER_FLUSH);
@@ -113,6 +118,7 @@ mod tests {
 
     use super::*;
     use crate::cache::Charge;
+    use crate::provider::ProviderError;
     use crate::quota::{AppQuota, TimeUnit};
     use crate::store::{MemoryStore, Store, StoreProvider};
 
@@ -190,5 +196,58 @@ mod tests {
     fn a_window() -> i64 {
         let now = crate::quota::secs(std::time::SystemTime::now());
         now - now.rem_euclid(86_400)
+    }
+
+    /// A provider whose shared counts always fail, counting the attempts.
+    #[derive(Default)]
+    struct Failing(std::sync::atomic::AtomicUsize);
+
+    impl AppCodeProvider for Failing {
+        fn snapshot(
+            &self,
+        ) -> crate::provider::BoxFuture<'_, Result<crate::provider::Snapshot, ProviderError>>
+        {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+
+        fn shares_quota_counts(&self) -> bool {
+            true
+        }
+
+        fn add_quota_counts(
+            &self,
+            _: Vec<crate::quota::QuotaCount>,
+        ) -> crate::provider::BoxFuture<'_, Result<Vec<crate::quota::SharedCount>, ProviderError>>
+        {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Box::pin(async { Err(ProviderError::Unavailable("store down".into())) })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_store_is_asked_once_an_interval_however_urgent_the_counts() {
+        let failing = Arc::new(Failing::default());
+        let provider: Arc<dyn AppCodeProvider> = Arc::clone(&failing) as _;
+        let cache = AppCodeCache::new();
+        let _flusher = spawn(&cache, &provider).unwrap();
+        let quota = Arc::new(
+            AppQuota::new(10, TimeUnit::Day, 1)
+                .unwrap()
+                .reset_time(UNIX_EPOCH),
+        );
+        // Fifty apps' first calls over half a second: each would have the counts read at once.
+        for n in 0..50 {
+            let app = format!("app-{n}");
+            cache.set_app_quota(&app, Arc::clone(&quota));
+            assert!(admits(&cache, &app));
+            sleep(Duration::from_millis(10)).await;
+        }
+        let attempts = failing.0.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            (1..=2).contains(&attempts),
+            "{attempts} attempts in half a second"
+        );
+        // The calls wait to be sent, counted here meanwhile.
+        assert_eq!(cache.quota_calls_unflushed(), 50);
     }
 }
