@@ -18,8 +18,9 @@ mod redis_support;
 use std::convert::Infallible;
 
 use apig_appcode::gateway::config::DEFAULT_INSTANCE_ID;
+use apig_appcode::quota::{AppQuota, QuotaCount, SharedCount, SharedQuotaCounts, TimeUnit};
 use apig_appcode::throttle::{Quota, RedisRateStore, RedisUrl, ThrottleLayer};
-use apig_appcode::AppIdentity;
+use apig_appcode::{AppCode, AppCodeAuthLayer, AppCodeCache, AppIdentity};
 use binary::{
     call_gateway, metrics, run_to_exit, sample, serve_args, serve_command, wait_until, Admin,
     Server, Upstream, PROPAGATION_TIMEOUT, TOKEN,
@@ -184,6 +185,128 @@ async fn keys_are_prefixed_and_expire_when_their_state_is_fresh_again() {
     // One request of 3/h: the state is fresh again after one interval, 20 minutes.
     let ttl = redis.pttl(&key).await;
     assert!(ttl > 0 && ttl <= 1_200_000, "{ttl}");
+    redis.clean().await;
+}
+
+#[tokio::test]
+async fn app_quota_counts_add_up_in_redis_by_window_and_expire_after_it() {
+    let test = "app_quota_counts_add_up_in_redis_by_window_and_expire_after_it";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let url = RedisUrl::parse(&redis.url).unwrap();
+    let store = RedisRateStore::connect(&url, &redis.prefix).await.unwrap();
+    let counts = store.quota_counts(&format!("{}q:", redis.prefix));
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    let count = |app: &str, first_call, window_start: i64, calls| QuotaCount {
+        app_id: app.into(),
+        first_call,
+        window_start,
+        window_end: window_start + 3_600,
+        calls,
+    };
+    let shared = |first_call, window_start, calls| SharedCount {
+        first_call,
+        window_start,
+        calls,
+    };
+    let (w1, w2) = (now - 100, now + 3_500);
+    let added = counts
+        .add(vec![count("a", w1, w1, 3), count("b", 7, w1, 1)])
+        .await
+        .unwrap();
+    assert_eq!(added, [shared(w1, w1, 3), shared(7, w1, 1)]);
+    // The same window adds up (the first call reported first stays); an older one is dropped;
+    // a newer one starts over.
+    let added = counts
+        .add(vec![
+            count("a", 1, w1, 4),
+            count("a", 1, w1 - 3_600, 9),
+            count("b", 7, w2, 2),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        added,
+        [shared(w1, w1, 7), shared(w1, w1, 7), shared(7, w2, 2)]
+    );
+    // Each key expires a minute after its window ends.
+    let ttl = redis.pttl(&format!("{}q:a", redis.prefix)).await;
+    assert!(ttl > 3_000_000 && ttl <= 3_660_000, "{ttl}");
+    redis.clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_layers_share_one_app_quota_through_redis() {
+    let test = "two_layers_share_one_app_quota_through_redis";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let url = RedisUrl::parse(&redis.url).unwrap();
+    let code = AppCode::generate();
+    let quota = std::sync::Arc::new(
+        AppQuota::new(10, TimeUnit::Day, 1)
+            .unwrap()
+            .reset_time(std::time::UNIX_EPOCH),
+    );
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        // A store (and a connection) of each node's own.
+        let store = RedisRateStore::connect(&url, &redis.prefix).await.unwrap();
+        let cache = AppCodeCache::new();
+        cache.replace_all([(code.clone(), AppIdentity::new("app-1", "code-1"))]);
+        cache.set_app_quota("app-1", std::sync::Arc::clone(&quota));
+        let layer = AppCodeAuthLayer::builder()
+            .cache(cache.clone())
+            .shared_quota_counts(store.quota_counts(&format!("{}q:", redis.prefix)))
+            .build();
+        let svc = ServiceBuilder::new()
+            .layer(layer)
+            .service(service_fn(|_: Request<()>| async {
+                Ok::<_, Infallible>(Response::new(Bytes::new()))
+            }));
+        nodes.push((cache, svc));
+    }
+    let ask = || {
+        Request::builder()
+            .header("x-apig-appcode", code.expose())
+            .body(())
+            .unwrap()
+    };
+    let flushed = |cache: AppCodeCache| async move {
+        let what = "the node's quota counts are in Redis";
+        wait_until(PROPAGATION_TIMEOUT, what, || {
+            let cache = cache.clone();
+            async move { (cache.quota_calls_unflushed() == 0).then_some(()) }
+        })
+        .await;
+    };
+    // Six calls on the first node, then the second admits the four left, and no more.
+    for _ in 0..6 {
+        let res = nodes[0].1.clone().oneshot(ask()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    flushed(nodes[0].0.clone()).await;
+    let mut admitted = 0;
+    loop {
+        let res = nodes[1].1.clone().oneshot(ask()).await.unwrap();
+        match res.status() {
+            StatusCode::OK => admitted += 1,
+            StatusCode::METHOD_NOT_ALLOWED => break,
+            other => panic!("unexpected {other}"),
+        }
+        flushed(nodes[1].0.clone()).await;
+    }
+    assert_eq!(
+        admitted, 4,
+        "the second node admitted past the shared count"
+    );
     redis.clean().await;
 }
 
@@ -441,6 +564,72 @@ async fn start_node(
 
 fn fallbacks(text: &str) -> f64 {
     sample(text, "apig_appcode_rate_limit_store_fallbacks_total")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serve_node_with_redis_counts_app_quotas_there() {
+    let test = "a_serve_node_with_redis_counts_app_quotas_there";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let Some(db) = pg::TestDb::create(test).await else {
+        return;
+    };
+    let upstream = Upstream::start().await;
+    let node = start_node(&upstream, db.url(), &redis.url, &redis.prefix, "1000/h").await;
+    let admin = Admin::new(node.admin, TOKEN);
+    let (app, _, code) = admin.app_with_code("counted").await;
+    let quota = admin
+        .call(
+            http::Method::POST,
+            "/app-quotas",
+            Some(
+                serde_json::json!({"name": "in_redis", "call_limits": 2, "time_unit": "DAY",
+                                    "time_interval": 1}),
+            ),
+        )
+        .await;
+    assert_eq!(quota.status, StatusCode::CREATED);
+    let quota_id = quota.json()["app_quota_id"].as_str().unwrap().to_owned();
+    let bound = admin
+        .call(
+            http::Method::POST,
+            &format!("/app-quotas/{quota_id}/binding-apps"),
+            Some(serde_json::json!({ "app_ids": [app] })),
+        )
+        .await;
+    assert_eq!(bound.status, StatusCode::CREATED);
+    assert_eq!(
+        call_gateway(node.gateway, "/orders", Some(&code))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let key = format!("{}q:{DEFAULT_INSTANCE_ID}:{app}", redis.prefix);
+    wait_until(PROPAGATION_TIMEOUT, "the quota count is in Redis", || {
+        let redis = &redis;
+        let key = key.clone();
+        async move { redis.keys().await.contains(&key).then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        call_gateway(node.gateway, "/orders", Some(&code))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    call_gateway(node.gateway, "/orders", Some(&code))
+        .await
+        .assert_apig_error(StatusCode::METHOD_NOT_ALLOWED, "APIG.0501");
+    // The database holds no count: Redis does.
+    let client = db.client().await;
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM app_quota_counts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
+    redis.clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,7 +17,8 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout};
 
 use super::AppCodeCache;
-use crate::provider::AppCodeProvider;
+use crate::provider::{AppCodeProvider, BoxError, BoxFuture};
+use crate::quota::{QuotaCount, SharedCount, SharedQuotaCounts};
 
 /// How often, at most, a node adds its counts to the shared ones.
 pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
@@ -36,22 +37,22 @@ impl Drop for FlusherHandle {
     }
 }
 
-/// Starts sharing `cache`'s quota counts through `provider`, if it shares them.
-pub(crate) fn spawn(
-    cache: &AppCodeCache,
-    provider: &Arc<dyn AppCodeProvider>,
-) -> Option<FlusherHandle> {
-    if !provider.shares_quota_counts() {
-        return None;
+/// A provider that shares quota counts, as the place to share them.
+pub(crate) struct ThroughProvider(pub(crate) Arc<dyn AppCodeProvider>);
+
+impl SharedQuotaCounts for ThroughProvider {
+    fn add(&self, counts: Vec<QuotaCount>) -> BoxFuture<'_, Result<Vec<SharedCount>, BoxError>> {
+        Box::pin(async move { Ok(self.0.add_quota_counts(counts).await?) })
     }
-    cache.inner.quota_counts.share();
-    Some(FlusherHandle(tokio::spawn(run(
-        cache.clone(),
-        Arc::clone(provider),
-    ))))
 }
 
-async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>) {
+/// Starts sharing `cache`'s quota counts in `shared`.
+pub(crate) fn spawn(cache: &AppCodeCache, shared: Arc<dyn SharedQuotaCounts>) -> FlusherHandle {
+    cache.inner.quota_counts.share();
+    FlusherHandle(tokio::spawn(run(cache.clone(), shared)))
+}
+
+async fn run(cache: AppCodeCache, provider: Arc<dyn SharedQuotaCounts>) {
     let counts = &cache.inner.quota_counts;
     let mut failing = false;
     loop {
@@ -71,14 +72,14 @@ async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>) {
                 break;
             }
             let more = sent.len() == MAX_APPS_PER_FLUSH;
-            let answer = timeout(FLUSH_TIMEOUT, provider.add_quota_counts(sent.clone())).await;
+            let answer = timeout(FLUSH_TIMEOUT, provider.add(sent.clone())).await;
             let error = match answer {
                 Ok(Ok(shared)) if shared.len() == sent.len() => {
                     counts.settle(&sent, Some(&shared));
                     None
                 }
                 Ok(Ok(shared)) => Some(format!(
-                    "the provider answered {} counts for {}",
+                    "the shared counts answered {} counts for {}",
                     shared.len(),
                     sent.len()
                 )),
@@ -126,8 +127,9 @@ mod tests {
     fn node(store: &Arc<MemoryStore>) -> (AppCodeCache, FlusherHandle) {
         let store: Arc<dyn Store> = Arc::clone(store) as Arc<dyn Store>;
         let provider: Arc<dyn AppCodeProvider> = Arc::new(StoreProvider::new(store, "i1"));
+        assert!(provider.shares_quota_counts());
         let cache = AppCodeCache::new();
-        let flusher = spawn(&cache, &provider).expect("a store shares counts");
+        let flusher = spawn(&cache, Arc::new(ThroughProvider(provider)));
         (cache, flusher)
     }
 
@@ -184,6 +186,7 @@ mod tests {
                     app_id: "app".into(),
                     first_call: 0,
                     window_start: a_window(),
+                    window_end: a_window() + 86_400,
                     calls: 0,
                 }],
             )
@@ -229,7 +232,7 @@ mod tests {
         let failing = Arc::new(Failing::default());
         let provider: Arc<dyn AppCodeProvider> = Arc::clone(&failing) as _;
         let cache = AppCodeCache::new();
-        let _flusher = spawn(&cache, &provider).unwrap();
+        let _flusher = spawn(&cache, Arc::new(ThroughProvider(provider)));
         let quota = Arc::new(
             AppQuota::new(10, TimeUnit::Day, 1)
                 .unwrap()

@@ -21,13 +21,14 @@ use super::digest::Digest;
 use super::entry::{Entry, StoredId};
 use super::flight::{Flight, Flights, Outcome};
 use super::journal::Mutation;
-use super::quota_flush::{self, FlusherHandle};
+use super::quota_flush::{self, FlusherHandle, ThroughProvider};
 use super::refresher::{self, RefreshPolicy, RefresherHandle};
 use super::{AppCodeCache, Lookup};
 use crate::code::AppCode;
 use crate::identity::AppIdentity;
 use crate::metrics::Counters;
 use crate::provider::{AppCodeProvider, BoxFuture};
+use crate::quota::SharedQuotaCounts;
 
 /// A cache, the provider it asks about codes it lacks, and the refresher that fills it.
 pub(crate) struct ReadThrough {
@@ -63,7 +64,8 @@ pub(crate) enum Answer {
 impl ReadThrough {
     /// Reads through `cache` to `provider` (when it can look single codes up, each bounded by
     /// `lookup_timeout`), and with a provider starts the refresher on the current Tokio
-    /// runtime.
+    /// runtime; quota counts are shared in `shared_counts`, else through the provider if it
+    /// shares them.
     ///
     /// # Panics
     ///
@@ -73,13 +75,18 @@ impl ReadThrough {
         provider: Option<Arc<dyn AppCodeProvider>>,
         policy: RefreshPolicy,
         lookup_timeout: Duration,
+        shared_counts: Option<Arc<dyn SharedQuotaCounts>>,
     ) -> Self {
         let refresher = provider
             .as_ref()
             .map(|p| refresher::spawn(cache.clone(), Arc::clone(p), policy));
-        let flusher = provider
-            .as_ref()
-            .and_then(|p| quota_flush::spawn(&cache, p));
+        let shared_counts = shared_counts.or_else(|| {
+            provider
+                .as_ref()
+                .filter(|p| p.shares_quota_counts())
+                .map(|p| Arc::new(ThroughProvider(Arc::clone(p))) as Arc<dyn SharedQuotaCounts>)
+        });
+        let flusher = shared_counts.map(|shared| quota_flush::spawn(&cache, shared));
         let lookups = provider
             .filter(|p| p.supports_lookup())
             .map(|p| (p, lookup_timeout));

@@ -94,10 +94,11 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
     // printed once the real admin address (port 0 resolved) is known.
     let created_token_file = ensure_credentials(&mut config)?;
     let cache = AppCodeCache::new();
-    let auth = auth_layer(&config, &store, &cache);
+    let redis = redis_store(&config).await?;
+    let auth = auth_layer(&config, &store, &cache, redis.as_ref());
     // One layer (one cache, one refresher) and one throttle for both the gateway and the
     // verify listener.
-    let throttle = throttle_layer(&config).await?;
+    let throttle = throttle_layer(&config, redis);
     let verify_service = verify::service(&auth, &throttle, IdentityHeaders::default());
     let listeners = match Listeners::bind(&config).await {
         Ok(listeners) => listeners,
@@ -186,14 +187,20 @@ fn ensure_credentials(config: &mut Config) -> Result<Option<PathBuf>, RunError> 
     Ok(created)
 }
 
-/// The AppCode layer: the store as provider, the cache, the HTTPS policy.
-fn auth_layer(config: &Config, store: &Arc<dyn Store>, cache: &AppCodeCache) -> AppCodeAuthLayer {
+/// The AppCode layer: the store as provider, the cache, the HTTPS policy; app quota counts
+/// shared through Redis when rate limits are, else through the store.
+fn auth_layer(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    cache: &AppCodeCache,
+    redis: Option<&RedisRateStore>,
+) -> AppCodeAuthLayer {
     let https = if config.require_https {
         HttpsPolicy::required()
     } else {
         HttpsPolicy::optional()
     };
-    AppCodeAuthLayer::builder()
+    let builder = AppCodeAuthLayer::builder()
         .cache(cache.clone())
         .provider(StoreProvider::new(
             Arc::clone(store),
@@ -204,24 +211,27 @@ fn auth_layer(config: &Config, store: &Arc<dyn Store>, cache: &AppCodeCache) -> 
         .after_snapshot(memory::release_after_snapshot)
         .identity_headers(IdentityHeaders::default())
         .https(https)
-        .trusted_proxies(config.trusted_proxies.iter().copied())
-        .build()
+        .trusted_proxies(config.trusted_proxies.iter().copied());
+    match redis {
+        Some(redis) => {
+            let prefix = format!(
+                "{}q:{}:",
+                config.rate_limit_store_prefix, config.instance_id
+            );
+            builder
+                .shared_quota_counts(redis.quota_counts(&prefix))
+                .build()
+        }
+        None => builder.build(),
+    }
 }
 
-/// The rate limits, counted in the configured store. A Redis that cannot be reached yet does
-/// not stop the start: the nodes count alone until it answers.
-async fn throttle_layer(config: &Config) -> Result<ThrottleLayer, RunError> {
-    let builder = config.throttle_builder();
+/// Redis, when `--rate-limit-store` names it. One that cannot be reached yet does not stop the
+/// start: the nodes count alone until it answers.
+async fn redis_store(config: &Config) -> Result<Option<RedisRateStore>, RunError> {
     let RateLimitStore::Redis(url) = &config.rate_limit_store else {
-        return Ok(builder.build());
+        return Ok(None);
     };
-    if config.rate_limit.is_none() && config.app_rate_limits.is_empty() {
-        tracing::warn!(
-            rate_limit_store = %url,
-            "--rate-limit-store is set but no rate limit is: nothing to count"
-        );
-        return Ok(builder.build());
-    }
     let prefix = format!("{}{}:", config.rate_limit_store_prefix, config.instance_id);
     let store = RedisRateStore::connect(url, &prefix)
         .await
@@ -231,12 +241,21 @@ async fn throttle_layer(config: &Config) -> Result<ThrottleLayer, RunError> {
         rate_limit_store = %url,
         timeout_ms = u64::try_from(config.rate_limit_store_timeout.as_millis()).unwrap_or(u64::MAX),
         batch = config.rate_limit_store_batch.get(),
-        "rate limits shared through Redis"
+        "rate limits and app quota counts shared through Redis"
     );
-    Ok(builder
-        .store(store)
-        .store_timeout(config.rate_limit_store_timeout)
-        .build())
+    Ok(Some(store))
+}
+
+/// The rate limits, counted in Redis when it is configured.
+fn throttle_layer(config: &Config, redis: Option<RedisRateStore>) -> ThrottleLayer {
+    let builder = config.throttle_builder();
+    match redis {
+        Some(store) if config.rate_limit.is_some() || !config.app_rate_limits.is_empty() => builder
+            .store(store)
+            .store_timeout(config.rate_limit_store_timeout)
+            .build(),
+        _ => builder.build(),
+    }
 }
 
 /// The listeners, bound, with their TLS acceptors and real addresses.

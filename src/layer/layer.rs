@@ -17,6 +17,7 @@ use crate::cache::refresher::{AfterSnapshot, RefreshPolicy};
 use crate::cache::{AppCodeCache, ReadThrough};
 use crate::metrics::Metrics;
 use crate::provider::AppCodeProvider;
+use crate::quota::SharedQuotaCounts;
 
 /// Applies [`AppCodeAuth`] to a service: APIG simple authentication with `X-Apig-AppCode`.
 ///
@@ -74,6 +75,7 @@ impl AppCodeAuthLayer {
             trusted_proxies: Vec::new(),
             refresh: RefreshPolicy::default(),
             lookup_timeout: Duration::from_secs(5),
+            shared_quota_counts: None,
         }
     }
 }
@@ -172,6 +174,7 @@ pub struct AppCodeAuthLayerBuilder {
     trusted_proxies: Vec<IpNetwork>,
     refresh: RefreshPolicy,
     lookup_timeout: Duration,
+    shared_quota_counts: Option<Arc<dyn SharedQuotaCounts>>,
 }
 
 impl fmt::Debug for AppCodeAuthLayerBuilder {
@@ -325,6 +328,15 @@ impl AppCodeAuthLayerBuilder {
         self
     }
 
+    /// Where the nodes share their app quota counts (see [`quota`](crate::quota)), in place of
+    /// the provider's (when it [shares them](AppCodeProvider::shares_quota_counts)): Redis, say,
+    /// with [`RedisRateStore::quota_counts`](crate::throttle::RedisRateStore::quota_counts)
+    /// (feature `redis`).
+    pub fn shared_quota_counts(mut self, shared: impl SharedQuotaCounts) -> Self {
+        self.shared_quota_counts = Some(Arc::new(shared));
+        self
+    }
+
     /// Builds the layer and, with a provider, starts its refresher on the current Tokio runtime.
     /// The refresher stops when the last clone of the layer (and of its services) is dropped.
     ///
@@ -337,6 +349,7 @@ impl AppCodeAuthLayerBuilder {
             self.provider,
             self.refresh,
             self.lookup_timeout,
+            self.shared_quota_counts,
         );
         AppCodeAuthLayer {
             shared: Arc::new(Shared {

@@ -16,6 +16,7 @@ struct Count {
     /// The app's first counted call, the anchor of a quota without a reset time.
     first_call: i64,
     window_start: i64,
+    window_end: i64,
     /// Every node's calls in the window, as of the last flush (this node's flushed ones
     /// included).
     shared: u64,
@@ -77,6 +78,7 @@ impl QuotaCounts {
                         Mutex::new(Count {
                             first_call: now_secs,
                             window_start: i64::MIN,
+                            window_end: i64::MIN,
                             shared: 0,
                             in_flight: 0,
                             unflushed: 0,
@@ -93,6 +95,7 @@ impl QuotaCounts {
         let (start, end) = quota.window_secs(now_secs, anchor);
         if count.window_start != start {
             count.window_start = start;
+            count.window_end = end;
             count.shared = 0;
             count.in_flight = 0;
             count.unflushed = 0;
@@ -185,6 +188,7 @@ impl QuotaCounts {
                 app_id: entry.key().to_string(),
                 first_call: count.first_call,
                 window_start: count.window_start,
+                window_end: count.window_end,
                 calls: count.unflushed,
             });
             count.in_flight += count.unflushed;
@@ -220,6 +224,8 @@ impl QuotaCounts {
                             count.unflushed = 0;
                             count.settled = None;
                         }
+                        // A newer window of the same length.
+                        count.window_end += total.window_start - count.window_start;
                         count.window_start = total.window_start;
                         count.shared = total.calls;
                         count.in_flight = 0;
@@ -316,6 +322,7 @@ mod tests {
                 app_id: "a".into(),
                 first_call: 100,
                 window_start: 100,
+                window_end: 160,
                 calls: 3
             }]
         );

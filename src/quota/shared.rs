@@ -1,5 +1,20 @@
 //! [`QuotaCount`] and [`SharedCount`]: what nodes add to, and read back from, the counts they
-//! share through a store.
+//! share, and [`SharedQuotaCounts`]: where they share them (a store, through its provider, or
+//! Redis).
+
+use crate::provider::{BoxError, BoxFuture};
+
+/// Where the nodes of a cluster share their app quota counts: each node adds its calls in
+/// batches and reads back every node's total (see [`quota`](crate::quota)).
+///
+/// [`AppCodeAuthLayerBuilder::shared_quota_counts`](crate::layer::AppCodeAuthLayerBuilder::shared_quota_counts)
+/// sets one; without it, a provider that [shares counts](crate::provider::AppCodeProvider::shares_quota_counts)
+/// is used.
+pub trait SharedQuotaCounts: Send + Sync + 'static {
+    /// Adds `counts` to the shared ones by [`SharedCount::add`]'s rule, atomically, and returns
+    /// each app's count after the addition, in the same order.
+    fn add(&self, counts: Vec<QuotaCount>) -> BoxFuture<'_, Result<Vec<SharedCount>, BoxError>>;
+}
 
 /// One node's calls of one app in one quota window, added to the shared count.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +26,8 @@ pub struct QuotaCount {
     pub first_call: i64,
     /// The window's start, in seconds since the Unix epoch.
     pub window_start: i64,
+    /// The window's end, in seconds since the Unix epoch: a shared count may be forgotten after.
+    pub window_end: i64,
     /// The node's calls in it not yet added.
     pub calls: u64,
 }
@@ -35,7 +52,9 @@ impl SharedCount {
     /// ```
     /// use apig_appcode::quota::{QuotaCount, SharedCount};
     ///
-    /// let count = |window_start, calls| QuotaCount { app_id: "a".into(), first_call: 0, window_start, calls };
+    /// let count = |window_start, calls| QuotaCount {
+    ///     app_id: "a".into(), first_call: 0, window_start, window_end: window_start + 60, calls,
+    /// };
     /// let held = SharedCount::add(None, &count(60, 2));
     /// assert_eq!(SharedCount::add(Some(held), &count(60, 3)).calls, 5);
     /// assert_eq!(SharedCount::add(Some(held), &count(0, 3)), held);

@@ -74,7 +74,7 @@ mod tests;
 pub use layer::{ThrottleLayer, ThrottleLayerBuilder};
 pub use quota::{Quota, QuotaError};
 #[cfg(feature = "redis")]
-pub use redis::{RedisRateStore, RedisStoreError, RedisUrl, RedisUrlError};
+pub use redis::{RedisQuotaCounts, RedisRateStore, RedisStoreError, RedisUrl, RedisUrlError};
 pub use service::{ResponseFuture, Throttle};
 #[cfg(feature = "gateway")]
 pub(crate) use store::STORE_LATENCY_BOUNDS_NS;

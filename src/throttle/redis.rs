@@ -17,6 +17,8 @@ use tokio::sync::Notify;
 
 use super::quota::Quota;
 use super::store::{RateCheck, RateStore, RateStoreError};
+use crate::provider::{BoxError, BoxFuture};
+use crate::quota::{QuotaCount, SharedCount, SharedQuotaCounts};
 
 /// The GCRA of `limiter.rs` on one key, taking up to a batch of requests at once. ARGV:
 /// emission interval and tolerance in ns, batch size. The key holds the theoretical arrival
@@ -48,6 +50,37 @@ local rest = math.fmod(ns, 1000000000)
 redis.call('SET', KEYS[1], string.format('%d %d', s + (ns - rest) / 1000000000, rest),
   'PX', math.max(1, math.ceil(due / 1000000)))
 return {granted, 0}
+";
+
+/// App quota counts (`quota::SharedCount::add`'s rule) on one key per app, each a hash of the
+/// first call `f`, the window's start `w` and its calls `c`. ARGV: four per key, the node's
+/// first call, window start, window end and calls, in seconds (exact in Lua's doubles). A key
+/// expires a minute after its window ends. Returns `f, w, c` of each key after the addition.
+const QUOTA_SCRIPT: &str = r"
+local out = {}
+for i, key in ipairs(KEYS) do
+  local b = (i - 1) * 4
+  local first, start = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
+  local stop, calls = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+  local held = redis.call('HMGET', key, 'f', 'w', 'c')
+  local f, w, c = tonumber(held[1]), tonumber(held[2]), tonumber(held[3])
+  if w == nil or f == nil or c == nil then
+    f, w, c = first, start, calls
+  elseif w == start then
+    c = c + calls
+  elseif w < start then
+    w, c = start, calls
+  end
+  if w == start then
+    redis.call('HSET', key, 'f', string.format('%.0f', f), 'w', string.format('%.0f', w),
+      'c', string.format('%.0f', c))
+    redis.call('EXPIREAT', key, string.format('%.0f', stop + 60))
+  end
+  out[#out + 1] = f
+  out[#out + 1] = w
+  out[#out + 1] = c
+end
+return out
 ";
 
 /// How long connecting (TCP, TLS, `AUTH`, `SELECT`) may take.
@@ -342,6 +375,99 @@ impl RedisRateStore {
         drop(budget);
         self.budgets.remove(app_id);
         false
+    }
+}
+
+impl RedisRateStore {
+    /// The app quota counts of the nodes on this Redis (through the same server, settings and
+    /// password), each app's under the key `{key_prefix}{app_id}` (such as `apig:q:INSTANCE:`),
+    /// for [`AppCodeAuthLayerBuilder::shared_quota_counts`](crate::layer::AppCodeAuthLayerBuilder::shared_quota_counts).
+    pub fn quota_counts(&self, key_prefix: &str) -> RedisQuotaCounts {
+        RedisQuotaCounts {
+            inner: Arc::new(Inner {
+                client: self.inner.client.clone(),
+                url: self.inner.url.clone(),
+                prefix: key_prefix.into(),
+                script: redis::Script::new(QUOTA_SCRIPT),
+            }),
+        }
+    }
+}
+
+/// App quota counts shared through Redis ([`RedisRateStore::quota_counts`]): each node adds its
+/// calls in batches (see [`quota`](crate::quota)), one `EVALSHA` per batch that applies
+/// [`SharedCount::add`]'s rule to every app of it atomically. A key expires a minute after its
+/// window ends.
+#[derive(Clone)]
+pub struct RedisQuotaCounts {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for RedisQuotaCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisQuotaCounts")
+            .field("url", &self.inner.url)
+            .field("prefix", &self.inner.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedQuotaCounts for RedisQuotaCounts {
+    fn add(&self, counts: Vec<QuotaCount>) -> BoxFuture<'_, Result<Vec<SharedCount>, BoxError>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let slot = Slot::of(inner);
+            let mut retried = false;
+            loop {
+                let (generation, mut conn) = slot.connection(inner).await?;
+                let mut call = Call {
+                    slot: Arc::clone(&slot),
+                    generation,
+                    done: false,
+                };
+                let mut invocation = inner.script.prepare_invoke();
+                for count in &counts {
+                    invocation
+                        .key(format!("{}{}", inner.prefix, count.app_id))
+                        .arg(count.first_call)
+                        .arg(count.window_start)
+                        .arg(count.window_end)
+                        .arg(count.calls);
+                }
+                let result = invocation.invoke_async::<Vec<i64>>(&mut conn).await;
+                call.done = true;
+                match result {
+                    Ok(flat) if flat.len() == counts.len() * 3 => {
+                        return Ok(flat
+                            .chunks_exact(3)
+                            .map(|c| SharedCount {
+                                first_call: c[0],
+                                window_start: c[1],
+                                calls: c[2].max(0).unsigned_abs(),
+                            })
+                            .collect());
+                    }
+                    Ok(flat) => {
+                        return Err(format!(
+                            "Redis answered {} numbers for {} quota counts",
+                            flat.len(),
+                            counts.len()
+                        )
+                        .into())
+                    }
+                    Err(e) if is_transient(&e) && !retried => {
+                        slot.disconnect(generation);
+                        retried = true;
+                    }
+                    Err(e) => {
+                        if is_transient(&e) {
+                            slot.disconnect(generation);
+                        }
+                        return Err(describe(&e, &inner.url).into());
+                    }
+                }
+            }
+        })
     }
 }
 

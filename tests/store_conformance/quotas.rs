@@ -412,6 +412,7 @@ pub(super) async fn shared_quota_counts_add_up_per_window(store: Arc<dyn Store>)
         app_id: id(app),
         first_call,
         window_start,
+        window_end: window_start + 60,
         calls,
     };
     let shared = |first_call, window_start, calls| SharedCount {
