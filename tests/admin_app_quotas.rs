@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, UNIX_EPOCH};
 
 use apig_appcode::quota::TimeUnit;
+use apig_appcode::store::Store;
 use http::StatusCode;
 use serde_json::{json, Value};
 
@@ -407,9 +408,15 @@ async fn apps_are_bound_one_quota_each_and_the_cache_follows_every_change() {
     call(&f, "PUT", &quota_path(&gold), Some(&changed))
         .await
         .ok(StatusCode::OK);
+    // Without a reset time now, each app's windows start at its binding: the cache holds what
+    // the store hands every other node.
+    let handed = f.store.instance_app_quotas(INSTANCE).await.unwrap();
     for app in [&a, &b] {
         let cached = f.cache.app_quota(app).unwrap();
-        assert_eq!((cached.call_limits(), cached.anchor()), (7, None));
+        assert_eq!(cached.call_limits(), 7);
+        assert!(cached.anchor().is_some(), "anchored at the binding");
+        let theirs = handed.iter().find(|(id, _)| id == app).map(|(_, q)| q);
+        assert_eq!(Some(&*cached), theirs);
     }
 
     // Unbinding: the app leaves the cache; unbinding again is 404 APIG.3004.

@@ -19,7 +19,9 @@ use super::ids::random_id;
 use super::paging::{Query, MAX_LIMIT};
 use super::views::{json, no_content};
 use crate::quota::{AppQuota, QuotaError, TimeUnit};
-use crate::store::{format_date_time, parse_date_time, AppQuotaRecord, StoreError, Timestamp};
+use crate::store::{
+    anchored_at_binding, format_date_time, parse_date_time, AppQuotaRecord, StoreError, Timestamp,
+};
 
 /// The most calls a quota may allow per period, as APIG bounds `call_limits`.
 const MAX_CALL_LIMITS: u64 = i32::MAX as u64;
@@ -147,9 +149,9 @@ pub(crate) async fn update(call: Call) -> Result<Response, AdminError> {
             .update_app_quota(&call.scope, &call.app_quota_id, changed)
             .await
             .map_err(|e| store_error(&call, e))?;
-        let quota = Arc::new(record.quota.clone());
-        for app in bound_apps(&call).await? {
-            call.instance.cache.set_app_quota(&app, Arc::clone(&quota));
+        for (app, bound_time) in bound_apps(&call).await? {
+            let quota = anchored_at_binding(&record.quota, bound_time);
+            call.instance.cache.set_app_quota(&app, Arc::new(quota));
         }
         record
     };
@@ -173,7 +175,7 @@ pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
             .delete_app_quota(&call.scope, &call.app_quota_id)
             .await
             .map_err(|e| store_error(&call, e))?;
-        for app in &bound {
+        for (app, _) in &bound {
             call.instance.cache.remove_app_quota(app);
         }
         bound.len()
@@ -201,9 +203,9 @@ pub(crate) async fn of_app(call: Call) -> Result<Response, AdminError> {
     json(StatusCode::OK, &QuotaView::new(&record))
 }
 
-/// Every app bound to the call's quota, read a page at a time. Called under the instance's
-/// write lock, so the list is the one the write changes.
-async fn bound_apps(call: &Call) -> Result<Vec<String>, AdminError> {
+/// Every app bound to the call's quota, with the time it was bound, read a page at a time.
+/// Called under the instance's write lock, so the list is the one the write changes.
+async fn bound_apps(call: &Call) -> Result<Vec<(String, Timestamp)>, AdminError> {
     let store = &call.shared().store;
     let mut apps = Vec::new();
     loop {
@@ -219,7 +221,11 @@ async fn bound_apps(call: &Call) -> Result<Vec<String>, AdminError> {
             .await
             .map_err(|e| store_error(call, e))?;
         let done = page.items.is_empty() || apps.len() + page.items.len() >= page.total as usize;
-        apps.extend(page.items.into_iter().map(|a| a.app.id));
+        apps.extend(
+            page.items
+                .into_iter()
+                .filter_map(|a| Some((a.app.id, a.bound_time?))),
+        );
         if done {
             return Ok(apps);
         }

@@ -15,7 +15,9 @@ use super::error::AdminError;
 use super::ids::is_plain_id;
 use super::paging::Query;
 use super::views::{json, no_content};
-use crate::store::{QuotaApp, QuotaBinding, StoreError, Timestamp, MAX_APPS_PER_BINDING};
+use crate::store::{
+    anchored_at_binding, QuotaApp, QuotaBinding, StoreError, Timestamp, MAX_APPS_PER_BINDING,
+};
 
 /// One binding as APIG shows it.
 #[derive(Serialize)]
@@ -86,11 +88,11 @@ pub(crate) async fn bind(call: Call) -> Result<Response, AdminError> {
             .get_app_quota(&call.scope, &call.app_quota_id)
             .await
             .map_err(|e| store_error(&call, e))?;
-        let quota = Arc::new(record.quota);
         for binding in &bindings {
+            let quota = anchored_at_binding(&record.quota, binding.bound_time);
             call.instance
                 .cache
-                .set_app_quota(&binding.app_id, Arc::clone(&quota));
+                .set_app_quota(&binding.app_id, Arc::new(quota));
         }
         bindings
     };

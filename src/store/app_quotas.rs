@@ -10,6 +10,19 @@
 use super::{App, Timestamp};
 use crate::quota::AppQuota;
 
+/// `quota` as it applies to an app bound to it at `bound_time`: anchored there, in whole
+/// seconds, when it has no reset time of its own, so that every node counts the same windows.
+/// Every store hands gateways quotas this way.
+pub(crate) fn anchored_at_binding(quota: &AppQuota, bound_time: Timestamp) -> AppQuota {
+    match quota.anchor() {
+        Some(_) => quota.clone(),
+        None => {
+            let secs = bound_time.unix_nanos().div_euclid(1_000_000_000);
+            quota.clone().reset_time(crate::quota::at(secs))
+        }
+    }
+}
+
 /// The most apps one binding call may name.
 pub const MAX_APPS_PER_BINDING: usize = 100;
 

@@ -181,14 +181,8 @@ impl State {
             .bindings
             .iter()
             .find(|(at, b)| at.instance_id == instance_id && b.app_id == app_id)?;
-        let quota = self.quota(scope, &binding.app_quota_id).ok()?.quota.clone();
-        Some(match quota.anchor() {
-            Some(_) => quota,
-            None => {
-                let secs = binding.bound_time.unix_nanos().div_euclid(1_000_000_000);
-                quota.reset_time(crate::quota::at(secs))
-            }
-        })
+        let quota = &self.quota(scope, &binding.app_quota_id).ok()?.quota;
+        Some(super::anchored_at_binding(quota, binding.bound_time))
     }
 
     fn quota_name_taken(&self, scope: &Scope, name: &str, except: Option<&str>) -> bool {

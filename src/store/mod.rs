@@ -40,6 +40,7 @@ mod version;
 use std::fmt;
 
 pub use crate::quota::{QuotaCount, SharedCount};
+pub(crate) use app_quotas::anchored_at_binding;
 pub use app_quotas::{AppQuotaRecord, QuotaApp, QuotaBinding, MAX_APPS_PER_BINDING};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use cipher::{KeyMismatch, MasterKey, MasterKeyError};
