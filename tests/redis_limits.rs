@@ -173,6 +173,40 @@ async fn redis_and_local_counting_answer_alike() {
 }
 
 #[tokio::test]
+async fn a_debug_request_sees_what_redis_says_is_left() {
+    let test = "a_debug_request_sees_what_redis_says_is_left";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let mut svc = service(redis_layer(&redis, per_hour(3)).await);
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let mut req = Request::new(());
+        req.extensions_mut()
+            .insert(AppIdentity::new("app-1", "app-1-code"));
+        req.headers_mut()
+            .insert("x-apig-mode", http::HeaderValue::from_static("debug"));
+        let res = svc.ready().await.unwrap().call(req).await.unwrap();
+        let header = res.headers()["x-apig-ratelimit-app"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        seen.push((res.status().as_u16(), header));
+    }
+    let left = |n| format!("remain:{n},limit:3,time:1 hour");
+    assert_eq!(
+        seen,
+        [
+            (200, left(2)),
+            (200, left(1)),
+            (200, left(0)),
+            (429, left(0))
+        ]
+    );
+    redis.clean().await;
+}
+
+#[tokio::test]
 async fn keys_are_prefixed_and_expire_when_their_state_is_fresh_again() {
     let test = "keys_are_prefixed_and_expire_when_their_state_is_fresh_again";
     let Some(redis) = TestRedis::connect(test).await else {

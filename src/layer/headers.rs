@@ -14,6 +14,10 @@ pub const X_APIG_MODE: HeaderName = HeaderName::from_static("x-apig-mode");
 /// `remain:9,limit:10,time:1 day` (calls left in the window, the quota, its period).
 pub const X_APIG_QUOTA_APP: HeaderName = HeaderName::from_static("x-apig-quota-app");
 
+/// The app's rate limit on the response of a debug request, as APIG sends it:
+/// `remain:9,limit:10,time:1 second` (requests that would pass at once, the limit, its period).
+pub const X_APIG_RATELIMIT_APP: HeaderName = HeaderName::from_static("x-apig-ratelimit-app");
+
 /// Whether `req` asks for debug headers (`X-Apig-Mode: debug`, any case).
 pub(crate) fn debug_mode<B>(req: &Request<B>) -> bool {
     req.headers()

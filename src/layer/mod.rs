@@ -50,7 +50,10 @@ mod verdict;
 
 pub use authorize::{AllowAll, AuthorizeApp};
 pub use future::ResponseFuture;
-pub use headers::{IdentityHeaders, X_APIG_APPCODE, X_APIG_MODE, X_APIG_QUOTA_APP};
+pub(crate) use headers::debug_mode;
+pub use headers::{
+    IdentityHeaders, X_APIG_APPCODE, X_APIG_MODE, X_APIG_QUOTA_APP, X_APIG_RATELIMIT_APP,
+};
 pub use https::{ConnectionInfo, HttpsPolicy, IpNetwork, IpNetworkError};
 pub use layer::{AppCodeAuthLayer, AppCodeAuthLayerBuilder};
 pub use rejection::{ApigJson, GrpcStatus, RejectResponse, Rejection};

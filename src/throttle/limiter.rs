@@ -36,7 +36,7 @@ impl Limiter {
     }
 
     /// `Ok` if `app` may send a request now under `quota`, else how long until it may.
-    pub(crate) fn check(&self, app: &str, quota: &Quota) -> Result<(), Duration> {
+    pub(crate) fn check(&self, app: &str, quota: &Quota) -> Result<u64, Duration> {
         // A fresh cell holds 0, a TAT long past: it reads as "no request yet".
         let now = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
         if let Some(tat) = self.tats.get(app) {
@@ -77,7 +77,16 @@ impl Limiter {
     }
 }
 
-fn gcra(tat: &AtomicU64, now: u64, quota: &Quota) -> Result<(), Duration> {
+/// How many more requests would pass at once once the arrival time is `due` ahead of now: the
+/// `remain` of the debug header.
+pub(crate) fn left_after(due: u64, interval: u64, tolerance: u64) -> u64 {
+    if due > tolerance {
+        return 0;
+    }
+    (tolerance - due) / interval.max(1) + 1
+}
+
+fn gcra(tat: &AtomicU64, now: u64, quota: &Quota) -> Result<u64, Duration> {
     let interval = quota.interval_ns();
     let tolerance = quota.tolerance_ns();
     let mut current = tat.load(Ordering::Acquire);
@@ -93,7 +102,13 @@ fn gcra(tat: &AtomicU64, now: u64, quota: &Quota) -> Result<(), Duration> {
             Ordering::AcqRel,
             Ordering::Acquire,
         ) {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                return Ok(left_after(
+                    ahead.saturating_add(interval),
+                    interval,
+                    tolerance,
+                ))
+            }
             Err(seen) => current = seen,
         }
     }
@@ -108,19 +123,19 @@ mod tests {
         let q = Quota::per_second(2).unwrap();
         let tat = AtomicU64::new(0);
         let s = 1_000_000_000;
-        assert_eq!(gcra(&tat, s, &q), Ok(()));
-        assert_eq!(gcra(&tat, s, &q), Ok(()));
+        assert_eq!(gcra(&tat, s, &q), Ok(1));
+        assert_eq!(gcra(&tat, s, &q), Ok(0));
         assert_eq!(gcra(&tat, s, &q), Err(Duration::from_millis(500)));
         assert_eq!(
             gcra(&tat, s + 100_000_000, &q),
             Err(Duration::from_millis(400))
         );
-        assert_eq!(gcra(&tat, s + 500_000_000, &q), Ok(()));
+        assert_eq!(gcra(&tat, s + 500_000_000, &q), Ok(0));
         assert!(gcra(&tat, s + 500_000_000, &q).is_err());
         // A long pause refills up to the burst, not beyond.
         let later = s + 60 * s;
-        assert_eq!(gcra(&tat, later, &q), Ok(()));
-        assert_eq!(gcra(&tat, later, &q), Ok(()));
+        assert_eq!(gcra(&tat, later, &q), Ok(1));
+        assert_eq!(gcra(&tat, later, &q), Ok(0));
         assert!(gcra(&tat, later, &q).is_err());
     }
 
@@ -128,9 +143,9 @@ mod tests {
     fn burst_one_spaces_requests_evenly() {
         let q = Quota::per_second(10).unwrap().with_burst(1).unwrap();
         let tat = AtomicU64::new(0);
-        assert_eq!(gcra(&tat, 0, &q), Ok(()));
+        assert_eq!(gcra(&tat, 0, &q), Ok(0));
         assert_eq!(gcra(&tat, 0, &q), Err(Duration::from_millis(100)));
-        assert_eq!(gcra(&tat, 100_000_000, &q), Ok(()));
+        assert_eq!(gcra(&tat, 100_000_000, &q), Ok(0));
     }
 
     #[tokio::test(start_paused = true)]

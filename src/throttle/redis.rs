@@ -24,7 +24,8 @@ use crate::quota::{QuotaCount, SharedCount, SharedQuotaCounts};
 /// emission interval and tolerance in ns, batch size. The key holds the theoretical arrival
 /// time as "SECONDS NANOSECONDS" of Redis's clock: Lua's numbers are doubles, exact to 2^53,
 /// which nanoseconds since 1970 exceed but nanoseconds from now to the arrival time do not (up
-/// to 104 days ahead). Returns {requests granted, 0}, or {0, ns until one would be}.
+/// to 104 days ahead). Returns {requests granted, requests that would pass at once after them},
+/// or {0, ns until one would be}.
 const SCRIPT: &str = r"
 local t = redis.call('TIME')
 local s, n = tonumber(t[1]), tonumber(t[2]) * 1000
@@ -49,7 +50,11 @@ local ns = n + due
 local rest = math.fmod(ns, 1000000000)
 redis.call('SET', KEYS[1], string.format('%d %d', s + (ns - rest) / 1000000000, rest),
   'PX', math.max(1, math.ceil(due / 1000000)))
-return {granted, 0}
+local left = 0
+if due <= tolerance then
+  left = math.floor((tolerance - due) / interval) + 1
+end
+return {granted, left}
 ";
 
 /// App quota counts (`quota::SharedCount::add`'s rule) on one key per app, each a hash of the
@@ -361,20 +366,18 @@ impl RedisRateStore {
     }
 
     /// One request of `app_id` from this node's account, if it holds one.
-    fn take_budget(&self, app_id: &str) -> bool {
+    fn take_budget(&self, app_id: &str) -> Option<u64> {
         if self.batch == 1 {
-            return false;
+            return None;
         }
-        let Some(mut budget) = self.budgets.get_mut(app_id) else {
-            return false;
-        };
+        let mut budget = self.budgets.get_mut(app_id)?;
         if budget.left > 0 && tokio::time::Instant::now() < budget.until {
             budget.left -= 1;
-            return true;
+            return Some(u64::from(budget.left));
         }
         drop(budget);
         self.budgets.remove(app_id);
-        false
+        None
     }
 }
 
@@ -591,7 +594,7 @@ impl Slot {
 }
 
 impl RateStore for RedisRateStore {
-    fn admit_held(&self, app_id: &str) -> bool {
+    fn admit_held(&self, app_id: &str) -> Option<u64> {
         self.take_budget(app_id)
     }
 
@@ -626,13 +629,14 @@ impl RateStore for RedisRateStore {
                 slot.lock().abandoned = 0;
                 match result {
                     Ok((0, ns)) => return Ok(Err(Duration::from_nanos(ns))),
-                    Ok((granted, _)) => {
+                    Ok((granted, after)) => {
                         if let Some((budgets, app_id)) = budgets.filter(|_| granted > 1) {
                             let until = tokio::time::Instant::now() + BUDGET_LIFETIME;
                             let left = granted - 1;
                             budgets.insert(app_id, Budget { left, until });
                         }
-                        return Ok(Ok(()));
+                        // What this node holds passes at once too.
+                        return Ok(Ok(after.saturating_add(u64::from(granted - 1))));
                     }
                     Err(e) if is_transient(&e) && !retried => {
                         slot.disconnect(generation);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Timeout};
 use tower_service::Service;
@@ -17,7 +17,7 @@ use super::quota::Quota;
 use super::shared::Shared;
 use super::store::{Asking, RateCheck, Route};
 use crate::identity::AppIdentity;
-use crate::layer::{ApigJson, RejectResponse, Rejection};
+use crate::layer::{debug_mode, ApigJson, RejectResponse, Rejection, X_APIG_RATELIMIT_APP};
 use crate::rejection_kind::RejectionKind;
 use crate::request_id::{RequestId, X_REQUEST_ID};
 
@@ -79,15 +79,16 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
+        // `Ok(Some(left))`: charged, and `left` more would pass at once.
         let verdict = match charged(shared, &req) {
-            None => Ok(()),
+            None => Ok(None),
             Some((app_id, quota)) => {
                 let route = match &shared.remote {
                     Some(remote) => remote.begin(app_id, quota),
                     None => Route::Local,
                 };
                 match route {
-                    Route::Admitted => Ok(()),
+                    Route::Admitted(held) => Ok(Some(held)),
                     Route::Ask(asking) => {
                         // The clone that was polled ready is the one called, once the store
                         // has answered.
@@ -103,18 +104,47 @@ where
                             },
                         );
                     }
-                    Route::Local => shared.limiter.check(app_id, quota),
+                    Route::Local => shared.limiter.check(app_id, quota).map(Some),
                 }
             }
         };
         match verdict {
-            Ok(()) => ResponseFuture::call(self.inner.call(req)),
+            Ok(left) => {
+                let debug = left.and_then(|left| debug_header(shared, &req, left));
+                ResponseFuture::call(self.inner.call(req), debug)
+            }
             Err(wait) => ResponseFuture::rejected(throttled(shared, &self.reject, &req, wait)),
         }
     }
 }
 
-/// The app a request is charged to and its quota; `None` when it is not limited.
+/// `X-Apig-RateLimit-app` for a request that asked for debug headers and was charged to a
+/// limit, with `left` requests that would pass at once.
+fn debug_header<B>(shared: &Shared, req: &Request<B>, left: u64) -> Option<Box<HeaderValue>> {
+    if !debug_mode(req) {
+        return None;
+    }
+    let (_, quota) = charged(shared, req)?;
+    Some(Box::new(rate_header(quota, left)))
+}
+
+/// `remain:9,limit:10,time:1 second`: the form of APIG's `X-Apig-RateLimit-*` headers.
+fn rate_header(quota: &Quota, left: u64) -> HeaderValue {
+    let period = quota.period();
+    let secs = period.as_secs();
+    let time = match secs {
+        _ if secs == 0 || period.subsec_nanos() != 0 => {
+            format!("{} millisecond", period.as_millis())
+        }
+        s if s % 86_400 == 0 => format!("{} day", s / 86_400),
+        s if s % 3_600 == 0 => format!("{} hour", s / 3_600),
+        s if s % 60 == 0 => format!("{} minute", s / 60),
+        s => format!("{s} second"),
+    };
+    let text = format!("remain:{left},limit:{},time:{time}", quota.requests());
+    HeaderValue::from_str(&text).expect("digits, letters, commas, colons and spaces")
+}
+
 fn charged<'a, B>(shared: &'a Shared, req: &'a Request<B>) -> Option<(&'a str, &'a Quota)> {
     let app_id = req.extensions().get::<AppIdentity>()?.app_id();
     Some((app_id, shared.quota(app_id)?))
@@ -138,7 +168,12 @@ fn throttled<B, ResBody, R: RejectResponse<ResBody>>(
         retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
         "rate limit"
     );
-    reject.reject(&Rejection::new(RejectionKind::Throttled, request_id).retry_after(wait))
+    let mut res =
+        reject.reject(&Rejection::new(RejectionKind::Throttled, request_id).retry_after(wait));
+    if let Some(value) = debug_header(shared, req, 0) {
+        res.headers_mut().insert(X_APIG_RATELIMIT_APP, *value);
+    }
+    res
 }
 
 /// What calling the inner service takes once the store has answered.
@@ -166,7 +201,7 @@ pin_project! {
     #[project = StateProj]
     enum State<F, B> {
         Asking { check: Pin<Box<Timeout<RateCheck>>>, started: Instant },
-        Call { #[pin] future: F },
+        Call { #[pin] future: F, debug: Option<Box<HeaderValue>> },
         Throttled { response: Option<Response<B>> },
     }
 }
@@ -175,9 +210,9 @@ impl<S, ReqBody, R, ResBody> ResponseFuture<S, ReqBody, R, ResBody>
 where
     S: Service<Request<ReqBody>>,
 {
-    fn call(future: S::Future) -> Self {
+    fn call(future: S::Future, debug: Option<Box<HeaderValue>>) -> Self {
         Self {
-            state: State::Call { future },
+            state: State::Call { future, debug },
             pending: None,
         }
     }
@@ -233,22 +268,32 @@ where
                     } = this.pending.take().expect("polled after completion");
                     let remote = shared.remote.as_ref().expect("asked a store");
                     let verdict = match remote.answered(outcome, took) {
-                        Some(verdict) => verdict,
+                        Some(verdict) => verdict.map(Some),
                         None => match charged(&shared, &req) {
-                            Some((app_id, quota)) => shared.limiter.check(app_id, quota),
-                            None => Ok(()),
+                            Some((app_id, quota)) => shared.limiter.check(app_id, quota).map(Some),
+                            None => Ok(None),
                         },
                     };
                     match verdict {
-                        Ok(()) => this.state.set(State::Call {
-                            future: inner.call(req),
-                        }),
+                        Ok(left) => {
+                            let debug = left.and_then(|left| debug_header(&shared, &req, left));
+                            this.state.set(State::Call {
+                                future: inner.call(req),
+                                debug,
+                            });
+                        }
                         Err(wait) => {
                             return Poll::Ready(Ok(throttled(&shared, &reject, &req, wait)))
                         }
                     }
                 }
-                StateProj::Call { future } => return future.poll(cx),
+                StateProj::Call { future, debug } => {
+                    let mut res = ready!(future.poll(cx))?;
+                    if let Some(value) = debug.take() {
+                        res.headers_mut().insert(X_APIG_RATELIMIT_APP, *value);
+                    }
+                    return Poll::Ready(Ok(res));
+                }
                 StateProj::Throttled { response } => {
                     let res = response.take().expect("polled after completion");
                     return Poll::Ready(Ok(res));

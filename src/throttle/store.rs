@@ -19,10 +19,11 @@ use tokio::time::Instant;
 
 use super::quota::Quota;
 
-/// What a [`RateStore`] answers: `Ok(Ok(()))` the request passes, `Ok(Err(wait))` it is over
-/// the limit and may come back after `wait`, `Err` the store could not tell.
+/// What a [`RateStore`] answers: `Ok(Ok(left))` the request passes and `left` more would pass
+/// at once, `Ok(Err(wait))` it is over the limit and may come back after `wait`, `Err` the
+/// store could not tell.
 pub type RateCheck =
-    Pin<Box<dyn Future<Output = Result<Result<(), Duration>, RateStoreError>> + Send>>;
+    Pin<Box<dyn Future<Output = Result<Result<u64, Duration>, RateStoreError>> + Send>>;
 
 /// Per-app limit state shared by several throttles, possibly in other processes: set one with
 /// [`ThrottleLayerBuilder::store`](super::ThrottleLayerBuilder::store).
@@ -42,7 +43,7 @@ pub type RateCheck =
 ///
 /// impl RateStore for Open {
 ///     fn check(&self, _app_id: &str, _quota: &Quota) -> RateCheck {
-///         Box::pin(std::future::ready(Ok(Ok(()))))
+///         Box::pin(std::future::ready(Ok(Ok(u64::MAX))))
 ///     }
 /// }
 ///
@@ -58,11 +59,11 @@ pub trait RateStore: fmt::Debug + Send + Sync + 'static {
     fn check(&self, app_id: &str, quota: &Quota) -> RateCheck;
 
     /// Admits one request of `app_id` at once, without a round trip, when the store holds
-    /// room for it already (requests it took earlier on this node's account); `false` sends
-    /// the request to [`check`](Self::check). The default holds none.
-    fn admit_held(&self, app_id: &str) -> bool {
+    /// room for it already (requests it took earlier on this node's account): then how many it
+    /// still holds. `None` sends the request to [`check`](Self::check). The default holds none.
+    fn admit_held(&self, app_id: &str) -> Option<u64> {
         let _ = app_id;
-        false
+        None
     }
 }
 
@@ -155,8 +156,8 @@ impl Remote {
     pub(crate) fn begin(&self, app_id: &str, quota: &Quota) -> Route {
         // Room the store already holds was counted in the shared state: usable even while the
         // store fails.
-        if self.store.admit_held(app_id) {
-            return Route::Admitted;
+        if let Some(held) = self.store.admit_held(app_id) {
+            return Route::Admitted(held);
         }
         let until = self.open_until.load(Ordering::Acquire);
         if until != 0 {
@@ -185,9 +186,9 @@ impl Remote {
     /// caller must count the request locally.
     pub(crate) fn answered(
         &self,
-        outcome: Result<Result<Result<(), Duration>, RateStoreError>, tokio::time::error::Elapsed>,
+        outcome: Result<Result<Result<u64, Duration>, RateStoreError>, tokio::time::error::Elapsed>,
         took: Duration,
-    ) -> Option<Result<(), Duration>> {
+    ) -> Option<Result<u64, Duration>> {
         self.record_latency(took);
         let error = match outcome {
             Ok(Ok(verdict)) => {
@@ -251,8 +252,8 @@ impl fmt::Debug for Remote {
 
 /// How the store answers a request.
 pub(crate) enum Route {
-    /// From room it held: admitted at once.
-    Admitted,
+    /// From room it held: admitted at once; it holds this many more.
+    Admitted(u64),
     /// Through a call, under way.
     Ask(Asking),
     /// Not asked while it recovers: the local state answers (a fallback, counted).

@@ -221,6 +221,58 @@ async fn behind_the_appcode_layer_it_keys_on_the_verified_app() -> Result<(), Bo
     Ok(())
 }
 
+/// A debug request (`X-Apig-Mode: debug`) of `app`.
+fn debug_request(app: &str) -> Request<()> {
+    let mut req = request(Some(app));
+    req.headers_mut()
+        .insert("x-apig-mode", http::HeaderValue::from_static("debug"));
+    req
+}
+
+async fn rate_header(svc: &mut Svc, req: Request<()>) -> (StatusCode, Option<String>) {
+    let res = svc.ready().await.unwrap().call(req).await.unwrap();
+    let header = res
+        .headers()
+        .get("x-apig-ratelimit-app")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (res.status(), header)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_debug_request_sees_its_apps_rate_limit() {
+    let mut svc = service(ThrottleLayer::new(
+        Quota::new(3, Duration::from_secs(60)).unwrap(),
+    ));
+    let seen = |left: u64| Some(format!("remain:{left},limit:3,time:1 minute"));
+    assert_eq!(
+        rate_header(&mut svc, debug_request("a")).await,
+        (StatusCode::OK, seen(2))
+    );
+    // Without debug mode, no header; the request still counts.
+    assert_eq!(
+        rate_header(&mut svc, request(Some("a"))).await,
+        (StatusCode::OK, None)
+    );
+    assert_eq!(
+        rate_header(&mut svc, debug_request("a")).await,
+        (StatusCode::OK, seen(0))
+    );
+    assert_eq!(
+        rate_header(&mut svc, debug_request("a")).await,
+        (StatusCode::TOO_MANY_REQUESTS, seen(0))
+    );
+    // An app without a limit gets none.
+    let mut open = service(
+        ThrottleLayer::builder()
+            .app_limit("b", per_second(1))
+            .build(),
+    );
+    assert_eq!(
+        rate_header(&mut open, debug_request("a")).await,
+        (StatusCode::OK, None)
+    );
+}
+
 mod with_a_store {
     use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
     use std::sync::Arc;
@@ -246,16 +298,17 @@ mod with_a_store {
     struct Store(Arc<Fake>);
 
     impl RateStore for Store {
-        fn admit_held(&self, _app_id: &str) -> bool {
+        fn admit_held(&self, _app_id: &str) -> Option<u64> {
             let held = &self.0.held;
             held.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok()
+                .ok()
+                .map(|before| (before - 1) as u64)
         }
 
         fn check(&self, _app_id: &str, _quota: &Quota) -> RateCheck {
             self.0.calls.fetch_add(1, Ordering::SeqCst);
             match self.0.mode.load(Ordering::SeqCst) {
-                PASS => Box::pin(std::future::ready(Ok(Ok(())))),
+                PASS => Box::pin(std::future::ready(Ok(Ok(7)))),
                 THROTTLE => Box::pin(std::future::ready(Ok(Err(Duration::from_millis(1500))))),
                 FAIL => Box::pin(std::future::ready(Err(RateStoreError::new("down")))),
                 _ => Box::pin(std::future::pending()),
@@ -272,6 +325,14 @@ mod with_a_store {
             .build();
         let svc = service(layer.clone());
         (fake, layer, svc)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_debug_request_sees_what_the_store_says_is_left() {
+        let (_, _, mut svc) = setup(per_second(10));
+        let (status, header) = super::rate_header(&mut svc, super::debug_request("a")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(header.as_deref(), Some("remain:7,limit:10,time:1 second"));
     }
 
     #[tokio::test(start_paused = true)]
