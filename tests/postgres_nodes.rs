@@ -435,6 +435,66 @@ async fn two_nodes_count_one_app_quota_and_a_restart_keeps_the_count() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_gracefully_shares_its_last_quota_counts() {
+    let Some(db) = TestDb::create("a_node_stopped_gracefully_shares_its_last_counts").await else {
+        return;
+    };
+    let upstream = Upstream::start().await;
+    // Dropped before the stop: with no connection to drain, the node stops at once.
+    let setup = Http::new();
+    let a = start_node(&db, &upstream).await;
+    let app_id = setup.create_app(&a, "stopping_app").await;
+    let (_, code) = setup.create_code(&a, &app_id).await;
+    let quota = setup
+        .admin(
+            &a,
+            Method::POST,
+            "/app-quotas",
+            Some(
+                json!({"name": "ten_a_day", "call_limits": 10, "time_unit": "DAY",
+                        "time_interval": 1, "reset_time": "2026-01-01 00:00:00"}),
+            ),
+        )
+        .await;
+    let quota_id = quota.body["app_quota_id"].as_str().unwrap().to_owned();
+    let bound = setup
+        .admin(
+            &a,
+            Method::POST,
+            &format!("/app-quotas/{quota_id}/binding-apps"),
+            Some(json!({ "app_ids": [app_id] })),
+        )
+        .await;
+    assert_eq!(bound.status, StatusCode::CREATED, "{}", bound.body);
+    // The first call is shared at once; the next five wait for the interval, and the node is
+    // stopped (SIGTERM) before it ends: it shares them on its way out.
+    assert_eq!(setup.call(&a, &code).await, StatusCode::OK);
+    quota_counts_shared(&a).await;
+    for _ in 0..5 {
+        assert_eq!(setup.call(&a, &code).await, StatusCode::OK);
+    }
+    drop(setup);
+    assert!(a.stop().await.success());
+
+    let http = Http::new();
+
+    let b = start_node(&db, &upstream).await;
+    let mut admitted = 0;
+    loop {
+        match http.call(&b, &code).await {
+            StatusCode::OK => admitted += 1,
+            StatusCode::METHOD_NOT_ALLOWED => break,
+            other => panic!("unexpected {other}"),
+        }
+        quota_counts_shared(&b).await;
+    }
+    assert_eq!(
+        admitted, 4,
+        "the stopped node's last calls were not counted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_credentials_refuses_to_start_on_postgres() {
     let test = "a_node_without_credentials_refuses_to_start_on_postgres";
     let Some(db) = TestDb::create(test).await else {

@@ -39,6 +39,23 @@ impl AppCodeCache {
         self.inner.quota_counts.pending()
     }
 
+    /// Sends the calls counted here and not yet shared (see
+    /// [`quota_calls_unflushed`](Self::quota_calls_unflushed)) at once, and waits until they are,
+    /// for at most `within`: `false` if some are still waiting then. For a graceful shutdown, so
+    /// that a restart loses no count. Without shared counts there is nothing to send.
+    pub async fn flush_quota_counts(&self, within: std::time::Duration) -> bool {
+        let counts = &self.inner.quota_counts;
+        counts.flush_now();
+        let deadline = tokio::time::Instant::now() + within;
+        while counts.pending() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        true
+    }
+
     /// How many apps have a quota.
     pub fn app_quotas(&self) -> usize {
         self.inner.quotas.len()

@@ -87,6 +87,9 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
+/// How long a stopping node waits for its last quota counts to reach the store.
+const QUOTA_FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Runs the management API and the gateway until SIGTERM or Ctrl-C, then drains both.
 pub async fn run(mut config: Config) -> Result<(), RunError> {
     let store = open_store(&config).await?;
@@ -100,6 +103,9 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
     // verify listener.
     let throttle = throttle_layer(&config, redis);
     let verify_service = verify::service(&auth, &throttle, IdentityHeaders::default());
+    // Holds the layer's background tasks (the refresher, the quota counts' flusher) until the
+    // last counts are shared, after the listeners have dropped their copies.
+    let layer = auth.clone();
     let listeners = match Listeners::bind(&config).await {
         Ok(listeners) => listeners,
         Err(e) => {
@@ -135,7 +141,7 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
         open.push(("verify", verify_open.clone()));
     }
     let exposition = Exposition::new(cache.clone(), &gateway_metrics, open).throttle(&throttle);
-    let admin = admin_router(&mut config, store, cache, exposition)?;
+    let admin = admin_router(&mut config, store, cache.clone(), exposition)?;
 
     let gateway_addr = listeners.gateway_addr;
     let gateway = listeners
@@ -172,6 +178,14 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
         listener::serve(verify, listening, verify_stop, DRAIN_TIMEOUT).await;
     };
     tokio::join!(gateway.join(), admin, verify);
+    // The last second's quota counts, so that a restart loses none.
+    if !cache.flush_quota_counts(QUOTA_FLUSH_TIMEOUT).await {
+        tracing::warn!(
+            calls = cache.quota_calls_unflushed(),
+            "app quota counts not shared before stopping; those calls are not counted"
+        );
+    }
+    drop(layer);
     tracing::info!("apig-appcode stopped");
     Ok(())
 }

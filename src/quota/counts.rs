@@ -124,6 +124,18 @@ impl QuotaCounts {
         Ok(left)
     }
 
+    /// Asks the flusher to send every call waiting now, rather than at the end of its interval.
+    pub(crate) fn flush_now(&self) {
+        if self.pending() == 0 {
+            return;
+        }
+        if !self.dirty.swap(true, Ordering::AcqRel) {
+            self.wake.notify_one();
+        }
+        self.urgent.store(true, Ordering::Release);
+        self.hurry.notify_one();
+    }
+
     /// Asks the flusher to flush now rather than at the end of its interval.
     fn hurry_flush(&self) {
         if !self.urgent.load(Ordering::Relaxed) && !self.urgent.swap(true, Ordering::AcqRel) {
@@ -245,7 +257,11 @@ impl QuotaCounts {
     }
 
     /// Calls counted here and not yet in the shared counts.
+    /// 0 when the counts are not shared: nothing waits to be sent.
     pub(crate) fn pending(&self) -> u64 {
+        if !self.shared.load(Ordering::Relaxed) {
+            return 0;
+        }
         self.map
             .iter()
             .map(|e| {
@@ -280,6 +296,8 @@ mod tests {
         );
         // Another app has its own count.
         assert_eq!(counts.charge("b", &quota, t(150)), Ok(1));
+        // Counts not shared are not waiting to be: nothing shows as unflushed.
+        assert_eq!(counts.pending(), 0);
         // The next window starts empty; a refused call was not counted.
         assert_eq!(counts.charge("a", &quota, t(160)), Ok(1));
         assert_eq!(counts.charge("a", &quota, t(219)), Ok(0));
