@@ -118,6 +118,33 @@ impl Http {
         .await;
     }
 
+    /// Creates a quota of `calls` a day (windows from 2026-01-01) on `node` and binds `app_id`.
+    async fn bind_daily_quota(&self, node: &Server, app_id: &str, calls: u64) {
+        let quota = self
+            .admin(
+                node,
+                Method::POST,
+                "/app-quotas",
+                Some(
+                    json!({"name": format!("daily_{app_id}"), "call_limits": calls,
+                            "time_unit": "DAY", "time_interval": 1,
+                            "reset_time": "2026-01-01 00:00:00"}),
+                ),
+            )
+            .await;
+        assert_eq!(quota.status, StatusCode::CREATED, "{}", quota.body);
+        let quota_id = quota.body["app_quota_id"].as_str().unwrap();
+        let bound = self
+            .admin(
+                node,
+                Method::POST,
+                &format!("/app-quotas/{quota_id}/binding-apps"),
+                Some(json!({ "app_ids": [app_id] })),
+            )
+            .await;
+        assert_eq!(bound.status, StatusCode::CREATED, "{}", bound.body);
+    }
+
     async fn create_app(&self, node: &Server, name: &str) -> String {
         let answer = self
             .admin(node, Method::POST, "/apps", Some(json!({ "name": name })))
@@ -372,28 +399,7 @@ async fn two_nodes_count_one_app_quota_and_a_restart_keeps_the_count() {
     let a = start_node(&db, &upstream).await;
     let app_id = http.create_app(&a, "quota_app").await;
     let (_, code) = http.create_code(&a, &app_id).await;
-    let quota = http
-        .admin(
-            &a,
-            Method::POST,
-            "/app-quotas",
-            Some(
-                json!({"name": "ten_a_day", "call_limits": 10, "time_unit": "DAY",
-                        "time_interval": 1, "reset_time": "2026-01-01 00:00:00"}),
-            ),
-        )
-        .await;
-    assert_eq!(quota.status, StatusCode::CREATED, "{}", quota.body);
-    let quota_id = quota.body["app_quota_id"].as_str().unwrap().to_owned();
-    let bound = http
-        .admin(
-            &a,
-            Method::POST,
-            &format!("/app-quotas/{quota_id}/binding-apps"),
-            Some(json!({ "app_ids": [app_id] })),
-        )
-        .await;
-    assert_eq!(bound.status, StatusCode::CREATED, "{}", bound.body);
+    http.bind_daily_quota(&a, &app_id, 10).await;
     // B starts now: its first load holds the binding, so every call it sees is counted.
     let b = start_node(&db, &upstream).await;
 
@@ -445,27 +451,7 @@ async fn a_node_stopped_gracefully_shares_its_last_quota_counts() {
     let a = start_node(&db, &upstream).await;
     let app_id = setup.create_app(&a, "stopping_app").await;
     let (_, code) = setup.create_code(&a, &app_id).await;
-    let quota = setup
-        .admin(
-            &a,
-            Method::POST,
-            "/app-quotas",
-            Some(
-                json!({"name": "ten_a_day", "call_limits": 10, "time_unit": "DAY",
-                        "time_interval": 1, "reset_time": "2026-01-01 00:00:00"}),
-            ),
-        )
-        .await;
-    let quota_id = quota.body["app_quota_id"].as_str().unwrap().to_owned();
-    let bound = setup
-        .admin(
-            &a,
-            Method::POST,
-            &format!("/app-quotas/{quota_id}/binding-apps"),
-            Some(json!({ "app_ids": [app_id] })),
-        )
-        .await;
-    assert_eq!(bound.status, StatusCode::CREATED, "{}", bound.body);
+    setup.bind_daily_quota(&a, &app_id, 10).await;
     // The first call is shared at once; the next five wait for the interval, and the node is
     // stopped (SIGTERM) before it ends: it shares them on its way out.
     assert_eq!(setup.call(&a, &code).await, StatusCode::OK);

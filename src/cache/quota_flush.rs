@@ -253,4 +253,36 @@ mod tests {
         // The calls wait to be sent, counted here meanwhile.
         assert_eq!(cache.quota_calls_unflushed(), 50);
     }
+
+    /// Shared counts that never answer, counting the attempts.
+    #[derive(Default)]
+    struct Stalling(std::sync::atomic::AtomicUsize);
+
+    impl SharedQuotaCounts for Stalling {
+        fn add(&self, _: Vec<QuotaCount>) -> BoxFuture<'_, Result<Vec<SharedCount>, BoxError>> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_that_stalls_is_given_up_and_asked_again_while_calls_go_on() {
+        let stalling = Arc::new(Stalling::default());
+        let cache = AppCodeCache::new();
+        let _flusher = spawn(&cache, Arc::clone(&stalling) as Arc<dyn SharedQuotaCounts>);
+        let quota = Arc::new(
+            AppQuota::new(10, TimeUnit::Day, 1)
+                .unwrap()
+                .reset_time(UNIX_EPOCH),
+        );
+        cache.set_app_quota("app", quota);
+        assert!(admits(&cache, "app"));
+        // Asked at once, given up after FLUSH_TIMEOUT, asked again an interval later, ...
+        sleep(Duration::from_secs(12)).await;
+        let attempts = stalling.0.load(std::sync::atomic::Ordering::Relaxed);
+        assert!((2..=3).contains(&attempts), "{attempts} attempts in 12 s");
+        // The call waits to be sent; the request path never waits on the store.
+        assert_eq!(cache.quota_calls_unflushed(), 1);
+        assert!(admits(&cache, "app"));
+    }
 }

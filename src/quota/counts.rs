@@ -71,7 +71,9 @@ impl QuotaCounts {
         let entry = match self.map.get(app_id) {
             Some(entry) => entry,
             None => {
-                self.hurry_flush();
+                if self.shared.load(Ordering::Relaxed) {
+                    self.hurry_flush();
+                }
                 self.map
                     .entry(app_id.into())
                     .or_insert_with(|| {
