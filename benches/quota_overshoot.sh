@@ -2,7 +2,9 @@
 # How far past an app's limit two nodes on one PostgreSQL database go when both are offered far
 # more calls than it allows (issue 16, item 5), and report what they admitted together.
 # - KIND=quota (default): an app quota of LIMIT calls; the nodes share counts through the
-#   database, or through Redis with QUOTA_REDIS=1 (`--rate-limit-store REDIS_URL`).
+#   database, or through Redis with QUOTA_REDIS=1 (`--rate-limit-store REDIS_URL`): each call
+#   counted there, or in batches at least once a second with BATCH set above 1
+#   (`--rate-limit-store-batch BATCH`).
 # - KIND=rate: `--rate-limit RATE/s` counted in Redis (`--rate-limit-store REDIS_URL`, with
 #   `--rate-limit-store-batch BATCH` when set); the limit over the run is RATE per second plus
 #   the burst of RATE, measured against wrk's own duration.
@@ -28,6 +30,7 @@ if [ "$kind" = rate ]; then
 elif [ -n "${QUOTA_REDIS:-}" ]; then
     # The quota's counts shared through Redis rather than the database.
     extra=(--rate-limit-store "$redis_url" --rate-limit-store-prefix "apig:overshoot:$$:")
+    [ -z "${BATCH:-}" ] || extra+=(--rate-limit-store-batch "$BATCH")
 fi
 duration=${DURATION:-30s}
 conns=${CONNS:-16}

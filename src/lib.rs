@@ -69,6 +69,7 @@ pub mod metrics;
 pub mod provider;
 pub mod quota;
 mod rejection_kind;
+mod remote;
 
 /// The README's Rust blocks, compiled as doctests so its quickstart cannot rot.
 #[cfg(all(doctest, feature = "file", feature = "admin"))]

@@ -344,6 +344,62 @@ async fn two_layers_share_one_app_quota_through_redis() {
     redis.clean().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_layers_counting_each_call_in_redis_admit_exactly_the_quota() {
+    let test = "two_layers_counting_each_call_in_redis_admit_exactly_the_quota";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let url = RedisUrl::parse(&redis.url).unwrap();
+    let code = AppCode::generate();
+    let quota = std::sync::Arc::new(
+        AppQuota::new(30, TimeUnit::Day, 1)
+            .unwrap()
+            .reset_time(std::time::UNIX_EPOCH),
+    );
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let store = RedisRateStore::connect(&url, &redis.prefix).await.unwrap();
+        let cache = AppCodeCache::new();
+        cache.replace_all([(code.clone(), AppIdentity::new("app-1", "code-1"))]);
+        cache.set_app_quota("app-1", std::sync::Arc::clone(&quota));
+        let layer = AppCodeAuthLayer::builder()
+            .cache(cache)
+            .shared_quota_counts(store.quota_counts(&format!("{}q:", redis.prefix)))
+            .count_each_quota_call(SLOW_MACHINE)
+            .build();
+        let svc: Svc = BoxCloneService::new(ServiceBuilder::new().layer(layer.clone()).service(
+            service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(Bytes::new())) }),
+        ));
+        nodes.push((layer, svc));
+    }
+    // Three times the quota at once, spread over both nodes.
+    let calls: Vec<_> = (0..90)
+        .map(|n| {
+            let svc = nodes[n % 2].1.clone();
+            let req = Request::builder()
+                .header("x-apig-appcode", code.expose())
+                .body(())
+                .unwrap();
+            tokio::spawn(async move { svc.oneshot(req).await.unwrap().status() })
+        })
+        .collect();
+    let mut admitted = 0;
+    for call in calls {
+        match call.await.unwrap() {
+            StatusCode::OK => admitted += 1,
+            StatusCode::METHOD_NOT_ALLOWED => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(admitted, 30, "the nodes admitted other than the quota");
+    for (layer, _) in &nodes {
+        assert_eq!(layer.quota_count_fallbacks(), 0);
+        assert_eq!(layer.cache().quota_calls_unflushed(), 0);
+    }
+    redis.clean().await;
+}
+
 /// A private `redis-server` on a port of its own, killed on drop: for what the shared one must
 /// not be put through (another password, TLS, a pause).
 struct PrivateRedis {
@@ -655,6 +711,17 @@ async fn a_serve_node_with_redis_counts_app_quotas_there() {
     call_gateway(node.gateway, "/orders", Some(&code))
         .await
         .assert_apig_error(StatusCode::METHOD_NOT_ALLOWED, "APIG.0501");
+    // Each admitted call was a round trip to Redis (batches of one, the default); the refused
+    // one was refused from the last answer, without one.
+    let text = metrics(&node).await;
+    assert_eq!(
+        sample(&text, "apig_appcode_quota_count_latency_seconds_count"),
+        2.0
+    );
+    assert_eq!(
+        sample(&text, "apig_appcode_quota_count_fallbacks_total"),
+        0.0
+    );
     // The database holds no count: Redis does.
     let client = db.client().await;
     let rows: i64 = client

@@ -38,6 +38,7 @@ mod flight;
 mod id_index;
 mod journal;
 mod negative;
+mod quota_calls;
 mod quota_flush;
 mod quotas;
 mod read_through;
@@ -68,6 +69,7 @@ pub(crate) use flight::Outcome;
 use id_index::IdIndex;
 use journal::{Journal, Mutation};
 use negative::NegativeCache;
+pub(crate) use quota_calls::{QuotaAsking, QuotaCharge};
 pub(crate) use quotas::Charge;
 pub(crate) use read_through::{Answer, Asking, ReadThrough};
 

@@ -21,6 +21,7 @@ use super::digest::Digest;
 use super::entry::{Entry, StoredId};
 use super::flight::{Flight, Flights, Outcome};
 use super::journal::Mutation;
+use super::quota_calls::{QuotaCalls, QuotaCharge};
 use super::quota_flush::{self, FlusherHandle, ThroughProvider};
 use super::refresher::{self, RefreshPolicy, RefresherHandle};
 use super::{AppCodeCache, Lookup};
@@ -37,6 +38,9 @@ pub(crate) struct ReadThrough {
     lookups: Option<(Arc<dyn AppCodeProvider>, Duration)>,
     /// Held, never read: dropping it stops the refresher.
     _refresher: Option<RefresherHandle>,
+    /// Where each call under a quota is counted before it goes on, when calls are counted
+    /// one by one in the shared counts.
+    quota_calls: Option<Arc<QuotaCalls>>,
     /// Held, never read: dropping it stops the sharing of quota counts.
     _flusher: Option<FlusherHandle>,
 }
@@ -47,6 +51,7 @@ impl fmt::Debug for ReadThrough {
             .field("cache", &self.cache)
             .field("lookups", &self.lookups.is_some())
             .field("refresher", &self._refresher.is_some())
+            .field("quota_calls", &self.quota_calls.is_some())
             .finish()
     }
 }
@@ -65,7 +70,7 @@ impl ReadThrough {
     /// Reads through `cache` to `provider` (when it can look single codes up, each bounded by
     /// `lookup_timeout`), and with a provider starts the refresher on the current Tokio
     /// runtime; quota counts are shared in `shared_counts`, else through the provider if it
-    /// shares them.
+    /// shares them: in batches, or, with `per_call` (the deadline of one call), each call.
     ///
     /// # Panics
     ///
@@ -76,6 +81,7 @@ impl ReadThrough {
         policy: RefreshPolicy,
         lookup_timeout: Duration,
         shared_counts: Option<Arc<dyn SharedQuotaCounts>>,
+        per_call: Option<Duration>,
     ) -> Self {
         let refresher = provider
             .as_ref()
@@ -86,6 +92,10 @@ impl ReadThrough {
                 .filter(|p| p.shares_quota_counts())
                 .map(|p| Arc::new(ThroughProvider(Arc::clone(p))) as Arc<dyn SharedQuotaCounts>)
         });
+        let quota_calls = shared_counts
+            .as_ref()
+            .zip(per_call)
+            .map(|(shared, timeout)| Arc::new(QuotaCalls::new(Arc::clone(shared), timeout)));
         let flusher = shared_counts.map(|shared| quota_flush::spawn(&cache, shared));
         let lookups = provider
             .filter(|p| p.supports_lookup())
@@ -94,12 +104,27 @@ impl ReadThrough {
             cache,
             lookups,
             _refresher: refresher,
+            quota_calls,
             _flusher: flusher,
         }
     }
 
     pub(crate) fn cache(&self) -> &AppCodeCache {
         &self.cache
+    }
+
+    /// Charges a call of `app_id` to its quota: on this node, or, when calls are counted one
+    /// by one, in the shared counts.
+    pub(crate) fn charge_quota(&self, app_id: &str) -> QuotaCharge {
+        match &self.quota_calls {
+            None => QuotaCharge::Now(self.cache.charge_quota(app_id)),
+            Some(calls) => self.cache.charge_quota_per_call(app_id, calls),
+        }
+    }
+
+    /// The per-call counting's breaker, when calls are counted one by one.
+    pub(crate) fn quota_calls(&self) -> Option<&QuotaCalls> {
+        self.quota_calls.as_deref()
     }
 
     /// What the raw header value `raw` stands for. Allocation free unless the provider must be

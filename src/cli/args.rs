@@ -147,7 +147,9 @@ pub(crate) struct ServeArgs {
     pub(crate) rate_limit_store_prefix: Option<String>,
     /// Requests of an app a node takes from the rate limit store per call, admitting the rest
     /// without asking: fewer round trips, and a cluster that may admit up to `nodes × (N - 1)`
-    /// requests more or fewer than the limit in a window [default: 1, each request asks].
+    /// requests more or fewer than the limit in a window; above 1, app quota calls are also
+    /// added to Redis in batches, at least once a second [default: 1, each request asks, and
+    /// each call under an app quota is counted in Redis before it goes on].
     #[arg(long, env = "APIG_RATE_LIMIT_STORE_BATCH")]
     pub(crate) rate_limit_store_batch: Option<u32>,
 }

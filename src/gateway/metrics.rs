@@ -10,6 +10,8 @@
 //! | `apig_appcode_throttled_total` | counter | — (with [`Exposition::throttle`]) |
 //! | `apig_appcode_rate_limit_store_fallbacks_total` | counter | — (with a rate limit store) |
 //! | `apig_appcode_rate_limit_store_latency_seconds` | histogram | — (with a rate limit store) |
+//! | `apig_appcode_quota_count_fallbacks_total` | counter | — (quota calls counted one by one) |
+//! | `apig_appcode_quota_count_latency_seconds` | histogram | — (quota calls counted one by one) |
 //! | `apig_appcode_hits_total`, `_misses_total`, `_provider_lookups_total`, `_provider_errors_total`, `_snapshots_loaded_total`, `_deltas_applied_total`, `_changes_applied_total` | counter | — |
 //! | `apig_appcode_cache_size`, `_snapshot_age_seconds`, `_ready`, `_quota_calls_unflushed` | gauge | — |
 //!
@@ -49,7 +51,9 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::listener::OpenConnections;
-use crate::throttle::{ThrottleLayer, STORE_LATENCY_BOUNDS_NS};
+use crate::layer::AppCodeAuthLayer;
+use crate::remote::{StoreLatency, STORE_LATENCY_BOUNDS_NS};
+use crate::throttle::ThrottleLayer;
 use crate::AppCodeCache;
 
 /// The content type of [`Exposition::render`].
@@ -184,6 +188,17 @@ impl Exposition {
         self
     }
 
+    /// Also exposes `apig_appcode_quota_count_fallbacks_total` and
+    /// `apig_appcode_quota_count_latency_seconds` when `auth` counts each quota call in the
+    /// shared counts ([`count_each_quota_call`](crate::layer::AppCodeAuthLayerBuilder::count_each_quota_call)).
+    pub fn quota_counts(mut self, auth: &AppCodeAuthLayer) -> Self {
+        if auth.quota_count_latency().is_some() {
+            self.registry
+                .register_collector(Box::new(QuotaCountCollector(auth.clone())));
+        }
+        self
+    }
+
     /// The OpenMetrics text, ending with `# EOF`.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
@@ -258,25 +273,61 @@ impl Collector for ThrottleCollector {
              or was left alone while it recovers.",
             self.0.store_fallbacks(),
         )?;
-        let buckets: Vec<(f64, u64)> = STORE_LATENCY_BOUNDS_NS
-            .iter()
-            .map(|&b| b as f64 / 1e9)
-            .chain([f64::MAX])
-            .zip(latency.buckets)
-            .collect();
-        e.encode_descriptor(
+        store_latency(
+            &mut e,
             "rate_limit_store_latency_seconds",
             "Round trips to the rate limit store, up to their deadline.",
-            None,
-            MetricType::Histogram,
-        )?
+            &latency,
+        )
+    }
+}
+
+/// The AppCode layer's round trips to the shared quota counts, when it counts each call there.
+#[derive(Debug)]
+struct QuotaCountCollector(AppCodeAuthLayer);
+
+impl Collector for QuotaCountCollector {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
+        let Some(latency) = self.0.quota_count_latency() else {
+            return Ok(());
+        };
+        counter(
+            &mut e,
+            "quota_count_fallbacks",
+            "App quota calls counted on this node alone because the shared quota counts failed, \
+             were late, or were left alone while they recover.",
+            self.0.quota_count_fallbacks(),
+        )?;
+        store_latency(
+            &mut e,
+            "quota_count_latency_seconds",
+            "Round trips to the shared quota counts, one per call under a quota, up to their \
+             deadline.",
+            &latency,
+        )
+    }
+}
+
+/// A histogram of a store's round trips.
+fn store_latency(
+    e: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    latency: &StoreLatency,
+) -> fmt::Result {
+    let buckets: Vec<(f64, u64)> = STORE_LATENCY_BOUNDS_NS
+        .iter()
+        .map(|&b| b as f64 / 1e9)
+        .chain([f64::MAX])
+        .zip(latency.buckets)
+        .collect();
+    e.encode_descriptor(name, help, None, MetricType::Histogram)?
         .encode_histogram::<NoLabelSet>(
             latency.sum_ns as f64 / 1e9,
             latency.buckets.iter().sum(),
             &buckets,
             None,
         )
-    }
 }
 
 fn counter(e: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: u64) -> fmt::Result {

@@ -140,7 +140,9 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
     if listeners.verify.is_some() {
         open.push(("verify", verify_open.clone()));
     }
-    let exposition = Exposition::new(cache.clone(), &gateway_metrics, open).throttle(&throttle);
+    let exposition = Exposition::new(cache.clone(), &gateway_metrics, open)
+        .throttle(&throttle)
+        .quota_counts(&layer);
     let admin = admin_router(&mut config, store, cache.clone(), exposition)?;
 
     let gateway_addr = listeners.gateway_addr;
@@ -232,9 +234,15 @@ fn auth_layer(
                 "{}q:{}:",
                 config.rate_limit_store_prefix, config.instance_id
             );
-            builder
-                .shared_quota_counts(redis.quota_counts(&prefix))
-                .build()
+            let builder = builder.shared_quota_counts(redis.quota_counts(&prefix));
+            // Batches of one: each call is counted in Redis, as each rate-limited request is.
+            if config.rate_limit_store_batch.get() == 1 {
+                builder
+                    .count_each_quota_call(config.rate_limit_store_timeout)
+                    .build()
+            } else {
+                builder.build()
+            }
         }
         None => builder.build(),
     }

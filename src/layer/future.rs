@@ -14,8 +14,9 @@ use super::authorize::AuthorizeApp;
 use super::headers::X_APIG_QUOTA_APP;
 use super::rejection::RejectResponse;
 use super::shared::Shared;
-use super::verdict::{admit, reject, Admitted};
-use crate::cache::{Asking, Outcome};
+use super::verdict::{charged, check, forward, reject, Admitted, Checked};
+use crate::cache::{Asking, Outcome, QuotaAsking};
+use crate::identity::AppIdentity;
 use crate::rejection_kind::RejectionKind;
 
 pin_project! {
@@ -23,7 +24,8 @@ pin_project! {
     ///
     /// A request whose code is cached goes straight to the inner service's future (no
     /// allocation); a refused one is answered at once; only a cache miss with a lookup-capable
-    /// provider waits for the provider first.
+    /// provider waits for the provider first, and a call counted in shared quota counts one by
+    /// one waits for their answer.
     pub struct ResponseFuture<S, ReqBody, R, A>
     where
         S: Service<Request<ReqBody>>,
@@ -42,7 +44,17 @@ pin_project! {
         Call { #[pin] future: S::Future, debug: Option<Box<HeaderValue>> },
         Rejected { response: Option<S::Response> },
         Lookup { asking: Asking, pending: Option<Pending<S, ReqBody, R, A>> },
+        Charging { asking: QuotaAsking, pending: Option<Charging<S, ReqBody, R>> },
     }
+}
+
+/// What a request waiting on its quota count needs to go on.
+struct Charging<S, ReqBody, R> {
+    inner: S,
+    req: Request<ReqBody>,
+    identity: AppIdentity,
+    shared: Arc<Shared>,
+    reject: R,
 }
 
 /// What a request waiting on a provider lookup needs to go on.
@@ -66,18 +78,50 @@ where
         }
     }
 
-    /// The future of a request [`admit`] let through, or its refusal.
-    /// The future of a request [`admit`] let through (with the quota's debug header to add to
-    /// its response, if asked for), or its refusal.
-    pub(crate) fn admitted(verdict: Result<Admitted<S::Future>, S::Response>) -> Self {
-        match verdict {
-            Ok(admitted) => Self {
-                state: State::Call {
-                    future: admitted.future,
-                    debug: admitted.quota_header,
+    fn call(admitted: Admitted<S::Future>) -> Self {
+        Self {
+            state: State::Call {
+                future: admitted.future,
+                debug: admitted.quota_header,
+            },
+        }
+    }
+
+    /// The future of a request whose code stands for `identity`: its call of `inner` (the
+    /// service polled ready, which `take_ready` takes when the call must wait), or its refusal.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn verified<ResBody>(
+        inner: &mut S,
+        take_ready: impl FnOnce(&mut S) -> S,
+        shared: &Arc<Shared>,
+        rejecter: &R,
+        authorize: &A,
+        req: Request<ReqBody>,
+        identity: AppIdentity,
+    ) -> Self
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        R: RejectResponse<ResBody> + Clone,
+        A: AuthorizeApp<ReqBody>,
+    {
+        match check(shared, rejecter, authorize, &req, &identity) {
+            Ok(Checked::Charged(header)) => {
+                Self::call(forward(inner, shared, req, identity, header))
+            }
+            Ok(Checked::Asking(asking)) => Self {
+                state: State::Charging {
+                    asking,
+                    pending: Some(Charging {
+                        inner: take_ready(inner),
+                        req,
+                        identity,
+                        shared: Arc::clone(shared),
+                        reject: rejecter.clone(),
+                    }),
                 },
             },
-            Err(response) => Self::rejected(response),
+            Err(refused) => Self::rejected(refused),
         }
     }
 
@@ -106,8 +150,8 @@ where
 
 impl<S, ReqBody, R, A, ResBody> Future for ResponseFuture<S, ReqBody, R, A>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    R: RejectResponse<ResBody>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    R: RejectResponse<ResBody> + Clone,
     A: AuthorizeApp<ReqBody>,
 {
     type Output = Result<Response<ResBody>, S::Error>;
@@ -137,9 +181,15 @@ where
                     } = pending.take().expect("polled after completion");
                     match found {
                         Outcome::Found(identity) => {
-                            Self::admitted(admit(
-                                &mut inner, &shared, &rejecter, &authorize, req, identity,
-                            ))
+                            Self::verified(
+                                &mut inner,
+                                |inner| inner.clone(),
+                                &shared,
+                                &rejecter,
+                                &authorize,
+                                req,
+                                identity,
+                            )
                             .state
                         }
                         Outcome::Unknown => State::Rejected {
@@ -162,6 +212,24 @@ where
                         },
                     }
                 }
+                StateProj::Charging { asking, pending } => {
+                    let charge = ready!(Pin::new(asking).poll(cx));
+                    let Charging {
+                        mut inner,
+                        req,
+                        identity,
+                        shared,
+                        reject: rejecter,
+                    } = pending.take().expect("polled after completion");
+                    match charged(&shared, &rejecter, &req, &identity, charge) {
+                        Ok(header) => {
+                            Self::call(forward(&mut inner, &shared, req, identity, header)).state
+                        }
+                        Err(refused) => State::Rejected {
+                            response: Some(refused),
+                        },
+                    }
+                }
             };
             state.set(next);
         }
@@ -177,6 +245,7 @@ where
             State::Call { .. } => "call",
             State::Rejected { .. } => "rejected",
             State::Lookup { .. } => "lookup",
+            State::Charging { .. } => "charging",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

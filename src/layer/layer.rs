@@ -76,6 +76,7 @@ impl AppCodeAuthLayer {
             refresh: RefreshPolicy::default(),
             lookup_timeout: Duration::from_secs(5),
             shared_quota_counts: None,
+            quota_per_call: None,
         }
     }
 }
@@ -109,6 +110,25 @@ impl<R, A> AppCodeAuthLayer<R, A> {
     /// Counters of the layer and its cache.
     pub fn metrics(&self) -> Metrics {
         self.shared.codes.cache().metrics()
+    }
+
+    /// With quota calls [counted one by one](AppCodeAuthLayerBuilder::count_each_quota_call):
+    /// the calls counted on this node alone because the shared counts failed, were late, or
+    /// were left alone while they recover. 0 otherwise.
+    pub fn quota_count_fallbacks(&self) -> u64 {
+        self.shared
+            .codes
+            .quota_calls()
+            .map_or(0, |calls| calls.breaker.fallbacks())
+    }
+
+    /// With quota calls counted one by one: the round trips to the shared counts.
+    #[cfg_attr(not(feature = "gateway"), allow(dead_code))]
+    pub(crate) fn quota_count_latency(&self) -> Option<crate::remote::StoreLatency> {
+        self.shared
+            .codes
+            .quota_calls()
+            .map(|calls| calls.breaker.latency())
     }
 }
 
@@ -175,6 +195,8 @@ pub struct AppCodeAuthLayerBuilder {
     refresh: RefreshPolicy,
     lookup_timeout: Duration,
     shared_quota_counts: Option<Arc<dyn SharedQuotaCounts>>,
+    /// The deadline of one call's count, when each is counted in the shared counts.
+    quota_per_call: Option<Duration>,
 }
 
 impl fmt::Debug for AppCodeAuthLayerBuilder {
@@ -337,6 +359,33 @@ impl AppCodeAuthLayerBuilder {
         self
     }
 
+    /// Counts each call of an app with a quota in the shared counts before the request goes
+    /// on, and refuses from the total they answer (Huawei's "high precision"): the cluster
+    /// admits at most the quota, at the cost of a round trip per such call [default: calls are
+    /// counted here and added in batches, see [`quota`](crate::quota)].
+    ///
+    /// An answer later than `timeout`, or a failure, lets the call through counted on this
+    /// node, and for [`STORE_RETRY`](crate::throttle::STORE_RETRY) after it every call is
+    /// counted here without asking; what a node counted alone is added to the shared counts
+    /// once they answer, as in batched counting. A call the node already knows to be over the
+    /// quota is refused without asking. Meant for Redis
+    /// ([`RedisQuotaCounts`](crate::throttle::RedisQuotaCounts), a script per call); without
+    /// shared counts it changes nothing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use apig_appcode::AppCodeAuthLayer;
+    ///
+    /// let layer = AppCodeAuthLayer::builder()
+    ///     .count_each_quota_call(Duration::from_millis(50))
+    ///     .build();
+    /// assert_eq!(layer.quota_count_fallbacks(), 0);
+    /// ```
+    pub fn count_each_quota_call(mut self, timeout: Duration) -> Self {
+        self.quota_per_call = Some(timeout);
+        self
+    }
+
     /// Builds the layer and, with a provider, starts its refresher on the current Tokio runtime.
     /// The refresher stops when the last clone of the layer (and of its services) is dropped.
     ///
@@ -350,6 +399,7 @@ impl AppCodeAuthLayerBuilder {
             self.refresh,
             self.lookup_timeout,
             self.shared_quota_counts,
+            self.quota_per_call,
         );
         AppCodeAuthLayer {
             shared: Arc::new(Shared {

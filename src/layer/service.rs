@@ -11,7 +11,7 @@ use super::authorize::{AllowAll, AuthorizeApp};
 use super::future::ResponseFuture;
 use super::rejection::{ApigJson, RejectResponse};
 use super::shared::Shared;
-use super::verdict::{admit, reject};
+use super::verdict::reject;
 use crate::cache::Answer;
 use crate::rejection_kind::RejectionKind;
 
@@ -98,14 +98,15 @@ where
             Err(kind) => return self.rejected(kind, &req),
         };
         match shared.codes.answer(value.as_bytes()) {
-            Answer::Known(identity) => ResponseFuture::admitted(admit(
+            Answer::Known(identity) => ResponseFuture::verified(
                 &mut self.inner,
-                shared,
+                take_ready,
+                &self.shared,
                 &self.reject,
                 &self.authorize,
                 req,
                 identity,
-            )),
+            ),
             Answer::Unknown => self.rejected(RejectionKind::Invalid, &req),
             Answer::Asking(asking) => ResponseFuture::lookup(
                 asking,
@@ -122,9 +123,14 @@ where
 impl<S: Clone, R, A> AppCodeAuth<S, R, A> {
     /// The service that was polled ready, leaving a fresh clone in its place.
     fn take_ready_inner(&mut self) -> S {
-        let clone = self.inner.clone();
-        std::mem::replace(&mut self.inner, clone)
+        take_ready(&mut self.inner)
     }
+}
+
+/// `inner`, polled ready, leaving a fresh clone in its place.
+fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
 }
 
 impl<S, R, A> AppCodeAuth<S, R, A> {

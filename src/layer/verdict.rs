@@ -12,7 +12,7 @@ use super::headers::{self, debug_mode, X_APIG_QUOTA_APP};
 use super::rejection::{RejectResponse, Rejection};
 use super::shared::Shared;
 use crate::acl::client_ip;
-use crate::cache::Charge;
+use crate::cache::{Charge, QuotaAsking, QuotaCharge};
 use crate::identity::AppIdentity;
 use crate::rejection_kind::RejectionKind;
 use crate::request_id::{RequestId, X_REQUEST_ID};
@@ -68,66 +68,104 @@ fn acl_refusal<B>(
     }
 }
 
-/// Checks a verified request against its app's ACL, authorizes it, counts it against its app's
-/// quota, rewrites its headers, attaches the identity and calls `inner`: `inner`'s future, or
-/// the refusal.
+/// What [`check`] made of a verified request that may go on.
+pub(crate) enum Checked {
+    /// Counted against its app's quota (or it has none): with the quota's debug header for
+    /// its response when the request asked for it.
+    Charged(Option<Box<HeaderValue>>),
+    /// Its call is being counted in the shared quota counts.
+    Asking(QuotaAsking),
+}
+
+/// Checks a verified request against its app's ACL, authorizes it and counts it against its
+/// app's quota: what it takes to go on, or the refusal.
 // Inlined so that the request is not copied once more on its way to `inner`.
 #[inline]
-pub(crate) fn admit<S, R, A, ReqBody, ResBody>(
-    inner: &mut S,
+pub(crate) fn check<ReqBody, ResBody, R, A>(
     shared: &Shared,
     rejecter: &R,
     authorize: &A,
-    mut req: Request<ReqBody>,
-    identity: AppIdentity,
-) -> Result<Admitted<S::Future>, Response<ResBody>>
+    req: &Request<ReqBody>,
+    identity: &AppIdentity,
+) -> Result<Checked, Response<ResBody>>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     R: RejectResponse<ResBody>,
     A: AuthorizeApp<ReqBody>,
 {
-    if let Some(refused) = acl_refusal(shared, &identity, &req) {
+    if let Some(refused) = acl_refusal(shared, identity, req) {
         return Err(reject(
             shared,
             rejecter,
             refused,
-            &req,
+            req,
             Some(identity.app_id()),
         ));
     }
-    if !authorize.authorize(&identity, &req) {
+    if !authorize.authorize(identity, req) {
         return Err(reject(
             shared,
             rejecter,
             RejectionKind::Forbidden,
-            &req,
+            req,
             Some(identity.app_id()),
         ));
     }
     // Counted after this layer's other checks: a call they refuse does not use the quota.
+    match shared.codes.charge_quota(identity.app_id()) {
+        QuotaCharge::Now(charge) => {
+            charged(shared, rejecter, req, identity, charge).map(Checked::Charged)
+        }
+        QuotaCharge::Asking(asking) => Ok(Checked::Asking(asking)),
+    }
+}
+
+/// What `charge` of a request's quota means for it: the quota's debug header for its
+/// response, if any, or the refusal.
+pub(crate) fn charged<ReqBody, ResBody, R: RejectResponse<ResBody>>(
+    shared: &Shared,
+    rejecter: &R,
+    req: &Request<ReqBody>,
+    identity: &AppIdentity,
+    charge: Charge,
+) -> Result<Option<Box<HeaderValue>>, Response<ResBody>> {
     // Debug headers are looked for only when the app has a quota: the others pay nothing.
-    let quota_header = match shared.codes.cache().charge_quota(identity.app_id()) {
-        Charge::NoQuota => None,
+    match charge {
+        Charge::NoQuota => Ok(None),
         Charge::Counted { quota, left } => {
-            debug_mode(&req).then(|| Box::new(headers::quota_header(&quota, left)))
+            Ok(debug_mode(req).then(|| Box::new(headers::quota_header(&quota, left))))
         }
         Charge::UsedUp { quota, wait } => {
             let mut refused = reject_until(
                 shared,
                 rejecter,
                 RejectionKind::QuotaExhausted,
-                &req,
+                req,
                 Some(identity.app_id()),
                 Some(wait),
             );
-            if debug_mode(&req) {
+            if debug_mode(req) {
                 refused
                     .headers_mut()
                     .insert(X_APIG_QUOTA_APP, headers::quota_header(&quota, 0));
             }
-            return Err(refused);
+            Err(refused)
         }
-    };
+    }
+}
+
+/// Rewrites the headers of a request [`check`] let through, attaches its identity and calls
+/// `inner`.
+#[inline]
+pub(crate) fn forward<S, ReqBody, ResBody>(
+    inner: &mut S,
+    shared: &Shared,
+    mut req: Request<ReqBody>,
+    identity: AppIdentity,
+    quota_header: Option<Box<HeaderValue>>,
+) -> Admitted<S::Future>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
     if let Some(names) = &shared.identity_headers {
         let headers = req.headers_mut();
         // `insert` drops every client-sent value of the name. An ID that is not a valid header
@@ -148,14 +186,14 @@ where
         "AppCode check"
     );
     req.extensions_mut().insert(identity);
-    Ok(Admitted {
+    Admitted {
         future: inner.call(req),
         quota_header,
-    })
+    }
 }
 
-/// A request [`admit`] let through: the inner service's future, and the quota's debug header
-/// for its response when the request asked for it.
+/// A request [`forward`] let through: the inner service's future, and the quota's debug
+/// header for its response when the request asked for it.
 pub(crate) struct Admitted<F> {
     pub(crate) future: F,
     pub(crate) quota_header: Option<Box<HeaderValue>>,

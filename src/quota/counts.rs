@@ -24,6 +24,9 @@ struct Count {
     in_flight: u64,
     /// This node's calls not yet sent.
     unflushed: u64,
+    /// This node's calls being counted one by one in the shared counts (see
+    /// [`QuotaCounts::begin_ask`]), not yet answered.
+    asking: u64,
     /// When the shared count was last read in this window, and what it was.
     settled: Option<(Instant, u64)>,
     /// The cluster's calls of the app per second, as the last two reads of the shared count
@@ -36,6 +39,18 @@ impl Count {
         self.shared
             .saturating_add(self.in_flight)
             .saturating_add(self.unflushed)
+            .saturating_add(self.asking)
+    }
+
+    /// Starts the window `start`..`end`, empty.
+    fn start_window(&mut self, start: i64, end: i64) {
+        self.window_start = start;
+        self.window_end = end;
+        self.shared = 0;
+        self.in_flight = 0;
+        self.unflushed = 0;
+        self.asking = 0;
+        self.settled = None;
     }
 }
 
@@ -67,6 +82,25 @@ impl QuotaCounts {
         quota: &AppQuota,
         now: SystemTime,
     ) -> Result<u64, Duration> {
+        self.with_count(app_id, quota, now, |count| {
+            if count.used() >= quota.call_limits() {
+                return Err(wait_until(count.window_end, now));
+            }
+            count.unflushed += 1;
+            let left = quota.call_limits().saturating_sub(count.used());
+            self.after_unflushed(count, left);
+            Ok(left)
+        })
+    }
+
+    /// Runs `f` on `app_id`'s count, in the window of `now`.
+    fn with_count<T>(
+        &self,
+        app_id: &str,
+        quota: &AppQuota,
+        now: SystemTime,
+        f: impl FnOnce(&mut Count) -> T,
+    ) -> T {
         let now_secs = secs(now);
         let entry = match self.map.get(app_id) {
             Some(entry) => entry,
@@ -84,6 +118,7 @@ impl QuotaCounts {
                             shared: 0,
                             in_flight: 0,
                             unflushed: 0,
+                            asking: 0,
                             settled: None,
                             per_second: 0,
                         })
@@ -96,34 +131,129 @@ impl QuotaCounts {
         let anchor = quota.anchor().map_or(count.first_call, secs);
         let (start, end) = quota.window_secs(now_secs, anchor);
         if count.window_start != start {
-            count.window_start = start;
-            count.window_end = end;
-            count.shared = 0;
-            count.in_flight = 0;
-            count.unflushed = 0;
-            count.settled = None;
+            count.start_window(start, end);
         }
-        if count.used() >= quota.call_limits() {
-            return Err(at(end).duration_since(now).unwrap_or_default());
+        f(&mut count)
+    }
+
+    /// After a call was counted as unflushed, with `left` calls left: wakes the flusher, and
+    /// hurries it when the cluster could use up what is left before two more flushes.
+    fn after_unflushed(&self, count: &mut Count, left: u64) {
+        let near_limit = left <= count.per_second.saturating_mul(2);
+        if !self.shared.load(Ordering::Relaxed) {
+            return;
         }
-        count.unflushed += 1;
         // Once the cluster could use up what is left before two more flushes, a total read a
         // second ago lets this node overshoot by what the others admitted since: read it now.
-        let left = quota.call_limits().saturating_sub(count.used());
-        let near_limit = left <= count.per_second.saturating_mul(2);
-        drop(count);
-        if near_limit && self.shared.load(Ordering::Relaxed) {
+        if near_limit {
             self.hurry_flush();
         }
         // Read before written: while a flush is pending (most of the time under load) every
         // worker only reads the flag, and its cache line is not bounced between cores.
-        if self.shared.load(Ordering::Relaxed)
-            && !self.dirty.load(Ordering::Relaxed)
-            && !self.dirty.swap(true, Ordering::AcqRel)
-        {
+        if !self.dirty.load(Ordering::Relaxed) && !self.dirty.swap(true, Ordering::AcqRel) {
             self.wake.notify_one();
         }
+    }
+
+    /// Reserves one call of `app_id` at `now` to be counted in the shared counts by itself
+    /// (per-call counting): the count to add, one call, which counts here as asked until
+    /// [`answer_ask`](Self::answer_ask), [`fail_ask`](Self::fail_ask) or
+    /// [`drop_ask`](Self::drop_ask) ends it; or, when what is known already uses up the window,
+    /// how long until it ends (nothing asked: a refused flood costs no round trip).
+    pub(crate) fn begin_ask(
+        &self,
+        app_id: &str,
+        quota: &AppQuota,
+        now: SystemTime,
+    ) -> Result<QuotaCount, Duration> {
+        self.with_count(app_id, quota, now, |count| {
+            if count.used() >= quota.call_limits() {
+                return Err(wait_until(count.window_end, now));
+            }
+            count.asking += 1;
+            Ok(QuotaCount {
+                app_id: app_id.to_owned(),
+                first_call: count.first_call,
+                window_start: count.window_start,
+                window_end: count.window_end,
+                calls: 1,
+            })
+        })
+    }
+
+    /// The shared counts added `asked` and answered `total`: the calls left in the window, or,
+    /// when the call went over the limit, how long until the window ends. An answer for a newer
+    /// window (this node's clock is behind the cluster's) did not count the call: it is
+    /// counted here, to be flushed, in that window.
+    pub(crate) fn answer_ask(
+        &self,
+        asked: &QuotaCount,
+        total: SharedCount,
+        quota: &AppQuota,
+        now: SystemTime,
+    ) -> Result<u64, Duration> {
+        let limit = quota.call_limits();
+        let Some(entry) = self.map.get(asked.app_id.as_str()) else {
+            // The quota went while the call was asked: it is not held to it.
+            return Ok(limit.saturating_sub(total.calls));
+        };
+        let mut count = entry.lock().unwrap_or_else(|p| p.into_inner());
+        if count.window_start == asked.window_start {
+            count.asking = count.asking.saturating_sub(1);
+        }
+        count.first_call = total.first_call;
+        if total.window_start == asked.window_start {
+            if count.window_start == asked.window_start {
+                // Answers may arrive out of order: a window's count only grows.
+                count.shared = count.shared.max(total.calls);
+            }
+            return if total.calls <= limit {
+                Ok(limit - total.calls)
+            } else {
+                Err(wait_until(asked.window_end, now))
+            };
+        }
+        if total.window_start > count.window_start {
+            let end = count.window_end + (total.window_start - count.window_start);
+            count.start_window(total.window_start, end);
+            count.shared = total.calls;
+        }
+        if count.used() >= limit {
+            return Err(wait_until(count.window_end, now));
+        }
+        count.unflushed += 1;
+        let left = limit.saturating_sub(count.used());
+        self.after_unflushed(&mut count, left);
         Ok(left)
+    }
+
+    /// The shared counts could not count `asked` (they failed, or were late): the call counts
+    /// here, to be added by the next flush, and is let through (it was within what is known of
+    /// the window when asked). The calls left.
+    pub(crate) fn fail_ask(&self, asked: &QuotaCount, quota: &AppQuota) -> u64 {
+        let Some(entry) = self.map.get(asked.app_id.as_str()) else {
+            return quota.call_limits();
+        };
+        let mut count = entry.lock().unwrap_or_else(|p| p.into_inner());
+        if count.window_start != asked.window_start {
+            return quota.call_limits().saturating_sub(count.used());
+        }
+        count.asking = count.asking.saturating_sub(1);
+        count.unflushed += 1;
+        let left = quota.call_limits().saturating_sub(count.used());
+        self.after_unflushed(&mut count, left);
+        left
+    }
+
+    /// The request of `asked` went away before the answer: its reservation ends. If the shared
+    /// counts counted it, they hold one call more than was made; the window is never shorter.
+    pub(crate) fn drop_ask(&self, asked: &QuotaCount) {
+        if let Some(entry) = self.map.get(asked.app_id.as_str()) {
+            let mut count = entry.lock().unwrap_or_else(|p| p.into_inner());
+            if count.window_start == asked.window_start {
+                count.asking = count.asking.saturating_sub(1);
+            }
+        }
     }
 
     /// Asks the flusher to send every call waiting now, rather than at the end of its interval.
@@ -236,6 +366,7 @@ impl QuotaCounts {
                     if total.window_start >= count.window_start {
                         if total.window_start > sent.window_start {
                             count.unflushed = 0;
+                            count.asking = 0;
                             count.settled = None;
                         }
                         // A newer window of the same length.
@@ -272,6 +403,11 @@ impl QuotaCounts {
             })
             .sum()
     }
+}
+
+/// How long from `now` until `end` (seconds since the epoch); zero once it passed.
+fn wait_until(end: i64, now: SystemTime) -> Duration {
+    at(end).duration_since(now).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -432,6 +568,69 @@ mod tests {
         let tight = AppQuota::new(1_012, TimeUnit::Day, 1).unwrap();
         counts.charge("a", &tight, t(100)).unwrap();
         assert!(urgent(), "near the limit, the flush goes at once");
+    }
+
+    #[test]
+    fn an_asked_call_is_decided_by_the_shared_total() {
+        let counts = QuotaCounts::default();
+        counts.share();
+        let quota = AppQuota::new(3, TimeUnit::Minute, 1)
+            .unwrap()
+            .reset_time(t(0));
+        let asked = counts.begin_ask("a", &quota, t(10)).unwrap();
+        assert_eq!(
+            (asked.window_start, asked.window_end, asked.calls),
+            (0, 60, 1)
+        );
+        // While asked, the call holds its place: two more may be asked, not three.
+        let second = counts.begin_ask("a", &quota, t(10)).unwrap();
+        let third = counts.begin_ask("a", &quota, t(10)).unwrap();
+        assert_eq!(
+            counts.begin_ask("a", &quota, t(10)),
+            Err(Duration::from_secs(50))
+        );
+        let total = |window_start, calls| SharedCount {
+            first_call: 0,
+            window_start,
+            calls,
+        };
+        // Other nodes made two calls: this one is the third, the last of the window.
+        assert_eq!(counts.answer_ask(&asked, total(0, 3), &quota, t(11)), Ok(0));
+        assert_eq!(
+            counts.answer_ask(&second, total(0, 4), &quota, t(11)),
+            Err(Duration::from_secs(49))
+        );
+        // A failed ask counts here, to be flushed; a dropped one is given back.
+        assert_eq!(counts.fail_ask(&third, &quota), 0);
+        assert_eq!(counts.pending(), 1);
+        let fourth = counts.begin_ask("b", &quota, t(10)).unwrap();
+        counts.drop_ask(&fourth);
+        assert!(counts.begin_ask("b", &quota, t(10)).is_ok());
+    }
+
+    #[test]
+    fn an_answer_for_a_newer_window_counts_the_call_here_in_it() {
+        let counts = QuotaCounts::default();
+        counts.share();
+        let quota = AppQuota::new(3, TimeUnit::Minute, 1)
+            .unwrap()
+            .reset_time(t(0));
+        // This node's clock says 59; the cluster is in the window 60-120 with two calls.
+        let asked = counts.begin_ask("a", &quota, t(59)).unwrap();
+        let newer = SharedCount {
+            first_call: 0,
+            window_start: 60,
+            calls: 2,
+        };
+        assert_eq!(counts.answer_ask(&asked, newer, &quota, t(59)), Ok(0));
+        let sent = counts.take_unflushed(10);
+        assert_eq!((sent[0].window_start, sent[0].calls), (60, 1));
+        let full = SharedCount { calls: 3, ..newer };
+        let again = counts.begin_ask("b", &quota, t(59)).unwrap();
+        assert_eq!(
+            counts.answer_ask(&again, full, &quota, t(59)),
+            Err(Duration::from_secs(61))
+        );
     }
 
     #[test]

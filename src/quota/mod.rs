@@ -16,8 +16,12 @@
 //! waiting on the store, and adds its counts to the shared ones at most once a second (at once
 //! for an app's first call here, and while the cluster's rate could use up what is left within
 //! two seconds); it refuses from the shared total plus its own calls not yet added. A day's count
-//! then survives restarts. Otherwise each node counts its own calls: N nodes allow N times the
-//! quota, and a restart starts anew.
+//! then survives restarts. With
+//! [`count_each_quota_call`](crate::layer::AppCodeAuthLayerBuilder::count_each_quota_call)
+//! (Redis's "high precision") every call is added to the shared counts before it goes on, and
+//! the total they answer decides it: the cluster admits at most the quota, for a round trip per
+//! call; a node that knows the window used up refuses without one. Otherwise each node counts
+//! its own calls: N nodes allow N times the quota, and a restart starts anew.
 //!
 //! [`AppCodeCache::set_app_quota`]: crate::AppCodeCache::set_app_quota
 //!

@@ -12,8 +12,9 @@ use super::limiter::Limiter;
 use super::quota::Quota;
 use super::service::Throttle;
 use super::shared::Shared;
-use super::store::{RateStore, Remote, StoreLatency, DEFAULT_STORE_TIMEOUT};
+use super::store::{RateStore, Remote, DEFAULT_STORE_TIMEOUT};
 use crate::layer::ApigJson;
+use crate::remote::StoreLatency;
 
 /// Wraps a service in [`Throttle`]. Clones share the limits and the per-app state, so one
 /// layer given to several workers enforces one limit per app across them.

@@ -71,11 +71,10 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+pub use crate::remote::STORE_RETRY;
 pub use layer::{ThrottleLayer, ThrottleLayerBuilder};
 pub use quota::{Quota, QuotaError};
 #[cfg(feature = "redis")]
 pub use redis::{RedisQuotaCounts, RedisRateStore, RedisStoreError, RedisUrl, RedisUrlError};
 pub use service::{ResponseFuture, Throttle};
-#[cfg(feature = "gateway")]
-pub(crate) use store::STORE_LATENCY_BOUNDS_NS;
-pub use store::{RateCheck, RateStore, RateStoreError, DEFAULT_STORE_TIMEOUT, STORE_RETRY};
+pub use store::{RateCheck, RateStore, RateStoreError, DEFAULT_STORE_TIMEOUT};

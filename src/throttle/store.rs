@@ -2,22 +2,21 @@
 //! hold one limit between them; and [`Remote`], how the throttle asks it under a deadline and
 //! answers from its own state when it cannot.
 //!
-//! A failed or late answer opens a breaker: for [`STORE_RETRY`] the node counts on its own,
-//! without asking, so that a store that is down costs no deadline per request; then one
-//! request probes the store, and its answer closes the breaker or keeps it open. The log gets
-//! one warning when the breaker opens and one line when it closes, not one per request.
+//! A failed or late answer opens a breaker (see [`crate::remote`]): for [`STORE_RETRY`](crate::remote::STORE_RETRY) the
+//! node counts on its own. The log gets one warning when the breaker opens and one line when it
+//! closes, not one per request.
 
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::quota::Quota;
+use crate::remote::{Breaker, StoreLatency};
 
 /// What a [`RateStore`] answers: `Ok(Ok(left))` the request passes and `left` more would pass
 /// at once, `Ok(Err(wait))` it is over the limit and may come back after `wait`, `Err` the
@@ -91,45 +90,15 @@ impl Error for RateStoreError {
     }
 }
 
-/// How long a node counts on its own after the store failed, before it asks again.
-pub const STORE_RETRY: Duration = Duration::from_secs(1);
-
 /// The default deadline of one store call: a few round trips on a local network, short enough
 /// that a store in trouble adds little to a request's latency.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(50);
 
-/// Upper bounds of the store latency buckets: 50 µs doubling to about 1.6 s.
-pub(crate) const STORE_LATENCY_BOUNDS_NS: [u64; 16] = {
-    let mut b = [0u64; 16];
-    let mut i = 0;
-    while i < 16 {
-        b[i] = 50_000 << i;
-        i += 1;
-    }
-    b
-};
-
-/// A store, its deadline, its breaker and its counters.
+/// A store, its deadline and its breaker.
 pub(crate) struct Remote {
     store: Arc<dyn RateStore>,
     timeout: Duration,
-    base: Instant,
-    /// 0 while the store is asked; else the time (ns since `base`) from which one request may
-    /// probe it.
-    open_until: AtomicU64,
-    fallbacks: AtomicU64,
-    /// Per bucket (not cumulative); the last is above every bound.
-    latency: [AtomicU64; STORE_LATENCY_BOUNDS_NS.len() + 1],
-    latency_sum_ns: AtomicU64,
-}
-
-/// A reading of the store's round-trip latencies.
-#[cfg_attr(not(feature = "gateway"), allow(dead_code))]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StoreLatency {
-    /// Per bucket of [`STORE_LATENCY_BOUNDS_NS`] (not cumulative), then above them all.
-    pub(crate) buckets: [u64; STORE_LATENCY_BOUNDS_NS.len() + 1],
-    pub(crate) sum_ns: u64,
+    breaker: Breaker,
 }
 
 impl Remote {
@@ -137,19 +106,8 @@ impl Remote {
         Self {
             store,
             timeout,
-            base: Instant::now(),
-            open_until: AtomicU64::new(0),
-            fallbacks: AtomicU64::new(0),
-            latency: Default::default(),
-            latency_sum_ns: AtomicU64::new(0),
+            breaker: Breaker::new(),
         }
-    }
-
-    fn now_ns(&self) -> u64 {
-        // Counted from 1: 0 means "closed".
-        u64::try_from(self.base.elapsed().as_nanos())
-            .unwrap_or(u64::MAX)
-            .saturating_add(1)
     }
 
     /// How the store answers this request.
@@ -159,19 +117,8 @@ impl Remote {
         if let Some(held) = self.store.admit_held(app_id) {
             return Route::Admitted(held);
         }
-        let until = self.open_until.load(Ordering::Acquire);
-        if until != 0 {
-            let now = self.now_ns();
-            // Only the request that moves the deadline forward probes; the others stay local.
-            let probe = now >= until
-                && self
-                    .open_until
-                    .compare_exchange(until, now + retry_ns(), Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok();
-            if !probe {
-                self.fallbacks.fetch_add(1, Ordering::Relaxed);
-                return Route::Local;
-            }
+        if !self.breaker.may_ask() {
+            return Route::Local;
         }
         Route::Ask(Asking {
             check: Box::pin(tokio::time::timeout(
@@ -189,10 +136,9 @@ impl Remote {
         outcome: Result<Result<Result<u64, Duration>, RateStoreError>, tokio::time::error::Elapsed>,
         took: Duration,
     ) -> Option<Result<u64, Duration>> {
-        self.record_latency(took);
         let error = match outcome {
             Ok(Ok(verdict)) => {
-                if self.open_until.swap(0, Ordering::AcqRel) != 0 {
+                if self.breaker.answered(took) {
                     tracing::info!("rate limit store answers again; limits are shared again");
                 }
                 return Some(verdict);
@@ -200,9 +146,7 @@ impl Remote {
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {:?}", self.timeout),
         };
-        self.fallbacks.fetch_add(1, Ordering::Relaxed);
-        let until = self.now_ns() + retry_ns();
-        if self.open_until.fetch_max(until, Ordering::AcqRel) == 0 {
+        if self.breaker.failed(took) {
             tracing::warn!(
                 error = %error,
                 store = ?self.store,
@@ -213,31 +157,14 @@ impl Remote {
         None
     }
 
-    fn record_latency(&self, took: Duration) {
-        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        let bucket = STORE_LATENCY_BOUNDS_NS
-            .iter()
-            .position(|&b| ns <= b)
-            .unwrap_or(STORE_LATENCY_BOUNDS_NS.len());
-        self.latency[bucket].fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_ns.fetch_add(ns, Ordering::Relaxed);
-    }
-
     pub(crate) fn fallbacks(&self) -> u64 {
-        self.fallbacks.load(Ordering::Relaxed)
+        self.breaker.fallbacks()
     }
 
     #[cfg_attr(not(feature = "gateway"), allow(dead_code))]
     pub(crate) fn latency(&self) -> StoreLatency {
-        StoreLatency {
-            buckets: std::array::from_fn(|i| self.latency[i].load(Ordering::Relaxed)),
-            sum_ns: self.latency_sum_ns.load(Ordering::Relaxed),
-        }
+        self.breaker.latency()
     }
-}
-
-fn retry_ns() -> u64 {
-    STORE_RETRY.as_nanos() as u64
 }
 
 impl fmt::Debug for Remote {

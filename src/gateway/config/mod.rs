@@ -97,7 +97,8 @@ pub struct Config {
     /// Start of every key in the rate limit store; the instance ID, `:` and the app ID follow.
     pub rate_limit_store_prefix: String,
     /// Requests of an app a node takes from the rate limit store per call (1: each request
-    /// asks).
+    /// asks, and each call under an app quota is counted in Redis before it goes on; above 1,
+    /// quota counts go to Redis in batches).
     pub rate_limit_store_batch: NonZeroU32,
 }
 
