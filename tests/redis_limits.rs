@@ -669,26 +669,7 @@ async fn a_serve_node_with_redis_counts_app_quotas_there() {
     let node = start_node(&upstream, db.url(), &redis.url, &redis.prefix, "1000/h").await;
     let admin = Admin::new(node.admin, TOKEN);
     let (app, _, code) = admin.app_with_code("counted").await;
-    let quota = admin
-        .call(
-            http::Method::POST,
-            "/app-quotas",
-            Some(
-                serde_json::json!({"name": "in_redis", "call_limits": 2, "time_unit": "DAY",
-                                    "time_interval": 1}),
-            ),
-        )
-        .await;
-    assert_eq!(quota.status, StatusCode::CREATED);
-    let quota_id = quota.json()["app_quota_id"].as_str().unwrap().to_owned();
-    let bound = admin
-        .call(
-            http::Method::POST,
-            &format!("/app-quotas/{quota_id}/binding-apps"),
-            Some(serde_json::json!({ "app_ids": [app] })),
-        )
-        .await;
-    assert_eq!(bound.status, StatusCode::CREATED);
+    admin.bind_daily_quota(&app, 2).await;
     assert_eq!(
         call_gateway(node.gateway, "/orders", Some(&code))
             .await
@@ -872,6 +853,67 @@ async fn a_redis_cut_off_gives_local_limits_and_no_5xx_then_serves_again() {
     );
     let latency = "apig_appcode_rate_limit_store_latency_seconds_count";
     assert!(sample(&metrics(&node).await, latency) >= 7.0);
+    redis.clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cut_off_counts_quota_calls_on_the_node_then_adds_them_there() {
+    let test = "a_redis_cut_off_counts_quota_calls_on_the_node_then_adds_them_there";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let forwarder = Forwarder::start(redis.addr).await;
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let database = binary::database_url(dir.path());
+    let url = redis.url_via(forwarder.addr);
+    let node = start_node(&upstream, &database, &url, &redis.prefix, "1000/h").await;
+    let admin = Admin::new(node.admin, TOKEN);
+    let (app, _, code) = admin.app_with_code("cut_quota").await;
+    admin.bind_daily_quota(&app, 4).await;
+    let status = || {
+        let (code, gateway) = (code.clone(), node.gateway);
+        async move { call_gateway(gateway, "/orders", Some(&code)).await.status }
+    };
+    let key = format!("{}q:{DEFAULT_INSTANCE_ID}:{app}", redis.prefix);
+    let quota_fallbacks = |text: &str| sample(text, "apig_appcode_quota_count_fallbacks_total");
+
+    // Each call counted in Redis.
+    assert_eq!(status().await, StatusCode::OK);
+    assert_eq!(status().await, StatusCode::OK);
+    assert_eq!(redis.hget(&key, "c").await, Some(2));
+
+    // Cut off: the node goes on from the count Redis last gave it, and never answers 5xx.
+    forwarder.cut().await;
+    assert_eq!(status().await, StatusCode::OK);
+    assert_eq!(status().await, StatusCode::OK);
+    call_gateway(node.gateway, "/orders", Some(&code))
+        .await
+        .assert_apig_error(StatusCode::METHOD_NOT_ALLOWED, "APIG.0501");
+    let text = metrics(&node).await;
+    assert!(quota_fallbacks(&text) >= 1.0);
+    assert_eq!(
+        sample(&text, "apig_appcode_gateway_requests_total{class=\"5xx\"}"),
+        0.0
+    );
+    let log = node.stderr_containing(&["app quota counts failed"]).await;
+    assert_eq!(log.matches("app quota counts failed").count(), 1, "{log}");
+
+    // Back: what the node counted alone reaches Redis.
+    forwarder.restore();
+    wait_until(
+        PROPAGATION_TIMEOUT,
+        "the node's own calls are in Redis",
+        || {
+            let (redis, key) = (&redis, &key);
+            async move { (redis.hget(key, "c").await == Some(4)).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(
+        sample(&metrics(&node).await, "apig_appcode_quota_calls_unflushed"),
+        0.0
+    );
     redis.clean().await;
 }
 

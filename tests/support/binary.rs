@@ -665,6 +665,28 @@ impl Admin {
         let (code_id, code) = self.generate_code(&app).await;
         (app, code_id, code)
     }
+
+    /// Binds `app` to a new quota of `calls` a day (windows from its binding).
+    pub(crate) async fn bind_daily_quota(&self, app: &str, calls: u64) {
+        let quota = self
+            .call(
+                Method::POST,
+                "/app-quotas",
+                Some(json!({"name": format!("daily_{app}"), "call_limits": calls,
+                            "time_unit": "DAY", "time_interval": 1})),
+            )
+            .await;
+        assert_eq!(quota.status, StatusCode::CREATED, "{}", quota.text());
+        let quota_id = quota.json()["app_quota_id"].as_str().unwrap().to_owned();
+        let bound = self
+            .call(
+                Method::POST,
+                &format!("/app-quotas/{quota_id}/binding-apps"),
+                Some(json!({ "app_ids": [app] })),
+            )
+            .await;
+        assert_eq!(bound.status, StatusCode::CREATED, "{}", bound.text());
+    }
 }
 
 /// A management call signed with SDK-HMAC-SHA256 as the official SDK signs it.

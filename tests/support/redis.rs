@@ -108,6 +108,11 @@ impl TestRedis {
         self.conn.clone().pttl(key).await.unwrap()
     }
 
+    /// A field of the hash at `key`, as a number (`None`: no such key or field).
+    pub(crate) async fn hget(&self, key: &str, field: &str) -> Option<i64> {
+        self.conn.clone().hget(key, field).await.unwrap()
+    }
+
     /// Deletes `key`.
     pub(crate) async fn delete(&self, key: &str) {
         let _: i64 = self.conn.clone().del(key).await.unwrap();
