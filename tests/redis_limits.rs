@@ -276,37 +276,49 @@ async fn app_quota_counts_add_up_in_redis_by_window_and_expire_after_it() {
     redis.clean().await;
 }
 
+/// A node of its own (its cache, its Redis connection) holding `code` of `app-1`, whose quota of
+/// `limit` calls a day is counted in `redis`: in batches, or each call with `each_call`.
+async fn quota_node(
+    redis: &TestRedis,
+    code: &AppCode,
+    limit: u64,
+    each_call: bool,
+) -> (AppCodeAuthLayer, Svc) {
+    let url = RedisUrl::parse(&redis.url).unwrap();
+    let store = RedisRateStore::connect(&url, &redis.prefix).await.unwrap();
+    let cache = AppCodeCache::new();
+    cache.replace_all([(code.clone(), AppIdentity::new("app-1", "code-1"))]);
+    let quota = AppQuota::new(limit, TimeUnit::Day, 1)
+        .unwrap()
+        .reset_time(std::time::UNIX_EPOCH);
+    cache.set_app_quota("app-1", std::sync::Arc::new(quota));
+    let builder = AppCodeAuthLayer::builder()
+        .cache(cache)
+        .shared_quota_counts(store.quota_counts(&format!("{}q:", redis.prefix)));
+    let layer = if each_call {
+        builder.count_each_quota_call(SLOW_MACHINE).build()
+    } else {
+        builder.build()
+    };
+    let svc = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(service_fn(|_: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(Bytes::new()))
+        }));
+    (layer, BoxCloneService::new(svc))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_layers_share_one_app_quota_through_redis() {
     let test = "two_layers_share_one_app_quota_through_redis";
     let Some(redis) = TestRedis::connect(test).await else {
         return;
     };
-    let url = RedisUrl::parse(&redis.url).unwrap();
     let code = AppCode::generate();
-    let quota = std::sync::Arc::new(
-        AppQuota::new(10, TimeUnit::Day, 1)
-            .unwrap()
-            .reset_time(std::time::UNIX_EPOCH),
-    );
-    let mut nodes = Vec::new();
-    for _ in 0..2 {
-        // A store (and a connection) of each node's own.
-        let store = RedisRateStore::connect(&url, &redis.prefix).await.unwrap();
-        let cache = AppCodeCache::new();
-        cache.replace_all([(code.clone(), AppIdentity::new("app-1", "code-1"))]);
-        cache.set_app_quota("app-1", std::sync::Arc::clone(&quota));
-        let layer = AppCodeAuthLayer::builder()
-            .cache(cache.clone())
-            .shared_quota_counts(store.quota_counts(&format!("{}q:", redis.prefix)))
-            .build();
-        let svc = ServiceBuilder::new()
-            .layer(layer)
-            .service(service_fn(|_: Request<()>| async {
-                Ok::<_, Infallible>(Response::new(Bytes::new()))
-            }));
-        nodes.push((cache, svc));
-    }
+    let nodes = [
+        quota_node(&redis, &code, 10, false).await,
+        quota_node(&redis, &code, 10, false).await,
+    ];
     let ask = || {
         Request::builder()
             .header("x-apig-appcode", code.expose())
@@ -326,7 +338,7 @@ async fn two_layers_share_one_app_quota_through_redis() {
         let res = nodes[0].1.clone().oneshot(ask()).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
     }
-    flushed(nodes[0].0.clone()).await;
+    flushed(nodes[0].0.cache().clone()).await;
     let mut admitted = 0;
     loop {
         let res = nodes[1].1.clone().oneshot(ask()).await.unwrap();
@@ -335,7 +347,7 @@ async fn two_layers_share_one_app_quota_through_redis() {
             StatusCode::METHOD_NOT_ALLOWED => break,
             other => panic!("unexpected {other}"),
         }
-        flushed(nodes[1].0.clone()).await;
+        flushed(nodes[1].0.cache().clone()).await;
     }
     assert_eq!(
         admitted, 4,
@@ -350,29 +362,11 @@ async fn two_layers_counting_each_call_in_redis_admit_exactly_the_quota() {
     let Some(redis) = TestRedis::connect(test).await else {
         return;
     };
-    let url = RedisUrl::parse(&redis.url).unwrap();
     let code = AppCode::generate();
-    let quota = std::sync::Arc::new(
-        AppQuota::new(30, TimeUnit::Day, 1)
-            .unwrap()
-            .reset_time(std::time::UNIX_EPOCH),
-    );
-    let mut nodes = Vec::new();
-    for _ in 0..2 {
-        let store = RedisRateStore::connect(&url, &redis.prefix).await.unwrap();
-        let cache = AppCodeCache::new();
-        cache.replace_all([(code.clone(), AppIdentity::new("app-1", "code-1"))]);
-        cache.set_app_quota("app-1", std::sync::Arc::clone(&quota));
-        let layer = AppCodeAuthLayer::builder()
-            .cache(cache)
-            .shared_quota_counts(store.quota_counts(&format!("{}q:", redis.prefix)))
-            .count_each_quota_call(SLOW_MACHINE)
-            .build();
-        let svc: Svc = BoxCloneService::new(ServiceBuilder::new().layer(layer.clone()).service(
-            service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(Bytes::new())) }),
-        ));
-        nodes.push((layer, svc));
-    }
+    let nodes = [
+        quota_node(&redis, &code, 30, true).await,
+        quota_node(&redis, &code, 30, true).await,
+    ];
     // Three times the quota at once, spread over both nodes.
     let calls: Vec<_> = (0..90)
         .map(|n| {

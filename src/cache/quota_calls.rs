@@ -8,10 +8,7 @@
 //! and added to the shared counts by the flusher, as in batched counting. A request that goes
 //! away before the answer gives its reservation back.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::{timeout, Instant};
@@ -46,15 +43,7 @@ pub(crate) enum QuotaCharge {
 }
 
 /// One call's ask of the shared counts, with its deadline.
-pub(crate) struct QuotaAsking(BoxFuture<'static, Charge>);
-
-impl Future for QuotaAsking {
-    type Output = Charge;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Charge> {
-        self.0.as_mut().poll(cx)
-    }
-}
+pub(crate) type QuotaAsking = BoxFuture<'static, Charge>;
 
 impl AppCodeCache {
     /// Charges a call of `app_id` to its quota through `calls`, unless what this node knows
@@ -77,7 +66,7 @@ impl AppCodeCache {
             return QuotaCharge::Now(Charge::Counted { quota, left });
         }
         let ask = ask(self.clone(), Arc::clone(calls), quota, asked);
-        QuotaCharge::Asking(QuotaAsking(Box::pin(ask)))
+        QuotaCharge::Asking(Box::pin(ask))
     }
 }
 

@@ -213,7 +213,7 @@ where
                     }
                 }
                 StateProj::Charging { asking, pending } => {
-                    let charge = ready!(Pin::new(asking).poll(cx));
+                    let charge = ready!(asking.as_mut().poll(cx));
                     let Charging {
                         mut inner,
                         req,
