@@ -54,6 +54,8 @@ pub(crate) struct Counters {
     pub(crate) hits: Striped,
     pub(crate) misses: AtomicU64,
     pub(crate) provider_lookups: AtomicU64,
+    /// Misses answered at once because the most lookups a node runs at a time were up.
+    pub(crate) lookups_shed: AtomicU64,
     pub(crate) provider_errors: AtomicU64,
     pub(crate) snapshots_loaded: AtomicU64,
     pub(crate) deltas_applied: AtomicU64,
@@ -77,6 +79,7 @@ impl Counters {
             hits: self.hits.sum(),
             misses: get(&self.misses),
             provider_lookups: get(&self.provider_lookups),
+            lookups_shed: get(&self.lookups_shed),
             provider_errors: get(&self.provider_errors),
             snapshots_loaded: get(&self.snapshots_loaded),
             deltas_applied: get(&self.deltas_applied),
@@ -105,6 +108,9 @@ pub struct Metrics {
     pub misses: u64,
     /// Point lookups sent to the provider on a miss.
     pub provider_lookups: u64,
+    /// Misses answered `503` at once, without a lookup, because the most lookups the layer runs
+    /// at a time ([`max_lookups`](crate::layer::AppCodeAuthLayerBuilder::max_lookups)) were up.
+    pub lookups_shed: u64,
     /// Failed provider calls (snapshots, lookups, change streams).
     pub provider_errors: u64,
     /// Full snapshots applied.

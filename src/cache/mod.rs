@@ -71,7 +71,7 @@ use journal::{Journal, Mutation};
 use negative::NegativeCache;
 pub(crate) use quota_calls::{QuotaAsking, QuotaCharge};
 pub(crate) use quotas::Charge;
-pub(crate) use read_through::{Answer, Asking, ReadThrough};
+pub(crate) use read_through::{Answer, Asking, LookupBounds, ReadThrough};
 
 /// Whether the cache may be used to admit requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

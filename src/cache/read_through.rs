@@ -34,8 +34,8 @@ use crate::quota::SharedQuotaCounts;
 /// A cache, the provider it asks about codes it lacks, and the refresher that fills it.
 pub(crate) struct ReadThrough {
     cache: AppCodeCache,
-    /// A provider that can look single codes up, and the bound on one lookup.
-    lookups: Option<(Arc<dyn AppCodeProvider>, Duration)>,
+    /// A provider that can look single codes up, and how lookups are bounded.
+    lookups: Option<(Arc<dyn AppCodeProvider>, LookupBounds)>,
     /// Held, never read: dropping it stops the refresher.
     _refresher: Option<RefresherHandle>,
     /// Where each call under a quota is counted before it goes on, when calls are counted
@@ -56,6 +56,13 @@ impl fmt::Debug for ReadThrough {
     }
 }
 
+/// How a node bounds its lookups: each by a deadline, and how many run at a time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LookupBounds {
+    pub(crate) timeout: Duration,
+    pub(crate) max_in_flight: usize,
+}
+
 /// What a request's code stands for.
 pub(crate) enum Answer {
     /// The cache holds it.
@@ -64,11 +71,13 @@ pub(crate) enum Answer {
     Unknown,
     /// The provider is being asked.
     Asking(Asking),
+    /// Not asked: the most lookups the node runs at a time are up.
+    Busy,
 }
 
 impl ReadThrough {
-    /// Reads through `cache` to `provider` (when it can look single codes up, each bounded by
-    /// `lookup_timeout`), and with a provider starts the refresher on the current Tokio
+    /// Reads through `cache` to `provider` (when it can look single codes up, within `bounds`),
+    /// and with a provider starts the refresher on the current Tokio
     /// runtime; quota counts are shared in `shared_counts`, else through the provider if it
     /// shares them: in batches, or, with `per_call` (the deadline of one call), each call.
     ///
@@ -79,7 +88,7 @@ impl ReadThrough {
         cache: AppCodeCache,
         provider: Option<Arc<dyn AppCodeProvider>>,
         policy: RefreshPolicy,
-        lookup_timeout: Duration,
+        bounds: LookupBounds,
         shared_counts: Option<Arc<dyn SharedQuotaCounts>>,
         per_call: Option<Duration>,
     ) -> Self {
@@ -99,7 +108,7 @@ impl ReadThrough {
         let flusher = shared_counts.map(|shared| quota_flush::spawn(&cache, shared));
         let lookups = provider
             .filter(|p| p.supports_lookup())
-            .map(|p| (p, lookup_timeout));
+            .map(|p| (p, bounds));
         Self {
             cache,
             lookups,
@@ -141,17 +150,20 @@ impl ReadThrough {
             Lookup::Miss(digest) => digest,
         };
         Counters::add(&counters.misses);
-        let Some((provider, timeout)) = &self.lookups else {
+        let Some((provider, bounds)) = &self.lookups else {
             return Answer::Unknown;
         };
         if cache.is_known_unknown(&digest) {
             return Answer::Unknown;
         }
         let code = AppCode::from_validated(raw);
-        let (cache, provider, timeout) = (cache.clone(), Arc::clone(provider), *timeout);
-        Answer::Asking(Asking(Box::pin(async move {
-            cache.read_through(provider, digest, code, timeout).await
-        })))
+        match cache.ask(Arc::clone(provider), digest, code, *bounds) {
+            Some(flight) => Answer::Asking(Asking(Box::pin(async move { flight.outcome().await }))),
+            None => {
+                cache.shed_lookup(bounds.max_in_flight);
+                Answer::Busy
+            }
+        }
     }
 }
 
@@ -172,25 +184,44 @@ impl AppCodeCache {
     /// a time per code, bounded by `timeout`, whose outcome every concurrent request for the
     /// code shares.
     ///
-    /// Must be called within a tokio runtime: the lookup is a task of its own, so that it lands
-    /// even when every request waiting on it is dropped.
-    async fn read_through(
+    /// `None` when `bounds.max_in_flight` lookups of other codes are up: none is started.
+    ///
+    /// Must be called within a tokio runtime: the lookup is a task of its own, started here, so
+    /// that it lands even when every request waiting on it is dropped, polled or not.
+    fn ask(
         &self,
         provider: Arc<dyn AppCodeProvider>,
         digest: Digest,
         code: AppCode,
-        timeout: Duration,
-    ) -> Outcome {
-        let (flight, started) = self.inner.flights.join(digest);
+        bounds: LookupBounds,
+    ) -> Option<Arc<Flight>> {
+        let (flight, started) = self.inner.flights.join(digest, bounds.max_in_flight)?;
         if started {
             let landing = Landing {
                 cache: self.clone(),
                 digest,
                 flight: Arc::clone(&flight),
             };
-            tokio::spawn(landing.fly(provider, code, timeout));
+            tokio::spawn(landing.fly(provider, code, bounds.timeout));
         }
-        flight.outcome().await
+        Some(flight)
+    }
+
+    /// Counts a miss answered without a lookup, and says so in the log at most once every
+    /// [`SHED_LOG_INTERVAL`](super::flight::SHED_LOG_INTERVAL): under a flood, one line, not
+    /// one per request.
+    fn shed_lookup(&self, max_in_flight: usize) {
+        let counters = self.counters();
+        Counters::add(&counters.lookups_shed);
+        if self.inner.flights.log_shed() {
+            tracing::warn!(
+                max_in_flight,
+                shed = counters
+                    .lookups_shed
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                "AppCode lookups at their limit; misses are answered 503 without one"
+            );
+        }
     }
 
     /// Writes what a provider lookup begun at epoch `since` found for `digest` (`None`: the
@@ -352,7 +383,12 @@ mod tests {
                 let provider: Arc<dyn AppCodeProvider> = Arc::new(provider.clone());
                 tokio::spawn(async move {
                     let digest = digest(&cache, &code);
-                    cache.read_through(provider, digest, code, TIMEOUT).await
+                    let bounds = LookupBounds {
+                        timeout: TIMEOUT,
+                        max_in_flight: usize::MAX,
+                    };
+                    let flight = cache.ask(provider, digest, code, bounds).unwrap();
+                    flight.outcome().await
                 })
             })
             .collect()

@@ -100,6 +100,11 @@ pub(crate) struct ServeArgs {
     /// 503 [default: 300].
     #[arg(long, env = "APIG_MAX_STALENESS")]
     pub(crate) max_staleness: Option<u64>,
+    /// Lookups in the store of codes the cache lacks that run at a time; past it a miss is
+    /// answered 503 with `Retry-After: 1` at once, so that a flood of unknown codes holds a
+    /// bounded amount of memory [default: 1024].
+    #[arg(long, env = "APIG_MAX_LOOKUPS")]
+    pub(crate) max_lookups: Option<usize>,
     /// Gateway worker threads, each with its own connections and upstream pool [default: one
     /// per core].
     #[arg(long, env = "APIG_WORKERS")]

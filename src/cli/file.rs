@@ -74,6 +74,7 @@ pub(crate) struct FileConfig {
     pub(crate) store_timeout: Option<u64>,
     pub(crate) change_log_retention: Option<u64>,
     pub(crate) max_staleness: Option<u64>,
+    pub(crate) max_lookups: Option<usize>,
     pub(crate) workers: Option<usize>,
     pub(crate) header_timeout: Option<u64>,
     pub(crate) keepalive_timeout: Option<u64>,

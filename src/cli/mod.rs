@@ -127,6 +127,11 @@ pub(crate) fn load(args: ServeArgs) -> Result<Settings, UsageError> {
     if let Some(s) = args.max_staleness.or(file.max_staleness) {
         config.max_staleness = Duration::from_secs(s);
     }
+    match args.max_lookups.or(file.max_lookups) {
+        Some(0) => return Err(UsageError::new("--max-lookups must be at least 1")),
+        Some(n) => config.max_lookups = n,
+        None => {}
+    }
     match args.workers.or(file.workers) {
         Some(0) => return Err(UsageError::new("--workers must be at least 1")),
         Some(n) => config.workers = n,
@@ -481,6 +486,26 @@ role = "read-write"
         .config;
         assert_eq!(cfg.store_timeout, Duration::from_secs(7));
         assert_eq!(cfg.change_log_retention, 100);
+    }
+
+    #[test]
+    fn the_lookup_limit_comes_from_the_flag_or_the_file() {
+        let defaults = load(args(&["--upstream", "http://x:1"])).unwrap().config;
+        assert_eq!(
+            defaults.max_lookups,
+            apig_appcode::layer::DEFAULT_MAX_LOOKUPS
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apig.toml");
+        std::fs::write(&path, "upstream = \"http://x:1\"\nmax_lookups = 64\n").unwrap();
+        let p = path.to_str().unwrap();
+        assert_eq!(load(args(&["--config", p])).unwrap().config.max_lookups, 64);
+        let cfg = load(args(&["--config", p, "--max-lookups", "8"])).unwrap();
+        assert_eq!(cfg.config.max_lookups, 8);
+        let err = load(args(&["--config", p, "--max-lookups", "0"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--max-lookups"), "{err}");
     }
 
     #[test]

@@ -14,10 +14,15 @@ use super::rejection::ApigJson;
 use super::service::AppCodeAuth;
 use super::shared::Shared;
 use crate::cache::refresher::{AfterSnapshot, RefreshPolicy};
-use crate::cache::{AppCodeCache, ReadThrough};
+use crate::cache::{AppCodeCache, LookupBounds, ReadThrough};
 use crate::metrics::Metrics;
 use crate::provider::AppCodeProvider;
 use crate::quota::SharedQuotaCounts;
+
+/// How many point lookups a layer runs at a time unless told otherwise
+/// ([`AppCodeAuthLayerBuilder::max_lookups`]): far above what codes created a moment ago and not
+/// yet pushed to the node ask for, and about a megabyte at most.
+pub const DEFAULT_MAX_LOOKUPS: usize = 1024;
 
 /// Applies [`AppCodeAuth`] to a service: APIG simple authentication with `X-Apig-AppCode`.
 ///
@@ -74,7 +79,10 @@ impl AppCodeAuthLayer {
             https: HttpsPolicy::optional(),
             trusted_proxies: Vec::new(),
             refresh: RefreshPolicy::default(),
-            lookup_timeout: Duration::from_secs(5),
+            lookups: LookupBounds {
+                timeout: Duration::from_secs(5),
+                max_in_flight: DEFAULT_MAX_LOOKUPS,
+            },
             shared_quota_counts: None,
             quota_per_call: None,
         }
@@ -193,7 +201,7 @@ pub struct AppCodeAuthLayerBuilder {
     /// Joined to `https`'s own at `build`, so that `https` may be set before or after.
     trusted_proxies: Vec<IpNetwork>,
     refresh: RefreshPolicy,
-    lookup_timeout: Duration,
+    lookups: LookupBounds,
     shared_quota_counts: Option<Arc<dyn SharedQuotaCounts>>,
     /// The deadline of one call's count, when each is counted in the shared counts.
     quota_per_call: Option<Duration>,
@@ -346,7 +354,26 @@ impl AppCodeAuthLayerBuilder {
     /// How long a point lookup on a cache miss may take before the request gets 503
     /// (default 5 s).
     pub fn lookup_timeout(mut self, limit: Duration) -> Self {
-        self.lookup_timeout = limit;
+        self.lookups.timeout = limit;
+        self
+    }
+
+    /// How many point lookups the layer runs at a time, at most
+    /// [default: [`DEFAULT_MAX_LOOKUPS`]]. A lookup outlives the request that started it (its
+    /// answer fills the cache), up to its timeout; past the limit a miss on a code no lookup is
+    /// running for is answered `503` (`Retry-After: 1`) at once, counted in
+    /// [`Metrics::lookups_shed`]. So a flood of distinct unknown codes against a provider that
+    /// hangs holds at most this many lookups' memory (about a kilobyte each). Clamped to at
+    /// least 1.
+    ///
+    /// ```
+    /// use apig_appcode::AppCodeAuthLayer;
+    ///
+    /// let layer = AppCodeAuthLayer::builder().max_lookups(256).build();
+    /// assert_eq!(layer.metrics().lookups_shed, 0);
+    /// ```
+    pub fn max_lookups(mut self, max: usize) -> Self {
+        self.lookups.max_in_flight = max.max(1);
         self
     }
 
@@ -397,7 +424,7 @@ impl AppCodeAuthLayerBuilder {
             self.cache.unwrap_or_default(),
             self.provider,
             self.refresh,
-            self.lookup_timeout,
+            self.lookups,
             self.shared_quota_counts,
             self.quota_per_call,
         );

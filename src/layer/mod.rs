@@ -55,7 +55,7 @@ pub use headers::{
     IdentityHeaders, X_APIG_APPCODE, X_APIG_MODE, X_APIG_QUOTA_APP, X_APIG_RATELIMIT_APP,
 };
 pub use https::{ConnectionInfo, HttpsPolicy, IpNetwork, IpNetworkError};
-pub use layer::{AppCodeAuthLayer, AppCodeAuthLayerBuilder};
+pub use layer::{AppCodeAuthLayer, AppCodeAuthLayerBuilder, DEFAULT_MAX_LOOKUPS};
 pub use rejection::{ApigJson, GrpcStatus, RejectResponse, Rejection};
 pub use service::AppCodeAuth;
 

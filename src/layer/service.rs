@@ -11,9 +11,13 @@ use super::authorize::{AllowAll, AuthorizeApp};
 use super::future::ResponseFuture;
 use super::rejection::{ApigJson, RejectResponse};
 use super::shared::Shared;
-use super::verdict::reject;
+use super::verdict::{reject, reject_until};
 use crate::cache::Answer;
 use crate::rejection_kind::RejectionKind;
+
+/// When a miss that found no place for a lookup may come back: lookups end within their
+/// timeout, most far sooner.
+const BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Verifies the `X-Apig-AppCode` of each request before passing it to the inner service.
 ///
@@ -108,6 +112,14 @@ where
                 identity,
             ),
             Answer::Unknown => self.rejected(RejectionKind::Invalid, &req),
+            Answer::Busy => ResponseFuture::rejected(reject_until(
+                &self.shared,
+                &self.reject,
+                RejectionKind::Unavailable,
+                &req,
+                None,
+                Some(BUSY_RETRY),
+            )),
             Answer::Asking(asking) => ResponseFuture::lookup(
                 asking,
                 self.take_ready_inner(),

@@ -29,7 +29,7 @@ pub(crate) fn reject<ReqBody, ResBody, R: RejectResponse<ResBody>>(
 }
 
 /// [`reject`], telling the caller to wait `retry_after` (as `Retry-After`) when given.
-fn reject_until<ReqBody, ResBody, R: RejectResponse<ResBody>>(
+pub(crate) fn reject_until<ReqBody, ResBody, R: RejectResponse<ResBody>>(
     shared: &Shared,
     reject: &R,
     kind: RejectionKind,
