@@ -1123,6 +1123,14 @@ async fn changes_after_a_revision_are_exactly_what_happened(store: Arc<dyn Store
     let snapshot = store.instance_snapshot("instance-1").await.unwrap();
     assert_eq!(snapshot.revision, Some(after_creates));
     assert_eq!(snapshot.codes.len(), 3);
+    // Read in a stream, the same codes in the same order, at the same revision.
+    let mut streamed = Vec::new();
+    let streamed_revision = store
+        .instance_snapshot_into("instance-1", &mut |c| streamed.push(c))
+        .await
+        .unwrap();
+    assert_eq!(streamed_revision, snapshot.revision);
+    assert_eq!(streamed, snapshot.codes);
 
     store.delete_app_code(&s, &id(1), &a.id).await.unwrap();
     let one_delete = changes(&*store, "instance-1", after_creates).await;

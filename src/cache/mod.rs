@@ -43,6 +43,7 @@ mod quota_flush;
 mod quotas;
 mod read_through;
 pub(crate) mod refresher;
+mod snapshot_load;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -335,22 +336,17 @@ impl AppCodeCache {
         drop(journal);
     }
 
-    /// The epoch to pass to [`replace_all_since`](Self::replace_all_since): note it before
-    /// starting to load a snapshot.
+    /// The journal's epoch now: note it before asking the provider for anything that will be
+    /// applied with the changes made since replayed on top.
     pub(crate) fn write_epoch(&self) -> u64 {
         self.journal().epoch()
     }
 
-    /// Like [`replace_all`](Self::replace_all) for a snapshot whose load started at `since`,
-    /// then replays every direct change made since, so a code removed while the snapshot was in
-    /// flight stays removed. `false` (and nothing applied) if too many changes happened for the
-    /// journal to replay: load again.
-    pub(crate) fn replace_all_since<I>(&self, entries: I, since: u64) -> bool
-    where
-        I: IntoIterator<Item = (AppCode, AppIdentity)>,
-    {
-        // Hashing is the slow part: do it before taking the writers' lock.
-        let digested = self.digest_all(entries);
+    /// Replaces the whole content with a digested snapshot whose load started at the journal's
+    /// epoch `since`, then replays every direct change made since, so a code removed while the
+    /// snapshot was in flight stays removed. `false` (and nothing applied) if too many changes
+    /// happened for the journal to replay: load again.
+    pub(crate) fn apply_snapshot_since(&self, digested: Vec<(Digest, Entry)>, since: u64) -> bool {
         let journal = self.journal();
         let Some(replay) = journal.since(since) else {
             return false;
@@ -599,8 +595,8 @@ mod tests {
         let cache = AppCodeCache::new();
         let (a, b, c) = (entry("app1", "a"), entry("app1", "b"), entry("app2", "c"));
         cache.replace_all([a.clone(), b.clone(), c.clone()]);
-        // The refresher notes the epoch, then the provider reads the old state...
-        let since = cache.write_epoch();
+        // The refresher begins a load, then the provider reads the old state...
+        let mut load = cache.load_snapshot();
         let stale = vec![a.clone(), b.clone(), c.clone()];
         // ...meanwhile the management API deletes a code and an app, and adds one...
         assert!(cache.remove(&a.0));
@@ -608,7 +604,10 @@ mod tests {
         let d = entry("app1", "d");
         cache.upsert(&d.0, d.1.clone());
         // ...and then the stale snapshot arrives.
-        assert!(cache.replace_all_since(stale, since));
+        for (code, identity) in stale {
+            load.add(code, identity);
+        }
+        assert!(load.finish());
         assert!(cache.verify(&a.0).is_none(), "a deleted code came back");
         assert!(
             cache.verify(&c.0).is_none(),
@@ -621,12 +620,13 @@ mod tests {
     #[test]
     fn a_snapshot_older_than_the_journal_is_refused() {
         let cache = AppCodeCache::new();
-        let since = cache.write_epoch();
+        let mut load = cache.load_snapshot();
         for i in 0..5000 {
             cache.remove_by_id(&i.to_string());
         }
         let e = entry("app", "x");
-        assert!(!cache.replace_all_since([e.clone()], since));
+        load.add(e.0.clone(), e.1.clone());
+        assert!(!load.finish());
         assert!(
             cache.verify(&e.0).is_none(),
             "a refused snapshot was applied"

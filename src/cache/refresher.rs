@@ -9,6 +9,7 @@
 //! configured to keep serving; the next good load makes it fresh again.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -213,8 +214,17 @@ async fn sync(
     }
     // Changes the cache receives while the snapshot is in flight are replayed on top of it.
     let since = cache.write_epoch();
-    let (snapshot, revision) =
-        bounded(limit, "the snapshot", provider.revisioned_snapshot()).await?;
+    let mut load = cache.load_snapshot();
+    let revision = {
+        let started = Instant::now();
+        let progress = AtomicU64::new(0);
+        let mut sink = |code, identity| {
+            load.add(code, identity);
+            progress.store(nanos_since(started), Ordering::Relaxed);
+        };
+        let call = provider.snapshot_into(&mut sink);
+        while_progressing(limit, started, &progress, call).await?
+    };
     // Read after the codes: an ACL that changed in between is newer here, and the changes
     // since the snapshot's revision bring it again. Applied before the codes, so the first
     // load never admits a request its app's ACL refuses.
@@ -234,8 +244,8 @@ async fn sync(
             ));
         }
     }
-    let count = snapshot.len();
-    if !cache.replace_all_since(snapshot, since) {
+    let count = load.count();
+    if !load.finish() {
         return Err(ProviderError::Unavailable(
             "the cache changed too often while the snapshot loaded; loading again".into(),
         ));
@@ -245,6 +255,35 @@ async fn sync(
         count,
         revision,
     })
+}
+
+fn nanos_since(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Runs `call` for as long as `progress` (when the last code came, in ns after `started`)
+/// moves within `limit`: a snapshot of any size loads, one that stalls fails.
+async fn while_progressing<T>(
+    limit: Duration,
+    started: Instant,
+    progress: &AtomicU64,
+    call: impl std::future::Future<Output = Result<T, ProviderError>>,
+) -> Result<T, ProviderError> {
+    let mut call = std::pin::pin!(call);
+    loop {
+        let last = started + Duration::from_nanos(progress.load(Ordering::Relaxed));
+        tokio::select! {
+            result = &mut call => return result,
+            () = sleep_until(last + limit) => {
+                let last = started + Duration::from_nanos(progress.load(Ordering::Relaxed));
+                if last + limit <= Instant::now() {
+                    return Err(ProviderError::Unavailable(
+                        format!("the snapshot brought no code for {limit:?}").into(),
+                    ));
+                }
+            }
+        }
+    }
 }
 
 async fn bounded<T>(
@@ -305,7 +344,7 @@ mod tests {
 
     use tokio::sync::Semaphore;
 
-    use crate::provider::{Change, ChangeStream};
+    use crate::provider::{Change, ChangeStream, ProviderError};
     use crate::test_support::ScriptedProvider;
     use crate::{AppCode, AppCodeAuthLayer, AppIdentity, CacheStatus};
 
@@ -332,6 +371,65 @@ mod tests {
         assert!(layer.cache().verify(&e.0).is_some());
         assert_eq!(layer.metrics().snapshots_loaded, 1);
         assert!(layer.metrics().provider_errors >= 3);
+    }
+
+    /// Sends its codes one by one, `gap` apart, after `stall` before the first.
+    struct Trickle {
+        codes: Vec<(AppCode, AppIdentity)>,
+        gap: Duration,
+        stall: Duration,
+    }
+
+    impl crate::provider::AppCodeProvider for Trickle {
+        fn snapshot(
+            &self,
+        ) -> crate::provider::BoxFuture<'_, Result<crate::provider::Snapshot, ProviderError>>
+        {
+            Box::pin(async { Ok(self.codes.clone()) })
+        }
+
+        fn snapshot_into<'a>(
+            &'a self,
+            sink: &'a mut (dyn FnMut(AppCode, AppIdentity) + Send),
+        ) -> crate::provider::BoxFuture<'a, Result<Option<u64>, ProviderError>> {
+            Box::pin(async move {
+                tokio::time::sleep(self.stall).await;
+                for (code, identity) in self.codes.iter().cloned() {
+                    tokio::time::sleep(self.gap).await;
+                    sink(code, identity);
+                }
+                Ok(None)
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_snapshot_is_bounded_by_its_progress_not_its_length() {
+        let codes: Vec<_> = (0..10).map(|n| entry("a", &n.to_string())).collect();
+        // Ten codes 20 s apart: 200 s in all, each within the 30 s load timeout.
+        let slow = AppCodeAuthLayer::builder()
+            .provider(Trickle {
+                codes: codes.clone(),
+                gap: Duration::from_secs(20),
+                stall: Duration::ZERO,
+            })
+            .load_timeout(Duration::from_secs(30))
+            .build();
+        tokio::time::sleep(Duration::from_secs(210)).await;
+        assert_eq!(slow.cache().status(), CacheStatus::Fresh);
+        assert_eq!(slow.cache().len(), 10);
+        // Nothing for 40 s: given up, and the cache stays unloaded.
+        let stalled = AppCodeAuthLayer::builder()
+            .provider(Trickle {
+                codes,
+                gap: Duration::ZERO,
+                stall: Duration::from_secs(40),
+            })
+            .load_timeout(Duration::from_secs(30))
+            .build();
+        tokio::time::sleep(Duration::from_secs(35)).await;
+        assert_eq!(stalled.cache().status(), CacheStatus::Loading);
+        assert_eq!(stalled.metrics().provider_errors, 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -134,6 +134,25 @@ pub trait AppCodeProvider: Send + Sync + 'static {
         Box::pin(async move { Ok((self.snapshot().await?, None)) })
     }
 
+    /// [`revisioned_snapshot`](Self::revisioned_snapshot), each code handed to `sink` as it is
+    /// read rather than all at once, so that a large set is never held twice (the provider's
+    /// answer beside the cache). The refresher loads snapshots through this method and bounds
+    /// it by progress: it fails when no code arrives within the load timeout, however long
+    /// the whole takes. The default hands over
+    /// [`revisioned_snapshot`](Self::revisioned_snapshot)'s codes.
+    fn snapshot_into<'a>(
+        &'a self,
+        sink: &'a mut (dyn FnMut(AppCode, AppIdentity) + Send),
+    ) -> BoxFuture<'a, Result<Option<u64>, ProviderError>> {
+        Box::pin(async move {
+            let (snapshot, revision) = self.revisioned_snapshot().await?;
+            for (code, identity) in snapshot {
+                sink(code, identity);
+            }
+            Ok(revision)
+        })
+    }
+
     /// What changed after `revision` (one this provider returned), or `None` when the provider
     /// cannot tell (it no longer holds changes that old): the refresher then loads a full
     /// snapshot. A refresh of a provider that implements this costs what changed, not what

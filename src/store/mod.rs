@@ -547,6 +547,23 @@ pub trait Store: Send + Sync + 'static {
         })
     }
 
+    /// [`instance_snapshot`](Self::instance_snapshot), each AppCode handed to `sink` as it is
+    /// read rather than all at once: a store that reads in a stream (PostgreSQL) never holds
+    /// the whole instance, so that loading millions of codes costs the cache's memory and
+    /// little more. Returns the revision. The default reads
+    /// [`instance_snapshot`](Self::instance_snapshot) and hands its codes over.
+    fn instance_snapshot_into<'a>(
+        &'a self,
+        instance_id: &'a str,
+        sink: &'a mut (dyn FnMut(AppCodeRecord) + Send),
+    ) -> BoxFuture<'a, StoreResult<Option<u64>>> {
+        Box::pin(async move {
+            let snapshot = self.instance_snapshot(instance_id).await?;
+            snapshot.codes.into_iter().for_each(sink);
+            Ok(snapshot.revision)
+        })
+    }
+
     /// What changed in the instance's AppCodes after `revision`, or `None` when the store cannot
     /// tell: its log no longer reaches back that far, `revision` is ahead of the store (another
     /// database, or one restored from a backup), or it keeps no revisions (the default). `None`

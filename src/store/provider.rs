@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::{AppCodeRecord, Store, StoreError};
+use crate::code::AppCode;
 use crate::identity::AppIdentity;
 use crate::provider::{
     AppAcls, AppCodeProvider, AppQuotas, BoxFuture, Change, ChangeStream, Delta, ProviderError,
@@ -72,22 +73,30 @@ fn unavailable(e: StoreError) -> ProviderError {
 
 /// The records as cache entries; codes of one app share one allocation of the app ID.
 fn identities(records: Vec<AppCodeRecord>) -> Snapshot {
-    let mut last: Option<Arc<str>> = None;
-    records
-        .into_iter()
-        .map(|r| {
-            let app_id = match &last {
-                Some(a) if **a == *r.app_id => Arc::clone(a),
-                _ => {
-                    let a: Arc<str> = Arc::from(r.app_id.as_str());
-                    last = Some(Arc::clone(&a));
-                    a
-                }
-            };
-            let identity = AppIdentity::new(app_id, &r.id);
-            (r.value, identity)
-        })
-        .collect()
+    let mut entries = Entries::default();
+    records.into_iter().map(|r| entries.of(r)).collect()
+}
+
+/// Turns records into cache entries one by one, the codes of one app (read one after another)
+/// sharing one allocation of its ID.
+#[derive(Default)]
+struct Entries {
+    last_app: Option<Arc<str>>,
+}
+
+impl Entries {
+    fn of(&mut self, record: AppCodeRecord) -> (AppCode, AppIdentity) {
+        let app_id = match &self.last_app {
+            Some(a) if **a == *record.app_id => Arc::clone(a),
+            _ => {
+                let a: Arc<str> = Arc::from(record.app_id.as_str());
+                self.last_app = Some(Arc::clone(&a));
+                a
+            }
+        };
+        let identity = AppIdentity::new(app_id, &record.id);
+        (record.value, identity)
+    }
 }
 
 impl AppCodeProvider for StoreProvider {
@@ -97,6 +106,23 @@ impl AppCodeProvider for StoreProvider {
 
     fn revisioned_snapshot(&self) -> BoxFuture<'_, Result<(Snapshot, Option<u64>), ProviderError>> {
         Box::pin(self.read_snapshot())
+    }
+
+    fn snapshot_into<'a>(
+        &'a self,
+        sink: &'a mut (dyn FnMut(AppCode, AppIdentity) + Send),
+    ) -> BoxFuture<'a, Result<Option<u64>, ProviderError>> {
+        Box::pin(async move {
+            let mut entries = Entries::default();
+            let mut each = |record| {
+                let (code, identity) = entries.of(record);
+                sink(code, identity);
+            };
+            self.store
+                .instance_snapshot_into(&self.instance_id, &mut each)
+                .await
+                .map_err(unavailable)
+        })
     }
 
     fn changes_since(&self, revision: u64) -> BoxFuture<'_, Result<Option<Delta>, ProviderError>> {

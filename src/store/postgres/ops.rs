@@ -644,6 +644,19 @@ pub(super) async fn instance_app_codes(
     sealer: &Sealer,
     instance_id: &str,
 ) -> StoreResult<Vec<AppCodeRecord>> {
+    let mut codes = Vec::new();
+    each_instance_app_code(conn, progress, sealer, instance_id, &mut |c| codes.push(c)).await?;
+    Ok(codes)
+}
+
+/// [`instance_app_codes`], each handed to `sink` as its row arrives.
+async fn each_instance_app_code(
+    conn: &mut Conn,
+    progress: &Progress,
+    sealer: &Sealer,
+    instance_id: &str,
+    sink: &mut (dyn FnMut(AppCodeRecord) + Send),
+) -> StoreResult<()> {
     let rows = conn
         .query_stream(
             "read the instance's AppCodes",
@@ -652,16 +665,15 @@ pub(super) async fn instance_app_codes(
         )
         .await?;
     let mut rows = std::pin::pin!(rows);
-    let mut codes = Vec::new();
     while let Some(row) = rows
         .try_next()
         .await
         .map_err(db("read the instance's AppCodes"))?
     {
         progress.tick();
-        codes.push(RawCode::from_pg_row(&row, 0)?.open(sealer, instance_id, BACKEND)?);
+        sink(RawCode::from_pg_row(&row, 0)?.open(sealer, instance_id, BACKEND)?);
     }
-    Ok(codes)
+    Ok(())
 }
 
 /// A [`BEGIN_SNAPSHOT`] transaction: every AppCode of the instance and the revision they
@@ -674,13 +686,24 @@ pub(super) async fn instance_snapshot(
     sealer: &Sealer,
     instance_id: &str,
 ) -> StoreResult<InstanceSnapshot> {
+    let mut codes = Vec::new();
+    let revision =
+        instance_snapshot_into(conn, progress, sealer, instance_id, &mut |c| codes.push(c)).await?;
+    Ok(InstanceSnapshot { codes, revision })
+}
+
+/// [`instance_snapshot`], each AppCode handed to `sink` as its row arrives; the revision.
+pub(super) async fn instance_snapshot_into(
+    conn: &mut Conn,
+    progress: &Progress,
+    sealer: &Sealer,
+    instance_id: &str,
+    sink: &mut (dyn FnMut(AppCodeRecord) + Send),
+) -> StoreResult<Option<u64>> {
     let (revision, _) = super::revision::instance_revision(conn, instance_id).await?;
     progress.tick();
-    let codes = instance_app_codes(conn, progress, sealer, instance_id).await?;
-    Ok(InstanceSnapshot {
-        codes,
-        revision: Some(revision),
-    })
+    each_instance_app_code(conn, progress, sealer, instance_id, sink).await?;
+    Ok(Some(revision))
 }
 
 /// One statement: one AppCode of the instance by its ID, wherever its app is; `None` if it does

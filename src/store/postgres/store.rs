@@ -566,6 +566,19 @@ impl Store for PostgresStore {
         )
     }
 
+    fn instance_snapshot_into<'a>(
+        &'a self,
+        instance_id: &'a str,
+        sink: &'a mut (dyn FnMut(AppCodeRecord) + Send),
+    ) -> BoxFuture<'a, StoreResult<Option<u64>>> {
+        let sealer = &self.shared.sealer;
+        Box::pin(
+            self.read_instance(instance_id, async move |conn, progress| {
+                ops::instance_snapshot_into(conn, progress, sealer, instance_id, sink).await
+            }),
+        )
+    }
+
     fn app_code_changes<'a>(
         &'a self,
         instance_id: &'a str,
