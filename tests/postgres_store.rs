@@ -756,6 +756,54 @@ async fn calls_on_a_frozen_database_fail_as_unavailable_and_recover() {
     assert_eq!(read.unwrap().items, [record]);
 }
 
+/// A whole-instance read has no statement timeout (it lasts as long as the instance needs), so
+/// one the store gives up on must be cancelled in the database: here the read waits on a lock
+/// another session holds, sends nothing, and is given up after the call timeout; its backend
+/// then stops waiting while the lock is still held, rather than run the read once it is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_read_given_up_is_cancelled_in_the_database() {
+    let Some(db) = TestDb::create("a_snapshot_read_given_up_is_cancelled").await else {
+        return;
+    };
+    let options = PostgresOptions::new()
+        .pool_size(2)
+        .call_timeout(Duration::from_secs(1));
+    let store = open(&db, options).await;
+    store.create_app(app_in(&scope(), 1)).await.unwrap();
+    store.create_app_code(&scope(), code(1, 1)).await.unwrap();
+    let holder = db.client().await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE app_codes IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let read = returns("a snapshot", store.instance_snapshot("instance-1")).await;
+    assert!(matches!(read, Err(StoreError::Unavailable(_))), "{read:?}");
+    let inspector = db.client().await;
+    let waiting = || async {
+        let row = inspector
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                &[&db.schema()],
+            )
+            .await
+            .unwrap();
+        row.get::<_, i64>(0)
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while waiting().await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the read given up on still waits in the database"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    // The store works on.
+    let snapshot = returns("a snapshot", store.instance_snapshot("instance-1")).await;
+    assert_eq!(snapshot.unwrap().codes, [code(1, 1)]);
+}
+
 /// `call`'s outcome; [`WAIT`] (far above the call timeout) only turns a hang into a failure.
 async fn returns<T>(what: &str, call: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, call)

@@ -11,7 +11,10 @@
 //! is in an unknown state (a statement may still be running, a transaction open): it is closed
 //! at once, its socket dropped, never returned. The server side has `statement_timeout` and
 //! `idle_in_transaction_session_timeout` set to the same limit, so a session the client gave
-//! up on releases its locks even if the client's goodbye never arrives.
+//! up on releases its locks even if the client's goodbye never arrives. A transaction that
+//! lifts the statement timeout (a whole instance read as a stream) and is given up is also
+//! cancelled with PostgreSQL's cancel request: a backend waiting on a lock, or still computing,
+//! would not notice the closed socket and would go on running the read nobody waits for.
 //!
 //! # Why not deadpool-postgres
 //!
@@ -280,6 +283,29 @@ impl Pool {
         Ok(pooled)
     }
 
+    /// Sends a cancel request for whatever `conn`'s backend runs, on a connection of its own,
+    /// without waiting for it.
+    fn cancel(&self, conn: &Conn) {
+        let token = conn.client.cancel_token();
+        let tls = self.inner.tls.clone();
+        let limit = self
+            .inner
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        self.inner.runtime.spawn(async move {
+            match tokio::time::timeout(limit, token.cancel_query(tls)).await {
+                Ok(Ok(())) => tracing::debug!("cancelled a PostgreSQL read given up on"),
+                Ok(Err(e)) => tracing::debug!(
+                    error = %safe_message(&e),
+                    "could not cancel a PostgreSQL read given up on"
+                ),
+                Err(_) => tracing::debug!("no answer to a PostgreSQL cancel request"),
+            }
+        });
+    }
+
     fn timed_out(&self, context: &'static str, waited: Waited) -> TimedOut {
         TimedOut {
             context,
@@ -345,6 +371,9 @@ impl Drop for Pooled {
                 // Its state is unknown, and a frozen server would keep a gracefully closing
                 // driver waiting: the socket goes now, and the server rolls back whatever
                 // was open when it notices (or when its idle-in-transaction timeout fires).
+                if conn.in_transaction {
+                    self.pool.cancel(&conn);
+                }
                 conn.driver.abort();
             } else if !conn.in_transaction && !conn.client.is_closed() {
                 self.pool.lock_idle().push(conn);
