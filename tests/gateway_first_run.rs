@@ -65,6 +65,14 @@ async fn first_run_writes_a_private_token_file_and_later_runs_reuse_it() {
     let out = server.stdout();
     assert!(out.contains(&token_file.display().to_string()), "{out}");
     assert!(out.contains("X-Auth-Token"), "{out}");
+    // The warning names the directory no upstream may serve.
+    assert!(
+        out.contains(&format!(
+            "a static file server started in {}",
+            dir.path().display()
+        )),
+        "{out}"
+    );
     // The hint names the address really bound, not the configured port 0.
     assert!(
         out.contains(&format!("http://{}{}", server.admin, apps_path())),

@@ -370,6 +370,13 @@ fn announce(config: &Config, listeners: &Listeners, created_token_file: Option<&
             config.project_id,
             config.instance_id
         );
+        println!(
+            "Keep it out of what any upstream serves: a static file server started in {} \
+             would hand it (and the database beside it) to any caller with a valid AppCode.",
+            path.parent()
+                .filter(|dir| !dir.as_os_str().is_empty())
+                .map_or_else(|| ".".into(), |dir| dir.display().to_string())
+        );
     }
     tracing::info!(
         %gateway,

@@ -548,10 +548,10 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// [`instance_snapshot`](Self::instance_snapshot), each AppCode handed to `sink` as it is
-    /// read rather than all at once: a store that reads in a stream (PostgreSQL) never holds
-    /// the whole instance, so that loading millions of codes costs the cache's memory and
-    /// little more. Returns the revision. The default reads
-    /// [`instance_snapshot`](Self::instance_snapshot) and hands its codes over.
+    /// read rather than all at once, in an order of the store's choosing: a store that reads in
+    /// a stream (PostgreSQL, app by app) never holds the whole instance, so that loading
+    /// millions of codes costs the cache's memory and little more. Returns the revision. The
+    /// default reads [`instance_snapshot`](Self::instance_snapshot) and hands its codes over.
     fn instance_snapshot_into<'a>(
         &'a self,
         instance_id: &'a str,

@@ -635,9 +635,21 @@ pub(super) async fn delete_app_code(
     Ok(record)
 }
 
-/// A [`BEGIN_SNAPSHOT`] transaction: every AppCode of the instance, in creation order, decoded
-/// as the rows stream in (a large instance is never held twice in memory). Each row is
-/// `progress`: the read may take as long as the instance needs, as long as rows keep coming.
+/// Every AppCode of the instance in creation order. Sorted after the join: the first row
+/// comes once every row is read.
+const CODES_BY_CREATION: &str = concat!(code_select!(), "WHERE c.instance_id = $1 ORDER BY c.seq");
+
+/// Every AppCode of the instance, app by app. A merge join of two index scans (the codes by
+/// app, the apps by key), so rows stream from the first: millions of codes load without the
+/// sort, the hash table and the parallel workers of [`CODES_BY_CREATION`]'s plan, and a reader
+/// bounded by its progress sees rows at once.
+const CODES_BY_APP: &str = concat!(
+    code_select!(),
+    "WHERE c.instance_id = $1 ORDER BY c.app_seq, c.seq"
+);
+
+/// A [`BEGIN_SNAPSHOT`] transaction: every AppCode of the instance, in creation order. Each row
+/// is `progress`: the read may take as long as the instance needs, as long as rows keep coming.
 pub(super) async fn instance_app_codes(
     conn: &mut Conn,
     progress: &Progress,
@@ -645,24 +657,31 @@ pub(super) async fn instance_app_codes(
     instance_id: &str,
 ) -> StoreResult<Vec<AppCodeRecord>> {
     let mut codes = Vec::new();
-    each_instance_app_code(conn, progress, sealer, instance_id, &mut |c| codes.push(c)).await?;
+    let mut push = |c| codes.push(c);
+    each_instance_app_code(
+        conn,
+        progress,
+        sealer,
+        instance_id,
+        CODES_BY_CREATION,
+        &mut push,
+    )
+    .await?;
     Ok(codes)
 }
 
-/// [`instance_app_codes`], each handed to `sink` as its row arrives.
+/// Every AppCode of the instance as `sql` reads them, each decoded and handed to `sink` as its
+/// row arrives.
 async fn each_instance_app_code(
     conn: &mut Conn,
     progress: &Progress,
     sealer: &Sealer,
     instance_id: &str,
+    sql: &'static str,
     sink: &mut (dyn FnMut(AppCodeRecord) + Send),
 ) -> StoreResult<()> {
     let rows = conn
-        .query_stream(
-            "read the instance's AppCodes",
-            concat!(code_select!(), "WHERE c.instance_id = $1 ORDER BY c.seq"),
-            &[&instance_id],
-        )
+        .query_stream("read the instance's AppCodes", sql, &[&instance_id])
         .await?;
     let mut rows = std::pin::pin!(rows);
     while let Some(row) = rows
@@ -676,9 +695,9 @@ async fn each_instance_app_code(
     Ok(())
 }
 
-/// A [`BEGIN_SNAPSHOT`] transaction: every AppCode of the instance and the revision they
-/// reflect, from one `REPEATABLE READ` snapshot, so the codes are exactly those of that
-/// revision (a write committing meanwhile is in neither). Bounded by progress, like
+/// A [`BEGIN_SNAPSHOT`] transaction: every AppCode of the instance, in creation order, and the
+/// revision they reflect, from one `REPEATABLE READ` snapshot, so the codes are exactly those of
+/// that revision (a write committing meanwhile is in neither). Bounded by progress, like
 /// [`instance_app_codes`].
 pub(super) async fn instance_snapshot(
     conn: &mut Conn,
@@ -686,13 +705,17 @@ pub(super) async fn instance_snapshot(
     sealer: &Sealer,
     instance_id: &str,
 ) -> StoreResult<InstanceSnapshot> {
-    let mut codes = Vec::new();
-    let revision =
-        instance_snapshot_into(conn, progress, sealer, instance_id, &mut |c| codes.push(c)).await?;
-    Ok(InstanceSnapshot { codes, revision })
+    let (revision, _) = super::revision::instance_revision(conn, instance_id).await?;
+    progress.tick();
+    let codes = instance_app_codes(conn, progress, sealer, instance_id).await?;
+    Ok(InstanceSnapshot {
+        codes,
+        revision: Some(revision),
+    })
 }
 
-/// [`instance_snapshot`], each AppCode handed to `sink` as its row arrives; the revision.
+/// [`instance_snapshot`] app by app ([`CODES_BY_APP`]), each AppCode handed to `sink` as its row
+/// arrives; the revision.
 pub(super) async fn instance_snapshot_into(
     conn: &mut Conn,
     progress: &Progress,
@@ -702,7 +725,7 @@ pub(super) async fn instance_snapshot_into(
 ) -> StoreResult<Option<u64>> {
     let (revision, _) = super::revision::instance_revision(conn, instance_id).await?;
     progress.tick();
-    each_instance_app_code(conn, progress, sealer, instance_id, sink).await?;
+    each_instance_app_code(conn, progress, sealer, instance_id, CODES_BY_APP, sink).await?;
     Ok(Some(revision))
 }
 
