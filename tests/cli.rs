@@ -202,6 +202,27 @@ async fn apps_and_codes_from_creation_to_deletion() {
     .json();
     assert_eq!(shown["app_code"], code.as_str());
 
+    // Past the five-code limit the server says so (403 APIG.3131): not a token problem.
+    for _ in 0..3 {
+        cli(
+            &api,
+            Auth::Env(TOKEN),
+            &["app-codes", "generate", &app],
+            None,
+        )
+        .await
+        .ok();
+    }
+    let sixth = cli(
+        &api,
+        Auth::Env(TOKEN),
+        &["app-codes", "generate", &app],
+        None,
+    )
+    .await;
+    sixth.failed("APIG.3131");
+    assert!(!sixth.stderr.contains("admin token"), "{}", sixth.stderr);
+
     // Delete the code: the gateway refuses it; then the app.
     let deleted = cli(
         &api,

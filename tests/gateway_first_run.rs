@@ -48,6 +48,32 @@ async fn a_first_start_that_fails_leaves_no_token_file_and_the_next_one_shows_th
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_keys_alone_switch_the_first_run_token_off_and_say_so() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = apig_appcode::gateway::token_path(&database_path(dir.path()));
+    let mut args = base_args(&upstream, dir.path());
+    args.extend(
+        [
+            "--access-key",
+            "ONLYAK",
+            "--secret-key",
+            "only-secret-key-0123456789",
+        ]
+        .map(String::from),
+    );
+    let server = Server::start(serve_command(&args)).await.unwrap();
+    let out = server.stdout();
+    assert!(
+        out.contains("AK/SK signatures only (1 access key(s))"),
+        "{out}"
+    );
+    assert!(out.contains("--admin-token"), "{out}");
+    assert!(!out.contains("only-secret-key"), "{out}");
+    assert!(!token_file.exists(), "a token file was created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_run_writes_a_private_token_file_and_later_runs_reuse_it() {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();

@@ -9,6 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use apig_appcode::apig_error::code as apig_code;
 use apig_appcode::gateway::config::DatabaseUrl;
 use apig_appcode::gateway::token_path;
 use apig_appcode::store::SecretString;
@@ -346,7 +347,20 @@ impl Client {
                 server: self.server.clone(),
             });
         }
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        // A refusal of the credential itself; other 401/403 answers (the five-code limit,
+        // 403 APIG.3131) are about the request and say so with their own code.
+        let credential_refused = match &apig {
+            None => true,
+            Some((code, _)) => [
+                apig_code::NO_CREDENTIALS,
+                apig_code::INCORRECT_CREDENTIALS,
+                apig_code::NO_PERMISSION,
+            ]
+            .contains(&code.as_str()),
+        };
+        if credential_refused
+            && (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN)
+        {
             let detail = match apig {
                 Some((code, msg)) => format!("{} {code}: {msg}", status.as_u16()),
                 None => status.to_string(),

@@ -357,6 +357,16 @@ fn announce(config: &Config, listeners: &Listeners, created_token_file: Option<&
     );
     println!("gateway listening on {gateway}");
     println!("admin listening on {admin}");
+    if config.tokens.is_empty() && !config.access_keys.is_empty() {
+        // Configured credentials switch the first-run token off: say so, or the CLI's 401
+        // comes as a surprise.
+        println!(
+            "Management API: AK/SK signatures only ({} access key(s)); no admin token, so no \
+             first-run token file. The CLI sends an admin token: add --admin-token (or \
+             APIG_ADMIN_TOKEN) to use it.",
+            config.access_keys.len()
+        );
+    }
     if let Some(addr) = listeners.verify_addr {
         println!("verify listening on http://{addr}");
         tracing::info!(verify = %format!("http://{addr}"), "verify listener (auth-only mode) on");
