@@ -278,3 +278,18 @@ async fn secrets_given_as_flags_never_reach_stdout_or_stderr() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_keyed_by_an_app_name_is_warned_about() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("apig.toml");
+    std::fs::write(&config, "[rate_limits]\nshop = \"10/s\"\n").unwrap();
+    let mut args = base_args(&upstream, dir.path());
+    args.extend(["--config".to_owned(), config.display().to_string()]);
+    let server = Server::start(serve_command(&args)).await.unwrap();
+    let log = server
+        .stderr_containing(&["app_id=shop", "are app IDs, not names"])
+        .await;
+    assert!(log.contains("10/s"), "{log}");
+}

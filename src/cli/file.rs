@@ -109,13 +109,46 @@ pub(crate) fn read_file(path: &Path) -> Result<FileConfig, UsageError> {
 /// Parses the file's `text`; `path` only names it in the error. Apart from `read_file` so that
 /// the fuzz target (feature `fuzzing`) reaches it without touching the file system.
 pub(crate) fn parse_text(path: &Path, text: &str) -> Result<FileConfig, UsageError> {
-    // toml's message may quote the offending line, which may hold a secret: keep the position.
+    // toml's message may quote the offending value, which may be a secret: keep the position,
+    // and the name of a key the file does not know (a name is no secret).
     toml::from_str(text).map_err(|e| {
         let at = e.span().map(|s| s.start).unwrap_or(0);
-        let line = text[..at.min(text.len())].lines().count().max(1);
-        UsageError::new(format!(
-            "{}: invalid configuration near line {line}",
-            path.display()
-        ))
+        let mut line = line_of(text, at);
+        let unknown = e
+            .message()
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next())
+            .filter(|key| !key.is_empty());
+        let what = match unknown {
+            Some(key) => {
+                // The span of an unknown key may be its whole table: find the key's own line.
+                if let Some(own) = key_line(text, key) {
+                    line = own;
+                }
+                format!("unknown key `{key}`")
+            }
+            None => "invalid configuration".to_owned(),
+        };
+        UsageError::new(format!("{}: {what} near line {line}", path.display()))
     })
+}
+
+/// The line (from 1) of byte offset `at` in `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text.as_bytes()[..at.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The first line (from 1) that sets `key`.
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
 }

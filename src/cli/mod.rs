@@ -641,7 +641,18 @@ role = "read-write"
         let err = load(args(&["--config", path.to_str().unwrap()]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("invalid configuration near line"), "{err}");
+        assert!(err.contains("invalid configuration near line 3"), "{err}");
         assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelt_key_is_named_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apig.toml");
+        std::fs::write(&path, "upstream = \"http://x:1\"\nrate_limt = \"10/s\"\n").unwrap();
+        let err = load(args(&["--config", path.to_str().unwrap()]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown key `rate_limt` near line 2"), "{err}");
     }
 }

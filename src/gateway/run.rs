@@ -24,7 +24,8 @@ use super::{memory, tls, token_file, verify, Gateway};
 use crate::admin::{AdminApi, BuildError, Permissions, TokenCredential};
 use crate::layer::{HttpsPolicy, IdentityHeaders};
 use crate::store::{
-    PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store, StoreError, StoreProvider,
+    PostgresOptions, PostgresStore, Scope, SqliteOptions, SqliteStore, Store, StoreError,
+    StoreProvider,
 };
 use crate::throttle::{RedisRateStore, RedisStoreError, ThrottleLayer};
 use crate::{AppCodeAuthLayer, AppCodeCache};
@@ -93,6 +94,7 @@ const QUOTA_FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
 /// Runs the management API and the gateway until SIGTERM or Ctrl-C, then drains both.
 pub async fn run(mut config: Config) -> Result<(), RunError> {
     let store = open_store(&config).await?;
+    check_app_rate_limits(&config, &*store).await;
     // Before binding, so that a file that cannot be written stops the start early; the hint is
     // printed once the real admin address (port 0 resolved) is known.
     let created_token_file = ensure_credentials(&mut config)?;
@@ -201,6 +203,34 @@ fn ensure_credentials(config: &mut Config) -> Result<Option<PathBuf>, RunError> 
     let (token, created) = first_run_token(config)?;
     config.tokens.push(token);
     Ok(created)
+}
+
+/// Logs the per-app rate limits the file set, and warns about each one whose key names no app
+/// of the instance: keys are app IDs, and one that holds an app's name limits nobody.
+async fn check_app_rate_limits(config: &Config, store: &dyn Store) {
+    if config.app_rate_limits.is_empty() {
+        return;
+    }
+    let scope = Scope::new(config.project_id.clone(), config.instance_id.clone());
+    for (app_id, quota) in &config.app_rate_limits {
+        match store.get_app(&scope, app_id).await {
+            Ok(app) => {
+                tracing::info!(app_id = %app_id, app = %app.name, limit = %quota, "per-app rate limit");
+            }
+            Err(StoreError::AppNotFound) => tracing::warn!(
+                app_id = %app_id,
+                limit = %quota,
+                instance_id = %config.instance_id,
+                "per-app rate limit for an app ID the instance does not hold (yet); the keys of \
+                 [rate_limits] are app IDs, not names"
+            ),
+            Err(e) => tracing::warn!(
+                app_id = %app_id,
+                error = %e,
+                "per-app rate limit not checked against the store"
+            ),
+        }
+    }
 }
 
 /// The AppCode layer: the store as provider, the cache, the HTTPS policy; app quota counts
