@@ -461,3 +461,44 @@ http://127.0.0.1:{port} {{
     refused.assert_apig_error(StatusCode::UNAUTHORIZED, "APIG.0303");
     check_acl_behind(addr, &server).await;
 }
+
+/// The example files are whole configurations that the real proxies accept as they stand, as
+/// the README's commands run them.
+#[test]
+fn the_example_proxy_configurations_are_accepted_as_they_stand() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/verify");
+    if let Some(nginx) = proxy_binary("nginx") {
+        let prefix = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(nginx)
+            .arg("-t")
+            .arg("-p")
+            .arg(prefix.path())
+            .arg("-c")
+            .arg(examples.join("nginx.conf"))
+            .args(["-e", "stderr", "-g"])
+            .arg(format!("pid {}/nginx.pid;", prefix.path().display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "nginx -t: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    if let Some(caddy) = proxy_binary("caddy") {
+        let home = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(caddy)
+            .args(["validate", "--adapter", "caddyfile", "--config"])
+            .arg(examples.join("Caddyfile"))
+            .env("HOME", home.path())
+            .env("XDG_DATA_HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "caddy validate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
