@@ -54,6 +54,7 @@ pub mod acl;
 pub mod admin;
 pub mod apig_error;
 pub mod cache;
+mod civil;
 pub mod code;
 // Entry points for the cargo-fuzz targets in fuzz/ (feature `fuzzing`), not part of the API.
 #[cfg(feature = "fuzzing")]
@@ -66,6 +67,7 @@ mod hex;
 mod identity;
 pub mod layer;
 pub mod metrics;
+mod percent;
 pub mod provider;
 pub mod quota;
 mod rejection_kind;
@@ -76,6 +78,7 @@ mod rejection_kind;
 struct ReadmeDoctests;
 pub mod request_id;
 mod secret;
+pub mod signature;
 #[cfg(feature = "store")]
 pub mod store;
 #[cfg(test)]

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use apig_appcode::admin::signature::{
+use apig_appcode::signature::{
     self, SecretKey, SignatureError, CONTENT_SHA256_HEADER, DEFAULT_MAX_SKEW,
 };
 use http::{HeaderName, HeaderValue, Method, Request};

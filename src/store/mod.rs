@@ -53,7 +53,7 @@ pub use revision::{AppCodeChanges, DeletedAppCode, InstanceSnapshot, CHANGE_LOG_
 pub use sqlite::{SqliteFileError, SqliteOptions, SqliteStore};
 pub use time::Timestamp;
 #[cfg(feature = "admin")]
-pub(crate) use time::{days_from_civil, format_date_time, parse_date_time};
+pub(crate) use time::{format_date_time, parse_date_time};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use version::SchemaTooNew;
 

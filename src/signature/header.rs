@@ -64,7 +64,7 @@ impl fmt::Debug for Authorization<'_> {
 /// ascending order, as the SDK sorts them.
 ///
 /// ```
-/// use apig_appcode::admin::signature::{parse_authorization, SignatureError};
+/// use apig_appcode::signature::{parse_authorization, SignatureError};
 ///
 /// let sig = "0".repeat(64);
 /// let value = format!("SDK-HMAC-SHA256 Access=AK1, SignedHeaders=host;x-sdk-date, Signature={sig}");
