@@ -53,6 +53,7 @@ pub mod acl;
 #[cfg(feature = "admin")]
 pub mod admin;
 pub mod apig_error;
+mod app_key;
 pub mod cache;
 mod civil;
 pub mod code;
@@ -85,6 +86,7 @@ pub mod store;
 mod test_support;
 pub mod throttle;
 
+pub use app_key::AppKey;
 pub use cache::{AppCodeCache, CacheStatus};
 pub use code::{AppCode, AppCodeError};
 pub use identity::AppIdentity;

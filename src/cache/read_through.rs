@@ -192,7 +192,7 @@ impl AppCodeCache {
                 .as_ref()
                 .is_some_and(|e| e.app_id_is(&StoredId::of(app))),
             // An app's policies do not decide whether its code exists.
-            Mutation::Acl(..) | Mutation::Quota(..) => false,
+            Mutation::Acl(..) | Mutation::Quota(..) | Mutation::Key(..) => false,
         });
         drop(changes);
         if overtaken {

@@ -13,11 +13,13 @@ use super::https::{HttpsPolicy, IpNetwork};
 use super::rejection::ApigJson;
 use super::service::AppCodeAuth;
 use super::shared::Shared;
+use super::signed::{AppAuth, SignaturePolicy};
 use crate::cache::refresher::{AfterSnapshot, RefreshPolicy};
 use crate::cache::{AppCodeCache, ReadThrough};
 use crate::metrics::Metrics;
 use crate::provider::AppCodeProvider;
 use crate::quota::SharedQuotaCounts;
+use crate::signature::DEFAULT_MAX_SKEW;
 
 /// Applies [`AppCodeAuth`] to a service: APIG simple authentication with `X-Apig-AppCode`.
 ///
@@ -76,6 +78,8 @@ impl AppCodeAuthLayer {
             refresh: RefreshPolicy::default(),
             lookup_timeout: Duration::from_secs(5),
             shared_quota_counts: None,
+            app_auth: AppAuth::AppCode,
+            max_skew: DEFAULT_MAX_SKEW,
         }
     }
 }
@@ -175,6 +179,8 @@ pub struct AppCodeAuthLayerBuilder {
     refresh: RefreshPolicy,
     lookup_timeout: Duration,
     shared_quota_counts: Option<Arc<dyn SharedQuotaCounts>>,
+    app_auth: AppAuth,
+    max_skew: Duration,
 }
 
 impl fmt::Debug for AppCodeAuthLayerBuilder {
@@ -185,6 +191,7 @@ impl fmt::Debug for AppCodeAuthLayerBuilder {
             .field("identity_headers", &self.identity_headers)
             .field("https", &self.https)
             .field("refresh", &self.refresh)
+            .field("app_auth", &self.app_auth)
             .finish_non_exhaustive()
     }
 }
@@ -337,6 +344,32 @@ impl AppCodeAuthLayerBuilder {
         self
     }
 
+    /// Which app credentials are accepted (default [`AppAuth::AppCode`]): with signatures, a
+    /// request signed with an app's key and secret (`SDK-HMAC-SHA256`) is admitted as its app,
+    /// through the same ACL, quota and authorization as an AppCode. The keys come from the
+    /// provider ([`AppCodeProvider::app_keys`]) or the cache
+    /// ([`AppCodeCache::set_app_key`]); place a [`SignedBodyLayer`](super::SignedBodyLayer)
+    /// outside this layer so that signed bodies are checked (see its docs).
+    ///
+    /// ```
+    /// use apig_appcode::AppCodeAuthLayer;
+    /// use apig_appcode::layer::AppAuth;
+    ///
+    /// let layer = AppCodeAuthLayer::builder().app_auth(AppAuth::AppCodeOrSignature).build();
+    /// # let _ = layer;
+    /// ```
+    pub fn app_auth(mut self, accepted: AppAuth) -> Self {
+        self.app_auth = accepted;
+        self
+    }
+
+    /// How far a signature's `X-Sdk-Date` may be from this node's clock, either way (default
+    /// 15 minutes, as APIG allows).
+    pub fn signature_max_skew(mut self, max: Duration) -> Self {
+        self.max_skew = max;
+        self
+    }
+
     /// Builds the layer and, with a provider, starts its refresher on the current Tokio runtime.
     /// The refresher stops when the last clone of the layer (and of its services) is dropped.
     ///
@@ -358,6 +391,10 @@ impl AppCodeAuthLayerBuilder {
                 strip_header: self.strip_header,
                 identity_headers: self.identity_headers,
                 https: self.https.trusting(self.trusted_proxies),
+                signatures: SignaturePolicy {
+                    app_auth: self.app_auth,
+                    max_skew: self.max_skew,
+                },
             }),
             reject: ApigJson,
             authorize: AllowAll,

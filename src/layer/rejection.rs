@@ -198,12 +198,19 @@ impl GrpcStatus {
     /// not on its HTTP status, so that a new kind cannot compile without a deliberate choice.
     fn code(kind: RejectionKind) -> &'static str {
         match kind {
-            RejectionKind::Missing | RejectionKind::Invalid => "16", // UNAUTHENTICATED
+            RejectionKind::Missing
+            | RejectionKind::Invalid
+            | RejectionKind::SignatureMalformed
+            | RejectionKind::SignatureAlgorithm
+            | RejectionKind::SignatureDate
+            | RejectionKind::SignatureInvalid => "16", // UNAUTHENTICATED
             RejectionKind::Forbidden | RejectionKind::IpDenied | RejectionKind::UnknownClientIp => {
                 "7"
             } // PERMISSION_DENIED
-            RejectionKind::Unavailable => "14",                      // UNAVAILABLE
-            RejectionKind::HttpsRequired => "3",                     // INVALID_ARGUMENT
+            RejectionKind::Unavailable => "14", // UNAVAILABLE
+            RejectionKind::HttpsRequired | RejectionKind::BodyIncomplete => "3", // INVALID_ARGUMENT
+            RejectionKind::BodyTooLarge => "8", // RESOURCE_EXHAUSTED
+            RejectionKind::BodyTimeout => "4",  // DEADLINE_EXCEEDED
             RejectionKind::Throttled | RejectionKind::QuotaExhausted => "8", // RESOURCE_EXHAUSTED
         }
     }

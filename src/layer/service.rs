@@ -11,6 +11,7 @@ use super::authorize::{AllowAll, AuthorizeApp};
 use super::future::ResponseFuture;
 use super::rejection::{ApigJson, RejectResponse};
 use super::shared::Shared;
+use super::signed;
 use super::verdict::{admit, reject};
 use crate::cache::Answer;
 use crate::rejection_kind::RejectionKind;
@@ -93,19 +94,19 @@ where
         if !shared.codes.cache().status().admits() {
             return self.rejected(RejectionKind::Unavailable, &req);
         }
+        if signed::by_signature(&req, &shared.signatures, &shared.header) {
+            let (req, verdict) = signed::check(req, shared.codes.cache(), &shared.signatures);
+            return match verdict {
+                Ok(identity) => self.admitted(req, identity),
+                Err(kind) => self.rejected(kind, &req),
+            };
+        }
         let value = match take_code(&mut req, shared) {
             Ok(value) => value,
             Err(kind) => return self.rejected(kind, &req),
         };
         match shared.codes.answer(value.as_bytes()) {
-            Answer::Known(identity) => ResponseFuture::admitted(admit(
-                &mut self.inner,
-                shared,
-                &self.reject,
-                &self.authorize,
-                req,
-                identity,
-            )),
+            Answer::Known(identity) => self.admitted(req, identity),
             Answer::Unknown => self.rejected(RejectionKind::Invalid, &req),
             Answer::Asking(asking) => ResponseFuture::lookup(
                 asking,
@@ -128,6 +129,27 @@ impl<S: Clone, R, A> AppCodeAuth<S, R, A> {
 }
 
 impl<S, R, A> AppCodeAuth<S, R, A> {
+    /// The request of a verified app, on its way through [`admit`].
+    fn admitted<ReqBody, ResBody>(
+        &mut self,
+        req: Request<ReqBody>,
+        identity: crate::AppIdentity,
+    ) -> ResponseFuture<S, ReqBody, R, A>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        R: RejectResponse<ResBody>,
+        A: AuthorizeApp<ReqBody>,
+    {
+        ResponseFuture::admitted(admit(
+            &mut self.inner,
+            &self.shared,
+            &self.reject,
+            &self.authorize,
+            req,
+            identity,
+        ))
+    }
+
     fn rejected<ReqBody, ResBody>(
         &self,
         kind: RejectionKind,
