@@ -14,8 +14,8 @@
 use crate::signature::SecretKey;
 
 /// An app's key (sent in clear as `Access=`) and secret (the HMAC key, never sent). The secret is
-/// held as a [`SecretKey`]: redacted in `Debug`, zeroed on drop.
-#[derive(Debug)]
+/// held as a [`SecretKey`]: redacted in `Debug`, zeroed on drop, compared in constant time.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppKey {
     key: Box<str>,
     secret: SecretKey,

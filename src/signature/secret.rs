@@ -13,7 +13,8 @@ use crate::secret::Secret;
 /// let sk = SecretKey::from(String::from("my-secret-key"));
 /// assert_eq!(format!("{sk:?}"), "SecretKey(<redacted>)");
 /// ```
-#[derive(Debug)]
+/// `==` compares in constant time.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretKey(Secret<Vec<u8>>);
 
 impl SecretKey {
