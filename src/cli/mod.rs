@@ -108,6 +108,13 @@ pub(crate) fn load(args: ServeArgs) -> Result<Settings, UsageError> {
     );
     config.admin_tls = tls(&args.admin_tls_cert, &args.admin_tls_key, &file.admin_tls);
     config.require_https = args.require_https || file.require_https.unwrap_or(false);
+    if let Some(accepted) = args.app_auth {
+        config.app_auth = accepted;
+    } else if let Some(text) = &file.app_auth {
+        config.app_auth = text
+            .parse()
+            .map_err(|e| UsageError::new(format!("app_auth: {e}")))?;
+    }
     config.trusted_proxies = args.trusted_proxies.clone();
     for net in &file.trusted_proxies {
         let net = net

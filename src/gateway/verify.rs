@@ -32,12 +32,19 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::body::ProxyBody;
-use crate::layer::{AppCodeAuth, IdentityHeaders};
+use tower::util::MapRequest;
+
+use super::request_body::RequestBody;
+use crate::layer::{AppCodeAuth, IdentityHeaders, SignedBody};
 use crate::throttle::{Throttle, ThrottleLayer};
 use crate::AppCodeAuthLayer;
 
-/// What the verify listener serves: the AppCode layer around the throttle around [`Allowed`].
-pub(crate) type VerifyService = AppCodeAuth<Throttle<Allowed>>;
+/// What the verify listener serves: the hash of a signed body (empty, as nginx sends none),
+/// the AppCode layer around the throttle around [`Allowed`].
+pub(crate) type VerifyService = MapRequest<
+    SignedBody<AppCodeAuth<Throttle<Allowed>>>,
+    fn(Request<Incoming>) -> Request<RequestBody>,
+>;
 
 /// The verify listener's service, checking with `auth`, which must set `identity` headers on
 /// the requests it lets through (they are copied into the answer), and charging each app to
@@ -47,7 +54,12 @@ pub(crate) fn service(
     throttle: &ThrottleLayer,
     identity: IdentityHeaders,
 ) -> VerifyService {
-    auth.layer(throttle.layer(Allowed { identity }))
+    let checked = auth
+        .signed_body_layer()
+        .layer(auth.layer(throttle.layer(Allowed { identity })));
+    let streaming: fn(Request<Incoming>) -> Request<RequestBody> =
+        |req| req.map(RequestBody::streaming);
+    MapRequest::new(checked, streaming)
 }
 
 /// The answer to a request the layer let through: `200`, no body, and the verified identity
@@ -57,7 +69,7 @@ pub(crate) struct Allowed {
     identity: IdentityHeaders,
 }
 
-impl Service<Request<Incoming>> for Allowed {
+impl<B> Service<Request<B>> for Allowed {
     type Response = Response<ProxyBody>;
     type Error = Infallible;
     type Future = Ready<Result<Response<ProxyBody>, Infallible>>;
@@ -66,7 +78,7 @@ impl Service<Request<Incoming>> for Allowed {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, req: Request<B>) -> Self::Future {
         let mut res = Response::new(ProxyBody::full(bytes::Bytes::new()));
         *res.status_mut() = StatusCode::OK;
         // The layer replaced any client-sent copies with the verified values, so what is on

@@ -14,6 +14,7 @@ use super::rejection::ApigJson;
 use super::service::AppCodeAuth;
 use super::shared::Shared;
 use super::signed::{AppAuth, SignaturePolicy};
+use super::signed_body::SignedBodyLayer;
 use crate::cache::refresher::{AfterSnapshot, RefreshPolicy};
 use crate::cache::{AppCodeCache, ReadThrough};
 use crate::metrics::Metrics;
@@ -108,6 +109,32 @@ impl<R, A> AppCodeAuthLayer<R, A> {
     /// The cache the layer verifies against: fill it, or apply changes to it directly.
     pub fn cache(&self) -> &AppCodeCache {
         self.shared.codes.cache()
+    }
+
+    /// The [`SignedBodyLayer`] to place outside this layer: it reads a signed body only for a
+    /// key this layer's cache holds, and none when this layer accepts no signature.
+    ///
+    /// ```
+    /// use apig_appcode::{AppCodeAuthLayer, AppCodeCache};
+    /// use apig_appcode::layer::AppAuth;
+    ///
+    /// let auth = AppCodeAuthLayer::builder().app_auth(AppAuth::Signature).build();
+    /// let body = auth.signed_body_layer();
+    /// // tower::ServiceBuilder::new().layer(body).layer(auth).service(...)
+    /// # let _ = body;
+    /// ```
+    pub fn signed_body_layer(&self) -> SignedBodyLayer {
+        let layer = SignedBodyLayer::new().known_keys(self.cache());
+        if self.shared.signatures.app_auth.accepts_signature() {
+            layer
+        } else {
+            layer.off()
+        }
+    }
+
+    /// Which app credentials the layer accepts.
+    pub fn app_auth(&self) -> AppAuth {
+        self.shared.signatures.app_auth
     }
 
     /// Counters of the layer and its cache.

@@ -54,6 +54,8 @@ pub const SIGNED_BODY_LIMIT: usize = 12 * 1024 * 1024;
 
 /// What every clone of the layer and its services shares.
 struct Config {
+    /// `false`: every body streams through (a layer inside that accepts no signature).
+    reads: bool,
     limit: usize,
     read_timeout: Option<Duration>,
     keys: Option<AppCodeCache>,
@@ -96,6 +98,7 @@ impl SignedBodyLayer {
     pub fn new() -> Self {
         Self {
             config: Arc::new(Config {
+                reads: true,
                 limit: SIGNED_BODY_LIMIT,
                 read_timeout: None,
                 keys: None,
@@ -129,6 +132,12 @@ impl<R> SignedBodyLayer<R> {
     /// goes on unread and is refused by the layer inside.
     pub fn known_keys(mut self, cache: &AppCodeCache) -> Self {
         self.config_mut().keys = Some(cache.clone());
+        self
+    }
+
+    /// Reads no body at all: for a layer that accepts no signature.
+    pub(crate) fn off(mut self) -> Self {
+        self.config_mut().reads = false;
         self
     }
 
@@ -210,6 +219,9 @@ enum Plan {
 
 impl Config {
     fn plan<B: Body>(&self, req: &Request<B>) -> Plan {
+        if !self.reads {
+            return Plan::Stream;
+        }
         let headers = req.headers();
         let Some(auth) = headers.get(AUTHORIZATION) else {
             return Plan::Stream;
