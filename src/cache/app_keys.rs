@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
+use super::digest::Digest;
+use super::flight::Outcome;
 use super::journal::Mutation;
 use super::AppCodeCache;
 use crate::app_key::AppKey;
@@ -103,14 +105,67 @@ impl AppCodeCache {
         self.inner.keys.len()
     }
 
+    /// The digest of the app key `key`, for the negative cache and the flights.
+    pub(crate) fn key_digest(&self, key: &str) -> Digest {
+        self.inner.key.key_digest(key)
+    }
+
     /// Sets or removes one app's key; returns 1 if that changed anything.
     pub(super) fn apply_key(&self, app_id: &str, key: Option<&Arc<AppKey>>) -> usize {
         match key {
             Some(key) => {
+                // A key the provider did not know a moment ago is known now.
+                self.inner.negative.remove(&self.key_digest(key.key()));
                 self.inner.keys.set(app_id, Arc::clone(key));
                 1
             }
             None => usize::from(self.inner.keys.remove(app_id)),
+        }
+    }
+
+    /// Writes what a provider lookup of the app key `key` (whose digest is `digest`) begun at
+    /// epoch `since` found (`None`: unknown), and returns what the waiting requests get. As for
+    /// codes, a direct change recorded since then that touches the key or its app is newer than
+    /// the answer: the cache holds the truth, and the answer is dropped.
+    pub(super) fn settle_key(
+        &self,
+        digest: Digest,
+        key: &str,
+        found: Option<(String, AppKey)>,
+        since: u64,
+    ) -> Outcome {
+        let mut journal = self.journal();
+        let Some(mut changes) = journal.since(since) else {
+            return Outcome::Failed;
+        };
+        let app = found.as_ref().map(|(app, _)| app.as_str());
+        let overtaken = changes.any(|change| match change {
+            Mutation::Key(changed, now) => {
+                Some(&**changed) == app || now.as_ref().is_some_and(|k| k.key() == key)
+            }
+            Mutation::RemoveApp(gone) => Some(&**gone) == app,
+            _ => false,
+        });
+        drop(changes);
+        if overtaken {
+            return self
+                .app_key(key)
+                .map_or(Outcome::Unknown, |(identity, _)| Outcome::Found(identity));
+        }
+        match found {
+            Some((app, found)) if found.key() == key => {
+                let change = Mutation::Key(app.into(), Some(Arc::new(found)));
+                self.apply(&change);
+                journal.record(change);
+                drop(journal);
+                self.app_key(key)
+                    .map_or(Outcome::Unknown, |(identity, _)| Outcome::Found(identity))
+            }
+            // Not found, or a provider that answered for another key.
+            _ => {
+                self.remember_unknown(digest);
+                Outcome::Unknown
+            }
         }
     }
 

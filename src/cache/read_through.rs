@@ -102,6 +102,22 @@ impl ReadThrough {
         &self.cache
     }
 
+    /// The provider's lookup of the app key `key`, which the cache lacks: `None` when there is
+    /// nobody to ask or the provider said a moment ago that it does not know the key (the
+    /// negative cache). Concurrent requests for one key share one call, as for codes.
+    pub(crate) fn ask_key(&self, key: &str) -> Option<Asking> {
+        let (provider, timeout) = self.lookups.as_ref()?;
+        let digest = self.cache.key_digest(key);
+        if self.cache.is_known_unknown(&digest) {
+            return None;
+        }
+        let (cache, provider, timeout) = (self.cache.clone(), Arc::clone(provider), *timeout);
+        let ask = Ask::Key(key.to_owned());
+        Some(Asking(Box::pin(async move {
+            cache.fly_once(provider, digest, ask, timeout).await
+        })))
+    }
+
     /// What the raw header value `raw` stands for. Allocation free unless the provider must be
     /// asked.
     pub(crate) fn answer(&self, raw: &[u8]) -> Answer {
@@ -156,6 +172,19 @@ impl AppCodeCache {
         code: AppCode,
         timeout: Duration,
     ) -> Outcome {
+        self.fly_once(provider, digest, Ask::Code(code), timeout)
+            .await
+    }
+
+    /// Joins the flight for `digest`, starting it (asking `provider` about `ask`) when none is
+    /// in progress, and waits for its outcome.
+    pub(super) async fn fly_once(
+        &self,
+        provider: Arc<dyn AppCodeProvider>,
+        digest: Digest,
+        ask: Ask,
+        timeout: Duration,
+    ) -> Outcome {
         let (flight, started) = self.inner.flights.join(digest);
         if started {
             let landing = Landing {
@@ -163,7 +192,7 @@ impl AppCodeCache {
                 digest,
                 flight: Arc::clone(&flight),
             };
-            tokio::spawn(landing.fly(provider, code, timeout));
+            tokio::spawn(landing.fly(provider, ask, timeout));
         }
         flight.outcome().await
     }
@@ -227,15 +256,58 @@ struct Landing {
     flight: Arc<Flight>,
 }
 
+/// What a flight asks the provider about.
+pub(super) enum Ask {
+    /// An AppCode.
+    Code(AppCode),
+    /// An app's signing key.
+    Key(String),
+}
+
 impl Landing {
-    async fn fly(self, provider: Arc<dyn AppCodeProvider>, code: AppCode, timeout: Duration) {
-        let outcome = self.outcome(&*provider, &code, timeout).await;
+    async fn fly(self, provider: Arc<dyn AppCodeProvider>, ask: Ask, timeout: Duration) {
+        let outcome = match &ask {
+            Ask::Code(code) => self.outcome(&*provider, code, timeout).await,
+            Ask::Key(key) => self.key_outcome(&*provider, key, timeout).await,
+        };
         self.flights().land(&self.digest, &self.flight, outcome);
         // Landed: the drop below finds nothing left to do.
     }
 
     fn flights(&self) -> &Flights {
         &self.cache.inner.flights
+    }
+
+    /// What the provider says of the app key `key`, written to the cache (see
+    /// `AppCodeCache::settle_key`).
+    async fn key_outcome(
+        &self,
+        provider: &dyn AppCodeProvider,
+        key: &str,
+        timeout: Duration,
+    ) -> Outcome {
+        let cache = &self.cache;
+        if let Some((identity, _)) = cache.app_key(key) {
+            return Outcome::Found(identity);
+        }
+        if cache.is_known_unknown(&self.digest) {
+            return Outcome::Unknown;
+        }
+        let since = cache.write_epoch();
+        Counters::add(&cache.counters().provider_lookups);
+        match tokio::time::timeout(timeout, provider.lookup_app_key(key)).await {
+            Ok(Ok(found)) => cache.settle_key(self.digest, key, found, since),
+            Ok(Err(error)) => {
+                Counters::add(&cache.counters().provider_errors);
+                tracing::warn!(%error, "app key lookup failed");
+                Outcome::Failed
+            }
+            Err(_) => {
+                Counters::add(&cache.counters().provider_errors);
+                tracing::warn!(?timeout, "app key lookup timed out");
+                Outcome::Failed
+            }
+        }
     }
 
     async fn outcome(

@@ -14,6 +14,7 @@ use super::authorize::AuthorizeApp;
 use super::headers::X_APIG_QUOTA_APP;
 use super::rejection::RejectResponse;
 use super::shared::Shared;
+use super::signed;
 use super::verdict::{admit, reject, Admitted};
 use crate::cache::{Asking, Outcome};
 use crate::rejection_kind::RejectionKind;
@@ -52,6 +53,8 @@ struct Pending<S, ReqBody, R, A> {
     shared: Arc<Shared>,
     reject: R,
     authorize: A,
+    /// Waiting on an app key for a signature (else on an AppCode).
+    signed: bool,
 }
 
 impl<S, ReqBody, R, A> ResponseFuture<S, ReqBody, R, A>
@@ -98,9 +101,30 @@ where
                     shared,
                     reject,
                     authorize,
+                    signed: false,
                 }),
             },
         }
+    }
+
+    /// Like [`lookup`](Self::lookup), for the app key of a signed request: once the key is in,
+    /// the signature is checked again.
+    pub(crate) fn lookup_key(
+        asking: Asking,
+        inner: S,
+        req: Request<ReqBody>,
+        shared: Arc<Shared>,
+        reject: R,
+        authorize: A,
+    ) -> Self {
+        let mut this = Self::lookup(asking, inner, req, shared, reject, authorize);
+        if let State::Lookup {
+            pending: Some(p), ..
+        } = &mut this.state
+        {
+            p.signed = true;
+        }
+        this
     }
 }
 
@@ -134,8 +158,20 @@ where
                         shared,
                         reject: rejecter,
                         authorize,
+                        signed,
                     } = pending.take().expect("polled after completion");
+                    let unknown = if signed {
+                        RejectionKind::SignatureInvalid
+                    } else {
+                        RejectionKind::Invalid
+                    };
                     match found {
+                        Outcome::Found(_) if signed => {
+                            Self::admitted(signed::admit_checked(
+                                &mut inner, &shared, &rejecter, &authorize, req,
+                            ))
+                            .state
+                        }
                         Outcome::Found(identity) => {
                             Self::admitted(admit(
                                 &mut inner, &shared, &rejecter, &authorize, req, identity,
@@ -143,13 +179,7 @@ where
                             .state
                         }
                         Outcome::Unknown => State::Rejected {
-                            response: Some(reject(
-                                &shared,
-                                &rejecter,
-                                RejectionKind::Invalid,
-                                &req,
-                                None,
-                            )),
+                            response: Some(reject(&shared, &rejecter, unknown, &req, None)),
                         },
                         Outcome::Failed => State::Rejected {
                             response: Some(reject(

@@ -11,7 +11,7 @@ use super::authorize::{AllowAll, AuthorizeApp};
 use super::future::ResponseFuture;
 use super::rejection::{ApigJson, RejectResponse};
 use super::shared::Shared;
-use super::signed;
+use super::signed::{self, Verdict};
 use super::verdict::{admit, reject};
 use crate::cache::Answer;
 use crate::rejection_kind::RejectionKind;
@@ -95,10 +95,18 @@ where
             return self.rejected(RejectionKind::Unavailable, &req);
         }
         if signed::by_signature(&req, &shared.signatures, &shared.header) {
-            let (req, verdict) = signed::check(req, shared.codes.cache(), &shared.signatures);
+            let (req, verdict) = signed::check(req, &shared.codes, &shared.signatures);
             return match verdict {
-                Ok(identity) => self.admitted(req, identity),
-                Err(kind) => self.rejected(kind, &req),
+                Verdict::Admit(identity) => self.admitted(req, identity),
+                Verdict::Refuse(kind) => self.rejected(kind, &req),
+                Verdict::Ask(asking) => ResponseFuture::lookup_key(
+                    asking,
+                    self.take_ready_inner(),
+                    req,
+                    Arc::clone(&self.shared),
+                    self.reject.clone(),
+                    self.authorize.clone(),
+                ),
             };
         }
         let value = match take_code(&mut req, shared) {

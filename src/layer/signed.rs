@@ -56,9 +56,15 @@ use std::time::{Duration, SystemTime};
 
 use http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use http::request::Parts;
-use http::{HeaderMap, HeaderName, Request};
+use http::{HeaderMap, HeaderName, Request, Response};
+use tower_service::Service;
 
-use crate::cache::AppCodeCache;
+use super::authorize::AuthorizeApp;
+use super::rejection::RejectResponse;
+use super::shared::Shared;
+use super::verdict::{admit, reject, Admitted};
+
+use crate::cache::{Asking, ReadThrough};
 use crate::identity::AppIdentity;
 use crate::rejection_kind::RejectionKind;
 use crate::signature::{self, Payload, SignatureError};
@@ -172,40 +178,70 @@ pub(crate) fn by_signature<B>(
     }
 }
 
-/// Checks the signature of `req` against the app keys in `cache`: the identity of the app that
-/// signed it, with the signature's headers removed from `req`, or why it is refused.
+/// What the signature check made of a request.
+pub(crate) enum Verdict {
+    /// Signed by this app: admit it (the signature's headers are gone).
+    Admit(AppIdentity),
+    Refuse(RejectionKind),
+    /// The cache lacks the key and the provider is being asked; check again once it answered.
+    Ask(Asking),
+}
+
+/// Checks the signature of `req` against the app keys in `codes`' cache (asking its provider
+/// about a key the cache lacks): the identity of the app that signed it, with the signature's
+/// headers removed from `req`, or why it is refused.
 pub(crate) fn check<B>(
     req: Request<B>,
-    cache: &AppCodeCache,
+    codes: &ReadThrough,
     policy: &SignaturePolicy,
-) -> (Request<B>, Result<AppIdentity, RejectionKind>) {
+) -> (Request<B>, Verdict) {
     let (mut parts, body) = req.into_parts();
-    let verdict = verify(&parts, cache, policy.max_skew, SystemTime::now());
-    if verdict.is_ok() {
-        strip_signature_headers(&mut parts.headers);
-    }
+    let verdict = match verify(&parts, codes, policy.max_skew, SystemTime::now()) {
+        Ok(identity) => {
+            strip_signature_headers(&mut parts.headers);
+            Verdict::Admit(identity)
+        }
+        Err(Unverified::Refused(kind)) => Verdict::Refuse(kind),
+        Err(Unverified::Asking(asking)) => Verdict::Ask(asking),
+    };
     (Request::from_parts(parts, body), verdict)
+}
+
+/// Why [`verify`] has no identity (yet).
+enum Unverified {
+    Refused(RejectionKind),
+    Asking(Asking),
 }
 
 fn verify(
     parts: &Parts,
-    cache: &AppCodeCache,
+    codes: &ReadThrough,
     max_skew: Duration,
     now: SystemTime,
-) -> Result<AppIdentity, RejectionKind> {
-    let signed = signature::read_signature(parts, now, max_skew).map_err(refusal)?;
-    let found = cache.app_key(signed.access_key());
+) -> Result<AppIdentity, Unverified> {
+    // Everything that needs no key first: a malformed or stale request costs no lookup.
+    let signed = signature::read_signature(parts, now, max_skew)
+        .map_err(|e| Unverified::Refused(refusal(e)))?;
+    let found = codes.cache().app_key(signed.access_key());
+    if found.is_none() {
+        if let Some(asking) = codes.ask_key(signed.access_key()) {
+            return Err(Unverified::Asking(asking));
+        }
+    }
     let payload = match parts.extensions.get::<BodySha256>() {
         Some(digest) => Payload::Sha256(&digest.0),
         None if announced_empty(&parts.headers) => Payload::Body(b""),
         None => Payload::Unread,
     };
     let secret = found.as_ref().map(|(_, key)| key.secret());
-    signed.verify(payload, secret).map_err(refusal)?;
+    signed
+        .verify(payload, secret)
+        .map_err(|e| Unverified::Refused(refusal(e)))?;
     // `verify` refuses an unknown key, so `found` holds the signer here.
     found
         .map(|(identity, _)| identity)
         .ok_or(RejectionKind::SignatureInvalid)
+        .map_err(Unverified::Refused)
 }
 
 /// `Content-Length: 0`: a body the server reads as empty whoever reads it.
@@ -246,5 +282,33 @@ fn strip_signature_headers(headers: &mut HeaderMap) {
         .collect();
     for name in sdk {
         headers.remove(name);
+    }
+}
+
+/// Checks `req`'s signature again once its key came in, then admits or refuses it.
+pub(crate) fn admit_checked<S, R, A, ReqBody, ResBody>(
+    inner: &mut S,
+    shared: &Shared,
+    rejecter: &R,
+    authorize: &A,
+    req: Request<ReqBody>,
+) -> Result<Admitted<S::Future>, Response<ResBody>>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: RejectResponse<ResBody>,
+    A: AuthorizeApp<ReqBody>,
+{
+    let (req, verdict) = check(req, &shared.codes, &shared.signatures);
+    match verdict {
+        Verdict::Admit(identity) => admit(inner, shared, rejecter, authorize, req, identity),
+        Verdict::Refuse(kind) => Err(reject(shared, rejecter, kind, &req, None)),
+        // Gone again while the lookup landed: as unknown.
+        Verdict::Ask(_) => Err(reject(
+            shared,
+            rejecter,
+            RejectionKind::SignatureInvalid,
+            &req,
+            None,
+        )),
     }
 }

@@ -386,3 +386,95 @@ fn app_keys_show_no_secret() {
     let key = AppKey::new(KEY, SECRET);
     assert!(!format!("{key:?}").contains(SECRET));
 }
+
+/// A provider that knows one app key by lookup only, counting how often it is asked; each
+/// lookup waits for a permit of `gate`.
+#[derive(Clone)]
+struct KeyLookups {
+    known: (String, AppKey),
+    asked: Arc<std::sync::atomic::AtomicUsize>,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl crate::provider::AppCodeProvider for KeyLookups {
+    fn snapshot(
+        &self,
+    ) -> crate::provider::BoxFuture<
+        '_,
+        Result<crate::provider::Snapshot, crate::provider::ProviderError>,
+    > {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn supports_lookup(&self) -> bool {
+        true
+    }
+
+    fn lookup_app_key<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> crate::provider::BoxFuture<
+        'a,
+        Result<Option<(String, AppKey)>, crate::provider::ProviderError>,
+    > {
+        Box::pin(async move {
+            self.gate.acquire().await.unwrap().forget();
+            self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok((self.known.1.key() == key).then(|| self.known.clone()))
+        })
+    }
+}
+
+#[tokio::test]
+async fn unknown_keys_are_asked_once_and_remembered_as_unknown_codes_are() {
+    use std::sync::atomic::Ordering;
+
+    let provider = KeyLookups {
+        known: ("app-2".into(), AppKey::new("key-2", "secret-2")),
+        asked: Arc::default(),
+        gate: Arc::new(tokio::sync::Semaphore::new(0)),
+    };
+    let auth = AppCodeAuthLayer::builder()
+        .provider(provider.clone())
+        .app_auth(AppAuth::Signature)
+        .build();
+    auth.cache().loaded().await;
+    let now = SystemTime::now();
+
+    // A flood of one unknown key: one lookup, shared by every request waiting on it.
+    let flood: Vec<_> = (0..10)
+        .map(|_| {
+            let auth = auth.clone();
+            tokio::spawn(async move {
+                call(&auth, signed(get(), b"", "no-such-key", SECRET, now)).await
+            })
+        })
+        .collect();
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    provider.gate.add_permits(100);
+    for request in flood {
+        let (status, text) = request.await.unwrap();
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            reason(&text),
+            "Incorrect app authentication information: signature invalid"
+        );
+    }
+    assert_eq!(provider.asked.load(Ordering::SeqCst), 1);
+    // Remembered as unknown: not asked again.
+    let (status, _) = call(&auth, signed(get(), b"", "no-such-key", SECRET, now)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(provider.asked.load(Ordering::SeqCst), 1);
+
+    // A key the provider knows is found, cached, and verified.
+    let (status, seen) = call(&auth, signed(get(), b"", "key-2", "secret-2", now)).await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert!(seen.starts_with("app=app-2 "), "{seen}");
+    assert_eq!(provider.asked.load(Ordering::SeqCst), 2);
+    let (status, _) = call(&auth, signed(get(), b"", "key-2", "wrong", now)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(provider.asked.load(Ordering::SeqCst), 2);
+    assert_eq!(auth.cache().app_keys(), 1);
+}

@@ -125,6 +125,20 @@ pub trait AppCodeProvider: Send + Sync + 'static {
         Box::pin(async { Ok(None) })
     }
 
+    /// Looks an app's signing key up after a cache miss (see [`app_keys`](Self::app_keys)):
+    /// `Ok(None)` if no app has the key, else the app's ID and its key and secret. Called only
+    /// when [`supports_lookup`](Self::supports_lookup) is `true`, under the same rules as
+    /// [`lookup`](Self::lookup): once per unknown key per negative-cache TTL, concurrent misses
+    /// of one key sharing one call, bounded by the layer's lookup timeout. The default knows no
+    /// key.
+    fn lookup_app_key<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(String, AppKey)>, ProviderError>> {
+        let _ = key;
+        Box::pin(async { Ok(None) })
+    }
+
     /// A stream of change events, or `None` (the default) if the provider has none. Called once,
     /// when the refresher starts.
     fn changes(&self) -> Option<ChangeStream> {

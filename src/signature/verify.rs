@@ -262,6 +262,44 @@ mod tests {
     }
 
     #[test]
+    fn a_body_hash_verifies_as_the_body_and_an_unread_body_only_when_unsigned() {
+        use sha2::{Digest, Sha256};
+
+        for v in generated() {
+            let parts = parts_of(v);
+            let signed = read_signature(&parts, vector_now(), DEFAULT_MAX_SKEW).unwrap();
+            let secret = SecretKey::from(v.sk());
+            let digest: [u8; 32] = Sha256::digest(&v.body).into();
+            assert_eq!(
+                signed.verify(Payload::Sha256(&digest), Some(&secret)),
+                verify_vector(v, &parts, &v.body),
+                "{}",
+                v.name
+            );
+        }
+        let v = vector("bare_unsigned_payload");
+        let parts = parts_of(v);
+        let signed = read_signature(&parts, vector_now(), DEFAULT_MAX_SKEW).unwrap();
+        assert!(signed.declares_unsigned_payload());
+        let secret = SecretKey::from(v.sk());
+        assert_eq!(
+            signed
+                .verify(Payload::Unread, Some(&secret))
+                .unwrap()
+                .payload,
+            PayloadAuth::Unsigned
+        );
+        let v = vector("client_post_create_app_code");
+        let parts = parts_of(v);
+        let signed = read_signature(&parts, vector_now(), DEFAULT_MAX_SKEW).unwrap();
+        assert!(!signed.declares_unsigned_payload());
+        assert_eq!(
+            signed.verify(Payload::Unread, Some(&SecretKey::from(v.sk()))),
+            Err(SignatureError::PayloadUnread)
+        );
+    }
+
+    #[test]
     fn tampered_body_is_rejected() {
         let v = vector("client_post_create_app_code");
         let mut body = v.body.to_vec();

@@ -119,6 +119,21 @@ def accept():
           response.status_code == 200 and response.headers.get("X-Apig-App-Id") == APP_ID,
           "%d %s" % (response.status_code, response.text))
 
+    # As nginx's auth_request asks: HEAD to its own location, the original request line and
+    # host in headers the proxy sets.
+    original = signed("GET", "/orders/7", query=[("a", "1")])
+    headers = dict(original.header_params)
+    headers.update({"Host": "apig_verify", "X-Original-Method": "GET",
+                    "X-Original-URI": original.uri, "X-Forwarded-Host": headers["Host"]})
+    response = requests.head("http://%s/_apig_verify" % VERIFY, headers=headers, timeout=30)
+    check("the verify listener checks the original request of a subrequest",
+          response.status_code == 200 and response.headers.get("X-Apig-App-Id") == APP_ID,
+          "%d" % response.status_code)
+    headers["X-Original-URI"] = original.uri.replace("a=1", "a=2")
+    response = requests.head("http://%s/_apig_verify" % VERIFY, headers=headers, timeout=30)
+    check("and refuses another original request", response.status_code == 401,
+          "%d" % response.status_code)
+
     tampered = payload.replace(b"2", b"9")
     refused("a tampered body", send(post, body=tampered), INVALID)
     refused("a tampered query", send(get, uri=get.uri.replace("a=1", "a=2")), INVALID)
