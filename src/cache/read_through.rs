@@ -102,6 +102,13 @@ impl ReadThrough {
         &self.cache
     }
 
+    /// Whether the app key `key` may sign a request that verifies: the cache holds it, or a
+    /// provider that looks keys up has not said a moment ago that it does not know it.
+    pub(crate) fn may_know_key(&self, key: &str) -> bool {
+        self.cache.app_key(key).is_some()
+            || (self.lookups.is_some() && !self.cache.is_known_unknown(&self.cache.key_digest(key)))
+    }
+
     /// The provider's lookup of the app key `key`, which the cache lacks: `None` when there is
     /// nobody to ask or the provider said a moment ago that it does not know the key (the
     /// negative cache). Concurrent requests for one key share one call, as for codes.

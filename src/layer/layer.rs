@@ -112,7 +112,8 @@ impl<R, A> AppCodeAuthLayer<R, A> {
     }
 
     /// The [`SignedBodyLayer`] to place outside this layer: it reads a signed body only for a
-    /// key this layer's cache holds, and none when this layer accepts no signature.
+    /// key this layer's cache holds or its provider may find, and none when this layer accepts
+    /// no signature.
     ///
     /// ```
     /// use apig_appcode::{AppCodeAuthLayer, AppCodeCache};
@@ -124,7 +125,10 @@ impl<R, A> AppCodeAuthLayer<R, A> {
     /// # let _ = body;
     /// ```
     pub fn signed_body_layer(&self) -> SignedBodyLayer {
-        let layer = SignedBodyLayer::new().known_keys(self.cache());
+        let shared = Arc::clone(&self.shared);
+        let layer = SignedBodyLayer::new()
+            .known_keys(self.cache())
+            .keys_worth_reading(Arc::new(move |key| shared.codes.may_know_key(key)));
         if self.shared.signatures.app_auth.accepts_signature() {
             layer
         } else {

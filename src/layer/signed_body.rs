@@ -58,8 +58,14 @@ struct Config {
     reads: bool,
     limit: usize,
     read_timeout: Option<Duration>,
-    keys: Option<AppCodeCache>,
+    /// Whether a key may sign a request that verifies: its body is read only then.
+    keys: Option<KnownKeys>,
+    /// Where refusals are counted (the layer's cache).
+    counts: Option<AppCodeCache>,
 }
+
+/// Which app keys are worth a body read.
+type KnownKeys = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Hashes signed request bodies for the signature check (see the [module docs](self)); place it
 /// outside the [`AppCodeAuthLayer`](crate::AppCodeAuthLayer). Refusals are answered by `R`
@@ -102,6 +108,7 @@ impl SignedBodyLayer {
                 limit: SIGNED_BODY_LIMIT,
                 read_timeout: None,
                 keys: None,
+                counts: None,
             }),
             reject: ApigJson,
         }
@@ -131,7 +138,14 @@ impl<R> SignedBodyLayer<R> {
     /// [`AppCodeAuthLayer::cache`](crate::AppCodeAuthLayer::cache)): an unknown key's request
     /// goes on unread and is refused by the layer inside.
     pub fn known_keys(mut self, cache: &AppCodeCache) -> Self {
-        self.config_mut().keys = Some(cache.clone());
+        self.config_mut().counts = Some(cache.clone());
+        let cache = cache.clone();
+        self.keys_worth_reading(Arc::new(move |key| cache.app_key(key).is_some()))
+    }
+
+    /// Reads bodies only for app keys `worth` says may verify.
+    pub(crate) fn keys_worth_reading(mut self, worth: KnownKeys) -> Self {
+        self.config_mut().keys = Some(worth);
         self
     }
 
@@ -241,9 +255,8 @@ impl Config {
         {
             return Plan::Stream;
         }
-        if let Some(cache) = &self.keys {
-            let known = signature::parse_authorization(auth)
-                .is_ok_and(|a| cache.app_key(a.access_key()).is_some());
+        if let Some(worth) = &self.keys {
+            let known = signature::parse_authorization(auth).is_ok_and(|a| worth(a.access_key()));
             if !known {
                 return Plan::Stream;
             }
@@ -264,7 +277,7 @@ impl Config {
         kind: RejectionKind,
         parts: &Parts,
     ) -> Response<ResBody> {
-        if let Some(cache) = &self.keys {
+        if let Some(cache) = &self.counts {
             cache.counters().rejected(kind);
         }
         let id = RequestId::from_header(parts.headers.get(X_REQUEST_ID));

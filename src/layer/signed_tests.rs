@@ -247,6 +247,13 @@ async fn dates_headers_and_algorithms_are_refused_with_their_reason() {
         assert_eq!(reason(&text), expected, "{what}");
     }
     assert_eq!(auth.metrics().rejected_signature, 6);
+    let res = ServiceBuilder::new()
+        .layer(auth.clone())
+        .service(service_fn(echo))
+        .oneshot(signed(get(), b"", KEY, "wrong", now))
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["www-authenticate"], "SDK-HMAC-SHA256");
 }
 
 #[tokio::test]
@@ -468,8 +475,10 @@ async fn unknown_keys_are_asked_once_and_remembered_as_unknown_codes_are() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(provider.asked.load(Ordering::SeqCst), 1);
 
-    // A key the provider knows is found, cached, and verified.
-    let (status, seen) = call(&auth, signed(get(), b"", "key-2", "secret-2", now)).await;
+    // A key the provider knows is found, cached, and verified, its body read although the
+    // cache did not hold the key yet.
+    let req = signed(post(), JSON, "key-2", "secret-2", now);
+    let (status, seen) = call_with(&auth, auth.signed_body_layer(), req).await;
     assert_eq!(status, StatusCode::OK, "{seen}");
     assert!(seen.starts_with("app=app-2 "), "{seen}");
     assert_eq!(provider.asked.load(Ordering::SeqCst), 2);
