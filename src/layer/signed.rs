@@ -1,54 +1,6 @@
 //! App authentication by signature: which credentials the layer accepts ([`AppAuth`]), and the
 //! check of a request signed with an app's key and secret (`SDK-HMAC-SHA256`, as Huawei's SDKs
 //! sign), which ends in the same identity and admission as an AppCode's.
-//!
-//! The signature covers the method, path, query, the signed headers and the body's SHA-256. The
-//! body is not read here: [`SignedBodyLayer`](super::SignedBodyLayer), outside this layer, hashes
-//! a signed body and leaves [`BodySha256`] in the request's extensions. Without it, a signature
-//! verifies only when the body is declared unsigned (`X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD`)
-//! or is announced empty (`Content-Length: 0`).
-//!
-//! # Example
-//!
-//! ```
-//! use std::time::SystemTime;
-//! use apig_appcode::layer::{AppAuth, SignedBodyLayer};
-//! use apig_appcode::provider::StaticProvider;
-//! use apig_appcode::signature::{self, SecretKey};
-//! use apig_appcode::{AppCodeAuthLayer, AppIdentity};
-//! use bytes::Bytes;
-//! use http::{Request, Response, StatusCode};
-//! use http_body_util::Full;
-//! use tower::{service_fn, ServiceBuilder, ServiceExt};
-//!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! let auth = AppCodeAuthLayer::builder()
-//!     .provider(StaticProvider::builder().app_key("app-1", "key-1", "secret-1").build())
-//!     .app_auth(AppAuth::AppCodeOrSignature)
-//!     .build();
-//! auth.cache().loaded().await;
-//! let svc = ServiceBuilder::new()
-//!     .layer(SignedBodyLayer::new())
-//!     .layer(auth)
-//!     .service(service_fn(|req: Request<Full<Bytes>>| async move {
-//!         let id = req.extensions().get::<AppIdentity>().unwrap().app_id().to_owned();
-//!         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(id))))
-//!     }));
-//!
-//! let body = br#"{"name":"x"}"#;
-//! let (mut parts, ()) = Request::post("/items?a=1")
-//!     .header("host", "api.example.com")
-//!     .header("content-type", "application/json")
-//!     .body(())
-//!     .unwrap()
-//!     .into_parts();
-//! signature::sign(&mut parts, body, "key-1", &SecretKey::from("secret-1"), SystemTime::now())
-//!     .unwrap();
-//! let req = Request::from_parts(parts, Full::new(Bytes::from_static(body)));
-//! let res = svc.oneshot(req).await.unwrap();
-//! assert_eq!(res.status(), StatusCode::OK);
-//! # }
-//! ```
 
 use std::fmt;
 use std::str::FromStr;
@@ -81,6 +33,54 @@ use crate::signature::{self, Payload, SignatureError};
 /// assert!(both.accepts_signature() && both.accepts_app_code());
 /// assert_eq!(AppAuth::default(), AppAuth::AppCode);
 /// assert!("bearer".parse::<AppAuth>().is_err());
+/// ```
+///
+/// The signature covers the method, path, query, the signed headers and the body's SHA-256. The
+/// body is not read here: [`SignedBodyLayer`](super::SignedBodyLayer), outside this layer, hashes
+/// a signed body and leaves [`BodySha256`] in the request's extensions. Without it, a signature
+/// verifies only when the body is declared unsigned (`X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD`)
+/// or is announced empty (`Content-Length: 0`).
+///
+/// # Accepting signatures
+///
+/// ```
+/// use std::time::SystemTime;
+/// use apig_appcode::layer::{AppAuth, SignedBodyLayer};
+/// use apig_appcode::provider::StaticProvider;
+/// use apig_appcode::signature::{self, SecretKey};
+/// use apig_appcode::{AppCodeAuthLayer, AppIdentity};
+/// use bytes::Bytes;
+/// use http::{Request, Response, StatusCode};
+/// use http_body_util::Full;
+/// use tower::{service_fn, ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let auth = AppCodeAuthLayer::builder()
+///     .provider(StaticProvider::builder().app_key("app-1", "key-1", "secret-1").build())
+///     .app_auth(AppAuth::AppCodeOrSignature)
+///     .build();
+/// auth.cache().loaded().await;
+/// let svc = ServiceBuilder::new()
+///     .layer(SignedBodyLayer::new())
+///     .layer(auth)
+///     .service(service_fn(|req: Request<Full<Bytes>>| async move {
+///         let id = req.extensions().get::<AppIdentity>().unwrap().app_id().to_owned();
+///         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(id))))
+///     }));
+///
+/// let body = br#"{"name":"x"}"#;
+/// let (mut parts, ()) = Request::post("/items?a=1")
+///     .header("host", "api.example.com")
+///     .header("content-type", "application/json")
+///     .body(())
+///     .unwrap()
+///     .into_parts();
+/// signature::sign(&mut parts, body, "key-1", &SecretKey::from("secret-1"), SystemTime::now())
+///     .unwrap();
+/// let req = Request::from_parts(parts, Full::new(Bytes::from_static(body)));
+/// let res = svc.oneshot(req).await.unwrap();
+/// assert_eq!(res.status(), StatusCode::OK);
+/// # }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]

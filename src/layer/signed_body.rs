@@ -1,28 +1,4 @@
-//! [`SignedBodyLayer`]: hashes the body of a signed request as it arrives, so that the
-//! [`AppCodeAuth`](super::AppCodeAuth) layer inside it can check the signature over it, and
-//! passes the request on only once the whole body is in.
-//!
-//! Why buffer: a signature covers the body's SHA-256, which is known only at its end, and a
-//! request forwarded before it would reach the upstream unverified. So a signed body is held,
-//! at most 12 MB (Huawei's limit for signed bodies; more is `413 APIG.0201`), while it is
-//! hashed, and the request goes on with the held bytes and their [`BodySha256`]. Everything
-//! else streams through untouched: requests without a signature, and bodies the signer declared
-//! unsigned (`X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD`). An empty body is hashed without reading.
-//!
-//! Given the cache ([`SignedBodyLayer::known_keys`]), a body is read only for a key the cache
-//! holds: a flood of signatures with unknown keys costs no body reads.
-//!
-//! # Example
-//!
-//! ```
-//! use std::time::Duration;
-//! use apig_appcode::layer::SignedBodyLayer;
-//!
-//! let layer = SignedBodyLayer::new()
-//!     .limit(1024 * 1024)
-//!     .read_timeout(Duration::from_secs(30));
-//! # let _ = layer;
-//! ```
+//! [`SignedBodyLayer`]: a signed request's body hashed before the layer checks its signature.
 
 use std::fmt;
 use std::future::Future;
@@ -67,9 +43,36 @@ struct Config {
 /// Which app keys are worth a body read.
 type KnownKeys = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
-/// Hashes signed request bodies for the signature check (see the [module docs](self)); place it
-/// outside the [`AppCodeAuthLayer`](crate::AppCodeAuthLayer). Refusals are answered by `R`
-/// ([`ApigJson`] by default).
+/// Hashes the body of a signed request as it arrives, so that the [`AppCodeAuth`](super::AppCodeAuth)
+/// layer inside it can check the signature over it, and passes the request on only once the
+/// whole body is in. Place it outside the [`AppCodeAuthLayer`](crate::AppCodeAuthLayer) (take it
+/// from [`AppCodeAuthLayer::signed_body_layer`](crate::AppCodeAuthLayer::signed_body_layer)).
+/// Refusals are answered by `R` ([`ApigJson`] by default).
+///
+/// Why buffer: a signature covers the body's SHA-256, which is known only at its end, and a
+/// request forwarded before it would reach the upstream unverified. So a signed body is held,
+/// at most 12 MB (Huawei's limit for signed bodies; more is `413 APIG.0201`), while it is
+/// hashed, and the request goes on with the held bytes and their [`BodySha256`]. Everything
+/// else streams through untouched: requests without a signature, and bodies the signer declared
+/// unsigned (`X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD`). An empty body is hashed without reading.
+///
+/// Given the cache ([`SignedBodyLayer::known_keys`]), a body is read only for a key the cache
+/// holds (from the layer's `signed_body_layer`, also for one its provider may still find): a
+/// flood of signatures with unknown keys costs no body reads.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use apig_appcode::layer::SignedBodyLayer;
+///
+/// let layer = SignedBodyLayer::new()
+///     .limit(1024 * 1024)
+///     .read_timeout(Duration::from_secs(30));
+/// # let _ = layer;
+/// ```
+///
+/// The [`AppAuth`](super::AppAuth) docs show the two layers together.
 pub struct SignedBodyLayer<R = ApigJson> {
     config: Arc<Config>,
     reject: R,
