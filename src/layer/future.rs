@@ -107,24 +107,16 @@ where
         }
     }
 
-    /// Like [`lookup`](Self::lookup), for the app key of a signed request: once the key is in,
-    /// the signature is checked again.
-    pub(crate) fn lookup_key(
-        asking: Asking,
-        inner: S,
-        req: Request<ReqBody>,
-        shared: Arc<Shared>,
-        reject: R,
-        authorize: A,
-    ) -> Self {
-        let mut this = Self::lookup(asking, inner, req, shared, reject, authorize);
+    /// This lookup is of the app key of a signed request: once the key is in, the signature is
+    /// checked again.
+    pub(crate) fn for_signature(mut self) -> Self {
         if let State::Lookup {
             pending: Some(p), ..
-        } = &mut this.state
+        } = &mut self.state
         {
             p.signed = true;
         }
-        this
+        self
     }
 }
 

@@ -13,7 +13,7 @@ use super::rejection::{ApigJson, RejectResponse};
 use super::shared::Shared;
 use super::signed::{self, Verdict};
 use super::verdict::{admit, reject};
-use crate::cache::Answer;
+use crate::cache::{Answer, Asking};
 use crate::rejection_kind::RejectionKind;
 
 /// Verifies the `X-Apig-AppCode` of each request before passing it to the inner service.
@@ -99,14 +99,7 @@ where
             return match verdict {
                 Verdict::Admit(identity) => self.admitted(req, identity),
                 Verdict::Refuse(kind) => self.rejected(kind, &req),
-                Verdict::Ask(asking) => ResponseFuture::lookup_key(
-                    asking,
-                    self.take_ready_inner(),
-                    req,
-                    Arc::clone(&self.shared),
-                    self.reject.clone(),
-                    self.authorize.clone(),
-                ),
+                Verdict::Ask(asking) => self.asking(asking, req).for_signature(),
             };
         }
         let value = match take_code(&mut req, shared) {
@@ -116,15 +109,29 @@ where
         match shared.codes.answer(value.as_bytes()) {
             Answer::Known(identity) => self.admitted(req, identity),
             Answer::Unknown => self.rejected(RejectionKind::Invalid, &req),
-            Answer::Asking(asking) => ResponseFuture::lookup(
-                asking,
-                self.take_ready_inner(),
-                req,
-                Arc::clone(&self.shared),
-                self.reject.clone(),
-                self.authorize.clone(),
-            ),
+            Answer::Asking(asking) => self.asking(asking, req),
         }
+    }
+}
+
+impl<S: Clone, R: Clone, A: Clone> AppCodeAuth<S, R, A> {
+    /// The request, waiting for the provider's answer to `asking`.
+    fn asking<ReqBody>(
+        &mut self,
+        asking: Asking,
+        req: Request<ReqBody>,
+    ) -> ResponseFuture<S, ReqBody, R, A>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        ResponseFuture::lookup(
+            asking,
+            self.take_ready_inner(),
+            req,
+            Arc::clone(&self.shared),
+            self.reject.clone(),
+            self.authorize.clone(),
+        )
     }
 }
 

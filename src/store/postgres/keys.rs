@@ -3,6 +3,7 @@
 //! one app's, for an announcement.
 
 use futures_util::TryStreamExt;
+use tokio_postgres::Row;
 
 use super::error::db;
 use super::ops::{app_columns, col, BACKEND};
@@ -11,6 +12,20 @@ use crate::app_key::AppKey;
 use crate::store::cipher::Sealer;
 use crate::store::sealed::RawApp;
 use crate::store::{Scope, StoreResult};
+
+/// The app in `row` from column `at` on (its project, then the `app_columns!`): its ID and its
+/// key, the secret opened.
+fn key_of(
+    row: &Row,
+    at: usize,
+    sealer: &Sealer,
+    instance_id: &str,
+) -> StoreResult<(String, AppKey)> {
+    let project: String = col(row, at)?;
+    let scope = Scope::new(project, instance_id);
+    let app = RawApp::from_pg_row_at(row, at + 1)?.open(sealer, &scope, BACKEND)?;
+    Ok((app.id.clone(), app.signing_key()))
+}
 
 /// A [`BEGIN_SNAPSHOT`](super::ops::BEGIN_SNAPSHOT) transaction: every app's key, its secret
 /// opened as the rows stream in.
@@ -36,13 +51,7 @@ pub(super) async fn of_instance(
     let mut keys = Vec::new();
     while let Some(row) = rows.try_next().await.map_err(db(context))? {
         progress.tick();
-        let project: String = col(&row, 0)?;
-        let app = RawApp::from_pg_row_at(&row, 1)?.open(
-            sealer,
-            &Scope::new(project, instance_id),
-            BACKEND,
-        )?;
-        keys.push((app.id.clone(), app.signing_key()));
+        keys.push(key_of(&row, 0, sealer, instance_id)?);
     }
     Ok(keys)
 }
@@ -65,16 +74,8 @@ pub(super) async fn of_app(
             &[&instance_id, &app_id],
         )
         .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let project: String = col(&row, 0)?;
-    let app = RawApp::from_pg_row_at(&row, 1)?.open(
-        sealer,
-        &Scope::new(project, instance_id),
-        BACKEND,
-    )?;
-    Ok(Some(app.signing_key()))
+    row.map(|row| key_of(&row, 0, sealer, instance_id).map(|(_, key)| key))
+        .transpose()
 }
 
 /// Inside the reader's transaction: the apps logged as changed after revision `after` (each
@@ -103,16 +104,10 @@ pub(super) async fn changed_since(
         .await?;
     rows.iter()
         .map(|r| {
+            // No project: the app is gone.
             let project: Option<String> = col(r, 1)?;
             let key = match project {
-                Some(project) => {
-                    let scope = Scope::new(project, instance_id);
-                    Some(
-                        RawApp::from_pg_row_at(r, 2)?
-                            .open(sealer, &scope, BACKEND)?
-                            .signing_key(),
-                    )
-                }
+                Some(_) => Some(key_of(r, 1, sealer, instance_id)?.1),
                 None => None,
             };
             Ok((col(r, 0)?, key))
