@@ -8,7 +8,7 @@
 #   cargo build --release --all-features --bin apig-appcode
 #   benches/signatures.sh                 # ROUNDS=3 DURATION=8 CONNS=32 APPS=200
 #
-# Needs nginx (the upstream, answering 200 on 127.0.0.1:19100), wrk, and the official Python
+# Needs nginx (the upstream, answering 200 on 127.0.0.1:19300), wrk, and the official Python
 # SDK core in target/sdk-venv (made by `cargo test --all-features --test gateway_signatures`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-8} CONNS=${CONNS:-32} APPS=${APPS:-200}
 BIN=${APIG_BIN:-target/release/apig-appcode}
 PY=${SDK_PYTHON:-target/sdk-venv/bin/python}
 HERE=benches/signatures
-GW=127.0.0.1:19120 ADMIN=127.0.0.1:19121 UP=127.0.0.1:19100
+GW=127.0.0.1:19320 ADMIN=127.0.0.1:19321 UP=127.0.0.1:19300
 TOKEN=bench-admin-token-0123456789abcdef
 tmp=$(mktemp -d /tmp/apig-sig-bench.XXXX)
 pids=()

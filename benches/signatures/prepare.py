@@ -44,7 +44,7 @@ def sign(host, out):
     from huaweicloudsdkcore.signer.signer import Signer
 
     def signed(key, secret):
-        req = SdkRequest(method="GET", schema="http", host=host, resource_path="/",
+        req = SdkRequest(method="GET", schema="http", host=host, resource_path="/", query_params=[],
                          header_params={})
         Signer(BasicCredentials(key, secret)).sign(req)
         h = req.header_params

@@ -222,26 +222,26 @@ fn verify(
     // Everything that needs no key first: a malformed or stale request costs no lookup.
     let signed = signature::read_signature(parts, now, max_skew)
         .map_err(|e| Unverified::Refused(refusal(e)))?;
-    let found = codes.cache().app_key(signed.access_key());
-    if found.is_none() {
+    let Some((identity, key)) = codes.cache().app_key(signed.access_key()) else {
         if let Some(asking) = codes.ask_key(signed.access_key()) {
             return Err(Unverified::Asking(asking));
         }
-    }
+        // Refused as a wrong signature is, in the same words, but without the dummy HMAC that
+        // `signature::verify` spends to hide which keys exist: an app key is no secret (it
+        // travels in clear in every signed request), and a flood of unknown keys must cost no
+        // more than one of unknown AppCodes.
+        tracing::debug!(reason = "unknown app key", "signature refused");
+        return Err(Unverified::Refused(RejectionKind::SignatureInvalid));
+    };
     let payload = match parts.extensions.get::<BodySha256>() {
         Some(digest) => Payload::Sha256(&digest.0),
         None if announced_empty(&parts.headers) => Payload::Body(b""),
         None => Payload::Unread,
     };
-    let secret = found.as_ref().map(|(_, key)| key.secret());
     signed
-        .verify(payload, secret)
+        .verify(payload, Some(key.secret()))
         .map_err(|e| Unverified::Refused(refusal(e)))?;
-    // `verify` refuses an unknown key, so `found` holds the signer here.
-    found
-        .map(|(identity, _)| identity)
-        .ok_or(RejectionKind::SignatureInvalid)
-        .map_err(Unverified::Refused)
+    Ok(identity)
 }
 
 /// `Content-Length: 0`: a body the server reads as empty whoever reads it.

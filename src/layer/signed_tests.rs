@@ -389,6 +389,15 @@ async fn without_the_body_layer_only_unsigned_or_empty_payloads_verify() {
 }
 
 #[test]
+fn the_empty_body_hash_is_sha256_of_nothing() {
+    use sha2::{Digest, Sha256};
+    assert_eq!(
+        super::signed_body::EMPTY_SHA256,
+        <[u8; 32]>::from(Sha256::digest([]))
+    );
+}
+
+#[test]
 fn app_keys_show_no_secret() {
     let key = AppKey::new(KEY, SECRET);
     assert!(!format!("{key:?}").contains(SECRET));
