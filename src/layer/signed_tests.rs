@@ -496,3 +496,46 @@ async fn unknown_keys_are_asked_once_and_remembered_as_unknown_codes_are() {
     assert_eq!(provider.asked.load(Ordering::SeqCst), 2);
     assert_eq!(auth.cache().app_keys(), 1);
 }
+
+/// A body that never sends anything.
+struct Stalled;
+
+impl http_body::Body for Stalled {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        std::task::Poll::Pending
+    }
+}
+
+impl From<Bytes> for Stalled {
+    fn from(_: Bytes) -> Self {
+        Stalled
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_signed_body_that_stalls_meets_the_body_deadline() {
+    let (cache, _) = cache();
+    let auth = layer(&cache, AppAuth::Signature);
+    let (parts, _) = signed(post(), JSON, KEY, SECRET, SystemTime::now()).into_parts();
+    let svc = ServiceBuilder::new()
+        .layer(
+            auth.signed_body_layer()
+                .read_timeout(Duration::from_secs(60)),
+        )
+        .layer(auth.clone())
+        .service(service_fn(|_: Request<Stalled>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+        }));
+    let res = svc
+        .oneshot(Request::from_parts(parts, Stalled))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(auth.metrics().rejected_body, 1);
+}
