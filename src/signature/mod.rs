@@ -86,6 +86,7 @@ use std::time::Duration;
 
 pub use canonical::{canonical_request, string_to_sign, Payload};
 pub use error::SignatureError;
+pub(crate) use header::access_key_of;
 pub use header::{parse_authorization, Authorization};
 pub use secret::SecretKey;
 pub use sign::sign;
