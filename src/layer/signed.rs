@@ -219,17 +219,28 @@ fn verify(
     max_skew: Duration,
     now: SystemTime,
 ) -> Result<AppIdentity, Unverified> {
-    // Everything that needs no key first: a malformed or stale request costs no lookup.
+    // A key that cannot verify is refused first, as a wrong signature is and in the same
+    // words, but without the date, the canonical request and the dummy HMAC that
+    // `signature::verify` spends to hide which keys exist: an app key is no secret (it travels
+    // in clear in every signed request), and a flood of unknown keys must cost no more than
+    // one of unknown AppCodes.
+    let named = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Some(key) = named.and_then(signature::access_key_of) {
+        if !codes.may_know_key(key) {
+            tracing::debug!(reason = "unknown app key", "signature refused");
+            return Err(Unverified::Refused(RejectionKind::SignatureInvalid));
+        }
+    }
+    // Then everything else that needs no key: a malformed or stale request costs no lookup.
     let signed = signature::read_signature(parts, now, max_skew)
         .map_err(|e| Unverified::Refused(refusal(e)))?;
     let Some((identity, key)) = codes.cache().app_key(signed.access_key()) else {
         if let Some(asking) = codes.ask_key(signed.access_key()) {
             return Err(Unverified::Asking(asking));
         }
-        // Refused as a wrong signature is, in the same words, but without the dummy HMAC that
-        // `signature::verify` spends to hide which keys exist: an app key is no secret (it
-        // travels in clear in every signed request), and a flood of unknown keys must cost no
-        // more than one of unknown AppCodes.
         tracing::debug!(reason = "unknown app key", "signature refused");
         return Err(Unverified::Refused(RejectionKind::SignatureInvalid));
     };

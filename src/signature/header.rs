@@ -182,7 +182,11 @@ mod tests {
             access_key_of(&good),
             parse_authorization(&good).ok().map(|a| a.access_key())
         );
-        for other in ["Bearer x", "SDK-HMAC-SHA256 Access=k", "SDK-HMAC-SM3 Access=k, S"] {
+        for other in [
+            "Bearer x",
+            "SDK-HMAC-SHA256 Access=k",
+            "SDK-HMAC-SM3 Access=k, S",
+        ] {
             assert_eq!(access_key_of(other), None, "{other}");
         }
     }
