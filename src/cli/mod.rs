@@ -464,6 +464,31 @@ role = "read-write"
     }
 
     #[test]
+    fn app_auth_comes_from_the_flag_or_the_file() {
+        use apig_appcode::layer::AppAuth;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apig.toml");
+        let p = path.to_str().unwrap();
+        let none = load(args(&["--upstream", "http://x:1"])).unwrap().config;
+        assert_eq!(none.app_auth, AppAuth::AppCode);
+        std::fs::write(
+            &path,
+            "upstream = \"http://x:1\"\napp_auth = \"appcode,signature\"\n",
+        )
+        .unwrap();
+        let cfg = load(args(&["--config", p])).unwrap().config;
+        assert_eq!(cfg.app_auth, AppAuth::AppCodeOrSignature);
+        let cfg = load(args(&["--config", p, "--app-auth", "signature"]))
+            .unwrap()
+            .config;
+        assert_eq!(cfg.app_auth, AppAuth::Signature);
+        std::fs::write(&path, "upstream = \"http://x:1\"\napp_auth = \"token\"\n").unwrap();
+        let err = load(args(&["--config", p])).unwrap_err().to_string();
+        assert!(err.contains("app_auth"), "{err}");
+    }
+
+    #[test]
     fn store_settings_come_from_flags_or_the_file() {
         let defaults = load(args(&["--upstream", "http://x:1"])).unwrap().config;
         assert_eq!(defaults.store_timeout, Duration::from_secs(5));
