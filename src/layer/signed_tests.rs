@@ -341,6 +341,31 @@ async fn acls_apply_to_signed_requests() {
 }
 
 #[tokio::test]
+async fn quotas_count_signed_requests() {
+    use crate::quota::{AppQuota, TimeUnit};
+
+    let (cache, code) = cache();
+    cache.set_app_quota(
+        "app-1",
+        Arc::new(AppQuota::new(2, TimeUnit::Hour, 1).unwrap()),
+    );
+    let auth = layer(&cache, AppAuth::AppCodeOrSignature);
+    let now = SystemTime::now();
+    assert_eq!(
+        call(&auth, signed(get(), b"", KEY, SECRET, now)).await.0,
+        StatusCode::OK
+    );
+    // The app's one quota, whichever credential its calls carry.
+    let mut req = Request::get("/orders").body(Body::default()).unwrap();
+    req.headers_mut()
+        .insert("x-apig-appcode", code.expose().parse().unwrap());
+    assert_eq!(call(&auth, req).await.0, StatusCode::OK);
+    let (status, text) = call(&auth, signed(get(), b"", KEY, SECRET, now)).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{text}");
+    assert!(text.contains("APIG.0501"), "{text}");
+}
+
+#[tokio::test]
 async fn signed_bodies_are_held_up_to_the_limit() {
     let (cache, _) = cache();
     let auth = layer(&cache, AppAuth::Signature);
