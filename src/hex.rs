@@ -30,10 +30,6 @@ pub(crate) fn encode16(bytes: &[u8; 16]) -> [u8; 32] {
 }
 
 /// The value of a hex digit of either case (percent escapes, keys typed by people).
-#[cfg_attr(
-    not(any(feature = "admin", feature = "sqlite", feature = "postgres")),
-    allow(dead_code)
-)]
 pub(crate) fn value(c: u8) -> Option<u8> {
     lowercase_value(c.to_ascii_lowercase())
 }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-/// The identity the layer attaches to a request whose AppCode it verified.
+/// The identity the layer attaches to a request whose AppCode (or signature) it verified.
 ///
 /// It is placed in the request's extensions; in axum, extract it with
 /// `Extension<AppIdentity>`.
@@ -148,7 +148,8 @@ impl AppIdentity {
         self.app_id.as_str()
     }
 
-    /// The ID of the AppCode the request carried (not the code itself).
+    /// The ID of the AppCode the request carried (not the code itself); empty for a request
+    /// signed with the app's key and secret (see [`AppAuth`](crate::layer::AppAuth)).
     pub fn app_code_id(&self) -> &str {
         self.app_code_id.as_str()
     }

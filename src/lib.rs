@@ -53,7 +53,9 @@ pub mod acl;
 #[cfg(feature = "admin")]
 pub mod admin;
 pub mod apig_error;
+mod app_key;
 pub mod cache;
+mod civil;
 pub mod code;
 // Entry points for the cargo-fuzz targets in fuzz/ (feature `fuzzing`), not part of the API.
 #[cfg(feature = "fuzzing")]
@@ -66,6 +68,7 @@ mod hex;
 mod identity;
 pub mod layer;
 pub mod metrics;
+mod percent;
 pub mod provider;
 pub mod quota;
 mod rejection_kind;
@@ -77,12 +80,14 @@ mod remote;
 struct ReadmeDoctests;
 pub mod request_id;
 mod secret;
+pub mod signature;
 #[cfg(feature = "store")]
 pub mod store;
 #[cfg(test)]
 mod test_support;
 pub mod throttle;
 
+pub use app_key::AppKey;
 pub use cache::{AppCodeCache, CacheStatus};
 pub use code::{AppCode, AppCodeError};
 pub use identity::AppIdentity;

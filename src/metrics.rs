@@ -92,6 +92,14 @@ impl Counters {
             rejected_ip_denied: r(RejectionKind::IpDenied),
             rejected_unknown_client_ip: r(RejectionKind::UnknownClientIp),
             rejected_quota: r(RejectionKind::QuotaExhausted),
+            rejected_signature: RejectionKind::ALL
+                .into_iter()
+                .filter(|k| k.is_signature())
+                .map(r)
+                .sum(),
+            rejected_body: r(RejectionKind::BodyTooLarge)
+                + r(RejectionKind::BodyIncomplete)
+                + r(RejectionKind::BodyTimeout),
             cache_size,
             snapshot_age,
         }
@@ -135,6 +143,11 @@ pub struct Metrics {
     pub rejected_unknown_client_ip: u64,
     /// Rejections: the app's quota for the period is used up.
     pub rejected_quota: u64,
+    /// Rejections of signed requests: no or a malformed `Authorization`, another algorithm, a
+    /// missing or stale date, a signature that does not verify.
+    pub rejected_signature: u64,
+    /// Rejections of signed bodies: too large, broken off, or stalled while being hashed.
+    pub rejected_body: u64,
     /// AppCodes in the cache now.
     pub cache_size: usize,
     /// Time since the cache last caught up with its provider (a full snapshot, or the changes

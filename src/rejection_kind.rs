@@ -35,13 +35,30 @@ pub enum RejectionKind {
     /// The app's quota for the current period is used up: `405 APIG.0501` (the status Huawei
     /// documents), with `Retry-After` (the period's end).
     QuotaExhausted,
+    /// A signed request whose `Authorization` is missing (where only signatures are accepted),
+    /// repeated or not in the SDK's layout: `401 APIG.0303`.
+    SignatureMalformed,
+    /// An `Authorization` of another scheme than `SDK-HMAC-SHA256`: `401 APIG.0303`.
+    SignatureAlgorithm,
+    /// A signed request without a valid `X-Sdk-Date`, or one further from the node's clock than
+    /// 15 minutes: `401 APIG.0303`.
+    SignatureDate,
+    /// A signature that does not verify: an unknown app key, a wrong secret, a changed request.
+    /// Deliberately one kind, so that a caller cannot tell which keys exist: `401 APIG.0303`.
+    SignatureInvalid,
+    /// A signed body longer than the 12 MB the gateway hashes: `413 APIG.0201`.
+    BodyTooLarge,
+    /// A signed body that broke off or was malformed before its end: `400 APIG.0201`.
+    BodyIncomplete,
+    /// A signed body that stopped arriving for longer than the body deadline: `408 APIG.0201`.
+    BodyTimeout,
 }
 
 impl RejectionKind {
     pub(crate) const COUNT: usize = Self::ALL.len();
 
     /// Every kind, in the order of their counters.
-    pub(crate) const ALL: [Self; 9] = [
+    pub(crate) const ALL: [Self; 16] = [
         Self::Missing,
         Self::Invalid,
         Self::Forbidden,
@@ -51,12 +68,38 @@ impl RejectionKind {
         Self::IpDenied,
         Self::UnknownClientIp,
         Self::QuotaExhausted,
+        Self::SignatureMalformed,
+        Self::SignatureAlgorithm,
+        Self::SignatureDate,
+        Self::SignatureInvalid,
+        Self::BodyTooLarge,
+        Self::BodyIncomplete,
+        Self::BodyTimeout,
     ];
+
+    /// Whether this refuses a signature (any of the `Signature*` kinds).
+    pub(crate) fn is_signature(self) -> bool {
+        matches!(
+            self,
+            Self::SignatureMalformed
+                | Self::SignatureAlgorithm
+                | Self::SignatureDate
+                | Self::SignatureInvalid
+        )
+    }
 
     /// The HTTP status APIG answers with.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::Missing | Self::Invalid => StatusCode::UNAUTHORIZED,
+            Self::Missing
+            | Self::Invalid
+            | Self::SignatureMalformed
+            | Self::SignatureAlgorithm
+            | Self::SignatureDate
+            | Self::SignatureInvalid => StatusCode::UNAUTHORIZED,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyIncomplete => StatusCode::BAD_REQUEST,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Forbidden | Self::IpDenied | Self::UnknownClientIp => StatusCode::FORBIDDEN,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::HttpsRequired => StatusCode::BAD_REQUEST,
@@ -68,7 +111,13 @@ impl RejectionKind {
     /// The APIG error code.
     pub fn error_code(self) -> &'static str {
         match self {
-            Self::Missing | Self::Invalid => code::APP_AUTH_FAILED,
+            Self::Missing
+            | Self::Invalid
+            | Self::SignatureMalformed
+            | Self::SignatureAlgorithm
+            | Self::SignatureDate
+            | Self::SignatureInvalid => code::APP_AUTH_FAILED,
+            Self::BodyTooLarge | Self::BodyIncomplete | Self::BodyTimeout => code::BAD_REQUEST,
             Self::Forbidden => code::APP_NOT_AUTHORIZED,
             Self::Unavailable => code::BACKEND_UNAVAILABLE,
             Self::HttpsRequired => code::HTTPS_REQUIRED,
@@ -91,6 +140,19 @@ impl RejectionKind {
             Self::IpDenied => "The IP address is not authorized to access the API",
             Self::UnknownClientIp => "Unknown client IP address",
             Self::QuotaExhausted => "The app quota has been used up",
+            Self::SignatureMalformed => {
+                "Incorrect app authentication information: Authorization missing or malformed"
+            }
+            Self::SignatureAlgorithm => {
+                "Incorrect app authentication information: signature algorithm not supported"
+            }
+            Self::SignatureDate => {
+                "Incorrect app authentication information: X-Sdk-Date missing or expired"
+            }
+            Self::SignatureInvalid => "Incorrect app authentication information: signature invalid",
+            Self::BodyTooLarge => "Request entity too large",
+            Self::BodyIncomplete => "Bad request: incomplete body",
+            Self::BodyTimeout => "Request body timeout",
         }
     }
 
@@ -106,6 +168,13 @@ impl RejectionKind {
             Self::IpDenied => "ip_denied",
             Self::UnknownClientIp => "unknown_client_ip",
             Self::QuotaExhausted => "quota",
+            Self::SignatureMalformed => "signature_malformed",
+            Self::SignatureAlgorithm => "signature_algorithm",
+            Self::SignatureDate => "signature_date",
+            Self::SignatureInvalid => "signature_invalid",
+            Self::BodyTooLarge => "body_too_large",
+            Self::BodyIncomplete => "body_incomplete",
+            Self::BodyTimeout => "body_timeout",
         }
     }
 }

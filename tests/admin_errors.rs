@@ -235,6 +235,12 @@ impl Store for BrokenStore {
     ) -> BoxFuture<'a, StoreResult<Vec<(String, AppAcl)>>> {
         Box::pin(async { broken() })
     }
+    fn instance_app_keys<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, apig_appcode::AppKey)>>> {
+        Box::pin(async { broken() })
+    }
     fn create_app_quota<'a>(
         &'a self,
         _: &'a Scope,

@@ -18,7 +18,7 @@ use apig_appcode::store::{
     App, AppCodeRecord, AppQuotaRecord, KeyMismatch, MasterKey, PostgresOptions, PostgresStore,
     SchemaTooNew, Scope, SecretString, Store, StoreError, Timestamp, MAX_APP_CODES_PER_APP,
 };
-use apig_appcode::AppCode;
+use apig_appcode::{AppCode, AppKey};
 use pg::{Frozen, TestDb};
 
 /// Bound on one expected event (a notification travels in milliseconds; a reconnection starts
@@ -84,6 +84,17 @@ async fn next(stream: &mut ChangeStream) -> Change {
         .await
         .expect("a change event within the bound")
         .expect("the change stream is open")
+}
+
+/// The next change event of an AppCode (or a resync), past those of apps: an app's creation
+/// or deletion announces its signing key, ACL and quota.
+async fn next_code(stream: &mut ChangeStream) -> Change {
+    loop {
+        match next(stream).await {
+            Change::AppAcl { .. } | Change::AppQuota { .. } | Change::AppKey { .. } => {}
+            other => return other,
+        }
+    }
 }
 
 /// A stream of `store`'s changes for instance-1, started the way a node starts: a snapshot
@@ -301,12 +312,12 @@ async fn another_nodes_writes_reach_the_change_stream() {
         .unwrap();
     let first = code(1, 1);
     a.create_app_code(&scope(), first.clone()).await.unwrap();
-    expect_upsert(next(&mut changes).await, &first);
+    expect_upsert(next_code(&mut changes).await, &first);
 
     a.delete_app_code(&scope(), &id(1), &first.id)
         .await
         .unwrap();
-    expect_remove_id(next(&mut changes).await, &first.id);
+    expect_remove_id(next_code(&mut changes).await, &first.id);
 
     // A code created and deleted before the listener reads it back is not resurrected.
     let brief = code(1, 2);
@@ -314,10 +325,10 @@ async fn another_nodes_writes_reach_the_change_stream() {
     a.delete_app_code(&scope(), &id(1), &brief.id)
         .await
         .unwrap();
-    match next(&mut changes).await {
+    match next_code(&mut changes).await {
         Change::Upsert { code, .. } => {
             assert_eq!(code, brief.value);
-            expect_remove_id(next(&mut changes).await, &brief.id);
+            expect_remove_id(next_code(&mut changes).await, &brief.id);
         }
         other => expect_remove_id(other, &brief.id),
     }
@@ -326,18 +337,18 @@ async fn another_nodes_writes_reach_the_change_stream() {
     let (c3, c4) = (code(1, 3), code(1, 4));
     for c in [&c3, &c4] {
         a.create_app_code(&scope(), c.clone()).await.unwrap();
-        expect_upsert(next(&mut changes).await, c);
+        expect_upsert(next_code(&mut changes).await, c);
     }
     assert_eq!(a.delete_app(&scope(), &id(1)).await.unwrap().len(), 2);
-    expect_remove_id(next(&mut changes).await, &c3.id);
-    expect_remove_id(next(&mut changes).await, &c4.id);
+    expect_remove_id(next_code(&mut changes).await, &c3.id);
+    expect_remove_id(next_code(&mut changes).await, &c4.id);
 }
 
-/// The next change of an app's quota on `stream`, past the ACL read back with it.
+/// The next change of an app's quota on `stream`, past the ACL and key read back with it.
 async fn next_quota(stream: &mut ChangeStream) -> (String, Option<AppQuota>) {
     loop {
         match next(stream).await {
-            Change::AppAcl { acl: None, .. } => {}
+            Change::AppAcl { acl: None, .. } | Change::AppKey { .. } => {}
             Change::AppQuota { app_id, quota } => return (app_id, quota.map(|q| (*q).clone())),
             other => panic!("expected a change of an app's quota, got {other:?}"),
         }
@@ -355,6 +366,10 @@ async fn quota_changes_reach_every_node_and_the_writer() {
     );
     let (mut own, mut other) = (listening(&a).await, listening(&b).await);
     a.create_app(app_in(&scope(), 1)).await.unwrap();
+    // The app's creation (its signing key) is announced with its quota: none yet.
+    for stream in [&mut other, &mut own] {
+        assert_eq!(next_quota(stream).await, (id(1), None));
+    }
     let limit = |calls| AppQuota::new(calls, TimeUnit::Minute, 1).unwrap();
     let record = AppQuotaRecord {
         id: "quota-1".into(),
@@ -389,6 +404,45 @@ async fn quota_changes_reach_every_node_and_the_writer() {
     assert_eq!(next_quota(&mut other).await, (id(1), None));
 }
 
+/// The next change of an app's signing key on `stream`, past the ACL and quota read with it.
+async fn next_key(stream: &mut ChangeStream) -> (String, Option<AppKey>) {
+    loop {
+        match next(stream).await {
+            Change::AppAcl { .. } | Change::AppQuota { .. } => {}
+            Change::AppKey { app_id, key } => return (app_id, key.map(|k| (*k).clone())),
+            other => panic!("expected a change of an app's key, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_changes_reach_every_node_and_the_writer() {
+    let Some(db) = TestDb::create("key_changes_reach_every_node_and_the_writer").await else {
+        return;
+    };
+    let (a, b) = (open(&db, key(5)).await, open(&db, key(5)).await);
+    let (mut own, mut other) = (listening(&a).await, listening(&b).await);
+    let app = app_in(&scope(), 1);
+    a.create_app(app.clone()).await.unwrap();
+    let first = AppKey::new(app.app_key.as_str(), app.app_secret.expose());
+    for stream in [&mut other, &mut own] {
+        assert_eq!(next_key(stream).await, (id(1), Some(first.clone())));
+    }
+    // A secret reset: every node, the writer's too, gets the new secret.
+    let mut reset = apig_appcode::store::AppChanges::at(Timestamp::from_unix_nanos(9));
+    reset.app_secret = Some(SecretString::new("ResetSecret00000000000000000000"));
+    a.update_app(&scope(), &id(1), reset).await.unwrap();
+    let now = AppKey::new(app.app_key.as_str(), "ResetSecret00000000000000000000");
+    for stream in [&mut other, &mut own] {
+        assert_eq!(next_key(stream).await, (id(1), Some(now.clone())));
+    }
+    // Deleted: no key.
+    a.delete_app(&scope(), &id(1)).await.unwrap();
+    for stream in [&mut other, &mut own] {
+        assert_eq!(next_key(stream).await, (id(1), None));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_relays_its_own_deletions_but_not_its_creations() {
     let Some(db) = TestDb::create("a_node_relays_its_own_deletions_but_not_its_creations").await
@@ -409,7 +463,7 @@ async fn a_node_relays_its_own_deletions_but_not_its_creations() {
         .unwrap();
     // The creation (cached by this node's management API already) is skipped; the deletion
     // comes through, in case the caller never got to evict it.
-    expect_remove_id(next(&mut changes).await, &record.id);
+    expect_remove_id(next_code(&mut changes).await, &record.id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,11 +484,11 @@ async fn a_lost_listener_reconnects_and_resyncs() {
         .get(0);
     assert_eq!(killed, 1, "one listener connection");
     // Reconnected: a resync first (what was missed is only in a full snapshot)...
-    assert!(matches!(next(&mut changes).await, Change::Resync));
+    assert!(matches!(next_code(&mut changes).await, Change::Resync));
     // ...then announcements flow again.
     let record = code(1, 1);
     a.create_app_code(&scope(), record.clone()).await.unwrap();
-    expect_upsert(next(&mut changes).await, &record);
+    expect_upsert(next_code(&mut changes).await, &record);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -449,7 +503,7 @@ async fn a_missed_announcement_is_told_by_its_revision() {
     b.create_app_code(&scope(), own.clone()).await.unwrap();
     let first = code(1, 2);
     a.create_app_code(&scope(), first.clone()).await.unwrap();
-    expect_upsert(next(&mut changes).await, &first);
+    expect_upsert(next_code(&mut changes).await, &first);
 
     // A write whose announcement never arrives: its revision and log entry, no NOTIFY.
     db.client()
@@ -470,13 +524,13 @@ async fn a_missed_announcement_is_told_by_its_revision() {
     // change itself.
     let second = code(1, 3);
     a.create_app_code(&scope(), second.clone()).await.unwrap();
-    assert!(matches!(next(&mut changes).await, Change::Resync));
-    expect_upsert(next(&mut changes).await, &second);
+    assert!(matches!(next_code(&mut changes).await, Change::Resync));
+    expect_upsert(next_code(&mut changes).await, &second);
     // In order again from there.
     a.delete_app_code(&scope(), &id(1), &second.id)
         .await
         .unwrap();
-    expect_remove_id(next(&mut changes).await, &second.id);
+    expect_remove_id(next_code(&mut changes).await, &second.id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -558,14 +612,15 @@ async fn the_change_log_keeps_only_the_retained_revisions() {
         .unwrap();
     let (revision, pruned, logged, oldest): (i64, i64, i64, i64) =
         (row.get(0), row.get(1), row.get(2), row.get(3));
-    assert_eq!((revision, pruned, logged, oldest), (20, 17, 3, 18));
+    // The app's creation (its signing key) took revision 1.
+    assert_eq!((revision, pruned, logged, oldest), (21, 18, 3, 19));
     assert!(store
-        .app_code_changes("instance-1", 16)
+        .app_code_changes("instance-1", 17)
         .await
         .unwrap()
         .is_none());
     assert!(store
-        .app_code_changes("instance-1", 17)
+        .app_code_changes("instance-1", 18)
         .await
         .unwrap()
         .is_some());
@@ -605,18 +660,20 @@ async fn announcements_carry_ids_only() {
         .unwrap();
     store.delete_app(&scope(), &id(1)).await.unwrap();
     let mut payloads = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..6 {
         let payload = tokio::time::timeout(WAIT, rx.recv())
             .await
             .unwrap()
             .unwrap();
         payloads.push(payload);
     }
-    for (payload, c) in payloads.iter().zip([&c1, &c2, &c1, &c2]) {
-        assert!(
-            payload.contains(&c.id) && payload.contains(&c.app_id),
-            "{payload}"
-        );
+    // The app's creation and deletion (its signing key) name the app only.
+    let named = [None, Some(&c1), Some(&c2), Some(&c1), Some(&c2), None];
+    for (payload, c) in payloads.iter().zip(named) {
+        assert!(payload.contains(&app.id), "{payload}");
+        if let Some(c) = c {
+            assert!(payload.contains(&c.id), "{payload}");
+        }
         for secret in [
             c1.value.expose(),
             c2.value.expose(),
@@ -716,7 +773,7 @@ async fn a_listener_outlives_a_database_that_answers_late() {
     let record = code(1, 1);
     a.create_app_code(&scope(), record.clone()).await.unwrap();
     // The very next event is the announcement: no resync came first.
-    expect_upsert(next(&mut changes).await, &record);
+    expect_upsert(next_code(&mut changes).await, &record);
 }
 
 /// A database that stops answering (a stopped server, a network partition) must not hold a

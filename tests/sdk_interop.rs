@@ -6,10 +6,9 @@
 //! Without python3, venv or pip (or without PyPI) the test fails when `CI` is set and is
 //! skipped, saying so, otherwise.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +20,6 @@ use axum::extract::ConnectInfo;
 use axum::routing::get;
 use axum::{middleware, Extension, Router};
 
-const SDK_PACKAGE: &str = "huaweicloudsdkapig==3.1.219";
 const PROJECT: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 const INSTANCE: &str = "eddc4d25480b4cd6b512f270a1b8b341";
 const AK: &str = "INTEROPAK0000000000001";
@@ -29,77 +27,9 @@ const SK: &str = "interop-secret-key-0123456789abcdef";
 const RO_AK: &str = "INTEROPAKREADONLY0001";
 const RO_SK: &str = "interop-read-only-secret-key-0123";
 
-/// Fails under CI, skips (returning `None`) elsewhere.
-fn unavailable(why: &str) -> Option<PathBuf> {
-    if std::env::var_os("CI").is_some() {
-        panic!("the SDK interop test needs python3 with venv and pip, and PyPI: {why}");
-    }
-    // Straight to stderr: the test harness would swallow `eprintln!` of a passing test.
-    let note = format!("SKIPPED sdk_interop: {why} (with CI set this fails)\n");
-    let _ = std::io::stderr().write_all(note.as_bytes());
-    None
-}
-
-fn runs_ok(cmd: &mut Command) -> Result<(), String> {
-    let shown = format!("{cmd:?}");
-    match cmd.stdin(Stdio::null()).output() {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(format!(
-            "{shown} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )),
-        Err(e) => Err(format!("{shown} could not start: {e}")),
-    }
-}
-
-/// The venv's python with the SDK installed, creating the venv when needed.
-fn sdk_python() -> Option<PathBuf> {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("sdk-venv");
-    let python = venv.join("bin").join("python");
-    let has_sdk = |python: &Path| {
-        runs_ok(Command::new(python).args(["-c", "import huaweicloudsdkapig, huaweicloudsdkcore"]))
-    };
-    if has_sdk(&python).is_ok() {
-        return Some(python);
-    }
-    if let Err(e) = runs_ok(Command::new("python3").args(["-c", "import venv, ensurepip"])) {
-        return unavailable(&format!("python3 with venv and ensurepip is required: {e}"));
-    }
-    eprintln!("creating {} and installing {SDK_PACKAGE}", venv.display());
-    if let Err(e) = runs_ok(
-        Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg("--clear")
-            .arg(&venv),
-    ) {
-        return unavailable(&e);
-    }
-    let pip = |package: &str| {
-        runs_ok(Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--quiet",
-            package,
-        ]))
-    };
-    if let Err(pinned) = pip(SDK_PACKAGE) {
-        eprintln!("{pinned}\nfalling back to the newest huaweicloudsdkapig");
-        if let Err(e) = pip("huaweicloudsdkapig") {
-            return unavailable(&e);
-        }
-    }
-    match has_sdk(&python) {
-        Ok(()) => Some(python),
-        Err(e) => unavailable(&e),
-    }
-}
+#[path = "support/sdk_python.rs"]
+mod sdk_python;
+use sdk_python::sdk_python;
 
 async fn serve(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

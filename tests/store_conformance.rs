@@ -93,6 +93,7 @@ macro_rules! conformance {
             a_reader_behind_the_retained_log_is_told_to_reload,
             acl_changes_are_revisions_named_once_with_their_acl_now,
             quota_changes_are_revisions_named_once_with_their_quota_now,
+            key_changes_are_revisions_named_once_with_their_key_now,
         );
     };
     (@module $backend:ident, $make:expr; $($extra:ident,)*) => {
@@ -121,6 +122,7 @@ macro_rules! conformance {
                 app_quotas_are_created_read_listed_updated_and_deleted,
                 an_app_is_bound_to_one_quota_and_leaves_with_it,
                 shared_quota_counts_add_up_per_window,
+                instance_app_keys_hold_every_app_of_the_instance,
                 $($extra,)*
             );
         }
@@ -226,8 +228,11 @@ macro_rules! assert_err {
 // ---------------------------------------------------------------------------------------------
 // Cases
 
+#[path = "store_conformance/keys.rs"]
+mod keys;
 #[path = "store_conformance/quotas.rs"]
 mod quotas;
+use keys::*;
 use quotas::*;
 
 async fn apps_are_created_read_and_paged(store: Arc<dyn Store>) {

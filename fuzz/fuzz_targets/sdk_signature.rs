@@ -1,18 +1,20 @@
 //! `SDK-HMAC-SHA256`: the `Authorization` parser, the canonical request built from a fuzzed
-//! method, path, query and headers, verification, and signing.
+//! method, path, query and headers, verification (of the body, or of its hash as the gateway
+//! checks a streamed body), and signing.
 //!
 //! Input: newline-separated fields, so that seeds stay readable text:
 //! `authorization \n method \n target (path?query) \n host \n x-sdk-date \n header name \n
-//! header value \n body...`. Missing fields are empty. Asserts: no panic anywhere, and a
-//! request that `sign` accepted verifies with the same key and time (the signer and the
-//! verifier agree on every canonical form).
+//! header value \n body...`. Missing fields are empty. Asserts: no panic anywhere; a request
+//! that `sign` accepted verifies with the same key and time (the signer and the verifier agree
+//! on every canonical form); verifying with the body's SHA-256 answers as with the body.
 #![no_main]
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use apig_appcode::admin::signature::{
-    self, SecretKey, SignatureError, CONTENT_SHA256_HEADER, DEFAULT_MAX_SKEW,
+use apig_appcode::signature::{
+    self, Payload, SecretKey, SignatureError, CONTENT_SHA256_HEADER, DEFAULT_MAX_SKEW,
 };
+use sha2::{Digest, Sha256};
 use http::{HeaderName, HeaderValue, Method, Request};
 use libfuzzer_sys::fuzz_target;
 
@@ -55,6 +57,15 @@ fuzz_target!(|data: &[u8]| {
     let now = UNIX_EPOCH + Duration::from_secs(1_704_164_645);
     let _ = signature::verify(&parts, body, secret, now, DEFAULT_MAX_SKEW);
     let _ = signature::verify(&parts, body, secret, now, Duration::MAX);
+
+    // The two-step check over the body's hash answers as the one-step check over the body.
+    let digest: [u8; 32] = Sha256::digest(body).into();
+    let whole = signature::verify(&parts, body, secret, now, DEFAULT_MAX_SKEW);
+    let hashed = signature::read_signature(&parts, now, DEFAULT_MAX_SKEW).and_then(|signed| {
+        let key = secret(signed.access_key());
+        signed.verify(Payload::Sha256(&digest), key.as_ref())
+    });
+    assert_eq!(whole, hashed);
 
     // Whatever `sign` accepts, `verify` must accept too.
     if signature::sign(&mut parts, body, AK, &SecretKey::from(SK), now).is_ok() {

@@ -10,9 +10,9 @@ use axum::Router;
 use super::auth::{AccessKeyCredential, Authenticator, Clock, TokenCredential, MIN_TOKEN_LEN};
 use super::ids::is_plain_id;
 use super::router;
-use super::signature::DEFAULT_MAX_SKEW;
 use super::state::{Instance, Shared};
 use crate::cache::AppCodeCache;
+use crate::signature::DEFAULT_MAX_SKEW;
 use crate::store::Store;
 
 /// The default limit on a request body: 64 KiB. The largest valid body (an app with every

@@ -1,5 +1,7 @@
 //! App handlers: create, show, list, update, delete and reset-secret (reference section 3).
 
+use std::sync::Arc;
+
 use axum::response::Response;
 use http::StatusCode;
 use serde_json::{Map, Value};
@@ -48,6 +50,9 @@ pub(crate) async fn create(call: Call) -> Result<Response, AdminError> {
         .create_app(app)
         .await
         .map_err(|e| AdminError::from_store(e, "", ""))?;
+    call.instance
+        .cache
+        .set_app_key(&app.id, Arc::new(app.signing_key()));
     tracing::info!(
         request_id = %call.request_id,
         caller = %call.caller.name,
@@ -159,12 +164,22 @@ pub(crate) async fn reset_secret(call: Call) -> Result<Response, AdminError> {
     json(StatusCode::OK, &AppView::new(&app, None))
 }
 
+/// Updates the app in the store, then its signing key in this node's cache (the old key or
+/// secret stops verifying here at once; other nodes hear of it from the store).
 async fn store_update(call: &Call, changes: AppChanges) -> Result<App, AdminError> {
-    call.shared()
+    let touches_key = changes.touches_key();
+    let app = call
+        .shared()
         .store
         .update_app(&call.scope, &call.app_id, changes)
         .await
-        .map_err(|e| AdminError::from_store(e, &call.app_id, ""))
+        .map_err(|e| AdminError::from_store(e, &call.app_id, ""))?;
+    if touches_key {
+        call.instance
+            .cache
+            .set_app_key(&app.id, Arc::new(app.signing_key()));
+    }
+    Ok(app)
 }
 
 /// `DELETE .../apps/{app_id}` → `204`, after its AppCodes left the store and the cache.
@@ -182,6 +197,7 @@ pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
         }
         call.instance.cache.remove_app_acl(&call.app_id);
         call.instance.cache.remove_app_quota(&call.app_id);
+        call.instance.cache.remove_app_key(&call.app_id);
         codes
     };
     tracing::info!(

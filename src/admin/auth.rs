@@ -30,8 +30,8 @@ use sha2::{Digest, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use super::error::AdminError;
-use super::signature::{self, PayloadAuth, SecretKey, SignatureError};
 use crate::secret::Secret;
+use crate::signature::{self, PayloadAuth, SecretKey, SignatureError};
 
 /// `X-Auth-Token`.
 pub(crate) const X_AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");

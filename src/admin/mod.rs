@@ -5,7 +5,7 @@
 //! change to the gateway's [`AppCodeCache`](crate::AppCodeCache) before it answers: the next
 //! request carrying a new code is accepted, the next carrying a deleted one is rejected.
 //! Callers authenticate with `X-Auth-Token` ([`TokenCredential`]) or an AK/SK
-//! `SDK-HMAC-SHA256` signature ([`AccessKeyCredential`], see [`signature`]), each bound to
+//! `SDK-HMAC-SHA256` signature ([`AccessKeyCredential`], see [`signature`](crate::signature)), each bound to
 //! [`Permissions`]: a [`Role`] and a set of projects. `GET /openapi.json` documents the API.
 //!
 //! | Method, path under `/v2/{project_id}/apigw/instances/{instance_id}` | Success |
@@ -87,10 +87,8 @@ mod call;
 mod error;
 mod ids;
 mod paging;
-mod percent;
 mod quota_bindings;
 mod router;
-pub mod signature;
 mod state;
 mod views;
 

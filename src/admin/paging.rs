@@ -1,7 +1,7 @@
 //! Query strings and paging: `offset` and `limit` clamped as APIG clamps them.
 
 use super::error::AdminError;
-use super::percent;
+use crate::percent;
 
 /// `limit` when absent or not positive.
 pub(crate) const DEFAULT_LIMIT: u64 = 20;

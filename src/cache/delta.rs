@@ -32,6 +32,7 @@ impl AppCodeCache {
                 Mutation::RemoveApp(ref app) => {
                     self.inner.acls.remove(app);
                     self.forget_quota(app);
+                    self.apply_key(app, None);
                     apps.0.insert(StoredId::of(app))
                 }
                 _ => {
@@ -65,6 +66,7 @@ impl AppCodeCache {
             Change::RemoveApp(app) => Mutation::RemoveApp(app.into()),
             Change::AppAcl { app_id, acl } => Mutation::Acl(app_id.into(), acl),
             Change::AppQuota { app_id, quota } => Mutation::Quota(app_id.into(), quota),
+            Change::AppKey { app_id, key } => Mutation::Key(app_id.into(), key),
             Change::Resync | Change::Reload => return None,
         })
     }

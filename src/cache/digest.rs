@@ -68,6 +68,15 @@ impl DigestKey {
         Digest::from_bytes(blake3::keyed_hash(self.0.expose(), code).as_bytes())
     }
 
+    /// The digest of an app's signing key under this key, for the negative cache and the
+    /// flights; kept apart from the digests of codes by a prefix no code can start with.
+    pub(crate) fn key_digest(&self, app_key: &str) -> Digest {
+        let mut hasher = blake3::Hasher::new_keyed(self.0.expose());
+        hasher.update(b"\0app-key\0");
+        hasher.update(app_key.as_bytes());
+        Digest::from_bytes(hasher.finalize().as_bytes())
+    }
+
     /// A 64-bit hash of an AppCode ID under this key, for the index by ID; kept apart from the
     /// digests of codes by a prefix no code can start with.
     pub(crate) fn id_hash(&self, id: &StoredId) -> u64 {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::digest::Digest;
 use super::entry::Entry;
 use crate::acl::AppAcl;
+use crate::app_key::AppKey;
 use crate::quota::AppQuota;
 
 /// How many changes the journal remembers. A snapshot whose load saw more changes than this is
@@ -27,6 +28,8 @@ pub(super) enum Mutation {
     Acl(Box<str>, Option<Arc<AppAcl>>),
     /// An app's quota set (`Some`) or removed (`None`).
     Quota(Box<str>, Option<Arc<AppQuota>>),
+    /// An app's signing key set (`Some`) or removed (`None`).
+    Key(Box<str>, Option<Arc<AppKey>>),
 }
 
 #[derive(Default)]

@@ -30,6 +30,7 @@
 //! - `negative.rs`: the bounded memory of codes a provider did not know.
 
 mod acls;
+mod app_keys;
 mod by_app;
 mod delta;
 mod digest;
@@ -61,6 +62,7 @@ use crate::code::{self, AppCode};
 use crate::identity::AppIdentity;
 use crate::metrics::{Counters, Metrics};
 use crate::quota::{AppQuota, QuotaCounts};
+use app_keys::KeyIndex;
 use by_app::ByApp;
 pub(crate) use digest::Digest;
 use digest::{DigestKey, PassThrough};
@@ -129,6 +131,8 @@ struct Inner {
     negative: NegativeCache,
     acls: ByApp<AppAcl>,
     quotas: ByApp<AppQuota>,
+    /// The apps' signing keys, by key and by app.
+    keys: KeyIndex,
     quota_counts: QuotaCounts,
     flights: Flights,
     status: AtomicU8,
@@ -216,7 +220,7 @@ impl AppCodeCache {
         self.record_and_apply(Mutation::RemoveId(app_code_id.into()))
     }
 
-    /// Removes every code of one app, and its ACL. Scans the whole cache.
+    /// Removes every code of one app, its ACL, quota and signing key. Scans the whole cache.
     pub fn remove_app(&self, app_id: &str) -> usize {
         self.record_and_apply(Mutation::RemoveApp(app_id.into()))
     }
@@ -245,12 +249,14 @@ impl AppCodeCache {
             Mutation::RemoveApp(app) => {
                 self.inner.acls.remove(app);
                 self.forget_quota(app);
+                self.apply_key(app, None);
                 let app = StoredId::of(app);
                 self.remove_where(|_, entry| entry.app_id_is(&app))
             }
             Mutation::RemoveId(id) => self.remove_id(&StoredId::of(id)),
             Mutation::Acl(app, acl) => self.apply_acl(app, acl.as_ref()),
             Mutation::Quota(app, quota) => self.apply_quota(app, quota.as_ref()),
+            Mutation::Key(app, key) => self.apply_key(app, key.as_ref()),
         }
     }
 
@@ -528,6 +534,7 @@ impl AppCodeCacheBuilder {
                 journal: Mutex::default(),
                 negative: NegativeCache::new(self.negative_capacity, self.negative_ttl),
                 acls: ByApp::default(),
+                keys: KeyIndex::default(),
                 quotas: ByApp::default(),
                 quota_counts: QuotaCounts::default(),
                 flights: Flights::new(),

@@ -136,6 +136,35 @@ impl ReadThrough {
         self.quota_calls.as_deref()
     }
 
+    /// Whether the app key `key` may sign a request that verifies: the cache holds it, or a
+    /// provider that looks keys up has not said a moment ago that it does not know it.
+    pub(crate) fn may_know_key(&self, key: &str) -> bool {
+        self.cache.app_key(key).is_some()
+            || (self.lookups.is_some() && !self.cache.is_known_unknown(&self.cache.key_digest(key)))
+    }
+
+    /// The provider's lookup of the app key `key`, which the cache lacks: `None` when there is
+    /// nobody to ask or the provider said a moment ago that it does not know the key (the
+    /// negative cache). Concurrent requests for one key share one call, as for codes, within
+    /// the same bound on lookups at a time: past it the answer is a failure (503) at once.
+    pub(crate) fn ask_key(&self, key: &str) -> Option<Asking> {
+        let (provider, bounds) = self.lookups.as_ref()?;
+        let digest = self.cache.key_digest(key);
+        if self.cache.is_known_unknown(&digest) {
+            return None;
+        }
+        let ask = Ask::Key(key.to_owned());
+        Some(
+            match self.cache.ask(Arc::clone(provider), digest, ask, *bounds) {
+                Some(flight) => Asking(Box::pin(async move { flight.outcome().await })),
+                None => {
+                    self.cache.shed_lookup(bounds.max_in_flight);
+                    Asking(Box::pin(std::future::ready(Outcome::Failed)))
+                }
+            },
+        )
+    }
+
     /// What the raw header value `raw` stands for. Allocation free unless the provider must be
     /// asked.
     pub(crate) fn answer(&self, raw: &[u8]) -> Answer {
@@ -157,7 +186,7 @@ impl ReadThrough {
             return Answer::Unknown;
         }
         let code = AppCode::from_validated(raw);
-        match cache.ask(Arc::clone(provider), digest, code, *bounds) {
+        match cache.ask(Arc::clone(provider), digest, Ask::Code(code), *bounds) {
             Some(flight) => Answer::Asking(Asking(Box::pin(async move { flight.outcome().await }))),
             None => {
                 cache.shed_lookup(bounds.max_in_flight);
@@ -192,7 +221,7 @@ impl AppCodeCache {
         &self,
         provider: Arc<dyn AppCodeProvider>,
         digest: Digest,
-        code: AppCode,
+        ask: Ask,
         bounds: LookupBounds,
     ) -> Option<Arc<Flight>> {
         let (flight, started) = self.inner.flights.join(digest, bounds.max_in_flight)?;
@@ -202,7 +231,7 @@ impl AppCodeCache {
                 digest,
                 flight: Arc::clone(&flight),
             };
-            tokio::spawn(landing.fly(provider, code, bounds.timeout));
+            tokio::spawn(landing.fly(provider, ask, bounds.timeout));
         }
         Some(flight)
     }
@@ -248,7 +277,7 @@ impl AppCodeCache {
                 .as_ref()
                 .is_some_and(|e| e.app_id_is(&StoredId::of(app))),
             // An app's policies do not decide whether its code exists.
-            Mutation::Acl(..) | Mutation::Quota(..) => false,
+            Mutation::Acl(..) | Mutation::Quota(..) | Mutation::Key(..) => false,
         });
         drop(changes);
         if overtaken {
@@ -283,15 +312,58 @@ struct Landing {
     flight: Arc<Flight>,
 }
 
+/// What a flight asks the provider about.
+pub(super) enum Ask {
+    /// An AppCode.
+    Code(AppCode),
+    /// An app's signing key.
+    Key(String),
+}
+
 impl Landing {
-    async fn fly(self, provider: Arc<dyn AppCodeProvider>, code: AppCode, timeout: Duration) {
-        let outcome = self.outcome(&*provider, &code, timeout).await;
+    async fn fly(self, provider: Arc<dyn AppCodeProvider>, ask: Ask, timeout: Duration) {
+        let outcome = match &ask {
+            Ask::Code(code) => self.outcome(&*provider, code, timeout).await,
+            Ask::Key(key) => self.key_outcome(&*provider, key, timeout).await,
+        };
         self.flights().land(&self.digest, &self.flight, outcome);
         // Landed: the drop below finds nothing left to do.
     }
 
     fn flights(&self) -> &Flights {
         &self.cache.inner.flights
+    }
+
+    /// What the provider says of the app key `key`, written to the cache (see
+    /// `AppCodeCache::settle_key`).
+    async fn key_outcome(
+        &self,
+        provider: &dyn AppCodeProvider,
+        key: &str,
+        timeout: Duration,
+    ) -> Outcome {
+        let cache = &self.cache;
+        if let Some((identity, _)) = cache.app_key(key) {
+            return Outcome::Found(identity);
+        }
+        if cache.is_known_unknown(&self.digest) {
+            return Outcome::Unknown;
+        }
+        let since = cache.write_epoch();
+        Counters::add(&cache.counters().provider_lookups);
+        match tokio::time::timeout(timeout, provider.lookup_app_key(key)).await {
+            Ok(Ok(found)) => cache.settle_key(self.digest, key, found, since),
+            Ok(Err(error)) => {
+                Counters::add(&cache.counters().provider_errors);
+                tracing::warn!(%error, "app key lookup failed");
+                Outcome::Failed
+            }
+            Err(_) => {
+                Counters::add(&cache.counters().provider_errors);
+                tracing::warn!(?timeout, "app key lookup timed out");
+                Outcome::Failed
+            }
+        }
     }
 
     async fn outcome(
@@ -387,7 +459,9 @@ mod tests {
                         timeout: TIMEOUT,
                         max_in_flight: usize::MAX,
                     };
-                    let flight = cache.ask(provider, digest, code, bounds).unwrap();
+                    let flight = cache
+                        .ask(provider, digest, Ask::Code(code), bounds)
+                        .unwrap();
                     flight.outcome().await
                 })
             })

@@ -244,6 +244,14 @@ async fn sync(
             ));
         }
     }
+    let keys = bounded(limit, "the app keys", provider.app_keys()).await?;
+    if let Some(keys) = keys {
+        if !cache.replace_app_keys_since(keys, since) {
+            return Err(ProviderError::Unavailable(
+                "the cache changed too often while the app keys loaded; loading again".into(),
+            ));
+        }
+    }
     let count = load.count();
     if !load.finish() {
         return Err(ProviderError::Unavailable(
@@ -330,6 +338,14 @@ pub(crate) fn apply(cache: &AppCodeCache, change: Change) {
             match quota {
                 Some(quota) => cache.set_app_quota(&app_id, quota),
                 None => drop(cache.remove_app_quota(&app_id)),
+            }
+        }
+        Change::AppKey { app_id, key } => {
+            // The app and whether it has a key; never the key's secret.
+            tracing::debug!(app_id = %app_id, set = key.is_some(), "app's signing key changed");
+            match key {
+                Some(key) => cache.set_app_key(&app_id, key),
+                None => drop(cache.remove_app_key(&app_id)),
             }
         }
         Change::Resync | Change::Reload => return,

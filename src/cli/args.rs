@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use apig_appcode::gateway::logging::LogFormat;
-use apig_appcode::layer::IpNetwork;
+use apig_appcode::layer::{AppAuth, IpNetwork};
 use apig_appcode::throttle::Quota;
 use clap::Parser;
 
@@ -71,6 +71,11 @@ pub(crate) struct ServeArgs {
     /// Refuse AppCodes over plain HTTP with `400 APIG.0607`, as APIG does.
     #[arg(long, env = "APIG_REQUIRE_HTTPS")]
     pub(crate) require_https: bool,
+    /// App credentials accepted: `appcode` (the `X-Apig-AppCode` header), `signature`
+    /// (SDK-HMAC-SHA256 with the app's key and secret) or `appcode,signature` [default:
+    /// appcode].
+    #[arg(long, env = "APIG_APP_AUTH")]
+    pub(crate) app_auth: Option<AppAuth>,
     /// Network (CIDR) of a TLS-terminating proxy whose `X-Forwarded-Proto` is trusted; repeatable.
     #[arg(
         long = "trusted-proxy",

@@ -66,6 +66,7 @@ pub(crate) struct FileConfig {
     pub(crate) project_id: Option<String>,
     pub(crate) master_key: Option<String>,
     pub(crate) require_https: Option<bool>,
+    pub(crate) app_auth: Option<String>,
     #[serde(default)]
     pub(crate) trusted_proxies: Vec<String>,
     pub(crate) log_format: Option<String>,

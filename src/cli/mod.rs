@@ -108,6 +108,13 @@ pub(crate) fn load(args: ServeArgs) -> Result<Settings, UsageError> {
     );
     config.admin_tls = tls(&args.admin_tls_cert, &args.admin_tls_key, &file.admin_tls);
     config.require_https = args.require_https || file.require_https.unwrap_or(false);
+    if let Some(accepted) = args.app_auth {
+        config.app_auth = accepted;
+    } else if let Some(text) = &file.app_auth {
+        config.app_auth = text
+            .parse()
+            .map_err(|e| UsageError::new(format!("app_auth: {e}")))?;
+    }
     config.trusted_proxies = args.trusted_proxies.clone();
     for net in &file.trusted_proxies {
         let net = net
@@ -459,6 +466,31 @@ role = "read-write"
             let err = load(args(&list)).unwrap_err().to_string();
             assert!(err.contains(bad[0]), "{err}");
         }
+    }
+
+    #[test]
+    fn app_auth_comes_from_the_flag_or_the_file() {
+        use apig_appcode::layer::AppAuth;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apig.toml");
+        let p = path.to_str().unwrap();
+        let none = load(args(&["--upstream", "http://x:1"])).unwrap().config;
+        assert_eq!(none.app_auth, AppAuth::AppCode);
+        std::fs::write(
+            &path,
+            "upstream = \"http://x:1\"\napp_auth = \"appcode,signature\"\n",
+        )
+        .unwrap();
+        let cfg = load(args(&["--config", p])).unwrap().config;
+        assert_eq!(cfg.app_auth, AppAuth::AppCodeOrSignature);
+        let cfg = load(args(&["--config", p, "--app-auth", "signature"]))
+            .unwrap()
+            .config;
+        assert_eq!(cfg.app_auth, AppAuth::Signature);
+        std::fs::write(&path, "upstream = \"http://x:1\"\napp_auth = \"token\"\n").unwrap();
+        let err = load(args(&["--config", p])).unwrap_err().to_string();
+        assert!(err.contains("app_auth"), "{err}");
     }
 
     #[test]

@@ -14,8 +14,10 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
+
+use super::request_body::RequestBody;
 
 /// What the client did to a request body that could not be forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +100,7 @@ impl std::error::Error for ClientBodyError {
 
 /// A client's request body with a deadline between two reads.
 pub(crate) struct ClientBody {
-    inner: Incoming,
+    inner: RequestBody,
     timeout: Duration,
     /// Armed while the client owes data; pushed back when some arrives.
     sleep: Option<Pin<Box<Sleep>>>,
@@ -114,7 +116,7 @@ impl fmt::Debug for ClientBody {
 }
 
 impl ClientBody {
-    pub(crate) fn new(inner: Incoming, timeout: Duration, fault: Fault) -> Self {
+    pub(crate) fn new(inner: RequestBody, timeout: Duration, fault: Fault) -> Self {
         if !inner.is_end_stream() {
             fault.mark(Fault::STREAMING);
         }

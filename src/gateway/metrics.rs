@@ -410,6 +410,8 @@ impl Collector for CacheCollector {
             ("ip_denied", m.rejected_ip_denied),
             ("unknown_client_ip", m.rejected_unknown_client_ip),
             ("quota", m.rejected_quota),
+            ("signature", m.rejected_signature),
+            ("body", m.rejected_body),
         ] {
             let labels = [("reason", reason)];
             ConstCounter::new(value).encode(family.encode_family(&labels)?)?;

@@ -18,6 +18,7 @@ pub mod logging;
 mod memory;
 pub mod metrics;
 mod proxy;
+mod request_body;
 mod run;
 pub mod tls;
 mod token_file;

@@ -33,6 +33,7 @@ use tower_service::Service;
 use super::body::ProxyBody;
 use super::client_body::{ClientBody, ClientFault, Fault};
 use super::metrics::WorkerMetrics;
+use super::request_body::RequestBody;
 use super::upstream::{UpstreamError, UpstreamPool};
 use crate::apig_error;
 use crate::layer::{ConnectionInfo, IpNetwork};
@@ -82,8 +83,8 @@ pub(crate) fn prepare(
             id: id.to_header_value(),
         });
     }
-    headers.remove(HOST);
-    // The target's authority wins over Host (RFC 9112 section 3.2.2); HTTP/2 has only that.
+    // Host stays for the layer (a signature covers it as the client sent it); `Forward` puts
+    // the upstream's in its place. The target's authority wins over Host (RFC 9112 section 3.2.2); HTTP/2 has only that.
     let real = authority
         .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         .or(host);
@@ -222,7 +223,7 @@ impl Forward {
     }
 }
 
-impl Service<Request<Incoming>> for Forward {
+impl Service<Request<RequestBody>> for Forward {
     type Response = Response<ProxyBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
@@ -231,14 +232,14 @@ impl Service<Request<Incoming>> for Forward {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
         let this = self.clone();
         Box::pin(async move { Ok(this.forward(req).await) })
     }
 }
 
 impl Forward {
-    async fn forward(self, req: Request<Incoming>) -> Response<ProxyBody> {
+    async fn forward(self, req: Request<RequestBody>) -> Response<ProxyBody> {
         let (mut parts, body) = req.into_parts();
         let id = parts.headers.get(X_REQUEST_ID).cloned();
         let path = parts

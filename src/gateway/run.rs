@@ -248,10 +248,11 @@ fn auth_layer(
     };
     let builder = AppCodeAuthLayer::builder()
         .cache(cache.clone())
-        .provider(StoreProvider::new(
-            Arc::clone(store),
-            config.instance_id.clone(),
-        ))
+        .provider(
+            StoreProvider::new(Arc::clone(store), config.instance_id.clone())
+                .signing_keys(config.app_auth.accepts_signature()),
+        )
+        .app_auth(config.app_auth)
         .refresh_interval(config.refresh_interval)
         .max_staleness(Some(config.max_staleness))
         .max_lookups(config.max_lookups)

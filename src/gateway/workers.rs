@@ -47,8 +47,9 @@ use super::limits::Limits;
 use super::listener::{self, Listening, OpenConnections};
 use super::metrics::{GatewayMetrics, WorkerMetrics};
 use super::proxy::{self, Forward};
+use super::request_body::RequestBody;
 use super::upstream::UpstreamPool;
-use crate::layer::{AppCodeAuth, IpNetwork};
+use crate::layer::{AppCodeAuth, IpNetwork, SignedBody};
 use crate::throttle::{Throttle, ThrottleLayer};
 use crate::AppCodeAuthLayer;
 
@@ -252,8 +253,12 @@ impl Worker {
                 self.limits.upstream_timeout,
                 metrics.clone(),
             );
+            let body = self
+                .auth
+                .signed_body_layer()
+                .read_timeout(self.limits.body_timeout);
             let service = GatewayService {
-                auth: self.auth.layer(self.throttle.layer(forward)),
+                auth: body.layer(self.auth.layer(self.throttle.layer(forward))),
                 trusted: self.trusted,
                 metrics,
             };
@@ -269,10 +274,14 @@ impl Worker {
     }
 }
 
+/// What checks a prepared request: the signed body's hash, the app's credentials, its rate
+/// limit, then [`Forward`].
+type Checked = SignedBody<AppCodeAuth<Throttle<Forward>>>;
+
 /// One request's way through the gateway: [`proxy::prepare`], the AppCode layer, [`Forward`].
 #[derive(Clone)]
 struct GatewayService {
-    auth: AppCodeAuth<Throttle<Forward>>,
+    auth: Checked,
     trusted: Arc<[IpNetwork]>,
     metrics: WorkerMetrics,
 }
@@ -288,7 +297,7 @@ impl Service<Request<Incoming>> for GatewayService {
 
     fn call(&mut self, req: Request<Incoming>) -> GatewayFuture {
         let answer = match proxy::prepare(req, &self.trusted) {
-            Ok(req) => Answer::Auth(self.auth.call(req)),
+            Ok(req) => Answer::Auth(self.auth.call(req.map(RequestBody::streaming))),
             Err(bad) => Answer::Refused(Some(bad.into_response())),
         };
         GatewayFuture {
@@ -307,7 +316,7 @@ struct GatewayFuture {
 // Boxing the common variant would cost an allocation per request; the rare one is small.
 #[allow(clippy::large_enum_variant)]
 enum Answer {
-    Auth(<AppCodeAuth<Throttle<Forward>> as Service<Request<Incoming>>>::Future),
+    Auth(<Checked as Service<Request<RequestBody>>>::Future),
     Refused(Option<Response<ProxyBody>>),
 }
 

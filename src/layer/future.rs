@@ -14,6 +14,7 @@ use super::authorize::AuthorizeApp;
 use super::headers::X_APIG_QUOTA_APP;
 use super::rejection::RejectResponse;
 use super::shared::Shared;
+use super::signed;
 use super::verdict::{charged, check, forward, reject, Admitted, Checked};
 use crate::cache::{Asking, Outcome, QuotaAsking};
 use crate::identity::AppIdentity;
@@ -64,6 +65,8 @@ struct Pending<S, ReqBody, R, A> {
     shared: Arc<Shared>,
     reject: R,
     authorize: A,
+    /// Waiting on an app key for a signature (else on an AppCode).
+    signed: bool,
 }
 
 impl<S, ReqBody, R, A> ResponseFuture<S, ReqBody, R, A>
@@ -142,9 +145,22 @@ where
                     shared,
                     reject,
                     authorize,
+                    signed: false,
                 }),
             },
         }
+    }
+
+    /// This lookup is of the app key of a signed request: once the key is in, the signature is
+    /// checked again.
+    pub(crate) fn for_signature(mut self) -> Self {
+        if let State::Lookup {
+            pending: Some(p), ..
+        } = &mut self.state
+        {
+            p.signed = true;
+        }
+        self
     }
 }
 
@@ -178,8 +194,33 @@ where
                         shared,
                         reject: rejecter,
                         authorize,
+                        signed,
                     } = pending.take().expect("polled after completion");
+                    let unknown = if signed {
+                        RejectionKind::SignatureInvalid
+                    } else {
+                        RejectionKind::Invalid
+                    };
                     match found {
+                        Outcome::Found(_) if signed => {
+                            match signed::recheck(&shared, &rejecter, req) {
+                                Ok((req, identity)) => {
+                                    Self::verified(
+                                        &mut inner,
+                                        |inner| inner.clone(),
+                                        &shared,
+                                        &rejecter,
+                                        &authorize,
+                                        req,
+                                        identity,
+                                    )
+                                    .state
+                                }
+                                Err(refused) => State::Rejected {
+                                    response: Some(refused),
+                                },
+                            }
+                        }
                         Outcome::Found(identity) => {
                             Self::verified(
                                 &mut inner,
@@ -193,13 +234,7 @@ where
                             .state
                         }
                         Outcome::Unknown => State::Rejected {
-                            response: Some(reject(
-                                &shared,
-                                &rejecter,
-                                RejectionKind::Invalid,
-                                &req,
-                                None,
-                            )),
+                            response: Some(reject(&shared, &rejecter, unknown, &req, None)),
                         },
                         Outcome::Failed => State::Rejected {
                             response: Some(reject(

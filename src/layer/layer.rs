@@ -13,11 +13,14 @@ use super::https::{HttpsPolicy, IpNetwork};
 use super::rejection::ApigJson;
 use super::service::AppCodeAuth;
 use super::shared::Shared;
+use super::signed::{AppAuth, SignaturePolicy};
+use super::signed_body::SignedBodyLayer;
 use crate::cache::refresher::{AfterSnapshot, RefreshPolicy};
 use crate::cache::{AppCodeCache, LookupBounds, ReadThrough};
 use crate::metrics::Metrics;
 use crate::provider::AppCodeProvider;
 use crate::quota::SharedQuotaCounts;
+use crate::signature::DEFAULT_MAX_SKEW;
 
 /// How many point lookups a layer runs at a time unless told otherwise
 /// ([`AppCodeAuthLayerBuilder::max_lookups`]): far above what codes created a moment ago and not
@@ -85,6 +88,8 @@ impl AppCodeAuthLayer {
             },
             shared_quota_counts: None,
             quota_per_call: None,
+            app_auth: AppAuth::AppCode,
+            max_skew: DEFAULT_MAX_SKEW,
         }
     }
 }
@@ -113,6 +118,36 @@ impl<R, A> AppCodeAuthLayer<R, A> {
     /// The cache the layer verifies against: fill it, or apply changes to it directly.
     pub fn cache(&self) -> &AppCodeCache {
         self.shared.codes.cache()
+    }
+
+    /// The [`SignedBodyLayer`] to place outside this layer: it reads a signed body only for a
+    /// key this layer's cache holds or its provider may find, and none when this layer accepts
+    /// no signature.
+    ///
+    /// ```
+    /// use apig_appcode::{AppCodeAuthLayer, AppCodeCache};
+    /// use apig_appcode::layer::AppAuth;
+    ///
+    /// let auth = AppCodeAuthLayer::builder().app_auth(AppAuth::Signature).build();
+    /// let body = auth.signed_body_layer();
+    /// // tower::ServiceBuilder::new().layer(body).layer(auth).service(...)
+    /// # let _ = body;
+    /// ```
+    pub fn signed_body_layer(&self) -> SignedBodyLayer {
+        let shared = Arc::clone(&self.shared);
+        let layer = SignedBodyLayer::new()
+            .known_keys(self.cache())
+            .keys_worth_reading(Arc::new(move |key| shared.codes.may_know_key(key)));
+        if self.shared.signatures.app_auth.accepts_signature() {
+            layer
+        } else {
+            layer.off()
+        }
+    }
+
+    /// Which app credentials the layer accepts.
+    pub fn app_auth(&self) -> AppAuth {
+        self.shared.signatures.app_auth
     }
 
     /// Counters of the layer and its cache.
@@ -205,6 +240,8 @@ pub struct AppCodeAuthLayerBuilder {
     shared_quota_counts: Option<Arc<dyn SharedQuotaCounts>>,
     /// The deadline of one call's count, when each is counted in the shared counts.
     quota_per_call: Option<Duration>,
+    app_auth: AppAuth,
+    max_skew: Duration,
 }
 
 impl fmt::Debug for AppCodeAuthLayerBuilder {
@@ -215,6 +252,7 @@ impl fmt::Debug for AppCodeAuthLayerBuilder {
             .field("identity_headers", &self.identity_headers)
             .field("https", &self.https)
             .field("refresh", &self.refresh)
+            .field("app_auth", &self.app_auth)
             .finish_non_exhaustive()
     }
 }
@@ -413,6 +451,32 @@ impl AppCodeAuthLayerBuilder {
         self
     }
 
+    /// Which app credentials are accepted (default [`AppAuth::AppCode`]): with signatures, a
+    /// request signed with an app's key and secret (`SDK-HMAC-SHA256`) is admitted as its app,
+    /// through the same ACL, quota and authorization as an AppCode. The keys come from the
+    /// provider ([`AppCodeProvider::app_keys`]) or the cache
+    /// ([`AppCodeCache::set_app_key`]); place a [`SignedBodyLayer`](super::SignedBodyLayer)
+    /// outside this layer so that signed bodies are checked (see its docs).
+    ///
+    /// ```
+    /// use apig_appcode::AppCodeAuthLayer;
+    /// use apig_appcode::layer::AppAuth;
+    ///
+    /// let layer = AppCodeAuthLayer::builder().app_auth(AppAuth::AppCodeOrSignature).build();
+    /// # let _ = layer;
+    /// ```
+    pub fn app_auth(mut self, accepted: AppAuth) -> Self {
+        self.app_auth = accepted;
+        self
+    }
+
+    /// How far a signature's `X-Sdk-Date` may be from this node's clock, either way (default
+    /// 15 minutes, as APIG allows).
+    pub fn signature_max_skew(mut self, max: Duration) -> Self {
+        self.max_skew = max;
+        self
+    }
+
     /// Builds the layer and, with a provider, starts its refresher on the current Tokio runtime.
     /// The refresher stops when the last clone of the layer (and of its services) is dropped.
     ///
@@ -435,6 +499,10 @@ impl AppCodeAuthLayerBuilder {
                 strip_header: self.strip_header,
                 identity_headers: self.identity_headers,
                 https: self.https.trusting(self.trusted_proxies),
+                signatures: SignaturePolicy {
+                    app_auth: self.app_auth,
+                    max_skew: self.max_skew,
+                },
             }),
             reject: ApigJson,
             authorize: AllowAll,

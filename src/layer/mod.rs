@@ -6,14 +6,21 @@
 //! 1. refuses plain HTTP with `400 APIG.0607` if [`HttpsPolicy::required`] is set;
 //! 2. refuses everything with `503 APIG.0202` until the cache has been loaded once, and after
 //!    the last good snapshot grew older than the maximum staleness (unless told to serve stale);
-//! 3. reads `X-Apig-AppCode`: missing or empty is `401 APIG.0303` (*missing*); repeated,
+//! 3. with signatures accepted ([`AppAuth`]) and a request signed rather than carrying an
+//!    AppCode, checks the signature with the app's key and secret (the body's hash comes from
+//!    the [`SignedBodyLayer`] outside) and goes on at step 6; a refusal is `401 APIG.0303` with
+//!    a short reason (*Authorization missing or malformed*, *signature algorithm not
+//!    supported*, *X-Sdk-Date missing or expired*, *signature invalid*);
+//! 4. reads `X-Apig-AppCode`: missing or empty is `401 APIG.0303` (*missing*); repeated,
 //!    malformed (length, characters) or unknown is `401 APIG.0303` (*invalid*) — all decided
 //!    before the provider is touched, and without saying which part was wrong;
-//! 4. looks the code's keyed digest up in the [`AppCodeCache`](crate::AppCodeCache) and
+//! 5. looks the code's keyed digest up in the [`AppCodeCache`](crate::AppCodeCache) and
 //!    confirms it in constant time; on a miss, asks the provider if it supports point lookups;
-//! 5. asks the [`AuthorizeApp`] hook whether this app may call this route (`403 APIG.0304`);
-//! 6. removes the AppCode header (configurable), replaces any client-sent identity headers with
-//!    the verified ones (if configured), puts the [`AppIdentity`](crate::AppIdentity) in the
+//! 6. checks the app's ACL and quota, and asks the [`AuthorizeApp`] hook whether this app may
+//!    call this route (`403 APIG.0304`);
+//! 7. removes the AppCode header (configurable) or the signature's (`Authorization`,
+//!    `X-Sdk-*`), replaces any client-sent identity headers with the verified ones (if
+//!    configured), puts the [`AppIdentity`](crate::AppIdentity) in the
 //!    request extensions and calls the inner service.
 //!
 //! # Example
@@ -44,6 +51,10 @@ mod layer;
 mod rejection;
 mod service;
 mod shared;
+mod signed;
+mod signed_body;
+#[cfg(test)]
+mod signed_tests;
 #[cfg(test)]
 mod tests;
 mod verdict;
@@ -58,5 +69,9 @@ pub use https::{ConnectionInfo, HttpsPolicy, IpNetwork, IpNetworkError};
 pub use layer::{AppCodeAuthLayer, AppCodeAuthLayerBuilder, DEFAULT_MAX_LOOKUPS};
 pub use rejection::{ApigJson, GrpcStatus, RejectResponse, Rejection};
 pub use service::AppCodeAuth;
+pub use signed::{AppAuth, AppAuthError, BodySha256};
+pub use signed_body::{
+    ResponseFuture as SignedBodyFuture, SignedBody, SignedBodyLayer, SIGNED_BODY_LIMIT,
+};
 
 pub use crate::rejection_kind::RejectionKind;

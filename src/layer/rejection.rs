@@ -111,7 +111,8 @@ where
 }
 
 /// The default answer: APIG's JSON error body with `Content-Type: application/json` and
-/// `X-Request-Id` (and `Retry-After` in whole seconds, rounded up, when the rejection has a
+/// `X-Request-Id`, `WWW-Authenticate: AppCode` on a `401` (`SDK-HMAC-SHA256` when a signature
+/// was refused) (and `Retry-After` in whole seconds, rounded up, when the rejection has a
 /// [`wait`](Rejection::wait)). Works with any response body that can be built from [`Bytes`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApigJson;
@@ -123,7 +124,13 @@ impl<B: From<Bytes>> RejectResponse<B> for ApigJson {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(X_REQUEST_ID, rejection.request_id.to_header_value());
         if status == StatusCode::UNAUTHORIZED {
-            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("AppCode"));
+            // The scheme the refused credential was presented in.
+            let scheme = if rejection.kind.is_signature() {
+                "SDK-HMAC-SHA256"
+            } else {
+                "AppCode"
+            };
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(scheme));
         }
         if let Some(wait) = rejection.retry_after {
             headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_secs(wait)));
@@ -198,12 +205,19 @@ impl GrpcStatus {
     /// not on its HTTP status, so that a new kind cannot compile without a deliberate choice.
     fn code(kind: RejectionKind) -> &'static str {
         match kind {
-            RejectionKind::Missing | RejectionKind::Invalid => "16", // UNAUTHENTICATED
+            RejectionKind::Missing
+            | RejectionKind::Invalid
+            | RejectionKind::SignatureMalformed
+            | RejectionKind::SignatureAlgorithm
+            | RejectionKind::SignatureDate
+            | RejectionKind::SignatureInvalid => "16", // UNAUTHENTICATED
             RejectionKind::Forbidden | RejectionKind::IpDenied | RejectionKind::UnknownClientIp => {
                 "7"
             } // PERMISSION_DENIED
-            RejectionKind::Unavailable => "14",                      // UNAVAILABLE
-            RejectionKind::HttpsRequired => "3",                     // INVALID_ARGUMENT
+            RejectionKind::Unavailable => "14", // UNAVAILABLE
+            RejectionKind::HttpsRequired | RejectionKind::BodyIncomplete => "3", // INVALID_ARGUMENT
+            RejectionKind::BodyTooLarge => "8", // RESOURCE_EXHAUSTED
+            RejectionKind::BodyTimeout => "4",  // DEADLINE_EXCEEDED
             RejectionKind::Throttled | RejectionKind::QuotaExhausted => "8", // RESOURCE_EXHAUSTED
         }
     }

@@ -11,8 +11,9 @@ use super::authorize::{AllowAll, AuthorizeApp};
 use super::future::ResponseFuture;
 use super::rejection::{ApigJson, RejectResponse};
 use super::shared::Shared;
+use super::signed::{self, Verdict};
 use super::verdict::{reject, reject_until};
-use crate::cache::Answer;
+use crate::cache::{Answer, Asking};
 use crate::rejection_kind::RejectionKind;
 
 /// When a miss that found no place for a lookup may come back: lookups end within their
@@ -97,38 +98,74 @@ where
         if !shared.codes.cache().status().admits() {
             return self.rejected(RejectionKind::Unavailable, &req);
         }
+        if signed::by_signature(&req, &shared.signatures, &shared.header) {
+            let (req, verdict) = signed::check(req, &shared.codes, &shared.signatures);
+            return match verdict {
+                Verdict::Admit(identity) => self.admitted(req, identity),
+                Verdict::Refuse(kind) => self.rejected(kind, &req),
+                Verdict::Ask(asking) => self.asking(asking, req).for_signature(),
+            };
+        }
         let value = match take_code(&mut req, shared) {
             Ok(value) => value,
             Err(kind) => return self.rejected(kind, &req),
         };
         match shared.codes.answer(value.as_bytes()) {
-            Answer::Known(identity) => ResponseFuture::verified(
-                &mut self.inner,
-                take_ready,
-                &self.shared,
-                &self.reject,
-                &self.authorize,
-                req,
-                identity,
-            ),
+            Answer::Known(identity) => self.admitted(req, identity),
             Answer::Unknown => self.rejected(RejectionKind::Invalid, &req),
             Answer::Busy => ResponseFuture::rejected(reject_until(
-                &self.shared,
+                shared,
                 &self.reject,
                 RejectionKind::Unavailable,
                 &req,
                 None,
                 Some(BUSY_RETRY),
             )),
-            Answer::Asking(asking) => ResponseFuture::lookup(
-                asking,
-                self.take_ready_inner(),
-                req,
-                Arc::clone(&self.shared),
-                self.reject.clone(),
-                self.authorize.clone(),
-            ),
+            Answer::Asking(asking) => self.asking(asking, req),
         }
+    }
+}
+
+impl<S: Clone, R: Clone, A: Clone> AppCodeAuth<S, R, A> {
+    /// The request of a verified app, on its way through the app's policies to `inner`.
+    fn admitted<ReqBody, ResBody>(
+        &mut self,
+        req: Request<ReqBody>,
+        identity: crate::AppIdentity,
+    ) -> ResponseFuture<S, ReqBody, R, A>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        R: RejectResponse<ResBody>,
+        A: AuthorizeApp<ReqBody>,
+    {
+        ResponseFuture::verified(
+            &mut self.inner,
+            take_ready,
+            &self.shared,
+            &self.reject,
+            &self.authorize,
+            req,
+            identity,
+        )
+    }
+
+    /// The request, waiting for the provider's answer to `asking`.
+    fn asking<ReqBody>(
+        &mut self,
+        asking: Asking,
+        req: Request<ReqBody>,
+    ) -> ResponseFuture<S, ReqBody, R, A>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        ResponseFuture::lookup(
+            asking,
+            self.take_ready_inner(),
+            req,
+            Arc::clone(&self.shared),
+            self.reject.clone(),
+            self.authorize.clone(),
+        )
     }
 }
 

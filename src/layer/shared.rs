@@ -5,6 +5,7 @@ use http::HeaderName;
 
 use super::headers::IdentityHeaders;
 use super::https::HttpsPolicy;
+use super::signed::SignaturePolicy;
 use crate::cache::ReadThrough;
 
 /// What every clone of a layer and its services shares.
@@ -16,4 +17,6 @@ pub(crate) struct Shared {
     pub(crate) identity_headers: Option<IdentityHeaders>,
     /// Also whose `X-Forwarded-For` names the client for app ACLs.
     pub(crate) https: HttpsPolicy,
+    /// Which credentials are accepted, and the signatures' clock skew.
+    pub(crate) signatures: SignaturePolicy,
 }

@@ -174,9 +174,10 @@ where
             (&names.app_id, identity.app_id()),
             (&names.app_code_id, identity.app_code_id()),
         ] {
+            // A signed request's identity has no AppCode ID: no header for it.
             match HeaderValue::from_str(id) {
-                Ok(v) => headers.insert(name.clone(), v),
-                Err(_) => headers.remove(name),
+                Ok(v) if !id.is_empty() => headers.insert(name.clone(), v),
+                _ => headers.remove(name),
             };
         }
     }

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::acl::AppAcl;
+use crate::app_key::AppKey;
 use crate::code::AppCode;
 use crate::identity::AppIdentity;
 use crate::quota::{AppQuota, QuotaCount, SharedCount};
@@ -59,6 +60,10 @@ pub type AppAcls = Vec<(String, Arc<AppAcl>)>;
 /// The quotas of a provider's apps: each app's ID and its quota (see
 /// [`AppCodeProvider::app_quotas`]).
 pub type AppQuotas = Vec<(String, Arc<AppQuota>)>;
+
+/// The signing keys of a provider's apps: each app's ID and its key and secret (see
+/// [`AppCodeProvider::app_keys`]).
+pub type AppKeys = Vec<(String, Arc<AppKey>)>;
 
 /// What changed in a provider's codes after a revision, and the revision that brings a reader to
 /// (see [`AppCodeProvider::changes_since`]).
@@ -117,6 +122,20 @@ pub trait AppCodeProvider: Send + Sync + 'static {
         code: &'a AppCode,
     ) -> BoxFuture<'a, Result<Option<AppIdentity>, ProviderError>> {
         let _ = code;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Looks an app's signing key up after a cache miss (see [`app_keys`](Self::app_keys)):
+    /// `Ok(None)` if no app has the key, else the app's ID and its key and secret. Called only
+    /// when [`supports_lookup`](Self::supports_lookup) is `true`, under the same rules as
+    /// [`lookup`](Self::lookup): once per unknown key per negative-cache TTL, concurrent misses
+    /// of one key sharing one call, bounded by the layer's lookup timeout. The default knows no
+    /// key.
+    fn lookup_app_key<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(String, AppKey)>, ProviderError>> {
+        let _ = key;
         Box::pin(async { Ok(None) })
     }
 
@@ -197,6 +216,14 @@ pub trait AppCodeProvider: Send + Sync + 'static {
         Box::pin(async { Ok(None) })
     }
 
+    /// The signing key and secret of every app (see [`AppAuth`](crate::layer::AppAuth)), read
+    /// with each snapshot like [`app_acls`](Self::app_acls): `None`, the default, leaves the
+    /// cache's own keys alone. Changes arrive as [`Change::AppKey`]; [`Change::RemoveApp`]
+    /// removes the app's key too. Only a layer that accepts signatures reads them.
+    fn app_keys(&self) -> BoxFuture<'_, Result<Option<AppKeys>, ProviderError>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// Whether quota counts are shared between the nodes using this provider
     /// ([`add_quota_counts`](Self::add_quota_counts)). When `false` (the default) each node
     /// counts its own calls. Nodes count the same windows only if they agree on each quota's
@@ -241,8 +268,17 @@ pub enum Change {
     Remove(AppCode),
     /// A code was deleted; only its ID is known (the cache is scanned).
     RemoveId(String),
-    /// An app was deleted with all its codes (the cache is scanned), its ACL and its quota.
+    /// An app was deleted with all its codes (the cache is scanned), its ACL, its quota and its
+    /// signing key.
     RemoveApp(String),
+    /// An app's signing key or secret was set or changed (`Some`: the old key stops verifying
+    /// at once) or removed (`None`).
+    AppKey {
+        /// The app.
+        app_id: String,
+        /// Its key and secret now.
+        key: Option<Arc<AppKey>>,
+    },
     /// An app's ACL was set (`Some`) or removed (`None`).
     AppAcl {
         /// The app.

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use super::{AppCodeProvider, BoxFuture, ProviderError, Snapshot};
+use super::{AppCodeProvider, AppKeys, BoxFuture, ProviderError, Snapshot};
+use crate::app_key::AppKey;
 use crate::code::AppCode;
 use crate::identity::AppIdentity;
 
@@ -21,6 +22,7 @@ use crate::identity::AppIdentity;
 #[derive(Debug, Clone)]
 pub struct StaticProvider {
     entries: Arc<Snapshot>,
+    keys: Arc<AppKeys>,
 }
 
 impl StaticProvider {
@@ -45,12 +47,19 @@ impl AppCodeProvider for StaticProvider {
         let entries = Arc::clone(&self.entries);
         Box::pin(async move { Ok((*entries).clone()) })
     }
+
+    fn app_keys(&self) -> BoxFuture<'_, Result<Option<AppKeys>, ProviderError>> {
+        let keys = Arc::clone(&self.keys);
+        // No keys given: the cache's own (set by hand) are left alone, as without the method.
+        Box::pin(async move { Ok((!keys.is_empty()).then(|| (*keys).clone())) })
+    }
 }
 
 /// Builds a [`StaticProvider`].
 #[derive(Debug, Default)]
 pub struct StaticProviderBuilder {
     entries: Snapshot,
+    keys: AppKeys,
 }
 
 impl StaticProviderBuilder {
@@ -67,10 +76,26 @@ impl StaticProviderBuilder {
         self
     }
 
+    /// Gives app `app_id` the signing key `key` and secret `secret` (see
+    /// [`AppAuth`](crate::layer::AppAuth)).
+    ///
+    /// ```
+    /// use apig_appcode::provider::StaticProvider;
+    ///
+    /// let provider = StaticProvider::builder().app_key("app-1", "key-1", "secret-1").build();
+    /// # let _ = provider;
+    /// ```
+    pub fn app_key(mut self, app_id: &str, key: &str, secret: &str) -> Self {
+        self.keys
+            .push((app_id.to_owned(), Arc::new(AppKey::new(key, secret))));
+        self
+    }
+
     /// Builds the provider.
     pub fn build(self) -> StaticProvider {
         StaticProvider {
             entries: Arc::new(self.entries),
+            keys: Arc::new(self.keys),
         }
     }
 }

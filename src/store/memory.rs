@@ -9,6 +9,7 @@ use super::{
     StoreError, StoreResult, Timestamp, CHANGE_LOG_RETENTION, MAX_APP_CODES_PER_APP,
 };
 use crate::acl::AppAcl;
+use crate::app_key::AppKey;
 use crate::provider::BoxFuture;
 use crate::quota::AppQuota;
 
@@ -61,7 +62,7 @@ enum Logged {
     /// A code was created: its ID.
     Created(String),
     Deleted(DeletedAppCode),
-    /// An app's ACL or quota was set or removed: the app's ID.
+    /// An app's key, ACL or quota was set or removed, or the app created or deleted: its ID.
     Policy(String),
 }
 
@@ -239,6 +240,7 @@ impl Store for MemoryStore {
                 }
             }
             s.apps.push(app.clone());
+            s.log(&app.scope.instance_id, [Logged::Policy(app.id.clone())]);
             Ok(app)
         })
     }
@@ -292,6 +294,7 @@ impl Store for MemoryStore {
     ) -> BoxFuture<'a, StoreResult<App>> {
         Box::pin(async move {
             let mut s = self.lock();
+            let touches_key = changes.touches_key();
             let updated = changes.apply_to(s.app(scope, app_id)?.clone());
             let others = || {
                 s.apps
@@ -311,6 +314,9 @@ impl Store for MemoryStore {
                 .find(|a| a.scope == *scope && a.id == app_id)
                 .ok_or(StoreError::AppNotFound)?;
             *slot = updated.clone();
+            if touches_key {
+                s.log(&scope.instance_id, [Logged::Policy(app_id.to_owned())]);
+            }
             Ok(updated)
         })
     }
@@ -329,17 +335,14 @@ impl Store for MemoryStore {
                 .partition(|(at, r)| at == scope && r.app_id == app_id);
             s.codes = kept;
             let gone: Vec<AppCodeRecord> = gone.into_iter().map(|(_, r)| r).collect();
-            let had_acl = s.acls.remove(&(scope.clone(), app_id.to_owned())).is_some();
-            let bound = s.bindings.len();
+            s.acls.remove(&(scope.clone(), app_id.to_owned()));
             s.bindings
                 .retain(|(at, b)| !(at == scope && b.app_id == app_id));
-            let had_quota = s.bindings.len() < bound;
             s.counts
                 .remove(&(scope.instance_id.clone(), app_id.to_owned()));
-            let policy = (had_acl || had_quota).then(|| Logged::Policy(app_id.to_owned()));
-            if !gone.is_empty() || policy.is_some() {
-                s.log(&scope.instance_id, gone.iter().map(deleted).chain(policy));
-            }
+            // Its key, and any ACL and quota, go with it: always a change.
+            let policy = Logged::Policy(app_id.to_owned());
+            s.log(&scope.instance_id, gone.iter().map(deleted).chain([policy]));
             Ok(gone)
         })
     }
@@ -744,6 +747,20 @@ impl Store for MemoryStore {
         })
     }
 
+    fn instance_app_keys<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppKey)>>> {
+        Box::pin(async move {
+            let s = self.lock();
+            Ok(s.apps
+                .iter()
+                .filter(|a| a.scope.instance_id == instance_id)
+                .map(|a| (a.id.clone(), a.signing_key()))
+                .collect())
+        })
+    }
+
     fn instance_app_codes<'a>(
         &'a self,
         instance_id: &'a str,
@@ -799,6 +816,13 @@ impl Store for MemoryStore {
                         changes
                             .quotas
                             .push((app_id.clone(), s.app_quota(instance_id, app_id)));
+                        changes.keys.retain(|(seen, _)| seen != app_id);
+                        let key = s
+                            .apps
+                            .iter()
+                            .find(|a| a.scope.instance_id == instance_id && a.id == *app_id)
+                            .map(App::signing_key);
+                        changes.keys.push((app_id.clone(), key));
                     }
                 }
             }

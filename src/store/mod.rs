@@ -53,11 +53,12 @@ pub use revision::{AppCodeChanges, DeletedAppCode, InstanceSnapshot, CHANGE_LOG_
 pub use sqlite::{SqliteFileError, SqliteOptions, SqliteStore};
 pub use time::Timestamp;
 #[cfg(feature = "admin")]
-pub(crate) use time::{days_from_civil, format_date_time, parse_date_time};
+pub(crate) use time::{format_date_time, parse_date_time};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use version::SchemaTooNew;
 
 use crate::acl::AppAcl;
+use crate::app_key::AppKey;
 use crate::code::AppCode;
 use crate::identity::AppIdentity;
 use crate::provider::{BoxError, BoxFuture, ChangeStream};
@@ -153,7 +154,19 @@ pub struct AppChanges {
     pub update_time: Timestamp,
 }
 
+impl App {
+    /// The app's signing key and secret, as a gateway verifies its signatures.
+    pub fn signing_key(&self) -> AppKey {
+        AppKey::new(self.app_key.as_str(), self.app_secret.expose())
+    }
+}
+
 impl AppChanges {
+    /// Whether the app's signing key or secret changes: gateways must hear of it.
+    pub(crate) fn touches_key(&self) -> bool {
+        self.app_key.is_some() || self.app_secret.is_some()
+    }
+
     /// No change but the `update_time`.
     pub fn at(update_time: Timestamp) -> Self {
         Self {
@@ -525,6 +538,13 @@ pub trait Store: Send + Sync + 'static {
         instance_id: &'a str,
         counts: &'a [QuotaCount],
     ) -> BoxFuture<'a, StoreResult<Vec<SharedCount>>>;
+
+    /// The signing key and secret of every app of the instance: what a gateway accepting
+    /// signatures verifies them with.
+    fn instance_app_keys<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppKey)>>>;
 
     /// Every AppCode of the instance: what a gateway serving it must accept.
     fn instance_app_codes<'a>(

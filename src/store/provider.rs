@@ -6,8 +6,8 @@ use super::{AppCodeRecord, Store, StoreError};
 use crate::code::AppCode;
 use crate::identity::AppIdentity;
 use crate::provider::{
-    AppAcls, AppCodeProvider, AppQuotas, BoxFuture, Change, ChangeStream, Delta, ProviderError,
-    Snapshot,
+    AppAcls, AppCodeProvider, AppKeys, AppQuotas, BoxFuture, Change, ChangeStream, Delta,
+    ProviderError, Snapshot,
 };
 use crate::quota::{QuotaCount, SharedCount};
 
@@ -30,12 +30,15 @@ use crate::quota::{QuotaCount, SharedCount};
 pub struct StoreProvider {
     store: Arc<dyn Store>,
     instance_id: String,
+    /// Whether the apps' signing keys are read (and their secrets opened) for the cache.
+    keys: bool,
 }
 
 impl std::fmt::Debug for StoreProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreProvider")
             .field("instance_id", &self.instance_id)
+            .field("keys", &self.keys)
             .finish_non_exhaustive()
     }
 }
@@ -46,7 +49,25 @@ impl StoreProvider {
         Self {
             store,
             instance_id: instance_id.into(),
+            keys: false,
         }
+    }
+
+    /// Also feeds the apps' signing keys and secrets, for a layer that accepts signatures
+    /// ([`AppAuth`](crate::layer::AppAuth)); off by default, so that a layer of AppCodes only
+    /// holds no app secret in memory. Pushed changes ([`Store::changes`]) carry keys either
+    /// way.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use apig_appcode::store::{MemoryStore, StoreProvider};
+    ///
+    /// let provider = StoreProvider::new(Arc::new(MemoryStore::new()), "i1").signing_keys(true);
+    /// # let _ = provider;
+    /// ```
+    pub fn signing_keys(mut self, on: bool) -> Self {
+        self.keys = on;
+        self
     }
 }
 
@@ -158,12 +179,21 @@ impl AppCodeProvider for StoreProvider {
                     app_id,
                     quota: quota.map(Arc::new),
                 });
+            let keys = changes
+                .keys
+                .into_iter()
+                .filter(|_| self.keys)
+                .map(|(app_id, key)| Change::AppKey {
+                    app_id,
+                    key: key.map(Arc::new),
+                });
             Ok(Some(Delta {
                 revision: changes.revision,
                 changes: removals
                     .chain(creations)
                     .chain(acls)
                     .chain(quotas)
+                    .chain(keys)
                     .collect(),
             }))
         })
@@ -195,6 +225,24 @@ impl AppCodeProvider for StoreProvider {
                 quotas
                     .into_iter()
                     .map(|(app, quota)| (app, Arc::new(quota)))
+                    .collect(),
+            ))
+        })
+    }
+
+    fn app_keys(&self) -> BoxFuture<'_, Result<Option<AppKeys>, ProviderError>> {
+        Box::pin(async move {
+            if !self.keys {
+                return Ok(None);
+            }
+            let keys = self
+                .store
+                .instance_app_keys(&self.instance_id)
+                .await
+                .map_err(unavailable)?;
+            Ok(Some(
+                keys.into_iter()
+                    .map(|(app, key)| (app, Arc::new(key)))
                     .collect(),
             ))
         })

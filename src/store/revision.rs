@@ -2,10 +2,10 @@
 //! reloading every code.
 //!
 //! Every write that changes which AppCodes an instance accepts, or from where (creating a code,
-//! deleting one, deleting an app with its codes, setting or removing an app's ACL, binding,
-//! unbinding, changing or deleting an app quota), takes the instance's next revision, one per
-//! write, and logs each code it created or deleted, and each app whose ACL or quota it changed,
-//! under it. A reader that holds the codes as of revision `R`
+//! deleting one, creating or deleting an app, changing its key or secret, setting or removing
+//! an app's ACL, binding, unbinding, changing or deleting an app quota), takes the instance's
+//! next revision, one per write, and logs each code it created or deleted, and each app whose
+//! key, ACL or quota it changed, under it. A reader that holds the codes as of revision `R`
 //! asks for the changes after `R` ([`Store::app_code_changes`](super::Store::app_code_changes))
 //! and gets them with the revision they bring it to. The log keeps the last
 //! [`CHANGE_LOG_RETENTION`] revisions of each instance: a reader further behind is told to load
@@ -20,12 +20,14 @@
 //!     deleted: vec![DeletedAppCode { app_id: "app-1".into(), id: "code-1".into() }],
 //!     acls: Vec::new(),
 //!     quotas: Vec::new(),
+//!     keys: Vec::new(),
 //! };
 //! assert!(!changes.is_empty());
 //! ```
 
 use super::AppCodeRecord;
 use crate::acl::AppAcl;
+use crate::app_key::AppKey;
 use crate::quota::AppQuota;
 
 /// How many revisions of each instance the change log keeps. A gateway that fell further behind
@@ -55,11 +57,16 @@ pub struct AppCodeChanges {
     /// created after it, oldest first.
     pub deleted: Vec<DeletedAppCode>,
     /// Apps whose ACL was set or removed after the revision (or that were deleted holding one),
-    /// each once, with the ACL it has now (`None`: none).
+    /// each once, with the ACL it has now (`None`: none). An app whose signing key changed is
+    /// here too, with the ACL it has.
     pub acls: Vec<(String, Option<AppAcl>)>,
     /// Apps whose quota changed after the revision (bound, unbound, the quota changed or was
     /// deleted, or the app was deleted bound to one), each once, with the quota it has now.
     pub quotas: Vec<(String, Option<AppQuota>)>,
+    /// Apps created, deleted, or whose key or secret changed after the revision (or whose ACL
+    /// or quota did), each once, with the signing key and secret they have now (`None`: the
+    /// app is gone).
+    pub keys: Vec<(String, Option<AppKey>)>,
 }
 
 impl AppCodeChanges {
@@ -69,6 +76,7 @@ impl AppCodeChanges {
             && self.deleted.is_empty()
             && self.acls.is_empty()
             && self.quotas.is_empty()
+            && self.keys.is_empty()
     }
 }
 

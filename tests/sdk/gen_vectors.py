@@ -16,7 +16,7 @@ The date is fixed: bare-signer vectors pass ``X-Sdk-Date`` in, full-client vecto
 the ``datetime`` name the signer module uses so ``utcnow()`` is fixed.
 
 Output (beside this script): tests/sdk/vectors.json, read by tests/support/admin.rs (the
-harness of tests/admin_*.rs) and by the unit tests of src/admin/signature/. Under "vectors" the
+harness of tests/admin_*.rs) and by the unit tests of src/signature/. Under "vectors" the
 SDK's requests; under "reference" the four of shared/sdk-hmac-sha256-vectors.txt (their SK is
 not published), in the same shape.
 """

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use apig_appcode::admin::signature::{self, SecretKey};
 use apig_appcode::admin::{AccessKeyCredential, AdminApi, Permissions, TokenCredential};
+use apig_appcode::signature::{self, SecretKey};
 use apig_appcode::store::MemoryStore;
 use apig_appcode::{AppCode, AppCodeAuthLayer, AppCodeCache, AppIdentity};
 use axum::body::Body;

@@ -27,6 +27,7 @@ pub use self::database::DatabaseUrl;
 use super::limits::{default_max_connections, Limits};
 use super::tls::TlsFiles;
 use crate::admin::{AccessKeyCredential, TokenCredential};
+use crate::layer::AppAuth;
 use crate::layer::IpNetwork;
 use crate::store::MasterKey;
 use crate::throttle::{
@@ -72,6 +73,8 @@ pub struct Config {
     pub admin_tls: Option<TlsFiles>,
     /// Refuse plain HTTP on the gateway.
     pub require_https: bool,
+    /// Which app credentials the gateway and verify listeners accept.
+    pub app_auth: AppAuth,
     /// Proxies trusted for `X-Forwarded-Proto`.
     pub trusted_proxies: Vec<IpNetwork>,
     /// Cache refresh period.
@@ -182,6 +185,7 @@ impl Config {
             gateway_tls: None,
             admin_tls: None,
             require_https: false,
+            app_auth: AppAuth::AppCode,
             trusted_proxies: Vec::new(),
             refresh_interval: Duration::from_secs(10),
             store_timeout: Duration::from_secs(5),

@@ -36,8 +36,9 @@ use super::announcement::{decode, Announcement, EventKind};
 use super::error::safe_message;
 use super::pool::DEFAULT_CONNECT_TIMEOUT;
 use super::shared::Shared;
-use super::{acls, ops, quotas};
+use super::{acls, keys, ops, quotas};
 use crate::acl::AppAcl;
+use crate::app_key::AppKey;
 use crate::provider::{Change, ChangeSender, ChangeStream};
 use crate::quota::AppQuota;
 use crate::store::{AppCodeRecord, StoreResult};
@@ -406,10 +407,12 @@ async fn relay(
         // The management API applies an ACL it wrote to this node's cache, so that is skipped
         // for this store's own writes; a quota change (a quota updated or deleted changes every
         // app bound to it) is applied here for every node, the writer's included.
+        // The app's signing key is read for every origin too: a secret reset must refuse the
+        // old secret on every node, the writer's included, at once.
         EventKind::Policy => {
             let own = origin == shared.origin;
             match app_policy(shared, instance_id, event.app_id, !own).await {
-                Ok((acl, quota)) => {
+                Ok(AppPolicy { acl, quota, key }) => {
                     if let Some(acl) = acl {
                         tx.send(Change::AppAcl {
                             app_id: event.app_id.to_owned(),
@@ -421,13 +424,18 @@ async fn relay(
                         app_id: event.app_id.to_owned(),
                         quota: quota.map(Arc::new),
                     })
+                    .await?;
+                    tx.send(Change::AppKey {
+                        app_id: event.app_id.to_owned(),
+                        key: key.map(Arc::new),
+                    })
                     .await
                 }
                 Err(e) => {
                     tracing::warn!(
                         error = %e,
                         app_id = %event.app_id,
-                        "cannot read a changed app ACL or quota; resyncing"
+                        "cannot read a changed app's ACL, quota or key; resyncing"
                     );
                     tx.send(Change::Resync).await
                 }
@@ -456,23 +464,35 @@ async fn relay(
     }
 }
 
-/// The ACL an app named by an announcement has now (when `with_acl`; else `None`), and its
-/// quota now.
+/// What an app named by an announcement has now.
+struct AppPolicy {
+    /// Its ACL, when asked for.
+    acl: Option<Option<AppAcl>>,
+    quota: Option<AppQuota>,
+    /// Its signing key; `None` once the app is gone.
+    key: Option<AppKey>,
+}
+
+/// The ACL an app named by an announcement has now (when `with_acl`), its quota and its key.
 async fn app_policy(
     shared: &Shared,
     instance_id: &str,
     app_id: &str,
     with_acl: bool,
-) -> StoreResult<(Option<Option<AppAcl>>, Option<AppQuota>)> {
+) -> StoreResult<AppPolicy> {
     shared
         .pool
-        .call("read app ACL and quota", async |conn| {
+        .call("read app ACL, quota and key", async |conn| {
             let acl = if with_acl {
                 Some(acls::of_app(conn, instance_id, app_id).await?)
             } else {
                 None
             };
-            Ok((acl, quotas::of_app(conn, instance_id, app_id).await?))
+            Ok(AppPolicy {
+                acl,
+                quota: quotas::of_app(conn, instance_id, app_id).await?,
+                key: keys::of_app(conn, &shared.sealer, instance_id, app_id).await?,
+            })
         })
         .await
 }

@@ -9,7 +9,7 @@
 //! - `revision.rs`: the instance's revision and change log, under the SQLite store's names: what
 //!   a write records, what a reader catches up with.
 //! - `acls.rs`, `quotas.rs`, `quota_apps.rs`: the same for app ACLs, app quotas, and apps' bindings
-//!   to quotas with their shared counts.
+//!   to quotas with their shared counts; `keys.rs`: the apps' signing keys as gateways read them.
 //! - `schema.rs`: migrations under an advisory lock, and the master-key record.
 //! - `announcement.rs`: what a write announces (`NOTIFY` payloads), and how it is read back.
 //! - `listen.rs`: the listener behind `Store::changes`.
@@ -23,6 +23,7 @@
 mod acls;
 mod announcement;
 mod error;
+mod keys;
 mod listen;
 mod ops;
 mod options;

@@ -96,17 +96,22 @@ pub(super) use app_columns;
 
 impl RawApp {
     pub(super) fn from_pg_row(r: &Row) -> StoreResult<Self> {
+        Self::from_pg_row_at(r, 0)
+    }
+
+    /// The `app_columns!` from column `at` on.
+    pub(super) fn from_pg_row_at(r: &Row, at: usize) -> StoreResult<Self> {
         Ok(Self {
-            id: col(r, 0)?,
-            name: col(r, 1)?,
-            remark: col(r, 2)?,
-            creator: col(r, 3)?,
-            app_key: col(r, 4)?,
-            secret: Secret::new(col(r, 5)?),
-            nonce: col(r, 6)?,
-            register_time: col(r, 7)?,
-            update_time: col(r, 8)?,
-            status: col(r, 9)?,
+            id: col(r, at)?,
+            name: col(r, at + 1)?,
+            remark: col(r, at + 2)?,
+            creator: col(r, at + 3)?,
+            app_key: col(r, at + 4)?,
+            secret: Secret::new(col(r, at + 5)?),
+            nonce: col(r, at + 6)?,
+            register_time: col(r, at + 7)?,
+            update_time: col(r, at + 8)?,
+            status: col(r, at + 9)?,
         })
     }
 }
@@ -144,7 +149,8 @@ pub(super) fn open_codes(
 /// A [`BEGIN_WRITE`] transaction. The checks cannot lock rows that do not exist yet: a
 /// concurrent creation taking the same ID, name or key after them is caught by the unique
 /// constraints.
-pub(super) async fn create_app(conn: &mut Conn, sealer: &Sealer, app: App) -> StoreResult<App> {
+pub(super) async fn create_app(conn: &mut Conn, shared: &Shared, app: App) -> StoreResult<App> {
+    let sealer = &shared.sealer;
     let scope = &app.scope;
     let in_scope = [&scope.project_id as &(dyn ToSql + Sync), &scope.instance_id];
     let checks: [(&'static str, &(dyn ToSql + Sync), StoreError); 2] = [
@@ -191,13 +197,27 @@ pub(super) async fn create_app(conn: &mut Conn, sealer: &Sealer, app: App) -> St
         )
         .await;
     match inserted {
-        Ok(_) => Ok(app),
+        Ok(_) => {}
         // A concurrent creation won the race after the checks above.
-        Err(e) => Err(match unique_violation(&e) {
-            Some("apps_by_id") => sealed::duplicate_app_id(&app.id),
-            _ => unique_conflict(e, "insert app"),
-        }),
+        Err(e) => {
+            return Err(match unique_violation(&e) {
+                Some("apps_by_id") => sealed::duplicate_app_id(&app.id),
+                _ => unique_conflict(e, "insert app"),
+            })
+        }
     }
+    // Its signing key is new to the gateways.
+    record_write(conn, shared, &scope.instance_id, &key_changed(&app.id)).await?;
+    Ok(app)
+}
+
+/// The log entry of a change to an app's signing key (or ACL, or quota): kind `A`.
+fn key_changed(app_id: &str) -> [Event<'_>; 1] {
+    [Event {
+        kind: EventKind::Policy,
+        app_id,
+        app_code_id: "",
+    }]
 }
 
 /// A write to `apps` that a concurrent one beat to a name or key after the checks, or
@@ -256,11 +276,13 @@ async fn read_app(
 /// the same name or key after them is caught by the unique constraints, as on creation.
 pub(super) async fn update_app(
     conn: &mut Conn,
-    sealer: &Sealer,
+    shared: &Shared,
     scope: &Scope,
     app_id: &str,
     changes: AppChanges,
 ) -> StoreResult<App> {
+    let sealer = &shared.sealer;
+    let touches_key = changes.touches_key();
     let app = changes.apply_to(read_app(conn, sealer, APP_ROW_LOCKED, scope, app_id).await?);
     let checks: [(&'static str, &(dyn ToSql + Sync), StoreError); 2] = [
         (
@@ -307,10 +329,13 @@ pub(super) async fn update_app(
             ],
         )
         .await;
-    match updated {
-        Ok(_) => Ok(app),
-        Err(e) => Err(unique_conflict(e, "update app")),
+    if let Err(e) = updated {
+        return Err(unique_conflict(e, "update app"));
     }
+    if touches_key {
+        record_write(conn, shared, &scope.instance_id, &key_changed(app_id)).await?;
+    }
+    Ok(app)
 }
 
 /// `$3`..`$8`: id, name, name_exact, status, app_key, creator; `NULL` matches every app.
@@ -426,8 +451,8 @@ pub(super) async fn delete_app(
         &[&seq],
     )
     .await?;
-    let had_acl = super::acls::delete(conn, seq).await?;
-    let had_quota = super::quota_apps::leave(conn, &scope.instance_id, seq, app_id).await?;
+    super::acls::delete(conn, seq).await?;
+    super::quota_apps::leave(conn, &scope.instance_id, seq, app_id).await?;
     conn.execute("delete app", "DELETE FROM apps WHERE seq = $1", &[&seq])
         .await?;
     let mut events: Vec<Event<'_>> = codes
@@ -438,18 +463,9 @@ pub(super) async fn delete_app(
             app_code_id: &c.id,
         })
         .collect();
-    if had_acl || had_quota {
-        events.push(Event {
-            kind: EventKind::Policy,
-            app_id,
-            app_code_id: "",
-        });
-    }
-    // An app without codes, ACL or quota changed nothing a gateway enforces: no revision,
-    // nothing to announce.
-    if !events.is_empty() {
-        record_write(conn, shared, &scope.instance_id, &events).await?;
-    }
+    // Its signing key goes (with any ACL and quota): always a change for the gateways.
+    events.extend(key_changed(app_id));
+    record_write(conn, shared, &scope.instance_id, &events).await?;
     Ok(codes)
 }
 

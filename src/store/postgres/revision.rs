@@ -168,5 +168,6 @@ pub(super) async fn app_code_changes(
         .collect::<StoreResult<_>>()?;
     changes.acls = super::acls::changed_since(conn, instance_id, after).await?;
     changes.quotas = super::quotas::changed_since(conn, instance_id, after).await?;
+    changes.keys = super::keys::changed_since(conn, sealer, instance_id, after).await?;
     Ok(Some(changes))
 }

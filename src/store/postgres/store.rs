@@ -8,8 +8,9 @@ use super::ops::{self, BEGIN_READ, BEGIN_SNAPSHOT, BEGIN_WRITE};
 use super::options::PostgresOptions;
 use super::pool::{Conn, Pool, Progress};
 use super::shared::Shared;
-use super::{acls, listen, quota_apps, quotas, schema, tls};
+use super::{acls, keys, listen, quota_apps, quotas, schema, tls};
 use crate::acl::AppAcl;
+use crate::app_key::AppKey;
 use crate::provider::{BoxFuture, ChangeStream};
 use crate::quota::AppQuota;
 use crate::store::cipher::Sealer;
@@ -198,11 +199,13 @@ impl PostgresStore {
 
 impl Store for PostgresStore {
     fn create_app(&self, app: App) -> BoxFuture<'_, StoreResult<App>> {
-        let Shared { pool, sealer, .. } = &*self.shared;
+        let shared = &*self.shared;
         Box::pin(
-            pool.transaction("create app", BEGIN_WRITE, async move |conn| {
-                ops::create_app(conn, sealer, app).await
-            }),
+            shared
+                .pool
+                .transaction("create app", BEGIN_WRITE, async move |conn| {
+                    ops::create_app(conn, shared, app).await
+                }),
         )
     }
 
@@ -244,11 +247,13 @@ impl Store for PostgresStore {
         app_id: &'a str,
         changes: AppChanges,
     ) -> BoxFuture<'a, StoreResult<App>> {
-        let Shared { pool, sealer, .. } = &*self.shared;
+        let shared = &*self.shared;
         Box::pin(
-            pool.transaction("update app", BEGIN_WRITE, async move |conn| {
-                ops::update_app(conn, sealer, scope, app_id, changes).await
-            }),
+            shared
+                .pool
+                .transaction("update app", BEGIN_WRITE, async move |conn| {
+                    ops::update_app(conn, shared, scope, app_id, changes).await
+                }),
         )
     }
 
@@ -378,6 +383,20 @@ impl Store for PostgresStore {
             "read the instance's app ACLs",
             BEGIN_SNAPSHOT,
             async move |conn, progress| acls::of_instance(conn, progress, instance_id).await,
+        ))
+    }
+
+    fn instance_app_keys<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppKey)>>> {
+        let shared = &*self.shared;
+        Box::pin(shared.pool.streaming_transaction(
+            "read the instance's app keys",
+            BEGIN_SNAPSHOT,
+            async move |conn, progress| {
+                keys::of_instance(conn, progress, &shared.sealer, instance_id).await
+            },
         ))
     }
 

@@ -6,12 +6,14 @@
 //!   to open it.
 //! - `ops.rs`: each operation as one transaction on a connection.
 //! - `acls.rs`, `quotas.rs`, `quota_apps.rs`: the same for app ACLs, app quotas, and apps'
-//!   bindings to quotas with their shared counts.
+//!   bindings to quotas with their shared counts; `keys.rs`: the apps' signing keys as the
+//!   gateways read them.
 //! - `schema.rs`: migrations and the master-key record.
 //! - `error.rs`: the mapping of internal failures to `StoreError::Backend`.
 
 mod acls;
 mod error;
+mod keys;
 mod ops;
 mod options;
 mod quota_apps;

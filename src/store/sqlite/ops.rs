@@ -62,17 +62,22 @@ pub(super) const APP_COLUMNS: &str =
 
 impl RawApp {
     pub(super) fn from_sqlite_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Self::from_sqlite_row_at(r, 0)
+    }
+
+    /// The [`APP_COLUMNS`] from column `at` on.
+    pub(super) fn from_sqlite_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Self> {
         Ok(Self {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            remark: r.get(2)?,
-            creator: r.get(3)?,
-            app_key: r.get(4)?,
-            secret: Secret::new(r.get(5)?),
-            nonce: r.get(6)?,
-            register_time: r.get(7)?,
-            update_time: r.get(8)?,
-            status: r.get(9)?,
+            id: r.get(at)?,
+            name: r.get(at + 1)?,
+            remark: r.get(at + 2)?,
+            creator: r.get(at + 3)?,
+            app_key: r.get(at + 4)?,
+            secret: Secret::new(r.get(at + 5)?),
+            nonce: r.get(at + 6)?,
+            register_time: r.get(at + 7)?,
+            update_time: r.get(at + 8)?,
+            status: r.get(at + 9)?,
         })
     }
 }
@@ -111,7 +116,12 @@ fn query_codes(
         .collect()
 }
 
-pub(super) fn create_app(conn: &mut Connection, sealer: &Sealer, app: App) -> StoreResult<App> {
+pub(super) fn create_app(
+    conn: &mut Connection,
+    sealer: &Sealer,
+    retention: u64,
+    app: App,
+) -> StoreResult<App> {
     let tx = write_tx(conn)?;
     let scope = &app.scope;
     let checks = [
@@ -154,6 +164,13 @@ pub(super) fn create_app(conn: &mut Connection, sealer: &Sealer, app: App) -> St
         ])
     })
     .map_err(db("insert app"))?;
+    // Its signing key is new to the gateways.
+    record_write(
+        &tx,
+        retention,
+        &scope.instance_id,
+        &[(Kind::Policy, &app.id, "")],
+    )?;
     tx.commit().map_err(db("commit app"))?;
     Ok(app)
 }
@@ -167,7 +184,7 @@ pub(super) fn get_app(
     read_app(&read_tx(conn)?, sealer, scope, app_id)
 }
 
-fn read_app(
+pub(super) fn read_app(
     tx: &Transaction<'_>,
     sealer: &Sealer,
     scope: &Scope,
@@ -196,11 +213,13 @@ fn read_app(
 pub(super) fn update_app(
     conn: &mut Connection,
     sealer: &Sealer,
+    retention: u64,
     scope: &Scope,
     app_id: &str,
     changes: AppChanges,
 ) -> StoreResult<App> {
     let tx = write_tx(conn)?;
+    let touches_key = changes.touches_key();
     let app = changes.apply_to(read_app(&tx, sealer, scope, app_id)?);
     let checks = [
         ("name", &app.name, StoreError::AppNameExists),
@@ -239,6 +258,14 @@ pub(super) fn update_app(
         ])
     })
     .map_err(db("update app"))?;
+    if touches_key {
+        record_write(
+            &tx,
+            retention,
+            &scope.instance_id,
+            &[(Kind::Policy, app_id, "")],
+        )?;
+    }
     tx.commit().map_err(db("commit app"))?;
     Ok(app)
 }
@@ -340,8 +367,8 @@ pub(super) fn delete_app(
         &format!("{CODE_SELECT} WHERE c.app_seq = ?1 ORDER BY c.seq"),
         [seq],
     )?;
-    let had_acl = super::acls::delete(&tx, seq)?;
-    let had_quota = super::quota_apps::leave(&tx, &scope.instance_id, seq, app_id)?;
+    super::acls::delete(&tx, seq)?;
+    super::quota_apps::leave(&tx, &scope.instance_id, seq, app_id)?;
     tx.execute("DELETE FROM app_codes WHERE app_seq = ?1", [seq])
         .and_then(|_| tx.execute("DELETE FROM apps WHERE seq = ?1", [seq]))
         .map_err(db("delete app"))?;
@@ -349,14 +376,9 @@ pub(super) fn delete_app(
         .iter()
         .map(|c| (Kind::Deleted, &*c.app_id, &*c.id))
         .collect();
-    if had_acl || had_quota {
-        logged.push((Kind::Policy, app_id, ""));
-    }
-    // An app without codes, ACL or quota changes nothing a gateway enforces: no revision for
-    // it.
-    if !logged.is_empty() {
-        record_write(&tx, retention, &scope.instance_id, &logged)?;
-    }
+    // Its signing key goes (with any ACL and quota): always a change for the gateways.
+    logged.push((Kind::Policy, app_id, ""));
+    record_write(&tx, retention, &scope.instance_id, &logged)?;
     tx.commit().map_err(db("commit app deletion"))?;
     Ok(codes)
 }
@@ -533,7 +555,8 @@ pub(super) fn instance_app_codes(
 pub(super) enum Kind {
     Created,
     Deleted,
-    /// An app's ACL or quota was set, changed or removed; the entry names the app only.
+    /// An app's key, ACL or quota was set, changed or removed, or the app was created or
+    /// deleted; the entry names the app only.
     Policy,
 }
 
@@ -700,11 +723,13 @@ pub(super) fn app_code_changes(
         .map_err(db("read the change log"))?;
     let acls = super::acls::changed_since(&tx, instance_id, after)?;
     let quotas = super::quotas::changed_since(&tx, instance_id, after)?;
+    let keys = super::keys::changed_since(&tx, sealer, instance_id, after)?;
     Ok(Some(AppCodeChanges {
         revision: current,
         created,
         deleted,
         acls,
         quotas,
+        keys,
     }))
 }

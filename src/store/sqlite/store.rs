@@ -10,8 +10,9 @@ use rusqlite::{Connection, ErrorCode};
 
 use super::error::{self, db, SqliteFileError};
 use super::options::SqliteOptions;
-use super::{acls, ops, quota_apps, quotas, schema};
+use super::{acls, keys, ops, quota_apps, quotas, schema};
 use crate::acl::AppAcl;
+use crate::app_key::AppKey;
 use crate::provider::BoxFuture;
 use crate::quota::AppQuota;
 use crate::store::cipher::Sealer;
@@ -277,7 +278,8 @@ fn switch_to_wal(conn: &Connection, busy_timeout: Duration) -> StoreResult<Strin
 
 impl Store for SqliteStore {
     fn create_app(&self, app: App) -> BoxFuture<'_, StoreResult<App>> {
-        Box::pin(self.run(move |c, s| ops::create_app(c, s, app)))
+        let retention = self.inner.retention;
+        Box::pin(self.run(move |c, s| ops::create_app(c, s, retention, app)))
     }
 
     fn get_app<'a>(&'a self, scope: &'a Scope, app_id: &'a str) -> BoxFuture<'a, StoreResult<App>> {
@@ -312,7 +314,8 @@ impl Store for SqliteStore {
         changes: AppChanges,
     ) -> BoxFuture<'a, StoreResult<App>> {
         let (scope, app_id) = (scope.clone(), app_id.to_owned());
-        Box::pin(self.run(move |c, s| ops::update_app(c, s, &scope, &app_id, changes)))
+        let retention = self.inner.retention;
+        Box::pin(self.run(move |c, s| ops::update_app(c, s, retention, &scope, &app_id, changes)))
     }
 
     fn delete_app<'a>(
@@ -405,6 +408,14 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, StoreResult<Vec<(String, AppAcl)>>> {
         let instance_id = instance_id.to_owned();
         Box::pin(self.run(move |c, _| acls::of_instance(c, &instance_id)))
+    }
+
+    fn instance_app_keys<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppKey)>>> {
+        let instance_id = instance_id.to_owned();
+        Box::pin(self.run(move |c, s| keys::of_instance(c, s, &instance_id)))
     }
 
     fn create_app_quota<'a>(

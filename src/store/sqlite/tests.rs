@@ -8,8 +8,8 @@ use super::schema::current_version;
 use super::{SqliteFileError, SqliteOptions, SqliteStore};
 use crate::code::AppCode;
 use crate::store::{
-    App, AppCodeRecord, KeyMismatch, MasterKey, SchemaTooNew, Scope, SecretString, Store,
-    StoreError, Timestamp,
+    App, AppCodeChanges, AppCodeRecord, KeyMismatch, MasterKey, SchemaTooNew, Scope, SecretString,
+    Store, StoreError, Timestamp,
 };
 
 fn scope() -> Scope {
@@ -387,8 +387,8 @@ async fn a_version_2_file_upgrades_in_place_keeping_its_log() {
         "INSERT INTO app_code_changes
              SELECT instance_id, revision, ord, app_code_id, app_id,
                     CASE kind WHEN 'C' THEN 'created' ELSE 'deleted' END
-             FROM temp.logged;
-         INSERT INTO instance_revisions VALUES ('i', 3, 0);
+             FROM temp.logged WHERE kind <> 'A';
+         INSERT INTO instance_revisions VALUES ('i', 4, 0);
          DROP TABLE temp.logged; PRAGMA user_version = 2;",
     )
     .unwrap();
@@ -398,15 +398,21 @@ async fn a_version_2_file_upgrades_in_place_keeping_its_log() {
     assert_eq!(schema_of(&raw), schema_of(&v2), "not a version 2 file");
     drop(raw);
 
-    // What was logged before is read back the same, and writes go on from there.
+    // What was logged before is read back the same (version 2 logged no app changes, so no
+    // key), and writes go on from there.
     let store = SqliteStore::open(&path, keyed(4)).unwrap();
     assert_eq!(
         store.app_code_changes("i", 0).await.unwrap().unwrap(),
-        before
+        AppCodeChanges {
+            acls: Vec::new(),
+            quotas: Vec::new(),
+            keys: Vec::new(),
+            ..before
+        }
     );
     store.create_app_code(&scope(), code(1, 3)).await.unwrap();
-    let changes = store.app_code_changes("i", 3).await.unwrap().unwrap();
-    assert_eq!((changes.revision, changes.created), (4, vec![code(1, 3)]));
+    let changes = store.app_code_changes("i", 4).await.unwrap().unwrap();
+    assert_eq!((changes.revision, changes.created), (5, vec![code(1, 3)]));
     drop(store);
     let raw = Connection::open(&path).unwrap();
     let fresh = dir.path().join("fresh.db");
@@ -437,17 +443,18 @@ async fn the_change_log_holds_ids_only_and_stays_within_its_retention() {
         store.create_app_code(&scope(), twin).await,
         Err(StoreError::AppCodeExists)
     ));
-    assert_eq!(revision_of(&store).await, Some(5));
-    // Deleting the app is one revision, logging each code in order.
-    store.delete_app(&scope(), &app(1).id).await.unwrap();
+    // The app's creation (its signing key) and its five codes.
     assert_eq!(revision_of(&store).await, Some(6));
-    let gone = store.app_code_changes("i", 5).await.unwrap().unwrap();
+    // Deleting the app is one revision, logging each code in order, then the app.
+    store.delete_app(&scope(), &app(1).id).await.unwrap();
+    assert_eq!(revision_of(&store).await, Some(7));
+    let gone = store.app_code_changes("i", 6).await.unwrap().unwrap();
     let ids: Vec<_> = gone.deleted.iter().map(|d| d.id.clone()).collect();
     assert_eq!(ids, (1..=5).map(|n| code(1, n).id).collect::<Vec<_>>());
-    // Deleting an app without codes changes no AppCode.
+    // An app without codes still comes and goes with its signing key: a revision each.
     store.create_app(app(2)).await.unwrap();
     store.delete_app(&scope(), &app(2).id).await.unwrap();
-    assert_eq!(revision_of(&store).await, Some(6));
+    assert_eq!(revision_of(&store).await, Some(9));
 
     let raw = Connection::open(&path).unwrap();
     let logged = |raw: &Connection| -> (Vec<i64>, (i64, i64)) {
@@ -465,10 +472,10 @@ async fn the_change_log_holds_ids_only_and_stays_within_its_retention() {
             .unwrap();
         (kept, state)
     };
-    // The last 3 revisions are kept: 4 and 5 (one code each) and 6 (five codes).
-    assert_eq!(logged(&raw), (vec![4, 5, 6, 6, 6, 6, 6], (6, 3)));
-    assert!(store.app_code_changes("i", 2).await.unwrap().is_none());
-    assert!(store.app_code_changes("i", 3).await.unwrap().is_some());
+    // The last 3 revisions are kept: 7 (five codes and their app), 8 and 9 (one app each).
+    assert_eq!(logged(&raw), (vec![7, 7, 7, 7, 7, 7, 8, 9], (9, 6)));
+    assert!(store.app_code_changes("i", 5).await.unwrap().is_none());
+    assert!(store.app_code_changes("i", 6).await.unwrap().is_some());
     // No value anywhere in the log: every column of every row is an ID, a number or a kind.
     let mut stmt = raw
         .prepare("SELECT instance_id, app_code_id, app_id, kind FROM app_code_log")
@@ -478,8 +485,12 @@ async fn the_change_log_holds_ids_only_and_stays_within_its_retention() {
     });
     for row in rows.unwrap().map(Result::unwrap) {
         assert_eq!(row[0], "i");
-        assert!(row[1].len() == 32 && row[2].len() == 32, "{row:?}");
-        assert!(row[3] == "C" || row[3] == "D", "{row:?}");
+        assert_eq!(row[2].len(), 32, "{row:?}");
+        match row[3].as_str() {
+            "C" | "D" => assert_eq!(row[1].len(), 32, "{row:?}"),
+            "A" => assert!(row[1].is_empty(), "{row:?}"),
+            _ => panic!("{row:?}"),
+        }
     }
     drop((stmt, store));
 
@@ -487,9 +498,9 @@ async fn the_change_log_holds_ids_only_and_stays_within_its_retention() {
     let store = SqliteStore::open(&path, SqliteOptions::new().change_log_retention(1)).unwrap();
     store.create_app(app(3)).await.unwrap();
     store.create_app_code(&scope(), code(3, 1)).await.unwrap();
-    assert_eq!(logged(&raw), (vec![7], (7, 6)));
-    assert!(store.app_code_changes("i", 5).await.unwrap().is_none());
-    let last = store.app_code_changes("i", 6).await.unwrap().unwrap();
+    assert_eq!(logged(&raw), (vec![11], (11, 10)));
+    assert!(store.app_code_changes("i", 9).await.unwrap().is_none());
+    let last = store.app_code_changes("i", 10).await.unwrap().unwrap();
     assert_eq!(last.created, [code(3, 1)]);
 }
 

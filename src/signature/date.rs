@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::store::{days_from_civil, Timestamp};
+use crate::civil::{civil_from_days, days_from_civil};
 
 use super::SignatureError;
 
@@ -61,7 +61,8 @@ fn days_in_month(year: u32, month: u32) -> u32 {
 }
 
 /// `at` as `%Y%m%dT%H%M%SZ` (UTC), for years 1 to 9999.
-pub(super) fn format_sdk_date(at: SystemTime) -> Result<String, SignatureError> {
+pub(crate) fn format_sdk_date(at: SystemTime) -> Result<String, SignatureError> {
+    // Whole seconds, rounded down (towards the past, also before the epoch).
     let secs = match at.duration_since(UNIX_EPOCH) {
         Ok(after) => i64::try_from(after.as_secs()).ok(),
         Err(before) => i64::try_from(before.duration().as_secs())
@@ -69,23 +70,16 @@ pub(super) fn format_sdk_date(at: SystemTime) -> Result<String, SignatureError> 
             .map(|s| -s - i64::from(before.duration().subsec_nanos() > 0)),
     }
     .ok_or(SignatureError::DateMalformed)?;
-    let nanos = secs
-        .checked_mul(1_000_000_000)
-        .ok_or(SignatureError::DateMalformed)?;
-    // "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" for years 0 to 9999.
-    let text = Timestamp::from_unix_nanos(nanos).to_string();
-    let b = text.as_bytes();
-    if b.len() != 30 || text.starts_with("0000") {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    if !(1..=9999).contains(&year) {
         return Err(SignatureError::DateMalformed);
     }
     Ok(format!(
-        "{}{}{}T{}{}{}Z",
-        &text[0..4],
-        &text[5..7],
-        &text[8..10],
-        &text[11..13],
-        &text[14..16],
-        &text[17..19]
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
     ))
 }
 

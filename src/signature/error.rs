@@ -46,6 +46,9 @@ pub enum SignatureError {
     /// The signature is valid but the signed `X-Sdk-Content-Sha256` is neither
     /// `UNSIGNED-PAYLOAD` nor the body's SHA-256.
     PayloadHashMismatch,
+    /// The signature covers the body, which the verifier was not given (see
+    /// [`Payload::Unread`](super::Payload::Unread)).
+    PayloadUnread,
 }
 
 impl SignatureError {
@@ -53,7 +56,7 @@ impl SignatureError {
     /// `APIG.1002` ("incorrect token or signature") for everything else.
     ///
     /// ```
-    /// use apig_appcode::admin::signature::SignatureError;
+    /// use apig_appcode::signature::SignatureError;
     ///
     /// assert_eq!(SignatureError::MissingHeader("authorization").error_code(), "APIG.1000");
     /// assert_eq!(SignatureError::UnknownAccessKey.error_code(), "APIG.1002");
@@ -102,6 +105,7 @@ impl fmt::Display for SignatureError {
             Self::PayloadHashMismatch => {
                 write!(f, "signed X-Sdk-Content-Sha256 does not match the body")
             }
+            Self::PayloadUnread => write!(f, "the signature covers a body that was not read"),
         }
     }
 }

@@ -51,7 +51,7 @@ struct VectorFile {
 }
 
 static FILE: LazyLock<VectorFile> = LazyLock::new(|| {
-    serde_json::from_str(include_str!("../../../tests/sdk/vectors.json"))
+    serde_json::from_str(include_str!("../../tests/sdk/vectors.json"))
         .expect("tests/sdk/vectors.json is valid")
 });
 

@@ -12,7 +12,9 @@ use crate::hex;
 use super::canonical::{build_canonical_request, hmac_sha256};
 use super::date::format_sdk_date;
 use super::header::{check_access_key, validate_signed_headers};
-use super::{string_to_sign, Authorization, SecretKey, SignatureError, ALGORITHM, DATE_HEADER};
+use super::{
+    string_to_sign, Authorization, Payload, SecretKey, SignatureError, ALGORITHM, DATE_HEADER,
+};
 
 /// Signs a request the way the SDK does, so that [`verify`](super::verify) accepts it: sets `X-Sdk-Date` to
 /// `at`, signs every header present whose name has no `_` (and `host`, which must be present),
@@ -23,7 +25,7 @@ use super::{string_to_sign, Authorization, SecretKey, SignatureError, ALGORITHM,
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
-/// use apig_appcode::admin::signature::{sign, SecretKey};
+/// use apig_appcode::signature::{sign, SecretKey};
 ///
 /// let (mut parts, ()) = http::Request::get("/v2/p1/apigw/instances/i1/apps")
 ///     .header("host", "localhost")
@@ -72,7 +74,7 @@ pub fn sign(
         signed_headers: &signed_headers,
         signature: [0; 32],
     };
-    let (canonical, _) = build_canonical_request(parts, body, &auth)?;
+    let (canonical, _) = build_canonical_request(parts, Payload::Body(body), &auth)?;
     let mac = hmac_sha256(
         secret.expose(),
         string_to_sign(&date, &canonical).as_bytes(),

@@ -1,14 +1,17 @@
-//! Verification of Huawei Cloud `SDK-HMAC-SHA256` (AK/SK) request signatures.
+//! Huawei Cloud `SDK-HMAC-SHA256` request signatures: verified, and made for clients and tests.
 //!
-//! The official SDKs sign every management-API request with the caller's access key (AK)
-//! and secret key (SK). This module recomputes that signature on the server side, byte for
-//! byte as `huaweicloudsdkcore` 3.1.219 (`signer/signer.py`) computes it, and checks it.
+//! The official SDKs sign a request with a key and its secret: a management-API caller's access
+//! key (AK) and secret key (SK), or an app's `app_key` and `app_secret` on the data plane (APIG's
+//! app authentication). This module recomputes that signature on the server side, byte for byte
+//! as `huaweicloudsdkcore` 3.1.219 (`signer/signer.py`) computes it, and checks it: the one
+//! verifier of the management API ([`admin`](crate::admin), feature `admin`) and of the layer
+//! ([`AppAuth`](crate::layer::AppAuth)). [`sign`] is the client's side.
 //!
 //! # Example
 //!
 //! ```
 //! use std::time::{Duration, UNIX_EPOCH};
-//! use apig_appcode::admin::signature::{self, SecretKey, SignatureError, DEFAULT_MAX_SKEW};
+//! use apig_appcode::signature::{self, SecretKey, SignatureError, DEFAULT_MAX_SKEW};
 //!
 //! let at = UNIX_EPOCH + Duration::from_secs(1_704_164_645); // 2024-01-02T03:04:05Z
 //! let body = br#"{"app_code":null}"#;
@@ -81,12 +84,13 @@ mod verify;
 
 use std::time::Duration;
 
-pub use canonical::{canonical_request, string_to_sign};
+pub use canonical::{canonical_request, string_to_sign, Payload};
 pub use error::SignatureError;
+pub(crate) use header::access_key_of;
 pub use header::{parse_authorization, Authorization};
 pub use secret::SecretKey;
 pub use sign::sign;
-pub use verify::{verify, PayloadAuth, VerifiedAccessKey};
+pub use verify::{read_signature, verify, PayloadAuth, SignedRequest, VerifiedAccessKey};
 
 /// The algorithm name that opens the `Authorization` header and the string to sign.
 pub const ALGORITHM: &str = "SDK-HMAC-SHA256";

@@ -64,7 +64,7 @@ impl fmt::Debug for Authorization<'_> {
 /// ascending order, as the SDK sorts them.
 ///
 /// ```
-/// use apig_appcode::admin::signature::{parse_authorization, SignatureError};
+/// use apig_appcode::signature::{parse_authorization, SignatureError};
 ///
 /// let sig = "0".repeat(64);
 /// let value = format!("SDK-HMAC-SHA256 Access=AK1, SignedHeaders=host;x-sdk-date, Signature={sig}");
@@ -90,12 +90,20 @@ pub fn parse_authorization(value: &str) -> Result<Authorization<'_>, SignatureEr
     let rest = params
         .strip_prefix("Access=")
         .ok_or(Malformed("expected `Access=` after the scheme"))?;
-    let (access_key, rest) = rest.split_once(", SignedHeaders=").ok_or(Malformed(
-        "expected `, SignedHeaders=` after the access key",
-    ))?;
-    let (signed_headers, signature_hex) = rest.split_once(", Signature=").ok_or(Malformed(
-        "expected `, Signature=` after the signed headers",
-    ))?;
+    // Split at commas (a byte search), then check what follows: neither an access key nor a
+    // signed header name may hold a comma, so the first comma ends each.
+    let (access_key, rest) = rest
+        .split_once(',')
+        .and_then(|(key, rest)| Some((key, rest.strip_prefix(" SignedHeaders=")?)))
+        .ok_or(Malformed(
+            "expected `, SignedHeaders=` after the access key",
+        ))?;
+    let (signed_headers, signature_hex) = rest
+        .split_once(',')
+        .and_then(|(list, rest)| Some((list, rest.strip_prefix(" Signature=")?)))
+        .ok_or(Malformed(
+            "expected `, Signature=` after the signed headers",
+        ))?;
 
     check_access_key(access_key)?;
     validate_signed_headers(signed_headers)?;
@@ -107,6 +115,16 @@ pub fn parse_authorization(value: &str) -> Result<Authorization<'_>, SignatureEr
         signed_headers,
         signature,
     })
+}
+
+/// The access key an `Authorization` value names, without checking the rest: for a quick
+/// decision (is this key worth reading a body for?) that [`parse_authorization`] confirms.
+pub(crate) fn access_key_of(value: &str) -> Option<&str> {
+    let rest = value
+        .trim_start_matches([' ', '\t'])
+        .strip_prefix(ALGORITHM)?
+        .strip_prefix(" Access=")?;
+    rest.split_once(',').map(|(key, _)| key)
 }
 
 /// An AK as the `Authorization` header can carry it: visible ASCII without `,`.
@@ -155,6 +173,23 @@ fn is_lowercase_token_byte(b: u8) -> bool {
 mod tests {
     use super::super::vectors::{auth_header, parts_of, vector};
     use super::*;
+
+    #[test]
+    fn the_access_key_is_found_without_a_full_parse() {
+        let good = auth_header(&parts_of(vector("client_post_create_app_code")));
+        assert_eq!(access_key_of(&good), Some("HPUAEXAMPLEAK0000001"));
+        assert_eq!(
+            access_key_of(&good),
+            parse_authorization(&good).ok().map(|a| a.access_key())
+        );
+        for other in [
+            "Bearer x",
+            "SDK-HMAC-SHA256 Access=k",
+            "SDK-HMAC-SM3 Access=k, S",
+        ] {
+            assert_eq!(access_key_of(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn garbage_authorization_is_rejected() {

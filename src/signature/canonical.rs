@@ -8,8 +8,8 @@ use http::request::Parts;
 use http::{HeaderMap, Uri, Version};
 use sha2::{Digest, Sha256};
 
-use crate::admin::percent;
 use crate::hex;
+use crate::percent;
 
 use super::{Authorization, SignatureError, ALGORITHM, CONTENT_SHA256_HEADER};
 
@@ -22,7 +22,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// `auth` lists as signed.
 ///
 /// ```
-/// use apig_appcode::admin::signature::{canonical_request, parse_authorization};
+/// use apig_appcode::signature::{canonical_request, parse_authorization};
 ///
 /// let (parts, ()) = http::Request::get("/v2/p1/apps?limit=5&a=%7e")
 ///     .header("host", "localhost:8080")
@@ -43,7 +43,55 @@ pub fn canonical_request(
     body: &[u8],
     auth: &Authorization<'_>,
 ) -> Result<String, SignatureError> {
-    build_canonical_request(parts, body, auth).map(|(canonical, _)| canonical)
+    build_canonical_request(parts, Payload::Body(body), auth).map(|(canonical, _)| canonical)
+}
+
+/// What the verifier knows of a request's body.
+///
+/// ```
+/// use apig_appcode::signature::Payload;
+///
+/// let body = Payload::Body(b"{}");
+/// assert_eq!(body.sha256_hex().unwrap().len(), 64);
+/// assert!(Payload::Body(b"").is_empty());
+/// assert!(Payload::Unread.sha256_hex().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload<'a> {
+    /// The whole body.
+    Body(&'a [u8]),
+    /// The SHA-256 of the whole body, computed as it arrived (so it need not be kept whole).
+    Sha256(&'a [u8; 32]),
+    /// The body was not read. Only a signature whose `X-Sdk-Content-Sha256` is
+    /// `UNSIGNED-PAYLOAD` can verify, and the body counts as non-empty: a signer hashes an empty
+    /// body whatever it declares, so an unread body that is in fact empty fails to verify.
+    Unread,
+}
+
+impl Payload<'_> {
+    /// Whether the body is known to be empty.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Self::Body(body) => body.is_empty(),
+            Self::Sha256(digest) => digest[..] == Sha256::digest([])[..],
+            Self::Unread => false,
+        }
+    }
+
+    /// Lower-case hex SHA-256 of the body; [`SignatureError::PayloadUnread`] when not read.
+    pub fn sha256_hex(&self) -> Result<String, SignatureError> {
+        match self {
+            Self::Body(body) => Ok(sha256_hex(body)),
+            Self::Sha256(digest) => Ok(hex_of(digest)),
+            Self::Unread => Err(SignatureError::PayloadUnread),
+        }
+    }
+}
+
+fn hex_of(digest: &[u8; 32]) -> String {
+    let mut out = String::with_capacity(64);
+    hex::push(&mut out, digest);
+    out
 }
 
 /// The payload line of the canonical request, remembered for the checks after the HMAC.
@@ -54,7 +102,7 @@ pub(super) enum PayloadLine {
 
 pub(super) fn build_canonical_request(
     parts: &Parts,
-    body: &[u8],
+    body: Payload<'_>,
     auth: &Authorization<'_>,
 ) -> Result<(String, PayloadLine), SignatureError> {
     let uri = canonical_uri(parts.uri.path())?;
@@ -83,7 +131,7 @@ pub(super) fn build_canonical_request(
             (literal, PayloadLine::Declared(value.into_owned()))
         }
         _ if body.is_empty() => (EMPTY_SHA256_HEX.to_owned(), PayloadLine::BodyHash),
-        _ => (sha256_hex(body), PayloadLine::BodyHash),
+        _ => (body.sha256_hex()?, PayloadLine::BodyHash),
     };
 
     let method = parts.method.as_str().to_ascii_uppercase();
@@ -95,7 +143,7 @@ pub(super) fn build_canonical_request(
 /// Builds the string to sign from the `X-Sdk-Date` value and the canonical request.
 ///
 /// ```
-/// use apig_appcode::admin::signature::string_to_sign;
+/// use apig_appcode::signature::string_to_sign;
 ///
 /// let s = string_to_sign("20240102T030405Z", "");
 /// assert_eq!(
@@ -208,9 +256,7 @@ fn canonical_query(query: &str) -> Result<String, SignatureError> {
 
 /// Lower-case hex SHA-256, as the SDK hashes the body and the canonical request.
 pub(super) fn sha256_hex(data: &[u8]) -> String {
-    let mut out = String::with_capacity(64);
-    hex::push(&mut out, &Sha256::digest(data));
-    out
+    hex_of(&Sha256::digest(data).into())
 }
 
 #[cfg(test)]

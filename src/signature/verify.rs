@@ -1,5 +1,7 @@
 //! [`verify`]: the server's side, replaying the SDK's signature over the request as received.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use http::header::AUTHORIZATION;
@@ -7,13 +9,12 @@ use http::request::Parts;
 use subtle::ConstantTimeEq;
 
 use super::canonical::{
-    build_canonical_request, hmac_sha256, sha256_hex, signed_header_value, single_header,
-    PayloadLine,
+    build_canonical_request, hmac_sha256, signed_header_value, single_header, PayloadLine,
 };
 use super::date::{check_skew, parse_sdk_date};
 use super::{
-    parse_authorization, string_to_sign, SecretKey, SignatureError, DATE_HEADER,
-    REQUIRED_SIGNED_HEADERS, UNSIGNED_PAYLOAD,
+    parse_authorization, string_to_sign, Authorization, Payload, SecretKey, SignatureError,
+    CONTENT_SHA256_HEADER, DATE_HEADER, REQUIRED_SIGNED_HEADERS, UNSIGNED_PAYLOAD,
 };
 
 /// How far the signature vouches for the request body.
@@ -59,7 +60,8 @@ impl VerifiedAccessKey {
 /// An unknown access key still costs a full HMAC over the request (with a dummy key), so
 /// neither the answer nor its timing reveals which access keys exist.
 ///
-/// See the [module example](super) for a request signed with [`sign`](super::sign) and verified.
+/// See the [module example](super) for a request signed with [`sign`](super::sign) and verified;
+/// [`read_signature`] does the same in two steps, for a verifier that looks the key up itself.
 pub fn verify(
     parts: &Parts,
     body: &[u8],
@@ -67,6 +69,59 @@ pub fn verify(
     now: SystemTime,
     max_skew: Duration,
 ) -> Result<VerifiedAccessKey, SignatureError> {
+    let signed = read_signature(parts, now, max_skew)?;
+    let secret = lookup_secret(signed.access_key());
+    signed.verify(Payload::Body(body), secret.as_ref())
+}
+
+/// A request's signature, read and within its time window, whose key is still to be looked up.
+///
+/// Everything that needs neither the secret nor the body is checked by [`read_signature`]:
+/// the `Authorization` layout, the algorithm, that `host` and `x-sdk-date` are signed, and the
+/// date. A server can so refuse a malformed or stale request before it reads a body or asks for
+/// a key.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use apig_appcode::signature::{self, Payload, SecretKey, DEFAULT_MAX_SKEW};
+///
+/// let at = UNIX_EPOCH + Duration::from_secs(1_704_164_645);
+/// let (mut parts, ()) = http::Request::get("/items?limit=5")
+///     .header("host", "api.example.com")
+///     .body(())
+///     .unwrap()
+///     .into_parts();
+/// signature::sign(&mut parts, b"", "app-key", &SecretKey::from("app-secret"), at).unwrap();
+///
+/// let signed = signature::read_signature(&parts, at, DEFAULT_MAX_SKEW).unwrap();
+/// assert_eq!(signed.access_key(), "app-key");
+/// let secret = SecretKey::from("app-secret");
+/// assert!(signed.verify(Payload::Body(b""), Some(&secret)).is_ok());
+/// ```
+pub struct SignedRequest<'a> {
+    parts: &'a Parts,
+    auth: Authorization<'a>,
+    date: Cow<'a, str>,
+    signed_at: SystemTime,
+}
+
+impl fmt::Debug for SignedRequest<'_> {
+    /// The parsed header (its signature redacted) and the date; not the request's headers,
+    /// which may hold other credentials.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedRequest")
+            .field("auth", &self.auth)
+            .field("date", &self.date)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the signature of `parts` and checks its date against `now` (see [`SignedRequest`]).
+pub fn read_signature(
+    parts: &Parts,
+    now: SystemTime,
+    max_skew: Duration,
+) -> Result<SignedRequest<'_>, SignatureError> {
     let header = single_header(&parts.headers, AUTHORIZATION.as_str())?
         .ok_or(SignatureError::MissingHeader("authorization"))?;
     let header = std::str::from_utf8(header.as_bytes())
@@ -82,37 +137,75 @@ pub fn verify(
     let date = signed_header_value(parts, DATE_HEADER)?;
     let signed_at = parse_sdk_date(&date)?;
     check_skew(signed_at, now, max_skew)?;
-
-    let (canonical, payload) = build_canonical_request(parts, body, &auth)?;
-    let to_sign = string_to_sign(&date, &canonical);
-
-    let secret = lookup_secret(auth.access_key());
-    // Any key works here: the result is discarded when the access key is unknown.
-    let dummy = SecretKey::new(vec![0u8; 32]);
-    let key = secret.as_ref().unwrap_or(&dummy);
-    let expected = hmac_sha256(key.expose(), to_sign.as_bytes())?;
-    let matches: bool = expected[..].ct_eq(&auth.signature[..]).into();
-    if secret.is_none() {
-        return Err(SignatureError::UnknownAccessKey);
-    }
-    if !matches {
-        return Err(SignatureError::SignatureMismatch);
-    }
-
-    let payload = match payload {
-        PayloadLine::BodyHash => PayloadAuth::Signed,
-        PayloadLine::Declared(value) if value == UNSIGNED_PAYLOAD => PayloadAuth::Unsigned,
-        // A signer that declares a hash must declare the right one, or the body is forged.
-        PayloadLine::Declared(value) if value == sha256_hex(body) => PayloadAuth::Signed,
-        PayloadLine::Declared(_) => return Err(SignatureError::PayloadHashMismatch),
-    };
-
-    Ok(VerifiedAccessKey {
-        access_key: auth.access_key().to_owned(),
-        signed_headers: auth.signed_header_names().map(str::to_owned).collect(),
-        payload,
+    Ok(SignedRequest {
+        parts,
+        auth,
+        date,
         signed_at,
     })
+}
+
+impl<'a> SignedRequest<'a> {
+    /// The key named by `Access=`.
+    pub fn access_key(&self) -> &'a str {
+        self.auth.access_key()
+    }
+
+    /// The parsed `Authorization` header.
+    pub fn authorization(&self) -> &Authorization<'a> {
+        &self.auth
+    }
+
+    /// Whether the signer declared `X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD` (signed), so that
+    /// the body need not be read: verify with [`Payload::Unread`] (or the body, when empty).
+    pub fn declares_unsigned_payload(&self) -> bool {
+        self.auth.signs(CONTENT_SHA256_HEADER)
+            && matches!(
+                signed_header_value(self.parts, CONTENT_SHA256_HEADER).as_deref(),
+                Ok(UNSIGNED_PAYLOAD)
+            )
+    }
+
+    /// Checks the signature with `secret` (`None`: the key is unknown) over the request and
+    /// `payload`.
+    ///
+    /// An unknown key still costs a full HMAC over the request (with a dummy key), so neither
+    /// the answer nor its timing tells which keys exist; the comparison is in constant time.
+    pub fn verify(
+        &self,
+        payload: Payload<'_>,
+        secret: Option<&SecretKey>,
+    ) -> Result<VerifiedAccessKey, SignatureError> {
+        let (canonical, declared) = build_canonical_request(self.parts, payload, &self.auth)?;
+        let to_sign = string_to_sign(&self.date, &canonical);
+
+        // Any key works here: the result is discarded when the access key is unknown.
+        let dummy = SecretKey::new(vec![0u8; 32]);
+        let key = secret.unwrap_or(&dummy);
+        let expected = hmac_sha256(key.expose(), to_sign.as_bytes())?;
+        let matches: bool = expected[..].ct_eq(&self.auth.signature[..]).into();
+        if secret.is_none() {
+            return Err(SignatureError::UnknownAccessKey);
+        }
+        if !matches {
+            return Err(SignatureError::SignatureMismatch);
+        }
+
+        let payload = match declared {
+            PayloadLine::BodyHash => PayloadAuth::Signed,
+            PayloadLine::Declared(value) if value == UNSIGNED_PAYLOAD => PayloadAuth::Unsigned,
+            // A signer that declares a hash must declare the right one, or the body is forged.
+            PayloadLine::Declared(value) if value == payload.sha256_hex()? => PayloadAuth::Signed,
+            PayloadLine::Declared(_) => return Err(SignatureError::PayloadHashMismatch),
+        };
+
+        Ok(VerifiedAccessKey {
+            access_key: self.auth.access_key().to_owned(),
+            signed_headers: self.auth.signed_header_names().map(str::to_owned).collect(),
+            payload,
+            signed_at: self.signed_at,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +258,44 @@ mod tests {
         assert_eq!(
             verify_vector(v, &parts_of(v), &v.body).unwrap().payload,
             PayloadAuth::Signed
+        );
+    }
+
+    #[test]
+    fn a_body_hash_verifies_as_the_body_and_an_unread_body_only_when_unsigned() {
+        use sha2::{Digest, Sha256};
+
+        for v in generated() {
+            let parts = parts_of(v);
+            let signed = read_signature(&parts, vector_now(), DEFAULT_MAX_SKEW).unwrap();
+            let secret = SecretKey::from(v.sk());
+            let digest: [u8; 32] = Sha256::digest(&v.body).into();
+            assert_eq!(
+                signed.verify(Payload::Sha256(&digest), Some(&secret)),
+                verify_vector(v, &parts, &v.body),
+                "{}",
+                v.name
+            );
+        }
+        let v = vector("bare_unsigned_payload");
+        let parts = parts_of(v);
+        let signed = read_signature(&parts, vector_now(), DEFAULT_MAX_SKEW).unwrap();
+        assert!(signed.declares_unsigned_payload());
+        let secret = SecretKey::from(v.sk());
+        assert_eq!(
+            signed
+                .verify(Payload::Unread, Some(&secret))
+                .unwrap()
+                .payload,
+            PayloadAuth::Unsigned
+        );
+        let v = vector("client_post_create_app_code");
+        let parts = parts_of(v);
+        let signed = read_signature(&parts, vector_now(), DEFAULT_MAX_SKEW).unwrap();
+        assert!(!signed.declares_unsigned_payload());
+        assert_eq!(
+            signed.verify(Payload::Unread, Some(&SecretKey::from(v.sk()))),
+            Err(SignatureError::PayloadUnread)
         );
     }
 

@@ -8,12 +8,13 @@ use crate::secret::Secret;
 /// buffer without copying, so no stray copy of the secret is left behind.
 ///
 /// ```
-/// use apig_appcode::admin::signature::SecretKey;
+/// use apig_appcode::signature::SecretKey;
 ///
 /// let sk = SecretKey::from(String::from("my-secret-key"));
 /// assert_eq!(format!("{sk:?}"), "SecretKey(<redacted>)");
 /// ```
-#[derive(Debug)]
+/// `==` compares in constant time.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretKey(Secret<Vec<u8>>);
 
 impl SecretKey {

@@ -1,0 +1,81 @@
+//! The apps' signing keys (app key and secret) as gateways read them: all of an instance's,
+//! and those of the apps logged as changed (kind `A`, like ACLs and quotas) after a revision.
+
+use rusqlite::{params, Connection, Transaction};
+
+use super::error::db;
+use super::ops::{read_app, read_tx, APP_COLUMNS};
+use crate::app_key::AppKey;
+use crate::store::cipher::Sealer;
+use crate::store::sealed::RawApp;
+use crate::store::{Scope, StoreError, StoreResult};
+
+/// This store's name in error messages.
+const BACKEND: &str = "SQLite";
+
+pub(super) fn of_instance(
+    conn: &mut Connection,
+    sealer: &Sealer,
+    instance_id: &str,
+) -> StoreResult<Vec<(String, AppKey)>> {
+    let tx = read_tx(conn)?;
+    let rows = tx
+        .prepare_cached(&format!(
+            "SELECT project_id, {APP_COLUMNS} FROM apps WHERE instance_id = ?1 ORDER BY seq"
+        ))
+        .and_then(|mut s| {
+            s.query_map([instance_id], |r| {
+                let project: String = r.get(0)?;
+                Ok((project, RawApp::from_sqlite_row_at(r, 1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db("read the instance's app keys"))?;
+    rows.into_iter()
+        .map(|(project, raw)| {
+            let app = raw.open(sealer, &Scope::new(project, instance_id), BACKEND)?;
+            Ok((app.id.clone(), app.signing_key()))
+        })
+        .collect()
+}
+
+/// The apps logged as changed after revision `after` (each once, in the order of its last
+/// change) and the key each has now (`None`: gone), inside the reader's transaction.
+pub(super) fn changed_since(
+    tx: &Transaction<'_>,
+    sealer: &Sealer,
+    instance_id: &str,
+    after: i64,
+) -> StoreResult<Vec<(String, Option<AppKey>)>> {
+    let rows = tx
+        .prepare_cached(
+            "SELECT l.app_id, a.project_id
+             FROM (SELECT app_id, max(revision) AS revision, ord FROM app_code_log
+                   WHERE instance_id = ?1 AND revision > ?2 AND kind = 'A'
+                   GROUP BY app_id) l
+             LEFT JOIN apps a ON a.instance_id = ?1 AND a.id = l.app_id
+             ORDER BY l.revision, l.ord",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![instance_id, after], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db("read the changed app keys"))?;
+    rows.into_iter()
+        .map(|(app_id, project)| {
+            let key = match project {
+                Some(project) => {
+                    match read_app(tx, sealer, &Scope::new(project, instance_id), &app_id) {
+                        Ok(app) => Some(app.signing_key()),
+                        Err(StoreError::AppNotFound) => None,
+                        Err(e) => return Err(e),
+                    }
+                }
+                None => None,
+            };
+            Ok((app_id, key))
+        })
+        .collect()
+}

@@ -1,0 +1,163 @@
+//! App authentication by signature at the binary: requests signed by the official SDK core's
+//! `Signer` (huaweicloudsdkcore) with an app's key and secret pass through `serve --app-auth
+//! appcode,signature` to the upstream as the app; tampered, stale or malformed ones are
+//! refused; a secret reset and an app deletion refuse the old signature at once; the trace log
+//! holds no secret. The Python side is `tests/sdk/signed_requests.py`.
+//!
+//! Run: `cargo test --features gateway --test gateway_signatures` (the SDK is installed in a
+//! virtual environment under `target/sdk-venv` on first use).
+#![cfg(all(feature = "gateway", unix))]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use serde_json::json;
+
+#[path = "support/binary.rs"]
+mod support;
+use support::*;
+
+#[path = "support/sdk_python.rs"]
+mod sdk_python;
+use sdk_python::sdk_python;
+
+/// Runs `signed_requests.py mode` with the key and secret; its output, after asserting success.
+async fn run_script(
+    python: &Path,
+    mode: &str,
+    server: &Server,
+    verify: SocketAddr,
+    app: &str,
+    key: &str,
+    secret: &str,
+) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/signed_requests.py");
+    let run = tokio::process::Command::new(python)
+        .arg(&script)
+        .arg(mode)
+        .env("APIG_GATEWAY", server.gateway.to_string())
+        .env("APIG_VERIFY", verify.to_string())
+        .env("APIG_APP_ID", app)
+        .env("APIG_APP_KEY", key)
+        .env("APIG_APP_SECRET", secret)
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("signed_requests.py finished within 2 minutes")
+        .expect("signed_requests.py started");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && stdout.contains("all checks passed"),
+        "signed_requests.py {mode} failed ({}):\n{stdout}",
+        out.status
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_signed_by_the_official_sdk_pass_and_every_forgery_is_refused() {
+    let Some(python) = sdk_python() else { return };
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_token(
+        &upstream,
+        dir.path(),
+        &[
+            "--app-auth",
+            "appcode,signature",
+            "--verify-listen",
+            "127.0.0.1:0",
+            "--log",
+            "trace",
+        ],
+    )
+    .await;
+    let verify = listening(&server.stdout(), "verify listening on ")
+        .unwrap_or_else(|| panic!("no verify listener announced:\n{}", server.stdout()));
+    let admin = Admin::new(server.admin, TOKEN);
+    let created = admin
+        .call(Method::POST, "/apps", Some(json!({"name": "signing_app"})))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let app = created.json();
+    let (id, key, secret) = (
+        app["id"].as_str().unwrap().to_owned(),
+        app["app_key"].as_str().unwrap().to_owned(),
+        app["app_secret"].as_str().unwrap().to_owned(),
+    );
+    let run = |mode, secret: &str| {
+        let (python, server, id, key, secret) = (&python, &server, &id, &key, secret.to_owned());
+        async move { run_script(python, mode, server, verify, id, key, &secret).await }
+    };
+    run("accept", &secret).await;
+
+    // AppCodes still work beside signatures.
+    let (code_id, code) = admin.generate_code(&id).await;
+    let res = call_gateway(server.gateway, "/orders", Some(&code)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.upstream_headers()["x-apig-appcode-id"], [code_id]);
+
+    // A secret reset refuses the old secret at once, and the new one passes.
+    let reset = admin
+        .call(Method::PUT, &format!("/apps/secret/{id}"), None)
+        .await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.text());
+    let new_secret = reset.json()["app_secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, secret);
+    run("refused", &secret).await;
+    run("get", &new_secret).await;
+
+    // A deleted app's signature is refused at once.
+    let deleted = admin
+        .call(Method::DELETE, &format!("/apps/{id}"), None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
+    run("refused", &new_secret).await;
+
+    // The trace log holds the requests' outcomes, and neither secret.
+    let log = format!("{}{}", server.stdout(), server.stderr());
+    assert!(log.contains("signature refused"), "no trace of refusals");
+    for leaked in [&secret, &new_secret] {
+        assert!(!log.contains(leaked.as_str()), "a secret in the log");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_accepts_appcodes_only_and_the_flag_is_checked() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (status, _, stderr) = run_to_exit(serve_command(
+        &[
+            base_args(&upstream, dir.path()),
+            vec!["--app-auth".into(), "bearer".into()],
+        ]
+        .concat(),
+    ))
+    .await;
+    assert!(!status.success());
+    assert!(stderr.contains("appcode"), "{stderr}");
+
+    let server = start_with_token(&upstream, dir.path(), &[]).await;
+    let mut req = get("/orders");
+    req.headers_mut().insert(
+        "authorization",
+        "SDK-HMAC-SHA256 Access=k, SignedHeaders=host;x-sdk-date, Signature=00"
+            .parse()
+            .unwrap(),
+    );
+    let res = send(server.gateway, req).await;
+    res.assert_apig_error(StatusCode::UNAUTHORIZED, "APIG.0303");
+    assert_eq!(
+        res.json()["error_msg"],
+        "Incorrect app authentication information: AppCode missing"
+    );
+    server.stop().await;
+}
