@@ -271,6 +271,28 @@ impl AppCodeCache {
         self.inner.map.get(digest).map_or(0, |e| self.id_key(&e))
     }
 
+    /// Caches `entry` under `digest` without indexing it by ID: for a first load, which
+    /// indexes every code at once at its end ([`index_all`](Self::index_all)) rather than
+    /// growing the index a doubling at a time, each growth reading every indexed code's entry
+    /// again. The caller holds the journal's lock.
+    fn put_unindexed(&self, digest: Digest, entry: Entry) {
+        self.inner.map.insert(digest, entry);
+    }
+
+    /// Indexes every cached code by ID, the index sized once. The caller holds the journal's
+    /// lock; the index's mutex is taken while the map is read here, which the rule of
+    /// `id_index.rs` allows because every other holder of that mutex holds the journal's lock
+    /// first.
+    fn index_all(&self) {
+        let ids = &self.inner.ids;
+        ids.reserve(self.inner.map.len(), |other| self.id_key_of(other));
+        for cached in self.inner.map.iter() {
+            ids.insert(self.id_key(cached.value()), *cached.key(), |other| {
+                self.id_key_of(other)
+            });
+        }
+    }
+
     /// Caches `entry` under `digest`, and indexes it by ID.
     fn put(&self, digest: Digest, entry: Entry) {
         let key = self.id_key(&entry);

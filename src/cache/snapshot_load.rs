@@ -4,8 +4,8 @@
 //! Each code is digested as it arrives. Into a cache that was never loaded (a node starting),
 //! the codes go into the map a chunk at a time, each chunk under the writers' lock for as long
 //! as its puts take, so that changes pushed meanwhile (a revocation) are applied between chunks
-//! rather than waiting for the whole load; at the end, every change made since the load began
-//! is replayed on top, as for any snapshot. Nobody is admitted before that end: the cache is not
+//! rather than waiting for the whole load; at the end the codes are indexed by ID in one pass,
+//! and every change made since the load began is replayed on top, as for any snapshot. Nobody is admitted before that end: the cache is not
 //! loaded until then. Into a loaded cache, the digests are gathered first and swapped in at
 //! once (new codes added before stale ones are removed), so that requests never see half a
 //! snapshot.
@@ -55,7 +55,9 @@ impl SnapshotLoad<'_> {
         self.count += 1;
         if self.first && self.pending.len() >= CHUNK {
             let journal = self.cache.journal();
-            self.put_pending();
+            for (digest, entry) in self.pending.drain(..) {
+                self.cache.put_unindexed(digest, entry);
+            }
             drop(journal);
         }
     }
@@ -63,13 +65,6 @@ impl SnapshotLoad<'_> {
     /// Codes taken so far.
     pub(crate) fn count(&self) -> usize {
         self.count
-    }
-
-    /// The caller holds the writers' lock.
-    fn put_pending(&mut self) {
-        for (digest, entry) in self.pending.drain(..) {
-            self.cache.put(digest, entry);
-        }
     }
 
     /// Ends the load: the snapshot is the cache's content, with every change made since the
@@ -85,7 +80,10 @@ impl SnapshotLoad<'_> {
             return false;
         };
         let replay: Vec<Mutation> = replay.cloned().collect();
-        self.put_pending();
+        for (digest, entry) in self.pending.drain(..) {
+            self.cache.put_unindexed(digest, entry);
+        }
+        self.cache.index_all();
         for change in &replay {
             self.cache.apply(change);
         }
@@ -136,6 +134,9 @@ mod tests {
         assert!(cache.verify(&codes[20].0).is_none());
         assert!(cache.verify(&codes[21].0).is_some());
         assert_ne!(cache.status(), crate::cache::CacheStatus::Loading);
+        // Indexed by ID at the end: a code of the first chunk goes by its ID.
+        assert_eq!(cache.remove_by_id("code-30"), 1);
+        assert!(cache.verify(&codes[30].0).is_none());
     }
 
     #[test]
