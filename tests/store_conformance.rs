@@ -93,6 +93,8 @@ macro_rules! conformance {
             a_reader_behind_the_retained_log_is_told_to_reload,
             acl_changes_are_revisions_named_once_with_their_acl_now,
             quota_changes_are_revisions_named_once_with_their_quota_now,
+            a_write_takes_one_revision_however_many_rows_it_changes,
+            the_digest_is_of_the_codes_held_at_its_revision,
         );
     };
     (@module $backend:ident, $make:expr; $($extra:ident,)*) => {
@@ -229,6 +231,9 @@ macro_rules! assert_err {
 #[path = "store_conformance/quotas.rs"]
 mod quotas;
 use quotas::*;
+#[path = "store_conformance/writes.rs"]
+mod writes;
+use writes::*;
 
 async fn apps_are_created_read_and_paged(store: Arc<dyn Store>) {
     let s = scope();

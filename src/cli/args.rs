@@ -100,6 +100,10 @@ pub(crate) struct ServeArgs {
     /// 503 [default: 300].
     #[arg(long, env = "APIG_MAX_STALENESS")]
     pub(crate) max_staleness: Option<u64>,
+    /// Seconds between checks of the AppCode cache against the store (a digest of the codes
+    /// each holds; a difference reloads every code), or `off` [default: 300].
+    #[arg(long, env = "APIG_ANTI_ENTROPY_INTERVAL")]
+    pub(crate) anti_entropy_interval: Option<String>,
     /// Gateway worker threads, each with its own connections and upstream pool [default: one
     /// per core].
     #[arg(long, env = "APIG_WORKERS")]

@@ -74,6 +74,7 @@ pub(crate) struct FileConfig {
     pub(crate) store_timeout: Option<u64>,
     pub(crate) change_log_retention: Option<u64>,
     pub(crate) max_staleness: Option<u64>,
+    pub(crate) anti_entropy_interval: Option<Interval>,
     pub(crate) workers: Option<usize>,
     pub(crate) header_timeout: Option<u64>,
     pub(crate) keepalive_timeout: Option<u64>,
@@ -117,4 +118,21 @@ pub(crate) fn parse_text(path: &Path, text: &str) -> Result<FileConfig, UsageErr
             path.display()
         ))
     })
+}
+
+/// A period in the file: seconds, or a word (`off`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Interval {
+    Seconds(u64),
+    Text(String),
+}
+
+impl Interval {
+    pub(crate) fn text(&self) -> String {
+        match self {
+            Self::Seconds(n) => n.to_string(),
+            Self::Text(t) => t.clone(),
+        }
+    }
 }

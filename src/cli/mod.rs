@@ -124,6 +124,18 @@ pub(crate) fn load(args: ServeArgs) -> Result<Settings, UsageError> {
     if let Some(n) = args.change_log_retention.or(file.change_log_retention) {
         config.change_log_retention = n.max(1);
     }
+    let anti_entropy = args.anti_entropy_interval.clone().or_else(|| {
+        file.anti_entropy_interval
+            .as_ref()
+            .map(file::Interval::text)
+    });
+    if let Some(text) = anti_entropy {
+        config.anti_entropy_interval = off_or_seconds(&text).ok_or_else(|| {
+            UsageError::new(format!(
+                "--anti-entropy-interval: not a number of seconds nor `off`: {text:?}"
+            ))
+        })?;
+    }
     if let Some(s) = args.max_staleness.or(file.max_staleness) {
         config.max_staleness = Duration::from_secs(s);
     }
@@ -619,4 +631,14 @@ role = "read-write"
         assert!(err.contains("invalid configuration near line"), "{err}");
         assert!(!err.contains("s3cret"), "{err}");
     }
+}
+
+/// A period given as seconds or `off`: `None` if it is neither, `Some(None)` when off (or 0).
+fn off_or_seconds(text: &str) -> Option<Option<Duration>> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Some(None);
+    }
+    let seconds: u64 = text.parse().ok()?;
+    Some((seconds > 0).then(|| Duration::from_secs(seconds)))
 }

@@ -6,7 +6,7 @@ use super::{AppCodeRecord, Store, StoreError};
 use crate::identity::AppIdentity;
 use crate::provider::{
     AppAcls, AppCodeProvider, AppQuotas, BoxFuture, Change, ChangeStream, Delta, ProviderError,
-    Snapshot,
+    RevisionDigest, Snapshot,
 };
 use crate::quota::{QuotaCount, SharedCount};
 
@@ -140,6 +140,15 @@ impl AppCodeProvider for StoreProvider {
                     .chain(quotas)
                     .collect(),
             }))
+        })
+    }
+
+    fn digest(&self) -> BoxFuture<'_, Result<Option<RevisionDigest>, ProviderError>> {
+        Box::pin(async move {
+            self.store
+                .instance_digest(&self.instance_id)
+                .await
+                .map_err(unavailable)
         })
     }
 

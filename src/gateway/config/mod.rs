@@ -82,6 +82,8 @@ pub struct Config {
     pub change_log_retention: u64,
     /// Maximum snapshot age.
     pub max_staleness: Duration,
+    /// How often the cache is checked against the store (`None`: never).
+    pub anti_entropy_interval: Option<Duration>,
     /// Gateway worker threads.
     pub workers: usize,
     /// The gateway listener's deadlines and connection cap.
@@ -185,6 +187,7 @@ impl Config {
             store_timeout: Duration::from_secs(5),
             change_log_retention: crate::store::CHANGE_LOG_RETENTION,
             max_staleness: Duration::from_secs(300),
+            anti_entropy_interval: Some(Duration::from_secs(300)),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             gateway_limits: Limits::default(),
             rate_limit: None,

@@ -396,6 +396,8 @@ async fn relay(
     // After a resync the event is relayed anyway: the cache applies it at once, whereas the
     // resync takes a round trip to the store.
     match event.kind {
+        // The write's other changes are only in the log.
+        EventKind::More => tx.send(Change::Resync).await,
         EventKind::Deleted => {
             tx.send(Change::RemoveId(event.app_code_id.to_owned()))
                 .await

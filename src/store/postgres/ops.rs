@@ -4,20 +4,20 @@
 //! commits ([`Pool::transaction`](super::pool::Pool::transaction)). The body never begins or
 //! ends a transaction itself, so the pool alone decides when a connection is reusable.
 //!
-//! Writes that change which AppCodes a gateway must accept take the instance's next revision,
-//! log what they changed and announce it with `pg_notify`, all inside their transaction
-//! ([`record_write`](super::revision::record_write)), so the revision, the log and the announcement exist exactly when (and
-//! only if) the change is committed. The revision, the change log (`app_code_log`) and its
-//! pruning follow the same rules, under the same names, as in the SQLite store's `ops.rs`.
+//! Writes that change which AppCodes a gateway must accept are logged and announced by the
+//! tables' triggers (`triggers.rs`), inside their transaction, so the revision, the log and the
+//! announcement exist exactly when (and only if) the change is committed, as for a change made
+//! with plain SQL. The first logged statement of a write takes the instance's revision and
+//! locks its row until the write ends: every other lock a write takes (an app's row, a quota's)
+//! it takes before. The revision, the change log (`app_code_log`) and its pruning follow the
+//! same rules, under the same names, as in the SQLite store's.
 
 use futures_util::TryStreamExt;
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::Row;
 
-use super::announcement::{Event, EventKind};
 use super::error::{cipher, corrupt, db, unique_violation};
 use super::pool::{Conn, Progress};
-use super::revision::record_write;
 use super::shared::Shared;
 use crate::secret::Secret;
 use crate::store::cipher::{code_binding, Sealer};
@@ -426,30 +426,10 @@ pub(super) async fn delete_app(
         &[&seq],
     )
     .await?;
-    let had_acl = super::acls::delete(conn, seq).await?;
-    let had_quota = super::quota_apps::leave(conn, &scope.instance_id, seq, app_id).await?;
+    super::acls::delete(conn, seq).await?;
+    super::quota_apps::leave(conn, &scope.instance_id, seq, app_id).await?;
     conn.execute("delete app", "DELETE FROM apps WHERE seq = $1", &[&seq])
         .await?;
-    let mut events: Vec<Event<'_>> = codes
-        .iter()
-        .map(|c| Event {
-            kind: EventKind::Deleted,
-            app_id: &c.app_id,
-            app_code_id: &c.id,
-        })
-        .collect();
-    if had_acl || had_quota {
-        events.push(Event {
-            kind: EventKind::Policy,
-            app_id,
-            app_code_id: "",
-        });
-    }
-    // An app without codes, ACL or quota changed nothing a gateway enforces: no revision,
-    // nothing to announce.
-    if !events.is_empty() {
-        record_write(conn, shared, &scope.instance_id, &events).await?;
-    }
     Ok(codes)
 }
 
@@ -528,12 +508,6 @@ pub(super) async fn create_app_code(
             _ => db("insert AppCode")(e),
         });
     }
-    let event = Event {
-        kind: EventKind::Created,
-        app_id: &record.app_id,
-        app_code_id: &record.id,
-    };
-    record_write(conn, shared, &scope.instance_id, &[event]).await?;
     Ok(record)
 }
 
@@ -624,15 +598,7 @@ pub(super) async fn delete_app_code(
         app_seq(conn, APP_BY_ID, scope, app_id).await?;
         return Err(StoreError::AppCodeNotFound);
     };
-    let record =
-        RawCode::from_pg_row(&row, 0)?.open(&shared.sealer, &scope.instance_id, BACKEND)?;
-    let event = Event {
-        kind: EventKind::Deleted,
-        app_id: &record.app_id,
-        app_code_id: &record.id,
-    };
-    record_write(conn, shared, &scope.instance_id, &[event]).await?;
-    Ok(record)
+    RawCode::from_pg_row(&row, 0)?.open(&shared.sealer, &scope.instance_id, BACKEND)
 }
 
 /// A [`BEGIN_SNAPSHOT`] transaction: every AppCode of the instance, in creation order, decoded

@@ -8,9 +8,9 @@ use super::ops::{self, BEGIN_READ, BEGIN_SNAPSHOT, BEGIN_WRITE};
 use super::options::PostgresOptions;
 use super::pool::{Conn, Pool, Progress};
 use super::shared::Shared;
-use super::{acls, listen, quota_apps, quotas, schema, tls};
+use super::{acls, listen, quota_apps, quotas, schema, tls, triggers};
 use crate::acl::AppAcl;
-use crate::provider::{BoxFuture, ChangeStream};
+use crate::provider::{BoxFuture, ChangeStream, RevisionDigest};
 use crate::quota::AppQuota;
 use crate::store::cipher::Sealer;
 use crate::store::{
@@ -142,23 +142,30 @@ impl PostgresStore {
         }
         config.ssl_mode(tls.driver_mode());
         let connector = tls.connector().map_err(|e| invalid(&e))?;
-        let pool = Pool::new(config, connector, options.pool_size, options.call_timeout);
+        let mut origin = [0u8; 8];
+        getrandom::fill(&mut origin)
+            .map_err(|e| StoreError::Backend(format!("no random origin ID: {e}").into()))?;
+        let origin: String = origin.iter().map(|b| format!("{b:02x}")).collect();
+        let retention = i64::try_from(options.change_log_retention).unwrap_or(i64::MAX);
+        let pool = Pool::new(
+            config,
+            connector,
+            options.pool_size,
+            options.call_timeout,
+            &triggers::session_settings(&origin, retention),
+        );
         let sealer = Sealer::new(options.master_key.as_ref());
         let schema = pool
             .transaction("prepare the schema", BEGIN_WRITE, async |conn| {
                 schema::prepare(conn, &sealer).await
             })
             .await?;
-        let mut origin = [0u8; 8];
-        getrandom::fill(&mut origin)
-            .map_err(|e| StoreError::Backend(format!("no random origin ID: {e}").into()))?;
         Ok(Self {
             shared: Arc::new(Shared {
                 pool,
                 sealer,
                 schema,
-                origin: origin.iter().map(|b| format!("{b:02x}")).collect(),
-                retention: i64::try_from(options.change_log_retention).unwrap_or(i64::MAX),
+                origin,
             }),
             listeners: Arc::default(),
         })
@@ -350,7 +357,7 @@ impl Store for PostgresStore {
             shared
                 .pool
                 .transaction("set app ACL", BEGIN_WRITE, async move |conn| {
-                    acls::set(conn, shared, scope, app_id, &acl).await
+                    acls::set(conn, scope, app_id, &acl).await
                 }),
         )
     }
@@ -365,7 +372,7 @@ impl Store for PostgresStore {
             shared
                 .pool
                 .transaction("delete app ACL", BEGIN_WRITE, async move |conn| {
-                    acls::remove(conn, shared, scope, app_id).await
+                    acls::remove(conn, scope, app_id).await
                 }),
         )
     }
@@ -432,7 +439,7 @@ impl Store for PostgresStore {
             shared
                 .pool
                 .transaction("update app quota", BEGIN_WRITE, async move |conn| {
-                    quotas::update(conn, shared, scope, quota_id, record).await
+                    quotas::update(conn, scope, quota_id, record).await
                 }),
         )
     }
@@ -447,7 +454,7 @@ impl Store for PostgresStore {
             shared
                 .pool
                 .transaction("delete app quota", BEGIN_WRITE, async move |conn| {
-                    quotas::delete(conn, shared, scope, quota_id).await
+                    quotas::delete(conn, scope, quota_id).await
                 }),
         )
     }
@@ -464,7 +471,7 @@ impl Store for PostgresStore {
             shared
                 .pool
                 .transaction("bind app quota", BEGIN_WRITE, async move |conn| {
-                    quota_apps::bind(conn, shared, scope, quota_id, app_ids, bound_time).await
+                    quota_apps::bind(conn, scope, quota_id, app_ids, bound_time).await
                 }),
         )
     }
@@ -500,7 +507,7 @@ impl Store for PostgresStore {
             shared
                 .pool
                 .transaction("unbind app quota", BEGIN_WRITE, async move |conn| {
-                    quota_apps::unbind(conn, shared, scope, quota_id, app_id).await
+                    quota_apps::unbind(conn, scope, quota_id, app_id).await
                 }),
         )
     }
@@ -564,6 +571,21 @@ impl Store for PostgresStore {
                 ops::instance_snapshot(conn, progress, sealer, instance_id).await
             }),
         )
+    }
+
+    fn instance_digest<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<RevisionDigest>>> {
+        Box::pin(self.shared.pool.transaction(
+            "digest the instance's AppCodes",
+            BEGIN_READ,
+            async move |conn| {
+                super::revision::instance_digest(conn, instance_id)
+                    .await
+                    .map(Some)
+            },
+        ))
     }
 
     fn app_code_changes<'a>(

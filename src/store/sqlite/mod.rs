@@ -7,6 +7,8 @@
 //! - `ops.rs`: each operation as one transaction on a connection.
 //! - `acls.rs`, `quotas.rs`, `quota_apps.rs`: the same for app ACLs, app quotas, and apps'
 //!   bindings to quotas with their shared counts.
+//! - `triggers.rs`: the triggers that log every change of the tables, however it was made
+//!   (schema version 5).
 //! - `schema.rs`: migrations and the master-key record.
 //! - `error.rs`: the mapping of internal failures to `StoreError::Backend`.
 
@@ -20,6 +22,7 @@ mod schema;
 mod store;
 #[cfg(test)]
 mod tests;
+mod triggers;
 
 pub use error::SqliteFileError;
 pub use options::SqliteOptions;

@@ -12,7 +12,7 @@ use super::error::{self, db, SqliteFileError};
 use super::options::SqliteOptions;
 use super::{acls, ops, quota_apps, quotas, schema};
 use crate::acl::AppAcl;
-use crate::provider::BoxFuture;
+use crate::provider::{BoxFuture, RevisionDigest};
 use crate::quota::AppQuota;
 use crate::store::cipher::Sealer;
 use crate::store::{
@@ -547,6 +547,14 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, StoreResult<InstanceSnapshot>> {
         let instance_id = instance_id.to_owned();
         Box::pin(self.run(move |c, s| ops::instance_snapshot(c, s, &instance_id)))
+    }
+
+    fn instance_digest<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<RevisionDigest>>> {
+        let instance_id = instance_id.to_owned();
+        Box::pin(self.run(move |c, _| ops::instance_digest(c, &instance_id).map(Some)))
     }
 
     fn app_code_changes<'a>(

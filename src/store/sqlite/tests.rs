@@ -306,6 +306,54 @@ fn schema_of(conn: &Connection) -> Vec<(String, String)> {
     rows.unwrap().map(Result::unwrap).collect()
 }
 
+/// Takes a file back to version 4: without the triggers that log changes.
+const UNDO_VERSION_5: &str = "
+    DROP TRIGGER app_codes_inserted; DROP TRIGGER app_codes_deleted;
+    DROP TRIGGER app_codes_updated; DROP TRIGGER app_acls_inserted;
+    DROP TRIGGER app_acls_updated; DROP TRIGGER app_acls_deleted;
+    DROP TRIGGER app_quota_bindings_inserted; DROP TRIGGER app_quota_bindings_updated;
+    DROP TRIGGER app_quota_bindings_deleted; DROP TRIGGER app_quotas_updated;
+    DROP TRIGGER apps_deleted; DROP TRIGGER apps_renamed;
+    DROP VIEW app_code_log_entries; DROP TABLE open_writes;";
+
+#[tokio::test]
+async fn a_version_4_file_upgrades_in_place_keeping_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = seeded(&path, keyed(4)).await;
+    store
+        .delete_app_code(&scope(), &app(1).id, &code(1, 1).id)
+        .await
+        .unwrap();
+    let before = store.app_code_changes("i", 0).await.unwrap().unwrap();
+    let revision = revision_of(&store).await.unwrap();
+    drop(store);
+    let raw = Connection::open(&path).unwrap();
+    raw.execute_batch(UNDO_VERSION_5).unwrap();
+    raw.execute_batch("PRAGMA user_version = 4;").unwrap();
+    let v4 = Connection::open_in_memory().unwrap();
+    v4.execute_batch(&super::schema::MIGRATIONS[..4].join(";"))
+        .unwrap();
+    assert_eq!(schema_of(&raw), schema_of(&v4), "not a version 4 file");
+    drop(raw);
+
+    let store = SqliteStore::open(&path, keyed(4)).unwrap();
+    assert_eq!(
+        store.app_code_changes("i", 0).await.unwrap().unwrap(),
+        before
+    );
+    store.create_app_code(&scope(), code(1, 3)).await.unwrap();
+    let changes = store
+        .app_code_changes("i", revision)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (changes.revision, changes.created),
+        (revision + 1, vec![code(1, 3)])
+    );
+}
+
 async fn revision_of(store: &SqliteStore) -> Option<u64> {
     store.instance_snapshot("i").await.unwrap().revision
 }
@@ -318,6 +366,7 @@ async fn a_version_1_file_upgrades_in_place_at_revision_0() {
     // Turn the file into what version 1 left: its tables hold what version 1 wrote (nothing in
     // them changed), and it had neither revisions nor a log.
     let raw = Connection::open(&path).unwrap();
+    raw.execute_batch(UNDO_VERSION_5).unwrap();
     raw.execute_batch(
         "DROP TABLE instance_revisions; DROP TABLE app_code_log; DROP TABLE app_acls;
          DROP TABLE app_quota_counts; DROP TABLE app_quota_bindings; DROP TABLE app_quotas;
@@ -376,6 +425,7 @@ async fn a_version_2_file_upgrades_in_place_keeping_its_log() {
     drop(store);
     // Turn the file into what version 2 left: the same rows, in version 2's table and words.
     let raw = Connection::open(&path).unwrap();
+    raw.execute_batch(UNDO_VERSION_5).unwrap();
     raw.execute_batch(
         "CREATE TEMP TABLE logged AS SELECT * FROM app_code_log;
          DROP TABLE instance_revisions; DROP TABLE app_code_log; DROP TABLE app_acls;

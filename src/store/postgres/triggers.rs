@@ -1,0 +1,296 @@
+//! The triggers that make the database the source of truth for changes: whatever changes a row a
+//! gateway depends on (an AppCode, an app's ACL or quota binding, a bound quota, an app's
+//! deletion or a new app ID), by the management API or by plain SQL, is logged in
+//! `app_code_log` under the instance's revision and announced with `pg_notify`, in the
+//! transaction that made it. The management API writes no log entry of its own.
+//!
+//! - **One revision per transaction and instance.** The first logging statement of a
+//!   transaction takes the instance's next revision (`instance_revisions.xact` records which
+//!   transaction holds it, `entries` how many entries it logged so far); later statements of the
+//!   same transaction log under it. The revision comes from `INSERT ... ON CONFLICT DO UPDATE` on
+//!   the instance's row, which stays locked until the transaction ends, so revisions commit in
+//!   order and without gaps, as a listener expects.
+//! - **Statement-level triggers** with transition tables on `app_codes`, `app_acls`,
+//!   `app_quota_bindings`, `app_quotas` and (for new app IDs) `apps`: a `DELETE` of 100 000
+//!   rows logs them in one statement. Only the deletion of an app is logged row by row
+//!   (`BEFORE DELETE`): its codes, ACL and binding go with it by `ON DELETE CASCADE`, after
+//!   the app's row is gone, when nothing could say which app they belonged to. Those cascaded
+//!   rows are skipped by their own tables' triggers, which log only rows whose app exists.
+//! - **Bounded announcements.** The first 32 entries of a transaction are announced one by one
+//!   (what a listener applies at once); past them, one announcement of kind `R` tells
+//!   listeners to catch up on the log (identical payloads of one transaction reach a listener
+//!   once, so a bulk `DELETE` sends 33 notifications whatever its size).
+//! - **Who wrote it.** The store's sessions set `apig_appcode.origin` (so a node can tell its
+//!   own writes) and `apig_appcode.retention` (how many revisions the log keeps); a session
+//!   without them (psql) writes as origin `sql` with the default retention.
+
+/// The session settings a store's connection sets for the triggers (see the module docs).
+pub(super) fn session_settings(origin: &str, retention: i64) -> String {
+    format!("SET apig_appcode.origin = '{origin}'; SET apig_appcode.retention = {retention};")
+}
+
+/// The migration that installs the triggers (schema version 5). The default retention is
+/// written into it (a test holds it to [`CHANGE_LOG_RETENTION`](crate::store::CHANGE_LOG_RETENTION)).
+pub(super) const MIGRATION: &str = r#"
+ALTER TABLE instance_revisions
+    ADD COLUMN xact bigint,
+    ADD COLUMN entries integer NOT NULL DEFAULT 0;
+
+-- Logs entries (kind, app ID, code ID; in order) of the instance `p_instance` and announces
+-- them on the instance's channel of schema `p_schema` (see the module docs of triggers.rs).
+CREATE FUNCTION apig_appcode_log(p_schema text, p_instance text, p_kinds text[],
+                                 p_app_ids text[], p_code_ids text[]) RETURNS void
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_xact bigint := txid_current();
+    v_retention bigint := COALESCE(
+        NULLIF(current_setting('apig_appcode.retention', true), '')::bigint, 10000);
+    v_origin text := COALESCE(NULLIF(current_setting('apig_appcode.origin', true), ''), 'sql');
+    v_count integer := COALESCE(cardinality(p_kinds), 0);
+    v_revision bigint;
+    v_pruned bigint;
+    v_base integer;
+    v_channel text;
+BEGIN
+    IF v_count = 0 THEN
+        RETURN;
+    END IF;
+    INSERT INTO instance_revisions AS r (instance_id, revision, pruned_through, xact, entries)
+    VALUES (p_instance, 1, 0, v_xact, v_count)
+    ON CONFLICT (instance_id) DO UPDATE SET
+        revision = CASE WHEN r.xact = excluded.xact THEN r.revision ELSE r.revision + 1 END,
+        pruned_through = CASE WHEN r.xact = excluded.xact THEN r.pruned_through
+                              ELSE GREATEST(r.pruned_through, r.revision + 1 - v_retention) END,
+        entries = CASE WHEN r.xact = excluded.xact THEN r.entries + v_count ELSE v_count END,
+        xact = excluded.xact
+    RETURNING r.revision, r.pruned_through, r.entries - v_count
+        INTO v_revision, v_pruned, v_base;
+    INSERT INTO app_code_log (instance_id, revision, ord, app_code_id, app_id, kind)
+    SELECT p_instance, v_revision, v_base + e.ord::integer, e.code_id, e.app_id, e.kind
+    FROM unnest(p_kinds, p_app_ids, p_code_ids) WITH ORDINALITY AS e (kind, app_id, code_id, ord);
+    IF v_base = 0 THEN
+        DELETE FROM app_code_log WHERE instance_id = p_instance AND revision <= v_pruned;
+    END IF;
+    v_channel := 'apig_appcode_' || left(encode(sha256(
+        convert_to(p_schema, 'UTF8') || decode('00', 'hex') || convert_to(p_instance, 'UTF8')),
+        'hex'), 32);
+    PERFORM pg_notify(v_channel, '2 ' || v_revision || ' ' || e.kind || ' ' || v_origin || ' '
+                                 || octet_length(e.app_id) || ' ' || e.app_id || e.code_id)
+    FROM unnest(p_kinds, p_app_ids, p_code_ids) WITH ORDINALITY AS e (kind, app_id, code_id, ord)
+    WHERE v_base + e.ord <= 32
+    ORDER BY e.ord;
+    IF v_base + v_count > 32 THEN
+        PERFORM pg_notify(v_channel, '2 ' || v_revision || ' R ' || v_origin || ' 0 ');
+    END IF;
+END
+$fn$;
+
+-- Logs the rows of `changes` (instance_id, kind, app_id, code_id, step, seq): one call of
+-- apig_appcode_log per instance, in the order of the instances (the order their revision rows
+-- are locked in), each instance's entries by (step, seq).
+CREATE FUNCTION apig_appcode_log_all(p_schema text, p_changes jsonb) RETURNS void
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM apig_appcode_log(p_schema, g.instance_id, g.kinds, g.app_ids, g.code_ids)
+    FROM (SELECT c.instance_id,
+                 array_agg(c.kind ORDER BY c.step, c.seq) AS kinds,
+                 array_agg(c.app_id ORDER BY c.step, c.seq) AS app_ids,
+                 array_agg(c.code_id ORDER BY c.step, c.seq) AS code_ids
+          FROM jsonb_to_recordset(p_changes)
+              AS c (instance_id text, kind text, app_id text, code_id text, step int, seq bigint)
+          GROUP BY c.instance_id) g
+    ORDER BY g.instance_id;
+END
+$fn$;
+
+CREATE FUNCTION apig_appcode_codes_changed() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_changes jsonb;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        SELECT jsonb_agg(jsonb_build_object('instance_id', n.instance_id, 'kind', 'C',
+                         'app_id', a.id, 'code_id', n.id, 'step', 1, 'seq', n.seq))
+        INTO v_changes
+        FROM new_rows n JOIN apps a ON a.seq = n.app_seq;
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT jsonb_agg(jsonb_build_object('instance_id', o.instance_id, 'kind', 'D',
+                         'app_id', a.id, 'code_id', o.id, 'step', 0, 'seq', o.seq))
+        INTO v_changes
+        FROM old_rows o JOIN apps a ON a.seq = o.app_seq;
+    ELSE
+        -- A changed value, ID, app or instance: the old code goes, the new one comes.
+        SELECT jsonb_agg(c) INTO v_changes FROM (
+            SELECT jsonb_build_object('instance_id', o.instance_id, 'kind', 'D',
+                   'app_id', a.id, 'code_id', o.id, 'step', 0, 'seq', o.seq) AS c
+            FROM old_rows o JOIN new_rows n ON n.seq = o.seq JOIN apps a ON a.seq = o.app_seq
+            WHERE (o.id, o.app_seq, o.instance_id, o.value, o.value_nonce, o.value_digest)
+                  IS DISTINCT FROM
+                  (n.id, n.app_seq, n.instance_id, n.value, n.value_nonce, n.value_digest)
+            UNION ALL
+            SELECT jsonb_build_object('instance_id', n.instance_id, 'kind', 'C',
+                   'app_id', a.id, 'code_id', n.id, 'step', 1, 'seq', n.seq)
+            FROM old_rows o JOIN new_rows n ON n.seq = o.seq JOIN apps a ON a.seq = n.app_seq
+            WHERE (o.id, o.app_seq, o.instance_id, o.value, o.value_nonce, o.value_digest)
+                  IS DISTINCT FROM
+                  (n.id, n.app_seq, n.instance_id, n.value, n.value_nonce, n.value_digest)
+        ) changed;
+    END IF;
+    PERFORM apig_appcode_log_all(TG_TABLE_SCHEMA, v_changes);
+    RETURN NULL;
+END
+$fn$;
+
+-- An app's ACL or quota binding changed: kind `A` for the app (rows of `app_seq`).
+CREATE FUNCTION apig_appcode_policy_changed() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_changes jsonb;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        SELECT jsonb_agg(jsonb_build_object('instance_id', a.instance_id, 'kind', 'A',
+                         'app_id', a.id, 'code_id', '', 'step', 0, 'seq', a.seq))
+        INTO v_changes
+        FROM apps a WHERE a.seq IN (SELECT app_seq FROM new_rows);
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT jsonb_agg(jsonb_build_object('instance_id', a.instance_id, 'kind', 'A',
+                         'app_id', a.id, 'code_id', '', 'step', 0, 'seq', a.seq))
+        INTO v_changes
+        FROM apps a WHERE a.seq IN (SELECT app_seq FROM old_rows);
+    ELSE
+        SELECT jsonb_agg(jsonb_build_object('instance_id', a.instance_id, 'kind', 'A',
+                         'app_id', a.id, 'code_id', '', 'step', 0, 'seq', a.seq))
+        INTO v_changes
+        FROM apps a WHERE a.seq IN (SELECT app_seq FROM new_rows
+                                    UNION SELECT app_seq FROM old_rows);
+    END IF;
+    PERFORM apig_appcode_log_all(TG_TABLE_SCHEMA, v_changes);
+    RETURN NULL;
+END
+$fn$;
+
+-- A quota changed: kind `A` for every app bound to it.
+CREATE FUNCTION apig_appcode_quotas_changed() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_changes jsonb;
+BEGIN
+    SELECT jsonb_agg(jsonb_build_object('instance_id', a.instance_id, 'kind', 'A',
+                     'app_id', a.id, 'code_id', '', 'step', 0, 'seq', b.seq))
+    INTO v_changes
+    FROM app_quota_bindings b JOIN apps a ON a.seq = b.app_seq
+    WHERE b.quota_seq IN (SELECT seq FROM new_rows);
+    PERFORM apig_appcode_log_all(TG_TABLE_SCHEMA, v_changes);
+    RETURN NULL;
+END
+$fn$;
+
+-- An app is deleted: its codes (deleted), and its ACL or quota if it has one, logged while the
+-- app's row still names them.
+CREATE FUNCTION apig_appcode_app_deleted() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_changes jsonb;
+BEGIN
+    SELECT jsonb_agg(c) INTO v_changes FROM (
+        SELECT jsonb_build_object('instance_id', k.instance_id, 'kind', 'D',
+               'app_id', OLD.id, 'code_id', k.id, 'step', 0, 'seq', k.seq) AS c
+        FROM app_codes k WHERE k.app_seq = OLD.seq
+        UNION ALL
+        SELECT jsonb_build_object('instance_id', OLD.instance_id, 'kind', 'A',
+               'app_id', OLD.id, 'code_id', '', 'step', 1, 'seq', OLD.seq)
+        WHERE EXISTS (SELECT 1 FROM app_acls WHERE app_seq = OLD.seq)
+           OR EXISTS (SELECT 1 FROM app_quota_bindings WHERE app_seq = OLD.seq)
+    ) gone;
+    PERFORM apig_appcode_log_all(TG_TABLE_SCHEMA, v_changes);
+    RETURN OLD;
+END
+$fn$;
+
+-- An app's ID (or instance) changed: its codes now stand for another app, and its ACL and
+-- quota belong to the new ID.
+CREATE FUNCTION apig_appcode_apps_renamed() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_changes jsonb;
+BEGIN
+    SELECT jsonb_agg(c) INTO v_changes FROM (
+        SELECT jsonb_build_object('instance_id', k.instance_id, 'kind', 'D',
+               'app_id', o.id, 'code_id', k.id, 'step', 0, 'seq', k.seq) AS c
+        FROM old_rows o JOIN new_rows n ON n.seq = o.seq JOIN app_codes k ON k.app_seq = n.seq
+        WHERE (o.id, o.instance_id) IS DISTINCT FROM (n.id, n.instance_id)
+        UNION ALL
+        SELECT jsonb_build_object('instance_id', k.instance_id, 'kind', 'C',
+               'app_id', n.id, 'code_id', k.id, 'step', 1, 'seq', k.seq)
+        FROM old_rows o JOIN new_rows n ON n.seq = o.seq JOIN app_codes k ON k.app_seq = n.seq
+        WHERE (o.id, o.instance_id) IS DISTINCT FROM (n.id, n.instance_id)
+        UNION ALL
+        SELECT jsonb_build_object('instance_id', x.instance_id, 'kind', 'A',
+               'app_id', x.id, 'code_id', '', 'step', 2, 'seq', x.seq)
+        FROM old_rows o JOIN new_rows n ON n.seq = o.seq,
+             LATERAL (VALUES (o.instance_id, o.id, o.seq), (n.instance_id, n.id, n.seq))
+                 AS x (instance_id, id, seq)
+        WHERE (o.id, o.instance_id) IS DISTINCT FROM (n.id, n.instance_id)
+    ) renamed;
+    PERFORM apig_appcode_log_all(TG_TABLE_SCHEMA, v_changes);
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER apig_appcode_codes_inserted AFTER INSERT ON app_codes
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_codes_changed();
+CREATE TRIGGER apig_appcode_codes_updated AFTER UPDATE ON app_codes
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_codes_changed();
+CREATE TRIGGER apig_appcode_codes_deleted AFTER DELETE ON app_codes
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_codes_changed();
+
+CREATE TRIGGER apig_appcode_acls_inserted AFTER INSERT ON app_acls
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_policy_changed();
+CREATE TRIGGER apig_appcode_acls_updated AFTER UPDATE ON app_acls
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_policy_changed();
+CREATE TRIGGER apig_appcode_acls_deleted AFTER DELETE ON app_acls
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_policy_changed();
+
+CREATE TRIGGER apig_appcode_bindings_inserted AFTER INSERT ON app_quota_bindings
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_policy_changed();
+CREATE TRIGGER apig_appcode_bindings_updated AFTER UPDATE ON app_quota_bindings
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_policy_changed();
+CREATE TRIGGER apig_appcode_bindings_deleted AFTER DELETE ON app_quota_bindings
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_policy_changed();
+
+CREATE TRIGGER apig_appcode_quotas_updated AFTER UPDATE ON app_quotas
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_quotas_changed();
+
+CREATE TRIGGER apig_appcode_app_deleted BEFORE DELETE ON apps
+    FOR EACH ROW EXECUTE FUNCTION apig_appcode_app_deleted();
+CREATE TRIGGER apig_appcode_apps_renamed AFTER UPDATE ON apps
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_apps_renamed();
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::CHANGE_LOG_RETENTION;
+
+    #[test]
+    fn the_migration_defaults_to_the_crates_retention() {
+        let default =
+            format!("'apig_appcode.retention', true), '')::bigint, {CHANGE_LOG_RETENTION})");
+        assert!(MIGRATION.contains(&default));
+        assert_eq!(
+            session_settings("0a1b", 7),
+            "SET apig_appcode.origin = '0a1b'; SET apig_appcode.retention = 7;"
+        );
+    }
+}
