@@ -434,6 +434,43 @@ role = "read-write"
     }
 
     #[test]
+    fn the_anti_entropy_interval_is_seconds_or_off_from_a_flag_or_the_file() {
+        let interval = |list: &[&str]| {
+            let mut all = vec!["--upstream", "http://x:1"];
+            all.extend_from_slice(list);
+            load(args(&all)).map(|c| c.config.anti_entropy_interval)
+        };
+        assert_eq!(interval(&[]).unwrap(), Some(Duration::from_secs(300)));
+        let flag = ["--anti-entropy-interval", "60"];
+        assert_eq!(interval(&flag).unwrap(), Some(Duration::from_secs(60)));
+        for off in ["off", "OFF", "0"] {
+            let flag = ["--anti-entropy-interval", off];
+            assert_eq!(interval(&flag).unwrap(), None, "{off}");
+        }
+        let err = interval(&["--anti-entropy-interval", "soon"]).unwrap_err();
+        assert!(err.to_string().contains("--anti-entropy-interval"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apig.toml");
+        for (line, expected) in [
+            ("anti_entropy_interval = 30", Some(Duration::from_secs(30))),
+            ("anti_entropy_interval = \"off\"", None),
+        ] {
+            std::fs::write(&path, line).unwrap();
+            let from_file = interval(&["--config", path.to_str().unwrap()]).unwrap();
+            assert_eq!(from_file, expected, "{line}");
+        }
+        // The flag wins over the file.
+        let both = interval(&[
+            "--config",
+            path.to_str().unwrap(),
+            "--anti-entropy-interval",
+            "7",
+        ]);
+        assert_eq!(both.unwrap(), Some(Duration::from_secs(7)));
+    }
+
+    #[test]
     fn data_plane_settings_come_from_flags_or_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("apig.toml");

@@ -4,7 +4,9 @@
 //! A receiving node turns a deletion into [`Change::RemoveId`] and a creation into [`Change::Upsert`] after
 //! reading the new code by ID (the cache needs the value); it skips creations it wrote itself,
 //! which its management API has cached already. A change of an app's ACL or quota becomes
-//! [`Change::AppAcl`] and [`Change::AppQuota`], read back the same way.
+//! [`Change::AppAcl`] and [`Change::AppQuota`], read back the same way. An announcement that a
+//! write changed more than it named (a bulk statement) becomes [`Change::Resync`]: the node
+//! catches up on the change log.
 //!
 //! Each instance has its own channel (derived from the schema and the instance ID), so a node
 //! hears only about its instance.

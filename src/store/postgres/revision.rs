@@ -32,8 +32,8 @@ pub(super) async fn instance_revision(
 }
 
 /// A [`BEGIN_READ`](super::ops::BEGIN_READ) transaction: the digest of the instance's AppCodes
-/// (see [`CodesDigest`]) and the revision it reflects, computed in the database: the hash is
-/// SHA-256's first eight bytes as a signed `bigint`, summed exactly and taken modulo 2^64.
+/// (see [`CodesDigest`]) and the revision it reflects, computed in the database: each code's
+/// `hashtextextended` is a signed `bigint`, summed exactly and taken modulo 2^64.
 pub(super) async fn instance_digest(
     conn: &mut Conn,
     instance_id: &str,
@@ -42,9 +42,8 @@ pub(super) async fn instance_digest(
     let row = conn
         .query_opt(
             "digest the instance's AppCodes",
-            "SELECT count(*), (((COALESCE(sum(('x' || encode(substr(sha256(
-                        convert_to(a.id, 'UTF8') || decode('00', 'hex') || convert_to(c.id, 'UTF8')
-                    ), 1, 8), 'hex'))::bit(64)::bigint::numeric), 0)
+            "SELECT count(*), (((COALESCE(sum(hashtextextended(c.id COLLATE \"C\",
+                        hashtextextended(a.id COLLATE \"C\", 0))), 0)
                     % 18446744073709551616) + 18446744073709551616) % 18446744073709551616)::text
              FROM app_codes c JOIN apps a ON a.seq = c.app_seq WHERE c.instance_id = $1",
             &[&instance_id],

@@ -30,11 +30,13 @@ use crate::store::{
 ///   [`MAX_APP_CODES_PER_APP`](crate::store::MAX_APP_CODES_PER_APP) succeed; UNIQUE constraints
 ///   keep AppCode values unique per instance (`StoreError::AppCodeExists`) and app names and
 ///   keys unique per scope.
-/// - A write that returned `Ok` is committed. Writes that change which AppCodes a gateway
-///   accepts (creating or deleting a code, deleting an app) take the instance's next revision,
-///   log the codes they changed under it and announce it with `NOTIFY`, all in the same
-///   transaction, so the revision, the log entry and the announcement exist exactly when the
-///   change commits. Revisions of one instance commit in order, without gaps (the instance's
+/// - A write that returned `Ok` is committed. Every change of what a gateway enforces (a code
+///   created, changed or deleted, an app deleted, an app's ACL or quota changed), made through
+///   this store or with plain SQL by any other program, takes the instance's next revision
+///   (one per transaction), is logged under it and announced with `NOTIFY` by the tables'
+///   triggers, in the same transaction, so the revision, the log entry and the announcement
+///   exist exactly when the change commits. A statement that changes more than 32 rows
+///   announces its first 32 and one catch-up. Revisions of one instance commit in order, without gaps (the instance's
 ///   revision row is locked until commit): [`Store::instance_snapshot`] and
 ///   [`Store::app_code_changes`] read them in one `REPEATABLE READ` transaction each, and the
 ///   log keeps the last [`change_log_retention`](PostgresOptions::change_log_retention)
@@ -62,7 +64,10 @@ use crate::store::{
 /// crate is refused with [`SchemaTooNew`](crate::store::SchemaTooNew). The tables are those of
 /// `SqliteStore`, encrypted the same way under a master key, plus `instance_revisions` and
 /// `app_code_log` (schema version 2; an older schema is upgraded in place, its instances
-/// starting at revision 0), whose columns `SqliteStore` shares (schema version 3).
+/// starting at revision 0), whose columns `SqliteStore` shares (schema version 3), and the
+/// triggers that write them (schema version 5, functions and triggers named `apig_appcode_*`).
+/// A session that sets `session_replication_role = replica`, or a `TRUNCATE`, bypasses the
+/// triggers: the gateways' anti-entropy check finds such changes.
 ///
 /// # Example
 ///
