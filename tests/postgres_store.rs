@@ -1080,7 +1080,7 @@ async fn changes_made_with_plain_sql_are_logged_and_announced() {
         .unwrap()
         .unwrap();
     assert_eq!(logged.revision, start + 3);
-    assert_eq!(logged.created, [renewed.clone()]);
+    assert_eq!(logged.created, std::slice::from_ref(&renewed));
     assert_eq!(
         logged.deleted.iter().map(|d| &d.id).collect::<Vec<_>>(),
         [&first.id, &second.id]

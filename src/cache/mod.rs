@@ -277,7 +277,7 @@ impl AppCodeCache {
     }
 
     /// The digest of the codes the cache holds (see
-    /// [`CodesDigest`](crate::provider::CodesDigest)): their app and AppCode IDs, never a value.
+    /// [`CodesDigest`]): their app and AppCode IDs, never a value.
     pub fn codes_digest(&self) -> CodesDigest {
         *self.codes_digest_mut()
     }

@@ -321,6 +321,16 @@ fn gateway_limits(args: &ServeArgs, file: &FileConfig) -> Result<Limits, UsageEr
     Ok(limits)
 }
 
+/// A period given as seconds or `off`: `None` if it is neither, `Some(None)` when off (or 0).
+fn off_or_seconds(text: &str) -> Option<Option<Duration>> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Some(None);
+    }
+    let seconds: u64 = text.parse().ok()?;
+    Some((seconds > 0).then(|| Duration::from_secs(seconds)))
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -668,14 +678,4 @@ role = "read-write"
         assert!(err.contains("invalid configuration near line"), "{err}");
         assert!(!err.contains("s3cret"), "{err}");
     }
-}
-
-/// A period given as seconds or `off`: `None` if it is neither, `Some(None)` when off (or 0).
-fn off_or_seconds(text: &str) -> Option<Option<Duration>> {
-    let text = text.trim();
-    if text.eq_ignore_ascii_case("off") {
-        return Some(None);
-    }
-    let seconds: u64 = text.parse().ok()?;
-    Some((seconds > 0).then(|| Duration::from_secs(seconds)))
 }

@@ -22,7 +22,8 @@
 //! assert_ne!(a, b);
 //! ```
 
-/// Which codes are held, summarised (see the [module docs](self)).
+/// Which codes are held, summarised: how many, and the sum of their hashes (see
+/// [`CodesDigest::hash`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CodesDigest {
     /// How many codes.

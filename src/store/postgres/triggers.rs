@@ -145,25 +145,19 @@ $fn$;
 CREATE FUNCTION apig_appcode_policy_changed() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 DECLARE
+    v_apps bigint[] := '{}';
     v_changes jsonb;
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        SELECT jsonb_agg(jsonb_build_object('instance_id', a.instance_id, 'kind', 'A',
-                         'app_id', a.id, 'code_id', '', 'step', 0, 'seq', a.seq))
-        INTO v_changes
-        FROM apps a WHERE a.seq IN (SELECT app_seq FROM new_rows);
-    ELSIF TG_OP = 'DELETE' THEN
-        SELECT jsonb_agg(jsonb_build_object('instance_id', a.instance_id, 'kind', 'A',
-                         'app_id', a.id, 'code_id', '', 'step', 0, 'seq', a.seq))
-        INTO v_changes
-        FROM apps a WHERE a.seq IN (SELECT app_seq FROM old_rows);
-    ELSE
-        SELECT jsonb_agg(jsonb_build_object('instance_id', a.instance_id, 'kind', 'A',
-                         'app_id', a.id, 'code_id', '', 'step', 0, 'seq', a.seq))
-        INTO v_changes
-        FROM apps a WHERE a.seq IN (SELECT app_seq FROM new_rows
-                                    UNION SELECT app_seq FROM old_rows);
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        SELECT v_apps || array_agg(app_seq) INTO v_apps FROM new_rows;
     END IF;
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        SELECT v_apps || array_agg(app_seq) INTO v_apps FROM old_rows;
+    END IF;
+    SELECT jsonb_agg(jsonb_build_object('instance_id', a.instance_id, 'kind', 'A',
+                     'app_id', a.id, 'code_id', '', 'step', 0, 'seq', a.seq))
+    INTO v_changes
+    FROM apps a WHERE a.seq = ANY (v_apps);
     PERFORM apig_appcode_log_all(TG_TABLE_SCHEMA, v_changes);
     RETURN NULL;
 END
@@ -237,35 +231,32 @@ BEGIN
 END
 $fn$;
 
-CREATE TRIGGER apig_appcode_codes_inserted AFTER INSERT ON app_codes
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_codes_changed();
-CREATE TRIGGER apig_appcode_codes_updated AFTER UPDATE ON app_codes
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_codes_changed();
-CREATE TRIGGER apig_appcode_codes_deleted AFTER DELETE ON app_codes
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_codes_changed();
-
-CREATE TRIGGER apig_appcode_acls_inserted AFTER INSERT ON app_acls
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_policy_changed();
-CREATE TRIGGER apig_appcode_acls_updated AFTER UPDATE ON app_acls
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_policy_changed();
-CREATE TRIGGER apig_appcode_acls_deleted AFTER DELETE ON app_acls
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_policy_changed();
-
-CREATE TRIGGER apig_appcode_bindings_inserted AFTER INSERT ON app_quota_bindings
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_policy_changed();
-CREATE TRIGGER apig_appcode_bindings_updated AFTER UPDATE ON app_quota_bindings
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_policy_changed();
-CREATE TRIGGER apig_appcode_bindings_deleted AFTER DELETE ON app_quota_bindings
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION apig_appcode_policy_changed();
+-- Each of these tables gets one statement trigger per operation, with the transition tables
+-- the operation has.
+DO $do$
+DECLARE
+    t record;
+    op record;
+BEGIN
+    FOR t IN SELECT * FROM (VALUES ('app_codes', 'codes', 'apig_appcode_codes_changed'),
+                                   ('app_acls', 'acls', 'apig_appcode_policy_changed'),
+                                   ('app_quota_bindings', 'bindings',
+                                    'apig_appcode_policy_changed')) AS v (tab, name, fn)
+    LOOP
+        FOR op IN SELECT * FROM (VALUES ('INSERT', 'inserted', 'NEW TABLE AS new_rows'),
+                                        ('UPDATE', 'updated',
+                                         'OLD TABLE AS old_rows NEW TABLE AS new_rows'),
+                                        ('DELETE', 'deleted', 'OLD TABLE AS old_rows'))
+                                 AS v (event, done, tables)
+        LOOP
+            EXECUTE format('CREATE TRIGGER %I AFTER %s ON %I REFERENCING %s
+                            FOR EACH STATEMENT EXECUTE FUNCTION %I()',
+                           'apig_appcode_' || t.name || '_' || op.done, op.event, t.tab,
+                           op.tables, t.fn);
+        END LOOP;
+    END LOOP;
+END
+$do$;
 
 CREATE TRIGGER apig_appcode_quotas_updated AFTER UPDATE ON app_quotas
     REFERENCING NEW TABLE AS new_rows

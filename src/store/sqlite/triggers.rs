@@ -19,8 +19,47 @@
 //! `ON DELETE CASCADE`, after the app's row is gone, and are skipped by their own table's
 //! triggers, which log only rows whose app exists.
 
+/// The triggers that log a change of a row of `table`, which gives an app its ACL or its quota
+/// (the app is `app_seq`): kind `A` for the app.
+macro_rules! policy_triggers {
+    ($table:literal) => {
+        concat!(
+            "CREATE TRIGGER ",
+            $table,
+            "_inserted AFTER INSERT ON ",
+            $table,
+            "
+BEGIN
+    INSERT INTO app_code_log_entries
+    SELECT a.instance_id, a.id, '', 'A' FROM apps a WHERE a.seq = NEW.app_seq;
+END;
+CREATE TRIGGER ",
+            $table,
+            "_updated AFTER UPDATE ON ",
+            $table,
+            "
+BEGIN
+    INSERT INTO app_code_log_entries
+    SELECT a.instance_id, a.id, '', 'A' FROM apps a
+    WHERE a.seq IN (OLD.app_seq, NEW.app_seq) ORDER BY a.seq;
+END;
+CREATE TRIGGER ",
+            $table,
+            "_deleted AFTER DELETE ON ",
+            $table,
+            "
+BEGIN
+    INSERT INTO app_code_log_entries
+    SELECT a.instance_id, a.id, '', 'A' FROM apps a WHERE a.seq = OLD.app_seq;
+END;
+"
+        )
+    };
+}
+
 /// The migration that installs the triggers (schema version 5).
-pub(super) const MIGRATION: &str = "
+pub(super) const MIGRATION: &str = concat!(
+    "
 CREATE TABLE open_writes (
     instance_id TEXT PRIMARY KEY,
     retention INTEGER NOT NULL CHECK (retention > 0),
@@ -80,44 +119,10 @@ BEGIN
     SELECT NEW.instance_id, a.id, NEW.id, 'C' FROM apps a WHERE a.seq = NEW.app_seq;
 END;
 
-CREATE TRIGGER app_acls_inserted AFTER INSERT ON app_acls
-BEGIN
-    INSERT INTO app_code_log_entries
-    SELECT a.instance_id, a.id, '', 'A' FROM apps a WHERE a.seq = NEW.app_seq;
-END;
-
-CREATE TRIGGER app_acls_updated AFTER UPDATE ON app_acls
-BEGIN
-    INSERT INTO app_code_log_entries
-    SELECT a.instance_id, a.id, '', 'A' FROM apps a
-    WHERE a.seq IN (OLD.app_seq, NEW.app_seq) ORDER BY a.seq;
-END;
-
-CREATE TRIGGER app_acls_deleted AFTER DELETE ON app_acls
-BEGIN
-    INSERT INTO app_code_log_entries
-    SELECT a.instance_id, a.id, '', 'A' FROM apps a WHERE a.seq = OLD.app_seq;
-END;
-
-CREATE TRIGGER app_quota_bindings_inserted AFTER INSERT ON app_quota_bindings
-BEGIN
-    INSERT INTO app_code_log_entries
-    SELECT a.instance_id, a.id, '', 'A' FROM apps a WHERE a.seq = NEW.app_seq;
-END;
-
-CREATE TRIGGER app_quota_bindings_updated AFTER UPDATE ON app_quota_bindings
-BEGIN
-    INSERT INTO app_code_log_entries
-    SELECT a.instance_id, a.id, '', 'A' FROM apps a
-    WHERE a.seq IN (OLD.app_seq, NEW.app_seq) ORDER BY a.seq;
-END;
-
-CREATE TRIGGER app_quota_bindings_deleted AFTER DELETE ON app_quota_bindings
-BEGIN
-    INSERT INTO app_code_log_entries
-    SELECT a.instance_id, a.id, '', 'A' FROM apps a WHERE a.seq = OLD.app_seq;
-END;
-
+",
+    policy_triggers!("app_acls"),
+    policy_triggers!("app_quota_bindings"),
+    "
 CREATE TRIGGER app_quotas_updated AFTER UPDATE ON app_quotas
 BEGIN
     INSERT INTO app_code_log_entries
@@ -151,4 +156,5 @@ BEGIN
     INSERT INTO app_code_log_entries VALUES (OLD.instance_id, OLD.id, '', 'A');
     INSERT INTO app_code_log_entries VALUES (NEW.instance_id, NEW.id, '', 'A');
 END;
-";
+"
+);
