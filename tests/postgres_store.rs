@@ -534,7 +534,7 @@ async fn a_version_1_schema_upgrades_in_place() {
 const UNDO_VERSION_5: &str = "
     DROP FUNCTION apig_appcode_codes_changed, apig_appcode_policy_changed,
         apig_appcode_quotas_changed, apig_appcode_app_deleted, apig_appcode_apps_renamed,
-        apig_appcode_log_all, apig_appcode_log CASCADE;
+        apig_appcode_log_all, apig_appcode_log, apig_appcode_entry CASCADE;
     ALTER TABLE instance_revisions DROP COLUMN xact, DROP COLUMN entries;";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1051,9 +1051,14 @@ async fn changes_made_with_plain_sql_are_logged_and_announced() {
         .revision
         .unwrap();
 
-    sql.execute("DELETE FROM app_codes WHERE id = $1", &[&first.id])
+    // From a session whose search_path does not name the store's schema.
+    let elsewhere = db.client().await;
+    elsewhere
+        .batch_execute("SET search_path = pg_catalog")
         .await
         .unwrap();
+    let delete = format!("DELETE FROM {}.app_codes WHERE id = $1", db.schema());
+    elsewhere.execute(&delete, &[&first.id]).await.unwrap();
     expect_remove_id(next(&mut changes).await, &first.id);
     let second = code(1, 2);
     insert_with_sql(&sql, &second).await;

@@ -20,6 +20,9 @@
 //!   (what a listener applies at once); past them, one announcement of kind `R` tells
 //!   listeners to catch up on the log (identical payloads of one transaction reach a listener
 //!   once, so a bulk `DELETE` sends 33 notifications whatever its size).
+//! - **Whatever the session's `search_path`.** The functions keep the one they were created
+//!   with (the store's schema), so a session of psql that names the table with its schema
+//!   (`DELETE FROM apig.app_codes ...`) is logged in that schema's log.
 //! - **Who wrote it.** The store's sessions set `apig_appcode.origin` (so a node can tell its
 //!   own writes) and `apig_appcode.retention` (how many revisions the log keeps); a session
 //!   without them (psql) writes as origin `sql` with the default retention.
@@ -40,7 +43,7 @@ ALTER TABLE instance_revisions
 -- them on the instance's channel of schema `p_schema` (see the module docs of triggers.rs).
 CREATE FUNCTION apig_appcode_log(p_schema text, p_instance text, p_kinds text[],
                                  p_app_ids text[], p_code_ids text[]) RETURNS void
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 DECLARE
     v_xact bigint := txid_current();
     v_retention bigint := COALESCE(
@@ -89,7 +92,7 @@ $fn$;
 -- apig_appcode_log per instance, in the order of the instances (the order their revision rows
 -- are locked in), each instance's entries by (step, seq).
 CREATE FUNCTION apig_appcode_log_all(p_schema text, p_changes jsonb) RETURNS void
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 BEGIN
     PERFORM apig_appcode_log(p_schema, g.instance_id, g.kinds, g.app_ids, g.code_ids)
     FROM (SELECT c.instance_id,
@@ -103,33 +106,37 @@ BEGIN
 END
 $fn$;
 
+-- One entry for apig_appcode_log_all.
+CREATE FUNCTION apig_appcode_entry(p_instance text, p_kind text, p_app_id text, p_code_id text,
+                                   p_step int, p_seq bigint) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $fn$
+    SELECT jsonb_build_object('instance_id', p_instance, 'kind', p_kind, 'app_id', p_app_id,
+                              'code_id', p_code_id, 'step', p_step, 'seq', p_seq)
+$fn$;
+
 CREATE FUNCTION apig_appcode_codes_changed() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 DECLARE
     v_changes jsonb;
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        SELECT jsonb_agg(jsonb_build_object('instance_id', n.instance_id, 'kind', 'C',
-                         'app_id', a.id, 'code_id', n.id, 'step', 1, 'seq', n.seq))
+        SELECT jsonb_agg(apig_appcode_entry(n.instance_id, 'C', a.id, n.id, 1, n.seq))
         INTO v_changes
         FROM new_rows n JOIN apps a ON a.seq = n.app_seq;
     ELSIF TG_OP = 'DELETE' THEN
-        SELECT jsonb_agg(jsonb_build_object('instance_id', o.instance_id, 'kind', 'D',
-                         'app_id', a.id, 'code_id', o.id, 'step', 0, 'seq', o.seq))
+        SELECT jsonb_agg(apig_appcode_entry(o.instance_id, 'D', a.id, o.id, 0, o.seq))
         INTO v_changes
         FROM old_rows o JOIN apps a ON a.seq = o.app_seq;
     ELSE
         -- A changed value, ID, app or instance: the old code goes, the new one comes.
         SELECT jsonb_agg(c) INTO v_changes FROM (
-            SELECT jsonb_build_object('instance_id', o.instance_id, 'kind', 'D',
-                   'app_id', a.id, 'code_id', o.id, 'step', 0, 'seq', o.seq) AS c
+            SELECT apig_appcode_entry(o.instance_id, 'D', a.id, o.id, 0, o.seq) AS c
             FROM old_rows o JOIN new_rows n ON n.seq = o.seq JOIN apps a ON a.seq = o.app_seq
             WHERE (o.id, o.app_seq, o.instance_id, o.value, o.value_nonce, o.value_digest)
                   IS DISTINCT FROM
                   (n.id, n.app_seq, n.instance_id, n.value, n.value_nonce, n.value_digest)
             UNION ALL
-            SELECT jsonb_build_object('instance_id', n.instance_id, 'kind', 'C',
-                   'app_id', a.id, 'code_id', n.id, 'step', 1, 'seq', n.seq)
+            SELECT apig_appcode_entry(n.instance_id, 'C', a.id, n.id, 1, n.seq)
             FROM old_rows o JOIN new_rows n ON n.seq = o.seq JOIN apps a ON a.seq = n.app_seq
             WHERE (o.id, o.app_seq, o.instance_id, o.value, o.value_nonce, o.value_digest)
                   IS DISTINCT FROM
@@ -143,7 +150,7 @@ $fn$;
 
 -- An app's ACL or quota binding changed: kind `A` for the app (rows of `app_seq`).
 CREATE FUNCTION apig_appcode_policy_changed() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 DECLARE
     v_apps bigint[] := '{}';
     v_changes jsonb;
@@ -154,8 +161,7 @@ BEGIN
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
         SELECT v_apps || array_agg(app_seq) INTO v_apps FROM old_rows;
     END IF;
-    SELECT jsonb_agg(jsonb_build_object('instance_id', a.instance_id, 'kind', 'A',
-                     'app_id', a.id, 'code_id', '', 'step', 0, 'seq', a.seq))
+    SELECT jsonb_agg(apig_appcode_entry(a.instance_id, 'A', a.id, '', 0, a.seq))
     INTO v_changes
     FROM apps a WHERE a.seq = ANY (v_apps);
     PERFORM apig_appcode_log_all(TG_TABLE_SCHEMA, v_changes);
@@ -165,12 +171,11 @@ $fn$;
 
 -- A quota changed: kind `A` for every app bound to it.
 CREATE FUNCTION apig_appcode_quotas_changed() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 DECLARE
     v_changes jsonb;
 BEGIN
-    SELECT jsonb_agg(jsonb_build_object('instance_id', a.instance_id, 'kind', 'A',
-                     'app_id', a.id, 'code_id', '', 'step', 0, 'seq', b.seq))
+    SELECT jsonb_agg(apig_appcode_entry(a.instance_id, 'A', a.id, '', 0, b.seq))
     INTO v_changes
     FROM app_quota_bindings b JOIN apps a ON a.seq = b.app_seq
     WHERE b.quota_seq IN (SELECT seq FROM new_rows);
@@ -182,17 +187,15 @@ $fn$;
 -- An app is deleted: its codes (deleted), and its ACL or quota if it has one, logged while the
 -- app's row still names them.
 CREATE FUNCTION apig_appcode_app_deleted() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 DECLARE
     v_changes jsonb;
 BEGIN
     SELECT jsonb_agg(c) INTO v_changes FROM (
-        SELECT jsonb_build_object('instance_id', k.instance_id, 'kind', 'D',
-               'app_id', OLD.id, 'code_id', k.id, 'step', 0, 'seq', k.seq) AS c
+        SELECT apig_appcode_entry(k.instance_id, 'D', OLD.id, k.id, 0, k.seq) AS c
         FROM app_codes k WHERE k.app_seq = OLD.seq
         UNION ALL
-        SELECT jsonb_build_object('instance_id', OLD.instance_id, 'kind', 'A',
-               'app_id', OLD.id, 'code_id', '', 'step', 1, 'seq', OLD.seq)
+        SELECT apig_appcode_entry(OLD.instance_id, 'A', OLD.id, '', 1, OLD.seq)
         WHERE EXISTS (SELECT 1 FROM app_acls WHERE app_seq = OLD.seq)
            OR EXISTS (SELECT 1 FROM app_quota_bindings WHERE app_seq = OLD.seq)
     ) gone;
@@ -204,23 +207,20 @@ $fn$;
 -- An app's ID (or instance) changed: its codes now stand for another app, and its ACL and
 -- quota belong to the new ID.
 CREATE FUNCTION apig_appcode_apps_renamed() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 DECLARE
     v_changes jsonb;
 BEGIN
     SELECT jsonb_agg(c) INTO v_changes FROM (
-        SELECT jsonb_build_object('instance_id', k.instance_id, 'kind', 'D',
-               'app_id', o.id, 'code_id', k.id, 'step', 0, 'seq', k.seq) AS c
+        SELECT apig_appcode_entry(k.instance_id, 'D', o.id, k.id, 0, k.seq) AS c
         FROM old_rows o JOIN new_rows n ON n.seq = o.seq JOIN app_codes k ON k.app_seq = n.seq
         WHERE (o.id, o.instance_id) IS DISTINCT FROM (n.id, n.instance_id)
         UNION ALL
-        SELECT jsonb_build_object('instance_id', k.instance_id, 'kind', 'C',
-               'app_id', n.id, 'code_id', k.id, 'step', 1, 'seq', k.seq)
+        SELECT apig_appcode_entry(k.instance_id, 'C', n.id, k.id, 1, k.seq)
         FROM old_rows o JOIN new_rows n ON n.seq = o.seq JOIN app_codes k ON k.app_seq = n.seq
         WHERE (o.id, o.instance_id) IS DISTINCT FROM (n.id, n.instance_id)
         UNION ALL
-        SELECT jsonb_build_object('instance_id', x.instance_id, 'kind', 'A',
-               'app_id', x.id, 'code_id', '', 'step', 2, 'seq', x.seq)
+        SELECT apig_appcode_entry(x.instance_id, 'A', x.id, '', 2, x.seq)
         FROM old_rows o JOIN new_rows n ON n.seq = o.seq,
              LATERAL (VALUES (o.instance_id, o.id, o.seq), (n.instance_id, n.id, n.seq))
                  AS x (instance_id, id, seq)

@@ -306,6 +306,29 @@ fn schema_of(conn: &Connection) -> Vec<(String, String)> {
     rows.unwrap().map(Result::unwrap).collect()
 }
 
+/// A seeded file whose log holds its codes' creation and one deletion, closed; and that log.
+async fn logged_file(path: &std::path::Path) -> crate::store::AppCodeChanges {
+    let store = seeded(path, keyed(4)).await;
+    store
+        .delete_app_code(&scope(), &app(1).id, &code(1, 1).id)
+        .await
+        .unwrap();
+    store.app_code_changes("i", 0).await.unwrap().unwrap()
+}
+
+/// Checks that `raw` has the schema the first `version` migrations make.
+fn assert_is_version(raw: &Connection, version: usize) {
+    let expected = Connection::open_in_memory().unwrap();
+    expected
+        .execute_batch(&super::schema::MIGRATIONS[..version].join(";"))
+        .unwrap();
+    assert_eq!(
+        schema_of(raw),
+        schema_of(&expected),
+        "not a version {version} file"
+    );
+}
+
 /// Takes a file back to version 4: without the triggers that log changes.
 const UNDO_VERSION_5: &str = "
     DROP TRIGGER app_codes_inserted; DROP TRIGGER app_codes_deleted;
@@ -320,21 +343,12 @@ const UNDO_VERSION_5: &str = "
 async fn a_version_4_file_upgrades_in_place_keeping_its_log() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
-    let store = seeded(&path, keyed(4)).await;
-    store
-        .delete_app_code(&scope(), &app(1).id, &code(1, 1).id)
-        .await
-        .unwrap();
-    let before = store.app_code_changes("i", 0).await.unwrap().unwrap();
-    let revision = revision_of(&store).await.unwrap();
-    drop(store);
+    let before = logged_file(&path).await;
+    let revision = before.revision;
     let raw = Connection::open(&path).unwrap();
     raw.execute_batch(UNDO_VERSION_5).unwrap();
     raw.execute_batch("PRAGMA user_version = 4;").unwrap();
-    let v4 = Connection::open_in_memory().unwrap();
-    v4.execute_batch(&super::schema::MIGRATIONS[..4].join(";"))
-        .unwrap();
-    assert_eq!(schema_of(&raw), schema_of(&v4), "not a version 4 file");
+    assert_is_version(&raw, 4);
     drop(raw);
 
     let store = SqliteStore::open(&path, keyed(4)).unwrap();
@@ -373,9 +387,7 @@ async fn a_version_1_file_upgrades_in_place_at_revision_0() {
          PRAGMA user_version = 1;",
     )
     .unwrap();
-    let v1 = Connection::open_in_memory().unwrap();
-    v1.execute_batch(super::schema::MIGRATIONS[0]).unwrap();
-    assert_eq!(schema_of(&raw), schema_of(&v1), "not a version 1 file");
+    assert_is_version(&raw, 1);
     drop(raw);
 
     let store = SqliteStore::open(&path, keyed(4)).unwrap();
@@ -416,13 +428,7 @@ async fn a_version_1_file_upgrades_in_place_at_revision_0() {
 async fn a_version_2_file_upgrades_in_place_keeping_its_log() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
-    let store = seeded(&path, keyed(4)).await;
-    store
-        .delete_app_code(&scope(), &app(1).id, &code(1, 1).id)
-        .await
-        .unwrap();
-    let before = store.app_code_changes("i", 0).await.unwrap().unwrap();
-    drop(store);
+    let before = logged_file(&path).await;
     // Turn the file into what version 2 left: the same rows, in version 2's table and words.
     let raw = Connection::open(&path).unwrap();
     raw.execute_batch(UNDO_VERSION_5).unwrap();
@@ -442,10 +448,7 @@ async fn a_version_2_file_upgrades_in_place_keeping_its_log() {
          DROP TABLE temp.logged; PRAGMA user_version = 2;",
     )
     .unwrap();
-    let v2 = Connection::open_in_memory().unwrap();
-    v2.execute_batch(&super::schema::MIGRATIONS[..2].join(";"))
-        .unwrap();
-    assert_eq!(schema_of(&raw), schema_of(&v2), "not a version 2 file");
+    assert_is_version(&raw, 2);
     drop(raw);
 
     // What was logged before is read back the same, and writes go on from there.
