@@ -60,6 +60,7 @@ pub(crate) struct Counters {
     pub(crate) snapshots_loaded: AtomicU64,
     pub(crate) deltas_applied: AtomicU64,
     pub(crate) changes_applied: AtomicU64,
+    pub(crate) anti_entropy_repairs: AtomicU64,
     rejected: [AtomicU64; RejectionKind::COUNT],
 }
 
@@ -84,6 +85,7 @@ impl Counters {
             snapshots_loaded: get(&self.snapshots_loaded),
             deltas_applied: get(&self.deltas_applied),
             changes_applied: get(&self.changes_applied),
+            anti_entropy_repairs: get(&self.anti_entropy_repairs),
             rejected_missing: r(RejectionKind::Missing),
             rejected_invalid: r(RejectionKind::Invalid),
             rejected_forbidden: r(RejectionKind::Forbidden),
@@ -127,6 +129,9 @@ pub struct Metrics {
     pub deltas_applied: u64,
     /// Change events applied.
     pub changes_applied: u64,
+    /// Full reloads after the anti-entropy check found the cache's codes differ from the
+    /// provider's at the same revision.
+    pub anti_entropy_repairs: u64,
     /// Rejections: no AppCode header.
     pub rejected_missing: u64,
     /// Rejections: malformed, repeated or unknown AppCode.

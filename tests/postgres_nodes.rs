@@ -40,8 +40,14 @@ const TOKEN: &str = "postgres-nodes-admin-token";
 /// Starts one `apig-appcode serve` node on `db`, with debug logs, caches refreshed only once an
 /// hour; returns once it is ready (its cache loaded).
 async fn start_node(db: &TestDb, upstream: &Upstream) -> Server {
+    start_node_with(db, upstream, &[]).await
+}
+
+/// [`start_node`] with `extra` arguments.
+async fn start_node_with(db: &TestDb, upstream: &Upstream, extra: &[&str]) -> Server {
     let mut args = serve_args(&upstream.url(), db.url());
     args.extend(["--admin-token", TOKEN, "--refresh-interval", "3600"].map(String::from));
+    args.extend(extra.iter().map(|a| a.to_string()));
     let mut cmd = serve_command(&args);
     cmd.env("APIG_LOG", "apig_appcode=debug");
     Server::start(cmd).await.expect("the node starts")
@@ -731,4 +737,131 @@ async fn a_revocation_reaches_a_saturated_node() {
         "B's change listener reconnected during the run:\n{}",
         lost.join("\n")
     );
+}
+
+/// Runs `sql` with `params` on a session of its own, as an operator in psql would.
+async fn psql(db: &TestDb, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) {
+    db.client()
+        .await
+        .execute(sql, params)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Inserts a code into app `app_id` with plain SQL (the store holds values in clear, with
+/// their SHA-256 as the digest).
+const INSERT_CODE: &str =
+    "INSERT INTO app_codes (app_seq, instance_id, id, value, value_digest, create_time)
+     SELECT seq, instance_id, $2, convert_to($3, 'UTF8'), sha256(convert_to($3, 'UTF8')), 0
+     FROM apps WHERE id = $1";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codes_changed_with_plain_sql_take_effect_on_every_node() {
+    let test = "codes_changed_with_plain_sql_take_effect_on_every_node";
+    let Some(db) = TestDb::create(test).await else {
+        return;
+    };
+    // Caches refresh once an hour: only the announcements can explain what follows.
+    let (http, _upstream, a, b) = two_nodes(&db).await;
+    let app_id = http.create_app(&a, "sql_app").await;
+    let (code_id, code) = http.create_code(&a, &app_id).await;
+    for node in [&a, &b] {
+        http.until(node, &code, StatusCode::OK).await;
+    }
+
+    // An emergency revocation in psql.
+    psql(&db, "DELETE FROM app_codes WHERE id = $1", &[&code_id]).await;
+    for node in [&a, &b] {
+        http.until(node, &code, StatusCode::UNAUTHORIZED).await;
+    }
+    // A code inserted, then given a new value.
+    let inserted = format!("SqlInserted{}", "i".repeat(60));
+    psql(&db, INSERT_CODE, &[&app_id, &"sql-code-1", &inserted]).await;
+    for node in [&a, &b] {
+        http.until(node, &inserted, StatusCode::OK).await;
+    }
+    let renewed = format!("SqlRenewed{}", "r".repeat(60));
+    psql(
+        &db,
+        "UPDATE app_codes SET value = convert_to($2, 'UTF8'),
+                              value_digest = sha256(convert_to($2, 'UTF8'))
+         WHERE id = $1",
+        &[&"sql-code-1", &renewed],
+    )
+    .await;
+    for node in [&a, &b] {
+        http.until(node, &renewed, StatusCode::OK).await;
+        http.until(node, &inserted, StatusCode::UNAUTHORIZED).await;
+    }
+
+    // A bulk insert and a bulk delete: far more codes than are announced one by one.
+    psql(
+        &db,
+        "INSERT INTO app_codes (app_seq, instance_id, id, value, value_digest, create_time)
+         SELECT a.seq, a.instance_id, 'bulk-' || n, convert_to(v, 'UTF8'),
+                sha256(convert_to(v, 'UTF8')), 0
+         FROM apps a, generate_series(1, 2000) n,
+              LATERAL (SELECT 'BulkCode' || lpad(n::text, 8, '0') || repeat('b', 60) AS v) x
+         WHERE a.id = $1",
+        &[&app_id],
+    )
+    .await;
+    let bulk = |n: u32| format!("BulkCode{n:08}{}", "b".repeat(60));
+    for node in [&a, &b] {
+        for n in [1, 1000, 2000] {
+            http.until(node, &bulk(n), StatusCode::OK).await;
+        }
+    }
+    psql(&db, "DELETE FROM app_codes WHERE id LIKE 'bulk-%'", &[]).await;
+    for node in [&a, &b] {
+        for n in [1, 1000, 2000] {
+            http.until(node, &bulk(n), StatusCode::UNAUTHORIZED).await;
+        }
+        http.until(node, &renewed, StatusCode::OK).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_bypassed_the_log_is_repaired_by_the_anti_entropy_check() {
+    let test = "a_change_that_bypassed_the_log_is_repaired_by_the_anti_entropy_check";
+    let Some(db) = TestDb::create(test).await else {
+        return;
+    };
+    let upstream = Upstream::start().await;
+    let extra = ["--anti-entropy-interval", "1"];
+    let (a, b) = tokio::join!(
+        start_node_with(&db, &upstream, &extra),
+        start_node_with(&db, &upstream, &extra)
+    );
+    let http = Http::new();
+    let app_id = http.create_app(&a, "bypass_app").await;
+    let (code_id, code) = http.create_code(&a, &app_id).await;
+    for node in [&a, &b] {
+        http.until(node, &code, StatusCode::OK).await;
+    }
+    // Triggers do not fire for a replica's session: the deletion is neither logged nor
+    // announced, and only the check can find it.
+    let sql = db.client().await;
+    sql.batch_execute("SET session_replication_role = replica")
+        .await
+        .unwrap();
+    let before: i64 = sql
+        .query_one("SELECT count(*) FROM app_code_log", &[])
+        .await
+        .unwrap()
+        .get(0);
+    sql.execute("DELETE FROM app_codes WHERE id = $1", &[&code_id])
+        .await
+        .unwrap();
+    let after: i64 = sql
+        .query_one("SELECT count(*) FROM app_code_log", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(before, after, "the deletion bypassed the log");
+    for node in [&a, &b] {
+        http.until(node, &code, StatusCode::UNAUTHORIZED).await;
+        let log = node.stderr_containing(&["differs from its provider"]).await;
+        assert!(!log.contains(code.as_str()), "a node logged an AppCode");
+    }
 }

@@ -161,7 +161,7 @@ async fn nodes_starting_together_migrate_once() {
         "SELECT version FROM apig_schema_migrations ORDER BY version",
     )
     .await;
-    assert_eq!(versions, [1, 2, 3, 4]);
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
     let meta: Vec<i64> = column(&db, "SELECT count(*) FROM store_meta").await;
     assert_eq!(meta, [1]);
 }
@@ -182,7 +182,7 @@ async fn a_newer_schema_is_refused() {
         err.downcast_ref::<SchemaTooNew>(),
         Some(&SchemaTooNew {
             found: 99,
-            supported: 4
+            supported: 5
         })
     );
 }
@@ -546,11 +546,12 @@ async fn a_version_1_schema_upgrades_in_place() {
     // Back to what version 1 had: its tables and rows, none of the later versions'.
     db.client()
         .await
-        .batch_execute(
-            "DROP TABLE instance_revisions, app_code_log, app_acls, app_quota_counts,
+        .batch_execute(&format!(
+            "{UNDO_VERSION_5}
+             DROP TABLE instance_revisions, app_code_log, app_acls, app_quota_counts,
                  app_quota_bindings, app_quotas;
-             DELETE FROM apig_schema_migrations WHERE version >= 2",
-        )
+             DELETE FROM apig_schema_migrations WHERE version >= 2"
+        ))
         .await
         .unwrap();
 
@@ -579,6 +580,63 @@ async fn a_version_1_schema_upgrades_in_place() {
         .unwrap();
     assert_eq!(changes.revision, 2);
     assert_eq!(changes.created, [new]);
+    assert_eq!(changes.deleted.len(), 1);
+    assert_eq!(changes.deleted[0].id, old.id);
+}
+
+/// Takes a schema back to version 4: without the triggers that log changes.
+const UNDO_VERSION_5: &str = "
+    DROP FUNCTION apig_appcode_codes_changed, apig_appcode_policy_changed,
+        apig_appcode_quotas_changed, apig_appcode_app_deleted, apig_appcode_apps_renamed,
+        apig_appcode_apps_inserted,
+        apig_appcode_log_all, apig_appcode_log, apig_appcode_entry CASCADE;
+    ALTER TABLE instance_revisions DROP COLUMN xact, DROP COLUMN entries;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_4_schema_upgrades_in_place_keeping_its_log() {
+    let Some(db) = TestDb::create("a_version_4_schema_upgrades_in_place_keeping_its_log").await
+    else {
+        return;
+    };
+    let store = open(&db, PostgresOptions::new()).await;
+    store.create_app(app_in(&scope(), 1)).await.unwrap();
+    let old = code(1, 1);
+    store.create_app_code(&scope(), old.clone()).await.unwrap();
+    let before = store
+        .app_code_changes("instance-1", 0)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(store);
+    db.client()
+        .await
+        .batch_execute(&format!(
+            "{UNDO_VERSION_5} DELETE FROM apig_schema_migrations WHERE version >= 5"
+        ))
+        .await
+        .unwrap();
+
+    let store = open(&db, PostgresOptions::new()).await;
+    assert_eq!(
+        store
+            .app_code_changes("instance-1", 0)
+            .await
+            .unwrap()
+            .unwrap(),
+        before
+    );
+    // Plain SQL is logged from now on, under the next revision.
+    db.client()
+        .await
+        .execute("DELETE FROM app_codes WHERE id = $1", &[&old.id])
+        .await
+        .unwrap();
+    let changes = store
+        .app_code_changes("instance-1", before.revision)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changes.revision, before.revision + 1);
     assert_eq!(changes.deleted.len(), 1);
     assert_eq!(changes.deleted[0].id, old.id);
 }
@@ -1055,4 +1113,133 @@ async fn create_app_code_latency() {
         each[each.len() / 2],
         each[each.len() * 99 / 100]
     );
+}
+
+/// Inserts AppCode `record` with plain SQL, as an operator would in psql (a store without a
+/// master key holds values in clear, with their SHA-256 as the digest).
+async fn insert_with_sql(sql: &tokio_postgres::Client, record: &AppCodeRecord) {
+    sql.execute(
+        "INSERT INTO app_codes (app_seq, instance_id, id, value, value_digest, create_time)
+         SELECT seq, instance_id, $2, convert_to($3, 'UTF8'), sha256(convert_to($3, 'UTF8')), 3
+         FROM apps WHERE id = $1",
+        &[&record.app_id, &record.id, &record.value.expose()],
+    )
+    .await
+    .unwrap();
+}
+
+/// Change events until a resync, and the resync's position among them.
+async fn until_resync(stream: &mut ChangeStream) -> Vec<Change> {
+    let mut seen = Vec::new();
+    loop {
+        match next(stream).await {
+            Change::Resync => return seen,
+            change => seen.push(change),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_with_plain_sql_are_logged_and_announced() {
+    let Some(db) = TestDb::create("changes_made_with_plain_sql_are_logged_and_announced").await
+    else {
+        return;
+    };
+    let (a, _b, mut changes) = writer_and_listener(&db).await;
+    let sql = db.client().await;
+    let first = code(1, 1);
+    a.create_app_code(&scope(), first.clone()).await.unwrap();
+    expect_upsert(next_code(&mut changes).await, &first);
+    let start = a
+        .instance_snapshot("instance-1")
+        .await
+        .unwrap()
+        .revision
+        .unwrap();
+
+    // From a session whose search_path does not name the store's schema.
+    let elsewhere = db.client().await;
+    elsewhere
+        .batch_execute("SET search_path = pg_catalog")
+        .await
+        .unwrap();
+    let delete = format!("DELETE FROM {}.app_codes WHERE id = $1", db.schema());
+    elsewhere.execute(&delete, &[&first.id]).await.unwrap();
+    expect_remove_id(next_code(&mut changes).await, &first.id);
+    let second = code(1, 2);
+    insert_with_sql(&sql, &second).await;
+    expect_upsert(next_code(&mut changes).await, &second);
+    // A new value under the same ID: the old one goes, the new one comes.
+    let renewed = AppCodeRecord {
+        value: AppCode::parse(&format!("PgRenewed{}", "r".repeat(60))).unwrap(),
+        ..second.clone()
+    };
+    sql.execute(
+        "UPDATE app_codes SET value = convert_to($2, 'UTF8'),
+                              value_digest = sha256(convert_to($2, 'UTF8'))
+         WHERE id = $1",
+        &[&second.id, &renewed.value.expose()],
+    )
+    .await
+    .unwrap();
+    expect_remove_id(next_code(&mut changes).await, &second.id);
+    expect_upsert(next_code(&mut changes).await, &renewed);
+    // Each statement was a write of its own, logged like the API's.
+    let logged = a
+        .app_code_changes("instance-1", start)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(logged.revision, start + 3);
+    assert_eq!(logged.created, std::slice::from_ref(&renewed));
+    assert_eq!(
+        logged.deleted.iter().map(|d| &d.id).collect::<Vec<_>>(),
+        [&first.id, &second.id]
+    );
+
+    // A bulk statement: one revision, its first changes announced one by one, then one
+    // announcement to catch up on the rest.
+    sql.batch_execute(
+        "INSERT INTO app_codes (app_seq, instance_id, id, value, value_digest, create_time)
+         SELECT a.seq, a.instance_id, 'bulk' || n, convert_to(v, 'UTF8'),
+                sha256(convert_to(v, 'UTF8')), 0
+         FROM apps a, generate_series(1, 200) n,
+              LATERAL (SELECT 'BulkValue' || lpad(n::text, 8, '0') || repeat('b', 60) AS v) x",
+    )
+    .await
+    .unwrap();
+    let one_by_one = until_resync(&mut changes).await;
+    assert_eq!(one_by_one.len(), 32, "{one_by_one:?}");
+    sql.batch_execute("DELETE FROM app_codes WHERE id LIKE 'bulk%'")
+        .await
+        .unwrap();
+    let one_by_one = until_resync(&mut changes).await;
+    assert_eq!(one_by_one.len(), 32);
+    assert!(one_by_one
+        .iter()
+        .all(|c| matches!(c, Change::RemoveId(id) if id.starts_with("bulk"))));
+    let bulk = a
+        .app_code_changes("instance-1", logged.revision)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bulk.revision, logged.revision + 2);
+    assert!(bulk.created.is_empty());
+    assert_eq!(bulk.deleted.len(), 200);
+    // What the store holds and what it says it holds agree.
+    let digest = a.instance_digest("instance-1").await.unwrap().unwrap();
+    assert_eq!(digest.revision, bulk.revision);
+    let mut expected = apig_appcode::provider::CodesDigest::default();
+    expected.add(&renewed.app_id, &renewed.id);
+    assert_eq!(digest.codes, expected);
+    // An app's signing key changed with SQL reaches the nodes too.
+    sql.execute(
+        "UPDATE apps SET app_key = 'sql-set-key-0001' WHERE id = $1",
+        &[&id(1)],
+    )
+    .await
+    .unwrap();
+    let (app, key) = next_key(&mut changes).await;
+    assert_eq!(app, id(1));
+    assert_eq!(key.unwrap().key(), "sql-set-key-0001");
 }

@@ -94,6 +94,8 @@ macro_rules! conformance {
             acl_changes_are_revisions_named_once_with_their_acl_now,
             quota_changes_are_revisions_named_once_with_their_quota_now,
             key_changes_are_revisions_named_once_with_their_key_now,
+            a_write_takes_one_revision_however_many_rows_it_changes,
+            the_digest_is_of_the_codes_held_at_its_revision,
         );
     };
     (@module $backend:ident, $make:expr; $($extra:ident,)*) => {
@@ -234,6 +236,9 @@ mod keys;
 mod quotas;
 use keys::*;
 use quotas::*;
+#[path = "store_conformance/writes.rs"]
+mod writes;
+use writes::*;
 
 async fn apps_are_created_read_and_paged(store: Arc<dyn Store>) {
     let s = scope();

@@ -50,6 +50,14 @@ impl Entry {
         &self.app_code_id
     }
 
+    /// This code's hash in a [`CodesDigest`](crate::provider::CodesDigest).
+    pub(crate) fn digest_hash(&self) -> u64 {
+        crate::provider::CodesDigest::hash(
+            self.app_id.expand().as_str(),
+            self.app_code_id.expand().as_str(),
+        )
+    }
+
     pub(crate) fn app_id_in(&self, ids: &HashSet<StoredId>) -> bool {
         !ids.is_empty() && ids.contains(&self.app_id)
     }

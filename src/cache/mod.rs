@@ -61,6 +61,7 @@ use crate::acl::AppAcl;
 use crate::code::{self, AppCode};
 use crate::identity::AppIdentity;
 use crate::metrics::{Counters, Metrics};
+use crate::provider::CodesDigest;
 use crate::quota::{AppQuota, QuotaCounts};
 use app_keys::KeyIndex;
 use by_app::ByApp;
@@ -128,6 +129,9 @@ struct Inner {
     ids: IdIndex,
     /// Held by every writer (never by readers), so snapshots and direct changes apply in order.
     journal: Mutex<Journal>,
+    /// The digest of the cached codes, kept as they come and go (under the journal's lock):
+    /// what the anti-entropy check compares with the provider's.
+    codes_digest: Mutex<CodesDigest>,
     negative: NegativeCache,
     acls: ByApp<AppAcl>,
     quotas: ByApp<AppQuota>,
@@ -276,7 +280,11 @@ impl AppCodeCache {
     /// growing the index a doubling at a time, each growth reading every indexed code's entry
     /// again. The caller holds the journal's lock.
     fn put_unindexed(&self, digest: Digest, entry: Entry) {
-        self.inner.map.insert(digest, entry);
+        let hash = entry.digest_hash();
+        if let Some(old) = self.inner.map.insert(digest, entry) {
+            self.codes_digest_mut().remove_hash(old.digest_hash());
+        }
+        self.codes_digest_mut().add_hash(hash);
     }
 
     /// Indexes every cached code by ID, the index sized once. The caller holds the journal's
@@ -293,15 +301,32 @@ impl AppCodeCache {
         }
     }
 
+    fn codes_digest_mut(&self) -> MutexGuard<'_, CodesDigest> {
+        // Two words, each written in one step.
+        self.inner
+            .codes_digest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The digest of the codes the cache holds (see
+    /// [`CodesDigest`]): their app and AppCode IDs, never a value.
+    pub fn codes_digest(&self) -> CodesDigest {
+        *self.codes_digest_mut()
+    }
+
     /// Caches `entry` under `digest`, and indexes it by ID.
     fn put(&self, digest: Digest, entry: Entry) {
         let key = self.id_key(&entry);
+        let hash = entry.digest_hash();
         if let Some(old) = self.inner.map.insert(digest, entry) {
+            self.codes_digest_mut().remove_hash(old.digest_hash());
             let old_key = self.id_key(&old);
             if old_key != key {
                 self.inner.ids.remove(old_key, &digest);
             }
         }
+        self.codes_digest_mut().add_hash(hash);
         self.inner
             .ids
             .insert(key, digest, |other| self.id_key_of(other));
@@ -311,6 +336,7 @@ impl AppCodeCache {
     fn take(&self, digest: &Digest) -> bool {
         match self.inner.map.remove(digest) {
             Some((_, entry)) => {
+                self.codes_digest_mut().remove_hash(entry.digest_hash());
                 self.inner.ids.remove(self.id_key(&entry), digest);
                 true
             }
@@ -328,7 +354,10 @@ impl AppCodeCache {
             .ids
             .take(key, |d| map.get(d).is_some_and(|e| e.app_code_id_is(id)))
         {
-            removed += usize::from(map.remove(&digest).is_some());
+            if let Some((_, entry)) = map.remove(&digest) {
+                self.codes_digest_mut().remove_hash(entry.digest_hash());
+                removed += 1;
+            }
         }
         removed
     }
@@ -339,14 +368,17 @@ impl AppCodeCache {
         self.inner.map.retain(|digest, entry| {
             let hit = matches(digest, entry);
             if hit {
-                gone.push((self.id_key(entry), *digest));
+                gone.push((self.id_key(entry), *digest, entry.digest_hash()));
             }
             !hit
         });
         // Outside the pass: no lock of the index is taken while one of the map is held.
-        for (key, digest) in &gone {
+        let mut codes_digest = self.codes_digest_mut();
+        for (key, digest, hash) in &gone {
             self.inner.ids.remove(*key, digest);
+            codes_digest.remove_hash(*hash);
         }
+        drop(codes_digest);
         gone.len()
     }
 
@@ -554,6 +586,7 @@ impl AppCodeCacheBuilder {
                 map: DashMap::with_hasher(PassThrough),
                 ids: IdIndex::new(),
                 journal: Mutex::default(),
+                codes_digest: Mutex::default(),
                 negative: NegativeCache::new(self.negative_capacity, self.negative_ttl),
                 acls: ByApp::default(),
                 keys: KeyIndex::default(),

@@ -18,7 +18,9 @@ use tokio::time::{sleep_until, timeout, Instant};
 
 use super::{AppCodeCache, CacheStatus};
 use crate::metrics::Counters;
-use crate::provider::{AppCodeProvider, BoxFuture, Change, ChangeStream, ProviderError};
+use crate::provider::{
+    AppCodeProvider, BoxFuture, Change, ChangeStream, CodesDigest, ProviderError, RevisionDigest,
+};
 
 /// How the refresher behaves.
 #[derive(Debug, Clone)]
@@ -28,6 +30,8 @@ pub(crate) struct RefreshPolicy {
     pub(crate) serve_stale: bool,
     pub(crate) load_timeout: Duration,
     pub(crate) after_snapshot: Option<AfterSnapshot>,
+    /// How often the anti-entropy check runs (`None`: never).
+    pub(crate) anti_entropy: Option<Duration>,
 }
 
 /// What runs after each snapshot the refresher applies, with the number of codes it held (see
@@ -49,6 +53,7 @@ impl Default for RefreshPolicy {
             serve_stale: false,
             load_timeout: Duration::from_secs(30),
             after_snapshot: None,
+            anti_entropy: Some(DEFAULT_ANTI_ENTROPY),
         }
     }
 }
@@ -73,6 +78,13 @@ pub(crate) fn spawn(
 
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 
+/// The default period of the anti-entropy check.
+pub(crate) const DEFAULT_ANTI_ENTROPY: Duration = Duration::from_secs(300);
+
+/// How soon a check that found a difference looks again, after a catch-up: a change pushed to
+/// the cache between the provider's digest and the cache's can make them differ for a moment.
+const RECHECK: Duration = Duration::from_secs(1);
+
 async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>, policy: RefreshPolicy) {
     let mut changes: Option<ChangeStream> = provider.changes();
     let mut next_load = Instant::now();
@@ -90,6 +102,14 @@ async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>, policy: Re
     let mut resync_after_load = false;
     // The next load is to be a full snapshot, whatever revision the cache holds.
     let mut reload = false;
+    // The anti-entropy check: when it runs next, the one in flight, whether the last one found
+    // a difference (a second one in a row reloads), and whether it waits for a catch-up to
+    // bring the cache to the provider's revision (once per period).
+    let mut next_check = policy.anti_entropy.map(|every| Instant::now() + every);
+    let mut checking: Option<BoxFuture<'_, Result<Option<RevisionDigest>, ProviderError>>> = None;
+    let mut suspect = false;
+    let mut check_after_load = false;
+    let mut caught_up_for_check = false;
     loop {
         let stale_at = match (last_good, policy.max_staleness) {
             (Some(at), Some(max)) if cache.status() == CacheStatus::Fresh => Some(at + max),
@@ -146,17 +166,92 @@ async fn run(cache: AppCodeCache, provider: Arc<dyn AppCodeProvider>, policy: Re
                 }
                 if std::mem::take(&mut resync_after_load) {
                     next_load = Instant::now();
+                } else if std::mem::take(&mut check_after_load) {
+                    next_check = Some(Instant::now());
                 }
             }
             () = sleep_until(next_load), if loading.is_none() => {
                 let from = if std::mem::take(&mut reload) { None } else { revision };
                 loading = Some(Box::pin(sync(&cache, &*provider, from, policy.load_timeout)));
             }
+            () = async { sleep_until(next_check.expect("guarded")).await }, if next_check.is_some() && checking.is_none() && loading.is_none() => {
+                next_check = None;
+                checking = Some(provider.digest());
+            }
+            result = async { checking.as_mut().expect("guarded").await }, if checking.is_some() => {
+                checking = None;
+                let verdict = match result {
+                    Ok(Some(theirs)) => compare(&cache, revision, theirs),
+                    Ok(None) => Verdict::Unchecked,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the anti-entropy check could not read the provider's digest");
+                        Verdict::Unchecked
+                    }
+                };
+                let every = policy.anti_entropy.unwrap_or(DEFAULT_ANTI_ENTROPY);
+                next_check = Some(Instant::now() + every);
+                let behind = matches!(verdict, Verdict::Behind);
+                match verdict {
+                    Verdict::Differs { held, theirs } if suspect => {
+                        suspect = false;
+                        Counters::add(&cache.counters().anti_entropy_repairs);
+                        tracing::warn!(
+                            revision = ?revision,
+                            cached = held.count,
+                            provider = theirs.count,
+                            "the AppCode cache differs from its provider at the same revision; reloading every code"
+                        );
+                        (reload, next_load) = (true, Instant::now());
+                    }
+                    Verdict::Differs { .. } => {
+                        suspect = true;
+                        next_load = Instant::now();
+                        next_check = Some(Instant::now() + RECHECK);
+                    }
+                    // The cache holds an older revision (changes pushed to it move its content,
+                    // not its revision): catch up, then compare at once, once a period.
+                    Verdict::Behind if !caught_up_for_check => {
+                        (next_load, next_check) = (Instant::now(), None);
+                        check_after_load = true;
+                    }
+                    Verdict::Same | Verdict::Behind | Verdict::Unchecked => suspect = false,
+                }
+                caught_up_for_check = behind && !caught_up_for_check;
+            }
             () = async { sleep_until(stale_at.expect("guarded")).await }, if stale_at.is_some() => {
                 let status = if policy.serve_stale { CacheStatus::StaleServing } else { CacheStatus::StaleClosed };
                 tracing::warn!(?status, "AppCode snapshot is older than the maximum staleness");
                 cache.set_status(status);
             }
+        }
+    }
+}
+
+/// What an anti-entropy check found.
+enum Verdict {
+    Same,
+    /// At the same revision, the cache holds other codes than the provider.
+    Differs {
+        held: CodesDigest,
+        theirs: CodesDigest,
+    },
+    /// The provider's digest is of another revision than the cache's.
+    Behind,
+    /// Nothing to compare: the provider gave no digest.
+    Unchecked,
+}
+
+fn compare(cache: &AppCodeCache, revision: Option<u64>, theirs: RevisionDigest) -> Verdict {
+    if revision != Some(theirs.revision) {
+        return Verdict::Behind;
+    }
+    let held = cache.codes_digest();
+    if held == theirs.codes {
+        Verdict::Same
+    } else {
+        Verdict::Differs {
+            held,
+            theirs: theirs.codes,
         }
     }
 }

@@ -110,6 +110,10 @@ pub(crate) struct ServeArgs {
     /// bounded amount of memory [default: 1024].
     #[arg(long, env = "APIG_MAX_LOOKUPS")]
     pub(crate) max_lookups: Option<usize>,
+    /// Seconds between checks of the AppCode cache against the store (a digest of the codes
+    /// each holds; a difference reloads every code), or `off` [default: 300].
+    #[arg(long, env = "APIG_ANTI_ENTROPY_INTERVAL")]
+    pub(crate) anti_entropy_interval: Option<String>,
     /// Gateway worker threads, each with its own connections and upstream pool [default: one
     /// per core].
     #[arg(long, env = "APIG_WORKERS")]

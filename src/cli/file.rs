@@ -76,6 +76,7 @@ pub(crate) struct FileConfig {
     pub(crate) change_log_retention: Option<u64>,
     pub(crate) max_staleness: Option<u64>,
     pub(crate) max_lookups: Option<usize>,
+    pub(crate) anti_entropy_interval: Option<Interval>,
     pub(crate) workers: Option<usize>,
     pub(crate) header_timeout: Option<u64>,
     pub(crate) keepalive_timeout: Option<u64>,
@@ -152,4 +153,21 @@ fn key_line(text: &str, key: &str) -> Option<usize> {
                 .is_some_and(|rest| rest.trim_start().starts_with('='))
         })
         .map(|i| i + 1)
+}
+
+/// A period in the file: seconds, or a word (`off`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Interval {
+    Seconds(u64),
+    Text(String),
+}
+
+impl Interval {
+    pub(crate) fn text(&self) -> String {
+        match self {
+            Self::Seconds(n) => n.to_string(),
+            Self::Text(t) => t.clone(),
+        }
+    }
 }

@@ -131,6 +131,18 @@ pub(crate) fn load(args: ServeArgs) -> Result<Settings, UsageError> {
     if let Some(n) = args.change_log_retention.or(file.change_log_retention) {
         config.change_log_retention = n.max(1);
     }
+    let anti_entropy = args.anti_entropy_interval.clone().or_else(|| {
+        file.anti_entropy_interval
+            .as_ref()
+            .map(file::Interval::text)
+    });
+    if let Some(text) = anti_entropy {
+        config.anti_entropy_interval = off_or_seconds(&text).ok_or_else(|| {
+            UsageError::new(format!(
+                "--anti-entropy-interval: not a number of seconds nor `off`: {text:?}"
+            ))
+        })?;
+    }
     if let Some(s) = args.max_staleness.or(file.max_staleness) {
         config.max_staleness = Duration::from_secs(s);
     }
@@ -321,6 +333,16 @@ fn gateway_limits(args: &ServeArgs, file: &FileConfig) -> Result<Limits, UsageEr
     Ok(limits)
 }
 
+/// A period given as seconds or `off`: `None` if it is neither, `Some(None)` when off (or 0).
+fn off_or_seconds(text: &str) -> Option<Option<Duration>> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Some(None);
+    }
+    let seconds: u64 = text.parse().ok()?;
+    Some((seconds > 0).then(|| Duration::from_secs(seconds)))
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -431,6 +453,43 @@ role = "read-write"
             assert!(err.contains(want), "{list:?}: {err}");
             assert!(!err.contains("short"), "a secret was echoed: {err}");
         }
+    }
+
+    #[test]
+    fn the_anti_entropy_interval_is_seconds_or_off_from_a_flag_or_the_file() {
+        let interval = |list: &[&str]| {
+            let mut all = vec!["--upstream", "http://x:1"];
+            all.extend_from_slice(list);
+            load(args(&all)).map(|c| c.config.anti_entropy_interval)
+        };
+        assert_eq!(interval(&[]).unwrap(), Some(Duration::from_secs(300)));
+        let flag = ["--anti-entropy-interval", "60"];
+        assert_eq!(interval(&flag).unwrap(), Some(Duration::from_secs(60)));
+        for off in ["off", "OFF", "0"] {
+            let flag = ["--anti-entropy-interval", off];
+            assert_eq!(interval(&flag).unwrap(), None, "{off}");
+        }
+        let err = interval(&["--anti-entropy-interval", "soon"]).unwrap_err();
+        assert!(err.to_string().contains("--anti-entropy-interval"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apig.toml");
+        for (line, expected) in [
+            ("anti_entropy_interval = 30", Some(Duration::from_secs(30))),
+            ("anti_entropy_interval = \"off\"", None),
+        ] {
+            std::fs::write(&path, line).unwrap();
+            let from_file = interval(&["--config", path.to_str().unwrap()]).unwrap();
+            assert_eq!(from_file, expected, "{line}");
+        }
+        // The flag wins over the file.
+        let both = interval(&[
+            "--config",
+            path.to_str().unwrap(),
+            "--anti-entropy-interval",
+            "7",
+        ]);
+        assert_eq!(both.unwrap(), Some(Duration::from_secs(7)));
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! | `apig_appcode_rate_limit_store_latency_seconds` | histogram | — (with a rate limit store) |
 //! | `apig_appcode_quota_count_fallbacks_total` | counter | — (quota calls counted one by one) |
 //! | `apig_appcode_quota_count_latency_seconds` | histogram | — (quota calls counted one by one) |
-//! | `apig_appcode_hits_total`, `_misses_total`, `_provider_lookups_total`, `_lookups_shed_total`, `_provider_errors_total`, `_snapshots_loaded_total`, `_deltas_applied_total`, `_changes_applied_total` | counter | — |
+//! | `apig_appcode_hits_total`, `_misses_total`, `_provider_lookups_total`, `_lookups_shed_total`, `_provider_errors_total`, `_snapshots_loaded_total`, `_deltas_applied_total`, `_changes_applied_total`, `_anti_entropy_repairs_total` | counter | — |
 //! | `apig_appcode_cache_size`, `_snapshot_age_seconds`, `_ready`, `_quota_calls_unflushed` | gauge | — |
 //!
 //! A request costs one uncontended atomic add for its status class, and two more for its
@@ -394,6 +394,12 @@ impl Collector for CacheCollector {
             "changes_applied",
             "Change events applied to the cache.",
             m.changes_applied,
+        )?;
+        counter(
+            &mut e,
+            "anti_entropy_repairs",
+            "Full reloads after the cache's codes were found to differ from the store's.",
+            m.anti_entropy_repairs,
         )?;
         let mut family = e.encode_descriptor(
             "rejections",

@@ -256,6 +256,7 @@ fn auth_layer(
         .refresh_interval(config.refresh_interval)
         .max_staleness(Some(config.max_staleness))
         .max_lookups(config.max_lookups)
+        .anti_entropy_interval(config.anti_entropy_interval.unwrap_or(Duration::ZERO))
         .after_snapshot(memory::release_after_snapshot)
         .identity_headers(IdentityHeaders::default())
         .https(https)

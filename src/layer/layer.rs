@@ -330,6 +330,17 @@ impl AppCodeAuthLayerBuilder {
         self
     }
 
+    /// How often the cache's codes are checked against the provider's (default 5 minutes;
+    /// `Duration::ZERO` turns the check off): a digest of the codes the cache holds is compared
+    /// with the provider's at the same revision, and a difference (a change that reached the
+    /// provider but not the cache) reloads the full snapshot, logged as a warning and counted
+    /// in [`Metrics::anti_entropy_repairs`](crate::Metrics::anti_entropy_repairs). Only
+    /// providers that give a [`digest`](crate::provider::AppCodeProvider::digest) are checked.
+    pub fn anti_entropy_interval(mut self, every: Duration) -> Self {
+        self.refresh.anti_entropy = (!every.is_zero()).then_some(every);
+        self
+    }
+
     /// How old the last good snapshot may grow while the provider fails before the layer stops
     /// trusting it (default 5 minutes; `None`: forever).
     pub fn max_staleness(mut self, max: Option<Duration>) -> Self {

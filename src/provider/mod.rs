@@ -21,6 +21,7 @@
 //! # }
 //! ```
 
+mod digest;
 #[cfg(feature = "file")]
 mod file;
 mod static_provider;
@@ -39,6 +40,7 @@ use crate::code::AppCode;
 use crate::identity::AppIdentity;
 use crate::quota::{AppQuota, QuotaCount, SharedCount};
 
+pub use digest::{CodesDigest, RevisionDigest};
 #[cfg(feature = "file")]
 pub use file::FileProvider;
 // The file parser, for the fuzz target only (`crate::__fuzz`).
@@ -197,6 +199,15 @@ pub trait AppCodeProvider: Send + Sync + 'static {
     /// ```
     fn changes_since(&self, revision: u64) -> BoxFuture<'_, Result<Option<Delta>, ProviderError>> {
         let _ = revision;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// A digest of the codes the provider holds, with the revision it reflects: what the
+    /// refresher's anti-entropy check compares with the cache's own digest, reloading the
+    /// snapshot when they differ at the same revision. Read it from what the provider holds
+    /// (a store's tables), not from what it logged, so that a change that bypassed the log is
+    /// seen. `None`, the default: the cache is never checked.
+    fn digest(&self) -> BoxFuture<'_, Result<Option<RevisionDigest>, ProviderError>> {
         Box::pin(async { Ok(None) })
     }
 

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::acl::AppAcl;
 use crate::app_key::AppKey;
-use crate::provider::BoxFuture;
+use crate::provider::{BoxFuture, CodesDigest, RevisionDigest};
 use crate::quota::AppQuota;
 
 /// A store that keeps everything in memory: nothing survives the process.
@@ -778,6 +778,27 @@ impl Store for MemoryStore {
                 codes: s.instance_codes(instance_id),
                 revision: Some(s.logs.get(instance_id).map_or(0, |log| log.revision)),
             })
+        })
+    }
+
+    fn instance_digest<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<RevisionDigest>>> {
+        Box::pin(async move {
+            let s = self.lock();
+            let mut codes = CodesDigest::default();
+            for (_, r) in s
+                .codes
+                .iter()
+                .filter(|(at, _)| at.instance_id == instance_id)
+            {
+                codes.add(&r.app_id, &r.id);
+            }
+            Ok(Some(RevisionDigest {
+                revision: s.logs.get(instance_id).map_or(0, |log| log.revision),
+                codes,
+            }))
         })
     }
 

@@ -61,7 +61,7 @@ use crate::acl::AppAcl;
 use crate::app_key::AppKey;
 use crate::code::AppCode;
 use crate::identity::AppIdentity;
-use crate::provider::{BoxError, BoxFuture, ChangeStream};
+use crate::provider::{BoxError, BoxFuture, ChangeStream, RevisionDigest};
 use crate::quota::AppQuota;
 use crate::secret::Secret;
 
@@ -594,6 +594,18 @@ pub trait Store: Send + Sync + 'static {
         revision: u64,
     ) -> BoxFuture<'a, StoreResult<Option<AppCodeChanges>>> {
         let _ = (instance_id, revision);
+        Box::pin(async { Ok(None) })
+    }
+
+    /// A digest of the instance's AppCodes as its tables hold them, with the revision it
+    /// reflects (one transaction), for the gateways' anti-entropy check
+    /// ([`CodesDigest`](crate::provider::CodesDigest)). `None` by default: a store without it
+    /// is not checked.
+    fn instance_digest<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<RevisionDigest>>> {
+        let _ = instance_id;
         Box::pin(async { Ok(None) })
     }
 

@@ -7,7 +7,7 @@ use crate::code::AppCode;
 use crate::identity::AppIdentity;
 use crate::provider::{
     AppAcls, AppCodeProvider, AppKeys, AppQuotas, BoxFuture, Change, ChangeStream, Delta,
-    ProviderError, Snapshot,
+    ProviderError, RevisionDigest, Snapshot,
 };
 use crate::quota::{QuotaCount, SharedCount};
 
@@ -196,6 +196,15 @@ impl AppCodeProvider for StoreProvider {
                     .chain(keys)
                     .collect(),
             }))
+        })
+    }
+
+    fn digest(&self) -> BoxFuture<'_, Result<Option<RevisionDigest>, ProviderError>> {
+        Box::pin(async move {
+            self.store
+                .instance_digest(&self.instance_id)
+                .await
+                .map_err(unavailable)
         })
     }
 

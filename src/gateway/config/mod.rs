@@ -87,6 +87,8 @@ pub struct Config {
     pub max_staleness: Duration,
     /// Point lookups of codes the cache lacks, run at a time at most.
     pub max_lookups: usize,
+    /// How often the cache is checked against the store (`None`: never).
+    pub anti_entropy_interval: Option<Duration>,
     /// Gateway worker threads.
     pub workers: usize,
     /// The gateway listener's deadlines and connection cap.
@@ -192,6 +194,7 @@ impl Config {
             change_log_retention: crate::store::CHANGE_LOG_RETENTION,
             max_staleness: Duration::from_secs(300),
             max_lookups: crate::layer::DEFAULT_MAX_LOOKUPS,
+            anti_entropy_interval: Some(Duration::from_secs(300)),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             gateway_limits: Limits::default(),
             rate_limit: None,

@@ -1,16 +1,14 @@
-//! App ACLs in the PostgreSQL store: one row per app that has one, its changes in the change
-//! log (kind `A`) and announced like those of AppCodes, so gateways hear of both the same way.
+//! App ACLs in the PostgreSQL store: one row per app that has one, its changes logged (kind
+//! `A`) and announced by the table's triggers like those of AppCodes, so gateways hear of both
+//! the same way.
 //! Each function is one statement or a transaction body, as in `ops.rs`.
 
 use futures_util::TryStreamExt;
 use tokio_postgres::Row;
 
-use super::announcement::{Event, EventKind};
 use super::error::{corrupt, db};
 use super::ops::{app_seq, col, APP_BY_ID, APP_BY_ID_LOCKED};
 use super::pool::{Conn, Progress};
-use super::revision::record_write;
-use super::shared::Shared;
 use crate::acl::AppAcl;
 use crate::store::{Scope, StoreResult};
 
@@ -41,19 +39,10 @@ pub(super) async fn get(
     row.map(|r| decode(&r, 0)).transpose()
 }
 
-fn logged(app_id: &str) -> [Event<'_>; 1] {
-    [Event {
-        kind: EventKind::Policy,
-        app_id,
-        app_code_id: "",
-    }]
-}
-
 /// A [`BEGIN_WRITE`](super::ops::BEGIN_WRITE) transaction. Locks the app's row first, so a
 /// concurrent deletion of the app either came before (and this finds no app) or waits.
 pub(super) async fn set(
     conn: &mut Conn,
-    shared: &Shared,
     scope: &Scope,
     app_id: &str,
     acl: &AppAcl,
@@ -66,7 +55,6 @@ pub(super) async fn set(
         &[&seq, &acl.kind().as_str(), &acl.values()],
     )
     .await?;
-    record_write(conn, shared, &scope.instance_id, &logged(app_id)).await?;
     Ok(())
 }
 
@@ -83,19 +71,9 @@ pub(super) async fn delete(conn: &mut Conn, seq: i64) -> StoreResult<bool> {
 }
 
 /// A [`BEGIN_WRITE`](super::ops::BEGIN_WRITE) transaction.
-pub(super) async fn remove(
-    conn: &mut Conn,
-    shared: &Shared,
-    scope: &Scope,
-    app_id: &str,
-) -> StoreResult<bool> {
+pub(super) async fn remove(conn: &mut Conn, scope: &Scope, app_id: &str) -> StoreResult<bool> {
     let seq = app_seq(conn, APP_BY_ID_LOCKED, scope, app_id).await?;
-    let had = delete(conn, seq).await?;
-    // Nothing removed changes nothing a gateway enforces: no revision.
-    if had {
-        record_write(conn, shared, &scope.instance_id, &logged(app_id)).await?;
-    }
-    Ok(had)
+    delete(conn, seq).await
 }
 
 /// A [`BEGIN_SNAPSHOT`](super::ops::BEGIN_SNAPSHOT) transaction: the ACL of every app of the

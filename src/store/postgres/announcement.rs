@@ -1,10 +1,14 @@
-//! What a write announces with `NOTIFY`, and how a listener reads it back.
+//! What a write announces with `NOTIFY` (the triggers of `triggers.rs` write it), and how a
+//! listener reads it back.
 //!
 //! An announcement names ids only, never an AppCode value or a secret:
 //! `2 <revision> <kind> <origin> <app id length> <app id><app code id>`, where `revision` is the
 //! instance's revision the write took (every event of one write shares it), `kind` is `C`
-//! (created) or `D` (deleted), or `A` (the app's ACL or quota changed; no code ID), and
-//! `origin` identifies the store (the process) that wrote it. A node reading any other version (version 1 had no revision) resyncs.
+//! (created) or `D` (deleted), `A` (the app's ACL or quota changed; no code ID), or `R` (the
+//! write changed more than its announcements name; no IDs: catch up on the log), `origin`
+//! identifies the store (the process) that wrote it, `sql` for a session of another program,
+//! and `app id length` is in bytes. A node reading any other version (version 1 had no
+//! revision) reloads.
 
 /// What an announcement says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,15 +17,20 @@ pub(super) enum EventKind {
     Deleted,
     /// An app's ACL or quota was set, changed or removed; the event names no code.
     Policy,
+    /// The write changed more than was announced one by one (a bulk statement); the event
+    /// names nothing: the reader catches up on the change log.
+    More,
 }
 
 impl EventKind {
     /// Its letter, in payloads and in the change log's `kind` column.
-    pub(super) fn code(self) -> &'static str {
+    #[cfg(test)]
+    fn code(self) -> &'static str {
         match self {
             Self::Created => "C",
             Self::Deleted => "D",
             Self::Policy => "A",
+            Self::More => "R",
         }
     }
 }
@@ -41,9 +50,9 @@ impl Event<'_> {
         format!("{PAYLOAD_VERSION} {revision} {}", self.tail(origin))
     }
 
-    /// The payload without its version and revision: the writing statement prepends those,
-    /// since only the database knows the revision (see `revision::record_write`).
-    pub(super) fn tail(&self, origin: &str) -> String {
+    /// The payload without its version and revision.
+    #[cfg(test)]
+    fn tail(&self, origin: &str) -> String {
         format!(
             "{} {origin} {} {}{}",
             self.kind.code(),
@@ -79,6 +88,7 @@ pub(super) fn decode(payload: &str) -> Option<Announcement<'_>> {
         "C" => EventKind::Created,
         "D" => EventKind::Deleted,
         "A" => EventKind::Policy,
+        "R" => EventKind::More,
         _ => return None,
     };
     let origin = parts.next()?;
@@ -88,7 +98,13 @@ pub(super) fn decode(payload: &str) -> Option<Announcement<'_>> {
         return None;
     }
     let (app_id, app_code_id) = ids.split_at(app_len);
-    if app_code_id.is_empty() != (kind == EventKind::Policy) {
+    let names_a_code = !app_code_id.is_empty();
+    let fits = match kind {
+        EventKind::Created | EventKind::Deleted => names_a_code,
+        EventKind::Policy => !names_a_code,
+        EventKind::More => !names_a_code && app_id.is_empty(),
+    };
+    if !fits {
         return None;
     }
     let event = Event {
@@ -153,6 +169,14 @@ mod tests {
         };
         assert_eq!(acl.encode("o", 9), "2 9 A o 5 app 1");
         assert_eq!(decode("2 9 A o 5 app 1").map(|a| a.event), Some(acl));
+        // What the triggers send past a transaction's first entries.
+        let more = Event {
+            kind: EventKind::More,
+            app_id: "",
+            app_code_id: "",
+        };
+        assert_eq!(more.encode("sql", 11), "2 11 R sql 0 ");
+        assert_eq!(decode("2 11 R sql 0 ").map(|a| a.event), Some(more));
     }
 
     #[test]
@@ -175,6 +199,9 @@ mod tests {
             // A code ID where none belongs, none where one must be.
             "2 7 A o 1 ab",
             "2 7 D o 2 ab",
+            // A catch-up names nothing.
+            "2 7 R o 1 a",
+            "2 7 R o 0 a",
         ] {
             assert_eq!(decode(bad), None, "{bad:?}");
         }

@@ -4,7 +4,9 @@
 //! A receiving node turns a deletion into [`Change::RemoveId`] and a creation into [`Change::Upsert`] after
 //! reading the new code by ID (the cache needs the value); it skips creations it wrote itself,
 //! which its management API has cached already. A change of an app's ACL or quota becomes
-//! [`Change::AppAcl`] and [`Change::AppQuota`], read back the same way.
+//! [`Change::AppAcl`] and [`Change::AppQuota`], read back the same way. An announcement that a
+//! write changed more than it named (a bulk statement) becomes [`Change::Resync`]: the node
+//! catches up on the change log.
 //!
 //! Each instance has its own channel (derived from the schema and the instance ID), so a node
 //! hears only about its instance.
@@ -397,6 +399,8 @@ async fn relay(
     // After a resync the event is relayed anyway: the cache applies it at once, whereas the
     // resync takes a round trip to the store.
     match event.kind {
+        // The write's other changes are only in the log.
+        EventKind::More => tx.send(Change::Resync).await,
         EventKind::Deleted => {
             tx.send(Change::RemoveId(event.app_code_id.to_owned()))
                 .await

@@ -6,8 +6,10 @@
 //! - `shared.rs`: what the operations and the listeners share (the pool, the sealer, the schema).
 //! - `ops.rs`: each operation as one statement, or as the body of one transaction that the
 //!   pool begins and commits.
+//! - `triggers.rs`: the triggers that log and announce every change of the tables, however it
+//!   was made (schema version 5).
 //! - `revision.rs`: the instance's revision and change log, under the SQLite store's names: what
-//!   a write records, what a reader catches up with.
+//!   a reader catches up with.
 //! - `acls.rs`, `quotas.rs`, `quota_apps.rs`: the same for app ACLs, app quotas, and apps' bindings
 //!   to quotas with their shared counts; `keys.rs`: the apps' signing keys as gateways read them.
 //! - `schema.rs`: migrations under an advisory lock, and the master-key record.
@@ -35,6 +37,7 @@ mod schema;
 mod shared;
 mod store;
 mod tls;
+mod triggers;
 
 pub use options::PostgresOptions;
 pub use store::PostgresStore;

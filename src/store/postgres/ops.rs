@@ -4,20 +4,20 @@
 //! commits ([`Pool::transaction`](super::pool::Pool::transaction)). The body never begins or
 //! ends a transaction itself, so the pool alone decides when a connection is reusable.
 //!
-//! Writes that change which AppCodes a gateway must accept take the instance's next revision,
-//! log what they changed and announce it with `pg_notify`, all inside their transaction
-//! ([`record_write`](super::revision::record_write)), so the revision, the log and the announcement exist exactly when (and
-//! only if) the change is committed. The revision, the change log (`app_code_log`) and its
-//! pruning follow the same rules, under the same names, as in the SQLite store's `ops.rs`.
+//! Writes that change which AppCodes a gateway must accept are logged and announced by the
+//! tables' triggers (`triggers.rs`), inside their transaction, so the revision, the log and the
+//! announcement exist exactly when (and only if) the change is committed, as for a change made
+//! with plain SQL. The first logged statement of a write takes the instance's revision and
+//! locks its row until the write ends: every other lock a write takes (an app's row, a quota's)
+//! it takes before. The revision, the change log (`app_code_log`) and its pruning follow the
+//! same rules, under the same names, as in the SQLite store's.
 
 use futures_util::TryStreamExt;
 use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::Row;
 
-use super::announcement::{Event, EventKind};
 use super::error::{cipher, corrupt, db, unique_violation};
 use super::pool::{Conn, Progress};
-use super::revision::record_write;
 use super::shared::Shared;
 use crate::secret::Secret;
 use crate::store::cipher::{code_binding, Sealer};
@@ -206,18 +206,7 @@ pub(super) async fn create_app(conn: &mut Conn, shared: &Shared, app: App) -> St
             })
         }
     }
-    // Its signing key is new to the gateways.
-    record_write(conn, shared, &scope.instance_id, &key_changed(&app.id)).await?;
     Ok(app)
-}
-
-/// The log entry of a change to an app's signing key (or ACL, or quota): kind `A`.
-fn key_changed(app_id: &str) -> [Event<'_>; 1] {
-    [Event {
-        kind: EventKind::Policy,
-        app_id,
-        app_code_id: "",
-    }]
 }
 
 /// A write to `apps` that a concurrent one beat to a name or key after the checks, or
@@ -282,7 +271,6 @@ pub(super) async fn update_app(
     changes: AppChanges,
 ) -> StoreResult<App> {
     let sealer = &shared.sealer;
-    let touches_key = changes.touches_key();
     let app = changes.apply_to(read_app(conn, sealer, APP_ROW_LOCKED, scope, app_id).await?);
     let checks: [(&'static str, &(dyn ToSql + Sync), StoreError); 2] = [
         (
@@ -331,9 +319,6 @@ pub(super) async fn update_app(
         .await;
     if let Err(e) = updated {
         return Err(unique_conflict(e, "update app"));
-    }
-    if touches_key {
-        record_write(conn, shared, &scope.instance_id, &key_changed(app_id)).await?;
     }
     Ok(app)
 }
@@ -455,17 +440,6 @@ pub(super) async fn delete_app(
     super::quota_apps::leave(conn, &scope.instance_id, seq, app_id).await?;
     conn.execute("delete app", "DELETE FROM apps WHERE seq = $1", &[&seq])
         .await?;
-    let mut events: Vec<Event<'_>> = codes
-        .iter()
-        .map(|c| Event {
-            kind: EventKind::Deleted,
-            app_id: &c.app_id,
-            app_code_id: &c.id,
-        })
-        .collect();
-    // Its signing key goes (with any ACL and quota): always a change for the gateways.
-    events.extend(key_changed(app_id));
-    record_write(conn, shared, &scope.instance_id, &events).await?;
     Ok(codes)
 }
 
@@ -544,12 +518,6 @@ pub(super) async fn create_app_code(
             _ => db("insert AppCode")(e),
         });
     }
-    let event = Event {
-        kind: EventKind::Created,
-        app_id: &record.app_id,
-        app_code_id: &record.id,
-    };
-    record_write(conn, shared, &scope.instance_id, &[event]).await?;
     Ok(record)
 }
 
@@ -640,15 +608,7 @@ pub(super) async fn delete_app_code(
         app_seq(conn, APP_BY_ID, scope, app_id).await?;
         return Err(StoreError::AppCodeNotFound);
     };
-    let record =
-        RawCode::from_pg_row(&row, 0)?.open(&shared.sealer, &scope.instance_id, BACKEND)?;
-    let event = Event {
-        kind: EventKind::Deleted,
-        app_id: &record.app_id,
-        app_code_id: &record.id,
-    };
-    record_write(conn, shared, &scope.instance_id, &[event]).await?;
-    Ok(record)
+    RawCode::from_pg_row(&row, 0)?.open(&shared.sealer, &scope.instance_id, BACKEND)
 }
 
 /// Every AppCode of the instance in creation order. Sorted after the join: the first row

@@ -74,7 +74,7 @@ struct Inner {
     /// The bound on one call, borrow included.
     call_timeout: Duration,
     /// Sent once per new connection: the server-side limits (see the module docs), except
-    /// those the URL's `options` set.
+    /// those the URL's `options` set, and the settings the store's triggers read.
     session_setup: String,
 }
 
@@ -101,7 +101,8 @@ fn session_setup(config: &Config, limit: Duration) -> String {
 }
 
 impl Pool {
-    /// A pool whose connections are driven on the current runtime.
+    /// A pool whose connections are driven on the current runtime; `settings` (`SET`
+    /// statements) are sent to each new connection.
     ///
     /// # Panics
     ///
@@ -111,11 +112,12 @@ impl Pool {
         tls: MakeRustls,
         size: usize,
         call_timeout: Duration,
+        settings: &str,
     ) -> Self {
         let size = size.max(1);
         Self {
             inner: Arc::new(Inner {
-                session_setup: session_setup(&config, call_timeout),
+                session_setup: session_setup(&config, call_timeout) + settings,
                 config,
                 tls,
                 runtime: Handle::current(),

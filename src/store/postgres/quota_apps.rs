@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use super::error::{corrupt, db, unique_violation};
 use super::ops::{app_columns, app_seq, col, APP_BY_ID};
 use super::pool::Conn;
-use super::quotas::{log_changes, quota_seq, read, BACKEND, QUOTA_BY_ID, QUOTA_BY_ID_LOCKED};
-use super::shared::Shared;
+use super::quotas::{quota_seq, read, BACKEND, QUOTA_BY_ID, QUOTA_BY_ID_LOCKED};
 use crate::store::cipher::Sealer;
 use crate::store::sealed::{sql_count, sql_total, RawApp};
 use crate::store::{
@@ -38,7 +37,6 @@ pub(super) async fn forget_counts(
 /// is seen.
 pub(super) async fn bind(
     conn: &mut Conn,
-    shared: &Shared,
     scope: &Scope,
     quota_id: &str,
     app_ids: &[String],
@@ -65,7 +63,7 @@ pub(super) async fn bind(
         apps.insert(col(r, 0)?, (col(r, 1)?, held));
     }
     let mut bindings = Vec::with_capacity(app_ids.len());
-    let (mut new, mut new_seqs) = (Vec::new(), Vec::new());
+    let mut new_seqs = Vec::new();
     for app_id in app_ids {
         let (seq, held) = *apps.get(app_id).ok_or(StoreError::AppNotFound)?;
         match held {
@@ -78,7 +76,6 @@ pub(super) async fn bind(
             // Named twice: one binding, listed once.
             None if new_seqs.contains(&seq) => {}
             None => {
-                new.push(app_id.clone());
                 new_seqs.push(seq);
                 bindings.push(QuotaBinding {
                     app_quota_id: quota_id.to_owned(),
@@ -88,7 +85,7 @@ pub(super) async fn bind(
             }
         }
     }
-    if new.is_empty() {
+    if new_seqs.is_empty() {
         return Ok(bindings);
     }
     conn.query_raw(
@@ -102,7 +99,6 @@ pub(super) async fn bind(
         Some("app_quota_bindings_by_app") => StoreError::AppHasQuota,
         _ => db("bind app quota")(e),
     })?;
-    log_changes(conn, shared, scope, &new).await?;
     Ok(bindings)
 }
 
@@ -183,7 +179,6 @@ pub(super) async fn apps(
 /// A [`BEGIN_WRITE`](super::ops::BEGIN_WRITE) transaction.
 pub(super) async fn unbind(
     conn: &mut Conn,
-    shared: &Shared,
     scope: &Scope,
     quota_id: &str,
     app_id: &str,
@@ -201,8 +196,7 @@ pub(super) async fn unbind(
     if n == 0 {
         return Err(StoreError::AppNotFound);
     }
-    forget_counts(conn, &scope.instance_id, &[app_id]).await?;
-    log_changes(conn, shared, scope, &[app_id.to_owned()]).await
+    forget_counts(conn, &scope.instance_id, &[app_id]).await
 }
 
 /// Unbinds the app at `seq` from its quota, if it has one, and forgets its shared count, inside

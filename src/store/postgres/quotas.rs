@@ -1,21 +1,18 @@
 //! App quotas in the PostgreSQL store (the apps bound to them and their shared counts are in
-//! `quota_apps.rs`). A change of an app's quota is logged and announced as kind `A`,
-//! like a change of its ACL, so gateways hear of both the same way. Each function is one
-//! statement or a transaction body, as in `ops.rs`.
+//! `quota_apps.rs`). A change of an app's quota is logged and announced as kind `A` by the
+//! tables' triggers, like a change of its ACL, so gateways hear of both the same way. Each
+//! function is one statement or a transaction body, as in `ops.rs`.
 //!
 //! Locks, in the order writes take them (so that none waits for another in the opposite
 //! order): the quota's row, then the apps' rows in the order of their row numbers, then the
-//! instance's revision (`revision::record_write`, last).
+//! instance's revision (taken by the first logged statement, `triggers.rs`).
 
 use futures_util::TryStreamExt;
 use tokio_postgres::Row;
 
-use super::announcement::{Event, EventKind};
 use super::error::{db, unique_violation};
 use super::ops::col;
 use super::pool::{Conn, Progress};
-use super::revision::record_write;
-use super::shared::Shared;
 use crate::quota::AppQuota;
 use crate::store::sealed::{sql_count, sql_total, RawLimit, RawQuota};
 use crate::store::{AppQuotaRecord, Page, Scope, StoreError, StoreResult};
@@ -100,25 +97,6 @@ async fn bound_apps(conn: &mut Conn, seq: i64) -> StoreResult<Vec<String>> {
         )
         .await?;
     rows.iter().map(|r| col(r, 0)).collect()
-}
-
-/// Logs and announces a change of each app's quota under the instance's next revision.
-pub(super) async fn log_changes(
-    conn: &mut Conn,
-    shared: &Shared,
-    scope: &Scope,
-    app_ids: &[String],
-) -> StoreResult<()> {
-    let events: Vec<Event<'_>> = app_ids
-        .iter()
-        .map(|app_id| Event {
-            kind: EventKind::Policy,
-            app_id,
-            app_code_id: "",
-        })
-        .collect();
-    record_write(conn, shared, &scope.instance_id, &events).await?;
-    Ok(())
 }
 
 /// A write to `app_quotas` that a concurrent one beat to a name after the check, or another
@@ -261,7 +239,6 @@ pub(super) async fn list(
 /// it logs are those bound when it commits: a binding to it waits.
 pub(super) async fn update(
     conn: &mut Conn,
-    shared: &Shared,
     scope: &Scope,
     quota_id: &str,
     record: AppQuotaRecord,
@@ -294,23 +271,12 @@ pub(super) async fn update(
     )
     .await
     .map_err(|e| unique_conflict(e, "update app quota"))?;
-    let bound = bound_apps(conn, seq).await?;
-    let updated = read(conn, seq).await?;
-    // A quota no app is bound to changes nothing a gateway enforces: no revision.
-    if !bound.is_empty() {
-        log_changes(conn, shared, scope, &bound).await?;
-    }
-    Ok(updated)
+    read(conn, seq).await
 }
 
 /// A [`BEGIN_WRITE`](super::ops::BEGIN_WRITE) transaction, locking the quota's row as
 /// [`update`] does.
-pub(super) async fn delete(
-    conn: &mut Conn,
-    shared: &Shared,
-    scope: &Scope,
-    quota_id: &str,
-) -> StoreResult<()> {
+pub(super) async fn delete(conn: &mut Conn, scope: &Scope, quota_id: &str) -> StoreResult<()> {
     let seq = quota_seq(conn, QUOTA_BY_ID_LOCKED, scope, quota_id).await?;
     let bound = bound_apps(conn, seq).await?;
     let ids: Vec<&str> = bound.iter().map(String::as_str).collect();
@@ -327,9 +293,6 @@ pub(super) async fn delete(
         &[&seq],
     )
     .await?;
-    if !bound.is_empty() {
-        log_changes(conn, shared, scope, &bound).await?;
-    }
     Ok(())
 }
 

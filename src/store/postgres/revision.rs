@@ -1,89 +1,13 @@
-//! The instance's revision and its change log: what a write records ([`record_write`]) and
-//! what a reader behind it catches up with ([`app_code_changes`]). The rules are the SQLite
-//! store's, under the same names.
+//! The instance's revision and its change log: what a reader behind it catches up with
+//! ([`app_code_changes`]). The triggers of `triggers.rs` write both, for every change of the
+//! tables. The rules are the SQLite store's, under the same names.
 
-use super::announcement::Event;
-use super::error::corrupt;
 use super::ops::{col, open_codes, BACKEND};
 use super::pool::Conn;
-use super::shared::Shared;
+use crate::provider::{CodesDigest, RevisionDigest};
 use crate::store::cipher::Sealer;
 use crate::store::sealed::{sql_count, sql_revision};
 use crate::store::{AppCodeChanges, DeletedAppCode, StoreResult};
-
-/// Records one write that changed the instance's AppCodes, in its transaction and in one
-/// statement (one round trip): takes the instance's next revision, logs `events` under it,
-/// prunes the log entries that fall out of the last `retention` revisions, and announces
-/// `events` with that revision to the nodes listening on the instance's channel (delivered when
-/// the transaction commits). Returns the revision.
-///
-/// The revision comes from `INSERT ... ON CONFLICT DO UPDATE` on the instance's row, which
-/// keeps that row locked until the transaction ends: a concurrent write to the instance waits
-/// here, and takes the next revision only after this one committed (or rolled back, its
-/// revision with it). So revisions are committed, and announced, in order and without gaps,
-/// which is what lets a listener tell a missed announcement from the revision numbers. Call it
-/// last in the transaction: the lock serializes the instance's writers from here to `COMMIT`,
-/// and every other lock a write takes (an app's row, a code's row) is taken before this one, so
-/// writers never wait for each other in opposite orders.
-pub(super) async fn record_write(
-    conn: &mut Conn,
-    shared: &Shared,
-    instance_id: &str,
-    events: &[Event<'_>],
-) -> StoreResult<u64> {
-    debug_assert!(
-        !events.is_empty(),
-        "a write that changed nothing takes no revision"
-    );
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind.code()).collect();
-    let app_ids: Vec<&str> = events.iter().map(|e| e.app_id).collect();
-    let app_code_ids: Vec<&str> = events.iter().map(|e| e.app_code_id).collect();
-    // Everything of a payload but its version and revision, which the statement prepends
-    // (`Event::encode` writes the same whole).
-    let tails: Vec<String> = events.iter().map(|e| e.tail(&shared.origin)).collect();
-    let rows = conn
-        .query(
-            "record the change",
-            // Data-modifying CTEs all run, on one snapshot: `pruned` cannot see (nor delete)
-            // the rows `logged` inserts, which are newer than anything it prunes anyway. The
-            // announcements go out in the order of `$7` (one revision row times the payloads).
-            "WITH next AS (
-                INSERT INTO instance_revisions AS r (instance_id, revision, pruned_through)
-                VALUES ($1, 1, 0)
-                ON CONFLICT (instance_id) DO UPDATE
-                    SET revision = r.revision + 1,
-                        pruned_through = GREATEST(r.pruned_through, r.revision + 1 - $2)
-                RETURNING r.revision, r.pruned_through
-            ), logged AS (
-                INSERT INTO app_code_log (instance_id, revision, ord, app_code_id, app_id,
-                                          kind)
-                SELECT $1, next.revision, e.ord::integer, e.app_code_id, e.app_id, e.kind
-                FROM next, unnest($3::text[], $4::text[], $5::text[])
-                    WITH ORDINALITY AS e (kind, app_id, app_code_id, ord)
-            ), pruned AS (
-                DELETE FROM app_code_log l USING next
-                WHERE l.instance_id = $1 AND l.revision <= next.pruned_through
-            )
-            SELECT next.revision, pg_notify($6, '2 ' || next.revision || ' ' || p)
-            FROM next, unnest($7::text[]) AS p",
-            &[
-                &instance_id,
-                &shared.retention,
-                &kinds,
-                &app_ids,
-                &app_code_ids,
-                &shared.channel(instance_id),
-                &tails,
-            ],
-        )
-        .await?;
-    let revision = col(
-        rows.first()
-            .ok_or_else(|| corrupt("no revision recorded"))?,
-        0,
-    )?;
-    sql_revision(revision, BACKEND)
-}
 
 /// The instance's revision and the newest revision pruned from its log: `(0, 0)` before its
 /// first write (or last written before the store kept revisions).
@@ -105,6 +29,39 @@ pub(super) async fn instance_revision(
         sql_revision(col(&row, 0)?, BACKEND)?,
         sql_revision(col(&row, 1)?, BACKEND)?,
     ))
+}
+
+/// A [`BEGIN_READ`](super::ops::BEGIN_READ) transaction: the digest of the instance's AppCodes
+/// (see [`CodesDigest`]) and the revision it reflects, computed in the database: each code's
+/// `hashtextextended` is a signed `bigint`, summed exactly and taken modulo 2^64.
+pub(super) async fn instance_digest(
+    conn: &mut Conn,
+    instance_id: &str,
+) -> StoreResult<RevisionDigest> {
+    let (revision, _) = instance_revision(conn, instance_id).await?;
+    let row = conn
+        .query_opt(
+            "digest the instance's AppCodes",
+            "SELECT count(*), (((COALESCE(sum(hashtextextended(c.id COLLATE \"C\",
+                        hashtextextended(a.id COLLATE \"C\", 0))), 0)
+                    % 18446744073709551616) + 18446744073709551616) % 18446744073709551616)::text
+             FROM app_codes c JOIN apps a ON a.seq = c.app_seq WHERE c.instance_id = $1",
+            &[&instance_id],
+        )
+        .await?
+        .ok_or_else(|| super::error::corrupt("no digest"))?;
+    let count: i64 = col(&row, 0)?;
+    let sum: String = col(&row, 1)?;
+    let sum = sum
+        .parse()
+        .map_err(|_| super::error::corrupt("a digest out of range"))?;
+    Ok(RevisionDigest {
+        revision,
+        codes: CodesDigest {
+            count: crate::store::sealed::sql_total(count, BACKEND)?,
+            sum,
+        },
+    })
 }
 
 /// A [`BEGIN_READ`] transaction: what changed in the instance's AppCodes after `revision` (see

@@ -125,6 +125,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         calls bigint NOT NULL CHECK (calls >= 0),
         PRIMARY KEY (instance_id, app_id)
     );",
+    // 5: the database writes the change log. Triggers on the tables a gateway reads log every
+    // change, however it was made (the management API, psql, a restore), and announce it:
+    // see `triggers.rs`.
+    super::triggers::MIGRATION,
 ];
 
 /// The schema version this code writes.

@@ -12,11 +12,9 @@ pub(super) struct Shared {
     pub(super) sealer: Sealer,
     /// The schema the tables live in.
     pub(super) schema: String,
-    /// Identifies this store in announcements, so its listeners can tell its own writes.
+    /// Identifies this store in announcements, so its listeners can tell its own writes (the
+    /// triggers read it from the session's `apig_appcode.origin`).
     pub(super) origin: String,
-    /// How many revisions of each instance the change log keeps: at least 1, at most
-    /// `i64::MAX` (a PostgreSQL `bigint`).
-    pub(super) retention: i64,
 }
 
 impl Shared {

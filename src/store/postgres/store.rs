@@ -8,10 +8,10 @@ use super::ops::{self, BEGIN_READ, BEGIN_SNAPSHOT, BEGIN_WRITE};
 use super::options::PostgresOptions;
 use super::pool::{Conn, Pool, Progress};
 use super::shared::Shared;
-use super::{acls, keys, listen, quota_apps, quotas, schema, tls};
+use super::{acls, keys, listen, quota_apps, quotas, schema, tls, triggers};
 use crate::acl::AppAcl;
 use crate::app_key::AppKey;
-use crate::provider::{BoxFuture, ChangeStream};
+use crate::provider::{BoxFuture, ChangeStream, RevisionDigest};
 use crate::quota::AppQuota;
 use crate::store::cipher::Sealer;
 use crate::store::{
@@ -31,11 +31,13 @@ use crate::store::{
 ///   [`MAX_APP_CODES_PER_APP`](crate::store::MAX_APP_CODES_PER_APP) succeed; UNIQUE constraints
 ///   keep AppCode values unique per instance (`StoreError::AppCodeExists`) and app names and
 ///   keys unique per scope.
-/// - A write that returned `Ok` is committed. Writes that change which AppCodes a gateway
-///   accepts (creating or deleting a code, deleting an app) take the instance's next revision,
-///   log the codes they changed under it and announce it with `NOTIFY`, all in the same
-///   transaction, so the revision, the log entry and the announcement exist exactly when the
-///   change commits. Revisions of one instance commit in order, without gaps (the instance's
+/// - A write that returned `Ok` is committed. Every change of what a gateway enforces (a code
+///   created, changed or deleted, an app deleted, an app's ACL or quota changed), made through
+///   this store or with plain SQL by any other program, takes the instance's next revision
+///   (one per transaction), is logged under it and announced with `NOTIFY` by the tables'
+///   triggers, in the same transaction, so the revision, the log entry and the announcement
+///   exist exactly when the change commits. A statement that changes more than 32 rows
+///   announces its first 32 and one catch-up. Revisions of one instance commit in order, without gaps (the instance's
 ///   revision row is locked until commit): [`Store::instance_snapshot`] and
 ///   [`Store::app_code_changes`] read them in one `REPEATABLE READ` transaction each, and the
 ///   log keeps the last [`change_log_retention`](PostgresOptions::change_log_retention)
@@ -63,7 +65,10 @@ use crate::store::{
 /// crate is refused with [`SchemaTooNew`](crate::store::SchemaTooNew). The tables are those of
 /// `SqliteStore`, encrypted the same way under a master key, plus `instance_revisions` and
 /// `app_code_log` (schema version 2; an older schema is upgraded in place, its instances
-/// starting at revision 0), whose columns `SqliteStore` shares (schema version 3).
+/// starting at revision 0), whose columns `SqliteStore` shares (schema version 3), and the
+/// triggers that write them (schema version 5, functions and triggers named `apig_appcode_*`).
+/// A session that sets `session_replication_role = replica`, or a `TRUNCATE`, bypasses the
+/// triggers: the gateways' anti-entropy check finds such changes.
 ///
 /// # Example
 ///
@@ -143,23 +148,30 @@ impl PostgresStore {
         }
         config.ssl_mode(tls.driver_mode());
         let connector = tls.connector().map_err(|e| invalid(&e))?;
-        let pool = Pool::new(config, connector, options.pool_size, options.call_timeout);
+        let mut origin = [0u8; 8];
+        getrandom::fill(&mut origin)
+            .map_err(|e| StoreError::Backend(format!("no random origin ID: {e}").into()))?;
+        let origin: String = origin.iter().map(|b| format!("{b:02x}")).collect();
+        let retention = i64::try_from(options.change_log_retention).unwrap_or(i64::MAX);
+        let pool = Pool::new(
+            config,
+            connector,
+            options.pool_size,
+            options.call_timeout,
+            &triggers::session_settings(&origin, retention),
+        );
         let sealer = Sealer::new(options.master_key.as_ref());
         let schema = pool
             .transaction("prepare the schema", BEGIN_WRITE, async |conn| {
                 schema::prepare(conn, &sealer).await
             })
             .await?;
-        let mut origin = [0u8; 8];
-        getrandom::fill(&mut origin)
-            .map_err(|e| StoreError::Backend(format!("no random origin ID: {e}").into()))?;
         Ok(Self {
             shared: Arc::new(Shared {
                 pool,
                 sealer,
                 schema,
-                origin: origin.iter().map(|b| format!("{b:02x}")).collect(),
-                retention: i64::try_from(options.change_log_retention).unwrap_or(i64::MAX),
+                origin,
             }),
             listeners: Arc::default(),
         })
@@ -355,7 +367,7 @@ impl Store for PostgresStore {
             shared
                 .pool
                 .transaction("set app ACL", BEGIN_WRITE, async move |conn| {
-                    acls::set(conn, shared, scope, app_id, &acl).await
+                    acls::set(conn, scope, app_id, &acl).await
                 }),
         )
     }
@@ -370,7 +382,7 @@ impl Store for PostgresStore {
             shared
                 .pool
                 .transaction("delete app ACL", BEGIN_WRITE, async move |conn| {
-                    acls::remove(conn, shared, scope, app_id).await
+                    acls::remove(conn, scope, app_id).await
                 }),
         )
     }
@@ -451,7 +463,7 @@ impl Store for PostgresStore {
             shared
                 .pool
                 .transaction("update app quota", BEGIN_WRITE, async move |conn| {
-                    quotas::update(conn, shared, scope, quota_id, record).await
+                    quotas::update(conn, scope, quota_id, record).await
                 }),
         )
     }
@@ -466,7 +478,7 @@ impl Store for PostgresStore {
             shared
                 .pool
                 .transaction("delete app quota", BEGIN_WRITE, async move |conn| {
-                    quotas::delete(conn, shared, scope, quota_id).await
+                    quotas::delete(conn, scope, quota_id).await
                 }),
         )
     }
@@ -483,7 +495,7 @@ impl Store for PostgresStore {
             shared
                 .pool
                 .transaction("bind app quota", BEGIN_WRITE, async move |conn| {
-                    quota_apps::bind(conn, shared, scope, quota_id, app_ids, bound_time).await
+                    quota_apps::bind(conn, scope, quota_id, app_ids, bound_time).await
                 }),
         )
     }
@@ -519,7 +531,7 @@ impl Store for PostgresStore {
             shared
                 .pool
                 .transaction("unbind app quota", BEGIN_WRITE, async move |conn| {
-                    quota_apps::unbind(conn, shared, scope, quota_id, app_id).await
+                    quota_apps::unbind(conn, scope, quota_id, app_id).await
                 }),
         )
     }
@@ -596,6 +608,21 @@ impl Store for PostgresStore {
                 ops::instance_snapshot_into(conn, progress, sealer, instance_id, sink).await
             }),
         )
+    }
+
+    fn instance_digest<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<RevisionDigest>>> {
+        Box::pin(self.shared.pool.transaction(
+            "digest the instance's AppCodes",
+            BEGIN_READ,
+            async move |conn| {
+                super::revision::instance_digest(conn, instance_id)
+                    .await
+                    .map(Some)
+            },
+        ))
     }
 
     fn app_code_changes<'a>(

@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::error::{corrupt, db};
-use super::ops::{app_seq, read_tx, record_write, write_tx, Kind};
+use super::ops::{app_seq, read_tx, Write};
 use crate::acl::AppAcl;
 use crate::store::{Scope, StoreResult};
 
@@ -44,7 +44,7 @@ pub(super) fn set(
     app_id: &str,
     acl: &AppAcl,
 ) -> StoreResult<()> {
-    let tx = write_tx(conn)?;
+    let tx = Write::begin(conn, retention, &scope.instance_id)?;
     let seq = app_seq(&tx, scope, app_id)?;
     tx.prepare_cached(
         "INSERT INTO app_acls (app_seq, kind, acl_values) VALUES (?1, ?2, ?3)
@@ -52,23 +52,7 @@ pub(super) fn set(
     )
     .and_then(|mut s| s.execute(params![seq, acl.kind().as_str(), acl.values().join("\n")]))
     .map_err(db("write app ACL"))?;
-    log_change(&tx, retention, scope, app_id)?;
-    tx.commit().map_err(db("commit app ACL"))
-}
-
-/// Logs a change of the app's ACL under the instance's next revision.
-fn log_change(
-    tx: &Transaction<'_>,
-    retention: u64,
-    scope: &Scope,
-    app_id: &str,
-) -> StoreResult<()> {
-    record_write(
-        tx,
-        retention,
-        &scope.instance_id,
-        &[(Kind::Policy, app_id, "")],
-    )
+    tx.commit("commit app ACL")
 }
 
 /// Removes the ACL of the app at `seq` inside a write; whether it had one.
@@ -86,14 +70,10 @@ pub(super) fn remove(
     scope: &Scope,
     app_id: &str,
 ) -> StoreResult<bool> {
-    let tx = write_tx(conn)?;
+    let tx = Write::begin(conn, retention, &scope.instance_id)?;
     let seq = app_seq(&tx, scope, app_id)?;
     let had = delete(&tx, seq)?;
-    // Nothing removed changes nothing a gateway enforces: no revision.
-    if had {
-        log_change(&tx, retention, scope, app_id)?;
-    }
-    tx.commit().map_err(db("commit app ACL removal"))?;
+    tx.commit("commit app ACL removal")?;
     Ok(had)
 }
 

@@ -8,6 +8,8 @@
 //! - `acls.rs`, `quotas.rs`, `quota_apps.rs`: the same for app ACLs, app quotas, and apps'
 //!   bindings to quotas with their shared counts; `keys.rs`: the apps' signing keys as the
 //!   gateways read them.
+//! - `triggers.rs`: the triggers that log every change of the tables, however it was made
+//!   (schema version 5).
 //! - `schema.rs`: migrations and the master-key record.
 //! - `error.rs`: the mapping of internal failures to `StoreError::Backend`.
 
@@ -22,6 +24,7 @@ mod schema;
 mod store;
 #[cfg(test)]
 mod tests;
+mod triggers;
 
 pub use error::SqliteFileError;
 pub use options::SqliteOptions;

@@ -1,10 +1,11 @@
 //! The store's operations as blocking functions on one connection, each one transaction.
 //!
-//! Writes that change which AppCodes a gateway must accept take the instance's next revision
-//! and log what they changed, inside their transaction ([`record_write`]), so the revision and
-//! the log exist exactly when (and only if) the change is committed. The revision, the change
-//! log (`app_code_log`) and its pruning follow the same rules, under the same names, as in the
-//! PostgreSQL store's `ops.rs`, which also announces each write.
+//! Writes that change which AppCodes a gateway must accept are [`Write`]s: the tables'
+//! triggers (`triggers.rs`) take the instance's next revision and log what they changed, inside
+//! the transaction, so the revision and the log exist exactly when (and only if) the change is
+//! committed, as for a change made with plain SQL. The revision, the change log
+//! (`app_code_log`) and its pruning follow the same rules, under the same names, as in the
+//! PostgreSQL store, whose triggers also announce each write.
 
 use rusqlite::types::ToSql;
 use rusqlite::{
@@ -12,6 +13,7 @@ use rusqlite::{
 };
 
 use super::error::{cipher, db};
+use crate::provider::{CodesDigest, RevisionDigest};
 use crate::secret::Secret;
 use crate::store::cipher::{code_binding, Sealer};
 use crate::store::sealed::{self, sql_count, sql_revision, RawApp, RawCode};
@@ -122,7 +124,8 @@ pub(super) fn create_app(
     retention: u64,
     app: App,
 ) -> StoreResult<App> {
-    let tx = write_tx(conn)?;
+    // A new app brings a signing key: its trigger logs it, under this write's revision.
+    let tx = Write::begin(conn, retention, &app.scope.instance_id)?;
     let scope = &app.scope;
     let checks = [
         ("name", &app.name, StoreError::AppNameExists),
@@ -164,14 +167,7 @@ pub(super) fn create_app(
         ])
     })
     .map_err(db("insert app"))?;
-    // Its signing key is new to the gateways.
-    record_write(
-        &tx,
-        retention,
-        &scope.instance_id,
-        &[(Kind::Policy, &app.id, "")],
-    )?;
-    tx.commit().map_err(db("commit app"))?;
+    tx.commit("commit app")?;
     Ok(app)
 }
 
@@ -218,8 +214,8 @@ pub(super) fn update_app(
     app_id: &str,
     changes: AppChanges,
 ) -> StoreResult<App> {
-    let tx = write_tx(conn)?;
-    let touches_key = changes.touches_key();
+    // A new key or secret is logged by the apps' trigger, under this write's revision.
+    let tx = Write::begin(conn, retention, &scope.instance_id)?;
     let app = changes.apply_to(read_app(&tx, sealer, scope, app_id)?);
     let checks = [
         ("name", &app.name, StoreError::AppNameExists),
@@ -258,15 +254,7 @@ pub(super) fn update_app(
         ])
     })
     .map_err(db("update app"))?;
-    if touches_key {
-        record_write(
-            &tx,
-            retention,
-            &scope.instance_id,
-            &[(Kind::Policy, app_id, "")],
-        )?;
-    }
-    tx.commit().map_err(db("commit app"))?;
+    tx.commit("commit app")?;
     Ok(app)
 }
 
@@ -358,7 +346,7 @@ pub(super) fn delete_app(
     scope: &Scope,
     app_id: &str,
 ) -> StoreResult<Vec<AppCodeRecord>> {
-    let tx = write_tx(conn)?;
+    let tx = Write::begin(conn, retention, &scope.instance_id)?;
     let seq = app_seq(&tx, scope, app_id)?;
     let codes = query_codes(
         &tx,
@@ -367,19 +355,15 @@ pub(super) fn delete_app(
         &format!("{CODE_SELECT} WHERE c.app_seq = ?1 ORDER BY c.seq"),
         [seq],
     )?;
+    // The codes first, so they are logged as deleted before the app's ACL and quota, as they
+    // are when the app's row goes with them (the `apps_deleted` trigger).
+    tx.execute("DELETE FROM app_codes WHERE app_seq = ?1", [seq])
+        .map_err(db("delete app"))?;
     super::acls::delete(&tx, seq)?;
     super::quota_apps::leave(&tx, &scope.instance_id, seq, app_id)?;
-    tx.execute("DELETE FROM app_codes WHERE app_seq = ?1", [seq])
-        .and_then(|_| tx.execute("DELETE FROM apps WHERE seq = ?1", [seq]))
+    tx.execute("DELETE FROM apps WHERE seq = ?1", [seq])
         .map_err(db("delete app"))?;
-    let mut logged: Vec<_> = codes
-        .iter()
-        .map(|c| (Kind::Deleted, &*c.app_id, &*c.id))
-        .collect();
-    // Its signing key goes (with any ACL and quota): always a change for the gateways.
-    logged.push((Kind::Policy, app_id, ""));
-    record_write(&tx, retention, &scope.instance_id, &logged)?;
-    tx.commit().map_err(db("commit app deletion"))?;
+    tx.commit("commit app deletion")?;
     Ok(codes)
 }
 
@@ -390,7 +374,7 @@ pub(super) fn create_app_code(
     scope: &Scope,
     record: AppCodeRecord,
 ) -> StoreResult<AppCodeRecord> {
-    let tx = write_tx(conn)?;
+    let tx = Write::begin(conn, retention, &scope.instance_id)?;
     let seq = app_seq(&tx, scope, &record.app_id)?;
     let digest = sealer.digest(record.value.expose().as_bytes());
     if exists(
@@ -443,13 +427,7 @@ pub(super) fn create_app_code(
         ])
     })
     .map_err(db("insert AppCode"))?;
-    record_write(
-        &tx,
-        retention,
-        &scope.instance_id,
-        &[(Kind::Created, &record.app_id, &record.id)],
-    )?;
-    tx.commit().map_err(db("commit AppCode"))?;
+    tx.commit("commit AppCode")?;
     Ok(record)
 }
 
@@ -508,7 +486,7 @@ pub(super) fn delete_app_code(
     app_id: &str,
     app_code_id: &str,
 ) -> StoreResult<AppCodeRecord> {
-    let tx = write_tx(conn)?;
+    let tx = Write::begin(conn, retention, &scope.instance_id)?;
     let seq = app_seq(&tx, scope, app_id)?;
     let record = query_codes(
         &tx,
@@ -524,13 +502,7 @@ pub(super) fn delete_app_code(
         params![seq, app_code_id],
     )
     .map_err(db("delete AppCode"))?;
-    record_write(
-        &tx,
-        retention,
-        &scope.instance_id,
-        &[(Kind::Deleted, &record.app_id, &record.id)],
-    )?;
-    tx.commit().map_err(db("commit AppCode deletion"))?;
+    tx.commit("commit AppCode deletion")?;
     Ok(record)
 }
 
@@ -549,83 +521,49 @@ pub(super) fn instance_app_codes(
     )
 }
 
-/// What a write did to an AppCode, or to an app's ACL or quota, as the change log's `kind`
-/// column records it.
-#[derive(Clone, Copy)]
-pub(super) enum Kind {
-    Created,
-    Deleted,
-    /// An app's key, ACL or quota was set, changed or removed, or the app was created or
-    /// deleted; the entry names the app only.
-    Policy,
+/// A write transaction of the management API that may change what gateways enforce: the
+/// tables' triggers (`triggers.rs`) log every change it makes under one revision of its
+/// instance, taken by its first change (none if it changes nothing), in order. It opens a row
+/// of `open_writes` for the instance, which the triggers read, and removes it before it
+/// commits; dropped without [`commit`](Self::commit), it rolls back with the row.
+pub(super) struct Write<'c> {
+    tx: Transaction<'c>,
+    instance_id: String,
 }
 
-impl Kind {
-    /// Its letter in the change log's `kind` column (as in the PostgreSQL store's).
-    fn logged_as(self) -> &'static str {
-        match self {
-            Self::Created => "C",
-            Self::Deleted => "D",
-            Self::Policy => "A",
-        }
+impl<'c> std::ops::Deref for Write<'c> {
+    type Target = Transaction<'c>;
+
+    fn deref(&self) -> &Transaction<'c> {
+        &self.tx
     }
 }
 
-/// Records one write that changed the instance's AppCodes, app ACLs or app quotas, in its
-/// transaction: takes the instance's next revision, logs `entries` (what happened, the app's ID
-/// and the code's, empty for an ACL or quota; in order) under it, and prunes the log entries that fall out of the
-/// last `retention` revisions.
-///
-/// Every revision logs at least one entry, so the newest pruned revision is always
-/// `revision - retention`: `pruned_through` is computed in the same statement that takes the
-/// revision, and the pruning is one range delete on the log's primary key (usually of a single
-/// revision's entries). The write transaction is `IMMEDIATE`, so writers (in any process)
-/// take revisions one after the other.
-pub(super) fn record_write(
-    tx: &Transaction<'_>,
-    retention: u64,
-    instance_id: &str,
-    entries: &[(Kind, &str, &str)],
-) -> StoreResult<()> {
-    let (revision, pruned_through): (i64, i64) = tx
-        .prepare_cached(
-            "INSERT INTO instance_revisions (instance_id, revision, pruned_through)
-             VALUES (?1, 1, 0)
-             ON CONFLICT (instance_id) DO UPDATE SET
-                 revision = revision + 1,
-                 pruned_through = MAX(pruned_through, revision + 1 - ?2)
-             RETURNING revision, pruned_through",
-        )
-        .and_then(|mut s| {
-            s.query_row(params![instance_id, sql_count(retention)], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+impl<'c> Write<'c> {
+    /// Begins a write to `instance_id` whose log keeps the last `retention` revisions.
+    pub(super) fn begin(
+        conn: &'c mut Connection,
+        retention: u64,
+        instance_id: &str,
+    ) -> StoreResult<Self> {
+        let tx = write_tx(conn)?;
+        tx.prepare_cached("INSERT INTO open_writes (instance_id, retention) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![instance_id, sql_count(retention.max(1))]))
+            .map_err(db("open a write"))?;
+        Ok(Self {
+            tx,
+            instance_id: instance_id.to_owned(),
         })
-        .map_err(db("take the next revision"))?;
-    let mut logged = tx
-        .prepare_cached(
-            "INSERT INTO app_code_log (instance_id, revision, ord, app_code_id, app_id, kind)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .map_err(db("log a change"))?;
-    for (ord, (kind, app_id, id)) in entries.iter().enumerate() {
-        logged
-            .execute(params![
-                instance_id,
-                revision,
-                ord as i64,
-                id,
-                app_id,
-                kind.logged_as()
-            ])
-            .map_err(db("log a change"))?;
     }
-    if pruned_through > 0 {
-        tx.prepare_cached("DELETE FROM app_code_log WHERE instance_id = ?1 AND revision <= ?2")
-            .and_then(|mut s| s.execute(params![instance_id, pruned_through]))
-            .map_err(db("prune the change log"))?;
+
+    /// Closes the write and commits it; `what` names it in an error.
+    pub(super) fn commit(self, what: &'static str) -> StoreResult<()> {
+        self.tx
+            .prepare_cached("DELETE FROM open_writes WHERE instance_id = ?1")
+            .and_then(|mut s| s.execute([&self.instance_id]))
+            .map_err(db("close a write"))?;
+        self.tx.commit().map_err(db(what))
     }
-    Ok(())
 }
 
 /// The instance's revision and the newest revision pruned from its log: `(0, 0)` before its
@@ -669,6 +607,33 @@ pub(super) fn instance_snapshot(
         codes,
         revision: Some(revision),
     })
+}
+
+/// The digest of the instance's AppCodes and the revision it reflects, from one read
+/// transaction. SQLite has no hash function: the IDs are read and hashed here, one row at a
+/// time.
+pub(super) fn instance_digest(
+    conn: &mut Connection,
+    instance_id: &str,
+) -> StoreResult<RevisionDigest> {
+    let tx = read_tx(conn)?;
+    let (revision, _) = instance_revision(&tx, instance_id)?;
+    let mut codes = CodesDigest::default();
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT a.id, c.id FROM app_codes c JOIN apps a ON a.seq = c.app_seq
+             WHERE c.instance_id = ?1",
+        )
+        .map_err(db("digest the instance's AppCodes"))?;
+    let mut rows = stmt
+        .query([instance_id])
+        .map_err(db("digest the instance's AppCodes"))?;
+    let context = "digest the instance's AppCodes";
+    while let Some(row) = rows.next().map_err(db(context))? {
+        let text = |i| row.get_ref(i).and_then(|v| Ok(v.as_str()?));
+        codes.add(text(0).map_err(db(context))?, text(1).map_err(db(context))?);
+    }
+    Ok(RevisionDigest { revision, codes })
 }
 
 pub(super) fn app_code_changes(

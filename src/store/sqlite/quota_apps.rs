@@ -5,8 +5,8 @@ use rusqlite::types::ToSql;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
 use super::error::{corrupt, db};
-use super::ops::{app_seq, read_tx, write_tx, APP_COLUMNS};
-use super::quotas::{log_changes, quota_seq, read, BACKEND};
+use super::ops::{app_seq, read_tx, write_tx, Write, APP_COLUMNS};
+use super::quotas::{quota_seq, read, BACKEND};
 use crate::store::cipher::Sealer;
 use crate::store::sealed::{self, sql_count, RawApp};
 use crate::store::{
@@ -34,7 +34,7 @@ pub(super) fn bind(
     app_ids: &[String],
     bound_time: Timestamp,
 ) -> StoreResult<Vec<QuotaBinding>> {
-    let tx = write_tx(conn)?;
+    let tx = Write::begin(conn, retention, &scope.instance_id)?;
     let quota = quota_seq(&tx, scope, quota_id)?;
     let mut bindings = Vec::with_capacity(app_ids.len());
     let mut new: Vec<String> = Vec::new();
@@ -75,10 +75,7 @@ pub(super) fn bind(
             }
         }
     }
-    if !new.is_empty() {
-        log_changes(&tx, retention, scope, &new)?;
-    }
-    tx.commit().map_err(db("commit app quota binding"))?;
+    tx.commit("commit app quota binding")?;
     Ok(bindings)
 }
 
@@ -149,7 +146,7 @@ pub(super) fn unbind(
     quota_id: &str,
     app_id: &str,
 ) -> StoreResult<()> {
-    let tx = write_tx(conn)?;
+    let tx = Write::begin(conn, retention, &scope.instance_id)?;
     let quota = quota_seq(&tx, scope, quota_id)?;
     let n = tx
         .prepare_cached(
@@ -162,8 +159,7 @@ pub(super) fn unbind(
         return Err(StoreError::AppNotFound);
     }
     forget_count(&tx, &scope.instance_id, app_id)?;
-    log_changes(&tx, retention, scope, &[app_id.to_owned()])?;
-    tx.commit().map_err(db("commit app quota unbinding"))
+    tx.commit("commit app quota unbinding")
 }
 
 /// Unbinds the app at `seq` from its quota, if it has one, and forgets its shared count, inside

@@ -5,7 +5,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::error::db;
-use super::ops::{read_tx, record_write, write_tx, Kind};
+use super::ops::{read_tx, write_tx, Write};
 use crate::quota::AppQuota;
 use crate::store::sealed::{self, sql_count, RawLimit, RawQuota};
 use crate::store::{AppQuotaRecord, Page, Scope, StoreError, StoreResult};
@@ -88,20 +88,6 @@ fn bound_apps(tx: &Transaction<'_>, seq: i64) -> StoreResult<Vec<String>> {
             .collect::<rusqlite::Result<Vec<String>>>()
     })
     .map_err(db("read the quota's apps"))
-}
-
-/// Logs a change of each app's quota under the instance's next revision.
-pub(super) fn log_changes(
-    tx: &Transaction<'_>,
-    retention: u64,
-    scope: &Scope,
-    app_ids: &[String],
-) -> StoreResult<()> {
-    let entries: Vec<_> = app_ids
-        .iter()
-        .map(|app| (Kind::Policy, app.as_str(), ""))
-        .collect();
-    record_write(tx, retention, &scope.instance_id, &entries)
 }
 
 pub(super) fn create(
@@ -219,7 +205,7 @@ pub(super) fn update(
     quota_id: &str,
     record: AppQuotaRecord,
 ) -> StoreResult<AppQuotaRecord> {
-    let tx = write_tx(conn)?;
+    let tx = Write::begin(conn, retention, &scope.instance_id)?;
     let seq = quota_seq(&tx, scope, quota_id)?;
     if name_taken(&tx, scope, &record.name, Some(seq))? {
         return Err(StoreError::QuotaNameExists);
@@ -242,13 +228,8 @@ pub(super) fn update(
         ])
     })
     .map_err(db("update app quota"))?;
-    let bound = bound_apps(&tx, seq)?;
-    // A quota no app is bound to changes nothing a gateway enforces: no revision.
-    if !bound.is_empty() {
-        log_changes(&tx, retention, scope, &bound)?;
-    }
     let updated = read(&tx, seq)?;
-    tx.commit().map_err(db("commit app quota"))?;
+    tx.commit("commit app quota")?;
     Ok(updated)
 }
 
@@ -258,7 +239,7 @@ pub(super) fn delete(
     scope: &Scope,
     quota_id: &str,
 ) -> StoreResult<()> {
-    let tx = write_tx(conn)?;
+    let tx = Write::begin(conn, retention, &scope.instance_id)?;
     let seq = quota_seq(&tx, scope, quota_id)?;
     let bound = bound_apps(&tx, seq)?;
     for app in &bound {
@@ -267,10 +248,7 @@ pub(super) fn delete(
     tx.execute("DELETE FROM app_quota_bindings WHERE quota_seq = ?1", [seq])
         .and_then(|_| tx.execute("DELETE FROM app_quotas WHERE seq = ?1", [seq]))
         .map_err(db("delete app quota"))?;
-    if !bound.is_empty() {
-        log_changes(&tx, retention, scope, &bound)?;
-    }
-    tx.commit().map_err(db("commit app quota deletion"))
+    tx.commit("commit app quota deletion")
 }
 
 pub(super) fn of_instance(

@@ -50,7 +50,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX app_codes_by_value ON app_codes (instance_id, value_digest);
     CREATE UNIQUE INDEX app_codes_by_id ON app_codes (instance_id, id);
     CREATE INDEX app_codes_by_app ON app_codes (app_seq, seq);",
-    // 2: revisions of each instance's AppCodes and their change log (see `ops::record_write`).
+    // 2: revisions of each instance's AppCodes and their change log (see `triggers.rs`).
     // An instance without a row is at revision 0: that is every instance of a store this step
     // upgrades, whose codes a reader then loads in one snapshot at revision 0.
     //
@@ -133,6 +133,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         calls INTEGER NOT NULL CHECK (calls >= 0),
         PRIMARY KEY (instance_id, app_id)
     ) STRICT, WITHOUT ROWID;",
+    // 5: the database writes the change log. Triggers on the tables a gateway reads log every
+    // change, however it was made (the management API, the sqlite3 shell, a restore): see
+    // `triggers.rs`.
+    super::triggers::MIGRATION,
 ];
 
 /// The schema version this code writes.

@@ -13,7 +13,7 @@ use super::options::SqliteOptions;
 use super::{acls, keys, ops, quota_apps, quotas, schema};
 use crate::acl::AppAcl;
 use crate::app_key::AppKey;
-use crate::provider::BoxFuture;
+use crate::provider::{BoxFuture, RevisionDigest};
 use crate::quota::AppQuota;
 use crate::store::cipher::Sealer;
 use crate::store::{
@@ -32,10 +32,12 @@ use crate::store::{
 ///   uniqueness of an AppCode value within its instance hold for concurrent writers in this
 ///   process and in other processes sharing the file. UNIQUE indexes back both, and app names
 ///   and app keys per scope.
-/// - A write that changes an instance's AppCodes takes the instance's next
-///   [revision](crate::store::InstanceSnapshot::revision) and logs what it changed in the same
-///   transaction: a write and its log entries are durable together or not at all, and writers
-///   in other processes sharing the file take distinct revisions.
+/// - A change of what a gateway enforces takes the instance's next
+///   [revision](crate::store::InstanceSnapshot::revision) and is logged in the same
+///   transaction by the tables' triggers, whoever made it: a write of this store (one revision
+///   for the write), or plain SQL on the file (`sqlite3`: one revision per row changed). A
+///   change and its log entries are durable together or not at all, and writers in other
+///   processes sharing the file take distinct revisions.
 /// - A write that returned `Ok` has been synced to disk (`synchronous=FULL`). Deleted rows are
 ///   overwritten (`secure_delete`).
 /// - Another process's write is waited for up to the
@@ -65,8 +67,9 @@ use crate::store::{
 /// its log) and `app_code_log` (the change log: per instance and revision, the IDs of each
 /// AppCode created or deleted, and each app whose ACL or quota changed, never a value; the same
 /// columns as `PostgresStore`'s), `app_acls`, `app_quotas`, `app_quota_bindings` (one row per
-/// app bound to a quota) and `app_quota_counts` (the calls every node counted in each app's
-/// current window). Timestamps are integer nanoseconds since the Unix epoch (a quota's reset
+/// app bound to a quota), `app_quota_counts` (the calls every node counted in each app's
+/// current window), and the triggers that log changes with the view `app_code_log_entries` and
+/// the table `open_writes` (schema version 5). Timestamps are integer nanoseconds since the Unix epoch (a quota's reset
 /// time: whole seconds); lists are ordered by insertion.
 ///
 /// # Example
@@ -558,6 +561,14 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, StoreResult<InstanceSnapshot>> {
         let instance_id = instance_id.to_owned();
         Box::pin(self.run(move |c, s| ops::instance_snapshot(c, s, &instance_id)))
+    }
+
+    fn instance_digest<'a>(
+        &'a self,
+        instance_id: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<RevisionDigest>>> {
+        let instance_id = instance_id.to_owned();
+        Box::pin(self.run(move |c, _| ops::instance_digest(c, &instance_id).map(Some)))
     }
 
     fn app_code_changes<'a>(

@@ -306,6 +306,69 @@ fn schema_of(conn: &Connection) -> Vec<(String, String)> {
     rows.unwrap().map(Result::unwrap).collect()
 }
 
+/// A seeded file whose log holds its codes' creation and one deletion, closed; and that log.
+async fn logged_file(path: &std::path::Path) -> crate::store::AppCodeChanges {
+    let store = seeded(path, keyed(4)).await;
+    store
+        .delete_app_code(&scope(), &app(1).id, &code(1, 1).id)
+        .await
+        .unwrap();
+    store.app_code_changes("i", 0).await.unwrap().unwrap()
+}
+
+/// Checks that `raw` has the schema the first `version` migrations make.
+fn assert_is_version(raw: &Connection, version: usize) {
+    let expected = Connection::open_in_memory().unwrap();
+    expected
+        .execute_batch(&super::schema::MIGRATIONS[..version].join(";"))
+        .unwrap();
+    assert_eq!(
+        schema_of(raw),
+        schema_of(&expected),
+        "not a version {version} file"
+    );
+}
+
+/// Takes a file back to version 4: without the triggers that log changes.
+const UNDO_VERSION_5: &str = "
+    DROP TRIGGER app_codes_inserted; DROP TRIGGER app_codes_deleted;
+    DROP TRIGGER app_codes_updated; DROP TRIGGER app_acls_inserted;
+    DROP TRIGGER app_acls_updated; DROP TRIGGER app_acls_deleted;
+    DROP TRIGGER app_quota_bindings_inserted; DROP TRIGGER app_quota_bindings_updated;
+    DROP TRIGGER app_quota_bindings_deleted; DROP TRIGGER app_quotas_updated;
+    DROP TRIGGER apps_deleted; DROP TRIGGER apps_renamed; DROP TRIGGER apps_inserted;
+    DROP TRIGGER apps_key_changed;
+    DROP VIEW app_code_log_entries; DROP TABLE open_writes;";
+
+#[tokio::test]
+async fn a_version_4_file_upgrades_in_place_keeping_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let before = logged_file(&path).await;
+    let revision = before.revision;
+    let raw = Connection::open(&path).unwrap();
+    raw.execute_batch(UNDO_VERSION_5).unwrap();
+    raw.execute_batch("PRAGMA user_version = 4;").unwrap();
+    assert_is_version(&raw, 4);
+    drop(raw);
+
+    let store = SqliteStore::open(&path, keyed(4)).unwrap();
+    assert_eq!(
+        store.app_code_changes("i", 0).await.unwrap().unwrap(),
+        before
+    );
+    store.create_app_code(&scope(), code(1, 3)).await.unwrap();
+    let changes = store
+        .app_code_changes("i", revision)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (changes.revision, changes.created),
+        (revision + 1, vec![code(1, 3)])
+    );
+}
+
 async fn revision_of(store: &SqliteStore) -> Option<u64> {
     store.instance_snapshot("i").await.unwrap().revision
 }
@@ -318,15 +381,14 @@ async fn a_version_1_file_upgrades_in_place_at_revision_0() {
     // Turn the file into what version 1 left: its tables hold what version 1 wrote (nothing in
     // them changed), and it had neither revisions nor a log.
     let raw = Connection::open(&path).unwrap();
+    raw.execute_batch(UNDO_VERSION_5).unwrap();
     raw.execute_batch(
         "DROP TABLE instance_revisions; DROP TABLE app_code_log; DROP TABLE app_acls;
          DROP TABLE app_quota_counts; DROP TABLE app_quota_bindings; DROP TABLE app_quotas;
          PRAGMA user_version = 1;",
     )
     .unwrap();
-    let v1 = Connection::open_in_memory().unwrap();
-    v1.execute_batch(super::schema::MIGRATIONS[0]).unwrap();
-    assert_eq!(schema_of(&raw), schema_of(&v1), "not a version 1 file");
+    assert_is_version(&raw, 1);
     drop(raw);
 
     let store = SqliteStore::open(&path, keyed(4)).unwrap();
@@ -367,15 +429,10 @@ async fn a_version_1_file_upgrades_in_place_at_revision_0() {
 async fn a_version_2_file_upgrades_in_place_keeping_its_log() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
-    let store = seeded(&path, keyed(4)).await;
-    store
-        .delete_app_code(&scope(), &app(1).id, &code(1, 1).id)
-        .await
-        .unwrap();
-    let before = store.app_code_changes("i", 0).await.unwrap().unwrap();
-    drop(store);
+    let before = logged_file(&path).await;
     // Turn the file into what version 2 left: the same rows, in version 2's table and words.
     let raw = Connection::open(&path).unwrap();
+    raw.execute_batch(UNDO_VERSION_5).unwrap();
     raw.execute_batch(
         "CREATE TEMP TABLE logged AS SELECT * FROM app_code_log;
          DROP TABLE instance_revisions; DROP TABLE app_code_log; DROP TABLE app_acls;
@@ -392,10 +449,7 @@ async fn a_version_2_file_upgrades_in_place_keeping_its_log() {
          DROP TABLE temp.logged; PRAGMA user_version = 2;",
     )
     .unwrap();
-    let v2 = Connection::open_in_memory().unwrap();
-    v2.execute_batch(&super::schema::MIGRATIONS[..2].join(";"))
-        .unwrap();
-    assert_eq!(schema_of(&raw), schema_of(&v2), "not a version 2 file");
+    assert_is_version(&raw, 2);
     drop(raw);
 
     // What was logged before is read back the same (version 2 logged no app changes, so no
