@@ -353,7 +353,10 @@ async fn cold_start(
     let client = connect(&schema.url).await?;
     client
         .batch_execute(&format!(
-            "INSERT INTO apps (project_id, instance_id, id, name, remark, creator, app_key,
+            // As a restore writes them: straight into the tables, the change-log triggers off
+            // (a node reads them with its first snapshot, not from the log).
+            "SET session_replication_role = replica;
+             INSERT INTO apps (project_id, instance_id, id, name, remark, creator, app_key,
                                app_secret, register_time, update_time, status)
              SELECT '{DEFAULT_PROJECT_ID}', '{DEFAULT_INSTANCE_ID}', lpad(to_hex(g), 32, '0'),
                     'app_' || g, '', 'USER', 'key_' || lpad(g::text, 28, '0'),
@@ -367,7 +370,8 @@ async fn cold_start(
                                  'UTF8')), 'hex'), 'UTF8') AS value) v
              ORDER BY a.seq, k
              LIMIT {codes};
-             ANALYZE apps; ANALYZE app_codes;"
+             ANALYZE apps; ANALYZE app_codes;
+             RESET session_replication_role;"
         ))
         .await?;
     println!(

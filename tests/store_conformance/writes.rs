@@ -66,12 +66,13 @@ pub(super) async fn a_write_takes_one_revision_however_many_rows_it_changes(stor
         .unwrap();
     assert_eq!(revision(&*store, "instance-1").await, before + 2);
 
-    // Changing nothing a gateway enforces takes none: an app without codes, ACL or quota
-    // deleted, an ACL that was not there removed.
+    // An app's creation and deletion each change what gateways enforce (its signing key), one
+    // revision each; changing nothing takes none: an ACL that was not there removed.
     store.create_app(app(3)).await.unwrap();
     store.delete_app(&s, &id(3)).await.unwrap();
+    assert_eq!(revision(&*store, "instance-1").await, before + 4);
     assert!(!store.delete_app_acl(&s, &id(2)).await.unwrap());
-    assert_eq!(revision(&*store, "instance-1").await, before + 2);
+    assert_eq!(revision(&*store, "instance-1").await, before + 4);
 }
 
 pub(super) async fn the_digest_is_of_the_codes_held_at_its_revision(store: Arc<dyn Store>) {

@@ -271,6 +271,9 @@ pub(super) async fn update_app(
     changes: AppChanges,
 ) -> StoreResult<App> {
     let sealer = &shared.sealer;
+    // A secret is sealed anew (a fresh nonce) only when it changes: the row's bytes stay as
+    // they are otherwise, and the change log's trigger sees no new secret.
+    let new_secret = changes.app_secret.is_some();
     let app = changes.apply_to(read_app(conn, sealer, APP_ROW_LOCKED, scope, app_id).await?);
     let checks: [(&'static str, &(dyn ToSql + Sync), StoreError); 2] = [
         (
@@ -301,8 +304,10 @@ pub(super) async fn update_app(
     let nonce = sealed.nonce.as_ref().map(|n| &n[..]);
     let updated = conn
         .query_raw(
-            "UPDATE apps SET name = $4, remark = $5, app_key = $6, app_secret = $7,
-                             app_secret_nonce = $8, update_time = $9
+            "UPDATE apps SET name = $4, remark = $5, app_key = $6,
+                             app_secret = CASE WHEN $10 THEN $7 ELSE app_secret END,
+                             app_secret_nonce = CASE WHEN $10 THEN $8 ELSE app_secret_nonce END,
+                             update_time = $9
              WHERE project_id = $1 AND instance_id = $2 AND id = $3",
             &[
                 &scope.project_id,
@@ -314,6 +319,7 @@ pub(super) async fn update_app(
                 &&sealed.bytes.expose()[..],
                 &nonce,
                 &app.update_time.unix_nanos(),
+                &new_secret,
             ],
         )
         .await;

@@ -216,6 +216,9 @@ pub(super) fn update_app(
 ) -> StoreResult<App> {
     // A new key or secret is logged by the apps' trigger, under this write's revision.
     let tx = Write::begin(conn, retention, &scope.instance_id)?;
+    // A secret is sealed anew (a fresh nonce) only when it changes: the row's bytes stay as
+    // they are otherwise, and the change log's trigger sees no new secret.
+    let new_secret = changes.app_secret.is_some();
     let app = changes.apply_to(read_app(&tx, sealer, scope, app_id)?);
     let checks = [
         ("name", &app.name, StoreError::AppNameExists),
@@ -236,8 +239,10 @@ pub(super) fn update_app(
     }
     let sealed = sealed::seal_secret(sealer, &app, BACKEND)?;
     tx.prepare_cached(
-        "UPDATE apps SET name = ?4, remark = ?5, app_key = ?6, app_secret = ?7,
-                         app_secret_nonce = ?8, update_time = ?9
+        "UPDATE apps SET name = ?4, remark = ?5, app_key = ?6,
+                         app_secret = CASE WHEN ?10 THEN ?7 ELSE app_secret END,
+                         app_secret_nonce = CASE WHEN ?10 THEN ?8 ELSE app_secret_nonce END,
+                         update_time = ?9
          WHERE project_id = ?1 AND instance_id = ?2 AND id = ?3",
     )
     .and_then(|mut s| {
@@ -251,6 +256,7 @@ pub(super) fn update_app(
             &sealed.bytes.expose()[..],
             sealed.nonce.as_ref().map(|n| &n[..]),
             app.update_time.unix_nanos(),
+            new_secret,
         ])
     })
     .map_err(db("update app"))?;
