@@ -12,7 +12,7 @@ mod pg;
 
 use std::time::Duration;
 
-use apig_appcode::provider::{Change, ChangeStream};
+use apig_appcode::provider::{Change, ChangeStream, CodesDigest};
 use apig_appcode::quota::{AppQuota, TimeUnit};
 use apig_appcode::store::{
     App, AppCodeRecord, AppQuotaRecord, KeyMismatch, MasterKey, PostgresOptions, PostgresStore,
@@ -1242,4 +1242,35 @@ async fn changes_made_with_plain_sql_are_logged_and_announced() {
     let (app, key) = next_key(&mut changes).await;
     assert_eq!(app, id(1));
     assert_eq!(key.unwrap().key(), "sql-set-key-0001");
+}
+
+/// The digest is read a slice of sequence numbers per statement (so that a large instance is
+/// bounded by its progress, not by one call's timeout): codes far apart in sequence, with empty
+/// slices between them, sum as one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_over_many_slices_is_the_digest_of_every_code() {
+    let Some(db) = TestDb::create("a_digest_over_many_slices_is_the_digest_of_every_code").await
+    else {
+        return;
+    };
+    let store = open(&db, PostgresOptions::new()).await;
+    store.create_app(app_in(&scope(), 1)).await.unwrap();
+    let sql = db.client().await;
+    let mut expected = CodesDigest::default();
+    for (n, seq) in [(1, 1_000_000_i64), (2, 1_700_000), (3, 4_000_000)] {
+        sql.batch_execute(&format!(
+            "ALTER TABLE app_codes ALTER COLUMN seq RESTART WITH {seq}"
+        ))
+        .await
+        .unwrap();
+        let record = code(1, n);
+        store
+            .create_app_code(&scope(), record.clone())
+            .await
+            .unwrap();
+        expected.add(&record.app_id, &record.id);
+    }
+    let digest = store.instance_digest("instance-1").await.unwrap().unwrap();
+    assert_eq!(digest.codes, expected);
+    assert_eq!(digest.codes.count, 3);
 }

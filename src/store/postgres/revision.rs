@@ -3,7 +3,7 @@
 //! tables. The rules are the SQLite store's, under the same names.
 
 use super::ops::{col, open_codes, BACKEND};
-use super::pool::Conn;
+use super::pool::{Conn, Progress};
 use crate::provider::{CodesDigest, RevisionDigest};
 use crate::store::cipher::Sealer;
 use crate::store::sealed::{sql_count, sql_revision};
@@ -31,38 +31,64 @@ pub(super) async fn instance_revision(
     ))
 }
 
-/// A [`BEGIN_READ`](super::ops::BEGIN_READ) transaction: the digest of the instance's AppCodes
-/// (see [`CodesDigest`]) and the revision it reflects, computed in the database: each code's
-/// `hashtextextended` is a signed `bigint`, summed exactly and taken modulo 2^64.
+/// A [`BEGIN_SNAPSHOT`](super::ops::BEGIN_SNAPSHOT) transaction: the digest of the instance's
+/// AppCodes (see [`CodesDigest`]) and the revision it reflects, computed in the database: each
+/// code's `hashtextextended` is a signed `bigint`, summed exactly and taken modulo 2^64, a slice
+/// of [`DIGEST_SLICE`] sequence numbers per statement, each slice `progress`.
 pub(super) async fn instance_digest(
     conn: &mut Conn,
+    progress: &Progress,
     instance_id: &str,
 ) -> StoreResult<RevisionDigest> {
     let (revision, _) = instance_revision(conn, instance_id).await?;
-    let row = conn
+    progress.tick();
+    let bounds = conn
         .query_opt(
             "digest the instance's AppCodes",
-            "SELECT count(*), (((COALESCE(sum(hashtextextended(c.id COLLATE \"C\",
-                        hashtextextended(a.id COLLATE \"C\", 0))), 0)
-                    % 18446744073709551616) + 18446744073709551616) % 18446744073709551616)::text
-             FROM app_codes c JOIN apps a ON a.seq = c.app_seq WHERE c.instance_id = $1",
+            "SELECT min(seq), max(seq) FROM app_codes WHERE instance_id = $1",
             &[&instance_id],
         )
         .await?
         .ok_or_else(|| super::error::corrupt("no digest"))?;
-    let count: i64 = col(&row, 0)?;
-    let sum: String = col(&row, 1)?;
-    let sum = sum
-        .parse()
-        .map_err(|_| super::error::corrupt("a digest out of range"))?;
-    Ok(RevisionDigest {
-        revision,
-        codes: CodesDigest {
-            count: crate::store::sealed::sql_total(count, BACKEND)?,
-            sum,
-        },
-    })
+    let (first, last): (Option<i64>, Option<i64>) = (col(&bounds, 0)?, col(&bounds, 1)?);
+    let mut codes = CodesDigest::default();
+    let (Some(mut from), Some(last)) = (first, last) else {
+        return Ok(RevisionDigest { revision, codes });
+    };
+    // Slice by slice, each a short statement and a tick of progress: the whole instance may
+    // take longer than one call may, and the read is bounded by its progress like a snapshot.
+    while from <= last {
+        let to = from.saturating_add(DIGEST_SLICE - 1).min(last);
+        let row = conn
+            .query_opt(
+                "digest the instance's AppCodes",
+                "SELECT count(*), (((COALESCE(sum(hashtextextended(c.id COLLATE \"C\",
+                            hashtextextended(a.id COLLATE \"C\", 0))), 0)
+                        % 18446744073709551616) + 18446744073709551616)
+                        % 18446744073709551616)::text
+                 FROM app_codes c JOIN apps a ON a.seq = c.app_seq
+                 WHERE c.instance_id = $1 AND c.seq BETWEEN $2 AND $3",
+                &[&instance_id, &from, &to],
+            )
+            .await?
+            .ok_or_else(|| super::error::corrupt("no digest"))?;
+        let count: i64 = col(&row, 0)?;
+        let sum: String = col(&row, 1)?;
+        let sum: u64 = sum
+            .parse()
+            .map_err(|_| super::error::corrupt("a digest out of range"))?;
+        codes.count = codes
+            .count
+            .wrapping_add(crate::store::sealed::sql_total(count, BACKEND)?);
+        codes.sum = codes.sum.wrapping_add(sum);
+        progress.tick();
+        from = to.saturating_add(1);
+    }
+    Ok(RevisionDigest { revision, codes })
 }
+
+/// AppCode sequence numbers per statement of [`instance_digest`].
+const DIGEST_SLICE: i64 = 250_000;
 
 /// A [`BEGIN_READ`] transaction: what changed in the instance's AppCodes after `revision` (see
 /// [`Store::app_code_changes`](crate::store::Store::app_code_changes)), from one

@@ -614,11 +614,11 @@ impl Store for PostgresStore {
         &'a self,
         instance_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<Option<RevisionDigest>>> {
-        Box::pin(self.shared.pool.transaction(
+        Box::pin(self.shared.pool.streaming_transaction(
             "digest the instance's AppCodes",
-            BEGIN_READ,
-            async move |conn| {
-                super::revision::instance_digest(conn, instance_id)
+            BEGIN_SNAPSHOT,
+            async move |conn, progress| {
+                super::revision::instance_digest(conn, progress, instance_id)
                     .await
                     .map(Some)
             },
