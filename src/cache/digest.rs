@@ -32,6 +32,12 @@ impl Digest {
             |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
         Self([word(0), word(1)])
     }
+
+    /// Which of `lanes` lanes this digest falls in, evenly: for splitting work on a set of
+    /// digests between threads. Reads the word the map does not hash by.
+    pub(crate) fn lane(&self, lanes: u64) -> u64 {
+        self.0[1] % lanes.max(1)
+    }
 }
 
 impl PartialEq for Digest {

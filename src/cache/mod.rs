@@ -114,6 +114,9 @@ enum Lookup {
     Malformed,
 }
 
+/// Caches of fewer codes are indexed on one thread: starting threads would cost more.
+const PARALLEL_INDEX_FROM: usize = 1 << 16;
+
 /// A concurrent map from keyed digests of AppCodes to the identities they stand for.
 ///
 /// Cloning is cheap and every clone sees the same entries. See the [module docs](self).
@@ -275,30 +278,71 @@ impl AppCodeCache {
         self.inner.map.get(digest).map_or(0, |e| self.id_key(&e))
     }
 
-    /// Caches `entry` under `digest` without indexing it by ID: for a first load, which
-    /// indexes every code at once at its end ([`index_all`](Self::index_all)) rather than
-    /// growing the index a doubling at a time, each growth reading every indexed code's entry
-    /// again. The caller holds the journal's lock.
-    fn put_unindexed(&self, digest: Digest, entry: Entry) {
-        let hash = entry.digest_hash();
-        if let Some(old) = self.inner.map.insert(digest, entry) {
-            self.codes_digest_mut().remove_hash(old.digest_hash());
+    /// Caches a chunk of a first load without indexing it by ID: such a load indexes every code
+    /// at once at its end ([`index_all`](Self::index_all)) rather than growing the index a
+    /// doubling at a time, each growth reading every indexed code's entry again. The chunk is
+    /// counted into the codes' digest at once, so that loading threads do not meet on its lock
+    /// for every code.
+    ///
+    /// Unlike every other write, this one does not hold the journal's lock: only a first load
+    /// calls it, before the cache admits anyone, and the load replays every change made since
+    /// it began on top of what it put, under that lock, before it marks the cache loaded.
+    fn put_chunk_unindexed(&self, chunk: impl IntoIterator<Item = (Digest, Entry)>) {
+        let (mut added, mut replaced) = (CodesDigest::default(), CodesDigest::default());
+        for (digest, entry) in chunk {
+            added.add_hash(entry.digest_hash());
+            if let Some(old) = self.inner.map.insert(digest, entry) {
+                replaced.add_hash(old.digest_hash());
+            }
         }
-        self.codes_digest_mut().add_hash(hash);
+        let mut codes_digest = self.codes_digest_mut();
+        codes_digest.add_all(&added);
+        codes_digest.remove_all(&replaced);
     }
 
-    /// Indexes every cached code by ID, the index sized once. The caller holds the journal's
-    /// lock; the index's mutex is taken while the map is read here, which the rule of
-    /// `id_index.rs` allows because every other holder of that mutex holds the journal's lock
-    /// first.
-    fn index_all(&self) {
-        let ids = &self.inner.ids;
-        ids.reserve(self.inner.map.len(), |other| self.id_key_of(other));
-        for cached in self.inner.map.iter() {
-            ids.insert(self.id_key(cached.value()), *cached.key(), |other| {
-                self.id_key_of(other)
-            });
+    /// Indexes every cached code by ID, the index sized once, with up to `threads` threads
+    /// each taking its share of the codes. The caller holds the journal's lock, so nothing
+    /// writes the map meanwhile.
+    fn index_all(&self, threads: usize) {
+        let (map, ids) = (&self.inner.map, &self.inner.ids);
+        ids.reserve(map.len(), |other| self.id_key_of(other));
+        // Each thread reads the whole map (a sequential pass, cheap beside the index's writes)
+        // and keeps the codes of its lane. The map's read locks are let go before the index's
+        // mutexes are taken.
+        let index_share = |share: usize, shares: usize| {
+            let mine: Vec<(u64, Digest)> = map
+                .iter()
+                .filter(|c| c.key().lane(shares as u64) == share as u64)
+                .map(|c| (self.id_key(c.value()), *c.key()))
+                .collect();
+            ids.insert_all(mine, (share, shares), |other| self.id_key_of(other));
+        };
+        let threads = threads.clamp(1, 64);
+        if threads == 1 || map.len() < PARALLEL_INDEX_FROM {
+            return index_share(0, 1);
         }
+        std::thread::scope(|scope| {
+            for share in 1..threads {
+                let index_share = &index_share;
+                let spawned = std::thread::Builder::new()
+                    .name("apig-cache-index".into())
+                    .spawn_scoped(scope, move || index_share(share, threads));
+                if spawned.is_err() {
+                    // No thread to be had: this one takes that share too.
+                    index_share(share, threads);
+                }
+            }
+            index_share(0, threads);
+        });
+    }
+
+    /// Forgets every code: what a first load given up half-way had put (not indexed by ID),
+    /// and whatever changes put meanwhile, which the next load reads again. The caller holds
+    /// the journal's lock; the cache was never loaded, so nobody was admitted by these codes.
+    fn forget_first_load(&self) {
+        self.inner.map.clear();
+        self.inner.ids.clear();
+        *self.codes_digest_mut() = CodesDigest::default();
     }
 
     fn codes_digest_mut(&self) -> MutexGuard<'_, CodesDigest> {

@@ -146,8 +146,8 @@ impl ReadThrough {
     /// The provider's lookup of the app key `key`, which the cache lacks: `None` when there is
     /// nobody to ask or the provider said a moment ago that it does not know the key (the
     /// negative cache). Concurrent requests for one key share one call, as for codes, within
-    /// the same bound on lookups at a time: past it the answer is a failure (503) at once.
-    pub(crate) fn ask_key(&self, key: &str) -> Option<Asking> {
+    /// the same bound on lookups at a time: past it, [`Answer::Busy`] at once.
+    pub(crate) fn ask_key(&self, key: &str) -> Option<Answer> {
         let (provider, bounds) = self.lookups.as_ref()?;
         let digest = self.cache.key_digest(key);
         if self.cache.is_known_unknown(&digest) {
@@ -156,10 +156,12 @@ impl ReadThrough {
         let ask = Ask::Key(key.to_owned());
         Some(
             match self.cache.ask(Arc::clone(provider), digest, ask, *bounds) {
-                Some(flight) => Asking(Box::pin(async move { flight.outcome().await })),
+                Some(flight) => {
+                    Answer::Asking(Asking(Box::pin(async move { flight.outcome().await })))
+                }
                 None => {
                     self.cache.shed_lookup(bounds.max_in_flight);
-                    Asking(Box::pin(std::future::ready(Outcome::Failed)))
+                    Answer::Busy
                 }
             },
         )

@@ -18,7 +18,7 @@ use crate::rejection_kind::RejectionKind;
 
 /// When a miss that found no place for a lookup may come back: lookups end within their
 /// timeout, most far sooner.
-const BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+pub(super) const BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Verifies the `X-Apig-AppCode` of each request before passing it to the inner service.
 ///
@@ -104,6 +104,7 @@ where
                 Verdict::Admit(identity) => self.admitted(req, identity),
                 Verdict::Refuse(kind) => self.rejected(kind, &req),
                 Verdict::Ask(asking) => self.asking(asking, req).for_signature(),
+                Verdict::Busy => self.busy(&req),
             };
         }
         let value = match take_code(&mut req, shared) {
@@ -113,14 +114,7 @@ where
         match shared.codes.answer(value.as_bytes()) {
             Answer::Known(identity) => self.admitted(req, identity),
             Answer::Unknown => self.rejected(RejectionKind::Invalid, &req),
-            Answer::Busy => ResponseFuture::rejected(reject_until(
-                shared,
-                &self.reject,
-                RejectionKind::Unavailable,
-                &req,
-                None,
-                Some(BUSY_RETRY),
-            )),
+            Answer::Busy => self.busy(&req),
             Answer::Asking(asking) => self.asking(asking, req),
         }
     }
@@ -193,6 +187,23 @@ impl<S, R, A> AppCodeAuth<S, R, A> {
         R: RejectResponse<ResBody>,
     {
         ResponseFuture::rejected(reject(&self.shared, &self.reject, kind, req, None))
+    }
+
+    /// `503` with `Retry-After`: the credential needs a lookup and as many as allowed are
+    /// running.
+    fn busy<ReqBody, ResBody>(&self, req: &Request<ReqBody>) -> ResponseFuture<S, ReqBody, R, A>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        R: RejectResponse<ResBody>,
+    {
+        ResponseFuture::rejected(reject_until(
+            &self.shared,
+            &self.reject,
+            RejectionKind::Unavailable,
+            req,
+            None,
+            Some(BUSY_RETRY),
+        ))
     }
 }
 

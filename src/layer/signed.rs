@@ -12,9 +12,9 @@ use http::{HeaderMap, HeaderName, Request, Response};
 
 use super::rejection::RejectResponse;
 use super::shared::Shared;
-use super::verdict::reject;
+use super::verdict::{reject, reject_until};
 
-use crate::cache::{Asking, ReadThrough};
+use crate::cache::{Answer, Asking, ReadThrough};
 use crate::identity::AppIdentity;
 use crate::rejection_kind::RejectionKind;
 use crate::signature::{self, Payload, SignatureError};
@@ -183,6 +183,8 @@ pub(crate) enum Verdict {
     Refuse(RejectionKind),
     /// The cache lacks the key and the provider is being asked; check again once it answered.
     Ask(Asking),
+    /// The cache lacks the key and as many lookups as allowed are running: try again later.
+    Busy,
 }
 
 /// Checks the signature of `req` against the app keys in `codes`' cache (asking its provider
@@ -201,6 +203,7 @@ pub(crate) fn check<B>(
         }
         Err(Unverified::Refused(kind)) => Verdict::Refuse(kind),
         Err(Unverified::Asking(asking)) => Verdict::Ask(asking),
+        Err(Unverified::Busy) => Verdict::Busy,
     };
     (Request::from_parts(parts, body), verdict)
 }
@@ -209,6 +212,8 @@ pub(crate) fn check<B>(
 enum Unverified {
     Refused(RejectionKind),
     Asking(Asking),
+    /// The key would need a lookup, and as many as allowed are running.
+    Busy,
 }
 
 fn verify(
@@ -236,8 +241,10 @@ fn verify(
     let signed = signature::read_signature(parts, now, max_skew)
         .map_err(|e| Unverified::Refused(refusal(e)))?;
     let Some((identity, key)) = codes.cache().app_key(signed.access_key()) else {
-        if let Some(asking) = codes.ask_key(signed.access_key()) {
-            return Err(Unverified::Asking(asking));
+        match codes.ask_key(signed.access_key()) {
+            Some(Answer::Asking(asking)) => return Err(Unverified::Asking(asking)),
+            Some(_) => return Err(Unverified::Busy),
+            None => {}
         }
         tracing::debug!(reason = "unknown app key", "signature refused");
         return Err(Unverified::Refused(RejectionKind::SignatureInvalid));
@@ -305,6 +312,14 @@ pub(crate) fn recheck<ReqBody, ResBody, R: RejectResponse<ResBody>>(
     match verdict {
         Verdict::Admit(identity) => Ok((req, identity)),
         Verdict::Refuse(kind) => Err(reject(shared, rejecter, kind, &req, None)),
+        Verdict::Busy => Err(reject_until(
+            shared,
+            rejecter,
+            RejectionKind::Unavailable,
+            &req,
+            None,
+            Some(super::service::BUSY_RETRY),
+        )),
         // Gone again while the lookup landed: as unknown.
         Verdict::Ask(_) => Err(reject(
             shared,

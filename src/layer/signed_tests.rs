@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use tower::{service_fn, ServiceBuilder, ServiceExt};
+use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 
 use super::*;
 use crate::acl::{AclType, AppAcl};
@@ -563,4 +563,38 @@ async fn a_signed_body_that_stalls_meets_the_body_deadline() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
     assert_eq!(auth.metrics().rejected_body, 1);
+}
+
+#[tokio::test]
+async fn an_unknown_key_past_the_lookup_cap_is_told_when_to_come_back() {
+    let provider = KeyLookups {
+        known: ("app-2".into(), AppKey::new("key-2", "secret-2")),
+        asked: Arc::default(),
+        gate: Arc::new(tokio::sync::Semaphore::new(0)),
+    };
+    let auth = AppCodeAuthLayer::builder()
+        .provider(provider.clone())
+        .app_auth(AppAuth::Signature)
+        .max_lookups(1)
+        .build();
+    auth.cache().loaded().await;
+    let now = SystemTime::now();
+    let service = ServiceBuilder::new()
+        .layer(auth.clone())
+        .service(service_fn(echo));
+    // The one lookup allowed, started by the call and held by the provider.
+    let mut first = service.clone();
+    first.ready().await.unwrap();
+    let waiting = first.call(signed(get(), b"", "key-2", "secret-2", now));
+    let res = service
+        .clone()
+        .oneshot(signed(get(), b"", "another-key", SECRET, now))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["retry-after"], "1");
+    assert_eq!(auth.metrics().lookups_shed, 1);
+    provider.gate.add_permits(1);
+    let answered = waiting.await.unwrap().status();
+    assert_ne!(answered, StatusCode::SERVICE_UNAVAILABLE);
 }

@@ -57,6 +57,18 @@ impl CodesDigest {
         self.count = self.count.wrapping_sub(1);
         self.sum = self.sum.wrapping_sub(hash);
     }
+
+    /// Counts in every code `other` counts.
+    pub(crate) fn add_all(&mut self, other: &Self) {
+        self.count = self.count.wrapping_add(other.count);
+        self.sum = self.sum.wrapping_add(other.sum);
+    }
+
+    /// Counts out every code `other` counts.
+    pub(crate) fn remove_all(&mut self, other: &Self) {
+        self.count = self.count.wrapping_sub(other.count);
+        self.sum = self.sum.wrapping_sub(other.sum);
+    }
 }
 
 /// A provider's digest of an instance's codes as of one of its revisions.
