@@ -478,13 +478,19 @@ fn announce(config: &Config, listeners: &Listeners, created_token_file: Option<&
         instance_id = %config.instance_id,
         "apig-appcode serving"
     );
-    let gateway_tls = listeners.gateway.as_ref().is_some_and(|g| g.tls.is_some());
-    if !gateway_tls && !config.require_https {
-        tracing::warn!(
+    match &listeners.gateway {
+        _ if config.require_https => {}
+        Some(GatewayListener { tls: Some(_), .. }) => {}
+        Some(_) => tracing::warn!(
             "AppCodes are accepted over plain HTTP; APIG allows simple authentication only over \
              HTTPS (use --gateway-tls-cert/--gateway-tls-key, or --require-https behind a \
              TLS-terminating proxy listed in --trusted-proxy)"
-        );
+        ),
+        // The verify listener has no TLS of its own: the proxy in front terminates it.
+        None => tracing::warn!(
+            "AppCodes are accepted over plain HTTP; APIG allows simple authentication only over \
+             HTTPS (use --require-https, with the proxy in front listed in --trusted-proxy)"
+        ),
     }
 }
 
