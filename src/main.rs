@@ -94,13 +94,10 @@ fn serve(args: ServeArgs) -> ExitCode {
     match runtime.block_on(gateway::run(settings.config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // The logger writes to stderr too: print the error through it (in the log format
-            // the operator chose) or, if the filter drops errors, directly; never both.
-            if tracing::enabled!(tracing::Level::ERROR) {
-                tracing::error!(error = %e, "apig-appcode stopped");
-            } else {
-                eprintln!("apig-appcode: {e}");
-            }
+            // Every error `run` returns stops the start (a port taken, a store that cannot be
+            // opened, an unusable certificate): one plain line, as for a bad flag, whatever the
+            // log format, so that the operator reads it first and a script can match it.
+            eprintln!("apig-appcode: {e}");
             ExitCode::FAILURE
         }
     }

@@ -134,11 +134,13 @@ role = "read-write"
 async fn bad_flag_values_exit_2_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let up = "http://127.0.0.1:9";
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &["--upstream", up, "--gateway-listen", "nowhere"],
             "--gateway-listen",
         ),
+        // Neither a gateway nor a verify listener: nothing to serve.
+        (&[], "--verify-listen"),
         (
             &["--upstream", up, "--refresh-interval", "soon"],
             "--refresh-interval",
@@ -170,6 +172,90 @@ async fn bad_flag_values_exit_2_naming_the_flag() {
         0,
         "a refused configuration created files"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_name_as_a_listen_address_is_refused_with_the_form_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("apig.toml");
+    std::fs::write(
+        &file,
+        "upstream = \"http://127.0.0.1:9\"\nadmin_listen = \"localhost:8081\"\n",
+    )
+    .unwrap();
+    let up = "http://127.0.0.1:9";
+    let flag = |name: &'static str| serve_command(&["--upstream", up, name, "localhost:8080"]);
+    let mut from_env = serve_command(&["--upstream", up]);
+    from_env.env("APIG_VERIFY_LISTEN", "localhost:8082");
+    let cases = [
+        (flag("--gateway-listen"), "--gateway-listen"),
+        (flag("--admin-listen"), "--admin-listen"),
+        (flag("--verify-listen"), "--verify-listen"),
+        (from_env, "--verify-listen"),
+        (
+            serve_command(&["--config", file.to_str().unwrap()]),
+            "admin_listen",
+        ),
+    ];
+    for (mut cmd, setting) in cases {
+        cmd.current_dir(dir.path());
+        let (status, _, stderr) = run_to_exit(cmd).await;
+        assert_eq!(status.code(), Some(2), "{setting}: {stderr}");
+        assert!(
+            stderr.contains(setting)
+                && stderr.contains("expects an IP address and port, such as 127.0.0.1:8080")
+                && stderr.contains("host names are not resolved"),
+            "{setting}: {stderr}"
+        );
+    }
+}
+
+/// Whatever stops a start (a port taken, unusable TLS files), with any log format: one plain
+/// line `apig-appcode: ...` on stderr, exit status 1, no log line for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_fails_says_why_in_one_plain_line() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Held until the end: the admin port the server cannot have.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let missing = dir.path().join("missing.pem");
+    let missing = missing.to_str().unwrap();
+    let cases: [(&[(&str, &str)], String); 2] = [
+        (
+            &[("--admin-listen", &taken_addr)],
+            format!("apig-appcode: cannot listen on {taken_addr} (admin): "),
+        ),
+        (
+            &[
+                ("--gateway-tls-cert", missing),
+                ("--gateway-tls-key", missing),
+            ],
+            "apig-appcode: TLS: ".to_owned(),
+        ),
+    ];
+    for (flags, want) in cases {
+        for format in ["text", "json"] {
+            let mut args = base_args(&upstream, dir.path());
+            args.extend(["--admin-token", TOKEN, "--log-format", format].map(String::from));
+            for (flag, value) in flags {
+                match args.iter().position(|a| a == flag) {
+                    Some(at) => args[at + 1] = value.to_string(),
+                    None => args.extend([flag.to_string(), value.to_string()]),
+                }
+            }
+            let (status, stdout, stderr) = run_to_exit(serve_command(&args)).await;
+            assert_eq!(status.code(), Some(1), "{flags:?} {format}: {stderr}");
+            let said: Vec<&str> = stderr.lines().filter(|l| l.starts_with(&want)).collect();
+            assert_eq!(said.len(), 1, "{flags:?} {format}: {stderr}");
+            assert!(
+                !stderr.contains("ERROR"),
+                "{flags:?} {format}: logged as well:\n{stderr}"
+            );
+            assert!(!stdout.contains("gateway listening"), "{stdout}");
+        }
+    }
+    drop(taken);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

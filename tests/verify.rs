@@ -103,6 +103,70 @@ async fn the_verify_listener_answers_200_with_the_identity_or_the_apig_error() {
     assert!(server.stop().await.success());
 }
 
+/// Without `--upstream`: the management API and the verify listener, and no gateway listener
+/// even on the address `--gateway-listen` names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_upstream_only_the_management_api_and_the_verify_listener_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let mut args = vec![
+        "--verify-listen".to_owned(),
+        "127.0.0.1:0".into(),
+        "--admin-listen".into(),
+        "127.0.0.1:0".into(),
+        "--gateway-listen".into(),
+        gateway.to_string(),
+        "--database".into(),
+        database_url(dir.path()),
+        "--admin-token".into(),
+        TOKEN.into(),
+    ];
+    let mut proc = Proc::spawn(serve_command(&args));
+    let (admin, verify) = wait_until(START_TIMEOUT, "the listeners are announced", || {
+        let out = proc.stdout();
+        let found =
+            listening(&out, "admin listening on ").zip(listening(&out, "verify listening on "));
+        async move { found }
+    })
+    .await;
+    let out = proc.stdout();
+    assert!(
+        out.contains("auth-only mode: no upstream, so no gateway listener"),
+        "{out}"
+    );
+    assert!(!out.contains("gateway listening"), "{out}");
+    wait_until(START_TIMEOUT, "/readyz answers 200", || async {
+        let res = try_send(admin, get("/readyz")).await.ok()?;
+        (res.status == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert!(is_refused(gateway).await, "something listens on {gateway}");
+
+    let (app, code_id, code) = Admin::new(admin, TOKEN).app_with_code("shop").await;
+    let res = send(
+        verify,
+        call(Method::GET, "/orders", &[("x-apig-appcode", &code)]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.header("x-apig-app-id"), Some(app.as_str()));
+    assert_eq!(res.header("x-apig-appcode-id"), Some(code_id.as_str()));
+    let res = send(verify, call(Method::GET, "/orders", &[])).await;
+    res.assert_apig_error(StatusCode::UNAUTHORIZED, "APIG.0303");
+    let metrics = send(admin, get("/metrics")).await.text();
+    assert!(metrics.contains("listener=\"verify\""), "{metrics}");
+    assert!(!metrics.contains("listener=\"gateway\""), "{metrics}");
+
+    proc.signal("TERM");
+    let status = proc.wait_exit(EXIT_TIMEOUT).await;
+    assert_eq!(status.code(), Some(0), "{}", proc.stderr());
+    // The same command with an upstream serves the gateway there, as before.
+    args.extend(["--upstream".into(), "http://127.0.0.1:9".into()]);
+    let server = Server::start(serve_command(&args)).await.unwrap();
+    assert_eq!(server.gateway, gateway);
+    assert!(server.stop().await.success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_over_its_rate_limit_is_refused_on_both_listeners() {
     let upstream = Upstream::start().await;

@@ -13,23 +13,24 @@ use clap::Parser;
 #[derive(Clone, Default, Parser)]
 #[command(
     name = "serve",
-    about = "Run the management API and the AppCode gateway"
+    about = "Run the management API and the AppCode gateway (or, without --upstream, the verify listener alone)"
 )]
 pub(crate) struct ServeArgs {
     /// TOML configuration file (flags and environment override it).
     #[arg(long, env = "APIG_CONFIG")]
     pub(crate) config: Option<PathBuf>,
     /// Address of the gateway (reverse proxy) listener [default: 127.0.0.1:8080].
-    #[arg(long, env = "APIG_GATEWAY_LISTEN")]
+    #[arg(long, env = "APIG_GATEWAY_LISTEN", value_parser = listen_addr)]
     pub(crate) gateway_listen: Option<SocketAddr>,
     /// Address of the management API listener [default: 127.0.0.1:8081].
-    #[arg(long, env = "APIG_ADMIN_LISTEN")]
+    #[arg(long, env = "APIG_ADMIN_LISTEN", value_parser = listen_addr)]
     pub(crate) admin_listen: Option<SocketAddr>,
     /// Address of the verify listener, for a proxy that checks AppCodes through it (nginx
     /// `auth_request`, Caddy `forward_auth`, Envoy `ext_authz`) [default: off].
-    #[arg(long, env = "APIG_VERIFY_LISTEN")]
+    #[arg(long, env = "APIG_VERIFY_LISTEN", value_parser = listen_addr)]
     pub(crate) verify_listen: Option<SocketAddr>,
-    /// Where authenticated requests go, `http://host:port`.
+    /// Where authenticated requests go, `http://host:port`. Without it there is no gateway
+    /// listener, and `--verify-listen` is required (auth-only mode).
     #[arg(long, env = "APIG_UPSTREAM")]
     pub(crate) upstream: Option<String>,
     /// Store: `sqlite://PATH`, or `postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME` shared by
@@ -166,4 +167,15 @@ pub(crate) struct ServeArgs {
     /// each call under an app quota is counted in Redis before it goes on].
     #[arg(long, env = "APIG_RATE_LIMIT_STORE_BATCH")]
     pub(crate) rate_limit_store_batch: Option<u32>,
+}
+
+/// A listener's address: an IP address and a port. Host names are refused rather than resolved,
+/// so that the address a listener binds is the one written, whatever the resolver says.
+pub(crate) fn listen_addr(text: &str) -> Result<SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!(
+            "expects an IP address and port, such as 127.0.0.1:8080 or [::1]:8080 (host names \
+             are not resolved), not {text:?}"
+        )
+    })
 }

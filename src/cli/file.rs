@@ -2,7 +2,6 @@
 //! over it. Errors give the line, never the text, which may hold a secret.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
@@ -57,9 +56,11 @@ pub(crate) struct TlsEntry {
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileConfig {
-    pub(crate) gateway_listen: Option<SocketAddr>,
-    pub(crate) admin_listen: Option<SocketAddr>,
-    pub(crate) verify_listen: Option<SocketAddr>,
+    // Text, parsed by `load`: the parser's message (an IP address is needed, not a host name)
+    // would be lost in this file's position-only errors.
+    pub(crate) gateway_listen: Option<String>,
+    pub(crate) admin_listen: Option<String>,
+    pub(crate) verify_listen: Option<String>,
     pub(crate) upstream: Option<String>,
     pub(crate) database: Option<String>,
     pub(crate) instance_id: Option<String>,

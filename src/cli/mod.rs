@@ -11,6 +11,7 @@ mod output;
 pub(crate) mod quotas;
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -57,21 +58,25 @@ pub(crate) fn load(args: ServeArgs) -> Result<Settings, UsageError> {
         None => FileConfig::default(),
     };
     let err = |e: apig_appcode::gateway::config::ConfigError| UsageError::new(e.to_string());
-    let upstream = args
-        .upstream
-        .clone()
-        .or(file.upstream.clone())
-        .ok_or_else(|| {
-            UsageError::new("--upstream is required (or APIG_UPSTREAM, or `upstream` in the file)")
-        })?;
-    let mut config = Config::new(parse_upstream(&upstream).map_err(err)?);
-    if let Some(addr) = args.gateway_listen.or(file.gateway_listen) {
+    let verify_listen = listen(args.verify_listen, "verify_listen", &file.verify_listen)?;
+    let upstream = args.upstream.clone().or(file.upstream.clone());
+    let mut config = match (upstream, verify_listen) {
+        (Some(upstream), _) => Config::new(parse_upstream(&upstream).map_err(err)?),
+        (None, Some(verify)) => Config::auth_only(verify),
+        (None, None) => {
+            return Err(UsageError::new(
+                "--upstream (APIG_UPSTREAM, `upstream` in the file) is required for the \
+                 gateway; for auth-only mode without a gateway, give --verify-listen instead",
+            ))
+        }
+    };
+    config.verify_listen = verify_listen;
+    if let Some(addr) = listen(args.gateway_listen, "gateway_listen", &file.gateway_listen)? {
         config.gateway_listen = addr;
     }
-    if let Some(addr) = args.admin_listen.or(file.admin_listen) {
+    if let Some(addr) = listen(args.admin_listen, "admin_listen", &file.admin_listen)? {
         config.admin_listen = addr;
     }
-    config.verify_listen = args.verify_listen.or(file.verify_listen);
     if let Some(db) = args.database.clone().or(file.database.clone()) {
         config.database = DatabaseUrl::parse(&db).map_err(err)?;
     }
@@ -333,6 +338,21 @@ fn gateway_limits(args: &ServeArgs, file: &FileConfig) -> Result<Limits, UsageEr
     Ok(limits)
 }
 
+/// A listener's address: the flag's (parsed by clap), else the file's `key`, if either is set.
+fn listen(
+    flag: Option<SocketAddr>,
+    key: &str,
+    file: &Option<String>,
+) -> Result<Option<SocketAddr>, UsageError> {
+    if flag.is_some() {
+        return Ok(flag);
+    }
+    file.as_deref()
+        .map(args::listen_addr)
+        .transpose()
+        .map_err(|e| UsageError::new(format!("{key}: {e}")))
+}
+
 /// A period given as seconds or `off`: `None` if it is neither, `Some(None)` when off (or 0).
 fn off_or_seconds(text: &str) -> Option<Option<Duration>> {
     let text = text.trim();
@@ -398,7 +418,7 @@ role = "read-write"
         assert_eq!(cfg.instance_id, "from-flag");
         assert_eq!(cfg.admin_listen.port(), 9999);
         assert_eq!(cfg.verify_listen.map(|a| a.port()), Some(9998));
-        assert_eq!(cfg.upstream.as_str(), "127.0.0.1:7000");
+        assert_eq!(cfg.upstream.as_ref().unwrap().as_str(), "127.0.0.1:7000");
         assert_eq!(cfg.tokens.len(), 2);
         let file_token = cfg.tokens[0].permissions();
         assert_eq!(file_token.role(), Role::ReadOnly);
@@ -420,7 +440,10 @@ role = "read-write"
     #[test]
     fn clear_errors_for_bad_settings() {
         let bad = [
-            (vec![], "--upstream is required"),
+            (
+                vec![],
+                "--upstream (APIG_UPSTREAM, `upstream` in the file) is required",
+            ),
             (vec!["--upstream", "https://x:1"], "only http://"),
             (
                 vec!["--upstream", "http://x:1/path"],
@@ -453,6 +476,32 @@ role = "read-write"
             assert!(err.contains(want), "{list:?}: {err}");
             assert!(!err.contains("short"), "a secret was echoed: {err}");
         }
+    }
+
+    #[test]
+    fn a_verify_listener_without_an_upstream_is_auth_only_mode() {
+        let cfg = load(args(&["--verify-listen", "127.0.0.1:8082"]))
+            .unwrap()
+            .config;
+        assert!(cfg.upstream.is_none());
+        assert_eq!(cfg.verify_listen.map(|a| a.port()), Some(8082));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apig.toml");
+        std::fs::write(&path, "verify_listen = \"[::1]:8082\"\n").unwrap();
+        let cfg = load(args(&["--config", path.to_str().unwrap()]))
+            .unwrap()
+            .config;
+        assert!(cfg.upstream.is_none());
+        assert_eq!(cfg.verify_listen, Some("[::1]:8082".parse().unwrap()));
+        std::fs::write(&path, "verify_listen = \"localhost:8082\"\n").unwrap();
+        let err = load(args(&["--config", path.to_str().unwrap()]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("verify_listen: expects an IP address and port"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! plane is [`Gateway`]: worker threads, their upstream connections, and the deadlines of
 //! [`limits`]. An optional third listener, the verify listener, answers only whether a request's
 //! AppCode is good, for a proxy already in place (nginx `auth_request`, Caddy `forward_auth`,
-//! Envoy `ext_authz`).
+//! Envoy `ext_authz`); without an upstream it runs alone beside the management API (auth-only
+//! mode, [`Config::auth_only`](config::Config::auth_only)).
 
 mod body;
 mod client_body;

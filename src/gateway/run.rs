@@ -1,5 +1,6 @@
-//! [`run`]: wires the store, the cache, the management API and the gateway, and serves them
-//! until SIGTERM or Ctrl-C.
+//! [`run`]: wires the store, the cache, the management API, the gateway and the verify
+//! listener, and serves them until SIGTERM or Ctrl-C. Without an upstream there is no gateway
+//! listener: the verify listener alone checks requests (auth-only mode).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -59,6 +60,9 @@ pub enum RunError {
     /// No management credential is configured and the store is shared (PostgreSQL): a
     /// first-run token file per node would give each node a token of its own.
     SharedStoreNeedsCredentials,
+    /// Neither an upstream (for the gateway) nor a verify listener is configured: nothing
+    /// would check a request.
+    NothingToServe,
 }
 
 impl fmt::Display for RunError {
@@ -82,6 +86,10 @@ impl fmt::Display for RunError {
                  (APIG_ADMIN_TOKEN), --access-key and --secret-key, or `tokens`/`access_keys` \
                  in the configuration file",
             ),
+            Self::NothingToServe => f.write_str(
+                "nothing to serve: configure an upstream for the gateway or a verify listener \
+                 for auth-only mode",
+            ),
         }
     }
 }
@@ -91,8 +99,12 @@ impl std::error::Error for RunError {}
 /// How long a stopping node waits for its last quota counts to reach the store.
 const QUOTA_FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Runs the management API and the gateway until SIGTERM or Ctrl-C, then drains both.
+/// Runs the management API, the gateway (with an upstream) and the verify listener (when
+/// configured) until SIGTERM or Ctrl-C, then drains them.
 pub async fn run(mut config: Config) -> Result<(), RunError> {
+    if config.upstream.is_none() && config.verify_listen.is_none() {
+        return Err(RunError::NothingToServe);
+    }
     let store = open_store(&config).await?;
     check_app_rate_limits(&config, &*store).await;
     // Before binding, so that a file that cannot be written stops the start early; the hint is
@@ -123,22 +135,30 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
     let stop = shutdown_on_signal();
 
     let gateway_metrics = GatewayMetrics::new();
-    let mut gateway = Gateway::new(auth, config.upstream.clone())
-        .throttle(throttle.clone())
-        .metrics(gateway_metrics.clone())
-        .workers(config.workers)
-        .limits(config.gateway_limits)
-        .trusted_proxies(config.trusted_proxies.iter().copied())
-        .drain(DRAIN_TIMEOUT);
-    if let Some(acceptor) = listeners.gateway_tls {
-        gateway = gateway.tls(acceptor);
-    }
+    let gateway = config
+        .upstream
+        .clone()
+        .zip(listeners.gateway)
+        .map(|(upstream, bound)| {
+            let mut gateway = Gateway::new(auth, upstream)
+                .throttle(throttle.clone())
+                .metrics(gateway_metrics.clone())
+                .workers(config.workers)
+                .limits(config.gateway_limits)
+                .trusted_proxies(config.trusted_proxies.iter().copied())
+                .drain(DRAIN_TIMEOUT);
+            if let Some(acceptor) = bound.tls {
+                gateway = gateway.tls(acceptor);
+            }
+            (gateway, bound.listener, bound.addr)
+        });
     let admin_open = OpenConnections::default();
     let verify_open = OpenConnections::default();
-    let mut open = vec![
-        ("gateway", gateway.open_connections()),
-        ("admin", admin_open.clone()),
-    ];
+    let mut open = Vec::with_capacity(3);
+    if let Some((gateway, ..)) = &gateway {
+        open.push(("gateway", gateway.open_connections()));
+    }
+    open.push(("admin", admin_open.clone()));
     if listeners.verify.is_some() {
         open.push(("verify", verify_open.clone()));
     }
@@ -147,16 +167,23 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
         .quota_counts(&layer);
     let admin = admin_router(&mut config, store, cache.clone(), exposition)?;
 
-    let gateway_addr = listeners.gateway_addr;
-    let gateway = listeners
-        .gateway
-        .into_std()
-        .and_then(|listener| gateway.spawn(listener, stop.clone()))
-        .map_err(|source| RunError::Bind {
-            listener: "gateway",
-            addr: gateway_addr,
-            source,
-        })?;
+    let gateway = gateway
+        .map(|(gateway, listener, addr)| {
+            listener
+                .into_std()
+                .and_then(|listener| gateway.spawn(listener, stop.clone()))
+                .map_err(|source| RunError::Bind {
+                    listener: "gateway",
+                    addr,
+                    source,
+                })
+        })
+        .transpose()?;
+    let gateway = async {
+        if let Some(gateway) = gateway {
+            gateway.join().await;
+        }
+    };
     let admin_listening = Listening {
         name: "admin",
         tls: listeners.admin_tls,
@@ -181,7 +208,7 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
         };
         listener::serve(verify, listening, verify_stop, DRAIN_TIMEOUT).await;
     };
-    tokio::join!(gateway.join(), admin, verify);
+    tokio::join!(gateway, admin, verify);
     // The last second's quota counts, so that a restart loses none.
     if !cache.flush_quota_counts(QUOTA_FLUSH_TIMEOUT).await {
         tracing::warn!(
@@ -313,11 +340,17 @@ fn throttle_layer(config: &Config, redis: Option<RedisRateStore>) -> ThrottleLay
     }
 }
 
+/// The gateway listener, bound, with its TLS acceptor and real address.
+struct GatewayListener {
+    listener: TcpListener,
+    addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
+}
+
 /// The listeners, bound, with their TLS acceptors and real addresses.
 struct Listeners {
-    gateway: TcpListener,
-    gateway_addr: SocketAddr,
-    gateway_tls: Option<TlsAcceptor>,
+    /// None without an upstream (auth-only mode).
+    gateway: Option<GatewayListener>,
     admin: TcpListener,
     admin_addr: SocketAddr,
     admin_tls: Option<TlsAcceptor>,
@@ -335,9 +368,23 @@ impl Listeners {
                 .transpose()
                 .map_err(RunError::Tls)
         };
-        let gateway_tls = acceptor(&config.gateway_tls)?;
+        // The gateway's certificate is read only when there is a gateway to serve it.
+        let gateway_tls = match config.upstream {
+            Some(_) => acceptor(&config.gateway_tls)?,
+            None => None,
+        };
         let admin_tls = acceptor(&config.admin_tls)?;
-        let (gateway, gateway_addr) = bind("gateway", config.gateway_listen).await?;
+        let gateway = match config.upstream {
+            Some(_) => {
+                let (listener, addr) = bind("gateway", config.gateway_listen).await?;
+                Some(GatewayListener {
+                    listener,
+                    addr,
+                    tls: gateway_tls,
+                })
+            }
+            None => None,
+        };
         let (admin, admin_addr) = bind("admin", config.admin_listen).await?;
         let (verify, verify_addr) = match config.verify_listen {
             Some(addr) => {
@@ -348,8 +395,6 @@ impl Listeners {
         };
         Ok(Self {
             gateway,
-            gateway_addr,
-            gateway_tls,
             admin,
             admin_addr,
             admin_tls,
@@ -377,17 +422,22 @@ async fn bind(
 /// asked for port 0 learns the real ports), and how to use a token file created now.
 fn announce(config: &Config, listeners: &Listeners, created_token_file: Option<&Path>) {
     let scheme = |tls: &Option<TlsAcceptor>| if tls.is_some() { "https" } else { "http" };
-    let gateway = format!(
-        "{}://{}",
-        scheme(&listeners.gateway_tls),
-        listeners.gateway_addr
-    );
+    let gateway = listeners
+        .gateway
+        .as_ref()
+        .map(|g| format!("{}://{}", scheme(&g.tls), g.addr));
     let admin = format!(
         "{}://{}",
         scheme(&listeners.admin_tls),
         listeners.admin_addr
     );
-    println!("gateway listening on {gateway}");
+    match &gateway {
+        Some(gateway) => println!("gateway listening on {gateway}"),
+        None => println!(
+            "auth-only mode: no upstream, so no gateway listener; requests are checked on the \
+             verify listener only"
+        ),
+    }
     println!("admin listening on {admin}");
     if config.tokens.is_empty() && !config.access_keys.is_empty() {
         // Configured credentials switch the first-run token off: say so, or the CLI's 401
@@ -421,19 +471,26 @@ fn announce(config: &Config, listeners: &Listeners, created_token_file: Option<&
         );
     }
     tracing::info!(
-        %gateway,
+        gateway = gateway.as_deref().unwrap_or("off (auth-only mode)"),
         %admin,
-        upstream = %config.upstream,
+        upstream = config.upstream.as_ref().map_or_else(|| "none".into(), ToString::to_string),
         database = %config.database,
         instance_id = %config.instance_id,
         "apig-appcode serving"
     );
-    if listeners.gateway_tls.is_none() && !config.require_https {
-        tracing::warn!(
+    match &listeners.gateway {
+        _ if config.require_https => {}
+        Some(GatewayListener { tls: Some(_), .. }) => {}
+        Some(_) => tracing::warn!(
             "AppCodes are accepted over plain HTTP; APIG allows simple authentication only over \
              HTTPS (use --gateway-tls-cert/--gateway-tls-key, or --require-https behind a \
              TLS-terminating proxy listed in --trusted-proxy)"
-        );
+        ),
+        // The verify listener has no TLS of its own: the proxy in front terminates it.
+        None => tracing::warn!(
+            "AppCodes are accepted over plain HTTP; APIG allows simple authentication only over \
+             HTTPS (use --require-https, with the proxy in front listed in --trusted-proxy)"
+        ),
     }
 }
 

@@ -53,8 +53,9 @@ pub struct Config {
     /// Verify listener (auth-only mode for nginx `auth_request`, Caddy `forward_auth`, Envoy
     /// `ext_authz`): off unless set.
     pub verify_listen: Option<SocketAddr>,
-    /// Host and port of the upstream (plain HTTP).
-    pub upstream: Authority,
+    /// Host and port of the upstream (plain HTTP); `None` runs no gateway listener, only the
+    /// management API and the verify listener (auth-only mode, [`Config::auth_only`]).
+    pub upstream: Option<Authority>,
     /// The store.
     pub database: DatabaseUrl,
     /// Instance served.
@@ -170,14 +171,40 @@ impl Config {
     }
 
     /// The defaults, forwarding to `upstream`: gateway on `127.0.0.1:8080`, management API on
-    /// `127.0.0.1:8081`, no verify listener, SQLite file `apig-appcode.db`, no credential (the first run creates a
-    /// token file), plain HTTP, one worker per core.
+    /// `127.0.0.1:8081`, no verify listener, SQLite file `apig-appcode.db`, no credential (the
+    /// first run creates a token file), plain HTTP, one worker per core.
     pub fn new(upstream: Authority) -> Self {
+        Self {
+            upstream: Some(upstream),
+            ..Self::defaults()
+        }
+    }
+
+    /// Auth-only mode: the management API and a verify listener on `verify_listen`, for a proxy
+    /// already in front of the application, and no gateway listener. The other settings are
+    /// [`Config::new`]'s defaults.
+    ///
+    /// ```
+    /// use apig_appcode::gateway::config::Config;
+    ///
+    /// let config = Config::auth_only("127.0.0.1:8082".parse().unwrap());
+    /// assert!(config.upstream.is_none());
+    /// assert_eq!(config.verify_listen.unwrap().port(), 8082);
+    /// ```
+    pub fn auth_only(verify_listen: SocketAddr) -> Self {
+        Self {
+            verify_listen: Some(verify_listen),
+            ..Self::defaults()
+        }
+    }
+
+    /// The defaults shared by both modes, with neither an upstream nor a verify listener.
+    fn defaults() -> Self {
         Self {
             gateway_listen: ([127, 0, 0, 1], 8080).into(),
             admin_listen: ([127, 0, 0, 1], 8081).into(),
             verify_listen: None,
-            upstream,
+            upstream: None,
             database: DatabaseUrl::Sqlite(PathBuf::from("apig-appcode.db")),
             instance_id: DEFAULT_INSTANCE_ID.into(),
             project_id: DEFAULT_PROJECT_ID.into(),
