@@ -29,11 +29,11 @@ as serve does.
 
 Examples:
   # From another apig-appcode into the local SQLite file, first as a plan
-  APIG_SOURCE_TOKEN=$(cat old.db.admin-token) apig-appcode import --from http://10.0.0.5:8081 \\
+  APIG_SOURCE_TOKEN=$(cat old.db.admin-token) apig-appcode import --from http://old-node:8081 \\
       --source-project 00000000000000000000000000000001 \\
       --source-instance 00000000000000000000000000000001 --dry-run
   # The same for real, into PostgreSQL, making what differs match the source
-  apig-appcode import --from http://10.0.0.5:8081 --source-project P --source-instance I \\
+  apig-appcode import --from http://old-node:8081 --source-project P --source-instance I \\
       --database postgres://apig@db/apig --update"
 )]
 pub(crate) struct ImportArgs {
