@@ -8,6 +8,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use http::StatusCode;
@@ -554,15 +555,60 @@ async fn bad_arguments_exit_2() {
     .await;
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(run.stderr.contains("stdin"), "{}", run.stderr);
-    // https:// is refused clearly.
-    let run = cli(
-        "https://127.0.0.1:1",
-        Auth::Env(TOKEN),
-        &["apps", "list"],
-        None,
-    )
+    // A URL that is neither http:// nor https://, or has a path.
+    for server in ["ftp://127.0.0.1:1", "https://127.0.0.1:1/v2"] {
+        let run = cli(server, Auth::Env(TOKEN), &["apps", "list"], None).await;
+        assert_eq!(run.code, Some(2), "{}", run.stderr);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_speaks_https_to_a_management_listener_with_tls() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+    let mut args = base_args(&upstream, dir.path());
+    args.extend(["--admin-token".into(), TOKEN.into()]);
+    args.extend(["--admin-tls-cert".into(), cert.display().to_string()]);
+    args.extend(["--admin-tls-key".into(), key.display().to_string()]);
+    let serve = Proc::spawn(serve_command(&args));
+    let admin = wait_until(START_TIMEOUT, "the TLS admin listener", || {
+        let found = listening(&serve.stdout(), "admin listening on ");
+        async move { found }
+    })
     .await;
-    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(serve.stdout().contains("admin listening on https://"));
+    let server = format!("https://localhost:{}", admin.port());
+    let list = |ca: Option<&Path>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["apps", "list", "--server", &server]);
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("APIG_") || name.starts_with("SSL_CERT") {
+                cmd.env_remove(&*name);
+            }
+        }
+        cmd.env("APIG_ADMIN_TOKEN", TOKEN);
+        if let Some(ca) = ca {
+            cmd.env("SSL_CERT_FILE", ca);
+        }
+        cmd
+    };
+    // The certificate checked against SSL_CERT_FILE, as against the system's roots.
+    let (status, stdout, stderr) = run_to_exit(list(Some(&cert))).await;
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.starts_with("ID "), "{stdout}");
+    // A certificate no root vouches for: refused, in one line.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let other_ca = dir.path().join("other.pem");
+    std::fs::write(&other_ca, other.cert.pem()).unwrap();
+    let (status, _, stderr) = run_to_exit(list(Some(&other_ca))).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("certificate"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

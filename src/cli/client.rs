@@ -19,10 +19,12 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{header, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use zeroize::Zeroizing;
 
 /// The environment variable `serve` reads its admin token from; the CLI reads the same one.
@@ -296,7 +298,7 @@ impl Token {
 
 /// The management API of one server, project and instance.
 pub(crate) struct Client {
-    http: HyperClient<HttpConnector, Full<Bytes>>,
+    http: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// The server URL as the user gave it, for messages.
     server: String,
     /// The flag that gave it, for messages.
@@ -388,13 +390,12 @@ impl Client {
         credential: Credential,
     ) -> Result<Self, CliError> {
         let origin = parse_server(flag, server)?;
+        let connector = connector(origin.starts_with("https:"))?;
         let base = format!(
             "{origin}/v2/{}/apigw/instances/{}",
             segment(project),
             segment(instance)
         );
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(CALL_TIMEOUT));
         Ok(Self {
             http: HyperClient::builder(TokioExecutor::new()).build(connector),
             server: server.to_owned(),
@@ -593,21 +594,44 @@ impl Client {
     }
 }
 
-/// `http://host[:port]` with no path; anything else is a usage error.
+/// `http[s]://host[:port]` with no path, as `scheme://authority`; anything else is a usage
+/// error.
 fn parse_server(flag: &str, server: &str) -> Result<String, CliError> {
     let bad = |why: &str| CliError::Usage(format!("{flag} {server}: {why}"));
     let uri: Uri = server.parse().map_err(|_| bad("not a URL"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        // The CLI has no TLS client yet; see the README.
-        Some("https") => return Err(bad("https:// is not supported by the CLI yet")),
-        _ => return Err(bad("expected http://HOST:PORT")),
-    }
+    let scheme = match uri.scheme_str() {
+        Some(scheme @ ("http" | "https")) => scheme,
+        _ => return Err(bad("expected http://HOST:PORT or https://HOST:PORT")),
+    };
     let authority = uri.authority().ok_or_else(|| bad("no host"))?;
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-        return Err(bad("expected http://HOST:PORT with no path"));
+        return Err(bad("expected a URL with no path"));
     }
-    Ok(format!("http://{authority}"))
+    Ok(format!("{scheme}://{authority}"))
+}
+
+/// HTTP/1 over TCP, with TLS for `https` origins: the server's certificate is checked against
+/// the system's roots (`SSL_CERT_FILE` or `SSL_CERT_DIR` name others).
+fn connector(https: bool) -> Result<HttpsConnector<HttpConnector>, CliError> {
+    let mut tcp = HttpConnector::new();
+    tcp.set_connect_timeout(Some(CALL_TIMEOUT));
+    tcp.enforce_http(false);
+    let tls = HttpsConnectorBuilder::new();
+    let tls = if https {
+        tls.with_native_roots().map_err(|e| {
+            CliError::Usage(format!(
+                "https: no usable root certificates on this system ({e})"
+            ))
+        })?
+    } else {
+        // Plain HTTP checks no certificate: the system's roots are not even read.
+        tls.with_tls_config(
+            ClientConfig::builder()
+                .with_root_certificates(RootCertStore::empty())
+                .with_no_client_auth(),
+        )
+    };
+    Ok(tls.https_or_http().enable_http1().wrap_connector(tcp))
 }
 
 /// `error_code` and `error_msg` of an APIG error body.
@@ -641,7 +665,11 @@ mod tests {
             parse_server("--server", "http://127.0.0.1:8081/").unwrap(),
             "http://127.0.0.1:8081"
         );
-        for bad in ["127.0.0.1:8081", "https://x:1", "http://x:1/v2", "ftp://x"] {
+        assert_eq!(
+            parse_server("--from", "https://apig.example.com").unwrap(),
+            "https://apig.example.com"
+        );
+        for bad in ["127.0.0.1:8081", "http://x:1/v2", "ftp://x", "https://x/p"] {
             assert!(
                 matches!(parse_server("--server", bad), Err(CliError::Usage(_))),
                 "{bad}"

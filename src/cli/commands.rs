@@ -19,7 +19,7 @@ use super::output::{footer, header, items, number, raw, table, text};
 // No secret here: the token itself is read from the environment or a file by `Token::resolve`.
 #[derive(Clone, Args)]
 pub(crate) struct ConnectArgs {
-    /// The management API's address (`serve`'s --admin-listen).
+    /// The management API's address, `http[s]://HOST:PORT` (`serve`'s --admin-listen).
     #[arg(
         long,
         env = "APIG_SERVER",

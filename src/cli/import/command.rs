@@ -37,8 +37,8 @@ Examples:
       --database postgres://apig@db/apig --update"
 )]
 pub(crate) struct ImportArgs {
-    /// The source's management API, `http://HOST:PORT` (another apig-appcode's
-    /// --admin-listen, or an APIG-compatible endpoint).
+    /// The source's management API, `http[s]://HOST[:PORT]`: Huawei Cloud APIG's endpoint, or
+    /// another apig-appcode's --admin-listen.
     #[arg(long, value_name = "URL")]
     from: String,
     /// The source's project ID.
