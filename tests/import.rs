@@ -32,6 +32,9 @@ use serde_json::{json, Value};
 mod support;
 use support::*;
 
+#[path = "support/postgres.rs"]
+mod pg;
+
 #[path = "support/sdk_python.rs"]
 mod sdk_python;
 use sdk_python::sdk_python;
@@ -139,16 +142,16 @@ async fn contents(store: &dyn Store) -> (Vec<[String; 5]>, Vec<[String; 3]>, Str
 /// `apig-appcode import ARGS` from `from`, with the source token and no other `APIG_*`
 /// variable of ours.
 fn import_command(from: &str, target_dir: &Path, args: &[&str]) -> Command {
+    import_into(from, &database_url(target_dir), args)
+}
+
+/// `apig-appcode import ARGS` from `from` into the store at `database`.
+fn import_into(from: &str, database: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(["import", "--from", from])
-        .args([
-            "--source-project",
-            DEFAULT_ID,
-            "--source-instance",
-            DEFAULT_ID,
-        ])
-        .arg("--database")
-        .arg(database_url(target_dir))
+        .args(["--source-project", DEFAULT_ID])
+        .args(["--source-instance", DEFAULT_ID])
+        .args(["--database", database])
         .args(args);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("APIG_") {
@@ -639,4 +642,38 @@ async fn an_access_key_pair_signs_as_the_sdk_does() {
         .collect();
     assert_eq!(by_id[&app(2).id][4], app(2).app_secret.expose());
     source.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn into_postgres_while_a_node_serves_it() {
+    let Some(db) = pg::TestDb::create("import::into_postgres_while_a_node_serves_it").await else {
+        return;
+    };
+    let upstream = Upstream::start().await;
+    let source_dir = tempfile::tempdir().unwrap();
+    seed(source_dir.path(), 3, 2).await;
+    let mut args = base_args(&upstream, source_dir.path());
+    args.extend(["--admin-token".into(), SOURCE_TOKEN.into()]);
+    let source = Server::start(serve_command(&args)).await.unwrap();
+    let from = format!("http://{}", source.admin);
+    let mut args = serve_args(&upstream.url(), db.url());
+    args.extend(["--admin-token".into(), TOKEN.into()]);
+    let target = Server::start(serve_command(&args)).await.unwrap();
+
+    let done = run(import_into(&from, db.url(), &[])).await;
+    assert_eq!(done.ok().row("apps"), [3, 0, 0, 0, 0]);
+    assert_eq!(done.row("AppCodes"), [6, 0, 0, 0, 0]);
+    assert_eq!(done.row("quota bindings"), [2, 0, 0, 0, 0]);
+    // The node serving the database hears of the new codes.
+    let last = code(3, 1).value.expose().to_owned();
+    let gateway = target.gateway;
+    wait_until(PROPAGATION_TIMEOUT, "the node takes an imported code", || {
+        let last = last.clone();
+        async move { (gateway_status(gateway, &last).await == Some(StatusCode::OK)).then_some(()) }
+    })
+    .await;
+    let again = run(import_into(&from, db.url(), &[])).await;
+    assert_eq!(again.ok().row("AppCodes"), [0, 6, 0, 0, 0]);
+    source.stop().await;
+    target.stop().await;
 }
