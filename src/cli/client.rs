@@ -72,6 +72,8 @@ pub(crate) enum CliError {
     },
     /// An APIG error body (`error_code`, `error_msg`) for any other failure status.
     Api {
+        /// The HTTP status.
+        status: StatusCode,
         /// `error_code`.
         code: String,
         /// `error_msg`.
@@ -155,7 +157,7 @@ impl fmt::Display for CliError {
             Self::Refused { credential, detail } => {
                 write!(f, "the server refused {credential} ({detail})")
             }
-            Self::Api { code, message } => write!(f, "{code}: {message}"),
+            Self::Api { code, message, .. } => write!(f, "{code}: {message}"),
             Self::Gateway { server, flag } => write!(
                 f,
                 "{server} is the AppCode gateway (it answered APIG.0303); give the management \
@@ -566,7 +568,11 @@ impl Client {
             });
         }
         match apig {
-            Some((code, message)) => Err(CliError::Api { code, message }),
+            Some((code, message)) => Err(CliError::Api {
+                status,
+                code,
+                message,
+            }),
             None => Err(CliError::Unexpected {
                 server: self.server.clone(),
                 status,

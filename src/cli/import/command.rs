@@ -263,9 +263,10 @@ async fn codes(run: &Run, app_id: &str, is_new: bool) -> Result<u64, Stop> {
         true => Vec::new(),
         false => match run.store.list_app_codes(&run.scope, app_id, 0, 500).await {
             Ok(page) => page.items,
-            Err(e) if e.is_unavailable() => return Err(Stop::Target(e)),
             Err(e) => {
-                failed(format!("target: {e}"));
+                let subject = format!("AppCodes of app {app_id}");
+                run.report
+                    .record(Kind::AppCode, &subject, &sync::refused(e)?);
                 return Ok(codes.len() as u64);
             }
         },
@@ -293,7 +294,14 @@ async fn acl(run: &Run, app_id: &str, is_new: bool) -> Result<(), Stop> {
     };
     let held = match is_new {
         true => None,
-        false => run.store.get_app_acl(&run.scope, app_id).await?,
+        false => match run.store.get_app_acl(&run.scope, app_id).await {
+            Ok(held) => held,
+            Err(e) => {
+                let outcome = sync::refused(e)?;
+                run.report.record(Kind::AppAcl, &subject, &outcome);
+                return Ok(());
+            }
+        },
     };
     if let Some(outcome) =
         sync::app_acl(&*run.store, &run.scope, run.mode, app_id, acl, held).await?

@@ -122,8 +122,10 @@ impl Source {
         let path = format!("/apps/{}/app-acl", segment(app_id));
         let answer = match self.get(&path).await {
             Ok(answer) => answer,
-            // Some sources answer 404 for an app without an ACL; an unknown app is APIG.3004.
-            Err(CliError::Api { code, .. }) if code != "APIG.3004" && code.starts_with("APIG.") => {
+            // A source may answer 404 for an app without an ACL; an unknown app is APIG.3004.
+            Err(CliError::Api { status, code, .. })
+                if status == StatusCode::NOT_FOUND && code != "APIG.3004" =>
+            {
                 return Ok(None)
             }
             Err(e) => return Err(e),

@@ -36,10 +36,15 @@ pub(crate) enum Outcome {
 
 /// The outcome of a store call that was the whole work.
 fn written<T>(result: StoreResult<T>, done: Outcome) -> Result<Outcome, StoreError> {
-    match result {
-        Ok(_) => Ok(done),
-        Err(e) if e.is_unavailable() => Err(e),
-        Err(e) => Ok(Outcome::Failed(e.to_string())),
+    result.map_or_else(refused, |_| Ok(done))
+}
+
+/// A store error as the item's failure; `Err` when the store is unavailable, which no other
+/// item would escape either: the import stops.
+pub(crate) fn refused(e: StoreError) -> Result<Outcome, StoreError> {
+    match e.is_unavailable() {
+        true => Err(e),
+        false => Ok(Outcome::Failed(e.to_string())),
     }
 }
 
@@ -65,7 +70,7 @@ pub(crate) async fn app(store: &dyn Store, mode: Mode, app: App) -> Result<Outco
         Err(StoreError::AppNotFound) => {
             return written(store.create_app(app).await, Outcome::Created);
         }
-        Err(e) => return written(Err::<(), _>(e), Outcome::Skipped),
+        Err(e) => return refused(e),
     };
     let mut changes = AppChanges::at(Timestamp::now());
     let mut fields = Vec::new();
@@ -186,7 +191,7 @@ pub(crate) async fn app_quota(
         Err(StoreError::QuotaNotFound) => {
             return written(store.create_app_quota(scope, quota).await, Outcome::Created);
         }
-        Err(e) => return written(Err::<(), _>(e), Outcome::Skipped),
+        Err(e) => return refused(e),
     };
     let mut fields = Vec::new();
     if held.name != quota.name {
@@ -219,7 +224,7 @@ pub(crate) async fn binding(
         Err(StoreError::AppNotFound) => {
             return Ok(Outcome::Failed("the app is not in the target".into()))
         }
-        Err(e) => return written(Err::<(), _>(e), Outcome::Skipped),
+        Err(e) => return refused(e),
     };
     let app_ids = [app_id.to_owned()];
     let bind = store.bind_app_quota(scope, quota_id, &app_ids, bound_time);
