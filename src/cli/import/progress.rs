@@ -35,6 +35,7 @@ impl Progress {
             .map(|s| s.progress_chars("=> "))
             .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
+            bar.set_message("0 AppCodes");
             bar
         });
         Self {
