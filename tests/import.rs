@@ -162,6 +162,15 @@ fn import_into(from: &str, database: &str, args: &[&str]) -> Command {
     cmd
 }
 
+/// The source: `serve` on the store of `dir`, with the source token; and its URL.
+async fn start_source(upstream: &Upstream, dir: &Path) -> (Server, String) {
+    let mut args = base_args(upstream, dir);
+    args.extend(["--admin-token".into(), SOURCE_TOKEN.into()]);
+    let source = Server::start(serve_command(&args)).await.unwrap();
+    let from = format!("http://{}", source.admin);
+    (source, from)
+}
+
 /// An import run to its end.
 struct Done {
     code: Option<i32>,
@@ -242,10 +251,7 @@ async fn a_thousand_apps_are_copied_resumed_skipped_and_read_by_the_sdk() {
     let upstream = Upstream::start().await;
     let source_dir = fast_tempdir();
     seed(source_dir.path(), APPS, CODES).await;
-    let mut args = base_args(&upstream, source_dir.path());
-    args.extend(["--admin-token".into(), SOURCE_TOKEN.into()]);
-    let source = Server::start(serve_command(&args)).await.unwrap();
-    let from = format!("http://{}", source.admin);
+    let (source, from) = start_source(&upstream, source_dir.path()).await;
 
     // The target runs while the import writes to its store.
     let target_dir = fast_tempdir();
@@ -402,10 +408,7 @@ async fn a_dry_run_plans_then_differences_are_reported_then_updated() {
     let upstream = Upstream::start().await;
     let source_dir = tempfile::tempdir().unwrap();
     seed(source_dir.path(), 3, 2).await;
-    let mut args = base_args(&upstream, source_dir.path());
-    args.extend(["--admin-token".into(), SOURCE_TOKEN.into()]);
-    let source = Server::start(serve_command(&args)).await.unwrap();
-    let from = format!("http://{}", source.admin);
+    let (source, from) = start_source(&upstream, source_dir.path()).await;
 
     // The target already holds app 2 with another remark and secret, and one of its codes
     // with another value.
@@ -652,10 +655,7 @@ async fn into_postgres_while_a_node_serves_it() {
     let upstream = Upstream::start().await;
     let source_dir = tempfile::tempdir().unwrap();
     seed(source_dir.path(), 3, 2).await;
-    let mut args = base_args(&upstream, source_dir.path());
-    args.extend(["--admin-token".into(), SOURCE_TOKEN.into()]);
-    let source = Server::start(serve_command(&args)).await.unwrap();
-    let from = format!("http://{}", source.admin);
+    let (source, from) = start_source(&upstream, source_dir.path()).await;
     let mut args = serve_args(&upstream.url(), db.url());
     args.extend(["--admin-token".into(), TOKEN.into()]);
     let target = Server::start(serve_command(&args)).await.unwrap();
