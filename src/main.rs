@@ -6,18 +6,21 @@
 //!
 //! `apig-appcode serve --help` lists every flag; each has an `APIG_*` environment variable.
 //! `apig-appcode apps ...` and `apig-appcode app-codes ...` manage apps and AppCodes through a
-//! running server's management API.
+//! running server's management API; `apig-appcode import` copies them from another one into
+//! the store; `apig-appcode completions SHELL` prints a shell's completion script.
 
 use std::io::stdout;
 use std::process::ExitCode;
 
 use apig_appcode::gateway::{self, logging};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
 
 mod cli;
 
 use cli::args::ServeArgs;
 use cli::commands::{AppCodesCommand, AppsCommand};
+use cli::import::ImportArgs;
 use cli::quotas::QuotasCommand;
 
 #[derive(Parser)]
@@ -36,13 +39,26 @@ enum Command {
     /// Run the management API and the gateway.
     // Boxed: the serve flags are far larger than the client commands'.
     Serve(Box<ServeArgs>),
-    /// Create, list, show and delete apps on a running server.
+    /// Create, list, show, update and delete apps on a running server; reset their secrets.
     Apps(AppsCommand),
     /// Create, generate, list, show and delete an app's AppCodes on a running server.
     #[command(name = "app-codes")]
     AppCodes(AppCodesCommand),
     /// Create, list, show, update and delete app quotas, and bind apps to them.
     Quotas(QuotasCommand),
+    /// Copy apps, AppCodes, ACLs and app quotas from another APIG-compatible management API
+    /// into the store, keeping their IDs; safe to repeat.
+    // Boxed: its flags are larger than the other commands'.
+    Import(Box<ImportArgs>),
+    /// Print the completion script of a shell, to be sourced or installed.
+    #[command(after_help = "Examples:
+  apig-appcode completions bash > /etc/bash_completion.d/apig-appcode
+  apig-appcode completions zsh > \"${fpath[1]}/_apig-appcode\"
+  apig-appcode completions fish > ~/.config/fish/completions/apig-appcode.fish")]
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -53,8 +69,33 @@ fn main() -> ExitCode {
             return client_command(cli::commands::app_codes(cmd, &mut stdout()))
         }
         Command::Quotas(cmd) => return client_command(cli::quotas::quotas(cmd, &mut stdout())),
+        Command::Import(args) => return import(*args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "apig-appcode", &mut stdout());
+            return ExitCode::SUCCESS;
+        }
     };
     serve(args)
+}
+
+/// Runs `import` on a runtime of its own: exit 0 when every item was copied, skipped or
+/// reported, 1 when one failed (after the report), a one-line error when it could not run.
+fn import(args: ImportArgs) -> ExitCode {
+    // Two workers: the source's answers are parsed while the store writes.
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(2);
+    let runtime = match runtime(builder) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match runtime.block_on(cli::import::import(args, &mut stdout())) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("apig-appcode: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }
 
 /// Runs a management API command on a small runtime of its own; one-line error, no log.

@@ -1,16 +1,18 @@
 //! `apig-appcode apps`, `app-codes` and `quotas` against a running `apig-appcode serve`:
-//! the whole cycle in tables and JSON, and the one-line errors (server down, a refused token,
-//! APIG errors, bad arguments), with their exit statuses.
+//! the whole cycle in tables and JSON (an app's update and secret reset included), the
+//! one-line errors (server down, a refused token, APIG errors, bad arguments, a 200 that is
+//! not the API's answer) with their exit statuses, shell completions and the help's examples.
 //!
 //! Run: `cargo test --features gateway --test cli`.
 #![cfg(all(feature = "gateway", unix))]
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use http::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 #[path = "support/binary.rs"]
 mod support;
@@ -553,13 +555,254 @@ async fn bad_arguments_exit_2() {
     .await;
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(run.stderr.contains("stdin"), "{}", run.stderr);
-    // https:// is refused clearly.
-    let run = cli(
-        "https://127.0.0.1:1",
-        Auth::Env(TOKEN),
-        &["apps", "list"],
+    // A URL that is neither http:// nor https://, or has a path.
+    for server in ["ftp://127.0.0.1:1", "https://127.0.0.1:1/v2"] {
+        let run = cli(server, Auth::Env(TOKEN), &["apps", "list"], None).await;
+        assert_eq!(run.code, Some(2), "{}", run.stderr);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_speaks_https_to_a_management_listener_with_tls() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+    let mut args = base_args(&upstream, dir.path());
+    args.extend(["--admin-token".into(), TOKEN.into()]);
+    args.extend(["--admin-tls-cert".into(), cert.display().to_string()]);
+    args.extend(["--admin-tls-key".into(), key.display().to_string()]);
+    let serve = Proc::spawn(serve_command(&args));
+    let admin = wait_until(START_TIMEOUT, "the TLS admin listener", || {
+        let found = listening(&serve.stdout(), "admin listening on ");
+        async move { found }
+    })
+    .await;
+    assert!(serve.stdout().contains("admin listening on https://"));
+    let server = format!("https://localhost:{}", admin.port());
+    let list = |ca: Option<&Path>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["apps", "list", "--server", &server]);
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("APIG_") || name.starts_with("SSL_CERT") {
+                cmd.env_remove(&*name);
+            }
+        }
+        cmd.env("APIG_ADMIN_TOKEN", TOKEN);
+        if let Some(ca) = ca {
+            cmd.env("SSL_CERT_FILE", ca);
+        }
+        cmd
+    };
+    // The certificate checked against SSL_CERT_FILE, as against the system's roots.
+    let (status, stdout, stderr) = run_to_exit(list(Some(&cert))).await;
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.starts_with("ID "), "{stdout}");
+    // A certificate no root vouches for: refused, in one line.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let other_ca = dir.path().join("other.pem");
+    std::fs::write(&other_ca, other.cert.pem()).unwrap();
+    let (status, _, stderr) = run_to_exit(list(Some(&other_ca))).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("certificate"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_is_updated_and_its_secret_reset_or_set() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_token(&upstream, dir.path(), &[]).await;
+    let api = url(server.admin);
+    let run = |args: Vec<String>, stdin: Option<&'static str>| {
+        let api = api.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(&api, Auth::Env(TOKEN), &args, stdin).await
+        }
+    };
+    let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let created = run(args(&["apps", "create", "shop", "--json"]), None)
+        .await
+        .json();
+    let app = created["id"].as_str().unwrap().to_owned();
+    let old_secret = created["app_secret"].as_str().unwrap().to_owned();
+
+    // Only the remark: the name is kept.
+    let updated = run(
+        args(&["apps", "update", &app, "--remark", "the new shop"]),
         None,
     )
     .await;
-    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    let cells = row(updated.ok(), &app);
+    assert_eq!(cells[1..3], ["shop", "valid"]);
+    assert!(
+        updated.stdout.contains("the new shop"),
+        "{}",
+        updated.stdout
+    );
+    let renamed = run(
+        args(&[
+            "apps",
+            "update",
+            &app,
+            "--name",
+            "shop_eu",
+            "--app-key",
+            "shop-eu-key-01",
+            "--json",
+        ]),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(
+        (&renamed["name"], &renamed["app_key"], &renamed["remark"]),
+        (
+            &json!("shop_eu"),
+            &json!("shop-eu-key-01"),
+            &json!("the new shop")
+        )
+    );
+    run(args(&["apps", "update", &app, "--name", "x"]), None)
+        .await
+        .failed("APIG.2012");
+
+    // A generated secret is printed once, and is the app's.
+    let reset = run(args(&["apps", "reset-secret", &app]), None).await;
+    let cells = row(reset.ok(), &app);
+    let secret = cells[3].to_owned();
+    assert_eq!(secret.len(), 32, "{}", reset.stdout);
+    assert_ne!(secret, old_secret);
+    let shown = run(args(&["apps", "show", &app, "--json"]), None)
+        .await
+        .json();
+    assert_eq!(shown["app_secret"], secret.as_str());
+
+    // One of our own from stdin: set, and not echoed.
+    let own = "MyOwnSecret_0123456789";
+    let set = run(
+        args(&["apps", "reset-secret", &app, "--stdin"]),
+        Some("MyOwnSecret_0123456789\n"),
+    )
+    .await;
+    assert_eq!(set.ok().trim(), format!("set the secret of app {app}"));
+    assert!(!set.stderr.contains(own));
+    let shown = run(args(&["apps", "show", &app, "--json"]), None)
+        .await
+        .json();
+    assert_eq!(shown["app_secret"], own);
+    // An empty stdin is a usage error, found before any call.
+    let empty = run(args(&["apps", "reset-secret", &app, "--stdin"]), Some("")).await;
+    assert_eq!(empty.code, Some(2), "{}", empty.stderr);
+    server.stop().await;
+}
+
+/// `apig-appcode ARGS` with no server, no `APIG_*` variable, no stdin.
+fn offline(args: &[&str]) -> Run {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).stdin(Stdio::null());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("APIG_") {
+            cmd.env_remove(name);
+        }
+    }
+    let out = cmd.output().expect("starting apig-appcode");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef apig-appcode"),
+        ("fish", "complete -c apig-appcode"),
+    ] {
+        let run = offline(&["completions", shell]);
+        let script = run.ok();
+        assert!(script.contains(marker), "{shell}:\n{script}");
+        for command in ["reset-secret", "import", "app-codes"] {
+            assert!(script.contains(command), "{shell} lacks {command}");
+        }
+    }
+    assert_eq!(offline(&["completions", "tcsh"]).code, Some(2));
+}
+
+#[test]
+fn every_command_shows_examples_in_its_help() {
+    for command in [
+        &["apps", "create"][..],
+        &["apps", "list"],
+        &["apps", "show"],
+        &["apps", "update"],
+        &["apps", "reset-secret"],
+        &["apps", "delete"],
+        &["apps", "acl", "set"],
+        &["apps", "acl", "show"],
+        &["apps", "acl", "delete"],
+        &["app-codes", "create"],
+        &["app-codes", "generate"],
+        &["app-codes", "list"],
+        &["app-codes", "show"],
+        &["app-codes", "delete"],
+        &["quotas", "create"],
+        &["quotas", "list"],
+        &["quotas", "show"],
+        &["quotas", "update"],
+        &["quotas", "delete"],
+        &["quotas", "bind"],
+        &["quotas", "unbind"],
+        &["import"],
+        &["completions"],
+    ] {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let run = offline(&args);
+        let help = run.ok();
+        assert!(help.contains("Example"), "{command:?}:\n{help}");
+        assert!(
+            help.contains(&format!("apig-appcode {}", command.join(" "))),
+            "{command:?}:\n{help}"
+        );
+    }
+}
+
+/// A server on 127.0.0.1 port 0 answering every request `200` with `body`.
+async fn answering_200(body: &'static str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = axum::Router::new().fallback(move || async move { body });
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_success_whose_body_is_not_the_apis_answer_is_an_error() {
+    let html = answering_200("<html>welcome</html>").await;
+    let empty = answering_200("{}").await;
+    for (server, args, needle) in [
+        (&html, &["apps", "list"][..], "not JSON"),
+        (&empty, &["apps", "list"], "no `apps` list"),
+        (&empty, &["apps", "show", "a1"], "no `id`"),
+        (&empty, &["app-codes", "generate", "a1"], "no `id`"),
+        (&empty, &["quotas", "show", "q1"], "no `app_quota_id`"),
+        (&empty, &["apps", "reset-secret", "a1"], "no `id`"),
+        (&empty, &["apps", "list", "--json"], "no `apps` list"),
+    ] {
+        let run = cli(server, Auth::Env(TOKEN), args, None).await;
+        run.failed(needle);
+        assert!(
+            run.stderr.contains("unexpected answer from"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+    }
 }

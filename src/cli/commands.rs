@@ -11,7 +11,7 @@ use http::Method;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use super::client::{segment, Answer, CliError, Client, Token, TOKEN_ENV};
+use super::client::{segment, Answer, CliError, Client, Credential, Token, TOKEN_ENV};
 use super::output::{footer, header, items, number, raw, table, text};
 
 /// Where the server is, where the admin token is, and how to print. Shared by every client
@@ -19,7 +19,7 @@ use super::output::{footer, header, items, number, raw, table, text};
 // No secret here: the token itself is read from the environment or a file by `Token::resolve`.
 #[derive(Clone, Args)]
 pub(crate) struct ConnectArgs {
-    /// The management API's address (`serve`'s --admin-listen).
+    /// The management API's address, `http[s]://HOST:PORT` (`serve`'s --admin-listen).
     #[arg(
         long,
         env = "APIG_SERVER",
@@ -63,6 +63,9 @@ pub(crate) struct AppsCommand {
 #[derive(Subcommand)]
 enum AppsAction {
     /// Create an app.
+    #[command(after_help = "Examples:
+  apig-appcode apps create shop --remark \"the shop\"
+  APP=$(apig-appcode apps create depot --json | jq -r .id)")]
     Create {
         /// Name: 3 to 64 characters (letters, digits, `_`), starting with a letter.
         name: String,
@@ -71,6 +74,9 @@ enum AppsAction {
         remark: Option<String>,
     },
     /// List apps (one page).
+    #[command(after_help = "Examples:
+  apig-appcode apps list
+  apig-appcode apps list --offset 500 --limit 500 --json")]
     List {
         /// Apps skipped.
         #[arg(long)]
@@ -79,12 +85,46 @@ enum AppsAction {
         #[arg(long)]
         limit: Option<u64>,
     },
-    /// Show one app.
+    /// Show one app (its secret only with --json).
+    #[command(after_help = "Examples:
+  apig-appcode apps show 5443c4e4d41901c94d245af849a19edf
+  apig-appcode apps show 5443c4e4d41901c94d245af849a19edf --json | jq -r .app_secret")]
     Show {
         /// App ID.
         app_id: String,
     },
+    /// Change an app's name, remark or app key; what is not given is kept.
+    #[command(after_help = "Examples:
+  apig-appcode apps update 5443c4e4d41901c94d245af849a19edf --remark \"the new shop\"
+  apig-appcode apps update 5443c4e4d41901c94d245af849a19edf --name shop_eu --app-key shop-eu-key-01")]
+    Update {
+        /// App ID.
+        app_id: String,
+        /// New name: 3 to 64 characters (letters, digits, `_`), starting with a letter.
+        #[arg(long)]
+        name: Option<String>,
+        /// New description.
+        #[arg(long)]
+        remark: Option<String>,
+        /// New app key (8 to 200 letters, digits, `_`, `-`) for signed requests.
+        #[arg(long)]
+        app_key: Option<String>,
+    },
+    /// Give an app a new secret and print it once; with --stdin, set the secret read from
+    /// stdin (one line) instead. Signatures made with the old secret fail at once.
+    #[command(after_help = "Examples:
+  apig-appcode apps reset-secret 5443c4e4d41901c94d245af849a19edf      # prints the new secret
+  printf '%s\\n' \"$SECRET\" | apig-appcode apps reset-secret 5443c4e4d41901c94d245af849a19edf --stdin")]
+    ResetSecret {
+        /// App ID.
+        app_id: String,
+        /// Read the new secret from stdin (8 to 128 characters) instead of generating one.
+        #[arg(long)]
+        stdin: bool,
+    },
     /// Delete an app and its AppCodes.
+    #[command(after_help = "Example:
+  apig-appcode apps delete 5443c4e4d41901c94d245af849a19edf")]
     Delete {
         /// App ID.
         app_id: String,
@@ -97,6 +137,9 @@ enum AppsAction {
 #[derive(Subcommand)]
 enum AclAction {
     /// Set the app's ACL, replacing any it had.
+    #[command(after_help = "Examples:
+  apig-appcode apps acl set APP_ID --type DENY 192.0.2.0/24 198.51.100.7
+  apig-appcode apps acl set APP_ID --type PERMIT 10.0.0.1-10.0.0.99 2001:db8::/32")]
     Set {
         /// App ID.
         app_id: String,
@@ -108,11 +151,15 @@ enum AclAction {
         values: Vec<String>,
     },
     /// Show the app's ACL.
+    #[command(after_help = "Example:
+  apig-appcode apps acl show APP_ID --json")]
     Show {
         /// App ID.
         app_id: String,
     },
     /// Remove the app's ACL: every address may use the app again.
+    #[command(after_help = "Example:
+  apig-appcode apps acl delete APP_ID")]
     Delete {
         /// App ID.
         app_id: String,
@@ -132,21 +179,30 @@ pub(crate) struct AppCodesCommand {
 enum AppCodesAction {
     /// Add an AppCode of your own to an app; the value is read from stdin (one line), never
     /// from the command line, where other users could see it.
+    #[command(after_help = "Example:
+  printf '%s\\n' \"$MY_CODE\" | apig-appcode app-codes create APP_ID")]
     Create {
         /// App ID.
         app_id: String,
     },
     /// Generate an AppCode for an app and print it, value included.
+    #[command(after_help = "Examples:
+  apig-appcode app-codes generate APP_ID
+  CODE=$(apig-appcode app-codes generate APP_ID --json | jq -r .app_code)")]
     Generate {
         /// App ID.
         app_id: String,
     },
     /// List an app's AppCodes (IDs and dates; values only with --json).
+    #[command(after_help = "Example:
+  apig-appcode app-codes list APP_ID")]
     List {
         /// App ID.
         app_id: String,
     },
     /// Show one AppCode, value included.
+    #[command(after_help = "Example:
+  apig-appcode app-codes show APP_ID APP_CODE_ID")]
     Show {
         /// App ID.
         app_id: String,
@@ -154,6 +210,8 @@ enum AppCodesAction {
         app_code_id: String,
     },
     /// Delete an AppCode: the gateway refuses it at once.
+    #[command(after_help = "Example:
+  apig-appcode app-codes delete APP_ID APP_CODE_ID")]
     Delete {
         /// App ID.
         app_id: String,
@@ -168,12 +226,26 @@ pub(super) fn client(connect: &ConnectArgs) -> Result<Client, CliError> {
         std::env::var(TOKEN_ENV).ok(),
         &connect.database,
     )?;
-    Client::new(&connect.server, &connect.project, &connect.instance, token)
+    Client::new(
+        ("--server", &connect.server),
+        &connect.project,
+        &connect.instance,
+        Credential::AdminToken(token),
+    )
 }
 
 /// Runs `apps ACTION`, printing to `out`.
 pub(crate) async fn apps(cmd: AppsCommand, out: &mut impl Write) -> Result<(), CliError> {
     let json_out = cmd.connect.json;
+    // Read before any call: a missing secret is a usage error whatever the server's state.
+    let secret = match &cmd.action {
+        AppsAction::ResetSecret { stdin: true, .. } => Some(read_secret_line(
+            "app secret",
+            "apps reset-secret --stdin reads the new secret from stdin, and it was empty \
+             (leave out --stdin to have one generated)",
+        )?),
+        _ => None,
+    };
     let client = client(&cmd.connect)?;
     match cmd.action {
         AppsAction::Create { name, remark } => {
@@ -198,10 +270,10 @@ pub(crate) async fn apps(cmd: AppsCommand, out: &mut impl Write) -> Result<(), C
                 format!("/apps?{}", query.join("&"))
             };
             let answer = client.call(Method::GET, &path, None).await?;
+            let apps = answer.list("apps")?;
             if json_out {
                 return raw(out, &answer);
             }
-            let apps = items(&answer.json, "apps");
             let mut rows = vec![header(&["ID", "NAME", "STATUS", "CODES", "CREATED"])];
             for app in apps {
                 let id = text(app, "id");
@@ -231,6 +303,54 @@ pub(crate) async fn apps(cmd: AppsCommand, out: &mut impl Write) -> Result<(), C
                 .call(Method::GET, &format!("/apps/{}", segment(&app_id)), None)
                 .await?;
             print_app(out, json_out, &answer)
+        }
+        AppsAction::Update {
+            app_id,
+            name,
+            remark,
+            app_key,
+        } => {
+            let path = format!("/apps/{}", segment(&app_id));
+            // APIG's update requires the name: keep the app's own when none is given.
+            let name = match name {
+                Some(name) => name,
+                None => {
+                    let current = client.call(Method::GET, &path, None).await?;
+                    text(current.object_with(&["name"])?, "name")
+                }
+            };
+            let mut body = json!({ "name": name });
+            if let Some(remark) = remark {
+                body["remark"] = Value::String(remark);
+            }
+            if let Some(key) = app_key {
+                body["app_key"] = Value::String(key);
+            }
+            let answer = client.call(Method::PUT, &path, Some(&body)).await?;
+            print_app(out, json_out, &answer)
+        }
+        AppsAction::ResetSecret { app_id, .. } => {
+            let path = format!("/apps/secret/{}", segment(&app_id));
+            let body = secret.as_ref().map(|s| json!({ "app_secret": s.expose() }));
+            let answer = client.call(Method::PUT, &path, body.as_ref()).await?;
+            let app = answer.object_with(&["id", "app_key", "app_secret"])?;
+            if json_out {
+                return raw(out, &answer);
+            }
+            if secret.is_some() {
+                // The caller knows the secret it chose: not echoed.
+                return writeln!(out, "set the secret of app {app_id}").map_err(CliError::Io);
+            }
+            let rows = vec![
+                header(&["ID", "NAME", "APP KEY", "APP SECRET"]),
+                vec![
+                    text(app, "id"),
+                    text(app, "name"),
+                    text(app, "app_key"),
+                    text(app, "app_secret"),
+                ],
+            ];
+            table(out, &rows)
         }
         AppsAction::Delete { app_id } => {
             client
@@ -283,10 +403,10 @@ async fn acl(
 }
 
 fn print_acl(out: &mut impl Write, json_out: bool, answer: &Answer) -> Result<(), CliError> {
+    let acl = answer.object_with(&["app_id"])?;
     if json_out {
         return raw(out, answer);
     }
-    let acl = &answer.json;
     let values = items(acl, "app_acl_values");
     if values.is_empty() {
         return writeln!(out, "app {} has no ACL", text(acl, "app_id")).map_err(CliError::Io);
@@ -306,7 +426,11 @@ pub(crate) async fn app_codes(cmd: AppCodesCommand, out: &mut impl Write) -> Res
     let json_out = cmd.connect.json;
     // Read before any call: a missing value is a usage error whatever the server's state.
     let value = match &cmd.action {
-        AppCodesAction::Create { .. } => Some(read_app_code()?),
+        AppCodesAction::Create { .. } => Some(read_secret_line(
+            "AppCode",
+            "app-codes create reads the AppCode from stdin, and it was empty \
+             (use `app-codes generate` to have one generated)",
+        )?),
         _ => None,
     };
     let client = client(&cmd.connect)?;
@@ -329,10 +453,10 @@ pub(crate) async fn app_codes(cmd: AppCodesCommand, out: &mut impl Write) -> Res
             // The most a page holds: an app has at most a few codes.
             let path = format!("{}?limit=500", codes(&app_id));
             let answer = client.call(Method::GET, &path, None).await?;
+            let list = answer.list("app_codes")?;
             if json_out {
                 return raw(out, &answer);
             }
-            let list = items(&answer.json, "app_codes");
             let mut rows = vec![header(&["ID", "CREATED"])];
             for code in list {
                 rows.push(vec![text(code, "id"), text(code, "create_time")]);
@@ -364,31 +488,28 @@ pub(crate) async fn app_codes(cmd: AppCodesCommand, out: &mut impl Write) -> Res
     }
 }
 
-/// The AppCode for `app-codes create`: the first line of stdin, trimmed.
-fn read_app_code() -> Result<SecretString, CliError> {
+/// A secret for `app-codes create` or `apps reset-secret --stdin`: the first line of stdin,
+/// trimmed; `if_empty` is the usage error when there is none.
+fn read_secret_line(what: &str, if_empty: &str) -> Result<SecretString, CliError> {
     let stdin = io::stdin();
     if stdin.is_terminal() {
         // A prompt on stderr, so that stdout stays the command's output.
-        eprint!("AppCode (one line): ");
+        eprint!("{what} (one line): ");
     }
     let mut line = Zeroizing::new(String::new());
     stdin.lock().read_line(&mut line).map_err(CliError::Io)?;
     let value = line.trim();
     if value.is_empty() {
-        return Err(CliError::Usage(
-            "app-codes create reads the AppCode from stdin, and it was empty \
-             (use `app-codes generate` to have one generated)"
-                .into(),
-        ));
+        return Err(CliError::Usage(if_empty.to_owned()));
     }
     Ok(SecretString::new(value))
 }
 
 fn print_app(out: &mut impl Write, json_out: bool, answer: &Answer) -> Result<(), CliError> {
+    let app = answer.object_with(&["id", "name"])?;
     if json_out {
         return raw(out, answer);
     }
-    let app = &answer.json;
     // The app secret is left out: APIG's console hides it too; --json has it.
     let rows = vec![
         header(&["ID", "NAME", "STATUS", "APP KEY", "CREATED", "REMARK"]),
@@ -405,10 +526,10 @@ fn print_app(out: &mut impl Write, json_out: bool, answer: &Answer) -> Result<()
 }
 
 fn print_code(out: &mut impl Write, json_out: bool, answer: &Answer) -> Result<(), CliError> {
+    let code = answer.object_with(&["id", "app_code"])?;
     if json_out {
         return raw(out, answer);
     }
-    let code = &answer.json;
     // The value last: it is long, and the other columns stay aligned.
     let rows = vec![
         header(&["ID", "APP ID", "CREATED", "APP CODE"]),

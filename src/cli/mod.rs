@@ -7,6 +7,7 @@ pub(crate) mod args;
 pub(crate) mod client;
 pub(crate) mod commands;
 pub(crate) mod file;
+pub(crate) mod import;
 mod output;
 pub(crate) mod quotas;
 

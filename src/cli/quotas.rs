@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::client::{segment, Answer, CliError, Client};
 use super::commands::{client, ConnectArgs};
-use super::output::{footer, header, items, number, raw, table, text};
+use super::output::{footer, header, number, raw, table, text};
 
 /// `apig-appcode quotas`.
 #[derive(Args)]
@@ -63,8 +63,13 @@ impl QuotaFields {
 #[derive(Subcommand)]
 enum QuotasAction {
     /// Create an app quota.
+    #[command(after_help = "Examples:
+  apig-appcode quotas create partners --calls 10000 --unit DAY --reset-time \"2026-12-01 00:00:00\"
+  apig-appcode quotas create burst --calls 100 --unit MINUTE --interval 5")]
     Create(QuotaFields),
     /// List app quotas (one page).
+    #[command(after_help = "Example:
+  apig-appcode quotas list --name partner")]
     List {
         /// Only quotas whose name contains this.
         #[arg(long)]
@@ -77,11 +82,15 @@ enum QuotasAction {
         limit: Option<u64>,
     },
     /// Show one app quota, with the apps bound to it.
+    #[command(after_help = "Example:
+  apig-appcode quotas show APP_QUOTA_ID")]
     Show {
         /// App quota ID.
         app_quota_id: String,
     },
     /// Replace an app quota's name, limit and remark; bound apps keep their calls so far.
+    #[command(after_help = "Example:
+  apig-appcode quotas update APP_QUOTA_ID partners --calls 20000 --unit DAY")]
     Update {
         /// App quota ID.
         app_quota_id: String,
@@ -89,11 +98,15 @@ enum QuotasAction {
         fields: QuotaFields,
     },
     /// Delete an app quota; its apps are unbound.
+    #[command(after_help = "Example:
+  apig-appcode quotas delete APP_QUOTA_ID")]
     Delete {
         /// App quota ID.
         app_quota_id: String,
     },
     /// Bind apps to an app quota (an app has at most one).
+    #[command(after_help = "Example:
+  apig-appcode quotas bind APP_QUOTA_ID APP_ID OTHER_APP_ID")]
     Bind {
         /// App quota ID.
         app_quota_id: String,
@@ -102,6 +115,8 @@ enum QuotasAction {
         app_ids: Vec<String>,
     },
     /// Unbind an app from an app quota.
+    #[command(after_help = "Example:
+  apig-appcode quotas unbind APP_QUOTA_ID APP_ID")]
     Unbind {
         /// App quota ID.
         app_quota_id: String,
@@ -120,7 +135,7 @@ pub(crate) async fn quotas(cmd: QuotasCommand, out: &mut impl Write) -> Result<(
             let answer = client
                 .call(Method::POST, "/app-quotas", Some(&fields.body()))
                 .await?;
-            print_quotas(out, json_out, &answer, std::slice::from_ref(&answer.json))
+            print_quota(out, json_out, &answer)
         }
         QuotasAction::List {
             name,
@@ -138,7 +153,7 @@ pub(crate) async fn quotas(cmd: QuotasCommand, out: &mut impl Write) -> Result<(
                 false => format!("/app-quotas?{}", query.join("&")),
             };
             let answer = client.call(Method::GET, &path, None).await?;
-            let quotas = items(&answer.json, "quotas");
+            let quotas = answer.list("quotas")?;
             print_quotas(out, json_out, &answer, quotas)?;
             if !json_out {
                 footer(&answer.json, quotas.len(), "quotas");
@@ -147,7 +162,7 @@ pub(crate) async fn quotas(cmd: QuotasCommand, out: &mut impl Write) -> Result<(
         }
         QuotasAction::Show { app_quota_id } => {
             let answer = client.call(Method::GET, &path(&app_quota_id), None).await?;
-            print_quotas(out, json_out, &answer, std::slice::from_ref(&answer.json))?;
+            print_quota(out, json_out, &answer)?;
             if json_out {
                 return Ok(());
             }
@@ -160,7 +175,7 @@ pub(crate) async fn quotas(cmd: QuotasCommand, out: &mut impl Write) -> Result<(
             let answer = client
                 .call(Method::PUT, &path(&app_quota_id), Some(&fields.body()))
                 .await?;
-            print_quotas(out, json_out, &answer, std::slice::from_ref(&answer.json))
+            print_quota(out, json_out, &answer)
         }
         QuotasAction::Delete { app_quota_id } => {
             client
@@ -175,11 +190,12 @@ pub(crate) async fn quotas(cmd: QuotasCommand, out: &mut impl Write) -> Result<(
             let body = json!({ "app_ids": app_ids });
             let path = format!("{}/binding-apps", path(&app_quota_id));
             let answer = client.call(Method::POST, &path, Some(&body)).await?;
+            let applies = answer.list("applies")?;
             if json_out {
                 return raw(out, &answer);
             }
             let mut rows = vec![header(&["APP ID", "APP QUOTA ID", "BOUND"])];
-            for applied in items(&answer.json, "applies") {
+            for applied in applies {
                 rows.push(vec![
                     text(applied, "app_id"),
                     text(applied, "app_quota_id"),
@@ -208,6 +224,12 @@ fn done(out: &mut impl Write, json_out: bool, what: &str) -> Result<(), CliError
         return Ok(());
     }
     writeln!(out, "{what}").map_err(CliError::Io)
+}
+
+/// One quota: the body of a create, show or update.
+fn print_quota(out: &mut impl Write, json_out: bool, answer: &Answer) -> Result<(), CliError> {
+    let quota = answer.object_with(&["app_quota_id"])?;
+    print_quotas(out, json_out, answer, std::slice::from_ref(quota))
 }
 
 fn print_quotas(
@@ -252,7 +274,7 @@ async fn bound_apps(client: &Client, quota_id: &str, out: &mut impl Write) -> Re
             rows.len() - 1
         );
         let answer = client.call(Method::GET, &path, None).await?;
-        let apps = items(&answer.json, "apps");
+        let apps = answer.list("apps")?;
         for app in apps {
             rows.push(vec![
                 text(app, "app_id"),

@@ -51,9 +51,9 @@ pub use provider::StoreProvider;
 pub use revision::{AppCodeChanges, DeletedAppCode, InstanceSnapshot, CHANGE_LOG_RETENTION};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteFileError, SqliteOptions, SqliteStore};
-pub use time::Timestamp;
 #[cfg(feature = "admin")]
 pub(crate) use time::{format_date_time, parse_date_time};
+pub use time::{Timestamp, TimestampError};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use version::SchemaTooNew;
 

@@ -1,6 +1,7 @@
 //! UTC timestamps with nanoseconds, formatted like APIG's (`2020-07-24T02:37:24.835128293Z`).
 
 use std::fmt;
+use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::civil::{civil_from_days, days_from_civil};
@@ -53,6 +54,54 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// What is not a timestamp in APIG's RFC 3339 form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimestampError;
+
+impl fmt::Display for TimestampError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("expected a UTC time such as 2020-07-24T02:37:24.835128293Z")
+    }
+}
+
+impl std::error::Error for TimestampError {}
+
+impl FromStr for Timestamp {
+    type Err = TimestampError;
+
+    /// Reads what [`Display`](fmt::Display) writes, and the same with zero to nine fractional
+    /// digits: the times another APIG shows, kept when its apps are copied here.
+    ///
+    /// ```
+    /// use apig_appcode::store::Timestamp;
+    ///
+    /// let t: Timestamp = "2020-07-24T02:37:24.835128293Z".parse().unwrap();
+    /// assert_eq!(t, Timestamp::from_unix_nanos(1_595_558_244_835_128_293));
+    /// assert_eq!("2020-07-24T02:37:24Z".parse::<Timestamp>().unwrap().unix_nanos() % 1_000_000_000, 0);
+    /// assert!("2020-07-24 02:37:24".parse::<Timestamp>().is_err());
+    /// ```
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let rest = text.strip_suffix('Z').ok_or(TimestampError)?;
+        let (date, time) = rest.split_once('T').ok_or(TimestampError)?;
+        let (hms, fraction) = match time.split_once('.') {
+            Some((hms, fraction)) => (hms, fraction),
+            None => (time, ""),
+        };
+        let digits = fraction.len() <= 9 && fraction.bytes().all(|b| b.is_ascii_digit());
+        if !digits || (time.contains('.') && fraction.is_empty()) {
+            return Err(TimestampError);
+        }
+        let secs = parse_date_time(&format!("{date} {hms}")).ok_or(TimestampError)?;
+        let nanos = format!("{fraction:0<9}")
+            .parse::<i64>()
+            .map_err(|_| TimestampError)?;
+        secs.checked_mul(1_000_000_000)
+            .and_then(|n| n.checked_add(nanos))
+            .map(Self)
+            .ok_or(TimestampError)
+    }
+}
+
 /// `YYYY-MM-DD HH:MM:SS` in UTC, as APIG writes an app quota's `reset_time`.
 #[cfg_attr(not(feature = "admin"), allow(dead_code))]
 pub(crate) fn format_date_time(secs: i64) -> String {
@@ -68,7 +117,6 @@ pub(crate) fn format_date_time(secs: i64) -> String {
 
 /// Seconds since the epoch of `YYYY-MM-DD HH:MM:SS` read as UTC; `None` unless the text is
 /// exactly that shape and a real date and time.
-#[cfg_attr(not(feature = "admin"), allow(dead_code))]
 pub(crate) fn parse_date_time(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     let shape = b.len() == 19
@@ -157,6 +205,28 @@ mod tests {
             "",
         ] {
             assert_eq!(parse_date_time(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn timestamps_read_back_what_they_write() {
+        for nanos in [0, -1, 951_782_400_000_000_001, 1_735_689_599_999_999_999] {
+            let t = Timestamp::from_unix_nanos(nanos);
+            assert_eq!(t.to_string().parse::<Timestamp>(), Ok(t));
+        }
+        assert_eq!(
+            "2020-07-24T02:37:24.5Z".parse::<Timestamp>(),
+            Ok(Timestamp::from_unix_nanos(1_595_558_244_500_000_000))
+        );
+        for bad in [
+            "2020-07-24T02:37:24.Z",
+            "2020-07-24T02:37:24.1234567890Z",
+            "2020-07-24T02:37:24",
+            "2020-07-24 02:37:24Z",
+            "2020-02-30T00:00:00Z",
+            "",
+        ] {
+            assert_eq!(bad.parse::<Timestamp>(), Err(TimestampError), "{bad}");
         }
     }
 
