@@ -6,7 +6,8 @@
 //! target/release/examples/propagation_bench postgres://postgres@127.0.0.1:5432/test
 //! ```
 //! (optional after the URL: `--revocations N` (default 200), `--codes N` (default 1000000),
-//! `--idle SECONDS` (default 60), `--cold-only true`, `--under-load SECONDS`).
+//! `--idle SECONDS` (default 60), `--cold-only true`, `--under-load SECONDS`, `--rounds N`
+//! (default 1), `--schema NAME`).
 //!
 //! 1. Revocation delay: two `apig-appcode serve` processes A and B; an AppCode is created
 //!    through A's management API and, once B accepts it, deleted through A. The delay runs from
@@ -20,6 +21,10 @@
 //!    interval; it is then left idle for `--idle` seconds, and the CPU it and every `postgres`
 //!    process of the machine spent meanwhile is printed as a share of one core (from
 //!    `/proc/*/stat`), with its memory after. With `--cold-only true`, part 1 is skipped.
+//!    With `--rounds N`, N nodes are started one after the other on the same tables (each
+//!    stopped once ready, the last one measured idle as above), for a median. With `--schema
+//!    NAME`, the tables are those of schema NAME: filled once and kept, so that later runs skip
+//!    writing millions of rows (minutes at ten million).
 //!
 //! 3. With `--under-load SECONDS`, instead of 1 and 2: wrk (Debian's package) saturates both
 //!    gateways with rejected requests (one thread, 16 connections each) for SECONDS, in three
@@ -79,6 +84,7 @@ async fn run() -> Result<(), BoxError> {
         .ok_or("usage: propagation_bench POSTGRES_URL [--revocations N] [--codes N]")?;
     let (mut revocations, mut codes, mut under_load) = (200usize, 1_000_000u64, None);
     let (mut idle, mut only_cold) = (Duration::from_secs(60), false);
+    let (mut rounds, mut kept) = (1usize, None);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or("a flag without its value")?;
         match flag.as_str() {
@@ -87,6 +93,8 @@ async fn run() -> Result<(), BoxError> {
             "--under-load" => under_load = Some(Duration::from_secs(value.parse()?)),
             "--idle" => idle = Duration::from_secs(value.parse()?),
             "--cold-only" => only_cold = value.parse()?,
+            "--rounds" => rounds = value.parse::<usize>()?.max(1),
+            "--schema" => kept = Some(value),
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -113,11 +121,21 @@ async fn run() -> Result<(), BoxError> {
         schema.drop().await?;
     }
 
-    println!("== cold start with {codes} AppCodes");
-    let schema = Schema::create(&url).await?;
-    cold_start(&bin, &schema, codes, idle).await?;
-    schema.drop().await?;
-    Ok(())
+    let Some(name) = kept else {
+        println!("== cold start with {codes} AppCodes");
+        let schema = Schema::create(&url).await?;
+        fill(&schema, codes).await?;
+        cold_start(&bin, &schema, rounds, idle).await?;
+        return schema.drop().await;
+    };
+    let (schema, existed) = Schema::open(&url, &name).await?;
+    if existed {
+        println!("== cold start on schema {name}, kept from an earlier run as it is");
+    } else {
+        println!("== cold start with {codes} AppCodes, kept in schema {name}");
+        fill(&schema, codes).await?;
+    }
+    cold_start(&bin, &schema, rounds, idle).await
 }
 
 async fn revocation_delay(bin: &PathBuf, schema: &Schema, n: usize) -> Result<(), BoxError> {
@@ -335,12 +353,8 @@ async fn wrk(gateway: SocketAddr, seconds: Duration) -> Result<f64, String> {
         .ok_or_else(|| format!("no Requests/sec from wrk: {text}"))
 }
 
-async fn cold_start(
-    bin: &PathBuf,
-    schema: &Schema,
-    codes: u64,
-    idle: Duration,
-) -> Result<(), BoxError> {
+/// Writes `codes` AppCodes (5 per app) into the tables of `schema`, as a restore would.
+async fn fill(schema: &Schema, codes: u64) -> Result<(), BoxError> {
     // Let the store create its tables, then fill them in bulk.
     let store = apig_appcode::store::PostgresStore::connect(
         &schema.url,
@@ -378,20 +392,46 @@ async fn cold_start(
         "loaded {codes} codes in {apps} apps in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
 
+/// Starts `rounds` nodes on `schema` one after the other, each timed from its spawn to
+/// `/readyz` 200; the last one is then watched idle for `idle`.
+async fn cold_start(
+    bin: &PathBuf,
+    schema: &Schema,
+    rounds: usize,
+    idle: Duration,
+) -> Result<(), BoxError> {
     let upstream = start_upstream().await?;
     let http = Http::new();
-    let spawned = Instant::now();
-    // The binary's default refresh: what an idle node costs as users run it.
-    let node = Node::start(bin, schema, upstream, None)?;
-    http.ready(&node).await?;
-    let ready = spawned.elapsed();
-    let at_ready = memory(node.child.id())?;
-    println!(
-        "ready (cache loaded) {:.2} s after spawning the process; RSS {} MiB",
-        ready.as_secs_f64(),
-        at_ready.0 / 1024
-    );
+    let mut times = Vec::new();
+    let node = loop {
+        let spawned = Instant::now();
+        // The binary's default refresh: what an idle node costs as users run it.
+        let node = Node::start(bin, schema, upstream, None)?;
+        http.ready(&node).await?;
+        let ready = spawned.elapsed();
+        let at_ready = memory(node.child.id())?;
+        println!(
+            "ready (cache loaded) {:.2} s after spawning the process; RSS {} MiB, peak {} MiB",
+            ready.as_secs_f64(),
+            at_ready.0 / 1024,
+            at_ready.1 / 1024
+        );
+        times.push(ready);
+        if times.len() == rounds {
+            break node;
+        }
+        drop(node);
+    };
+    if rounds > 1 {
+        times.sort();
+        println!(
+            "median of {rounds}: ready {:.2} s",
+            times[rounds / 2].as_secs_f64()
+        );
+    }
     // Settled: whatever the start allocated and freed is behind.
     tokio::time::sleep(Duration::from_secs(15)).await;
     let (rss, peak) = memory(node.child.id())?;
@@ -507,13 +547,38 @@ impl Schema {
             .await?
             .batch_execute(&format!("CREATE SCHEMA {name}"))
             .await?;
+        Ok(Self::at(admin_url, &name))
+    }
+
+    /// The schema `name` of the database at `admin_url`, reached by its `search_path`.
+    fn at(admin_url: &str, name: &str) -> Self {
         let sep = if admin_url.contains('?') { '&' } else { '?' };
-        let url = format!("{admin_url}{sep}options=-c%20search_path%3D{name}");
-        Ok(Self {
+        Self {
             admin_url: admin_url.to_owned(),
-            name,
-            url,
-        })
+            name: name.to_owned(),
+            url: format!("{admin_url}{sep}options=-c%20search_path%3D{name}"),
+        }
+    }
+
+    /// The schema `name`, created if it does not exist; whether it existed.
+    async fn open(admin_url: &str, name: &str) -> Result<(Self, bool), BoxError> {
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err("a schema name of lowercase letters, digits and _".into());
+        }
+        let client = connect(admin_url).await?;
+        let existed = client
+            .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&name])
+            .await?
+            .is_some();
+        if !existed {
+            client
+                .batch_execute(&format!("CREATE SCHEMA {name}"))
+                .await?;
+        }
+        Ok((Self::at(admin_url, name), existed))
     }
 
     async fn drop(self) -> Result<(), BoxError> {

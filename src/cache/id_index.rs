@@ -77,12 +77,20 @@ impl IdIndex {
         let capacity = self.lock(0).capacity().max(1);
         let places = (capacity + capacity / 7 + 1).next_power_of_two() as u64;
         let start = lane * SHARDS / lanes.max(1) % SHARDS;
-        let order = |hash: u64| ((shard_of(hash) + SHARDS - start) % SHARDS, hash & (places - 1));
+        let order = |hash: u64| {
+            (
+                (shard_of(hash) + SHARDS - start) % SHARDS,
+                hash & (places - 1),
+            )
+        };
         entries.sort_unstable_by_key(|(hash, _)| order(*hash));
         let mut rest = &entries[..];
         while let Some((first, _)) = rest.first() {
             let shard = shard_of(*first);
-            let run = rest.iter().take_while(|(h, _)| shard_of(*h) == shard).count();
+            let run = rest
+                .iter()
+                .take_while(|(h, _)| shard_of(*h) == shard)
+                .count();
             let mut table = self.lock(shard);
             for (hash, digest) in &rest[..run] {
                 if table.find(*hash, |d| d == digest).is_none() {

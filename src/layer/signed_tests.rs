@@ -437,6 +437,17 @@ struct KeyLookups {
     gate: Arc<tokio::sync::Semaphore>,
 }
 
+impl KeyLookups {
+    /// Knows `key-2` of `app-2`; no lookup answers before the test adds permits.
+    fn holding_key_2() -> Self {
+        Self {
+            known: ("app-2".into(), AppKey::new("key-2", "secret-2")),
+            asked: Arc::default(),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+        }
+    }
+}
+
 impl crate::provider::AppCodeProvider for KeyLookups {
     fn snapshot(
         &self,
@@ -470,11 +481,7 @@ impl crate::provider::AppCodeProvider for KeyLookups {
 async fn unknown_keys_are_asked_once_and_remembered_as_unknown_codes_are() {
     use std::sync::atomic::Ordering;
 
-    let provider = KeyLookups {
-        known: ("app-2".into(), AppKey::new("key-2", "secret-2")),
-        asked: Arc::default(),
-        gate: Arc::new(tokio::sync::Semaphore::new(0)),
-    };
+    let provider = KeyLookups::holding_key_2();
     let auth = AppCodeAuthLayer::builder()
         .provider(provider.clone())
         .app_auth(AppAuth::Signature)
@@ -567,11 +574,7 @@ async fn a_signed_body_that_stalls_meets_the_body_deadline() {
 
 #[tokio::test]
 async fn an_unknown_key_past_the_lookup_cap_is_told_when_to_come_back() {
-    let provider = KeyLookups {
-        known: ("app-2".into(), AppKey::new("key-2", "secret-2")),
-        asked: Arc::default(),
-        gate: Arc::new(tokio::sync::Semaphore::new(0)),
-    };
+    let provider = KeyLookups::holding_key_2();
     let auth = AppCodeAuthLayer::builder()
         .provider(provider.clone())
         .app_auth(AppAuth::Signature)
