@@ -1244,9 +1244,10 @@ async fn changes_made_with_plain_sql_are_logged_and_announced() {
     assert_eq!(key.unwrap().key(), "sql-set-key-0001");
 }
 
-/// The digest is read a slice of sequence numbers per statement (so that a large instance is
-/// bounded by its progress, not by one call's timeout): codes far apart in sequence, with empty
-/// slices between them, sum as one.
+/// The digest is read a slice of apps per statement (so that a large instance is bounded by
+/// its progress, not by one call's timeout): apps and codes far apart in sequence, with empty
+/// slices between them, sum as one, and another instance's codes in the same slices count for
+/// none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_digest_over_many_slices_is_the_digest_of_every_code() {
     let Some(db) = TestDb::create("a_digest_over_many_slices_is_the_digest_of_every_code").await
@@ -1254,23 +1255,30 @@ async fn a_digest_over_many_slices_is_the_digest_of_every_code() {
         return;
     };
     let store = open(&db, PostgresOptions::new()).await;
-    store.create_app(app_in(&scope(), 1)).await.unwrap();
     let sql = db.client().await;
+    let restart =
+        |table: &str, seq: i64| format!("ALTER TABLE {table} ALTER COLUMN seq RESTART WITH {seq}");
     let mut expected = CodesDigest::default();
-    for (n, seq) in [(1, 1_000_000_i64), (2, 1_700_000), (3, 4_000_000)] {
-        sql.batch_execute(&format!(
-            "ALTER TABLE app_codes ALTER COLUMN seq RESTART WITH {seq}"
-        ))
-        .await
-        .unwrap();
-        let record = code(1, n);
-        store
-            .create_app_code(&scope(), record.clone())
-            .await
-            .unwrap();
-        expected.add(&record.app_id, &record.id);
+    for (app, seq) in [(1, 1_i64), (2, 70_000), (3, 260_000)] {
+        sql.batch_execute(&restart("apps", seq)).await.unwrap();
+        store.create_app(app_in(&scope(), app)).await.unwrap();
+        for (n, code_seq) in [(app * 10 + 1, 1_000_000_i64), (app * 10 + 2, 1_700_000)] {
+            sql.batch_execute(&restart("app_codes", code_seq + seq))
+                .await
+                .unwrap();
+            let record = code(app, n);
+            store
+                .create_app_code(&scope(), record.clone())
+                .await
+                .unwrap();
+            expected.add(&record.app_id, &record.id);
+        }
     }
+    let other = Scope::new("project-a", "instance-2");
+    sql.batch_execute(&restart("apps", 70_001)).await.unwrap();
+    store.create_app(app_in(&other, 4)).await.unwrap();
+    store.create_app_code(&other, code(4, 41)).await.unwrap();
     let digest = store.instance_digest("instance-1").await.unwrap().unwrap();
     assert_eq!(digest.codes, expected);
-    assert_eq!(digest.codes.count, 3);
+    assert_eq!(digest.codes.count, 6);
 }
