@@ -130,7 +130,9 @@ struct Inner {
     map: DashMap<Digest, Entry, PassThrough>,
     /// The cached codes by ID (see `id_index.rs`).
     ids: IdIndex,
-    /// Held by every writer (never by readers), so snapshots and direct changes apply in order.
+    /// Held by every writer (never by readers), so snapshots and direct changes apply in order;
+    /// the one exception, a first load's threads, is ordered by its replay instead (see
+    /// `snapshot_load.rs`).
     journal: Mutex<Journal>,
     /// The digest of the cached codes, kept as they come and go (under the journal's lock):
     /// what the anti-entropy check compares with the provider's.
