@@ -9,7 +9,7 @@
 //! running server's management API; `apig-appcode import` copies them from another one into
 //! the store; `apig-appcode completions SHELL` prints a shell's completion script.
 
-use std::io::stdout;
+use std::io::{stdout, Write};
 use std::process::ExitCode;
 
 use apig_appcode::gateway::{self, logging};
@@ -70,12 +70,25 @@ fn main() -> ExitCode {
         }
         Command::Quotas(cmd) => return client_command(cli::quotas::quotas(cmd, &mut stdout())),
         Command::Import(args) => return import(*args),
-        Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "apig-appcode", &mut stdout());
-            return ExitCode::SUCCESS;
-        }
+        Command::Completions { shell } => return completions(shell),
     };
     serve(args)
+}
+
+/// Prints the completion script for `shell`. Generated into memory first: clap_complete
+/// panics on a failed write, and a reader that stops early (`| head`) is no reason to.
+fn completions(shell: Shell) -> ExitCode {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "apig-appcode", &mut script);
+    match stdout().write_all(&script).and_then(|()| stdout().flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader has what it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("apig-appcode: cannot write the completions: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Runs `import` on a runtime of its own: exit 0 when every item was copied, skipped or

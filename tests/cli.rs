@@ -735,6 +735,26 @@ fn completions_are_printed_for_each_shell() {
     assert_eq!(offline(&["completions", "tcsh"]).code, Some(2));
 }
 
+/// A script that cannot be written (a full disk here; a reader gone is the same error path)
+/// is one line and exit 1, not a panic.
+#[test]
+fn completions_that_cannot_be_written_fail_in_one_line() {
+    let Ok(full) = std::fs::File::options().write(true).open("/dev/full") else {
+        eprintln!("skipped: no /dev/full here");
+        return;
+    };
+    let out = Command::new(BIN)
+        .args(["completions", "bash"])
+        .stdin(Stdio::null())
+        .stdout(full)
+        .output()
+        .expect("starting apig-appcode");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("apig-appcode: "), "{stderr}");
+}
+
 #[test]
 fn every_command_shows_examples_in_its_help() {
     for command in [

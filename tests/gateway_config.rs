@@ -379,3 +379,52 @@ async fn a_rate_limit_keyed_by_an_app_name_is_warned_about() {
         .await;
     assert!(log.contains("10/s"), "{log}");
 }
+
+/// A stdout that cannot be written (a full disk here; a supervisor that closed its end of the
+/// pipe is the same failed write) does not stop the server: the startup lines are dropped and
+/// it serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdout_that_cannot_be_written_does_not_stop_the_server() {
+    let Ok(full) = std::fs::File::options().write(true).open("/dev/full") else {
+        eprintln!("skipped: no /dev/full here");
+        return;
+    };
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Its ports cannot be read from its output: free ones, chosen here.
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (gateway, admin) = (free(), free());
+    let mut child = serve_command(&[
+        "--upstream",
+        &upstream.url(),
+        "--gateway-listen",
+        &gateway.to_string(),
+        "--admin-listen",
+        &admin.to_string(),
+        "--database",
+        &database_url(dir.path()),
+    ])
+    .stdin(std::process::Stdio::null())
+    .stdout(full)
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut health = None;
+    for _ in 0..200 {
+        if let Ok(res) = try_send(admin, get("/healthz")).await {
+            health = Some(res.status);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let exited = child.try_wait().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(exited, None, "the server exited");
+    assert_eq!(health, Some(StatusCode::OK), "/healthz");
+}

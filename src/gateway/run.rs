@@ -31,6 +31,16 @@ use crate::store::{
 use crate::throttle::{RedisRateStore, RedisStoreError, ThrottleLayer};
 use crate::{AppCodeAuthLayer, AppCodeCache};
 
+/// Prints a line of the startup banner on stdout. A stdout that is closed (a supervisor that
+/// read what it needed) fails the write, which `println!` would turn into a panic: the
+/// gateway goes on without it.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// How long open connections get to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -432,17 +442,17 @@ fn announce(config: &Config, listeners: &Listeners, created_token_file: Option<&
         listeners.admin_addr
     );
     match &gateway {
-        Some(gateway) => println!("gateway listening on {gateway}"),
-        None => println!(
+        Some(gateway) => say!("gateway listening on {gateway}"),
+        None => say!(
             "auth-only mode: no upstream, so no gateway listener; requests are checked on the \
              verify listener only"
         ),
     }
-    println!("admin listening on {admin}");
+    say!("admin listening on {admin}");
     if config.tokens.is_empty() && !config.access_keys.is_empty() {
         // Configured credentials switch the first-run token off: say so, or the CLI's 401
         // comes as a surprise.
-        println!(
+        say!(
             "Management API: AK/SK signatures only ({} access key(s)); no admin token, so no \
              first-run token file. The CLI sends an admin token: add --admin-token (or \
              APIG_ADMIN_TOKEN) to use it.",
@@ -450,11 +460,11 @@ fn announce(config: &Config, listeners: &Listeners, created_token_file: Option<&
         );
     }
     if let Some(addr) = listeners.verify_addr {
-        println!("verify listening on http://{addr}");
+        say!("verify listening on http://{addr}");
         tracing::info!(verify = %format!("http://{addr}"), "verify listener (auth-only mode) on");
     }
     if let Some(path) = created_token_file {
-        println!(
+        say!(
             "No management credentials configured: created an admin token in {}.\n\
              Use it like this:\n  curl -H \"X-Auth-Token: $(cat {})\" {admin}/v2/{}/apigw/instances/{}/apps",
             path.display(),
@@ -462,7 +472,7 @@ fn announce(config: &Config, listeners: &Listeners, created_token_file: Option<&
             config.project_id,
             config.instance_id
         );
-        println!(
+        say!(
             "Keep it out of what any upstream serves: a static file server started in {} \
              would hand it (and the database beside it) to any caller with a valid AppCode.",
             path.parent()
