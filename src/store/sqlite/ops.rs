@@ -615,6 +615,41 @@ pub(super) fn instance_snapshot(
     })
 }
 
+/// [`instance_snapshot`], handed to `each` `chunk` codes at a time as they are read, in the
+/// same one read transaction; the revision. `each` answers `false` when nobody takes the codes
+/// any more: the read stops there.
+pub(super) fn instance_snapshot_chunks(
+    conn: &mut Connection,
+    sealer: &Sealer,
+    instance_id: &str,
+    chunk: usize,
+    each: &mut dyn FnMut(Vec<AppCodeRecord>) -> bool,
+) -> StoreResult<Option<u64>> {
+    let context = "read AppCodes";
+    let tx = read_tx(conn)?;
+    let (revision, _) = instance_revision(&tx, instance_id)?;
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "{CODE_SELECT} WHERE c.instance_id = ?1 ORDER BY c.seq"
+        ))
+        .map_err(db(context))?;
+    let mut rows = stmt.query([instance_id]).map_err(db(context))?;
+    let mut codes = Vec::with_capacity(chunk);
+    while let Some(row) = rows.next().map_err(db(context))? {
+        let raw = RawCode::from_sqlite_row(row).map_err(db(context))?;
+        codes.push(raw.open(sealer, instance_id, BACKEND)?);
+        if codes.len() >= chunk && !each(std::mem::replace(&mut codes, Vec::with_capacity(chunk))) {
+            return Err(StoreError::Unavailable(
+                "the snapshot's reader is gone".into(),
+            ));
+        }
+    }
+    if !codes.is_empty() {
+        each(codes);
+    }
+    Ok(Some(revision))
+}
+
 /// The digest of the instance's AppCodes and the revision it reflects, from one read
 /// transaction. SQLite has no hash function: the IDs are read and hashed here, one row at a
 /// time.

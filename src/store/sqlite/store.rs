@@ -22,6 +22,9 @@ use crate::store::{
     Timestamp,
 };
 
+/// Codes a snapshot's read hands over at once (see `instance_snapshot_into`).
+const SNAPSHOT_CHUNK: usize = 4096;
+
 /// The embedded store: apps and AppCodes in one SQLite file in WAL mode, AppCode values and
 /// app secrets optionally encrypted at rest under a [`MasterKey`](crate::store::MasterKey).
 ///
@@ -561,6 +564,33 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, StoreResult<InstanceSnapshot>> {
         let instance_id = instance_id.to_owned();
         Box::pin(self.run(move |c, s| ops::instance_snapshot(c, s, &instance_id)))
+    }
+
+    fn instance_snapshot_into<'a>(
+        &'a self,
+        instance_id: &'a str,
+        sink: &'a mut (dyn FnMut(AppCodeRecord) + Send),
+    ) -> BoxFuture<'a, StoreResult<Option<u64>>> {
+        // The read runs on the blocking pool and hands its codes over a chunk at a time, so
+        // the node never holds the whole instance beside its cache; dropped midway (given
+        // up), the channel closes and the read stops at its next chunk.
+        let (send, mut receive) = tokio::sync::mpsc::channel::<Vec<AppCodeRecord>>(2);
+        let id = instance_id.to_owned();
+        let read = self.run(move |c, s| {
+            let mut hand_over = |codes| send.blocking_send(codes).is_ok();
+            ops::instance_snapshot_chunks(c, s, &id, SNAPSHOT_CHUNK, &mut hand_over)
+        });
+        Box::pin(async move {
+            let read = tokio::spawn(read);
+            while let Some(codes) = receive.recv().await {
+                codes.into_iter().for_each(&mut *sink);
+            }
+            read.await.unwrap_or_else(|e| {
+                Err(StoreError::Backend(
+                    format!("SQLite store task failed: {e}").into(),
+                ))
+            })
+        })
     }
 
     fn instance_digest<'a>(

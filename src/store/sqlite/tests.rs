@@ -788,3 +788,49 @@ async fn a_file_another_process_holds_is_unavailable_then_usable_again() {
     other.execute_batch("ROLLBACK").unwrap();
     store.create_app_code(&scope(), code(1, 1)).await.unwrap();
 }
+
+/// A snapshot streamed chunk by chunk holds the same codes as one read whole, in order, at the
+/// same revision; a reader that stops taking them stops the read.
+#[tokio::test]
+async fn a_snapshot_streams_in_chunks_and_stops_when_its_reader_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let store = seeded(&path, SqliteOptions::new()).await;
+    // Five codes an app at most: the rest in a second app.
+    store.create_app(app(2)).await.unwrap();
+    for n in 1..=5 {
+        store.create_app_code(&scope(), code(2, n)).await.unwrap();
+    }
+    let whole = store.instance_snapshot("i").await.unwrap();
+    let mut conn = Connection::open(&path).unwrap();
+    let sealer = crate::store::cipher::Sealer::new(None);
+    let (mut chunks, mut streamed) = (Vec::new(), Vec::new());
+    let revision = super::ops::instance_snapshot_chunks(&mut conn, &sealer, "i", 3, &mut |c| {
+        chunks.push(c.len());
+        streamed.extend(c);
+        true
+    })
+    .unwrap();
+    assert_eq!(chunks, [3, 3, 1]);
+    assert_eq!(streamed, whole.codes);
+    assert_eq!(revision, whole.revision);
+
+    let mut taken = 0;
+    let stopped = super::ops::instance_snapshot_chunks(&mut conn, &sealer, "i", 3, &mut |c| {
+        taken += c.len();
+        false
+    });
+    assert!(
+        matches!(stopped, Err(StoreError::Unavailable(_))),
+        "{stopped:?}"
+    );
+    assert_eq!(taken, 3, "no chunk after the reader left");
+
+    let mut through_the_trait = Vec::new();
+    let revision = store
+        .instance_snapshot_into("i", &mut |c| through_the_trait.push(c))
+        .await
+        .unwrap();
+    assert_eq!(through_the_trait, whole.codes);
+    assert_eq!(revision, whole.revision);
+}
