@@ -1,0 +1,12 @@
+//! [`MemoryStore`]: everything in one mutex-guarded map, for tests and throwaway setups.
+//!
+//! The store and its locking live in `store`, the data and its lookups in `state`, each
+//! instance's revision and change log in `log`, and the rules of quotas and their bindings in
+//! `quotas`.
+
+mod log;
+mod quotas;
+mod state;
+mod store;
+
+pub use store::MemoryStore;
