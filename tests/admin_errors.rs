@@ -141,194 +141,47 @@ fn broken<T>() -> StoreResult<T> {
     Err(StoreError::Backend(BACKEND_DETAIL.into()))
 }
 
-impl Store for BrokenStore {
-    fn create_app(&self, _: App) -> BoxFuture<'_, StoreResult<App>> {
-        Box::pin(async { broken() })
-    }
-    fn get_app<'a>(&'a self, _: &'a Scope, _: &'a str) -> BoxFuture<'a, StoreResult<App>> {
-        Box::pin(async { broken() })
-    }
-    fn list_apps<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a AppFilter,
-        _: u64,
-        _: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<App>>> {
-        Box::pin(async { broken() })
-    }
-    fn count_app_codes<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a [String],
-    ) -> BoxFuture<'a, StoreResult<Vec<u64>>> {
-        Box::pin(async { broken() })
-    }
-    fn update_app<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-        _: AppChanges,
-    ) -> BoxFuture<'a, StoreResult<App>> {
-        Box::pin(async { broken() })
-    }
-    fn delete_app<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>> {
-        Box::pin(async { broken() })
-    }
-    fn create_app_code<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: AppCodeRecord,
-    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
-        Box::pin(async { broken() })
-    }
-    fn get_app_code<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
-        Box::pin(async { broken() })
-    }
-    fn list_app_codes<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-        _: u64,
-        _: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<AppCodeRecord>>> {
-        Box::pin(async { broken() })
-    }
-    fn delete_app_code<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
-        Box::pin(async { broken() })
-    }
-    fn get_app_acl<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Option<AppAcl>>> {
-        Box::pin(async { broken() })
-    }
-    fn set_app_acl<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-        _: AppAcl,
-    ) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(async { broken() })
-    }
-    fn delete_app_acl<'a>(&'a self, _: &'a Scope, _: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
-        Box::pin(async { broken() })
-    }
-    fn instance_app_acls<'a>(
-        &'a self,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppAcl)>>> {
-        Box::pin(async { broken() })
-    }
-    fn instance_app_keys<'a>(
-        &'a self,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<(String, apig_appcode::AppKey)>>> {
-        Box::pin(async { broken() })
-    }
-    fn create_app_quota<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: AppQuotaRecord,
-    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
-        Box::pin(async { broken() })
-    }
-    fn get_app_quota<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
-        Box::pin(async { broken() })
-    }
-    fn list_app_quotas<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: Option<&'a str>,
-        _: u64,
-        _: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<AppQuotaRecord>>> {
-        Box::pin(async { broken() })
-    }
-    fn update_app_quota<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-        _: AppQuotaRecord,
-    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
-        Box::pin(async { broken() })
-    }
-    fn delete_app_quota<'a>(&'a self, _: &'a Scope, _: &'a str) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(async { broken() })
-    }
-    fn bind_app_quota<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-        _: &'a [String],
-        _: Timestamp,
-    ) -> BoxFuture<'a, StoreResult<Vec<QuotaBinding>>> {
-        Box::pin(async { broken() })
-    }
-    fn quota_apps<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-        _: bool,
-        _: Option<&'a str>,
-        _: u64,
-        _: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<QuotaApp>>> {
-        Box::pin(async { broken() })
-    }
-    fn unbind_app_quota<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(async { broken() })
-    }
-    fn app_bound_quota<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Option<AppQuotaRecord>>> {
-        Box::pin(async { broken() })
-    }
-    fn instance_app_quotas<'a>(
-        &'a self,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppQuota)>>> {
-        Box::pin(async { broken() })
-    }
-    fn add_quota_counts<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a [QuotaCount],
-    ) -> BoxFuture<'a, StoreResult<Vec<SharedCount>>> {
-        Box::pin(async { broken() })
-    }
-    fn instance_app_codes<'a>(
-        &'a self,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>> {
-        Box::pin(async { broken() })
-    }
+/// Implements every listed [`Store`] method as a call that fails with [`broken`].
+macro_rules! broken_store {
+    ($($method:ident($($arg:ty),*) -> $out:ty;)*) => {
+        impl Store for BrokenStore {
+            $(
+                fn $method<'a>(&'a self, $(_: $arg),*) -> BoxFuture<'a, StoreResult<$out>> {
+                    Box::pin(async { broken() })
+                }
+            )*
+        }
+    };
+}
+
+broken_store! {
+    create_app(App) -> App;
+    get_app(&'a Scope, &'a str) -> App;
+    list_apps(&'a Scope, &'a AppFilter, u64, u64) -> Page<App>;
+    count_app_codes(&'a Scope, &'a [String]) -> Vec<u64>;
+    update_app(&'a Scope, &'a str, AppChanges) -> App;
+    delete_app(&'a Scope, &'a str) -> Vec<AppCodeRecord>;
+    create_app_code(&'a Scope, AppCodeRecord) -> AppCodeRecord;
+    get_app_code(&'a Scope, &'a str, &'a str) -> AppCodeRecord;
+    list_app_codes(&'a Scope, &'a str, u64, u64) -> Page<AppCodeRecord>;
+    delete_app_code(&'a Scope, &'a str, &'a str) -> AppCodeRecord;
+    get_app_acl(&'a Scope, &'a str) -> Option<AppAcl>;
+    set_app_acl(&'a Scope, &'a str, AppAcl) -> ();
+    delete_app_acl(&'a Scope, &'a str) -> bool;
+    instance_app_acls(&'a str) -> Vec<(String, AppAcl)>;
+    instance_app_keys(&'a str) -> Vec<(String, apig_appcode::AppKey)>;
+    create_app_quota(&'a Scope, AppQuotaRecord) -> AppQuotaRecord;
+    get_app_quota(&'a Scope, &'a str) -> AppQuotaRecord;
+    list_app_quotas(&'a Scope, Option<&'a str>, u64, u64) -> Page<AppQuotaRecord>;
+    update_app_quota(&'a Scope, &'a str, AppQuotaRecord) -> AppQuotaRecord;
+    delete_app_quota(&'a Scope, &'a str) -> ();
+    bind_app_quota(&'a Scope, &'a str, &'a [String], Timestamp) -> Vec<QuotaBinding>;
+    quota_apps(&'a Scope, &'a str, bool, Option<&'a str>, u64, u64) -> Page<QuotaApp>;
+    unbind_app_quota(&'a Scope, &'a str, &'a str) -> ();
+    app_bound_quota(&'a Scope, &'a str) -> Option<AppQuotaRecord>;
+    instance_app_quotas(&'a str) -> Vec<(String, AppQuota)>;
+    add_quota_counts(&'a str, &'a [QuotaCount]) -> Vec<SharedCount>;
+    instance_app_codes(&'a str) -> Vec<AppCodeRecord>;
 }
 
 #[tokio::test(flavor = "current_thread")]
