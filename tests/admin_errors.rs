@@ -42,38 +42,21 @@ async fn unknown_routes_methods_and_bad_bodies_answer_apig_json() {
         "/v3/p/apigw/instances/i/apps",
         "/v2/p/apigw/instances/i/apps/a/b/c/d",
     ] {
-        let r = send(&f.router, request("GET", uri, Some(TOKEN_RW), None)).await;
+        let r = send_rw(&f, "GET", uri, None).await;
         r.error(StatusCode::NOT_FOUND, "APIG.0101");
     }
-    let r = send(
-        &f.router,
-        request("PATCH", &apps_path(), Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(&f, "PATCH", &apps_path(), None).await;
     let msg = r.error(StatusCode::METHOD_NOT_ALLOWED, "APIG.0101");
     assert!(msg.contains("PATCH"), "{msg}");
     let allow = r.headers["allow"].to_str().unwrap();
     assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
     // An app is updated with PUT, not POST.
-    let r = send(
-        &f.router,
-        request(
-            "POST",
-            &format!("{}/x", apps_path()),
-            Some(TOKEN_RW),
-            Some("{}"),
-        ),
-    )
-    .await;
+    let r = send_rw(&f, "POST", &format!("{}/x", apps_path()), Some("{}")).await;
     r.error(StatusCode::METHOD_NOT_ALLOWED, "APIG.0101");
 
     // Bodies over 64 KiB: refused by Content-Length, and by counting when streamed.
     let big = format!(r#"{{"name":"big","remark":"{}"}}"#, "r".repeat(64 * 1024));
-    let r = send(
-        &f.router,
-        request("POST", &apps_path(), Some(TOKEN_RW), Some(&big)),
-    )
-    .await;
+    let r = send_rw(&f, "POST", &apps_path(), Some(&big)).await;
     r.error(StatusCode::PAYLOAD_TOO_LARGE, "APIG.0201");
     let streamed = Request::builder()
         .method("POST")
@@ -296,20 +279,14 @@ async fn no_token_secret_key_app_secret_or_app_code_in_the_logs() {
     .await
     .error(StatusCode::FORBIDDEN, "APIG.1005");
     let updated = json!({"name": "logged_app", "app_secret": "UpdatedSecret-2"}).to_string();
-    send(
-        &f.router,
-        request("PUT", &app_path(app_id), Some(TOKEN_RW), Some(&updated)),
-    )
-    .await
-    .ok(StatusCode::CREATED);
-    send(
-        &f.router,
-        request(
-            "PUT",
-            &secret_path(app_id),
-            Some(TOKEN_RW),
-            Some(r#"{"app_secret":"ResetSecret-3"}"#),
-        ),
+    send_rw(&f, "PUT", &app_path(app_id), Some(&updated))
+        .await
+        .ok(StatusCode::CREATED);
+    send_rw(
+        &f,
+        "PUT",
+        &secret_path(app_id),
+        Some(r#"{"app_secret":"ResetSecret-3"}"#),
     )
     .await
     .ok(StatusCode::OK);
@@ -319,20 +296,12 @@ async fn no_token_secret_key_app_secret_or_app_code_in_the_logs() {
         codes_path(app_id),
         generated["id"].as_str().unwrap()
     );
-    send(&f.router, request("DELETE", &one, Some(TOKEN_RW), None))
+    send_rw(&f, "DELETE", &one, None)
         .await
         .ok(StatusCode::NO_CONTENT);
-    send(
-        &f.router,
-        request(
-            "DELETE",
-            &format!("{}/{app_id}", apps_path()),
-            Some(TOKEN_RW),
-            None,
-        ),
-    )
-    .await
-    .ok(StatusCode::NO_CONTENT);
+    send_rw(&f, "DELETE", &format!("{}/{app_id}", apps_path()), None)
+        .await
+        .ok(StatusCode::NO_CONTENT);
 
     let text = logs.text();
     assert!(
@@ -534,102 +503,51 @@ async fn documented_success_codes_are_the_ones_sent() {
         checked.insert((method.to_owned(), template.to_owned()));
     };
 
-    let r = send(
-        &f.router,
-        request(
-            "POST",
-            &t_apps
-                .replace("{project_id}", PROJECT)
-                .replace("{instance_id}", INSTANCE),
-            Some(TOKEN_RW),
-            Some(r#"{"name":"doc_app"}"#),
-        ),
+    let r = send_rw(
+        &f,
+        "POST",
+        &t_apps
+            .replace("{project_id}", PROJECT)
+            .replace("{instance_id}", INSTANCE),
+        Some(r#"{"name":"doc_app"}"#),
     )
     .await;
     check("post", &t_apps, &r);
     let app = r.body["id"].as_str().unwrap().to_owned();
-    let r = send(
-        &f.router,
-        request("GET", &fill(&t_apps, "", ""), Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(&f, "GET", &fill(&t_apps, "", ""), None).await;
     check("get", &t_apps, &r);
-    let r = send(
-        &f.router,
-        request("GET", &fill(&t_app, &app, ""), Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(&f, "GET", &fill(&t_app, &app, ""), None).await;
     check("get", &t_app, &r);
-    let r = send(
-        &f.router,
-        request(
-            "PUT",
-            &fill(&t_app, &app, ""),
-            Some(TOKEN_RW),
-            Some(r#"{"name":"doc_app_renamed"}"#),
-        ),
+    let r = send_rw(
+        &f,
+        "PUT",
+        &fill(&t_app, &app, ""),
+        Some(r#"{"name":"doc_app_renamed"}"#),
     )
     .await;
     check("put", &t_app, &r);
     let t_secret = format!("{v2}/apps/secret/{{app_id}}");
-    let r = send(
-        &f.router,
-        request("PUT", &fill(&t_secret, &app, ""), Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(&f, "PUT", &fill(&t_secret, &app, ""), None).await;
     check("put", &t_secret, &r);
     let body = json!({ "app_code": "d".repeat(64) }).to_string();
-    let r = send(
-        &f.router,
-        request(
-            "POST",
-            &fill(&t_codes, &app, ""),
-            Some(TOKEN_RW),
-            Some(&body),
-        ),
-    )
-    .await;
+    let r = send_rw(&f, "POST", &fill(&t_codes, &app, ""), Some(&body)).await;
     check("post", &t_codes, &r);
     let code = r.body["id"].as_str().unwrap().to_owned();
     let body = json!({ "app_code": "e".repeat(64) }).to_string();
-    let r = send(
-        &f.router,
-        request("POST", &fill(&t_v1, &app, ""), Some(TOKEN_RW), Some(&body)),
-    )
-    .await;
+    let r = send_rw(&f, "POST", &fill(&t_v1, &app, ""), Some(&body)).await;
     check("post", &t_v1, &r);
-    let r = send(
-        &f.router,
-        request("PUT", &fill(&t_codes, &app, ""), Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(&f, "PUT", &fill(&t_codes, &app, ""), None).await;
     check("put", &t_codes, &r);
-    let r = send(
-        &f.router,
-        request("GET", &fill(&t_codes, &app, ""), Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(&f, "GET", &fill(&t_codes, &app, ""), None).await;
     check("get", &t_codes, &r);
-    let r = send(
-        &f.router,
-        request("GET", &fill(&t_code, &app, &code), Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(&f, "GET", &fill(&t_code, &app, &code), None).await;
     check("get", &t_code, &r);
-    let r = send(
-        &f.router,
-        request("DELETE", &fill(&t_code, &app, &code), Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(&f, "DELETE", &fill(&t_code, &app, &code), None).await;
     check("delete", &t_code, &r);
     let t_acl = format!("{v2}/apps/{{app_id}}/app-acl");
     let acl = json!({"app_acl_type": "DENY", "app_acl_values": ["192.0.2.1"]}).to_string();
     for (method, body) in [("PUT", Some(acl.as_str())), ("GET", None), ("DELETE", None)] {
-        let r = send(
-            &f.router,
-            request(method, &fill(&t_acl, &app, ""), Some(TOKEN_RW), body),
-        )
-        .await;
+        let r = send_rw(&f, method, &fill(&t_acl, &app, ""), body).await;
         check(&method.to_ascii_lowercase(), &t_acl, &r);
     }
     let t_quotas = format!("{v2}/app-quotas");
@@ -637,16 +555,7 @@ async fn documented_success_codes_are_the_ones_sent() {
     let quota_body =
         json!({"name": "doc_quota", "call_limits": 5, "time_unit": "DAY", "time_interval": 1})
             .to_string();
-    let r = send(
-        &f.router,
-        request(
-            "POST",
-            &fill(&t_quotas, "", ""),
-            Some(TOKEN_RW),
-            Some(&quota_body),
-        ),
-    )
-    .await;
+    let r = send_rw(&f, "POST", &fill(&t_quotas, "", ""), Some(&quota_body)).await;
     check("post", &t_quotas, &r);
     let quota = r.body["app_quota_id"].as_str().unwrap().to_owned();
     let in_quota = |t: &str| fill(t, &app, "").replace("{app_quota_id}", &quota);
@@ -666,18 +575,10 @@ async fn documented_success_codes_are_the_ones_sent() {
         ("DELETE", format!("{t_quota}/bound-apps/{{app_id}}"), None),
         ("DELETE", t_quota.clone(), None),
     ] {
-        let r = send(
-            &f.router,
-            request(method, &in_quota(&template), Some(TOKEN_RW), body),
-        )
-        .await;
+        let r = send_rw(&f, method, &in_quota(&template), body).await;
         check(&method.to_ascii_lowercase(), &template, &r);
     }
-    let r = send(
-        &f.router,
-        request("DELETE", &fill(&t_app, &app, ""), Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(&f, "DELETE", &fill(&t_app, &app, ""), None).await;
     check("delete", &t_app, &r);
     let r = send(&f.router, request("GET", "/openapi.json", None, None)).await;
     check("get", "/openapi.json", &r);
