@@ -18,39 +18,22 @@ use serde_json::{json, Value};
 mod support;
 use support::*;
 
-/// A CLI run's outcome.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn ok(&self) -> &str {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        &self.stdout
-    }
-
-    /// Asserts exit status 1 and a one-line message on stderr holding `needle`.
-    fn failed(&self, needle: &str) {
-        assert_eq!(self.code, Some(1), "stderr:\n{}", self.stderr);
-        assert!(
-            self.stderr.contains(needle),
-            "no {needle:?} in:\n{}",
-            self.stderr
-        );
-        assert_eq!(self.stderr.lines().count(), 1, "{}", self.stderr);
-    }
-
+impl Finished {
     fn json(&self) -> Value {
         serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
     }
+}
+
+/// `apig-appcode ARGS` with no `APIG_*` variable of ours leaking in.
+fn bare_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("APIG_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
 }
 
 /// How a run gets its admin token.
@@ -62,14 +45,9 @@ enum Auth<'a> {
 /// `apig-appcode ARGS` against `server`, with no `APIG_*` variable of ours leaking in, the
 /// token per `auth`, and `stdin` as its input. The CLI bounds its own calls, so waiting for
 /// its exit is bounded too.
-async fn cli(server: &str, auth: Auth<'_>, args: &[&str], stdin: Option<&str>) -> Run {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).arg("--server").arg(server);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("APIG_") {
-            cmd.env_remove(name);
-        }
-    }
+async fn cli(server: &str, auth: Auth<'_>, args: &[&str], stdin: Option<&str>) -> Finished {
+    let mut cmd = bare_command(args);
+    cmd.arg("--server").arg(server);
     if let Auth::Env(token) = auth {
         cmd.env("APIG_ADMIN_TOKEN", token);
     }
@@ -91,11 +69,7 @@ async fn cli(server: &str, auth: Auth<'_>, args: &[&str], stdin: Option<&str>) -
     })
     .await
     .unwrap();
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    finished(&out)
 }
 
 fn url(addr: SocketAddr) -> String {
@@ -566,10 +540,7 @@ async fn bad_arguments_exit_2() {
 async fn the_cli_speaks_https_to_a_management_listener_with_tls() {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, generated.cert.pem()).unwrap();
-    std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+    let (cert, key, _) = self_signed(dir.path());
     let mut args = base_args(&upstream, dir.path());
     args.extend(["--admin-token".into(), TOKEN.into()]);
     args.extend(["--admin-tls-cert".into(), cert.display().to_string()]);
@@ -702,20 +673,20 @@ async fn an_app_is_updated_and_its_secret_reset_or_set() {
 }
 
 /// `apig-appcode ARGS` with no server, no `APIG_*` variable, no stdin.
-fn offline(args: &[&str]) -> Run {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).stdin(Stdio::null());
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("APIG_") {
-            cmd.env_remove(name);
-        }
-    }
-    let out = cmd.output().expect("starting apig-appcode");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+fn offline(args: &[&str]) -> Finished {
+    let out = bare_command(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("starting apig-appcode");
+    finished(&out)
+}
+
+fn finished(out: &Output) -> Finished {
+    Finished::new(
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]

@@ -215,6 +215,58 @@ pub(crate) async fn run_to_exit(cmd: Command) -> (ExitStatus, String, String) {
     (status, proc.stdout(), proc.stderr())
 }
 
+/// A command run to its end: its exit code and what it printed.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Finished {
+    pub(crate) fn new(status: ExitStatus, stdout: String, stderr: String) -> Self {
+        Self {
+            code: status.code(),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Asserts exit status 0, showing both streams otherwise; returns stdout.
+    pub(crate) fn ok(&self) -> &str {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        &self.stdout
+    }
+
+    /// Asserts exit status 1, one line on stderr holding `needle`, and nothing on stdout.
+    pub(crate) fn failed(&self, needle: &str) {
+        assert_eq!(self.code, Some(1), "stderr:\n{}", self.stderr);
+        assert!(
+            self.stderr.contains(needle),
+            "no {needle:?} in:\n{}",
+            self.stderr
+        );
+        assert_eq!(self.stderr.lines().count(), 1, "{}", self.stderr);
+        assert!(self.stdout.is_empty(), "{}", self.stdout);
+    }
+}
+
+/// A new self-signed certificate for `localhost` and its key, written as PEM files
+/// `cert.pem` and `key.pem` in `dir`; returns their paths and the certificate.
+pub(crate) fn self_signed(dir: &Path) -> (PathBuf, PathBuf, rcgen::CertifiedKey) {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+    (cert, key, generated)
+}
+
 /// A running `apig-appcode serve`.
 pub(crate) struct Server {
     pub(crate) proc: Proc,
