@@ -35,8 +35,11 @@ use support::*;
 #[path = "support/postgres.rs"]
 mod pg;
 
+#[path = "support/records.rs"]
+mod records;
 #[path = "support/sdk_python.rs"]
 mod sdk_python;
+use records::app_in;
 use sdk_python::sdk_python;
 
 const DEFAULT_ID: &str = "00000000000000000000000000000001";
@@ -54,18 +57,7 @@ fn scope() -> Scope {
 }
 
 fn app(n: u64) -> App {
-    App {
-        id: format!("{n:032x}"),
-        scope: scope(),
-        name: format!("app_{n}"),
-        remark: format!("remark {n}"),
-        creator: "USER".into(),
-        app_key: format!("key_{n:028}"),
-        app_secret: SecretString::new(format!("Secret{n:026}")),
-        register_time: Timestamp::from_unix_nanos(1_595_558_244_835_128_293 + n as i64),
-        update_time: Timestamp::from_unix_nanos(1_595_558_244_835_128_293 + 2 * n as i64),
-        status: 1,
-    }
+    app_in(&scope(), n)
 }
 
 fn code(app: u64, n: u64) -> AppCodeRecord {
