@@ -236,30 +236,14 @@ async fn no_token_secret_key_app_secret_or_app_code_in_the_logs() {
     let generated = generate_code(&f, app_id).await;
     let given = format!("GivenAppCode{}", "v".repeat(60));
     let body = json!({ "app_code": given }).to_string();
-    send(
-        &f.router,
-        signed(
-            "POST",
-            &codes_path(app_id),
-            &body,
-            (&ak, &sk),
-            vector_time(),
-        ),
-    )
-    .await
-    .ok(StatusCode::CREATED);
-    send(
-        &f.router,
-        signed(
-            "POST",
-            &codes_path(app_id),
-            &body,
-            (&ak, "wrong-sk"),
-            vector_time(),
-        ),
-    )
-    .await
-    .error(StatusCode::UNAUTHORIZED, "APIG.1002");
+    let create_signed_with =
+        |sk: &str| signed("POST", &codes_path(app_id), &body, (&ak, sk), vector_time());
+    send(&f.router, create_signed_with(&sk))
+        .await
+        .ok(StatusCode::CREATED);
+    send(&f.router, create_signed_with("wrong-sk"))
+        .await
+        .error(StatusCode::UNAUTHORIZED, "APIG.1002");
     send(
         &f.router,
         request("GET", &codes_path(app_id), Some(TOKEN_RO), None),

@@ -176,15 +176,15 @@ pub(super) fn bind(
     Ok(bindings)
 }
 
+/// The apps of `scope` bound to the quota `quota_id` (`bound`), or to no quota, whose names
+/// hold `app_name`; the store pages them.
 pub(super) fn apps(
     s: &State,
     scope: &Scope,
     quota_id: &str,
     bound: bool,
     app_name: Option<&str>,
-    offset: u64,
-    limit: u64,
-) -> StoreResult<Page<QuotaApp>> {
+) -> StoreResult<Vec<QuotaApp>> {
     s.quota(scope, quota_id)?;
     let apps = s
         .apps
@@ -205,7 +205,7 @@ pub(super) fn apps(
                 bound_time: binding.map(|b| b.bound_time),
             })
         });
-    Ok(page(apps, offset, limit))
+    Ok(apps.collect())
 }
 
 pub(super) fn unbind(

@@ -386,15 +386,8 @@ impl Store for MemoryStore {
         limit: u64,
     ) -> BoxFuture<'a, StoreResult<Page<QuotaApp>>> {
         Box::pin(async move {
-            quotas::apps(
-                &self.lock(),
-                scope,
-                quota_id,
-                bound,
-                app_name,
-                offset,
-                limit,
-            )
+            let apps = quotas::apps(&self.lock(), scope, quota_id, bound, app_name)?;
+            Ok(page(apps.into_iter(), offset, limit))
         })
     }
 
