@@ -64,15 +64,29 @@ pub(super) async fn app_seq(
     scope: &Scope,
     app_id: &str,
 ) -> StoreResult<i64> {
-    let row = conn
-        .query_opt(
-            "look up app",
-            sql,
-            &[&scope.project_id, &scope.instance_id, &app_id],
-        )
-        .await?
-        .ok_or(StoreError::AppNotFound)?;
+    let row = row_by_id(
+        conn,
+        "look up app",
+        sql,
+        scope,
+        app_id,
+        StoreError::AppNotFound,
+    )
+    .await?;
     col(&row, 0)
+}
+
+/// The row `sql` selects by scope and ID (`$1` to `$3`), or `missing` when there is none.
+pub(super) async fn row_by_id(
+    conn: &mut Conn,
+    context: &'static str,
+    sql: &'static str,
+    scope: &Scope,
+    id: &str,
+    missing: StoreError,
+) -> StoreResult<Row> {
+    let params: [&(dyn ToSql + Sync); 3] = [&scope.project_id, &scope.instance_id, &id];
+    conn.query_opt(context, sql, &params).await?.ok_or(missing)
 }
 
 async fn exists(
@@ -248,14 +262,15 @@ async fn read_app(
     scope: &Scope,
     app_id: &str,
 ) -> StoreResult<App> {
-    let row = conn
-        .query_opt(
-            "read app",
-            sql,
-            &[&scope.project_id, &scope.instance_id, &app_id],
-        )
-        .await?
-        .ok_or(StoreError::AppNotFound)?;
+    let row = row_by_id(
+        conn,
+        "read app",
+        sql,
+        scope,
+        app_id,
+        StoreError::AppNotFound,
+    )
+    .await?;
     RawApp::from_pg_row(&row)?.open(sealer, scope, BACKEND)
 }
 
