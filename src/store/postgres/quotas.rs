@@ -11,7 +11,7 @@ use futures_util::TryStreamExt;
 use tokio_postgres::Row;
 
 use super::error::{db, unique_violation};
-use super::ops::{col, row_by_id};
+use super::ops::{col, count, row_by_id};
 use super::pool::{Conn, Progress};
 use crate::quota::AppQuota;
 use crate::store::sealed::{sql_count, sql_total, RawLimit, RawQuota};
@@ -187,16 +187,13 @@ pub(super) async fn list(
     offset: u64,
     limit: u64,
 ) -> StoreResult<Page<AppQuotaRecord>> {
-    let total: i64 = col(
-        &conn
-            .query(
-                "count app quotas",
-                concat!("SELECT count(*) FROM app_quotas q WHERE ", quota_filter!()),
-                &[&scope.project_id, &scope.instance_id, &name],
-            )
-            .await?[0],
-        0,
-    )?;
+    let total = count(
+        conn,
+        "count app quotas",
+        concat!("SELECT count(*) FROM app_quotas q WHERE ", quota_filter!()),
+        &[&scope.project_id, &scope.instance_id, &name],
+    )
+    .await?;
     let rows = conn
         .query(
             "list app quotas",
