@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::log::ChangeLog;
+use super::log::{ChangeLog, Logged};
 use crate::acl::AppAcl;
 use crate::store::{
     App, AppCodeRecord, AppFilter, AppQuotaRecord, Page, QuotaBinding, Scope, SharedCount,
@@ -57,6 +57,20 @@ impl State {
             .iter()
             .find(|a| a.scope == *scope && a.id == app_id)
             .ok_or(StoreError::AppNotFound)
+    }
+
+    /// Logs one write to `instance_id` under its next revision.
+    pub(super) fn log(&mut self, instance_id: &str, changes: impl IntoIterator<Item = Logged>) {
+        let retention = self.retention;
+        self.logs
+            .entry(instance_id.to_owned())
+            .or_default()
+            .write(retention, changes);
+    }
+
+    /// `instance_id`'s revision: 0 before its first write.
+    pub(super) fn revision(&self, instance_id: &str) -> u64 {
+        self.logs.get(instance_id).map_or(0, |log| log.revision)
     }
 }
 
