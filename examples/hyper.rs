@@ -9,11 +9,9 @@
 //! [`ConnectionInfo`] with the peer address, which this server inserts.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use apig_appcode::layer::{ConnectionInfo, HttpsPolicy, IpNetwork};
-use apig_appcode::provider::StaticProvider;
 use apig_appcode::{AppCode, AppCodeAuthLayer, AppIdentity};
 use bytes::Bytes;
 use http::{Request, Response};
@@ -24,42 +22,10 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tower::{service_fn, ServiceBuilder};
 
+#[path = "common/demo.rs"]
+mod demo;
+
 const USAGE: &str = "usage: hyper [--listen ADDR] [--trust-proxy CIDR] [APPCODE]";
-
-struct Args {
-    listen: SocketAddr,
-    trust_proxy: Option<IpNetwork>,
-    code: Option<AppCode>,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
-        trust_proxy: None,
-        code: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--listen" => {
-                let value = it.next().ok_or("--listen needs an address")?;
-                args.listen = value
-                    .parse()
-                    .map_err(|e| format!("--listen {value}: {e}"))?;
-            }
-            "--trust-proxy" => {
-                let value = it.next().ok_or("--trust-proxy needs a network")?;
-                args.trust_proxy = Some(value.parse().map_err(|e| format!("{e}"))?);
-            }
-            "-h" | "--help" => return Err(String::new()),
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
-            _ if args.code.is_some() => return Err("more than one APPCODE given".into()),
-            // The error names the broken rule only, never the value: it is a secret.
-            code => args.code = Some(AppCode::parse(code).map_err(|e| e.to_string())?),
-        }
-    }
-    Ok(args)
-}
 
 async fn whoami(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     // The layer only calls us after a successful check, so the identity is always there.
@@ -77,49 +43,42 @@ async fn whoami(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(why) => {
-            if !why.is_empty() {
-                eprintln!("hyper: {why}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
+    let mut trust_proxy: Option<IpNetwork> = None;
+    let own = |flag: &str, rest: &mut dyn Iterator<Item = String>| match flag {
+        "--trust-proxy" => {
+            let value = rest.next().ok_or("--trust-proxy needs a network")?;
+            trust_proxy = Some(value.parse().map_err(|e| format!("{e}"))?);
+            Ok(true)
         }
+        _ => Ok(false),
+    };
+    let args = match demo::parse("hyper", USAGE, 3000, own) {
+        Ok(args) => args,
+        Err(status) => return status,
     };
     let code = args.code.unwrap_or_else(AppCode::generate);
-    let https = match args.trust_proxy {
+    let https = match trust_proxy {
         Some(net) => HttpsPolicy::required().trust_forwarded_proto_from(net),
         None => HttpsPolicy::optional(),
     };
     // Behind a trusted proxy, a plain request is refused (400 APIG.0607): the printed command
     // then says what the proxy would, that the client's side was HTTPS.
-    let proxy_header = match args.trust_proxy {
+    let proxy_header = match trust_proxy {
         Some(_) => "-H 'X-Forwarded-Proto: https' ",
         None => "",
     };
 
     let auth = AppCodeAuthLayer::builder()
-        .provider(
-            StaticProvider::builder()
-                .app_code("demo-app", "demo-code", code.clone())
-                .build(),
-        )
+        .provider(demo::provider(&code))
         .https(https)
         .build();
     // Until the first snapshot is in, the layer answers 503; wait so the first curl works.
     auth.cache().loaded().await;
 
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("hyper: cannot listen on {}: {e}", args.listen);
-            return ExitCode::FAILURE;
-        }
+    let (listener, addr) = match demo::listen("hyper", args.listen).await {
+        Ok(bound) => bound,
+        Err(status) => return status,
     };
-    let addr = listener
-        .local_addr()
-        .expect("a bound socket has an address");
     println!("listening on http://{addr}");
     // Printing the code is what a demo is for; a real service never logs it.
     println!(

@@ -19,16 +19,7 @@ fn acl_path(app_id: &str) -> String {
 }
 
 async fn put_acl(f: &Fixture, app_id: &str, body: &serde_json::Value) -> Reply {
-    send(
-        &f.router,
-        request(
-            "PUT",
-            &acl_path(app_id),
-            Some(TOKEN_RW),
-            Some(&body.to_string()),
-        ),
-    )
-    .await
+    send_rw(f, "PUT", &acl_path(app_id), Some(&body.to_string())).await
 }
 
 #[tokio::test]
@@ -76,19 +67,11 @@ async fn an_acl_is_set_shown_replaced_and_removed_with_apigs_shapes() {
     put_acl(&f, &app_id, &deny).await.ok(StatusCode::CREATED);
     assert_eq!(f.cache.app_acl(&app_id).unwrap().kind(), AclType::Deny);
 
-    let gone = send(
-        &f.router,
-        request("DELETE", &acl_path(&app_id), Some(TOKEN_RW), None),
-    )
-    .await;
+    let gone = send_rw(&f, "DELETE", &acl_path(&app_id), None).await;
     assert_eq!(gone.status, StatusCode::NO_CONTENT);
     assert!(f.cache.app_acl(&app_id).is_none());
     // Removing what is not there is no error.
-    let again = send(
-        &f.router,
-        request("DELETE", &acl_path(&app_id), Some(TOKEN_RW), None),
-    )
-    .await;
+    let again = send_rw(&f, "DELETE", &acl_path(&app_id), None).await;
     assert_eq!(again.status, StatusCode::NO_CONTENT);
 }
 
@@ -191,11 +174,7 @@ async fn unknown_apps_read_only_callers_and_deleted_apps() {
 
     // Deleting the app takes its ACL from the store and the cache.
     put_acl(&f, &app_id, &body).await.ok(StatusCode::CREATED);
-    let deleted = send(
-        &f.router,
-        request("DELETE", &app_path(&app_id), Some(TOKEN_RW), None),
-    )
-    .await;
+    let deleted = send_rw(&f, "DELETE", &app_path(&app_id), None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert!(f.cache.app_acl(&app_id).is_none());
     send(

@@ -29,11 +29,7 @@ async fn app_code_endpoints_have_apigs_shapes() {
         "x".repeat(8)
     );
     let body = json!({ "app_code": value }).to_string();
-    let created = send(
-        &f.router,
-        request("POST", &codes_path(&app_id), Some(TOKEN_RW), Some(&body)),
-    )
-    .await;
+    let created = send_rw(&f, "POST", &codes_path(&app_id), Some(&body)).await;
     let created = created.ok(StatusCode::CREATED).clone();
     assert_eq!(created["app_code"], value.as_str());
     assert_eq!(created["app_id"], app_id.as_str());
@@ -51,11 +47,7 @@ async fn app_code_endpoints_have_apigs_shapes() {
 
     let v1 = format!("/v1/{PROJECT}/apigw/instances/{INSTANCE}/apps/{app_id}/app-codes");
     let v1_body = json!({ "app_code": format!("v1/{}", "A".repeat(70)) }).to_string();
-    let r = send(
-        &f.router,
-        request("POST", &v1, Some(TOKEN_RW), Some(&v1_body)),
-    )
-    .await;
+    let r = send_rw(&f, "POST", &v1, Some(&v1_body)).await;
     let v1_code = r.ok(StatusCode::CREATED).clone();
     assert_eq!(v1_code["app_id"], app_id.as_str());
 
@@ -97,12 +89,12 @@ async fn app_code_endpoints_have_apigs_shapes() {
     assert_eq!(page.body["size"], 1);
     assert_eq!(page.body["app_codes"][0], generated);
 
-    let deleted = send(&f.router, request("DELETE", &one, Some(TOKEN_RW), None)).await;
+    let deleted = send_rw(&f, "DELETE", &one, None).await;
     deleted.ok(StatusCode::NO_CONTENT);
     assert!(deleted.raw.is_empty());
     let code_id = created["id"].as_str().unwrap();
     for method in ["GET", "DELETE"] {
-        let r = send(&f.router, request(method, &one, Some(TOKEN_RW), None)).await;
+        let r = send_rw(&f, method, &one, None).await;
         assert_eq!(
             r.error(StatusCode::NOT_FOUND, "APIG.3082"),
             format!("AppCode {code_id} does not exist")
@@ -128,42 +120,21 @@ async fn invalid_and_duplicate_app_code_values() {
         json!({"app_code": format!("{} ", "a".repeat(64))}),
         json!({"app_code": format!("{}é", "a".repeat(64))}),
     ] {
-        let r = send(
-            &f.router,
-            request(
-                "POST",
-                &codes_path(&app_id),
-                Some(TOKEN_RW),
-                Some(&bad.to_string()),
-            ),
-        )
-        .await;
+        let r = send_rw(&f, "POST", &codes_path(&app_id), Some(&bad.to_string())).await;
         r.invalid("app_code");
     }
     let body = json!({ "app_code": ok }).to_string();
-    let r = send(
-        &f.router,
-        request("POST", &codes_path(&app_id), Some(TOKEN_RW), Some(&body)),
-    )
-    .await;
+    let r = send_rw(&f, "POST", &codes_path(&app_id), Some(&body)).await;
     r.ok(StatusCode::CREATED);
     // A value is unique within the instance: on the same app and on another.
     for app in [&app_id, &other_app] {
-        let r = send(
-            &f.router,
-            request("POST", &codes_path(app), Some(TOKEN_RW), Some(&body)),
-        )
-        .await;
+        let r = send_rw(&f, "POST", &codes_path(app), Some(&body)).await;
         assert_eq!(
             r.error(StatusCode::BAD_REQUEST, "APIG.3311"),
             "The AppCode already exists"
         );
     }
-    let list = send(
-        &f.router,
-        request("GET", &codes_path(&app_id), Some(TOKEN_RW), None),
-    )
-    .await;
+    let list = send_rw(&f, "GET", &codes_path(&app_id), None).await;
     assert_eq!(list.body["total"], 1, "nothing invalid was stored");
 }
 
@@ -182,7 +153,7 @@ async fn unknown_app_instance_and_malformed_ids() {
         ("DELETE", format!("{}/{missing}", codes_path(missing)), None),
     ];
     for (method, uri, body) in &on_missing_app {
-        let r = send(&f.router, request(method, uri, Some(TOKEN_RW), *body)).await;
+        let r = send_rw(&f, method, uri, *body).await;
         assert_eq!(
             r.error(StatusCode::NOT_FOUND, "APIG.3004"),
             format!("App {missing} does not exist"),
@@ -190,11 +161,7 @@ async fn unknown_app_instance_and_malformed_ids() {
         );
     }
     let unknown_instance = format!("{}/apps", base(PROJECT, "nope"));
-    let r = send(
-        &f.router,
-        request("GET", &unknown_instance, Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(&f, "GET", &unknown_instance, None).await;
     assert_eq!(
         r.error(StatusCode::NOT_FOUND, "APIG.3030"),
         "Instance nope does not exist"
@@ -215,7 +182,7 @@ async fn unknown_app_instance_and_malformed_ids() {
             "project_id",
         ),
     ] {
-        let r = send(&f.router, request("GET", &uri, Some(TOKEN_RW), None)).await;
+        let r = send_rw(&f, "GET", &uri, None).await;
         r.invalid(parameter);
     }
 }
@@ -266,11 +233,7 @@ async fn fifty_concurrent_creates_on_one_app_yield_exactly_five() {
         }
     }
     assert_eq!((created.len(), refused), (5, 45));
-    let list = send(
-        &f.router,
-        request("GET", &codes_path(&app_id), Some(TOKEN_RW), None),
-    )
-    .await;
+    let list = send_rw(&f, "GET", &codes_path(&app_id), None).await;
     assert_eq!(list.body["total"], 5);
     assert_eq!(f.cache.len(), 5);
     for code in &created {
@@ -299,7 +262,7 @@ async fn created_codes_pass_the_gateway_and_deleted_ones_fail_at_once() {
         codes_path(&app_id),
         generated["id"].as_str().unwrap()
     );
-    send(&f.router, request("DELETE", &one, Some(TOKEN_RW), None))
+    send_rw(&f, "DELETE", &one, None)
         .await
         .ok(StatusCode::NO_CONTENT);
     let (status, body) = gateway_status(&f.cache, &code).await;
@@ -314,17 +277,9 @@ async fn created_codes_pass_the_gateway_and_deleted_ones_fail_at_once() {
     for c in &codes {
         assert_eq!(gateway_status(&f.cache, c).await.0, StatusCode::OK);
     }
-    send(
-        &f.router,
-        request(
-            "DELETE",
-            &format!("{}/{app_id}", apps_path()),
-            Some(TOKEN_RW),
-            None,
-        ),
-    )
-    .await
-    .ok(StatusCode::NO_CONTENT);
+    send_rw(&f, "DELETE", &format!("{}/{app_id}", apps_path()), None)
+        .await
+        .ok(StatusCode::NO_CONTENT);
     for c in &codes {
         assert_eq!(
             gateway_status(&f.cache, c).await.0,

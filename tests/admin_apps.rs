@@ -76,42 +76,15 @@ async fn app_create_show_list_delete_have_apigs_shapes() {
     item.as_object_mut().unwrap().remove("bind_num");
     assert_eq!(item, app);
 
-    let deleted = send(
-        &f.router,
-        request(
-            "DELETE",
-            &format!("{}/{id}", apps_path()),
-            Some(TOKEN_RW),
-            None,
-        ),
-    )
-    .await;
+    let deleted = send_rw(&f, "DELETE", &format!("{}/{id}", apps_path()), None).await;
     deleted.ok(StatusCode::NO_CONTENT);
     assert!(deleted.raw.is_empty());
-    let gone = send(
-        &f.router,
-        request(
-            "GET",
-            &format!("{}/{id}", apps_path()),
-            Some(TOKEN_RW),
-            None,
-        ),
-    )
-    .await;
+    let gone = send_rw(&f, "GET", &format!("{}/{id}", apps_path()), None).await;
     assert_eq!(
         gone.error(StatusCode::NOT_FOUND, "APIG.3004"),
         format!("App {id} does not exist")
     );
-    let again = send(
-        &f.router,
-        request(
-            "DELETE",
-            &format!("{}/{id}", apps_path()),
-            Some(TOKEN_RW),
-            None,
-        ),
-    )
-    .await;
+    let again = send_rw(&f, "DELETE", &format!("{}/{id}", apps_path()), None).await;
     again.error(StatusCode::NOT_FOUND, "APIG.3004");
 }
 
@@ -245,19 +218,11 @@ async fn invalid_app_bodies_are_refused_before_storing() {
         ("\u{feff}{}".to_owned(), "body"),
     ];
     for (body, parameter) in cases {
-        let r = send(
-            &f.router,
-            request("POST", &apps_path(), Some(TOKEN_RW), Some(&body)),
-        )
-        .await;
+        let r = send_rw(&f, "POST", &apps_path(), Some(&body)).await;
         r.invalid(parameter);
     }
     // An empty body is a missing body.
-    let r = send(
-        &f.router,
-        request("POST", &apps_path(), Some(TOKEN_RW), Some("")),
-    )
-    .await;
+    let r = send_rw(&f, "POST", &apps_path(), Some("")).await;
     r.invalid("body");
     let scope = Scope::new(PROJECT, INSTANCE);
     let page = f
@@ -279,25 +244,12 @@ async fn duplicate_app_name_and_key_are_apigs_codes() {
             "APIG.3310",
         ),
     ] {
-        let r = send(
-            &f.router,
-            request(
-                "POST",
-                &apps_path(),
-                Some(TOKEN_RW),
-                Some(&body.to_string()),
-            ),
-        )
-        .await;
+        let r = send_rw(&f, "POST", &apps_path(), Some(&body.to_string())).await;
         r.error(StatusCode::BAD_REQUEST, code);
     }
     // The same name in another instance is another app.
     let other = format!("{}/apps", base(PROJECT, "inst2"));
-    let r = send(
-        &f.router,
-        request("POST", &other, Some(TOKEN_RW), Some(r#"{"name":"first"}"#)),
-    )
-    .await;
+    let r = send_rw(&f, "POST", &other, Some(r#"{"name":"first"}"#)).await;
     r.ok(StatusCode::CREATED);
 }
 
@@ -317,16 +269,7 @@ async fn app_update_and_secret_reset_have_apigs_shapes() {
 
     // Every field given: 201 (APIG's documented status) and the app view as on show.
     let body = json!({"name": "after_应用", "remark": "new", "app_key": "key-after-1", "app_secret": "Secret_after!1"});
-    let r = send(
-        &f.router,
-        request(
-            "PUT",
-            &app_path(app_id),
-            Some(TOKEN_RW),
-            Some(&body.to_string()),
-        ),
-    )
-    .await;
+    let r = send_rw(&f, "PUT", &app_path(app_id), Some(&body.to_string())).await;
     let updated = r.ok(StatusCode::CREATED).clone();
     for (field, value) in [
         ("name", "after_应用"),
@@ -345,14 +288,11 @@ async fn app_update_and_secret_reset_have_apigs_shapes() {
     assert_eq!(show_app(&f, app_id).await, updated);
 
     // Only the name (required): the rest is kept, the app's own name is no conflict.
-    let r = send(
-        &f.router,
-        request(
-            "PUT",
-            &app_path(app_id),
-            Some(TOKEN_RW),
-            Some(r#"{"name":"after_应用"}"#),
-        ),
+    let r = send_rw(
+        &f,
+        "PUT",
+        &app_path(app_id),
+        Some(r#"{"name":"after_应用"}"#),
     )
     .await;
     let renamed = r.ok(StatusCode::CREATED).clone();
@@ -361,14 +301,11 @@ async fn app_update_and_secret_reset_have_apigs_shapes() {
     }
 
     // Reset with a given secret: 200 and the app with it.
-    let r = send(
-        &f.router,
-        request(
-            "PUT",
-            &secret_path(app_id),
-            Some(TOKEN_RW),
-            Some(r#"{"app_secret":"Given_reset1"}"#),
-        ),
+    let r = send_rw(
+        &f,
+        "PUT",
+        &secret_path(app_id),
+        Some(r#"{"app_secret":"Given_reset1"}"#),
     )
     .await;
     let reset = r.ok(StatusCode::OK).clone();
@@ -465,12 +402,9 @@ async fn app_update_and_reset_refuse_what_create_refuses() {
         .await
         .error(StatusCode::NOT_FOUND, "APIG.3004");
     assert_eq!(msg, format!("App {missing} does not exist"));
-    send(
-        &f.router,
-        request("PUT", &secret_path(&missing), Some(TOKEN_RW), None),
-    )
-    .await
-    .error(StatusCode::NOT_FOUND, "APIG.3004");
+    send_rw(&f, "PUT", &secret_path(&missing), None)
+        .await
+        .error(StatusCode::NOT_FOUND, "APIG.3004");
     send(&f.router, put(secret_path("bad.id"), "{}"))
         .await
         .invalid("app_id");
@@ -486,12 +420,9 @@ async fn app_update_and_reset_refuse_what_create_refuses() {
     }
     // Other methods on the reset path.
     for method in ["GET", "POST", "DELETE", "PATCH"] {
-        send(
-            &f.router,
-            request(method, &secret_path(&app_id), Some(TOKEN_RW), None),
-        )
-        .await
-        .error(StatusCode::METHOD_NOT_ALLOWED, "APIG.0101");
+        send_rw(&f, method, &secret_path(&app_id), None)
+            .await
+            .error(StatusCode::METHOD_NOT_ALLOWED, "APIG.0101");
     }
 
     // Nothing of the refused calls reached the store.

@@ -87,12 +87,7 @@ async fn tokens_are_checked_for_role_and_project() {
     send(&f.router, claim).await.ok(StatusCode::OK);
     // The refused write changed nothing.
     assert_eq!(
-        send(
-            &f.router,
-            request("GET", &apps_path(), Some(TOKEN_RW), None)
-        )
-        .await
-        .body["total"],
+        send_rw(&f, "GET", &apps_path(), None).await.body["total"],
         1
     );
 }

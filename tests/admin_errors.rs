@@ -42,38 +42,21 @@ async fn unknown_routes_methods_and_bad_bodies_answer_apig_json() {
         "/v3/p/apigw/instances/i/apps",
         "/v2/p/apigw/instances/i/apps/a/b/c/d",
     ] {
-        let r = send(&f.router, request("GET", uri, Some(TOKEN_RW), None)).await;
+        let r = send_rw(&f, "GET", uri, None).await;
         r.error(StatusCode::NOT_FOUND, "APIG.0101");
     }
-    let r = send(
-        &f.router,
-        request("PATCH", &apps_path(), Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(&f, "PATCH", &apps_path(), None).await;
     let msg = r.error(StatusCode::METHOD_NOT_ALLOWED, "APIG.0101");
     assert!(msg.contains("PATCH"), "{msg}");
     let allow = r.headers["allow"].to_str().unwrap();
     assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
     // An app is updated with PUT, not POST.
-    let r = send(
-        &f.router,
-        request(
-            "POST",
-            &format!("{}/x", apps_path()),
-            Some(TOKEN_RW),
-            Some("{}"),
-        ),
-    )
-    .await;
+    let r = send_rw(&f, "POST", &format!("{}/x", apps_path()), Some("{}")).await;
     r.error(StatusCode::METHOD_NOT_ALLOWED, "APIG.0101");
 
     // Bodies over 64 KiB: refused by Content-Length, and by counting when streamed.
     let big = format!(r#"{{"name":"big","remark":"{}"}}"#, "r".repeat(64 * 1024));
-    let r = send(
-        &f.router,
-        request("POST", &apps_path(), Some(TOKEN_RW), Some(&big)),
-    )
-    .await;
+    let r = send_rw(&f, "POST", &apps_path(), Some(&big)).await;
     r.error(StatusCode::PAYLOAD_TOO_LARGE, "APIG.0201");
     let streamed = Request::builder()
         .method("POST")
@@ -141,194 +124,47 @@ fn broken<T>() -> StoreResult<T> {
     Err(StoreError::Backend(BACKEND_DETAIL.into()))
 }
 
-impl Store for BrokenStore {
-    fn create_app(&self, _: App) -> BoxFuture<'_, StoreResult<App>> {
-        Box::pin(async { broken() })
-    }
-    fn get_app<'a>(&'a self, _: &'a Scope, _: &'a str) -> BoxFuture<'a, StoreResult<App>> {
-        Box::pin(async { broken() })
-    }
-    fn list_apps<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a AppFilter,
-        _: u64,
-        _: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<App>>> {
-        Box::pin(async { broken() })
-    }
-    fn count_app_codes<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a [String],
-    ) -> BoxFuture<'a, StoreResult<Vec<u64>>> {
-        Box::pin(async { broken() })
-    }
-    fn update_app<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-        _: AppChanges,
-    ) -> BoxFuture<'a, StoreResult<App>> {
-        Box::pin(async { broken() })
-    }
-    fn delete_app<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>> {
-        Box::pin(async { broken() })
-    }
-    fn create_app_code<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: AppCodeRecord,
-    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
-        Box::pin(async { broken() })
-    }
-    fn get_app_code<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
-        Box::pin(async { broken() })
-    }
-    fn list_app_codes<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-        _: u64,
-        _: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<AppCodeRecord>>> {
-        Box::pin(async { broken() })
-    }
-    fn delete_app_code<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
-        Box::pin(async { broken() })
-    }
-    fn get_app_acl<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Option<AppAcl>>> {
-        Box::pin(async { broken() })
-    }
-    fn set_app_acl<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-        _: AppAcl,
-    ) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(async { broken() })
-    }
-    fn delete_app_acl<'a>(&'a self, _: &'a Scope, _: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
-        Box::pin(async { broken() })
-    }
-    fn instance_app_acls<'a>(
-        &'a self,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppAcl)>>> {
-        Box::pin(async { broken() })
-    }
-    fn instance_app_keys<'a>(
-        &'a self,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<(String, apig_appcode::AppKey)>>> {
-        Box::pin(async { broken() })
-    }
-    fn create_app_quota<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: AppQuotaRecord,
-    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
-        Box::pin(async { broken() })
-    }
-    fn get_app_quota<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
-        Box::pin(async { broken() })
-    }
-    fn list_app_quotas<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: Option<&'a str>,
-        _: u64,
-        _: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<AppQuotaRecord>>> {
-        Box::pin(async { broken() })
-    }
-    fn update_app_quota<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-        _: AppQuotaRecord,
-    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
-        Box::pin(async { broken() })
-    }
-    fn delete_app_quota<'a>(&'a self, _: &'a Scope, _: &'a str) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(async { broken() })
-    }
-    fn bind_app_quota<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-        _: &'a [String],
-        _: Timestamp,
-    ) -> BoxFuture<'a, StoreResult<Vec<QuotaBinding>>> {
-        Box::pin(async { broken() })
-    }
-    fn quota_apps<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-        _: bool,
-        _: Option<&'a str>,
-        _: u64,
-        _: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<QuotaApp>>> {
-        Box::pin(async { broken() })
-    }
-    fn unbind_app_quota<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(async { broken() })
-    }
-    fn app_bound_quota<'a>(
-        &'a self,
-        _: &'a Scope,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Option<AppQuotaRecord>>> {
-        Box::pin(async { broken() })
-    }
-    fn instance_app_quotas<'a>(
-        &'a self,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppQuota)>>> {
-        Box::pin(async { broken() })
-    }
-    fn add_quota_counts<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a [QuotaCount],
-    ) -> BoxFuture<'a, StoreResult<Vec<SharedCount>>> {
-        Box::pin(async { broken() })
-    }
-    fn instance_app_codes<'a>(
-        &'a self,
-        _: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>> {
-        Box::pin(async { broken() })
-    }
+/// Implements every listed [`Store`] method as a call that fails with [`broken`].
+macro_rules! broken_store {
+    ($($method:ident($($arg:ty),*) -> $out:ty;)*) => {
+        impl Store for BrokenStore {
+            $(
+                fn $method<'a>(&'a self, $(_: $arg),*) -> BoxFuture<'a, StoreResult<$out>> {
+                    Box::pin(async { broken() })
+                }
+            )*
+        }
+    };
+}
+
+broken_store! {
+    create_app(App) -> App;
+    get_app(&'a Scope, &'a str) -> App;
+    list_apps(&'a Scope, &'a AppFilter, u64, u64) -> Page<App>;
+    count_app_codes(&'a Scope, &'a [String]) -> Vec<u64>;
+    update_app(&'a Scope, &'a str, AppChanges) -> App;
+    delete_app(&'a Scope, &'a str) -> Vec<AppCodeRecord>;
+    create_app_code(&'a Scope, AppCodeRecord) -> AppCodeRecord;
+    get_app_code(&'a Scope, &'a str, &'a str) -> AppCodeRecord;
+    list_app_codes(&'a Scope, &'a str, u64, u64) -> Page<AppCodeRecord>;
+    delete_app_code(&'a Scope, &'a str, &'a str) -> AppCodeRecord;
+    get_app_acl(&'a Scope, &'a str) -> Option<AppAcl>;
+    set_app_acl(&'a Scope, &'a str, AppAcl) -> ();
+    delete_app_acl(&'a Scope, &'a str) -> bool;
+    instance_app_acls(&'a str) -> Vec<(String, AppAcl)>;
+    instance_app_keys(&'a str) -> Vec<(String, apig_appcode::AppKey)>;
+    create_app_quota(&'a Scope, AppQuotaRecord) -> AppQuotaRecord;
+    get_app_quota(&'a Scope, &'a str) -> AppQuotaRecord;
+    list_app_quotas(&'a Scope, Option<&'a str>, u64, u64) -> Page<AppQuotaRecord>;
+    update_app_quota(&'a Scope, &'a str, AppQuotaRecord) -> AppQuotaRecord;
+    delete_app_quota(&'a Scope, &'a str) -> ();
+    bind_app_quota(&'a Scope, &'a str, &'a [String], Timestamp) -> Vec<QuotaBinding>;
+    quota_apps(&'a Scope, &'a str, bool, Option<&'a str>, u64, u64) -> Page<QuotaApp>;
+    unbind_app_quota(&'a Scope, &'a str, &'a str) -> ();
+    app_bound_quota(&'a Scope, &'a str) -> Option<AppQuotaRecord>;
+    instance_app_quotas(&'a str) -> Vec<(String, AppQuota)>;
+    add_quota_counts(&'a str, &'a [QuotaCount]) -> Vec<SharedCount>;
+    instance_app_codes(&'a str) -> Vec<AppCodeRecord>;
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -400,30 +236,14 @@ async fn no_token_secret_key_app_secret_or_app_code_in_the_logs() {
     let generated = generate_code(&f, app_id).await;
     let given = format!("GivenAppCode{}", "v".repeat(60));
     let body = json!({ "app_code": given }).to_string();
-    send(
-        &f.router,
-        signed(
-            "POST",
-            &codes_path(app_id),
-            &body,
-            (&ak, &sk),
-            vector_time(),
-        ),
-    )
-    .await
-    .ok(StatusCode::CREATED);
-    send(
-        &f.router,
-        signed(
-            "POST",
-            &codes_path(app_id),
-            &body,
-            (&ak, "wrong-sk"),
-            vector_time(),
-        ),
-    )
-    .await
-    .error(StatusCode::UNAUTHORIZED, "APIG.1002");
+    let create_signed_with =
+        |sk: &str| signed("POST", &codes_path(app_id), &body, (&ak, sk), vector_time());
+    send(&f.router, create_signed_with(&sk))
+        .await
+        .ok(StatusCode::CREATED);
+    send(&f.router, create_signed_with("wrong-sk"))
+        .await
+        .error(StatusCode::UNAUTHORIZED, "APIG.1002");
     send(
         &f.router,
         request("GET", &codes_path(app_id), Some(TOKEN_RO), None),
@@ -443,20 +263,14 @@ async fn no_token_secret_key_app_secret_or_app_code_in_the_logs() {
     .await
     .error(StatusCode::FORBIDDEN, "APIG.1005");
     let updated = json!({"name": "logged_app", "app_secret": "UpdatedSecret-2"}).to_string();
-    send(
-        &f.router,
-        request("PUT", &app_path(app_id), Some(TOKEN_RW), Some(&updated)),
-    )
-    .await
-    .ok(StatusCode::CREATED);
-    send(
-        &f.router,
-        request(
-            "PUT",
-            &secret_path(app_id),
-            Some(TOKEN_RW),
-            Some(r#"{"app_secret":"ResetSecret-3"}"#),
-        ),
+    send_rw(&f, "PUT", &app_path(app_id), Some(&updated))
+        .await
+        .ok(StatusCode::CREATED);
+    send_rw(
+        &f,
+        "PUT",
+        &secret_path(app_id),
+        Some(r#"{"app_secret":"ResetSecret-3"}"#),
     )
     .await
     .ok(StatusCode::OK);
@@ -466,20 +280,12 @@ async fn no_token_secret_key_app_secret_or_app_code_in_the_logs() {
         codes_path(app_id),
         generated["id"].as_str().unwrap()
     );
-    send(&f.router, request("DELETE", &one, Some(TOKEN_RW), None))
+    send_rw(&f, "DELETE", &one, None)
         .await
         .ok(StatusCode::NO_CONTENT);
-    send(
-        &f.router,
-        request(
-            "DELETE",
-            &format!("{}/{app_id}", apps_path()),
-            Some(TOKEN_RW),
-            None,
-        ),
-    )
-    .await
-    .ok(StatusCode::NO_CONTENT);
+    send_rw(&f, "DELETE", &format!("{}/{app_id}", apps_path()), None)
+        .await
+        .ok(StatusCode::NO_CONTENT);
 
     let text = logs.text();
     assert!(
@@ -681,102 +487,51 @@ async fn documented_success_codes_are_the_ones_sent() {
         checked.insert((method.to_owned(), template.to_owned()));
     };
 
-    let r = send(
-        &f.router,
-        request(
-            "POST",
-            &t_apps
-                .replace("{project_id}", PROJECT)
-                .replace("{instance_id}", INSTANCE),
-            Some(TOKEN_RW),
-            Some(r#"{"name":"doc_app"}"#),
-        ),
+    let r = send_rw(
+        &f,
+        "POST",
+        &t_apps
+            .replace("{project_id}", PROJECT)
+            .replace("{instance_id}", INSTANCE),
+        Some(r#"{"name":"doc_app"}"#),
     )
     .await;
     check("post", &t_apps, &r);
     let app = r.body["id"].as_str().unwrap().to_owned();
-    let r = send(
-        &f.router,
-        request("GET", &fill(&t_apps, "", ""), Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(&f, "GET", &fill(&t_apps, "", ""), None).await;
     check("get", &t_apps, &r);
-    let r = send(
-        &f.router,
-        request("GET", &fill(&t_app, &app, ""), Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(&f, "GET", &fill(&t_app, &app, ""), None).await;
     check("get", &t_app, &r);
-    let r = send(
-        &f.router,
-        request(
-            "PUT",
-            &fill(&t_app, &app, ""),
-            Some(TOKEN_RW),
-            Some(r#"{"name":"doc_app_renamed"}"#),
-        ),
+    let r = send_rw(
+        &f,
+        "PUT",
+        &fill(&t_app, &app, ""),
+        Some(r#"{"name":"doc_app_renamed"}"#),
     )
     .await;
     check("put", &t_app, &r);
     let t_secret = format!("{v2}/apps/secret/{{app_id}}");
-    let r = send(
-        &f.router,
-        request("PUT", &fill(&t_secret, &app, ""), Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(&f, "PUT", &fill(&t_secret, &app, ""), None).await;
     check("put", &t_secret, &r);
     let body = json!({ "app_code": "d".repeat(64) }).to_string();
-    let r = send(
-        &f.router,
-        request(
-            "POST",
-            &fill(&t_codes, &app, ""),
-            Some(TOKEN_RW),
-            Some(&body),
-        ),
-    )
-    .await;
+    let r = send_rw(&f, "POST", &fill(&t_codes, &app, ""), Some(&body)).await;
     check("post", &t_codes, &r);
     let code = r.body["id"].as_str().unwrap().to_owned();
     let body = json!({ "app_code": "e".repeat(64) }).to_string();
-    let r = send(
-        &f.router,
-        request("POST", &fill(&t_v1, &app, ""), Some(TOKEN_RW), Some(&body)),
-    )
-    .await;
+    let r = send_rw(&f, "POST", &fill(&t_v1, &app, ""), Some(&body)).await;
     check("post", &t_v1, &r);
-    let r = send(
-        &f.router,
-        request("PUT", &fill(&t_codes, &app, ""), Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(&f, "PUT", &fill(&t_codes, &app, ""), None).await;
     check("put", &t_codes, &r);
-    let r = send(
-        &f.router,
-        request("GET", &fill(&t_codes, &app, ""), Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(&f, "GET", &fill(&t_codes, &app, ""), None).await;
     check("get", &t_codes, &r);
-    let r = send(
-        &f.router,
-        request("GET", &fill(&t_code, &app, &code), Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(&f, "GET", &fill(&t_code, &app, &code), None).await;
     check("get", &t_code, &r);
-    let r = send(
-        &f.router,
-        request("DELETE", &fill(&t_code, &app, &code), Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(&f, "DELETE", &fill(&t_code, &app, &code), None).await;
     check("delete", &t_code, &r);
     let t_acl = format!("{v2}/apps/{{app_id}}/app-acl");
     let acl = json!({"app_acl_type": "DENY", "app_acl_values": ["192.0.2.1"]}).to_string();
     for (method, body) in [("PUT", Some(acl.as_str())), ("GET", None), ("DELETE", None)] {
-        let r = send(
-            &f.router,
-            request(method, &fill(&t_acl, &app, ""), Some(TOKEN_RW), body),
-        )
-        .await;
+        let r = send_rw(&f, method, &fill(&t_acl, &app, ""), body).await;
         check(&method.to_ascii_lowercase(), &t_acl, &r);
     }
     let t_quotas = format!("{v2}/app-quotas");
@@ -784,16 +539,7 @@ async fn documented_success_codes_are_the_ones_sent() {
     let quota_body =
         json!({"name": "doc_quota", "call_limits": 5, "time_unit": "DAY", "time_interval": 1})
             .to_string();
-    let r = send(
-        &f.router,
-        request(
-            "POST",
-            &fill(&t_quotas, "", ""),
-            Some(TOKEN_RW),
-            Some(&quota_body),
-        ),
-    )
-    .await;
+    let r = send_rw(&f, "POST", &fill(&t_quotas, "", ""), Some(&quota_body)).await;
     check("post", &t_quotas, &r);
     let quota = r.body["app_quota_id"].as_str().unwrap().to_owned();
     let in_quota = |t: &str| fill(t, &app, "").replace("{app_quota_id}", &quota);
@@ -813,18 +559,10 @@ async fn documented_success_codes_are_the_ones_sent() {
         ("DELETE", format!("{t_quota}/bound-apps/{{app_id}}"), None),
         ("DELETE", t_quota.clone(), None),
     ] {
-        let r = send(
-            &f.router,
-            request(method, &in_quota(&template), Some(TOKEN_RW), body),
-        )
-        .await;
+        let r = send_rw(&f, method, &in_quota(&template), body).await;
         check(&method.to_ascii_lowercase(), &template, &r);
     }
-    let r = send(
-        &f.router,
-        request("DELETE", &fill(&t_app, &app, ""), Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(&f, "DELETE", &fill(&t_app, &app, ""), None).await;
     check("delete", &t_app, &r);
     let r = send(&f.router, request("GET", "/openapi.json", None, None)).await;
     check("get", "/openapi.json", &r);

@@ -6,16 +6,19 @@
 
 #![cfg(feature = "sqlite")]
 
+#[path = "support/records.rs"]
+mod records;
 #[path = "support/wait.rs"]
 mod wait;
+use records::app_in;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use apig_appcode::provider::StaticProvider;
 use apig_appcode::store::{
-    App, AppCodeRecord, MemoryStore, Scope, SecretString, SqliteOptions, SqliteStore, Store,
-    StoreProvider, Timestamp,
+    App, AppCodeRecord, MemoryStore, Scope, SqliteOptions, SqliteStore, Store, StoreProvider,
+    Timestamp,
 };
 use apig_appcode::{AppCode, AppCodeAuthLayer, AppIdentity};
 use rusqlite::{params, Connection};
@@ -30,18 +33,7 @@ fn scope() -> Scope {
 }
 
 fn app(n: u64) -> App {
-    App {
-        id: format!("{n:032x}"),
-        scope: scope(),
-        name: format!("app_{n}"),
-        remark: String::new(),
-        creator: "USER".into(),
-        app_key: format!("key_{n:028}"),
-        app_secret: SecretString::new(format!("AppSecret{n:023}")),
-        register_time: Timestamp::from_unix_nanos(1),
-        update_time: Timestamp::from_unix_nanos(1),
-        status: 1,
-    }
+    app_in(&scope(), n)
 }
 
 fn value(tag: &str, n: u64) -> AppCode {

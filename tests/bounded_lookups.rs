@@ -16,11 +16,14 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::task::Context;
 use std::time::Duration;
 
-use apig_appcode::provider::{AppCodeProvider, BoxFuture, ProviderError, Snapshot};
-use apig_appcode::{AppCode, AppCodeAuthLayer, AppIdentity};
+use apig_appcode::{AppCode, AppCodeAuthLayer};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+
+#[path = "support/lookups.rs"]
+mod lookups;
+use lookups::{Answer, LookupsOnly};
 
 /// Bytes allocated and not yet freed, by every thread of this binary.
 static LIVE: AtomicIsize = AtomicIsize::new(0);
@@ -55,23 +58,8 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOCATOR: Counting = Counting;
 
 /// Knows no code, and never answers a lookup.
-struct Hanging;
-
-impl AppCodeProvider for Hanging {
-    fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, ProviderError>> {
-        Box::pin(async { Ok(Vec::new()) })
-    }
-
-    fn supports_lookup(&self) -> bool {
-        true
-    }
-
-    fn lookup<'a>(
-        &'a self,
-        _: &'a AppCode,
-    ) -> BoxFuture<'a, Result<Option<AppIdentity>, ProviderError>> {
-        Box::pin(std::future::pending())
-    }
+fn hanging() -> LookupsOnly<fn() -> Answer> {
+    LookupsOnly(|| Box::pin(std::future::pending()))
 }
 
 const REQUESTS: usize = 20_000;
@@ -80,7 +68,7 @@ const MAX_LOOKUPS: usize = 256;
 #[tokio::test(flavor = "current_thread")]
 async fn abandoned_lookups_hold_bounded_memory_and_misses_past_the_cap_get_503() {
     let layer = AppCodeAuthLayer::builder()
-        .provider(Hanging)
+        .provider(hanging())
         .max_lookups(MAX_LOOKUPS)
         .lookup_timeout(Duration::from_millis(200))
         .build();

@@ -18,39 +18,42 @@ use serde_json::{json, Value};
 mod support;
 use support::*;
 
-/// A CLI run's outcome.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn ok(&self) -> &str {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        &self.stdout
-    }
-
-    /// Asserts exit status 1 and a one-line message on stderr holding `needle`.
-    fn failed(&self, needle: &str) {
-        assert_eq!(self.code, Some(1), "stderr:\n{}", self.stderr);
-        assert!(
-            self.stderr.contains(needle),
-            "no {needle:?} in:\n{}",
-            self.stderr
-        );
-        assert_eq!(self.stderr.lines().count(), 1, "{}", self.stderr);
-    }
-
+impl Finished {
     fn json(&self) -> Value {
         serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
     }
+}
+
+/// `apig-appcode ARGS` with no `APIG_*` variable of ours leaking in.
+fn bare_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("APIG_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+/// A command line's words.
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+/// `serve` with the admin token on a store of its own (kept, with its upstream, in the last
+/// value), and its management API's URL.
+async fn served() -> (Server, String, (Upstream, tempfile::TempDir)) {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_token(&upstream, dir.path(), &[]).await;
+    let api = url(server.admin);
+    (server, api, (upstream, dir))
+}
+
+/// `apig-appcode ARGS` against `api` with the admin token in the environment.
+async fn with_token(api: &str, args: &[&str]) -> Finished {
+    cli(api, Auth::Env(TOKEN), args, None).await
 }
 
 /// How a run gets its admin token.
@@ -62,14 +65,9 @@ enum Auth<'a> {
 /// `apig-appcode ARGS` against `server`, with no `APIG_*` variable of ours leaking in, the
 /// token per `auth`, and `stdin` as its input. The CLI bounds its own calls, so waiting for
 /// its exit is bounded too.
-async fn cli(server: &str, auth: Auth<'_>, args: &[&str], stdin: Option<&str>) -> Run {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).arg("--server").arg(server);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("APIG_") {
-            cmd.env_remove(name);
-        }
-    }
+async fn cli(server: &str, auth: Auth<'_>, args: &[&str], stdin: Option<&str>) -> Finished {
+    let mut cmd = bare_command(args);
+    cmd.arg("--server").arg(server);
     if let Auth::Env(token) = auth {
         cmd.env("APIG_ADMIN_TOKEN", token);
     }
@@ -91,11 +89,7 @@ async fn cli(server: &str, auth: Auth<'_>, args: &[&str], stdin: Option<&str>) -
     })
     .await
     .unwrap();
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    finished(&out)
 }
 
 fn url(addr: SocketAddr) -> String {
@@ -114,35 +108,20 @@ fn row<'a>(table: &'a str, needle: &str) -> Vec<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apps_and_codes_from_creation_to_deletion() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_with_token(&upstream, dir.path(), &[]).await;
-    let api = url(server.admin);
-    let run = |args: &'static [&'static str]| cli(&api, Auth::Env(TOKEN), args, None);
+    let (server, api, _keep) = served().await;
 
     // Create, as a table and as JSON.
-    let created = run(&["apps", "create", "shop", "--remark", "the shop"]).await;
+    let created = with_token(&api, &["apps", "create", "shop", "--remark", "the shop"]).await;
     let table = created.ok();
     assert!(table.starts_with("ID "), "{table}");
     let app = row(table, "shop")[0].to_owned();
-    let json = cli(
-        &api,
-        Auth::Env(TOKEN),
-        &["apps", "create", "depot", "--json"],
-        None,
-    )
-    .await
-    .json();
+    let json = with_token(&api, &["apps", "create", "depot", "--json"])
+        .await
+        .json();
     assert_eq!(json["name"], "depot");
 
     // Generate: the value is printed, and the gateway takes it.
-    let generated = cli(
-        &api,
-        Auth::Env(TOKEN),
-        &["app-codes", "generate", &app],
-        None,
-    )
-    .await;
+    let generated = with_token(&api, &["app-codes", "generate", &app]).await;
     let cells = row(generated.ok(), &app);
     let (code_id, code) = (cells[0].to_owned(), cells[3].to_owned());
     assert_eq!(code.len(), 64, "{}", generated.stdout);
@@ -165,7 +144,7 @@ async fn apps_and_codes_from_creation_to_deletion() {
     assert!(created.ok().contains(&own), "{}", created.stdout);
 
     // Lists: tables with the counts, no values; JSON as the API sent it.
-    let apps = run(&["apps", "list"]).await;
+    let apps = with_token(&api, &["apps", "list"]).await;
     let header: Vec<&str> = apps
         .ok()
         .lines()
@@ -176,74 +155,45 @@ async fn apps_and_codes_from_creation_to_deletion() {
     assert_eq!(header, ["ID", "NAME", "STATUS", "CODES", "CREATED"]);
     assert_eq!(row(&apps.stdout, &app)[1..4], ["shop", "valid", "2"]);
     assert!(apps.stdout.contains("depot"));
-    let listed = run(&["apps", "list", "--json"]).await.json();
+    let listed = with_token(&api, &["apps", "list", "--json"]).await.json();
     assert_eq!(listed["total"], 2);
-    let codes = cli(&api, Auth::Env(TOKEN), &["app-codes", "list", &app], None).await;
+    let codes = with_token(&api, &["app-codes", "list", &app]).await;
     assert!(codes.ok().contains(&code_id), "{}", codes.stdout);
     assert!(!codes.stdout.contains(&code) && !codes.stdout.contains(&own));
-    let codes = cli(
-        &api,
-        Auth::Env(TOKEN),
-        &["app-codes", "list", &app, "--json"],
-        None,
-    )
-    .await
-    .json();
+    let codes = with_token(&api, &["app-codes", "list", &app, "--json"])
+        .await
+        .json();
     assert_eq!(codes["total"], 2);
 
     // Show.
-    let shown = cli(&api, Auth::Env(TOKEN), &["apps", "show", &app], None).await;
+    let shown = with_token(&api, &["apps", "show", &app]).await;
     assert!(shown.ok().contains("the shop"), "{}", shown.stdout);
-    let shown = cli(
-        &api,
-        Auth::Env(TOKEN),
-        &["app-codes", "show", &app, &code_id, "--json"],
-        None,
-    )
-    .await
-    .json();
+    let shown = with_token(&api, &["app-codes", "show", &app, &code_id, "--json"])
+        .await
+        .json();
     assert_eq!(shown["app_code"], code.as_str());
 
     // Past the five-code limit the server says so (403 APIG.3131): not a token problem.
     for _ in 0..3 {
-        cli(
-            &api,
-            Auth::Env(TOKEN),
-            &["app-codes", "generate", &app],
-            None,
-        )
-        .await
-        .ok();
+        with_token(&api, &["app-codes", "generate", &app])
+            .await
+            .ok();
     }
-    let sixth = cli(
-        &api,
-        Auth::Env(TOKEN),
-        &["app-codes", "generate", &app],
-        None,
-    )
-    .await;
+    let sixth = with_token(&api, &["app-codes", "generate", &app]).await;
     sixth.failed("APIG.3131");
     assert!(!sixth.stderr.contains("admin token"), "{}", sixth.stderr);
 
     // Delete the code: the gateway refuses it; then the app.
-    let deleted = cli(
-        &api,
-        Auth::Env(TOKEN),
-        &["app-codes", "delete", &app, &code_id],
-        None,
-    )
-    .await;
+    let deleted = with_token(&api, &["app-codes", "delete", &app, &code_id]).await;
     assert!(deleted.ok().contains(&code_id));
     assert_eq!(
         gateway_status(gateway, &code).await,
         Some(StatusCode::UNAUTHORIZED)
     );
-    cli(&api, Auth::Env(TOKEN), &["apps", "delete", &app], None)
-        .await
-        .ok();
+    with_token(&api, &["apps", "delete", &app]).await.ok();
 
     // An APIG error: `error_code: error_msg`, exit 1.
-    let gone = cli(&api, Auth::Env(TOKEN), &["apps", "show", &app], None).await;
+    let gone = with_token(&api, &["apps", "show", &app]).await;
     gone.failed("APIG.3004: ");
 
     // No AppCode value reached the server's log (what it wrote up to its exit).
@@ -256,43 +206,22 @@ async fn apps_and_codes_from_creation_to_deletion() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apps_acl_is_set_shown_and_removed() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_with_token(&upstream, dir.path(), &[]).await;
-    let api = url(server.admin);
+    let (server, api, _keep) = served().await;
     let admin = Admin::new(server.admin, TOKEN);
     let (app, _, code) = admin.app_with_code("acl_cli").await;
-    let run = |args: Vec<String>| {
-        let api = api.clone();
-        async move {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            cli(&api, Auth::Env(TOKEN), &args, None).await
-        }
-    };
-    let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-
-    let none = run(args(&["apps", "acl", "show", &app])).await;
+    let none = with_token(&api, &["apps", "acl", "show", &app]).await;
     assert_eq!(none.ok().trim(), format!("app {app} has no ACL"));
 
     // The test's own address denied: the gateway refuses the code.
-    let set = run(args(&[
-        "apps",
-        "acl",
-        "set",
-        &app,
-        "--type",
-        "deny",
-        "127.0.0.1",
-        "::1",
-    ]))
-    .await;
+    let deny = format!("apps acl set {app} --type deny 127.0.0.1 ::1");
+    let set = with_token(&api, &words(&deny)).await;
     let table = set.ok();
     assert_eq!(row(table, "127.0.0.1"), [app.as_str(), "DENY", "127.0.0.1"]);
     assert_eq!(row(table, "::1"), [app.as_str(), "DENY", "::1"]);
     let res = call_gateway(server.gateway, "/", Some(&code)).await;
     res.assert_apig_error(StatusCode::FORBIDDEN, "APIG.0402");
 
-    let shown = run(args(&["apps", "acl", "show", &app, "--json"]))
+    let shown = with_token(&api, &["apps", "acl", "show", &app, "--json"])
         .await
         .json();
     assert_eq!(shown["app_acl_type"], "DENY");
@@ -302,26 +231,17 @@ async fn an_apps_acl_is_set_shown_and_removed() {
     );
 
     // A bad value is the API's error, in one line, exit 1.
-    run(args(&[
-        "apps",
-        "acl",
-        "set",
-        &app,
-        "--type",
-        "PERMIT",
-        "10.0.0.0/99",
-    ]))
-    .await
-    .failed("APIG.2012");
+    let bad = format!("apps acl set {app} --type PERMIT 10.0.0.0/99");
+    with_token(&api, &words(&bad)).await.failed("APIG.2012");
     // A type that is neither, or no value at all, is refused before any call.
     for bad in [
-        args(&["apps", "acl", "set", &app, "--type", "ALLOW", "10.0.0.1"]),
-        args(&["apps", "acl", "set", &app, "--type", "DENY"]),
+        &["apps", "acl", "set", &app, "--type", "ALLOW", "10.0.0.1"][..],
+        &["apps", "acl", "set", &app, "--type", "DENY"],
     ] {
-        assert_eq!(run(bad).await.code, Some(2));
+        assert_eq!(with_token(&api, bad).await.code, Some(2));
     }
 
-    let removed = run(args(&["apps", "acl", "delete", &app])).await;
+    let removed = with_token(&api, &["apps", "acl", "delete", &app]).await;
     assert_eq!(removed.ok().trim(), format!("removed the ACL of app {app}"));
     assert_eq!(
         call_gateway(server.gateway, "/", Some(&code)).await.status,
@@ -331,36 +251,27 @@ async fn an_apps_acl_is_set_shown_and_removed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quota_is_created_bound_shown_and_deleted() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_with_token(&upstream, dir.path(), &[]).await;
-    let api = url(server.admin);
+    let (server, api, _keep) = served().await;
     let admin = Admin::new(server.admin, TOKEN);
     let (app, _, code) = admin.app_with_code("quota_cli").await;
-    let run = |args: Vec<String>| {
-        let api = api.clone();
-        async move {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            cli(&api, Auth::Env(TOKEN), &args, None).await
-        }
-    };
-    let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-
-    let created = run(args(&[
-        "quotas",
-        "create",
-        "one_a_day",
-        "--calls",
-        "1",
-        "--unit",
-        "day",
-        "--json",
-    ]))
+    let created = with_token(
+        &api,
+        &[
+            "quotas",
+            "create",
+            "one_a_day",
+            "--calls",
+            "1",
+            "--unit",
+            "day",
+            "--json",
+        ],
+    )
     .await
     .json();
     assert_eq!(created["time_unit"], "DAY");
     let quota = created["app_quota_id"].as_str().unwrap().to_owned();
-    let listed = run(args(&["quotas", "list", "--name", "a_day"])).await;
+    let listed = with_token(&api, &["quotas", "list", "--name", "a_day"]).await;
     assert_eq!(
         row(listed.ok(), &quota),
         [
@@ -374,65 +285,74 @@ async fn a_quota_is_created_bound_shown_and_deleted() {
         ]
     );
 
-    let bound = run(args(&["quotas", "bind", &quota, &app])).await;
+    let bound = with_token(&api, &["quotas", "bind", &quota, &app]).await;
     assert_eq!(row(bound.ok(), &app)[..2], [app.as_str(), quota.as_str()]);
     let gateway = || call_gateway(server.gateway, "/", Some(&code));
     assert_eq!(gateway().await.status, StatusCode::OK);
     gateway()
         .await
         .assert_apig_error(StatusCode::METHOD_NOT_ALLOWED, "APIG.0501");
-    let shown = run(args(&["quotas", "show", &quota])).await;
+    let shown = with_token(&api, &["quotas", "show", &quota]).await;
     let table = shown.ok();
     assert_eq!(row(table, "one_a_day").last(), Some(&"1"), "{table}");
     assert_eq!(row(table, &app)[1], "quota_cli", "{table}");
 
     // A second binding of the app elsewhere is the API's error, one line, exit 1.
-    let other = run(args(&[
-        "quotas",
-        "create",
-        "ten_a_day",
-        "--calls",
-        "10",
-        "--unit",
-        "DAY",
-        "--json",
-    ]))
+    let other = with_token(
+        &api,
+        &[
+            "quotas",
+            "create",
+            "ten_a_day",
+            "--calls",
+            "10",
+            "--unit",
+            "DAY",
+            "--json",
+        ],
+    )
     .await
     .json();
     let other = other["app_quota_id"].as_str().unwrap().to_owned();
-    run(args(&["quotas", "bind", &other, &app]))
+    with_token(&api, &["quotas", "bind", &other, &app])
         .await
         .failed("APIG.3326");
     // An update raises the limit: one more call.
-    run(args(&[
-        "quotas",
-        "update",
-        &quota,
-        "one_a_day",
-        "--calls",
-        "2",
-        "--unit",
-        "DAY",
-    ]))
+    with_token(
+        &api,
+        &[
+            "quotas",
+            "update",
+            &quota,
+            "one_a_day",
+            "--calls",
+            "2",
+            "--unit",
+            "DAY",
+        ],
+    )
     .await
     .ok();
     assert_eq!(gateway().await.status, StatusCode::OK);
 
-    let unbound = run(args(&["quotas", "unbind", &quota, &app])).await;
+    let unbound = with_token(&api, &["quotas", "unbind", &quota, &app]).await;
     assert_eq!(
         unbound.ok().trim(),
         format!("unbound app {app} from app quota {quota}")
     );
     assert_eq!(gateway().await.status, StatusCode::OK);
-    let deleted = run(args(&["quotas", "delete", &quota])).await;
+    let deleted = with_token(&api, &["quotas", "delete", &quota]).await;
     assert_eq!(deleted.ok().trim(), format!("deleted app quota {quota}"));
-    run(args(&["quotas", "show", &quota]))
+    with_token(&api, &["quotas", "show", &quota])
         .await
         .failed("APIG.3093");
     // A unit that is not one is refused before any call.
-    let bad = run(args(&[
-        "quotas", "create", "x_quota", "--calls", "1", "--unit", "WEEK",
-    ]))
+    let bad = with_token(
+        &api,
+        &[
+            "quotas", "create", "x_quota", "--calls", "1", "--unit", "WEEK",
+        ],
+    )
     .await;
     assert_eq!(bad.code, Some(2));
 }
@@ -495,24 +415,13 @@ async fn a_refused_token_is_named_by_its_source_never_shown() {
     let file = dir.path().join("token");
     std::fs::write(&file, wrong).unwrap();
     let file_arg = file.display().to_string();
-    let refused = cli(
-        &url(server.admin),
-        Auth::Env(TOKEN),
-        &["app-codes", "generate", "any", "--token-file", &file_arg],
-        None,
-    )
-    .await;
+    let token_file = ["app-codes", "generate", "any", "--token-file", &file_arg];
+    let refused = with_token(&url(server.admin), &token_file).await;
     refused.failed(&format!("from the file {file_arg}"));
     assert!(!refused.stderr.contains(wrong));
 
     // The gateway's address by mistake: said so, not taken for a refused token.
-    let gateway = cli(
-        &url(server.gateway),
-        Auth::Env(TOKEN),
-        &["apps", "list"],
-        None,
-    )
-    .await;
+    let gateway = with_token(&url(server.gateway), &["apps", "list"]).await;
     gateway.failed("is the AppCode gateway");
     server.stop().await;
 }
@@ -566,10 +475,7 @@ async fn bad_arguments_exit_2() {
 async fn the_cli_speaks_https_to_a_management_listener_with_tls() {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, generated.cert.pem()).unwrap();
-    std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+    let (cert, key, _) = self_signed(dir.path());
     let mut args = base_args(&upstream, dir.path());
     args.extend(["--admin-token".into(), TOKEN.into()]);
     args.extend(["--admin-tls-cert".into(), cert.display().to_string()]);
@@ -613,30 +519,15 @@ async fn the_cli_speaks_https_to_a_management_listener_with_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_is_updated_and_its_secret_reset_or_set() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_with_token(&upstream, dir.path(), &[]).await;
-    let api = url(server.admin);
-    let run = |args: Vec<String>, stdin: Option<&'static str>| {
-        let api = api.clone();
-        async move {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            cli(&api, Auth::Env(TOKEN), &args, stdin).await
-        }
-    };
-    let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    let created = run(args(&["apps", "create", "shop", "--json"]), None)
+    let (server, api, _keep) = served().await;
+    let created = with_token(&api, &["apps", "create", "shop", "--json"])
         .await
         .json();
     let app = created["id"].as_str().unwrap().to_owned();
     let old_secret = created["app_secret"].as_str().unwrap().to_owned();
 
     // Only the remark: the name is kept.
-    let updated = run(
-        args(&["apps", "update", &app, "--remark", "the new shop"]),
-        None,
-    )
-    .await;
+    let updated = with_token(&api, &["apps", "update", &app, "--remark", "the new shop"]).await;
     let cells = row(updated.ok(), &app);
     assert_eq!(cells[1..3], ["shop", "valid"]);
     assert!(
@@ -644,8 +535,9 @@ async fn an_app_is_updated_and_its_secret_reset_or_set() {
         "{}",
         updated.stdout
     );
-    let renamed = run(
-        args(&[
+    let renamed = with_token(
+        &api,
+        &[
             "apps",
             "update",
             &app,
@@ -654,8 +546,7 @@ async fn an_app_is_updated_and_its_secret_reset_or_set() {
             "--app-key",
             "shop-eu-key-01",
             "--json",
-        ]),
-        None,
+        ],
     )
     .await
     .json();
@@ -667,55 +558,63 @@ async fn an_app_is_updated_and_its_secret_reset_or_set() {
             &json!("the new shop")
         )
     );
-    run(args(&["apps", "update", &app, "--name", "x"]), None)
+    with_token(&api, &["apps", "update", &app, "--name", "x"])
         .await
         .failed("APIG.2012");
 
     // A generated secret is printed once, and is the app's.
-    let reset = run(args(&["apps", "reset-secret", &app]), None).await;
+    let reset = with_token(&api, &["apps", "reset-secret", &app]).await;
     let cells = row(reset.ok(), &app);
     let secret = cells[3].to_owned();
     assert_eq!(secret.len(), 32, "{}", reset.stdout);
     assert_ne!(secret, old_secret);
-    let shown = run(args(&["apps", "show", &app, "--json"]), None)
+    let shown = with_token(&api, &["apps", "show", &app, "--json"])
         .await
         .json();
     assert_eq!(shown["app_secret"], secret.as_str());
 
     // One of our own from stdin: set, and not echoed.
     let own = "MyOwnSecret_0123456789";
-    let set = run(
-        args(&["apps", "reset-secret", &app, "--stdin"]),
+    let set = cli(
+        &api,
+        Auth::Env(TOKEN),
+        &["apps", "reset-secret", &app, "--stdin"],
         Some("MyOwnSecret_0123456789\n"),
     )
     .await;
     assert_eq!(set.ok().trim(), format!("set the secret of app {app}"));
     assert!(!set.stderr.contains(own));
-    let shown = run(args(&["apps", "show", &app, "--json"]), None)
+    let shown = with_token(&api, &["apps", "show", &app, "--json"])
         .await
         .json();
     assert_eq!(shown["app_secret"], own);
     // An empty stdin is a usage error, found before any call.
-    let empty = run(args(&["apps", "reset-secret", &app, "--stdin"]), Some("")).await;
+    let empty = cli(
+        &api,
+        Auth::Env(TOKEN),
+        &["apps", "reset-secret", &app, "--stdin"],
+        Some(""),
+    )
+    .await;
     assert_eq!(empty.code, Some(2), "{}", empty.stderr);
     server.stop().await;
 }
 
 /// `apig-appcode ARGS` with no server, no `APIG_*` variable, no stdin.
-fn offline(args: &[&str]) -> Run {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).stdin(Stdio::null());
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("APIG_") {
-            cmd.env_remove(name);
-        }
-    }
-    let out = cmd.output().expect("starting apig-appcode");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+fn offline(args: &[&str]) -> Finished {
+    let out = bare_command(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("starting apig-appcode");
+    finished(&out)
+}
+
+fn finished(out: &Output) -> Finished {
+    Finished::new(
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]

@@ -19,10 +19,7 @@ use support::*;
 async fn tls_gateway_accepts_an_appcode_over_https_and_resumes_sessions() {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, generated.cert.pem()).unwrap();
-    std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+    let (cert, key, generated) = self_signed(dir.path());
     let server = start_with_token(
         &upstream,
         dir.path(),

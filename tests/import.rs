@@ -35,8 +35,11 @@ use support::*;
 #[path = "support/postgres.rs"]
 mod pg;
 
+#[path = "support/records.rs"]
+mod records;
 #[path = "support/sdk_python.rs"]
 mod sdk_python;
+use records::app_in;
 use sdk_python::sdk_python;
 
 const DEFAULT_ID: &str = "00000000000000000000000000000001";
@@ -54,18 +57,7 @@ fn scope() -> Scope {
 }
 
 fn app(n: u64) -> App {
-    App {
-        id: format!("{n:032x}"),
-        scope: scope(),
-        name: format!("app_{n}"),
-        remark: format!("remark {n}"),
-        creator: "USER".into(),
-        app_key: format!("key_{n:028}"),
-        app_secret: SecretString::new(format!("Secret{n:026}")),
-        register_time: Timestamp::from_unix_nanos(1_595_558_244_835_128_293 + n as i64),
-        update_time: Timestamp::from_unix_nanos(1_595_558_244_835_128_293 + 2 * n as i64),
-        status: 1,
-    }
+    app_in(&scope(), n)
 }
 
 fn code(app: u64, n: u64) -> AppCodeRecord {
@@ -171,14 +163,7 @@ async fn start_source(upstream: &Upstream, dir: &Path) -> (Server, String) {
     (source, from)
 }
 
-/// An import run to its end.
-struct Done {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Done {
+impl Finished {
     /// The summary's row for `kind`: created, skipped, differing, updated, failed.
     fn row(&self, kind: &str) -> [u64; 5] {
         let line = self
@@ -192,38 +177,11 @@ impl Done {
             .collect();
         cells.try_into().unwrap()
     }
-
-    fn ok(&self) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    /// Exit 1 with one line on stderr holding `needle`, and nothing on stdout.
-    fn failed(&self, needle: &str) {
-        assert_eq!(self.code, Some(1), "stderr:\n{}", self.stderr);
-        assert!(
-            self.stderr.contains(needle),
-            "no {needle:?} in:\n{}",
-            self.stderr
-        );
-        assert_eq!(self.stderr.lines().count(), 1, "{}", self.stderr);
-        assert!(self.stdout.is_empty(), "{}", self.stdout);
-    }
 }
 
-async fn run(cmd: Command) -> Done {
+async fn run(cmd: Command) -> Finished {
     let (status, stdout, stderr) = run_to_exit_within(cmd, Duration::from_secs(120)).await;
-    Done {
-        code: status.code(),
-        stdout,
-        stderr,
-    }
+    Finished::new(status, stdout, stderr)
 }
 
 async fn run_to_exit_within(
@@ -473,7 +431,8 @@ async fn a_dry_run_plans_then_differences_are_reported_then_updated() {
         contents(&store_in(source_dir.path())).await
     );
     let again = run(import_command(&from, target_dir.path(), &[])).await;
-    assert_eq!(again.ok().row("apps"), [0, 3, 0, 0, 0]);
+    again.ok();
+    assert_eq!(again.row("apps"), [0, 3, 0, 0, 0]);
 
     // No secret or AppCode value in any output.
     for out in [&plan, &real, &updated] {
@@ -635,7 +594,8 @@ async fn an_access_key_pair_signs_as_the_sdk_does() {
     wrong.failed("refused the access key from the environment variables APIG_SOURCE_ACCESS_KEY");
     assert!(!wrong.stderr.contains("not-the-secret-key"));
     let done = run(signed(TARGET_SK)).await;
-    assert_eq!(done.ok().row("apps"), [2, 0, 0, 0, 0]);
+    done.ok();
+    assert_eq!(done.row("apps"), [2, 0, 0, 0, 0]);
     assert_eq!(done.row("AppCodes"), [2, 0, 0, 0, 0]);
     let by_id: BTreeMap<_, _> = contents(&store_in(target_dir.path()))
         .await
@@ -661,7 +621,8 @@ async fn into_postgres_while_a_node_serves_it() {
     let target = Server::start(serve_command(&args)).await.unwrap();
 
     let done = run(import_into(&from, db.url(), &[])).await;
-    assert_eq!(done.ok().row("apps"), [3, 0, 0, 0, 0]);
+    done.ok();
+    assert_eq!(done.row("apps"), [3, 0, 0, 0, 0]);
     assert_eq!(done.row("AppCodes"), [6, 0, 0, 0, 0]);
     assert_eq!(done.row("quota bindings"), [2, 0, 0, 0, 0]);
     // The node serving the database hears of the new codes.
@@ -673,7 +634,8 @@ async fn into_postgres_while_a_node_serves_it() {
     })
     .await;
     let again = run(import_into(&from, db.url(), &[])).await;
-    assert_eq!(again.ok().row("AppCodes"), [0, 6, 0, 0, 0]);
+    again.ok();
+    assert_eq!(again.row("AppCodes"), [0, 6, 0, 0, 0]);
     source.stop().await;
     target.stop().await;
 }

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use apig_appcode::provider::{AppCodeProvider, BoxFuture, FileProvider, ProviderError, Snapshot};
-use apig_appcode::{AppCode, AppCodeAuthLayer, AppIdentity};
+use apig_appcode::provider::{FileProvider, ProviderError};
+use apig_appcode::{AppCode, AppCodeAuthLayer};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
@@ -12,25 +12,13 @@ use tower::{service_fn, ServiceBuilder, ServiceExt};
 #[path = "support/logs.rs"]
 mod logs;
 use logs::Logs;
+#[path = "support/lookups.rs"]
+mod lookups;
+use lookups::{Answer, LookupsOnly};
 
 /// A provider whose point lookups fail, to log provider errors on a miss.
-struct FailingLookups;
-
-impl AppCodeProvider for FailingLookups {
-    fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, ProviderError>> {
-        Box::pin(async { Ok(Vec::new()) })
-    }
-
-    fn supports_lookup(&self) -> bool {
-        true
-    }
-
-    fn lookup<'a>(
-        &'a self,
-        _: &'a AppCode,
-    ) -> BoxFuture<'a, Result<Option<AppIdentity>, ProviderError>> {
-        Box::pin(async { Err(ProviderError::Unavailable("backend down".into())) })
-    }
+fn failing_lookups() -> LookupsOnly<fn() -> Answer> {
+    LookupsOnly(|| Box::pin(async { Err(ProviderError::Unavailable("backend down".into())) }))
 }
 
 async fn status(layer: &AppCodeAuthLayer, code: Option<&str>) -> StatusCode {
@@ -107,7 +95,9 @@ async fn a_full_run_logs_no_appcode() {
         "last good set lost"
     );
 
-    let lookups = AppCodeAuthLayer::builder().provider(FailingLookups).build();
+    let lookups = AppCodeAuthLayer::builder()
+        .provider(failing_lookups())
+        .build();
     lookups.cache().loaded().await;
     let missed = AppCode::generate();
     assert_eq!(

@@ -9,13 +9,16 @@
 
 #[path = "support/postgres.rs"]
 mod pg;
+#[path = "support/records.rs"]
+mod records;
+use records::{app_in, id};
 
 use std::time::Duration;
 
 use apig_appcode::provider::{Change, ChangeStream, CodesDigest};
 use apig_appcode::quota::{AppQuota, TimeUnit};
 use apig_appcode::store::{
-    App, AppCodeRecord, AppQuotaRecord, KeyMismatch, MasterKey, PostgresOptions, PostgresStore,
+    AppCodeRecord, AppQuotaRecord, KeyMismatch, MasterKey, PostgresOptions, PostgresStore,
     SchemaTooNew, Scope, SecretString, Store, StoreError, Timestamp, MAX_APP_CODES_PER_APP,
 };
 use apig_appcode::{AppCode, AppKey};
@@ -27,25 +30,6 @@ const WAIT: Duration = Duration::from_secs(30);
 
 fn scope() -> Scope {
     Scope::new("project-a", "instance-1")
-}
-
-fn id(n: u64) -> String {
-    format!("{n:032x}")
-}
-
-fn app_in(scope: &Scope, n: u64) -> App {
-    App {
-        id: id(n),
-        scope: scope.clone(),
-        name: format!("app_{n}"),
-        remark: String::new(),
-        creator: "USER".into(),
-        app_key: format!("key_{n:028}"),
-        app_secret: SecretString::new(format!("AppSecret{n:023}")),
-        register_time: Timestamp::from_unix_nanos(1),
-        update_time: Timestamp::from_unix_nanos(2),
-        status: 1,
-    }
 }
 
 fn code(app: u64, n: u64) -> AppCodeRecord {

@@ -55,6 +55,11 @@ async fn call(svc: &mut Svc, app: &str) -> (StatusCode, Option<String>) {
 async fn redis_layer(redis: &TestRedis, quota: Quota) -> ThrottleLayer {
     let url = RedisUrl::parse(&redis.url).unwrap();
     let store = RedisRateStore::connect(&url, &redis.prefix).await.unwrap();
+    limited(store, quota)
+}
+
+/// A throttle holding `quota` in `store`, which falls back only when Redis fails.
+fn limited(store: RedisRateStore, quota: Quota) -> ThrottleLayer {
     ThrottleLayer::builder()
         .default_limit(quota)
         .store(store)
@@ -112,11 +117,7 @@ async fn batched_throttles_take_several_requests_at_once_and_never_exceed_the_li
             .await
             .unwrap()
             .batch(std::num::NonZeroU32::new(4).unwrap());
-        ThrottleLayer::builder()
-            .default_limit(per_hour(10))
-            .store(store)
-            .store_timeout(SLOW_MACHINE)
-            .build()
+        limited(store, per_hour(10))
     };
     let (mut a, mut b) = (service(batched().await), service(batched().await));
     assert_eq!(call(&mut a, "app-1").await.0, StatusCode::OK);
@@ -481,11 +482,7 @@ async fn answering_store(url: &RedisUrl) -> RedisRateStore {
             let store = RedisRateStore::connect(&url, "apig:test:private:")
                 .await
                 .ok()?;
-            let layer = ThrottleLayer::builder()
-                .default_limit(per_hour(1))
-                .store(store.clone())
-                .store_timeout(SLOW_MACHINE)
-                .build();
+            let layer = limited(store.clone(), per_hour(1));
             // Unconnected (Redis still starting) counts locally: wait for a real answer.
             let answered = call(&mut service(layer.clone()), "probe").await.0 == StatusCode::OK;
             (answered && layer.store_fallbacks() == 0).then_some(store)
@@ -584,22 +581,10 @@ async fn a_rediss_url_with_a_password_counts_over_tls() {
         err.contains("certificate") && !err.contains(password),
         "{err}"
     );
-    let layers = [
-        ThrottleLayer::builder()
-            .default_limit(per_hour(2))
-            .store(store.clone())
-            .store_timeout(SLOW_MACHINE)
-            .build(),
-        ThrottleLayer::builder()
-            .default_limit(per_hour(2))
-            .store(
-                RedisRateStore::connect(&url, "apig:test:private:")
-                    .await
-                    .unwrap(),
-            )
-            .store_timeout(SLOW_MACHINE)
-            .build(),
-    ];
+    let other = RedisRateStore::connect(&url, "apig:test:private:")
+        .await
+        .unwrap();
+    let layers = [limited(store, per_hour(2)), limited(other, per_hour(2))];
     let mut admitted = 0;
     for _ in 0..3 {
         for layer in &layers {
@@ -646,6 +631,28 @@ async fn start_node(
     Server::start(cmd).await.expect("the node starts")
 }
 
+/// A node on a SQLite file of its own (kept, with its upstream, in the third value) whose
+/// Redis connection goes through a forwarder the test can cut, and that forwarder.
+async fn node_behind_forwarder(
+    redis: &TestRedis,
+    rate_limit: &str,
+) -> (Forwarder, Server, (Upstream, tempfile::TempDir)) {
+    let forwarder = Forwarder::start(redis.addr).await;
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let database = binary::database_url(dir.path());
+    let url = redis.url_via(forwarder.addr);
+    let node = start_node(&upstream, &database, &url, &redis.prefix, rate_limit).await;
+    (forwarder, node, (upstream, dir))
+}
+
+/// The status of a call with `code` through `node`'s gateway.
+async fn order_status(node: &Server, code: &str) -> StatusCode {
+    call_gateway(node.gateway, "/orders", Some(code))
+        .await
+        .status
+}
+
 fn fallbacks(text: &str) -> f64 {
     sample(text, "apig_appcode_rate_limit_store_fallbacks_total")
 }
@@ -664,12 +671,7 @@ async fn a_serve_node_with_redis_counts_app_quotas_there() {
     let admin = Admin::new(node.admin, TOKEN);
     let (app, _, code) = admin.app_with_code("counted").await;
     admin.bind_daily_quota(&app, 2).await;
-    assert_eq!(
-        call_gateway(node.gateway, "/orders", Some(&code))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(order_status(&node, &code).await, StatusCode::OK);
     let key = format!("{}q:{DEFAULT_INSTANCE_ID}:{app}", redis.prefix);
     wait_until(PROPAGATION_TIMEOUT, "the quota count is in Redis", || {
         let redis = &redis;
@@ -677,12 +679,7 @@ async fn a_serve_node_with_redis_counts_app_quotas_there() {
         async move { redis.keys().await.contains(&key).then_some(()) }
     })
     .await;
-    assert_eq!(
-        call_gateway(node.gateway, "/orders", Some(&code))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(order_status(&node, &code).await, StatusCode::OK);
     call_gateway(node.gateway, "/orders", Some(&code))
         .await
         .assert_apig_error(StatusCode::METHOD_NOT_ALLOWED, "APIG.0501");
@@ -743,11 +740,7 @@ async fn two_serve_nodes_share_one_redis_limit() {
     tally(first);
     for _ in 0..12 {
         for node in [&a, &b] {
-            tally(
-                call_gateway(node.gateway, "/orders", Some(&code))
-                    .await
-                    .status,
-            );
+            tally(order_status(node, &code).await);
         }
     }
     assert_eq!(
@@ -773,23 +766,9 @@ async fn a_redis_cut_off_gives_local_limits_and_no_5xx_then_serves_again() {
     let Some(redis) = TestRedis::connect(test).await else {
         return;
     };
-    let forwarder = Forwarder::start(redis.addr).await;
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let database = binary::database_url(dir.path());
-    let node = start_node(
-        &upstream,
-        &database,
-        &redis.url_via(forwarder.addr),
-        &redis.prefix,
-        "3/h",
-    )
-    .await;
+    let (forwarder, node, _keep) = node_behind_forwarder(&redis, "3/h").await;
     let (_, _, code) = Admin::new(node.admin, TOKEN).app_with_code("cut").await;
-    let status = || {
-        let (code, gateway) = (code.clone(), node.gateway);
-        async move { call_gateway(gateway, "/orders", Some(&code)).await.status }
-    };
+    let status = || order_status(&node, &code);
 
     // Through Redis: the burst of 3, then 429.
     let mut answers = Vec::new();
@@ -856,19 +835,11 @@ async fn a_redis_cut_off_counts_quota_calls_on_the_node_then_adds_them_there() {
     let Some(redis) = TestRedis::connect(test).await else {
         return;
     };
-    let forwarder = Forwarder::start(redis.addr).await;
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let database = binary::database_url(dir.path());
-    let url = redis.url_via(forwarder.addr);
-    let node = start_node(&upstream, &database, &url, &redis.prefix, "1000/h").await;
+    let (forwarder, node, _keep) = node_behind_forwarder(&redis, "1000/h").await;
     let admin = Admin::new(node.admin, TOKEN);
     let (app, _, code) = admin.app_with_code("cut_quota").await;
     admin.bind_daily_quota(&app, 4).await;
-    let status = || {
-        let (code, gateway) = (code.clone(), node.gateway);
-        async move { call_gateway(gateway, "/orders", Some(&code)).await.status }
-    };
+    let status = || order_status(&node, &code);
     let key = format!("{}q:{DEFAULT_INSTANCE_ID}:{app}", redis.prefix);
     let quota_fallbacks = |text: &str| sample(text, "apig_appcode_quota_count_fallbacks_total");
 
@@ -911,6 +882,26 @@ async fn a_redis_cut_off_counts_quota_calls_on_the_node_then_adds_them_there() {
     redis.clean().await;
 }
 
+/// Runs `serve` with a rate limit counted in the store at `url`, which it must refuse to start
+/// with; asserts that `password` shows on neither stream and returns the exit code and stderr.
+async fn refused_start(
+    upstream: &Upstream,
+    database: &str,
+    url: &str,
+    password: &str,
+) -> (Option<i32>, String) {
+    let mut args = serve_args(&upstream.url(), database);
+    args.extend(["--rate-limit".into(), "1/s".into()]);
+    let mut cmd = serve_command(&args);
+    cmd.env("APIG_RATE_LIMIT_STORE", url);
+    let (status, stdout, stderr) = run_to_exit(cmd).await;
+    assert!(
+        !stdout.contains(password) && !stderr.contains(password),
+        "{stderr}"
+    );
+    (status.code(), stderr)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_password_never_shows() {
     let password = "pa55-redis-secret";
@@ -919,20 +910,10 @@ async fn a_redis_password_never_shows() {
     let database = binary::database_url(dir.path());
 
     // A URL that does not parse: exit 2, naming the setting, not the URL.
-    let mut args = serve_args(&upstream.url(), &database);
-    args.extend(["--rate-limit".into(), "1/s".into()]);
-    let mut cmd = serve_command(&args);
-    cmd.env(
-        "APIG_RATE_LIMIT_STORE",
-        format!("redis://:{password}@cache:port/0"),
-    );
-    let (status, stdout, stderr) = run_to_exit(cmd).await;
-    assert_eq!(status.code(), Some(2), "{stderr}");
+    let unparsed = format!("redis://:{password}@cache:port/0");
+    let (code, stderr) = refused_start(&upstream, &database, &unparsed, password).await;
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--rate-limit-store"), "{stderr}");
-    assert!(
-        !stdout.contains(password) && !stderr.contains(password),
-        "{stderr}"
-    );
 
     // Nothing listens there: the node starts, counts locally, and says so with the URL
     // redacted.
@@ -942,12 +923,8 @@ async fn a_redis_password_never_shows() {
         .app_with_code("unreachable")
         .await;
     let answers = [
-        call_gateway(node.gateway, "/orders", Some(&code))
-            .await
-            .status,
-        call_gateway(node.gateway, "/orders", Some(&code))
-            .await
-            .status,
+        order_status(&node, &code).await,
+        order_status(&node, &code).await,
     ];
     assert_eq!(answers, [StatusCode::OK, StatusCode::TOO_MANY_REQUESTS]);
     let log = node
@@ -964,16 +941,8 @@ async fn a_redis_password_never_shows() {
     let Some(redis) = TestRedis::connect(test).await else {
         return;
     };
-    let mut args = serve_args(&upstream.url(), &database);
-    args.extend(["--rate-limit".into(), "1/s".into()]);
-    let mut cmd = serve_command(&args);
     let wrong = format!("redis://:{password}@{}/0", redis.addr);
-    cmd.env("APIG_RATE_LIMIT_STORE", &wrong);
-    let (status, stdout, stderr) = run_to_exit(cmd).await;
-    assert_eq!(status.code(), Some(1), "{stderr}");
+    let (code, stderr) = refused_start(&upstream, &database, &wrong, password).await;
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("rate limit store"), "{stderr}");
-    assert!(
-        !stdout.contains(password) && !stderr.contains(password),
-        "{stderr}"
-    );
 }

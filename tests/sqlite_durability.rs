@@ -13,10 +13,14 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 
 use apig_appcode::store::{
-    App, AppCodeRecord, KeyMismatch, MasterKey, Scope, SecretString, SqliteOptions, SqliteStore,
-    Store, StoreError, Timestamp,
+    App, AppCodeRecord, KeyMismatch, MasterKey, Scope, SqliteOptions, SqliteStore, Store,
+    StoreError, Timestamp,
 };
 use apig_appcode::AppCode;
+
+#[path = "support/records.rs"]
+mod records;
+use records::app_in;
 
 const CHILD_ROLE: &str = "APIG_SQLITE_TEST_CHILD_ROLE";
 const CHILD_DB: &str = "APIG_SQLITE_TEST_CHILD_DB";
@@ -39,18 +43,7 @@ fn scope() -> Scope {
 }
 
 fn app(n: u64) -> App {
-    App {
-        id: format!("{n:032x}"),
-        scope: scope(),
-        name: format!("durable_app_{n}"),
-        remark: String::new(),
-        creator: "USER".into(),
-        app_key: format!("key{n:029}"),
-        app_secret: SecretString::new(format!("AppSecret{n:023}")),
-        register_time: Timestamp::from_unix_nanos(n as i64),
-        update_time: Timestamp::from_unix_nanos(n as i64),
-        status: 1,
-    }
+    app_in(&scope(), n)
 }
 
 /// The `i`-th code the writer creates, recomputable by the parent: five per app.

@@ -167,17 +167,10 @@ async fn without_an_upstream_only_the_management_api_and_the_verify_listener_run
     assert!(server.stop().await.success());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_app_over_its_rate_limit_is_refused_on_both_listeners() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    // Two requests a minute per app, at once: the third is over the limit for ~30 s.
-    let (server, verify) = start_verifying(&upstream, dir.path(), &["--rate-limit", "2/m"]).await;
-    let admin = Admin::new(server.admin, TOKEN);
-    let (app, _, code) = admin.app_with_code("shop").await;
-    let ask = || call(Method::GET, "/", &[("x-apig-appcode", &code)]);
-
-    // One through the verify listener, one through the gateway: one limit per app.
+/// Calls with `code` once through the verify listener and once through the gateway, both
+/// admitted, and returns the verify listener's answer to a third call.
+async fn spend_two_then_ask(server: &Server, verify: SocketAddr, code: &str) -> Resp {
+    let ask = || call(Method::GET, "/", &[("x-apig-appcode", code)]);
     assert_eq!(send(verify, ask()).await.status, StatusCode::OK);
     let mut through_gateway = get("/orders");
     through_gateway
@@ -187,15 +180,32 @@ async fn an_app_over_its_rate_limit_is_refused_on_both_listeners() {
         send(server.gateway, through_gateway).await.status,
         StatusCode::OK
     );
+    send(verify, ask()).await
+}
 
-    let res = send(verify, ask()).await;
-    res.assert_apig_error(StatusCode::TOO_MANY_REQUESTS, "APIG.0308");
+/// Asserts that a refusal says when to retry, within `max_wait` seconds, and names no app.
+fn refused_for(res: &Resp, max_wait: u64) {
     let wait: u64 = res.header("retry-after").unwrap().parse().unwrap();
-    assert!((1..=30).contains(&wait), "Retry-After: {wait}");
+    assert!((1..=max_wait).contains(&wait), "Retry-After: {wait}");
     assert!(
         res.header("x-apig-app-id").is_none(),
         "a refusal names no app"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_over_its_rate_limit_is_refused_on_both_listeners() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Two requests a minute per app, at once: the third is over the limit for ~30 s.
+    let (server, verify) = start_verifying(&upstream, dir.path(), &["--rate-limit", "2/m"]).await;
+    let admin = Admin::new(server.admin, TOKEN);
+    let (app, _, code) = admin.app_with_code("shop").await;
+    // One through the verify listener, one through the gateway: one limit per app.
+    let res = spend_two_then_ask(&server, verify, &code).await;
+    res.assert_apig_error(StatusCode::TOO_MANY_REQUESTS, "APIG.0308");
+    refused_for(&res, 30);
+
     // Other apps are not charged for it.
     let (_, _, other) = admin.app_with_code("other").await;
     let res = send(
@@ -215,46 +225,12 @@ async fn an_app_over_its_quota_is_refused_on_both_listeners() {
     let (server, verify) = start_verifying(&upstream, dir.path(), &[]).await;
     let admin = Admin::new(server.admin, TOKEN);
     let (app, _, code) = admin.app_with_code("shop").await;
-    let quota = admin
-        .call(
-            Method::POST,
-            "/app-quotas",
-            Some(
-                serde_json::json!({"name": "two_a_day", "call_limits": 2, "time_unit": "DAY",
-                                    "time_interval": 1}),
-            ),
-        )
-        .await;
-    assert_eq!(quota.status, StatusCode::CREATED);
-    let quota_id = quota.json()["app_quota_id"].as_str().unwrap().to_owned();
-    let bound = admin
-        .call(
-            Method::POST,
-            &format!("/app-quotas/{quota_id}/binding-apps"),
-            Some(serde_json::json!({ "app_ids": [app] })),
-        )
-        .await;
-    assert_eq!(bound.status, StatusCode::CREATED);
-    let ask = || call(Method::GET, "/", &[("x-apig-appcode", &code)]);
+    admin.bind_daily_quota(&app, 2).await;
 
     // One call through each listener: one quota per app.
-    assert_eq!(send(verify, ask()).await.status, StatusCode::OK);
-    let mut through_gateway = get("/orders");
-    through_gateway
-        .headers_mut()
-        .insert("x-apig-appcode", code.parse().unwrap());
-    assert_eq!(
-        send(server.gateway, through_gateway).await.status,
-        StatusCode::OK
-    );
-    let res = send(verify, ask()).await;
+    let res = spend_two_then_ask(&server, verify, &code).await;
     res.assert_apig_error(StatusCode::METHOD_NOT_ALLOWED, "APIG.0501");
-    let wait: u64 = res.header("retry-after").unwrap().parse().unwrap();
-    assert!((1..=86_400).contains(&wait), "Retry-After: {wait}");
-    assert!(
-        res.header("x-apig-app-id").is_none(),
-        "a refusal names no app"
-    );
+    refused_for(&res, 86_400);
     assert!(server.stop().await.success());
 }
 

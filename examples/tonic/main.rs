@@ -10,51 +10,19 @@
 //! tonic's response body cannot be built from bytes. The service, its messages and the client
 //! are hand-written in `greeter.rs`, so no `protoc` is needed.
 
+#[path = "../common/demo.rs"]
+mod demo;
 mod greeter;
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use apig_appcode::layer::GrpcStatus;
-use apig_appcode::provider::StaticProvider;
 use apig_appcode::{AppCode, AppCodeAuthLayer};
 use greeter::{GreeterClient, GreeterServer, HelloRequest};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
 const USAGE: &str = "usage: tonic [--listen ADDR] [APPCODE]\n       tonic --call URL [APPCODE]";
-
-struct Args {
-    listen: SocketAddr,
-    call: Option<String>,
-    code: Option<AppCode>,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
-        call: None,
-        code: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--listen" => {
-                let value = it.next().ok_or("--listen needs an address")?;
-                args.listen = value
-                    .parse()
-                    .map_err(|e| format!("--listen {value}: {e}"))?;
-            }
-            "--call" => args.call = Some(it.next().ok_or("--call needs a URL")?),
-            "-h" | "--help" => return Err(String::new()),
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
-            _ if args.code.is_some() => return Err("more than one APPCODE given".into()),
-            // The error names the broken rule only, never the value: it is a secret.
-            code => args.code = Some(AppCode::parse(code).map_err(|e| e.to_string())?),
-        }
-    }
-    Ok(args)
-}
 
 /// One `SayHello` call, with `code` (if any) as `x-apig-appcode` metadata.
 async fn call(url: String, code: Option<AppCode>) -> Result<(), String> {
@@ -85,17 +53,19 @@ async fn call(url: String, code: Option<AppCode>) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(why) => {
-            if !why.is_empty() {
-                eprintln!("tonic: {why}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
+    let mut call_url = None;
+    let own = |flag: &str, rest: &mut dyn Iterator<Item = String>| match flag {
+        "--call" => {
+            call_url = Some(rest.next().ok_or("--call needs a URL")?);
+            Ok(true)
         }
+        _ => Ok(false),
     };
-    if let Some(url) = args.call {
+    let args = match demo::parse("tonic", USAGE, 50051, own) {
+        Ok(args) => args,
+        Err(status) => return status,
+    };
+    if let Some(url) = call_url {
         return match call(url, args.code).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(why) => {
@@ -107,27 +77,17 @@ async fn main() -> ExitCode {
     let code = args.code.unwrap_or_else(AppCode::generate);
 
     let auth = AppCodeAuthLayer::builder()
-        .provider(
-            StaticProvider::builder()
-                .app_code("demo-app", "demo-code", code.clone())
-                .build(),
-        )
+        .provider(demo::provider(&code))
         .build()
         // gRPC clients read `grpc-status`, not the HTTP status.
         .on_reject(GrpcStatus);
     // Until the first snapshot is in, the layer answers UNAVAILABLE; wait so the first call works.
     auth.cache().loaded().await;
 
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("tonic: cannot listen on {}: {e}", args.listen);
-            return ExitCode::FAILURE;
-        }
+    let (listener, addr) = match demo::listen("tonic", args.listen).await {
+        Ok(bound) => bound,
+        Err(status) => return status,
     };
-    let addr = listener
-        .local_addr()
-        .expect("a bound socket has an address");
     println!("listening on http://{addr} (gRPC, helloworld.Greeter/SayHello)");
     // Printing the code is what a demo is for; a real service never logs it.
     println!(

@@ -10,6 +10,7 @@ use http::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::audit::audit;
 use super::call::{string_field, Call};
 use super::error::AdminError;
 use super::views::{json, no_content};
@@ -64,9 +65,8 @@ pub(crate) async fn set(call: Call) -> Result<Response, AdminError> {
             .cache
             .set_app_acl(&call.app_id, Arc::new(acl.clone()));
     }
-    tracing::info!(
-        request_id = %call.request_id,
-        caller = %call.caller.name,
+    audit!(
+        call,
         app_id = %call.app_id,
         acl_type = acl.kind().as_str(),
         values = acl.values().len(),
@@ -100,12 +100,7 @@ pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
         had
     };
     if had {
-        tracing::info!(
-            request_id = %call.request_id,
-            caller = %call.caller.name,
-            app_id = %call.app_id,
-            "app ACL removed"
-        );
+        audit!(call, app_id = %call.app_id, "app ACL removed");
     }
     Ok(no_content())
 }

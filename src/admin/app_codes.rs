@@ -5,6 +5,7 @@
 use axum::response::Response;
 use http::StatusCode;
 
+use super::audit::audit;
 use super::call::{string_field, Call};
 use super::error::AdminError;
 use super::ids::{random_app_code, random_id};
@@ -60,13 +61,7 @@ async fn insert(call: &Call, value: AppCode) -> Result<AppCodeRecord, AdminError
         call.instance.cache.upsert(&record.value, record.identity());
         record
     };
-    tracing::info!(
-        request_id = %call.request_id,
-        caller = %call.caller.name,
-        app_id = %record.app_id,
-        app_code_id = %record.id,
-        "AppCode created"
-    );
+    audit!(call, app_id = %record.app_id, app_code_id = %record.id, "AppCode created");
     Ok(record)
 }
 
@@ -112,13 +107,7 @@ pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
             .map_err(|e| store_error(&call, e))?;
         call.instance.cache.remove(&record.value);
     }
-    tracing::info!(
-        request_id = %call.request_id,
-        caller = %call.caller.name,
-        app_id = %call.app_id,
-        app_code_id = %call.app_code_id,
-        "AppCode deleted"
-    );
+    audit!(call, app_id = %call.app_id, app_code_id = %call.app_code_id, "AppCode deleted");
     Ok(no_content())
 }
 

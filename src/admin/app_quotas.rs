@@ -13,6 +13,7 @@ use http::StatusCode;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::audit::audit;
 use super::call::{string_field, Call};
 use super::error::AdminError;
 use super::ids::random_id;
@@ -89,12 +90,7 @@ pub(crate) async fn create(call: Call) -> Result<Response, AdminError> {
         .create_app_quota(&call.scope, record)
         .await
         .map_err(|e| store_error(&call, e))?;
-    tracing::info!(
-        request_id = %call.request_id,
-        caller = %call.caller.name,
-        app_quota_id = %record.id,
-        "app quota created"
-    );
+    audit!(call, app_quota_id = %record.id, "app quota created");
     json(StatusCode::CREATED, &QuotaView::new(&record))
 }
 
@@ -155,13 +151,7 @@ pub(crate) async fn update(call: Call) -> Result<Response, AdminError> {
         }
         record
     };
-    tracing::info!(
-        request_id = %call.request_id,
-        caller = %call.caller.name,
-        app_quota_id = %record.id,
-        bound_apps = record.bound_app_num,
-        "app quota updated"
-    );
+    audit!(call, app_quota_id = %record.id, bound_apps = record.bound_app_num, "app quota updated");
     json(StatusCode::OK, &QuotaView::new(&record))
 }
 
@@ -180,13 +170,7 @@ pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
         }
         bound.len()
     };
-    tracing::info!(
-        request_id = %call.request_id,
-        caller = %call.caller.name,
-        app_quota_id = %call.app_quota_id,
-        unbound,
-        "app quota deleted"
-    );
+    audit!(call, app_quota_id = %call.app_quota_id, unbound, "app quota deleted");
     Ok(no_content())
 }
 

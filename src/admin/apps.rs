@@ -6,6 +6,7 @@ use axum::response::Response;
 use http::StatusCode;
 use serde_json::{Map, Value};
 
+use super::audit::audit;
 use super::call::{string_field, Call};
 use super::error::AdminError;
 use super::ids::random_id;
@@ -53,12 +54,7 @@ pub(crate) async fn create(call: Call) -> Result<Response, AdminError> {
     call.instance
         .cache
         .set_app_key(&app.id, Arc::new(app.signing_key()));
-    tracing::info!(
-        request_id = %call.request_id,
-        caller = %call.caller.name,
-        app_id = %app.id,
-        "app created"
-    );
+    audit!(call, app_id = %app.id, "app created");
     json(StatusCode::CREATED, &AppView::new(&app, None))
 }
 
@@ -132,12 +128,7 @@ pub(crate) async fn update(call: Call) -> Result<Response, AdminError> {
         update_time: Timestamp::now(),
     };
     let app = store_update(&call, changes).await?;
-    tracing::info!(
-        request_id = %call.request_id,
-        caller = %call.caller.name,
-        app_id = %app.id,
-        "app updated"
-    );
+    audit!(call, app_id = %app.id, "app updated");
     json(StatusCode::CREATED, &AppView::new(&app, None))
 }
 
@@ -155,12 +146,7 @@ pub(crate) async fn reset_secret(call: Call) -> Result<Response, AdminError> {
         None => random_secret()?,
     });
     let app = store_update(&call, changes).await?;
-    tracing::info!(
-        request_id = %call.request_id,
-        caller = %call.caller.name,
-        app_id = %app.id,
-        "app secret reset"
-    );
+    audit!(call, app_id = %app.id, "app secret reset");
     json(StatusCode::OK, &AppView::new(&app, None))
 }
 
@@ -200,13 +186,7 @@ pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
         call.instance.cache.remove_app_key(&call.app_id);
         codes
     };
-    tracing::info!(
-        request_id = %call.request_id,
-        caller = %call.caller.name,
-        app_id = %call.app_id,
-        revoked_app_codes = codes.len(),
-        "app deleted"
-    );
+    audit!(call, app_id = %call.app_id, revoked_app_codes = codes.len(), "app deleted");
     Ok(no_content())
 }
 

@@ -82,6 +82,7 @@ mod app_acls;
 mod app_codes;
 mod app_quotas;
 mod apps;
+mod audit;
 mod auth;
 mod call;
 mod error;

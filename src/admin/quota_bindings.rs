@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::app_quotas::store_error;
+use super::audit::audit;
 use super::call::Call;
 use super::error::AdminError;
 use super::ids::is_plain_id;
@@ -96,9 +97,8 @@ pub(crate) async fn bind(call: Call) -> Result<Response, AdminError> {
         }
         bindings
     };
-    tracing::info!(
-        request_id = %call.request_id,
-        caller = %call.caller.name,
+    audit!(
+        call,
         app_quota_id = %call.app_quota_id,
         apps = bindings.len(),
         "apps bound to app quota"
@@ -203,9 +203,8 @@ pub(crate) async fn unbind(call: Call) -> Result<Response, AdminError> {
             .map_err(|e| store_error(&call, e))?;
         call.instance.cache.remove_app_quota(&call.app_id);
     }
-    tracing::info!(
-        request_id = %call.request_id,
-        caller = %call.caller.name,
+    audit!(
+        call,
         app_quota_id = %call.app_quota_id,
         app_id = %call.app_id,
         "app unbound from app quota"

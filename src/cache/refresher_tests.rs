@@ -3,12 +3,69 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use crate::provider::{Change, ChangeStream, ProviderError};
+use crate::provider::{Change, ChangeSender, ChangeStream, ProviderError};
 use crate::test_support::ScriptedProvider;
 use crate::{AppCode, AppCodeAuthLayer, AppIdentity, CacheStatus};
 
 fn entry(app: &str, id: &str) -> (AppCode, AppIdentity) {
     (AppCode::generate(), AppIdentity::new(app, id))
+}
+
+/// Sends `change` and lets the refresher apply it.
+async fn deliver(tx: &ChangeSender, change: Change) {
+    tx.send(change).await.unwrap();
+    settle().await;
+}
+
+/// Lets the refresher run what it was just given.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+/// A provider of `snapshot` whose every snapshot waits for a permit of the returned gate,
+/// which holds `permits`; and the sender of its changes.
+fn gated(
+    snapshot: Vec<(AppCode, AppIdentity)>,
+    permits: usize,
+) -> (ScriptedProvider, ChangeSender, Arc<Semaphore>) {
+    let (tx, rx) = ChangeStream::channel(8);
+    let gate = Arc::new(Semaphore::new(permits));
+    let provider = ScriptedProvider::with_snapshot(snapshot);
+    provider.set(|s| {
+        s.changes = Some(rx);
+        s.snapshot_gate = Some(Arc::clone(&gate));
+    });
+    (provider, tx, gate)
+}
+
+/// A layer over `provider` that refreshes every 10 s and never goes stale.
+fn every_10s(provider: &ScriptedProvider) -> AppCodeAuthLayer {
+    AppCodeAuthLayer::builder()
+        .provider(provider.clone())
+        .refresh_interval(Duration::from_secs(10))
+        .max_staleness(None)
+        .build()
+}
+
+/// Delivers `change` while the next refresh of an [`every_10s`] layer hangs in a [`gated`]
+/// provider, then lets that refresh finish with what it read before the change.
+async fn during_a_hung_refresh(
+    provider: &ScriptedProvider,
+    gate: &Semaphore,
+    tx: &ChangeSender,
+    change: Change,
+) {
+    next_refresh_hangs(provider).await;
+    deliver(tx, change).await;
+    gate.add_permits(1);
+    settle().await;
+}
+
+/// Waits for the next refresh of an [`every_10s`] layer to start: it hangs in a [`gated`]
+/// provider until the gate gets a permit.
+async fn next_refresh_hangs(provider: &ScriptedProvider) {
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert_eq!(provider.snapshot_calls(), 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -169,18 +226,15 @@ async fn change_events_are_applied_in_order() {
         .await
         .unwrap();
     }
-    tx.send(Change::Remove(a.0.clone())).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    deliver(&tx, Change::Remove(a.0.clone())).await;
     assert!(cache.verify(&a.0).is_none());
     assert!(cache.verify(&b.0).is_some() && cache.verify(&c.0).is_some());
     tx.send(Change::RemoveApp("app2".into())).await.unwrap();
-    tx.send(Change::RemoveId("b".into())).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    deliver(&tx, Change::RemoveId("b".into())).await;
     assert!(cache.is_empty());
     assert_eq!(layer.metrics().changes_applied, 5);
     let before = provider.snapshot_calls();
-    tx.send(Change::Resync).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    deliver(&tx, Change::Resync).await;
     assert_eq!(provider.snapshot_calls(), before + 1);
     assert!(cache.verify(&a.0).is_some(), "resync reloaded the snapshot");
 }
@@ -190,19 +244,9 @@ async fn app_quotas_come_with_the_snapshot_and_a_stale_list_cannot_undo_a_change
     use crate::quota::{AppQuota, TimeUnit};
     let quota = |calls| Arc::new(AppQuota::new(calls, TimeUnit::Day, 1).unwrap());
     let a = entry("app-a", "a");
-    let (tx, rx) = ChangeStream::channel(8);
-    let gate = Arc::new(Semaphore::new(0));
-    let provider = ScriptedProvider::with_snapshot(vec![a.clone()]);
-    provider.set(|s| {
-        s.changes = Some(rx);
-        s.snapshot_gate = Some(Arc::clone(&gate));
-        s.quotas = Some(vec![("app-a".into(), quota(5)), ("app-b".into(), quota(6))]);
-    });
-    let layer = AppCodeAuthLayer::builder()
-        .provider(provider.clone())
-        .refresh_interval(Duration::from_secs(10))
-        .max_staleness(None)
-        .build();
+    let (provider, tx, gate) = gated(vec![a], 0);
+    provider.set(|s| s.quotas = Some(vec![("app-a".into(), quota(5)), ("app-b".into(), quota(6))]));
+    let layer = every_10s(&provider);
     let cache = layer.cache().clone();
     cache.set_app_quota("app-local", quota(1));
     gate.add_permits(1);
@@ -214,27 +258,22 @@ async fn app_quotas_come_with_the_snapshot_and_a_stale_list_cannot_undo_a_change
     );
     assert_eq!(cache.app_quotas(), 2);
 
-    tx.send(Change::AppQuota {
-        app_id: "app-a".into(),
-        quota: Some(quota(9)),
-    })
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    deliver(
+        &tx,
+        Change::AppQuota {
+            app_id: "app-a".into(),
+            quota: Some(quota(9)),
+        },
+    )
+    .await;
     assert_eq!(cache.app_quota("app-a").unwrap().call_limits(), 9);
 
     // A refresh hangs in the provider, which still lists app-b's quota, while it is removed.
-    tokio::time::sleep(Duration::from_secs(11)).await;
-    assert_eq!(provider.snapshot_calls(), 2);
-    tx.send(Change::AppQuota {
+    let removed = Change::AppQuota {
         app_id: "app-b".into(),
         quota: None,
-    })
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(1)).await;
-    gate.add_permits(1);
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    during_a_hung_refresh(&provider, &gate, &tx, removed).await;
     assert!(
         cache.app_quota("app-b").is_none(),
         "a stale list brought a removed quota back"
@@ -254,22 +293,14 @@ fn acl(kind: crate::acl::AclType, values: &[&str]) -> Arc<crate::acl::AppAcl> {
 async fn app_acls_come_with_the_snapshot_and_follow_its_changes() {
     use crate::acl::AclType;
     let a = entry("app-a", "a");
-    let (tx, rx) = ChangeStream::channel(8);
-    let gate = Arc::new(Semaphore::new(0));
-    let provider = ScriptedProvider::with_snapshot(vec![a.clone()]);
+    let (provider, tx, gate) = gated(vec![a], 0);
     provider.set(|s| {
-        s.changes = Some(rx);
-        s.snapshot_gate = Some(Arc::clone(&gate));
         s.acls = Some(vec![
             ("app-a".into(), acl(AclType::Deny, &["192.0.2.1"])),
             ("app-gone".into(), acl(AclType::Deny, &["192.0.2.2"])),
         ]);
     });
-    let layer = AppCodeAuthLayer::builder()
-        .provider(provider.clone())
-        .refresh_interval(Duration::from_secs(10))
-        .max_staleness(None)
-        .build();
+    let layer = every_10s(&provider);
     let cache = layer.cache().clone();
     // An ACL the node set itself before the first load, unknown to the provider, goes.
     cache.set_app_acl("app-local", acl(AclType::Deny, &["192.0.2.3"]));
@@ -282,34 +313,28 @@ async fn app_acls_come_with_the_snapshot_and_follow_its_changes() {
     );
     assert_eq!(cache.app_acls(), 2);
 
-    tx.send(Change::AppAcl {
-        app_id: "app-a".into(),
-        acl: Some(acl(AclType::Permit, &["198.51.100.0/24"])),
-    })
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    deliver(
+        &tx,
+        Change::AppAcl {
+            app_id: "app-a".into(),
+            acl: Some(acl(AclType::Permit, &["198.51.100.0/24"])),
+        },
+    )
+    .await;
     assert_eq!(cache.app_acl("app-a").unwrap().kind(), AclType::Permit);
-    tx.send(Change::RemoveApp("app-gone".into())).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    deliver(&tx, Change::RemoveApp("app-gone".into())).await;
     assert!(
         cache.app_acl("app-gone").is_none(),
         "an app's ACL leaves with it"
     );
 
-    // The next refresh hangs in the provider, which still holds the old ACL of app-a...
-    tokio::time::sleep(Duration::from_secs(11)).await;
-    assert_eq!(provider.snapshot_calls(), 2);
-    // ...while app-a's ACL is removed: the stale list must not bring it back.
-    tx.send(Change::AppAcl {
+    // The next refresh hangs in the provider, which still holds the old ACL of app-a, while
+    // app-a's ACL is removed: the stale list must not bring it back.
+    let removed = Change::AppAcl {
         app_id: "app-a".into(),
         acl: None,
-    })
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(1)).await;
-    gate.add_permits(1);
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    during_a_hung_refresh(&provider, &gate, &tx, removed).await;
     assert!(
         cache.app_acl("app-a").is_none(),
         "a snapshot loaded before the removal undid it"
@@ -337,33 +362,20 @@ async fn a_provider_without_acls_leaves_the_caches_own_alone() {
 #[tokio::test(start_paused = true)]
 async fn change_events_are_applied_while_a_snapshot_loads() {
     let (a, b) = (entry("app", "a"), entry("app", "b"));
-    let (tx, rx) = ChangeStream::channel(8);
-    let gate = Arc::new(Semaphore::new(1));
-    let provider = ScriptedProvider::with_snapshot(vec![a.clone(), b.clone()]);
-    provider.set(|s| {
-        s.changes = Some(rx);
-        s.snapshot_gate = Some(Arc::clone(&gate));
-    });
-    let layer = AppCodeAuthLayer::builder()
-        .provider(provider.clone())
-        .refresh_interval(Duration::from_secs(10))
-        .max_staleness(None)
-        .build();
+    let (provider, tx, gate) = gated(vec![a.clone(), b.clone()], 1);
+    let layer = every_10s(&provider);
     let cache = layer.cache().clone();
     cache.loaded().await;
     // The next refresh starts and hangs in the provider, still holding `a`...
-    tokio::time::sleep(Duration::from_secs(11)).await;
-    assert_eq!(provider.snapshot_calls(), 2);
+    next_refresh_hangs(&provider).await;
     // ...while `a` is revoked: the revocation does not wait for the load.
-    tx.send(Change::Remove(a.0.clone())).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    deliver(&tx, Change::Remove(a.0.clone())).await;
     assert!(cache.verify(&a.0).is_none(), "the revocation waited");
     // A resync asked for meanwhile is served by one more load after this one.
-    tx.send(Change::Resync).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    deliver(&tx, Change::Resync).await;
     assert_eq!(provider.snapshot_calls(), 2);
     gate.add_permits(1);
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    settle().await;
     assert!(
         cache.verify(&a.0).is_none(),
         "the snapshot undid the revocation"
@@ -516,20 +528,17 @@ mod by_revision {
             .refresh_interval(Duration::from_secs(3600))
             .build();
         layer.cache().loaded().await;
-        tx.send(Change::Resync).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        deliver(&tx, Change::Resync).await;
         assert_eq!(layer.metrics().deltas_applied, 1);
         assert_eq!(layer.metrics().snapshots_loaded, 1);
-        tx.send(Change::Reload).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        deliver(&tx, Change::Reload).await;
         assert_eq!(
             layer.metrics().snapshots_loaded,
             2,
             "a reload was served by a delta"
         );
         // And the revision it brought is used again.
-        tx.send(Change::Resync).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        deliver(&tx, Change::Resync).await;
         assert_eq!(layer.metrics().deltas_applied, 2);
     }
 }

@@ -274,16 +274,7 @@ pub(crate) fn is_apig_time(v: &Value) -> bool {
 }
 
 pub(crate) async fn create_app(f: &Fixture, body: Value) -> Value {
-    let r = send(
-        &f.router,
-        request(
-            "POST",
-            &apps_path(),
-            Some(TOKEN_RW),
-            Some(&body.to_string()),
-        ),
-    )
-    .await;
+    let r = send_rw(f, "POST", &apps_path(), Some(&body.to_string())).await;
     r.ok(StatusCode::CREATED).clone()
 }
 
@@ -295,11 +286,7 @@ pub(crate) async fn new_app(f: &Fixture, name: &str) -> String {
 }
 
 pub(crate) async fn generate_code(f: &Fixture, app_id: &str) -> Value {
-    let r = send(
-        &f.router,
-        request("PUT", &codes_path(app_id), Some(TOKEN_RW), None),
-    )
-    .await;
+    let r = send_rw(f, "PUT", &codes_path(app_id), None).await;
     r.ok(StatusCode::CREATED).clone()
 }
 
@@ -326,11 +313,7 @@ pub(crate) async fn show_app(f: &Fixture, app_id: &str) -> Value {
 
 /// Resets the app's secret (with `body`, if any) and returns the new one.
 pub(crate) async fn reset_secret(f: &Fixture, app_id: &str, body: Option<&str>) -> String {
-    let r = send(
-        &f.router,
-        request("PUT", &secret_path(app_id), Some(TOKEN_RW), body),
-    )
-    .await;
+    let r = send_rw(f, "PUT", &secret_path(app_id), body).await;
     r.ok(StatusCode::OK)["app_secret"]
         .as_str()
         .unwrap()
@@ -361,4 +344,9 @@ pub(crate) async fn gateway_status(cache: &AppCodeCache, code: &AppCode) -> (Sta
     let status = res.status();
     let body = res.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// `method path` with the read-write token and `body`, through the fixture's router.
+pub(crate) async fn send_rw(f: &Fixture, method: &str, path: &str, body: Option<&str>) -> Reply {
+    send(&f.router, request(method, path, Some(TOKEN_RW), body)).await
 }

@@ -53,6 +53,12 @@ pub(crate) const TOKEN: &str = "test-admin-token-0123456789";
 mod wait;
 pub(crate) use wait::wait_until;
 
+#[path = "finished.rs"]
+mod finished;
+// Only the tests that run the CLI to its end use it.
+#[allow(unused_imports)]
+pub(crate) use finished::Finished;
+
 // ---------------------------------------------------------------------------------------------
 // Child processes
 
@@ -213,6 +219,16 @@ pub(crate) async fn run_to_exit(cmd: Command) -> (ExitStatus, String, String) {
     let mut proc = Proc::spawn(cmd);
     let status = proc.wait_exit(EXIT_TIMEOUT).await;
     (status, proc.stdout(), proc.stderr())
+}
+
+/// A new self-signed certificate for `localhost` and its key, written as PEM files
+/// `cert.pem` and `key.pem` in `dir`; returns their paths and the certificate.
+pub(crate) fn self_signed(dir: &Path) -> (PathBuf, PathBuf, rcgen::CertifiedKey) {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+    (cert, key, generated)
 }
 
 /// A running `apig-appcode serve`.

@@ -64,15 +64,39 @@ pub(super) async fn app_seq(
     scope: &Scope,
     app_id: &str,
 ) -> StoreResult<i64> {
-    let row = conn
-        .query_opt(
-            "look up app",
-            sql,
-            &[&scope.project_id, &scope.instance_id, &app_id],
-        )
-        .await?
-        .ok_or(StoreError::AppNotFound)?;
+    let row = row_by_id(
+        conn,
+        "look up app",
+        sql,
+        scope,
+        app_id,
+        StoreError::AppNotFound,
+    )
+    .await?;
     col(&row, 0)
+}
+
+/// The row `sql` selects by scope and ID (`$1` to `$3`), or `missing` when there is none.
+pub(super) async fn row_by_id(
+    conn: &mut Conn,
+    context: &'static str,
+    sql: &'static str,
+    scope: &Scope,
+    id: &str,
+    missing: StoreError,
+) -> StoreResult<Row> {
+    let params: [&(dyn ToSql + Sync); 3] = [&scope.project_id, &scope.instance_id, &id];
+    conn.query_opt(context, sql, &params).await?.ok_or(missing)
+}
+
+/// The number `sql` counts: the first column of its one row.
+pub(super) async fn count(
+    conn: &mut Conn,
+    context: &'static str,
+    sql: &'static str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<i64> {
+    col(&conn.query(context, sql, params).await?[0], 0)
 }
 
 async fn exists(
@@ -248,14 +272,15 @@ async fn read_app(
     scope: &Scope,
     app_id: &str,
 ) -> StoreResult<App> {
-    let row = conn
-        .query_opt(
-            "read app",
-            sql,
-            &[&scope.project_id, &scope.instance_id, &app_id],
-        )
-        .await?
-        .ok_or(StoreError::AppNotFound)?;
+    let row = row_by_id(
+        conn,
+        "read app",
+        sql,
+        scope,
+        app_id,
+        StoreError::AppNotFound,
+    )
+    .await?;
     RawApp::from_pg_row(&row)?.open(sealer, scope, BACKEND)
 }
 
@@ -364,16 +389,13 @@ pub(super) async fn list_apps(
         &limit,
         &offset,
     ];
-    let total: i64 = col(
-        &conn
-            .query(
-                "count apps",
-                concat!("SELECT count(*) FROM apps WHERE ", app_filter!()),
-                &params[..8],
-            )
-            .await?[0],
-        0,
-    )?;
+    let total = count(
+        conn,
+        "count apps",
+        concat!("SELECT count(*) FROM apps WHERE ", app_filter!()),
+        &params[..8],
+    )
+    .await?;
     let rows = conn
         .query(
             "list apps",
@@ -471,16 +493,13 @@ pub(super) async fn create_app_code(
     {
         return Err(StoreError::AppCodeExists);
     }
-    let held: i64 = col(
-        &conn
-            .query(
-                "count AppCodes",
-                "SELECT count(*) FROM app_codes WHERE app_seq = $1",
-                &[&seq],
-            )
-            .await?[0],
-        0,
-    )?;
+    let held = count(
+        conn,
+        "count AppCodes",
+        "SELECT count(*) FROM app_codes WHERE app_seq = $1",
+        &[&seq],
+    )
+    .await?;
     if sql_total(held)? >= MAX_APP_CODES_PER_APP as u64 {
         return Err(StoreError::AppCodeQuotaExceeded);
     }
@@ -566,16 +585,13 @@ pub(super) async fn list_app_codes(
     limit: u64,
 ) -> StoreResult<Page<AppCodeRecord>> {
     let seq = app_seq(conn, APP_BY_ID, scope, app_id).await?;
-    let total: i64 = col(
-        &conn
-            .query(
-                "count AppCodes",
-                "SELECT count(*) FROM app_codes WHERE app_seq = $1",
-                &[&seq],
-            )
-            .await?[0],
-        0,
-    )?;
+    let total = count(
+        conn,
+        "count AppCodes",
+        "SELECT count(*) FROM app_codes WHERE app_seq = $1",
+        &[&seq],
+    )
+    .await?;
     let rows = conn
         .query(
             "list AppCodes",

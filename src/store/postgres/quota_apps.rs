@@ -4,8 +4,10 @@
 
 use std::collections::HashMap;
 
+use tokio_postgres::types::ToSql;
+
 use super::error::{corrupt, db, unique_violation};
-use super::ops::{app_columns, app_seq, col, APP_BY_ID};
+use super::ops::{app_columns, app_seq, col, count, APP_BY_ID};
 use super::pool::Conn;
 use super::quotas::{quota_seq, read, BACKEND, QUOTA_BY_ID, QUOTA_BY_ID_LOCKED};
 use crate::store::cipher::Sealer;
@@ -125,22 +127,15 @@ pub(super) async fn apps(
     limit: u64,
 ) -> StoreResult<Page<QuotaApp>> {
     let quota = quota_seq(conn, QUOTA_BY_ID, scope, quota_id).await?;
-    let total: i64 = col(
-        &conn
-            .query(
-                "count the quota's apps",
-                concat!("SELECT count(*)", quota_apps_from!()),
-                &[
-                    &scope.project_id,
-                    &scope.instance_id,
-                    &quota,
-                    &bound,
-                    &app_name,
-                ],
-            )
-            .await?[0],
-        0,
-    )?;
+    let filter: [&(dyn ToSql + Sync); 5] = [
+        &scope.project_id,
+        &scope.instance_id,
+        &quota,
+        &bound,
+        &app_name,
+    ];
+    let count_sql = concat!("SELECT count(*)", quota_apps_from!());
+    let total = count(conn, "count the quota's apps", count_sql, &filter).await?;
     let rows = conn
         .query(
             "list the quota's apps",

@@ -11,7 +11,7 @@ use futures_util::TryStreamExt;
 use tokio_postgres::Row;
 
 use super::error::{db, unique_violation};
-use super::ops::col;
+use super::ops::{col, count, row_by_id};
 use super::pool::{Conn, Progress};
 use crate::quota::AppQuota;
 use crate::store::sealed::{sql_count, sql_total, RawLimit, RawQuota};
@@ -63,14 +63,8 @@ pub(super) async fn quota_seq(
     scope: &Scope,
     quota_id: &str,
 ) -> StoreResult<i64> {
-    let row = conn
-        .query_opt(
-            "look up app quota",
-            sql,
-            &[&scope.project_id, &scope.instance_id, &quota_id],
-        )
-        .await?
-        .ok_or(StoreError::QuotaNotFound)?;
+    let missing = StoreError::QuotaNotFound;
+    let row = row_by_id(conn, "look up app quota", sql, scope, quota_id, missing).await?;
     col(&row, 0)
 }
 
@@ -169,17 +163,12 @@ pub(super) async fn get(
     scope: &Scope,
     quota_id: &str,
 ) -> StoreResult<AppQuotaRecord> {
-    let row = conn
-        .query_opt(
-            "read app quota",
-            concat!(
-                quota_select!(),
-                "WHERE q.project_id = $1 AND q.instance_id = $2 AND q.id = $3"
-            ),
-            &[&scope.project_id, &scope.instance_id, &quota_id],
-        )
-        .await?
-        .ok_or(StoreError::QuotaNotFound)?;
+    const BY_ID: &str = concat!(
+        quota_select!(),
+        "WHERE q.project_id = $1 AND q.instance_id = $2 AND q.id = $3"
+    );
+    let missing = StoreError::QuotaNotFound;
+    let row = row_by_id(conn, "read app quota", BY_ID, scope, quota_id, missing).await?;
     raw_quota(&row)?.open(BACKEND)
 }
 
@@ -198,16 +187,13 @@ pub(super) async fn list(
     offset: u64,
     limit: u64,
 ) -> StoreResult<Page<AppQuotaRecord>> {
-    let total: i64 = col(
-        &conn
-            .query(
-                "count app quotas",
-                concat!("SELECT count(*) FROM app_quotas q WHERE ", quota_filter!()),
-                &[&scope.project_id, &scope.instance_id, &name],
-            )
-            .await?[0],
-        0,
-    )?;
+    let total = count(
+        conn,
+        "count app quotas",
+        concat!("SELECT count(*) FROM app_quotas q WHERE ", quota_filter!()),
+        &[&scope.project_id, &scope.instance_id, &name],
+    )
+    .await?;
     let rows = conn
         .query(
             "list app quotas",
