@@ -202,8 +202,14 @@ where
                         RejectionKind::Invalid
                     };
                     match found {
-                        Outcome::Found(_) if signed => {
-                            match signed::recheck(&shared, &rejecter, req) {
+                        Outcome::Found(identity) => {
+                            // A key found for a signed request: the signature is checked now.
+                            let checked = if signed {
+                                signed::recheck(&shared, &rejecter, req)
+                            } else {
+                                Ok((req, identity))
+                            };
+                            match checked {
                                 Ok((req, identity)) => {
                                     Self::verified(
                                         &mut inner,
@@ -220,18 +226,6 @@ where
                                     response: Some(refused),
                                 },
                             }
-                        }
-                        Outcome::Found(identity) => {
-                            Self::verified(
-                                &mut inner,
-                                |inner| inner.clone(),
-                                &shared,
-                                &rejecter,
-                                &authorize,
-                                req,
-                                identity,
-                            )
-                            .state
                         }
                         Outcome::Unknown => State::Rejected {
                             response: Some(reject(&shared, &rejecter, unknown, &req, None)),

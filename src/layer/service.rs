@@ -60,20 +60,7 @@ impl<S, R, A> AppCodeAuth<S, R, A> {
         }
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 impl<S, R, A, ReqBody, ResBody> Service<Request<ReqBody>> for AppCodeAuth<S, R, A>

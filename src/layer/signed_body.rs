@@ -212,20 +212,7 @@ impl<S: fmt::Debug, R> fmt::Debug for SignedBody<S, R> {
 }
 
 impl<S, R> SignedBody<S, R> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 /// What becomes of a request's body.
