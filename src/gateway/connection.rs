@@ -14,7 +14,8 @@
 //! **An idle HTTP/1 connection holds no buffer.** hyper keeps its read buffer (8 KiB at least)
 //! and its write buffer for the life of a connection, so a client that keeps its connection
 //! open between requests would hold them while it says nothing. Instead, once hyper has answered
-//! every request, flushed every byte and found the socket empty, its connection is taken apart
+//! every request, flushed every byte and found the socket empty for a second ([`PARK_DELAY`]:
+//! a client sending its next request at once keeps its hyper connection), it is taken apart
 //! ([`http1::Connection::into_parts`]): the socket and any bytes of a next request already read
 //! are kept, the rest is freed, and the task waits for the socket to become readable with no
 //! buffer at all. Then a new hyper connection serves the next exchange, reading those bytes first
@@ -22,8 +23,10 @@
 //! so the client sees one connection; pipelined requests are still answered in order, since a
 //! connection is only taken apart when nothing is left in progress.
 //!
-//! One timer per connection watches these deadlines. It is re-armed when it fires, not on every
-//! request: a request costs two atomic counters and two clock reads.
+//! One timer per connection watches these deadlines and the moment an idle HTTP/1 connection may
+//! be taken apart. It is re-armed when it fires, or when it would fire after that moment (at
+//! most once per idle period), not on every request: a request costs two atomic counters and
+//! three clock reads.
 
 use std::fmt;
 use std::future::Future;
@@ -65,7 +68,7 @@ pub(crate) struct ConnState {
     reading_since: AtomicU64,
     /// When the last request finished.
     idle_since: AtomicU64,
-    /// [`READ_BLOCKED`], [`WRITE_BLOCKED`], [`BODY`]: what the socket and the last request left.
+    /// [`READ_BLOCKED`], [`WRITE_BLOCKED`], [`SERVED`]: what the socket and hyper left.
     flags: AtomicU8,
 }
 
@@ -73,15 +76,22 @@ pub(crate) struct ConnState {
 const READ_BLOCKED: u8 = 1;
 /// The socket's last write or flush could not finish: bytes are waiting in a buffer.
 const WRITE_BLOCKED: u8 = 2;
-/// The last request came with a body, which hyper may still be reading after the answer.
-const BODY: u8 = 4;
 /// A request started since the current hyper connection was made.
-const SERVED: u8 = 8;
+const SERVED: u8 = 4;
 
-/// How long an HTTP/1 connection whose last request had a body stays whole after the answer
-/// before it is taken apart: the body may still be arriving (an answer may come before the
-/// body is read), and hyper must see the end of it to keep the connection.
-const BODY_SETTLE: Duration = Duration::from_secs(1);
+/// How long an HTTP/1 connection stays whole with no request in progress before it is taken
+/// apart. A client that sends its next request at once (most of those under load) keeps its
+/// hyper connection, so it pays for no new one; and a request body may still be arriving after
+/// an early answer, which hyper must see to the end to keep the connection.
+const PARK_DELAY: Duration = Duration::from_secs(1);
+
+/// Whether an HTTP/1 connection may be taken apart.
+enum Park {
+    No,
+    Now,
+    /// Once idle until then (from [`now_ms`]).
+    At(u64),
+}
 
 impl ConnState {
     /// The state of a connection accepted at `accepted` (from [`now_ms`]). An HTTP/1 one owes
@@ -102,21 +112,25 @@ impl ConnState {
         }
     }
 
-    /// Whether an HTTP/1 connection could be taken apart now, as far as the socket tells: no
-    /// request in progress, nothing waiting to be written, nothing more to read; and no request
-    /// body that hyper might still be reading, unless the connection has been idle a while.
-    fn may_park(&self) -> bool {
-        if self.in_flight.load(Ordering::Relaxed) != 0 {
-            return false;
+    /// Whether an HTTP/1 connection may be taken apart, as far as the socket tells: no request
+    /// in progress, nothing waiting to be written, nothing more to read, for [`PARK_DELAY`].
+    fn park(&self) -> Park {
+        if self.in_flight.load(Ordering::Relaxed) != 0
+            || self.flags.load(Ordering::Relaxed) & (READ_BLOCKED | WRITE_BLOCKED) != READ_BLOCKED
+        {
+            return Park::No;
         }
-        match self.flags.load(Ordering::Relaxed) & (READ_BLOCKED | WRITE_BLOCKED | BODY) {
-            READ_BLOCKED => true,
-            f if f == READ_BLOCKED | BODY => {
-                let idle = self.idle_since.load(Ordering::Relaxed);
-                now_ms() >= idle.saturating_add(BODY_SETTLE.as_millis() as u64)
-            }
-            _ => false,
+        let at = self.parkable_at();
+        if now_ms() >= at {
+            Park::Now
+        } else {
+            Park::At(at)
         }
+    }
+
+    fn parkable_at(&self) -> u64 {
+        let idle = self.idle_since.load(Ordering::Relaxed);
+        idle.saturating_add(PARK_DELAY.as_millis() as u64)
     }
 
     fn saw_bytes(&self) {
@@ -193,7 +207,6 @@ where
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         let in_flight = InFlight::start(&self.state);
         self.state.set_flag(SERVED, true);
-        self.state.set_flag(BODY, !req.body().is_end_stream());
         req.extensions_mut().insert(self.info);
         TrackedCall {
             call: Oneshot::new(self.listening.service.clone(), req),
@@ -467,8 +480,8 @@ fn boxed<F: Future>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
 
 /// What the deadline watcher decides when its timer fires.
 enum Verdict {
-    /// Check again at this time.
-    Wait(Instant),
+    /// Check again at this time (from [`now_ms`]).
+    Wait(u64),
     /// No request in progress for the keep-alive deadline: close once idle.
     Idle,
     /// Request headers took too long: close now.
@@ -478,9 +491,7 @@ enum Verdict {
 fn verdict(state: &ConnState, proto: Protocol, limits: &Limits) -> Verdict {
     let now = now_ms();
     let at = |since_ms: u64, d: Duration| since_ms.saturating_add(d.as_millis() as u64);
-    let wait = |deadline_ms: u64| {
-        Verdict::Wait(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now)))
-    };
+    let wait = Verdict::Wait;
     if state.in_flight.load(Ordering::Relaxed) > 0 {
         return wait(at(now, limits.header_timeout.min(limits.keepalive_timeout)));
     }
@@ -498,13 +509,17 @@ fn verdict(state: &ConnState, proto: Protocol, limits: &Limits) -> Verdict {
     if now >= deadline {
         return Verdict::Idle;
     }
-    // After a request with a body, wake up when the connection may be taken apart.
-    let settled = at(idle, BODY_SETTLE);
-    if proto == Protocol::Http1 && state.flags.load(Ordering::Relaxed) & BODY != 0 && now < settled
-    {
-        return wait(settled.min(deadline));
+    // Wake up when the connection may be taken apart.
+    let parkable = state.parkable_at();
+    if proto == Protocol::Http1 && now < parkable {
+        return wait(parkable.min(deadline));
     }
     wait(deadline)
+}
+
+/// The instant of `ms` (from [`now_ms`]), for a timer.
+fn instant_of(ms: u64) -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_millis(ms.saturating_sub(now_ms()))
 }
 
 /// The client's transport, whose socket can be waited on for bytes without reading them.
@@ -640,8 +655,18 @@ struct Watch<'a> {
     origin: Origin,
     limits: &'a Limits,
     timer: Pin<&'a mut tokio::time::Sleep>,
+    /// When the timer fires (from [`now_ms`]).
+    armed: u64,
     shutdown: &'a mut watch::Receiver<bool>,
     stopping: bool,
+}
+
+/// What polling the connection in [`drive`] gave.
+enum Step {
+    Done(hyper::Result<()>),
+    Parked,
+    /// Not idle long enough yet: have the timer fire then.
+    Arm(u64),
 }
 
 /// What [`Watch::next`] saw.
@@ -657,6 +682,11 @@ enum Signal {
 }
 
 impl Watch<'_> {
+    fn arm(&mut self, at: u64) {
+        self.armed = at;
+        self.timer.as_mut().reset(instant_of(at));
+    }
+
     /// Waits until the timer fires or shutdown starts. `lingering`: the timer is the deadline of
     /// an idle close.
     async fn next(&mut self, lingering: bool) -> Signal {
@@ -668,12 +698,12 @@ impl Watch<'_> {
                 }
                 match verdict(self.state, self.proto, self.limits) {
                     Verdict::Wait(at) => {
-                        self.timer.as_mut().reset(at.into());
+                        self.arm(at);
                         Signal::Wait
                     }
                     Verdict::Idle => {
                         tracing::trace!(listener = self.origin.listener, peer = %self.origin.peer, "closing an idle connection");
-                        self.timer.as_mut().reset((Instant::now() + self.limits.linger_timeout).into());
+                        self.arm(now_ms() + self.limits.linger_timeout.as_millis() as u64);
                         Signal::Idle
                     }
                     Verdict::HeadersLate => {
@@ -708,33 +738,42 @@ async fn drive<C: Phase>(conn: &mut C, watch: &mut Watch<'_>, resumed: bool) -> 
         conn.graceful();
     }
     let result = loop {
+        let (state, armed) = (watch.state, watch.armed);
         let polled = std::future::poll_fn(|cx| match conn.poll(cx) {
-            Poll::Ready(done) => Poll::Ready(Some(done)),
-            Poll::Pending if C::PARKS && !closing && watch.state.may_park() => {
-                if watch.state.flags.load(Ordering::Relaxed) & SERVED == 0 {
+            Poll::Ready(done) => Poll::Ready(Step::Done(done)),
+            Poll::Pending if C::PARKS && !closing => match state.park() {
+                Park::No => Poll::Pending,
+                // The timer is re-armed only when it would fire too late: once per idle period
+                // at most, not once per request.
+                Park::At(at) if at < armed => Poll::Ready(Step::Arm(at)),
+                Park::At(_) => Poll::Pending,
+                Park::Now if state.flags.load(Ordering::Relaxed) & SERVED == 0 => {
                     // Nothing parsed yet: hyper holds at most the start of a request.
-                    return if resumed {
+                    if resumed {
                         Poll::Pending
                     } else {
-                        Poll::Ready(None)
-                    };
+                        Poll::Ready(Step::Parked)
+                    }
                 }
-                // After an exchange hyper closes an idle connection at once: then it is taken
-                // apart. One with an exchange still in progress ends after it.
-                conn.graceful();
-                closing = true;
-                match conn.poll(cx) {
-                    Poll::Ready(Ok(())) => Poll::Ready(None),
-                    Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
-                    Poll::Pending => Poll::Pending,
+                Park::Now => {
+                    // After an exchange hyper closes an idle connection at once: then it is
+                    // taken apart. One with an exchange still in progress ends after it.
+                    conn.graceful();
+                    closing = true;
+                    match conn.poll(cx) {
+                        Poll::Ready(Ok(())) => Poll::Ready(Step::Parked),
+                        Poll::Ready(Err(e)) => Poll::Ready(Step::Done(Err(e))),
+                        Poll::Pending => Poll::Pending,
+                    }
                 }
-            }
+            },
             Poll::Pending => Poll::Pending,
         });
         tokio::select! {
-            done = polled => match done {
-                Some(done) => break done,
-                None => return Ended::Parked,
+            step = polled => match step {
+                Step::Done(done) => break done,
+                Step::Parked => return Ended::Parked,
+                Step::Arm(at) => watch.arm(at),
             },
             signal = watch.next(lingering) => match signal {
                 Signal::Wait => {}
@@ -772,9 +811,9 @@ async fn run<IO, S, B>(
     let limits = listening.limits;
     let first = match verdict(&state, proto, &limits) {
         Verdict::Wait(at) => at,
-        _ => Instant::now(),
+        _ => now_ms(),
     };
-    let timer = tokio::time::sleep_until(first.into());
+    let timer = tokio::time::sleep_until(instant_of(first));
     tokio::pin!(timer);
     let stopping = *shutdown.borrow();
     let mut watch = Watch {
@@ -783,6 +822,7 @@ async fn run<IO, S, B>(
         origin,
         limits: &limits,
         timer,
+        armed: first,
         shutdown: &mut shutdown,
         stopping,
     };

@@ -495,15 +495,16 @@ pub(crate) async fn read_response_from<T: AsyncRead + Unpin>(
 }
 
 /// Drives one keep-alive connection (plain or TLS, HTTP/1.1) through requests separated by
-/// waits with nothing in progress, and checks every answer: pipelined requests after a wait, a
-/// request whose head or body is split by a wait, a request with a body followed by a long
-/// wait, and `Connection: close` after a wait. `code` is a valid AppCode.
+/// waits with nothing in progress, long enough for the gateway to release the connection's
+/// buffers (a second), and checks every answer: pipelined requests after a wait, a request
+/// whose head or body is split by a wait, a request with a body then a wait, and
+/// `Connection: close` after a wait. `code` is a valid AppCode.
 pub(crate) async fn idle_waits_between_requests<T>(conn: &mut T, code: &str)
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     use tokio::io::AsyncWriteExt;
-    let wait = || tokio::time::sleep(Duration::from_millis(300));
+    let wait = || tokio::time::sleep(Duration::from_millis(1200));
     let get = |path: &str, code: Option<&str>| {
         let code = code.map_or(String::new(), |c| format!("X-Apig-AppCode: {c}\r\n"));
         format!("GET {path} HTTP/1.1\r\nHost: x\r\n{code}\r\n")
@@ -556,13 +557,12 @@ where
     expect(conn, StatusCode::OK, Some("/split")).await;
     expect(conn, StatusCode::OK, Some("/after-split")).await;
 
-    // A body split by a wait; then a wait longer than a second, the time a connection whose
-    // last request had a body is kept whole.
+    // A body split by a wait; then a request with a body after a wait.
     send(conn, format!("{}he", post("/body")).as_bytes()).await;
     wait().await;
     send(conn, b"llo").await;
     assert_eq!(expect(conn, StatusCode::OK, Some("/body")).await, Some(5));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait().await;
     send(conn, format!("{}hello", post("/body-again")).as_bytes()).await;
     assert_eq!(
         expect(conn, StatusCode::OK, Some("/body-again")).await,
