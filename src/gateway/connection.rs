@@ -441,9 +441,12 @@ pub(crate) async fn serve<S, B>(
         Some(acceptor) => {
             let deadline = tokio::time::Instant::now() + header_timeout;
             // Nothing of TLS is allocated for a client that has not sent its hello yet: a
-            // silent connection costs what a silent plain one does.
-            match tokio::time::timeout_at(deadline, stream.readable()).await {
-                Ok(Ok(())) => {}
+            // silent connection costs what a silent plain one does. A peek, not `readable()`,
+            // which may report a new socket ready before it has a byte to read (it did for
+            // every silent connection of the idle bench).
+            match tokio::time::timeout_at(deadline, stream.peek(&mut [0u8; 1])).await {
+                Ok(Ok(0)) => return log_refused(Refused::Closed),
+                Ok(Ok(_)) => {}
                 Ok(Err(e)) => return log_refused(Refused::Io(e)),
                 Err(_) => return log_refused(Refused::Silent),
             }
