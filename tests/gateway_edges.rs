@@ -72,38 +72,7 @@ async fn read_until_closed(stream: &mut TcpStream, bound: Duration) -> (Vec<u8>,
 
 /// Reads one HTTP/1.1 response with a `content-length` (head and body) from `stream`.
 async fn read_response(stream: &mut TcpStream) -> (StatusCode, String, Vec<u8>) {
-    let mut data = Vec::new();
-    let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + REQUEST_TIMEOUT;
-    loop {
-        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&data[..end]).into_owned();
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .expect("a content-length");
-            if data.len() >= end + 4 + len {
-                let status = head.split(' ').nth(1).unwrap().parse::<u16>().unwrap();
-                let body = data[end + 4..end + 4 + len].to_vec();
-                return (StatusCode::from_u16(status).unwrap(), head, body);
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let n = tokio::time::timeout(left, stream.read(&mut buf))
-            .await
-            .expect("a response in time")
-            .expect("reading the response");
-        assert!(
-            n > 0,
-            "closed mid-response: {}",
-            String::from_utf8_lossy(&data)
-        );
-        data.extend_from_slice(&buf[..n]);
-    }
+    read_response_from(stream, &mut Vec::new()).await
 }
 
 fn error_code(body: &[u8]) -> String {
@@ -167,6 +136,20 @@ async fn silent_and_slow_connections_are_closed() {
     let (rest, closed) = read_until_closed(&mut idle, CLOSE_BOUND).await;
     assert!(closed && rest.is_empty(), "idle keep-alive: {rest:?}");
 
+    // After an answered request, headers that stop arriving halfway.
+    let mut stalled = sent(server.gateway, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let (status, _, _) = read_response(&mut stalled).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    stalled
+        .write_all(b"GET /next HTTP/1.1\r\nHost: x\r\nX-Partial: ")
+        .await
+        .unwrap();
+    let (rest, closed) = read_until_closed(&mut stalled, CLOSE_BOUND).await;
+    assert!(
+        closed && rest.is_empty(),
+        "second headers never finished: {rest:?}"
+    );
+
     // The same on an h2c connection: GOAWAY, then the connection ends.
     let (mut sender, conn) = h2c(server.gateway).await;
     let req = Request::get(format!("http://{}/h2", server.gateway))
@@ -177,6 +160,18 @@ async fn silent_and_slow_connections_are_closed() {
     drop(res);
     let ended = tokio::time::timeout(CLOSE_BOUND, conn).await;
     assert!(ended.is_ok(), "the idle h2c connection stayed open");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_connection_serves_every_request_across_idle_waits() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_token(&upstream, dir.path(), &["--keepalive-timeout", "30"]).await;
+    let (_, _, code) = Admin::new(server.admin, TOKEN)
+        .app_with_code("idle_app")
+        .await;
+    let mut conn = TcpStream::connect(server.gateway).await.unwrap();
+    idle_waits_between_requests(&mut conn, &code).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -93,6 +93,10 @@ async fn tls_gateway_accepts_an_appcode_over_https_and_resumes_sessions() {
     let res = send_over(tls, "localhost", req).await.unwrap();
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
 
+    // A keep-alive connection with waits between its requests.
+    let mut tls = connect(client()).await;
+    idle_waits_between_requests(&mut tls, &code).await;
+
     // A client that connects and never says hello is closed at the header deadline.
     let mut silent = TcpStream::connect(server.gateway).await.unwrap();
     let mut byte = [0u8; 1];

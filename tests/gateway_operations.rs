@@ -3,6 +3,7 @@
 //! Run: `cargo test --features gateway --test gateway_operations`.
 
 use http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[path = "support/binary.rs"]
 mod support;
@@ -28,12 +29,27 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     })
     .await;
 
+    // A keep-alive connection with nothing in progress.
+    let mut idle = tokio::net::TcpStream::connect(gateway).await.unwrap();
+    idle.write_all(b"GET /idle HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (status, _, _) = read_response_from(&mut idle, &mut Vec::new()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
     let mut proc = server.proc;
     proc.signal("TERM");
     wait_until(EXIT_TIMEOUT, "new connections are refused", || async {
         (is_refused(gateway).await && is_refused(admin).await).then_some(())
     })
     .await;
+    // Closed at once, while the request in flight still holds the drain.
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(EXIT_TIMEOUT, idle.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the idle connection stayed open: {read:?}"
+    );
     assert!(
         !in_flight.is_finished(),
         "the upstream still holds the request"

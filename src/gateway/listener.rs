@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::connection::{self, ConnectionService, Origin, ResponseBody};
+use super::connection::{self, ConnectionService, ResponseBody};
 use super::limits::Limits;
 
 /// The open connections of one listener, shared by the tasks (and threads) that accept on it,
@@ -123,6 +123,7 @@ async fn accept<S, B>(
     if *shutdown.borrow() {
         return;
     }
+    let listening = Arc::new(listening);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -145,18 +146,7 @@ async fn accept<S, B>(
             refuse(stream, peer, &listening);
             continue;
         };
-        let origin = Origin {
-            listener: listening.name,
-            peer,
-        };
-        let conn = connection::serve(
-            stream,
-            origin,
-            listening.tls.clone(),
-            listening.limits,
-            listening.service.clone(),
-            shutdown.clone(),
-        );
+        let conn = connection::serve(stream, peer, Arc::clone(&listening), shutdown.clone());
         tokio::spawn(async move {
             conn.await;
             drop(slot);
