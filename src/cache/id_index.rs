@@ -72,10 +72,11 @@ impl IdIndex {
         (lane, lanes): (usize, usize),
         hash_of: impl Fn(&Digest) -> u64,
     ) {
-        // A table of `capacity` has the next power of two above 8/7 of it as its slots: the
-        // mask of a slot's place. Were it wrong, the order would cost speed, never a digest.
+        // hashbrown fills a table to 7/8 of its slots, a power of two: the slots of a table of
+        // `capacity`, the mask of a slot's place. Were it wrong, the order would cost speed,
+        // never a digest.
         let capacity = self.lock(0).capacity().max(1);
-        let places = (capacity + capacity / 7 + 1).next_power_of_two() as u64;
+        let places = (capacity * 8 / 7).next_power_of_two() as u64;
         let start = lane * SHARDS / lanes.max(1) % SHARDS;
         let order = |hash: u64| {
             (
