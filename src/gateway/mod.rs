@@ -18,6 +18,7 @@ pub mod listener;
 pub mod logging;
 mod memory;
 pub mod metrics;
+mod open_connections;
 mod proxy;
 mod request_body;
 mod run;

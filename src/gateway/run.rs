@@ -19,7 +19,8 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::config::{Config, DatabaseUrl, RateLimitStore};
-use super::listener::{self, Listening, OpenConnections};
+use super::connection::Listening;
+use super::listener::{self, OpenConnections};
 use super::metrics::{self, Exposition, GatewayMetrics};
 use super::{memory, tls, token_file, verify, Gateway};
 use crate::admin::{AdminApi, BuildError, Permissions, TokenCredential};

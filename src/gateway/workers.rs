@@ -43,8 +43,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::body::ProxyBody;
+use super::connection::Listening;
 use super::limits::Limits;
-use super::listener::{self, Listening, OpenConnections};
+use super::listener::{self, OpenConnections};
 use super::metrics::{GatewayMetrics, WorkerMetrics};
 use super::proxy::{self, Forward};
 use super::request_body::RequestBody;

@@ -1,0 +1,118 @@
+//! What a connection's deadline watcher reads, and when an idle HTTP/1 connection may be taken
+//! apart: atomics the socket wrapper and the service adapter write as the connection goes.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Milliseconds since a process-wide origin, plus one (0 means "not set").
+pub(super) fn now_ms() -> u64 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+}
+
+/// The instant of `ms` (from [`now_ms`]), for a timer.
+pub(super) fn instant_of(ms: u64) -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_millis(ms.saturating_sub(now_ms()))
+}
+
+/// What the deadline watcher needs to know about a connection.
+#[derive(Debug)]
+pub(crate) struct ConnState {
+    pub(super) in_flight: AtomicU32,
+    /// When the first byte of a request arrived (0: no request being read).
+    pub(super) reading_since: AtomicU64,
+    /// When the last request finished.
+    pub(super) idle_since: AtomicU64,
+    /// [`READ_BLOCKED`], [`WRITE_BLOCKED`], [`SERVED`]: what the socket and hyper left.
+    pub(super) flags: AtomicU8,
+}
+
+/// The socket's last read found nothing to read.
+pub(super) const READ_BLOCKED: u8 = 1;
+/// The socket's last write or flush could not finish: bytes are waiting in a buffer.
+pub(super) const WRITE_BLOCKED: u8 = 2;
+/// A request started since the current hyper connection was made.
+pub(super) const SERVED: u8 = 4;
+
+/// How long an HTTP/1 connection stays whole with no request in progress before it is taken
+/// apart. A client that sends its next request at once (most of those under load) keeps its
+/// hyper connection, so it pays for no new one; and a request body may still be arriving after
+/// an early answer, which hyper must see to the end to keep the connection.
+pub(super) const PARK_DELAY: Duration = Duration::from_secs(1);
+
+/// Whether an HTTP/1 connection may be taken apart.
+pub(super) enum Park {
+    No,
+    Now,
+    /// Once idle until then (from [`now_ms`]).
+    At(u64),
+}
+
+impl ConnState {
+    /// The state of a connection accepted at `accepted` (from [`now_ms`]). An HTTP/1 one owes
+    /// its first request's headers within the header deadline of that moment.
+    pub(super) fn new(accepted: u64, awaiting_first_request: bool) -> Arc<Self> {
+        Arc::new(Self {
+            in_flight: AtomicU32::new(0),
+            reading_since: AtomicU64::new(if awaiting_first_request { accepted } else { 0 }),
+            idle_since: AtomicU64::new(now_ms()),
+            flags: AtomicU8::new(0),
+        })
+    }
+
+    pub(super) fn set_flag(&self, flag: u8, on: bool) {
+        let flags = self.flags.load(Ordering::Relaxed);
+        if (flags & flag != 0) != on {
+            self.flags.store(flags ^ flag, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether an HTTP/1 connection may be taken apart, as far as the socket tells: no request
+    /// in progress, nothing waiting to be written, nothing more to read, for [`PARK_DELAY`].
+    pub(super) fn park(&self) -> Park {
+        if self.in_flight.load(Ordering::Relaxed) != 0
+            || self.flags.load(Ordering::Relaxed) & (READ_BLOCKED | WRITE_BLOCKED) != READ_BLOCKED
+        {
+            return Park::No;
+        }
+        let at = self.parkable_at();
+        if now_ms() >= at {
+            Park::Now
+        } else {
+            Park::At(at)
+        }
+    }
+
+    pub(super) fn parkable_at(&self) -> u64 {
+        let idle = self.idle_since.load(Ordering::Relaxed);
+        idle.saturating_add(PARK_DELAY.as_millis() as u64)
+    }
+
+    pub(super) fn saw_bytes(&self) {
+        if self.in_flight.load(Ordering::Relaxed) == 0
+            && self.reading_since.load(Ordering::Relaxed) == 0
+        {
+            self.reading_since.store(now_ms(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Counts a request in progress on its connection until dropped (with the response body).
+#[derive(Debug)]
+pub(crate) struct InFlight(Arc<ConnState>);
+
+impl InFlight {
+    pub(super) fn start(state: &Arc<ConnState>) -> Self {
+        state.in_flight.fetch_add(1, Ordering::Relaxed);
+        state.reading_since.store(0, Ordering::Relaxed);
+        Self(Arc::clone(state))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.idle_since.store(now_ms(), Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
