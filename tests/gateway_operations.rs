@@ -120,6 +120,44 @@ async fn health_readiness_and_metrics_count_accepted_requests() {
     assert!(after.contains("apig_appcode_open_connections{listener=\"gateway\"}"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_opened_at_once_are_spread_over_the_workers() {
+    // A pool that opens its connections together (a load balancer, a client library) and keeps
+    // them: whichever worker woke first would take them all and keep them for life.
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_token(&upstream, dir.path(), &["--workers", "2"]).await;
+    let gateway = server.gateway;
+    let connects: Vec<_> = (0..32)
+        .map(|_| tokio::spawn(tokio::net::TcpStream::connect(gateway)))
+        .collect();
+    let mut pool = Vec::new();
+    for connect in connects {
+        pool.push(connect.await.unwrap().unwrap());
+    }
+    for conn in &mut pool {
+        conn.write_all(b"GET /pooled HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let (status, _, _) = read_response_from(conn, &mut Vec::new()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let text = metrics(&server).await;
+    let serving = |w: &str| {
+        sample(
+            &text,
+            &format!("apig_appcode_worker_connections{{worker=\"{w}\"}}"),
+        )
+    };
+    let (first, second) = (serving("0"), serving("1"));
+    assert_eq!(first + second, 32.0, "{text}");
+    assert!(
+        (first - second).abs() <= 3.0,
+        "one worker serves {first} connections, the other {second}"
+    );
+    drop(pool);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Rate limits
 

@@ -7,10 +7,12 @@
 //!
 //! The workers of the gateway listener all accept from one socket. The kernel wakes every
 //! waiting worker for a new connection and the first to call `accept` takes it, so a worker
-//! busy serving comes late and a free one takes the connection: nobody waits for a timer or for
-//! a particular worker. A socket per worker (`SO_REUSEPORT`) was measured against it and lost:
-//! the kernel assigns each connection to one socket by a hash, so connections queue behind a
-//! busy worker while the other is idle (BENCHMARKS.md, "New connections").
+//! busy serving comes late and a free one takes the connection; a worker already serving more
+//! than its share stands aside until the counts change ([`super::shares`]), so a burst of
+//! connections is spread over the workers. Nobody waits for a timer. A socket per worker
+//! (`SO_REUSEPORT`) was measured against it and lost: the kernel assigns each connection to one
+//! socket by a hash, so connections queue behind a busy worker while the other is idle
+//! (BENCHMARKS.md, "New connections").
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use tokio::sync::watch;
 
 use super::connection::{self, ConnectionService, Listening, ResponseBody};
 pub use super::open_connections::OpenConnections;
+use super::shares::Share;
 
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: application/json\r\n\
@@ -66,6 +69,17 @@ async fn accept<S, B>(
     }
     let listening = Arc::new(listening);
     loop {
+        if let Some(share) = listening.share.as_ref().filter(|s| !s.may_accept()) {
+            tokio::select! {
+                () = share.turn() => {}
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -87,10 +101,11 @@ async fn accept<S, B>(
             refuse(stream, peer, &listening);
             continue;
         };
+        let serving = listening.share.as_ref().map(Share::serve);
         let conn = connection::serve(stream, peer, Arc::clone(&listening), shutdown.clone());
         tokio::spawn(async move {
             conn.await;
-            drop(slot);
+            drop((slot, serving));
         });
     }
 }

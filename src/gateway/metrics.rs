@@ -6,6 +6,7 @@
 //! | `apig_appcode_upstream_latency_seconds` | histogram | — |
 //! | `apig_appcode_open_connections` | gauge | `listener` (`gateway`, `admin`) |
 //! | `apig_appcode_refused_connections_total` | counter | `listener` |
+//! | `apig_appcode_worker_connections` | gauge | `worker` (`0`, `1`, …; with [`Exposition::workers`]) |
 //! | `apig_appcode_rejections_total` | counter | `reason` |
 //! | `apig_appcode_throttled_total` | counter | — (with [`Exposition::throttle`]) |
 //! | `apig_appcode_rate_limit_store_fallbacks_total` | counter | — (with a rate limit store) |
@@ -51,6 +52,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::listener::OpenConnections;
+use super::WorkerConnections;
 use crate::layer::AppCodeAuthLayer;
 use crate::remote::{StoreLatency, STORE_LATENCY_BOUNDS_NS};
 use crate::throttle::ThrottleLayer;
@@ -177,6 +179,14 @@ impl Exposition {
         registry.register_collector(Box::new(CacheCollector(cache)));
         registry.register_collector(Box::new(ListenerCollector(listeners.into_iter().collect())));
         Self { registry }
+    }
+
+    /// Also exposes `apig_appcode_worker_connections`: the connections each gateway worker
+    /// serves now, labelled by `worker` (its index).
+    pub fn workers(mut self, workers: WorkerConnections) -> Self {
+        self.registry
+            .register_collector(Box::new(WorkerCollector(workers)));
+        self
     }
 
     /// Also exposes `apig_appcode_throttled_total`: the requests `throttle` answered `429`.
@@ -477,6 +487,26 @@ impl Collector for ListenerCollector {
         for (listener, open) in &self.0 {
             let labels = [("listener", *listener)];
             ConstCounter::new(open.refused()).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Connections per gateway worker, read at scrape time.
+#[derive(Debug)]
+struct WorkerCollector(WorkerConnections);
+
+impl Collector for WorkerCollector {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
+        let mut family = e.encode_descriptor(
+            "worker_connections",
+            "Connections each gateway worker serves now, by worker.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (worker, serving) in self.0.get().into_iter().enumerate() {
+            let labels = [("worker", worker.to_string())];
+            ConstGauge::new(serving as i64).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
     }

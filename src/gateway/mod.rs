@@ -22,6 +22,7 @@ mod open_connections;
 mod proxy;
 mod request_body;
 mod run;
+mod shares;
 pub mod tls;
 mod token_file;
 mod upstream;
@@ -30,5 +31,6 @@ mod workers;
 
 pub use body::ProxyBody;
 pub use run::{run, RunError};
+pub use shares::WorkerConnections;
 pub use token_file::path as token_path;
 pub use workers::{Gateway, GatewayHandle};

@@ -166,16 +166,21 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
     let admin_open = OpenConnections::default();
     let verify_open = OpenConnections::default();
     let mut open = Vec::with_capacity(3);
+    let mut workers = None;
     if let Some((gateway, ..)) = &gateway {
         open.push(("gateway", gateway.open_connections()));
+        workers = Some(gateway.worker_connections());
     }
     open.push(("admin", admin_open.clone()));
     if listeners.verify.is_some() {
         open.push(("verify", verify_open.clone()));
     }
-    let exposition = Exposition::new(cache.clone(), &gateway_metrics, open)
+    let mut exposition = Exposition::new(cache.clone(), &gateway_metrics, open)
         .throttle(&throttle)
         .quota_counts(&layer);
+    if let Some(workers) = workers {
+        exposition = exposition.workers(workers);
+    }
     let admin = admin_router(&mut config, store, cache.clone(), exposition)?;
 
     let gateway = gateway
@@ -200,6 +205,7 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
         tls: listeners.admin_tls,
         limits: config.admin_limits(),
         open: admin_open.clone(),
+        share: None,
         service: admin.map_request(|req: http::Request<hyper::body::Incoming>| req.map(Body::new)),
     };
     let verify_stop = stop.clone();
@@ -215,6 +221,7 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
             tls: None,
             limits: config.gateway_limits,
             open: verify_open.clone(),
+            share: None,
             service: verify_service,
         };
         listener::serve(verify, listening, verify_stop, DRAIN_TIMEOUT).await;

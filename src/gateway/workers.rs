@@ -49,6 +49,7 @@ use super::listener::{self, OpenConnections};
 use super::metrics::{GatewayMetrics, WorkerMetrics};
 use super::proxy::{self, Forward};
 use super::request_body::RequestBody;
+use super::shares::{Share, Shares, WorkerConnections};
 use super::upstream::UpstreamPool;
 use crate::layer::{AppCodeAuth, IpNetwork, SignedBody};
 use crate::throttle::{Throttle, ThrottleLayer};
@@ -67,6 +68,7 @@ pub struct Gateway {
     upstream_keepalive: Duration,
     metrics: GatewayMetrics,
     open: OpenConnections,
+    shares: Arc<Shares>,
 }
 
 impl fmt::Debug for Gateway {
@@ -86,18 +88,20 @@ impl Gateway {
     /// A gateway checking codes with `auth` and forwarding to `http://{upstream}`, with one
     /// worker per core, [`Limits::default`], no TLS and no trusted proxy.
     pub fn new(auth: AppCodeAuthLayer, upstream: Authority) -> Self {
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             auth,
             throttle: ThrottleLayer::builder().build(),
             upstream,
             limits: Limits::default(),
-            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            workers,
             tls: None,
             trusted: Vec::new(),
             drain: Duration::from_secs(30),
             upstream_keepalive: Duration::from_secs(30),
             metrics: GatewayMetrics::new(),
             open: OpenConnections::default(),
+            shares: Shares::new(workers),
         }
     }
 
@@ -113,6 +117,12 @@ impl Gateway {
         self.open.clone()
     }
 
+    /// The connections each worker serves (for metrics), known before it starts; ask after
+    /// [`workers`](Self::workers), which makes new counts.
+    pub fn worker_connections(&self) -> WorkerConnections {
+        WorkerConnections(Arc::clone(&self.shares))
+    }
+
     /// Per-app rate limits, checked after the AppCode. Every worker shares `throttle`'s state,
     /// so an app's limit holds for the whole process. Default: no limit.
     pub fn throttle(mut self, throttle: ThrottleLayer) -> Self {
@@ -123,6 +133,7 @@ impl Gateway {
     /// How many worker threads serve connections (at least one).
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n.max(1);
+        self.shares = Shares::new(self.workers);
         self
     }
 
@@ -174,6 +185,7 @@ impl Gateway {
                 drain: self.drain,
                 upstream_keepalive: self.upstream_keepalive,
                 open: open.clone(),
+                share: self.shares.worker(i),
                 metrics: self.metrics.clone(),
             };
             let shutdown = shutdown.clone();
@@ -223,6 +235,7 @@ struct Worker {
     drain: Duration,
     upstream_keepalive: Duration,
     open: OpenConnections,
+    share: Share,
     metrics: GatewayMetrics,
 }
 
@@ -268,6 +281,7 @@ impl Worker {
                 tls: self.tls,
                 limits: self.limits,
                 open: self.open.clone(),
+                share: Some(self.share),
                 service,
             };
             listener::serve(listener, listening, shutdown, self.drain).await;

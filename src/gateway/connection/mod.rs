@@ -55,6 +55,7 @@ pub(crate) use self::service::{ConnectionService, ResponseBody};
 use self::state::{instant_of, now_ms, ConnState};
 use super::limits::Limits;
 use super::open_connections::OpenConnections;
+use super::shares::Share;
 use crate::layer::ConnectionInfo;
 
 /// What one listener serves, and how; each of its connections shares it.
@@ -64,6 +65,8 @@ pub(crate) struct Listening<S> {
     pub(crate) tls: Option<TlsAcceptor>,
     pub(crate) limits: Limits,
     pub(crate) open: OpenConnections,
+    /// This worker's share of the connections, where several workers accept on one socket.
+    pub(crate) share: Option<Share>,
     pub(crate) service: S,
 }
 
