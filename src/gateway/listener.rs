@@ -68,6 +68,7 @@ async fn accept<S, B>(
         return;
     }
     let listening = Arc::new(listening);
+    let _accepting = listening.share.as_ref().map(Share::accepting);
     loop {
         if let Some(share) = listening.share.as_ref().filter(|s| !s.may_accept()) {
             tokio::select! {

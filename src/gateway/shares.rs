@@ -12,7 +12,7 @@
 //! worker never stands aside while it is itself the least busy, so some worker is always
 //! accepting, and nothing waits on a clock to be accepted.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Notify;
@@ -24,6 +24,9 @@ const SLACK: usize = 1;
 #[derive(Debug)]
 pub(crate) struct Shares {
     serving: Box<[AtomicUsize]>,
+    /// Which workers are in their accept loop: one that has stopped (shut down, or its thread
+    /// failed) takes no connection, so its count must not hold the others back.
+    accepting: Box<[AtomicBool]>,
     changed: Notify,
 }
 
@@ -32,6 +35,7 @@ impl Shares {
     pub(crate) fn new(workers: usize) -> Arc<Self> {
         Arc::new(Self {
             serving: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
+            accepting: (0..workers).map(|_| AtomicBool::new(false)).collect(),
             changed: Notify::new(),
         })
     }
@@ -88,20 +92,33 @@ pub(crate) struct Share {
 
 impl Share {
     /// Whether this worker should accept the next connection: it serves at most [`SLACK`]
-    /// more than the least busy worker.
+    /// more than the least busy worker that is accepting.
     pub(crate) fn may_accept(&self) -> bool {
-        let serving = &self.shares.serving;
+        let Shares {
+            serving, accepting, ..
+        } = &*self.shares;
         let mine = serving[self.worker].load(Ordering::Relaxed);
         let least = serving
             .iter()
-            .map(|n| n.load(Ordering::Relaxed))
+            .zip(accepting.iter())
+            .filter(|(_, on)| on.load(Ordering::Relaxed))
+            .map(|(n, _)| n.load(Ordering::Relaxed))
             .min()
-            .unwrap_or(0);
+            .unwrap_or(mine);
         mine <= least + SLACK
     }
 
-    /// Waits until this worker may accept again. Counts change only when a connection opens
-    /// or closes, and each change wakes the waiting workers to look again.
+    /// Marks this worker as accepting until the returned guard is dropped (when its accept
+    /// loop ends, by shutdown or by a panic unwinding).
+    pub(crate) fn accepting(&self) -> Accepting {
+        self.shares.accepting[self.worker].store(true, Ordering::Relaxed);
+        self.shares.changed.notify_waiters();
+        Accepting(self.clone())
+    }
+
+    /// Waits until this worker may accept again. The shares change only when a connection
+    /// opens or closes or a worker starts or stops accepting, and each change wakes the waiting
+    /// workers to look again.
     pub(crate) async fn turn(&self) {
         loop {
             let changed = self.shares.changed.notified();
@@ -120,6 +137,18 @@ impl Share {
         self.shares.serving[self.worker].fetch_add(1, Ordering::Relaxed);
         self.shares.changed.notify_waiters();
         Serving(self.clone())
+    }
+}
+
+/// A worker in its accept loop, until dropped.
+#[derive(Debug)]
+pub(crate) struct Accepting(Share);
+
+impl Drop for Accepting {
+    fn drop(&mut self) {
+        let Share { shares, worker } = &self.0;
+        shares.accepting[*worker].store(false, Ordering::Relaxed);
+        shares.changed.notify_waiters();
     }
 }
 
@@ -154,6 +183,7 @@ mod tests {
     fn a_burst_of_connections_is_spread_over_the_workers() {
         let shares = Shares::new(2);
         let (a, b) = (shares.worker(0), shares.worker(1));
+        let _on = (a.accepting(), b.accepting());
         // Worker a woke first and would take the whole burst.
         let mut held = vec![a.serve()];
         assert!(
@@ -169,10 +199,43 @@ mod tests {
         assert!(a.may_accept() && b.may_accept());
     }
 
+    #[test]
+    fn a_worker_that_stopped_accepting_holds_nobody_back() {
+        let shares = Shares::new(2);
+        let (a, b) = (shares.worker(0), shares.worker(1));
+        let a_on = a.accepting();
+        let b_on = b.accepting();
+        let held: Vec<_> = (0..2).map(|_| a.serve()).collect();
+        assert!(!a.may_accept());
+        // b's loop ended (its thread died, say) with no connection: a takes them all.
+        drop(b_on);
+        assert!(a.may_accept());
+        let more: Vec<_> = (0..5).map(|_| a.serve()).collect();
+        assert!(a.may_accept());
+        drop((held, more, a_on));
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_stops_accepting_wakes_the_one_standing_aside() {
+        let shares = Shares::new(2);
+        let (a, b) = (shares.worker(0), shares.worker(1));
+        let (_a_on, b_on) = (a.accepting(), b.accepting());
+        let _held = (a.serve(), a.serve());
+        let waiting = tokio::spawn({
+            let a = a.clone();
+            async move { a.turn().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(b_on);
+        waiting.await.unwrap();
+    }
+
     #[tokio::test]
     async fn a_worker_standing_aside_resumes_when_the_counts_change() {
         let shares = Shares::new(2);
         let (a, b) = (shares.worker(0), shares.worker(1));
+        let _on = (a.accepting(), b.accepting());
         let (first, second) = (a.serve(), a.serve());
         let waiting = tokio::spawn({
             let a = a.clone();
