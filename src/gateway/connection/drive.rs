@@ -109,6 +109,33 @@ where
     }
 }
 
+/// Takes an idle HTTP/1 connection apart: its transport, with the bytes of a next request that
+/// hyper already read put back in front, its service, and how many bytes those were. hyper's
+/// connection and buffers are freed.
+///
+/// A plain function for the reason given at [`serve_tls`](super::serve_tls): hyper's parts,
+/// borrowed in `run`, would keep room for a second transport in every connection's state.
+pub(super) fn take_apart<IO, S>(conn: H1<IO, S>) -> (Rewind<IO>, S, usize)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming> + Unpin,
+    S::Future: Unpin,
+    S::ResBody: 'static,
+    <S::ResBody as Body>::Error: Into<BoxError>,
+{
+    let parts = conn.into_parts();
+    let mut io = parts.io.into_inner();
+    let kept = parts.read_buf.len();
+    // Copied: the bytes of a request begun share hyper's whole read buffer.
+    if kept > 0 {
+        let mut prefix = Vec::with_capacity(kept + io.prefix.len());
+        prefix.extend_from_slice(&parts.read_buf);
+        prefix.extend_from_slice(&io.prefix);
+        io.prefix = prefix.into();
+    }
+    (io, parts.service, kept)
+}
+
 /// How a [`drive`] ended.
 pub(super) enum Ended {
     /// The connection is done (the client left, a deadline passed, or shutdown).

@@ -48,7 +48,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use self::detect::{detect, Protocol, Refused};
-use self::drive::{drive, verdict, Ended, Signal, Verdict, Watch};
+use self::drive::{drive, take_apart, verdict, Ended, Signal, Verdict, Watch};
 use self::io::{linger, Rewind, Socket, Watched};
 use self::service::HyperService;
 pub(crate) use self::service::{ConnectionService, ResponseBody};
@@ -147,16 +147,37 @@ pub(crate) async fn serve<S, B>(
                 Ok(Err(e)) => return log_refused(Refused::Io(e)),
                 Err(_) => return log_refused(Refused::Silent),
             };
-            let proto = match tls.get_ref().1.alpn_protocol() {
-                Some(b"h2") => Protocol::Http2,
-                _ => Protocol::Http1,
-            };
-            if proto == Protocol::Http2 {
-                state.reading_since.store(0, Ordering::Relaxed);
-            }
-            boxed(|| run(tls, proto, state, origin, info, listening, shutdown)).await;
+            serve_tls(tls, state, origin, info, listening, shutdown).await;
         }
     }
+}
+
+/// The TLS connection `tls`, served from its protocol on, on the heap.
+///
+/// A plain function so that [`serve`] only moves the stream: rustc keeps room in an async
+/// function's state for a local that was ever borrowed, across every later await, and the TLS
+/// session (rustls' connection, over a KiB) would sit in the task of every connection, plain
+/// or TLS, for its whole life.
+fn serve_tls<S, B>(
+    tls: tokio_rustls::server::TlsStream<Watched<TcpStream>>,
+    state: Arc<ConnState>,
+    origin: Origin,
+    info: ConnectionInfo,
+    listening: Arc<Listening<S>>,
+    shutdown: watch::Receiver<bool>,
+) -> Pin<Box<impl Future<Output = ()>>>
+where
+    S: ConnectionService<B>,
+    B: ResponseBody,
+{
+    let proto = match tls.get_ref().1.alpn_protocol() {
+        Some(b"h2") => Protocol::Http2,
+        _ => Protocol::Http1,
+    };
+    if proto == Protocol::Http2 {
+        state.reading_since.store(0, Ordering::Relaxed);
+    }
+    Box::pin(run(tls, proto, state, origin, info, listening, shutdown))
 }
 
 /// The future `make` returns, on the heap. Made in a plain function: a future made in an
@@ -179,8 +200,10 @@ async fn run<IO, S, B>(
     S: ConnectionService<B>,
     B: ResponseBody,
 {
-    let limits = listening.limits;
-    let first = match verdict(&state, proto, &limits) {
+    // Read through the listener, not copied: every parked connection would keep a copy.
+    let shared = Arc::clone(&listening);
+    let limits = &shared.limits;
+    let first = match verdict(&state, proto, limits) {
         Verdict::Wait(at) => at,
         _ => now_ms(),
     };
@@ -191,7 +214,7 @@ async fn run<IO, S, B>(
         state: &state,
         proto,
         origin,
-        limits: &limits,
+        limits,
         timer,
         armed: first,
         shutdown: &mut shutdown,
@@ -228,20 +251,12 @@ async fn run<IO, S, B>(
                 .serve_connection(TokioIo::new(io), service),
         );
         let ended = drive(&mut conn, &mut watch, resumed).await;
-        let parts = conn.into_parts();
-        (io, service) = (parts.io.into_inner(), parts.service);
+        let kept;
+        (io, service, kept) = take_apart(*conn);
         if let Ended::Done = ended {
             return linger(io, limits.linger_timeout).await;
         }
-        tracing::trace!(listener = origin.listener, peer = %origin.peer, kept = parts.read_buf.len(), "idle: the connection's buffers are released");
-        // Copied: the bytes of a request begun share hyper's whole read buffer.
-        if !parts.read_buf.is_empty() {
-            let mut prefix = Vec::with_capacity(parts.read_buf.len() + io.prefix.len());
-            prefix.extend_from_slice(&parts.read_buf);
-            prefix.extend_from_slice(&io.prefix);
-            io.prefix = prefix.into();
-        }
-        drop(parts.read_buf);
+        tracing::trace!(listener = origin.listener, peer = %origin.peer, kept, "idle: the connection's buffers are released");
         // Waits for the socket even when bytes are kept: hyper has read them and found no whole
         // request, so the rest must come first.
         loop {
