@@ -117,11 +117,8 @@ where
 /// borrowed in `run`, would keep room for a second transport in every connection's state.
 pub(super) fn take_apart<IO, S>(conn: H1<IO, S>) -> (Rewind<IO>, S, usize)
 where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::HttpService<Incoming> + Unpin,
-    S::Future: Unpin,
-    S::ResBody: 'static,
-    <S::ResBody as Body>::Error: Into<BoxError>,
+    IO: AsyncRead + AsyncWrite + Unpin,
+    S: hyper::service::HttpService<Incoming, ResBody: Body<Error: Into<BoxError>> + 'static>,
 {
     let parts = conn.into_parts();
     let mut io = parts.io.into_inner();
