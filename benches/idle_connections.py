@@ -9,6 +9,10 @@ resident memory grew per connection, for four kinds of idle client.
 
 Usage: benches/idle_connections.py PORT PID MODE [N]   (N defaults to 10 000)
 
+With TRIM=1 in the environment it then has gdb call `malloc_trim(0)` in the server and adds the
+growth per connection after it: what is live, apart from what glibc's malloc keeps of freed
+memory (which depends on the order of the frees and varies from run to run).
+
 PID is the server process whose VmRSS is read (for nginx, its one worker). The requests carry
 no AppCode, so the answer is a 401 that keeps the connection open; the upstream is not needed.
 The file descriptor limit is raised to the hard limit; the server needs as many, and a
@@ -17,8 +21,10 @@ connection cap and deadlines above N and the run's length (`serve --max-connecti
 `serve` and nginx.
 """
 
+import os
 import resource
 import socket
+import subprocess
 import ssl
 import sys
 import time
@@ -62,7 +68,16 @@ def main():
                 head += chunk
     time.sleep(2)
     after = rss_kib(pid)
-    print(f"{mode}\t{n}\t{before}\t{after}\t{(after - before) / n:.2f}")
+    line = f"{mode}\t{n}\t{before}\t{after}\t{(after - before) / n:.2f}"
+    if os.environ.get("TRIM") == "1":
+        subprocess.run(
+            ["gdb", "-p", str(pid), "-batch", "-ex", "call (int)malloc_trim(0)"],
+            capture_output=True,
+            check=True,
+        )
+        time.sleep(0.5)
+        line += f"\t{(rss_kib(pid) - before) / n:.2f}"
+    print(line)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Memory per idle connection of `serve` and of nginx (../shared/bench's nginx-auth and
 # nginx-auth-tls configurations, one worker), 10 000 connections of each kind; prints
-# "target mode connections rss_before rss_after KiB_per_connection".
+# "target mode connections rss_before rss_after KiB_per_connection" (and, with TRIM=1, the same
+# after malloc_trim: see benches/idle_connections.py).
 #
 # Usage: benches/idle_connections.sh [BIN] [N]
 #   BIN  the apig-appcode binary (default target/release/apig-appcode)
