@@ -61,7 +61,7 @@ pub enum RunError {
         source: std::io::Error,
     },
     /// A TLS certificate or key could not be used.
-    Tls(String),
+    Tls(tls::TlsError),
     /// The first-run admin token could not be written or read.
     AdminToken(PathBuf, std::io::Error),
     /// The management API's configuration was refused.

@@ -8,9 +8,10 @@
 //! `ssl_session_tickets on` and `ssl_session_cache shared`, except that nginx keeps its ticket
 //! key for the life of the process.
 
+use std::fmt;
 use std::fs::File;
 use std::io::BufReader;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio_rustls::rustls::crypto::ring::Ticketer;
@@ -33,34 +34,122 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// Why a certificate and key could not be made into a TLS configuration. Messages name the
+/// file and what is wrong with it, never key material.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A file could not be opened.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The certificate file is not a PEM certificate chain.
+    NotCertificates {
+        /// The file.
+        path: PathBuf,
+        /// What the PEM reader found wrong.
+        source: std::io::Error,
+    },
+    /// The certificate file holds no certificate.
+    NoCertificate(PathBuf),
+    /// The key file is not a PEM private key. The reader's own message is left out: it may
+    /// quote the key's bytes.
+    NotKey(PathBuf),
+    /// The key file holds no private key.
+    NoKey(PathBuf),
+    /// rustls refused the pair (a key that does not match the certificate, say).
+    Refused {
+        /// The certificate chain.
+        cert: PathBuf,
+        /// The private key.
+        key: PathBuf,
+        /// Why.
+        source: tokio_rustls::rustls::Error,
+    },
+    /// The TLS configuration or its session-ticket keys could not be made.
+    Setup(tokio_rustls::rustls::Error),
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read { path, source } => write!(f, "{}: {source}", path.display()),
+            Self::NotCertificates { path, source } => {
+                write!(
+                    f,
+                    "{}: not a PEM certificate chain: {source}",
+                    path.display()
+                )
+            }
+            Self::NoCertificate(path) => write!(f, "{}: no certificate found", path.display()),
+            Self::NotKey(path) => write!(f, "{}: not a PEM private key", path.display()),
+            Self::NoKey(path) => write!(f, "{}: no private key found", path.display()),
+            Self::Refused { cert, key, source } => {
+                write!(f, "{} / {}: {source}", cert.display(), key.display())
+            }
+            Self::Setup(e) => write!(f, "TLS setup: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Read { source, .. } | Self::NotCertificates { source, .. } => Some(source),
+            Self::Refused { source, .. } | Self::Setup(source) => Some(source),
+            Self::NoCertificate(_) | Self::NotKey(_) | Self::NoKey(_) => None,
+        }
+    }
+}
+
 /// A TLS acceptor for `files`, offering HTTP/2 and HTTP/1.1 by ALPN, and session resumption
 /// (see the [module docs](self)).
 ///
-/// Errors name the file and what is wrong with it, never key material.
-pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
-    let open = |path: &std::path::Path| {
+/// ```
+/// use apig_appcode::gateway::tls::{acceptor, TlsError, TlsFiles};
+///
+/// let files = TlsFiles { cert: "/no/such/cert.pem".into(), key: "/no/such/key.pem".into() };
+/// let Err(err) = acceptor(&files) else { panic!("no such files") };
+/// assert!(matches!(err, TlsError::Read { .. }));
+/// assert!(err.to_string().starts_with("/no/such/cert.pem: "));
+/// ```
+pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
+    let open = |path: &Path| {
         File::open(path)
             .map(BufReader::new)
-            .map_err(|e| format!("{}: {e}", path.display()))
+            .map_err(|source| TlsError::Read {
+                path: path.to_owned(),
+                source,
+            })
     };
     let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut open(&files.cert)?)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: not a PEM certificate chain: {e}", files.cert.display()))?;
+        .map_err(|source| TlsError::NotCertificates {
+            path: files.cert.clone(),
+            source,
+        })?;
     if certs.is_empty() {
-        return Err(format!("{}: no certificate found", files.cert.display()));
+        return Err(TlsError::NoCertificate(files.cert.clone()));
     }
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut open(&files.key)?)
-        .map_err(|_| format!("{}: not a PEM private key", files.key.display()))?
-        .ok_or_else(|| format!("{}: no private key found", files.key.display()))?;
+        .map_err(|_| TlsError::NotKey(files.key.clone()))?
+        .ok_or_else(|| TlsError::NoKey(files.key.clone()))?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
+        .map_err(TlsError::Setup)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("{} / {}: {e}", files.cert.display(), files.key.display()))?;
+        .map_err(|source| TlsError::Refused {
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+            source,
+        })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
-    config.ticketer = Ticketer::new().map_err(|e| format!("TLS session tickets: {e}"))?;
+    config.ticketer = Ticketer::new().map_err(TlsError::Setup)?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
