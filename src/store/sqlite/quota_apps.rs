@@ -5,8 +5,8 @@ use rusqlite::types::ToSql;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
 use super::error::{corrupt, db};
-use super::ops::{app_seq, read_tx, write_tx, Write, APP_COLUMNS};
-use super::quotas::{quota_seq, read, BACKEND};
+use super::rows::{app_seq, quota_seq, read, APP_COLUMNS, BACKEND};
+use super::transactions::{read_tx, write_tx, Write};
 use crate::store::cipher::Sealer;
 use crate::store::sealed::{self, sql_count, RawApp};
 use crate::store::{
