@@ -12,7 +12,9 @@ use rusqlite::{params, params_from_iter, Connection, Transaction};
 
 use super::error::{cipher, db};
 use super::revision::instance_revision;
-use super::rows::{app_seq, query_codes, read_app, sql_total, APP_COLUMNS, BACKEND, CODE_SELECT};
+use super::rows::{
+    app_seq, count, query_codes, read_app, sql_total, APP_COLUMNS, BACKEND, CODE_SELECT,
+};
 use super::transactions::{read_tx, Write};
 use crate::store::cipher::{code_binding, Sealer};
 use crate::store::sealed::{self, sql_count, RawApp, RawCode};
@@ -25,6 +27,31 @@ fn exists(tx: &Transaction<'_>, sql: &str, params: impl rusqlite::Params) -> Sto
     tx.prepare_cached(sql)
         .and_then(|mut s| s.exists(params))
         .map_err(db("check uniqueness"))
+}
+
+/// How many AppCodes the app at row `seq` holds.
+fn codes_held(tx: &Transaction<'_>, seq: i64) -> StoreResult<u64> {
+    let sql = "SELECT COUNT(*) FROM app_codes WHERE app_seq = ?1";
+    sql_total(count(tx, "count AppCodes", sql, [seq])?)
+}
+
+/// The AppCode `app_code_id` of the app at row `seq`, or [`StoreError::AppCodeNotFound`].
+fn code_of_app(
+    tx: &Transaction<'_>,
+    sealer: &Sealer,
+    scope: &Scope,
+    seq: i64,
+    app_code_id: &str,
+) -> StoreResult<AppCodeRecord> {
+    query_codes(
+        tx,
+        sealer,
+        &scope.instance_id,
+        &format!("{CODE_SELECT} WHERE c.app_seq = ?1 AND c.id = ?2"),
+        params![seq, app_code_id],
+    )?
+    .pop()
+    .ok_or(StoreError::AppCodeNotFound)
 }
 
 pub(super) fn create_app(
@@ -179,10 +206,8 @@ pub(super) fn list_apps(
         &f.app_key,
         &f.creator,
     ];
-    let total: i64 = tx
-        .prepare_cached(&format!("SELECT COUNT(*) FROM apps WHERE {APP_FILTER}"))
-        .and_then(|mut s| s.query_row(&filter[..], |r| r.get(0)))
-        .map_err(db("count apps"))?;
+    let count_sql = format!("SELECT COUNT(*) FROM apps WHERE {APP_FILTER}");
+    let total = count(&tx, "count apps", &count_sql, &filter[..])?;
     let (limit, offset) = (sql_count(limit), sql_count(offset));
     let page = filter
         .iter()
@@ -277,11 +302,7 @@ pub(super) fn create_app_code(
     )? {
         return Err(StoreError::AppCodeExists);
     }
-    let held: i64 = tx
-        .prepare_cached("SELECT COUNT(*) FROM app_codes WHERE app_seq = ?1")
-        .and_then(|mut s| s.query_row([seq], |r| r.get(0)))
-        .map_err(db("count AppCodes"))?;
-    if sql_total(held)? >= MAX_APP_CODES_PER_APP as u64 {
+    if codes_held(&tx, seq)? >= MAX_APP_CODES_PER_APP as u64 {
         return Err(StoreError::AppCodeQuotaExceeded);
     }
     if exists(
@@ -333,15 +354,7 @@ pub(super) fn get_app_code(
 ) -> StoreResult<AppCodeRecord> {
     let tx = read_tx(conn)?;
     let seq = app_seq(&tx, scope, app_id)?;
-    query_codes(
-        &tx,
-        sealer,
-        &scope.instance_id,
-        &format!("{CODE_SELECT} WHERE c.app_seq = ?1 AND c.id = ?2"),
-        params![seq, app_code_id],
-    )?
-    .pop()
-    .ok_or(StoreError::AppCodeNotFound)
+    code_of_app(&tx, sealer, scope, seq, app_code_id)
 }
 
 pub(super) fn list_app_codes(
@@ -354,10 +367,7 @@ pub(super) fn list_app_codes(
 ) -> StoreResult<Page<AppCodeRecord>> {
     let tx = read_tx(conn)?;
     let seq = app_seq(&tx, scope, app_id)?;
-    let total: i64 = tx
-        .prepare_cached("SELECT COUNT(*) FROM app_codes WHERE app_seq = ?1")
-        .and_then(|mut s| s.query_row([seq], |r| r.get(0)))
-        .map_err(db("count AppCodes"))?;
+    let total = codes_held(&tx, seq)?;
     let items = query_codes(
         &tx,
         sealer,
@@ -365,10 +375,7 @@ pub(super) fn list_app_codes(
         &format!("{CODE_SELECT} WHERE c.app_seq = ?1 ORDER BY c.seq LIMIT ?2 OFFSET ?3"),
         params![seq, sql_count(limit), sql_count(offset)],
     )?;
-    Ok(Page {
-        total: sql_total(total)?,
-        items,
-    })
+    Ok(Page { total, items })
 }
 
 pub(super) fn delete_app_code(
@@ -381,15 +388,7 @@ pub(super) fn delete_app_code(
 ) -> StoreResult<AppCodeRecord> {
     let tx = Write::begin(conn, retention, &scope.instance_id)?;
     let seq = app_seq(&tx, scope, app_id)?;
-    let record = query_codes(
-        &tx,
-        sealer,
-        &scope.instance_id,
-        &format!("{CODE_SELECT} WHERE c.app_seq = ?1 AND c.id = ?2"),
-        params![seq, app_code_id],
-    )?
-    .pop()
-    .ok_or(StoreError::AppCodeNotFound)?;
+    let record = code_of_app(&tx, sealer, scope, seq, app_code_id)?;
     tx.execute(
         "DELETE FROM app_codes WHERE app_seq = ?1 AND id = ?2",
         params![seq, app_code_id],

@@ -5,7 +5,7 @@
 use rusqlite::{params, Connection, Transaction};
 
 use super::error::db;
-use super::rows::{quota_seq, raw_limit, raw_quota, read, BACKEND, QUOTA_SELECT};
+use super::rows::{count, quota_seq, raw_limit, raw_quota, read, BACKEND, QUOTA_SELECT};
 use super::transactions::{read_tx, write_tx, Write};
 use crate::quota::AppQuota;
 use crate::store::sealed::{self, sql_count, RawLimit};
@@ -111,14 +111,9 @@ pub(super) fn list(
     const FILTER: &str = "q.project_id = ?1 AND q.instance_id = ?2 \
                           AND (?3 IS NULL OR instr(q.name, ?3) > 0)";
     let tx = read_tx(conn)?;
-    let total: i64 = tx
-        .prepare_cached(&format!("SELECT COUNT(*) FROM app_quotas q WHERE {FILTER}"))
-        .and_then(|mut s| {
-            s.query_row(params![scope.project_id, scope.instance_id, name], |r| {
-                r.get(0)
-            })
-        })
-        .map_err(db("count app quotas"))?;
+    let count_sql = format!("SELECT COUNT(*) FROM app_quotas q WHERE {FILTER}");
+    let params = params![scope.project_id, scope.instance_id, name];
+    let total = count(&tx, "count app quotas", &count_sql, params)?;
     let raws = tx
         .prepare_cached(&format!(
             "{QUOTA_SELECT} WHERE {FILTER} ORDER BY q.seq LIMIT ?4 OFFSET ?5"

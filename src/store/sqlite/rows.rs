@@ -19,6 +19,18 @@ pub(super) fn sql_total(n: i64) -> StoreResult<u64> {
     sealed::sql_total(n, BACKEND)
 }
 
+/// The number `sql` counts: the first column of its one row.
+pub(super) fn count(
+    tx: &Transaction<'_>,
+    context: &'static str,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<i64> {
+    tx.prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params, |r| r.get(0)))
+        .map_err(db(context))
+}
+
 /// The app's row number, or [`StoreError::AppNotFound`].
 pub(super) fn app_seq(tx: &Transaction<'_>, scope: &Scope, app_id: &str) -> StoreResult<i64> {
     tx.prepare_cached("SELECT seq FROM apps WHERE project_id = ?1 AND instance_id = ?2 AND id = ?3")
