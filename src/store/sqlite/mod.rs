@@ -20,6 +20,8 @@
 mod acls;
 mod error;
 mod keys;
+#[cfg(test)]
+mod migration_tests;
 mod ops;
 mod options;
 mod quota_apps;
