@@ -300,28 +300,6 @@ pub(super) async fn list_apps(
     })
 }
 
-/// One statement.
-pub(super) async fn count_app_codes(
-    conn: &mut Conn,
-    scope: &Scope,
-    app_ids: &[String],
-) -> StoreResult<Vec<u64>> {
-    if app_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows = conn
-        .query(
-            "count AppCodes",
-            "SELECT (SELECT count(*) FROM app_codes c JOIN apps a ON a.seq = c.app_seq
-                     WHERE a.project_id = $1 AND a.instance_id = $2 AND a.id = q.id)
-             FROM unnest($3::text[]) WITH ORDINALITY AS q (id, ord)
-             ORDER BY q.ord",
-            &[&scope.project_id, &scope.instance_id, &app_ids],
-        )
-        .await?;
-    rows.iter().map(|r| sql_total(col(r, 0)?)).collect()
-}
-
 /// A [`BEGIN_WRITE`] transaction. Locks the app's row first, so a concurrent
 /// [`create_app_code`] either committed before (and its code is deleted and returned here) or
 /// finds the app gone.

@@ -232,31 +232,6 @@ pub(super) fn list_apps(
     })
 }
 
-pub(super) fn count_app_codes(
-    conn: &mut Connection,
-    scope: &Scope,
-    app_ids: &[String],
-) -> StoreResult<Vec<u64>> {
-    let tx = read_tx(conn)?;
-    let mut stmt = tx
-        .prepare_cached(
-            "SELECT COUNT(*) FROM app_codes c JOIN apps a ON a.seq = c.app_seq
-             WHERE a.project_id = ?1 AND a.instance_id = ?2 AND a.id = ?3",
-        )
-        .map_err(db("count AppCodes"))?;
-    app_ids
-        .iter()
-        .map(|id| {
-            let n: i64 = stmt
-                .query_row(params![scope.project_id, scope.instance_id, id], |r| {
-                    r.get(0)
-                })
-                .map_err(db("count AppCodes"))?;
-            sql_total(n)
-        })
-        .collect()
-}
-
 pub(super) fn delete_app(
     conn: &mut Connection,
     sealer: &Sealer,

@@ -304,15 +304,6 @@ impl Store for SqliteStore {
         Box::pin(self.run(move |c, s| ops::list_apps(c, s, &scope, &filter, offset, limit)))
     }
 
-    fn count_app_codes<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_ids: &'a [String],
-    ) -> BoxFuture<'a, StoreResult<Vec<u64>>> {
-        let (scope, app_ids) = (scope.clone(), app_ids.to_vec());
-        Box::pin(self.run(move |c, _| ops::count_app_codes(c, &scope, &app_ids)))
-    }
-
     fn update_app<'a>(
         &'a self,
         scope: &'a Scope,
