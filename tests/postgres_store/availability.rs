@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use apig_appcode::store::{PostgresOptions, Store, StoreError};
 
-use super::pg::{Frozen, TestDb};
+use super::pg::{skip, Frozen, TestDb};
 use super::records::{app_in, id};
 use super::{code, expect_upsert, next_code, open, scope, writer_and_listener, WAIT};
 
@@ -81,12 +81,10 @@ async fn a_listener_outlives_a_database_that_answers_late() {
         Ok(f) => f,
         Err(why) => {
             // The database runs elsewhere, or as a user this one cannot signal.
-            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
-            assert!(
-                !ci,
-                "CI must be able to freeze a local PostgreSQL backend: {why}"
+            skip::<()>(
+                format_args!("cannot freeze the listener's backend ({why})"),
+                format_args!("CI must be able to freeze a local PostgreSQL backend: {why}"),
             );
-            eprintln!("SKIPPED: cannot freeze the listener's backend ({why})");
             return;
         }
     };
