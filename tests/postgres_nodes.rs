@@ -1,8 +1,8 @@
 //! Several `apig-appcode serve` processes on one PostgreSQL database: what one node's
 //! management API does takes effect on the other node's gateway, through LISTEN/NOTIFY (the
 //! nodes reload their caches only once an hour here, so a refresh cannot explain it), and the
-//! AppCode quota holds across nodes. A revocation reaches a node whose gateway is saturated
-//! (issue 12), within a bound asserted as the node's state.
+//! AppCode quota holds across nodes. A revocation reaches a node whose gateway is saturated,
+//! within a bound asserted as the node's state.
 //!
 //! Needs `APIG_TEST_DATABASE_URL=postgres://...`; each test works in a schema of its own.
 //! Run: `cargo test --features gateway --test postgres_nodes`.

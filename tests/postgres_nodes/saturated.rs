@@ -17,7 +17,7 @@ const LOAD_CONNECTIONS: usize = 32;
 /// Codes created and revoked while B is saturated: at least this many, ...
 const REVOCATIONS: usize = 20;
 /// ... and for at least this long: three of the change listener's heartbeats (every 5 s), the
-/// query whose going unanswered under load made the listener reconnect (issue 12).
+/// query that, left unanswered under load, makes the listener reconnect.
 const PHASE: Duration = Duration::from_secs(15);
 /// The pause between revocations, as an operator's (the benchmark's): a tight loop would be a
 /// load on A and the database of its own.
@@ -25,16 +25,16 @@ const PACE: Duration = Duration::from_millis(100);
 /// How long after A acknowledged a deletion (answered 204) B's gateway may still accept the
 /// code. What is asserted is B's state once the bound has passed (rejected), not a delay.
 ///
-/// Issue 12's target is a p99 below 20 ms (the benchmark under load, `propagation_bench
+/// The target is a p99 below 20 ms (the benchmark under load, `propagation_bench
 /// --under-load` in BENCHMARKS.md, measured p99s of 0.7-31.5 ms). A bound near it would make
 /// this test flaky: it runs debug builds on shared machines (two cores here, shared with builds
 /// and the other tests) with B saturated on purpose, where a scheduling hiccup alone costs
-/// tens of milliseconds. 2 s is 100 times the target, yet far below what the broken behaviour
-/// looked like: a deletion on A still not enforced on B after 10 s while the database stalled
-/// and the listener, its heartbeat unanswered, reconnected and resynced (a full snapshot,
-/// seconds with a million codes); and never, if deletions are not relayed (the nodes refresh
-/// only once an hour here). A revocation held up for seconds by such a stall is what issue 12
-/// is about: it must fail this test, not be waited out.
+/// tens of milliseconds. 2 s is 100 times the target, yet far below what a stalled listener
+/// costs: a deletion on A not enforced on B for 10 s while the database stalls and the
+/// listener, its heartbeat unanswered, reconnects and resyncs (a full snapshot, seconds with a
+/// million codes); and never, if deletions are not relayed (the nodes refresh only once an
+/// hour here). A revocation held up for seconds by such a stall must fail this test, not be
+/// waited out.
 const REVOCATION_BOUND: Duration = Duration::from_secs(2);
 /// Times each revoked code is asked for again, to see that it stays rejected.
 const RESAMPLES: usize = 3;
