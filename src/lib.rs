@@ -49,32 +49,16 @@
 //!
 //! Per-app rate limits ([`throttle`]) are part of the core: no feature needed.
 
-/// `get_ref`, `get_mut` and `into_inner` of a middleware service whose wrapped service is its
-/// `inner` field, as every tower middleware offers them; written once for the crate's three.
-macro_rules! inner_service_accessors {
-    () => {
-        /// The inner service.
-        pub fn get_ref(&self) -> &S {
-            &self.inner
-        }
-
-        /// The inner service, mutably.
-        pub fn get_mut(&mut self) -> &mut S {
-            &mut self.inner
-        }
-
-        /// Unwraps the inner service.
-        pub fn into_inner(self) -> S {
-            self.inner
-        }
-    };
-}
+// First: the macro it defines serves the middleware modules below.
+#[macro_use]
+mod inner_service;
 
 pub mod acl;
 #[cfg(feature = "admin")]
 pub mod admin;
 pub mod apig_error;
 mod app_key;
+mod boxed;
 pub mod cache;
 mod civil;
 pub mod code;
@@ -89,6 +73,7 @@ mod hex;
 mod identity;
 pub mod layer;
 pub mod metrics;
+mod network;
 mod percent;
 pub mod provider;
 pub mod quota;

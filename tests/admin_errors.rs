@@ -141,7 +141,6 @@ broken_store! {
     create_app(App) -> App;
     get_app(&'a Scope, &'a str) -> App;
     list_apps(&'a Scope, &'a AppFilter, u64, u64) -> Page<App>;
-    count_app_codes(&'a Scope, &'a [String]) -> Vec<u64>;
     update_app(&'a Scope, &'a str, AppChanges) -> App;
     delete_app(&'a Scope, &'a str) -> Vec<AppCodeRecord>;
     create_app_code(&'a Scope, AppCodeRecord) -> AppCodeRecord;

@@ -160,7 +160,7 @@ async fn without_an_upstream_only_the_management_api_and_the_verify_listener_run
     proc.signal("TERM");
     let status = proc.wait_exit(EXIT_TIMEOUT).await;
     assert_eq!(status.code(), Some(0), "{}", proc.stderr());
-    // The same command with an upstream serves the gateway there, as before.
+    // The same command with an upstream also serves the gateway.
     args.extend(["--upstream".into(), "http://127.0.0.1:9".into()]);
     let server = Server::start(serve_command(&args)).await.unwrap();
     assert_eq!(server.gateway, gateway);

@@ -90,8 +90,8 @@ impl Probes {
 
 /// Says whether the kernel groups processes by session for scheduling (autogroup). When it
 /// does, and PostgreSQL runs on this machine, the database's processes form one group that the
-/// kernel starved for seconds while the nodes and wrk kept both cores busy (BENCHMARKS.md,
-/// issue 12): the probes above then show the database stalling, not the nodes.
+/// kernel can starve for seconds while the nodes and wrk keep both cores busy (BENCHMARKS.md):
+/// the probes above then show the database stalling, not the nodes.
 pub(crate) fn scheduling_note() {
     let autogroup = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled");
     match autogroup.as_deref().map(str::trim) {

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use http::header::HeaderName;
 use http::Request;
 
-use crate::layer::{ConnectionInfo, IpNetwork};
+use crate::network::{ConnectionInfo, IpNetwork};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 

@@ -14,8 +14,7 @@ use super::authorize::AuthorizeApp;
 use super::headers::X_APIG_QUOTA_APP;
 use super::rejection::RejectResponse;
 use super::shared::Shared;
-use super::signed;
-use super::verdict::{charged, check, forward, reject, Admitted, Checked};
+use super::verdict::{charged, check, forward, recheck, reject, Admitted, Checked};
 use crate::cache::{Asking, Outcome, QuotaAsking};
 use crate::identity::AppIdentity;
 use crate::rejection_kind::RejectionKind;
@@ -205,7 +204,7 @@ where
                         Outcome::Found(identity) => {
                             // A key found for a signed request: the signature is checked now.
                             let checked = if signed {
-                                signed::recheck(&shared, &rejecter, req)
+                                recheck(&shared, &rejecter, req)
                             } else {
                                 Ok((req, identity))
                             };

@@ -9,7 +9,7 @@ use tower_layer::Layer;
 
 use super::authorize::AllowAll;
 use super::headers::{IdentityHeaders, X_APIG_APPCODE};
-use super::https::{HttpsPolicy, IpNetwork};
+use super::https::HttpsPolicy;
 use super::rejection::ApigJson;
 use super::service::AppCodeAuth;
 use super::shared::Shared;
@@ -18,6 +18,7 @@ use super::signed_body::SignedBodyLayer;
 use crate::cache::refresher::{AfterSnapshot, RefreshPolicy};
 use crate::cache::{AppCodeCache, LookupBounds, ReadThrough};
 use crate::metrics::Metrics;
+use crate::network::IpNetwork;
 use crate::provider::AppCodeProvider;
 use crate::quota::SharedQuotaCounts;
 use crate::signature::DEFAULT_MAX_SKEW;

@@ -65,7 +65,7 @@ pub(crate) use headers::debug_mode;
 pub use headers::{
     IdentityHeaders, X_APIG_APPCODE, X_APIG_MODE, X_APIG_QUOTA_APP, X_APIG_RATELIMIT_APP,
 };
-pub use https::{ConnectionInfo, HttpsPolicy, IpNetwork, IpNetworkError};
+pub use https::HttpsPolicy;
 pub use layer::{AppCodeAuthLayer, AppCodeAuthLayerBuilder, DEFAULT_MAX_LOOKUPS};
 pub use rejection::{ApigJson, GrpcStatus, RejectResponse, Rejection};
 pub use service::AppCodeAuth;
@@ -74,4 +74,5 @@ pub use signed_body::{
     ResponseFuture as SignedBodyFuture, SignedBody, SignedBodyLayer, SIGNED_BODY_LIMIT,
 };
 
+pub use crate::network::{ConnectionInfo, IpNetwork, IpNetworkError};
 pub use crate::rejection_kind::RejectionKind;

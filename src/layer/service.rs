@@ -12,13 +12,10 @@ use super::future::ResponseFuture;
 use super::rejection::{ApigJson, RejectResponse};
 use super::shared::Shared;
 use super::signed::{self, Verdict};
-use super::verdict::{reject, reject_until};
+use super::verdict::{reject, reject_until, BUSY_RETRY};
 use crate::cache::{Answer, Asking};
+use crate::identity::AppIdentity;
 use crate::rejection_kind::RejectionKind;
-
-/// When a miss that found no place for a lookup may come back: lookups end within their
-/// timeout, most far sooner.
-pub(super) const BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Verifies the `X-Apig-AppCode` of each request before passing it to the inner service.
 ///
@@ -112,7 +109,7 @@ impl<S: Clone, R: Clone, A: Clone> AppCodeAuth<S, R, A> {
     fn admitted<ReqBody, ResBody>(
         &mut self,
         req: Request<ReqBody>,
-        identity: crate::AppIdentity,
+        identity: AppIdentity,
     ) -> ResponseFuture<S, ReqBody, R, A>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,

@@ -8,11 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use http::request::Parts;
-use http::{HeaderMap, HeaderName, Request, Response};
-
-use super::rejection::RejectResponse;
-use super::shared::Shared;
-use super::verdict::{reject, reject_until};
+use http::{HeaderMap, HeaderName, Request};
 
 use crate::cache::{Answer, Asking, ReadThrough};
 use crate::identity::AppIdentity;
@@ -298,35 +294,5 @@ fn strip_signature_headers(headers: &mut HeaderMap) {
         .collect();
     for name in sdk {
         headers.remove(name);
-    }
-}
-
-/// A signed request whose app key the provider just found, checked again now that the cache
-/// holds the key: its request and identity, or its refusal.
-pub(crate) fn recheck<ReqBody, ResBody, R: RejectResponse<ResBody>>(
-    shared: &Shared,
-    rejecter: &R,
-    req: Request<ReqBody>,
-) -> Result<(Request<ReqBody>, AppIdentity), Response<ResBody>> {
-    let (req, verdict) = check(req, &shared.codes, &shared.signatures);
-    match verdict {
-        Verdict::Admit(identity) => Ok((req, identity)),
-        Verdict::Refuse(kind) => Err(reject(shared, rejecter, kind, &req, None)),
-        Verdict::Busy => Err(reject_until(
-            shared,
-            rejecter,
-            RejectionKind::Unavailable,
-            &req,
-            None,
-            Some(super::service::BUSY_RETRY),
-        )),
-        // Gone again while the lookup landed: as unknown.
-        Verdict::Ask(_) => Err(reject(
-            shared,
-            rejecter,
-            RejectionKind::SignatureInvalid,
-            &req,
-            None,
-        )),
     }
 }

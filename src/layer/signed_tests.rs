@@ -11,8 +11,11 @@ use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 
 use super::*;
 use crate::acl::{AclType, AppAcl};
+use crate::app_key::AppKey;
+use crate::cache::AppCodeCache;
+use crate::code::AppCode;
+use crate::identity::AppIdentity;
 use crate::signature::{self, SecretKey};
-use crate::{AppCode, AppCodeCache, AppIdentity, AppKey};
 
 type Body = Full<Bytes>;
 

@@ -9,8 +9,10 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 
 use super::*;
+use crate::cache::AppCodeCache;
+use crate::code::AppCode;
+use crate::identity::AppIdentity;
 use crate::test_support::ScriptedProvider;
-use crate::{AppCode, AppCodeCache, AppIdentity};
 
 type Body = Bytes;
 

@@ -11,11 +11,16 @@ use super::authorize::AuthorizeApp;
 use super::headers::{self, debug_mode, X_APIG_QUOTA_APP};
 use super::rejection::{RejectResponse, Rejection};
 use super::shared::Shared;
+use super::signed::{self, Verdict};
 use crate::acl::client_ip;
 use crate::cache::{Charge, QuotaAsking, QuotaCharge};
 use crate::identity::AppIdentity;
 use crate::rejection_kind::RejectionKind;
 use crate::request_id::{RequestId, X_REQUEST_ID};
+
+/// When a miss that found no place for a lookup may come back: lookups end within their
+/// timeout, most far sooner.
+pub(super) const BUSY_RETRY: Duration = Duration::from_secs(1);
 
 /// Counts, logs and answers a rejection.
 pub(crate) fn reject<ReqBody, ResBody, R: RejectResponse<ResBody>>(
@@ -198,4 +203,34 @@ where
 pub(crate) struct Admitted<F> {
     pub(crate) future: F,
     pub(crate) quota_header: Option<Box<HeaderValue>>,
+}
+
+/// A signed request whose app key the provider just found, checked again now that the cache
+/// holds the key: its request and identity, or its refusal.
+pub(crate) fn recheck<ReqBody, ResBody, R: RejectResponse<ResBody>>(
+    shared: &Shared,
+    rejecter: &R,
+    req: Request<ReqBody>,
+) -> Result<(Request<ReqBody>, AppIdentity), Response<ResBody>> {
+    let (req, verdict) = signed::check(req, &shared.codes, &shared.signatures);
+    match verdict {
+        Verdict::Admit(identity) => Ok((req, identity)),
+        Verdict::Refuse(kind) => Err(reject(shared, rejecter, kind, &req, None)),
+        Verdict::Busy => Err(reject_until(
+            shared,
+            rejecter,
+            RejectionKind::Unavailable,
+            &req,
+            None,
+            Some(BUSY_RETRY),
+        )),
+        // Gone again while the lookup landed: as unknown.
+        Verdict::Ask(_) => Err(reject(
+            shared,
+            rejecter,
+            RejectionKind::SignatureInvalid,
+            &req,
+            None,
+        )),
+    }
 }

@@ -28,8 +28,6 @@ mod static_provider;
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -40,6 +38,7 @@ use crate::code::AppCode;
 use crate::identity::AppIdentity;
 use crate::quota::{AppQuota, QuotaCount, SharedCount};
 
+pub use crate::boxed::{BoxError, BoxFuture};
 pub use digest::{CodesDigest, RevisionDigest};
 #[cfg(feature = "file")]
 pub use file::FileProvider;
@@ -47,10 +46,6 @@ pub use file::FileProvider;
 #[cfg(feature = "fuzzing")]
 pub(crate) use file::parse as parse_file;
 pub use static_provider::{StaticProvider, StaticProviderBuilder};
-
-/// A boxed, sendable future: what provider methods return, so that the trait stays usable as
-/// `dyn AppCodeProvider`.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Every code a provider knows, with the identity each stands for.
 pub type Snapshot = Vec<(AppCode, AppIdentity)>;
@@ -368,9 +363,6 @@ impl fmt::Display for Closed {
 }
 
 impl StdError for Closed {}
-
-/// A boxed error from a provider's backend.
-pub type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Why a provider could not answer. Messages never contain AppCode values.
 ///

@@ -2,7 +2,7 @@
 //! share, and [`SharedQuotaCounts`]: where they share them (a store, through its provider, or
 //! Redis).
 
-use crate::provider::{BoxError, BoxFuture};
+use crate::boxed::{BoxError, BoxFuture};
 
 /// Where the nodes of a cluster share their app quota counts: each node adds its calls in
 /// batches and reads back every node's total (see [`quota`](crate::quota)).

@@ -348,14 +348,6 @@ pub trait Store: Send + Sync + 'static {
         limit: u64,
     ) -> BoxFuture<'a, StoreResult<Page<App>>>;
 
-    /// How many AppCodes each of `app_ids` holds (APIG's `bind_num` is computed elsewhere; this
-    /// serves list views), in the order given.
-    fn count_app_codes<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_ids: &'a [String],
-    ) -> BoxFuture<'a, StoreResult<Vec<u64>>>;
-
     /// Applies `changes` to an app and returns it as it is now. Fails with
     /// [`StoreError::AppNotFound`], or [`StoreError::AppNameExists`] /
     /// [`StoreError::AppKeyExists`] when *another* app of the scope holds the new name or key

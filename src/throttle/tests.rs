@@ -30,15 +30,16 @@ fn request(app: Option<&str>) -> Request<()> {
     req
 }
 
-async fn status(svc: &mut Svc, app: &str) -> StatusCode {
-    svc.ready()
-        .await
-        .unwrap()
-        .call(request(Some(app)))
-        .await
-        .unwrap()
-        .status()
+async fn send(svc: &mut Svc, req: Request<()>) -> Response<Bytes> {
+    svc.ready().await.unwrap().call(req).await.unwrap()
 }
+
+async fn status(svc: &mut Svc, app: &str) -> StatusCode {
+    send(svc, request(Some(app))).await.status()
+}
+
+/// What the throttle answers past an app's limit.
+const THROTTLED: StatusCode = StatusCode::TOO_MANY_REQUESTS;
 
 fn per_second(n: u32) -> Quota {
     Quota::per_second(n).unwrap()
@@ -51,14 +52,8 @@ async fn burst_then_429_apig_0308_with_retry_after() {
     assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
     assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
 
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(request(Some("a")))
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let res = send(&mut svc, request(Some("a"))).await;
+    assert_eq!(res.status(), THROTTLED);
     let h = res.headers();
     assert_eq!(h["retry-after"], "1", "0.5 s rounded up");
     assert_eq!(h["content-type"], "application/json");
@@ -81,18 +76,18 @@ async fn room_comes_back_one_interval_at_a_time() {
     for _ in 0..2 {
         assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
     }
-    assert_eq!(status(&mut svc, "a").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(status(&mut svc, "a").await, THROTTLED);
     tokio::time::advance(Duration::from_millis(499)).await;
-    assert_eq!(status(&mut svc, "a").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(status(&mut svc, "a").await, THROTTLED);
     tokio::time::advance(Duration::from_millis(1)).await;
     assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
-    assert_eq!(status(&mut svc, "a").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(status(&mut svc, "a").await, THROTTLED);
     // A whole period refills the whole burst, and no more.
     tokio::time::advance(Duration::from_secs(10)).await;
     for _ in 0..2 {
         assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
     }
-    assert_eq!(status(&mut svc, "a").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(status(&mut svc, "a").await, THROTTLED);
 }
 
 #[tokio::test(start_paused = true)]
@@ -100,14 +95,8 @@ async fn retry_after_counts_whole_seconds_up() {
     let mut svc = service(ThrottleLayer::new("1/m".parse().unwrap()));
     assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
     tokio::time::advance(Duration::from_millis(10_500)).await;
-    let res = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(request(Some("a")))
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let res = send(&mut svc, request(Some("a"))).await;
+    assert_eq!(res.status(), THROTTLED);
     assert_eq!(res.headers()["retry-after"], "50", "49.5 s rounded up");
 }
 
@@ -122,19 +111,13 @@ async fn an_app_override_beats_the_default() {
     for _ in 0..5 {
         assert_eq!(status(&mut svc, "vip").await, StatusCode::OK);
     }
-    assert_eq!(status(&mut svc, "vip").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(status(&mut svc, "vip").await, THROTTLED);
     assert_eq!(status(&mut svc, "other").await, StatusCode::OK);
-    assert_eq!(
-        status(&mut svc, "other").await,
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    assert_eq!(status(&mut svc, "other").await, THROTTLED);
     assert_eq!(status(&mut svc, "slow").await, StatusCode::OK);
     tokio::time::advance(Duration::from_secs(1)).await;
     assert_eq!(status(&mut svc, "other").await, StatusCode::OK);
-    assert_eq!(
-        status(&mut svc, "slow").await,
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    assert_eq!(status(&mut svc, "slow").await, THROTTLED);
 }
 
 #[tokio::test(start_paused = true)]
@@ -145,7 +128,7 @@ async fn apps_are_independent_and_clones_share_state() {
     assert_eq!(status(&mut one, "a").await, StatusCode::OK);
     assert_eq!(status(&mut one, "b").await, StatusCode::OK);
     // Another service from the same layer (another worker) sees a's spent quota.
-    assert_eq!(status(&mut two, "a").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(status(&mut two, "a").await, THROTTLED);
     assert_eq!(status(&mut two, "c").await, StatusCode::OK);
     assert_eq!(layer.throttled(), 1);
 }
@@ -160,10 +143,7 @@ async fn only_overridden_apps_are_limited_without_a_default() {
         assert_eq!(status(&mut svc, "free").await, StatusCode::OK);
     }
     assert_eq!(status(&mut svc, "limited").await, StatusCode::OK);
-    assert_eq!(
-        status(&mut svc, "limited").await,
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    assert_eq!(status(&mut svc, "limited").await, THROTTLED);
 }
 
 #[tokio::test(start_paused = true)]
@@ -171,13 +151,7 @@ async fn requests_without_an_identity_pass_through() {
     let layer = ThrottleLayer::new(per_second(1));
     let mut svc = service(layer.clone());
     for _ in 0..5 {
-        let res = svc
-            .ready()
-            .await
-            .unwrap()
-            .call(request(None))
-            .await
-            .unwrap();
+        let res = send(&mut svc, request(None)).await;
         assert_eq!(res.status(), StatusCode::OK);
     }
     assert_eq!(layer.throttled(), 0);
@@ -214,7 +188,7 @@ async fn behind_the_appcode_layer_it_keys_on_the_verified_app() -> Result<(), Bo
     assert_eq!(first.status(), StatusCode::OK);
     // Another AppCode of the same app shares the app's quota.
     let second = svc.ready().await?.call(with(&c2)).await?;
-    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(second.status(), THROTTLED);
     // An unauthenticated request is refused by the AppCode layer before it is counted.
     let anon = svc.ready().await?.call(Request::new(())).await?;
     assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
@@ -259,7 +233,7 @@ async fn a_debug_request_sees_its_apps_rate_limit() {
     );
     assert_eq!(
         rate_header(&mut svc, debug_request("a")).await,
-        (StatusCode::TOO_MANY_REQUESTS, seen(0))
+        (THROTTLED, seen(0))
     );
     // An app without a limit gets none.
     let mut open = service(
@@ -344,25 +318,13 @@ mod with_a_store {
             assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
         }
         fake.mode.store(THROTTLE, Ordering::SeqCst);
-        let res = svc
-            .ready()
-            .await
-            .unwrap()
-            .call(request(Some("a")))
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        let res = send(&mut svc, request(Some("a"))).await;
+        assert_eq!(res.status(), THROTTLED);
         assert_eq!(res.headers()["retry-after"], "2", "1.5 s rounded up");
         assert_eq!(fake.calls.load(Ordering::SeqCst), 6);
         assert_eq!((layer.throttled(), layer.store_fallbacks()), (1, 0));
         // A request that is not limited does not reach the store.
-        let res = svc
-            .ready()
-            .await
-            .unwrap()
-            .call(request(None))
-            .await
-            .unwrap();
+        let res = send(&mut svc, request(None)).await;
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(fake.calls.load(Ordering::SeqCst), 6);
     }
@@ -374,7 +336,7 @@ mod with_a_store {
         assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
         // The breaker is open: no more calls, the local limit (burst 2) holds.
         assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
-        assert_eq!(status(&mut svc, "a").await, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(status(&mut svc, "a").await, THROTTLED);
         assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
         assert_eq!(layer.store_fallbacks(), 3);
 
@@ -404,7 +366,7 @@ mod with_a_store {
         let started = tokio::time::Instant::now();
         assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
         assert_eq!(started.elapsed(), Duration::from_millis(50), "the deadline");
-        assert_eq!(status(&mut svc, "a").await, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(status(&mut svc, "a").await, THROTTLED);
         assert_eq!(layer.store_fallbacks(), 2);
         let latency = layer.store_latency().unwrap();
         assert_eq!(latency.buckets.iter().sum::<u64>(), 1);
@@ -455,7 +417,7 @@ mod with_a_store {
             svc.ready().await.unwrap().call(req).await.unwrap().status()
         };
         assert_eq!(send(PASS).await, StatusCode::OK);
-        assert_eq!(send(THROTTLE).await, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(send(THROTTLE).await, THROTTLED);
         assert_eq!(send(PASS).await, StatusCode::OK);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }

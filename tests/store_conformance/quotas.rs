@@ -420,33 +420,21 @@ pub(super) async fn shared_quota_counts_add_up_per_window(store: Arc<dyn Store>)
         window_start,
         calls,
     };
-    let added = store
-        .add_quota_counts("instance-1", &[count(1, 100, 100, 3), count(2, 50, 50, 1)])
-        .await
-        .unwrap();
+    let add = async |instance: &str, counts: &[QuotaCount]| {
+        store.add_quota_counts(instance, counts).await.unwrap()
+    };
+    let added = add("instance-1", &[count(1, 100, 100, 3), count(2, 50, 50, 1)]).await;
     assert_eq!(added, [shared(100, 100, 3), shared(50, 50, 1)]);
     // The same window adds up; the first call reported first stays.
-    let added = store
-        .add_quota_counts("instance-1", &[count(1, 90, 100, 4)])
-        .await
-        .unwrap();
+    let added = add("instance-1", &[count(1, 90, 100, 4)]).await;
     assert_eq!(added, [shared(100, 100, 7)]);
     // An older window has ended: dropped. A newer one starts over.
-    let added = store
-        .add_quota_counts("instance-1", &[count(1, 100, 40, 9), count(1, 100, 160, 2)])
-        .await
-        .unwrap();
+    let added = add("instance-1", &[count(1, 100, 40, 9), count(1, 100, 160, 2)]).await;
     assert_eq!(added, [shared(100, 100, 7), shared(100, 160, 2)]);
     // Zero calls reads the count; another instance has its own.
-    let read = store
-        .add_quota_counts("instance-1", &[count(1, 100, 160, 0)])
-        .await
-        .unwrap();
+    let read = add("instance-1", &[count(1, 100, 160, 0)]).await;
     assert_eq!(read, [shared(100, 160, 2)]);
-    let elsewhere = store
-        .add_quota_counts("instance-2", &[count(1, 7, 7, 1)])
-        .await
-        .unwrap();
+    let elsewhere = add("instance-2", &[count(1, 7, 7, 1)]).await;
     assert_eq!(elsewhere, [shared(7, 7, 1)]);
 
     // Concurrent additions (nodes flushing at once) lose nothing.
@@ -465,9 +453,6 @@ pub(super) async fn shared_quota_counts_add_up_per_window(store: Arc<dyn Store>)
     while let Some(done) = tasks.join_next().await {
         done.unwrap();
     }
-    let totals = store
-        .add_quota_counts("instance-1", &[count(3, 0, 0, 0), count(4, 0, 0, 0)])
-        .await
-        .unwrap();
+    let totals = add("instance-1", &[count(3, 0, 0, 0), count(4, 0, 0, 0)]).await;
     assert_eq!(totals, [shared(0, 0, 80), shared(0, 0, 40)]);
 }

@@ -9,7 +9,9 @@ use apig_appcode::provider::CodesDigest;
 use apig_appcode::quota::{AppQuota, TimeUnit};
 use apig_appcode::store::{AppQuotaRecord, Store, Timestamp};
 
-use super::{acl, app, changes, code, deleted, id, revision, scope, value};
+use super::acls::acl;
+use super::revisions::deleted;
+use super::{app, changes, code, id, revision, scope, value};
 
 fn hourly(n: u64) -> AppQuotaRecord {
     AppQuotaRecord {

@@ -9,6 +9,11 @@ use std::time::Duration;
 
 use tokio_postgres::NoTls;
 
+#[path = "external.rs"]
+mod external;
+pub(crate) use external::skip;
+use external::{random_tag, url_or_skip};
+
 /// The variable that names the test database.
 pub(crate) const ENV: &str = "APIG_TEST_DATABASE_URL";
 
@@ -27,27 +32,8 @@ impl TestDb {
     ///
     /// When `CI` is set and `APIG_TEST_DATABASE_URL` is not, or the database cannot be used.
     pub(crate) async fn create(test: &str) -> Option<Self> {
-        let admin_url = match std::env::var(ENV) {
-            Ok(url) if !url.is_empty() => url,
-            _ => {
-                let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
-                assert!(
-                    !ci,
-                    "{test}: CI is set but {ENV} is not: PostgreSQL tests must run in CI"
-                );
-                eprintln!("SKIPPED: {test} needs PostgreSQL; set {ENV}=postgres://... to run it");
-                return None;
-            }
-        };
-        let mut random = [0u8; 8];
-        getrandom::fill(&mut random).unwrap();
-        let schema = format!(
-            "apig_test_{}",
-            random
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
+        let admin_url = url_or_skip(ENV, "PostgreSQL", "postgres://...", test)?;
+        let schema = format!("apig_test_{}", random_tag());
         execute(&admin_url, &format!("CREATE SCHEMA {schema}")).await;
         let sep = if admin_url.contains('?') { '&' } else { '?' };
         // The schema also names the connections, so a test can find its store's in
@@ -97,15 +83,10 @@ impl TestDb {
     pub(crate) async fn freeze_or_skip(&self, name: &str, what: &str) -> Option<Vec<Frozen>> {
         match self.freeze(name).await {
             Ok(frozen) => Some(frozen),
-            Err(why) => {
-                let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
-                assert!(
-                    !ci,
-                    "CI must be able to freeze a local PostgreSQL backend: {why}"
-                );
-                eprintln!("SKIPPED: cannot freeze {what} ({why})");
-                None
-            }
+            Err(why) => skip(
+                format_args!("cannot freeze {what} ({why})"),
+                format_args!("CI must be able to freeze a local PostgreSQL backend: {why}"),
+            ),
         }
     }
 

@@ -15,6 +15,12 @@ use redis::{AsyncCommands, ConnectionAddr, IntoConnectionInfo};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+// `support/postgres.rs` loads it too, in the test crates that take both: a copy each.
+#[allow(clippy::duplicate_mod)]
+#[path = "external.rs"]
+mod external;
+use external::{random_tag, url_or_skip};
+
 /// The variable that names the test Redis.
 pub(crate) const ENV: &str = "APIG_TEST_REDIS_URL";
 
@@ -37,18 +43,7 @@ impl TestRedis {
     ///
     /// When `CI` is set and `APIG_TEST_REDIS_URL` is not, or Redis cannot be used.
     pub(crate) async fn connect(test: &str) -> Option<Self> {
-        let url = match std::env::var(ENV) {
-            Ok(url) if !url.is_empty() => url,
-            _ => {
-                let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
-                assert!(
-                    !ci,
-                    "{test}: CI is set but {ENV} is not: Redis tests must run in CI"
-                );
-                eprintln!("SKIPPED: {test} needs Redis; set {ENV}=redis://... to run it");
-                return None;
-            }
-        };
+        let url = url_or_skip(ENV, "Redis", "redis://...", test)?;
         let info = url.as_str().into_connection_info().expect("a Redis URL");
         let addr = match &info.addr {
             ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
@@ -65,15 +60,7 @@ impl TestRedis {
             .get_multiplexed_async_connection()
             .await
             .unwrap_or_else(|e| panic!("{ENV}: Redis cannot be used: {e}"));
-        let mut random = [0u8; 8];
-        getrandom::fill(&mut random).unwrap();
-        let prefix = format!(
-            "apig:test:{}:",
-            random
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
+        let prefix = format!("apig:test:{}:", random_tag());
         Some(Self {
             url,
             addr,

@@ -99,25 +99,6 @@ impl Store for MemoryStore {
         })
     }
 
-    fn count_app_codes<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_ids: &'a [String],
-    ) -> BoxFuture<'a, StoreResult<Vec<u64>>> {
-        Box::pin(async move {
-            let s = self.lock();
-            Ok(app_ids
-                .iter()
-                .map(|id| {
-                    s.codes
-                        .iter()
-                        .filter(|(at, r)| at == scope && r.app_id == *id)
-                        .count() as u64
-                })
-                .collect())
-        })
-    }
-
     fn update_app<'a>(
         &'a self,
         scope: &'a Scope,

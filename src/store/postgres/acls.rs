@@ -7,8 +7,8 @@ use futures_util::TryStreamExt;
 use tokio_postgres::Row;
 
 use super::error::{corrupt, db};
-use super::ops::{app_seq, col, APP_BY_ID, APP_BY_ID_LOCKED};
 use super::pool::{Conn, Progress};
+use super::rows::{app_seq, col, APP_BY_ID, APP_BY_ID_LOCKED};
 use crate::acl::AppAcl;
 use crate::store::{Scope, StoreResult};
 

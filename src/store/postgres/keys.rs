@@ -6,8 +6,8 @@ use futures_util::TryStreamExt;
 use tokio_postgres::Row;
 
 use super::error::db;
-use super::ops::{app_columns, col, BACKEND};
 use super::pool::{Conn, Progress};
+use super::rows::{app_columns, col, BACKEND};
 use crate::app_key::AppKey;
 use crate::store::cipher::Sealer;
 use crate::store::sealed::RawApp;

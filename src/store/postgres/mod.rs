@@ -6,6 +6,8 @@
 //! - `shared.rs`: what the operations and the listeners share (the pool, the sealer, the schema).
 //! - `ops.rs`: each operation as one statement, or as the body of one transaction that the
 //!   pool begins and commits.
+//! - `rows.rs`: what the operations read rows with (the column reader, the lookups by ID, the
+//!   columns of apps, AppCodes and quotas), so that their files import it and not each other.
 //! - `triggers.rs`: the triggers that log and announce every change of the tables, however it
 //!   was made (schema version 5).
 //! - `revision.rs`: the instance's revision and change log, under the SQLite store's names: what
@@ -33,6 +35,7 @@ mod pool;
 mod quota_apps;
 mod quotas;
 mod revision;
+mod rows;
 mod schema;
 mod shared;
 mod store;

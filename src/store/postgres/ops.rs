@@ -13,22 +13,21 @@
 //! same rules, under the same names, as in the SQLite store's.
 
 use futures_util::TryStreamExt;
-use tokio_postgres::types::{FromSql, ToSql};
-use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
-use super::error::{cipher, corrupt, db, unique_violation};
+use super::error::{cipher, db, unique_violation};
 use super::pool::{Conn, Progress};
+use super::rows::{
+    app_columns, app_seq, code_select, col, count, open_codes, row_by_id, sql_total, APP_BY_ID,
+    APP_BY_ID_LOCKED, BACKEND,
+};
 use super::shared::Shared;
-use crate::secret::Secret;
 use crate::store::cipher::{code_binding, Sealer};
 use crate::store::sealed::{self, sql_count, RawApp, RawCode};
 use crate::store::{
     App, AppChanges, AppCodeRecord, AppFilter, InstanceSnapshot, Page, Scope, StoreError,
     StoreResult, MAX_APP_CODES_PER_APP,
 };
-
-/// This store's name in error messages.
-pub(super) const BACKEND: &str = "PostgreSQL";
 
 /// Reads that span several statements see one snapshot.
 pub(super) const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
@@ -42,63 +41,6 @@ pub(super) const BEGIN_WRITE: &str = "BEGIN";
 pub(super) const BEGIN_SNAPSHOT: &str =
     "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = 0";
 
-fn sql_total(n: i64) -> StoreResult<u64> {
-    sealed::sql_total(n, BACKEND)
-}
-
-/// Column `i` of `row`, or a corrupt-data error naming it.
-pub(super) fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> StoreResult<T> {
-    row.try_get(i)
-        .map_err(|_| corrupt(format_args!("column {i} has an unexpected type or is NULL")))
-}
-
-pub(super) const APP_BY_ID: &str =
-    "SELECT seq FROM apps WHERE project_id = $1 AND instance_id = $2 AND id = $3";
-pub(super) const APP_BY_ID_LOCKED: &str =
-    "SELECT seq FROM apps WHERE project_id = $1 AND instance_id = $2 AND id = $3 FOR UPDATE";
-
-/// The app's row number, or [`StoreError::AppNotFound`].
-pub(super) async fn app_seq(
-    conn: &mut Conn,
-    sql: &'static str,
-    scope: &Scope,
-    app_id: &str,
-) -> StoreResult<i64> {
-    let row = row_by_id(
-        conn,
-        "look up app",
-        sql,
-        scope,
-        app_id,
-        StoreError::AppNotFound,
-    )
-    .await?;
-    col(&row, 0)
-}
-
-/// The row `sql` selects by scope and ID (`$1` to `$3`), or `missing` when there is none.
-pub(super) async fn row_by_id(
-    conn: &mut Conn,
-    context: &'static str,
-    sql: &'static str,
-    scope: &Scope,
-    id: &str,
-    missing: StoreError,
-) -> StoreResult<Row> {
-    let params: [&(dyn ToSql + Sync); 3] = [&scope.project_id, &scope.instance_id, &id];
-    conn.query_opt(context, sql, &params).await?.ok_or(missing)
-}
-
-/// The number `sql` counts: the first column of its one row.
-pub(super) async fn count(
-    conn: &mut Conn,
-    context: &'static str,
-    sql: &'static str,
-    params: &[&(dyn ToSql + Sync)],
-) -> StoreResult<i64> {
-    col(&conn.query(context, sql, params).await?[0], 0)
-}
-
 async fn exists(
     conn: &mut Conn,
     sql: &'static str,
@@ -108,66 +50,6 @@ async fn exists(
         .query_opt("check uniqueness", sql, params)
         .await?
         .is_some())
-}
-
-macro_rules! app_columns {
-    () => {
-        "id, name, remark, creator, app_key, app_secret, app_secret_nonce, register_time, \
-         update_time, status"
-    };
-}
-pub(super) use app_columns;
-
-impl RawApp {
-    pub(super) fn from_pg_row(r: &Row) -> StoreResult<Self> {
-        Self::from_pg_row_at(r, 0)
-    }
-
-    /// The `app_columns!` from column `at` on.
-    pub(super) fn from_pg_row_at(r: &Row, at: usize) -> StoreResult<Self> {
-        Ok(Self {
-            id: col(r, at)?,
-            name: col(r, at + 1)?,
-            remark: col(r, at + 2)?,
-            creator: col(r, at + 3)?,
-            app_key: col(r, at + 4)?,
-            secret: Secret::new(col(r, at + 5)?),
-            nonce: col(r, at + 6)?,
-            register_time: col(r, at + 7)?,
-            update_time: col(r, at + 8)?,
-            status: col(r, at + 9)?,
-        })
-    }
-}
-
-macro_rules! code_select {
-    () => {
-        "SELECT c.id, a.id, c.value, c.value_nonce, c.create_time \
-         FROM app_codes c JOIN apps a ON a.seq = c.app_seq "
-    };
-}
-
-impl RawCode {
-    /// From the five columns of `code_select!` starting at `at`.
-    fn from_pg_row(r: &Row, at: usize) -> StoreResult<Self> {
-        Ok(Self {
-            id: col(r, at)?,
-            app_id: col(r, at + 1)?,
-            value: Secret::new(col(r, at + 2)?),
-            nonce: col(r, at + 3)?,
-            create_time: col(r, at + 4)?,
-        })
-    }
-}
-
-pub(super) fn open_codes(
-    rows: &[Row],
-    sealer: &Sealer,
-    instance_id: &str,
-) -> StoreResult<Vec<AppCodeRecord>> {
-    rows.iter()
-        .map(|r| RawCode::from_pg_row(r, 0)?.open(sealer, instance_id, BACKEND))
-        .collect()
 }
 
 /// A [`BEGIN_WRITE`] transaction. The checks cannot lock rows that do not exist yet: a
@@ -416,28 +298,6 @@ pub(super) async fn list_apps(
             .map(|r| RawApp::from_pg_row(r)?.open(sealer, scope, BACKEND))
             .collect::<StoreResult<_>>()?,
     })
-}
-
-/// One statement.
-pub(super) async fn count_app_codes(
-    conn: &mut Conn,
-    scope: &Scope,
-    app_ids: &[String],
-) -> StoreResult<Vec<u64>> {
-    if app_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows = conn
-        .query(
-            "count AppCodes",
-            "SELECT (SELECT count(*) FROM app_codes c JOIN apps a ON a.seq = c.app_seq
-                     WHERE a.project_id = $1 AND a.instance_id = $2 AND a.id = q.id)
-             FROM unnest($3::text[]) WITH ORDINALITY AS q (id, ord)
-             ORDER BY q.ord",
-            &[&scope.project_id, &scope.instance_id, &app_ids],
-        )
-        .await?;
-    rows.iter().map(|r| sql_total(col(r, 0)?)).collect()
 }
 
 /// A [`BEGIN_WRITE`] transaction. Locks the app's row first, so a concurrent

@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use tokio_postgres::types::ToSql;
 
 use super::error::{corrupt, db, unique_violation};
-use super::ops::{app_columns, app_seq, col, count, APP_BY_ID};
 use super::pool::Conn;
-use super::quotas::{quota_seq, read, BACKEND, QUOTA_BY_ID, QUOTA_BY_ID_LOCKED};
+use super::rows::{
+    app_columns, app_seq, col, count, quota_seq, read, APP_BY_ID, BACKEND, QUOTA_BY_ID,
+    QUOTA_BY_ID_LOCKED,
+};
 use crate::store::cipher::Sealer;
 use crate::store::sealed::{sql_count, sql_total, RawApp};
 use crate::store::{

@@ -11,74 +11,14 @@ use futures_util::TryStreamExt;
 use tokio_postgres::Row;
 
 use super::error::{db, unique_violation};
-use super::ops::{col, count, row_by_id};
 use super::pool::{Conn, Progress};
+use super::rows::{
+    col, count, quota_select, quota_seq, raw_limit, raw_quota, read, row_by_id, BACKEND,
+    QUOTA_BY_ID_LOCKED,
+};
 use crate::quota::AppQuota;
-use crate::store::sealed::{sql_count, sql_total, RawLimit, RawQuota};
+use crate::store::sealed::{sql_count, sql_total, RawLimit};
 use crate::store::{AppQuotaRecord, Page, Scope, StoreError, StoreResult};
-
-/// This store's name in error messages.
-pub(super) const BACKEND: &str = "PostgreSQL";
-
-/// The columns [`raw_quota`] reads, from `app_quotas q`.
-macro_rules! quota_select {
-    () => {
-        "SELECT q.id, q.name, q.call_limits, q.time_unit, q.time_interval, q.reset_time, \
-         q.remark, q.create_time, \
-         (SELECT count(*) FROM app_quota_bindings b WHERE b.quota_seq = q.seq) \
-         FROM app_quotas q "
-    };
-}
-
-pub(super) const QUOTA_BY_ID: &str =
-    "SELECT seq FROM app_quotas WHERE project_id = $1 AND instance_id = $2 AND id = $3";
-pub(super) const QUOTA_BY_ID_LOCKED: &str =
-    "SELECT seq FROM app_quotas WHERE project_id = $1 AND instance_id = $2 AND id = $3 FOR UPDATE";
-
-fn raw_limit(r: &Row, at: usize) -> StoreResult<RawLimit> {
-    Ok(RawLimit {
-        call_limits: col(r, at)?,
-        time_unit: col(r, at + 1)?,
-        time_interval: col(r, at + 2)?,
-        reset_time: col(r, at + 3)?,
-    })
-}
-
-fn raw_quota(r: &Row) -> StoreResult<RawQuota> {
-    Ok(RawQuota {
-        id: col(r, 0)?,
-        name: col(r, 1)?,
-        limit: raw_limit(r, 2)?,
-        remark: col(r, 6)?,
-        create_time: col(r, 7)?,
-        bound_app_num: col(r, 8)?,
-    })
-}
-
-/// The quota's row number by `sql` ([`QUOTA_BY_ID`] or [`QUOTA_BY_ID_LOCKED`]), or
-/// [`StoreError::QuotaNotFound`].
-pub(super) async fn quota_seq(
-    conn: &mut Conn,
-    sql: &'static str,
-    scope: &Scope,
-    quota_id: &str,
-) -> StoreResult<i64> {
-    let missing = StoreError::QuotaNotFound;
-    let row = row_by_id(conn, "look up app quota", sql, scope, quota_id, missing).await?;
-    col(&row, 0)
-}
-
-pub(super) async fn read(conn: &mut Conn, seq: i64) -> StoreResult<AppQuotaRecord> {
-    let row = conn
-        .query_opt(
-            "read app quota",
-            concat!(quota_select!(), "WHERE q.seq = $1"),
-            &[&seq],
-        )
-        .await?
-        .ok_or(StoreError::QuotaNotFound)?;
-    raw_quota(&row)?.open(BACKEND)
-}
 
 /// The IDs of the apps bound to the quota at `seq`, in the order they were bound.
 async fn bound_apps(conn: &mut Conn, seq: i64) -> StoreResult<Vec<String>> {

@@ -2,8 +2,8 @@
 //! ([`app_code_changes`]). The triggers of `triggers.rs` write both, for every change of the
 //! tables. The rules are the SQLite store's, under the same names.
 
-use super::ops::{col, open_codes, BACKEND};
 use super::pool::{Conn, Progress};
+use super::rows::{col, open_codes, BACKEND};
 use crate::provider::{CodesDigest, RevisionDigest};
 use crate::store::cipher::Sealer;
 use crate::store::sealed::{sql_count, sql_revision};

@@ -243,16 +243,6 @@ impl Store for PostgresStore {
         )
     }
 
-    fn count_app_codes<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_ids: &'a [String],
-    ) -> BoxFuture<'a, StoreResult<Vec<u64>>> {
-        Box::pin(self.shared.pool.call("count AppCodes", async move |conn| {
-            ops::count_app_codes(conn, scope, app_ids).await
-        }))
-    }
-
     fn update_app<'a>(
         &'a self,
         scope: &'a Scope,

@@ -4,7 +4,8 @@
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::error::{corrupt, db};
-use super::ops::{app_seq, read_tx, Write};
+use super::rows::app_seq;
+use super::transactions::{read_tx, Write};
 use crate::acl::AppAcl;
 use crate::store::{Scope, StoreResult};
 

@@ -4,14 +4,12 @@
 use rusqlite::{params, Connection, Transaction};
 
 use super::error::db;
-use super::ops::{read_app, read_tx, APP_COLUMNS};
+use super::rows::{read_app, APP_COLUMNS, BACKEND};
+use super::transactions::read_tx;
 use crate::app_key::AppKey;
 use crate::store::cipher::Sealer;
 use crate::store::sealed::RawApp;
 use crate::store::{Scope, StoreError, StoreResult};
-
-/// This store's name in error messages.
-const BACKEND: &str = "SQLite";
 
 pub(super) fn of_instance(
     conn: &mut Connection,

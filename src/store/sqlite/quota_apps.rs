@@ -5,8 +5,8 @@ use rusqlite::types::ToSql;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
 use super::error::{corrupt, db};
-use super::ops::{app_seq, read_tx, write_tx, Write, APP_COLUMNS};
-use super::quotas::{quota_seq, read, BACKEND};
+use super::rows::{app_seq, count, quota_seq, read, APP_COLUMNS, BACKEND};
+use super::transactions::{read_tx, write_tx, Write};
 use crate::store::cipher::Sealer;
 use crate::store::sealed::{self, sql_count, RawApp};
 use crate::store::{
@@ -104,10 +104,8 @@ pub(super) fn apps(
         &bound,
         &app_name,
     ];
-    let total: i64 = tx
-        .prepare_cached(&format!("SELECT COUNT(*) FROM {FROM} WHERE {FILTER}"))
-        .and_then(|mut s| s.query_row(&filter[..], |r| r.get(0)))
-        .map_err(db("count the quota's apps"))?;
+    let count_sql = format!("SELECT COUNT(*) FROM {FROM} WHERE {FILTER}");
+    let total = count(&tx, "count the quota's apps", &count_sql, &filter[..])?;
     let (limit, offset) = (sql_count(limit), sql_count(offset));
     let page = filter
         .iter()

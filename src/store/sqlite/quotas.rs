@@ -2,66 +2,14 @@
 //! `quota_apps.rs`). A change of an app's quota is logged as kind `A`, like a change of its
 //! ACL, so gateways catch up on both from one revision.
 
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, Transaction};
 
 use super::error::db;
-use super::ops::{read_tx, write_tx, Write};
+use super::rows::{count, quota_seq, raw_limit, raw_quota, read, BACKEND, QUOTA_SELECT};
+use super::transactions::{read_tx, write_tx, Write};
 use crate::quota::AppQuota;
-use crate::store::sealed::{self, sql_count, RawLimit, RawQuota};
+use crate::store::sealed::{self, sql_count, RawLimit};
 use crate::store::{AppQuotaRecord, Page, Scope, StoreError, StoreResult};
-
-/// This store's name in error messages.
-pub(super) const BACKEND: &str = "SQLite";
-
-/// The columns [`raw_quota`] reads, from `app_quotas q`.
-const QUOTA_SELECT: &str = "SELECT q.id, q.name, q.call_limits, q.time_unit, q.time_interval, \
-     q.reset_time, q.remark, q.create_time, \
-     (SELECT COUNT(*) FROM app_quota_bindings b WHERE b.quota_seq = q.seq) \
-     FROM app_quotas q";
-
-fn raw_limit(r: &Row<'_>, at: usize) -> rusqlite::Result<RawLimit> {
-    Ok(RawLimit {
-        call_limits: r.get(at)?,
-        time_unit: r.get(at + 1)?,
-        time_interval: r.get(at + 2)?,
-        reset_time: r.get(at + 3)?,
-    })
-}
-
-fn raw_quota(r: &Row<'_>) -> rusqlite::Result<RawQuota> {
-    Ok(RawQuota {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        limit: raw_limit(r, 2)?,
-        remark: r.get(6)?,
-        create_time: r.get(7)?,
-        bound_app_num: r.get(8)?,
-    })
-}
-
-/// The quota's row number, or [`StoreError::QuotaNotFound`].
-pub(super) fn quota_seq(tx: &Transaction<'_>, scope: &Scope, quota_id: &str) -> StoreResult<i64> {
-    tx.prepare_cached(
-        "SELECT seq FROM app_quotas WHERE project_id = ?1 AND instance_id = ?2 AND id = ?3",
-    )
-    .and_then(|mut s| {
-        s.query_row(
-            params![scope.project_id, scope.instance_id, quota_id],
-            |r| r.get(0),
-        )
-        .optional()
-    })
-    .map_err(db("look up app quota"))?
-    .ok_or(StoreError::QuotaNotFound)
-}
-
-pub(super) fn read(tx: &Transaction<'_>, seq: i64) -> StoreResult<AppQuotaRecord> {
-    tx.prepare_cached(&format!("{QUOTA_SELECT} WHERE q.seq = ?1"))
-        .and_then(|mut s| s.query_row([seq], raw_quota).optional())
-        .map_err(db("read app quota"))?
-        .ok_or(StoreError::QuotaNotFound)?
-        .open(BACKEND)
-}
 
 /// Whether a quota of the instance other than the one at row `except` is named `name`.
 fn name_taken(
@@ -163,14 +111,9 @@ pub(super) fn list(
     const FILTER: &str = "q.project_id = ?1 AND q.instance_id = ?2 \
                           AND (?3 IS NULL OR instr(q.name, ?3) > 0)";
     let tx = read_tx(conn)?;
-    let total: i64 = tx
-        .prepare_cached(&format!("SELECT COUNT(*) FROM app_quotas q WHERE {FILTER}"))
-        .and_then(|mut s| {
-            s.query_row(params![scope.project_id, scope.instance_id, name], |r| {
-                r.get(0)
-            })
-        })
-        .map_err(db("count app quotas"))?;
+    let count_sql = format!("SELECT COUNT(*) FROM app_quotas q WHERE {FILTER}");
+    let params = params![scope.project_id, scope.instance_id, name];
+    let total = count(&tx, "count app quotas", &count_sql, params)?;
     let raws = tx
         .prepare_cached(&format!(
             "{QUOTA_SELECT} WHERE {FILTER} ORDER BY q.seq LIMIT ?4 OFFSET ?5"

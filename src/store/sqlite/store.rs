@@ -10,7 +10,7 @@ use rusqlite::{Connection, ErrorCode};
 
 use super::error::{self, db, SqliteFileError};
 use super::options::SqliteOptions;
-use super::{acls, keys, ops, quota_apps, quotas, schema};
+use super::{acls, keys, ops, quota_apps, quotas, revision, schema};
 use crate::acl::AppAcl;
 use crate::app_key::AppKey;
 use crate::provider::{BoxFuture, RevisionDigest};
@@ -304,15 +304,6 @@ impl Store for SqliteStore {
         Box::pin(self.run(move |c, s| ops::list_apps(c, s, &scope, &filter, offset, limit)))
     }
 
-    fn count_app_codes<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_ids: &'a [String],
-    ) -> BoxFuture<'a, StoreResult<Vec<u64>>> {
-        let (scope, app_ids) = (scope.clone(), app_ids.to_vec());
-        Box::pin(self.run(move |c, _| ops::count_app_codes(c, &scope, &app_ids)))
-    }
-
     fn update_app<'a>(
         &'a self,
         scope: &'a Scope,
@@ -598,7 +589,7 @@ impl Store for SqliteStore {
         instance_id: &'a str,
     ) -> BoxFuture<'a, StoreResult<Option<RevisionDigest>>> {
         let instance_id = instance_id.to_owned();
-        Box::pin(self.run(move |c, _| ops::instance_digest(c, &instance_id).map(Some)))
+        Box::pin(self.run(move |c, _| revision::instance_digest(c, &instance_id).map(Some)))
     }
 
     fn app_code_changes<'a>(
@@ -607,6 +598,6 @@ impl Store for SqliteStore {
         revision: u64,
     ) -> BoxFuture<'a, StoreResult<Option<AppCodeChanges>>> {
         let instance_id = instance_id.to_owned();
-        Box::pin(self.run(move |c, s| ops::app_code_changes(c, s, &instance_id, revision)))
+        Box::pin(self.run(move |c, s| revision::app_code_changes(c, s, &instance_id, revision)))
     }
 }

@@ -8,7 +8,7 @@
 //! SQLite has row triggers only. Each logs its entries through the view `app_code_log_entries`,
 //! whose `INSTEAD OF INSERT` trigger takes the revision, logs the entry and prunes the log:
 //! - a write of the management API opens a row of `open_writes` for its instance
-//!   ([`Write`](super::ops::Write)) and removes it before it commits, so every entry of the
+//!   ([`Write`](super::transactions::Write)) and removes it before it commits, so every entry of the
 //!   write goes under one revision, in order, as the write is one change;
 //! - any other change (no open write) takes a revision per row: a bulk `DELETE` of more rows
 //!   than the log keeps revisions makes the nodes reload every code, which is what they must do.
