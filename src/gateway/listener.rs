@@ -8,7 +8,7 @@
 //! The workers of the gateway listener all accept from one socket. The kernel wakes every
 //! waiting worker for a new connection and the first to call `accept` takes it, so a worker
 //! busy serving comes late and a free one takes the connection; a worker already serving more
-//! than its share stands aside until the counts change ([`super::shares`]), so a burst of
+//! than its share stands aside until the counts change (`shares.rs`), so a burst of
 //! connections is spread over the workers. Nobody waits for a timer. A socket per worker
 //! (`SO_REUSEPORT`) was measured against it and lost: the kernel assigns each connection to one
 //! socket by a hash, so connections queue behind a busy worker while the other is idle

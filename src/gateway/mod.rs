@@ -15,6 +15,9 @@ pub mod config;
 mod connection;
 pub mod limits;
 pub mod listener;
+// The binary's logging: public only because the binary is another crate. A library installs
+// a tracing subscriber of its own choosing.
+#[doc(hidden)]
 pub mod logging;
 mod memory;
 pub mod metrics;
