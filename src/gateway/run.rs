@@ -121,6 +121,19 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
     // Before binding, so that a file that cannot be written stops the start early; the hint is
     // printed once the real admin address (port 0 resolved) is known.
     let created_token_file = ensure_credentials(&mut config)?;
+    let listeners = match Listeners::bind(&config).await {
+        Ok(listeners) => listeners,
+        Err(e) => {
+            // Bound before the layer starts its background tasks, so that a start that fails
+            // here stops nothing half-started (a refresher cut off mid-read would log an error
+            // of its own). Nor may it leave the token it made behind: the next start would find
+            // the file, keep it, and never show the hint that says where it is.
+            if let Some(path) = &created_token_file {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+    };
     let cache = AppCodeCache::new();
     let redis = redis_store(&config).await?;
     let auth = auth_layer(&config, &store, &cache, redis.as_ref());
@@ -131,17 +144,6 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
     // Holds the layer's background tasks (the refresher, the quota counts' flusher) until the
     // last counts are shared, after the listeners have dropped their copies.
     let layer = auth.clone();
-    let listeners = match Listeners::bind(&config).await {
-        Ok(listeners) => listeners,
-        Err(e) => {
-            // A start that fails here must not leave the token it made behind: the next start
-            // would find the file, keep it, and never show the hint that says where it is.
-            if let Some(path) = &created_token_file {
-                let _ = std::fs::remove_file(path);
-            }
-            return Err(e);
-        }
-    };
     announce(&config, &listeners, created_token_file.as_deref());
     let stop = shutdown_on_signal();
 
