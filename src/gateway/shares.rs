@@ -215,18 +215,24 @@ mod tests {
         drop((held, more, a_on));
     }
 
+    /// `share` waiting for its turn, checked to be waiting (it is over its share).
+    async fn standing_aside(share: &Share) -> tokio::task::JoinHandle<()> {
+        let waiting = tokio::spawn({
+            let share = share.clone();
+            async move { share.turn().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "the worker is over its share");
+        waiting
+    }
+
     #[tokio::test]
     async fn a_worker_that_stops_accepting_wakes_the_one_standing_aside() {
         let shares = Shares::new(2);
         let (a, b) = (shares.worker(0), shares.worker(1));
         let (_a_on, b_on) = (a.accepting(), b.accepting());
         let _held = (a.serve(), a.serve());
-        let waiting = tokio::spawn({
-            let a = a.clone();
-            async move { a.turn().await }
-        });
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished());
+        let waiting = standing_aside(&a).await;
         drop(b_on);
         waiting.await.unwrap();
     }
@@ -237,24 +243,14 @@ mod tests {
         let (a, b) = (shares.worker(0), shares.worker(1));
         let _on = (a.accepting(), b.accepting());
         let (first, second) = (a.serve(), a.serve());
-        let waiting = tokio::spawn({
-            let a = a.clone();
-            async move { a.turn().await }
-        });
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished(), "a is over its share");
+        let waiting = standing_aside(&a).await;
         // Either the other worker taking one or one of a's own closing lets it accept again.
         let taken = b.serve();
         waiting.await.unwrap();
         drop((first, second, taken));
-        let (_c, _d) = (a.serve(), a.serve());
-        let waiting = tokio::spawn({
-            let a = a.clone();
-            async move { a.turn().await }
-        });
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished());
-        drop(_d);
+        let (_c, d) = (a.serve(), a.serve());
+        let waiting = standing_aside(&a).await;
+        drop(d);
         waiting.await.unwrap();
     }
 }

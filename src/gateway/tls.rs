@@ -153,3 +153,86 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
     config.ticketer = Ticketer::new().map_err(TlsError::Setup)?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn self_signed() -> rcgen::CertifiedKey {
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap()
+    }
+
+    #[test]
+    fn a_matching_pair_makes_an_acceptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = self_signed();
+        let files = TlsFiles {
+            cert: write(dir.path(), "cert.pem", &pair.cert.pem()),
+            key: write(dir.path(), "key.pem", &pair.key_pair.serialize_pem()),
+        };
+        assert!(acceptor(&files).is_ok());
+    }
+
+    #[test]
+    fn each_bad_file_is_named_with_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pair, other) = (self_signed(), self_signed());
+        let cert = write(dir.path(), "cert.pem", &pair.cert.pem());
+        let key = write(dir.path(), "key.pem", &pair.key_pair.serialize_pem());
+        let empty = write(dir.path(), "empty.pem", "");
+        let other_key = write(dir.path(), "other.pem", &other.key_pair.serialize_pem());
+        let check = |cert: &Path, key: &Path| {
+            let files = TlsFiles {
+                cert: cert.to_owned(),
+                key: key.to_owned(),
+            };
+            match acceptor(&files) {
+                Ok(_) => panic!("{files:?} accepted"),
+                Err(e) => e,
+            }
+        };
+        let e = check(&empty, &key);
+        assert!(matches!(e, TlsError::NoCertificate(_)), "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!("{}: no certificate found", empty.display())
+        );
+        let e = check(&cert, &empty);
+        assert!(matches!(e, TlsError::NoKey(_)), "{e}");
+        let e = check(&cert, &other_key);
+        assert!(matches!(e, TlsError::Refused { .. }), "{e}");
+        assert!(e.to_string().starts_with(&format!(
+            "{} / {}: ",
+            cert.display(),
+            other_key.display()
+        )));
+    }
+
+    #[test]
+    fn a_malformed_key_is_not_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = self_signed();
+        let cert = write(dir.path(), "cert.pem", &pair.cert.pem());
+        // A key block whose base64 is broken: the PEM reader's own message would quote it.
+        let key = write(
+            dir.path(),
+            "key.pem",
+            "-----BEGIN PRIVATE KEY-----\nS3CR3T!KEY!BYTES\n-----END PRIVATE KEY-----\n",
+        );
+        let Err(e) = acceptor(&TlsFiles {
+            cert,
+            key: key.clone(),
+        }) else {
+            panic!("a malformed key was accepted")
+        };
+        let said = format!("{e} {e:?}");
+        assert!(!said.contains("S3CR3T"), "{said}");
+        assert!(matches!(e, TlsError::NotKey(_) | TlsError::NoKey(_)), "{e}");
+    }
+}

@@ -17,6 +17,16 @@ fn schema_of(conn: &Connection) -> Vec<(String, String)> {
     rows.unwrap().map(Result::unwrap).collect()
 }
 
+/// Asserts that `upgraded` has exactly the schema of a file this version creates (made in `dir`).
+fn assert_schema_of_a_new_file(upgraded: &Connection, dir: &std::path::Path) {
+    let fresh = dir.join("fresh.db");
+    drop(SqliteStore::open(&fresh, SqliteOptions::new()).unwrap());
+    assert_eq!(
+        schema_of(upgraded),
+        schema_of(&Connection::open(&fresh).unwrap())
+    );
+}
+
 /// A seeded file whose log holds its codes' creation and one deletion, closed; and that log.
 async fn logged_file(path: &std::path::Path) -> crate::store::AppCodeChanges {
     let store = seeded(path, keyed(4)).await;
@@ -128,12 +138,7 @@ async fn a_version_1_file_upgrades_in_place_at_revision_0() {
         .unwrap();
     assert_eq!(version, current_version());
     // The upgraded file has exactly the schema of a file created by this version.
-    let fresh = dir.path().join("fresh.db");
-    drop(SqliteStore::open(&fresh, SqliteOptions::new()).unwrap());
-    assert_eq!(
-        schema_of(&raw),
-        schema_of(&Connection::open(&fresh).unwrap())
-    );
+    assert_schema_of_a_new_file(&raw, dir.path());
 }
 
 #[tokio::test]
@@ -179,13 +184,7 @@ async fn a_version_2_file_upgrades_in_place_keeping_its_log() {
     let changes = store.app_code_changes("i", 4).await.unwrap().unwrap();
     assert_eq!((changes.revision, changes.created), (5, vec![code(1, 3)]));
     drop(store);
-    let raw = Connection::open(&path).unwrap();
-    let fresh = dir.path().join("fresh.db");
-    drop(SqliteStore::open(&fresh, SqliteOptions::new()).unwrap());
-    assert_eq!(
-        schema_of(&raw),
-        schema_of(&Connection::open(&fresh).unwrap())
-    );
+    assert_schema_of_a_new_file(&Connection::open(&path).unwrap(), dir.path());
 }
 
 #[tokio::test]
