@@ -12,11 +12,11 @@ use apig_appcode::acl::AppAcl;
 use apig_appcode::admin::{
     AccessKeyCredential, AdminApi, BuildError, Permissions, TokenCredential,
 };
-use apig_appcode::provider::BoxFuture;
 use apig_appcode::quota::AppQuota;
 use apig_appcode::store::{
-    App, AppChanges, AppCodeRecord, AppFilter, AppQuotaRecord, MemoryStore, Page, QuotaApp,
-    QuotaBinding, QuotaCount, Scope, SharedCount, Store, StoreError, StoreResult, Timestamp,
+    async_trait, App, AppChanges, AppCodeRecord, AppFilter, AppQuotaRecord, MemoryStore, Page,
+    QuotaApp, QuotaBinding, QuotaCount, Scope, SharedCount, Store, StoreError, StoreResult,
+    Timestamp,
 };
 use apig_appcode::AppCodeCache;
 use axum::body::Body;
@@ -127,10 +127,11 @@ fn broken<T>() -> StoreResult<T> {
 /// Implements every listed [`Store`] method as a call that fails with [`broken`].
 macro_rules! broken_store {
     ($($method:ident($($arg:ty),*) -> $out:ty;)*) => {
+        #[async_trait]
         impl Store for BrokenStore {
             $(
-                fn $method<'a>(&'a self, $(_: $arg),*) -> BoxFuture<'a, StoreResult<$out>> {
-                    Box::pin(async { broken() })
+                async fn $method(&self, $(_: $arg),*) -> StoreResult<$out> {
+                    broken()
                 }
             )*
         }
@@ -139,31 +140,31 @@ macro_rules! broken_store {
 
 broken_store! {
     create_app(App) -> App;
-    get_app(&'a Scope, &'a str) -> App;
-    list_apps(&'a Scope, &'a AppFilter, u64, u64) -> Page<App>;
-    update_app(&'a Scope, &'a str, AppChanges) -> App;
-    delete_app(&'a Scope, &'a str) -> Vec<AppCodeRecord>;
-    create_app_code(&'a Scope, AppCodeRecord) -> AppCodeRecord;
-    get_app_code(&'a Scope, &'a str, &'a str) -> AppCodeRecord;
-    list_app_codes(&'a Scope, &'a str, u64, u64) -> Page<AppCodeRecord>;
-    delete_app_code(&'a Scope, &'a str, &'a str) -> AppCodeRecord;
-    get_app_acl(&'a Scope, &'a str) -> Option<AppAcl>;
-    set_app_acl(&'a Scope, &'a str, AppAcl) -> ();
-    delete_app_acl(&'a Scope, &'a str) -> bool;
-    instance_app_acls(&'a str) -> Vec<(String, AppAcl)>;
-    instance_app_keys(&'a str) -> Vec<(String, apig_appcode::AppKey)>;
-    create_app_quota(&'a Scope, AppQuotaRecord) -> AppQuotaRecord;
-    get_app_quota(&'a Scope, &'a str) -> AppQuotaRecord;
-    list_app_quotas(&'a Scope, Option<&'a str>, u64, u64) -> Page<AppQuotaRecord>;
-    update_app_quota(&'a Scope, &'a str, AppQuotaRecord) -> AppQuotaRecord;
-    delete_app_quota(&'a Scope, &'a str) -> ();
-    bind_app_quota(&'a Scope, &'a str, &'a [String], Timestamp) -> Vec<QuotaBinding>;
-    quota_apps(&'a Scope, &'a str, bool, Option<&'a str>, u64, u64) -> Page<QuotaApp>;
-    unbind_app_quota(&'a Scope, &'a str, &'a str) -> ();
-    app_bound_quota(&'a Scope, &'a str) -> Option<AppQuotaRecord>;
-    instance_app_quotas(&'a str) -> Vec<(String, AppQuota)>;
-    add_quota_counts(&'a str, &'a [QuotaCount]) -> Vec<SharedCount>;
-    instance_app_codes(&'a str) -> Vec<AppCodeRecord>;
+    get_app(&Scope, &str) -> App;
+    list_apps(&Scope, &AppFilter, u64, u64) -> Page<App>;
+    update_app(&Scope, &str, AppChanges) -> App;
+    delete_app(&Scope, &str) -> Vec<AppCodeRecord>;
+    create_app_code(&Scope, AppCodeRecord) -> AppCodeRecord;
+    get_app_code(&Scope, &str, &str) -> AppCodeRecord;
+    list_app_codes(&Scope, &str, u64, u64) -> Page<AppCodeRecord>;
+    delete_app_code(&Scope, &str, &str) -> AppCodeRecord;
+    get_app_acl(&Scope, &str) -> Option<AppAcl>;
+    set_app_acl(&Scope, &str, AppAcl) -> ();
+    delete_app_acl(&Scope, &str) -> bool;
+    instance_app_acls(&str) -> Vec<(String, AppAcl)>;
+    instance_app_keys(&str) -> Vec<(String, apig_appcode::AppKey)>;
+    create_app_quota(&Scope, AppQuotaRecord) -> AppQuotaRecord;
+    get_app_quota(&Scope, &str) -> AppQuotaRecord;
+    list_app_quotas(&Scope, Option<&str>, u64, u64) -> Page<AppQuotaRecord>;
+    update_app_quota(&Scope, &str, AppQuotaRecord) -> AppQuotaRecord;
+    delete_app_quota(&Scope, &str) -> ();
+    bind_app_quota(&Scope, &str, &[String], Timestamp) -> Vec<QuotaBinding>;
+    quota_apps(&Scope, &str, bool, Option<&str>, u64, u64) -> Page<QuotaApp>;
+    unbind_app_quota(&Scope, &str, &str) -> ();
+    app_bound_quota(&Scope, &str) -> Option<AppQuotaRecord>;
+    instance_app_quotas(&str) -> Vec<(String, AppQuota)>;
+    add_quota_counts(&str, &[QuotaCount]) -> Vec<SharedCount>;
+    instance_app_codes(&str) -> Vec<AppCodeRecord>;
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -42,6 +42,10 @@ use std::fmt;
 pub use crate::quota::{QuotaCount, SharedCount};
 pub(crate) use app_quotas::anchored_at_binding;
 pub use app_quotas::{AppQuotaRecord, QuotaApp, QuotaBinding, MAX_APPS_PER_BINDING};
+/// The attribute that writes [`Store`]'s `async fn`s as boxed futures: put it on an
+/// `impl Store for ...` block (re-exported so that implementing the trait needs no dependency
+/// of its own).
+pub use async_trait::async_trait;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use cipher::{KeyMismatch, MasterKey, MasterKeyError};
 pub use memory::MemoryStore;
@@ -61,7 +65,7 @@ use crate::acl::AppAcl;
 use crate::app_key::AppKey;
 use crate::code::AppCode;
 use crate::identity::AppIdentity;
-use crate::provider::{BoxError, BoxFuture, ChangeStream, RevisionDigest};
+use crate::provider::{BoxError, ChangeStream, RevisionDigest};
 use crate::quota::AppQuota;
 use crate::secret::Secret;
 
@@ -329,24 +333,27 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Where apps and AppCodes live. Every method is one transaction; a method that returns `Ok` has
 /// made its change durable (it survives a crash of the process).
 ///
-/// Methods return boxed futures so the trait can be used as `dyn Store`.
+/// Its methods are `async fn`s that [`async_trait`](macro@async_trait) turns into boxed futures, so that the trait
+/// can be used as `dyn Store`: an implementation puts `#[async_trait]` on its `impl Store` block
+/// too.
+#[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Adds `app`. Fails with [`StoreError::AppNameExists`] or [`StoreError::AppKeyExists`]
     /// (the name is checked first). App IDs are generated at random by the caller; a repeated
     /// ID is a [`StoreError::Backend`] error, never a silent overwrite.
-    fn create_app(&self, app: App) -> BoxFuture<'_, StoreResult<App>>;
+    async fn create_app(&self, app: App) -> StoreResult<App>;
 
     /// One app.
-    fn get_app<'a>(&'a self, scope: &'a Scope, app_id: &'a str) -> BoxFuture<'a, StoreResult<App>>;
+    async fn get_app(&self, scope: &Scope, app_id: &str) -> StoreResult<App>;
 
     /// A page of the scope's apps matching `filter`, oldest first.
-    fn list_apps<'a>(
-        &'a self,
-        scope: &'a Scope,
-        filter: &'a AppFilter,
+    async fn list_apps(
+        &self,
+        scope: &Scope,
+        filter: &AppFilter,
         offset: u64,
         limit: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<App>>>;
+    ) -> StoreResult<Page<App>>;
 
     /// Applies `changes` to an app and returns it as it is now. Fails with
     /// [`StoreError::AppNotFound`], or [`StoreError::AppNameExists`] /
@@ -354,208 +361,166 @@ pub trait Store: Send + Sync + 'static {
     /// (the name is checked first); an app keeps its own name and key without conflict. A new
     /// secret is sealed like on creation. The app's AppCodes are untouched: they belong to its
     /// ID, which never changes.
-    fn update_app<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
+    async fn update_app(
+        &self,
+        scope: &Scope,
+        app_id: &str,
         changes: AppChanges,
-    ) -> BoxFuture<'a, StoreResult<App>>;
+    ) -> StoreResult<App>;
 
     /// Deletes an app and all its AppCodes; returns the deleted codes, so callers can revoke
     /// them from caches.
-    fn delete_app<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>>;
+    async fn delete_app(&self, scope: &Scope, app_id: &str) -> StoreResult<Vec<AppCodeRecord>>;
 
     /// Adds an AppCode to an app, enforcing the quota and the value's uniqueness in the
     /// instance atomically: of any number of concurrent calls, never more than
     /// [`MAX_APP_CODES_PER_APP`] succeed for one app, and never two with one value.
-    fn create_app_code<'a>(
-        &'a self,
-        scope: &'a Scope,
+    async fn create_app_code(
+        &self,
+        scope: &Scope,
         record: AppCodeRecord,
-    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>>;
+    ) -> StoreResult<AppCodeRecord>;
 
     /// One AppCode of an app.
-    fn get_app_code<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-        app_code_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>>;
+    async fn get_app_code(
+        &self,
+        scope: &Scope,
+        app_id: &str,
+        app_code_id: &str,
+    ) -> StoreResult<AppCodeRecord>;
 
     /// A page of an app's AppCodes, oldest first. [`StoreError::AppNotFound`] if the app does
     /// not exist.
-    fn list_app_codes<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
+    async fn list_app_codes(
+        &self,
+        scope: &Scope,
+        app_id: &str,
         offset: u64,
         limit: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<AppCodeRecord>>>;
+    ) -> StoreResult<Page<AppCodeRecord>>;
 
     /// Deletes one AppCode and returns it.
-    fn delete_app_code<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-        app_code_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>>;
+    async fn delete_app_code(
+        &self,
+        scope: &Scope,
+        app_id: &str,
+        app_code_id: &str,
+    ) -> StoreResult<AppCodeRecord>;
 
     /// The app's ACL, or `None` when it has none. [`StoreError::AppNotFound`] if the app does
     /// not exist.
-    fn get_app_acl<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Option<AppAcl>>>;
+    async fn get_app_acl(&self, scope: &Scope, app_id: &str) -> StoreResult<Option<AppAcl>>;
 
     /// Sets the app's ACL, replacing any it had. [`StoreError::AppNotFound`] if the app does
     /// not exist. Like a change of its codes, it takes the instance's next revision, so every
     /// gateway serving the instance hears of it ([`AppCodeChanges::acls`]).
-    fn set_app_acl<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-        acl: AppAcl,
-    ) -> BoxFuture<'a, StoreResult<()>>;
+    async fn set_app_acl(&self, scope: &Scope, app_id: &str, acl: AppAcl) -> StoreResult<()>;
 
     /// Removes the app's ACL; `true` if it had one. [`StoreError::AppNotFound`] if the app
     /// does not exist. Deleting an app removes its ACL too.
-    fn delete_app_acl<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<bool>>;
+    async fn delete_app_acl(&self, scope: &Scope, app_id: &str) -> StoreResult<bool>;
 
     /// The ACL of every app of the instance that has one: what a gateway serving it enforces.
-    fn instance_app_acls<'a>(
-        &'a self,
-        instance_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppAcl)>>>;
+    async fn instance_app_acls(&self, instance_id: &str) -> StoreResult<Vec<(String, AppAcl)>>;
 
     /// Creates an app quota. Its name must be unused in the instance.
-    fn create_app_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
+    async fn create_app_quota(
+        &self,
+        scope: &Scope,
         record: AppQuotaRecord,
-    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>>;
+    ) -> StoreResult<AppQuotaRecord>;
 
     /// One app quota, with how many apps are bound to it.
-    fn get_app_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
-        quota_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>>;
+    async fn get_app_quota(&self, scope: &Scope, quota_id: &str) -> StoreResult<AppQuotaRecord>;
 
     /// The scope's app quotas in creation order, those whose name contains `name` when given.
-    fn list_app_quotas<'a>(
-        &'a self,
-        scope: &'a Scope,
-        name: Option<&'a str>,
+    async fn list_app_quotas(
+        &self,
+        scope: &Scope,
+        name: Option<&str>,
         offset: u64,
         limit: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<AppQuotaRecord>>>;
+    ) -> StoreResult<Page<AppQuotaRecord>>;
 
     /// Replaces an app quota's name, limit and remark with `record`'s (its ID and creation time
     /// stay); every bound app is logged as changed.
-    fn update_app_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
-        quota_id: &'a str,
+    async fn update_app_quota(
+        &self,
+        scope: &Scope,
+        quota_id: &str,
         record: AppQuotaRecord,
-    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>>;
+    ) -> StoreResult<AppQuotaRecord>;
 
     /// Deletes an app quota and its bindings; every app it was bound to is logged as changed.
-    fn delete_app_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
-        quota_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<()>>;
+    async fn delete_app_quota(&self, scope: &Scope, quota_id: &str) -> StoreResult<()>;
 
     /// Binds apps to an app quota, all or none: every app must exist in the scope and have no
     /// other quota ([`StoreError::AppHasQuota`]). An app already bound to this quota keeps its
     /// binding. Returns each app's binding, in the order given.
-    fn bind_app_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
-        quota_id: &'a str,
-        app_ids: &'a [String],
+    async fn bind_app_quota(
+        &self,
+        scope: &Scope,
+        quota_id: &str,
+        app_ids: &[String],
         bound_time: Timestamp,
-    ) -> BoxFuture<'a, StoreResult<Vec<QuotaBinding>>>;
+    ) -> StoreResult<Vec<QuotaBinding>>;
 
     /// The apps bound to an app quota (`bound`), or those that could be (`!bound`: apps without
     /// any quota), in the apps' creation order, those whose name contains `app_name` when given.
-    fn quota_apps<'a>(
-        &'a self,
-        scope: &'a Scope,
-        quota_id: &'a str,
+    async fn quota_apps(
+        &self,
+        scope: &Scope,
+        quota_id: &str,
         bound: bool,
-        app_name: Option<&'a str>,
+        app_name: Option<&str>,
         offset: u64,
         limit: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<QuotaApp>>>;
+    ) -> StoreResult<Page<QuotaApp>>;
 
     /// Unbinds an app from an app quota: [`StoreError::AppNotFound`] when it is not bound to it.
-    fn unbind_app_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
-        quota_id: &'a str,
-        app_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<()>>;
+    async fn unbind_app_quota(
+        &self,
+        scope: &Scope,
+        quota_id: &str,
+        app_id: &str,
+    ) -> StoreResult<()>;
 
     /// The quota an app is bound to, if any ([`StoreError::AppNotFound`] for an unknown app).
-    fn app_bound_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Option<AppQuotaRecord>>>;
+    async fn app_bound_quota(
+        &self,
+        scope: &Scope,
+        app_id: &str,
+    ) -> StoreResult<Option<AppQuotaRecord>>;
 
     /// The quota of every app of an instance that is bound to one. A quota without a reset time
     /// comes anchored at the app's binding (whole seconds), so that every node sharing the store
     /// counts the same windows; [`AppCodeChanges::quotas`] carries them the same way.
-    fn instance_app_quotas<'a>(
-        &'a self,
-        instance_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppQuota)>>>;
+    async fn instance_app_quotas(&self, instance_id: &str) -> StoreResult<Vec<(String, AppQuota)>>;
 
     /// Adds a node's calls to the counts every node shares, in one transaction, and returns each
     /// app's count after the addition, in order. A count for a newer window than the one held
     /// replaces it; for the same window it adds to it; for an older one it is dropped (that
     /// window has ended). The first `first_call` reported for an app is kept.
-    fn add_quota_counts<'a>(
-        &'a self,
-        instance_id: &'a str,
-        counts: &'a [QuotaCount],
-    ) -> BoxFuture<'a, StoreResult<Vec<SharedCount>>>;
+    async fn add_quota_counts(
+        &self,
+        instance_id: &str,
+        counts: &[QuotaCount],
+    ) -> StoreResult<Vec<SharedCount>>;
 
     /// The signing key and secret of every app of the instance: what a gateway accepting
     /// signatures verifies them with.
-    fn instance_app_keys<'a>(
-        &'a self,
-        instance_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppKey)>>>;
+    async fn instance_app_keys(&self, instance_id: &str) -> StoreResult<Vec<(String, AppKey)>>;
 
     /// Every AppCode of the instance: what a gateway serving it must accept.
-    fn instance_app_codes<'a>(
-        &'a self,
-        instance_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>>;
+    async fn instance_app_codes(&self, instance_id: &str) -> StoreResult<Vec<AppCodeRecord>>;
 
     /// Every AppCode of the instance and the revision they reflect (see [`InstanceSnapshot`]), read in one
     /// transaction. The default reads [`instance_app_codes`](Self::instance_app_codes) with no
     /// revision: a store that keeps none is reloaded in full on every refresh.
-    fn instance_snapshot<'a>(
-        &'a self,
-        instance_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<InstanceSnapshot>> {
-        Box::pin(async move {
-            Ok(InstanceSnapshot {
-                codes: self.instance_app_codes(instance_id).await?,
-                revision: None,
-            })
+    async fn instance_snapshot(&self, instance_id: &str) -> StoreResult<InstanceSnapshot> {
+        Ok(InstanceSnapshot {
+            codes: self.instance_app_codes(instance_id).await?,
+            revision: None,
         })
     }
 
@@ -564,41 +529,36 @@ pub trait Store: Send + Sync + 'static {
     /// a stream (PostgreSQL, app by app) never holds the whole instance, so that loading
     /// millions of codes costs the cache's memory and little more. Returns the revision. The
     /// default reads [`instance_snapshot`](Self::instance_snapshot) and hands its codes over.
-    fn instance_snapshot_into<'a>(
-        &'a self,
-        instance_id: &'a str,
-        sink: &'a mut (dyn FnMut(AppCodeRecord) + Send),
-    ) -> BoxFuture<'a, StoreResult<Option<u64>>> {
-        Box::pin(async move {
-            let snapshot = self.instance_snapshot(instance_id).await?;
-            snapshot.codes.into_iter().for_each(sink);
-            Ok(snapshot.revision)
-        })
+    async fn instance_snapshot_into(
+        &self,
+        instance_id: &str,
+        sink: &mut (dyn FnMut(AppCodeRecord) + Send),
+    ) -> StoreResult<Option<u64>> {
+        let snapshot = self.instance_snapshot(instance_id).await?;
+        snapshot.codes.into_iter().for_each(sink);
+        Ok(snapshot.revision)
     }
 
     /// What changed in the instance's AppCodes after `revision`, or `None` when the store cannot
     /// tell: its log no longer reaches back that far, `revision` is ahead of the store (another
     /// database, or one restored from a backup), or it keeps no revisions (the default). `None`
     /// means: load a full snapshot.
-    fn app_code_changes<'a>(
-        &'a self,
-        instance_id: &'a str,
+    async fn app_code_changes(
+        &self,
+        instance_id: &str,
         revision: u64,
-    ) -> BoxFuture<'a, StoreResult<Option<AppCodeChanges>>> {
+    ) -> StoreResult<Option<AppCodeChanges>> {
         let _ = (instance_id, revision);
-        Box::pin(async { Ok(None) })
+        Ok(None)
     }
 
     /// A digest of the instance's AppCodes as its tables hold them, with the revision it
     /// reflects (one transaction), for the gateways' anti-entropy check
     /// ([`CodesDigest`](crate::provider::CodesDigest)). `None` by default: a store without it
     /// is not checked.
-    fn instance_digest<'a>(
-        &'a self,
-        instance_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Option<RevisionDigest>>> {
+    async fn instance_digest(&self, instance_id: &str) -> StoreResult<Option<RevisionDigest>> {
         let _ = instance_id;
-        Box::pin(async { Ok(None) })
+        Ok(None)
     }
 
     /// Changes made by *other* processes sharing this store, if the store can push them

@@ -11,13 +11,13 @@ use super::shared::Shared;
 use super::{acls, keys, listen, quota_apps, quotas, schema, tls, triggers};
 use crate::acl::AppAcl;
 use crate::app_key::AppKey;
-use crate::provider::{BoxFuture, ChangeStream, RevisionDigest};
+use crate::provider::{ChangeStream, RevisionDigest};
 use crate::quota::AppQuota;
 use crate::store::cipher::Sealer;
 use crate::store::{
-    App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, AppQuotaRecord, InstanceSnapshot,
-    Page, QuotaApp, QuotaBinding, QuotaCount, Scope, SharedCount, Store, StoreError, StoreResult,
-    Timestamp,
+    async_trait, App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, AppQuotaRecord,
+    InstanceSnapshot, Page, QuotaApp, QuotaBinding, QuotaCount, Scope, SharedCount, Store,
+    StoreError, StoreResult, Timestamp,
 };
 
 /// A store in a PostgreSQL database, shared by any number of gateway nodes; every node's cache
@@ -193,439 +193,387 @@ impl PostgresStore {
         self.shared.channel(instance_id)
     }
 
-    /// Reads a whole instance's AppCodes with `body`, in a [`BEGIN_SNAPSHOT`] transaction
-    /// bounded by progress. It waits (briefly) for the instance's listeners first: the snapshot
-    /// a node starts from follows their first `LISTEN`, or they resync.
+    /// One call on a pooled connection, outside any transaction, named `what` in errors.
+    async fn call<T>(
+        &self,
+        what: &'static str,
+        body: impl AsyncFnOnce(&mut Conn, &Shared) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let shared = &*self.shared;
+        shared
+            .pool
+            .call(what, async |conn| body(conn, shared).await)
+            .await
+    }
+
+    /// One [`BEGIN_READ`] transaction.
+    async fn read<T>(
+        &self,
+        what: &'static str,
+        body: impl AsyncFnOnce(&mut Conn, &Shared) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.transaction(what, BEGIN_READ, body).await
+    }
+
+    /// One [`BEGIN_WRITE`] transaction.
+    async fn write<T>(
+        &self,
+        what: &'static str,
+        body: impl AsyncFnOnce(&mut Conn, &Shared) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.transaction(what, BEGIN_WRITE, body).await
+    }
+
+    async fn transaction<T>(
+        &self,
+        what: &'static str,
+        begin: &'static str,
+        body: impl AsyncFnOnce(&mut Conn, &Shared) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let shared = &*self.shared;
+        let body = async |conn: &mut Conn| body(conn, shared).await;
+        shared.pool.transaction(what, begin, body).await
+    }
+
+    /// One [`BEGIN_SNAPSHOT`] transaction reading much of an instance, bounded by its progress
+    /// rather than its length.
+    async fn read_all<T>(
+        &self,
+        what: &'static str,
+        body: impl AsyncFnOnce(&mut Conn, &Progress, &Shared) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let shared = &*self.shared;
+        let body = async |conn: &mut Conn, progress: &Progress| body(conn, progress, shared).await;
+        shared
+            .pool
+            .streaming_transaction(what, BEGIN_SNAPSHOT, body)
+            .await
+    }
+
+    /// Reads a whole instance's AppCodes with `body`, like [`read_all`](Self::read_all), after
+    /// waiting (briefly) for the instance's listeners: the snapshot a node starts from follows
+    /// their first `LISTEN`, or they resync.
     async fn read_instance<T>(
         &self,
         instance_id: &str,
-        body: impl AsyncFnOnce(&mut Conn, &Progress) -> StoreResult<T>,
+        body: impl AsyncFnOnce(&mut Conn, &Progress, &Shared) -> StoreResult<T>,
     ) -> StoreResult<T> {
         listen::before_snapshot(&self.listeners, instance_id).await;
-        self.shared
-            .pool
-            .streaming_transaction("read the instance's AppCodes", BEGIN_SNAPSHOT, body)
-            .await
+        self.read_all("read the instance's AppCodes", body).await
     }
 }
 
+#[async_trait]
 impl Store for PostgresStore {
-    fn create_app(&self, app: App) -> BoxFuture<'_, StoreResult<App>> {
-        let shared = &*self.shared;
-        Box::pin(
-            shared
-                .pool
-                .transaction("create app", BEGIN_WRITE, async move |conn| {
-                    ops::create_app(conn, shared, app).await
-                }),
-        )
+    async fn create_app(&self, app: App) -> StoreResult<App> {
+        self.write("create app", async move |conn, shared| {
+            ops::create_app(conn, shared, app).await
+        })
+        .await
     }
 
-    fn get_app<'a>(&'a self, scope: &'a Scope, app_id: &'a str) -> BoxFuture<'a, StoreResult<App>> {
-        let Shared { pool, sealer, .. } = &*self.shared;
-        Box::pin(pool.call("read app", async move |conn| {
-            ops::get_app(conn, sealer, scope, app_id).await
-        }))
+    async fn get_app(&self, scope: &Scope, app_id: &str) -> StoreResult<App> {
+        self.call("read app", async move |conn, shared| {
+            ops::get_app(conn, &shared.sealer, scope, app_id).await
+        })
+        .await
     }
 
-    fn list_apps<'a>(
-        &'a self,
-        scope: &'a Scope,
-        filter: &'a AppFilter,
+    async fn list_apps(
+        &self,
+        scope: &Scope,
+        filter: &AppFilter,
         offset: u64,
         limit: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<App>>> {
-        let Shared { pool, sealer, .. } = &*self.shared;
-        Box::pin(
-            pool.transaction("list apps", BEGIN_READ, async move |conn| {
-                ops::list_apps(conn, sealer, scope, filter, offset, limit).await
-            }),
-        )
+    ) -> StoreResult<Page<App>> {
+        self.read("list apps", async move |conn, shared| {
+            ops::list_apps(conn, &shared.sealer, scope, filter, offset, limit).await
+        })
+        .await
     }
 
-    fn update_app<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
+    async fn update_app(
+        &self,
+        scope: &Scope,
+        app_id: &str,
         changes: AppChanges,
-    ) -> BoxFuture<'a, StoreResult<App>> {
-        let shared = &*self.shared;
-        Box::pin(
-            shared
-                .pool
-                .transaction("update app", BEGIN_WRITE, async move |conn| {
-                    ops::update_app(conn, shared, scope, app_id, changes).await
-                }),
-        )
+    ) -> StoreResult<App> {
+        self.write("update app", async move |conn, shared| {
+            ops::update_app(conn, shared, scope, app_id, changes).await
+        })
+        .await
     }
 
-    fn delete_app<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>> {
-        let shared = &*self.shared;
-        Box::pin(
-            shared
-                .pool
-                .transaction("delete app", BEGIN_WRITE, async move |conn| {
-                    ops::delete_app(conn, shared, scope, app_id).await
-                }),
-        )
+    async fn delete_app(&self, scope: &Scope, app_id: &str) -> StoreResult<Vec<AppCodeRecord>> {
+        self.write("delete app", async move |conn, shared| {
+            ops::delete_app(conn, shared, scope, app_id).await
+        })
+        .await
     }
 
-    fn create_app_code<'a>(
-        &'a self,
-        scope: &'a Scope,
+    async fn create_app_code(
+        &self,
+        scope: &Scope,
         record: AppCodeRecord,
-    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
-        let shared = &*self.shared;
-        Box::pin(
-            shared
-                .pool
-                .transaction("create AppCode", BEGIN_WRITE, async move |conn| {
-                    ops::create_app_code(conn, shared, scope, record).await
-                }),
-        )
+    ) -> StoreResult<AppCodeRecord> {
+        self.write("create AppCode", async move |conn, shared| {
+            ops::create_app_code(conn, shared, scope, record).await
+        })
+        .await
     }
 
-    fn get_app_code<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-        app_code_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
-        let Shared { pool, sealer, .. } = &*self.shared;
-        Box::pin(pool.call("read AppCode", async move |conn| {
-            ops::get_app_code(conn, sealer, scope, app_id, app_code_id).await
-        }))
+    async fn get_app_code(
+        &self,
+        scope: &Scope,
+        app_id: &str,
+        app_code_id: &str,
+    ) -> StoreResult<AppCodeRecord> {
+        self.call("read AppCode", async move |conn, shared| {
+            ops::get_app_code(conn, &shared.sealer, scope, app_id, app_code_id).await
+        })
+        .await
     }
 
-    fn list_app_codes<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
+    async fn list_app_codes(
+        &self,
+        scope: &Scope,
+        app_id: &str,
         offset: u64,
         limit: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<AppCodeRecord>>> {
-        let Shared { pool, sealer, .. } = &*self.shared;
-        Box::pin(
-            pool.transaction("list AppCodes", BEGIN_READ, async move |conn| {
-                ops::list_app_codes(conn, sealer, scope, app_id, offset, limit).await
-            }),
-        )
+    ) -> StoreResult<Page<AppCodeRecord>> {
+        self.read("list AppCodes", async move |conn, shared| {
+            ops::list_app_codes(conn, &shared.sealer, scope, app_id, offset, limit).await
+        })
+        .await
     }
 
-    fn delete_app_code<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-        app_code_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
-        let shared = &*self.shared;
-        Box::pin(
-            shared
-                .pool
-                .transaction("delete AppCode", BEGIN_WRITE, async move |conn| {
-                    ops::delete_app_code(conn, shared, scope, app_id, app_code_id).await
-                }),
-        )
+    async fn delete_app_code(
+        &self,
+        scope: &Scope,
+        app_id: &str,
+        app_code_id: &str,
+    ) -> StoreResult<AppCodeRecord> {
+        self.write("delete AppCode", async move |conn, shared| {
+            ops::delete_app_code(conn, shared, scope, app_id, app_code_id).await
+        })
+        .await
     }
 
-    fn get_app_acl<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Option<AppAcl>>> {
-        Box::pin(
-            self.shared
-                .pool
-                .transaction("read app ACL", BEGIN_READ, async move |conn| {
-                    acls::get(conn, scope, app_id).await
-                }),
-        )
+    async fn get_app_acl(&self, scope: &Scope, app_id: &str) -> StoreResult<Option<AppAcl>> {
+        self.read("read app ACL", async move |conn, _| {
+            acls::get(conn, scope, app_id).await
+        })
+        .await
     }
 
-    fn set_app_acl<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-        acl: AppAcl,
-    ) -> BoxFuture<'a, StoreResult<()>> {
-        let shared = &*self.shared;
-        Box::pin(
-            shared
-                .pool
-                .transaction("set app ACL", BEGIN_WRITE, async move |conn| {
-                    acls::set(conn, scope, app_id, &acl).await
-                }),
-        )
+    async fn set_app_acl(&self, scope: &Scope, app_id: &str, acl: AppAcl) -> StoreResult<()> {
+        self.write("set app ACL", async move |conn, _| {
+            acls::set(conn, scope, app_id, &acl).await
+        })
+        .await
     }
 
-    fn delete_app_acl<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<bool>> {
-        let shared = &*self.shared;
-        Box::pin(
-            shared
-                .pool
-                .transaction("delete app ACL", BEGIN_WRITE, async move |conn| {
-                    acls::remove(conn, scope, app_id).await
-                }),
-        )
+    async fn delete_app_acl(&self, scope: &Scope, app_id: &str) -> StoreResult<bool> {
+        self.write("delete app ACL", async move |conn, _| {
+            acls::remove(conn, scope, app_id).await
+        })
+        .await
     }
 
-    fn instance_app_acls<'a>(
-        &'a self,
-        instance_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppAcl)>>> {
-        Box::pin(self.shared.pool.streaming_transaction(
+    async fn instance_app_acls(&self, instance_id: &str) -> StoreResult<Vec<(String, AppAcl)>> {
+        self.read_all(
             "read the instance's app ACLs",
-            BEGIN_SNAPSHOT,
-            async move |conn, progress| acls::of_instance(conn, progress, instance_id).await,
-        ))
+            async move |conn, progress, _| acls::of_instance(conn, progress, instance_id).await,
+        )
+        .await
     }
 
-    fn instance_app_keys<'a>(
-        &'a self,
-        instance_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppKey)>>> {
-        let shared = &*self.shared;
-        Box::pin(shared.pool.streaming_transaction(
+    async fn instance_app_keys(&self, instance_id: &str) -> StoreResult<Vec<(String, AppKey)>> {
+        self.read_all(
             "read the instance's app keys",
-            BEGIN_SNAPSHOT,
-            async move |conn, progress| {
+            async move |conn, progress, shared| {
                 keys::of_instance(conn, progress, &shared.sealer, instance_id).await
             },
-        ))
-    }
-
-    fn create_app_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
-        record: AppQuotaRecord,
-    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
-        Box::pin(
-            self.shared
-                .pool
-                .transaction("create app quota", BEGIN_WRITE, async move |conn| {
-                    quotas::create(conn, scope, record).await
-                }),
         )
+        .await
     }
 
-    fn get_app_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
-        quota_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
-        Box::pin(self.shared.pool.call("read app quota", async move |conn| {
+    async fn create_app_quota(
+        &self,
+        scope: &Scope,
+        record: AppQuotaRecord,
+    ) -> StoreResult<AppQuotaRecord> {
+        self.write("create app quota", async move |conn, _| {
+            quotas::create(conn, scope, record).await
+        })
+        .await
+    }
+
+    async fn get_app_quota(&self, scope: &Scope, quota_id: &str) -> StoreResult<AppQuotaRecord> {
+        self.call("read app quota", async move |conn, _| {
             quotas::get(conn, scope, quota_id).await
-        }))
+        })
+        .await
     }
 
-    fn list_app_quotas<'a>(
-        &'a self,
-        scope: &'a Scope,
-        name: Option<&'a str>,
+    async fn list_app_quotas(
+        &self,
+        scope: &Scope,
+        name: Option<&str>,
         offset: u64,
         limit: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<AppQuotaRecord>>> {
-        Box::pin(
-            self.shared
-                .pool
-                .transaction("list app quotas", BEGIN_READ, async move |conn| {
-                    quotas::list(conn, scope, name, offset, limit).await
-                }),
-        )
+    ) -> StoreResult<Page<AppQuotaRecord>> {
+        self.read("list app quotas", async move |conn, _| {
+            quotas::list(conn, scope, name, offset, limit).await
+        })
+        .await
     }
 
-    fn update_app_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
-        quota_id: &'a str,
+    async fn update_app_quota(
+        &self,
+        scope: &Scope,
+        quota_id: &str,
         record: AppQuotaRecord,
-    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
-        let shared = &*self.shared;
-        Box::pin(
-            shared
-                .pool
-                .transaction("update app quota", BEGIN_WRITE, async move |conn| {
-                    quotas::update(conn, scope, quota_id, record).await
-                }),
-        )
+    ) -> StoreResult<AppQuotaRecord> {
+        self.write("update app quota", async move |conn, _| {
+            quotas::update(conn, scope, quota_id, record).await
+        })
+        .await
     }
 
-    fn delete_app_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
-        quota_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<()>> {
-        let shared = &*self.shared;
-        Box::pin(
-            shared
-                .pool
-                .transaction("delete app quota", BEGIN_WRITE, async move |conn| {
-                    quotas::delete(conn, scope, quota_id).await
-                }),
-        )
+    async fn delete_app_quota(&self, scope: &Scope, quota_id: &str) -> StoreResult<()> {
+        self.write("delete app quota", async move |conn, _| {
+            quotas::delete(conn, scope, quota_id).await
+        })
+        .await
     }
 
-    fn bind_app_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
-        quota_id: &'a str,
-        app_ids: &'a [String],
+    async fn bind_app_quota(
+        &self,
+        scope: &Scope,
+        quota_id: &str,
+        app_ids: &[String],
         bound_time: Timestamp,
-    ) -> BoxFuture<'a, StoreResult<Vec<QuotaBinding>>> {
-        let shared = &*self.shared;
-        Box::pin(
-            shared
-                .pool
-                .transaction("bind app quota", BEGIN_WRITE, async move |conn| {
-                    quota_apps::bind(conn, scope, quota_id, app_ids, bound_time).await
-                }),
-        )
+    ) -> StoreResult<Vec<QuotaBinding>> {
+        self.write("bind app quota", async move |conn, _| {
+            quota_apps::bind(conn, scope, quota_id, app_ids, bound_time).await
+        })
+        .await
     }
 
-    fn quota_apps<'a>(
-        &'a self,
-        scope: &'a Scope,
-        quota_id: &'a str,
+    async fn quota_apps(
+        &self,
+        scope: &Scope,
+        quota_id: &str,
         bound: bool,
-        app_name: Option<&'a str>,
+        app_name: Option<&str>,
         offset: u64,
         limit: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<QuotaApp>>> {
-        let Shared { pool, sealer, .. } = &*self.shared;
-        Box::pin(
-            pool.transaction("list the quota's apps", BEGIN_READ, async move |conn| {
-                quota_apps::apps(
-                    conn, sealer, scope, quota_id, bound, app_name, offset, limit,
-                )
-                .await
-            }),
-        )
+    ) -> StoreResult<Page<QuotaApp>> {
+        self.read("list the quota's apps", async move |conn, shared| {
+            quota_apps::apps(
+                conn,
+                &shared.sealer,
+                scope,
+                quota_id,
+                bound,
+                app_name,
+                offset,
+                limit,
+            )
+            .await
+        })
+        .await
     }
 
-    fn unbind_app_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
-        quota_id: &'a str,
-        app_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<()>> {
-        let shared = &*self.shared;
-        Box::pin(
-            shared
-                .pool
-                .transaction("unbind app quota", BEGIN_WRITE, async move |conn| {
-                    quota_apps::unbind(conn, scope, quota_id, app_id).await
-                }),
-        )
+    async fn unbind_app_quota(
+        &self,
+        scope: &Scope,
+        quota_id: &str,
+        app_id: &str,
+    ) -> StoreResult<()> {
+        self.write("unbind app quota", async move |conn, _| {
+            quota_apps::unbind(conn, scope, quota_id, app_id).await
+        })
+        .await
     }
 
-    fn app_bound_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Option<AppQuotaRecord>>> {
-        Box::pin(self.shared.pool.transaction(
-            "read the app's quota",
-            BEGIN_READ,
-            async move |conn| quota_apps::bound_to(conn, scope, app_id).await,
-        ))
+    async fn app_bound_quota(
+        &self,
+        scope: &Scope,
+        app_id: &str,
+    ) -> StoreResult<Option<AppQuotaRecord>> {
+        self.read("read the app's quota", async move |conn, _| {
+            quota_apps::bound_to(conn, scope, app_id).await
+        })
+        .await
     }
 
-    fn instance_app_quotas<'a>(
-        &'a self,
-        instance_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppQuota)>>> {
-        Box::pin(self.shared.pool.streaming_transaction(
+    async fn instance_app_quotas(&self, instance_id: &str) -> StoreResult<Vec<(String, AppQuota)>> {
+        self.read_all(
             "read the instance's app quotas",
-            BEGIN_SNAPSHOT,
-            async move |conn, progress| quotas::of_instance(conn, progress, instance_id).await,
-        ))
-    }
-
-    fn add_quota_counts<'a>(
-        &'a self,
-        instance_id: &'a str,
-        counts: &'a [QuotaCount],
-    ) -> BoxFuture<'a, StoreResult<Vec<SharedCount>>> {
-        Box::pin(
-            self.shared
-                .pool
-                .transaction("add quota counts", BEGIN_WRITE, async move |conn| {
-                    quota_apps::add_counts(conn, instance_id, counts).await
-                }),
+            async move |conn, progress, _| quotas::of_instance(conn, progress, instance_id).await,
         )
+        .await
     }
 
-    fn instance_app_codes<'a>(
-        &'a self,
-        instance_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>> {
-        let sealer = &self.shared.sealer;
-        Box::pin(
-            self.read_instance(instance_id, async move |conn, progress| {
-                ops::instance_app_codes(conn, progress, sealer, instance_id).await
-            }),
-        )
+    async fn add_quota_counts(
+        &self,
+        instance_id: &str,
+        counts: &[QuotaCount],
+    ) -> StoreResult<Vec<SharedCount>> {
+        self.write("add quota counts", async move |conn, _| {
+            quota_apps::add_counts(conn, instance_id, counts).await
+        })
+        .await
     }
 
-    fn instance_snapshot<'a>(
-        &'a self,
-        instance_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<InstanceSnapshot>> {
-        let sealer = &self.shared.sealer;
-        Box::pin(
-            self.read_instance(instance_id, async move |conn, progress| {
-                ops::instance_snapshot(conn, progress, sealer, instance_id).await
-            }),
-        )
+    async fn instance_app_codes(&self, instance_id: &str) -> StoreResult<Vec<AppCodeRecord>> {
+        self.read_instance(instance_id, async move |conn, progress, shared| {
+            ops::instance_app_codes(conn, progress, &shared.sealer, instance_id).await
+        })
+        .await
     }
 
-    fn instance_snapshot_into<'a>(
-        &'a self,
-        instance_id: &'a str,
-        sink: &'a mut (dyn FnMut(AppCodeRecord) + Send),
-    ) -> BoxFuture<'a, StoreResult<Option<u64>>> {
-        let sealer = &self.shared.sealer;
-        Box::pin(
-            self.read_instance(instance_id, async move |conn, progress| {
-                ops::instance_snapshot_into(conn, progress, sealer, instance_id, sink).await
-            }),
-        )
+    async fn instance_snapshot(&self, instance_id: &str) -> StoreResult<InstanceSnapshot> {
+        self.read_instance(instance_id, async move |conn, progress, shared| {
+            ops::instance_snapshot(conn, progress, &shared.sealer, instance_id).await
+        })
+        .await
     }
 
-    fn instance_digest<'a>(
-        &'a self,
-        instance_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Option<RevisionDigest>>> {
-        Box::pin(self.shared.pool.streaming_transaction(
+    async fn instance_snapshot_into(
+        &self,
+        instance_id: &str,
+        sink: &mut (dyn FnMut(AppCodeRecord) + Send),
+    ) -> StoreResult<Option<u64>> {
+        self.read_instance(instance_id, async move |conn, progress, shared| {
+            ops::instance_snapshot_into(conn, progress, &shared.sealer, instance_id, sink).await
+        })
+        .await
+    }
+
+    async fn instance_digest(&self, instance_id: &str) -> StoreResult<Option<RevisionDigest>> {
+        self.read_all(
             "digest the instance's AppCodes",
-            BEGIN_SNAPSHOT,
-            async move |conn, progress| {
+            async move |conn, progress, _| {
                 super::revision::instance_digest(conn, progress, instance_id)
                     .await
                     .map(Some)
             },
-        ))
+        )
+        .await
     }
 
-    fn app_code_changes<'a>(
-        &'a self,
-        instance_id: &'a str,
+    async fn app_code_changes(
+        &self,
+        instance_id: &str,
         revision: u64,
-    ) -> BoxFuture<'a, StoreResult<Option<AppCodeChanges>>> {
-        let Shared { pool, sealer, .. } = &*self.shared;
-        Box::pin(
-            pool.transaction("read the AppCode changes", BEGIN_READ, async move |conn| {
-                super::revision::app_code_changes(conn, sealer, instance_id, revision).await
-            }),
-        )
+    ) -> StoreResult<Option<AppCodeChanges>> {
+        self.read("read the AppCode changes", async move |conn, shared| {
+            super::revision::app_code_changes(conn, &shared.sealer, instance_id, revision).await
+        })
+        .await
     }
 
     fn changes(&self, instance_id: &str) -> Option<ChangeStream> {

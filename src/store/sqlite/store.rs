@@ -13,13 +13,13 @@ use super::options::SqliteOptions;
 use super::{acls, keys, ops, quota_apps, quotas, revision, schema};
 use crate::acl::AppAcl;
 use crate::app_key::AppKey;
-use crate::provider::{BoxFuture, RevisionDigest};
+use crate::provider::RevisionDigest;
 use crate::quota::AppQuota;
 use crate::store::cipher::Sealer;
 use crate::store::{
-    App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, AppQuotaRecord, InstanceSnapshot,
-    Page, QuotaApp, QuotaBinding, QuotaCount, Scope, SharedCount, Store, StoreError, StoreResult,
-    Timestamp,
+    async_trait, App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, AppQuotaRecord,
+    InstanceSnapshot, Page, QuotaApp, QuotaBinding, QuotaCount, Scope, SharedCount, Store,
+    StoreError, StoreResult, Timestamp,
 };
 
 /// Codes a snapshot's read hands over at once (see `instance_snapshot_into`).
@@ -282,215 +282,202 @@ fn switch_to_wal(conn: &Connection, busy_timeout: Duration) -> StoreResult<Strin
     }
 }
 
+#[async_trait]
 impl Store for SqliteStore {
-    fn create_app(&self, app: App) -> BoxFuture<'_, StoreResult<App>> {
+    async fn create_app(&self, app: App) -> StoreResult<App> {
         let retention = self.inner.retention;
-        Box::pin(self.run(move |c, s| ops::create_app(c, s, retention, app)))
+        self.run(move |c, s| ops::create_app(c, s, retention, app))
+            .await
     }
 
-    fn get_app<'a>(&'a self, scope: &'a Scope, app_id: &'a str) -> BoxFuture<'a, StoreResult<App>> {
+    async fn get_app(&self, scope: &Scope, app_id: &str) -> StoreResult<App> {
         let (scope, app_id) = (scope.clone(), app_id.to_owned());
-        Box::pin(self.run(move |c, s| ops::get_app(c, s, &scope, &app_id)))
+        self.run(move |c, s| ops::get_app(c, s, &scope, &app_id))
+            .await
     }
 
-    fn list_apps<'a>(
-        &'a self,
-        scope: &'a Scope,
-        filter: &'a AppFilter,
+    async fn list_apps(
+        &self,
+        scope: &Scope,
+        filter: &AppFilter,
         offset: u64,
         limit: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<App>>> {
+    ) -> StoreResult<Page<App>> {
         let (scope, filter) = (scope.clone(), filter.clone());
-        Box::pin(self.run(move |c, s| ops::list_apps(c, s, &scope, &filter, offset, limit)))
+        self.run(move |c, s| ops::list_apps(c, s, &scope, &filter, offset, limit))
+            .await
     }
 
-    fn update_app<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
+    async fn update_app(
+        &self,
+        scope: &Scope,
+        app_id: &str,
         changes: AppChanges,
-    ) -> BoxFuture<'a, StoreResult<App>> {
+    ) -> StoreResult<App> {
         let (scope, app_id) = (scope.clone(), app_id.to_owned());
         let retention = self.inner.retention;
-        Box::pin(self.run(move |c, s| ops::update_app(c, s, retention, &scope, &app_id, changes)))
+        self.run(move |c, s| ops::update_app(c, s, retention, &scope, &app_id, changes))
+            .await
     }
 
-    fn delete_app<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>> {
+    async fn delete_app(&self, scope: &Scope, app_id: &str) -> StoreResult<Vec<AppCodeRecord>> {
         let (scope, app_id) = (scope.clone(), app_id.to_owned());
         let retention = self.inner.retention;
-        Box::pin(self.run(move |c, s| ops::delete_app(c, s, retention, &scope, &app_id)))
+        self.run(move |c, s| ops::delete_app(c, s, retention, &scope, &app_id))
+            .await
     }
 
-    fn create_app_code<'a>(
-        &'a self,
-        scope: &'a Scope,
+    async fn create_app_code(
+        &self,
+        scope: &Scope,
         record: AppCodeRecord,
-    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
+    ) -> StoreResult<AppCodeRecord> {
         let scope = scope.clone();
         let retention = self.inner.retention;
-        Box::pin(self.run(move |c, s| ops::create_app_code(c, s, retention, &scope, record)))
+        self.run(move |c, s| ops::create_app_code(c, s, retention, &scope, record))
+            .await
     }
 
-    fn get_app_code<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-        app_code_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
+    async fn get_app_code(
+        &self,
+        scope: &Scope,
+        app_id: &str,
+        app_code_id: &str,
+    ) -> StoreResult<AppCodeRecord> {
         let (scope, app_id, code_id) = (scope.clone(), app_id.to_owned(), app_code_id.to_owned());
-        Box::pin(self.run(move |c, s| ops::get_app_code(c, s, &scope, &app_id, &code_id)))
+        self.run(move |c, s| ops::get_app_code(c, s, &scope, &app_id, &code_id))
+            .await
     }
 
-    fn list_app_codes<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
+    async fn list_app_codes(
+        &self,
+        scope: &Scope,
+        app_id: &str,
         offset: u64,
         limit: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<AppCodeRecord>>> {
+    ) -> StoreResult<Page<AppCodeRecord>> {
         let (scope, app_id) = (scope.clone(), app_id.to_owned());
-        Box::pin(self.run(move |c, s| ops::list_app_codes(c, s, &scope, &app_id, offset, limit)))
+        self.run(move |c, s| ops::list_app_codes(c, s, &scope, &app_id, offset, limit))
+            .await
     }
 
-    fn delete_app_code<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-        app_code_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<AppCodeRecord>> {
+    async fn delete_app_code(
+        &self,
+        scope: &Scope,
+        app_id: &str,
+        app_code_id: &str,
+    ) -> StoreResult<AppCodeRecord> {
         let (scope, app_id, code_id) = (scope.clone(), app_id.to_owned(), app_code_id.to_owned());
         let retention = self.inner.retention;
-        Box::pin(
-            self.run(move |c, s| ops::delete_app_code(c, s, retention, &scope, &app_id, &code_id)),
-        )
+        self.run(move |c, s| ops::delete_app_code(c, s, retention, &scope, &app_id, &code_id))
+            .await
     }
 
-    fn get_app_acl<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Option<AppAcl>>> {
+    async fn get_app_acl(&self, scope: &Scope, app_id: &str) -> StoreResult<Option<AppAcl>> {
         let (scope, app_id) = (scope.clone(), app_id.to_owned());
-        Box::pin(self.run(move |c, _| acls::get(c, &scope, &app_id)))
+        self.run(move |c, _| acls::get(c, &scope, &app_id)).await
     }
 
-    fn set_app_acl<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-        acl: AppAcl,
-    ) -> BoxFuture<'a, StoreResult<()>> {
+    async fn set_app_acl(&self, scope: &Scope, app_id: &str, acl: AppAcl) -> StoreResult<()> {
         let (scope, app_id) = (scope.clone(), app_id.to_owned());
         let retention = self.inner.retention;
-        Box::pin(self.run(move |c, _| acls::set(c, retention, &scope, &app_id, &acl)))
+        self.run(move |c, _| acls::set(c, retention, &scope, &app_id, &acl))
+            .await
     }
 
-    fn delete_app_acl<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<bool>> {
+    async fn delete_app_acl(&self, scope: &Scope, app_id: &str) -> StoreResult<bool> {
         let (scope, app_id) = (scope.clone(), app_id.to_owned());
         let retention = self.inner.retention;
-        Box::pin(self.run(move |c, _| acls::remove(c, retention, &scope, &app_id)))
+        self.run(move |c, _| acls::remove(c, retention, &scope, &app_id))
+            .await
     }
 
-    fn instance_app_acls<'a>(
-        &'a self,
-        instance_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppAcl)>>> {
+    async fn instance_app_acls(&self, instance_id: &str) -> StoreResult<Vec<(String, AppAcl)>> {
         let instance_id = instance_id.to_owned();
-        Box::pin(self.run(move |c, _| acls::of_instance(c, &instance_id)))
+        self.run(move |c, _| acls::of_instance(c, &instance_id))
+            .await
     }
 
-    fn instance_app_keys<'a>(
-        &'a self,
-        instance_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppKey)>>> {
+    async fn instance_app_keys(&self, instance_id: &str) -> StoreResult<Vec<(String, AppKey)>> {
         let instance_id = instance_id.to_owned();
-        Box::pin(self.run(move |c, s| keys::of_instance(c, s, &instance_id)))
+        self.run(move |c, s| keys::of_instance(c, s, &instance_id))
+            .await
     }
 
-    fn create_app_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
+    async fn create_app_quota(
+        &self,
+        scope: &Scope,
         record: AppQuotaRecord,
-    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+    ) -> StoreResult<AppQuotaRecord> {
         let scope = scope.clone();
-        Box::pin(self.run(move |c, _| quotas::create(c, &scope, record)))
+        self.run(move |c, _| quotas::create(c, &scope, record))
+            .await
     }
 
-    fn get_app_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
-        quota_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+    async fn get_app_quota(&self, scope: &Scope, quota_id: &str) -> StoreResult<AppQuotaRecord> {
         let (scope, quota_id) = (scope.clone(), quota_id.to_owned());
-        Box::pin(self.run(move |c, _| quotas::get(c, &scope, &quota_id)))
+        self.run(move |c, _| quotas::get(c, &scope, &quota_id))
+            .await
     }
 
-    fn list_app_quotas<'a>(
-        &'a self,
-        scope: &'a Scope,
-        name: Option<&'a str>,
+    async fn list_app_quotas(
+        &self,
+        scope: &Scope,
+        name: Option<&str>,
         offset: u64,
         limit: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<AppQuotaRecord>>> {
+    ) -> StoreResult<Page<AppQuotaRecord>> {
         let (scope, name) = (scope.clone(), name.map(str::to_owned));
-        Box::pin(self.run(move |c, _| quotas::list(c, &scope, name.as_deref(), offset, limit)))
+        self.run(move |c, _| quotas::list(c, &scope, name.as_deref(), offset, limit))
+            .await
     }
 
-    fn update_app_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
-        quota_id: &'a str,
+    async fn update_app_quota(
+        &self,
+        scope: &Scope,
+        quota_id: &str,
         record: AppQuotaRecord,
-    ) -> BoxFuture<'a, StoreResult<AppQuotaRecord>> {
+    ) -> StoreResult<AppQuotaRecord> {
         let (scope, quota_id) = (scope.clone(), quota_id.to_owned());
         let retention = self.inner.retention;
-        Box::pin(self.run(move |c, _| quotas::update(c, retention, &scope, &quota_id, record)))
+        self.run(move |c, _| quotas::update(c, retention, &scope, &quota_id, record))
+            .await
     }
 
-    fn delete_app_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
-        quota_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<()>> {
+    async fn delete_app_quota(&self, scope: &Scope, quota_id: &str) -> StoreResult<()> {
         let (scope, quota_id) = (scope.clone(), quota_id.to_owned());
         let retention = self.inner.retention;
-        Box::pin(self.run(move |c, _| quotas::delete(c, retention, &scope, &quota_id)))
+        self.run(move |c, _| quotas::delete(c, retention, &scope, &quota_id))
+            .await
     }
 
-    fn bind_app_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
-        quota_id: &'a str,
-        app_ids: &'a [String],
+    async fn bind_app_quota(
+        &self,
+        scope: &Scope,
+        quota_id: &str,
+        app_ids: &[String],
         bound_time: Timestamp,
-    ) -> BoxFuture<'a, StoreResult<Vec<QuotaBinding>>> {
+    ) -> StoreResult<Vec<QuotaBinding>> {
         let (scope, quota_id, app_ids) = (scope.clone(), quota_id.to_owned(), app_ids.to_vec());
         let retention = self.inner.retention;
-        Box::pin(self.run(move |c, _| {
+        self.run(move |c, _| {
             quota_apps::bind(c, retention, &scope, &quota_id, &app_ids, bound_time)
-        }))
+        })
+        .await
     }
 
-    fn quota_apps<'a>(
-        &'a self,
-        scope: &'a Scope,
-        quota_id: &'a str,
+    async fn quota_apps(
+        &self,
+        scope: &Scope,
+        quota_id: &str,
         bound: bool,
-        app_name: Option<&'a str>,
+        app_name: Option<&str>,
         offset: u64,
         limit: u64,
-    ) -> BoxFuture<'a, StoreResult<Page<QuotaApp>>> {
+    ) -> StoreResult<Page<QuotaApp>> {
         let (scope, quota_id) = (scope.clone(), quota_id.to_owned());
         let app_name = app_name.map(str::to_owned);
-        Box::pin(self.run(move |c, s| {
+        self.run(move |c, s| {
             quota_apps::apps(
                 c,
                 s,
@@ -501,67 +488,65 @@ impl Store for SqliteStore {
                 offset,
                 limit,
             )
-        }))
+        })
+        .await
     }
 
-    fn unbind_app_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
-        quota_id: &'a str,
-        app_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<()>> {
+    async fn unbind_app_quota(
+        &self,
+        scope: &Scope,
+        quota_id: &str,
+        app_id: &str,
+    ) -> StoreResult<()> {
         let (scope, quota_id, app_id) = (scope.clone(), quota_id.to_owned(), app_id.to_owned());
         let retention = self.inner.retention;
-        Box::pin(self.run(move |c, _| quota_apps::unbind(c, retention, &scope, &quota_id, &app_id)))
+        self.run(move |c, _| quota_apps::unbind(c, retention, &scope, &quota_id, &app_id))
+            .await
     }
 
-    fn app_bound_quota<'a>(
-        &'a self,
-        scope: &'a Scope,
-        app_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Option<AppQuotaRecord>>> {
+    async fn app_bound_quota(
+        &self,
+        scope: &Scope,
+        app_id: &str,
+    ) -> StoreResult<Option<AppQuotaRecord>> {
         let (scope, app_id) = (scope.clone(), app_id.to_owned());
-        Box::pin(self.run(move |c, _| quota_apps::bound_to(c, &scope, &app_id)))
+        self.run(move |c, _| quota_apps::bound_to(c, &scope, &app_id))
+            .await
     }
 
-    fn instance_app_quotas<'a>(
-        &'a self,
-        instance_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<(String, AppQuota)>>> {
+    async fn instance_app_quotas(&self, instance_id: &str) -> StoreResult<Vec<(String, AppQuota)>> {
         let instance_id = instance_id.to_owned();
-        Box::pin(self.run(move |c, _| quotas::of_instance(c, &instance_id)))
+        self.run(move |c, _| quotas::of_instance(c, &instance_id))
+            .await
     }
 
-    fn add_quota_counts<'a>(
-        &'a self,
-        instance_id: &'a str,
-        counts: &'a [QuotaCount],
-    ) -> BoxFuture<'a, StoreResult<Vec<SharedCount>>> {
+    async fn add_quota_counts(
+        &self,
+        instance_id: &str,
+        counts: &[QuotaCount],
+    ) -> StoreResult<Vec<SharedCount>> {
         let (instance_id, counts) = (instance_id.to_owned(), counts.to_vec());
-        Box::pin(self.run(move |c, _| quota_apps::add_counts(c, &instance_id, &counts)))
+        self.run(move |c, _| quota_apps::add_counts(c, &instance_id, &counts))
+            .await
     }
 
-    fn instance_app_codes<'a>(
-        &'a self,
-        instance_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Vec<AppCodeRecord>>> {
+    async fn instance_app_codes(&self, instance_id: &str) -> StoreResult<Vec<AppCodeRecord>> {
         let instance_id = instance_id.to_owned();
-        Box::pin(self.run(move |c, s| ops::instance_app_codes(c, s, &instance_id)))
+        self.run(move |c, s| ops::instance_app_codes(c, s, &instance_id))
+            .await
     }
 
-    fn instance_snapshot<'a>(
-        &'a self,
-        instance_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<InstanceSnapshot>> {
+    async fn instance_snapshot(&self, instance_id: &str) -> StoreResult<InstanceSnapshot> {
         let instance_id = instance_id.to_owned();
-        Box::pin(self.run(move |c, s| ops::instance_snapshot(c, s, &instance_id)))
+        self.run(move |c, s| ops::instance_snapshot(c, s, &instance_id))
+            .await
     }
 
-    fn instance_snapshot_into<'a>(
-        &'a self,
-        instance_id: &'a str,
-        sink: &'a mut (dyn FnMut(AppCodeRecord) + Send),
-    ) -> BoxFuture<'a, StoreResult<Option<u64>>> {
+    async fn instance_snapshot_into(
+        &self,
+        instance_id: &str,
+        sink: &mut (dyn FnMut(AppCodeRecord) + Send),
+    ) -> StoreResult<Option<u64>> {
         // The read runs on the blocking pool and hands its codes over a chunk at a time, so
         // the node never holds the whole instance beside its cache; dropped midway (given
         // up), the channel closes and the read stops at its next chunk.
@@ -571,33 +556,30 @@ impl Store for SqliteStore {
             let mut hand_over = |codes| send.blocking_send(codes).is_ok();
             ops::instance_snapshot_chunks(c, s, &id, SNAPSHOT_CHUNK, &mut hand_over)
         });
-        Box::pin(async move {
-            let read = tokio::spawn(read);
-            while let Some(codes) = receive.recv().await {
-                codes.into_iter().for_each(&mut *sink);
-            }
-            read.await.unwrap_or_else(|e| {
-                Err(StoreError::Backend(
-                    format!("SQLite store task failed: {e}").into(),
-                ))
-            })
+        let read = tokio::spawn(read);
+        while let Some(codes) = receive.recv().await {
+            codes.into_iter().for_each(&mut *sink);
+        }
+        read.await.unwrap_or_else(|e| {
+            Err(StoreError::Backend(
+                format!("SQLite store task failed: {e}").into(),
+            ))
         })
     }
 
-    fn instance_digest<'a>(
-        &'a self,
-        instance_id: &'a str,
-    ) -> BoxFuture<'a, StoreResult<Option<RevisionDigest>>> {
+    async fn instance_digest(&self, instance_id: &str) -> StoreResult<Option<RevisionDigest>> {
         let instance_id = instance_id.to_owned();
-        Box::pin(self.run(move |c, _| revision::instance_digest(c, &instance_id).map(Some)))
+        self.run(move |c, _| revision::instance_digest(c, &instance_id).map(Some))
+            .await
     }
 
-    fn app_code_changes<'a>(
-        &'a self,
-        instance_id: &'a str,
+    async fn app_code_changes(
+        &self,
+        instance_id: &str,
         revision: u64,
-    ) -> BoxFuture<'a, StoreResult<Option<AppCodeChanges>>> {
+    ) -> StoreResult<Option<AppCodeChanges>> {
         let instance_id = instance_id.to_owned();
-        Box::pin(self.run(move |c, s| revision::app_code_changes(c, s, &instance_id, revision)))
+        self.run(move |c, s| revision::app_code_changes(c, s, &instance_id, revision))
+            .await
     }
 }
