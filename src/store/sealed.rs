@@ -6,7 +6,8 @@ use std::fmt;
 
 use super::cipher::{code_binding, secret_binding, CipherError, Sealed, Sealer};
 use super::{
-    App, AppCodeRecord, AppQuotaRecord, Scope, SecretString, StoreError, StoreResult, Timestamp,
+    App, AppCodeRecord, AppQuotaRecord, Page, Scope, SecretString, StoreError, StoreResult,
+    Timestamp,
 };
 use crate::code::AppCode;
 use crate::quota::{self, AppQuota, TimeUnit};
@@ -191,6 +192,18 @@ pub(super) fn duplicate_app_id(id: &str) -> StoreError {
 /// A row count read back from SQL.
 pub(super) fn sql_total(n: i64, backend: &str) -> StoreResult<u64> {
     u64::try_from(n).map_err(|_| corrupt(backend, format_args!("negative row count {n}")))
+}
+
+/// A page of rows read back from SQL: the total the store counted and each row opened.
+pub(super) fn page<T>(
+    total: i64,
+    backend: &str,
+    items: impl IntoIterator<Item = StoreResult<T>>,
+) -> StoreResult<Page<T>> {
+    Ok(Page {
+        total: sql_total(total, backend)?,
+        items: items.into_iter().collect::<StoreResult<_>>()?,
+    })
 }
 
 /// A revision read back from SQL (`instance_revisions`): never negative, which the tables'

@@ -291,13 +291,10 @@ pub(super) async fn list_apps(
             &params,
         )
         .await?;
-    Ok(Page {
-        total: sql_total(total)?,
-        items: rows
-            .iter()
-            .map(|r| RawApp::from_pg_row(r)?.open(sealer, scope, BACKEND))
-            .collect::<StoreResult<_>>()?,
-    })
+    let apps = rows
+        .iter()
+        .map(|r| RawApp::from_pg_row(r)?.open(sealer, scope, BACKEND));
+    sealed::page(total, BACKEND, apps)
 }
 
 /// A [`BEGIN_WRITE`] transaction. Locks the app's row first, so a concurrent

@@ -13,7 +13,7 @@ use super::rows::{
     QUOTA_BY_ID_LOCKED,
 };
 use crate::store::cipher::Sealer;
-use crate::store::sealed::{sql_count, sql_total, RawApp};
+use crate::store::sealed::{page, sql_count, sql_total, RawApp};
 use crate::store::{
     AppQuotaRecord, Page, QuotaApp, QuotaBinding, QuotaCount, Scope, SharedCount, StoreError,
     StoreResult, Timestamp,
@@ -159,18 +159,13 @@ pub(super) async fn apps(
             ],
         )
         .await?;
-    Ok(Page {
-        total: sql_total(total, BACKEND)?,
-        items: rows
-            .iter()
-            .map(|r| {
-                Ok(QuotaApp {
-                    app: RawApp::from_pg_row(r)?.open(sealer, scope, BACKEND)?,
-                    bound_time: col::<Option<i64>>(r, 10)?.map(Timestamp::from_unix_nanos),
-                })
-            })
-            .collect::<StoreResult<_>>()?,
-    })
+    let apps = rows.iter().map(|r| {
+        Ok(QuotaApp {
+            app: RawApp::from_pg_row(r)?.open(sealer, scope, BACKEND)?,
+            bound_time: col::<Option<i64>>(r, 10)?.map(Timestamp::from_unix_nanos),
+        })
+    });
+    page(total, BACKEND, apps)
 }
 
 /// A [`BEGIN_WRITE`](super::ops::BEGIN_WRITE) transaction.

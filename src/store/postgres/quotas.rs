@@ -17,7 +17,7 @@ use super::rows::{
     QUOTA_BY_ID_LOCKED,
 };
 use crate::quota::AppQuota;
-use crate::store::sealed::{sql_count, sql_total, RawLimit};
+use crate::store::sealed::{page, sql_count, RawLimit};
 use crate::store::{AppQuotaRecord, Page, Scope, StoreError, StoreResult};
 
 /// The IDs of the apps bound to the quota at `seq`, in the order they were bound.
@@ -152,13 +152,11 @@ pub(super) async fn list(
             ],
         )
         .await?;
-    Ok(Page {
-        total: sql_total(total, BACKEND)?,
-        items: rows
-            .iter()
-            .map(|r| raw_quota(r)?.open(BACKEND))
-            .collect::<StoreResult<_>>()?,
-    })
+    page(
+        total,
+        BACKEND,
+        rows.iter().map(|r| raw_quota(r)?.open(BACKEND)),
+    )
 }
 
 /// A [`BEGIN_WRITE`](super::ops::BEGIN_WRITE) transaction. Locks the quota's row, so the apps

@@ -117,9 +117,8 @@ pub(super) fn get_app(
 }
 
 /// Reads the app, applies `changes`, checks the new name and key against the scope's other
-/// apps and writes every changeable column back, the secret sealed anew (a fresh nonce even
-/// when it did not change). The write transaction is `IMMEDIATE`, so no other writer can slip
-/// between the checks and the update.
+/// apps and writes every changeable column back (the secret only when it changed). The write
+/// transaction is `IMMEDIATE`, so no other writer can slip between the checks and the update.
 pub(super) fn update_app(
     conn: &mut Connection,
     sealer: &Sealer,
@@ -223,13 +222,8 @@ pub(super) fn list_apps(
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(db("list apps"))?;
-    Ok(Page {
-        total: sql_total(total)?,
-        items: raws
-            .into_iter()
-            .map(|raw| raw.open(sealer, scope, BACKEND))
-            .collect::<StoreResult<_>>()?,
-    })
+    let apps = raws.into_iter().map(|raw| raw.open(sealer, scope, BACKEND));
+    sealed::page(total, BACKEND, apps)
 }
 
 pub(super) fn delete_app(

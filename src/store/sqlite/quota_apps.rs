@@ -123,18 +123,13 @@ pub(super) fn apps(
             .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(db("list the quota's apps"))?;
-    Ok(Page {
-        total: sealed::sql_total(total, BACKEND)?,
-        items: rows
-            .into_iter()
-            .map(|(raw, bound_time)| {
-                Ok(QuotaApp {
-                    app: raw.open(sealer, scope, BACKEND)?,
-                    bound_time: bound_time.map(Timestamp::from_unix_nanos),
-                })
-            })
-            .collect::<StoreResult<_>>()?,
-    })
+    let apps = rows.into_iter().map(|(raw, bound_time)| {
+        Ok(QuotaApp {
+            app: raw.open(sealer, scope, BACKEND)?,
+            bound_time: bound_time.map(Timestamp::from_unix_nanos),
+        })
+    });
+    sealed::page(total, BACKEND, apps)
 }
 
 pub(super) fn unbind(

@@ -132,13 +132,11 @@ pub(super) fn list(
             .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(db("list app quotas"))?;
-    Ok(Page {
-        total: sealed::sql_total(total, BACKEND)?,
-        items: raws
-            .into_iter()
-            .map(|raw| raw.open(BACKEND))
-            .collect::<StoreResult<_>>()?,
-    })
+    sealed::page(
+        total,
+        BACKEND,
+        raws.into_iter().map(|raw| raw.open(BACKEND)),
+    )
 }
 
 pub(super) fn update(
