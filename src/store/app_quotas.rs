@@ -10,6 +10,18 @@
 use super::{App, Timestamp};
 use crate::quota::AppQuota;
 
+/// Which of a quota's apps [`Store::quota_apps`](super::Store::quota_apps) lists, as the SQL
+/// stores' queries take it: those bound to it or to none (`bound`), named like `app_name`, and
+/// which page.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[derive(Debug, Clone)]
+pub(crate) struct QuotaAppsWanted {
+    pub(crate) bound: bool,
+    pub(crate) app_name: Option<String>,
+    pub(crate) offset: u64,
+    pub(crate) limit: u64,
+}
+
 /// `quota` as it applies to an app bound to it at `bound_time`: anchored there, in whole
 /// seconds, when it has no reset time of its own, so that every node counts the same windows.
 /// Every store hands gateways quotas this way.

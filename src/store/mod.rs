@@ -41,6 +41,8 @@ use std::fmt;
 
 pub use crate::quota::{QuotaCount, SharedCount};
 pub(crate) use app_quotas::anchored_at_binding;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use app_quotas::QuotaAppsWanted;
 pub use app_quotas::{AppQuotaRecord, QuotaApp, QuotaBinding, MAX_APPS_PER_BINDING};
 /// The attribute that writes [`Store`]'s `async fn`s as boxed futures: put it on an
 /// `impl Store for ...` block (re-exported so that implementing the trait needs no dependency

@@ -14,6 +14,7 @@ use super::rows::{
 };
 use crate::store::cipher::Sealer;
 use crate::store::sealed::{page, sql_count, sql_total, RawApp};
+use crate::store::QuotaAppsWanted;
 use crate::store::{
     AppQuotaRecord, Page, QuotaApp, QuotaBinding, QuotaCount, Scope, SharedCount, StoreError,
     StoreResult, Timestamp,
@@ -117,24 +118,20 @@ macro_rules! quota_apps_from {
 }
 
 /// A [`BEGIN_READ`](super::ops::BEGIN_READ) transaction: the total and the page agree.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn apps(
     conn: &mut Conn,
     sealer: &Sealer,
     scope: &Scope,
     quota_id: &str,
-    bound: bool,
-    app_name: Option<&str>,
-    offset: u64,
-    limit: u64,
+    wanted: &QuotaAppsWanted,
 ) -> StoreResult<Page<QuotaApp>> {
     let quota = quota_seq(conn, QUOTA_BY_ID, scope, quota_id).await?;
     let filter: [&(dyn ToSql + Sync); 5] = [
         &scope.project_id,
         &scope.instance_id,
         &quota,
-        &bound,
-        &app_name,
+        &wanted.bound,
+        &wanted.app_name,
     ];
     let count_sql = concat!("SELECT count(*)", quota_apps_from!());
     let total = count(conn, "count the quota's apps", count_sql, &filter).await?;
@@ -152,10 +149,10 @@ pub(super) async fn apps(
                 &scope.project_id,
                 &scope.instance_id,
                 &quota,
-                &bound,
-                &app_name,
-                &sql_count(limit),
-                &sql_count(offset),
+                &wanted.bound,
+                &wanted.app_name,
+                &sql_count(wanted.limit),
+                &sql_count(wanted.offset),
             ],
         )
         .await?;

@@ -14,6 +14,7 @@ use crate::app_key::AppKey;
 use crate::provider::{ChangeStream, RevisionDigest};
 use crate::quota::AppQuota;
 use crate::store::cipher::Sealer;
+use crate::store::QuotaAppsWanted;
 use crate::store::{
     async_trait, App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, AppQuotaRecord,
     InstanceSnapshot, Page, QuotaApp, QuotaBinding, QuotaCount, Scope, SharedCount, Store,
@@ -470,18 +471,14 @@ impl Store for PostgresStore {
         offset: u64,
         limit: u64,
     ) -> StoreResult<Page<QuotaApp>> {
+        let wanted = QuotaAppsWanted {
+            bound,
+            app_name: app_name.map(str::to_owned),
+            offset,
+            limit,
+        };
         self.read("list the quota's apps", async move |conn, shared| {
-            quota_apps::apps(
-                conn,
-                &shared.sealer,
-                scope,
-                quota_id,
-                bound,
-                app_name,
-                offset,
-                limit,
-            )
-            .await
+            quota_apps::apps(conn, &shared.sealer, scope, quota_id, &wanted).await
         })
         .await
     }

@@ -9,6 +9,7 @@ use super::rows::{app_seq, count, quota_seq, read, APP_COLUMNS, BACKEND};
 use super::transactions::{read_tx, write_tx, Write};
 use crate::store::cipher::Sealer;
 use crate::store::sealed::{self, sql_count, RawApp};
+use crate::store::QuotaAppsWanted;
 use crate::store::{
     AppQuotaRecord, Page, QuotaApp, QuotaBinding, QuotaCount, Scope, SharedCount, StoreError,
     StoreResult, Timestamp,
@@ -79,16 +80,12 @@ pub(super) fn bind(
     Ok(bindings)
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(super) fn apps(
     conn: &mut Connection,
     sealer: &Sealer,
     scope: &Scope,
     quota_id: &str,
-    bound: bool,
-    app_name: Option<&str>,
-    offset: u64,
-    limit: u64,
+    wanted: &QuotaAppsWanted,
 ) -> StoreResult<Page<QuotaApp>> {
     // `?3`: the quota's row; `?4`: its apps, or those bound to none.
     const FILTER: &str = "a.project_id = ?1 AND a.instance_id = ?2
@@ -101,12 +98,12 @@ pub(super) fn apps(
         &scope.project_id,
         &scope.instance_id,
         &quota,
-        &bound,
-        &app_name,
+        &wanted.bound,
+        &wanted.app_name,
     ];
     let count_sql = format!("SELECT COUNT(*) FROM {FROM} WHERE {FILTER}");
     let total = count(&tx, "count the quota's apps", &count_sql, &filter[..])?;
-    let (limit, offset) = (sql_count(limit), sql_count(offset));
+    let (limit, offset) = (sql_count(wanted.limit), sql_count(wanted.offset));
     let page = filter
         .iter()
         .copied()

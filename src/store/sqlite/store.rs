@@ -16,6 +16,7 @@ use crate::app_key::AppKey;
 use crate::provider::RevisionDigest;
 use crate::quota::AppQuota;
 use crate::store::cipher::Sealer;
+use crate::store::QuotaAppsWanted;
 use crate::store::{
     async_trait, App, AppChanges, AppCodeChanges, AppCodeRecord, AppFilter, AppQuotaRecord,
     InstanceSnapshot, Page, QuotaApp, QuotaBinding, QuotaCount, Scope, SharedCount, Store,
@@ -476,20 +477,14 @@ impl Store for SqliteStore {
         limit: u64,
     ) -> StoreResult<Page<QuotaApp>> {
         let (scope, quota_id) = (scope.clone(), quota_id.to_owned());
-        let app_name = app_name.map(str::to_owned);
-        self.run(move |c, s| {
-            quota_apps::apps(
-                c,
-                s,
-                &scope,
-                &quota_id,
-                bound,
-                app_name.as_deref(),
-                offset,
-                limit,
-            )
-        })
-        .await
+        let wanted = QuotaAppsWanted {
+            bound,
+            app_name: app_name.map(str::to_owned),
+            offset,
+            limit,
+        };
+        self.run(move |c, s| quota_apps::apps(c, s, &scope, &quota_id, &wanted))
+            .await
     }
 
     async fn unbind_app_quota(
