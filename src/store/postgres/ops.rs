@@ -52,31 +52,49 @@ async fn exists(
         .is_some())
 }
 
+/// Fails with [`StoreError::AppNameExists`] or [`StoreError::AppKeyExists`] (the name first,
+/// as every store checks it) when an app of `app`'s scope other than `except` holds its name or
+/// key.
+async fn name_and_key_free(conn: &mut Conn, app: &App, except: Option<&str>) -> StoreResult<()> {
+    let checks: [(&'static str, &(dyn ToSql + Sync), StoreError); 2] = [
+        (
+            "SELECT 1 FROM apps WHERE project_id = $1 AND instance_id = $2 AND name = $3
+                                  AND id IS DISTINCT FROM $4::text",
+            &app.name,
+            StoreError::AppNameExists,
+        ),
+        (
+            "SELECT 1 FROM apps WHERE project_id = $1 AND instance_id = $2 AND app_key = $3
+                                  AND id IS DISTINCT FROM $4::text",
+            &app.app_key,
+            StoreError::AppKeyExists,
+        ),
+    ];
+    let scope = &app.scope;
+    for (sql, value, taken) in checks {
+        let params: [&(dyn ToSql + Sync); 4] =
+            [&scope.project_id, &scope.instance_id, value, &except];
+        if exists(conn, sql, &params).await? {
+            return Err(taken);
+        }
+    }
+    Ok(())
+}
+
 /// A [`BEGIN_WRITE`] transaction. The checks cannot lock rows that do not exist yet: a
 /// concurrent creation taking the same ID, name or key after them is caught by the unique
 /// constraints.
 pub(super) async fn create_app(conn: &mut Conn, shared: &Shared, app: App) -> StoreResult<App> {
     let sealer = &shared.sealer;
     let scope = &app.scope;
-    let in_scope = [&scope.project_id as &(dyn ToSql + Sync), &scope.instance_id];
-    let checks: [(&'static str, &(dyn ToSql + Sync), StoreError); 2] = [
-        (
-            "SELECT 1 FROM apps WHERE project_id = $1 AND instance_id = $2 AND name = $3",
-            &app.name,
-            StoreError::AppNameExists,
-        ),
-        (
-            "SELECT 1 FROM apps WHERE project_id = $1 AND instance_id = $2 AND app_key = $3",
-            &app.app_key,
-            StoreError::AppKeyExists,
-        ),
-    ];
-    for (sql, value, taken) in checks {
-        if exists(conn, sql, &[in_scope[0], in_scope[1], value]).await? {
-            return Err(taken);
-        }
-    }
-    if exists(conn, APP_BY_ID, &[in_scope[0], in_scope[1], &app.id]).await? {
+    name_and_key_free(conn, &app, None).await?;
+    if exists(
+        conn,
+        APP_BY_ID,
+        &[&scope.project_id, &scope.instance_id, &app.id],
+    )
+    .await?
+    {
         return Err(sealed::duplicate_app_id(&app.id));
     }
     let sealed = sealed::seal_secret(sealer, &app, BACKEND)?;
@@ -182,31 +200,7 @@ pub(super) async fn update_app(
     // they are otherwise, and the change log's trigger sees no new secret.
     let new_secret = changes.app_secret.is_some();
     let app = changes.apply_to(read_app(conn, sealer, APP_ROW_LOCKED, scope, app_id).await?);
-    let checks: [(&'static str, &(dyn ToSql + Sync), StoreError); 2] = [
-        (
-            "SELECT 1 FROM apps
-             WHERE project_id = $1 AND instance_id = $2 AND name = $3 AND id <> $4",
-            &app.name,
-            StoreError::AppNameExists,
-        ),
-        (
-            "SELECT 1 FROM apps
-             WHERE project_id = $1 AND instance_id = $2 AND app_key = $3 AND id <> $4",
-            &app.app_key,
-            StoreError::AppKeyExists,
-        ),
-    ];
-    for (sql, value, taken) in checks {
-        if exists(
-            conn,
-            sql,
-            &[&scope.project_id, &scope.instance_id, value, &app_id],
-        )
-        .await?
-        {
-            return Err(taken);
-        }
-    }
+    name_and_key_free(conn, &app, Some(app_id)).await?;
     let sealed = sealed::seal_secret(sealer, &app, BACKEND)?;
     let nonce = sealed.nonce.as_ref().map(|n| &n[..]);
     let updated = conn

@@ -54,6 +54,28 @@ fn code_of_app(
     .ok_or(StoreError::AppCodeNotFound)
 }
 
+/// Fails with [`StoreError::AppNameExists`] or [`StoreError::AppKeyExists`] (the name first,
+/// as every store checks it) when an app of `app`'s scope other than `except` holds its name or
+/// key.
+fn name_and_key_free(tx: &Transaction<'_>, app: &App, except: Option<&str>) -> StoreResult<()> {
+    let checks = [
+        ("name", &app.name, StoreError::AppNameExists),
+        ("app_key", &app.app_key, StoreError::AppKeyExists),
+    ];
+    let scope = &app.scope;
+    for (column, value, taken) in checks {
+        let sql = format!(
+            "SELECT 1 FROM apps WHERE project_id = ?1 AND instance_id = ?2 AND {column} = ?3 \
+             AND id IS NOT ?4"
+        );
+        let params = params![scope.project_id, scope.instance_id, value, except];
+        if exists(tx, &sql, params)? {
+            return Err(taken);
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn create_app(
     conn: &mut Connection,
     sealer: &Sealer,
@@ -63,22 +85,14 @@ pub(super) fn create_app(
     // A new app brings a signing key: its trigger logs it, under this write's revision.
     let tx = Write::begin(conn, retention, &app.scope.instance_id)?;
     let scope = &app.scope;
-    let checks = [
-        ("name", &app.name, StoreError::AppNameExists),
-        ("app_key", &app.app_key, StoreError::AppKeyExists),
-        ("id", &app.id, sealed::duplicate_app_id(&app.id)),
-    ];
-    for (column, value, taken) in checks {
-        let sql = format!(
-            "SELECT 1 FROM apps WHERE project_id = ?1 AND instance_id = ?2 AND {column} = ?3"
-        );
-        if exists(
-            &tx,
-            &sql,
-            params![scope.project_id, scope.instance_id, value],
-        )? {
-            return Err(taken);
-        }
+    name_and_key_free(&tx, &app, None)?;
+    let sql = "SELECT 1 FROM apps WHERE project_id = ?1 AND instance_id = ?2 AND id = ?3";
+    if exists(
+        &tx,
+        sql,
+        params![scope.project_id, scope.instance_id, app.id],
+    )? {
+        return Err(sealed::duplicate_app_id(&app.id));
     }
     let sealed = sealed::seal_secret(sealer, &app, BACKEND)?;
     tx.prepare_cached(
@@ -133,23 +147,7 @@ pub(super) fn update_app(
     // they are otherwise, and the change log's trigger sees no new secret.
     let new_secret = changes.app_secret.is_some();
     let app = changes.apply_to(read_app(&tx, sealer, scope, app_id)?);
-    let checks = [
-        ("name", &app.name, StoreError::AppNameExists),
-        ("app_key", &app.app_key, StoreError::AppKeyExists),
-    ];
-    for (column, value, taken) in checks {
-        let sql = format!(
-            "SELECT 1 FROM apps WHERE project_id = ?1 AND instance_id = ?2 AND {column} = ?3 \
-             AND id <> ?4"
-        );
-        if exists(
-            &tx,
-            &sql,
-            params![scope.project_id, scope.instance_id, value, app_id],
-        )? {
-            return Err(taken);
-        }
-    }
+    name_and_key_free(&tx, &app, Some(app_id))?;
     let sealed = sealed::seal_secret(sealer, &app, BACKEND)?;
     tx.prepare_cached(
         "UPDATE apps SET name = ?4, remark = ?5, app_key = ?6,
