@@ -3,10 +3,9 @@
 //! the same way.
 //! Each function is one statement or a transaction body, as in `ops.rs`.
 
-use futures_util::TryStreamExt;
 use tokio_postgres::Row;
 
-use super::error::{corrupt, db};
+use super::error::corrupt;
 use super::pool::{Conn, Progress};
 use super::rows::{app_seq, col, APP_BY_ID, APP_BY_ID_LOCKED};
 use crate::acl::AppAcl;
@@ -85,20 +84,14 @@ pub(super) async fn of_instance(
     instance_id: &str,
 ) -> StoreResult<Vec<(String, AppAcl)>> {
     let context = "read the instance's app ACLs";
-    let rows = conn
-        .query_stream(
-            context,
-            "SELECT a.id, x.kind, x.acl_values FROM app_acls x JOIN apps a ON a.seq = x.app_seq
-             WHERE a.instance_id = $1 ORDER BY a.seq",
-            &[&instance_id],
-        )
-        .await?;
-    let mut rows = std::pin::pin!(rows);
+    let sql = "SELECT a.id, x.kind, x.acl_values FROM app_acls x JOIN apps a ON a.seq = x.app_seq
+               WHERE a.instance_id = $1 ORDER BY a.seq";
     let mut acls = Vec::new();
-    while let Some(row) = rows.try_next().await.map_err(db(context))? {
-        progress.tick();
-        acls.push((col(&row, 0)?, decode(&row, 1)?));
-    }
+    conn.for_each_row(context, sql, &[&instance_id], progress, |row| {
+        acls.push((col(row, 0)?, decode(row, 1)?));
+        Ok(())
+    })
+    .await?;
     Ok(acls)
 }
 

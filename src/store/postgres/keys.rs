@@ -2,10 +2,8 @@
 //! those of the apps logged as changed (kind `A`, like ACLs and quotas) after a revision, and
 //! one app's, for an announcement.
 
-use futures_util::TryStreamExt;
 use tokio_postgres::Row;
 
-use super::error::db;
 use super::pool::{Conn, Progress};
 use super::rows::{app_columns, col, BACKEND};
 use crate::app_key::AppKey;
@@ -36,23 +34,17 @@ pub(super) async fn of_instance(
     instance_id: &str,
 ) -> StoreResult<Vec<(String, AppKey)>> {
     let context = "read the instance's app keys";
-    let rows = conn
-        .query_stream(
-            context,
-            concat!(
-                "SELECT project_id, ",
-                app_columns!(),
-                " FROM apps WHERE instance_id = $1 ORDER BY seq"
-            ),
-            &[&instance_id],
-        )
-        .await?;
-    let mut rows = std::pin::pin!(rows);
+    let sql = concat!(
+        "SELECT project_id, ",
+        app_columns!(),
+        " FROM apps WHERE instance_id = $1 ORDER BY seq"
+    );
     let mut keys = Vec::new();
-    while let Some(row) = rows.try_next().await.map_err(db(context))? {
-        progress.tick();
-        keys.push(key_of(&row, 0, sealer, instance_id)?);
-    }
+    conn.for_each_row(context, sql, &[&instance_id], progress, |row| {
+        keys.push(key_of(row, 0, sealer, instance_id)?);
+        Ok(())
+    })
+    .await?;
     Ok(keys)
 }
 

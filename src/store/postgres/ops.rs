@@ -12,7 +12,6 @@
 //! it takes before. The revision, the change log (`app_code_log`) and its pruning follow the
 //! same rules, under the same names, as in the SQLite store's.
 
-use futures_util::TryStreamExt;
 use tokio_postgres::types::ToSql;
 
 use super::error::{cipher, db, unique_violation};
@@ -529,19 +528,12 @@ async fn each_instance_app_code(
     sql: &'static str,
     sink: &mut (dyn FnMut(AppCodeRecord) + Send),
 ) -> StoreResult<()> {
-    let rows = conn
-        .query_stream("read the instance's AppCodes", sql, &[&instance_id])
-        .await?;
-    let mut rows = std::pin::pin!(rows);
-    while let Some(row) = rows
-        .try_next()
-        .await
-        .map_err(db("read the instance's AppCodes"))?
-    {
-        progress.tick();
-        sink(RawCode::from_pg_row(&row, 0)?.open(sealer, instance_id, BACKEND)?);
-    }
-    Ok(())
+    let context = "read the instance's AppCodes";
+    conn.for_each_row(context, sql, &[&instance_id], progress, |row| {
+        sink(RawCode::from_pg_row(row, 0)?.open(sealer, instance_id, BACKEND)?);
+        Ok(())
+    })
+    .await
 }
 
 /// A [`BEGIN_SNAPSHOT`] transaction: every AppCode of the instance, in creation order, and the

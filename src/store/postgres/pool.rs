@@ -42,13 +42,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 use tokio::time::{timeout_at, Instant};
 use tokio_postgres::config::Host;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, Row, RowStream, Statement};
+use tokio_postgres::{Client, Config, Row, Statement};
 
 use super::error::{connect_failed, db, safe_message, TimedOut, Waited};
 use super::tls::MakeRustls;
@@ -502,18 +503,28 @@ impl Conn {
         self.client.query(&statement, params).await
     }
 
-    /// Runs `sql` and returns its rows as they arrive.
-    pub(super) async fn query_stream(
+    /// Runs `sql` and hands each row to `each` as it arrives, a tick of `progress` each: how a
+    /// [streaming transaction](Pool::streaming_transaction) reads, whatever the number of rows.
+    pub(super) async fn for_each_row(
         &mut self,
         context: &'static str,
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
-    ) -> StoreResult<RowStream> {
+        progress: &Progress,
+        mut each: impl FnMut(&Row) -> StoreResult<()>,
+    ) -> StoreResult<()> {
         let statement = self.statement(sql).await.map_err(db(context))?;
-        self.client
+        let rows = self
+            .client
             .query_raw(&statement, params.iter().copied())
             .await
-            .map_err(db(context))
+            .map_err(db(context))?;
+        let mut rows = std::pin::pin!(rows);
+        while let Some(row) = rows.try_next().await.map_err(db(context))? {
+            progress.tick();
+            each(&row)?;
+        }
+        Ok(())
     }
 
     /// Runs `sql` and returns its one row, or `None`.

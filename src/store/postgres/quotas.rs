@@ -7,7 +7,6 @@
 //! order): the quota's row, then the apps' rows in the order of their row numbers, then the
 //! instance's revision (taken by the first logged statement, `triggers.rs`).
 
-use futures_util::TryStreamExt;
 use tokio_postgres::Row;
 
 use super::error::{db, unique_violation};
@@ -264,26 +263,20 @@ pub(super) async fn of_instance(
     instance_id: &str,
 ) -> StoreResult<Vec<(String, AppQuota)>> {
     let context = "read the instance's app quotas";
-    let rows = conn
-        .query_stream(
-            context,
-            "SELECT a.id, q.call_limits, q.time_unit, q.time_interval,
-                    COALESCE(q.reset_time, b.bound_time / 1000000000)
-             FROM app_quota_bindings b
-             JOIN apps a ON a.seq = b.app_seq
-             JOIN app_quotas q ON q.seq = b.quota_seq
-             WHERE a.instance_id = $1 ORDER BY b.seq",
-            &[&instance_id],
-        )
-        .await?;
-    let mut rows = std::pin::pin!(rows);
+    let sql = "SELECT a.id, q.call_limits, q.time_unit, q.time_interval,
+                      COALESCE(q.reset_time, b.bound_time / 1000000000)
+               FROM app_quota_bindings b
+               JOIN apps a ON a.seq = b.app_seq
+               JOIN app_quotas q ON q.seq = b.quota_seq
+               WHERE a.instance_id = $1 ORDER BY b.seq";
     let mut quotas = Vec::new();
-    while let Some(row) = rows.try_next().await.map_err(db(context))? {
-        progress.tick();
-        let app_id: String = col(&row, 0)?;
-        let quota = raw_limit(&row, 1)?.open(format_args!("the quota of app {app_id}"), BACKEND)?;
+    conn.for_each_row(context, sql, &[&instance_id], progress, |row| {
+        let app_id: String = col(row, 0)?;
+        let quota = raw_limit(row, 1)?.open(format_args!("the quota of app {app_id}"), BACKEND)?;
         quotas.push((app_id, quota));
-    }
+        Ok(())
+    })
+    .await?;
     Ok(quotas)
 }
 
