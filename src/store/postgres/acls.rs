@@ -7,7 +7,7 @@ use tokio_postgres::Row;
 
 use super::error::corrupt;
 use super::pool::{Conn, Progress};
-use super::rows::{app_seq, col, APP_BY_ID, APP_BY_ID_LOCKED};
+use super::rows::{app_seq, changed_apps, col, APP_BY_ID, APP_BY_ID_LOCKED};
 use crate::acl::AppAcl;
 use crate::store::{Scope, StoreResult};
 
@@ -122,13 +122,11 @@ pub(super) async fn changed_since(
     let rows = conn
         .query(
             "read the changed app ACLs",
-            "SELECT l.app_id, x.kind, x.acl_values
-             FROM (SELECT DISTINCT ON (app_id) app_id, revision, ord FROM app_code_log
-                   WHERE instance_id = $1 AND revision > $2 AND kind = 'A'
-                   ORDER BY app_id, revision DESC, ord DESC) l
-             LEFT JOIN apps a ON a.instance_id = $1 AND a.id = l.app_id
-             LEFT JOIN app_acls x ON x.app_seq = a.seq
-             ORDER BY l.revision, l.ord",
+            concat!(
+                "SELECT l.app_id, x.kind, x.acl_values",
+                changed_apps!(),
+                "LEFT JOIN app_acls x ON x.app_seq = a.seq ORDER BY l.revision, l.ord"
+            ),
             &[&instance_id, &after],
         )
         .await?;

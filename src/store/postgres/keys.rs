@@ -5,7 +5,7 @@
 use tokio_postgres::Row;
 
 use super::pool::{Conn, Progress};
-use super::rows::{app_columns, col, BACKEND};
+use super::rows::{app_columns, changed_apps, col, BACKEND};
 use crate::app_key::AppKey;
 use crate::store::cipher::Sealer;
 use crate::store::sealed::RawApp;
@@ -84,12 +84,9 @@ pub(super) async fn changed_since(
             concat!(
                 "SELECT l.app_id, a.project_id, ",
                 "a.id, a.name, a.remark, a.creator, a.app_key, a.app_secret, ",
-                "a.app_secret_nonce, a.register_time, a.update_time, a.status
-                 FROM (SELECT DISTINCT ON (app_id) app_id, revision, ord FROM app_code_log
-                       WHERE instance_id = $1 AND revision > $2 AND kind = 'A'
-                       ORDER BY app_id, revision DESC, ord DESC) l
-                 LEFT JOIN apps a ON a.instance_id = $1 AND a.id = l.app_id
-                 ORDER BY l.revision, l.ord"
+                "a.app_secret_nonce, a.register_time, a.update_time, a.status",
+                changed_apps!(),
+                "ORDER BY l.revision, l.ord"
             ),
             &[&instance_id, &after],
         )

@@ -12,8 +12,8 @@ use tokio_postgres::Row;
 use super::error::{db, unique_violation};
 use super::pool::{Conn, Progress};
 use super::rows::{
-    col, count, quota_select, quota_seq, raw_limit, raw_quota, read, row_by_id, BACKEND,
-    QUOTA_BY_ID_LOCKED,
+    changed_apps, col, count, quota_select, quota_seq, raw_limit, raw_quota, read, row_by_id,
+    BACKEND, QUOTA_BY_ID_LOCKED,
 };
 use crate::quota::AppQuota;
 use crate::store::sealed::{page, sql_count, RawLimit};
@@ -290,15 +290,14 @@ pub(super) async fn changed_since(
     let rows = conn
         .query(
             "read the changed app quotas",
-            "SELECT l.app_id, q.call_limits, q.time_unit, q.time_interval,
-                    COALESCE(q.reset_time, b.bound_time / 1000000000)
-             FROM (SELECT DISTINCT ON (app_id) app_id, revision, ord FROM app_code_log
-                   WHERE instance_id = $1 AND revision > $2 AND kind = 'A'
-                   ORDER BY app_id, revision DESC, ord DESC) l
-             LEFT JOIN apps a ON a.instance_id = $1 AND a.id = l.app_id
-             LEFT JOIN app_quota_bindings b ON b.app_seq = a.seq
-             LEFT JOIN app_quotas q ON q.seq = b.quota_seq
-             ORDER BY l.revision, l.ord",
+            concat!(
+                "SELECT l.app_id, q.call_limits, q.time_unit, q.time_interval,
+                        COALESCE(q.reset_time, b.bound_time / 1000000000)",
+                changed_apps!(),
+                "LEFT JOIN app_quota_bindings b ON b.app_seq = a.seq
+                 LEFT JOIN app_quotas q ON q.seq = b.quota_seq
+                 ORDER BY l.revision, l.ord"
+            ),
             &[&instance_id, &after],
         )
         .await?;

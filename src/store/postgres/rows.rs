@@ -82,6 +82,20 @@ macro_rules! app_columns {
 }
 pub(super) use app_columns;
 
+/// From the change log, the apps logged as changed (kind `A`: a new key or secret, an ACL, a
+/// quota) in instance `$1` after revision `$2`, each once, as `l`, and each app as it is now as
+/// `a` (all `NULL` when it is gone). `ORDER BY l.revision, l.ord` lists them in the order of
+/// their last change.
+macro_rules! changed_apps {
+    () => {
+        " FROM (SELECT DISTINCT ON (app_id) app_id, revision, ord FROM app_code_log
+                WHERE instance_id = $1 AND revision > $2 AND kind = 'A'
+                ORDER BY app_id, revision DESC, ord DESC) l
+          LEFT JOIN apps a ON a.instance_id = $1 AND a.id = l.app_id "
+    };
+}
+pub(super) use changed_apps;
+
 impl RawApp {
     pub(super) fn from_pg_row(r: &Row) -> StoreResult<Self> {
         Self::from_pg_row_at(r, 0)
