@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::error::{corrupt, db};
-use super::rows::app_seq;
+use super::rows::{app_seq, changed_apps};
 use super::transactions::{read_tx, Write};
 use crate::acl::AppAcl;
 use crate::store::{Scope, StoreResult};
@@ -112,15 +112,11 @@ pub(super) fn changed_since(
     after: i64,
 ) -> StoreResult<Vec<(String, Option<AppAcl>)>> {
     let rows = tx
-        .prepare_cached(
-            "SELECT l.app_id, x.kind, x.acl_values
-             FROM (SELECT app_id, max(revision) AS revision, ord FROM app_code_log
-                   WHERE instance_id = ?1 AND revision > ?2 AND kind = 'A'
-                   GROUP BY app_id) l
-             LEFT JOIN apps a ON a.instance_id = ?1 AND a.id = l.app_id
-             LEFT JOIN app_acls x ON x.app_seq = a.seq
-             ORDER BY l.revision, l.ord",
-        )
+        .prepare_cached(concat!(
+            "SELECT l.app_id, x.kind, x.acl_values",
+            changed_apps!(),
+            "LEFT JOIN app_acls x ON x.app_seq = a.seq ORDER BY l.revision, l.ord"
+        ))
         .and_then(|mut s| {
             s.query_map(params![instance_id, after], |r| {
                 Ok((

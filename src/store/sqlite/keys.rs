@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, Transaction};
 
 use super::error::db;
-use super::rows::{read_app, APP_COLUMNS, BACKEND};
+use super::rows::{changed_apps, read_app, APP_COLUMNS, BACKEND};
 use super::transactions::read_tx;
 use crate::app_key::AppKey;
 use crate::store::cipher::Sealer;
@@ -46,14 +46,11 @@ pub(super) fn changed_since(
     after: i64,
 ) -> StoreResult<Vec<(String, Option<AppKey>)>> {
     let rows = tx
-        .prepare_cached(
-            "SELECT l.app_id, a.project_id
-             FROM (SELECT app_id, max(revision) AS revision, ord FROM app_code_log
-                   WHERE instance_id = ?1 AND revision > ?2 AND kind = 'A'
-                   GROUP BY app_id) l
-             LEFT JOIN apps a ON a.instance_id = ?1 AND a.id = l.app_id
-             ORDER BY l.revision, l.ord",
-        )
+        .prepare_cached(concat!(
+            "SELECT l.app_id, a.project_id",
+            changed_apps!(),
+            "ORDER BY l.revision, l.ord"
+        ))
         .and_then(|mut s| {
             s.query_map(params![instance_id, after], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))

@@ -5,7 +5,9 @@
 use rusqlite::{params, Connection, Transaction};
 
 use super::error::db;
-use super::rows::{count, quota_seq, raw_limit, raw_quota, read, BACKEND, QUOTA_SELECT};
+use super::rows::{
+    changed_apps, count, quota_seq, raw_limit, raw_quota, read, BACKEND, QUOTA_SELECT,
+};
 use super::transactions::{read_tx, write_tx, Write};
 use crate::quota::AppQuota;
 use crate::store::sealed::{self, sql_count, RawLimit};
@@ -228,20 +230,15 @@ pub(super) fn changed_since(
     instance_id: &str,
     after: i64,
 ) -> StoreResult<Vec<(String, Option<AppQuota>)>> {
-    // SQLite takes the bare `ord` from the row whose revision `max` chose: a write logs an app
-    // once at most.
     let rows = tx
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT l.app_id, q.call_limits, q.time_unit, q.time_interval,
-                    COALESCE(q.reset_time, b.bound_time / 1000000000)
-             FROM (SELECT app_id, max(revision) AS revision, ord FROM app_code_log
-                   WHERE instance_id = ?1 AND revision > ?2 AND kind = 'A'
-                   GROUP BY app_id) l
-             LEFT JOIN apps a ON a.instance_id = ?1 AND a.id = l.app_id
-             LEFT JOIN app_quota_bindings b ON b.app_seq = a.seq
+                    COALESCE(q.reset_time, b.bound_time / 1000000000)",
+            changed_apps!(),
+            "LEFT JOIN app_quota_bindings b ON b.app_seq = a.seq
              LEFT JOIN app_quotas q ON q.seq = b.quota_seq
-             ORDER BY l.revision, l.ord",
-        )
+             ORDER BY l.revision, l.ord"
+        ))
         .and_then(|mut s| {
             s.query_map(params![instance_id, after], |r| {
                 let limit = match r.get::<_, Option<i64>>(1)? {

@@ -44,6 +44,21 @@ pub(super) fn app_seq(tx: &Transaction<'_>, scope: &Scope, app_id: &str) -> Stor
         .ok_or(StoreError::AppNotFound)
 }
 
+/// From the change log, the apps logged as changed (kind `A`: a new key or secret, an ACL, a
+/// quota) in instance `?1` after revision `?2`, each once, as `l`, and each app as it is now as
+/// `a` (all `NULL` when it is gone). `ORDER BY l.revision, l.ord` lists them in the order of
+/// their last change: SQLite takes the bare `ord` from the row whose revision `max` chose, and a
+/// write logs an app once at most.
+macro_rules! changed_apps {
+    () => {
+        " FROM (SELECT app_id, max(revision) AS revision, ord FROM app_code_log
+                WHERE instance_id = ?1 AND revision > ?2 AND kind = 'A'
+                GROUP BY app_id) l
+          LEFT JOIN apps a ON a.instance_id = ?1 AND a.id = l.app_id "
+    };
+}
+pub(super) use changed_apps;
+
 pub(super) const APP_COLUMNS: &str =
     "id, name, remark, creator, app_key, app_secret, app_secret_nonce, \
                            register_time, update_time, status";
