@@ -100,7 +100,6 @@ async fn two_throttles_on_their_own_connections_share_one_limit() {
     assert_eq!(one.store_fallbacks() + two.store_fallbacks(), 0);
     // Another app has a limit of its own.
     assert_eq!(call(&mut a, "app-2").await.0, StatusCode::OK);
-    redis.clean().await;
 }
 
 #[tokio::test]
@@ -135,7 +134,6 @@ async fn batched_throttles_take_several_requests_at_once_and_never_exceed_the_li
     }
     // A and B took 4 each, then A the last 2: every one was used.
     assert_eq!(admitted, 10);
-    redis.clean().await;
 }
 
 #[tokio::test]
@@ -168,7 +166,6 @@ async fn redis_and_local_counting_answer_alike() {
             "{quota}"
         );
     }
-    redis.clean().await;
 }
 
 #[tokio::test]
@@ -202,7 +199,6 @@ async fn a_debug_request_sees_what_redis_says_is_left() {
             (429, left(0))
         ]
     );
-    redis.clean().await;
 }
 
 #[tokio::test]
@@ -218,7 +214,6 @@ async fn keys_are_prefixed_and_expire_when_their_state_is_fresh_again() {
     // One request of 3/h: the state is fresh again after one interval, 20 minutes.
     let ttl = redis.pttl(&key).await;
     assert!(ttl > 0 && ttl <= 1_200_000, "{ttl}");
-    redis.clean().await;
 }
 
 #[tokio::test]
@@ -272,7 +267,6 @@ async fn app_quota_counts_add_up_in_redis_by_window_and_expire_after_it() {
     // Each key expires a minute after its window ends.
     let ttl = redis.pttl(&format!("{}q:a", redis.prefix)).await;
     assert!(ttl > 3_000_000 && ttl <= 3_660_000, "{ttl}");
-    redis.clean().await;
 }
 
 /// A node of its own (its cache, its Redis connection) holding `code` of `app-1`, whose quota of
@@ -352,7 +346,6 @@ async fn two_layers_share_one_app_quota_through_redis() {
         admitted, 4,
         "the second node admitted past the shared count"
     );
-    redis.clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,7 +383,6 @@ async fn two_layers_counting_each_call_in_redis_admit_exactly_the_quota() {
         assert_eq!(layer.quota_count_fallbacks(), 0);
         assert_eq!(layer.cache().quota_calls_unflushed(), 0);
     }
-    redis.clean().await;
 }
 
 /// A private `redis-server` on a port of its own, killed on drop: for what the shared one must

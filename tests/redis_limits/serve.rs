@@ -113,7 +113,6 @@ async fn a_serve_node_with_redis_counts_app_quotas_there() {
         .unwrap()
         .get(0);
     assert_eq!(rows, 0);
-    redis.clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,7 +167,6 @@ async fn two_serve_nodes_share_one_redis_limit() {
     let keys = redis.keys().await;
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(keys[0].starts_with(&format!("{}{DEFAULT_INSTANCE_ID}:", redis.prefix)));
-    redis.clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,7 +235,6 @@ async fn a_redis_cut_off_gives_local_limits_and_no_5xx_then_serves_again() {
     );
     let latency = "apig_appcode_rate_limit_store_latency_seconds_count";
     assert!(sample(&metrics(&node).await, latency) >= 7.0);
-    redis.clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,7 +287,6 @@ async fn a_redis_cut_off_counts_quota_calls_on_the_node_then_adds_them_there() {
         sample(&metrics(&node).await, "apig_appcode_quota_calls_unflushed"),
         0.0
     );
-    redis.clean().await;
 }
 
 /// Runs `serve` with a rate limit counted in the store at `url`, which it must refuse to start
