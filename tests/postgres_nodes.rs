@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use admin_request::admin_request;
 use binary::{
-    run_to_exit, serve_args, serve_command, wait_until, Server, Upstream, PROPAGATION_TIMEOUT,
-    REQUEST_TIMEOUT,
+    admitted_until_refused, run_to_exit, serve_args, serve_command, wait_until, Server, Upstream,
+    PROPAGATION_TIMEOUT, REQUEST_TIMEOUT,
 };
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -365,16 +365,8 @@ async fn quota_counts_shared(node: &Server) {
 
 /// Calls `node`'s gateway with `code` until its quota refuses the call (405), each call's count
 /// shared before the next; returns how many calls it admitted first.
-async fn admitted_until_refused(http: &Http, node: &Server, code: &str) -> usize {
-    let mut admitted = 0;
-    loop {
-        match http.call(node, code).await {
-            StatusCode::OK => admitted += 1,
-            StatusCode::METHOD_NOT_ALLOWED => return admitted,
-            other => panic!("unexpected {other}"),
-        }
-        quota_counts_shared(node).await;
-    }
+async fn admitted_by(http: &Http, node: &Server, code: &str) -> usize {
+    admitted_until_refused(|| http.call(node, code), || quota_counts_shared(node)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,7 +388,7 @@ async fn two_nodes_count_one_app_quota_and_a_restart_keeps_the_count() {
         assert_eq!(http.call(&a, &code).await, StatusCode::OK);
     }
     quota_counts_shared(&a).await;
-    let admitted_by_b = admitted_until_refused(&http, &b, &code).await;
+    let admitted_by_b = admitted_by(&http, &b, &code).await;
     assert_eq!(admitted_by_b, 4, "B admitted past the shared count");
 
     // A restarted node keeps the day's count: at most the one call it admits before it reads it.
@@ -445,7 +437,7 @@ async fn a_node_stopped_gracefully_shares_its_last_quota_counts() {
     let http = Http::new();
 
     let b = start_node(&db, &upstream).await;
-    let admitted = admitted_until_refused(&http, &b, &code).await;
+    let admitted = admitted_by(&http, &b, &code).await;
     assert_eq!(
         admitted, 4,
         "the stopped node's last calls were not counted"

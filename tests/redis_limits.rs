@@ -22,7 +22,7 @@ use std::convert::Infallible;
 use apig_appcode::quota::{AppQuota, QuotaCount, SharedCount, SharedQuotaCounts, TimeUnit};
 use apig_appcode::throttle::{Quota, RedisRateStore, RedisUrl, ThrottleLayer};
 use apig_appcode::{AppCode, AppCodeAuthLayer, AppCodeCache, AppIdentity};
-use binary::{wait_until, PROPAGATION_TIMEOUT};
+use binary::{admitted_until_refused, wait_until, PROPAGATION_TIMEOUT};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use redis_support::TestRedis;
@@ -332,16 +332,12 @@ async fn two_layers_share_one_app_quota_through_redis() {
         assert_eq!(res.status(), StatusCode::OK);
     }
     flushed(nodes[0].0.cache().clone()).await;
-    let mut admitted = 0;
-    loop {
-        let res = nodes[1].1.clone().oneshot(ask()).await.unwrap();
-        match res.status() {
-            StatusCode::OK => admitted += 1,
-            StatusCode::METHOD_NOT_ALLOWED => break,
-            other => panic!("unexpected {other}"),
-        }
-        flushed(nodes[1].0.cache().clone()).await;
-    }
+    let (layer, svc) = &nodes[1];
+    let admitted = admitted_until_refused(
+        || async { svc.clone().oneshot(ask()).await.unwrap().status() },
+        || flushed(layer.cache().clone()),
+    )
+    .await;
     assert_eq!(
         admitted, 4,
         "the second node admitted past the shared count"

@@ -31,6 +31,8 @@ mod finished;
 mod management;
 #[path = "process.rs"]
 mod process;
+#[path = "quota.rs"]
+mod quota;
 #[path = "raw_http1.rs"]
 mod raw_http1;
 #[path = "server.rs"]
@@ -49,6 +51,7 @@ pub(crate) use self::{
     finished::Finished,
     management::{apps_path, metrics, sample, signed_call, Admin},
     process::{collect, run_to_exit, Proc},
+    quota::admitted_until_refused,
     raw_http1::{idle_waits_between_requests, read_response_from},
     server::{
         base_args, database_path, database_url, listening, self_signed, serve_args, serve_command,
