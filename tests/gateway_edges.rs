@@ -598,13 +598,8 @@ async fn a_kept_upstream_connection_serves_the_next_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_leaves_mid_request_releases_its_upstream_connection() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
     // Default deadlines: the upstream timeout must not be what ends the wait.
-    let server = start_with_token(&upstream, dir.path(), &[]).await;
-    let (_, _, code) = Admin::new(server.admin, TOKEN)
-        .app_with_code("leaving_app")
-        .await;
+    let (server, (_, _, code), (upstream, _dir)) = serve_with_code("leaving_app").await;
 
     let req = format!("GET /slow HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {code}\r\n\r\n");
     let client = sent(server.gateway, req.as_bytes()).await;

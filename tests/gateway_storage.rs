@@ -16,12 +16,7 @@ mod sqlite_file;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appcode_survives_kill_9_and_restart() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_with_token(&upstream, dir.path(), &[]).await;
-    let (app, code_id, code) = Admin::new(server.admin, TOKEN)
-        .app_with_code("durable")
-        .await;
+    let (server, (app, code_id, code), (upstream, dir)) = serve_with_code("durable").await;
     server.kill_9();
 
     let server = start_with_token(&upstream, dir.path(), &[]).await;

@@ -49,7 +49,7 @@ pub(crate) use self::{
         call_gateway, gateway_status, get, is_refused, request, send, send_over, try_send, Resp,
     },
     finished::Finished,
-    management::{apps_path, metrics, sample, signed_call, Admin},
+    management::{apps_path, metrics, sample, serve_with_code, signed_call, Admin},
     process::{collect, run_to_exit, Proc},
     quota::admitted_until_refused,
     raw_http1::{idle_waits_between_requests, read_response_from},
