@@ -163,6 +163,13 @@ pub(crate) fn listening(out: &str, prefix: &str) -> Option<SocketAddr> {
     addr.trim().parse().ok()
 }
 
+/// Server without `--admin-token`: on its first run it writes a token file beside its database.
+pub(crate) async fn start_without_token(upstream: &Upstream, dir: &Path) -> Server {
+    Server::start(serve_command(&base_args(upstream, dir)))
+        .await
+        .unwrap()
+}
+
 /// Server with `--admin-token TOKEN` plus `extra` flags.
 pub(crate) async fn start_with_token(upstream: &Upstream, dir: &Path, extra: &[&str]) -> Server {
     let mut args = base_args(upstream, dir);
