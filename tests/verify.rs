@@ -15,8 +15,11 @@ use std::process::Command;
 
 use http::{Method, StatusCode};
 
+#[path = "support/installed.rs"]
+mod installed;
 #[path = "support/binary.rs"]
 mod support;
+use installed::installed_or_skip;
 use support::*;
 
 /// A server with `--verify-listen 127.0.0.1:0` and `extra` flags, and its verify address.
@@ -268,20 +271,8 @@ async fn forwarded_https_counts_only_from_a_trusted_proxy() {
 /// `/usr/sbin`, which a non-root `PATH` often lacks). `None` (after saying so) when it is not
 /// installed outside CI; a failure under CI.
 fn proxy_binary(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty());
-        assert!(
-            !ci,
-            "{name} is not installed; CI must run this test (see .ci/run)"
-        );
-        eprintln!("skipping: {name} is not installed (apt-get install {name}); CI runs this test");
-    }
-    found
+    let install = format!("apt-get install {name}");
+    installed_or_skip(name, &["/usr/sbin", "/sbin"], &install)
 }
 
 /// A port nothing listens on now (the proxy binds it right after; a clash fails the start).
