@@ -186,6 +186,15 @@ fn app(n: u64) -> App {
     app_in(&scope(), n, &format!("app_{n}"))
 }
 
+/// Creates apps 1 and 2 in [`scope`] and app 3 in another instance, whose scope it returns.
+async fn two_apps_and_one_elsewhere(store: &dyn Store) -> Scope {
+    let other = Scope::new("project-b", "instance-2");
+    store.create_app(app(1)).await.unwrap();
+    store.create_app(app(2)).await.unwrap();
+    store.create_app(app_in(&other, 3, "other")).await.unwrap();
+    other
+}
+
 /// A valid AppCode unique per `(tag, n)`.
 fn value(tag: &str, n: u64) -> AppCode {
     AppCode::parse(&format!("{tag}{n:08}{}", "x".repeat(64))).unwrap()

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
-use apig_appcode::store::{AppCodeRecord, DeletedAppCode, Scope, Store};
+use apig_appcode::store::{AppCodeRecord, DeletedAppCode, Store};
 
-use super::{app, app_in, changes, code, id, revision, scope, value, RETENTION};
+use super::{
+    app, changes, code, id, revision, scope, two_apps_and_one_elsewhere, value, RETENTION,
+};
 
 pub(super) fn deleted(records: &[&AppCodeRecord]) -> Vec<DeletedAppCode> {
     records
@@ -19,10 +21,7 @@ pub(super) fn deleted(records: &[&AppCodeRecord]) -> Vec<DeletedAppCode> {
 
 pub(super) async fn changes_after_a_revision_are_exactly_what_happened(store: Arc<dyn Store>) {
     let s = scope();
-    let other = Scope::new("project-b", "instance-2");
-    store.create_app(app(1)).await.unwrap();
-    store.create_app(app(2)).await.unwrap();
-    store.create_app(app_in(&other, 3, "other")).await.unwrap();
+    let other = two_apps_and_one_elsewhere(&*store).await;
     let start = revision(&*store, "instance-1").await;
     let empty = changes(&*store, "instance-1", start).await;
     assert!(empty.is_empty());
