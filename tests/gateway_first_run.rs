@@ -27,10 +27,7 @@ async fn a_first_start_that_fails_leaves_no_token_file_and_the_next_one_shows_th
     let mut args = base_args(&upstream, dir.path());
     let admin = args.iter().position(|a| a == "--admin-listen").unwrap() + 1;
     args[admin] = taken.local_addr().unwrap().to_string();
-    let failed = Server::start(serve_command(&args))
-        .await
-        .err()
-        .expect("the start failed");
+    let failed = start_refused(&args, "on a taken admin port").await;
     assert!(!failed.status.success());
     assert!(
         !token_file.exists(),

@@ -55,7 +55,7 @@ pub(crate) use self::{
     raw_http1::{idle_waits_between_requests, read_response_from},
     server::{
         base_args, database_path, database_url, listening, self_signed, serve_args, serve_command,
-        start_with_token, start_without_token, Exited, Server,
+        start_refused, start_with_token, start_without_token, Exited, Server,
     },
     upstream::{echo, Upstream, LOAD_ANSWER, LOAD_PATH},
     wait::wait_until,
