@@ -174,11 +174,12 @@ pub(crate) fn apps_path() -> String {
     format!("/v2/{DEFAULT_PROJECT_ID}/apigw/instances/{DEFAULT_INSTANCE_ID}/apps")
 }
 
-/// A server with `--admin-token` and nothing else on a directory of its own, holding an app
+/// A server with `--admin-token` and `extra` flags on a directory of its own, holding an app
 /// `name` with one AppCode: the server, (app ID, code ID, code value), and what must live as long
 /// as the server (its upstream, its directory).
 pub(crate) async fn serve_with_code(
     name: &str,
+    extra: &[&str],
 ) -> (
     Server,
     (String, String, String),
@@ -186,7 +187,7 @@ pub(crate) async fn serve_with_code(
 ) {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = start_with_token(&upstream, dir.path(), &[]).await;
+    let server = start_with_token(&upstream, dir.path(), extra).await;
     let code = Admin::new(server.admin, super::TOKEN)
         .app_with_code(name)
         .await;
