@@ -50,10 +50,22 @@ async fn call(svc: &mut Svc, app: &str) -> (StatusCode, Option<String>) {
     (res.status(), retry_after)
 }
 
-async fn redis_layer(redis: &TestRedis, quota: Quota) -> ThrottleLayer {
+/// A store on the test Redis, its keys under the test's prefix.
+async fn redis_store(redis: &TestRedis) -> RedisRateStore {
     let url = RedisUrl::parse(&redis.url).unwrap();
-    let store = RedisRateStore::connect(&url, &redis.prefix).await.unwrap();
-    limited(store, quota)
+    RedisRateStore::connect(&url, &redis.prefix).await.unwrap()
+}
+
+async fn redis_layer(redis: &TestRedis, quota: Quota) -> ThrottleLayer {
+    limited(redis_store(redis).await, quota)
+}
+
+/// The test Redis for `test` and a service throttled by `quota` counted there, or `None`
+/// (after saying so) without Redis.
+async fn throttled_in_redis(test: &str, quota: Quota) -> Option<(TestRedis, Svc)> {
+    let redis = TestRedis::connect(test).await?;
+    let svc = service(redis_layer(&redis, quota).await);
+    Some((redis, svc))
 }
 
 /// A throttle holding `quota` in `store`, which falls back only when Redis fails.
@@ -108,11 +120,9 @@ async fn batched_throttles_take_several_requests_at_once_and_never_exceed_the_li
     let Some(redis) = TestRedis::connect(test).await else {
         return;
     };
-    let url = RedisUrl::parse(&redis.url).unwrap();
     let batched = || async {
-        let store = RedisRateStore::connect(&url, &redis.prefix)
+        let store = redis_store(&redis)
             .await
-            .unwrap()
             .batch(std::num::NonZeroU32::new(4).unwrap());
         limited(store, per_hour(10))
     };
@@ -171,10 +181,9 @@ async fn redis_and_local_counting_answer_alike() {
 #[tokio::test]
 async fn a_debug_request_sees_what_redis_says_is_left() {
     let test = "a_debug_request_sees_what_redis_says_is_left";
-    let Some(redis) = TestRedis::connect(test).await else {
+    let Some((_redis, mut svc)) = throttled_in_redis(test, per_hour(3)).await else {
         return;
     };
-    let mut svc = service(redis_layer(&redis, per_hour(3)).await);
     let mut seen = Vec::new();
     for _ in 0..4 {
         let mut req = Request::new(());
@@ -204,10 +213,9 @@ async fn a_debug_request_sees_what_redis_says_is_left() {
 #[tokio::test]
 async fn keys_are_prefixed_and_expire_when_their_state_is_fresh_again() {
     let test = "keys_are_prefixed_and_expire_when_their_state_is_fresh_again";
-    let Some(redis) = TestRedis::connect(test).await else {
+    let Some((redis, mut svc)) = throttled_in_redis(test, per_hour(3)).await else {
         return;
     };
-    let mut svc = service(redis_layer(&redis, per_hour(3)).await);
     assert_eq!(call(&mut svc, "app-1").await.0, StatusCode::OK);
     let key = format!("{}app-1", redis.prefix);
     assert_eq!(redis.keys().await, vec![key.clone()]);
@@ -222,8 +230,7 @@ async fn app_quota_counts_add_up_in_redis_by_window_and_expire_after_it() {
     let Some(redis) = TestRedis::connect(test).await else {
         return;
     };
-    let url = RedisUrl::parse(&redis.url).unwrap();
-    let store = RedisRateStore::connect(&url, &redis.prefix).await.unwrap();
+    let store = redis_store(&redis).await;
     let counts = store.quota_counts(&format!("{}q:", redis.prefix));
     let now = i64::try_from(
         std::time::SystemTime::now()
@@ -277,8 +284,7 @@ async fn quota_node(
     limit: u64,
     each_call: bool,
 ) -> (AppCodeAuthLayer, Svc) {
-    let url = RedisUrl::parse(&redis.url).unwrap();
-    let store = RedisRateStore::connect(&url, &redis.prefix).await.unwrap();
+    let store = redis_store(redis).await;
     let cache = AppCodeCache::new();
     cache.replace_all([(code.clone(), AppIdentity::new("app-1", "code-1"))]);
     let quota = AppQuota::new(limit, TimeUnit::Day, 1)
@@ -301,17 +307,28 @@ async fn quota_node(
     (layer, BoxCloneService::new(svc))
 }
 
+/// The test Redis for `test` and two [`quota_node`]s holding one new AppCode (also returned),
+/// or `None` (after saying so) without Redis.
+async fn two_quota_nodes(
+    test: &str,
+    limit: u64,
+    each_call: bool,
+) -> Option<(TestRedis, AppCode, [(AppCodeAuthLayer, Svc); 2])> {
+    let redis = TestRedis::connect(test).await?;
+    let code = AppCode::generate();
+    let nodes = [
+        quota_node(&redis, &code, limit, each_call).await,
+        quota_node(&redis, &code, limit, each_call).await,
+    ];
+    Some((redis, code, nodes))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_layers_share_one_app_quota_through_redis() {
     let test = "two_layers_share_one_app_quota_through_redis";
-    let Some(redis) = TestRedis::connect(test).await else {
+    let Some((_redis, code, nodes)) = two_quota_nodes(test, 10, false).await else {
         return;
     };
-    let code = AppCode::generate();
-    let nodes = [
-        quota_node(&redis, &code, 10, false).await,
-        quota_node(&redis, &code, 10, false).await,
-    ];
     let ask = || {
         Request::builder()
             .header("x-apig-appcode", code.expose())
@@ -347,14 +364,9 @@ async fn two_layers_share_one_app_quota_through_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_layers_counting_each_call_in_redis_admit_exactly_the_quota() {
     let test = "two_layers_counting_each_call_in_redis_admit_exactly_the_quota";
-    let Some(redis) = TestRedis::connect(test).await else {
+    let Some((_redis, code, nodes)) = two_quota_nodes(test, 30, true).await else {
         return;
     };
-    let code = AppCode::generate();
-    let nodes = [
-        quota_node(&redis, &code, 30, true).await,
-        quota_node(&redis, &code, 30, true).await,
-    ];
     // Three times the quota at once, spread over both nodes.
     let calls: Vec<_> = (0..90)
         .map(|n| {
