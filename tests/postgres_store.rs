@@ -11,16 +11,15 @@
 mod pg;
 #[path = "support/records.rs"]
 mod records;
-use records::{app_in, id};
+use records::{app_in, code_of};
 
 use std::time::Duration;
 
 use apig_appcode::provider::{Change, ChangeStream};
 use apig_appcode::store::{
     AppCodeChanges, AppCodeRecord, MasterKey, PostgresOptions, PostgresStore, Scope, Store,
-    StoreError, Timestamp, MAX_APP_CODES_PER_APP,
+    StoreError, MAX_APP_CODES_PER_APP,
 };
-use apig_appcode::AppCode;
 use pg::TestDb;
 
 #[path = "postgres_store/availability.rs"]
@@ -38,15 +37,6 @@ const WAIT: Duration = Duration::from_secs(30);
 
 fn scope() -> Scope {
     Scope::new("project-a", "instance-1")
-}
-
-fn code(app: u64, n: u64) -> AppCodeRecord {
-    AppCodeRecord {
-        id: id(1_000_000 + n),
-        app_id: id(app),
-        value: AppCode::parse(&format!("PgValue{app:04}x{n:04}{}", "v".repeat(60))).unwrap(),
-        create_time: Timestamp::from_unix_nanos(3),
-    }
 }
 
 fn key(byte: u8) -> PostgresOptions {
@@ -197,13 +187,16 @@ async fn create_app_code_latency() {
     for app in (0..N / per_app).chain([N]) {
         store.create_app(app_in(&scope(), app)).await.unwrap();
     }
-    store.create_app_code(&scope(), code(N, N)).await.unwrap();
+    store
+        .create_app_code(&scope(), code_of(N, N))
+        .await
+        .unwrap();
     let mut each = Vec::with_capacity(N as usize);
     let started = std::time::Instant::now();
     for n in 0..N {
         let t = std::time::Instant::now();
         store
-            .create_app_code(&scope(), code(n / per_app, n))
+            .create_app_code(&scope(), code_of(n / per_app, n))
             .await
             .unwrap();
         each.push(t.elapsed());
