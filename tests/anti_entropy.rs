@@ -10,7 +10,7 @@
 mod records;
 #[path = "support/wait.rs"]
 mod wait;
-use records::{app_in, code_of};
+use records::{app_in, code};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,7 +68,7 @@ async fn codes_changed_with_sql_on_the_file_reach_the_cache_at_the_next_refresh(
     let path = dir.path().join("apig.db");
     let store = Arc::new(SqliteStore::open(&path, SqliteOptions::new()).unwrap());
     store.create_app(app(1)).await.unwrap();
-    let api = code_of(1, 1);
+    let api = code(1, 1);
     store.create_app_code(&scope(), api.clone()).await.unwrap();
     // No anti-entropy check: only the change log can bring the changes.
     let layer = AppCodeAuthLayer::builder()
@@ -123,7 +123,7 @@ async fn codes_changed_with_sql_on_the_file_reach_the_cache_at_the_next_refresh(
 async fn a_cache_made_wrong_is_repaired_by_the_anti_entropy_check() {
     let store = Arc::new(MemoryStore::new());
     store.create_app(app(1)).await.unwrap();
-    let genuine = code_of(1, 1);
+    let genuine = code(1, 1);
     store
         .create_app_code(&scope(), genuine.clone())
         .await

@@ -39,7 +39,7 @@ mod pg;
 mod records;
 #[path = "support/sdk_python.rs"]
 mod sdk_python;
-use records::{app_in, code_of};
+use records::{app_in, code};
 use sdk_python::{run_sdk_script, sdk_python};
 
 const DEFAULT_ID: &str = "00000000000000000000000000000001";
@@ -67,10 +67,7 @@ async fn seed(dir: &Path, apps: u64, codes: u64) {
     for a in 1..=apps {
         store.create_app(app(a)).await.unwrap();
         for c in 0..codes {
-            store
-                .create_app_code(&scope(), code_of(a, c))
-                .await
-                .unwrap();
+            store.create_app_code(&scope(), code(a, c)).await.unwrap();
         }
     }
     let acl = AppAcl::new(AclType::Deny, ["192.0.2.0/24"]).unwrap();
@@ -285,7 +282,7 @@ async fn a_thousand_apps_are_copied_resumed_skipped_and_read_by_the_sdk() {
     let held = contents(&store_in(target_dir.path())).await;
     assert_eq!(held, contents(&store_in(source_dir.path())).await);
     assert_eq!(held.1.len() as u64, APPS * CODES);
-    let last = code_of(APPS, CODES - 1).value.expose().to_owned();
+    let last = code(APPS, CODES - 1).value.expose().to_owned();
     let gateway = target.gateway;
     wait_until(PROPAGATION_TIMEOUT, "the target's gateway takes an imported code", || {
         let last = last.clone();
@@ -319,7 +316,7 @@ async fn sdk_reads(admin: SocketAddr, total: u64) {
             let a = app(n);
             let codes: Vec<Value> = (0..5)
                 .map(|c| {
-                    let c = code_of(n, c);
+                    let c = code(n, c);
                     json!({"id": c.id, "app_code": c.value.expose()})
                 })
                 .collect();
@@ -365,7 +362,7 @@ async fn a_dry_run_plans_then_differences_are_reported_then_updated() {
         other.remark = "changed here".into();
         other.app_secret = SecretString::new("TargetOwnSecret0123456789");
         target.create_app(other).await.unwrap();
-        let mut replaced = code_of(2, 0);
+        let mut replaced = code(2, 0);
         replaced.value = AppCode::parse(&format!("target{}", "y".repeat(60))).unwrap();
         target.create_app_code(&scope(), replaced).await.unwrap();
     }
@@ -386,7 +383,7 @@ async fn a_dry_run_plans_then_differences_are_reported_then_updated() {
     )));
     assert!(plan.stdout.contains(&format!(
         "differs AppCode {} of app {}: app_code",
-        code_of(2, 0).id,
+        code(2, 0).id,
         app(2).id
     )));
     assert_eq!(plan.row("apps"), [2, 0, 1, 0, 0], "{}", plan.stdout);
@@ -427,7 +424,7 @@ async fn a_dry_run_plans_then_differences_are_reported_then_updated() {
         let all = format!("{}{}", out.stdout, out.stderr);
         for a in 1..=3 {
             assert!(!all.contains(app(a).app_secret.expose()), "{all}");
-            assert!(!all.contains(code_of(a, 0).value.expose()), "{all}");
+            assert!(!all.contains(code(a, 0).value.expose()), "{all}");
         }
         assert!(!all.contains("TargetOwnSecret0123456789"), "{all}");
     }
@@ -478,7 +475,7 @@ async fn throttled_and_failing_answers_are_retried() {
         .route(
             &format!("{}/apps/{app_id}/app-codes", base()),
             get(|| async {
-                let c = code_of(7, 0);
+                let c = code(7, 0);
                 json_body(json!({"total": 1, "size": 1, "app_codes": [
                     {"id": c.id, "app_code": c.value.expose(), "create_time": "2024-01-02T03:04:05Z"}]}))
             }),
@@ -494,10 +491,10 @@ async fn throttled_and_failing_answers_are_retried() {
     assert_eq!(done.row("apps"), [1, 0, 0, 0, 0]);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     let held = store_in(target_dir.path())
-        .get_app_code(&scope(), &app_id, &code_of(7, 0).id)
+        .get_app_code(&scope(), &app_id, &code(7, 0).id)
         .await
         .unwrap();
-    assert_eq!(held.value, code_of(7, 0).value);
+    assert_eq!(held.value, code(7, 0).value);
     assert_eq!(
         held.create_time.to_string(),
         "2024-01-02T03:04:05.000000000Z"
@@ -614,7 +611,7 @@ async fn into_postgres_while_a_node_serves_it() {
     assert_eq!(done.row("AppCodes"), [6, 0, 0, 0, 0]);
     assert_eq!(done.row("quota bindings"), [2, 0, 0, 0, 0]);
     // The node serving the database hears of the new codes.
-    let last = code_of(3, 1).value.expose().to_owned();
+    let last = code(3, 1).value.expose().to_owned();
     let gateway = target.gateway;
     wait_until(PROPAGATION_TIMEOUT, "the node takes an imported code", || {
         let last = last.clone();

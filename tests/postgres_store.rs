@@ -11,7 +11,7 @@
 mod pg;
 #[path = "support/records.rs"]
 mod records;
-use records::{app_in, code_of};
+use records::{app_in, code};
 
 use std::time::Duration;
 
@@ -187,16 +187,13 @@ async fn create_app_code_latency() {
     for app in (0..N / per_app).chain([N]) {
         store.create_app(app_in(&scope(), app)).await.unwrap();
     }
-    store
-        .create_app_code(&scope(), code_of(N, N))
-        .await
-        .unwrap();
+    store.create_app_code(&scope(), code(N, N)).await.unwrap();
     let mut each = Vec::with_capacity(N as usize);
     let started = std::time::Instant::now();
     for n in 0..N {
         let t = std::time::Instant::now();
         store
-            .create_app_code(&scope(), code_of(n / per_app, n))
+            .create_app_code(&scope(), code(n / per_app, n))
             .await
             .unwrap();
         each.push(t.elapsed());

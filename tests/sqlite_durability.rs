@@ -20,7 +20,7 @@ use apig_appcode::AppCode;
 
 #[path = "support/records.rs"]
 mod records;
-use records::{app_in, code_of};
+use records::{app_in, code};
 
 const CHILD_ROLE: &str = "APIG_SQLITE_TEST_CHILD_ROLE";
 const CHILD_DB: &str = "APIG_SQLITE_TEST_CHILD_DB";
@@ -48,7 +48,7 @@ fn app(n: u64) -> App {
 
 /// The `i`-th code the writer creates, recomputable by the parent: five per app.
 fn record(i: u64) -> AppCodeRecord {
-    code_of(i / 5, i)
+    code(i / 5, i)
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -8,7 +8,7 @@ use apig_appcode::store::{PostgresOptions, Store, StoreError};
 use super::pg::TestDb;
 use super::records::id;
 use super::{
-    code_of, create_announced, open, scope, small_pool, store_with_app, writer_and_listener, WAIT,
+    code, create_announced, open, scope, small_pool, store_with_app, writer_and_listener, WAIT,
 };
 
 /// A gateway worker runs its own single-threaded runtime, and its AppCode lookups borrow the
@@ -81,7 +81,7 @@ async fn a_listener_outlives_a_database_that_answers_late() {
     tokio::time::sleep(Duration::from_secs(12)).await;
     drop(frozen);
     // The very next event is the announcement: no resync came first.
-    create_announced(&a, &mut changes, &code_of(1, 1)).await;
+    create_announced(&a, &mut changes, &code(1, 1)).await;
 }
 
 /// A database that stops answering (a stopped server, a network partition) must not hold a
@@ -97,7 +97,7 @@ async fn calls_on_a_frozen_database_fail_as_unavailable_and_recover() {
     let Some(frozen) = db.freeze_or_skip(db.schema(), "the store's backend").await else {
         return;
     };
-    let write = returns("a write", store.create_app_code(&scope(), code_of(1, 1))).await;
+    let write = returns("a write", store.create_app_code(&scope(), code(1, 1))).await;
     expect_unavailable(write, "create AppCode");
     // The frozen connection was closed, not returned: the pool's one slot is free again, and a
     // new connection (a new backend, not frozen) answers.
@@ -110,7 +110,7 @@ async fn calls_on_a_frozen_database_fail_as_unavailable_and_recover() {
     drop((frozen, frozen_too));
 
     // Thawed: the write that timed out took nothing with it, and the store works.
-    let record = code_of(1, 1);
+    let record = code(1, 1);
     let write = returns("a write", store.create_app_code(&scope(), record.clone())).await;
     assert_eq!(write.unwrap(), record);
     let read = returns("a read", store.list_app_codes(&scope(), &id(1), 0, 10)).await;
@@ -127,10 +127,7 @@ async fn a_snapshot_read_given_up_is_cancelled_in_the_database() {
         return;
     };
     let store = store_with_app(&db, small_pool(2, Duration::from_secs(1))).await;
-    store
-        .create_app_code(&scope(), code_of(1, 1))
-        .await
-        .unwrap();
+    store.create_app_code(&scope(), code(1, 1)).await.unwrap();
     let holder = db.client().await;
     holder
         .batch_execute("BEGIN; LOCK TABLE app_codes IN ACCESS EXCLUSIVE MODE")
@@ -161,7 +158,7 @@ async fn a_snapshot_read_given_up_is_cancelled_in_the_database() {
     holder.batch_execute("ROLLBACK").await.unwrap();
     // The store works on.
     let snapshot = returns("a snapshot", store.instance_snapshot("instance-1")).await;
-    assert_eq!(snapshot.unwrap().codes, [code_of(1, 1)]);
+    assert_eq!(snapshot.unwrap().codes, [code(1, 1)]);
 }
 
 /// `call`'s outcome; [`WAIT`] (far above the call timeout) only turns a hang into a failure.

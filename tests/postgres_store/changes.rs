@@ -11,7 +11,7 @@ use apig_appcode::{AppCode, AppKey};
 use super::pg::TestDb;
 use super::records::{app_in, id};
 use super::{
-    code_of, create_announced, delete_announced, expect_remove_id, expect_upsert, key, listening,
+    code, create_announced, delete_announced, expect_remove_id, expect_upsert, key, listening,
     logged_since, next, next_code, open, scope, writer_and_listener, WAIT,
 };
 
@@ -27,15 +27,15 @@ async fn another_nodes_writes_reach_the_change_stream() {
     a.create_app(app_in(&other_instance, 2)).await.unwrap();
 
     // Another instance's codes are not announced to this one's listeners.
-    a.create_app_code(&other_instance, code_of(2, 9))
+    a.create_app_code(&other_instance, code(2, 9))
         .await
         .unwrap();
-    let first = code_of(1, 1);
+    let first = code(1, 1);
     create_announced(&a, &mut changes, &first).await;
     delete_announced(&a, &mut changes, &first).await;
 
     // A code created and deleted before the listener reads it back is not resurrected.
-    let brief = code_of(1, 2);
+    let brief = code(1, 2);
     a.create_app_code(&scope(), brief.clone()).await.unwrap();
     a.delete_app_code(&scope(), &id(1), &brief.id)
         .await
@@ -49,7 +49,7 @@ async fn another_nodes_writes_reach_the_change_stream() {
     }
 
     // Deleting an app announces each of its codes.
-    let (c3, c4) = (code_of(1, 3), code_of(1, 4));
+    let (c3, c4) = (code(1, 3), code(1, 4));
     for c in [&c3, &c4] {
         create_announced(&a, &mut changes, c).await;
     }
@@ -166,7 +166,7 @@ async fn a_node_relays_its_own_deletions_but_not_its_creations() {
     let store = open(&db, PostgresOptions::new()).await;
     let mut changes = listening(&store).await;
     store.create_app(app_in(&scope(), 1)).await.unwrap();
-    let record = code_of(1, 1);
+    let record = code(1, 1);
     store
         .create_app_code(&scope(), record.clone())
         .await
@@ -196,7 +196,7 @@ async fn a_lost_listener_reconnects_and_resyncs() {
     // Reconnected: a resync first (what was missed is only in a full snapshot)...
     assert!(matches!(next_code(&mut changes).await, Change::Resync));
     // ...then announcements flow again.
-    create_announced(&a, &mut changes, &code_of(1, 1)).await;
+    create_announced(&a, &mut changes, &code(1, 1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,9 +207,9 @@ async fn a_missed_announcement_is_told_by_its_revision() {
     let (a, b, mut changes) = writer_and_listener(&db).await;
     // The listener's own creation is not relayed, but its revision counts: the next write is
     // in order, and comes through with no resync.
-    let own = code_of(1, 1);
+    let own = code(1, 1);
     b.create_app_code(&scope(), own.clone()).await.unwrap();
-    create_announced(&a, &mut changes, &code_of(1, 2)).await;
+    create_announced(&a, &mut changes, &code(1, 2)).await;
 
     // A write whose announcement never arrives: its revision and log entry, no NOTIFY.
     db.client()
@@ -228,7 +228,7 @@ async fn a_missed_announcement_is_told_by_its_revision() {
         .unwrap();
     // The next announcement is two revisions past the last one: a resync first, then the
     // change itself.
-    let second = code_of(1, 3);
+    let second = code(1, 3);
     a.create_app_code(&scope(), second.clone()).await.unwrap();
     assert!(matches!(next_code(&mut changes).await, Change::Resync));
     expect_upsert(next_code(&mut changes).await, &second);
@@ -261,7 +261,7 @@ async fn announcements_carry_ids_only() {
 
     let app = app_in(&scope(), 1);
     store.create_app(app.clone()).await.unwrap();
-    let (c1, c2) = (code_of(1, 1), code_of(1, 2));
+    let (c1, c2) = (code(1, 1), code(1, 2));
     store.create_app_code(&scope(), c1.clone()).await.unwrap();
     store.create_app_code(&scope(), c2.clone()).await.unwrap();
     store
@@ -332,7 +332,7 @@ async fn changes_made_with_plain_sql_are_logged_and_announced() {
     };
     let (a, _b, mut changes) = writer_and_listener(&db).await;
     let sql = db.client().await;
-    let first = code_of(1, 1);
+    let first = code(1, 1);
     a.create_app_code(&scope(), first.clone()).await.unwrap();
     expect_upsert(next_code(&mut changes).await, &first);
     let start = a
@@ -351,7 +351,7 @@ async fn changes_made_with_plain_sql_are_logged_and_announced() {
     let delete = format!("DELETE FROM {}.app_codes WHERE id = $1", db.schema());
     elsewhere.execute(&delete, &[&first.id]).await.unwrap();
     expect_remove_id(next_code(&mut changes).await, &first.id);
-    let second = code_of(1, 2);
+    let second = code(1, 2);
     insert_with_sql(&sql, &second).await;
     expect_upsert(next_code(&mut changes).await, &second);
     // A new value under the same ID: the old one goes, the new one comes.
@@ -443,7 +443,7 @@ async fn a_digest_over_many_slices_is_the_digest_of_every_code() {
             sql.batch_execute(&restart("app_codes", code_seq + seq))
                 .await
                 .unwrap();
-            let record = code_of(app, n);
+            let record = code(app, n);
             store
                 .create_app_code(&scope(), record.clone())
                 .await
@@ -454,7 +454,7 @@ async fn a_digest_over_many_slices_is_the_digest_of_every_code() {
     let other = Scope::new("project-a", "instance-2");
     sql.batch_execute(&restart("apps", 70_001)).await.unwrap();
     store.create_app(app_in(&other, 4)).await.unwrap();
-    store.create_app_code(&other, code_of(4, 41)).await.unwrap();
+    store.create_app_code(&other, code(4, 41)).await.unwrap();
     let digest = store.instance_digest("instance-1").await.unwrap().unwrap();
     assert_eq!(digest.codes, expected);
     assert_eq!(digest.codes.count, 6);

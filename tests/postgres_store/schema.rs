@@ -6,7 +6,7 @@ use apig_appcode::store::{KeyMismatch, PostgresOptions, PostgresStore, SchemaToo
 
 use super::pg::TestDb;
 use super::records::{app_in, id};
-use super::{backend, code_of, column, key, logged_since, open, scope, store_with_app};
+use super::{backend, code, column, key, logged_since, open, scope, store_with_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_starting_together_migrate_once() {
@@ -84,7 +84,7 @@ async fn an_encrypted_schema_holds_no_secret_in_clear() {
     let store = open(&db, key(7)).await;
     let app = app_in(&scope(), 1);
     store.create_app(app.clone()).await.unwrap();
-    let record = code_of(1, 1);
+    let record = code(1, 1);
     store
         .create_app_code(&scope(), record.clone())
         .await
@@ -135,7 +135,7 @@ async fn database_errors_never_quote_a_row() {
         .batch_execute("ALTER TABLE app_codes ADD CONSTRAINT refuse_all CHECK (false) NOT VALID")
         .await
         .unwrap();
-    let record = code_of(1, 1);
+    let record = code(1, 1);
     let err = backend(store.create_app_code(&scope(), record.clone()).await);
     let shown = format!("{err} {err:?}");
     assert!(
@@ -166,7 +166,7 @@ async fn a_version_1_schema_upgrades_in_place() {
         return;
     };
     let store = store_with_app(&db, key(5)).await;
-    let old = code_of(1, 1);
+    let old = code(1, 1);
     store.create_app_code(&scope(), old.clone()).await.unwrap();
     drop(store);
     // Back to what version 1 had: its tables and rows, none of the later versions'.
@@ -188,7 +188,7 @@ async fn a_version_1_schema_upgrades_in_place() {
     assert_eq!(snapshot.codes, std::slice::from_ref(&old));
     assert!(logged_since(&store, 0).await.is_empty());
     // And writes take revisions from there.
-    let new = code_of(1, 2);
+    let new = code(1, 2);
     store.create_app_code(&scope(), new.clone()).await.unwrap();
     store
         .delete_app_code(&scope(), &id(1), &old.id)
@@ -216,7 +216,7 @@ async fn a_version_4_schema_upgrades_in_place_keeping_its_log() {
         return;
     };
     let store = store_with_app(&db, PostgresOptions::new()).await;
-    let old = code_of(1, 1);
+    let old = code(1, 1);
     store.create_app_code(&scope(), old.clone()).await.unwrap();
     let before = logged_since(&store, 0).await;
     drop(store);
@@ -248,7 +248,7 @@ async fn the_change_log_keeps_only_the_retained_revisions() {
         return;
     };
     let store = store_with_app(&db, PostgresOptions::new().change_log_retention(3)).await;
-    let r = code_of(1, 1);
+    let r = code(1, 1);
     for _ in 0..10 {
         store.create_app_code(&scope(), r.clone()).await.unwrap();
         store

@@ -29,7 +29,7 @@ pub(crate) fn app_in(scope: &Scope, n: u64) -> App {
 
 /// AppCode `n` of app `app`: an ID and a value of its own for each pair, created in
 /// the order of the pairs.
-pub(crate) fn code_of(app: u64, n: u64) -> AppCodeRecord {
+pub(crate) fn code(app: u64, n: u64) -> AppCodeRecord {
     AppCodeRecord {
         id: format!("{app:016x}{n:016x}"),
         app_id: id(app),
