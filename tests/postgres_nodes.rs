@@ -369,19 +369,28 @@ async fn admitted_by(http: &Http, node: &Server, code: &str) -> usize {
     admitted_until_refused(|| http.call(node, code), || quota_counts_shared(node)).await
 }
 
+/// A node on `db` (and the upstream it proxies to) holding an app `name` with one AppCode bound
+/// to a quota of 10 calls a day, and that code. The client that set it up is gone: it keeps no
+/// connection to the node.
+async fn node_with_daily_quota(db: &TestDb, name: &str) -> (Upstream, Server, String) {
+    let upstream = Upstream::start().await;
+    let setup = Http::new();
+    let node = start_node(db, &upstream).await;
+    let app_id = setup.create_app(&node, name).await;
+    let (_, code) = setup.create_code(&node, &app_id).await;
+    setup.bind_daily_quota(&node, &app_id, 10).await;
+    (upstream, node, code)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_count_one_app_quota_and_a_restart_keeps_the_count() {
     let Some(db) = TestDb::create("two_nodes_count_one_app_quota").await else {
         return;
     };
-    let upstream = Upstream::start().await;
-    let http = Http::new();
-    let a = start_node(&db, &upstream).await;
-    let app_id = http.create_app(&a, "quota_app").await;
-    let (_, code) = http.create_code(&a, &app_id).await;
-    http.bind_daily_quota(&a, &app_id, 10).await;
+    let (upstream, a, code) = node_with_daily_quota(&db, "quota_app").await;
     // B starts now: its first load holds the binding, so every call it sees is counted.
     let b = start_node(&db, &upstream).await;
+    let http = Http::new();
 
     // Six calls on A, shared; B then admits exactly the four left.
     for _ in 0..6 {
@@ -417,13 +426,9 @@ async fn a_node_stopped_gracefully_shares_its_last_quota_counts() {
     let Some(db) = TestDb::create("a_node_stopped_gracefully_shares_its_last_counts").await else {
         return;
     };
-    let upstream = Upstream::start().await;
+    let (upstream, a, code) = node_with_daily_quota(&db, "stopping_app").await;
     // Dropped before the stop: with no connection to drain, the node stops at once.
     let setup = Http::new();
-    let a = start_node(&db, &upstream).await;
-    let app_id = setup.create_app(&a, "stopping_app").await;
-    let (_, code) = setup.create_code(&a, &app_id).await;
-    setup.bind_daily_quota(&a, &app_id, 10).await;
     // The first call is shared at once; the next five wait for the interval, and the node is
     // stopped (SIGTERM) before it ends: it shares them on its way out.
     assert_eq!(setup.call(&a, &code).await, StatusCode::OK);
