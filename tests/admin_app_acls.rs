@@ -28,11 +28,7 @@ async fn an_acl_is_set_shown_replaced_and_removed_with_apigs_shapes() {
     let app_id = new_app(&f, "acl_app").await;
 
     // Before any ACL: the app, no type, no values.
-    let shown = send(
-        &f.router,
-        request("GET", &acl_path(&app_id), Some(TOKEN_RO), None),
-    )
-    .await;
+    let shown = get_ro(&f, &acl_path(&app_id)).await;
     let shown = shown.ok(StatusCode::OK);
     assert_eq!(shown, &json!({"app_id": app_id, "app_acl_values": []}));
     assert!(f.cache.app_acl(&app_id).is_none());
@@ -55,11 +51,7 @@ async fn an_acl_is_set_shown_replaced_and_removed_with_apigs_shapes() {
     assert!(cached.admits("198.51.100.7".parse().unwrap()));
     assert!(!cached.admits("203.0.113.7".parse().unwrap()));
 
-    let shown = send(
-        &f.router,
-        request("GET", &acl_path(&app_id), Some(TOKEN_RO), None),
-    )
-    .await;
+    let shown = get_ro(&f, &acl_path(&app_id)).await;
     assert_eq!(shown.ok(StatusCode::OK), set);
 
     // A PUT replaces the whole ACL.
@@ -127,11 +119,7 @@ async fn bad_acls_are_refused_with_the_parameter_named() {
         f.cache.app_acl(&app_id).is_none(),
         "a refused ACL reached the cache"
     );
-    let shown = send(
-        &f.router,
-        request("GET", &acl_path(&app_id), Some(TOKEN_RO), None),
-    )
-    .await;
+    let shown = get_ro(&f, &acl_path(&app_id)).await;
     assert_eq!(shown.ok(StatusCode::OK)["app_acl_values"], json!([]));
     // The limit itself is fine.
     put_acl(
@@ -151,12 +139,9 @@ async fn unknown_apps_read_only_callers_and_deleted_apps() {
     put_acl(&f, missing, &body)
         .await
         .error(StatusCode::NOT_FOUND, "APIG.3004");
-    send(
-        &f.router,
-        request("GET", &acl_path(missing), Some(TOKEN_RO), None),
-    )
-    .await
-    .error(StatusCode::NOT_FOUND, "APIG.3004");
+    get_ro(&f, &acl_path(missing))
+        .await
+        .error(StatusCode::NOT_FOUND, "APIG.3004");
 
     let app_id = new_app(&f, "acl_perm").await;
     let ro = send(
@@ -177,10 +162,7 @@ async fn unknown_apps_read_only_callers_and_deleted_apps() {
     let deleted = send_rw(&f, "DELETE", &app_path(&app_id), None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert!(f.cache.app_acl(&app_id).is_none());
-    send(
-        &f.router,
-        request("GET", &acl_path(&app_id), Some(TOKEN_RO), None),
-    )
-    .await
-    .error(StatusCode::NOT_FOUND, "APIG.3004");
+    get_ro(&f, &acl_path(&app_id))
+        .await
+        .error(StatusCode::NOT_FOUND, "APIG.3004");
 }

@@ -56,18 +56,14 @@ async fn app_code_endpoints_have_apigs_shapes() {
         codes_path(&app_id),
         created["id"].as_str().unwrap()
     );
-    let shown = send(&f.router, request("GET", &one, Some(TOKEN_RO), None)).await;
+    let shown = get_ro(&f, &one).await;
     assert_eq!(
         shown.ok(StatusCode::CREATED),
         &created,
         "show answers the documented 201"
     );
 
-    let list = send(
-        &f.router,
-        request("GET", &codes_path(&app_id), Some(TOKEN_RO), None),
-    )
-    .await;
+    let list = get_ro(&f, &codes_path(&app_id)).await;
     let list = list.ok(StatusCode::OK);
     assert_eq!(
         (list["total"].as_u64(), list["size"].as_u64()),

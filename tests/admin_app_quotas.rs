@@ -34,6 +34,17 @@ async fn call(f: &Fixture, method: &str, path: &str, body: Option<&Value>) -> Re
     .await
 }
 
+/// `GET` on `rest` under quota `quota`: its bound or bindable apps.
+async fn get_under(f: &Fixture, quota: &str, rest: &str) -> Reply {
+    call(f, "GET", &format!("{}/{rest}", quota_path(quota)), None).await
+}
+
+/// Binds the apps of `body` (`{"app_ids": [...]}`) to quota `quota`.
+async fn bind(f: &Fixture, quota: &str, body: &Value) -> Reply {
+    let path = format!("{}/binding-apps", quota_path(quota));
+    call(f, "POST", &path, Some(body)).await
+}
+
 fn daily(name: &str, calls: u64) -> Value {
     json!({"name": name, "call_limits": calls, "time_unit": "DAY", "time_interval": 1,
            "remark": "for tests"})
@@ -281,9 +292,8 @@ async fn apps_are_bound_one_quota_each_and_the_cache_follows_every_change() {
     )
     .await;
     let silver = new_quota(&f, &daily("silver", 10)).await;
-    let bind = |quota: &str| format!("{}/binding-apps", quota_path(quota));
 
-    let bound = call(&f, "POST", &bind(&gold), Some(&json!({"app_ids": [a, b]}))).await;
+    let bound = bind(&f, &gold, &json!({"app_ids": [a, b]})).await;
     let applies = bound.ok(StatusCode::CREATED)["applies"]
         .as_array()
         .unwrap()
@@ -316,22 +326,11 @@ async fn apps_are_bound_one_quota_each_and_the_cache_follows_every_change() {
     );
 
     // One quota per app (400 APIG.3326), all or none; unknown apps are 404 APIG.3004.
-    call(
-        &f,
-        "POST",
-        &bind(&silver),
-        Some(&json!({"app_ids": [c, a]})),
-    )
-    .await
-    .error(StatusCode::BAD_REQUEST, "APIG.3326");
+    bind(&f, &silver, &json!({"app_ids": [c, a]}))
+        .await
+        .error(StatusCode::BAD_REQUEST, "APIG.3326");
     let missing = "0123456789abcdef0123456789abcdef";
-    let unknown = call(
-        &f,
-        "POST",
-        &bind(&silver),
-        Some(&json!({"app_ids": [c, missing]})),
-    )
-    .await;
+    let unknown = bind(&f, &silver, &json!({"app_ids": [c, missing]})).await;
     assert!(unknown
         .error(StatusCode::NOT_FOUND, "APIG.3004")
         .contains(missing));
@@ -345,22 +344,14 @@ async fn apps_are_bound_one_quota_each_and_the_cache_follows_every_change() {
         json!({"app_ids": ["a/b"]}),
         json!({}),
     ] {
-        call(&f, "POST", &bind(&silver), Some(&body))
-            .await
-            .invalid("app_ids");
+        bind(&f, &silver, &body).await.invalid("app_ids");
     }
-    call(&f, "POST", &bind(missing), Some(&json!({"app_ids": [c]})))
+    bind(&f, missing, &json!({"app_ids": [c]}))
         .await
         .error(StatusCode::NOT_FOUND, "APIG.3093");
 
     // Bound and bindable apps, never with a secret.
-    let bound = call(
-        &f,
-        "GET",
-        &format!("{}/bound-apps", quota_path(&gold)),
-        None,
-    )
-    .await;
+    let bound = get_under(&f, &gold, "bound-apps").await;
     let bound = bound.ok(StatusCode::OK).clone();
     assert_eq!(
         (bound["total"].as_u64(), bound["size"].as_u64()),
@@ -371,21 +362,9 @@ async fn apps_are_bound_one_quota_each_and_the_cache_follows_every_change() {
     assert_eq!(bound["apps"][0]["app_quota_name"], "gold");
     assert!(is_apig_time(&bound["apps"][0]["bound_time"]));
     assert!(!bound.to_string().contains("app_secret"));
-    let named = call(
-        &f,
-        "GET",
-        &format!("{}/bound-apps?app_name=beta", quota_path(&gold)),
-        None,
-    )
-    .await;
+    let named = get_under(&f, &gold, "bound-apps?app_name=beta").await;
     assert_eq!(named.ok(StatusCode::OK)["apps"][0]["app_id"], b.as_str());
-    let bindable = call(
-        &f,
-        "GET",
-        &format!("{}/bindable-apps", quota_path(&silver)),
-        None,
-    )
-    .await;
+    let bindable = get_under(&f, &silver, "bindable-apps").await;
     let bindable = bindable.ok(StatusCode::OK);
     assert_eq!(bindable["total"], 1);
     assert_eq!(bindable["apps"][0]["app_id"], c.as_str());
@@ -431,14 +410,9 @@ async fn apps_are_bound_one_quota_each_and_the_cache_follows_every_change() {
         .error(StatusCode::NOT_FOUND, "APIG.3004");
 
     // Deleting the app, or the quota, unbinds.
-    call(
-        &f,
-        "POST",
-        &bind(&silver),
-        Some(&json!({"app_ids": [b, c]})),
-    )
-    .await
-    .ok(StatusCode::CREATED);
+    bind(&f, &silver, &json!({"app_ids": [b, c]}))
+        .await
+        .ok(StatusCode::CREATED);
     assert_eq!(f.cache.app_quota(&c).unwrap().call_limits(), 10);
     assert_eq!(
         call(&f, "DELETE", &app_path(&c), None).await.status,

@@ -61,11 +61,7 @@ async fn app_create_show_list_delete_have_apigs_shapes() {
     .await;
     assert_eq!(shown.ok(StatusCode::OK), &app);
 
-    let list = send(
-        &f.router,
-        request("GET", &apps_path(), Some(TOKEN_RO), None),
-    )
-    .await;
+    let list = get_ro(&f, &apps_path()).await;
     let list = list.ok(StatusCode::OK);
     assert_eq!(
         (list["total"].as_u64(), list["size"].as_u64()),
@@ -166,7 +162,7 @@ async fn app_list_filters_and_clamps_paging() {
     }
     // Other instances and projects are separate namespaces.
     let other = format!("{}/apps", base(PROJECT, "inst2"));
-    let r = send(&f.router, request("GET", &other, Some(TOKEN_RO), None)).await;
+    let r = get_ro(&f, &other).await;
     assert_eq!(r.ok(StatusCode::OK)["total"], 0);
 }
 

@@ -46,9 +46,7 @@ async fn tokens_are_checked_for_role_and_project() {
         format!("{}/{app_id}", apps_path()),
         codes_path(&app_id),
     ] {
-        send(&f.router, request("GET", &uri, Some(TOKEN_RO), None))
-            .await
-            .ok(StatusCode::OK);
+        get_ro(&f, &uri).await.ok(StatusCode::OK);
     }
     for (method, uri, body) in [
         ("POST", apps_path(), Some(r#"{"name":"nope"}"#)),

@@ -244,12 +244,7 @@ async fn no_token_secret_key_app_secret_or_app_code_in_the_logs() {
     send(&f.router, create_signed_with("wrong-sk"))
         .await
         .error(StatusCode::UNAUTHORIZED, "APIG.1002");
-    send(
-        &f.router,
-        request("GET", &codes_path(app_id), Some(TOKEN_RO), None),
-    )
-    .await
-    .ok(StatusCode::OK);
+    get_ro(&f, &codes_path(app_id)).await.ok(StatusCode::OK);
     send(
         &f.router,
         request("GET", &apps_path(), Some("wrong-token-0123456789"), None),

@@ -10,15 +10,14 @@
 mod records;
 #[path = "support/wait.rs"]
 mod wait;
-use records::app_in;
+use records::{app_in, code};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use apig_appcode::provider::StaticProvider;
 use apig_appcode::store::{
-    App, AppCodeRecord, MemoryStore, Scope, SqliteOptions, SqliteStore, Store, StoreProvider,
-    Timestamp,
+    App, MemoryStore, Scope, SqliteOptions, SqliteStore, Store, StoreProvider,
 };
 use apig_appcode::{AppCode, AppCodeAuthLayer, AppIdentity};
 use rusqlite::{params, Connection};
@@ -38,15 +37,6 @@ fn app(n: u64) -> App {
 
 fn value(tag: &str, n: u64) -> AppCode {
     AppCode::parse(&format!("{tag}{n:08}{}", "v".repeat(60))).unwrap()
-}
-
-fn record(app: u64, n: u64) -> AppCodeRecord {
-    AppCodeRecord {
-        id: format!("{:032x}", 1_000 + n),
-        app_id: format!("{app:032x}"),
-        value: value("Api", n),
-        create_time: Timestamp::from_unix_nanos(2),
-    }
 }
 
 /// Inserts a code into the file with plain SQL, as `sqlite3` would (values in clear, their
@@ -78,7 +68,7 @@ async fn codes_changed_with_sql_on_the_file_reach_the_cache_at_the_next_refresh(
     let path = dir.path().join("apig.db");
     let store = Arc::new(SqliteStore::open(&path, SqliteOptions::new()).unwrap());
     store.create_app(app(1)).await.unwrap();
-    let api = record(1, 1);
+    let api = code(1, 1);
     store.create_app_code(&scope(), api.clone()).await.unwrap();
     // No anti-entropy check: only the change log can bring the changes.
     let layer = AppCodeAuthLayer::builder()
@@ -133,7 +123,7 @@ async fn codes_changed_with_sql_on_the_file_reach_the_cache_at_the_next_refresh(
 async fn a_cache_made_wrong_is_repaired_by_the_anti_entropy_check() {
     let store = Arc::new(MemoryStore::new());
     store.create_app(app(1)).await.unwrap();
-    let genuine = record(1, 1);
+    let genuine = code(1, 1);
     store
         .create_app_code(&scope(), genuine.clone())
         .await

@@ -56,6 +56,11 @@ async fn with_token(api: &str, args: &[&str]) -> Finished {
     cli(api, Auth::Env(TOKEN), args, None).await
 }
 
+/// [`with_token`], with `stdin` as the run's input.
+async fn with_token_and_stdin(api: &str, args: &[&str], stdin: &str) -> Finished {
+    cli(api, Auth::Env(TOKEN), args, Some(stdin)).await
+}
+
 /// How a run gets its admin token.
 enum Auth<'a> {
     Env(&'a str),
@@ -134,13 +139,8 @@ async fn apps_and_codes_from_creation_to_deletion() {
 
     // Create with a value from stdin (never from the command line).
     let own = format!("own{}", "0123456789".repeat(7));
-    let created = cli(
-        &api,
-        Auth::Env(TOKEN),
-        &["app-codes", "create", &app],
-        Some(&format!("{own}\n")),
-    )
-    .await;
+    let created =
+        with_token_and_stdin(&api, &["app-codes", "create", &app], &format!("{own}\n")).await;
     assert!(created.ok().contains(&own), "{}", created.stdout);
 
     // Lists: tables with the counts, no values; JSON as the API sent it.
@@ -361,9 +361,7 @@ async fn a_quota_is_created_bound_shown_and_deleted() {
 async fn the_first_run_token_file_is_found_beside_the_database() {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(serve_command(&base_args(&upstream, dir.path())))
-        .await
-        .unwrap();
+    let server = start_without_token(&upstream, dir.path()).await;
     let database = database_url(dir.path());
     let listed = cli(
         &url(server.admin),
@@ -455,13 +453,7 @@ async fn bad_arguments_exit_2() {
         assert_eq!(run.code, Some(2), "{args:?}: {}", run.stderr);
     }
     // An empty stdin for `app-codes create` is a usage error too, found before any call.
-    let run = cli(
-        server,
-        Auth::Env(TOKEN),
-        &["app-codes", "create", "app"],
-        Some(""),
-    )
-    .await;
+    let run = with_token_and_stdin(server, &["app-codes", "create", "app"], "").await;
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(run.stderr.contains("stdin"), "{}", run.stderr);
     // A URL that is neither http:// nor https://, or has a path.
@@ -575,11 +567,10 @@ async fn an_app_is_updated_and_its_secret_reset_or_set() {
 
     // One of our own from stdin: set, and not echoed.
     let own = "MyOwnSecret_0123456789";
-    let set = cli(
+    let set = with_token_and_stdin(
         &api,
-        Auth::Env(TOKEN),
         &["apps", "reset-secret", &app, "--stdin"],
-        Some("MyOwnSecret_0123456789\n"),
+        "MyOwnSecret_0123456789\n",
     )
     .await;
     assert_eq!(set.ok().trim(), format!("set the secret of app {app}"));
@@ -589,13 +580,7 @@ async fn an_app_is_updated_and_its_secret_reset_or_set() {
         .json();
     assert_eq!(shown["app_secret"], own);
     // An empty stdin is a usage error, found before any call.
-    let empty = cli(
-        &api,
-        Auth::Env(TOKEN),
-        &["apps", "reset-secret", &app, "--stdin"],
-        Some(""),
-    )
-    .await;
+    let empty = with_token_and_stdin(&api, &["apps", "reset-secret", &app, "--stdin"], "").await;
     assert_eq!(empty.code, Some(2), "{}", empty.stderr);
     server.stop().await;
 }

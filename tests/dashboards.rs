@@ -23,8 +23,11 @@ use std::process::Command;
 
 use serde_json::Value;
 
+#[path = "support/installed.rs"]
+mod installed;
 #[path = "support/binary.rs"]
 mod support;
+use installed::installed_or_skip;
 use support::*;
 
 /// Labels Prometheus adds to every scraped sample: the binary exports neither.
@@ -414,22 +417,7 @@ fn rule_exprs(yaml: &str) -> Vec<(String, String)> {
 
 /// `promtool`, when installed; `None` (after saying so) elsewhere, a failure under CI.
 fn promtool() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .map(|dir| dir.join("promtool"))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty());
-        assert!(
-            !ci,
-            "promtool is not installed; CI must run it (see .ci/run)"
-        );
-        eprintln!(
-            "skipping the promtool checks: promtool is not installed (Debian: apt-get install \
-             prometheus); CI runs them"
-        );
-    }
-    found
+    installed_or_skip("promtool", &[], "Debian: apt-get install prometheus")
 }
 
 fn run_promtool(promtool: &Path, args: &[&str], dir: &Path) {

@@ -39,19 +39,25 @@ const SHORT: &[&str] = &[
     "1",
 ];
 
-/// A server with short deadlines plus `extra`, and one valid AppCode.
-async fn short_server(
-    upstream: &Upstream,
-    dir: &std::path::Path,
-    extra: &[&str],
-) -> (Server, String) {
+/// A server with short deadlines plus `extra` in front of an upstream of its own, and one valid
+/// AppCode; last, the upstream and the server's directory, which must live as long as it.
+async fn short_server(extra: &[&str]) -> (Server, String, (Upstream, tempfile::TempDir)) {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
     let mut args: Vec<&str> = SHORT.to_vec();
     args.extend_from_slice(extra);
-    let server = start_with_token(upstream, dir, &args).await;
+    let server = start_with_token(&upstream, dir.path(), &args).await;
     let (_, _, code) = Admin::new(server.admin, TOKEN)
         .app_with_code("edge_app")
         .await;
-    (server, code)
+    (server, code, (upstream, dir))
+}
+
+/// Checks an answer read raw: `status`, with the APIG error `code` (the body shown if not).
+fn assert_apig_error(answer: &(StatusCode, Vec<u8>), status: StatusCode, code: &str) {
+    let (got, body) = answer;
+    assert_eq!(*got, status, "{}", String::from_utf8_lossy(body));
+    assert_eq!(error_code(body), code);
 }
 
 /// Reads until the peer closes the connection (end of stream or reset) or `bound` passes.
@@ -115,9 +121,7 @@ async fn h2c(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_and_slow_connections_are_closed() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (server, _) = short_server(&upstream, dir.path(), &[]).await;
+    let (server, _, _keep) = short_server(&[]).await;
 
     // Nothing sent: closed before protocol detection, with nothing written.
     let mut silent = TcpStream::connect(server.gateway).await.unwrap();
@@ -164,33 +168,21 @@ async fn silent_and_slow_connections_are_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keep_alive_connection_serves_every_request_across_idle_waits() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_with_token(&upstream, dir.path(), &["--keepalive-timeout", "30"]).await;
-    let (_, _, code) = Admin::new(server.admin, TOKEN)
-        .app_with_code("idle_app")
-        .await;
+    let (server, (_, _, code), _keep) =
+        serve_with_code("idle_app", &["--keepalive-timeout", "30"]).await;
     let mut conn = TcpStream::connect(server.gateway).await.unwrap();
     idle_waits_between_requests(&mut conn, &code).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_body_gets_408_and_the_upstream_connection_is_released() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (server, code) = short_server(&upstream, dir.path(), &[]).await;
+    let (server, code, (upstream, _dir)) = short_server(&[]).await;
 
     let head = format!(
         "POST /upload HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {code}\r\nContent-Length: 100\r\n\r\n0123456789"
     );
-    let (status, body) = exchange(server.gateway, head.as_bytes()).await;
-    assert_eq!(
-        status,
-        StatusCode::REQUEST_TIMEOUT,
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
-    assert_eq!(error_code(&body), "APIG.0201");
+    let answer = exchange(server.gateway, head.as_bytes()).await;
+    assert_apig_error(&answer, StatusCode::REQUEST_TIMEOUT, "APIG.0201");
     // The upstream saw its connection close instead of waiting for the rest of the body.
     wait_until(
         CLOSE_BOUND,
@@ -208,21 +200,13 @@ async fn a_stalled_body_gets_408_and_the_upstream_connection_is_released() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_chunked_body_is_400_not_a_backend_error() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (server, code) = short_server(&upstream, dir.path(), &[]).await;
+    let (server, code, _keep) = short_server(&[]).await;
 
     let req = format!(
         "POST /upload HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {code}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n"
     );
-    let (status, body) = exchange(server.gateway, req.as_bytes()).await;
-    assert_eq!(
-        status,
-        StatusCode::BAD_REQUEST,
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
-    assert_eq!(error_code(&body), "APIG.0201");
+    let answer = exchange(server.gateway, req.as_bytes()).await;
+    assert_apig_error(&answer, StatusCode::BAD_REQUEST, "APIG.0201");
     assert!(
         !server.stderr().contains("upstream request failed"),
         "{}",
@@ -232,9 +216,7 @@ async fn malformed_chunked_body_is_400_not_a_backend_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_refusing_is_502_and_upstream_too_slow_is_504() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (server, code) = short_server(&upstream, dir.path(), &[]).await;
+    let (server, code, (upstream, _dir)) = short_server(&[]).await;
 
     let res = call_gateway(server.gateway, "/slow", Some(&code)).await;
     res.assert_apig_error(StatusCode::GATEWAY_TIMEOUT, "APIG.0201");
@@ -270,9 +252,7 @@ async fn upstream_refusing_is_502_and_upstream_too_slow_is_504() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_early_401_reaches_a_client_that_is_still_sending() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (server, _) = short_server(&upstream, dir.path(), &[]).await;
+    let (server, _, _keep) = short_server(&[]).await;
 
     // Like many clients, this one sends the whole request before it reads: an answer sent early
     // must not turn into a reset that fails the upload and loses the answer.
@@ -298,17 +278,14 @@ async fn an_early_401_reaches_a_client_that_is_still_sending() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_https_ignores_what_the_client_writes_about_the_scheme() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (server, code) = short_server(&upstream, dir.path(), &["--require-https"]).await;
+    let (server, code, (upstream, _dir)) = short_server(&["--require-https"]).await;
 
     // An absolute-form https target over plain TCP.
     let req = format!(
         "GET https://localhost/x HTTP/1.1\r\nHost: localhost\r\nX-Apig-AppCode: {code}\r\n\r\n"
     );
-    let (status, body) = exchange(server.gateway, req.as_bytes()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(error_code(&body), "APIG.0607");
+    let answer = exchange(server.gateway, req.as_bytes()).await;
+    assert_apig_error(&answer, StatusCode::BAD_REQUEST, "APIG.0607");
 
     // X-Forwarded-Proto from a peer that is not a trusted proxy.
     let mut req = get("/x");
@@ -335,14 +312,8 @@ async fn require_https_ignores_what_the_client_writes_about_the_scheme() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_https_behind_a_trusted_tls_proxy() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (server, code) = short_server(
-        &upstream,
-        dir.path(),
-        &["--require-https", "--trusted-proxy", "127.0.0.0/8"],
-    )
-    .await;
+    let (server, code, _keep) =
+        short_server(&["--require-https", "--trusted-proxy", "127.0.0.0/8"]).await;
 
     let with_proto = |proto: Option<&'static str>, header: &'static str| {
         let mut req = get("/behind-proxy");
@@ -382,9 +353,7 @@ async fn require_https_behind_a_trusted_tls_proxy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn x_forwarded_host_is_the_real_authority_and_two_hosts_are_refused() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (server, code) = short_server(&upstream, dir.path(), &[]).await;
+    let (server, code, (upstream, _dir)) = short_server(&[]).await;
     let upstream_saw = |body: &[u8]| -> Value {
         serde_json::from_slice::<Value>(body).unwrap()["headers"].clone()
     };
@@ -429,18 +398,16 @@ async fn x_forwarded_host_is_the_real_authority_and_two_hosts_are_refused() {
 
     // HTTP/1.1 without Host.
     let req = format!("GET /e HTTP/1.1\r\nX-Apig-AppCode: {code}\r\n\r\n");
-    let (status, body) = exchange(server.gateway, req.as_bytes()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(error_code(&body), "APIG.0201");
+    let answer = exchange(server.gateway, req.as_bytes()).await;
+    assert_apig_error(&answer, StatusCode::BAD_REQUEST, "APIG.0201");
 
     // Two Host headers.
     let before = upstream.requests();
     let req = format!(
         "GET /d HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nX-Apig-AppCode: {code}\r\n\r\n"
     );
-    let (status, body) = exchange(server.gateway, req.as_bytes()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(error_code(&body), "APIG.0201");
+    let answer = exchange(server.gateway, req.as_bytes()).await;
+    assert_apig_error(&answer, StatusCode::BAD_REQUEST, "APIG.0201");
     assert_eq!(upstream.requests(), before);
 }
 
@@ -579,12 +546,8 @@ async fn upstream_connections_the_upstream_closed_are_not_used_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kept_upstream_connection_serves_the_next_request() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_with_token(&upstream, dir.path(), &["--workers", "1"]).await;
-    let (_, _, code) = Admin::new(server.admin, TOKEN)
-        .app_with_code("reuse_app")
-        .await;
+    let (server, (_, _, code), (upstream, _dir)) =
+        serve_with_code("reuse_app", &["--workers", "1"]).await;
     for _ in 0..5 {
         let res = call_gateway(server.gateway, "/reuse", Some(&code)).await;
         assert_eq!(res.status, StatusCode::OK);
@@ -598,13 +561,8 @@ async fn a_kept_upstream_connection_serves_the_next_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_leaves_mid_request_releases_its_upstream_connection() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
     // Default deadlines: the upstream timeout must not be what ends the wait.
-    let server = start_with_token(&upstream, dir.path(), &[]).await;
-    let (_, _, code) = Admin::new(server.admin, TOKEN)
-        .app_with_code("leaving_app")
-        .await;
+    let (server, (_, _, code), (upstream, _dir)) = serve_with_code("leaving_app", &[]).await;
 
     let req = format!("GET /slow HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {code}\r\n\r\n");
     let client = sent(server.gateway, req.as_bytes()).await;

@@ -27,10 +27,7 @@ async fn a_first_start_that_fails_leaves_no_token_file_and_the_next_one_shows_th
     let mut args = base_args(&upstream, dir.path());
     let admin = args.iter().position(|a| a == "--admin-listen").unwrap() + 1;
     args[admin] = taken.local_addr().unwrap().to_string();
-    let failed = Server::start(serve_command(&args))
-        .await
-        .err()
-        .expect("the start failed");
+    let failed = start_refused(&args, "on a taken admin port").await;
     assert!(!failed.status.success());
     assert!(
         !token_file.exists(),
@@ -39,9 +36,7 @@ async fn a_first_start_that_fails_leaves_no_token_file_and_the_next_one_shows_th
     );
     drop(taken);
 
-    let server = Server::start(serve_command(&base_args(&upstream, dir.path())))
-        .await
-        .unwrap();
+    let server = start_without_token(&upstream, dir.path()).await;
     let out = server.stdout();
     assert!(out.contains(&token_file.display().to_string()), "{out}");
     assert!(token_file.exists());
@@ -80,9 +75,7 @@ async fn first_run_writes_a_private_token_file_and_later_runs_reuse_it() {
     let token_file = apig_appcode::gateway::token_path(&database_path(dir.path()));
     assert_eq!(token_file, dir.path().join("db.admin-token"));
 
-    let server = Server::start(serve_command(&base_args(&upstream, dir.path())))
-        .await
-        .unwrap();
+    let server = start_without_token(&upstream, dir.path()).await;
     let token = std::fs::read_to_string(&token_file).unwrap();
     let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "token file mode {mode:o}");
@@ -115,9 +108,7 @@ async fn first_run_writes_a_private_token_file_and_later_runs_reuse_it() {
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     assert!(server.stop().await.success());
 
-    let second = Server::start(serve_command(&base_args(&upstream, dir.path())))
-        .await
-        .unwrap();
+    let second = start_without_token(&upstream, dir.path()).await;
     assert_eq!(std::fs::read_to_string(&token_file).unwrap(), token);
     assert!(
         !second.stdout().contains("created an admin token"),
@@ -137,9 +128,7 @@ async fn first_run_writes_a_private_token_file_and_later_runs_reuse_it() {
 async fn quickstart_create_call_reject_delete_over_http() {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(serve_command(&base_args(&upstream, dir.path())))
-        .await
-        .unwrap();
+    let server = start_without_token(&upstream, dir.path()).await;
     let token = std::fs::read_to_string(dir.path().join("db.admin-token")).unwrap();
     let admin = Admin::new(server.admin, token.trim());
 

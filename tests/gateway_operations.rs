@@ -14,10 +14,7 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_with_token(&upstream, dir.path(), &[]).await;
-    let (_, _, code) = Admin::new(server.admin, TOKEN).app_with_code("drain").await;
+    let (server, (_, _, code), (upstream, _dir)) = serve_with_code("drain", &[]).await;
     let (gateway, admin) = (server.gateway, server.admin);
 
     let in_flight = tokio::spawn({

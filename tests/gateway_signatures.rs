@@ -21,7 +21,7 @@ use support::*;
 
 #[path = "support/sdk_python.rs"]
 mod sdk_python;
-use sdk_python::sdk_python;
+use sdk_python::{run_sdk_script, sdk_python};
 
 /// Runs `signed_requests.py mode` with the key and secret; its output, after asserting success.
 async fn run_script(
@@ -33,23 +33,15 @@ async fn run_script(
     key: &str,
     secret: &str,
 ) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/signed_requests.py");
-    let run = tokio::process::Command::new(python)
-        .arg(&script)
-        .arg(mode)
-        .env("APIG_GATEWAY", server.gateway.to_string())
-        .env("APIG_VERIFY", verify.to_string())
-        .env("APIG_APP_ID", app)
-        .env("APIG_APP_KEY", key)
-        .env("APIG_APP_SECRET", secret)
-        .env("PYTHONUNBUFFERED", "1")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("signed_requests.py finished within 2 minutes")
-        .expect("signed_requests.py started");
+    let env = [
+        ("APIG_GATEWAY", &*server.gateway.to_string()),
+        ("APIG_VERIFY", &*verify.to_string()),
+        ("APIG_APP_ID", app),
+        ("APIG_APP_KEY", key),
+        ("APIG_APP_SECRET", secret),
+    ];
+    let limit = Duration::from_secs(120);
+    let out = run_sdk_script(python, "signed_requests.py", &[mode], &env, limit).await;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     println!("{stdout}");
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));

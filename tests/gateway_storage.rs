@@ -16,12 +16,7 @@ mod sqlite_file;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appcode_survives_kill_9_and_restart() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_with_token(&upstream, dir.path(), &[]).await;
-    let (app, code_id, code) = Admin::new(server.admin, TOKEN)
-        .app_with_code("durable")
-        .await;
+    let (server, (app, code_id, code), (upstream, dir)) = serve_with_code("durable", &[]).await;
     server.kill_9();
 
     let server = start_with_token(&upstream, dir.path(), &[]).await;
@@ -128,19 +123,13 @@ async fn master_key_keeps_appcodes_out_of_the_database_file_and_is_required() {
 
     let mut without_key = base_args(&upstream, dir.path());
     without_key.extend(["--admin-token".into(), TOKEN.into()]);
-    let exited = Server::start(serve_command(&without_key))
-        .await
-        .err()
-        .expect("started without the master key");
+    let exited = start_refused(&without_key, "without the master key").await;
     assert!(!exited.status.success());
     assert!(exited.stderr.contains("master key"), "{}", exited.stderr);
 
     let mut other_key = without_key.clone();
     other_key.extend(["--master-key".into(), "a5".repeat(32)]);
-    let exited = Server::start(serve_command(&other_key))
-        .await
-        .err()
-        .expect("started with another master key");
+    let exited = start_refused(&other_key, "with another master key").await;
     assert!(!exited.status.success());
     assert!(exited.stderr.contains("master key"), "{}", exited.stderr);
 
@@ -173,10 +162,7 @@ async fn a_corrupt_database_file_stops_the_start_with_one_clear_error() {
 
     let mut args = base_args(&upstream, dir.path());
     args.extend(["--admin-token".into(), TOKEN.into()]);
-    let exited = Server::start(serve_command(&args))
-        .await
-        .err()
-        .expect("started on a corrupt database file");
+    let exited = start_refused(&args, "on a corrupt database file").await;
     assert!(!exited.status.success(), "{exited:?}");
     let stderr = &exited.stderr;
     assert_eq!(stderr.matches("is corrupt").count(), 1, "{stderr}");

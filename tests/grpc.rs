@@ -62,8 +62,10 @@ async fn say_hello(client: &mut GreeterClient, code: Option<&str>) -> Result<Hel
     client.say_hello(req).await.map(|res| res.into_inner())
 }
 
-/// Checks a refusal: its gRPC code, its `APIG.xxxx: ...` message, and the request ID metadata.
-fn assert_refused(status: &Status, code: Code, message: &str) {
+/// Checks that a call was refused: its gRPC code, its `APIG.xxxx: ...` message, and the
+/// request ID metadata.
+fn assert_refused(answer: Result<HelloReply, Status>, code: Code, message: &str) {
+    let status = answer.expect_err("a refusal");
     assert_eq!(status.code(), code, "{status:?}");
     assert_eq!(status.message(), message, "{status:?}");
     assert!(
@@ -85,9 +87,8 @@ async fn a_valid_code_reaches_the_handler_with_its_identity() {
 #[tokio::test]
 async fn no_code_is_unauthenticated() {
     let mut client = serve(layer_with(&AppCode::generate()).await).await;
-    let status = say_hello(&mut client, None).await.unwrap_err();
     assert_refused(
-        &status,
+        say_hello(&mut client, None).await,
         Code::Unauthenticated,
         "APIG.0303: Incorrect app authentication information: AppCode missing",
     );
@@ -97,11 +98,8 @@ async fn no_code_is_unauthenticated() {
 async fn an_unknown_code_is_unauthenticated() {
     let mut client = serve(layer_with(&AppCode::generate()).await).await;
     let other = AppCode::generate();
-    let status = say_hello(&mut client, Some(other.expose()))
-        .await
-        .unwrap_err();
     assert_refused(
-        &status,
+        say_hello(&mut client, Some(other.expose())).await,
         Code::Unauthenticated,
         "APIG.0303: Incorrect app authentication information: AppCode invalid",
     );
@@ -118,11 +116,8 @@ async fn a_refusing_authorize_hook_is_permission_denied() {
         .await
         .authorize(|_: &AppIdentity, _: &http::Request<Body>| false);
     let mut client = serve(layer).await;
-    let status = say_hello(&mut client, Some(code.expose()))
-        .await
-        .unwrap_err();
     assert_refused(
-        &status,
+        say_hello(&mut client, Some(code.expose())).await,
         Code::PermissionDenied,
         "APIG.0304: The app is not authorized to access the API",
     );
@@ -133,11 +128,8 @@ async fn an_unloaded_cache_is_unavailable() {
     // Never filled: the layer cannot verify anything and fails closed.
     let layer = AppCodeAuthLayer::new(AppCodeCache::new()).on_reject(GrpcStatus);
     let mut client = serve(layer).await;
-    let status = say_hello(&mut client, Some(AppCode::generate().expose()))
-        .await
-        .unwrap_err();
     assert_refused(
-        &status,
+        say_hello(&mut client, Some(AppCode::generate().expose())).await,
         Code::Unavailable,
         "APIG.0202: The authentication service is temporarily unavailable",
     );

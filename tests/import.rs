@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use apig_appcode::acl::{AclType, AppAcl};
 use apig_appcode::quota::{AppQuota, TimeUnit};
 use apig_appcode::store::{
-    App, AppCodeRecord, AppFilter, AppQuotaRecord, Scope, SecretString, SqliteOptions, SqliteStore,
-    Store, Timestamp,
+    App, AppFilter, AppQuotaRecord, Scope, SecretString, SqliteOptions, SqliteStore, Store,
+    Timestamp,
 };
 use apig_appcode::AppCode;
 use axum::http::StatusCode as AxumStatus;
@@ -39,8 +39,8 @@ mod pg;
 mod records;
 #[path = "support/sdk_python.rs"]
 mod sdk_python;
-use records::app_in;
-use sdk_python::sdk_python;
+use records::{app_in, code};
+use sdk_python::{run_sdk_script, sdk_python};
 
 const DEFAULT_ID: &str = "00000000000000000000000000000001";
 const SOURCE_TOKEN: &str = "source-admin-token-0123456789";
@@ -58,15 +58,6 @@ fn scope() -> Scope {
 
 fn app(n: u64) -> App {
     app_in(&scope(), n)
-}
-
-fn code(app: u64, n: u64) -> AppCodeRecord {
-    AppCodeRecord {
-        id: format!("c{app:024x}{n:07x}"),
-        app_id: format!("{app:032x}"),
-        value: AppCode::parse(&format!("imp{app:08}{n:02}{}", "x".repeat(60))).unwrap(),
-        create_time: Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + (app * 10 + n) as i64),
-    }
 }
 
 /// `apps` apps with `codes` AppCodes each in the SQLite file of `dir`, the first app with an ACL
@@ -336,22 +327,16 @@ async fn sdk_reads(admin: SocketAddr, total: u64) {
     let dir = tempfile::tempdir().unwrap();
     let expect = dir.path().join("expect.json");
     std::fs::write(&expect, json!({"total": total, "apps": apps}).to_string()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/import_check.py");
-    let out = tokio::process::Command::new(&python)
-        .arg(&script)
-        .env("APIG_ENDPOINT", format!("http://{admin}"))
-        .env("APIG_PROJECT", DEFAULT_ID)
-        .env("APIG_INSTANCE", DEFAULT_ID)
-        .env("APIG_AK", TARGET_AK)
-        .env("APIG_SK", TARGET_SK)
-        .env("APIG_EXPECT", &expect)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), out)
-        .await
-        .expect("the SDK script finished in time")
-        .unwrap();
+    let env = [
+        ("APIG_ENDPOINT", &*format!("http://{admin}")),
+        ("APIG_PROJECT", DEFAULT_ID),
+        ("APIG_INSTANCE", DEFAULT_ID),
+        ("APIG_AK", TARGET_AK),
+        ("APIG_SK", TARGET_SK),
+        ("APIG_EXPECT", expect.to_str().unwrap()),
+    ];
+    let limit = Duration::from_secs(120);
+    let out = run_sdk_script(&python, "import_check.py", &[], &env, limit).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -9,6 +9,8 @@
 
 #![cfg(all(feature = "gateway", feature = "postgres"))]
 
+#[path = "support/admin_request.rs"]
+mod admin_request;
 #[path = "support/binary.rs"]
 mod binary;
 #[path = "support/load.rs"]
@@ -20,10 +22,10 @@ mod saturated;
 
 use std::sync::Arc;
 
-use apig_appcode::gateway::config::{DEFAULT_INSTANCE_ID, DEFAULT_PROJECT_ID};
+use admin_request::admin_request;
 use binary::{
-    run_to_exit, serve_args, serve_command, wait_until, Server, Upstream, PROPAGATION_TIMEOUT,
-    REQUEST_TIMEOUT,
+    admitted_until_refused, run_to_exit, serve_args, serve_command, wait_until, Server, Upstream,
+    PROPAGATION_TIMEOUT, REQUEST_TIMEOUT,
 };
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -86,22 +88,8 @@ impl Http {
         path: &str,
         body: Option<Value>,
     ) -> Answer {
-        let uri = format!(
-            "http://{}/v2/{DEFAULT_PROJECT_ID}/apigw/instances/{DEFAULT_INSTANCE_ID}{path}",
-            node.admin
-        );
-        let mut request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("x-auth-token", TOKEN);
-        let body = match body {
-            Some(json) => {
-                request = request.header("content-type", "application/json");
-                Full::new(Bytes::from(json.to_string()))
-            }
-            None => Full::new(Bytes::new()),
-        };
-        self.send(request.body(body).unwrap()).await
+        let request = admin_request(node.admin, TOKEN, method, path, body).unwrap();
+        self.send(request).await
     }
 
     /// Calls `node`'s gateway with `code`; returns the status.
@@ -159,6 +147,31 @@ impl Http {
         answer.body["id"].as_str().unwrap().to_owned()
     }
 
+    /// Deletes `path` on `node`, which acknowledges it (204).
+    async fn delete(&self, node: &Server, path: &str) {
+        let deleted = self.admin(node, Method::DELETE, path, None).await;
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    }
+
+    /// Sets the ACL of `app_id` on `node` to `kind` (`PERMIT` or `DENY`) of `values`.
+    async fn set_acl(&self, node: &Server, app_id: &str, kind: &str, values: &[&str]) {
+        let acl = json!({"app_acl_type": kind, "app_acl_values": values});
+        let path = format!("/apps/{app_id}/app-acl");
+        let set = self.admin(node, Method::PUT, &path, Some(acl)).await;
+        assert_eq!(set.status, StatusCode::CREATED, "{}", set.body);
+    }
+
+    /// An app `name` and an AppCode of it, created through `a`, which accepts the code at once,
+    /// and accepted by `b` once the change reaches it; returns the app's ID, the code's ID and
+    /// its value.
+    async fn shared_code(&self, a: &Server, b: &Server, name: &str) -> (String, String, String) {
+        let app_id = self.create_app(a, name).await;
+        let (code_id, code) = self.create_code(a, &app_id).await;
+        assert_eq!(self.call(a, &code).await, StatusCode::OK);
+        self.until(b, &code, StatusCode::OK).await;
+        (app_id, code_id, code)
+    }
+
     /// Generates an AppCode on `node`; returns its ID and value.
     async fn create_code(&self, node: &Server, app_id: &str) -> (String, String) {
         let answer = self
@@ -190,23 +203,12 @@ async fn codes_created_and_deleted_on_one_node_take_effect_on_the_other() {
         return;
     };
     let (http, _upstream, a, b) = two_nodes(&db).await;
-
     // Created through A, accepted by B.
-    let app_id = http.create_app(&a, "orders_app").await;
-    let (code_id, code) = http.create_code(&a, &app_id).await;
-    assert_eq!(http.call(&a, &code).await, StatusCode::OK);
-    http.until(&b, &code, StatusCode::OK).await;
+    let (app_id, code_id, code) = http.shared_code(&a, &b, "orders_app").await;
 
     // Deleted through B: B rejects it as soon as the deletion is acknowledged, A soon after.
-    let deleted = http
-        .admin(
-            &b,
-            Method::DELETE,
-            &format!("/apps/{app_id}/app-codes/{code_id}"),
-            None,
-        )
+    http.delete(&b, &format!("/apps/{app_id}/app-codes/{code_id}"))
         .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert_eq!(http.call(&b, &code).await, StatusCode::UNAUTHORIZED);
     http.until(&a, &code, StatusCode::UNAUTHORIZED).await;
 
@@ -215,10 +217,7 @@ async fn codes_created_and_deleted_on_one_node_take_effect_on_the_other() {
     let (_, second) = http.create_code(&b, &app_id).await;
     http.until(&a, &first, StatusCode::OK).await;
     http.until(&a, &second, StatusCode::OK).await;
-    let deleted = http
-        .admin(&a, Method::DELETE, &format!("/apps/{app_id}"), None)
-        .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    http.delete(&a, &format!("/apps/{app_id}")).await;
     for code in [&first, &second] {
         assert_eq!(http.call(&a, code).await, StatusCode::UNAUTHORIZED);
         http.until(&b, code, StatusCode::UNAUTHORIZED).await;
@@ -241,23 +240,12 @@ async fn an_acl_set_on_one_node_is_enforced_by_every_node() {
         return;
     };
     let (http, upstream, a, b) = two_nodes(&db).await;
-    let app_id = http.create_app(&a, "acl_app").await;
-    let (_, code) = http.create_code(&a, &app_id).await;
-    http.until(&b, &code, StatusCode::OK).await;
-    let acl = |kind: &str, values: &[&str]| json!({"app_acl_type": kind, "app_acl_values": values});
-    let path = format!("/apps/{app_id}/app-acl");
+    let (app_id, _, code) = http.shared_code(&a, &b, "acl_app").await;
 
     // The test's own address denied through A: A at once, B through the notification (the
     // nodes refresh only once an hour).
-    let set = http
-        .admin(
-            &a,
-            Method::PUT,
-            &path,
-            Some(acl("DENY", &["127.0.0.0/8", "::1"])),
-        )
+    http.set_acl(&a, &app_id, "DENY", &["127.0.0.0/8", "::1"])
         .await;
-    assert_eq!(set.status, StatusCode::CREATED, "{}", set.body);
     assert_eq!(http.call(&a, &code).await, StatusCode::FORBIDDEN);
     http.until(&b, &code, StatusCode::FORBIDDEN).await;
     // A node started now loads it with the codes.
@@ -265,24 +253,13 @@ async fn an_acl_set_on_one_node_is_enforced_by_every_node() {
     assert_eq!(http.call(&c, &code).await, StatusCode::FORBIDDEN);
 
     // Replaced through B, then removed through C: each reaches the others.
-    let set = http
-        .admin(
-            &b,
-            Method::PUT,
-            &path,
-            Some(acl("PERMIT", &["127.0.0.1", "::1"])),
-        )
+    http.set_acl(&b, &app_id, "PERMIT", &["127.0.0.1", "::1"])
         .await;
-    assert_eq!(set.status, StatusCode::CREATED, "{}", set.body);
     http.until(&a, &code, StatusCode::OK).await;
     http.until(&c, &code, StatusCode::OK).await;
-    let set = http
-        .admin(&b, Method::PUT, &path, Some(acl("PERMIT", &["192.0.2.1"])))
-        .await;
-    assert_eq!(set.status, StatusCode::CREATED, "{}", set.body);
+    http.set_acl(&b, &app_id, "PERMIT", &["192.0.2.1"]).await;
     http.until(&a, &code, StatusCode::FORBIDDEN).await;
-    let removed = http.admin(&c, Method::DELETE, &path, None).await;
-    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    http.delete(&c, &format!("/apps/{app_id}/app-acl")).await;
     for node in [&a, &b, &c] {
         http.until(node, &code, StatusCode::OK).await;
     }
@@ -295,9 +272,7 @@ async fn a_node_whose_listener_was_cut_still_learns_of_a_deletion() {
         return;
     };
     let (http, _upstream, a, b) = two_nodes(&db).await;
-    let app_id = http.create_app(&a, "cut_app").await;
-    let (code_id, code) = http.create_code(&a, &app_id).await;
-    http.until(&b, &code, StatusCode::OK).await;
+    let (app_id, code_id, code) = http.shared_code(&a, &b, "cut_app").await;
 
     // Cut every listener of the schema, and delete while they reconnect: the announcement is
     // lost, and only the resync after reconnecting can revoke the code on B.
@@ -314,15 +289,8 @@ async fn a_node_whose_listener_was_cut_still_learns_of_a_deletion() {
         .unwrap()
         .get(0);
     assert_eq!(killed, 2, "one listener per node");
-    let deleted = http
-        .admin(
-            &a,
-            Method::DELETE,
-            &format!("/apps/{app_id}/app-codes/{code_id}"),
-            None,
-        )
+    http.delete(&a, &format!("/apps/{app_id}/app-codes/{code_id}"))
         .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert_eq!(http.call(&a, &code).await, StatusCode::UNAUTHORIZED);
     http.until(&b, &code, StatusCode::UNAUTHORIZED).await;
 
@@ -395,34 +363,41 @@ async fn quota_counts_shared(node: &Server) {
     .await;
 }
 
+/// Calls `node`'s gateway with `code` until its quota refuses the call (405), each call's count
+/// shared before the next; returns how many calls it admitted first.
+async fn admitted_by(http: &Http, node: &Server, code: &str) -> usize {
+    admitted_until_refused(|| http.call(node, code), || quota_counts_shared(node)).await
+}
+
+/// A node on `db` (and the upstream it proxies to) holding an app `name` with one AppCode bound
+/// to a quota of 10 calls a day, and that code. The client that set it up is gone: it keeps no
+/// connection to the node.
+async fn node_with_daily_quota(db: &TestDb, name: &str) -> (Upstream, Server, String) {
+    let upstream = Upstream::start().await;
+    let setup = Http::new();
+    let node = start_node(db, &upstream).await;
+    let app_id = setup.create_app(&node, name).await;
+    let (_, code) = setup.create_code(&node, &app_id).await;
+    setup.bind_daily_quota(&node, &app_id, 10).await;
+    (upstream, node, code)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_count_one_app_quota_and_a_restart_keeps_the_count() {
     let Some(db) = TestDb::create("two_nodes_count_one_app_quota").await else {
         return;
     };
-    let upstream = Upstream::start().await;
-    let http = Http::new();
-    let a = start_node(&db, &upstream).await;
-    let app_id = http.create_app(&a, "quota_app").await;
-    let (_, code) = http.create_code(&a, &app_id).await;
-    http.bind_daily_quota(&a, &app_id, 10).await;
+    let (upstream, a, code) = node_with_daily_quota(&db, "quota_app").await;
     // B starts now: its first load holds the binding, so every call it sees is counted.
     let b = start_node(&db, &upstream).await;
+    let http = Http::new();
 
     // Six calls on A, shared; B then admits exactly the four left.
     for _ in 0..6 {
         assert_eq!(http.call(&a, &code).await, StatusCode::OK);
     }
     quota_counts_shared(&a).await;
-    let mut admitted_by_b = 0;
-    loop {
-        match http.call(&b, &code).await {
-            StatusCode::OK => admitted_by_b += 1,
-            StatusCode::METHOD_NOT_ALLOWED => break,
-            other => panic!("unexpected {other}"),
-        }
-        quota_counts_shared(&b).await;
-    }
+    let admitted_by_b = admitted_by(&http, &b, &code).await;
     assert_eq!(admitted_by_b, 4, "B admitted past the shared count");
 
     // A restarted node keeps the day's count: at most the one call it admits before it reads it.
@@ -451,13 +426,9 @@ async fn a_node_stopped_gracefully_shares_its_last_quota_counts() {
     let Some(db) = TestDb::create("a_node_stopped_gracefully_shares_its_last_counts").await else {
         return;
     };
-    let upstream = Upstream::start().await;
+    let (upstream, a, code) = node_with_daily_quota(&db, "stopping_app").await;
     // Dropped before the stop: with no connection to drain, the node stops at once.
     let setup = Http::new();
-    let a = start_node(&db, &upstream).await;
-    let app_id = setup.create_app(&a, "stopping_app").await;
-    let (_, code) = setup.create_code(&a, &app_id).await;
-    setup.bind_daily_quota(&a, &app_id, 10).await;
     // The first call is shared at once; the next five wait for the interval, and the node is
     // stopped (SIGTERM) before it ends: it shares them on its way out.
     assert_eq!(setup.call(&a, &code).await, StatusCode::OK);
@@ -471,15 +442,7 @@ async fn a_node_stopped_gracefully_shares_its_last_quota_counts() {
     let http = Http::new();
 
     let b = start_node(&db, &upstream).await;
-    let mut admitted = 0;
-    loop {
-        match http.call(&b, &code).await {
-            StatusCode::OK => admitted += 1,
-            StatusCode::METHOD_NOT_ALLOWED => break,
-            other => panic!("unexpected {other}"),
-        }
-        quota_counts_shared(&b).await;
-    }
+    let admitted = admitted_by(&http, &b, &code).await;
     assert_eq!(
         admitted, 4,
         "the stopped node's last calls were not counted"
@@ -557,11 +520,7 @@ async fn codes_changed_with_plain_sql_take_effect_on_every_node() {
     };
     // Caches refresh once an hour: only the announcements can explain what follows.
     let (http, _upstream, a, b) = two_nodes(&db).await;
-    let app_id = http.create_app(&a, "sql_app").await;
-    let (code_id, code) = http.create_code(&a, &app_id).await;
-    for node in [&a, &b] {
-        http.until(node, &code, StatusCode::OK).await;
-    }
+    let (app_id, code_id, code) = http.shared_code(&a, &b, "sql_app").await;
 
     // An emergency revocation in psql.
     psql(&db, "DELETE FROM app_codes WHERE id = $1", &[&code_id]).await;
@@ -628,31 +587,22 @@ async fn a_change_that_bypassed_the_log_is_repaired_by_the_anti_entropy_check() 
         start_node_with(&db, &upstream, &extra)
     );
     let http = Http::new();
-    let app_id = http.create_app(&a, "bypass_app").await;
-    let (code_id, code) = http.create_code(&a, &app_id).await;
-    for node in [&a, &b] {
-        http.until(node, &code, StatusCode::OK).await;
-    }
+    let (_, code_id, code) = http.shared_code(&a, &b, "bypass_app").await;
     // Triggers do not fire for a replica's session: the deletion is neither logged nor
     // announced, and only the check can find it.
     let sql = db.client().await;
     sql.batch_execute("SET session_replication_role = replica")
         .await
         .unwrap();
-    let before: i64 = sql
-        .query_one("SELECT count(*) FROM app_code_log", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let log_rows = || async {
+        let count = sql.query_one("SELECT count(*) FROM app_code_log", &[]);
+        count.await.unwrap().get::<_, i64>(0)
+    };
+    let before = log_rows().await;
     sql.execute("DELETE FROM app_codes WHERE id = $1", &[&code_id])
         .await
         .unwrap();
-    let after: i64 = sql
-        .query_one("SELECT count(*) FROM app_code_log", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(before, after, "the deletion bypassed the log");
+    assert_eq!(before, log_rows().await, "the deletion bypassed the log");
     for node in [&a, &b] {
         http.until(node, &code, StatusCode::UNAUTHORIZED).await;
         let log = node.stderr_containing(&["differs from its provider"]).await;

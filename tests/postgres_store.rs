@@ -11,16 +11,15 @@
 mod pg;
 #[path = "support/records.rs"]
 mod records;
-use records::{app_in, id};
+use records::{app_in, code};
 
 use std::time::Duration;
 
 use apig_appcode::provider::{Change, ChangeStream};
 use apig_appcode::store::{
-    AppCodeRecord, MasterKey, PostgresOptions, PostgresStore, Scope, Store, StoreError, Timestamp,
-    MAX_APP_CODES_PER_APP,
+    AppCodeChanges, AppCodeRecord, MasterKey, PostgresOptions, PostgresStore, Scope, Store,
+    StoreError, MAX_APP_CODES_PER_APP,
 };
-use apig_appcode::AppCode;
 use pg::TestDb;
 
 #[path = "postgres_store/availability.rs"]
@@ -38,15 +37,6 @@ const WAIT: Duration = Duration::from_secs(30);
 
 fn scope() -> Scope {
     Scope::new("project-a", "instance-1")
-}
-
-fn code(app: u64, n: u64) -> AppCodeRecord {
-    AppCodeRecord {
-        id: id(1_000_000 + n),
-        app_id: id(app),
-        value: AppCode::parse(&format!("PgValue{app:04}x{n:04}{}", "v".repeat(60))).unwrap(),
-        create_time: Timestamp::from_unix_nanos(3),
-    }
 }
 
 fn key(byte: u8) -> PostgresOptions {
@@ -104,6 +94,28 @@ async fn listening(store: &PostgresStore) -> ChangeStream {
     stream
 }
 
+/// A store on `db` opened with `options`, holding app 1.
+async fn store_with_app(db: &TestDb, options: PostgresOptions) -> PostgresStore {
+    let store = open(db, options).await;
+    store.create_app(app_in(&scope(), 1)).await.unwrap();
+    store
+}
+
+/// Options for a pool of `size` connections whose calls are given up after `call_timeout`.
+fn small_pool(size: usize, call_timeout: Duration) -> PostgresOptions {
+    PostgresOptions::new()
+        .pool_size(size)
+        .call_timeout(call_timeout)
+}
+
+/// The AppCode changes of instance-1 after `revision`, which its log still holds.
+async fn logged_since(store: &PostgresStore, revision: u64) -> AppCodeChanges {
+    let changes = store.app_code_changes("instance-1", revision).await;
+    changes
+        .unwrap()
+        .unwrap_or_else(|| panic!("the log holds the changes after revision {revision}"))
+}
+
 /// Two nodes on `db`: one that writes (with app 1 created), and the other's change stream.
 async fn writer_and_listener(db: &TestDb) -> (PostgresStore, PostgresStore, ChangeStream) {
     let (a, b) = (
@@ -123,6 +135,32 @@ fn expect_upsert(change: Change, expected: &AppCodeRecord) {
         }
         other => panic!("expected an upsert of {}, got {other:?}", expected.id),
     }
+}
+
+/// Creates `record` through `writer`; the next AppCode change on `changes` is its upsert.
+async fn create_announced(
+    writer: &PostgresStore,
+    changes: &mut ChangeStream,
+    record: &AppCodeRecord,
+) {
+    writer
+        .create_app_code(&scope(), record.clone())
+        .await
+        .unwrap();
+    expect_upsert(next_code(changes).await, record);
+}
+
+/// Deletes `record` through `writer`; the next AppCode change on `changes` is its removal.
+async fn delete_announced(
+    writer: &PostgresStore,
+    changes: &mut ChangeStream,
+    record: &AppCodeRecord,
+) {
+    writer
+        .delete_app_code(&scope(), &record.app_id, &record.id)
+        .await
+        .unwrap();
+    expect_remove_id(next_code(changes).await, &record.id);
 }
 
 fn expect_remove_id(change: Change, expected: &str) {

@@ -75,6 +75,11 @@ impl SharedQuotaCounts for Shared {
     }
 }
 
+/// Fresh shared counts (answering) and the AppCode of `app-1`: where every case starts.
+fn shared_and_code() -> (Shared, AppCode) {
+    (Shared(Arc::default()), AppCode::generate())
+}
+
 type Svc = tower::util::BoxCloneService<Request<()>, Response<Bytes>, Infallible>;
 
 /// A node counting each call of `app-1` (quota `limit` a day) in `shared`, deadline `timeout`.
@@ -116,8 +121,7 @@ async fn status(svc: &Svc, code: &AppCode) -> StatusCode {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_admit_exactly_the_quota_between_them() {
-    let shared = Shared(Arc::default());
-    let code = AppCode::generate();
+    let (shared, code) = shared_and_code();
     let a = node(&shared, &code, 50, Duration::from_secs(5));
     let b = node(&shared, &code, 50, Duration::from_secs(5));
     // Twice the quota, all at once, half on each node.
@@ -145,8 +149,7 @@ async fn two_nodes_admit_exactly_the_quota_between_them() {
 
 #[tokio::test]
 async fn the_debug_header_shows_what_the_cluster_left() {
-    let shared = Shared(Arc::default());
-    let code = AppCode::generate();
+    let (shared, code) = shared_and_code();
     let (_, a) = node(&shared, &code, 5, Duration::from_secs(5));
     let (_, b) = node(&shared, &code, 5, Duration::from_secs(5));
     for _ in 0..3 {
@@ -162,8 +165,7 @@ async fn the_debug_header_shows_what_the_cluster_left() {
 
 #[tokio::test]
 async fn a_call_known_to_be_over_the_quota_is_refused_without_asking() {
-    let shared = Shared(Arc::default());
-    let code = AppCode::generate();
+    let (shared, code) = shared_and_code();
     let (_, svc) = node(&shared, &code, 2, Duration::from_secs(5));
     assert_eq!(status(&svc, &code).await, StatusCode::OK);
     assert_eq!(status(&svc, &code).await, StatusCode::OK);
@@ -182,8 +184,7 @@ async fn a_call_known_to_be_over_the_quota_is_refused_without_asking() {
 
 #[tokio::test(start_paused = true)]
 async fn failing_shared_counts_give_way_to_the_nodes_own_count_then_get_its_calls() {
-    let shared = Shared(Arc::default());
-    let code = AppCode::generate();
+    let (shared, code) = shared_and_code();
     let (layer, svc) = node(&shared, &code, 3, Duration::from_millis(50));
     shared.0.set(FAIL);
     // Let through on the node's own count, which still holds the quota.
@@ -204,8 +205,7 @@ async fn failing_shared_counts_give_way_to_the_nodes_own_count_then_get_its_call
 
 #[tokio::test(start_paused = true)]
 async fn a_stalled_ask_is_given_up_at_its_deadline() {
-    let shared = Shared(Arc::default());
-    let code = AppCode::generate();
+    let (shared, code) = shared_and_code();
     let (layer, svc) = node(&shared, &code, 10, Duration::from_millis(50));
     shared.0.set(STALL);
     let started = tokio::time::Instant::now();
@@ -220,8 +220,7 @@ async fn a_stalled_ask_is_given_up_at_its_deadline() {
 
 #[tokio::test]
 async fn a_request_that_goes_away_while_asked_gives_its_call_back() {
-    let shared = Shared(Arc::default());
-    let code = AppCode::generate();
+    let (shared, code) = shared_and_code();
     let (layer, mut svc) = node(&shared, &code, 1, Duration::from_secs(3600));
     shared.0.set(STALL);
     let mut pending = Box::pin(

@@ -22,7 +22,7 @@ use std::convert::Infallible;
 use apig_appcode::quota::{AppQuota, QuotaCount, SharedCount, SharedQuotaCounts, TimeUnit};
 use apig_appcode::throttle::{Quota, RedisRateStore, RedisUrl, ThrottleLayer};
 use apig_appcode::{AppCode, AppCodeAuthLayer, AppCodeCache, AppIdentity};
-use binary::{wait_until, PROPAGATION_TIMEOUT};
+use binary::{admitted_until_refused, wait_until, PROPAGATION_TIMEOUT};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use redis_support::TestRedis;
@@ -50,10 +50,22 @@ async fn call(svc: &mut Svc, app: &str) -> (StatusCode, Option<String>) {
     (res.status(), retry_after)
 }
 
-async fn redis_layer(redis: &TestRedis, quota: Quota) -> ThrottleLayer {
+/// A store on the test Redis, its keys under the test's prefix.
+async fn redis_store(redis: &TestRedis) -> RedisRateStore {
     let url = RedisUrl::parse(&redis.url).unwrap();
-    let store = RedisRateStore::connect(&url, &redis.prefix).await.unwrap();
-    limited(store, quota)
+    RedisRateStore::connect(&url, &redis.prefix).await.unwrap()
+}
+
+async fn redis_layer(redis: &TestRedis, quota: Quota) -> ThrottleLayer {
+    limited(redis_store(redis).await, quota)
+}
+
+/// The test Redis for `test` and a service throttled by `quota` counted there, or `None`
+/// (after saying so) without Redis.
+async fn throttled_in_redis(test: &str, quota: Quota) -> Option<(TestRedis, Svc)> {
+    let redis = TestRedis::connect(test).await?;
+    let svc = service(redis_layer(&redis, quota).await);
+    Some((redis, svc))
 }
 
 /// A throttle holding `quota` in `store`, which falls back only when Redis fails.
@@ -100,7 +112,6 @@ async fn two_throttles_on_their_own_connections_share_one_limit() {
     assert_eq!(one.store_fallbacks() + two.store_fallbacks(), 0);
     // Another app has a limit of its own.
     assert_eq!(call(&mut a, "app-2").await.0, StatusCode::OK);
-    redis.clean().await;
 }
 
 #[tokio::test]
@@ -109,11 +120,9 @@ async fn batched_throttles_take_several_requests_at_once_and_never_exceed_the_li
     let Some(redis) = TestRedis::connect(test).await else {
         return;
     };
-    let url = RedisUrl::parse(&redis.url).unwrap();
     let batched = || async {
-        let store = RedisRateStore::connect(&url, &redis.prefix)
+        let store = redis_store(&redis)
             .await
-            .unwrap()
             .batch(std::num::NonZeroU32::new(4).unwrap());
         limited(store, per_hour(10))
     };
@@ -135,7 +144,6 @@ async fn batched_throttles_take_several_requests_at_once_and_never_exceed_the_li
     }
     // A and B took 4 each, then A the last 2: every one was used.
     assert_eq!(admitted, 10);
-    redis.clean().await;
 }
 
 #[tokio::test]
@@ -168,16 +176,14 @@ async fn redis_and_local_counting_answer_alike() {
             "{quota}"
         );
     }
-    redis.clean().await;
 }
 
 #[tokio::test]
 async fn a_debug_request_sees_what_redis_says_is_left() {
     let test = "a_debug_request_sees_what_redis_says_is_left";
-    let Some(redis) = TestRedis::connect(test).await else {
+    let Some((_redis, mut svc)) = throttled_in_redis(test, per_hour(3)).await else {
         return;
     };
-    let mut svc = service(redis_layer(&redis, per_hour(3)).await);
     let mut seen = Vec::new();
     for _ in 0..4 {
         let mut req = Request::new(());
@@ -202,23 +208,20 @@ async fn a_debug_request_sees_what_redis_says_is_left() {
             (429, left(0))
         ]
     );
-    redis.clean().await;
 }
 
 #[tokio::test]
 async fn keys_are_prefixed_and_expire_when_their_state_is_fresh_again() {
     let test = "keys_are_prefixed_and_expire_when_their_state_is_fresh_again";
-    let Some(redis) = TestRedis::connect(test).await else {
+    let Some((redis, mut svc)) = throttled_in_redis(test, per_hour(3)).await else {
         return;
     };
-    let mut svc = service(redis_layer(&redis, per_hour(3)).await);
     assert_eq!(call(&mut svc, "app-1").await.0, StatusCode::OK);
     let key = format!("{}app-1", redis.prefix);
     assert_eq!(redis.keys().await, vec![key.clone()]);
     // One request of 3/h: the state is fresh again after one interval, 20 minutes.
     let ttl = redis.pttl(&key).await;
     assert!(ttl > 0 && ttl <= 1_200_000, "{ttl}");
-    redis.clean().await;
 }
 
 #[tokio::test]
@@ -227,8 +230,7 @@ async fn app_quota_counts_add_up_in_redis_by_window_and_expire_after_it() {
     let Some(redis) = TestRedis::connect(test).await else {
         return;
     };
-    let url = RedisUrl::parse(&redis.url).unwrap();
-    let store = RedisRateStore::connect(&url, &redis.prefix).await.unwrap();
+    let store = redis_store(&redis).await;
     let counts = store.quota_counts(&format!("{}q:", redis.prefix));
     let now = i64::try_from(
         std::time::SystemTime::now()
@@ -272,7 +274,6 @@ async fn app_quota_counts_add_up_in_redis_by_window_and_expire_after_it() {
     // Each key expires a minute after its window ends.
     let ttl = redis.pttl(&format!("{}q:a", redis.prefix)).await;
     assert!(ttl > 3_000_000 && ttl <= 3_660_000, "{ttl}");
-    redis.clean().await;
 }
 
 /// A node of its own (its cache, its Redis connection) holding `code` of `app-1`, whose quota of
@@ -283,8 +284,7 @@ async fn quota_node(
     limit: u64,
     each_call: bool,
 ) -> (AppCodeAuthLayer, Svc) {
-    let url = RedisUrl::parse(&redis.url).unwrap();
-    let store = RedisRateStore::connect(&url, &redis.prefix).await.unwrap();
+    let store = redis_store(redis).await;
     let cache = AppCodeCache::new();
     cache.replace_all([(code.clone(), AppIdentity::new("app-1", "code-1"))]);
     let quota = AppQuota::new(limit, TimeUnit::Day, 1)
@@ -307,17 +307,28 @@ async fn quota_node(
     (layer, BoxCloneService::new(svc))
 }
 
+/// The test Redis for `test` and two [`quota_node`]s holding one new AppCode (also returned),
+/// or `None` (after saying so) without Redis.
+async fn two_quota_nodes(
+    test: &str,
+    limit: u64,
+    each_call: bool,
+) -> Option<(TestRedis, AppCode, [(AppCodeAuthLayer, Svc); 2])> {
+    let redis = TestRedis::connect(test).await?;
+    let code = AppCode::generate();
+    let nodes = [
+        quota_node(&redis, &code, limit, each_call).await,
+        quota_node(&redis, &code, limit, each_call).await,
+    ];
+    Some((redis, code, nodes))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_layers_share_one_app_quota_through_redis() {
     let test = "two_layers_share_one_app_quota_through_redis";
-    let Some(redis) = TestRedis::connect(test).await else {
+    let Some((_redis, code, nodes)) = two_quota_nodes(test, 10, false).await else {
         return;
     };
-    let code = AppCode::generate();
-    let nodes = [
-        quota_node(&redis, &code, 10, false).await,
-        quota_node(&redis, &code, 10, false).await,
-    ];
     let ask = || {
         Request::builder()
             .header("x-apig-appcode", code.expose())
@@ -338,34 +349,24 @@ async fn two_layers_share_one_app_quota_through_redis() {
         assert_eq!(res.status(), StatusCode::OK);
     }
     flushed(nodes[0].0.cache().clone()).await;
-    let mut admitted = 0;
-    loop {
-        let res = nodes[1].1.clone().oneshot(ask()).await.unwrap();
-        match res.status() {
-            StatusCode::OK => admitted += 1,
-            StatusCode::METHOD_NOT_ALLOWED => break,
-            other => panic!("unexpected {other}"),
-        }
-        flushed(nodes[1].0.cache().clone()).await;
-    }
+    let (layer, svc) = &nodes[1];
+    let admitted = admitted_until_refused(
+        || async { svc.clone().oneshot(ask()).await.unwrap().status() },
+        || flushed(layer.cache().clone()),
+    )
+    .await;
     assert_eq!(
         admitted, 4,
         "the second node admitted past the shared count"
     );
-    redis.clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_layers_counting_each_call_in_redis_admit_exactly_the_quota() {
     let test = "two_layers_counting_each_call_in_redis_admit_exactly_the_quota";
-    let Some(redis) = TestRedis::connect(test).await else {
+    let Some((_redis, code, nodes)) = two_quota_nodes(test, 30, true).await else {
         return;
     };
-    let code = AppCode::generate();
-    let nodes = [
-        quota_node(&redis, &code, 30, true).await,
-        quota_node(&redis, &code, 30, true).await,
-    ];
     // Three times the quota at once, spread over both nodes.
     let calls: Vec<_> = (0..90)
         .map(|n| {
@@ -390,7 +391,6 @@ async fn two_layers_counting_each_call_in_redis_admit_exactly_the_quota() {
         assert_eq!(layer.quota_count_fallbacks(), 0);
         assert_eq!(layer.cache().quota_calls_unflushed(), 0);
     }
-    redis.clean().await;
 }
 
 /// A private `redis-server` on a port of its own, killed on drop: for what the shared one must

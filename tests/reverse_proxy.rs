@@ -259,13 +259,19 @@ fn codes_file(code: &AppCode) -> (TempDir, PathBuf) {
     (dir, path)
 }
 
+/// The proxy in front of a fresh upstream, with a codes file holding `code` (app `shop`, code
+/// `c1`), and a client; then the file's path, and what must live as long as the proxy.
+async fn proxied(code: &AppCode) -> (Proxy, TestClient, PathBuf, (Upstream, TempDir)) {
+    let (dir, codes) = codes_file(code);
+    let upstream = Upstream::start().await;
+    let proxy = Proxy::start(upstream.addr, &codes).await;
+    (proxy, client(), codes, (upstream, dir))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn valid_code_is_forwarded_with_identity_and_without_the_appcode() {
     let code = AppCode::generate();
-    let (_dir, codes) = codes_file(&code);
-    let upstream = Upstream::start().await;
-    let proxy = Proxy::start(upstream.addr, &codes).await;
-    let client = client();
+    let (proxy, client, _codes, _keep) = proxied(&code).await;
     until_status(&client, StatusCode::OK, WAIT, || {
         get(&proxy.url("/"), Some(&code))
     })
@@ -296,10 +302,7 @@ async fn valid_code_is_forwarded_with_identity_and_without_the_appcode() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_or_unknown_code_is_401_apig_0303() {
     let code = AppCode::generate();
-    let (_dir, codes) = codes_file(&code);
-    let upstream = Upstream::start().await;
-    let proxy = Proxy::start(upstream.addr, &codes).await;
-    let client = client();
+    let (proxy, client, _codes, _keep) = proxied(&code).await;
     // 503 until the codes are loaded, 401 after.
     let missing = until_status(&client, StatusCode::UNAUTHORIZED, WAIT, || {
         get(&proxy.url("/"), None)
@@ -335,10 +338,7 @@ async fn unreachable_upstream_is_502_apig_0201() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_code_added_to_the_file_works_without_a_restart() {
     let (old, new) = (AppCode::generate(), AppCode::generate());
-    let (_dir, codes) = codes_file(&old);
-    let upstream = Upstream::start().await;
-    let proxy = Proxy::start(upstream.addr, &codes).await;
-    let client = client();
+    let (proxy, client, codes, _keep) = proxied(&old).await;
     until_status(&client, StatusCode::OK, WAIT, || {
         get(&proxy.url("/"), Some(&old))
     })

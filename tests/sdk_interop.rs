@@ -7,8 +7,6 @@
 //! skipped, saying so, otherwise.
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +27,7 @@ const RO_SK: &str = "interop-read-only-secret-key-0123";
 
 #[path = "support/sdk_python.rs"]
 mod sdk_python;
-use sdk_python::sdk_python;
+use sdk_python::{run_sdk_script, sdk_python};
 
 async fn serve(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -86,25 +84,18 @@ fn official_python_sdk_drives_every_app_code_endpoint() {
             .layer(middleware::map_request(with_connection_info));
         let (admin_url, gateway_url) = (serve(admin).await, serve(gateway).await);
 
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/interop.py");
-        let run = tokio::process::Command::new(&python)
-            .arg(&script)
-            .env("APIG_ENDPOINT", &admin_url)
-            .env("APIG_GATEWAY", &gateway_url)
-            .env("APIG_PROJECT", PROJECT)
-            .env("APIG_INSTANCE", INSTANCE)
-            .env("APIG_AK", AK)
-            .env("APIG_SK", SK)
-            .env("APIG_RO_AK", RO_AK)
-            .env("APIG_RO_SK", RO_SK)
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let out = tokio::time::timeout(Duration::from_secs(300), run)
-            .await
-            .expect("interop.py finished within 5 minutes")
-            .expect("interop.py started");
+        let env = [
+            ("APIG_ENDPOINT", &*admin_url),
+            ("APIG_GATEWAY", &gateway_url),
+            ("APIG_PROJECT", PROJECT),
+            ("APIG_INSTANCE", INSTANCE),
+            ("APIG_AK", AK),
+            ("APIG_SK", SK),
+            ("APIG_RO_AK", RO_AK),
+            ("APIG_RO_SK", RO_SK),
+        ];
+        let limit = Duration::from_secs(300);
+        let out = run_sdk_script(&python, "interop.py", &[], &env, limit).await;
         let stdout = String::from_utf8_lossy(&out.stdout);
         println!("{stdout}");
         eprintln!("{}", String::from_utf8_lossy(&out.stderr));

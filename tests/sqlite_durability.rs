@@ -14,13 +14,13 @@ use std::sync::Arc;
 
 use apig_appcode::store::{
     App, AppCodeRecord, KeyMismatch, MasterKey, Scope, SqliteOptions, SqliteStore, Store,
-    StoreError, Timestamp,
+    StoreError,
 };
 use apig_appcode::AppCode;
 
 #[path = "support/records.rs"]
 mod records;
-use records::app_in;
+use records::{app_in, code};
 
 const CHILD_ROLE: &str = "APIG_SQLITE_TEST_CHILD_ROLE";
 const CHILD_DB: &str = "APIG_SQLITE_TEST_CHILD_DB";
@@ -48,12 +48,7 @@ fn app(n: u64) -> App {
 
 /// The `i`-th code the writer creates, recomputable by the parent: five per app.
 fn record(i: u64) -> AppCodeRecord {
-    AppCodeRecord {
-        id: format!("{:032x}", 1_000_000 + i),
-        app_id: app(i / 5).id,
-        value: AppCode::parse(&format!("Durable{i:010}{}", "d".repeat(60))).unwrap(),
-        create_time: Timestamp::from_unix_nanos(i as i64),
-    }
+    code(i / 5, i)
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -186,6 +186,15 @@ fn app(n: u64) -> App {
     app_in(&scope(), n, &format!("app_{n}"))
 }
 
+/// Creates apps 1 and 2 in [`scope`] and app 3 in another instance, whose scope it returns.
+async fn two_apps_and_one_elsewhere(store: &dyn Store) -> Scope {
+    let other = Scope::new("project-b", "instance-2");
+    store.create_app(app(1)).await.unwrap();
+    store.create_app(app(2)).await.unwrap();
+    store.create_app(app_in(&other, 3, "other")).await.unwrap();
+    other
+}
+
 /// A valid AppCode unique per `(tag, n)`.
 fn value(tag: &str, n: u64) -> AppCode {
     AppCode::parse(&format!("{tag}{n:08}{}", "x".repeat(64))).unwrap()
@@ -198,6 +207,42 @@ fn code(app_id: &str, n: u64, value: AppCode) -> AppCodeRecord {
         value,
         create_time: Timestamp::from_unix_nanos(1_700_000_000_000_000_000 + n as i64),
     }
+}
+
+/// Code `n` of app `app` ([`code`]), its value tagged `tag` ([`value`]).
+fn code_of(app: u64, n: u64, tag: &str) -> AppCodeRecord {
+    code(&id(app), n, value(tag, n))
+}
+
+/// The pages to ask of a list of `total` items, each with the items it must hold: those from
+/// `offset` on, at most `limit` of them (none past the end, however large the numbers).
+fn pages(total: usize) -> Vec<(u64, u64, std::ops::Range<usize>)> {
+    const ASKED: [(u64, u64); 13] = [
+        (0, 3),
+        (3, 3),
+        (6, 3),
+        (7, 3),
+        (100, 3),
+        (0, 0),
+        (2, u64::MAX),
+        (u64::MAX, u64::MAX),
+        (0, 20),
+        (1, 2),
+        (3, 5),
+        (4, 5),
+        (9, u64::MAX),
+    ];
+    let clamp = |n: u64| usize::try_from(n).unwrap_or(usize::MAX).min(total);
+    ASKED
+        .iter()
+        .map(|&(offset, limit)| {
+            (
+                offset,
+                limit,
+                clamp(offset)..clamp(offset.saturating_add(limit)),
+            )
+        })
+        .collect()
 }
 
 fn ids<T>(items: &[T], f: impl Fn(&T) -> &str) -> Vec<String> {
@@ -261,16 +306,7 @@ async fn apps_are_created_read_and_paged(store: Arc<dyn Store>) {
 
     let all = AppFilter::default();
     let expect = |range: std::ops::Range<usize>| ids(&apps[range], |a| &a.id);
-    for (offset, limit, range) in [
-        (0, 3, 0..3),
-        (3, 3, 3..6),
-        (6, 3, 6..7),
-        (7, 3, 7..7),
-        (100, 3, 7..7),
-        (0, 0, 0..0),
-        (2, u64::MAX, 2..7),
-        (u64::MAX, u64::MAX, 7..7),
-    ] {
+    for (offset, limit, range) in pages(apps.len()) {
         let page = store.list_apps(&s, &all, offset, limit).await.unwrap();
         assert_eq!(page.total, 7, "offset {offset} limit {limit}");
         assert_eq!(ids(&page.items, |a| &a.id), expect(range));
@@ -419,11 +455,11 @@ async fn scopes_isolate_each_other(store: Arc<dyn Store>) {
     store.create_app(twin.clone()).await.unwrap();
 
     store
-        .create_app_code(&home, code(&id(1), 1, value("home", 1)))
+        .create_app_code(&home, code_of(1, 1, "home"))
         .await
         .unwrap();
     store
-        .create_app_code(&other_instance, code(&id(1), 2, value("away", 2)))
+        .create_app_code(&other_instance, code_of(1, 2, "away"))
         .await
         .unwrap();
 
@@ -472,7 +508,7 @@ async fn scopes_isolate_each_other(store: Arc<dyn Store>) {
     );
     assert_err!(
         store
-            .create_app_code(&other_project, code(&id(1), 3, value("x", 3)))
+            .create_app_code(&other_project, code_of(1, 3, "x"))
             .await,
         StoreError::AppNotFound
     );

@@ -3,8 +3,8 @@
 //! (`forward_auth`) in front of the test's echo upstream.
 //!
 //! nginx and Caddy run in the foreground from a temporary directory, on a free port. When one
-//! is not installed its test says so on stderr and passes, except under `CI` (set and not
-//! empty), where a missing proxy is a failure (`.ci/run` installs both).
+//! is not installed its test says so on stderr and passes, except under `CI`, where a missing
+//! proxy is a failure (`.ci/run` installs both).
 //!
 //! Run: `cargo test --all-features --test verify`.
 #![cfg(all(feature = "gateway", unix))]
@@ -15,8 +15,11 @@ use std::process::Command;
 
 use http::{Method, StatusCode};
 
+#[path = "support/installed.rs"]
+mod installed;
 #[path = "support/binary.rs"]
 mod support;
+use installed::installed_or_skip;
 use support::*;
 
 /// A server with `--verify-listen 127.0.0.1:0` and `extra` flags, and its verify address.
@@ -53,8 +56,7 @@ async fn the_verify_listener_answers_200_with_the_identity_or_the_apig_error() {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let (server, verify) = start_verifying(&upstream, dir.path(), &[]).await;
-    let admin = Admin::new(server.admin, TOKEN);
-    let (app, code_id, code) = admin.app_with_code("shop").await;
+    let (app, code_id, code) = Admin::new(server.admin, TOKEN).app_with_code("shop").await;
 
     // Any method and path: nginx sends its subrequest's URI, Caddy its `uri`, Envoy a prefix
     // plus the original path. A client-sent identity is replaced by the verified one.
@@ -268,20 +270,8 @@ async fn forwarded_https_counts_only_from_a_trusted_proxy() {
 /// `/usr/sbin`, which a non-root `PATH` often lacks). `None` (after saying so) when it is not
 /// installed outside CI; a failure under CI.
 fn proxy_binary(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty());
-        assert!(
-            !ci,
-            "{name} is not installed; CI must run this test (see .ci/run)"
-        );
-        eprintln!("skipping: {name} is not installed (apt-get install {name}); CI runs this test");
-    }
-    found
+    let install = format!("apt-get install {name}");
+    installed_or_skip(name, &["/usr/sbin", "/sbin"], &install)
 }
 
 /// A port nothing listens on now (the proxy binds it right after; a clash fails the start).
@@ -291,6 +281,50 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// What a test of a real proxy in front of the gateway starts from: the proxy's binary, a
+/// server with a verify listener that trusts the proxy (127.0.0.1), the upstream behind both,
+/// and for the proxy a directory of its own and a free port.
+struct ProxyBed {
+    binary: PathBuf,
+    upstream: Upstream,
+    server: Server,
+    verify: SocketAddr,
+    home: PathBuf,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl ProxyBed {
+    /// The bed for the proxy `name`, or `None` (after saying so) when it is not installed.
+    async fn start(name: &str) -> Option<Self> {
+        let binary = proxy_binary(name)?;
+        let upstream = Upstream::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let trusted = ["--trusted-proxy", "127.0.0.1/32"];
+        let (server, verify) = start_verifying(&upstream, dir.path(), &trusted).await;
+        let home = dir.path().join(name);
+        std::fs::create_dir(&home).unwrap();
+        Some(Self {
+            binary,
+            upstream,
+            server,
+            verify,
+            home,
+            port: free_port(),
+            _dir: dir,
+        })
+    }
+
+    /// Runs the proxy (`cmd`, started as `name`) until it answers on the bed's port; the
+    /// process (stopped when dropped) and that address.
+    async fn run(&self, cmd: Command, name: &str) -> (Proc, SocketAddr) {
+        let mut proxy = Proc::spawn(cmd);
+        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        wait_answering(&mut proxy, addr, name).await;
+        (proxy, addr)
+    }
 }
 
 /// Waits until `proxy` answers on `addr` (any status), or fails with its output.
@@ -385,18 +419,10 @@ async fn check_acl_behind(proxy: SocketAddr, server: &Server) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_auth_request_in_front_of_the_upstream() {
-    let Some(nginx) = proxy_binary("nginx") else {
+    let Some(bed) = ProxyBed::start("nginx").await else {
         return;
     };
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (server, verify) =
-        start_verifying(&upstream, dir.path(), &["--trusted-proxy", "127.0.0.1/32"]).await;
-
-    let prefix = dir.path().join("nginx");
-    std::fs::create_dir(&prefix).unwrap();
-    let port = free_port();
-    let temp = prefix.display();
+    let temp = bed.home.display();
     // The example configuration's locations, with every path in the temporary directory and a
     // single process (no worker to outlive the test when the master is killed).
     let conf = format!(
@@ -434,36 +460,28 @@ http {{
     }}
 }}
 "#,
-        upstream = upstream.addr,
+        port = bed.port,
+        verify = bed.verify,
+        upstream = bed.upstream.addr,
     );
-    std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
-    let mut cmd = Command::new(nginx);
+    std::fs::write(bed.home.join("nginx.conf"), conf).unwrap();
+    let mut cmd = Command::new(&bed.binary);
     cmd.arg("-p")
-        .arg(&prefix)
+        .arg(&bed.home)
         .args(["-c", "nginx.conf", "-e", "stderr", "-g"])
         .arg(format!("daemon off; pid {temp}/nginx.pid;"));
-    let mut proxy = Proc::spawn(cmd);
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    wait_answering(&mut proxy, addr, "nginx").await;
+    let (_nginx, addr) = bed.run(cmd, "nginx").await;
 
     // nginx answers a denial with its own page: only the status is the verify listener's.
-    check_proxy(addr, &upstream, &server).await;
-    check_acl_behind(addr, &server).await;
+    check_proxy(addr, &bed.upstream, &bed.server).await;
+    check_acl_behind(addr, &bed.server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caddy_forward_auth_in_front_of_the_upstream() {
-    let Some(caddy) = proxy_binary("caddy") else {
+    let Some(bed) = ProxyBed::start("caddy").await else {
         return;
     };
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (server, verify) =
-        start_verifying(&upstream, dir.path(), &["--trusted-proxy", "127.0.0.1/32"]).await;
-
-    let home = dir.path().join("caddy");
-    std::fs::create_dir(&home).unwrap();
-    let port = free_port();
     // The example Caddyfile, on a free port, with no admin endpoint and no automatic HTTPS
     // (nothing to listen on or store outside the temporary directory).
     let caddyfile = format!(
@@ -482,24 +500,31 @@ http://127.0.0.1:{port} {{
     }}
 }}
 "#,
-        home = home.display(),
-        upstream = upstream.addr,
+        home = bed.home.display(),
+        port = bed.port,
+        verify = bed.verify,
+        upstream = bed.upstream.addr,
     );
-    std::fs::write(home.join("Caddyfile"), caddyfile).unwrap();
-    let mut cmd = Command::new(caddy);
-    cmd.current_dir(&home)
+    std::fs::write(bed.home.join("Caddyfile"), caddyfile).unwrap();
+    let mut cmd = Command::new(&bed.binary);
+    cmd.current_dir(&bed.home)
         .args(["run", "--config", "Caddyfile", "--adapter", "caddyfile"])
-        .env("HOME", &home)
-        .env("XDG_CONFIG_HOME", &home)
-        .env("XDG_DATA_HOME", &home);
-    let mut proxy = Proc::spawn(cmd);
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    wait_answering(&mut proxy, addr, "caddy").await;
+        .env("HOME", &bed.home)
+        .env("XDG_CONFIG_HOME", &bed.home)
+        .env("XDG_DATA_HOME", &bed.home);
+    let (_caddy, addr) = bed.run(cmd, "caddy").await;
 
     // Caddy passes the verify listener's refusal through, APIG body included.
-    let refused = check_proxy(addr, &upstream, &server).await;
+    let refused = check_proxy(addr, &bed.upstream, &bed.server).await;
     refused.assert_apig_error(StatusCode::UNAUTHORIZED, "APIG.0303");
-    check_acl_behind(addr, &server).await;
+    check_acl_behind(addr, &bed.server).await;
+}
+
+/// Runs `cmd`, a proxy checking a configuration (`what`), and asserts that it accepts it.
+fn assert_accepted(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what}: {stderr}");
 }
 
 /// The example files are whole configurations that the real proxies accept as they stand, as
@@ -509,36 +534,24 @@ fn the_example_proxy_configurations_are_accepted_as_they_stand() {
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/verify");
     if let Some(nginx) = proxy_binary("nginx") {
         let prefix = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new(nginx)
-            .arg("-t")
+        let mut cmd = Command::new(nginx);
+        cmd.arg("-t")
             .arg("-p")
             .arg(prefix.path())
             .arg("-c")
             .arg(examples.join("nginx.conf"))
             .args(["-e", "stderr", "-g"])
-            .arg(format!("pid {}/nginx.pid;", prefix.path().display()))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "nginx -t: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .arg(format!("pid {}/nginx.pid;", prefix.path().display()));
+        assert_accepted(&mut cmd, "nginx -t");
     }
     if let Some(caddy) = proxy_binary("caddy") {
         let home = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new(caddy)
-            .args(["validate", "--adapter", "caddyfile", "--config"])
+        let mut cmd = Command::new(caddy);
+        cmd.args(["validate", "--adapter", "caddyfile", "--config"])
             .arg(examples.join("Caddyfile"))
             .env("HOME", home.path())
             .env("XDG_DATA_HOME", home.path())
-            .env("XDG_CONFIG_HOME", home.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "caddy validate: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .env("XDG_CONFIG_HOME", home.path());
+        assert_accepted(&mut cmd, "caddy validate");
     }
 }

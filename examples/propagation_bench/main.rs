@@ -54,17 +54,21 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
-use tokio_postgres::NoTls;
 
+#[path = "../../tests/support/admin_request.rs"]
+mod admin_request;
+#[path = "../../tests/support/pg_schema.rs"]
+mod pg_schema;
 mod probe;
 
+use admin_request::admin_request;
 use probe::Probes;
 
 const TOKEN: &str = "propagation-bench-admin-token";
 /// Bound on any one wait (a start, a propagation).
 const WAIT: Duration = Duration::from_secs(60);
 
-type BoxError = Box<dyn std::error::Error>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -364,7 +368,7 @@ async fn fill(schema: &Schema, codes: u64) -> Result<(), BoxError> {
     drop(store);
     let apps = codes.div_ceil(5);
     let started = Instant::now();
-    let client = connect(&schema.url).await?;
+    let client = pg_schema::connect(&schema.url).await?;
     client
         .batch_execute(&format!(
             // As a restore writes them: straight into the tables, the change-log triggers off
@@ -534,29 +538,16 @@ struct Schema {
 
 impl Schema {
     async fn create(admin_url: &str) -> Result<Self, BoxError> {
-        let mut random = [0u8; 6];
-        getrandom::fill(&mut random)?;
-        let name = format!(
-            "apig_bench_{}",
-            random
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
-        connect(admin_url)
-            .await?
-            .batch_execute(&format!("CREATE SCHEMA {name}"))
-            .await?;
+        let name = pg_schema::create_random(admin_url, "apig_bench").await?;
         Ok(Self::at(admin_url, &name))
     }
 
     /// The schema `name` of the database at `admin_url`, reached by its `search_path`.
     fn at(admin_url: &str, name: &str) -> Self {
-        let sep = if admin_url.contains('?') { '&' } else { '?' };
         Self {
             admin_url: admin_url.to_owned(),
             name: name.to_owned(),
-            url: format!("{admin_url}{sep}options=-c%20search_path%3D{name}"),
+            url: pg_schema::schema_url(admin_url, name),
         }
     }
 
@@ -568,7 +559,7 @@ impl Schema {
         {
             return Err("a schema name of lowercase letters, digits and _".into());
         }
-        let client = connect(admin_url).await?;
+        let client = pg_schema::connect(admin_url).await?;
         let existed = client
             .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&name])
             .await?
@@ -582,18 +573,8 @@ impl Schema {
     }
 
     async fn drop(self) -> Result<(), BoxError> {
-        connect(&self.admin_url)
-            .await?
-            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
-            .await?;
-        Ok(())
+        pg_schema::drop(&self.admin_url, &self.name).await
     }
-}
-
-async fn connect(url: &str) -> Result<tokio_postgres::Client, BoxError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
 }
 
 async fn start_upstream() -> Result<SocketAddr, BoxError> {
@@ -726,21 +707,8 @@ impl Http {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, BoxError> {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(format!(
-                "http://{}/v2/{DEFAULT_PROJECT_ID}/apigw/instances/{DEFAULT_INSTANCE_ID}{path}",
-                node.admin
-            ))
-            .header("x-auth-token", TOKEN);
-        let body = match body {
-            Some(json) => {
-                request = request.header("content-type", "application/json");
-                Full::new(Bytes::from(json.to_string()))
-            }
-            None => Full::new(Bytes::new()),
-        };
-        let (status, bytes) = self.send(request.body(body)?).await?;
+        let request = admin_request(node.admin, TOKEN, method, path, body)?;
+        let (status, bytes) = self.send(request).await?;
         if !status.is_success() {
             return Err(format!("{path}: {status} {}", String::from_utf8_lossy(&bytes)).into());
         }

@@ -11,8 +11,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio_postgres::NoTls;
-
 /// One observation: when it started (since the probes did) and how long it took.
 #[derive(Clone, Copy)]
 pub(crate) struct Sample {
@@ -174,11 +172,9 @@ fn database(url: &str, began: Instant, stop: &AtomicBool) -> Result<DatabaseSamp
 }
 
 async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
+    super::pg_schema::connect(url)
         .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
-    Ok(client)
+        .map_err(|e| e.to_string())
 }
 
 fn clock(began: Instant, stop: &AtomicBool) -> Vec<Sample> {

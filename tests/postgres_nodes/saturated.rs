@@ -110,12 +110,10 @@ async fn a_revocation_reaches_a_saturated_node() {
         return;
     };
     let (http, _upstream, a, b) = two_nodes(&db).await;
-    let app_id = http.create_app(&a, "saturated_app").await;
-    let codes_path = format!("/apps/{app_id}/app-codes");
     // The load's valid code (proxied to the upstream), never revoked; the others' are unknown
     // (rejected by B's cache).
-    let (_, steady) = http.create_code(&a, &app_id).await;
-    http.until(&b, &steady, StatusCode::OK).await;
+    let (app_id, _, steady) = http.shared_code(&a, &b, "saturated_app").await;
+    let codes_path = format!("/apps/{app_id}/app-codes");
 
     let load = Load::start(
         b.gateway,

@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use apig_appcode::store::{PostgresOptions, Store, StoreError};
 
-use super::pg::{skip, Frozen, TestDb};
-use super::records::{app_in, id};
-use super::{code, expect_upsert, next_code, open, scope, writer_and_listener, WAIT};
+use super::pg::TestDb;
+use super::records::id;
+use super::{
+    code, create_announced, open, scope, small_pool, store_with_app, writer_and_listener, WAIT,
+};
 
 /// A gateway worker runs its own single-threaded runtime, and its AppCode lookups borrow the
 /// store's connections. A connection opened there must stay driven by the store's runtime:
@@ -68,34 +70,18 @@ async fn a_listener_outlives_a_database_that_answers_late() {
         return;
     };
     let (a, _b, mut changes) = writer_and_listener(&db).await;
-    let admin = db.client().await;
-    let pid: i32 = admin
-        .query_one(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
-            &[&format!("{} listener", db.schema())],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    let frozen = match Frozen::stop(pid) {
-        Ok(f) => f,
-        Err(why) => {
-            // The database runs elsewhere, or as a user this one cannot signal.
-            skip::<()>(
-                format_args!("cannot freeze the listener's backend ({why})"),
-                format_args!("CI must be able to freeze a local PostgreSQL backend: {why}"),
-            );
-            return;
-        }
+    // Skipped when the database runs elsewhere, or as a user this one cannot signal.
+    let listener = format!("{} listener", db.schema());
+    let Some(frozen) = db.freeze_or_skip(&listener, "the listener's backend").await else {
+        return;
     };
+    assert_eq!(frozen.len(), 1, "one listener connection");
     // Two heartbeat periods (5 s each) and then some: the old 5 s deadline would have dropped
     // the connection by now.
     tokio::time::sleep(Duration::from_secs(12)).await;
     drop(frozen);
-    let record = code(1, 1);
-    a.create_app_code(&scope(), record.clone()).await.unwrap();
     // The very next event is the announcement: no resync came first.
-    expect_upsert(next_code(&mut changes).await, &record);
+    create_announced(&a, &mut changes, &code(1, 1)).await;
 }
 
 /// A database that stops answering (a stopped server, a network partition) must not hold a
@@ -107,11 +93,7 @@ async fn calls_on_a_frozen_database_fail_as_unavailable_and_recover() {
     let Some(db) = TestDb::create("calls_on_a_frozen_database_fail_as_unavailable").await else {
         return;
     };
-    let options = PostgresOptions::new()
-        .pool_size(1)
-        .call_timeout(Duration::from_secs(2));
-    let store = open(&db, options).await;
-    store.create_app(app_in(&scope(), 1)).await.unwrap();
+    let store = store_with_app(&db, small_pool(1, Duration::from_secs(2))).await;
     let Some(frozen) = db.freeze_or_skip(db.schema(), "the store's backend").await else {
         return;
     };
@@ -144,11 +126,7 @@ async fn a_snapshot_read_given_up_is_cancelled_in_the_database() {
     let Some(db) = TestDb::create("a_snapshot_read_given_up_is_cancelled").await else {
         return;
     };
-    let options = PostgresOptions::new()
-        .pool_size(2)
-        .call_timeout(Duration::from_secs(1));
-    let store = open(&db, options).await;
-    store.create_app(app_in(&scope(), 1)).await.unwrap();
+    let store = store_with_app(&db, small_pool(2, Duration::from_secs(1))).await;
     store.create_app_code(&scope(), code(1, 1)).await.unwrap();
     let holder = db.client().await;
     holder

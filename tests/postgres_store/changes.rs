@@ -11,8 +11,8 @@ use apig_appcode::{AppCode, AppKey};
 use super::pg::TestDb;
 use super::records::{app_in, id};
 use super::{
-    code, expect_remove_id, expect_upsert, key, listening, next, next_code, open, scope,
-    writer_and_listener, WAIT,
+    code, create_announced, delete_announced, expect_remove_id, expect_upsert, key, listening,
+    logged_since, next, next_code, open, scope, writer_and_listener, WAIT,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,13 +31,8 @@ async fn another_nodes_writes_reach_the_change_stream() {
         .await
         .unwrap();
     let first = code(1, 1);
-    a.create_app_code(&scope(), first.clone()).await.unwrap();
-    expect_upsert(next_code(&mut changes).await, &first);
-
-    a.delete_app_code(&scope(), &id(1), &first.id)
-        .await
-        .unwrap();
-    expect_remove_id(next_code(&mut changes).await, &first.id);
+    create_announced(&a, &mut changes, &first).await;
+    delete_announced(&a, &mut changes, &first).await;
 
     // A code created and deleted before the listener reads it back is not resurrected.
     let brief = code(1, 2);
@@ -56,8 +51,7 @@ async fn another_nodes_writes_reach_the_change_stream() {
     // Deleting an app announces each of its codes.
     let (c3, c4) = (code(1, 3), code(1, 4));
     for c in [&c3, &c4] {
-        a.create_app_code(&scope(), c.clone()).await.unwrap();
-        expect_upsert(next_code(&mut changes).await, c);
+        create_announced(&a, &mut changes, c).await;
     }
     assert_eq!(a.delete_app(&scope(), &id(1)).await.unwrap().len(), 2);
     expect_remove_id(next_code(&mut changes).await, &c3.id);
@@ -177,13 +171,9 @@ async fn a_node_relays_its_own_deletions_but_not_its_creations() {
         .create_app_code(&scope(), record.clone())
         .await
         .unwrap();
-    store
-        .delete_app_code(&scope(), &id(1), &record.id)
-        .await
-        .unwrap();
     // The creation (cached by this node's management API already) is skipped; the deletion
     // comes through, in case the caller never got to evict it.
-    expect_remove_id(next_code(&mut changes).await, &record.id);
+    delete_announced(&store, &mut changes, &record).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,9 +196,7 @@ async fn a_lost_listener_reconnects_and_resyncs() {
     // Reconnected: a resync first (what was missed is only in a full snapshot)...
     assert!(matches!(next_code(&mut changes).await, Change::Resync));
     // ...then announcements flow again.
-    let record = code(1, 1);
-    a.create_app_code(&scope(), record.clone()).await.unwrap();
-    expect_upsert(next_code(&mut changes).await, &record);
+    create_announced(&a, &mut changes, &code(1, 1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,9 +209,7 @@ async fn a_missed_announcement_is_told_by_its_revision() {
     // in order, and comes through with no resync.
     let own = code(1, 1);
     b.create_app_code(&scope(), own.clone()).await.unwrap();
-    let first = code(1, 2);
-    a.create_app_code(&scope(), first.clone()).await.unwrap();
-    expect_upsert(next_code(&mut changes).await, &first);
+    create_announced(&a, &mut changes, &code(1, 2)).await;
 
     // A write whose announcement never arrives: its revision and log entry, no NOTIFY.
     db.client()
@@ -247,10 +233,7 @@ async fn a_missed_announcement_is_told_by_its_revision() {
     assert!(matches!(next_code(&mut changes).await, Change::Resync));
     expect_upsert(next_code(&mut changes).await, &second);
     // In order again from there.
-    a.delete_app_code(&scope(), &id(1), &second.id)
-        .await
-        .unwrap();
-    expect_remove_id(next_code(&mut changes).await, &second.id);
+    delete_announced(&a, &mut changes, &second).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,9 +300,14 @@ async fn announcements_carry_ids_only() {
 async fn insert_with_sql(sql: &tokio_postgres::Client, record: &AppCodeRecord) {
     sql.execute(
         "INSERT INTO app_codes (app_seq, instance_id, id, value, value_digest, create_time)
-         SELECT seq, instance_id, $2, convert_to($3, 'UTF8'), sha256(convert_to($3, 'UTF8')), 3
+         SELECT seq, instance_id, $2, convert_to($3, 'UTF8'), sha256(convert_to($3, 'UTF8')), $4
          FROM apps WHERE id = $1",
-        &[&record.app_id, &record.id, &record.value.expose()],
+        &[
+            &record.app_id,
+            &record.id,
+            &record.value.expose(),
+            &record.create_time.unix_nanos(),
+        ],
     )
     .await
     .unwrap();
@@ -382,11 +370,7 @@ async fn changes_made_with_plain_sql_are_logged_and_announced() {
     expect_remove_id(next_code(&mut changes).await, &second.id);
     expect_upsert(next_code(&mut changes).await, &renewed);
     // Each statement was a write of its own, logged like the API's.
-    let logged = a
-        .app_code_changes("instance-1", start)
-        .await
-        .unwrap()
-        .unwrap();
+    let logged = logged_since(&a, start).await;
     assert_eq!(logged.revision, start + 3);
     assert_eq!(logged.created, std::slice::from_ref(&renewed));
     assert_eq!(
@@ -415,11 +399,7 @@ async fn changes_made_with_plain_sql_are_logged_and_announced() {
     assert!(one_by_one
         .iter()
         .all(|c| matches!(c, Change::RemoveId(id) if id.starts_with("bulk"))));
-    let bulk = a
-        .app_code_changes("instance-1", logged.revision)
-        .await
-        .unwrap()
-        .unwrap();
+    let bulk = logged_since(&a, logged.revision).await;
     assert_eq!(bulk.revision, logged.revision + 2);
     assert!(bulk.created.is_empty());
     assert_eq!(bulk.deleted.len(), 200);

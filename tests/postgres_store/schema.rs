@@ -6,7 +6,7 @@ use apig_appcode::store::{KeyMismatch, PostgresOptions, PostgresStore, SchemaToo
 
 use super::pg::TestDb;
 use super::records::{app_in, id};
-use super::{backend, code, column, key, open, scope};
+use super::{backend, code, column, key, logged_since, open, scope, store_with_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_starting_together_migrate_once() {
@@ -128,8 +128,7 @@ async fn database_errors_never_quote_a_row() {
     let Some(db) = TestDb::create("database_errors_never_quote_a_row").await else {
         return;
     };
-    let store = open(&db, PostgresOptions::new()).await;
-    store.create_app(app_in(&scope(), 1)).await.unwrap();
+    let store = store_with_app(&db, PostgresOptions::new()).await;
     // A constraint whose violation PostgreSQL details with the whole failing row.
     db.client()
         .await
@@ -166,8 +165,7 @@ async fn a_version_1_schema_upgrades_in_place() {
     let Some(db) = TestDb::create("a_version_1_schema_upgrades_in_place").await else {
         return;
     };
-    let store = open(&db, key(5)).await;
-    store.create_app(app_in(&scope(), 1)).await.unwrap();
+    let store = store_with_app(&db, key(5)).await;
     let old = code(1, 1);
     store.create_app_code(&scope(), old.clone()).await.unwrap();
     drop(store);
@@ -188,12 +186,7 @@ async fn a_version_1_schema_upgrades_in_place() {
     let snapshot = store.instance_snapshot("instance-1").await.unwrap();
     assert_eq!(snapshot.revision, Some(0));
     assert_eq!(snapshot.codes, std::slice::from_ref(&old));
-    assert!(store
-        .app_code_changes("instance-1", 0)
-        .await
-        .unwrap()
-        .unwrap()
-        .is_empty());
+    assert!(logged_since(&store, 0).await.is_empty());
     // And writes take revisions from there.
     let new = code(1, 2);
     store.create_app_code(&scope(), new.clone()).await.unwrap();
@@ -201,11 +194,7 @@ async fn a_version_1_schema_upgrades_in_place() {
         .delete_app_code(&scope(), &id(1), &old.id)
         .await
         .unwrap();
-    let changes = store
-        .app_code_changes("instance-1", 0)
-        .await
-        .unwrap()
-        .unwrap();
+    let changes = logged_since(&store, 0).await;
     assert_eq!(changes.revision, 2);
     assert_eq!(changes.created, [new]);
     assert_eq!(changes.deleted.len(), 1);
@@ -226,15 +215,10 @@ async fn a_version_4_schema_upgrades_in_place_keeping_its_log() {
     else {
         return;
     };
-    let store = open(&db, PostgresOptions::new()).await;
-    store.create_app(app_in(&scope(), 1)).await.unwrap();
+    let store = store_with_app(&db, PostgresOptions::new()).await;
     let old = code(1, 1);
     store.create_app_code(&scope(), old.clone()).await.unwrap();
-    let before = store
-        .app_code_changes("instance-1", 0)
-        .await
-        .unwrap()
-        .unwrap();
+    let before = logged_since(&store, 0).await;
     drop(store);
     db.client()
         .await
@@ -245,25 +229,14 @@ async fn a_version_4_schema_upgrades_in_place_keeping_its_log() {
         .unwrap();
 
     let store = open(&db, PostgresOptions::new()).await;
-    assert_eq!(
-        store
-            .app_code_changes("instance-1", 0)
-            .await
-            .unwrap()
-            .unwrap(),
-        before
-    );
+    assert_eq!(logged_since(&store, 0).await, before);
     // Plain SQL is logged from now on, under the next revision.
     db.client()
         .await
         .execute("DELETE FROM app_codes WHERE id = $1", &[&old.id])
         .await
         .unwrap();
-    let changes = store
-        .app_code_changes("instance-1", before.revision)
-        .await
-        .unwrap()
-        .unwrap();
+    let changes = logged_since(&store, before.revision).await;
     assert_eq!(changes.revision, before.revision + 1);
     assert_eq!(changes.deleted.len(), 1);
     assert_eq!(changes.deleted[0].id, old.id);
@@ -274,8 +247,7 @@ async fn the_change_log_keeps_only_the_retained_revisions() {
     let Some(db) = TestDb::create("the_change_log_keeps_only_the_retained_revisions").await else {
         return;
     };
-    let store = open(&db, PostgresOptions::new().change_log_retention(3)).await;
-    store.create_app(app_in(&scope(), 1)).await.unwrap();
+    let store = store_with_app(&db, PostgresOptions::new().change_log_retention(3)).await;
     let r = code(1, 1);
     for _ in 0..10 {
         store.create_app_code(&scope(), r.clone()).await.unwrap();

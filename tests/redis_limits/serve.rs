@@ -42,19 +42,29 @@ async fn start_node(
     Server::start(cmd).await.expect("the node starts")
 }
 
-/// A node on a SQLite file of its own (kept, with its upstream, in the third value) whose
-/// Redis connection goes through a forwarder the test can cut, and that forwarder.
+/// What nodes on PostgreSQL counting in Redis need for `test`: the test Redis, a database
+/// schema and an upstream; `None` (after saying so) without Redis or PostgreSQL.
+async fn redis_db_and_upstream(test: &str) -> Option<(TestRedis, pg::TestDb, Upstream)> {
+    let redis = TestRedis::connect(test).await?;
+    let db = pg::TestDb::create(test).await?;
+    Some((redis, db, Upstream::start().await))
+}
+
+/// The test Redis for `test`, a node on a SQLite file of its own (kept, with its upstream, in
+/// the last value) whose Redis connection goes through a forwarder the test can cut, and that
+/// forwarder; `None` (after saying so) without Redis.
 async fn node_behind_forwarder(
-    redis: &TestRedis,
+    test: &str,
     rate_limit: &str,
-) -> (Forwarder, Server, (Upstream, tempfile::TempDir)) {
+) -> Option<(TestRedis, Forwarder, Server, (Upstream, tempfile::TempDir))> {
+    let redis = TestRedis::connect(test).await?;
     let forwarder = Forwarder::start(redis.addr).await;
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let database = binary::database_url(dir.path());
     let url = redis.url_via(forwarder.addr);
     let node = start_node(&upstream, &database, &url, &redis.prefix, rate_limit).await;
-    (forwarder, node, (upstream, dir))
+    Some((redis, forwarder, node, (upstream, dir)))
 }
 
 /// The status of a call with `code` through `node`'s gateway.
@@ -71,13 +81,9 @@ fn fallbacks(text: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_serve_node_with_redis_counts_app_quotas_there() {
     let test = "a_serve_node_with_redis_counts_app_quotas_there";
-    let Some(redis) = TestRedis::connect(test).await else {
+    let Some((redis, db, upstream)) = redis_db_and_upstream(test).await else {
         return;
     };
-    let Some(db) = pg::TestDb::create(test).await else {
-        return;
-    };
-    let upstream = Upstream::start().await;
     let node = start_node(&upstream, db.url(), &redis.url, &redis.prefix, "1000/h").await;
     let admin = Admin::new(node.admin, TOKEN);
     let (app, _, code) = admin.app_with_code("counted").await;
@@ -113,19 +119,14 @@ async fn a_serve_node_with_redis_counts_app_quotas_there() {
         .unwrap()
         .get(0);
     assert_eq!(rows, 0);
-    redis.clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_serve_nodes_share_one_redis_limit() {
     let test = "two_serve_nodes_share_one_redis_limit";
-    let Some(redis) = TestRedis::connect(test).await else {
+    let Some((redis, db, upstream)) = redis_db_and_upstream(test).await else {
         return;
     };
-    let Some(db) = pg::TestDb::create(test).await else {
-        return;
-    };
-    let upstream = Upstream::start().await;
     let (a, b) = tokio::join!(
         start_node(&upstream, db.url(), &redis.url, &redis.prefix, "10/h"),
         start_node(&upstream, db.url(), &redis.url, &redis.prefix, "10/h"),
@@ -168,16 +169,14 @@ async fn two_serve_nodes_share_one_redis_limit() {
     let keys = redis.keys().await;
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(keys[0].starts_with(&format!("{}{DEFAULT_INSTANCE_ID}:", redis.prefix)));
-    redis.clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_cut_off_gives_local_limits_and_no_5xx_then_serves_again() {
     let test = "a_redis_cut_off_gives_local_limits_and_no_5xx_then_serves_again";
-    let Some(redis) = TestRedis::connect(test).await else {
+    let Some((redis, forwarder, node, _keep)) = node_behind_forwarder(test, "3/h").await else {
         return;
     };
-    let (forwarder, node, _keep) = node_behind_forwarder(&redis, "3/h").await;
     let (_, _, code) = Admin::new(node.admin, TOKEN).app_with_code("cut").await;
     let status = || order_status(&node, &code);
 
@@ -237,16 +236,14 @@ async fn a_redis_cut_off_gives_local_limits_and_no_5xx_then_serves_again() {
     );
     let latency = "apig_appcode_rate_limit_store_latency_seconds_count";
     assert!(sample(&metrics(&node).await, latency) >= 7.0);
-    redis.clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_cut_off_counts_quota_calls_on_the_node_then_adds_them_there() {
     let test = "a_redis_cut_off_counts_quota_calls_on_the_node_then_adds_them_there";
-    let Some(redis) = TestRedis::connect(test).await else {
+    let Some((redis, forwarder, node, _keep)) = node_behind_forwarder(test, "1000/h").await else {
         return;
     };
-    let (forwarder, node, _keep) = node_behind_forwarder(&redis, "1000/h").await;
     let admin = Admin::new(node.admin, TOKEN);
     let (app, _, code) = admin.app_with_code("cut_quota").await;
     admin.bind_daily_quota(&app, 4).await;
@@ -290,7 +287,6 @@ async fn a_redis_cut_off_counts_quota_calls_on_the_node_then_adds_them_there() {
         sample(&metrics(&node).await, "apig_appcode_quota_calls_unflushed"),
         0.0
     );
-    redis.clean().await;
 }
 
 /// Runs `serve` with a rate limit counted in the store at `url`, which it must refuse to start

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use apig_appcode::acl::{AclType, AppAcl};
 use apig_appcode::store::{Scope, Store, StoreError};
 
-use super::{app, app_in, changes, id, revision, scope};
+use super::{app, changes, id, revision, scope, two_apps_and_one_elsewhere};
 
 pub(super) fn acl(kind: AclType, values: &[&str]) -> AppAcl {
     AppAcl::new(kind, values).unwrap()
@@ -50,10 +50,7 @@ pub(super) async fn app_acls_are_set_read_replaced_and_removed(store: Arc<dyn St
 
 pub(super) async fn app_acls_go_with_their_app_and_stay_in_their_instance(store: Arc<dyn Store>) {
     let s = scope();
-    let other = Scope::new("project-b", "instance-2");
-    store.create_app(app(1)).await.unwrap();
-    store.create_app(app(2)).await.unwrap();
-    store.create_app(app_in(&other, 3, "other")).await.unwrap();
+    let other = two_apps_and_one_elsewhere(&*store).await;
     let one = acl(AclType::Permit, &["192.0.2.1"]);
     let two = acl(AclType::Deny, &["192.0.2.2"]);
     store.set_app_acl(&s, &id(1), one.clone()).await.unwrap();

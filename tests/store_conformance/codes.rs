@@ -11,26 +11,19 @@ use apig_appcode::store::{
 use apig_appcode::AppCode;
 use tokio::task::JoinSet;
 
-use super::{all_apps, app, app_in, code, id, scope, value};
+use super::{all_apps, app, app_in, code, code_of, id, pages, scope, value};
 
 pub(super) async fn app_codes_are_created_read_listed_and_deleted(store: Arc<dyn Store>) {
     let s = scope();
     store.create_app(app(1)).await.unwrap();
-    let records: Vec<AppCodeRecord> = (1..=4).map(|n| code(&id(1), n, value("v", n))).collect();
+    let records: Vec<AppCodeRecord> = (1..=4).map(|n| code_of(1, n, "v")).collect();
     for r in &records {
         assert_eq!(&store.create_app_code(&s, r.clone()).await.unwrap(), r);
     }
     for r in &records {
         assert_eq!(&store.get_app_code(&s, &id(1), &r.id).await.unwrap(), r);
     }
-    for (offset, limit, range) in [
-        (0, 20, 0..4),
-        (1, 2, 1..3),
-        (3, 5, 3..4),
-        (4, 5, 4..4),
-        (0, 0, 0..0),
-        (9, u64::MAX, 4..4),
-    ] {
+    for (offset, limit, range) in pages(records.len()) {
         let page = store
             .list_app_codes(&s, &id(1), offset, limit)
             .await
@@ -76,7 +69,7 @@ pub(super) async fn not_found_distinguishes_app_from_app_code(store: Arc<dyn Sto
     let s = scope();
     store.create_app(app(1)).await.unwrap();
     store.create_app(app(2)).await.unwrap();
-    let c = code(&id(1), 1, value("nf", 1));
+    let c = code_of(1, 1, "nf");
     store.create_app_code(&s, c.clone()).await.unwrap();
     let missing_app = id(77);
 
@@ -128,15 +121,10 @@ pub(super) async fn quota_is_enforced_and_freed_by_deletion(store: Arc<dyn Store
     store.create_app(app(1)).await.unwrap();
     store.create_app(app(2)).await.unwrap();
     for n in 0..MAX_APP_CODES_PER_APP as u64 {
-        store
-            .create_app_code(&s, code(&id(1), n, value("q", n)))
-            .await
-            .unwrap();
+        store.create_app_code(&s, code_of(1, n, "q")).await.unwrap();
     }
     assert_err!(
-        store
-            .create_app_code(&s, code(&id(1), 10, value("q", 10)))
-            .await,
+        store.create_app_code(&s, code_of(1, 10, "q")).await,
         StoreError::AppCodeQuotaExceeded
     );
     // A duplicate value is reported as such even when the app is full.
@@ -148,7 +136,7 @@ pub(super) async fn quota_is_enforced_and_freed_by_deletion(store: Arc<dyn Store
     );
     // The quota is per app.
     store
-        .create_app_code(&s, code(&id(2), 12, value("q", 12)))
+        .create_app_code(&s, code_of(2, 12, "q"))
         .await
         .unwrap();
     // Deleting one frees one slot.
@@ -157,13 +145,11 @@ pub(super) async fn quota_is_enforced_and_freed_by_deletion(store: Arc<dyn Store
         .await
         .unwrap();
     store
-        .create_app_code(&s, code(&id(1), 13, value("q", 13)))
+        .create_app_code(&s, code_of(1, 13, "q"))
         .await
         .unwrap();
     assert_err!(
-        store
-            .create_app_code(&s, code(&id(1), 14, value("q", 14)))
-            .await,
+        store.create_app_code(&s, code_of(1, 14, "q")).await,
         StoreError::AppCodeQuotaExceeded
     );
     let page = store.list_app_codes(&s, &id(1), 0, 20).await.unwrap();
@@ -194,7 +180,7 @@ async fn create_concurrently(
 
 pub(super) async fn concurrent_creates_on_one_app_yield_exactly_the_quota(store: Arc<dyn Store>) {
     store.create_app(app(1)).await.unwrap();
-    let records = (0..50).map(|n| code(&id(1), n, value("c", n)));
+    let records = (0..50).map(|n| code_of(1, n, "c"));
     assert_eq!(create_concurrently(&store, records).await, (5, 45, 0));
     let page = store
         .list_app_codes(&scope(), &id(1), 0, 100)
@@ -269,10 +255,8 @@ pub(super) async fn delete_app_deletes_and_returns_its_codes(store: Arc<dyn Stor
     let s = scope();
     store.create_app(app(1)).await.unwrap();
     store.create_app(app(2)).await.unwrap();
-    let mine: Vec<_> = (1..=3).map(|n| code(&id(1), n, value("mine", n))).collect();
-    let theirs: Vec<_> = (4..=5)
-        .map(|n| code(&id(2), n, value("theirs", n)))
-        .collect();
+    let mine: Vec<_> = (1..=3).map(|n| code_of(1, n, "mine")).collect();
+    let theirs: Vec<_> = (4..=5).map(|n| code_of(2, n, "theirs")).collect();
     // Interleave so deletion must pick the right rows.
     for (i, r) in mine.iter().enumerate() {
         store.create_app_code(&s, r.clone()).await.unwrap();

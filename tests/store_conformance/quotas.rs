@@ -21,6 +21,28 @@ fn limit(calls: u64) -> AppQuota {
         .reset_time(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
 }
 
+/// How many apps quota `n` of `scope` is bound to, as the store says.
+async fn bound_app_num(store: &dyn Store, scope: &Scope, n: u64) -> u64 {
+    let quota = store.get_app_quota(scope, &quota_id(n)).await.unwrap();
+    quota.bound_app_num
+}
+
+/// Creates `quota` in `scope` and binds the apps `app_ids` to it at `at`.
+async fn create_bound(
+    store: &dyn Store,
+    scope: &Scope,
+    quota: AppQuotaRecord,
+    app_ids: &[String],
+    at: Timestamp,
+) {
+    let quota_id = quota.id.clone();
+    store.create_app_quota(scope, quota).await.unwrap();
+    store
+        .bind_app_quota(scope, &quota_id, app_ids, at)
+        .await
+        .unwrap();
+}
+
 fn quota(n: u64, name: &str, calls: u64) -> AppQuotaRecord {
     AppQuotaRecord {
         id: quota_id(n),
@@ -173,14 +195,7 @@ pub(super) async fn an_app_is_bound_to_one_quota_and_leaves_with_it(store: Arc<d
             (quota_id(1).as_str(), id(1).as_str(), at)
         ]
     );
-    assert_eq!(
-        store
-            .get_app_quota(&s, &quota_id(1))
-            .await
-            .unwrap()
-            .bound_app_num,
-        2
-    );
+    assert_eq!(bound_app_num(&*store, &s, 1).await, 2);
     // Binding again to the same quota keeps the first binding.
     let later = Timestamp::from_unix_nanos(at.unix_nanos() + 5);
     let again = store
@@ -280,14 +295,7 @@ pub(super) async fn an_app_is_bound_to_one_quota_and_leaves_with_it(store: Arc<d
 
     // A deleted app leaves its quota; a deleted quota leaves its apps.
     store.delete_app(&s, &id(1)).await.unwrap();
-    assert_eq!(
-        store
-            .get_app_quota(&s, &quota_id(1))
-            .await
-            .unwrap()
-            .bound_app_num,
-        0
-    );
+    assert_eq!(bound_app_num(&*store, &s, 1).await, 0);
     store.delete_app_quota(&s, &quota_id(2)).await.unwrap();
     assert_eq!(store.app_bound_quota(&s, &id(2)).await.unwrap(), None);
     assert_eq!(store.instance_app_quotas("instance-1").await.unwrap(), []);
@@ -325,14 +333,7 @@ pub(super) async fn an_app_is_bound_to_one_quota_and_leaves_with_it(store: Arc<d
         .create_app(app_in(&other, 5, "elsewhere"))
         .await
         .unwrap();
-    store
-        .create_app_quota(&other, quota(3, "gold", 1))
-        .await
-        .unwrap();
-    store
-        .bind_app_quota(&other, &quota_id(3), &[id(5)], at)
-        .await
-        .unwrap();
+    create_bound(&*store, &other, quota(3, "gold", 1), &[id(5)], at).await;
     assert_eq!(store.instance_app_quotas("instance-1").await.unwrap(), []);
     assert_eq!(
         store.instance_app_quotas("instance-2").await.unwrap(),
@@ -391,14 +392,7 @@ pub(super) async fn quota_changes_are_revisions_named_once_with_their_quota_now(
     assert_eq!(quotas, [(id(1), None), (id(2), None)]);
 
     // Deleting an app bound to a quota is a change of its quota.
-    store
-        .create_app_quota(&s, quota(2, "silver", 5))
-        .await
-        .unwrap();
-    store
-        .bind_app_quota(&s, &quota_id(2), &[id(3)], at)
-        .await
-        .unwrap();
+    create_bound(&*store, &s, quota(2, "silver", 5), &[id(3)], at).await;
     let before = revision(&*store, "instance-1").await;
     store.delete_app(&s, &id(3)).await.unwrap();
     assert_eq!(

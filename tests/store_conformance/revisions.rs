@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use apig_appcode::store::{AppCodeRecord, DeletedAppCode, Scope, Store};
+use apig_appcode::store::{AppCodeRecord, DeletedAppCode, Store};
 
-use super::{app, app_in, changes, code, id, revision, scope, value, RETENTION};
+use super::{app, changes, code_of, id, revision, scope, two_apps_and_one_elsewhere, RETENTION};
 
 pub(super) fn deleted(records: &[&AppCodeRecord]) -> Vec<DeletedAppCode> {
     records
@@ -19,24 +19,21 @@ pub(super) fn deleted(records: &[&AppCodeRecord]) -> Vec<DeletedAppCode> {
 
 pub(super) async fn changes_after_a_revision_are_exactly_what_happened(store: Arc<dyn Store>) {
     let s = scope();
-    let other = Scope::new("project-b", "instance-2");
-    store.create_app(app(1)).await.unwrap();
-    store.create_app(app(2)).await.unwrap();
-    store.create_app(app_in(&other, 3, "other")).await.unwrap();
+    let other = two_apps_and_one_elsewhere(&*store).await;
     let start = revision(&*store, "instance-1").await;
     let empty = changes(&*store, "instance-1", start).await;
     assert!(empty.is_empty());
     assert_eq!(empty.revision, start);
 
-    let a = code(&id(1), 1, value("rev", 1));
-    let b = code(&id(1), 2, value("rev", 2));
-    let c = code(&id(2), 3, value("rev", 3));
+    let a = code_of(1, 1, "rev");
+    let b = code_of(1, 2, "rev");
+    let c = code_of(2, 3, "rev");
     for r in [&a, &b, &c] {
         store.create_app_code(&s, r.clone()).await.unwrap();
     }
     // Another instance's writes are not this one's changes.
     store
-        .create_app_code(&other, code(&id(3), 4, value("rev", 4)))
+        .create_app_code(&other, code_of(3, 4, "rev"))
         .await
         .unwrap();
     let created = changes(&*store, "instance-1", start).await;
@@ -97,8 +94,8 @@ pub(super) async fn an_id_deleted_and_created_again_is_created_once(store: Arc<d
     let s = scope();
     store.create_app(app(1)).await.unwrap();
     let start = revision(&*store, "instance-1").await;
-    let first = code(&id(1), 1, value("again", 1));
-    let other = code(&id(1), 2, value("again", 2));
+    let first = code_of(1, 1, "again");
+    let other = code_of(1, 2, "again");
     store.create_app_code(&s, first.clone()).await.unwrap();
     let after_first = revision(&*store, "instance-1").await;
     store.create_app_code(&s, other.clone()).await.unwrap();
@@ -107,7 +104,7 @@ pub(super) async fn an_id_deleted_and_created_again_is_created_once(store: Arc<d
     // IDs are unique among existing codes only: the same ID again, another value.
     let again = AppCodeRecord {
         id: first.id.clone(),
-        ..code(&id(1), 3, value("again", 3))
+        ..code_of(1, 3, "again")
     };
     store.create_app_code(&s, again.clone()).await.unwrap();
 
@@ -136,7 +133,7 @@ pub(super) async fn a_reader_behind_the_retained_log_is_told_to_reload(store: Ar
     let start = revision(&*store, "instance-1").await;
     let mut revisions = vec![start];
     // Create and delete one code over and over: two writes a round.
-    let r = code(&id(1), 1, value("ret", 1));
+    let r = code_of(1, 1, "ret");
     for _ in 0..RETENTION {
         store.create_app_code(&s, r.clone()).await.unwrap();
         store.delete_app_code(&s, &id(1), &r.id).await.unwrap();

@@ -6,14 +6,14 @@ use apig_appcode::store::{
     App, AppChanges, AppFilter, Scope, SecretString, Store, StoreError, Timestamp,
 };
 
-use super::{all_apps, app, app_in, code, id, scope, value};
+use super::{all_apps, app, app_in, code_of, id, scope};
 
 pub(super) async fn updates_change_exactly_the_given_fields(store: Arc<dyn Store>) {
     let s = scope();
     for n in 1..=3 {
         store.create_app(app(n)).await.unwrap();
     }
-    let kept = code(&id(2), 1, value("upd", 1));
+    let kept = code_of(2, 1, "upd");
     store.create_app_code(&s, kept.clone()).await.unwrap();
 
     let at = Timestamp::from_unix_nanos(1_800_000_000_000_000_000);

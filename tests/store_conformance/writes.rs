@@ -11,7 +11,7 @@ use apig_appcode::store::{AppQuotaRecord, Store, Timestamp};
 
 use super::acls::acl;
 use super::revisions::deleted;
-use super::{app, changes, code, id, revision, scope, value};
+use super::{app, changes, code_of, id, revision, scope};
 
 fn hourly(n: u64) -> AppQuotaRecord {
     AppQuotaRecord {
@@ -30,8 +30,8 @@ pub(super) async fn a_write_takes_one_revision_however_many_rows_it_changes(stor
     let s = scope();
     store.create_app(app(1)).await.unwrap();
     store.create_app(app(2)).await.unwrap();
-    let a = code(&id(1), 1, value("one", 1));
-    let b = code(&id(1), 2, value("one", 2));
+    let a = code_of(1, 1, "one");
+    let b = code_of(1, 2, "one");
     for r in [&a, &b] {
         store.create_app_code(&s, r.clone()).await.unwrap();
     }
@@ -84,8 +84,8 @@ pub(super) async fn the_digest_is_of_the_codes_held_at_its_revision(store: Arc<d
     };
     assert_eq!(empty.codes, CodesDigest::default());
     store.create_app(app(1)).await.unwrap();
-    let a = code(&id(1), 1, value("dig", 1));
-    let b = code(&id(1), 2, value("dig", 2));
+    let a = code_of(1, 1, "dig");
+    let b = code_of(1, 2, "dig");
     for r in [&a, &b] {
         store.create_app_code(&s, r.clone()).await.unwrap();
     }

@@ -350,3 +350,8 @@ pub(crate) async fn gateway_status(cache: &AppCodeCache, code: &AppCode) -> (Sta
 pub(crate) async fn send_rw(f: &Fixture, method: &str, path: &str, body: Option<&str>) -> Reply {
     send(&f.router, request(method, path, Some(TOKEN_RW), body)).await
 }
+
+/// `GET path` with the read-only token, through the fixture's router.
+pub(crate) async fn get_ro(f: &Fixture, path: &str) -> Reply {
+    send(&f.router, request("GET", path, Some(TOKEN_RO), None)).await
+}

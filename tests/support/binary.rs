@@ -31,6 +31,8 @@ mod finished;
 mod management;
 #[path = "process.rs"]
 mod process;
+#[path = "quota.rs"]
+mod quota;
 #[path = "raw_http1.rs"]
 mod raw_http1;
 #[path = "server.rs"]
@@ -47,12 +49,13 @@ pub(crate) use self::{
         call_gateway, gateway_status, get, is_refused, request, send, send_over, try_send, Resp,
     },
     finished::Finished,
-    management::{apps_path, metrics, sample, signed_call, Admin},
+    management::{apps_path, metrics, sample, serve_with_code, signed_call, Admin},
     process::{collect, run_to_exit, Proc},
+    quota::admitted_until_refused,
     raw_http1::{idle_waits_between_requests, read_response_from},
     server::{
         base_args, database_path, database_url, listening, self_signed, serve_args, serve_command,
-        start_with_token, Exited, Server,
+        start_refused, start_with_token, start_without_token, Exited, Server,
     },
     upstream::{echo, Upstream, LOAD_ANSWER, LOAD_PATH},
     wait::wait_until,

@@ -12,7 +12,8 @@ use http_body_util::Full;
 use serde_json::{json, Value};
 
 use super::client::{get, request, send, Resp};
-use super::server::Server;
+use super::server::{start_with_token, Server};
+use super::upstream::Upstream;
 
 /// The management API with an `X-Auth-Token`, on one project and instance.
 pub(crate) struct Admin {
@@ -171,4 +172,24 @@ pub(crate) async fn metrics(server: &Server) -> String {
 
 pub(crate) fn apps_path() -> String {
     format!("/v2/{DEFAULT_PROJECT_ID}/apigw/instances/{DEFAULT_INSTANCE_ID}/apps")
+}
+
+/// A server with `--admin-token` and `extra` flags on a directory of its own, holding an app
+/// `name` with one AppCode: the server, (app ID, code ID, code value), and what must live as long
+/// as the server (its upstream, its directory).
+pub(crate) async fn serve_with_code(
+    name: &str,
+    extra: &[&str],
+) -> (
+    Server,
+    (String, String, String),
+    (Upstream, tempfile::TempDir),
+) {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_token(&upstream, dir.path(), extra).await;
+    let code = Admin::new(server.admin, super::TOKEN)
+        .app_with_code(name)
+        .await;
+    (server, code, (upstream, dir))
 }

@@ -5,14 +5,12 @@
 
 #![allow(dead_code)]
 
-use std::time::Duration;
-
-use tokio_postgres::NoTls;
-
 #[path = "external.rs"]
 mod external;
+#[path = "pg_schema.rs"]
+mod pg_schema;
 pub(crate) use external::skip;
-use external::{random_tag, url_or_skip};
+use external::url_or_skip;
 
 /// The variable that names the test database.
 pub(crate) const ENV: &str = "APIG_TEST_DATABASE_URL";
@@ -33,14 +31,12 @@ impl TestDb {
     /// When `CI` is set and `APIG_TEST_DATABASE_URL` is not, or the database cannot be used.
     pub(crate) async fn create(test: &str) -> Option<Self> {
         let admin_url = url_or_skip(ENV, "PostgreSQL", "postgres://...", test)?;
-        let schema = format!("apig_test_{}", random_tag());
-        execute(&admin_url, &format!("CREATE SCHEMA {schema}")).await;
-        let sep = if admin_url.contains('?') { '&' } else { '?' };
+        let schema = pg_schema::create_random(&admin_url, "apig_test")
+            .await
+            .unwrap_or_else(|e| panic!("cannot use the test database ({ENV}): {e}"));
         // The schema also names the connections, so a test can find its store's in
         // pg_stat_activity.
-        let url = format!(
-            "{admin_url}{sep}options=-c%20search_path%3D{schema}&application_name={schema}"
-        );
+        let url = pg_schema::schema_url(&admin_url, &schema);
         Some(Self {
             admin_url,
             schema,
@@ -92,7 +88,9 @@ impl TestDb {
 
     /// A plain client on the test's schema, for inspection.
     pub(crate) async fn client(&self) -> tokio_postgres::Client {
-        connect(&self.url).await
+        pg_schema::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to the test database ({ENV}): {e}"))
     }
 }
 
@@ -106,34 +104,14 @@ impl Drop for TestDb {
                 .enable_all()
                 .build()
                 .unwrap()
-                .block_on(execute(
-                    &url,
-                    &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
-                ));
+                .block_on(pg_schema::drop(&url, &schema))
+                .unwrap_or_else(|e| panic!("{e}"));
         })
         .join();
         if dropped.is_err() && !std::thread::panicking() {
             panic!("could not drop schema {}", self.schema);
         }
     }
-}
-
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) =
-        tokio::time::timeout(Duration::from_secs(20), tokio_postgres::connect(url, NoTls))
-            .await
-            .expect("the test database answers within 20 s")
-            .unwrap_or_else(|e| panic!("cannot connect to the test database ({ENV}): {e}"));
-    tokio::spawn(connection);
-    client
-}
-
-async fn execute(url: &str, sql: &str) {
-    let client = connect(url).await;
-    client
-        .batch_execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 /// Sends SIGCONT to a stopped process when dropped, so a failing test never leaves it frozen.

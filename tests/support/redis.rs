@@ -24,7 +24,7 @@ use external::{random_tag, url_or_skip};
 /// The variable that names the test Redis.
 pub(crate) const ENV: &str = "APIG_TEST_REDIS_URL";
 
-/// The test Redis and this test's key prefix.
+/// The test Redis and this test's key prefix; the test's keys are deleted when it is dropped.
 pub(crate) struct TestRedis {
     /// The URL as configured.
     pub(crate) url: String,
@@ -104,11 +104,28 @@ impl TestRedis {
     pub(crate) async fn delete(&self, key: &str) {
         let _: i64 = self.conn.clone().del(key).await.unwrap();
     }
+}
 
-    /// Deletes every key of this test.
-    pub(crate) async fn clean(&self) {
-        for key in self.keys().await {
-            self.delete(&key).await;
+impl Drop for TestRedis {
+    /// Deletes every key of this test, whatever its outcome.
+    fn drop(&mut self) {
+        // On a thread of its own, with a connection of its own: the test's runtime may be
+        // the one this drop blocks.
+        let (url, pattern) = (self.url.clone(), format!("{}*", self.prefix));
+        let cleaned = std::thread::spawn(move || -> redis::RedisResult<()> {
+            let mut conn = redis::Client::open(url.as_str())?.get_connection()?;
+            let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut conn)?;
+            for key in keys {
+                redis::cmd("DEL").arg(key).exec(&mut conn)?;
+            }
+            Ok(())
+        })
+        .join();
+        if !matches!(cleaned, Ok(Ok(()))) && !std::thread::panicking() {
+            panic!(
+                "could not delete the keys under {}: {cleaned:?}",
+                self.prefix
+            );
         }
     }
 }

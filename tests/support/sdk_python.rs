@@ -5,7 +5,8 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 const SDK_PACKAGE: &str = "huaweicloudsdkapig==3.1.219";
 
@@ -79,4 +80,34 @@ pub(crate) fn sdk_python() -> Option<PathBuf> {
         Ok(()) => Some(python),
         Err(e) => unavailable(&e),
     }
+}
+
+/// Runs `tests/sdk/{script}` with `python` (the SDK's, from [`sdk_python`]), `args` and the
+/// variables `env`, its output unbuffered and no input; what it wrote and how it ended.
+///
+/// # Panics
+///
+/// When the script cannot start, or has not ended after `limit`.
+pub(crate) async fn run_sdk_script(
+    python: &Path,
+    script: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> Output {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sdk")
+        .join(script);
+    let run = tokio::process::Command::new(python)
+        .arg(&path)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(limit, run)
+        .await
+        .unwrap_or_else(|_| panic!("{script} did not finish within {limit:?}"))
+        .unwrap_or_else(|e| panic!("{script} did not start: {e}"))
 }

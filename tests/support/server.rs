@@ -163,6 +163,22 @@ pub(crate) fn listening(out: &str, prefix: &str) -> Option<SocketAddr> {
     addr.trim().parse().ok()
 }
 
+/// `serve` with `args`, which must fail to start (`case` says how it was started, for the
+/// failure message if it does start); how it exited.
+pub(crate) async fn start_refused<S: AsRef<std::ffi::OsStr>>(args: &[S], case: &str) -> Exited {
+    match Server::start(serve_command(args)).await {
+        Ok(_) => panic!("the server started {case}"),
+        Err(exited) => exited,
+    }
+}
+
+/// Server without `--admin-token`: on its first run it writes a token file beside its database.
+pub(crate) async fn start_without_token(upstream: &Upstream, dir: &Path) -> Server {
+    Server::start(serve_command(&base_args(upstream, dir)))
+        .await
+        .unwrap()
+}
+
 /// Server with `--admin-token TOKEN` plus `extra` flags.
 pub(crate) async fn start_with_token(upstream: &Upstream, dir: &Path, extra: &[&str]) -> Server {
     let mut args = base_args(upstream, dir);
