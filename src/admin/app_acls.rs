@@ -15,7 +15,6 @@ use super::call::{string_field, Call};
 use super::error::AdminError;
 use super::views::{json, no_content};
 use crate::acl::{AclError, AclType, AppAcl};
-use crate::store::StoreError;
 
 /// An app's ACL as APIG shows it.
 #[derive(Serialize)]
@@ -56,11 +55,11 @@ pub(crate) async fn set(call: Call) -> Result<Response, AdminError> {
     let acl = AppAcl::new(kind, values).map_err(|e| invalid(&call, &e))?;
     {
         let _writes = call.instance.writes.lock().await;
-        call.shared()
-            .store
-            .set_app_acl(&call.scope, &call.app_id, acl.clone())
-            .await
-            .map_err(|e| store_error(&call, e))?;
+        call.stored(
+            call.store()
+                .set_app_acl(&call.scope, &call.app_id, acl.clone()),
+        )
+        .await?;
         call.instance
             .cache
             .set_app_acl(&call.app_id, Arc::new(acl.clone()));
@@ -78,11 +77,8 @@ pub(crate) async fn set(call: Call) -> Result<Response, AdminError> {
 /// `GET .../apps/{app_id}/app-acl` → `200`; an app without an ACL shows no type and no values.
 pub(crate) async fn show(call: Call) -> Result<Response, AdminError> {
     let acl = call
-        .shared()
-        .store
-        .get_app_acl(&call.scope, &call.app_id)
-        .await
-        .map_err(|e| store_error(&call, e))?;
+        .stored(call.store().get_app_acl(&call.scope, &call.app_id))
+        .await?;
     json(StatusCode::OK, &AclView::new(&call.app_id, acl.as_ref()))
 }
 
@@ -91,11 +87,8 @@ pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
     let had = {
         let _writes = call.instance.writes.lock().await;
         let had = call
-            .shared()
-            .store
-            .delete_app_acl(&call.scope, &call.app_id)
-            .await
-            .map_err(|e| store_error(&call, e))?;
+            .stored(call.store().delete_app_acl(&call.scope, &call.app_id))
+            .await?;
         call.instance.cache.remove_app_acl(&call.app_id);
         had
     };
@@ -112,8 +105,4 @@ fn invalid(call: &Call, e: &AclError) -> AdminError {
         AclError::Type => "app_acl_type",
         _ => "app_acl_values",
     })
-}
-
-fn store_error(call: &Call, e: StoreError) -> AdminError {
-    AdminError::from_store(e, &call.app_id, "")
 }
