@@ -11,7 +11,6 @@ pub(crate) mod import;
 mod output;
 pub(crate) mod quotas;
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,23 +25,9 @@ use apig_appcode::store::{MasterKey, SecretString};
 use self::args::ServeArgs;
 use self::file::{FileConfig, TlsEntry};
 
-/// A setting that cannot be used: exit status 2. The message names the setting, never a secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UsageError(String);
-
-impl UsageError {
-    pub(crate) fn new(msg: impl Into<String>) -> Self {
-        Self(msg.into())
-    }
-}
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
+/// A setting that cannot be used: exit status 2. The message names the setting, never a
+/// secret, as the library's own configuration errors do: the binary's are of the same type.
+pub(crate) use apig_appcode::gateway::config::ConfigError as UsageError;
 
 /// What `serve` runs with: the library's configuration and how to log.
 #[derive(Debug)]
@@ -58,11 +43,10 @@ pub(crate) fn load(args: ServeArgs) -> Result<Settings, UsageError> {
         Some(path) => file::read_file(path)?,
         None => FileConfig::default(),
     };
-    let err = |e: apig_appcode::gateway::config::ConfigError| UsageError::new(e.to_string());
     let verify_listen = listen(args.verify_listen, "verify_listen", &file.verify_listen)?;
     let upstream = args.upstream.clone().or(file.upstream.clone());
     let mut config = match (upstream, verify_listen) {
-        (Some(upstream), _) => Config::new(parse_upstream(&upstream).map_err(err)?),
+        (Some(upstream), _) => Config::new(parse_upstream(&upstream)?),
         (None, Some(verify)) => Config::auth_only(verify),
         (None, None) => {
             return Err(UsageError::new(
@@ -79,7 +63,7 @@ pub(crate) fn load(args: ServeArgs) -> Result<Settings, UsageError> {
         config.admin_listen = addr;
     }
     if let Some(db) = args.database.clone().or(file.database.clone()) {
-        config.database = DatabaseUrl::parse(&db).map_err(err)?;
+        config.database = DatabaseUrl::parse(&db)?;
     }
     if let Some(id) = args.instance_id.clone().or(file.instance_id.clone()) {
         config.instance_id = id;
@@ -246,8 +230,7 @@ fn rate_limits(args: &ServeArgs, file: &FileConfig, config: &mut Config) -> Resu
         .as_ref()
         .or(file.rate_limit_store.as_ref())
     {
-        config.rate_limit_store =
-            RateLimitStore::parse(text).map_err(|e| UsageError::new(e.to_string()))?;
+        config.rate_limit_store = RateLimitStore::parse(text)?;
     }
     if let Some(path) = args
         .rate_limit_store_ca
