@@ -488,6 +488,17 @@ mod tests {
         panic!("{} lookups, expected {n}", provider.lookup_calls());
     }
 
+    /// One reader of `code`, once its lookup is in the provider (the first lookup it had).
+    async fn reader_asking(
+        cache: &AppCodeCache,
+        provider: &ScriptedProvider,
+        code: &AppCode,
+    ) -> tokio::task::JoinHandle<Outcome> {
+        let reader = readers(cache, provider, code, 1).remove(0);
+        wait_for_lookups(provider, 1).await;
+        reader
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_failure_is_shared_by_every_waiter() {
         let provider = ScriptedProvider::default();
@@ -547,8 +558,7 @@ mod tests {
         let identity = AppIdentity::new("app", "code");
         let (provider, gate) = gated(&[(&code, &identity)]);
         let cache = AppCodeCache::new();
-        let first = readers(&cache, &provider, &code, 1).remove(0);
-        wait_for_lookups(&provider, 1).await;
+        let first = reader_asking(&cache, &provider, &code).await;
         let second = readers(&cache, &provider, &code, 1).remove(0);
         first.abort();
         gate.add_permits(1);
@@ -577,8 +587,7 @@ mod tests {
             // The provider read the code before it was revoked, and answers after.
             let (provider, gate) = gated(&[(&code, &identity)]);
             let cache = AppCodeCache::new();
-            let reader = readers(&cache, &provider, &code, 1).remove(0);
-            wait_for_lookups(&provider, 1).await;
+            let reader = reader_asking(&cache, &provider, &code).await;
             revoke(&cache, &code);
             gate.add_permits(1);
             assert!(
@@ -598,8 +607,7 @@ mod tests {
         let identity = AppIdentity::new("app", "new");
         let (provider, gate) = gated(&[]);
         let cache = AppCodeCache::new();
-        let reader = readers(&cache, &provider, &code, 1).remove(0);
-        wait_for_lookups(&provider, 1).await;
+        let reader = reader_asking(&cache, &provider, &code).await;
         cache.upsert(&code, identity.clone());
         gate.add_permits(1);
         assert!(matches!(reader.await.unwrap(), Outcome::Found(i) if i == identity));
