@@ -53,17 +53,11 @@ pub(crate) async fn set(call: Call) -> Result<Response, AdminError> {
         _ => return Err(AdminError::InvalidParameter("app_acl_values")),
     };
     let acl = AppAcl::new(kind, values).map_err(|e| invalid(&call, &e))?;
-    {
-        let _writes = call.instance.writes.lock().await;
-        call.stored(
-            call.store()
-                .set_app_acl(&call.scope, &call.app_id, acl.clone()),
-        )
-        .await?;
-        call.instance
-            .cache
-            .set_app_acl(&call.app_id, Arc::new(acl.clone()));
-    }
+    call.write(
+        |store| store.set_app_acl(&call.scope, &call.app_id, acl.clone()),
+        |cache, _| cache.set_app_acl(&call.app_id, Arc::new(acl.clone())),
+    )
+    .await?;
     audit!(
         call,
         app_id = %call.app_id,
@@ -84,14 +78,14 @@ pub(crate) async fn show(call: Call) -> Result<Response, AdminError> {
 
 /// `DELETE .../apps/{app_id}/app-acl` → `204`, whether or not the app had an ACL.
 pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
-    let had = {
-        let _writes = call.instance.writes.lock().await;
-        let had = call
-            .stored(call.store().delete_app_acl(&call.scope, &call.app_id))
-            .await?;
-        call.instance.cache.remove_app_acl(&call.app_id);
-        had
-    };
+    let had = call
+        .write(
+            |store| store.delete_app_acl(&call.scope, &call.app_id),
+            |cache, _| {
+                cache.remove_app_acl(&call.app_id);
+            },
+        )
+        .await?;
     if had {
         audit!(call, app_id = %call.app_id, "app ACL removed");
     }

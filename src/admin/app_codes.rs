@@ -50,14 +50,12 @@ async fn insert(call: &Call, value: AppCode) -> Result<AppCodeRecord, AdminError
         value,
         create_time: Timestamp::now(),
     };
-    let record = {
-        let _writes = call.instance.writes.lock().await;
-        let record = call
-            .stored(call.store().create_app_code(&call.scope, record))
-            .await?;
-        call.instance.cache.upsert(&record.value, record.identity());
-        record
-    };
+    let record = call
+        .write(
+            |store| store.create_app_code(&call.scope, record),
+            |cache, record| cache.upsert(&record.value, record.identity()),
+        )
+        .await?;
     audit!(call, app_id = %record.app_id, app_code_id = %record.id, "AppCode created");
     Ok(record)
 }
@@ -94,16 +92,13 @@ pub(crate) async fn list(call: Call) -> Result<Response, AdminError> {
 
 /// `DELETE .../app-codes/{app_code_id}` → `204`, after the code left the store and the cache.
 pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
-    {
-        let _writes = call.instance.writes.lock().await;
-        let record = call
-            .stored(
-                call.store()
-                    .delete_app_code(&call.scope, &call.app_id, &call.app_code_id),
-            )
-            .await?;
-        call.instance.cache.remove(&record.value);
-    }
+    call.write(
+        |store| store.delete_app_code(&call.scope, &call.app_id, &call.app_code_id),
+        |cache, record| {
+            cache.remove(&record.value);
+        },
+    )
+    .await?;
     audit!(call, app_id = %call.app_id, app_code_id = %call.app_code_id, "AppCode deleted");
     Ok(no_content())
 }

@@ -156,19 +156,19 @@ async fn store_update(call: &Call, changes: AppChanges) -> Result<App, AdminErro
 
 /// `DELETE .../apps/{app_id}` → `204`, after its AppCodes left the store and the cache.
 pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
-    let codes = {
-        let _writes = call.instance.writes.lock().await;
-        let codes = call
-            .stored(call.store().delete_app(&call.scope, &call.app_id))
-            .await?;
-        for code in &codes {
-            call.instance.cache.remove(&code.value);
-        }
-        call.instance.cache.remove_app_acl(&call.app_id);
-        call.instance.cache.remove_app_quota(&call.app_id);
-        call.instance.cache.remove_app_key(&call.app_id);
-        codes
-    };
+    let codes = call
+        .write(
+            |store| store.delete_app(&call.scope, &call.app_id),
+            |cache, codes| {
+                for code in codes {
+                    cache.remove(&code.value);
+                }
+                cache.remove_app_acl(&call.app_id);
+                cache.remove_app_quota(&call.app_id);
+                cache.remove_app_key(&call.app_id);
+            },
+        )
+        .await?;
     audit!(call, app_id = %call.app_id, revoked_app_codes = codes.len(), "app deleted");
     Ok(no_content())
 }

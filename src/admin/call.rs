@@ -17,6 +17,7 @@ use super::auth::{Caller, Role};
 use super::error::AdminError;
 use super::ids::is_plain_id;
 use super::state::{Instance, Shared};
+use crate::cache::AppCodeCache;
 use crate::request_id::RequestId;
 use crate::store::{Scope, Store, StoreError};
 
@@ -58,6 +59,23 @@ impl Call {
         answer: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, AdminError> {
         answer.await.map_err(|e| self.store_error(e))
+    }
+
+    /// Changes the store with `write`, then the instance's cache with `apply` (given what the
+    /// store answered), holding the instance's writes: the cache sees the changes in the order
+    /// the store made them.
+    pub(crate) async fn write<'a, T, F>(
+        &'a self,
+        write: impl FnOnce(&'a dyn Store) -> F,
+        apply: impl FnOnce(&AppCodeCache, &T),
+    ) -> Result<T, AdminError>
+    where
+        F: Future<Output = Result<T, StoreError>>,
+    {
+        let _writes = self.instance.writes.lock().await;
+        let answer = self.stored(write(self.store())).await?;
+        apply(&self.instance.cache, &answer);
+        Ok(answer)
     }
 
     /// A store error as the API tells it about this call's path IDs (those the route does not

@@ -190,15 +190,13 @@ fn quota_app_view<'a>(listed: &'a QuotaApp, quota: Option<(&'a str, &'a str)>) -
 /// `DELETE .../app-quotas/{app_quota_id}/bound-apps/{app_id}` → `204`; `404 APIG.3004` when the
 /// app is not bound to it.
 pub(crate) async fn unbind(call: Call) -> Result<Response, AdminError> {
-    {
-        let _writes = call.instance.writes.lock().await;
-        call.stored(
-            call.store()
-                .unbind_app_quota(&call.scope, &call.app_quota_id, &call.app_id),
-        )
-        .await?;
-        call.instance.cache.remove_app_quota(&call.app_id);
-    }
+    call.write(
+        |store| store.unbind_app_quota(&call.scope, &call.app_quota_id, &call.app_id),
+        |cache, _| {
+            cache.remove_app_quota(&call.app_id);
+        },
+    )
+    .await?;
     audit!(
         call,
         app_quota_id = %call.app_quota_id,
