@@ -2,6 +2,7 @@
 //! gateway's request bodies (a client's, or a signed one it read to hash) and its response
 //! bodies (the upstream's, or one it wrote itself) are both one or the other.
 
+use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -10,10 +11,19 @@ use http_body_util::Full;
 use hyper::body::{Body, Frame, SizeHint};
 
 /// A body streamed from `B`, or held whole.
-#[derive(Debug)]
 pub(crate) enum StreamedOrHeld<B> {
     Streamed(B),
     Held(Full<Bytes>),
+}
+
+/// Which of the two, never the bytes: a held body may be what a client signed.
+impl<B> fmt::Debug for StreamedOrHeld<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Streamed(_) => "StreamedOrHeld::Streamed(..)",
+            Self::Held(_) => "StreamedOrHeld::Held(..)",
+        })
+    }
 }
 
 /// Bytes held whole: a signed body after it was hashed, or a body the gateway wrote.
