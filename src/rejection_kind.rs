@@ -90,41 +90,33 @@ impl RejectionKind {
 
     /// The HTTP status APIG answers with.
     pub fn status(self) -> StatusCode {
-        match self {
-            Self::Missing
-            | Self::Invalid
-            | Self::SignatureMalformed
-            | Self::SignatureAlgorithm
-            | Self::SignatureDate
-            | Self::SignatureInvalid => StatusCode::UNAUTHORIZED,
-            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BodyIncomplete => StatusCode::BAD_REQUEST,
-            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::Forbidden | Self::IpDenied | Self::UnknownClientIp => StatusCode::FORBIDDEN,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::HttpsRequired => StatusCode::BAD_REQUEST,
-            Self::Throttled => StatusCode::TOO_MANY_REQUESTS,
-            Self::QuotaExhausted => StatusCode::METHOD_NOT_ALLOWED,
-        }
+        self.status_and_code().0
     }
 
     /// The APIG error code.
     pub fn error_code(self) -> &'static str {
+        self.status_and_code().1
+    }
+
+    /// Each kind's status beside its code, so that one reads APIG's table in one place.
+    fn status_and_code(self) -> (StatusCode, &'static str) {
         match self {
             Self::Missing
             | Self::Invalid
             | Self::SignatureMalformed
             | Self::SignatureAlgorithm
             | Self::SignatureDate
-            | Self::SignatureInvalid => code::APP_AUTH_FAILED,
-            Self::BodyTooLarge | Self::BodyIncomplete | Self::BodyTimeout => code::BAD_REQUEST,
-            Self::Forbidden => code::APP_NOT_AUTHORIZED,
-            Self::Unavailable => code::BACKEND_UNAVAILABLE,
-            Self::HttpsRequired => code::HTTPS_REQUIRED,
-            Self::Throttled => code::THROTTLED,
-            Self::IpDenied => code::IP_NOT_AUTHORIZED,
-            Self::UnknownClientIp => code::UNKNOWN_CLIENT_IP,
-            Self::QuotaExhausted => code::APP_QUOTA_EXHAUSTED,
+            | Self::SignatureInvalid => (StatusCode::UNAUTHORIZED, code::APP_AUTH_FAILED),
+            Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, code::BAD_REQUEST),
+            Self::BodyIncomplete => (StatusCode::BAD_REQUEST, code::BAD_REQUEST),
+            Self::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, code::BAD_REQUEST),
+            Self::Forbidden => (StatusCode::FORBIDDEN, code::APP_NOT_AUTHORIZED),
+            Self::IpDenied => (StatusCode::FORBIDDEN, code::IP_NOT_AUTHORIZED),
+            Self::UnknownClientIp => (StatusCode::FORBIDDEN, code::UNKNOWN_CLIENT_IP),
+            Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, code::BACKEND_UNAVAILABLE),
+            Self::HttpsRequired => (StatusCode::BAD_REQUEST, code::HTTPS_REQUIRED),
+            Self::Throttled => (StatusCode::TOO_MANY_REQUESTS, code::THROTTLED),
+            Self::QuotaExhausted => (StatusCode::METHOD_NOT_ALLOWED, code::APP_QUOTA_EXHAUSTED),
         }
     }
 

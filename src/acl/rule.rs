@@ -1,7 +1,7 @@
 //! [`AppAcl`]: which client addresses may use an app's credentials (APIG's "app ACL").
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::str::FromStr;
 
 /// The most values one ACL holds (APIG's limit).
@@ -208,25 +208,15 @@ fn interval(value: &str) -> Option<(u128, u128)> {
             return None;
         }
         let prefix: u32 = prefix.parse().ok()?;
-        return match addr {
-            IpAddr::V4(v4) if prefix <= 32 => {
-                let host = u32::MAX.checked_shr(prefix).unwrap_or(0);
-                let lo = u32::from(v4) & !host;
-                Some((
-                    key(Ipv4Addr::from(lo).into()),
-                    key(Ipv4Addr::from(lo | host).into()),
-                ))
-            }
-            IpAddr::V6(v6) if prefix <= 128 => {
-                let host = u128::MAX.checked_shr(prefix).unwrap_or(0);
-                let lo = u128::from(v6) & !host;
-                Some((
-                    key(Ipv6Addr::from(lo).into()),
-                    key(Ipv6Addr::from(lo | host).into()),
-                ))
-            }
-            _ => None,
+        // An IPv4 address is the last 32 bits of its key, so its prefix is 96 bits longer there.
+        let prefix = match addr {
+            IpAddr::V4(_) if prefix <= 32 => prefix + 96,
+            IpAddr::V6(_) if prefix <= 128 => prefix,
+            _ => return None,
         };
+        let host = u128::MAX.checked_shr(prefix).unwrap_or(0);
+        let lo = key(addr) & !host;
+        return Some((lo, lo | host));
     }
     let ip: IpAddr = value.parse().ok()?;
     Some((key(ip), key(ip)))
@@ -234,6 +224,8 @@ fn interval(value: &str) -> Option<(u128, u128)> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
 
     fn ip(s: &str) -> IpAddr {

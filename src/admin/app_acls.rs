@@ -15,7 +15,6 @@ use super::call::{string_field, Call};
 use super::error::AdminError;
 use super::views::{json, no_content};
 use crate::acl::{AclError, AclType, AppAcl};
-use crate::store::StoreError;
 
 /// An app's ACL as APIG shows it.
 #[derive(Serialize)]
@@ -54,17 +53,11 @@ pub(crate) async fn set(call: Call) -> Result<Response, AdminError> {
         _ => return Err(AdminError::InvalidParameter("app_acl_values")),
     };
     let acl = AppAcl::new(kind, values).map_err(|e| invalid(&call, &e))?;
-    {
-        let _writes = call.instance.writes.lock().await;
-        call.shared()
-            .store
-            .set_app_acl(&call.scope, &call.app_id, acl.clone())
-            .await
-            .map_err(|e| store_error(&call, e))?;
-        call.instance
-            .cache
-            .set_app_acl(&call.app_id, Arc::new(acl.clone()));
-    }
+    call.write(
+        |store| store.set_app_acl(&call.scope, &call.app_id, acl.clone()),
+        |cache, _| cache.set_app_acl(&call.app_id, Arc::new(acl.clone())),
+    )
+    .await?;
     audit!(
         call,
         app_id = %call.app_id,
@@ -78,27 +71,21 @@ pub(crate) async fn set(call: Call) -> Result<Response, AdminError> {
 /// `GET .../apps/{app_id}/app-acl` → `200`; an app without an ACL shows no type and no values.
 pub(crate) async fn show(call: Call) -> Result<Response, AdminError> {
     let acl = call
-        .shared()
-        .store
-        .get_app_acl(&call.scope, &call.app_id)
-        .await
-        .map_err(|e| store_error(&call, e))?;
+        .stored(call.store().get_app_acl(&call.scope, &call.app_id))
+        .await?;
     json(StatusCode::OK, &AclView::new(&call.app_id, acl.as_ref()))
 }
 
 /// `DELETE .../apps/{app_id}/app-acl` → `204`, whether or not the app had an ACL.
 pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
-    let had = {
-        let _writes = call.instance.writes.lock().await;
-        let had = call
-            .shared()
-            .store
-            .delete_app_acl(&call.scope, &call.app_id)
-            .await
-            .map_err(|e| store_error(&call, e))?;
-        call.instance.cache.remove_app_acl(&call.app_id);
-        had
-    };
+    let had = call
+        .write(
+            |store| store.delete_app_acl(&call.scope, &call.app_id),
+            |cache, _| {
+                cache.remove_app_acl(&call.app_id);
+            },
+        )
+        .await?;
     if had {
         audit!(call, app_id = %call.app_id, "app ACL removed");
     }
@@ -112,8 +99,4 @@ fn invalid(call: &Call, e: &AclError) -> AdminError {
         AclError::Type => "app_acl_type",
         _ => "app_acl_values",
     })
-}
-
-fn store_error(call: &Call, e: StoreError) -> AdminError {
-    AdminError::from_store(e, &call.app_id, "")
 }

@@ -12,7 +12,7 @@ use super::ids::{random_app_code, random_id};
 use super::paging::Query;
 use super::views::{json, no_content, AppCodeList, AppCodeView};
 use crate::code::AppCode;
-use crate::store::{AppCodeRecord, StoreError, Timestamp};
+use crate::store::{AppCodeRecord, Timestamp};
 
 /// How often auto-generation draws a new value when the last one already exists (with 256
 /// random bits, once is enough in practice).
@@ -50,17 +50,12 @@ async fn insert(call: &Call, value: AppCode) -> Result<AppCodeRecord, AdminError
         value,
         create_time: Timestamp::now(),
     };
-    let record = {
-        let _writes = call.instance.writes.lock().await;
-        let record = call
-            .shared()
-            .store
-            .create_app_code(&call.scope, record)
-            .await
-            .map_err(|e| store_error(call, e))?;
-        call.instance.cache.upsert(&record.value, record.identity());
-        record
-    };
+    let record = call
+        .write(
+            |store| store.create_app_code(&call.scope, record),
+            |cache, record| cache.upsert(&record.value, record.identity()),
+        )
+        .await?;
     audit!(call, app_id = %record.app_id, app_code_id = %record.id, "AppCode created");
     Ok(record)
 }
@@ -68,11 +63,11 @@ async fn insert(call: &Call, value: AppCode) -> Result<AppCodeRecord, AdminError
 /// `GET .../app-codes/{app_code_id}` → the documented `201`.
 pub(crate) async fn show(call: Call) -> Result<Response, AdminError> {
     let record = call
-        .shared()
-        .store
-        .get_app_code(&call.scope, &call.app_id, &call.app_code_id)
-        .await
-        .map_err(|e| store_error(&call, e))?;
+        .stored(
+            call.store()
+                .get_app_code(&call.scope, &call.app_id, &call.app_code_id),
+        )
+        .await?;
     json(StatusCode::CREATED, &AppCodeView::new(&record))
 }
 
@@ -80,11 +75,11 @@ pub(crate) async fn show(call: Call) -> Result<Response, AdminError> {
 pub(crate) async fn list(call: Call) -> Result<Response, AdminError> {
     let (offset, limit) = Query::parse(call.query.as_deref())?.paging()?;
     let page = call
-        .shared()
-        .store
-        .list_app_codes(&call.scope, &call.app_id, offset, limit)
-        .await
-        .map_err(|e| store_error(&call, e))?;
+        .stored(
+            call.store()
+                .list_app_codes(&call.scope, &call.app_id, offset, limit),
+        )
+        .await?;
     json(
         StatusCode::OK,
         &AppCodeList {
@@ -97,20 +92,13 @@ pub(crate) async fn list(call: Call) -> Result<Response, AdminError> {
 
 /// `DELETE .../app-codes/{app_code_id}` → `204`, after the code left the store and the cache.
 pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
-    {
-        let _writes = call.instance.writes.lock().await;
-        let record = call
-            .shared()
-            .store
-            .delete_app_code(&call.scope, &call.app_id, &call.app_code_id)
-            .await
-            .map_err(|e| store_error(&call, e))?;
-        call.instance.cache.remove(&record.value);
-    }
+    call.write(
+        |store| store.delete_app_code(&call.scope, &call.app_id, &call.app_code_id),
+        |cache, record| {
+            cache.remove(&record.value);
+        },
+    )
+    .await?;
     audit!(call, app_id = %call.app_id, app_code_id = %call.app_code_id, "AppCode deleted");
     Ok(no_content())
-}
-
-fn store_error(call: &Call, e: StoreError) -> AdminError {
-    AdminError::from_store(e, &call.app_id, &call.app_code_id)
 }

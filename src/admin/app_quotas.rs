@@ -21,7 +21,7 @@ use super::paging::{Query, MAX_LIMIT};
 use super::views::{json, no_content};
 use crate::quota::{AppQuota, QuotaError, TimeUnit};
 use crate::store::{
-    anchored_at_binding, format_date_time, parse_date_time, AppQuotaRecord, StoreError, Timestamp,
+    anchored_at_binding, format_date_time, parse_date_time, AppQuotaRecord, Timestamp,
 };
 
 /// The most calls a quota may allow per period, as APIG bounds `call_limits`.
@@ -75,21 +75,10 @@ struct QuotaList<'a> {
 
 /// `POST .../app-quotas` → `201` quota.
 pub(crate) async fn create(call: Call) -> Result<Response, AdminError> {
-    let fields = QuotaFields::parse(&call)?;
-    let record = AppQuotaRecord {
-        id: random_id()?,
-        name: fields.name,
-        quota: fields.quota,
-        remark: fields.remark,
-        create_time: Timestamp::now(),
-        bound_app_num: 0,
-    };
+    let record = QuotaFields::parse(&call)?.into_record(random_id()?);
     let record = call
-        .shared()
-        .store
-        .create_app_quota(&call.scope, record)
-        .await
-        .map_err(|e| store_error(&call, e))?;
+        .stored(call.store().create_app_quota(&call.scope, record))
+        .await?;
     audit!(call, app_quota_id = %record.id, "app quota created");
     json(StatusCode::CREATED, &QuotaView::new(&record))
 }
@@ -100,11 +89,11 @@ pub(crate) async fn list(call: Call) -> Result<Response, AdminError> {
     let (offset, limit) = query.paging()?;
     let name = query.get("name").filter(|n| !n.is_empty());
     let page = call
-        .shared()
-        .store
-        .list_app_quotas(&call.scope, name, offset, limit)
-        .await
-        .map_err(|e| store_error(&call, e))?;
+        .stored(
+            call.store()
+                .list_app_quotas(&call.scope, name, offset, limit),
+        )
+        .await?;
     json(
         StatusCode::OK,
         &QuotaList {
@@ -118,11 +107,8 @@ pub(crate) async fn list(call: Call) -> Result<Response, AdminError> {
 /// `GET .../app-quotas/{app_quota_id}` → `200`.
 pub(crate) async fn show(call: Call) -> Result<Response, AdminError> {
     let record = call
-        .shared()
-        .store
-        .get_app_quota(&call.scope, &call.app_quota_id)
-        .await
-        .map_err(|e| store_error(&call, e))?;
+        .stored(call.store().get_app_quota(&call.scope, &call.app_quota_id))
+        .await?;
     json(StatusCode::OK, &QuotaView::new(&record))
 }
 
@@ -133,18 +119,10 @@ pub(crate) async fn update(call: Call) -> Result<Response, AdminError> {
     let record = {
         let _writes = call.instance.writes.lock().await;
         let store = &call.shared().store;
-        let changed = AppQuotaRecord {
-            id: call.app_quota_id.clone(),
-            name: fields.name,
-            quota: fields.quota,
-            remark: fields.remark,
-            create_time: Timestamp::now(),
-            bound_app_num: 0,
-        };
-        let record = store
-            .update_app_quota(&call.scope, &call.app_quota_id, changed)
-            .await
-            .map_err(|e| store_error(&call, e))?;
+        let changed = fields.into_record(call.app_quota_id.clone());
+        let record = call
+            .stored(store.update_app_quota(&call.scope, &call.app_quota_id, changed))
+            .await?;
         for (app, bound_time) in bound_apps(&call).await? {
             let quota = anchored_at_binding(&record.quota, bound_time);
             call.instance.cache.set_app_quota(&app, Arc::new(quota));
@@ -160,11 +138,11 @@ pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
     let unbound = {
         let _writes = call.instance.writes.lock().await;
         let bound = bound_apps(&call).await?;
-        call.shared()
-            .store
-            .delete_app_quota(&call.scope, &call.app_quota_id)
-            .await
-            .map_err(|e| store_error(&call, e))?;
+        call.stored(
+            call.store()
+                .delete_app_quota(&call.scope, &call.app_quota_id),
+        )
+        .await?;
         for (app, _) in &bound {
             call.instance.cache.remove_app_quota(app);
         }
@@ -178,11 +156,8 @@ pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
 /// has none.
 pub(crate) async fn of_app(call: Call) -> Result<Response, AdminError> {
     let record = call
-        .shared()
-        .store
-        .app_bound_quota(&call.scope, &call.app_id)
-        .await
-        .map_err(|e| store_error(&call, e))?
+        .stored(call.store().app_bound_quota(&call.scope, &call.app_id))
+        .await?
         .ok_or_else(|| AdminError::QuotaNotFound(format!("of app {}", call.app_id)))?;
     json(StatusCode::OK, &QuotaView::new(&record))
 }
@@ -193,17 +168,16 @@ async fn bound_apps(call: &Call) -> Result<Vec<(String, Timestamp)>, AdminError>
     let store = &call.shared().store;
     let mut apps = Vec::new();
     loop {
-        let page = store
-            .quota_apps(
+        let page = call
+            .stored(store.quota_apps(
                 &call.scope,
                 &call.app_quota_id,
                 true,
                 None,
                 apps.len() as u64,
                 MAX_LIMIT,
-            )
-            .await
-            .map_err(|e| store_error(call, e))?;
+            ))
+            .await?;
         let done = page.items.is_empty() || apps.len() + page.items.len() >= page.total as usize;
         apps.extend(
             page.items
@@ -216,10 +190,6 @@ async fn bound_apps(call: &Call) -> Result<Vec<(String, Timestamp)>, AdminError>
     }
 }
 
-pub(super) fn store_error(call: &Call, e: StoreError) -> AdminError {
-    AdminError::from_store_about(e, &call.app_id, "", &call.app_quota_id)
-}
-
 /// A quota's fields as a create or update body gives them.
 struct QuotaFields {
     name: String,
@@ -228,6 +198,18 @@ struct QuotaFields {
 }
 
 impl QuotaFields {
+    /// The record of quota `id` with these fields, made now and bound to no app.
+    fn into_record(self, id: String) -> AppQuotaRecord {
+        AppQuotaRecord {
+            id,
+            name: self.name,
+            quota: self.quota,
+            remark: self.remark,
+            create_time: Timestamp::now(),
+            bound_app_num: 0,
+        }
+    }
+
     fn parse(call: &Call) -> Result<Self, AdminError> {
         let body = call.json_object()?;
         let name = string_field(&body, "name")?.ok_or(AdminError::InvalidParameter("name"))?;

@@ -45,12 +45,7 @@ pub(crate) async fn create(call: Call) -> Result<Response, AdminError> {
         update_time: now,
         status: STATUS_VALID,
     };
-    let app = call
-        .shared()
-        .store
-        .create_app(app)
-        .await
-        .map_err(|e| AdminError::from_store(e, "", ""))?;
+    let app = call.stored(call.store().create_app(app)).await?;
     call.instance
         .cache
         .set_app_key(&app.id, Arc::new(app.signing_key()));
@@ -61,11 +56,8 @@ pub(crate) async fn create(call: Call) -> Result<Response, AdminError> {
 /// `GET .../apps/{app_id}` → `200` App.
 pub(crate) async fn show(call: Call) -> Result<Response, AdminError> {
     let app = call
-        .shared()
-        .store
-        .get_app(&call.scope, &call.app_id)
-        .await
-        .map_err(|e| AdminError::from_store(e, &call.app_id, ""))?;
+        .stored(call.store().get_app(&call.scope, &call.app_id))
+        .await?;
     json(StatusCode::OK, &AppView::new(&app, None))
 }
 
@@ -95,11 +87,8 @@ pub(crate) async fn list(call: Call) -> Result<Response, AdminError> {
         creator: text("creator"),
     };
     let page = call
-        .shared()
-        .store
-        .list_apps(&call.scope, &filter, offset, limit)
-        .await
-        .map_err(|e| AdminError::from_store(e, "", ""))?;
+        .stored(call.store().list_apps(&call.scope, &filter, offset, limit))
+        .await?;
     json(
         StatusCode::OK,
         &AppList {
@@ -155,11 +144,8 @@ pub(crate) async fn reset_secret(call: Call) -> Result<Response, AdminError> {
 async fn store_update(call: &Call, changes: AppChanges) -> Result<App, AdminError> {
     let touches_key = changes.touches_key();
     let app = call
-        .shared()
-        .store
-        .update_app(&call.scope, &call.app_id, changes)
-        .await
-        .map_err(|e| AdminError::from_store(e, &call.app_id, ""))?;
+        .stored(call.store().update_app(&call.scope, &call.app_id, changes))
+        .await?;
     if touches_key {
         call.instance
             .cache
@@ -170,22 +156,19 @@ async fn store_update(call: &Call, changes: AppChanges) -> Result<App, AdminErro
 
 /// `DELETE .../apps/{app_id}` → `204`, after its AppCodes left the store and the cache.
 pub(crate) async fn delete(call: Call) -> Result<Response, AdminError> {
-    let codes = {
-        let _writes = call.instance.writes.lock().await;
-        let codes = call
-            .shared()
-            .store
-            .delete_app(&call.scope, &call.app_id)
-            .await
-            .map_err(|e| AdminError::from_store(e, &call.app_id, ""))?;
-        for code in &codes {
-            call.instance.cache.remove(&code.value);
-        }
-        call.instance.cache.remove_app_acl(&call.app_id);
-        call.instance.cache.remove_app_quota(&call.app_id);
-        call.instance.cache.remove_app_key(&call.app_id);
-        codes
-    };
+    let codes = call
+        .write(
+            |store| store.delete_app(&call.scope, &call.app_id),
+            |cache, codes| {
+                for code in codes {
+                    cache.remove(&code.value);
+                }
+                cache.remove_app_acl(&call.app_id);
+                cache.remove_app_quota(&call.app_id);
+                cache.remove_app_key(&call.app_id);
+            },
+        )
+        .await?;
     audit!(call, app_id = %call.app_id, revoked_app_codes = codes.len(), "app deleted");
     Ok(no_content())
 }

@@ -2,6 +2,7 @@
 //! read (bounded), the caller authenticated and authorized for the path's project and the
 //! method, the path's IDs checked, the instance found.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -16,8 +17,9 @@ use super::auth::{Caller, Role};
 use super::error::AdminError;
 use super::ids::is_plain_id;
 use super::state::{Instance, Shared};
+use crate::cache::AppCodeCache;
 use crate::request_id::RequestId;
-use crate::store::Scope;
+use crate::store::{Scope, Store, StoreError};
 
 /// `X-Project-Id`, which the SDK sends (and signs) with every request.
 const X_PROJECT_ID: HeaderName = HeaderName::from_static("x-project-id");
@@ -44,6 +46,42 @@ pub(crate) struct Call {
 impl Call {
     pub(crate) fn shared(&self) -> &Shared {
         &self.shared
+    }
+
+    /// The instance's store.
+    pub(crate) fn store(&self) -> &dyn Store {
+        &*self.shared.store
+    }
+
+    /// What the store answered, its error as the API tells it about this call's path IDs.
+    pub(crate) async fn stored<T>(
+        &self,
+        answer: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, AdminError> {
+        answer.await.map_err(|e| self.store_error(e))
+    }
+
+    /// Changes the store with `write`, then the instance's cache with `apply` (given what the
+    /// store answered), holding the instance's writes: the cache sees the changes in the order
+    /// the store made them.
+    pub(crate) async fn write<'a, T, F>(
+        &'a self,
+        write: impl FnOnce(&'a dyn Store) -> F,
+        apply: impl FnOnce(&AppCodeCache, &T),
+    ) -> Result<T, AdminError>
+    where
+        F: Future<Output = Result<T, StoreError>>,
+    {
+        let _writes = self.instance.writes.lock().await;
+        let answer = self.stored(write(self.store())).await?;
+        apply(&self.instance.cache, &answer);
+        Ok(answer)
+    }
+
+    /// A store error as the API tells it about this call's path IDs (those the route does not
+    /// have are empty).
+    pub(crate) fn store_error(&self, e: StoreError) -> AdminError {
+        AdminError::from_store(e, &self.app_id, &self.app_code_id, &self.app_quota_id)
     }
 
     /// The body as a JSON object: it must be present, declared `application/json` (parameters

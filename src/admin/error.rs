@@ -61,13 +61,8 @@ pub(crate) enum AdminError {
 }
 
 impl AdminError {
-    /// Maps a store error, naming the app and AppCode the call was about.
-    pub(crate) fn from_store(e: StoreError, app_id: &str, app_code_id: &str) -> Self {
-        Self::from_store_about(e, app_id, app_code_id, "")
-    }
-
-    /// [`from_store`](Self::from_store) for a call that may also be about an app quota.
-    pub(crate) fn from_store_about(
+    /// Maps a store error, naming the app, AppCode and app quota the call was about.
+    pub(crate) fn from_store(
         e: StoreError,
         app_id: &str,
         app_code_id: &str,
@@ -223,30 +218,33 @@ impl IntoResponse for AdminError {
 mod tests {
     use super::*;
 
+    /// `e` answered: its status, and the detail logged beside the response.
+    fn answered(e: AdminError) -> (StatusCode, String) {
+        let res = e.into_response();
+        let f = res.extensions().get::<Failure>().unwrap();
+        (res.status(), f.detail.clone().unwrap())
+    }
+
     #[test]
     fn internal_detail_stays_out_of_the_message() {
-        let e = AdminError::from_store(StoreError::Backend("disk on fire".into()), "a", "c");
+        let e = AdminError::from_store(StoreError::Backend("disk on fire".into()), "a", "c", "");
         assert_eq!(e.code(), "APIG.9999");
         assert_eq!(e.message(), "System error");
-        let res = e.into_response();
-        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let f = res.extensions().get::<Failure>().unwrap();
-        assert!(f.detail.as_deref().unwrap().contains("disk on fire"));
+        let (status, detail) = answered(e);
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(detail.contains("disk on fire"));
     }
 
     #[test]
     fn an_unavailable_store_is_a_503_with_the_detail_logged_only() {
-        let e = AdminError::from_store(
-            StoreError::Unavailable("PostgreSQL: read app: no answer within 5s".into()),
-            "a",
-            "c",
-        );
+        let unavailable =
+            StoreError::Unavailable("PostgreSQL: read app: no answer within 5s".into());
+        let e = AdminError::from_store(unavailable, "a", "c", "");
         assert_eq!(e.code(), "APIG.0202");
         assert!(!e.message().contains("PostgreSQL"));
-        let res = e.into_response();
-        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let f = res.extensions().get::<Failure>().unwrap();
-        assert!(f.detail.as_deref().unwrap().contains("read app"));
+        let (status, detail) = answered(e);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(detail.contains("read app"));
     }
 
     #[test]

@@ -9,7 +9,6 @@ use http::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::app_quotas::store_error;
 use super::audit::audit;
 use super::call::Call;
 use super::error::AdminError;
@@ -83,12 +82,11 @@ pub(crate) async fn bind(call: Call) -> Result<Response, AdminError> {
             .await;
         let bindings = match bindings {
             Err(StoreError::AppNotFound) => return Err(missing_app(&call, &app_ids).await),
-            other => other.map_err(|e| store_error(&call, e))?,
+            other => other.map_err(|e| call.store_error(e))?,
         };
-        let record = store
-            .get_app_quota(&call.scope, &call.app_quota_id)
-            .await
-            .map_err(|e| store_error(&call, e))?;
+        let record = call
+            .stored(store.get_app_quota(&call.scope, &call.app_quota_id))
+            .await?;
         for binding in &bindings {
             let quota = anchored_at_binding(&record.quota, binding.bound_time);
             call.instance
@@ -120,7 +118,7 @@ async fn missing_app(call: &Call, app_ids: &[String]) -> AdminError {
         match call.shared().store.get_app(&call.scope, id).await {
             Ok(_) => {}
             Err(StoreError::AppNotFound) => return AdminError::AppNotFound(id.clone()),
-            Err(e) => return store_error(call, e),
+            Err(e) => return call.store_error(e),
         }
     }
     // Created since: the binding can be tried again.
@@ -143,21 +141,19 @@ async fn list(call: Call, bound: bool) -> Result<Response, AdminError> {
     let (offset, limit) = query.paging()?;
     let app_name = query.get("app_name").filter(|n| !n.is_empty());
     let store = &call.shared().store;
-    let quota = store
-        .get_app_quota(&call.scope, &call.app_quota_id)
-        .await
-        .map_err(|e| store_error(&call, e))?;
-    let page = store
-        .quota_apps(
+    let quota = call
+        .stored(store.get_app_quota(&call.scope, &call.app_quota_id))
+        .await?;
+    let page = call
+        .stored(store.quota_apps(
             &call.scope,
             &call.app_quota_id,
             bound,
             app_name,
             offset,
             limit,
-        )
-        .await
-        .map_err(|e| store_error(&call, e))?;
+        ))
+        .await?;
     let apps: Vec<QuotaAppView<'_>> = page
         .items
         .iter()
@@ -194,15 +190,13 @@ fn quota_app_view<'a>(listed: &'a QuotaApp, quota: Option<(&'a str, &'a str)>) -
 /// `DELETE .../app-quotas/{app_quota_id}/bound-apps/{app_id}` → `204`; `404 APIG.3004` when the
 /// app is not bound to it.
 pub(crate) async fn unbind(call: Call) -> Result<Response, AdminError> {
-    {
-        let _writes = call.instance.writes.lock().await;
-        call.shared()
-            .store
-            .unbind_app_quota(&call.scope, &call.app_quota_id, &call.app_id)
-            .await
-            .map_err(|e| store_error(&call, e))?;
-        call.instance.cache.remove_app_quota(&call.app_id);
-    }
+    call.write(
+        |store| store.unbind_app_quota(&call.scope, &call.app_quota_id, &call.app_id),
+        |cache, _| {
+            cache.remove_app_quota(&call.app_id);
+        },
+    )
+    .await?;
     audit!(
         call,
         app_quota_id = %call.app_quota_id,

@@ -36,13 +36,7 @@ impl AppCodeCache {
 
     /// Sets or removes one app's ACL; returns 1 if that changed anything.
     pub(super) fn apply_acl(&self, app_id: &str, acl: Option<&Arc<AppAcl>>) -> usize {
-        match acl {
-            Some(acl) => {
-                self.inner.acls.set(app_id, Arc::clone(acl));
-                1
-            }
-            None => usize::from(self.inner.acls.remove(app_id)),
-        }
+        self.inner.acls.apply(app_id, acl)
     }
 
     /// Replaces every app's ACL with `acls` (a provider's, whose load started at `since`), then
@@ -51,17 +45,11 @@ impl AppCodeCache {
     /// back to `since`.
     pub(crate) fn replace_app_acls_since(&self, acls: AppAcls, since: u64) -> bool {
         let journal = self.journal();
-        let Some(replay) = journal.since(since) else {
-            return false;
-        };
-        self.inner.acls.replace(
-            &acls,
-            replay.filter_map(|change| match change {
+        self.inner
+            .acls
+            .replace_since(&acls, &journal, since, |change| match change {
                 Mutation::Acl(app, acl) => Some((&**app, acl.as_ref())),
-                Mutation::RemoveApp(app) => Some((&**app, None)),
                 _ => None,
-            }),
-        );
-        true
+            })
     }
 }

@@ -11,6 +11,12 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
+use super::journal::{Journal, Mutation};
+
+/// Reads a journal entry as a change of one app's policy: `(app, Some(value))` sets,
+/// `(app, None)` removes; `None` when the entry is not about this policy.
+pub(super) type Replay<T> = fn(&Mutation) -> Option<(&str, Option<&Arc<T>>)>;
+
 pub(super) struct ByApp<T> {
     map: DashMap<Box<str>, Arc<T>>,
     /// How many entries `map` holds, read without touching its shards.
@@ -32,6 +38,17 @@ impl<T> ByApp<T> {
         removed
     }
 
+    /// Sets `app_id`'s value, or removes it when `None`: 1 if that changed anything.
+    pub(super) fn apply(&self, app_id: &str, value: Option<&Arc<T>>) -> usize {
+        match value {
+            Some(value) => {
+                self.set(app_id, Arc::clone(value));
+                1
+            }
+            None => usize::from(self.remove(app_id)),
+        }
+    }
+
     /// Keeps the entries of the apps `keep` selects.
     pub(super) fn retain(&self, keep: impl Fn(&str) -> bool) {
         self.map.retain(|app, _| {
@@ -41,6 +58,29 @@ impl<T> ByApp<T> {
             }
             kept
         });
+    }
+
+    /// [`replace`](Self::replace) with the changes `journal` recorded since `since`: those `own`
+    /// reads as this policy's, and apps removed. `false` (nothing applied) if the journal no
+    /// longer reaches back to `since`.
+    pub(super) fn replace_since(
+        &self,
+        list: &[(String, Arc<T>)],
+        journal: &Journal,
+        since: u64,
+        own: Replay<T>,
+    ) -> bool {
+        let Some(replay) = journal.since(since) else {
+            return false;
+        };
+        self.replace(
+            list,
+            replay.filter_map(|change| match change {
+                Mutation::RemoveApp(app) => Some((&**app, None)),
+                other => own(other),
+            }),
+        );
+        true
     }
 
     /// Holds exactly `list` (a provider's), then replays on top of it the changes made while

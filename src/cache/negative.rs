@@ -78,19 +78,26 @@ impl NegativeCache {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::LazyLock;
+
     use super::super::digest::DigestKey;
     use super::*;
 
+    /// The digest of code `i`, all under one key.
+    fn digest(i: u32) -> Digest {
+        static KEY: LazyLock<DigestKey> = LazyLock::new(DigestKey::random);
+        KEY.digest(&i.to_le_bytes())
+    }
+
     #[test]
     fn stays_within_capacity_and_forgets_after_ttl() {
-        let key = DigestKey::random();
         let cache = NegativeCache::new(8, Duration::from_secs(10));
         let now = Instant::now();
-        for i in 0..100u32 {
-            cache.insert(key.digest(&i.to_le_bytes()), now);
+        for i in 0..100 {
+            cache.insert(digest(i), now);
             assert!(cache.len() <= 8);
         }
-        let d = key.digest(b"last");
+        let d = digest(100);
         cache.insert(d, now);
         assert!(cache.contains(&d, now + Duration::from_secs(9)));
         assert!(!cache.contains(&d, now + Duration::from_secs(10)));
@@ -98,54 +105,49 @@ mod tests {
 
     #[test]
     fn the_oldest_goes_first_and_a_stale_insertion_never_removes_a_newer_one() {
-        let key = DigestKey::random();
-        let d = |i: u32| key.digest(&i.to_le_bytes());
         let cache = NegativeCache::new(3, Duration::from_secs(10));
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        cache.insert(d(1), at(0));
-        cache.insert(d(2), at(1));
+        cache.insert(digest(1), at(0));
+        cache.insert(digest(2), at(1));
         // 1 again while it is still there: its first insertion, at the front, is now stale.
-        cache.insert(d(1), at(2));
+        cache.insert(digest(1), at(2));
         // Full: the stale insertion of 1 is popped, and must not take the newer one with it.
-        cache.insert(d(3), at(3));
+        cache.insert(digest(3), at(3));
         assert!(
-            cache.contains(&d(1), at(4)),
+            cache.contains(&digest(1), at(4)),
             "the newer insertion of 1 survives"
         );
-        assert!(cache.contains(&d(2), at(4)) && cache.contains(&d(3), at(4)));
+        assert!(cache.contains(&digest(2), at(4)) && cache.contains(&digest(3), at(4)));
         // Full again: now the oldest live entry, 2, goes.
-        cache.insert(d(4), at(5));
-        assert!(!cache.contains(&d(2), at(6)));
-        assert!(cache.contains(&d(1), at(6)) && cache.contains(&d(4), at(6)));
+        cache.insert(digest(4), at(5));
+        assert!(!cache.contains(&digest(2), at(6)));
+        assert!(cache.contains(&digest(1), at(6)) && cache.contains(&digest(4), at(6)));
         assert_eq!(cache.len(), 3);
     }
 
     #[test]
     fn expired_entries_make_room_before_live_ones_are_dropped() {
-        let key = DigestKey::random();
-        let d = |i: u32| key.digest(&i.to_le_bytes());
         let cache = NegativeCache::new(2, Duration::from_secs(1));
         let t0 = Instant::now();
-        cache.insert(d(1), t0);
-        cache.insert(d(2), t0 + Duration::from_millis(900));
+        cache.insert(digest(1), t0);
+        cache.insert(digest(2), t0 + Duration::from_millis(900));
         // At 1.5 s the first has expired: it goes, the second stays.
-        cache.insert(d(3), t0 + Duration::from_millis(1500));
-        assert!(cache.contains(&d(2), t0 + Duration::from_millis(1600)));
-        assert!(cache.contains(&d(3), t0 + Duration::from_millis(1600)));
+        cache.insert(digest(3), t0 + Duration::from_millis(1500));
+        assert!(cache.contains(&digest(2), t0 + Duration::from_millis(1600)));
+        assert!(cache.contains(&digest(3), t0 + Duration::from_millis(1600)));
         assert_eq!(cache.len(), 2);
     }
 
     #[test]
     fn a_flood_of_distinct_codes_keeps_both_structures_bounded() {
-        let key = DigestKey::random();
         let cache = NegativeCache::new(100, Duration::from_secs(60));
         let now = Instant::now();
-        for i in 0..10_000u32 {
-            let digest = key.digest(&i.to_le_bytes());
-            cache.insert(digest, now);
+        for i in 0..10_000 {
+            let d = digest(i);
+            cache.insert(d, now);
             if i % 3 == 0 {
-                cache.remove(&digest);
+                cache.remove(&d);
             }
         }
         assert!(cache.len() <= 100);
@@ -154,9 +156,8 @@ mod tests {
 
     #[test]
     fn zero_capacity_remembers_nothing() {
-        let key = DigestKey::random();
         let cache = NegativeCache::new(0, Duration::from_secs(10));
-        let d = key.digest(b"x");
+        let d = digest(0);
         cache.insert(d, Instant::now());
         assert!(!cache.contains(&d, Instant::now()));
     }

@@ -63,16 +63,10 @@ impl AppCodeCache {
 
     /// Sets or removes one app's quota; returns 1 if it had or now has one.
     pub(super) fn apply_quota(&self, app_id: &str, quota: Option<&Arc<AppQuota>>) -> usize {
-        match quota {
-            Some(quota) => {
-                self.inner.quotas.set(app_id, Arc::clone(quota));
-                1
-            }
-            None => {
-                self.inner.quota_counts.forget(app_id);
-                usize::from(self.inner.quotas.remove(app_id))
-            }
+        if quota.is_none() {
+            self.inner.quota_counts.forget(app_id);
         }
+        self.inner.quotas.apply(app_id, quota)
     }
 
     /// Replaces every app's quota with `quotas` (a provider's, whose load started at `since`),
@@ -81,17 +75,16 @@ impl AppCodeCache {
     /// apps left without a quota go.
     pub(crate) fn replace_app_quotas_since(&self, quotas: AppQuotas, since: u64) -> bool {
         let journal = self.journal();
-        let Some(replay) = journal.since(since) else {
-            return false;
-        };
-        self.inner.quotas.replace(
-            &quotas,
-            replay.filter_map(|change| match change {
+        let replaced = self
+            .inner
+            .quotas
+            .replace_since(&quotas, &journal, since, |change| match change {
                 Mutation::Quota(app, quota) => Some((&**app, quota.as_ref())),
-                Mutation::RemoveApp(app) => Some((&**app, None)),
                 _ => None,
-            }),
-        );
+            });
+        if !replaced {
+            return false;
+        }
         let quotas = &self.inner.quotas;
         self.inner
             .quota_counts

@@ -28,7 +28,7 @@ use super::{AppCodeCache, Lookup};
 use crate::code::AppCode;
 use crate::identity::AppIdentity;
 use crate::metrics::Counters;
-use crate::provider::{AppCodeProvider, BoxFuture};
+use crate::provider::{AppCodeProvider, BoxFuture, ProviderError};
 use crate::quota::SharedQuotaCounts;
 
 /// A cache, the provider it asks about codes it lacks, and the refresher that fills it.
@@ -344,28 +344,16 @@ impl Landing {
         key: &str,
         timeout: Duration,
     ) -> Outcome {
-        let cache = &self.cache;
-        if let Some((identity, _)) = cache.app_key(key) {
+        if let Some((identity, _)) = self.cache.app_key(key) {
             return Outcome::Found(identity);
         }
-        if cache.is_known_unknown(&self.digest) {
-            return Outcome::Unknown;
-        }
-        let since = cache.write_epoch();
-        Counters::add(&cache.counters().provider_lookups);
-        match tokio::time::timeout(timeout, provider.lookup_app_key(key)).await {
-            Ok(Ok(found)) => cache.settle_key(self.digest, key, found, since),
-            Ok(Err(error)) => {
-                Counters::add(&cache.counters().provider_errors);
-                tracing::warn!(%error, "app key lookup failed");
-                Outcome::Failed
-            }
-            Err(_) => {
-                Counters::add(&cache.counters().provider_errors);
-                tracing::warn!(?timeout, "app key lookup timed out");
-                Outcome::Failed
-            }
-        }
+        self.ask(
+            "app key",
+            timeout,
+            || provider.lookup_app_key(key),
+            |found, since| self.cache.settle_key(self.digest, key, found, since),
+        )
+        .await
     }
 
     async fn outcome(
@@ -374,26 +362,45 @@ impl Landing {
         code: &AppCode,
         timeout: Duration,
     ) -> Outcome {
-        let cache = &self.cache;
         // A flight that landed between this request's miss and its join left its answer behind.
-        if let Some(identity) = cache.get(&self.digest) {
+        if let Some(identity) = self.cache.get(&self.digest) {
             return Outcome::Found(identity);
         }
+        self.ask(
+            "AppCode",
+            timeout,
+            || provider.lookup(code),
+            |found, since| self.cache.settle(self.digest, found, since),
+        )
+        .await
+    }
+
+    /// Unless the digest is known to be unknown, asks the provider with `lookup` within
+    /// `timeout`; `settle` writes what it found to the cache, with the cache's write epoch from
+    /// before the lookup. A failure is counted, and logged as a failed `what` lookup.
+    async fn ask<'a, T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        lookup: impl FnOnce() -> BoxFuture<'a, Result<T, ProviderError>>,
+        settle: impl FnOnce(T, u64) -> Outcome,
+    ) -> Outcome {
+        let cache = &self.cache;
         if cache.is_known_unknown(&self.digest) {
             return Outcome::Unknown;
         }
         let since = cache.write_epoch();
         Counters::add(&cache.counters().provider_lookups);
-        match tokio::time::timeout(timeout, provider.lookup(code)).await {
-            Ok(Ok(found)) => cache.settle(self.digest, found, since),
+        match tokio::time::timeout(timeout, lookup()).await {
+            Ok(Ok(found)) => settle(found, since),
             Ok(Err(error)) => {
                 Counters::add(&cache.counters().provider_errors);
-                tracing::warn!(%error, "AppCode lookup failed");
+                tracing::warn!(%error, "{what} lookup failed");
                 Outcome::Failed
             }
             Err(_) => {
                 Counters::add(&cache.counters().provider_errors);
-                tracing::warn!(?timeout, "AppCode lookup timed out");
+                tracing::warn!(?timeout, "{what} lookup timed out");
                 Outcome::Failed
             }
         }
@@ -481,6 +488,17 @@ mod tests {
         panic!("{} lookups, expected {n}", provider.lookup_calls());
     }
 
+    /// One reader of `code`, once its lookup is in the provider (the first lookup it had).
+    async fn reader_asking(
+        cache: &AppCodeCache,
+        provider: &ScriptedProvider,
+        code: &AppCode,
+    ) -> tokio::task::JoinHandle<Outcome> {
+        let reader = readers(cache, provider, code, 1).remove(0);
+        wait_for_lookups(provider, 1).await;
+        reader
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_failure_is_shared_by_every_waiter() {
         let provider = ScriptedProvider::default();
@@ -540,8 +558,7 @@ mod tests {
         let identity = AppIdentity::new("app", "code");
         let (provider, gate) = gated(&[(&code, &identity)]);
         let cache = AppCodeCache::new();
-        let first = readers(&cache, &provider, &code, 1).remove(0);
-        wait_for_lookups(&provider, 1).await;
+        let first = reader_asking(&cache, &provider, &code).await;
         let second = readers(&cache, &provider, &code, 1).remove(0);
         first.abort();
         gate.add_permits(1);
@@ -570,8 +587,7 @@ mod tests {
             // The provider read the code before it was revoked, and answers after.
             let (provider, gate) = gated(&[(&code, &identity)]);
             let cache = AppCodeCache::new();
-            let reader = readers(&cache, &provider, &code, 1).remove(0);
-            wait_for_lookups(&provider, 1).await;
+            let reader = reader_asking(&cache, &provider, &code).await;
             revoke(&cache, &code);
             gate.add_permits(1);
             assert!(
@@ -591,8 +607,7 @@ mod tests {
         let identity = AppIdentity::new("app", "new");
         let (provider, gate) = gated(&[]);
         let cache = AppCodeCache::new();
-        let reader = readers(&cache, &provider, &code, 1).remove(0);
-        wait_for_lookups(&provider, 1).await;
+        let reader = reader_asking(&cache, &provider, &code).await;
         cache.upsert(&code, identity.clone());
         gate.add_permits(1);
         assert!(matches!(reader.await.unwrap(), Outcome::Found(i) if i == identity));

@@ -4,8 +4,8 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::provider::{Change, ChangeSender, ChangeStream, ProviderError};
-use crate::test_support::ScriptedProvider;
-use crate::{AppCode, AppCodeAuthLayer, AppIdentity, CacheStatus};
+use crate::test_support::{Script, ScriptedProvider};
+use crate::{AppCode, AppCodeAuthLayer, AppCodeCache, AppIdentity, CacheStatus};
 
 fn entry(app: &str, id: &str) -> (AppCode, AppIdentity) {
     (AppCode::generate(), AppIdentity::new(app, id))
@@ -45,6 +45,28 @@ fn every_10s(provider: &ScriptedProvider) -> AppCodeAuthLayer {
         .refresh_interval(Duration::from_secs(10))
         .max_staleness(None)
         .build()
+}
+
+/// An [`every_10s`] layer over a [`gated`] provider of one code of `app-a` and what `script`
+/// adds, its first load done; `before` runs on the cache before that load. And the provider,
+/// the sender of its changes and its gate, shut.
+async fn loaded_with(
+    script: impl FnOnce(&mut Script),
+    before: impl FnOnce(&AppCodeCache),
+) -> (
+    ScriptedProvider,
+    ChangeSender,
+    Arc<Semaphore>,
+    AppCodeAuthLayer,
+) {
+    let (provider, tx, gate) = gated(vec![entry("app-a", "a")], 0);
+    provider.set(script);
+    let layer = every_10s(&provider);
+    let cache = layer.cache();
+    before(cache);
+    gate.add_permits(1);
+    cache.loaded().await;
+    (provider, tx, gate, layer)
 }
 
 /// Delivers `change` while the next refresh of an [`every_10s`] layer hangs in a [`gated`]
@@ -243,14 +265,12 @@ async fn change_events_are_applied_in_order() {
 async fn app_quotas_come_with_the_snapshot_and_a_stale_list_cannot_undo_a_change() {
     use crate::quota::{AppQuota, TimeUnit};
     let quota = |calls| Arc::new(AppQuota::new(calls, TimeUnit::Day, 1).unwrap());
-    let a = entry("app-a", "a");
-    let (provider, tx, gate) = gated(vec![a], 0);
-    provider.set(|s| s.quotas = Some(vec![("app-a".into(), quota(5)), ("app-b".into(), quota(6))]));
-    let layer = every_10s(&provider);
+    let (provider, tx, gate, layer) = loaded_with(
+        |s| s.quotas = Some(vec![("app-a".into(), quota(5)), ("app-b".into(), quota(6))]),
+        |cache| cache.set_app_quota("app-local", quota(1)),
+    )
+    .await;
     let cache = layer.cache().clone();
-    cache.set_app_quota("app-local", quota(1));
-    gate.add_permits(1);
-    cache.loaded().await;
     assert_eq!(cache.app_quota("app-a").unwrap().call_limits(), 5);
     assert!(
         cache.app_quota("app-local").is_none(),
@@ -292,20 +312,18 @@ fn acl(kind: crate::acl::AclType, values: &[&str]) -> Arc<crate::acl::AppAcl> {
 #[tokio::test(start_paused = true)]
 async fn app_acls_come_with_the_snapshot_and_follow_its_changes() {
     use crate::acl::AclType;
-    let a = entry("app-a", "a");
-    let (provider, tx, gate) = gated(vec![a], 0);
-    provider.set(|s| {
-        s.acls = Some(vec![
-            ("app-a".into(), acl(AclType::Deny, &["192.0.2.1"])),
-            ("app-gone".into(), acl(AclType::Deny, &["192.0.2.2"])),
-        ]);
-    });
-    let layer = every_10s(&provider);
+    let (provider, tx, gate, layer) = loaded_with(
+        |s| {
+            s.acls = Some(vec![
+                ("app-a".into(), acl(AclType::Deny, &["192.0.2.1"])),
+                ("app-gone".into(), acl(AclType::Deny, &["192.0.2.2"])),
+            ]);
+        },
+        // An ACL the node set itself before the first load, unknown to the provider, goes.
+        |cache| cache.set_app_acl("app-local", acl(AclType::Deny, &["192.0.2.3"])),
+    )
+    .await;
     let cache = layer.cache().clone();
-    // An ACL the node set itself before the first load, unknown to the provider, goes.
-    cache.set_app_acl("app-local", acl(AclType::Deny, &["192.0.2.3"]));
-    gate.add_permits(1);
-    cache.loaded().await;
     assert!(cache.app_acl("app-a").is_some(), "loaded with the codes");
     assert!(
         cache.app_acl("app-local").is_none(),

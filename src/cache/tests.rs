@@ -4,6 +4,11 @@ fn entry(app: &str, id: &str) -> (AppCode, AppIdentity) {
     (AppCode::generate(), AppIdentity::new(app, id))
 }
 
+/// Codes of the app named `app`, one for each of `ids`.
+fn codes_of_app(ids: impl Iterator<Item = String>) -> Vec<(AppCode, AppIdentity)> {
+    ids.map(|id| entry("app", &id)).collect()
+}
+
 #[test]
 fn replace_all_swaps_content_and_marks_loaded() {
     let cache = AppCodeCache::new();
@@ -23,7 +28,7 @@ fn replace_all_swaps_content_and_marks_loaded() {
 fn replace_all_never_hides_a_code_valid_in_both_sets() {
     let cache = AppCodeCache::new();
     let stable = entry("app", "stable");
-    let churn: Vec<_> = (0..2000).map(|i| entry("app", &i.to_string())).collect();
+    let churn = codes_of_app((0..2000).map(|i| i.to_string()));
     cache.replace_all(std::iter::once(stable.clone()).chain(churn[..1000].iter().cloned()));
     let reader = {
         let cache = cache.clone();
@@ -106,9 +111,7 @@ fn removal_by_id_and_by_app() {
 #[test]
 fn the_index_by_id_follows_every_kind_of_write() {
     let cache = AppCodeCache::new();
-    let all: Vec<_> = (0..50)
-        .map(|i| entry("app", &format!("{i:032x}")))
-        .collect();
+    let all = codes_of_app((0..50).map(|i| format!("{i:032x}")));
     cache.replace_all(all.iter().cloned());
     assert_eq!(cache.inner.ids.len(), 50);
     // A snapshot without half of them, one code moved to another ID, one removed by value.
@@ -132,9 +135,7 @@ fn the_index_by_id_follows_every_kind_of_write() {
 fn the_index_finds_every_code_after_growing_one_code_at_a_time() {
     // Each growth re-places every indexed digest by asking the cache for its ID's hash.
     let cache = AppCodeCache::new();
-    let all: Vec<_> = (0..2000)
-        .map(|i| entry("app", &format!("id-{i}")))
-        .collect();
+    let all = codes_of_app((0..2000).map(|i| format!("id-{i}")));
     for (code, identity) in &all {
         cache.upsert(code, identity.clone());
     }

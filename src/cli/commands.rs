@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use super::client::{segment, Answer, CliError, Client, Credential, Token, TOKEN_ENV};
-use super::output::{footer, header, items, number, raw, table, text};
+use super::output::{done, footer, header, items, number, raw, table, text, texts, with_query};
 
 /// Where the server is, where the admin token is, and how to print. Shared by every client
 /// subcommand, and accepted before or after the action (`global`).
@@ -247,28 +247,20 @@ pub(crate) async fn apps(cmd: AppsCommand, out: &mut impl Write) -> Result<(), C
         _ => None,
     };
     let client = client(&cmd.connect)?;
-    match cmd.action {
+    // Creating, showing and updating all answer with the app.
+    let (method, path, body) = match cmd.action {
         AppsAction::Create { name, remark } => {
             let mut body = json!({ "name": name });
             if let Some(remark) = remark {
                 body["remark"] = Value::String(remark);
             }
-            let answer = client.call(Method::POST, "/apps", Some(&body)).await?;
-            print_app(out, json_out, &answer)
+            (Method::POST, "/apps".to_owned(), Some(body))
         }
         AppsAction::List { offset, limit } => {
             let mut query = Vec::new();
-            if let Some(o) = offset {
-                query.push(format!("offset={o}"));
-            }
-            if let Some(l) = limit {
-                query.push(format!("limit={l}"));
-            }
-            let path = if query.is_empty() {
-                "/apps".to_owned()
-            } else {
-                format!("/apps?{}", query.join("&"))
-            };
+            query.extend(offset.map(|o| format!("offset={o}")));
+            query.extend(limit.map(|l| format!("limit={l}")));
+            let path = with_query("/apps", &query);
             let answer = client.call(Method::GET, &path, None).await?;
             let apps = answer.list("apps")?;
             if json_out {
@@ -296,14 +288,9 @@ pub(crate) async fn apps(cmd: AppsCommand, out: &mut impl Write) -> Result<(), C
             }
             table(out, &rows)?;
             footer(&answer.json, apps.len(), "apps");
-            Ok(())
+            return Ok(());
         }
-        AppsAction::Show { app_id } => {
-            let answer = client
-                .call(Method::GET, &format!("/apps/{}", segment(&app_id)), None)
-                .await?;
-            print_app(out, json_out, &answer)
-        }
+        AppsAction::Show { app_id } => (Method::GET, format!("/apps/{}", segment(&app_id)), None),
         AppsAction::Update {
             app_id,
             name,
@@ -326,8 +313,7 @@ pub(crate) async fn apps(cmd: AppsCommand, out: &mut impl Write) -> Result<(), C
             if let Some(key) = app_key {
                 body["app_key"] = Value::String(key);
             }
-            let answer = client.call(Method::PUT, &path, Some(&body)).await?;
-            print_app(out, json_out, &answer)
+            (Method::PUT, path, Some(body))
         }
         AppsAction::ResetSecret { app_id, .. } => {
             let path = format!("/apps/secret/{}", segment(&app_id));
@@ -343,26 +329,20 @@ pub(crate) async fn apps(cmd: AppsCommand, out: &mut impl Write) -> Result<(), C
             }
             let rows = vec![
                 header(&["ID", "NAME", "APP KEY", "APP SECRET"]),
-                vec![
-                    text(app, "id"),
-                    text(app, "name"),
-                    text(app, "app_key"),
-                    text(app, "app_secret"),
-                ],
+                texts(app, &["id", "name", "app_key", "app_secret"]),
             ];
-            table(out, &rows)
+            return table(out, &rows);
         }
         AppsAction::Delete { app_id } => {
             client
                 .call(Method::DELETE, &format!("/apps/{}", segment(&app_id)), None)
                 .await?;
-            if !json_out {
-                writeln!(out, "deleted app {app_id}").map_err(CliError::Io)?;
-            }
-            Ok(())
+            return done(out, json_out, &format!("deleted app {app_id}"));
         }
-        AppsAction::Acl(action) => acl(&client, action, json_out, out).await,
-    }
+        AppsAction::Acl(action) => return acl(&client, action, json_out, out).await,
+    };
+    let answer = client.call(method, &path, body.as_ref()).await?;
+    print_app(out, json_out, &answer)
 }
 
 /// Runs `apps acl ACTION`.
@@ -373,7 +353,8 @@ async fn acl(
     out: &mut impl Write,
 ) -> Result<(), CliError> {
     let path = |app: &str| format!("/apps/{}/app-acl", segment(app));
-    match action {
+    // Setting and showing both answer with the ACL.
+    let (method, app_id, body) = match action {
         AclAction::Set {
             app_id,
             kind,
@@ -383,23 +364,16 @@ async fn acl(
                 "app_acl_type": kind.to_ascii_uppercase(),
                 "app_acl_values": values,
             });
-            let answer = client
-                .call(Method::PUT, &path(&app_id), Some(&body))
-                .await?;
-            print_acl(out, json_out, &answer)
+            (Method::PUT, app_id, Some(body))
         }
-        AclAction::Show { app_id } => {
-            let answer = client.call(Method::GET, &path(&app_id), None).await?;
-            print_acl(out, json_out, &answer)
-        }
+        AclAction::Show { app_id } => (Method::GET, app_id, None),
         AclAction::Delete { app_id } => {
             client.call(Method::DELETE, &path(&app_id), None).await?;
-            if !json_out {
-                writeln!(out, "removed the ACL of app {app_id}").map_err(CliError::Io)?;
-            }
-            Ok(())
+            return done(out, json_out, &format!("removed the ACL of app {app_id}"));
         }
-    }
+    };
+    let answer = client.call(method, &path(&app_id), body.as_ref()).await?;
+    print_acl(out, json_out, &answer)
 }
 
 fn print_acl(out: &mut impl Write, json_out: bool, answer: &Answer) -> Result<(), CliError> {
@@ -435,19 +409,21 @@ pub(crate) async fn app_codes(cmd: AppCodesCommand, out: &mut impl Write) -> Res
     };
     let client = client(&cmd.connect)?;
     let codes = |app: &str| format!("/apps/{}/app-codes", segment(app));
-    match cmd.action {
+    // Creating, generating and showing all answer with one AppCode.
+    let (method, path, body) = match cmd.action {
         AppCodesAction::Create { app_id } => {
             // The JSON copy of the value is not zeroed (serde_json has no such type); it lives
             // only for this call.
             let body = json!({ "app_code": value.as_ref().map(SecretString::expose) });
-            let answer = client
-                .call(Method::POST, &codes(&app_id), Some(&body))
-                .await?;
-            print_code(out, json_out, &answer)
+            (Method::POST, codes(&app_id), Some(body))
         }
-        AppCodesAction::Generate { app_id } => {
-            let answer = client.call(Method::PUT, &codes(&app_id), None).await?;
-            print_code(out, json_out, &answer)
+        AppCodesAction::Generate { app_id } => (Method::PUT, codes(&app_id), None),
+        AppCodesAction::Show {
+            app_id,
+            app_code_id,
+        } => {
+            let path = format!("{}/{}", codes(&app_id), segment(&app_code_id));
+            (Method::GET, path, None)
         }
         AppCodesAction::List { app_id } => {
             // The most a page holds: an app has at most a few codes.
@@ -459,19 +435,11 @@ pub(crate) async fn app_codes(cmd: AppCodesCommand, out: &mut impl Write) -> Res
             }
             let mut rows = vec![header(&["ID", "CREATED"])];
             for code in list {
-                rows.push(vec![text(code, "id"), text(code, "create_time")]);
+                rows.push(texts(code, &["id", "create_time"]));
             }
             table(out, &rows)?;
             footer(&answer.json, list.len(), "AppCodes");
-            Ok(())
-        }
-        AppCodesAction::Show {
-            app_id,
-            app_code_id,
-        } => {
-            let path = format!("{}/{}", codes(&app_id), segment(&app_code_id));
-            let answer = client.call(Method::GET, &path, None).await?;
-            print_code(out, json_out, &answer)
+            return Ok(());
         }
         AppCodesAction::Delete {
             app_id,
@@ -479,13 +447,12 @@ pub(crate) async fn app_codes(cmd: AppCodesCommand, out: &mut impl Write) -> Res
         } => {
             let path = format!("{}/{}", codes(&app_id), segment(&app_code_id));
             client.call(Method::DELETE, &path, None).await?;
-            if !json_out {
-                writeln!(out, "deleted AppCode {app_code_id} of app {app_id}")
-                    .map_err(CliError::Io)?;
-            }
-            Ok(())
+            let what = format!("deleted AppCode {app_code_id} of app {app_id}");
+            return done(out, json_out, &what);
         }
-    }
+    };
+    let answer = client.call(method, &path, body.as_ref()).await?;
+    print_code(out, json_out, &answer)
 }
 
 /// A secret for `app-codes create` or `apps reset-secret --stdin`: the first line of stdin,
@@ -533,12 +500,7 @@ fn print_code(out: &mut impl Write, json_out: bool, answer: &Answer) -> Result<(
     // The value last: it is long, and the other columns stay aligned.
     let rows = vec![
         header(&["ID", "APP ID", "CREATED", "APP CODE"]),
-        vec![
-            text(code, "id"),
-            text(code, "app_id"),
-            text(code, "create_time"),
-            text(code, "app_code"),
-        ],
+        texts(code, &["id", "app_id", "create_time", "app_code"]),
     ];
     table(out, &rows)
 }

@@ -11,7 +11,6 @@ pub(crate) mod import;
 mod output;
 pub(crate) mod quotas;
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,23 +25,9 @@ use apig_appcode::store::{MasterKey, SecretString};
 use self::args::ServeArgs;
 use self::file::{FileConfig, TlsEntry};
 
-/// A setting that cannot be used: exit status 2. The message names the setting, never a secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UsageError(String);
-
-impl UsageError {
-    pub(crate) fn new(msg: impl Into<String>) -> Self {
-        Self(msg.into())
-    }
-}
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
+/// A setting that cannot be used: exit status 2. The message names the setting, never a
+/// secret, as the library's own configuration errors do: the binary's are of the same type.
+pub(crate) use apig_appcode::gateway::config::ConfigError as UsageError;
 
 /// What `serve` runs with: the library's configuration and how to log.
 #[derive(Debug)]
@@ -58,11 +43,10 @@ pub(crate) fn load(args: ServeArgs) -> Result<Settings, UsageError> {
         Some(path) => file::read_file(path)?,
         None => FileConfig::default(),
     };
-    let err = |e: apig_appcode::gateway::config::ConfigError| UsageError::new(e.to_string());
     let verify_listen = listen(args.verify_listen, "verify_listen", &file.verify_listen)?;
     let upstream = args.upstream.clone().or(file.upstream.clone());
     let mut config = match (upstream, verify_listen) {
-        (Some(upstream), _) => Config::new(parse_upstream(&upstream).map_err(err)?),
+        (Some(upstream), _) => Config::new(parse_upstream(&upstream)?),
         (None, Some(verify)) => Config::auth_only(verify),
         (None, None) => {
             return Err(UsageError::new(
@@ -79,7 +63,7 @@ pub(crate) fn load(args: ServeArgs) -> Result<Settings, UsageError> {
         config.admin_listen = addr;
     }
     if let Some(db) = args.database.clone().or(file.database.clone()) {
-        config.database = DatabaseUrl::parse(&db).map_err(err)?;
+        config.database = DatabaseUrl::parse(&db)?;
     }
     if let Some(id) = args.instance_id.clone().or(file.instance_id.clone()) {
         config.instance_id = id;
@@ -246,8 +230,7 @@ fn rate_limits(args: &ServeArgs, file: &FileConfig, config: &mut Config) -> Resu
         .as_ref()
         .or(file.rate_limit_store.as_ref())
     {
-        config.rate_limit_store =
-            RateLimitStore::parse(text).map_err(|e| UsageError::new(e.to_string()))?;
+        config.rate_limit_store = RateLimitStore::parse(text)?;
     }
     if let Some(path) = args
         .rate_limit_store_ca
@@ -365,6 +348,7 @@ fn off_or_seconds(text: &str) -> Option<Option<Duration>> {
 }
 
 #[cfg(test)]
+#[cfg(test)]
 mod tests {
     use std::time::Duration;
 
@@ -380,12 +364,45 @@ mod tests {
         ServeArgs::try_parse_from(all).unwrap()
     }
 
+    /// The configuration `serve` with these flags runs with.
+    fn config(list: &[&str]) -> Config {
+        load(args(list)).unwrap().config
+    }
+
+    /// What `serve` with these flags says instead of starting.
+    fn usage_error(list: &[&str]) -> String {
+        load(args(list)).unwrap_err().to_string()
+    }
+
+    /// An `apig.toml` for `--config`, in a directory removed when the test ends.
+    struct TomlFile {
+        dir: tempfile::TempDir,
+        path: PathBuf,
+    }
+
+    impl TomlFile {
+        fn new(text: &str) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let file = Self {
+                path: dir.path().join("apig.toml"),
+                dir,
+            };
+            file.write(text);
+            file
+        }
+
+        fn write(&self, text: &str) {
+            std::fs::write(&self.path, text).unwrap();
+        }
+
+        fn path(&self) -> &str {
+            self.path.to_str().unwrap()
+        }
+    }
+
     #[test]
     fn flags_override_the_file_which_overrides_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("apig.toml");
-        std::fs::write(
-            &path,
+        let file = TomlFile::new(
             r#"
 upstream = "http://127.0.0.1:7000"
 admin_listen = "127.0.0.1:9999"
@@ -403,11 +420,10 @@ secret_key = "sk-secret-from-file"
 projects = ["p1"]
 role = "read-write"
 "#,
-        )
-        .unwrap();
+        );
         let cfg = load(args(&[
             "--config",
-            path.to_str().unwrap(),
+            file.path(),
             "--instance-id",
             "from-flag",
             "--admin-token",
@@ -473,7 +489,7 @@ role = "read-write"
             ),
         ];
         for (list, want) in bad {
-            let err = load(args(&list)).unwrap_err().to_string();
+            let err = usage_error(&list);
             assert!(err.contains(want), "{list:?}: {err}");
             assert!(!err.contains("short"), "a secret was echoed: {err}");
         }
@@ -481,24 +497,16 @@ role = "read-write"
 
     #[test]
     fn a_verify_listener_without_an_upstream_is_auth_only_mode() {
-        let cfg = load(args(&["--verify-listen", "127.0.0.1:8082"]))
-            .unwrap()
-            .config;
+        let cfg = config(&["--verify-listen", "127.0.0.1:8082"]);
         assert!(cfg.upstream.is_none());
         assert_eq!(cfg.verify_listen.map(|a| a.port()), Some(8082));
 
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("apig.toml");
-        std::fs::write(&path, "verify_listen = \"[::1]:8082\"\n").unwrap();
-        let cfg = load(args(&["--config", path.to_str().unwrap()]))
-            .unwrap()
-            .config;
+        let file = TomlFile::new("verify_listen = \"[::1]:8082\"\n");
+        let cfg = config(&["--config", file.path()]);
         assert!(cfg.upstream.is_none());
         assert_eq!(cfg.verify_listen, Some("[::1]:8082".parse().unwrap()));
-        std::fs::write(&path, "verify_listen = \"localhost:8082\"\n").unwrap();
-        let err = load(args(&["--config", path.to_str().unwrap()]))
-            .unwrap_err()
-            .to_string();
+        file.write("verify_listen = \"localhost:8082\"\n");
+        let err = usage_error(&["--config", file.path()]);
         assert!(
             err.starts_with("verify_listen: expects an IP address and port"),
             "{err}"
@@ -522,43 +530,26 @@ role = "read-write"
         let err = interval(&["--anti-entropy-interval", "soon"]).unwrap_err();
         assert!(err.to_string().contains("--anti-entropy-interval"), "{err}");
 
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("apig.toml");
+        let file = TomlFile::new("");
         for (line, expected) in [
             ("anti_entropy_interval = 30", Some(Duration::from_secs(30))),
             ("anti_entropy_interval = \"off\"", None),
         ] {
-            std::fs::write(&path, line).unwrap();
-            let from_file = interval(&["--config", path.to_str().unwrap()]).unwrap();
+            file.write(line);
+            let from_file = interval(&["--config", file.path()]).unwrap();
             assert_eq!(from_file, expected, "{line}");
         }
         // The flag wins over the file.
-        let both = interval(&[
-            "--config",
-            path.to_str().unwrap(),
-            "--anti-entropy-interval",
-            "7",
-        ]);
+        let both = interval(&["--config", file.path(), "--anti-entropy-interval", "7"]);
         assert_eq!(both.unwrap(), Some(Duration::from_secs(7)));
     }
 
     #[test]
     fn data_plane_settings_come_from_flags_or_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("apig.toml");
-        std::fs::write(
-            &path,
+        let file = TomlFile::new(
             "upstream = \"http://x:1\"\nworkers = 3\nbody_timeout = 7\nmax_connections = 50\n",
-        )
-        .unwrap();
-        let cfg = load(args(&[
-            "--config",
-            path.to_str().unwrap(),
-            "--header-timeout",
-            "4",
-        ]))
-        .unwrap()
-        .config;
+        );
+        let cfg = config(&["--config", file.path(), "--header-timeout", "4"]);
         assert_eq!(cfg.workers, 3);
         let expected = Limits::default()
             .header_timeout(Duration::from_secs(4))
@@ -572,7 +563,7 @@ role = "read-write"
         ] {
             let mut list = vec!["--upstream", "http://x:1"];
             list.extend(bad);
-            let err = load(args(&list)).unwrap_err().to_string();
+            let err = usage_error(&list);
             assert!(err.contains(bad[0]), "{err}");
         }
     }
@@ -581,71 +572,50 @@ role = "read-write"
     fn app_auth_comes_from_the_flag_or_the_file() {
         use apig_appcode::layer::AppAuth;
 
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("apig.toml");
-        let p = path.to_str().unwrap();
-        let none = load(args(&["--upstream", "http://x:1"])).unwrap().config;
+        let none = config(&["--upstream", "http://x:1"]);
         assert_eq!(none.app_auth, AppAuth::AppCode);
-        std::fs::write(
-            &path,
-            "upstream = \"http://x:1\"\napp_auth = \"appcode,signature\"\n",
-        )
-        .unwrap();
-        let cfg = load(args(&["--config", p])).unwrap().config;
+        let file = TomlFile::new("upstream = \"http://x:1\"\napp_auth = \"appcode,signature\"\n");
+        let p = file.path();
+        let cfg = config(&["--config", p]);
         assert_eq!(cfg.app_auth, AppAuth::AppCodeOrSignature);
-        let cfg = load(args(&["--config", p, "--app-auth", "signature"]))
-            .unwrap()
-            .config;
+        let cfg = config(&["--config", p, "--app-auth", "signature"]);
         assert_eq!(cfg.app_auth, AppAuth::Signature);
-        std::fs::write(&path, "upstream = \"http://x:1\"\napp_auth = \"token\"\n").unwrap();
-        let err = load(args(&["--config", p])).unwrap_err().to_string();
+        file.write("upstream = \"http://x:1\"\napp_auth = \"token\"\n");
+        let err = usage_error(&["--config", p]);
         assert!(err.contains("app_auth"), "{err}");
     }
 
     #[test]
     fn store_settings_come_from_flags_or_the_file() {
-        let defaults = load(args(&["--upstream", "http://x:1"])).unwrap().config;
+        let defaults = config(&["--upstream", "http://x:1"]);
         assert_eq!(defaults.store_timeout, Duration::from_secs(5));
         assert_eq!(
             defaults.change_log_retention,
             apig_appcode::store::CHANGE_LOG_RETENTION
         );
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("apig.toml");
-        std::fs::write(
-            &path,
+        let file = TomlFile::new(
             "upstream = \"http://x:1\"\nstore_timeout = 7\nchange_log_retention = 50\n",
-        )
-        .unwrap();
-        let cfg = load(args(&[
-            "--config",
-            path.to_str().unwrap(),
-            "--change-log-retention",
-            "100",
-        ]))
-        .unwrap()
-        .config;
+        );
+        let cfg = config(&["--config", file.path(), "--change-log-retention", "100"]);
         assert_eq!(cfg.store_timeout, Duration::from_secs(7));
         assert_eq!(cfg.change_log_retention, 100);
     }
 
     #[test]
     fn the_lookup_limit_comes_from_the_flag_or_the_file() {
-        let defaults = load(args(&["--upstream", "http://x:1"])).unwrap().config;
+        let defaults = config(&["--upstream", "http://x:1"]);
         assert_eq!(
             defaults.max_lookups,
             apig_appcode::layer::DEFAULT_MAX_LOOKUPS
         );
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("apig.toml");
-        std::fs::write(&path, "upstream = \"http://x:1\"\nmax_lookups = 64\n").unwrap();
-        let p = path.to_str().unwrap();
-        assert_eq!(load(args(&["--config", p])).unwrap().config.max_lookups, 64);
-        let cfg = load(args(&["--config", p, "--max-lookups", "8"])).unwrap();
-        assert_eq!(cfg.config.max_lookups, 8);
-        let err = load(args(&["--config", p, "--max-lookups", "0"]))
-            .unwrap_err()
-            .to_string();
+        let file = TomlFile::new("upstream = \"http://x:1\"\nmax_lookups = 64\n");
+        let p = file.path();
+        assert_eq!(config(&["--config", p]).max_lookups, 64);
+        assert_eq!(
+            config(&["--config", p, "--max-lookups", "8"]).max_lookups,
+            8
+        );
+        let err = usage_error(&["--config", p, "--max-lookups", "0"]);
         assert!(err.contains("--max-lookups"), "{err}");
     }
 
@@ -653,44 +623,32 @@ role = "read-write"
     fn rate_limits_from_the_flag_and_the_file() {
         use apig_appcode::throttle::Quota;
 
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("apig.toml");
-        std::fs::write(
-            &path,
+        let file = TomlFile::new(
             "upstream = \"http://x:1\"\nrate_limit = \"5/s\"\n[rate_limits]\n\"app-1\" = \"100/s\"\nslow = \"1/m\"\n",
-        )
-        .unwrap();
-        let p = path.to_str().unwrap();
-        let cfg = load(args(&["--config", p])).unwrap().config;
+        );
+        let p = file.path();
+        let cfg = config(&["--config", p]);
         assert_eq!(cfg.rate_limit, Some(Quota::per_second(5).unwrap()));
         assert_eq!(
             cfg.app_rate_limits["app-1"],
             Quota::per_second(100).unwrap()
         );
         assert_eq!(cfg.app_rate_limits["slow"].to_string(), "1/m");
-        let cfg = load(args(&["--config", p, "--rate-limit", "2/s"]))
-            .unwrap()
-            .config;
+        let cfg = config(&["--config", p, "--rate-limit", "2/s"]);
         assert_eq!(cfg.rate_limit, Some(Quota::per_second(2).unwrap()));
-        let none = load(args(&["--upstream", "http://x:1"])).unwrap().config;
+        let none = config(&["--upstream", "http://x:1"]);
         assert!(none.rate_limit.is_none() && !none.throttle_layer().is_active());
 
-        std::fs::write(
-            &path,
-            "upstream = \"http://x:1\"\n[rate_limits]\nx = \"0/s\"\n",
-        )
-        .unwrap();
-        let err = load(args(&["--config", p])).unwrap_err().to_string();
+        file.write("upstream = \"http://x:1\"\n[rate_limits]\nx = \"0/s\"\n");
+        let err = usage_error(&["--config", p]);
         assert!(err.contains("rate_limits.x"), "{err}");
 
         assert_eq!(none.rate_limit_store, RateLimitStore::Local);
         assert_eq!(none.rate_limit_store_timeout, Duration::from_millis(50));
-        std::fs::write(
-            &path,
+        file.write(
             "upstream = \"http://x:1\"\nrate_limit_store = \"redis://:pa55word@cache:6380/2\"\nrate_limit_store_timeout_ms = 20\nrate_limit_store_prefix = \"test:\"\n",
-        )
-        .unwrap();
-        let cfg = load(args(&["--config", p])).unwrap().config;
+        );
+        let cfg = config(&["--config", p]);
         assert_eq!(
             cfg.rate_limit_store.to_string(),
             "redis://:***@cache:6380/2"
@@ -698,51 +656,36 @@ role = "read-write"
         assert_eq!(cfg.rate_limit_store_timeout, Duration::from_millis(20));
         assert_eq!(cfg.rate_limit_store_prefix, "test:");
         assert_eq!(cfg.rate_limit_store_batch.get(), 1);
-        let cfg = load(args(&["--config", p, "--rate-limit-store-batch", "8"]))
-            .unwrap()
-            .config;
+        let cfg = config(&["--config", p, "--rate-limit-store-batch", "8"]);
         assert_eq!(cfg.rate_limit_store_batch.get(), 8);
-        let err = load(args(&["--config", p, "--rate-limit-store-batch", "0"]))
-            .unwrap_err()
-            .to_string();
+        let err = usage_error(&["--config", p, "--rate-limit-store-batch", "0"]);
         assert!(err.contains("--rate-limit-store-batch"), "{err}");
-        let cfg = load(args(&[
+        let cfg = config(&[
             "--config",
             p,
             "--rate-limit-store",
             "local",
             "--rate-limit-store-timeout-ms",
             "5",
-        ]))
-        .unwrap()
-        .config;
+        ]);
         assert_eq!(cfg.rate_limit_store, RateLimitStore::Local);
         assert_eq!(cfg.rate_limit_store_timeout, Duration::from_millis(5));
         for (bad, want) in [
             ("redis://:pa55word@cache:port/0", "--rate-limit-store"),
             ("memcached://:pa55word@cache", "--rate-limit-store"),
         ] {
-            let err = load(args(&[
-                "--upstream",
-                "http://x:1",
-                "--rate-limit-store",
-                bad,
-            ]))
-            .unwrap_err()
-            .to_string();
+            let err = usage_error(&["--upstream", "http://x:1", "--rate-limit-store", bad]);
             assert!(err.contains(want) && !err.contains("pa55word"), "{err}");
         }
-        let err = load(args(&[
+        let err = usage_error(&[
             "--upstream",
             "http://x:1",
             "--rate-limit-store-timeout-ms",
             "0",
-        ]))
-        .unwrap_err()
-        .to_string();
+        ]);
         assert!(err.contains("--rate-limit-store-timeout-ms"), "{err}");
 
-        let ca = dir.path().join("ca.pem");
+        let ca = file.dir.path().join("ca.pem");
         std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
         let ca = ca.to_str().unwrap();
         let store = |url: &str| {
@@ -758,42 +701,25 @@ role = "read-write"
         assert!(store("rediss://cache:6380").is_ok());
         let err = store("redis://cache:6379").unwrap_err().to_string();
         assert!(err.contains("rediss://"), "{err}");
-        let err = load(args(&[
-            "--upstream",
-            "http://x:1",
-            "--rate-limit-store-ca",
-            ca,
-        ]))
-        .unwrap_err()
-        .to_string();
+        let err = usage_error(&["--upstream", "http://x:1", "--rate-limit-store-ca", ca]);
         assert!(err.contains("--rate-limit-store-ca"), "{err}");
         assert!(ServeArgs::try_parse_from(["serve", "--rate-limit", "fast"]).is_err());
     }
 
     #[test]
     fn a_broken_file_does_not_echo_its_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("apig.toml");
-        std::fs::write(
-            &path,
+        let file = TomlFile::new(
             "upstream = \"http://x:1\"\n[[tokens]]\ntoken = \"s3cret-token-value\nrole=1",
-        )
-        .unwrap();
-        let err = load(args(&["--config", path.to_str().unwrap()]))
-            .unwrap_err()
-            .to_string();
+        );
+        let err = usage_error(&["--config", file.path()]);
         assert!(err.contains("invalid configuration near line 3"), "{err}");
         assert!(!err.contains("s3cret"), "{err}");
     }
 
     #[test]
     fn a_misspelt_key_is_named_with_its_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("apig.toml");
-        std::fs::write(&path, "upstream = \"http://x:1\"\nrate_limt = \"10/s\"\n").unwrap();
-        let err = load(args(&["--config", path.to_str().unwrap()]))
-            .unwrap_err()
-            .to_string();
+        let file = TomlFile::new("upstream = \"http://x:1\"\nrate_limt = \"10/s\"\n");
+        let err = usage_error(&["--config", file.path()]);
         assert!(err.contains("unknown key `rate_limt` near line 2"), "{err}");
     }
 }

@@ -27,6 +27,11 @@ pub(super) fn text(v: &Value, key: &str) -> String {
     }
 }
 
+/// The [`text`] of each of `keys`: one row of a table.
+pub(super) fn texts(v: &Value, keys: &[&str]) -> Vec<String> {
+    keys.iter().map(|key| text(v, key)).collect()
+}
+
 pub(super) fn number(v: &Value, key: &str) -> String {
     v.get(key).map(Value::to_string).unwrap_or_default()
 }
@@ -64,6 +69,23 @@ pub(super) fn table(out: &mut impl Write, rows: &[Vec<String>]) -> Result<(), Cl
 }
 
 /// "(3 of 45 apps; --offset/--limit for more)" on stderr when the page is not everything.
+/// Says what a call with no answer to show did; nothing in JSON mode.
+pub(super) fn done(out: &mut impl Write, json_out: bool, what: &str) -> Result<(), CliError> {
+    if json_out {
+        return Ok(());
+    }
+    writeln!(out, "{what}").map_err(CliError::Io)
+}
+
+/// `path` with the query parameters in `query`, if any.
+pub(super) fn with_query(path: &str, query: &[String]) -> String {
+    if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", query.join("&"))
+    }
+}
+
 pub(super) fn footer(list: &Value, shown: usize, what: &str) {
     let total = list.get("total").and_then(Value::as_u64).unwrap_or(0);
     if (shown as u64) < total {

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::client::{segment, Answer, CliError, Client};
 use super::commands::{client, ConnectArgs};
-use super::output::{footer, header, number, raw, table, text};
+use super::output::{done, footer, header, number, raw, table, text, texts, with_query};
 
 /// `apig-appcode quotas`.
 #[derive(Args)]
@@ -130,13 +130,13 @@ pub(crate) async fn quotas(cmd: QuotasCommand, out: &mut impl Write) -> Result<(
     let json_out = cmd.connect.json;
     let client = client(&cmd.connect)?;
     let path = |id: &str| format!("/app-quotas/{}", segment(id));
-    match cmd.action {
-        QuotasAction::Create(fields) => {
-            let answer = client
-                .call(Method::POST, "/app-quotas", Some(&fields.body()))
-                .await?;
-            print_quota(out, json_out, &answer)
-        }
+    // Creating and updating both answer with the quota.
+    let (method, path, body) = match cmd.action {
+        QuotasAction::Create(fields) => (Method::POST, "/app-quotas".to_owned(), fields.body()),
+        QuotasAction::Update {
+            app_quota_id,
+            fields,
+        } => (Method::PUT, path(&app_quota_id), fields.body()),
         QuotasAction::List {
             name,
             offset,
@@ -148,17 +148,14 @@ pub(crate) async fn quotas(cmd: QuotasCommand, out: &mut impl Write) -> Result<(
             }
             query.extend(offset.map(|o| format!("offset={o}")));
             query.extend(limit.map(|l| format!("limit={l}")));
-            let path = match query.is_empty() {
-                true => "/app-quotas".to_owned(),
-                false => format!("/app-quotas?{}", query.join("&")),
-            };
+            let path = with_query("/app-quotas", &query);
             let answer = client.call(Method::GET, &path, None).await?;
             let quotas = answer.list("quotas")?;
             print_quotas(out, json_out, &answer, quotas)?;
             if !json_out {
                 footer(&answer.json, quotas.len(), "quotas");
             }
-            Ok(())
+            return Ok(());
         }
         QuotasAction::Show { app_quota_id } => {
             let answer = client.call(Method::GET, &path(&app_quota_id), None).await?;
@@ -166,22 +163,13 @@ pub(crate) async fn quotas(cmd: QuotasCommand, out: &mut impl Write) -> Result<(
             if json_out {
                 return Ok(());
             }
-            bound_apps(&client, &app_quota_id, out).await
-        }
-        QuotasAction::Update {
-            app_quota_id,
-            fields,
-        } => {
-            let answer = client
-                .call(Method::PUT, &path(&app_quota_id), Some(&fields.body()))
-                .await?;
-            print_quota(out, json_out, &answer)
+            return bound_apps(&client, &app_quota_id, out).await;
         }
         QuotasAction::Delete { app_quota_id } => {
             client
                 .call(Method::DELETE, &path(&app_quota_id), None)
                 .await?;
-            done(out, json_out, &format!("deleted app quota {app_quota_id}"))
+            return done(out, json_out, &format!("deleted app quota {app_quota_id}"));
         }
         QuotasAction::Bind {
             app_quota_id,
@@ -196,13 +184,9 @@ pub(crate) async fn quotas(cmd: QuotasCommand, out: &mut impl Write) -> Result<(
             }
             let mut rows = vec![header(&["APP ID", "APP QUOTA ID", "BOUND"])];
             for applied in applies {
-                rows.push(vec![
-                    text(applied, "app_id"),
-                    text(applied, "app_quota_id"),
-                    text(applied, "bound_time"),
-                ]);
+                rows.push(texts(applied, &["app_id", "app_quota_id", "bound_time"]));
             }
-            table(out, &rows)
+            return table(out, &rows);
         }
         QuotasAction::Unbind {
             app_quota_id,
@@ -210,20 +194,12 @@ pub(crate) async fn quotas(cmd: QuotasCommand, out: &mut impl Write) -> Result<(
         } => {
             let path = format!("{}/bound-apps/{}", path(&app_quota_id), segment(&app_id));
             client.call(Method::DELETE, &path, None).await?;
-            done(
-                out,
-                json_out,
-                &format!("unbound app {app_id} from app quota {app_quota_id}"),
-            )
+            let what = format!("unbound app {app_id} from app quota {app_quota_id}");
+            return done(out, json_out, &what);
         }
-    }
-}
-
-fn done(out: &mut impl Write, json_out: bool, what: &str) -> Result<(), CliError> {
-    if json_out {
-        return Ok(());
-    }
-    writeln!(out, "{what}").map_err(CliError::Io)
+    };
+    let answer = client.call(method, &path, Some(&body)).await?;
+    print_quota(out, json_out, &answer)
 }
 
 /// One quota: the body of a create, show or update.

@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabel, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -225,34 +225,23 @@ struct GatewayCollector(GatewayMetrics);
 impl Collector for GatewayCollector {
     fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
         let t = self.0.total();
-        let mut family = e.encode_descriptor(
+        labelled(
+            &mut e,
             "gateway_requests",
             "Requests the gateway answered, by status class.",
-            None,
             MetricType::Counter,
+            CLASSES
+                .iter()
+                .zip(t.classes)
+                .map(|(class, value)| (("class", *class), ConstCounter::new(value))),
         )?;
-        for (class, value) in CLASSES.iter().zip(t.classes) {
-            let labels = [("class", *class)];
-            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
-        }
-        let buckets: Vec<(f64, u64)> = LATENCY_BOUNDS_NS
-            .iter()
-            .map(|&b| b as f64 / 1e9)
-            .chain([f64::MAX])
-            .zip(t.latency)
-            .collect();
-        let count = t.latency.iter().sum();
-        e.encode_descriptor(
+        histogram(
+            &mut e,
             "upstream_latency_seconds",
             "Time from sending a request upstream to its response headers.",
-            None,
-            MetricType::Histogram,
-        )?
-        .encode_histogram::<NoLabelSet>(
-            t.latency_sum_ns as f64 / 1e9,
-            count,
-            &buckets,
-            None,
+            &LATENCY_BOUNDS_NS,
+            &t.latency,
+            t.latency_sum_ns,
         )
     }
 }
@@ -325,19 +314,34 @@ fn store_latency(
     help: &str,
     latency: &StoreLatency,
 ) -> fmt::Result {
-    let buckets: Vec<(f64, u64)> = STORE_LATENCY_BOUNDS_NS
+    histogram(
+        e,
+        name,
+        help,
+        &STORE_LATENCY_BOUNDS_NS,
+        &latency.buckets,
+        latency.sum_ns,
+    )
+}
+
+/// A histogram in seconds of times counted in nanoseconds: the buckets' upper `bounds`, and
+/// `counts` of each (not cumulative) then of those above them all.
+fn histogram(
+    e: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    bounds: &[u64],
+    counts: &[u64],
+    sum_ns: u64,
+) -> fmt::Result {
+    let buckets: Vec<(f64, u64)> = bounds
         .iter()
         .map(|&b| b as f64 / 1e9)
         .chain([f64::MAX])
-        .zip(latency.buckets)
+        .zip(counts.iter().copied())
         .collect();
     e.encode_descriptor(name, help, None, MetricType::Histogram)?
-        .encode_histogram::<NoLabelSet>(
-            latency.sum_ns as f64 / 1e9,
-            latency.buckets.iter().sum(),
-            &buckets,
-            None,
-        )
+        .encode_histogram::<NoLabelSet>(sum_ns as f64 / 1e9, counts.iter().sum(), &buckets, None)
 }
 
 fn counter(e: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: u64) -> fmt::Result {
@@ -351,6 +355,25 @@ where
 {
     let g = ConstGauge::new(v);
     g.encode(e.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+/// Metric `name` of `kind`, with a sample for each label in `samples`.
+fn labelled<L, M>(
+    e: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    samples: impl IntoIterator<Item = (L, M)>,
+) -> fmt::Result
+where
+    L: EncodeLabel,
+    M: EncodeMetric,
+{
+    let mut family = e.encode_descriptor(name, help, None, kind)?;
+    for (label, metric) in samples {
+        metric.encode(family.encode_family(&[label])?)?;
+    }
+    Ok(())
 }
 
 impl Collector for CacheCollector {
@@ -468,27 +491,24 @@ struct ListenerCollector(Vec<(&'static str, OpenConnections)>);
 
 impl Collector for ListenerCollector {
     fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
-        let mut family = e.encode_descriptor(
+        labelled(
+            &mut e,
             "open_connections",
             "Connections open now, by listener.",
-            None,
             MetricType::Gauge,
+            self.0.iter().map(|(listener, open)| {
+                (("listener", *listener), ConstGauge::new(open.get() as i64))
+            }),
         )?;
-        for (listener, open) in &self.0 {
-            let labels = [("listener", *listener)];
-            ConstGauge::new(open.get() as i64).encode(family.encode_family(&labels)?)?;
-        }
-        let mut family = e.encode_descriptor(
+        labelled(
+            &mut e,
             "refused_connections",
             "Connections refused at the listener's cap, by listener.",
-            None,
             MetricType::Counter,
-        )?;
-        for (listener, open) in &self.0 {
-            let labels = [("listener", *listener)];
-            ConstCounter::new(open.refused()).encode(family.encode_family(&labels)?)?;
-        }
-        Ok(())
+            self.0.iter().map(|(listener, open)| {
+                (("listener", *listener), ConstCounter::new(open.refused()))
+            }),
+        )
     }
 }
 
@@ -498,17 +518,22 @@ struct WorkerCollector(WorkerConnections);
 
 impl Collector for WorkerCollector {
     fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
-        let mut family = e.encode_descriptor(
+        labelled(
+            &mut e,
             "worker_connections",
             "Connections each gateway worker serves now, by worker.",
-            None,
             MetricType::Gauge,
-        )?;
-        for (worker, serving) in self.0.get().into_iter().enumerate() {
-            let labels = [("worker", worker.to_string())];
-            ConstGauge::new(serving as i64).encode(family.encode_family(&labels)?)?;
-        }
-        Ok(())
+            self.0
+                .get()
+                .into_iter()
+                .enumerate()
+                .map(|(worker, serving)| {
+                    (
+                        ("worker", worker.to_string()),
+                        ConstGauge::new(serving as i64),
+                    )
+                }),
+        )
     }
 }
 
@@ -553,22 +578,15 @@ mod tests {
         let latency = "apig_appcode_upstream_latency_seconds";
         assert_eq!(sample(&text, &format!("{latency}_count")), 2.0);
         assert_eq!(sample(&text, &format!("{latency}_sum")), 100.003);
-        assert_eq!(
-            sample(&text, &format!("{latency}_bucket{{le=\"0.002\"}}")),
-            0.0
-        );
-        assert_eq!(
-            sample(&text, &format!("{latency}_bucket{{le=\"0.004\"}}")),
-            1.0
-        );
-        assert_eq!(
-            sample(&text, &format!("{latency}_bucket{{le=\"16.384\"}}")),
-            1.0
-        );
-        assert_eq!(
-            sample(&text, &format!("{latency}_bucket{{le=\"+Inf\"}}")),
-            2.0
-        );
+        for (le, count) in [
+            ("0.002", 0.0),
+            ("0.004", 1.0),
+            ("16.384", 1.0),
+            ("+Inf", 2.0),
+        ] {
+            let bucket = format!("{latency}_bucket{{le=\"{le}\"}}");
+            assert_eq!(sample(&text, &bucket), count, "{bucket}");
+        }
         assert_eq!(
             sample(&text, "apig_appcode_open_connections{listener=\"gateway\"}"),
             0.0

@@ -26,6 +26,7 @@ mod proxy;
 mod request_body;
 mod run;
 mod shares;
+mod streamed_or_held;
 pub mod tls;
 mod token_file;
 mod upstream;

@@ -72,7 +72,7 @@ pub(crate) fn service(
 /// `X-Forwarded-Host`. The proxy must set them: a client's own copies would let it choose what
 /// its signature is checked against. Requests without a signature keep their own.
 fn original(req: Request<Incoming>) -> Request<RequestBody> {
-    let mut req = req.map(RequestBody::streaming);
+    let mut req = req.map(RequestBody::Streamed);
     if !req.headers().contains_key(AUTHORIZATION) {
         return req;
     }

@@ -312,7 +312,7 @@ impl Service<Request<Incoming>> for GatewayService {
 
     fn call(&mut self, req: Request<Incoming>) -> GatewayFuture {
         let answer = match proxy::prepare(req, &self.trusted) {
-            Ok(req) => Answer::Auth(self.auth.call(req.map(RequestBody::streaming))),
+            Ok(req) => Answer::Auth(self.auth.call(req.map(RequestBody::Streamed))),
             Err(bad) => Answer::Refused(Some(bad.into_response())),
         };
         GatewayFuture {

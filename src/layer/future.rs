@@ -11,7 +11,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::authorize::AuthorizeApp;
-use super::headers::X_APIG_QUOTA_APP;
+use super::headers::{with_debug_header, X_APIG_QUOTA_APP};
 use super::rejection::RejectResponse;
 use super::shared::Shared;
 use super::verdict::{charged, check, forward, recheck, reject, Admitted, Checked};
@@ -176,11 +176,8 @@ where
         loop {
             let next = match state.as_mut().project() {
                 StateProj::Call { future, debug } => {
-                    let mut res = ready!(future.poll(cx))?;
-                    if let Some(value) = debug.take() {
-                        res.headers_mut().insert(X_APIG_QUOTA_APP, *value);
-                    }
-                    return Poll::Ready(Ok(res));
+                    let res = ready!(future.poll(cx))?;
+                    return Poll::Ready(Ok(with_debug_header(res, X_APIG_QUOTA_APP, debug.take())));
                 }
                 StateProj::Rejected { response } => {
                     return Poll::Ready(Ok(response.take().expect("polled after completion")))

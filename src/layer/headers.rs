@@ -1,6 +1,6 @@
 //! The headers the layer reads the AppCode from and writes the verified identity to.
 
-use http::{HeaderName, HeaderValue, Request};
+use http::{HeaderName, HeaderValue, Request, Response};
 
 use crate::quota::AppQuota;
 
@@ -23,6 +23,19 @@ pub(crate) fn debug_mode<B>(req: &Request<B>) -> bool {
     req.headers()
         .get(X_APIG_MODE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"debug"))
+}
+
+/// `res` with the debug header `name` set to `value`, when the request asked for debug headers
+/// (`value` is then `Some`).
+pub(crate) fn with_debug_header<B>(
+    mut res: Response<B>,
+    name: HeaderName,
+    value: Option<Box<HeaderValue>>,
+) -> Response<B> {
+    if let Some(value) = value {
+        res.headers_mut().insert(name, *value);
+    }
+    res
 }
 
 /// The value of [`X_APIG_QUOTA_APP`]: `left` calls of `quota`'s window remain.

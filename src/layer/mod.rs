@@ -61,7 +61,7 @@ mod verdict;
 
 pub use authorize::{AllowAll, AuthorizeApp};
 pub use future::ResponseFuture;
-pub(crate) use headers::debug_mode;
+pub(crate) use headers::{debug_mode, with_debug_header};
 pub use headers::{
     IdentityHeaders, X_APIG_APPCODE, X_APIG_MODE, X_APIG_QUOTA_APP, X_APIG_RATELIMIT_APP,
 };

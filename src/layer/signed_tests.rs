@@ -449,6 +449,13 @@ impl KeyLookups {
             gate: Arc::new(tokio::sync::Semaphore::new(0)),
         }
     }
+
+    /// A builder of a layer that admits signatures only, its keys from this provider.
+    fn signatures(&self) -> AppCodeAuthLayerBuilder {
+        AppCodeAuthLayer::builder()
+            .provider(self.clone())
+            .app_auth(AppAuth::Signature)
+    }
 }
 
 impl crate::provider::AppCodeProvider for KeyLookups {
@@ -485,10 +492,7 @@ async fn unknown_keys_are_asked_once_and_remembered_as_unknown_codes_are() {
     use std::sync::atomic::Ordering;
 
     let provider = KeyLookups::holding_key_2();
-    let auth = AppCodeAuthLayer::builder()
-        .provider(provider.clone())
-        .app_auth(AppAuth::Signature)
-        .build();
+    let auth = provider.signatures().build();
     auth.cache().loaded().await;
     let now = SystemTime::now();
 
@@ -578,11 +582,7 @@ async fn a_signed_body_that_stalls_meets_the_body_deadline() {
 #[tokio::test]
 async fn an_unknown_key_past_the_lookup_cap_is_told_when_to_come_back() {
     let provider = KeyLookups::holding_key_2();
-    let auth = AppCodeAuthLayer::builder()
-        .provider(provider.clone())
-        .app_auth(AppAuth::Signature)
-        .max_lookups(1)
-        .build();
+    let auth = provider.signatures().max_lookups(1).build();
     auth.cache().loaded().await;
     let now = SystemTime::now();
     let service = ServiceBuilder::new()

@@ -27,6 +27,20 @@ fn loaded_cache() -> (AppCodeCache, AppCode) {
     (cache, code)
 }
 
+/// A provider with an empty snapshot that finds `code`, as `identity`, when asked for it.
+fn finding(code: &AppCode, identity: AppIdentity) -> ScriptedProvider {
+    let provider = ScriptedProvider::with_snapshot(Vec::new());
+    let lookups = HashMap::from([(code.expose().to_owned(), identity)]);
+    provider.set(|s| s.lookups = Some(lookups));
+    provider
+}
+
+/// A builder over [`loaded_cache`], and the code it holds.
+fn builder_with_code() -> (AppCodeAuthLayerBuilder, AppCode) {
+    let (cache, code) = loaded_cache();
+    (AppCodeAuthLayer::builder().cache(cache), code)
+}
+
 /// Echoes what the inner service saw: the identity and the headers, as text.
 async fn echo(req: Request<Body>) -> Result<Response<Body>, Infallible> {
     let id = req.extensions().get::<AppIdentity>().cloned();
@@ -78,6 +92,21 @@ fn assert_apig(res: &Response<Body>, status: StatusCode, code: &str) {
     assert_eq!(body["request_id"], rid);
 }
 
+/// `res` is APIG's answer to a bad AppCode, its message ending in `why`.
+fn assert_401(res: &Response<Body>, why: &str) {
+    assert_apig(res, StatusCode::UNAUTHORIZED, "APIG.0303");
+    assert!(json(res)["error_msg"].as_str().unwrap().ends_with(why));
+}
+
+/// A layer over `provider`, its first load done.
+async fn loaded_layer(provider: &ScriptedProvider) -> AppCodeAuthLayer {
+    let layer = AppCodeAuthLayer::builder()
+        .provider(provider.clone())
+        .build();
+    layer.cache().loaded().await;
+    layer
+}
+
 #[tokio::test]
 async fn valid_code_is_forwarded_with_identity_and_without_the_header() {
     let (cache, code) = loaded_cache();
@@ -95,11 +124,8 @@ async fn valid_code_is_forwarded_with_identity_and_without_the_header() {
 
 #[tokio::test]
 async fn a_kept_header_reaches_the_service_marked_sensitive() {
-    let (cache, code) = loaded_cache();
-    let layer = AppCodeAuthLayer::builder()
-        .cache(cache)
-        .strip_header(false)
-        .build();
+    let (builder, code) = builder_with_code();
+    let layer = builder.strip_header(false).build();
     let svc =
         ServiceBuilder::new()
             .layer(layer)
@@ -130,11 +156,7 @@ async fn missing_and_empty_headers_are_401_missing() {
     let layer = AppCodeAuthLayer::new(cache);
     for req in [request(None), request(Some(""))] {
         let res = call(&layer, req).await;
-        assert_apig(&res, StatusCode::UNAUTHORIZED, "APIG.0303");
-        assert!(json(&res)["error_msg"]
-            .as_str()
-            .unwrap()
-            .ends_with("AppCode missing"));
+        assert_401(&res, "AppCode missing");
         assert_eq!(res.headers()["www-authenticate"], "AppCode");
     }
     assert_eq!(layer.metrics().rejected_missing, 2);
@@ -150,21 +172,14 @@ async fn repeated_header_is_401_invalid_even_if_one_is_valid() {
         HeaderValue::from_str(code.expose()).unwrap(),
     );
     let res = call(&layer, req).await;
-    assert_apig(&res, StatusCode::UNAUTHORIZED, "APIG.0303");
-    assert!(json(&res)["error_msg"]
-        .as_str()
-        .unwrap()
-        .ends_with("AppCode invalid"));
+    assert_401(&res, "AppCode invalid");
 }
 
 #[tokio::test]
 async fn malformed_and_unknown_codes_get_the_same_answer_and_never_reach_the_provider() {
     let provider = ScriptedProvider::with_snapshot(Vec::new());
     provider.set(|s| s.lookups = Some(HashMap::new()));
-    let layer = AppCodeAuthLayer::builder()
-        .provider(provider.clone())
-        .build();
-    layer.cache().loaded().await;
+    let layer = loaded_layer(&provider).await;
     let malformed: Vec<Vec<u8>> = vec![
         b"short".to_vec(),
         vec![b'a'; 181],
@@ -199,10 +214,7 @@ async fn malformed_and_unknown_codes_get_the_same_answer_and_never_reach_the_pro
 #[tokio::test]
 async fn without_lookup_support_a_miss_is_rejected_locally() {
     let provider = ScriptedProvider::with_snapshot(Vec::new());
-    let layer = AppCodeAuthLayer::builder()
-        .provider(provider.clone())
-        .build();
-    layer.cache().loaded().await;
+    let layer = loaded_layer(&provider).await;
     let res = call(&layer, request(Some(AppCode::generate().expose()))).await;
     assert_apig(&res, StatusCode::UNAUTHORIZED, "APIG.0303");
     assert_eq!(provider.lookup_calls(), 0);
@@ -233,18 +245,9 @@ async fn nothing_passes_before_the_first_load() {
 #[tokio::test]
 async fn point_lookup_admits_caches_and_coalesces() {
     let code = AppCode::generate();
-    let provider = ScriptedProvider::with_snapshot(Vec::new());
-    provider.set(|s| {
-        s.lookups = Some(HashMap::from([(
-            code.expose().to_owned(),
-            AppIdentity::new("late", "c9"),
-        )]));
-        s.lookup_delay = Duration::from_millis(50);
-    });
-    let layer = AppCodeAuthLayer::builder()
-        .provider(provider.clone())
-        .build();
-    layer.cache().loaded().await;
+    let provider = finding(&code, AppIdentity::new("late", "c9"));
+    provider.set(|s| s.lookup_delay = Duration::from_millis(50));
+    let layer = loaded_layer(&provider).await;
     let calls = (0..20).map(|_| call(&layer, request(Some(code.expose()))));
     for res in futures_join_all(calls).await {
         assert_eq!(res.status(), StatusCode::OK);
@@ -290,10 +293,7 @@ async fn provider_lookup_failure_and_timeout_are_503() {
         s.lookups = Some(HashMap::new());
         s.lookup_fails = true;
     });
-    let layer = AppCodeAuthLayer::builder()
-        .provider(provider.clone())
-        .build();
-    layer.cache().loaded().await;
+    let layer = loaded_layer(&provider).await;
     let res = call(&layer, request(Some(AppCode::generate().expose()))).await;
     assert_apig(&res, StatusCode::SERVICE_UNAVAILABLE, "APIG.0202");
     assert_eq!(layer.metrics().provider_errors, 1);
@@ -314,11 +314,8 @@ async fn provider_lookup_failure_and_timeout_are_503() {
 
 #[tokio::test]
 async fn plain_http_is_400_when_https_is_required() {
-    let (cache, code) = loaded_cache();
-    let layer = AppCodeAuthLayer::builder()
-        .cache(cache)
-        .https(HttpsPolicy::required())
-        .build();
+    let (builder, code) = builder_with_code();
+    let layer = builder.https(HttpsPolicy::required()).build();
     let res = call(&layer, request(Some(code.expose()))).await;
     assert_apig(&res, StatusCode::BAD_REQUEST, "APIG.0607");
     let mut req = request(Some(code.expose()));
@@ -350,11 +347,8 @@ async fn authorization_hook_refuses_with_403() {
 
 #[tokio::test]
 async fn identity_headers_replace_whatever_the_client_sent() {
-    let (cache, code) = loaded_cache();
-    let layer = AppCodeAuthLayer::builder()
-        .cache(cache)
-        .identity_headers(IdentityHeaders::default())
-        .build();
+    let (builder, code) = builder_with_code();
+    let layer = builder.identity_headers(IdentityHeaders::default()).build();
     let mut req = request(Some(code.expose()));
     req.headers_mut()
         .insert("x-apig-app-id", HeaderValue::from_static("spoofed"));
@@ -370,9 +364,8 @@ async fn identity_headers_replace_whatever_the_client_sent() {
 
 #[tokio::test]
 async fn custom_header_name() {
-    let (cache, code) = loaded_cache();
-    let layer = AppCodeAuthLayer::builder()
-        .cache(cache)
+    let (builder, code) = builder_with_code();
+    let layer = builder
         .header_name(http::HeaderName::from_static("x-api-key"))
         .build();
     let mut req = request(None);
@@ -437,15 +430,8 @@ async fn inner_errors_pass_through() {
 async fn the_clone_polled_ready_is_the_one_called_on_a_lookup() {
     // tower-test's mock panics if a clone that was not polled ready is called.
     let code = AppCode::generate();
-    let provider = ScriptedProvider::with_snapshot(Vec::new());
-    provider.set(|s| {
-        s.lookups = Some(HashMap::from([(
-            code.expose().to_owned(),
-            AppIdentity::new("a", "c"),
-        )]))
-    });
-    let layer = AppCodeAuthLayer::builder().provider(provider).build();
-    layer.cache().loaded().await;
+    let provider = finding(&code, AppIdentity::new("a", "c"));
+    let layer = loaded_layer(&provider).await;
     let (mut svc, mut handle) =
         tower_test::mock::spawn_layer::<Request<Body>, Response<Body>, _>(layer);
     handle.allow(1);
@@ -513,6 +499,26 @@ fn from_peer(code: &AppCode, peer: &str, xff: Option<&str>) -> Request<Body> {
     req
 }
 
+/// Like [`from_peer`], over plain HTTP, saying `X-Forwarded-Proto: https`.
+fn forwarded_as_https(code: &AppCode, peer: &str, xff: Option<&str>) -> Request<Body> {
+    let mut req = from_peer(code, peer, xff);
+    req.extensions_mut().insert(ConnectionInfo {
+        peer: peer.parse().unwrap(),
+        tls: false,
+    });
+    req.headers_mut()
+        .insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    req
+}
+
+/// A layer over `cache` that reads the client's address from what proxies in 10.0.0.0/8
+/// forward.
+fn behind_proxies(cache: &AppCodeCache) -> AppCodeAuthLayerBuilder {
+    AppCodeAuthLayer::builder()
+        .cache(cache.clone())
+        .trusted_proxies(["10.0.0.0/8".parse().unwrap()])
+}
+
 fn acl(kind: crate::acl::AclType, values: &[&str]) -> std::sync::Arc<crate::acl::AppAcl> {
     std::sync::Arc::new(crate::acl::AppAcl::new(kind, values).unwrap())
 }
@@ -547,10 +553,7 @@ async fn an_acl_admits_listed_clients_and_refuses_the_rest_with_0402() {
 async fn a_forged_forwarded_for_does_not_pass_an_acl() {
     use crate::acl::AclType;
     let (cache, code) = loaded_cache();
-    let layer = AppCodeAuthLayer::builder()
-        .cache(cache.clone())
-        .trusted_proxies(["10.0.0.0/8".parse().unwrap()])
-        .build();
+    let layer = behind_proxies(&cache).build();
     cache.set_app_acl("app-1", acl(AclType::Permit, &["192.0.2.1"]));
 
     // A client naming the permitted address itself, directly or through X-Real-IP.
@@ -572,10 +575,7 @@ async fn a_forged_forwarded_for_does_not_pass_an_acl() {
 async fn an_acl_with_no_readable_client_address_is_0401() {
     use crate::acl::AclType;
     let (cache, code) = loaded_cache();
-    let layer = AppCodeAuthLayer::builder()
-        .cache(cache.clone())
-        .trusted_proxies(["10.0.0.0/8".parse().unwrap()])
-        .build();
+    let layer = behind_proxies(&cache).build();
     cache.set_app_acl("app-1", acl(AclType::Deny, &["192.0.2.1"]));
     let res = call(&layer, from_peer(&code, "10.0.0.2:1000", Some("unknown"))).await;
     assert_apig(&res, StatusCode::FORBIDDEN, "APIG.0401");
@@ -651,27 +651,12 @@ async fn one_list_of_trusted_proxies_serves_the_https_policy_and_the_acl() {
     let req = from_peer(&code, "10.0.0.2:1000", Some("192.0.2.1"));
     assert_eq!(call(&via_policy, req).await.status(), StatusCode::OK);
     // Trusted through the builder, the policy set after: its X-Forwarded-Proto counts.
-    let via_builder = AppCodeAuthLayer::builder()
-        .cache(cache.clone())
-        .trusted_proxies(["10.0.0.0/8".parse().unwrap()])
+    let via_builder = behind_proxies(&cache)
         .https(HttpsPolicy::required())
         .build();
-    let mut req = from_peer(&code, "10.0.0.2:1000", Some("192.0.2.1"));
-    req.extensions_mut().insert(ConnectionInfo {
-        peer: "10.0.0.2:1000".parse().unwrap(),
-        tls: false,
-    });
-    req.headers_mut()
-        .insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    let req = forwarded_as_https(&code, "10.0.0.2:1000", Some("192.0.2.1"));
     assert_eq!(call(&via_builder, req).await.status(), StatusCode::OK);
-    let mut plain = from_peer(&code, "203.0.113.1:1000", None);
-    plain.extensions_mut().insert(ConnectionInfo {
-        peer: "203.0.113.1:1000".parse().unwrap(),
-        tls: false,
-    });
-    plain
-        .headers_mut()
-        .insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    let plain = forwarded_as_https(&code, "203.0.113.1:1000", None);
     assert_apig(
         &call(&via_builder, plain).await,
         StatusCode::BAD_REQUEST,

@@ -82,14 +82,28 @@ impl QuotaCounts {
         quota: &AppQuota,
         now: SystemTime,
     ) -> Result<u64, Duration> {
+        self.with_call_left(app_id, quota, now, |count| {
+            count.unflushed += 1;
+            let left = quota.call_limits().saturating_sub(count.used());
+            self.after_unflushed(count, left);
+            left
+        })
+    }
+
+    /// Runs `f` on `app_id`'s count when its window has a call left, else says how long until
+    /// the window ends.
+    fn with_call_left<T>(
+        &self,
+        app_id: &str,
+        quota: &AppQuota,
+        now: SystemTime,
+        f: impl FnOnce(&mut Count) -> T,
+    ) -> Result<T, Duration> {
         self.with_count(app_id, quota, now, |count| {
             if count.used() >= quota.call_limits() {
                 return Err(wait_until(count.window_end, now));
             }
-            count.unflushed += 1;
-            let left = quota.call_limits().saturating_sub(count.used());
-            self.after_unflushed(count, left);
-            Ok(left)
+            Ok(f(count))
         })
     }
 
@@ -166,18 +180,15 @@ impl QuotaCounts {
         quota: &AppQuota,
         now: SystemTime,
     ) -> Result<QuotaCount, Duration> {
-        self.with_count(app_id, quota, now, |count| {
-            if count.used() >= quota.call_limits() {
-                return Err(wait_until(count.window_end, now));
-            }
+        self.with_call_left(app_id, quota, now, |count| {
             count.asking += 1;
-            Ok(QuotaCount {
+            QuotaCount {
                 app_id: app_id.to_owned(),
                 first_call: count.first_call,
                 window_start: count.window_start,
                 window_end: count.window_end,
                 calls: 1,
-            })
+            }
         })
     }
 
@@ -421,6 +432,30 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(s)
     }
 
+    /// Counts a flusher shares with other nodes.
+    fn shared_counts() -> QuotaCounts {
+        let counts = QuotaCounts::default();
+        counts.share();
+        counts
+    }
+
+    /// `calls` a minute, in windows from 0: 0-60, 60-120…
+    fn per_minute_from_zero(calls: u64) -> AppQuota {
+        AppQuota::new(calls, TimeUnit::Minute, 1)
+            .unwrap()
+            .reset_time(t(0))
+    }
+
+    /// The shared count of an app first called at `first_call`: `calls` in the window from
+    /// `window_start`.
+    fn shared(first_call: i64, window_start: i64, calls: u64) -> SharedCount {
+        SharedCount {
+            first_call,
+            window_start,
+            calls,
+        }
+    }
+
     #[test]
     fn a_window_allows_its_calls_then_says_when_it_ends() {
         let counts = QuotaCounts::default();
@@ -465,8 +500,7 @@ mod tests {
 
     #[test]
     fn shared_counts_refuse_what_other_nodes_used() {
-        let counts = QuotaCounts::default();
-        counts.share();
+        let counts = shared_counts();
         let quota = AppQuota::new(10, TimeUnit::Minute, 1).unwrap();
         for _ in 0..3 {
             counts.charge("a", &quota, t(100)).unwrap();
@@ -485,11 +519,7 @@ mod tests {
         // In flight, the calls still count: 7 more are allowed, not 10.
         counts.charge("a", &quota, t(101)).unwrap();
         // Another node made 5 calls in the same window: 3 + 5 shared, 1 unflushed here.
-        let total = SharedCount {
-            first_call: 100,
-            window_start: 100,
-            calls: 8,
-        };
+        let total = shared(100, 100, 8);
         counts.settle(&sent, Some(&[total]));
         assert_eq!(counts.pending(), 1);
         assert_eq!(counts.charge("a", &quota, t(102)), Ok(0));
@@ -506,21 +536,11 @@ mod tests {
 
     #[test]
     fn a_newer_window_from_the_store_ends_this_nodes_window() {
-        let counts = QuotaCounts::default();
-        counts.share();
-        let quota = AppQuota::new(10, TimeUnit::Minute, 1)
-            .unwrap()
-            .reset_time(t(0));
+        let counts = shared_counts();
+        let quota = per_minute_from_zero(10);
         counts.charge("a", &quota, t(59)).unwrap();
         let sent = counts.take_unflushed(100);
-        counts.settle(
-            &sent,
-            Some(&[SharedCount {
-                first_call: 0,
-                window_start: 60,
-                calls: 10,
-            }]),
-        );
+        counts.settle(&sent, Some(&[shared(0, 60, 10)]));
         // The clock here still says 59, but the cluster's window 60-120 is used up.
         assert_eq!(counts.pending(), 0);
         assert_eq!(
@@ -537,8 +557,7 @@ mod tests {
 
     #[test]
     fn a_node_hurries_its_flush_once_the_cluster_could_use_up_the_rest_soon() {
-        let counts = QuotaCounts::default();
-        counts.share();
+        let counts = shared_counts();
         let roomy = AppQuota::new(1_000_000_000_000, TimeUnit::Day, 1).unwrap();
         counts.charge("a", &roomy, t(100)).unwrap();
         let urgent = || counts.urgent.swap(false, Ordering::AcqRel);
@@ -548,11 +567,7 @@ mod tests {
         );
         // Two reads of the shared count 10 ms or more apart, 1 000 calls between them: at most
         // 100 000 calls a second.
-        let total = |calls| SharedCount {
-            first_call: 100,
-            window_start: 100,
-            calls,
-        };
+        let total = |calls| shared(100, 100, calls);
         let sent = counts.take_unflushed(10);
         counts.settle(&sent, Some(&[total(1)]));
         std::thread::sleep(Duration::from_millis(10));
@@ -572,11 +587,8 @@ mod tests {
 
     #[test]
     fn an_asked_call_is_decided_by_the_shared_total() {
-        let counts = QuotaCounts::default();
-        counts.share();
-        let quota = AppQuota::new(3, TimeUnit::Minute, 1)
-            .unwrap()
-            .reset_time(t(0));
+        let counts = shared_counts();
+        let quota = per_minute_from_zero(3);
         let asked = counts.begin_ask("a", &quota, t(10)).unwrap();
         assert_eq!(
             (asked.window_start, asked.window_end, asked.calls),
@@ -589,11 +601,7 @@ mod tests {
             counts.begin_ask("a", &quota, t(10)),
             Err(Duration::from_secs(50))
         );
-        let total = |window_start, calls| SharedCount {
-            first_call: 0,
-            window_start,
-            calls,
-        };
+        let total = |window_start, calls| shared(0, window_start, calls);
         // Other nodes made two calls: this one is the third, the last of the window.
         assert_eq!(counts.answer_ask(&asked, total(0, 3), &quota, t(11)), Ok(0));
         assert_eq!(
@@ -610,18 +618,11 @@ mod tests {
 
     #[test]
     fn an_answer_for_a_newer_window_counts_the_call_here_in_it() {
-        let counts = QuotaCounts::default();
-        counts.share();
-        let quota = AppQuota::new(3, TimeUnit::Minute, 1)
-            .unwrap()
-            .reset_time(t(0));
+        let counts = shared_counts();
+        let quota = per_minute_from_zero(3);
         // This node's clock says 59; the cluster is in the window 60-120 with two calls.
         let asked = counts.begin_ask("a", &quota, t(59)).unwrap();
-        let newer = SharedCount {
-            first_call: 0,
-            window_start: 60,
-            calls: 2,
-        };
+        let newer = shared(0, 60, 2);
         assert_eq!(counts.answer_ask(&asked, newer, &quota, t(59)), Ok(0));
         let sent = counts.take_unflushed(10);
         assert_eq!((sent[0].window_start, sent[0].calls), (60, 1));

@@ -90,20 +90,16 @@ pub fn parse_authorization(value: &str) -> Result<Authorization<'_>, SignatureEr
     let rest = params
         .strip_prefix("Access=")
         .ok_or(Malformed("expected `Access=` after the scheme"))?;
-    // Split at commas (a byte search), then check what follows: neither an access key nor a
-    // signed header name may hold a comma, so the first comma ends each.
-    let (access_key, rest) = rest
-        .split_once(',')
-        .and_then(|(key, rest)| Some((key, rest.strip_prefix(" SignedHeaders=")?)))
-        .ok_or(Malformed(
-            "expected `, SignedHeaders=` after the access key",
-        ))?;
-    let (signed_headers, signature_hex) = rest
-        .split_once(',')
-        .and_then(|(list, rest)| Some((list, rest.strip_prefix(" Signature=")?)))
-        .ok_or(Malformed(
-            "expected `, Signature=` after the signed headers",
-        ))?;
+    let (access_key, rest) = split_field(
+        rest,
+        " SignedHeaders=",
+        "expected `, SignedHeaders=` after the access key",
+    )?;
+    let (signed_headers, signature_hex) = split_field(
+        rest,
+        " Signature=",
+        "expected `, Signature=` after the signed headers",
+    )?;
 
     check_access_key(access_key)?;
     validate_signed_headers(signed_headers)?;
@@ -115,6 +111,21 @@ pub fn parse_authorization(value: &str) -> Result<Authorization<'_>, SignatureEr
         signed_headers,
         signature,
     })
+}
+
+/// `rest` split at its first comma into a field's value and the text after `next`, which must
+/// follow the comma; `missing` says what was expected when it does not.
+///
+/// Split at commas (a byte search), then check what follows: neither an access key nor a
+/// signed header name may hold a comma, so the first comma ends each.
+fn split_field<'a>(
+    rest: &'a str,
+    next: &str,
+    missing: &'static str,
+) -> Result<(&'a str, &'a str), SignatureError> {
+    rest.split_once(',')
+        .and_then(|(value, rest)| Some((value, rest.strip_prefix(next)?)))
+        .ok_or(SignatureError::MalformedAuthorization(missing))
 }
 
 /// The access key an `Authorization` value names, without checking the rest: for a quick
@@ -193,113 +204,85 @@ mod tests {
 
     #[test]
     fn garbage_authorization_is_rejected() {
+        use SignatureError::{MalformedAuthorization as Malformed, UnsupportedAlgorithm};
+
         let good = auth_header(&parts_of(vector("client_post_create_app_code")));
         assert!(parse_authorization(&good).is_ok());
         let sig = &good[good.len() - 64..];
-        let cases: Vec<(String, SignatureError)> = vec![
-            ("Bearer abc".into(), SignatureError::UnsupportedAlgorithm),
+        let too_many: Vec<String> = (0..65).map(|i| format!("h{i:03}")).collect();
+        // Each error with the values that must get it.
+        let cases: Vec<(SignatureError, Vec<String>)> = vec![
             (
-                "SDK-HMAC-SM3 Access=a, SignedHeaders=host, Signature=00".into(),
-                SignatureError::UnsupportedAlgorithm,
+                UnsupportedAlgorithm,
+                vec![
+                    "Bearer abc".into(),
+                    "SDK-HMAC-SM3 Access=a, SignedHeaders=host, Signature=00".into(),
+                    "sdk-hmac-sha256 Access=a, SignedHeaders=host, Signature=00".into(),
+                ],
             ),
             (
-                "sdk-hmac-sha256 Access=a, SignedHeaders=host, Signature=00".into(),
-                SignatureError::UnsupportedAlgorithm,
+                Malformed("expected `Access=` after the scheme"),
+                vec![
+                    good.replacen("SDK-HMAC-SHA256 ", "SDK-HMAC-SHA256  ", 1),
+                    good.replacen("Access=", "access=", 1),
+                    "SDK-HMAC-SHA256".into(),
+                ],
             ),
             (
-                good.replacen("SDK-HMAC-SHA256 ", "SDK-HMAC-SHA256  ", 1),
-                SignatureError::MalformedAuthorization("expected `Access=` after the scheme"),
+                Malformed("expected `, SignedHeaders=` after the access key"),
+                vec![good.replacen(", SignedHeaders", ",SignedHeaders", 1)],
             ),
             (
-                good.replacen(", SignedHeaders", ",SignedHeaders", 1),
-                SignatureError::MalformedAuthorization(
-                    "expected `, SignedHeaders=` after the access key",
-                ),
+                Malformed("expected `, Signature=` after the signed headers"),
+                vec![good.replacen(", Signature", " ,Signature", 1)],
             ),
             (
-                good.replacen(", Signature", " ,Signature", 1),
-                SignatureError::MalformedAuthorization(
-                    "expected `, Signature=` after the signed headers",
-                ),
+                Malformed("signature is not 64 lower-case hex digits"),
+                vec![
+                    good.replacen(sig, &sig.to_uppercase(), 1),
+                    format!("{good}0"),
+                    format!("{good}, Extra=1"),
+                ],
             ),
             (
-                good.replacen("Access=", "access=", 1),
-                SignatureError::MalformedAuthorization("expected `Access=` after the scheme"),
+                Malformed("signed headers are not strictly ascending"),
+                vec![
+                    good.replacen("content-type;host", "host;content-type", 1),
+                    good.replacen("content-type;host", "content-type;content-type;host", 1),
+                ],
             ),
             (
-                good.replacen(sig, &sig.to_uppercase(), 1),
-                SignatureError::MalformedAuthorization("signature is not 64 lower-case hex digits"),
+                Malformed("signed header name is empty or not a lower-case token"),
+                vec![
+                    good.replacen("content-type", "Content-Type", 1),
+                    good.replacen("host;", ";", 1),
+                ],
             ),
             (
-                format!("{good}0"),
-                SignatureError::MalformedAuthorization("signature is not 64 lower-case hex digits"),
+                Malformed("access key is empty or has invalid characters"),
+                vec![
+                    good.replacen("Access=HPUAEXAMPLEAK0000001", "Access=", 1),
+                    good.replacen("Access=HPUAEXAMPLEAK0000001", "Access=a b", 1),
+                ],
             ),
+            (Malformed("empty scheme"), vec!["".into()]),
+            (Malformed("too long"), vec!["x".repeat(5000)]),
             (
-                format!("{good}, Extra=1"),
-                SignatureError::MalformedAuthorization("signature is not 64 lower-case hex digits"),
-            ),
-            (
-                good.replacen("content-type;host", "host;content-type", 1),
-                SignatureError::MalformedAuthorization("signed headers are not strictly ascending"),
-            ),
-            (
-                good.replacen("content-type;host", "content-type;content-type;host", 1),
-                SignatureError::MalformedAuthorization("signed headers are not strictly ascending"),
-            ),
-            (
-                good.replacen("content-type", "Content-Type", 1),
-                SignatureError::MalformedAuthorization(
-                    "signed header name is empty or not a lower-case token",
-                ),
-            ),
-            (
-                good.replacen("host;", ";", 1),
-                SignatureError::MalformedAuthorization(
-                    "signed header name is empty or not a lower-case token",
-                ),
-            ),
-            (
-                good.replacen("Access=HPUAEXAMPLEAK0000001", "Access=", 1),
-                SignatureError::MalformedAuthorization(
-                    "access key is empty or has invalid characters",
-                ),
-            ),
-            (
-                good.replacen("Access=HPUAEXAMPLEAK0000001", "Access=a b", 1),
-                SignatureError::MalformedAuthorization(
-                    "access key is empty or has invalid characters",
-                ),
-            ),
-            (
-                "".into(),
-                SignatureError::MalformedAuthorization("empty scheme"),
-            ),
-            (
-                "SDK-HMAC-SHA256".into(),
-                SignatureError::MalformedAuthorization("expected `Access=` after the scheme"),
-            ),
-            (
-                "x".repeat(5000),
-                SignatureError::MalformedAuthorization("too long"),
+                Malformed("too many signed headers"),
+                vec![format!(
+                    "SDK-HMAC-SHA256 Access=a, SignedHeaders={}, Signature={sig}",
+                    too_many.join(";")
+                )],
             ),
         ];
-        for (value, expected) in cases {
-            assert_eq!(
-                parse_authorization(&value).map(|_| ()),
-                Err(expected),
-                "{value:?}"
-            );
+        for (expected, values) in cases {
+            for value in values {
+                assert_eq!(
+                    parse_authorization(&value).map(|_| ()),
+                    Err(expected.clone()),
+                    "{value:?}"
+                );
+            }
         }
-        let too_many: Vec<String> = (0..65).map(|i| format!("h{i:03}")).collect();
-        let value = format!(
-            "SDK-HMAC-SHA256 Access=a, SignedHeaders={}, Signature={sig}",
-            too_many.join(";")
-        );
-        assert_eq!(
-            parse_authorization(&value).map(|_| ()),
-            Err(SignatureError::MalformedAuthorization(
-                "too many signed headers"
-            ))
-        );
     }
 }

@@ -109,6 +109,22 @@ pub(super) fn verify_vector(
     verify(parts, body, lookup(v), vector_now(), DEFAULT_MAX_SKEW)
 }
 
+/// Verifies `parts` and `body` at the vectors' time, `sk` being the secret of every access key
+/// (`None`: no key is known).
+pub(super) fn verify_with_sk(
+    parts: &Parts,
+    body: &[u8],
+    sk: Option<&str>,
+) -> Result<VerifiedAccessKey, SignatureError> {
+    verify(
+        parts,
+        body,
+        |_| sk.map(SecretKey::from),
+        vector_now(),
+        DEFAULT_MAX_SKEW,
+    )
+}
+
 pub(super) fn set_header(parts: &mut Parts, name: &str, value: &str) {
     parts.headers.insert(
         HeaderName::from_bytes(name.as_bytes()).unwrap(),

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
@@ -295,10 +296,7 @@ struct Inner {
 
 impl fmt::Debug for RedisRateStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisRateStore")
-            .field("url", &self.inner.url)
-            .field("prefix", &self.inner.prefix)
-            .finish_non_exhaustive()
+        self.inner.debug("RedisRateStore", f)
     }
 }
 
@@ -408,10 +406,7 @@ pub struct RedisQuotaCounts {
 
 impl fmt::Debug for RedisQuotaCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisQuotaCounts")
-            .field("url", &self.inner.url)
-            .field("prefix", &self.inner.prefix)
-            .finish_non_exhaustive()
+        self.inner.debug("RedisQuotaCounts", f)
     }
 }
 
@@ -419,62 +414,51 @@ impl SharedQuotaCounts for RedisQuotaCounts {
     fn add(&self, counts: Vec<QuotaCount>) -> BoxFuture<'_, Result<Vec<SharedCount>, BoxError>> {
         Box::pin(async move {
             let inner = &self.inner;
+            let counts = &counts;
             let slot = Slot::of(inner);
-            let mut retried = false;
-            loop {
-                let (generation, mut conn) = slot.connection(inner).await?;
-                let mut call = Call {
-                    slot: Arc::clone(&slot),
-                    generation,
-                    done: false,
-                };
-                let mut invocation = inner.script.prepare_invoke();
-                for count in &counts {
-                    invocation
-                        .key(format!("{}{}", inner.prefix, count.app_id))
-                        .arg(count.first_call)
-                        .arg(count.window_start)
-                        .arg(count.window_end)
-                        .arg(count.calls);
-                }
-                let result = invocation.invoke_async::<Vec<i64>>(&mut conn).await;
-                call.done = true;
-                match result {
-                    Ok(flat) if flat.len() == counts.len() * 3 => {
-                        return Ok(flat
-                            .chunks_exact(3)
-                            .map(|c| SharedCount {
-                                first_call: c[0],
-                                window_start: c[1],
-                                calls: c[2].max(0).unsigned_abs(),
-                            })
-                            .collect());
+            let flat = slot
+                .call(inner, |mut conn| async move {
+                    let mut invocation = inner.script.prepare_invoke();
+                    for count in counts {
+                        invocation
+                            .key(format!("{}{}", inner.prefix, count.app_id))
+                            .arg(count.first_call)
+                            .arg(count.window_start)
+                            .arg(count.window_end)
+                            .arg(count.calls);
                     }
-                    Ok(flat) => {
-                        return Err(format!(
-                            "Redis answered {} numbers for {} quota counts",
-                            flat.len(),
-                            counts.len()
-                        )
-                        .into())
-                    }
-                    Err(e) if is_transient(&e) && !retried => {
-                        slot.disconnect(generation);
-                        retried = true;
-                    }
-                    Err(e) => {
-                        if is_transient(&e) {
-                            slot.disconnect(generation);
-                        }
-                        return Err(describe(&e, &inner.url).into());
-                    }
-                }
+                    invocation.invoke_async::<Vec<i64>>(&mut conn).await
+                })
+                .await?;
+            if flat.len() != counts.len() * 3 {
+                return Err(format!(
+                    "Redis answered {} numbers for {} quota counts",
+                    flat.len(),
+                    counts.len()
+                )
+                .into());
             }
+            Ok(flat
+                .chunks_exact(3)
+                .map(|c| SharedCount {
+                    first_call: c[0],
+                    window_start: c[1],
+                    calls: c[2].max(0).unsigned_abs(),
+                })
+                .collect())
         })
     }
 }
 
 impl Inner {
+    /// A store's or its quota counts' `Debug`: the Redis (its password hidden) and the prefix.
+    fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("url", &self.url)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+
     async fn open(&self) -> Result<MultiplexedConnection, RedisError> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(CONNECT_TIMEOUT)
@@ -591,6 +575,44 @@ impl Slot {
             state.conn = None;
         }
     }
+
+    /// One call to Redis: `invoke` on this thread's connection. A connection found broken is
+    /// replaced and the call made once more: after an outage, each thread's first call finds
+    /// its old connection dead.
+    async fn call<T, F, Fut>(
+        self: &Arc<Self>,
+        inner: &Arc<Inner>,
+        mut invoke: F,
+    ) -> Result<T, RateStoreError>
+    where
+        F: FnMut(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let mut retried = false;
+        loop {
+            let (generation, conn) = self.connection(inner).await?;
+            let mut call = Call {
+                slot: Arc::clone(self),
+                generation,
+                done: false,
+            };
+            let result = invoke(conn).await;
+            call.done = true;
+            match result {
+                Ok(answer) => return Ok(answer),
+                Err(e) if is_transient(&e) && !retried => {
+                    self.disconnect(generation);
+                    retried = true;
+                }
+                Err(e) => {
+                    if is_transient(&e) {
+                        self.disconnect(generation);
+                    }
+                    return Err(RateStoreError::new(describe(&e, &inner.url)));
+                }
+            }
+        }
+    }
 }
 
 impl RateStore for RedisRateStore {
@@ -607,47 +629,30 @@ impl RateStore for RedisRateStore {
         let batch = self.batch;
         let budgets = (batch > 1).then(|| (Arc::clone(&self.budgets), Box::from(app_id)));
         Box::pin(async move {
-            // A connection found broken is replaced and the call made once more: after an
-            // outage, each thread's first call finds its old connection dead.
-            let mut retried = false;
-            loop {
-                let (generation, mut conn) = slot.connection(&inner).await?;
-                let mut call = Call {
-                    slot: Arc::clone(&slot),
-                    generation,
-                    done: false,
-                };
-                let result = inner
-                    .script
-                    .key(&key)
-                    .arg(interval)
-                    .arg(tolerance)
-                    .arg(batch)
-                    .invoke_async::<(u32, u64)>(&mut conn)
-                    .await;
-                call.done = true;
-                slot.lock().abandoned = 0;
-                match result {
-                    Ok((0, ns)) => return Ok(Err(Duration::from_nanos(ns))),
-                    Ok((granted, after)) => {
-                        if let Some((budgets, app_id)) = budgets.filter(|_| granted > 1) {
-                            let until = tokio::time::Instant::now() + BUDGET_LIFETIME;
-                            let left = granted - 1;
-                            budgets.insert(app_id, Budget { left, until });
-                        }
-                        // What this node holds passes at once too.
-                        return Ok(Ok(after.saturating_add(u64::from(granted - 1))));
+            let (slot, script, key) = (&slot, &inner.script, &key);
+            let answer = slot
+                .call(&inner, |mut conn| async move {
+                    let answer = script
+                        .key(key)
+                        .arg(interval)
+                        .arg(tolerance)
+                        .arg(batch)
+                        .invoke_async::<(u32, u64)>(&mut conn)
+                        .await;
+                    slot.lock().abandoned = 0;
+                    answer
+                })
+                .await?;
+            match answer {
+                (0, ns) => Ok(Err(Duration::from_nanos(ns))),
+                (granted, after) => {
+                    if let Some((budgets, app_id)) = budgets.filter(|_| granted > 1) {
+                        let until = tokio::time::Instant::now() + BUDGET_LIFETIME;
+                        let left = granted - 1;
+                        budgets.insert(app_id, Budget { left, until });
                     }
-                    Err(e) if is_transient(&e) && !retried => {
-                        slot.disconnect(generation);
-                        retried = true;
-                    }
-                    Err(e) => {
-                        if is_transient(&e) {
-                            slot.disconnect(generation);
-                        }
-                        return Err(RateStoreError::new(describe(&e, &inner.url)));
-                    }
+                    // What this node holds passes at once too.
+                    Ok(Ok(after.saturating_add(u64::from(granted - 1))))
                 }
             }
         })

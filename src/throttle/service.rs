@@ -17,7 +17,9 @@ use super::quota::Quota;
 use super::shared::Shared;
 use super::store::{Asking, RateCheck, Route};
 use crate::identity::AppIdentity;
-use crate::layer::{debug_mode, ApigJson, RejectResponse, Rejection, X_APIG_RATELIMIT_APP};
+use crate::layer::{
+    debug_mode, with_debug_header, ApigJson, RejectResponse, Rejection, X_APIG_RATELIMIT_APP,
+};
 use crate::rejection_kind::RejectionKind;
 use crate::request_id::{RequestId, X_REQUEST_ID};
 
@@ -155,12 +157,9 @@ fn throttled<B, ResBody, R: RejectResponse<ResBody>>(
         retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
         "rate limit"
     );
-    let mut res =
+    let res =
         reject.reject(&Rejection::new(RejectionKind::Throttled, request_id).retry_after(wait));
-    if let Some(value) = debug_header(shared, req, 0) {
-        res.headers_mut().insert(X_APIG_RATELIMIT_APP, *value);
-    }
-    res
+    with_debug_header(res, X_APIG_RATELIMIT_APP, debug_header(shared, req, 0))
 }
 
 /// What calling the inner service takes once the store has answered.
@@ -275,10 +274,8 @@ where
                     }
                 }
                 StateProj::Call { future, debug } => {
-                    let mut res = ready!(future.poll(cx))?;
-                    if let Some(value) = debug.take() {
-                        res.headers_mut().insert(X_APIG_RATELIMIT_APP, *value);
-                    }
+                    let res = ready!(future.poll(cx))?;
+                    let res = with_debug_header(res, X_APIG_RATELIMIT_APP, debug.take());
                     return Poll::Ready(Ok(res));
                 }
                 StateProj::Throttled { response } => {

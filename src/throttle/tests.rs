@@ -204,7 +204,7 @@ fn debug_request(app: &str) -> Request<()> {
 }
 
 async fn rate_header(svc: &mut Svc, req: Request<()>) -> (StatusCode, Option<String>) {
-    let res = svc.ready().await.unwrap().call(req).await.unwrap();
+    let res = send(svc, req).await;
     let header = res
         .headers()
         .get("x-apig-ratelimit-app")

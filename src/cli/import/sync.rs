@@ -73,24 +73,43 @@ pub(crate) async fn app(store: &dyn Store, mode: Mode, app: App) -> Result<Outco
         Err(e) => return refused(e),
     };
     let mut changes = AppChanges::at(Timestamp::now());
-    let mut fields = Vec::new();
-    if held.name != app.name {
-        fields.push("name");
-        changes.name = Some(app.name.clone());
+    let mut differs = Differs::default();
+    differs.field("name", &held.name, &app.name, &mut changes.name);
+    differs.field("remark", &held.remark, &app.remark, &mut changes.remark);
+    differs.field("app_key", &held.app_key, &app.app_key, &mut changes.app_key);
+    differs.field(
+        "app_secret",
+        &held.app_secret,
+        &app.app_secret,
+        &mut changes.app_secret,
+    );
+    settle(
+        mode,
+        differs.0,
+        store.update_app(&app.scope, &app.id, changes),
+    )
+    .await
+}
+
+/// The fields in which the source differs from what the target holds.
+#[derive(Default)]
+struct Differs(Vec<&'static str>);
+
+impl Differs {
+    /// Compares field `name`: when the source's value differs from the held one, the field is
+    /// named and `change` set to the source's value.
+    fn field<T: PartialEq + Clone>(
+        &mut self,
+        name: &'static str,
+        held: &T,
+        source: &T,
+        change: &mut Option<T>,
+    ) {
+        if held != source {
+            self.0.push(name);
+            *change = Some(source.clone());
+        }
     }
-    if held.remark != app.remark {
-        fields.push("remark");
-        changes.remark = Some(app.remark.clone());
-    }
-    if held.app_key != app.app_key {
-        fields.push("app_key");
-        changes.app_key = Some(app.app_key.clone());
-    }
-    if held.app_secret != app.app_secret {
-        fields.push("app_secret");
-        changes.app_secret = Some(app.app_secret.clone());
-    }
-    settle(mode, fields, store.update_app(&app.scope, &app.id, changes)).await
 }
 
 /// The AppCode, by its ID, among `held` (the target app's codes). A code whose value differs
