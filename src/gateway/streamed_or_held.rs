@@ -1,6 +1,9 @@
 //! [`StreamedOrHeld`]: a body streamed from a connection, or one held whole in memory. The
 //! gateway's request bodies (a client's, or a signed one it read to hash) and its response
 //! bodies (the upstream's, or one it wrote itself) are both one or the other.
+//!
+//! Not `http_body_util::Either`: its error is boxed, where these bodies keep the streamed body's
+//! own error type (`hyper::Error` for the public [`ProxyBody`](super::ProxyBody)).
 
 use std::fmt;
 use std::pin::Pin;
