@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::error::{corrupt, db};
-use super::rows::{app_seq, changed_apps};
+use super::rows::{app_seq, changed_apps, query_all};
 use super::transactions::{read_tx, Write};
 use crate::acl::AppAcl;
 use crate::store::{Scope, StoreResult};
@@ -83,22 +83,20 @@ pub(super) fn of_instance(
     instance_id: &str,
 ) -> StoreResult<Vec<(String, AppAcl)>> {
     let tx = read_tx(conn)?;
-    let rows = tx
-        .prepare_cached(
-            "SELECT a.id, x.kind, x.acl_values FROM app_acls x JOIN apps a ON a.seq = x.app_seq
-             WHERE a.instance_id = ?1 ORDER BY a.seq",
-        )
-        .and_then(|mut s| {
-            s.query_map([instance_id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(db("read the instance's app ACLs"))?;
+    let rows = query_all(
+        &tx,
+        "read the instance's app ACLs",
+        "SELECT a.id, x.kind, x.acl_values FROM app_acls x JOIN apps a ON a.seq = x.app_seq
+         WHERE a.instance_id = ?1 ORDER BY a.seq",
+        [instance_id],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        },
+    )?;
     rows.into_iter()
         .map(|(app, kind, values)| Ok((app, decode(&kind, &values)?)))
         .collect()
@@ -111,23 +109,23 @@ pub(super) fn changed_since(
     instance_id: &str,
     after: i64,
 ) -> StoreResult<Vec<(String, Option<AppAcl>)>> {
-    let rows = tx
-        .prepare_cached(concat!(
+    let rows = query_all(
+        tx,
+        "read the changed app ACLs",
+        concat!(
             "SELECT l.app_id, x.kind, x.acl_values",
             changed_apps!(),
             "LEFT JOIN app_acls x ON x.app_seq = a.seq ORDER BY l.revision, l.ord"
-        ))
-        .and_then(|mut s| {
-            s.query_map(params![instance_id, after], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(db("read the changed app ACLs"))?;
+        ),
+        params![instance_id, after],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        },
+    )?;
     rows.into_iter()
         .map(|(app, kind, values)| {
             let acl = match (kind, values) {

@@ -3,8 +3,7 @@
 
 use rusqlite::{params, Connection, Transaction};
 
-use super::error::db;
-use super::rows::{changed_apps, read_app, APP_COLUMNS, BACKEND};
+use super::rows::{changed_apps, query_all, read_app, APP_COLUMNS, BACKEND};
 use super::transactions::read_tx;
 use crate::app_key::AppKey;
 use crate::store::cipher::Sealer;
@@ -17,18 +16,16 @@ pub(super) fn of_instance(
     instance_id: &str,
 ) -> StoreResult<Vec<(String, AppKey)>> {
     let tx = read_tx(conn)?;
-    let rows = tx
-        .prepare_cached(&format!(
-            "SELECT project_id, {APP_COLUMNS} FROM apps WHERE instance_id = ?1 ORDER BY seq"
-        ))
-        .and_then(|mut s| {
-            s.query_map([instance_id], |r| {
-                let project: String = r.get(0)?;
-                Ok((project, RawApp::from_sqlite_row_at(r, 1)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(db("read the instance's app keys"))?;
+    let rows = query_all(
+        &tx,
+        "read the instance's app keys",
+        &format!("SELECT project_id, {APP_COLUMNS} FROM apps WHERE instance_id = ?1 ORDER BY seq"),
+        [instance_id],
+        |r| {
+            let project: String = r.get(0)?;
+            Ok((project, RawApp::from_sqlite_row_at(r, 1)?))
+        },
+    )?;
     rows.into_iter()
         .map(|(project, raw)| {
             let app = raw.open(sealer, &Scope::new(project, instance_id), BACKEND)?;
@@ -45,19 +42,17 @@ pub(super) fn changed_since(
     instance_id: &str,
     after: i64,
 ) -> StoreResult<Vec<(String, Option<AppKey>)>> {
-    let rows = tx
-        .prepare_cached(concat!(
+    let rows = query_all(
+        tx,
+        "read the changed app keys",
+        concat!(
             "SELECT l.app_id, a.project_id",
             changed_apps!(),
             "ORDER BY l.revision, l.ord"
-        ))
-        .and_then(|mut s| {
-            s.query_map(params![instance_id, after], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(db("read the changed app keys"))?;
+        ),
+        params![instance_id, after],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+    )?;
     rows.into_iter()
         .map(|(app_id, project)| {
             let key = match project {

@@ -13,7 +13,7 @@ use rusqlite::{params, params_from_iter, Connection, Transaction};
 use super::error::{cipher, db};
 use super::revision::instance_revision;
 use super::rows::{
-    app_seq, count, query_codes, read_app, sql_total, APP_COLUMNS, BACKEND, CODE_SELECT,
+    app_seq, count, query_all, query_codes, read_app, sql_total, APP_COLUMNS, BACKEND, CODE_SELECT,
 };
 use super::transactions::{read_tx, Write};
 use crate::store::cipher::{code_binding, Sealer};
@@ -213,13 +213,13 @@ pub(super) fn list_apps(
     let sql = format!(
         "SELECT {APP_COLUMNS} FROM apps WHERE {APP_FILTER} ORDER BY seq LIMIT ?9 OFFSET ?10"
     );
-    let raws = tx
-        .prepare_cached(&sql)
-        .and_then(|mut s| {
-            s.query_map(params_from_iter(page), RawApp::from_sqlite_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(db("list apps"))?;
+    let raws = query_all(
+        &tx,
+        "list apps",
+        &sql,
+        params_from_iter(page),
+        RawApp::from_sqlite_row,
+    )?;
     let apps = raws.into_iter().map(|raw| raw.open(sealer, scope, BACKEND));
     sealed::page(total, BACKEND, apps)
 }

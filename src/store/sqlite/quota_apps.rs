@@ -5,7 +5,7 @@ use rusqlite::types::ToSql;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
 use super::error::{corrupt, db};
-use super::rows::{app_seq, count, quota_seq, read, APP_COLUMNS, BACKEND};
+use super::rows::{app_seq, count, query_all, quota_seq, read, APP_COLUMNS, BACKEND};
 use super::transactions::{read_tx, write_tx, Write};
 use crate::store::cipher::Sealer;
 use crate::store::sealed::{self, sql_count, RawApp};
@@ -108,18 +108,16 @@ pub(super) fn apps(
         .iter()
         .copied()
         .chain([&limit as &dyn ToSql, &offset]);
-    let rows = tx
-        .prepare_cached(&format!(
+    let rows = query_all(
+        &tx,
+        "list the quota's apps",
+        &format!(
             "SELECT {APP_COLUMNS}, b.bound_time FROM {FROM} WHERE {FILTER}
              ORDER BY a.seq LIMIT ?6 OFFSET ?7"
-        ))
-        .and_then(|mut s| {
-            s.query_map(params_from_iter(page), |r| {
-                Ok((RawApp::from_sqlite_row(r)?, r.get::<_, Option<i64>>(10)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(db("list the quota's apps"))?;
+        ),
+        params_from_iter(page),
+        |r| Ok((RawApp::from_sqlite_row(r)?, r.get::<_, Option<i64>>(10)?)),
+    )?;
     let apps = rows.into_iter().map(|(raw, bound_time)| {
         Ok(QuotaApp {
             app: raw.open(sealer, scope, BACKEND)?,
@@ -141,7 +139,7 @@ pub(super) fn unbind(
     let n = tx
         .prepare_cached(
             "DELETE FROM app_quota_bindings WHERE quota_seq = ?1 AND app_seq =
-                 (SELECT seq FROM apps WHERE project_id = ?2 AND instance_id = ?3 AND id = ?4)",
+             (SELECT seq FROM apps WHERE project_id = ?2 AND instance_id = ?3 AND id = ?4)",
         )
         .and_then(|mut s| s.execute(params![quota, scope.project_id, scope.instance_id, app_id]))
         .map_err(db("unbind app quota"))?;

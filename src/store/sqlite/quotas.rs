@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, Transaction};
 
 use super::error::db;
 use super::rows::{
-    changed_apps, count, quota_seq, raw_limit, raw_quota, read, BACKEND, QUOTA_SELECT,
+    changed_apps, count, query_all, quota_seq, raw_limit, raw_quota, read, BACKEND, QUOTA_SELECT,
 };
 use super::transactions::{read_tx, write_tx, Write};
 use crate::quota::AppQuota;
@@ -29,15 +29,14 @@ fn name_taken(
 
 /// The IDs of the apps bound to the quota at `seq`, in the order they were bound.
 fn bound_apps(tx: &Transaction<'_>, seq: i64) -> StoreResult<Vec<String>> {
-    tx.prepare_cached(
+    query_all(
+        tx,
+        "read the quota's apps",
         "SELECT a.id FROM app_quota_bindings b JOIN apps a ON a.seq = b.app_seq
          WHERE b.quota_seq = ?1 ORDER BY b.seq",
+        [seq],
+        |r| r.get(0),
     )
-    .and_then(|mut s| {
-        s.query_map([seq], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()
-    })
-    .map_err(db("read the quota's apps"))
 }
 
 pub(super) fn create(
@@ -116,24 +115,19 @@ pub(super) fn list(
     let count_sql = format!("SELECT COUNT(*) FROM app_quotas q WHERE {FILTER}");
     let params = params![scope.project_id, scope.instance_id, name];
     let total = count(&tx, "count app quotas", &count_sql, params)?;
-    let raws = tx
-        .prepare_cached(&format!(
-            "{QUOTA_SELECT} WHERE {FILTER} ORDER BY q.seq LIMIT ?4 OFFSET ?5"
-        ))
-        .and_then(|mut s| {
-            s.query_map(
-                params![
-                    scope.project_id,
-                    scope.instance_id,
-                    name,
-                    sql_count(limit),
-                    sql_count(offset)
-                ],
-                raw_quota,
-            )?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(db("list app quotas"))?;
+    let raws = query_all(
+        &tx,
+        "list app quotas",
+        &format!("{QUOTA_SELECT} WHERE {FILTER} ORDER BY q.seq LIMIT ?4 OFFSET ?5"),
+        params![
+            scope.project_id,
+            scope.instance_id,
+            name,
+            sql_count(limit),
+            sql_count(offset)
+        ],
+        raw_quota,
+    )?;
     sealed::page(
         total,
         BACKEND,
@@ -199,22 +193,18 @@ pub(super) fn of_instance(
     instance_id: &str,
 ) -> StoreResult<Vec<(String, AppQuota)>> {
     let tx = read_tx(conn)?;
-    let rows = tx
-        .prepare_cached(
-            "SELECT a.id, q.call_limits, q.time_unit, q.time_interval,
-                    COALESCE(q.reset_time, b.bound_time / 1000000000)
-             FROM app_quota_bindings b
-             JOIN apps a ON a.seq = b.app_seq
-             JOIN app_quotas q ON q.seq = b.quota_seq
-             WHERE a.instance_id = ?1 ORDER BY b.seq",
-        )
-        .and_then(|mut s| {
-            s.query_map([instance_id], |r| {
-                Ok((r.get::<_, String>(0)?, raw_limit(r, 1)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(db("read the instance's app quotas"))?;
+    let rows = query_all(
+        &tx,
+        "read the instance's app quotas",
+        "SELECT a.id, q.call_limits, q.time_unit, q.time_interval,
+                COALESCE(q.reset_time, b.bound_time / 1000000000)
+         FROM app_quota_bindings b
+         JOIN apps a ON a.seq = b.app_seq
+         JOIN app_quotas q ON q.seq = b.quota_seq
+         WHERE a.instance_id = ?1 ORDER BY b.seq",
+        [instance_id],
+        |r| Ok((r.get::<_, String>(0)?, raw_limit(r, 1)?)),
+    )?;
     rows.into_iter()
         .map(|(app, limit)| {
             let quota = limit.open(format_args!("the quota of app {app}"), BACKEND)?;
@@ -230,26 +220,26 @@ pub(super) fn changed_since(
     instance_id: &str,
     after: i64,
 ) -> StoreResult<Vec<(String, Option<AppQuota>)>> {
-    let rows = tx
-        .prepare_cached(concat!(
+    let rows = query_all(
+        tx,
+        "read the changed app quotas",
+        concat!(
             "SELECT l.app_id, q.call_limits, q.time_unit, q.time_interval,
-                    COALESCE(q.reset_time, b.bound_time / 1000000000)",
+             COALESCE(q.reset_time, b.bound_time / 1000000000)",
             changed_apps!(),
             "LEFT JOIN app_quota_bindings b ON b.app_seq = a.seq
              LEFT JOIN app_quotas q ON q.seq = b.quota_seq
              ORDER BY l.revision, l.ord"
-        ))
-        .and_then(|mut s| {
-            s.query_map(params![instance_id, after], |r| {
-                let limit = match r.get::<_, Option<i64>>(1)? {
-                    Some(_) => Some(raw_limit(r, 1)?),
-                    None => None,
-                };
-                Ok((r.get::<_, String>(0)?, limit))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(db("read the changed app quotas"))?;
+        ),
+        params![instance_id, after],
+        |r| {
+            let limit = match r.get::<_, Option<i64>>(1)? {
+                Some(_) => Some(raw_limit(r, 1)?),
+                None => None,
+            };
+            Ok((r.get::<_, String>(0)?, limit))
+        },
+    )?;
     rows.into_iter()
         .map(|(app, limit)| {
             let quota = limit

@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::error::db;
-use super::rows::{query_codes, BACKEND};
+use super::rows::{query_all, query_codes, BACKEND};
 use super::transactions::read_tx;
 use crate::provider::{CodesDigest, RevisionDigest};
 use crate::store::cipher::Sealer;
@@ -96,22 +96,20 @@ pub(super) fn app_code_changes(
          ORDER BY l.revision, l.ord",
         params![instance_id, after],
     )?;
-    let deleted = tx
-        .prepare_cached(
-            "SELECT app_id, app_code_id FROM app_code_log
-             WHERE instance_id = ?1 AND revision > ?2 AND kind = 'D'
-             ORDER BY revision, ord",
-        )
-        .and_then(|mut s| {
-            s.query_map(params![instance_id, after], |r| {
-                Ok(DeletedAppCode {
-                    app_id: r.get(0)?,
-                    id: r.get(1)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(db("read the change log"))?;
+    let deleted = query_all(
+        &tx,
+        "read the change log",
+        "SELECT app_id, app_code_id FROM app_code_log
+         WHERE instance_id = ?1 AND revision > ?2 AND kind = 'D'
+         ORDER BY revision, ord",
+        params![instance_id, after],
+        |r| {
+            Ok(DeletedAppCode {
+                app_id: r.get(0)?,
+                id: r.get(1)?,
+            })
+        },
+    )?;
     let acls = super::acls::changed_since(&tx, instance_id, after)?;
     let quotas = super::quotas::changed_since(&tx, instance_id, after)?;
     let keys = super::keys::changed_since(&tx, sealer, instance_id, after)?;

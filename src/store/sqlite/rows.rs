@@ -4,7 +4,7 @@
 //! `keys.rs`, `revision.rs`) import from here and never from each other for these, so that
 //! their imports run one way.
 
-use rusqlite::{params, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::error::db;
 use crate::secret::Secret;
@@ -100,6 +100,19 @@ impl RawCode {
     }
 }
 
+/// Every row `sql` selects, each read by `row`; an error names `context`.
+pub(super) fn query_all<T>(
+    conn: &Connection,
+    context: &'static str,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> StoreResult<Vec<T>> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.query_map(params, row)?.collect())
+        .map_err(db(context))
+}
+
 /// The AppCodes `sql` (a [`CODE_SELECT`]) selects, opened.
 pub(super) fn query_codes(
     tx: &Transaction<'_>,
@@ -108,13 +121,7 @@ pub(super) fn query_codes(
     sql: &str,
     params: impl rusqlite::Params,
 ) -> StoreResult<Vec<AppCodeRecord>> {
-    let raws = tx
-        .prepare_cached(sql)
-        .and_then(|mut s| {
-            s.query_map(params, RawCode::from_sqlite_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(db("read AppCodes"))?;
+    let raws = query_all(tx, "read AppCodes", sql, params, RawCode::from_sqlite_row)?;
     raws.into_iter()
         .map(|raw| raw.open(sealer, instance_id, BACKEND))
         .collect()
