@@ -280,7 +280,7 @@ pub enum BuildError {
     DuplicateInstance(String),
     /// Neither a token nor an access key: nobody could call the API.
     NoCredentials,
-    /// A token shorter than [`MIN_TOKEN_LEN`](super::MIN_TOKEN_LEN) bytes.
+    /// A token shorter than [`MIN_TOKEN_LEN`] bytes.
     TokenTooShort,
     /// The same token twice (with possibly different permissions).
     DuplicateToken,

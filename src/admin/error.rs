@@ -43,7 +43,7 @@ pub(crate) enum AdminError {
     AppNameExists,
     /// `400 APIG.3310`.
     AppKeyExists,
-    /// `400 APIG.3311` (see [`APP_CODE_EXISTS`]).
+    /// `400 APIG.3311` (see [`APP_CODE_EXISTS`](code::APP_CODE_EXISTS)).
     AppCodeExists,
     /// `403 APIG.3131`.
     AppCodeQuotaExceeded,

@@ -1,7 +1,7 @@
 //! The `apig-appcode` gateway: the management API and the AppCode-checking reverse proxy on two
 //! listeners, with TLS, health checks, Prometheus metrics and graceful shutdown.
 //!
-//! The binary's `serve` command is [`run`] with a [`Config`](config::Config), which the binary
+//! The binary's `serve` command is [`run`](fn@run) with a [`Config`](config::Config), which the binary
 //! builds from its flags, `APIG_*` environment variables and an optional TOML file. The data
 //! plane is [`Gateway`]: worker threads, their upstream connections, and the deadlines of
 //! [`limits`]. An optional third listener, the verify listener, answers only whether a request's

@@ -467,7 +467,7 @@ impl AppCodeAuthLayerBuilder {
     /// request signed with an app's key and secret (`SDK-HMAC-SHA256`) is admitted as its app,
     /// through the same ACL, quota and authorization as an AppCode. The keys come from the
     /// provider ([`AppCodeProvider::app_keys`]) or the cache
-    /// ([`AppCodeCache::set_app_key`]); place a [`SignedBodyLayer`](super::SignedBodyLayer)
+    /// ([`AppCodeCache::set_app_key`]); place a [`SignedBodyLayer`]
     /// outside this layer so that signed bodies are checked (see its docs).
     ///
     /// ```

@@ -5,7 +5,7 @@
 //! app authentication). This module recomputes that signature on the server side, byte for byte
 //! as `huaweicloudsdkcore` 3.1.219 (`signer/signer.py`) computes it, and checks it: the one
 //! verifier of the management API ([`admin`](crate::admin), feature `admin`) and of the layer
-//! ([`AppAuth`](crate::layer::AppAuth)). [`sign`] is the client's side.
+//! ([`AppAuth`](crate::layer::AppAuth)). [`sign`](fn@sign) is the client's side.
 //!
 //! # Example
 //!

@@ -1,6 +1,6 @@
 //! [`sign`]: the client's side, as the SDK signs, for clients and tests of [`verify`].
 //!
-//! [`verify`]: super::verify
+//! [`verify`]: fn@super::verify
 
 use std::time::SystemTime;
 
@@ -16,7 +16,7 @@ use super::{
     string_to_sign, Authorization, Payload, SecretKey, SignatureError, ALGORITHM, DATE_HEADER,
 };
 
-/// Signs a request the way the SDK does, so that [`verify`](super::verify) accepts it: sets `X-Sdk-Date` to
+/// Signs a request the way the SDK does, so that [`verify`](fn@super::verify) accepts it: sets `X-Sdk-Date` to
 /// `at`, signs every header present whose name has no `_` (and `host`, which must be present),
 /// covers `body` by its SHA-256, and sets `Authorization`.
 ///

@@ -60,7 +60,7 @@ impl VerifiedAccessKey {
 /// An unknown access key still costs a full HMAC over the request (with a dummy key), so
 /// neither the answer nor its timing reveals which access keys exist.
 ///
-/// See the [module example](super) for a request signed with [`sign`](super::sign) and verified;
+/// See the [module example](super) for a request signed with [`sign`](fn@super::sign) and verified;
 /// [`read_signature`] does the same in two steps, for a verifier that looks the key up itself.
 pub fn verify(
     parts: &Parts,

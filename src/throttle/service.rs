@@ -23,7 +23,7 @@ use crate::layer::{
 use crate::rejection_kind::RejectionKind;
 use crate::request_id::{RequestId, X_REQUEST_ID};
 
-/// Charges each request to its app's [`Quota`](super::Quota); see the [module](super).
+/// Charges each request to its app's [`Quota`]; see the [module](super).
 #[derive(Clone)]
 pub struct Throttle<S, R = ApigJson> {
     inner: S,

@@ -42,7 +42,7 @@ pub const DEFAULT_INSTANCE_ID: &str = "00000000000000000000000000000001";
 /// Default start of the rate limit store's keys: `apig:rl:INSTANCE:APP`.
 pub const DEFAULT_RATE_LIMIT_STORE_PREFIX: &str = "apig:rl:";
 
-/// Everything [`run`](super::run) needs. `Debug` shows no credential, key or password.
+/// Everything [`run`](fn@super::run) needs. `Debug` shows no credential, key or password.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Config {

@@ -107,7 +107,7 @@ pub(super) async fn instance_digest(
 /// codes, so 250 000 codes a statement at most unless the tables were written around it.
 const DIGEST_SLICE: i64 = 50_000;
 
-/// A [`BEGIN_READ`] transaction: what changed in the instance's AppCodes after `revision` (see
+/// A [`BEGIN_READ`](super::ops::BEGIN_READ) transaction: what changed in the instance's AppCodes after `revision` (see
 /// [`Store::app_code_changes`](crate::store::Store::app_code_changes)), from one
 /// `REPEATABLE READ` snapshot, so the revision, the log and the codes agree.
 pub(super) async fn app_code_changes(
