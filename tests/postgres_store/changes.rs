@@ -4,7 +4,8 @@
 use apig_appcode::provider::{Change, ChangeStream, CodesDigest};
 use apig_appcode::quota::{AppQuota, TimeUnit};
 use apig_appcode::store::{
-    AppCodeRecord, AppQuotaRecord, PostgresOptions, Scope, SecretString, Store, Timestamp,
+    AppCodeRecord, AppQuotaRecord, PostgresOptions, PostgresStore, Scope, SecretString, Store,
+    Timestamp,
 };
 use apig_appcode::{AppCode, AppKey};
 
@@ -58,15 +59,38 @@ async fn another_nodes_writes_reach_the_change_stream() {
     expect_remove_id(next_code(&mut changes).await, &c4.id);
 }
 
-/// The next change of an app's quota on `stream`, past the ACL and key read back with it.
-async fn next_quota(stream: &mut ChangeStream) -> (String, Option<AppQuota>) {
+/// The next change on `stream` that `pick` takes, past the other changes an app's write
+/// announces with it (its ACL, signing key and quota are read back together).
+async fn next_of_app<T>(stream: &mut ChangeStream, pick: fn(Change) -> Result<T, Change>) -> T {
     loop {
-        match next(stream).await {
-            Change::AppAcl { acl: None, .. } | Change::AppKey { .. } => {}
-            Change::AppQuota { app_id, quota } => return (app_id, quota.map(|q| (*q).clone())),
-            other => panic!("expected a change of an app's quota, got {other:?}"),
+        match pick(next(stream).await) {
+            Ok(picked) => return picked,
+            Err(
+                Change::AppAcl { acl: None, .. } | Change::AppKey { .. } | Change::AppQuota { .. },
+            ) => {}
+            Err(other) => panic!("expected another change of an app, got {other:?}"),
         }
     }
+}
+
+/// The next change of an app's quota on `stream`.
+async fn next_quota(stream: &mut ChangeStream) -> (String, Option<AppQuota>) {
+    next_of_app(stream, |change| match change {
+        Change::AppQuota { app_id, quota } => Ok((app_id, quota.map(|q| (*q).clone()))),
+        other => Err(other),
+    })
+    .await
+}
+
+/// A node that writes and another, on `options`, and what each hears: `[other, own]`. Every
+/// change must reach both, the writer's own stream too.
+async fn writer_and_both_streams(
+    db: &TestDb,
+    options: PostgresOptions,
+) -> (PostgresStore, PostgresStore, [ChangeStream; 2]) {
+    let (a, b) = (open(db, options.clone()).await, open(db, options).await);
+    let streams = [listening(&b).await, listening(&a).await];
+    (a, b, streams)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,11 +98,7 @@ async fn quota_changes_reach_every_node_and_the_writer() {
     let Some(db) = TestDb::create("quota_changes_reach_every_node_and_the_writer").await else {
         return;
     };
-    let (a, b) = (
-        open(&db, PostgresOptions::new()).await,
-        open(&db, PostgresOptions::new()).await,
-    );
-    let (mut own, mut other) = (listening(&a).await, listening(&b).await);
+    let (a, _b, [mut other, mut own]) = writer_and_both_streams(&db, PostgresOptions::new()).await;
     a.create_app(app_in(&scope(), 1)).await.unwrap();
     // The app's creation (its signing key) is announced with its quota: none yet.
     for stream in [&mut other, &mut own] {
@@ -118,15 +138,13 @@ async fn quota_changes_reach_every_node_and_the_writer() {
     assert_eq!(next_quota(&mut other).await, (id(1), None));
 }
 
-/// The next change of an app's signing key on `stream`, past the ACL and quota read with it.
+/// The next change of an app's signing key on `stream`.
 async fn next_key(stream: &mut ChangeStream) -> (String, Option<AppKey>) {
-    loop {
-        match next(stream).await {
-            Change::AppAcl { .. } | Change::AppQuota { .. } => {}
-            Change::AppKey { app_id, key } => return (app_id, key.map(|k| (*k).clone())),
-            other => panic!("expected a change of an app's key, got {other:?}"),
-        }
-    }
+    next_of_app(stream, |change| match change {
+        Change::AppKey { app_id, key } => Ok((app_id, key.map(|k| (*k).clone()))),
+        other => Err(other),
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,8 +152,7 @@ async fn key_changes_reach_every_node_and_the_writer() {
     let Some(db) = TestDb::create("key_changes_reach_every_node_and_the_writer").await else {
         return;
     };
-    let (a, b) = (open(&db, key(5)).await, open(&db, key(5)).await);
-    let (mut own, mut other) = (listening(&a).await, listening(&b).await);
+    let (a, _b, [mut other, mut own]) = writer_and_both_streams(&db, key(5)).await;
     let app = app_in(&scope(), 1);
     a.create_app(app.clone()).await.unwrap();
     let first = AppKey::new(app.app_key.as_str(), app.app_secret.expose());
