@@ -7,6 +7,7 @@
 //! order): the quota's row, then the apps' rows in the order of their row numbers, then the
 //! instance's revision (taken by the first logged statement, `triggers.rs`).
 
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::error::{db, unique_violation};
@@ -30,6 +31,19 @@ async fn bound_apps(conn: &mut Conn, seq: i64) -> StoreResult<Vec<String>> {
         )
         .await?;
     rows.iter().map(|r| col(r, 0)).collect()
+}
+
+/// What a quota's INSERT and UPDATE both write, in the order both bind it (`$1` to `$6`): its
+/// name, its limit's four columns and its remark.
+fn written<'a>(record: &'a AppQuotaRecord, limit: &'a RawLimit) -> [&'a (dyn ToSql + Sync); 6] {
+    [
+        &record.name,
+        &limit.call_limits,
+        &limit.time_unit,
+        &limit.time_interval,
+        &limit.reset_time,
+        &record.remark,
+    ]
 }
 
 /// A write to `app_quotas` that a concurrent one beat to a name after the check, or another
@@ -65,23 +79,19 @@ pub(super) async fn create(
         return Err(StoreError::QuotaNameExists);
     }
     let limit = RawLimit::of(&record.quota, BACKEND)?;
+    let created = record.create_time.unix_nanos();
+    let only_inserted: [&(dyn ToSql + Sync); 4] =
+        [&scope.project_id, &scope.instance_id, &record.id, &created];
+    let params: Vec<_> = written(&record, &limit)
+        .into_iter()
+        .chain(only_inserted)
+        .collect();
     let inserted = conn
         .query_raw(
-            "INSERT INTO app_quotas (project_id, instance_id, id, name, call_limits, time_unit,
-                                     time_interval, reset_time, remark, create_time)
+            "INSERT INTO app_quotas (name, call_limits, time_unit, time_interval, reset_time,
+                                     remark, project_id, instance_id, id, create_time)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[
-                &scope.project_id,
-                &scope.instance_id,
-                &record.id,
-                &record.name,
-                &limit.call_limits,
-                &limit.time_unit,
-                &limit.time_interval,
-                &limit.reset_time,
-                &record.remark,
-                &record.create_time.unix_nanos(),
-            ],
+            &params,
         )
         .await;
     match inserted {
@@ -178,19 +188,15 @@ pub(super) async fn update(
         return Err(StoreError::QuotaNameExists);
     }
     let limit = RawLimit::of(&record.quota, BACKEND)?;
+    let params: Vec<_> = written(&record, &limit)
+        .into_iter()
+        .chain([&seq as &(dyn ToSql + Sync)])
+        .collect();
     conn.query_raw(
-        "UPDATE app_quotas SET name = $2, call_limits = $3, time_unit = $4, time_interval = $5,
-                               reset_time = $6, remark = $7
-         WHERE seq = $1",
-        &[
-            &seq,
-            &record.name,
-            &limit.call_limits,
-            &limit.time_unit,
-            &limit.time_interval,
-            &limit.reset_time,
-            &record.remark,
-        ],
+        "UPDATE app_quotas SET name = $1, call_limits = $2, time_unit = $3, time_interval = $4,
+                               reset_time = $5, remark = $6
+         WHERE seq = $7",
+        &params,
     )
     .await
     .map_err(|e| unique_conflict(e, "update app quota"))?;
