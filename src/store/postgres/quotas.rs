@@ -13,8 +13,8 @@ use tokio_postgres::Row;
 use super::error::{db, unique_violation};
 use super::pool::{Conn, Progress};
 use super::rows::{
-    changed_apps, col, count, quota_select, quota_seq, raw_limit, raw_quota, read, row_by_id,
-    BACKEND, QUOTA_BY_ID_LOCKED,
+    col, count, quota_select, quota_seq, raw_limit, raw_quota, read, row_by_id, BACKEND,
+    QUOTA_BY_ID_LOCKED,
 };
 use crate::quota::AppQuota;
 use crate::store::sealed::{page, sql_count, RawLimit};
@@ -226,38 +226,13 @@ pub(super) async fn delete(conn: &mut Conn, scope: &Scope, quota_id: &str) -> St
 }
 
 /// The quota in columns `at..at + 4` of `row`, `None` if they are NULL (no quota).
-fn quota_in(row: &Row, at: usize, app_id: &str) -> StoreResult<Option<AppQuota>> {
+pub(super) fn quota_in(row: &Row, at: usize, app_id: &str) -> StoreResult<Option<AppQuota>> {
     if col::<Option<i64>>(row, at)?.is_none() {
         return Ok(None);
     }
     raw_limit(row, at)?
         .open(format_args!("the quota of app {app_id}"), BACKEND)
         .map(Some)
-}
-
-/// One statement: the quota the app `app_id` of the instance has now (`None`: none, or no
-/// app).
-pub(super) async fn of_app(
-    conn: &mut Conn,
-    instance_id: &str,
-    app_id: &str,
-) -> StoreResult<Option<AppQuota>> {
-    let row = conn
-        .query_opt(
-            "read the app's quota",
-            "SELECT q.call_limits, q.time_unit, q.time_interval,
-                    COALESCE(q.reset_time, b.bound_time / 1000000000)
-             FROM apps a
-             JOIN app_quota_bindings b ON b.app_seq = a.seq
-             JOIN app_quotas q ON q.seq = b.quota_seq
-             WHERE a.instance_id = $1 AND a.id = $2",
-            &[&instance_id, &app_id],
-        )
-        .await?;
-    match row {
-        Some(r) => quota_in(&r, 0, app_id),
-        None => Ok(None),
-    }
 }
 
 /// A [`BEGIN_SNAPSHOT`](super::ops::BEGIN_SNAPSHOT) transaction: the quota of every app of the
@@ -284,34 +259,4 @@ pub(super) async fn of_instance(
     })
     .await?;
     Ok(quotas)
-}
-
-/// Inside the reader's transaction: the apps whose ACL or quota changed after revision `after`
-/// (each once, in the order of its last change) and the quota each has now.
-pub(super) async fn changed_since(
-    conn: &mut Conn,
-    instance_id: &str,
-    after: i64,
-) -> StoreResult<Vec<(String, Option<AppQuota>)>> {
-    let rows = conn
-        .query(
-            "read the changed app quotas",
-            concat!(
-                "SELECT l.app_id, q.call_limits, q.time_unit, q.time_interval,
-                        COALESCE(q.reset_time, b.bound_time / 1000000000)",
-                changed_apps!(),
-                "LEFT JOIN app_quota_bindings b ON b.app_seq = a.seq
-                 LEFT JOIN app_quotas q ON q.seq = b.quota_seq
-                 ORDER BY l.revision, l.ord"
-            ),
-            &[&instance_id, &after],
-        )
-        .await?;
-    rows.iter()
-        .map(|r| {
-            let app_id: String = col(r, 0)?;
-            let quota = quota_in(r, 1, &app_id)?;
-            Ok((app_id, quota))
-        })
-        .collect()
 }
