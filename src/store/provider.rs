@@ -92,6 +92,27 @@ fn unavailable(e: StoreError) -> ProviderError {
     }
 }
 
+/// Each app's ACL, quota or key (or its absence) as the cache holds it: shared, since the cache
+/// hands it to every request of the app.
+fn shared<T>(per_app: Vec<(String, Option<T>)>) -> impl Iterator<Item = (String, Option<Arc<T>>)> {
+    per_app
+        .into_iter()
+        .map(|(app_id, item)| (app_id, item.map(Arc::new)))
+}
+
+/// Every app's ACL, quota or key that `read` reads from the store, each shared as in [`shared`].
+async fn all_shared<T>(
+    read: impl std::future::Future<Output = Result<Vec<(String, T)>, StoreError>>,
+) -> Result<Option<Vec<(String, Arc<T>)>>, ProviderError> {
+    let per_app = read.await.map_err(unavailable)?;
+    Ok(Some(
+        per_app
+            .into_iter()
+            .map(|(app_id, item)| (app_id, Arc::new(item)))
+            .collect(),
+    ))
+}
+
 /// The records as cache entries; codes of one app share one allocation of the app ID.
 fn identities(records: Vec<AppCodeRecord>) -> Snapshot {
     let mut entries = Entries::default();
@@ -165,28 +186,12 @@ impl AppCodeProvider for StoreProvider {
             let creations = identities(changes.created)
                 .into_iter()
                 .map(|(code, identity)| Change::Upsert { code, identity });
-            let acls = changes
-                .acls
-                .into_iter()
-                .map(|(app_id, acl)| Change::AppAcl {
-                    app_id,
-                    acl: acl.map(Arc::new),
-                });
-            let quotas = changes
-                .quotas
-                .into_iter()
-                .map(|(app_id, quota)| Change::AppQuota {
-                    app_id,
-                    quota: quota.map(Arc::new),
-                });
-            let keys = changes
-                .keys
-                .into_iter()
+            let acls = shared(changes.acls).map(|(app_id, acl)| Change::AppAcl { app_id, acl });
+            let quotas =
+                shared(changes.quotas).map(|(app_id, quota)| Change::AppQuota { app_id, quota });
+            let keys = shared(changes.keys)
                 .filter(|_| self.keys)
-                .map(|(app_id, key)| Change::AppKey {
-                    app_id,
-                    key: key.map(Arc::new),
-                });
+                .map(|(app_id, key)| Change::AppKey { app_id, key });
             Ok(Some(Delta {
                 revision: changes.revision,
                 changes: removals
@@ -209,34 +214,13 @@ impl AppCodeProvider for StoreProvider {
     }
 
     fn app_acls(&self) -> BoxFuture<'_, Result<Option<AppAcls>, ProviderError>> {
-        Box::pin(async move {
-            let acls = self
-                .store
-                .instance_app_acls(&self.instance_id)
-                .await
-                .map_err(unavailable)?;
-            Ok(Some(
-                acls.into_iter()
-                    .map(|(app, acl)| (app, Arc::new(acl)))
-                    .collect(),
-            ))
-        })
+        Box::pin(all_shared(self.store.instance_app_acls(&self.instance_id)))
     }
 
     fn app_quotas(&self) -> BoxFuture<'_, Result<Option<AppQuotas>, ProviderError>> {
-        Box::pin(async move {
-            let quotas = self
-                .store
-                .instance_app_quotas(&self.instance_id)
-                .await
-                .map_err(unavailable)?;
-            Ok(Some(
-                quotas
-                    .into_iter()
-                    .map(|(app, quota)| (app, Arc::new(quota)))
-                    .collect(),
-            ))
-        })
+        Box::pin(all_shared(
+            self.store.instance_app_quotas(&self.instance_id),
+        ))
     }
 
     fn app_keys(&self) -> BoxFuture<'_, Result<Option<AppKeys>, ProviderError>> {
@@ -244,16 +228,7 @@ impl AppCodeProvider for StoreProvider {
             if !self.keys {
                 return Ok(None);
             }
-            let keys = self
-                .store
-                .instance_app_keys(&self.instance_id)
-                .await
-                .map_err(unavailable)?;
-            Ok(Some(
-                keys.into_iter()
-                    .map(|(app, key)| (app, Arc::new(key)))
-                    .collect(),
-            ))
+            all_shared(self.store.instance_app_keys(&self.instance_id)).await
         })
     }
 

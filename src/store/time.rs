@@ -40,18 +40,23 @@ impl Timestamp {
 impl fmt::Display for Timestamp {
     /// RFC 3339 in UTC with nine fractional digits.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = self.0.div_euclid(1_000_000_000);
+        let ((y, m, d), (hh, mm, ss)) = civil_time(self.0.div_euclid(1_000_000_000));
         let nanos = self.0.rem_euclid(1_000_000_000);
-        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-        let (y, m, d) = civil_from_days(days);
         write!(
             f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
+            "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{nanos:09}Z"
         )
     }
+}
+
+/// The UTC date (year, month, day) and time of day (hour, minute, second) of `secs` since the
+/// epoch: what both of APIG's forms ([`Timestamp`]'s and [`format_date_time`]'s) write.
+fn civil_time(secs: i64) -> ((i64, u32, u32), (i64, i64, i64)) {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    (
+        civil_from_days(days),
+        (rem / 3600, rem % 3600 / 60, rem % 60),
+    )
 }
 
 /// What is not a timestamp in APIG's RFC 3339 form.
@@ -105,14 +110,8 @@ impl FromStr for Timestamp {
 /// `YYYY-MM-DD HH:MM:SS` in UTC, as APIG writes an app quota's `reset_time`.
 #[cfg_attr(not(feature = "admin"), allow(dead_code))]
 pub(crate) fn format_date_time(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let ((y, m, d), (hh, mm, ss)) = civil_time(secs);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}")
 }
 
 /// Seconds since the epoch of `YYYY-MM-DD HH:MM:SS` read as UTC; `None` unless the text is

@@ -2,11 +2,13 @@
 
 use std::fmt;
 
+use super::{sealed, StoreError, StoreResult};
+
 /// The database was written by a newer version of this crate: its schema version is higher than
 /// the newest migration this version knows. Nothing was changed.
 ///
 /// `SqliteStore::open` and `PostgresStore::connect` return it inside
-/// [`StoreError::Backend`](crate::store::StoreError::Backend):
+/// [`StoreError::Backend`]:
 ///
 /// ```
 /// # #[cfg(feature = "sqlite")] {
@@ -45,3 +47,18 @@ impl fmt::Display for SchemaTooNew {
 }
 
 impl std::error::Error for SchemaTooNew {}
+
+/// How many migrations a database at schema version `found` has applied, so the index of the
+/// first it lacks: [`SchemaTooNew`] past the `supported` version this crate knows, and a negative
+/// version corrupt data of the store `backend` names. Both stores check a database so before
+/// migrating it.
+pub(super) fn applied_migrations(found: i64, supported: i64, backend: &str) -> StoreResult<usize> {
+    if found > supported {
+        return Err(StoreError::Backend(Box::new(SchemaTooNew {
+            found,
+            supported,
+        })));
+    }
+    usize::try_from(found)
+        .map_err(|_| sealed::corrupt(backend, format_args!("negative schema version {found}")))
+}

@@ -51,6 +51,14 @@ impl State {
         Some(crate::store::anchored_at_binding(quota, binding.bound_time))
     }
 
+    /// The binding of the app `app_id` of `scope`, if it is bound to a quota (one at most).
+    fn binding(&self, scope: &Scope, app_id: &str) -> Option<&QuotaBinding> {
+        self.bindings
+            .iter()
+            .find(|(at, b)| at == scope && b.app_id == app_id)
+            .map(|(_, b)| b)
+    }
+
     pub(super) fn quota_name_taken(&self, scope: &Scope, name: &str, except: Option<&str>) -> bool {
         self.quotas.iter().any(|(at, q)| {
             at.instance_id == scope.instance_id && q.name == name && Some(q.id.as_str()) != except
@@ -148,11 +156,7 @@ pub(super) fn bind(
     let mut new = Vec::new();
     for app_id in app_ids {
         s.app(scope, app_id)?;
-        let held = s
-            .bindings
-            .iter()
-            .find(|(at, b)| at == scope && b.app_id == *app_id)
-            .map(|(_, b)| b.clone());
+        let held = s.binding(scope, app_id).cloned();
         match held {
             Some(b) if b.app_quota_id == quota_id => bindings.push(b),
             Some(_) => return Err(StoreError::AppHasQuota),
@@ -191,11 +195,7 @@ pub(super) fn apps(
         .iter()
         .filter(|a| a.scope == *scope && app_name.is_none_or(|n| a.name.contains(n)))
         .filter_map(|a| {
-            let binding = s
-                .bindings
-                .iter()
-                .find(|(at, b)| at == scope && b.app_id == a.id)
-                .map(|(_, b)| b);
+            let binding = s.binding(scope, &a.id);
             let listed = match binding {
                 Some(b) => bound && b.app_quota_id == quota_id,
                 None => !bound,
@@ -215,12 +215,13 @@ pub(super) fn unbind(
     app_id: &str,
 ) -> StoreResult<()> {
     s.quota(scope, quota_id)?;
-    let at = s
-        .bindings
-        .iter()
-        .position(|(at, b)| at == scope && b.app_quota_id == quota_id && b.app_id == app_id)
-        .ok_or(StoreError::AppNotFound)?;
-    s.bindings.remove(at);
+    if s.binding(scope, app_id)
+        .is_none_or(|b| b.app_quota_id != quota_id)
+    {
+        return Err(StoreError::AppNotFound);
+    }
+    s.bindings
+        .retain(|(at, b)| !(at == scope && b.app_id == app_id));
     s.counts
         .remove(&(scope.instance_id.clone(), app_id.to_owned()));
     s.log(&scope.instance_id, [Logged::Policy(app_id.to_owned())]);
@@ -233,11 +234,7 @@ pub(super) fn app_bound(
     app_id: &str,
 ) -> StoreResult<Option<AppQuotaRecord>> {
     s.app(scope, app_id)?;
-    let Some((_, binding)) = s
-        .bindings
-        .iter()
-        .find(|(at, b)| at == scope && b.app_id == app_id)
-    else {
+    let Some(binding) = s.binding(scope, app_id) else {
         return Ok(None);
     };
     Ok(Some(

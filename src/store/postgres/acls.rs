@@ -7,12 +7,12 @@ use tokio_postgres::Row;
 
 use super::error::corrupt;
 use super::pool::{Conn, Progress};
-use super::rows::{app_seq, changed_apps, col, APP_BY_ID, APP_BY_ID_LOCKED};
+use super::rows::{app_seq, col, APP_BY_ID, APP_BY_ID_LOCKED};
 use crate::acl::AppAcl;
 use crate::store::{Scope, StoreResult};
 
 /// The ACL in columns `i` (type) and `i + 1` (values) of `row`, or a corrupt-data error.
-fn decode(row: &Row, i: usize) -> StoreResult<AppAcl> {
+pub(super) fn decode(row: &Row, i: usize) -> StoreResult<AppAcl> {
     let kind: String = col(row, i)?;
     let values: Vec<String> = col(row, i + 1)?;
     let kind = kind
@@ -93,51 +93,4 @@ pub(super) async fn of_instance(
     })
     .await?;
     Ok(acls)
-}
-
-/// One statement: the ACL the app `app_id` of the instance has now (`None`: none, or no app).
-pub(super) async fn of_app(
-    conn: &mut Conn,
-    instance_id: &str,
-    app_id: &str,
-) -> StoreResult<Option<AppAcl>> {
-    let row = conn
-        .query_opt(
-            "read app ACL",
-            "SELECT x.kind, x.acl_values FROM app_acls x JOIN apps a ON a.seq = x.app_seq
-             WHERE a.instance_id = $1 AND a.id = $2",
-            &[&instance_id, &app_id],
-        )
-        .await?;
-    row.map(|r| decode(&r, 0)).transpose()
-}
-
-/// Inside the reader's transaction: the apps whose ACL or quota changed after revision `after`
-/// (each once, in the order of its last change) and the ACL each has now.
-pub(super) async fn changed_since(
-    conn: &mut Conn,
-    instance_id: &str,
-    after: i64,
-) -> StoreResult<Vec<(String, Option<AppAcl>)>> {
-    let rows = conn
-        .query(
-            "read the changed app ACLs",
-            concat!(
-                "SELECT l.app_id, x.kind, x.acl_values",
-                changed_apps!(),
-                "LEFT JOIN app_acls x ON x.app_seq = a.seq ORDER BY l.revision, l.ord"
-            ),
-            &[&instance_id, &after],
-        )
-        .await?;
-    rows.iter()
-        .map(|r| {
-            let kind: Option<String> = col(r, 1)?;
-            let acl = match kind {
-                Some(_) => Some(decode(r, 1)?),
-                None => None,
-            };
-            Ok((col(r, 0)?, acl))
-        })
-        .collect()
 }

@@ -153,30 +153,28 @@ mod tests {
                 }
             }
         }
-        let event = Event {
-            kind: EventKind::Created,
-            app_id: "a",
-            app_code_id: "b",
-        };
-        assert_eq!(event.encode("o", 7), "2 7 C o 1 ab");
-        // What the writing statement sends: `'2 ' || revision || ' ' || tail`.
-        assert_eq!(format!("2 7 {}", event.tail("o")), event.encode("o", 7));
-        // An ACL change names the app only.
-        let acl = Event {
-            kind: EventKind::Policy,
-            app_id: "app 1",
-            app_code_id: "",
-        };
-        assert_eq!(acl.encode("o", 9), "2 9 A o 5 app 1");
-        assert_eq!(decode("2 9 A o 5 app 1").map(|a| a.event), Some(acl));
-        // What the triggers send past a transaction's first entries.
-        let more = Event {
-            kind: EventKind::More,
-            app_id: "",
-            app_code_id: "",
-        };
-        assert_eq!(more.encode("sql", 11), "2 11 R sql 0 ");
-        assert_eq!(decode("2 11 R sql 0 ").map(|a| a.event), Some(more));
+        // Payloads as written: a new code; an ACL change, which names the app only; what the
+        // triggers send past a transaction's first entries.
+        for (kind, app_id, app_code_id, origin, revision, payload) in [
+            (EventKind::Created, "a", "b", "o", 7, "2 7 C o 1 ab"),
+            (EventKind::Policy, "app 1", "", "o", 9, "2 9 A o 5 app 1"),
+            (EventKind::More, "", "", "sql", 11, "2 11 R sql 0 "),
+        ] {
+            let event = Event {
+                kind,
+                app_id,
+                app_code_id,
+            };
+            assert_eq!(event.encode(origin, revision), payload);
+            // What the writing statement sends: `'2 ' || revision || ' ' || tail`.
+            assert_eq!(format!("2 {revision} {}", event.tail(origin)), payload);
+            let read = Announcement {
+                event,
+                origin,
+                revision,
+            };
+            assert_eq!(decode(payload), Some(read));
+        }
     }
 
     #[test]

@@ -36,9 +36,10 @@ use tokio_postgres::{AsyncMessage, Notification};
 
 use super::announcement::{decode, Announcement, EventKind};
 use super::error::safe_message;
+use super::ops;
+use super::policy::{self, policy_columns, policy_joins, Policy};
 use super::pool::DEFAULT_CONNECT_TIMEOUT;
 use super::shared::Shared;
-use super::{acls, keys, ops, quotas};
 use crate::acl::AppAcl;
 use crate::app_key::AppKey;
 use crate::provider::{Change, ChangeSender, ChangeStream};
@@ -484,21 +485,30 @@ async fn app_policy(
     app_id: &str,
     with_acl: bool,
 ) -> StoreResult<AppPolicy> {
-    shared
+    let context = "read app ACL, quota and key";
+    let row = shared
         .pool
-        .call("read app ACL, quota and key", async |conn| {
-            let acl = if with_acl {
-                Some(acls::of_app(conn, instance_id, app_id).await?)
-            } else {
-                None
-            };
-            Ok(AppPolicy {
-                acl,
-                quota: quotas::of_app(conn, instance_id, app_id).await?,
-                key: keys::of_app(conn, &shared.sealer, instance_id, app_id).await?,
-            })
+        .call(context, async |conn| {
+            let sql = concat!(
+                "SELECT ",
+                policy_columns!(),
+                " FROM apps a",
+                policy_joins!(),
+                "WHERE a.instance_id = $1 AND a.id = $2"
+            );
+            conn.query_opt(context, sql, &[&instance_id, &app_id]).await
         })
-        .await
+        .await?;
+    // No row: no such app, so it has no ACL, no quota and no key.
+    let policy = row
+        .map(|row| policy::read(&row, 0, app_id, with_acl, &shared.sealer, instance_id))
+        .transpose()?;
+    let Policy { acl, quota, key } = policy.unwrap_or_default();
+    Ok(AppPolicy {
+        acl: with_acl.then_some(acl),
+        quota,
+        key,
+    })
 }
 
 /// The new code an announcement names, read back by ID (the cache needs its value).

@@ -14,6 +14,8 @@
 //!   a reader catches up with.
 //! - `acls.rs`, `quotas.rs`, `quota_apps.rs`: the same for app ACLs, app quotas, and apps' bindings
 //!   to quotas with their shared counts; `keys.rs`: the apps' signing keys as gateways read them.
+//! - `policy.rs`: an app's ACL, quota and key read in one statement, for a reader catching up
+//!   and for an announcement.
 //! - `schema.rs`: migrations under an advisory lock, and the master-key record.
 //! - `announcement.rs`: what a write announces (`NOTIFY` payloads), and how it is read back.
 //! - `listen.rs`: the listener behind `Store::changes`.
@@ -31,6 +33,7 @@ mod keys;
 mod listen;
 mod ops;
 mod options;
+mod policy;
 mod pool;
 mod quota_apps;
 mod quotas;

@@ -7,13 +7,14 @@
 //! order): the quota's row, then the apps' rows in the order of their row numbers, then the
 //! instance's revision (taken by the first logged statement, `triggers.rs`).
 
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::error::{db, unique_violation};
 use super::pool::{Conn, Progress};
 use super::rows::{
-    changed_apps, col, count, quota_select, quota_seq, raw_limit, raw_quota, read, row_by_id,
-    BACKEND, QUOTA_BY_ID_LOCKED,
+    col, count, quota_select, quota_seq, raw_limit, raw_quota, read, row_by_id, BACKEND,
+    QUOTA_BY_ID_LOCKED,
 };
 use crate::quota::AppQuota;
 use crate::store::sealed::{page, sql_count, RawLimit};
@@ -30,6 +31,19 @@ async fn bound_apps(conn: &mut Conn, seq: i64) -> StoreResult<Vec<String>> {
         )
         .await?;
     rows.iter().map(|r| col(r, 0)).collect()
+}
+
+/// What a quota's INSERT and UPDATE both write, in the order both bind it (`$1` to `$6`): its
+/// name, its limit's four columns and its remark.
+fn written<'a>(record: &'a AppQuotaRecord, limit: &'a RawLimit) -> [&'a (dyn ToSql + Sync); 6] {
+    [
+        &record.name,
+        &limit.call_limits,
+        &limit.time_unit,
+        &limit.time_interval,
+        &limit.reset_time,
+        &record.remark,
+    ]
 }
 
 /// A write to `app_quotas` that a concurrent one beat to a name after the check, or another
@@ -65,23 +79,19 @@ pub(super) async fn create(
         return Err(StoreError::QuotaNameExists);
     }
     let limit = RawLimit::of(&record.quota, BACKEND)?;
+    let created = record.create_time.unix_nanos();
+    let only_inserted: [&(dyn ToSql + Sync); 4] =
+        [&scope.project_id, &scope.instance_id, &record.id, &created];
+    let params: Vec<_> = written(&record, &limit)
+        .into_iter()
+        .chain(only_inserted)
+        .collect();
     let inserted = conn
         .query_raw(
-            "INSERT INTO app_quotas (project_id, instance_id, id, name, call_limits, time_unit,
-                                     time_interval, reset_time, remark, create_time)
+            "INSERT INTO app_quotas (name, call_limits, time_unit, time_interval, reset_time,
+                                     remark, project_id, instance_id, id, create_time)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[
-                &scope.project_id,
-                &scope.instance_id,
-                &record.id,
-                &record.name,
-                &limit.call_limits,
-                &limit.time_unit,
-                &limit.time_interval,
-                &limit.reset_time,
-                &record.remark,
-                &record.create_time.unix_nanos(),
-            ],
+            &params,
         )
         .await;
     match inserted {
@@ -178,19 +188,15 @@ pub(super) async fn update(
         return Err(StoreError::QuotaNameExists);
     }
     let limit = RawLimit::of(&record.quota, BACKEND)?;
+    let params: Vec<_> = written(&record, &limit)
+        .into_iter()
+        .chain([&seq as &(dyn ToSql + Sync)])
+        .collect();
     conn.query_raw(
-        "UPDATE app_quotas SET name = $2, call_limits = $3, time_unit = $4, time_interval = $5,
-                               reset_time = $6, remark = $7
-         WHERE seq = $1",
-        &[
-            &seq,
-            &record.name,
-            &limit.call_limits,
-            &limit.time_unit,
-            &limit.time_interval,
-            &limit.reset_time,
-            &record.remark,
-        ],
+        "UPDATE app_quotas SET name = $1, call_limits = $2, time_unit = $3, time_interval = $4,
+                               reset_time = $5, remark = $6
+         WHERE seq = $7",
+        &params,
     )
     .await
     .map_err(|e| unique_conflict(e, "update app quota"))?;
@@ -220,38 +226,13 @@ pub(super) async fn delete(conn: &mut Conn, scope: &Scope, quota_id: &str) -> St
 }
 
 /// The quota in columns `at..at + 4` of `row`, `None` if they are NULL (no quota).
-fn quota_in(row: &Row, at: usize, app_id: &str) -> StoreResult<Option<AppQuota>> {
+pub(super) fn quota_in(row: &Row, at: usize, app_id: &str) -> StoreResult<Option<AppQuota>> {
     if col::<Option<i64>>(row, at)?.is_none() {
         return Ok(None);
     }
     raw_limit(row, at)?
         .open(format_args!("the quota of app {app_id}"), BACKEND)
         .map(Some)
-}
-
-/// One statement: the quota the app `app_id` of the instance has now (`None`: none, or no
-/// app).
-pub(super) async fn of_app(
-    conn: &mut Conn,
-    instance_id: &str,
-    app_id: &str,
-) -> StoreResult<Option<AppQuota>> {
-    let row = conn
-        .query_opt(
-            "read the app's quota",
-            "SELECT q.call_limits, q.time_unit, q.time_interval,
-                    COALESCE(q.reset_time, b.bound_time / 1000000000)
-             FROM apps a
-             JOIN app_quota_bindings b ON b.app_seq = a.seq
-             JOIN app_quotas q ON q.seq = b.quota_seq
-             WHERE a.instance_id = $1 AND a.id = $2",
-            &[&instance_id, &app_id],
-        )
-        .await?;
-    match row {
-        Some(r) => quota_in(&r, 0, app_id),
-        None => Ok(None),
-    }
 }
 
 /// A [`BEGIN_SNAPSHOT`](super::ops::BEGIN_SNAPSHOT) transaction: the quota of every app of the
@@ -278,34 +259,4 @@ pub(super) async fn of_instance(
     })
     .await?;
     Ok(quotas)
-}
-
-/// Inside the reader's transaction: the apps whose ACL or quota changed after revision `after`
-/// (each once, in the order of its last change) and the quota each has now.
-pub(super) async fn changed_since(
-    conn: &mut Conn,
-    instance_id: &str,
-    after: i64,
-) -> StoreResult<Vec<(String, Option<AppQuota>)>> {
-    let rows = conn
-        .query(
-            "read the changed app quotas",
-            concat!(
-                "SELECT l.app_id, q.call_limits, q.time_unit, q.time_interval,
-                        COALESCE(q.reset_time, b.bound_time / 1000000000)",
-                changed_apps!(),
-                "LEFT JOIN app_quota_bindings b ON b.app_seq = a.seq
-                 LEFT JOIN app_quotas q ON q.seq = b.quota_seq
-                 ORDER BY l.revision, l.ord"
-            ),
-            &[&instance_id, &after],
-        )
-        .await?;
-    rows.iter()
-        .map(|r| {
-            let app_id: String = col(r, 0)?;
-            let quota = quota_in(r, 1, &app_id)?;
-            Ok((app_id, quota))
-        })
-        .collect()
 }

@@ -5,8 +5,10 @@ use sha2::{Digest, Sha256};
 
 use super::error::corrupt;
 use super::pool::Conn;
+use super::rows::BACKEND;
 use crate::store::cipher::Sealer;
-use crate::store::{SchemaTooNew, StoreError, StoreResult};
+use crate::store::version::applied_migrations;
+use crate::store::{StoreError, StoreResult};
 
 /// The migrations, oldest first: step `i` takes the schema from version `i` to `i + 1`, and
 /// records `i + 1` in `apig_schema_migrations`. Append only; never edit a released step.
@@ -190,15 +192,7 @@ async fn migrate(conn: &mut Conn, sealer: &Sealer, schema: &str) -> StoreResult<
         .await?
         .first()
         .map_or(0, |row| row.get(0));
-    let supported = current_version();
-    if found > supported {
-        return Err(StoreError::Backend(Box::new(SchemaTooNew {
-            found,
-            supported,
-        })));
-    }
-    let from = usize::try_from(found)
-        .map_err(|_| corrupt(format_args!("negative schema version {found}")))?;
+    let from = applied_migrations(found, current_version(), BACKEND)?;
     for (i, step) in MIGRATIONS.iter().enumerate().skip(from) {
         conn.client()
             .batch_execute(step)

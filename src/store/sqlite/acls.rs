@@ -1,10 +1,10 @@
 //! App ACLs in the SQLite store: one row per app that has one, its changes in the change log
 //! (kind `A`) like those of AppCodes, so gateways catch up on both from one revision.
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, Transaction};
 
 use super::error::{corrupt, db};
-use super::rows::{app_seq, changed_apps, query_all};
+use super::rows::{app_seq, changed_apps, query_all, query_opt};
 use super::transactions::{read_tx, Write};
 use crate::acl::AppAcl;
 use crate::store::{Scope, StoreResult};
@@ -18,13 +18,10 @@ fn decode(kind: &str, values: &str) -> StoreResult<AppAcl> {
 }
 
 fn read(tx: &Transaction<'_>, seq: i64) -> StoreResult<Option<AppAcl>> {
-    let row: Option<(String, String)> = tx
-        .prepare_cached("SELECT kind, acl_values FROM app_acls WHERE app_seq = ?1")
-        .and_then(|mut s| {
-            s.query_row([seq], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
-        .map_err(db("read app ACL"))?;
+    let sql = "SELECT kind, acl_values FROM app_acls WHERE app_seq = ?1";
+    let row: Option<(String, String)> = query_opt(tx, "read app ACL", sql, [seq], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
     row.map(|(kind, values)| decode(&kind, &values)).transpose()
 }
 

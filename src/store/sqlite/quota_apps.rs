@@ -2,10 +2,10 @@
 //! node counted in each app's window.
 
 use rusqlite::types::ToSql;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, params_from_iter, Connection, Transaction};
 
 use super::error::{corrupt, db};
-use super::rows::{app_seq, count, query_all, quota_seq, read, APP_COLUMNS, BACKEND};
+use super::rows::{app_seq, count, query_all, query_opt, quota_seq, read, APP_COLUMNS, BACKEND};
 use super::transactions::{read_tx, write_tx, Write};
 use crate::store::cipher::Sealer;
 use crate::store::sealed::{self, sql_count, RawApp};
@@ -41,15 +41,13 @@ pub(super) fn bind(
     let mut new: Vec<String> = Vec::new();
     for app_id in app_ids {
         let app = app_seq(&tx, scope, app_id)?;
-        let held: Option<(i64, i64)> = tx
-            .prepare_cached(
-                "SELECT quota_seq, bound_time FROM app_quota_bindings WHERE app_seq = ?1",
-            )
-            .and_then(|mut s| {
-                s.query_row([app], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
-            })
-            .map_err(db("read the app's quota binding"))?;
+        let held: Option<(i64, i64)> = query_opt(
+            &tx,
+            "read the app's quota binding",
+            "SELECT quota_seq, bound_time FROM app_quota_bindings WHERE app_seq = ?1",
+            [app],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         match held {
             // Bound by this call already (the app was named twice): one binding, listed once.
             Some(_) if new.contains(app_id) => continue,
@@ -173,10 +171,10 @@ pub(super) fn bound_to(
 ) -> StoreResult<Option<AppQuotaRecord>> {
     let tx = read_tx(conn)?;
     let app = app_seq(&tx, scope, app_id)?;
-    let quota: Option<i64> = tx
-        .prepare_cached("SELECT quota_seq FROM app_quota_bindings WHERE app_seq = ?1")
-        .and_then(|mut s| s.query_row([app], |r| r.get(0)).optional())
-        .map_err(db("read the app's quota binding"))?;
+    let sql = "SELECT quota_seq FROM app_quota_bindings WHERE app_seq = ?1";
+    let quota: Option<i64> = query_opt(&tx, "read the app's quota binding", sql, [app], |r| {
+        r.get(0)
+    })?;
     quota.map(|seq| read(&tx, seq)).transpose()
 }
 
@@ -190,18 +188,14 @@ pub(super) fn add_counts(
     let tx = write_tx(conn)?;
     let mut shared = Vec::with_capacity(counts.len());
     for count in counts {
-        let held: Option<(i64, i64, i64)> = tx
-            .prepare_cached(
-                "SELECT first_call, window_start, calls FROM app_quota_counts
-                 WHERE instance_id = ?1 AND app_id = ?2",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![instance_id, count.app_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
-                .optional()
-            })
-            .map_err(db("read a quota count"))?;
+        let held: Option<(i64, i64, i64)> = query_opt(
+            &tx,
+            "read a quota count",
+            "SELECT first_call, window_start, calls FROM app_quota_counts
+             WHERE instance_id = ?1 AND app_id = ?2",
+            params![instance_id, count.app_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
         let held = held
             .map(|(first_call, window_start, calls)| {
                 let calls = u64::try_from(calls).map_err(|_| {

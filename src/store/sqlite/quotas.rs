@@ -2,6 +2,7 @@
 //! `quota_apps.rs`). A change of an app's quota is logged as kind `A`, like a change of its
 //! ACL, so gateways catch up on both from one revision.
 
+use rusqlite::types::ToSql;
 use rusqlite::{params, Connection, Transaction};
 
 use super::error::db;
@@ -25,6 +26,22 @@ fn name_taken(
     )
     .and_then(|mut s| s.exists(params![scope.instance_id, name, except]))
     .map_err(db("check uniqueness"))
+}
+
+/// What a quota's INSERT and UPDATE both write, under the parameter names both take: its name,
+/// its limit's four columns and its remark.
+fn written<'a>(
+    record: &'a AppQuotaRecord,
+    limit: &'a RawLimit,
+) -> [(&'static str, &'a dyn ToSql); 6] {
+    [
+        (":name", &record.name),
+        (":call_limits", &limit.call_limits),
+        (":time_unit", &limit.time_unit),
+        (":time_interval", &limit.time_interval),
+        (":reset_time", &limit.reset_time),
+        (":remark", &record.remark),
+    ]
 }
 
 /// The IDs of the apps bound to the quota at `seq`, in the order they were bound.
@@ -64,25 +81,21 @@ pub(super) fn create(
         ));
     }
     let limit = RawLimit::of(&record.quota, BACKEND)?;
+    let created = record.create_time.unix_nanos();
+    let only_inserted: [(&str, &dyn ToSql); 4] = [
+        (":project_id", &scope.project_id),
+        (":instance_id", &scope.instance_id),
+        (":id", &record.id),
+        (":create_time", &created),
+    ];
+    let params = [&written(&record, &limit)[..], &only_inserted].concat();
     tx.prepare_cached(
         "INSERT INTO app_quotas (project_id, instance_id, id, name, call_limits, time_unit,
                                  time_interval, reset_time, remark, create_time)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         VALUES (:project_id, :instance_id, :id, :name, :call_limits, :time_unit,
+                 :time_interval, :reset_time, :remark, :create_time)",
     )
-    .and_then(|mut s| {
-        s.execute(params![
-            scope.project_id,
-            scope.instance_id,
-            record.id,
-            record.name,
-            limit.call_limits,
-            limit.time_unit,
-            limit.time_interval,
-            limit.reset_time,
-            record.remark,
-            record.create_time.unix_nanos(),
-        ])
-    })
+    .and_then(|mut s| s.execute(&params[..]))
     .map_err(db("insert app quota"))?;
     tx.commit().map_err(db("commit app quota"))?;
     Ok(AppQuotaRecord {
@@ -148,22 +161,15 @@ pub(super) fn update(
         return Err(StoreError::QuotaNameExists);
     }
     let limit = RawLimit::of(&record.quota, BACKEND)?;
+    let mut params = written(&record, &limit).to_vec();
+    params.push((":seq", &seq));
     tx.prepare_cached(
-        "UPDATE app_quotas SET name = ?2, call_limits = ?3, time_unit = ?4, time_interval = ?5,
-                               reset_time = ?6, remark = ?7
-         WHERE seq = ?1",
+        "UPDATE app_quotas SET name = :name, call_limits = :call_limits, time_unit = :time_unit,
+                               time_interval = :time_interval, reset_time = :reset_time,
+                               remark = :remark
+         WHERE seq = :seq",
     )
-    .and_then(|mut s| {
-        s.execute(params![
-            seq,
-            record.name,
-            limit.call_limits,
-            limit.time_unit,
-            limit.time_interval,
-            limit.reset_time,
-            record.remark,
-        ])
-    })
+    .and_then(|mut s| s.execute(&params[..]))
     .map_err(db("update app quota"))?;
     let updated = read(&tx, seq)?;
     tx.commit("commit app quota")?;

@@ -1,10 +1,10 @@
 //! The instance's revision and change log, under the PostgreSQL store's names: what a reader
 //! catches up with.
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, Transaction};
 
 use super::error::db;
-use super::rows::{query_all, query_codes, BACKEND};
+use super::rows::{query_all, query_codes, query_opt, BACKEND};
 use super::transactions::read_tx;
 use crate::provider::{CodesDigest, RevisionDigest};
 use crate::store::cipher::Sealer;
@@ -17,15 +17,13 @@ pub(super) fn instance_revision(
     tx: &Transaction<'_>,
     instance_id: &str,
 ) -> StoreResult<(u64, u64)> {
-    let row: Option<(i64, i64)> = tx
-        .prepare_cached(
-            "SELECT revision, pruned_through FROM instance_revisions WHERE instance_id = ?1",
-        )
-        .and_then(|mut s| {
-            s.query_row([instance_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
-        .map_err(db("read the instance's revision"))?;
+    let row: Option<(i64, i64)> = query_opt(
+        tx,
+        "read the instance's revision",
+        "SELECT revision, pruned_through FROM instance_revisions WHERE instance_id = ?1",
+        [instance_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let Some((revision, pruned_through)) = row else {
         return Ok((0, 0));
     };

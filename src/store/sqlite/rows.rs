@@ -31,17 +31,31 @@ pub(super) fn count(
         .map_err(db(context))
 }
 
+/// The row number of the row `sql` selects by scope and ID (`?1` to `?3`), or `missing` when
+/// there is none.
+fn seq_by_id(
+    tx: &Transaction<'_>,
+    context: &'static str,
+    sql: &str,
+    scope: &Scope,
+    id: &str,
+    missing: StoreError,
+) -> StoreResult<i64> {
+    let params = params![scope.project_id, scope.instance_id, id];
+    query_opt(tx, context, sql, params, |r| r.get(0))?.ok_or(missing)
+}
+
 /// The app's row number, or [`StoreError::AppNotFound`].
 pub(super) fn app_seq(tx: &Transaction<'_>, scope: &Scope, app_id: &str) -> StoreResult<i64> {
-    tx.prepare_cached("SELECT seq FROM apps WHERE project_id = ?1 AND instance_id = ?2 AND id = ?3")
-        .and_then(|mut s| {
-            s.query_row(params![scope.project_id, scope.instance_id, app_id], |r| {
-                r.get(0)
-            })
-            .optional()
-        })
-        .map_err(db("look up app"))?
-        .ok_or(StoreError::AppNotFound)
+    let sql = "SELECT seq FROM apps WHERE project_id = ?1 AND instance_id = ?2 AND id = ?3";
+    seq_by_id(
+        tx,
+        "look up app",
+        sql,
+        scope,
+        app_id,
+        StoreError::AppNotFound,
+    )
 }
 
 /// From the change log, the apps logged as changed (kind `A`: a new key or secret, an ACL, a
@@ -113,6 +127,20 @@ pub(super) fn query_all<T>(
         .map_err(db(context))
 }
 
+/// The first row `sql` selects, read by `row`, or `None` when it selects none; an error names
+/// `context`.
+pub(super) fn query_opt<T>(
+    conn: &Connection,
+    context: &'static str,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> StoreResult<Option<T>> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params, row).optional())
+        .map_err(db(context))
+}
+
 /// The AppCodes `sql` (a [`CODE_SELECT`]) selects, opened.
 pub(super) fn query_codes(
     tx: &Transaction<'_>,
@@ -137,15 +165,8 @@ pub(super) fn read_app(
     let sql = format!(
         "SELECT {APP_COLUMNS} FROM apps WHERE project_id = ?1 AND instance_id = ?2 AND id = ?3"
     );
-    tx.prepare_cached(&sql)
-        .and_then(|mut s| {
-            s.query_row(
-                params![scope.project_id, scope.instance_id, app_id],
-                RawApp::from_sqlite_row,
-            )
-            .optional()
-        })
-        .map_err(db("read app"))?
+    let params = params![scope.project_id, scope.instance_id, app_id];
+    query_opt(tx, "read app", &sql, params, RawApp::from_sqlite_row)?
         .ok_or(StoreError::AppNotFound)?
         .open(sealer, scope, BACKEND)
 }
@@ -179,25 +200,15 @@ pub(super) fn raw_quota(r: &Row<'_>) -> rusqlite::Result<RawQuota> {
 
 /// The quota's row number, or [`StoreError::QuotaNotFound`].
 pub(super) fn quota_seq(tx: &Transaction<'_>, scope: &Scope, quota_id: &str) -> StoreResult<i64> {
-    tx.prepare_cached(
-        "SELECT seq FROM app_quotas WHERE project_id = ?1 AND instance_id = ?2 AND id = ?3",
-    )
-    .and_then(|mut s| {
-        s.query_row(
-            params![scope.project_id, scope.instance_id, quota_id],
-            |r| r.get(0),
-        )
-        .optional()
-    })
-    .map_err(db("look up app quota"))?
-    .ok_or(StoreError::QuotaNotFound)
+    let sql = "SELECT seq FROM app_quotas WHERE project_id = ?1 AND instance_id = ?2 AND id = ?3";
+    let missing = StoreError::QuotaNotFound;
+    seq_by_id(tx, "look up app quota", sql, scope, quota_id, missing)
 }
 
 /// The quota at row number `seq`, with the number of apps bound to it.
 pub(super) fn read(tx: &Transaction<'_>, seq: i64) -> StoreResult<AppQuotaRecord> {
-    tx.prepare_cached(&format!("{QUOTA_SELECT} WHERE q.seq = ?1"))
-        .and_then(|mut s| s.query_row([seq], raw_quota).optional())
-        .map_err(db("read app quota"))?
+    let sql = format!("{QUOTA_SELECT} WHERE q.seq = ?1");
+    query_opt(tx, "read app quota", &sql, [seq], raw_quota)?
         .ok_or(StoreError::QuotaNotFound)?
         .open(BACKEND)
 }

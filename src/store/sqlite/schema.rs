@@ -3,8 +3,10 @@
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::error::{corrupt, db};
+use super::rows::BACKEND;
 use crate::store::cipher::Sealer;
-use crate::store::{SchemaTooNew, StoreError, StoreResult};
+use crate::store::version::applied_migrations;
+use crate::store::{StoreError, StoreResult};
 
 /// The migrations, oldest first: step `i` takes the schema from version `i` to `i + 1`
 /// (`PRAGMA user_version`). Append only; never edit a released step.
@@ -155,14 +157,7 @@ pub(super) fn prepare(conn: &mut Connection, sealer: &Sealer) -> StoreResult<()>
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(db("read schema version"))?;
     let supported = current_version();
-    if found > supported {
-        return Err(StoreError::Backend(Box::new(SchemaTooNew {
-            found,
-            supported,
-        })));
-    }
-    let from = usize::try_from(found)
-        .map_err(|_| corrupt(format_args!("negative schema version {found}")))?;
+    let from = applied_migrations(found, supported, BACKEND)?;
     for step in &MIGRATIONS[from..] {
         tx.execute_batch(step)
             .map_err(db("apply schema migration"))?;

@@ -1,6 +1,6 @@
 //! What only this store can get wrong: the file format, keys, and damaged rows.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
@@ -58,6 +58,15 @@ pub(super) async fn seeded(path: &std::path::Path, options: SqliteOptions) -> Sq
     store.create_app_code(&scope(), code(1, 1)).await.unwrap();
     store.create_app_code(&scope(), code(1, 2)).await.unwrap();
     store
+}
+
+/// A [`seeded`] store in a file of a fresh directory, with the file's path for raw access. The
+/// directory comes first so that a `let` binding all three drops it last, after the store.
+async fn seeded_file(options: SqliteOptions) -> (tempfile::TempDir, PathBuf, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = seeded(&path, options).await;
+    (dir, path, store)
 }
 
 #[test]
@@ -133,8 +142,7 @@ fn keys_must_match_the_database() {
 
 #[tokio::test]
 async fn debug_shows_no_key_or_secret() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = seeded(&dir.path().join("s.db"), keyed(0x5c)).await;
+    let (_dir, _, store) = seeded_file(keyed(0x5c)).await;
     let shown = format!("{store:?} {:?}", keyed(0x5c));
     assert!(shown.contains("encrypted: true"), "{shown}");
     assert!(
@@ -145,9 +153,7 @@ async fn debug_shows_no_key_or_secret() {
 
 #[tokio::test]
 async fn ciphertext_swapped_between_rows_does_not_decrypt() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    let store = seeded(&path, keyed(1)).await;
+    let (_dir, path, store) = seeded_file(keyed(1)).await;
     let (a, b) = (code(1, 1).id, code(1, 2).id);
     Connection::open(&path)
         .unwrap()
@@ -170,9 +176,7 @@ async fn ciphertext_swapped_between_rows_does_not_decrypt() {
 
 #[tokio::test]
 async fn damaged_rows_are_backend_errors_without_secrets() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    let store = seeded(&path, SqliteOptions::new()).await;
+    let (_dir, path, store) = seeded_file(SqliteOptions::new()).await;
     let raw = Connection::open(&path).unwrap();
     // A value that breaks the AppCode rules, one that is not UTF-8, a secret with a nonce.
     let bad_value = format!("*{}", "leakme".repeat(12));
@@ -237,9 +241,7 @@ async fn values_are_stored_as_configured() {
 
 #[tokio::test]
 async fn unique_indexes_back_the_rules() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    let _store = seeded(&path, SqliteOptions::new()).await;
+    let (_dir, path, _store) = seeded_file(SqliteOptions::new()).await;
     let raw = Connection::open(&path).unwrap();
     let dup_digest = raw.execute(
         "INSERT INTO app_codes (app_seq, instance_id, id, value, value_digest, create_time)
@@ -267,8 +269,7 @@ async fn unique_indexes_back_the_rules() {
 
 #[tokio::test]
 async fn duplicate_ids_are_backend_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = seeded(&dir.path().join("s.db"), SqliteOptions::new()).await;
+    let (_dir, _, store) = seeded_file(SqliteOptions::new()).await;
     let mut twin = app(2);
     twin.id = app(1).id;
     backend(store.create_app(twin).await);
@@ -279,9 +280,7 @@ async fn duplicate_ids_are_backend_errors() {
 
 #[tokio::test]
 async fn deleted_codes_leave_no_clear_text_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    let store = seeded(&path, SqliteOptions::new()).await;
+    let (_dir, path, store) = seeded_file(SqliteOptions::new()).await;
     let (gone, kept) = (code(1, 1), code(1, 2));
     store
         .delete_app_code(&scope(), &gone.app_id, &gone.id)
@@ -533,9 +532,7 @@ async fn a_file_another_process_holds_is_unavailable_then_usable_again() {
 /// same revision; a reader that stops taking them stops the read.
 #[tokio::test]
 async fn a_snapshot_streams_in_chunks_and_stops_when_its_reader_is_gone() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db");
-    let store = seeded(&path, SqliteOptions::new()).await;
+    let (_dir, path, store) = seeded_file(SqliteOptions::new()).await;
     // Five codes an app at most: the rest in a second app.
     store.create_app(app(2)).await.unwrap();
     for n in 1..=5 {
