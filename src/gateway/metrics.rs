@@ -537,18 +537,15 @@ impl Collector for WorkerCollector {
     }
 }
 
+// The tests read the exposition as the binary's tests do.
+#[cfg(test)]
+#[path = "../../tests/support/prometheus.rs"]
+mod prometheus;
+
 #[cfg(test)]
 mod tests {
+    use super::prometheus::sample;
     use super::*;
-
-    fn sample(text: &str, name: &str) -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
-            .trim()
-            .parse()
-            .unwrap()
-    }
 
     #[test]
     fn status_classes_latency_and_listeners_are_exposed() {
