@@ -584,15 +584,13 @@ mod tests {
             let bucket = format!("{latency}_bucket{{le=\"{le}\"}}");
             assert_eq!(sample(&text, &bucket), count, "{bucket}");
         }
-        assert_eq!(
-            sample(&text, "apig_appcode_open_connections{listener=\"gateway\"}"),
-            0.0
-        );
-        assert_eq!(
-            sample(&text, "apig_appcode_rejections_total{reason=\"missing\"}"),
-            0.0
-        );
-        assert_eq!(sample(&text, "apig_appcode_ready"), 0.0);
+        for zero in [
+            "apig_appcode_open_connections{listener=\"gateway\"}",
+            "apig_appcode_rejections_total{reason=\"missing\"}",
+            "apig_appcode_ready",
+        ] {
+            assert_eq!(sample(&text, zero), 0.0, "{zero}");
+        }
         assert!(text.contains("# TYPE apig_appcode_hits counter"), "{text}");
     }
 
