@@ -379,61 +379,56 @@ where
 impl Collector for CacheCollector {
     fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
         let m = self.0.metrics();
-        counter(
-            &mut e,
-            "hits",
-            "Requests whose AppCode was found in the cache.",
-            m.hits,
-        )?;
-        counter(
-            &mut e,
-            "misses",
-            "Requests with a well-formed AppCode the cache did not hold.",
-            m.misses,
-        )?;
-        counter(
-            &mut e,
-            "provider_lookups",
-            "Point lookups sent to the provider.",
-            m.provider_lookups,
-        )?;
-        counter(
-            &mut e,
-            "lookups_shed",
-            "Misses answered 503 without a lookup: the most lookups the node runs at a time \
-             were up.",
-            m.lookups_shed,
-        )?;
-        counter(
-            &mut e,
-            "provider_errors",
-            "Failed provider calls.",
-            m.provider_errors,
-        )?;
-        counter(
-            &mut e,
-            "snapshots_loaded",
-            "Full snapshots applied to the cache.",
-            m.snapshots_loaded,
-        )?;
-        counter(
-            &mut e,
-            "deltas_applied",
-            "Refreshes that applied the changes since a revision instead of a snapshot.",
-            m.deltas_applied,
-        )?;
-        counter(
-            &mut e,
-            "changes_applied",
-            "Change events applied to the cache.",
-            m.changes_applied,
-        )?;
-        counter(
-            &mut e,
-            "anti_entropy_repairs",
-            "Full reloads after the cache's codes were found to differ from the store's.",
-            m.anti_entropy_repairs,
-        )?;
+        for (name, help, value) in [
+            (
+                "hits",
+                "Requests whose AppCode was found in the cache.",
+                m.hits,
+            ),
+            (
+                "misses",
+                "Requests with a well-formed AppCode the cache did not hold.",
+                m.misses,
+            ),
+            (
+                "provider_lookups",
+                "Point lookups sent to the provider.",
+                m.provider_lookups,
+            ),
+            (
+                "lookups_shed",
+                "Misses answered 503 without a lookup: the most lookups the node runs at a time \
+                 were up.",
+                m.lookups_shed,
+            ),
+            (
+                "provider_errors",
+                "Failed provider calls.",
+                m.provider_errors,
+            ),
+            (
+                "snapshots_loaded",
+                "Full snapshots applied to the cache.",
+                m.snapshots_loaded,
+            ),
+            (
+                "deltas_applied",
+                "Refreshes that applied the changes since a revision instead of a snapshot.",
+                m.deltas_applied,
+            ),
+            (
+                "changes_applied",
+                "Change events applied to the cache.",
+                m.changes_applied,
+            ),
+            (
+                "anti_entropy_repairs",
+                "Full reloads after the cache's codes were found to differ from the store's.",
+                m.anti_entropy_repairs,
+            ),
+        ] {
+            counter(&mut e, name, help, value)?;
+        }
         let mut family = e.encode_descriptor(
             "rejections",
             "Rejected requests by reason.",
