@@ -415,6 +415,23 @@ mod by_revision {
             .refresh_interval(Duration::from_secs(10))
     }
 
+    /// A [`refreshing`] layer over `store`, its first load done, and its cache.
+    async fn loaded_from(store: &Arc<MemoryStore>) -> (AppCodeAuthLayer, AppCodeCache) {
+        let layer = refreshing(store).build();
+        let cache = layer.cache().clone();
+        cache.loaded().await;
+        (layer, cache)
+    }
+
+    /// Deletes `code` from the store behind the cache's back (there is no change stream): only
+    /// a refresh can tell the cache.
+    async fn delete(store: &MemoryStore, scope: &Scope, code: &AppCodeRecord) {
+        store
+            .delete_app_code(scope, &code.app_id, &code.id)
+            .await
+            .unwrap();
+    }
+
     fn app(scope: &Scope) -> App {
         App {
             id: "app-1".into(),
@@ -442,14 +459,9 @@ mod by_revision {
     #[tokio::test(start_paused = true)]
     async fn a_refresh_fetches_only_what_changed() {
         let (store, scope, records) = store_with(3, 100).await;
-        let layer = refreshing(&store).build();
-        let cache = layer.cache().clone();
-        cache.loaded().await;
+        let (layer, cache) = loaded_from(&store).await;
         // Written behind the cache's back (no change stream): only a refresh can bring it.
-        store
-            .delete_app_code(&scope, "app-1", &records[0].id)
-            .await
-            .unwrap();
+        delete(&store, &scope, &records[0]).await;
         let created = store.create_app_code(&scope, record(9)).await.unwrap();
         tokio::time::sleep(Duration::from_secs(11)).await;
         assert!(cache.verify(&records[0].value).is_none());
@@ -468,18 +480,13 @@ mod by_revision {
     #[tokio::test(start_paused = true)]
     async fn a_cache_further_behind_than_the_log_reloads_the_snapshot() {
         let (store, scope, records) = store_with(1, 2).await;
-        let layer = refreshing(&store).build();
-        let cache = layer.cache().clone();
-        cache.loaded().await;
+        let (layer, cache) = loaded_from(&store).await;
         // More writes than the log keeps, between two refreshes.
         let mut kept = Vec::new();
         for i in 10..14 {
             kept.push(store.create_app_code(&scope, record(i)).await.unwrap());
         }
-        store
-            .delete_app_code(&scope, "app-1", &records[0].id)
-            .await
-            .unwrap();
+        delete(&store, &scope, &records[0]).await;
         tokio::time::sleep(Duration::from_secs(11)).await;
         assert_eq!(layer.metrics().snapshots_loaded, 2);
         assert!(cache.verify(&records[0].value).is_none());
@@ -510,10 +517,7 @@ mod by_revision {
         for i in 11..13 {
             store.create_app_code(&scope, record(i)).await.unwrap();
         }
-        store
-            .delete_app_code(&scope, "app-1", &records[0].id)
-            .await
-            .unwrap();
+        delete(&store, &scope, &records[0]).await;
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert_eq!(layer.metrics().snapshots_loaded, 2);
         assert_eq!(*loads.lock().unwrap(), [1, 3]);
