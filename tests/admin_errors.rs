@@ -29,6 +29,9 @@ use support::*;
 #[path = "support/logs.rs"]
 mod logs;
 use logs::Logs;
+#[path = "support/noise.rs"]
+mod noise;
+use noise::Noise;
 
 // ---------------------------------------------------------------------------------------------
 // Transport-level errors, internal errors, garbage
@@ -303,27 +306,6 @@ async fn no_token_secret_key_app_secret_or_app_code_in_the_logs() {
         given.as_str(),
     ] {
         assert!(!text.contains(secret), "a secret reached the log:\n{text}");
-    }
-}
-
-/// Reproducible noise for the garbage test, from proptest's seeded generator.
-struct Noise(proptest::test_runner::TestRng);
-
-impl Noise {
-    fn seeded(seed: u64) -> Self {
-        use proptest::test_runner::{RngAlgorithm, TestRng};
-        let mut bytes = [0u8; 32];
-        bytes[..8].copy_from_slice(&seed.to_le_bytes());
-        Self(TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
-    }
-
-    fn next(&mut self) -> u64 {
-        use proptest::prelude::Rng as _;
-        self.0.next_u64()
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[(self.next() % items.len() as u64) as usize]
     }
 }
 

@@ -258,49 +258,60 @@ fn valid_app_secret(secret: &str) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn names() {
-        for ok in [
-            "app",
-            "App_1",
-            "应用一",
-            "a应用_9",
-            &"a".repeat(64),
-            &"应".repeat(64),
-        ] {
-            assert!(valid_name(ok), "{ok}");
-        }
-        for bad in [
-            "ap",
-            "1app",
-            "_app",
-            "app-1",
-            "app 1",
-            "",
-            &"a".repeat(65),
-            "ąpp",
-        ] {
-            assert!(!valid_name(bad), "{bad}");
-        }
-    }
+    type Check = fn(&str) -> bool;
 
+    /// Each check with inputs it must accept and inputs it must refuse.
     #[test]
-    fn keys_and_secrets() {
-        assert!(valid_app_key("0abc-def_"));
-        assert!(valid_app_key(&"k".repeat(200)));
-        for bad in ["short", "-abcdefgh", "abcdefg!", &"k".repeat(201)] {
-            assert!(!valid_app_key(bad), "{bad}");
-        }
-        assert!(valid_app_secret("S3cret!@#$%_-"));
-        assert!(valid_app_secret(&"s".repeat(128)));
-        for bad in [
-            "short",
-            "!abcdefgh",
-            "abcdefg^",
-            &"s".repeat(129),
-            "abcdefgé",
-        ] {
-            assert!(!valid_app_secret(bad), "{bad}");
+    fn names_keys_and_secrets() {
+        let cases: [(&str, Check, &[&str], &[&str]); 3] = [
+            (
+                "name",
+                valid_name,
+                &[
+                    "app",
+                    "App_1",
+                    "应用一",
+                    "a应用_9",
+                    &"a".repeat(64),
+                    &"应".repeat(64),
+                ],
+                &[
+                    "ap",
+                    "1app",
+                    "_app",
+                    "app-1",
+                    "app 1",
+                    "",
+                    &"a".repeat(65),
+                    "ąpp",
+                ],
+            ),
+            (
+                "app key",
+                valid_app_key,
+                &["0abc-def_", &"k".repeat(200)],
+                &["short", "-abcdefgh", "abcdefg!", &"k".repeat(201)],
+            ),
+            (
+                "app secret",
+                valid_app_secret,
+                &["S3cret!@#$%_-", &"s".repeat(128)],
+                &[
+                    "short",
+                    "!abcdefgh",
+                    "abcdefg^",
+                    &"s".repeat(129),
+                    "abcdefgé",
+                ],
+            ),
+        ];
+        for (what, valid, good, bad) in cases {
+            for ok in good {
+                assert!(valid(ok), "{what} {ok:?} refused");
+            }
+            for bad in bad {
+                assert!(!valid(bad), "{what} {bad:?} accepted");
+            }
         }
     }
 }

@@ -69,16 +69,18 @@ async fn loaded_with(
     (provider, tx, gate, layer)
 }
 
-/// Delivers `change` while the next refresh of an [`every_10s`] layer hangs in a [`gated`]
-/// provider, then lets that refresh finish with what it read before the change.
+/// Delivers `changes` while the next refresh of an [`every_10s`] layer hangs in a [`gated`]
+/// provider, then lets that refresh finish with what it read before them.
 async fn during_a_hung_refresh(
     provider: &ScriptedProvider,
     gate: &Semaphore,
     tx: &ChangeSender,
-    change: Change,
+    changes: impl IntoIterator<Item = Change>,
 ) {
     next_refresh_hangs(provider).await;
-    deliver(tx, change).await;
+    for change in changes {
+        deliver(tx, change).await;
+    }
     gate.add_permits(1);
     settle().await;
 }
@@ -261,84 +263,53 @@ async fn change_events_are_applied_in_order() {
     assert!(cache.verify(&a.0).is_some(), "resync reloaded the snapshot");
 }
 
-#[tokio::test(start_paused = true)]
-async fn app_quotas_come_with_the_snapshot_and_a_stale_list_cannot_undo_a_change() {
-    use crate::quota::{AppQuota, TimeUnit};
-    let quota = |calls| Arc::new(AppQuota::new(calls, TimeUnit::Day, 1).unwrap());
-    let (provider, tx, gate, layer) = loaded_with(
-        |s| s.quotas = Some(vec![("app-a".into(), quota(5)), ("app-b".into(), quota(6))]),
-        |cache| cache.set_app_quota("app-local", quota(1)),
-    )
-    .await;
-    let cache = layer.cache().clone();
-    assert_eq!(cache.app_quota("app-a").unwrap().call_limits(), 5);
-    assert!(
-        cache.app_quota("app-local").is_none(),
-        "the provider's list is the whole truth"
-    );
-    assert_eq!(cache.app_quotas(), 2);
-
-    deliver(
-        &tx,
-        Change::AppQuota {
-            app_id: "app-a".into(),
-            quota: Some(quota(9)),
-        },
-    )
-    .await;
-    assert_eq!(cache.app_quota("app-a").unwrap().call_limits(), 9);
-
-    // A refresh hangs in the provider, which still lists app-b's quota, while it is removed.
-    let removed = Change::AppQuota {
-        app_id: "app-b".into(),
-        quota: None,
-    };
-    during_a_hung_refresh(&provider, &gate, &tx, removed).await;
-    assert!(
-        cache.app_quota("app-b").is_none(),
-        "a stale list brought a removed quota back"
-    );
-    assert_eq!(
-        cache.app_quota("app-a").unwrap().call_limits(),
-        5,
-        "the list's value"
-    );
-}
-
 fn acl(kind: crate::acl::AclType, values: &[&str]) -> Arc<crate::acl::AppAcl> {
     Arc::new(crate::acl::AppAcl::new(kind, values).unwrap())
 }
 
+/// An app's quota and its ACL are both kept by app beside the codes: one scenario for both.
 #[tokio::test(start_paused = true)]
-async fn app_acls_come_with_the_snapshot_and_follow_its_changes() {
+async fn app_quotas_and_acls_come_with_the_snapshot_and_a_stale_list_cannot_undo_a_change() {
     use crate::acl::AclType;
+    use crate::quota::{AppQuota, TimeUnit};
+    let quota = |calls| Arc::new(AppQuota::new(calls, TimeUnit::Day, 1).unwrap());
     let (provider, tx, gate, layer) = loaded_with(
         |s| {
+            s.quotas = Some(vec![("app-a".into(), quota(5)), ("app-b".into(), quota(6))]);
             s.acls = Some(vec![
                 ("app-a".into(), acl(AclType::Deny, &["192.0.2.1"])),
                 ("app-gone".into(), acl(AclType::Deny, &["192.0.2.2"])),
             ]);
         },
-        // An ACL the node set itself before the first load, unknown to the provider, goes.
-        |cache| cache.set_app_acl("app-local", acl(AclType::Deny, &["192.0.2.3"])),
+        // What the node set itself before the first load, unknown to the provider, goes.
+        |cache| {
+            cache.set_app_quota("app-local", quota(1));
+            cache.set_app_acl("app-local", acl(AclType::Deny, &["192.0.2.3"]));
+        },
     )
     .await;
     let cache = layer.cache().clone();
+    assert_eq!(cache.app_quota("app-a").unwrap().call_limits(), 5);
     assert!(cache.app_acl("app-a").is_some(), "loaded with the codes");
     assert!(
-        cache.app_acl("app-local").is_none(),
-        "the provider's list is the whole truth"
+        cache.app_quota("app-local").is_none() && cache.app_acl("app-local").is_none(),
+        "the provider's lists are the whole truth"
     );
-    assert_eq!(cache.app_acls(), 2);
+    assert_eq!((cache.app_quotas(), cache.app_acls()), (2, 2));
 
-    deliver(
-        &tx,
+    for change in [
+        Change::AppQuota {
+            app_id: "app-a".into(),
+            quota: Some(quota(9)),
+        },
         Change::AppAcl {
             app_id: "app-a".into(),
             acl: Some(acl(AclType::Permit, &["198.51.100.0/24"])),
         },
-    )
-    .await;
+    ] {
+        deliver(&tx, change).await;
+    }
+    assert_eq!(cache.app_quota("app-a").unwrap().call_limits(), 9);
     assert_eq!(cache.app_acl("app-a").unwrap().kind(), AclType::Permit);
     deliver(&tx, Change::RemoveApp("app-gone".into())).await;
     assert!(
@@ -346,16 +317,31 @@ async fn app_acls_come_with_the_snapshot_and_follow_its_changes() {
         "an app's ACL leaves with it"
     );
 
-    // The next refresh hangs in the provider, which still holds the old ACL of app-a, while
-    // app-a's ACL is removed: the stale list must not bring it back.
-    let removed = Change::AppAcl {
-        app_id: "app-a".into(),
-        acl: None,
-    };
+    // The next refresh hangs in the provider, which still lists app-b's quota and the old ACL
+    // of app-a, while both are removed: the stale lists must not bring them back.
+    let removed = [
+        Change::AppQuota {
+            app_id: "app-b".into(),
+            quota: None,
+        },
+        Change::AppAcl {
+            app_id: "app-a".into(),
+            acl: None,
+        },
+    ];
     during_a_hung_refresh(&provider, &gate, &tx, removed).await;
+    assert!(
+        cache.app_quota("app-b").is_none(),
+        "a stale list brought a removed quota back"
+    );
     assert!(
         cache.app_acl("app-a").is_none(),
         "a snapshot loaded before the removal undid it"
+    );
+    assert_eq!(
+        cache.app_quota("app-a").unwrap().call_limits(),
+        5,
+        "the list's value"
     );
     assert!(
         cache.app_acl("app-gone").is_some(),
@@ -429,6 +415,23 @@ mod by_revision {
             .refresh_interval(Duration::from_secs(10))
     }
 
+    /// A [`refreshing`] layer over `store`, its first load done, and its cache.
+    async fn loaded_from(store: &Arc<MemoryStore>) -> (AppCodeAuthLayer, AppCodeCache) {
+        let layer = refreshing(store).build();
+        let cache = layer.cache().clone();
+        cache.loaded().await;
+        (layer, cache)
+    }
+
+    /// Deletes `code` from the store behind the cache's back (there is no change stream): only
+    /// a refresh can tell the cache.
+    async fn delete(store: &MemoryStore, scope: &Scope, code: &AppCodeRecord) {
+        store
+            .delete_app_code(scope, &code.app_id, &code.id)
+            .await
+            .unwrap();
+    }
+
     fn app(scope: &Scope) -> App {
         App {
             id: "app-1".into(),
@@ -456,14 +459,9 @@ mod by_revision {
     #[tokio::test(start_paused = true)]
     async fn a_refresh_fetches_only_what_changed() {
         let (store, scope, records) = store_with(3, 100).await;
-        let layer = refreshing(&store).build();
-        let cache = layer.cache().clone();
-        cache.loaded().await;
+        let (layer, cache) = loaded_from(&store).await;
         // Written behind the cache's back (no change stream): only a refresh can bring it.
-        store
-            .delete_app_code(&scope, "app-1", &records[0].id)
-            .await
-            .unwrap();
+        delete(&store, &scope, &records[0]).await;
         let created = store.create_app_code(&scope, record(9)).await.unwrap();
         tokio::time::sleep(Duration::from_secs(11)).await;
         assert!(cache.verify(&records[0].value).is_none());
@@ -482,18 +480,13 @@ mod by_revision {
     #[tokio::test(start_paused = true)]
     async fn a_cache_further_behind_than_the_log_reloads_the_snapshot() {
         let (store, scope, records) = store_with(1, 2).await;
-        let layer = refreshing(&store).build();
-        let cache = layer.cache().clone();
-        cache.loaded().await;
+        let (layer, cache) = loaded_from(&store).await;
         // More writes than the log keeps, between two refreshes.
         let mut kept = Vec::new();
         for i in 10..14 {
             kept.push(store.create_app_code(&scope, record(i)).await.unwrap());
         }
-        store
-            .delete_app_code(&scope, "app-1", &records[0].id)
-            .await
-            .unwrap();
+        delete(&store, &scope, &records[0]).await;
         tokio::time::sleep(Duration::from_secs(11)).await;
         assert_eq!(layer.metrics().snapshots_loaded, 2);
         assert!(cache.verify(&records[0].value).is_none());
@@ -524,10 +517,7 @@ mod by_revision {
         for i in 11..13 {
             store.create_app_code(&scope, record(i)).await.unwrap();
         }
-        store
-            .delete_app_code(&scope, "app-1", &records[0].id)
-            .await
-            .unwrap();
+        delete(&store, &scope, &records[0]).await;
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert_eq!(layer.metrics().snapshots_loaded, 2);
         assert_eq!(*loads.lock().unwrap(), [1, 3]);

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use super::client::{segment, Answer, CliError, Client, Credential, Token, TOKEN_ENV};
-use super::output::{done, footer, header, items, number, raw, table, text, texts, with_query};
+use super::output::{delete, footer, header, items, number, raw, table, text, texts, with_query};
 
 /// Where the server is, where the admin token is, and how to print. Shared by every client
 /// subcommand, and accepted before or after the action (`global`).
@@ -247,6 +247,7 @@ pub(crate) async fn apps(cmd: AppsCommand, out: &mut impl Write) -> Result<(), C
         _ => None,
     };
     let client = client(&cmd.connect)?;
+    let app_path = |id: &str| format!("/apps/{}", segment(id));
     // Creating, showing and updating all answer with the app.
     let (method, path, body) = match cmd.action {
         AppsAction::Create { name, remark } => {
@@ -290,14 +291,14 @@ pub(crate) async fn apps(cmd: AppsCommand, out: &mut impl Write) -> Result<(), C
             footer(&answer.json, apps.len(), "apps");
             return Ok(());
         }
-        AppsAction::Show { app_id } => (Method::GET, format!("/apps/{}", segment(&app_id)), None),
+        AppsAction::Show { app_id } => (Method::GET, app_path(&app_id), None),
         AppsAction::Update {
             app_id,
             name,
             remark,
             app_key,
         } => {
-            let path = format!("/apps/{}", segment(&app_id));
+            let path = app_path(&app_id);
             // APIG's update requires the name: keep the app's own when none is given.
             let name = match name {
                 Some(name) => name,
@@ -334,10 +335,8 @@ pub(crate) async fn apps(cmd: AppsCommand, out: &mut impl Write) -> Result<(), C
             return table(out, &rows);
         }
         AppsAction::Delete { app_id } => {
-            client
-                .call(Method::DELETE, &format!("/apps/{}", segment(&app_id)), None)
-                .await?;
-            return done(out, json_out, &format!("deleted app {app_id}"));
+            let what = format!("deleted app {app_id}");
+            return delete(&client, &app_path(&app_id), out, json_out, &what).await;
         }
         AppsAction::Acl(action) => return acl(&client, action, json_out, out).await,
     };
@@ -368,8 +367,8 @@ async fn acl(
         }
         AclAction::Show { app_id } => (Method::GET, app_id, None),
         AclAction::Delete { app_id } => {
-            client.call(Method::DELETE, &path(&app_id), None).await?;
-            return done(out, json_out, &format!("removed the ACL of app {app_id}"));
+            let what = format!("removed the ACL of app {app_id}");
+            return delete(client, &path(&app_id), out, json_out, &what).await;
         }
     };
     let answer = client.call(method, &path(&app_id), body.as_ref()).await?;
@@ -409,6 +408,7 @@ pub(crate) async fn app_codes(cmd: AppCodesCommand, out: &mut impl Write) -> Res
     };
     let client = client(&cmd.connect)?;
     let codes = |app: &str| format!("/apps/{}/app-codes", segment(app));
+    let code = |app: &str, id: &str| format!("{}/{}", codes(app), segment(id));
     // Creating, generating and showing all answer with one AppCode.
     let (method, path, body) = match cmd.action {
         AppCodesAction::Create { app_id } => {
@@ -421,10 +421,7 @@ pub(crate) async fn app_codes(cmd: AppCodesCommand, out: &mut impl Write) -> Res
         AppCodesAction::Show {
             app_id,
             app_code_id,
-        } => {
-            let path = format!("{}/{}", codes(&app_id), segment(&app_code_id));
-            (Method::GET, path, None)
-        }
+        } => (Method::GET, code(&app_id, &app_code_id), None),
         AppCodesAction::List { app_id } => {
             // The most a page holds: an app has at most a few codes.
             let path = format!("{}?limit=500", codes(&app_id));
@@ -445,10 +442,8 @@ pub(crate) async fn app_codes(cmd: AppCodesCommand, out: &mut impl Write) -> Res
             app_id,
             app_code_id,
         } => {
-            let path = format!("{}/{}", codes(&app_id), segment(&app_code_id));
-            client.call(Method::DELETE, &path, None).await?;
             let what = format!("deleted AppCode {app_code_id} of app {app_id}");
-            return done(out, json_out, &what);
+            return delete(&client, &code(&app_id, &app_code_id), out, json_out, &what).await;
         }
     };
     let answer = client.call(method, &path, body.as_ref()).await?;

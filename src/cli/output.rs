@@ -2,9 +2,10 @@
 
 use std::io::Write;
 
+use http::Method;
 use serde_json::Value;
 
-use super::client::{Answer, CliError};
+use super::client::{Answer, CliError, Client};
 
 /// The body as the API sent it, one line.
 pub(super) fn raw(out: &mut impl Write, answer: &Answer) -> Result<(), CliError> {
@@ -68,9 +69,16 @@ pub(super) fn table(out: &mut impl Write, rows: &[Vec<String>]) -> Result<(), Cl
     Ok(())
 }
 
-/// "(3 of 45 apps; --offset/--limit for more)" on stderr when the page is not everything.
-/// Says what a call with no answer to show did; nothing in JSON mode.
-pub(super) fn done(out: &mut impl Write, json_out: bool, what: &str) -> Result<(), CliError> {
+/// `DELETE path`, whose answer has no body to show: says `what` it did instead, or nothing in
+/// JSON mode.
+pub(super) async fn delete(
+    client: &Client,
+    path: &str,
+    out: &mut impl Write,
+    json_out: bool,
+    what: &str,
+) -> Result<(), CliError> {
+    client.call(Method::DELETE, path, None).await?;
     if json_out {
         return Ok(());
     }
@@ -86,6 +94,8 @@ pub(super) fn with_query(path: &str, query: &[String]) -> String {
     }
 }
 
+/// "(3 of 45 apps; use --offset and --limit for more)" on stderr when the page is not
+/// everything.
 pub(super) fn footer(list: &Value, shown: usize, what: &str) {
     let total = list.get("total").and_then(Value::as_u64).unwrap_or(0);
     if (shown as u64) < total {

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::client::{segment, Answer, CliError, Client};
 use super::commands::{client, ConnectArgs};
-use super::output::{done, footer, header, number, raw, table, text, texts, with_query};
+use super::output::{delete, footer, header, number, raw, table, text, texts, with_query};
 
 /// `apig-appcode quotas`.
 #[derive(Args)]
@@ -166,10 +166,8 @@ pub(crate) async fn quotas(cmd: QuotasCommand, out: &mut impl Write) -> Result<(
             return bound_apps(&client, &app_quota_id, out).await;
         }
         QuotasAction::Delete { app_quota_id } => {
-            client
-                .call(Method::DELETE, &path(&app_quota_id), None)
-                .await?;
-            return done(out, json_out, &format!("deleted app quota {app_quota_id}"));
+            let what = format!("deleted app quota {app_quota_id}");
+            return delete(&client, &path(&app_quota_id), out, json_out, &what).await;
         }
         QuotasAction::Bind {
             app_quota_id,
@@ -193,9 +191,8 @@ pub(crate) async fn quotas(cmd: QuotasCommand, out: &mut impl Write) -> Result<(
             app_id,
         } => {
             let path = format!("{}/bound-apps/{}", path(&app_quota_id), segment(&app_id));
-            client.call(Method::DELETE, &path, None).await?;
             let what = format!("unbound app {app_id} from app quota {app_quota_id}");
-            return done(out, json_out, &what);
+            return delete(&client, &path, out, json_out, &what).await;
         }
     };
     let answer = client.call(method, &path, Some(&body)).await?;

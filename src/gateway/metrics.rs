@@ -379,61 +379,56 @@ where
 impl Collector for CacheCollector {
     fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
         let m = self.0.metrics();
-        counter(
-            &mut e,
-            "hits",
-            "Requests whose AppCode was found in the cache.",
-            m.hits,
-        )?;
-        counter(
-            &mut e,
-            "misses",
-            "Requests with a well-formed AppCode the cache did not hold.",
-            m.misses,
-        )?;
-        counter(
-            &mut e,
-            "provider_lookups",
-            "Point lookups sent to the provider.",
-            m.provider_lookups,
-        )?;
-        counter(
-            &mut e,
-            "lookups_shed",
-            "Misses answered 503 without a lookup: the most lookups the node runs at a time \
-             were up.",
-            m.lookups_shed,
-        )?;
-        counter(
-            &mut e,
-            "provider_errors",
-            "Failed provider calls.",
-            m.provider_errors,
-        )?;
-        counter(
-            &mut e,
-            "snapshots_loaded",
-            "Full snapshots applied to the cache.",
-            m.snapshots_loaded,
-        )?;
-        counter(
-            &mut e,
-            "deltas_applied",
-            "Refreshes that applied the changes since a revision instead of a snapshot.",
-            m.deltas_applied,
-        )?;
-        counter(
-            &mut e,
-            "changes_applied",
-            "Change events applied to the cache.",
-            m.changes_applied,
-        )?;
-        counter(
-            &mut e,
-            "anti_entropy_repairs",
-            "Full reloads after the cache's codes were found to differ from the store's.",
-            m.anti_entropy_repairs,
-        )?;
+        for (name, help, value) in [
+            (
+                "hits",
+                "Requests whose AppCode was found in the cache.",
+                m.hits,
+            ),
+            (
+                "misses",
+                "Requests with a well-formed AppCode the cache did not hold.",
+                m.misses,
+            ),
+            (
+                "provider_lookups",
+                "Point lookups sent to the provider.",
+                m.provider_lookups,
+            ),
+            (
+                "lookups_shed",
+                "Misses answered 503 without a lookup: the most lookups the node runs at a time \
+                 were up.",
+                m.lookups_shed,
+            ),
+            (
+                "provider_errors",
+                "Failed provider calls.",
+                m.provider_errors,
+            ),
+            (
+                "snapshots_loaded",
+                "Full snapshots applied to the cache.",
+                m.snapshots_loaded,
+            ),
+            (
+                "deltas_applied",
+                "Refreshes that applied the changes since a revision instead of a snapshot.",
+                m.deltas_applied,
+            ),
+            (
+                "changes_applied",
+                "Change events applied to the cache.",
+                m.changes_applied,
+            ),
+            (
+                "anti_entropy_repairs",
+                "Full reloads after the cache's codes were found to differ from the store's.",
+                m.anti_entropy_repairs,
+            ),
+        ] {
+            counter(&mut e, name, help, value)?;
+        }
         let mut family = e.encode_descriptor(
             "rejections",
             "Rejected requests by reason.",
@@ -537,18 +532,15 @@ impl Collector for WorkerCollector {
     }
 }
 
+// The tests read the exposition as the binary's tests do.
+#[cfg(test)]
+#[path = "../../tests/support/prometheus.rs"]
+mod prometheus;
+
 #[cfg(test)]
 mod tests {
+    use super::prometheus::sample;
     use super::*;
-
-    fn sample(text: &str, name: &str) -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
-            .trim()
-            .parse()
-            .unwrap()
-    }
 
     #[test]
     fn status_classes_latency_and_listeners_are_exposed() {
@@ -587,15 +579,13 @@ mod tests {
             let bucket = format!("{latency}_bucket{{le=\"{le}\"}}");
             assert_eq!(sample(&text, &bucket), count, "{bucket}");
         }
-        assert_eq!(
-            sample(&text, "apig_appcode_open_connections{listener=\"gateway\"}"),
-            0.0
-        );
-        assert_eq!(
-            sample(&text, "apig_appcode_rejections_total{reason=\"missing\"}"),
-            0.0
-        );
-        assert_eq!(sample(&text, "apig_appcode_ready"), 0.0);
+        for zero in [
+            "apig_appcode_open_connections{listener=\"gateway\"}",
+            "apig_appcode_rejections_total{reason=\"missing\"}",
+            "apig_appcode_ready",
+        ] {
+            assert_eq!(sample(&text, zero), 0.0, "{zero}");
+        }
         assert!(text.contains("# TYPE apig_appcode_hits counter"), "{text}");
     }
 

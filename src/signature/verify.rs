@@ -208,6 +208,11 @@ impl<'a> SignedRequest<'a> {
     }
 }
 
+// The random-input loop draws from the same seeded noise as the management API's garbage test.
+#[cfg(test)]
+#[path = "../../tests/support/noise.rs"]
+mod noise;
+
 #[cfg(test)]
 mod tests {
     use http::request::Parts;
@@ -215,6 +220,7 @@ mod tests {
 
     use super::super::vectors::*;
     use super::super::{parse_authorization, DEFAULT_MAX_SKEW};
+    use super::noise::Noise;
     use super::*;
 
     #[test]
@@ -557,40 +563,6 @@ mod tests {
         );
         parts.version = Version::HTTP_2;
         assert!(verify_vector(v, &parts, &v.body).is_ok());
-    }
-
-    /// Reproducible noise for the random-input loop, from proptest's seeded generator.
-    struct Noise(proptest::test_runner::TestRng);
-
-    impl Noise {
-        fn seeded(seed: u64) -> Self {
-            use proptest::test_runner::{RngAlgorithm, TestRng};
-            let mut bytes = [0u8; 32];
-            bytes[..8].copy_from_slice(&seed.to_le_bytes());
-            Self(TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
-        }
-
-        fn next(&mut self) -> u64 {
-            use proptest::prelude::Rng as _;
-            self.0.next_u64()
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-
-        fn bytes(&mut self, max: usize, alphabet: &[u8]) -> Vec<u8> {
-            let len = self.below(max + 1);
-            (0..len)
-                .map(|_| {
-                    if alphabet.is_empty() {
-                        self.next() as u8
-                    } else {
-                        alphabet[self.below(alphabet.len())]
-                    }
-                })
-                .collect()
-        }
     }
 
     #[test]

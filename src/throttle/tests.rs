@@ -41,6 +41,19 @@ async fn status(svc: &mut Svc, app: &str) -> StatusCode {
 /// What the throttle answers past an app's limit.
 const THROTTLED: StatusCode = StatusCode::TOO_MANY_REQUESTS;
 
+/// Sends `n` calls of `app`, each let through, then one more, throttled: `app` had exactly `n`
+/// calls of room.
+async fn burst(svc: &mut Svc, app: &str, n: usize) {
+    for call in 0..n {
+        assert_eq!(
+            status(svc, app).await,
+            StatusCode::OK,
+            "call {call} of {app}"
+        );
+    }
+    assert_eq!(status(svc, app).await, THROTTLED, "call {n} of {app}");
+}
+
 fn per_second(n: u32) -> Quota {
     Quota::per_second(n).unwrap()
 }
@@ -73,21 +86,14 @@ async fn burst_then_429_apig_0308_with_retry_after() {
 #[tokio::test(start_paused = true)]
 async fn room_comes_back_one_interval_at_a_time() {
     let mut svc = service(ThrottleLayer::new(per_second(2)));
-    for _ in 0..2 {
-        assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
-    }
-    assert_eq!(status(&mut svc, "a").await, THROTTLED);
+    burst(&mut svc, "a", 2).await;
     tokio::time::advance(Duration::from_millis(499)).await;
     assert_eq!(status(&mut svc, "a").await, THROTTLED);
     tokio::time::advance(Duration::from_millis(1)).await;
-    assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
-    assert_eq!(status(&mut svc, "a").await, THROTTLED);
+    burst(&mut svc, "a", 1).await;
     // A whole period refills the whole burst, and no more.
     tokio::time::advance(Duration::from_secs(10)).await;
-    for _ in 0..2 {
-        assert_eq!(status(&mut svc, "a").await, StatusCode::OK);
-    }
-    assert_eq!(status(&mut svc, "a").await, THROTTLED);
+    burst(&mut svc, "a", 2).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -108,12 +114,8 @@ async fn an_app_override_beats_the_default() {
         .app_limit("slow", Quota::new(1, Duration::from_secs(60)).unwrap())
         .build();
     let mut svc = service(layer);
-    for _ in 0..5 {
-        assert_eq!(status(&mut svc, "vip").await, StatusCode::OK);
-    }
-    assert_eq!(status(&mut svc, "vip").await, THROTTLED);
-    assert_eq!(status(&mut svc, "other").await, StatusCode::OK);
-    assert_eq!(status(&mut svc, "other").await, THROTTLED);
+    burst(&mut svc, "vip", 5).await;
+    burst(&mut svc, "other", 1).await;
     assert_eq!(status(&mut svc, "slow").await, StatusCode::OK);
     tokio::time::advance(Duration::from_secs(1)).await;
     assert_eq!(status(&mut svc, "other").await, StatusCode::OK);
@@ -142,8 +144,7 @@ async fn only_overridden_apps_are_limited_without_a_default() {
     for _ in 0..10 {
         assert_eq!(status(&mut svc, "free").await, StatusCode::OK);
     }
-    assert_eq!(status(&mut svc, "limited").await, StatusCode::OK);
-    assert_eq!(status(&mut svc, "limited").await, THROTTLED);
+    burst(&mut svc, "limited", 1).await;
 }
 
 #[tokio::test(start_paused = true)]

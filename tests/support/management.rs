@@ -15,6 +15,10 @@ use super::client::{get, request, send, Resp};
 use super::server::{start_with_token, Server};
 use super::upstream::Upstream;
 
+#[path = "prometheus.rs"]
+mod prometheus;
+pub(crate) use self::prometheus::sample;
+
 /// The management API with an `X-Auth-Token`, on one project and instance.
 pub(crate) struct Admin {
     pub(crate) addr: SocketAddr,
@@ -152,16 +156,6 @@ pub(crate) async fn signed_call(
         Request::from_parts(parts, Full::new(Bytes::from(bytes))),
     )
     .await
-}
-
-/// The value of the sample `name` (a full name, labels included) in a Prometheus text.
-pub(crate) fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 pub(crate) async fn metrics(server: &Server) -> String {
