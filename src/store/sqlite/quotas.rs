@@ -6,9 +6,7 @@ use rusqlite::types::ToSql;
 use rusqlite::{params, Connection, Transaction};
 
 use super::error::db;
-use super::rows::{
-    changed_apps, count, query_all, quota_seq, raw_limit, raw_quota, read, BACKEND, QUOTA_SELECT,
-};
+use super::rows::{count, query_all, quota_seq, raw_limit, raw_quota, read, BACKEND, QUOTA_SELECT};
 use super::transactions::{read_tx, write_tx, Write};
 use crate::quota::AppQuota;
 use crate::store::sealed::{self, sql_count, RawLimit};
@@ -213,45 +211,13 @@ pub(super) fn of_instance(
     )?;
     rows.into_iter()
         .map(|(app, limit)| {
-            let quota = limit.open(format_args!("the quota of app {app}"), BACKEND)?;
+            let quota = quota_of(&app, limit)?;
             Ok((app, quota))
         })
         .collect()
 }
 
-/// The apps whose ACL or quota changed after revision `after` (each once, in the order of its
-/// last change) and the quota each has now, inside the reader's transaction.
-pub(super) fn changed_since(
-    tx: &Transaction<'_>,
-    instance_id: &str,
-    after: i64,
-) -> StoreResult<Vec<(String, Option<AppQuota>)>> {
-    let rows = query_all(
-        tx,
-        "read the changed app quotas",
-        concat!(
-            "SELECT l.app_id, q.call_limits, q.time_unit, q.time_interval,
-             COALESCE(q.reset_time, b.bound_time / 1000000000)",
-            changed_apps!(),
-            "LEFT JOIN app_quota_bindings b ON b.app_seq = a.seq
-             LEFT JOIN app_quotas q ON q.seq = b.quota_seq
-             ORDER BY l.revision, l.ord"
-        ),
-        params![instance_id, after],
-        |r| {
-            let limit = match r.get::<_, Option<i64>>(1)? {
-                Some(_) => Some(raw_limit(r, 1)?),
-                None => None,
-            };
-            Ok((r.get::<_, String>(0)?, limit))
-        },
-    )?;
-    rows.into_iter()
-        .map(|(app, limit)| {
-            let quota = limit
-                .map(|l| l.open(format_args!("the quota of app {app}"), BACKEND))
-                .transpose()?;
-            Ok((app, quota))
-        })
-        .collect()
+/// The quota of the app `app_id`, its columns checked.
+pub(super) fn quota_of(app_id: &str, limit: RawLimit) -> StoreResult<AppQuota> {
+    limit.open(format_args!("the quota of app {app_id}"), BACKEND)
 }
