@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, Transaction};
 
 use super::error::{corrupt, db};
-use super::rows::{app_seq, query_all, query_opt};
+use super::rows::{app_seq, instance_rows, query_opt};
 use super::transactions::{read_tx, Write};
 use crate::acl::AppAcl;
 use crate::store::{Scope, StoreResult};
@@ -79,13 +79,12 @@ pub(super) fn of_instance(
     conn: &mut Connection,
     instance_id: &str,
 ) -> StoreResult<Vec<(String, AppAcl)>> {
-    let tx = read_tx(conn)?;
-    let rows = query_all(
-        &tx,
+    instance_rows(
+        conn,
         "read the instance's app ACLs",
         "SELECT a.id, x.kind, x.acl_values FROM app_acls x JOIN apps a ON a.seq = x.app_seq
          WHERE a.instance_id = ?1 ORDER BY a.seq",
-        [instance_id],
+        instance_id,
         |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -93,8 +92,6 @@ pub(super) fn of_instance(
                 r.get::<_, String>(2)?,
             ))
         },
-    )?;
-    rows.into_iter()
-        .map(|(app, kind, values)| Ok((app, decode(&kind, &values)?)))
-        .collect()
+        |(app, kind, values)| Ok((app, decode(&kind, &values)?)),
+    )
 }

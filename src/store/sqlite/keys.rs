@@ -3,8 +3,7 @@
 
 use rusqlite::Connection;
 
-use super::rows::{query_all, APP_COLUMNS, BACKEND};
-use super::transactions::read_tx;
+use super::rows::{instance_rows, APP_COLUMNS, BACKEND};
 use crate::app_key::AppKey;
 use crate::store::cipher::Sealer;
 use crate::store::sealed::RawApp;
@@ -27,18 +26,15 @@ pub(super) fn of_instance(
     sealer: &Sealer,
     instance_id: &str,
 ) -> StoreResult<Vec<(String, AppKey)>> {
-    let tx = read_tx(conn)?;
-    let rows = query_all(
-        &tx,
+    instance_rows(
+        conn,
         "read the instance's app keys",
         &format!("SELECT project_id, {APP_COLUMNS} FROM apps WHERE instance_id = ?1 ORDER BY seq"),
-        [instance_id],
+        instance_id,
         |r| {
             let project: String = r.get(0)?;
             Ok((project, RawApp::from_sqlite_row_at(r, 1)?))
         },
-    )?;
-    rows.into_iter()
-        .map(|(project, raw)| key_of(project, raw, sealer, instance_id))
-        .collect()
+        |(project, raw)| key_of(project, raw, sealer, instance_id),
+    )
 }

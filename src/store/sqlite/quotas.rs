@@ -6,7 +6,9 @@ use rusqlite::types::ToSql;
 use rusqlite::{params, Connection, Transaction};
 
 use super::error::db;
-use super::rows::{count, query_all, quota_seq, raw_limit, raw_quota, read, BACKEND, QUOTA_SELECT};
+use super::rows::{
+    count, instance_rows, query_all, quota_seq, raw_limit, raw_quota, read, BACKEND, QUOTA_SELECT,
+};
 use super::transactions::{read_tx, write_tx, Write};
 use crate::quota::AppQuota;
 use crate::store::sealed::{self, sql_count, RawLimit};
@@ -196,9 +198,8 @@ pub(super) fn of_instance(
     conn: &mut Connection,
     instance_id: &str,
 ) -> StoreResult<Vec<(String, AppQuota)>> {
-    let tx = read_tx(conn)?;
-    let rows = query_all(
-        &tx,
+    instance_rows(
+        conn,
         "read the instance's app quotas",
         "SELECT a.id, q.call_limits, q.time_unit, q.time_interval,
                 COALESCE(q.reset_time, b.bound_time / 1000000000)
@@ -206,15 +207,13 @@ pub(super) fn of_instance(
          JOIN apps a ON a.seq = b.app_seq
          JOIN app_quotas q ON q.seq = b.quota_seq
          WHERE a.instance_id = ?1 ORDER BY b.seq",
-        [instance_id],
+        instance_id,
         |r| Ok((r.get::<_, String>(0)?, raw_limit(r, 1)?)),
-    )?;
-    rows.into_iter()
-        .map(|(app, limit)| {
+        |(app, limit)| {
             let quota = quota_of(&app, limit)?;
             Ok((app, quota))
-        })
-        .collect()
+        },
+    )
 }
 
 /// The quota of the app `app_id`, its columns checked.
