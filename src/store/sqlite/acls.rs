@@ -4,13 +4,13 @@
 use rusqlite::{params, Connection, Transaction};
 
 use super::error::{corrupt, db};
-use super::rows::{app_seq, changed_apps, query_all, query_opt};
+use super::rows::{app_seq, instance_rows, query_opt};
 use super::transactions::{read_tx, Write};
 use crate::acl::AppAcl;
 use crate::store::{Scope, StoreResult};
 
 /// The ACL stored as `kind` and `values` (one a line), or a corrupt-data error.
-fn decode(kind: &str, values: &str) -> StoreResult<AppAcl> {
+pub(super) fn decode(kind: &str, values: &str) -> StoreResult<AppAcl> {
     let kind = kind
         .parse()
         .map_err(|_| corrupt(format_args!("an app ACL of type {kind:?}")))?;
@@ -79,13 +79,12 @@ pub(super) fn of_instance(
     conn: &mut Connection,
     instance_id: &str,
 ) -> StoreResult<Vec<(String, AppAcl)>> {
-    let tx = read_tx(conn)?;
-    let rows = query_all(
-        &tx,
+    instance_rows(
+        conn,
         "read the instance's app ACLs",
         "SELECT a.id, x.kind, x.acl_values FROM app_acls x JOIN apps a ON a.seq = x.app_seq
          WHERE a.instance_id = ?1 ORDER BY a.seq",
-        [instance_id],
+        instance_id,
         |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -93,43 +92,6 @@ pub(super) fn of_instance(
                 r.get::<_, String>(2)?,
             ))
         },
-    )?;
-    rows.into_iter()
-        .map(|(app, kind, values)| Ok((app, decode(&kind, &values)?)))
-        .collect()
-}
-
-/// The apps whose ACL or quota changed after revision `after` (each once, in the order of its
-/// last change) and the ACL each has now, inside the reader's transaction.
-pub(super) fn changed_since(
-    tx: &Transaction<'_>,
-    instance_id: &str,
-    after: i64,
-) -> StoreResult<Vec<(String, Option<AppAcl>)>> {
-    let rows = query_all(
-        tx,
-        "read the changed app ACLs",
-        concat!(
-            "SELECT l.app_id, x.kind, x.acl_values",
-            changed_apps!(),
-            "LEFT JOIN app_acls x ON x.app_seq = a.seq ORDER BY l.revision, l.ord"
-        ),
-        params![instance_id, after],
-        |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, Option<String>>(2)?,
-            ))
-        },
-    )?;
-    rows.into_iter()
-        .map(|(app, kind, values)| {
-            let acl = match (kind, values) {
-                (Some(kind), Some(values)) => Some(decode(&kind, &values)?),
-                _ => None,
-            };
-            Ok((app, acl))
-        })
-        .collect()
+        |(app, kind, values)| Ok((app, decode(&kind, &values)?)),
+    )
 }

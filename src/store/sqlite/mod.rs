@@ -12,6 +12,7 @@
 //! - `acls.rs`, `quotas.rs`, `quota_apps.rs`: the same for app ACLs, app quotas, and apps'
 //!   bindings to quotas with their shared counts; `keys.rs`: the apps' signing keys as the
 //!   gateways read them.
+//! - `policy.rs`: an app's ACL, quota and key read in one statement, for a reader catching up.
 //! - `triggers.rs`: the triggers that log every change of the tables, however it was made
 //!   (schema version 5).
 //! - `schema.rs`: migrations and the master-key record.
@@ -24,6 +25,7 @@ mod keys;
 mod migration_tests;
 mod ops;
 mod options;
+mod policy;
 mod quota_apps;
 mod quotas;
 mod revision;

@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, Transaction};
 
 use super::error::db;
 use super::rows::{
-    changed_apps, count, query_all, quota_seq, raw_limit, raw_quota, read, BACKEND, QUOTA_SELECT,
+    count, instance_rows, query_all, quota_seq, raw_limit, raw_quota, read, BACKEND, QUOTA_SELECT,
 };
 use super::transactions::{read_tx, write_tx, Write};
 use crate::quota::AppQuota;
@@ -198,9 +198,8 @@ pub(super) fn of_instance(
     conn: &mut Connection,
     instance_id: &str,
 ) -> StoreResult<Vec<(String, AppQuota)>> {
-    let tx = read_tx(conn)?;
-    let rows = query_all(
-        &tx,
+    instance_rows(
+        conn,
         "read the instance's app quotas",
         "SELECT a.id, q.call_limits, q.time_unit, q.time_interval,
                 COALESCE(q.reset_time, b.bound_time / 1000000000)
@@ -208,50 +207,16 @@ pub(super) fn of_instance(
          JOIN apps a ON a.seq = b.app_seq
          JOIN app_quotas q ON q.seq = b.quota_seq
          WHERE a.instance_id = ?1 ORDER BY b.seq",
-        [instance_id],
+        instance_id,
         |r| Ok((r.get::<_, String>(0)?, raw_limit(r, 1)?)),
-    )?;
-    rows.into_iter()
-        .map(|(app, limit)| {
-            let quota = limit.open(format_args!("the quota of app {app}"), BACKEND)?;
+        |(app, limit)| {
+            let quota = quota_of(&app, limit)?;
             Ok((app, quota))
-        })
-        .collect()
+        },
+    )
 }
 
-/// The apps whose ACL or quota changed after revision `after` (each once, in the order of its
-/// last change) and the quota each has now, inside the reader's transaction.
-pub(super) fn changed_since(
-    tx: &Transaction<'_>,
-    instance_id: &str,
-    after: i64,
-) -> StoreResult<Vec<(String, Option<AppQuota>)>> {
-    let rows = query_all(
-        tx,
-        "read the changed app quotas",
-        concat!(
-            "SELECT l.app_id, q.call_limits, q.time_unit, q.time_interval,
-             COALESCE(q.reset_time, b.bound_time / 1000000000)",
-            changed_apps!(),
-            "LEFT JOIN app_quota_bindings b ON b.app_seq = a.seq
-             LEFT JOIN app_quotas q ON q.seq = b.quota_seq
-             ORDER BY l.revision, l.ord"
-        ),
-        params![instance_id, after],
-        |r| {
-            let limit = match r.get::<_, Option<i64>>(1)? {
-                Some(_) => Some(raw_limit(r, 1)?),
-                None => None,
-            };
-            Ok((r.get::<_, String>(0)?, limit))
-        },
-    )?;
-    rows.into_iter()
-        .map(|(app, limit)| {
-            let quota = limit
-                .map(|l| l.open(format_args!("the quota of app {app}"), BACKEND))
-                .transpose()?;
-            Ok((app, quota))
-        })
-        .collect()
+/// The quota of the app `app_id`, its columns checked.
+pub(super) fn quota_of(app_id: &str, limit: RawLimit) -> StoreResult<AppQuota> {
+    limit.open(format_args!("the quota of app {app_id}"), BACKEND)
 }

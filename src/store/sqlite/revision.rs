@@ -4,7 +4,8 @@
 use rusqlite::{params, Connection, Transaction};
 
 use super::error::db;
-use super::rows::{query_all, query_codes, query_opt, BACKEND};
+use super::policy::{self, policy_columns, policy_joins, Policy};
+use super::rows::{changed_apps, query_all, query_codes, query_opt, BACKEND};
 use super::transactions::read_tx;
 use crate::provider::{CodesDigest, RevisionDigest};
 use crate::store::cipher::Sealer;
@@ -108,15 +109,32 @@ pub(super) fn app_code_changes(
             })
         },
     )?;
-    let acls = super::acls::changed_since(&tx, instance_id, after)?;
-    let quotas = super::quotas::changed_since(&tx, instance_id, after)?;
-    let keys = super::keys::changed_since(&tx, sealer, instance_id, after)?;
-    Ok(Some(AppCodeChanges {
+    let mut changes = AppCodeChanges {
         revision: current,
         created,
         deleted,
-        acls,
-        quotas,
-        keys,
-    }))
+        ..AppCodeChanges::default()
+    };
+    // The apps whose ACL, quota or key changed (each once, in the order of its last change),
+    // with each as it is now.
+    let rows = query_all(
+        &tx,
+        "read the changed apps' ACLs, quotas and keys",
+        concat!(
+            "SELECT l.app_id, ",
+            policy_columns!(),
+            changed_apps!(),
+            policy_joins!(),
+            "ORDER BY l.revision, l.ord"
+        ),
+        params![instance_id, after],
+        |r| policy::read(r, 0),
+    )?;
+    for raw in rows {
+        let (app_id, Policy { acl, quota, key }) = raw.open(sealer, instance_id)?;
+        changes.acls.push((app_id.clone(), acl));
+        changes.quotas.push((app_id.clone(), quota));
+        changes.keys.push((app_id, key));
+    }
+    Ok(Some(changes))
 }

@@ -7,6 +7,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::error::db;
+use super::transactions::read_tx;
 use crate::secret::Secret;
 use crate::store::cipher::Sealer;
 use crate::store::sealed::{self, RawApp, RawCode, RawLimit, RawQuota};
@@ -125,6 +126,22 @@ pub(super) fn query_all<T>(
     conn.prepare_cached(sql)
         .and_then(|mut s| s.query_map(params, row)?.collect())
         .map_err(db(context))
+}
+
+/// Every row `sql` selects of the instance `?1`, in one read transaction, each read by `row`
+/// and then decoded by `open` (which, unlike a row reader, may find the data corrupt): all of
+/// an instance's ACLs, quotas or keys, as a gateway loads them.
+pub(super) fn instance_rows<R, T>(
+    conn: &mut Connection,
+    context: &'static str,
+    sql: &str,
+    instance_id: &str,
+    row: impl FnMut(&Row<'_>) -> rusqlite::Result<R>,
+    open: impl FnMut(R) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let tx = read_tx(conn)?;
+    let rows = query_all(&tx, context, sql, [instance_id], row)?;
+    rows.into_iter().map(open).collect()
 }
 
 /// The first row `sql` selects, read by `row`, or `None` when it selects none; an error names
