@@ -25,6 +25,8 @@ mod app_quotas;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod cipher;
 mod memory;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod policy;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod provider;

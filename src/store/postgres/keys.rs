@@ -1,6 +1,6 @@
-//! The apps' signing keys (app key and secret) as gateways read them: all of an instance's,
-//! those of the apps logged as changed (kind `A`, like ACLs and quotas) after a revision, and
-//! one app's, for an announcement.
+//! The apps' signing keys (app key and secret) as gateways read them: all of an instance's, and
+//! how a key is opened from an app's row (also for `policy.rs`, which reads one app's key with
+//! its ACL and quota).
 
 use tokio_postgres::Row;
 

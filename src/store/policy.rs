@@ -1,0 +1,40 @@
+//! What a change of kind `A` may have changed of an app, its ACL, its quota and its key, as both
+//! SQL stores read it: in one statement for each app a reader catches up on, rather than one
+//! statement each. The SQL is the same in both dialects; each store decodes the row itself.
+
+use crate::acl::AppAcl;
+use crate::app_key::AppKey;
+use crate::quota::AppQuota;
+
+/// The columns of the app `a` that a store's `policy::read` decodes: its ACL's (from
+/// `app_acls x`), its quota's (from `app_quota_bindings b` and `app_quotas q`, the reset time
+/// anchored at the binding when the quota has none), its project and its app columns.
+macro_rules! policy_columns {
+    () => {
+        "x.kind, x.acl_values, \
+         q.call_limits, q.time_unit, q.time_interval, \
+         COALESCE(q.reset_time, b.bound_time / 1000000000), \
+         a.project_id, a.id, a.name, a.remark, a.creator, a.app_key, a.app_secret, \
+         a.app_secret_nonce, a.register_time, a.update_time, a.status"
+    };
+}
+pub(super) use policy_columns;
+
+/// The joins from `apps a` that [`policy_columns!`] read from; every app has one row (an app
+/// has at most one ACL and one binding), its columns `NULL` where it has no ACL or no quota.
+macro_rules! policy_joins {
+    () => {
+        " LEFT JOIN app_acls x ON x.app_seq = a.seq
+          LEFT JOIN app_quota_bindings b ON b.app_seq = a.seq
+          LEFT JOIN app_quotas q ON q.seq = b.quota_seq "
+    };
+}
+pub(super) use policy_joins;
+
+/// An app's ACL, quota and key, each `None` where it has none: all three once the app is gone.
+#[derive(Default)]
+pub(super) struct Policy {
+    pub(super) acl: Option<AppAcl>,
+    pub(super) quota: Option<AppQuota>,
+    pub(super) key: Option<AppKey>,
+}
