@@ -5,6 +5,7 @@
 use crate::acl::AppAcl;
 use crate::app_key::AppKey;
 use crate::quota::AppQuota;
+use crate::store::AppCodeChanges;
 
 /// The columns of the app `a` that a store's `policy::read` decodes: its ACL's (from
 /// `app_acls x`), its quota's (from `app_quota_bindings b` and `app_quotas q`, the reset time
@@ -31,10 +32,36 @@ macro_rules! policy_joins {
 }
 pub(super) use policy_joins;
 
+/// The statement that reads, for a reader catching up, the apps logged as changed (kind `A`)
+/// after a revision, each once in the order of its last change, and each one's ID and
+/// [`policy_columns!`] as it is now. `$changed_apps` is the store's dialect of the change-log
+/// read (`FROM ... l LEFT JOIN apps a`), which binds the instance and the revision.
+macro_rules! changed_policies {
+    ($($changed_apps:tt)*) => {
+        concat!(
+            "SELECT l.app_id, ",
+            $crate::store::policy::policy_columns!(),
+            $($changed_apps)*,
+            $crate::store::policy::policy_joins!(),
+            "ORDER BY l.revision, l.ord"
+        )
+    };
+}
+pub(super) use changed_policies;
+
 /// An app's ACL, quota and key, each `None` where it has none: all three once the app is gone.
 #[derive(Default)]
 pub(super) struct Policy {
     pub(super) acl: Option<AppAcl>,
     pub(super) quota: Option<AppQuota>,
     pub(super) key: Option<AppKey>,
+}
+
+impl Policy {
+    /// Adds what `app_id` has now to the changes a reader catches up with.
+    pub(super) fn add_to(self, app_id: String, changes: &mut AppCodeChanges) {
+        changes.acls.push((app_id.clone(), self.acl));
+        changes.quotas.push((app_id.clone(), self.quota));
+        changes.keys.push((app_id, self.key));
+    }
 }

@@ -2,11 +2,12 @@
 //! ([`app_code_changes`]). The triggers of `triggers.rs` write both, for every change of the
 //! tables. The rules are the SQLite store's, under the same names.
 
-use super::policy::{self, policy_columns, policy_joins, Policy};
+use super::policy;
 use super::pool::{Conn, Progress};
 use super::rows::{changed_apps, col, open_codes, BACKEND};
 use crate::provider::{CodesDigest, RevisionDigest};
 use crate::store::cipher::Sealer;
+use crate::store::policy::changed_policies;
 use crate::store::sealed::{sql_count, sql_revision};
 use crate::store::{AppCodeChanges, DeletedAppCode, StoreResult};
 
@@ -167,27 +168,16 @@ pub(super) async fn app_code_changes(
             })
         })
         .collect::<StoreResult<_>>()?;
-    // The apps whose ACL, quota or key changed (each once, in the order of its last change),
-    // with each as it is now.
     let rows = conn
         .query(
             "read the changed apps' ACLs, quotas and keys",
-            concat!(
-                "SELECT l.app_id, ",
-                policy_columns!(),
-                changed_apps!(),
-                policy_joins!(),
-                "ORDER BY l.revision, l.ord"
-            ),
+            changed_policies!(changed_apps!()),
             &[&instance_id, &after],
         )
         .await?;
     for row in &rows {
         let app_id: String = col(row, 0)?;
-        let Policy { acl, quota, key } = policy::read(row, 1, &app_id, true, sealer, instance_id)?;
-        changes.acls.push((app_id.clone(), acl));
-        changes.quotas.push((app_id.clone(), quota));
-        changes.keys.push((app_id, key));
+        policy::read(row, 1, &app_id, true, sealer, instance_id)?.add_to(app_id, &mut changes);
     }
     Ok(Some(changes))
 }

@@ -10,9 +10,9 @@ use crate::store::cipher::Sealer;
 use crate::store::sealed::{RawApp, RawLimit};
 use crate::store::StoreResult;
 
-pub(super) use crate::store::policy::{policy_columns, policy_joins, Policy};
+use crate::store::policy::Policy;
 
-/// An app's ID and its [`policy_columns!`] as stored. A row reader can only fail with a
+/// An app's ID and its [`policy_columns!`](crate::store::policy::policy_columns) as stored. A row reader can only fail with a
 /// `rusqlite::Error`, so decoding, which can find the data corrupt, is [`RawPolicy::open`].
 pub(super) struct RawPolicy {
     app_id: String,
@@ -23,7 +23,7 @@ pub(super) struct RawPolicy {
     app: Option<(String, RawApp)>,
 }
 
-/// The app's ID in column `at` of `row`, then its [`policy_columns!`].
+/// The app's ID in column `at` of `row`, then its [`policy_columns!`](crate::store::policy::policy_columns).
 pub(super) fn read(row: &Row<'_>, at: usize) -> rusqlite::Result<RawPolicy> {
     let kind: Option<String> = row.get(at + 1)?;
     let values: Option<String> = row.get(at + 2)?;

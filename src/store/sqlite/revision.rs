@@ -4,11 +4,12 @@
 use rusqlite::{params, Connection, Transaction};
 
 use super::error::db;
-use super::policy::{self, policy_columns, policy_joins, Policy};
+use super::policy;
 use super::rows::{changed_apps, query_all, query_codes, query_opt, BACKEND};
 use super::transactions::read_tx;
 use crate::provider::{CodesDigest, RevisionDigest};
 use crate::store::cipher::Sealer;
+use crate::store::policy::changed_policies;
 use crate::store::sealed::{sql_count, sql_revision};
 use crate::store::{AppCodeChanges, DeletedAppCode, StoreResult};
 
@@ -115,26 +116,16 @@ pub(super) fn app_code_changes(
         deleted,
         ..AppCodeChanges::default()
     };
-    // The apps whose ACL, quota or key changed (each once, in the order of its last change),
-    // with each as it is now.
     let rows = query_all(
         &tx,
         "read the changed apps' ACLs, quotas and keys",
-        concat!(
-            "SELECT l.app_id, ",
-            policy_columns!(),
-            changed_apps!(),
-            policy_joins!(),
-            "ORDER BY l.revision, l.ord"
-        ),
+        changed_policies!(changed_apps!()),
         params![instance_id, after],
         |r| policy::read(r, 0),
     )?;
     for raw in rows {
-        let (app_id, Policy { acl, quota, key }) = raw.open(sealer, instance_id)?;
-        changes.acls.push((app_id.clone(), acl));
-        changes.quotas.push((app_id.clone(), quota));
-        changes.keys.push((app_id, key));
+        let (app_id, policy) = raw.open(sealer, instance_id)?;
+        policy.add_to(app_id, &mut changes);
     }
     Ok(Some(changes))
 }
