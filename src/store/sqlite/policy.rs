@@ -7,13 +7,13 @@ use rusqlite::Row;
 use super::rows::raw_limit;
 use super::{acls, keys, quotas};
 use crate::store::cipher::Sealer;
+use crate::store::policy::Policy;
 use crate::store::sealed::{RawApp, RawLimit};
 use crate::store::StoreResult;
 
-use crate::store::policy::Policy;
-
-/// An app's ID and its [`policy_columns!`](crate::store::policy::policy_columns) as stored. A row reader can only fail with a
-/// `rusqlite::Error`, so decoding, which can find the data corrupt, is [`RawPolicy::open`].
+/// An app's ID and its [`policy_columns!`](crate::store::policy::policy_columns) as stored. A
+/// row reader can only fail with a `rusqlite::Error`, so decoding, which can find the data
+/// corrupt, is [`RawPolicy::open`].
 pub(super) struct RawPolicy {
     app_id: String,
     /// The ACL's type and values.
