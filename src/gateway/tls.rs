@@ -69,8 +69,10 @@ pub enum TlsError {
         /// Why.
         source: tokio_rustls::rustls::Error,
     },
-    /// The TLS configuration or its session-ticket keys could not be made.
+    /// The TLS configuration could not be made.
     Setup(tokio_rustls::rustls::Error),
+    /// The session-ticket keys could not be made.
+    Tickets(tokio_rustls::rustls::Error),
 }
 
 impl fmt::Display for TlsError {
@@ -91,6 +93,7 @@ impl fmt::Display for TlsError {
                 write!(f, "{} / {}: {source}", cert.display(), key.display())
             }
             Self::Setup(e) => write!(f, "TLS setup: {e}"),
+            Self::Tickets(e) => write!(f, "TLS session tickets: {e}"),
         }
     }
 }
@@ -99,7 +102,9 @@ impl std::error::Error for TlsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Read { source, .. } | Self::NotCertificates { source, .. } => Some(source),
-            Self::Refused { source, .. } | Self::Setup(source) => Some(source),
+            Self::Refused { source, .. } | Self::Setup(source) | Self::Tickets(source) => {
+                Some(source)
+            }
             Self::NoCertificate(_) | Self::NotKey(_) | Self::NoKey(_) => None,
         }
     }
@@ -150,7 +155,7 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
-    config.ticketer = Ticketer::new().map_err(TlsError::Setup)?;
+    config.ticketer = Ticketer::new().map_err(TlsError::Tickets)?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -234,5 +239,22 @@ mod tests {
         let said = format!("{e} {e:?}");
         assert!(!said.contains("S3CR3T"), "{said}");
         assert!(matches!(e, TlsError::NotKey(_) | TlsError::NoKey(_)), "{e}");
+    }
+
+    /// The two rustls failures that have no file to name say which step failed.
+    #[test]
+    fn setup_failures_name_their_step() {
+        use tokio_rustls::rustls::Error;
+        let setup = TlsError::Setup(Error::General("no protocol".into()));
+        let tickets = TlsError::Tickets(Error::General("no randomness".into()));
+        assert_eq!(
+            setup.to_string(),
+            "TLS setup: unexpected error: no protocol"
+        );
+        assert_eq!(
+            tickets.to_string(),
+            "TLS session tickets: unexpected error: no randomness"
+        );
+        assert!(std::error::Error::source(&tickets).is_some());
     }
 }
