@@ -1,6 +1,7 @@
 //! What a change of kind `A` may have changed of an app, its ACL, its quota and its key, as both
-//! SQL stores read it: in one statement for each app a reader catches up on, rather than one
-//! statement each. The SQL is the same in both dialects; each store decodes the row itself.
+//! SQL stores read it: one statement for all the apps a reader catches up on (and, in
+//! PostgreSQL, for the app an announcement names), rather than one each for ACLs, quotas and
+//! keys. The SQL is the same in both dialects; each store decodes the row itself.
 
 use crate::acl::AppAcl;
 use crate::app_key::AppKey;
@@ -9,7 +10,9 @@ use crate::store::AppCodeChanges;
 
 /// The columns of the app `a` that a store's `policy::read` decodes: its ACL's (from
 /// `app_acls x`), its quota's (from `app_quota_bindings b` and `app_quotas q`, the reset time
-/// anchored at the binding when the quota has none), its project and its app columns.
+/// anchored at the binding when the quota has none), its project and its app columns, in the
+/// order of each store's own list of them (each store's tests hold it to
+/// `ends_with_app_columns`).
 macro_rules! policy_columns {
     () => {
         "x.kind, x.acl_values, \
@@ -64,4 +67,19 @@ impl Policy {
         changes.quotas.push((app_id.clone(), self.quota));
         changes.keys.push((app_id, self.key));
     }
+}
+
+/// Whether [`policy_columns!`] ends with the project and then `app_columns` (a store's app
+/// columns, in the order its row decoder reads them), each of app `a`.
+#[cfg(test)]
+pub(super) fn ends_with_app_columns<'a>(app_columns: impl Iterator<Item = &'a str>) -> bool {
+    let read: Vec<String> = policy_columns!()
+        .split(',')
+        .map(|c| c.trim().to_owned())
+        .collect();
+    let wanted: Vec<String> = std::iter::once("project_id")
+        .chain(app_columns)
+        .map(|column| format!("a.{column}"))
+        .collect();
+    read.ends_with(&wanted)
 }

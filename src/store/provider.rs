@@ -189,9 +189,8 @@ impl AppCodeProvider for StoreProvider {
             let acls = shared(changes.acls).map(|(app_id, acl)| Change::AppAcl { app_id, acl });
             let quotas =
                 shared(changes.quotas).map(|(app_id, quota)| Change::AppQuota { app_id, quota });
-            let keys = shared(changes.keys)
-                .filter(|_| self.keys)
-                .map(|(app_id, key)| Change::AppKey { app_id, key });
+            let keys = if self.keys { changes.keys } else { Vec::new() };
+            let keys = shared(keys).map(|(app_id, key)| Change::AppKey { app_id, key });
             Ok(Some(Delta {
                 revision: changes.revision,
                 changes: removals

@@ -40,10 +40,7 @@ use super::ops;
 use super::policy::{self, policy_columns, policy_joins, Policy};
 use super::pool::DEFAULT_CONNECT_TIMEOUT;
 use super::shared::Shared;
-use crate::acl::AppAcl;
-use crate::app_key::AppKey;
 use crate::provider::{Change, ChangeSender, ChangeStream};
-use crate::quota::AppQuota;
 use crate::store::{AppCodeRecord, StoreResult};
 
 /// Events buffered between the listener and the cache's refresher.
@@ -417,8 +414,8 @@ async fn relay(
         EventKind::Policy => {
             let own = origin == shared.origin;
             match app_policy(shared, instance_id, event.app_id, !own).await {
-                Ok(AppPolicy { acl, quota, key }) => {
-                    if let Some(acl) = acl {
+                Ok(Policy { acl, quota, key }) => {
+                    if !own {
                         tx.send(Change::AppAcl {
                             app_id: event.app_id.to_owned(),
                             acl: acl.map(Arc::new),
@@ -469,22 +466,14 @@ async fn relay(
     }
 }
 
-/// What an app named by an announcement has now.
-struct AppPolicy {
-    /// Its ACL, when asked for.
-    acl: Option<Option<AppAcl>>,
-    quota: Option<AppQuota>,
-    /// Its signing key; `None` once the app is gone.
-    key: Option<AppKey>,
-}
-
-/// The ACL an app named by an announcement has now (when `with_acl`), its quota and its key.
+/// What an app named by an announcement has now: its ACL (decoded only `with_acl`), its quota
+/// and its key, none of them once the app is gone.
 async fn app_policy(
     shared: &Shared,
     instance_id: &str,
     app_id: &str,
     with_acl: bool,
-) -> StoreResult<AppPolicy> {
+) -> StoreResult<Policy> {
     let context = "read app ACL, quota and key";
     let row = shared
         .pool
@@ -503,12 +492,7 @@ async fn app_policy(
     let policy = row
         .map(|row| policy::read(&row, 0, app_id, with_acl, &shared.sealer, instance_id))
         .transpose()?;
-    let Policy { acl, quota, key } = policy.unwrap_or_default();
-    Ok(AppPolicy {
-        acl: with_acl.then_some(acl),
-        quota,
-        key,
-    })
+    Ok(policy.unwrap_or_default())
 }
 
 /// The new code an announcement names, read back by ID (the cache needs its value).

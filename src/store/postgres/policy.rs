@@ -36,3 +36,13 @@ pub(super) fn read(
     };
     Ok(Policy { acl, quota, key })
 }
+
+#[cfg(test)]
+mod tests {
+    /// `read` decodes the app by the positions of the store's own app columns.
+    #[test]
+    fn the_policys_app_columns_are_the_stores() {
+        let ours = super::super::rows::app_columns!().split(',').map(str::trim);
+        assert!(crate::store::policy::ends_with_app_columns(ours));
+    }
+}

@@ -23,7 +23,8 @@ pub(super) struct RawPolicy {
     app: Option<(String, RawApp)>,
 }
 
-/// The app's ID in column `at` of `row`, then its [`policy_columns!`](crate::store::policy::policy_columns).
+/// The app's ID in column `at` of `row`, then its
+/// [`policy_columns!`](crate::store::policy::policy_columns).
 pub(super) fn read(row: &Row<'_>, at: usize) -> rusqlite::Result<RawPolicy> {
     let kind: Option<String> = row.get(at + 1)?;
     let values: Option<String> = row.get(at + 2)?;
@@ -62,5 +63,15 @@ impl RawPolicy {
             .transpose()?
             .map(|(_, key)| key);
         Ok((self.app_id, Policy { acl, quota, key }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `read` decodes the app by the positions of the store's own app columns.
+    #[test]
+    fn the_policys_app_columns_are_the_stores() {
+        let ours = super::super::rows::APP_COLUMNS.split(',').map(str::trim);
+        assert!(crate::store::policy::ends_with_app_columns(ours));
     }
 }
