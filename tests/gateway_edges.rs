@@ -40,8 +40,9 @@ const SHORT: &[&str] = &[
 ];
 
 /// A server with short deadlines plus `extra` in front of an upstream of its own, and one valid
-/// AppCode; last, the upstream and the server's directory, which must live as long as it.
-async fn short_server(extra: &[&str]) -> (Server, String, (Upstream, tempfile::TempDir)) {
+/// AppCode. First, the upstream and the server's directory: bound first, they are dropped
+/// after the server.
+async fn short_server(extra: &[&str]) -> ((Upstream, tempfile::TempDir), Server, String) {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut args: Vec<&str> = SHORT.to_vec();
@@ -50,7 +51,7 @@ async fn short_server(extra: &[&str]) -> (Server, String, (Upstream, tempfile::T
     let (_, _, code) = Admin::new(server.admin, TOKEN)
         .app_with_code("edge_app")
         .await;
-    (server, code, (upstream, dir))
+    ((upstream, dir), server, code)
 }
 
 /// Checks an answer read raw: `status`, with the APIG error `code` (the body shown if not).
@@ -121,7 +122,7 @@ async fn h2c(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_and_slow_connections_are_closed() {
-    let (server, _, _keep) = short_server(&[]).await;
+    let (_keep, server, _) = short_server(&[]).await;
 
     // Nothing sent: closed before protocol detection, with nothing written.
     let mut silent = TcpStream::connect(server.gateway).await.unwrap();
@@ -168,7 +169,7 @@ async fn silent_and_slow_connections_are_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keep_alive_connection_serves_every_request_across_idle_waits() {
-    let (server, (_, _, code), _keep) =
+    let (_keep, server, (_, _, code)) =
         serve_with_code("idle_app", &["--keepalive-timeout", "30"]).await;
     let mut conn = TcpStream::connect(server.gateway).await.unwrap();
     idle_waits_between_requests(&mut conn, &code).await;
@@ -176,7 +177,7 @@ async fn a_keep_alive_connection_serves_every_request_across_idle_waits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_body_gets_408_and_the_upstream_connection_is_released() {
-    let (server, code, (upstream, _dir)) = short_server(&[]).await;
+    let ((upstream, _dir), server, code) = short_server(&[]).await;
 
     let head = format!(
         "POST /upload HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {code}\r\nContent-Length: 100\r\n\r\n0123456789"
@@ -200,7 +201,7 @@ async fn a_stalled_body_gets_408_and_the_upstream_connection_is_released() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_chunked_body_is_400_not_a_backend_error() {
-    let (server, code, _keep) = short_server(&[]).await;
+    let (_keep, server, code) = short_server(&[]).await;
 
     let req = format!(
         "POST /upload HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {code}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n"
@@ -216,7 +217,7 @@ async fn malformed_chunked_body_is_400_not_a_backend_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_refusing_is_502_and_upstream_too_slow_is_504() {
-    let (server, code, (upstream, _dir)) = short_server(&[]).await;
+    let ((upstream, _dir), server, code) = short_server(&[]).await;
 
     let res = call_gateway(server.gateway, "/slow", Some(&code)).await;
     res.assert_apig_error(StatusCode::GATEWAY_TIMEOUT, "APIG.0201");
@@ -252,7 +253,7 @@ async fn upstream_refusing_is_502_and_upstream_too_slow_is_504() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_early_401_reaches_a_client_that_is_still_sending() {
-    let (server, _, _keep) = short_server(&[]).await;
+    let (_keep, server, _) = short_server(&[]).await;
 
     // Like many clients, this one sends the whole request before it reads: an answer sent early
     // must not turn into a reset that fails the upload and loses the answer.
@@ -278,7 +279,7 @@ async fn an_early_401_reaches_a_client_that_is_still_sending() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_https_ignores_what_the_client_writes_about_the_scheme() {
-    let (server, code, (upstream, _dir)) = short_server(&["--require-https"]).await;
+    let ((upstream, _dir), server, code) = short_server(&["--require-https"]).await;
 
     // An absolute-form https target over plain TCP.
     let req = format!(
@@ -312,7 +313,7 @@ async fn require_https_ignores_what_the_client_writes_about_the_scheme() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_https_behind_a_trusted_tls_proxy() {
-    let (server, code, _keep) =
+    let (_keep, server, code) =
         short_server(&["--require-https", "--trusted-proxy", "127.0.0.0/8"]).await;
 
     let with_proto = |proto: Option<&'static str>, header: &'static str| {
@@ -353,7 +354,7 @@ async fn require_https_behind_a_trusted_tls_proxy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn x_forwarded_host_is_the_real_authority_and_two_hosts_are_refused() {
-    let (server, code, (upstream, _dir)) = short_server(&[]).await;
+    let ((upstream, _dir), server, code) = short_server(&[]).await;
     let upstream_saw = |body: &[u8]| -> Value {
         serde_json::from_slice::<Value>(body).unwrap()["headers"].clone()
     };
@@ -546,7 +547,7 @@ async fn upstream_connections_the_upstream_closed_are_not_used_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kept_upstream_connection_serves_the_next_request() {
-    let (server, (_, _, code), (upstream, _dir)) =
+    let ((upstream, _dir), server, (_, _, code)) =
         serve_with_code("reuse_app", &["--workers", "1"]).await;
     for _ in 0..5 {
         let res = call_gateway(server.gateway, "/reuse", Some(&code)).await;
@@ -562,7 +563,7 @@ async fn a_kept_upstream_connection_serves_the_next_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_leaves_mid_request_releases_its_upstream_connection() {
     // Default deadlines: the upstream timeout must not be what ends the wait.
-    let (server, (_, _, code), (upstream, _dir)) = serve_with_code("leaving_app", &[]).await;
+    let ((upstream, _dir), server, (_, _, code)) = serve_with_code("leaving_app", &[]).await;
 
     let req = format!("GET /slow HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {code}\r\n\r\n");
     let client = sent(server.gateway, req.as_bytes()).await;

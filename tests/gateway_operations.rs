@@ -14,7 +14,7 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
-    let (server, (_, _, code), (upstream, _dir)) = serve_with_code("drain", &[]).await;
+    let ((upstream, _dir), server, (_, _, code)) = serve_with_code("drain", &[]).await;
     let (gateway, admin) = (server.gateway, server.admin);
 
     let in_flight = tokio::spawn({

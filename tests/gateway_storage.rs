@@ -16,7 +16,7 @@ mod sqlite_file;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appcode_survives_kill_9_and_restart() {
-    let (server, (app, code_id, code), (upstream, dir)) = serve_with_code("durable", &[]).await;
+    let ((upstream, dir), server, (app, code_id, code)) = serve_with_code("durable", &[]).await;
     server.kill_9();
 
     let server = start_with_token(&upstream, dir.path(), &[]).await;

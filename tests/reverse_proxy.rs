@@ -260,18 +260,19 @@ fn codes_file(code: &AppCode) -> (TempDir, PathBuf) {
 }
 
 /// The proxy in front of a fresh upstream, with a codes file holding `code` (app `shop`, code
-/// `c1`), and a client; then the file's path, and what must live as long as the proxy.
-async fn proxied(code: &AppCode) -> (Proxy, TestClient, PathBuf, (Upstream, TempDir)) {
+/// `c1`), a client and the file's path. First, what must outlive the proxy: bound first, it is
+/// dropped after it.
+async fn proxied(code: &AppCode) -> ((Upstream, TempDir), Proxy, TestClient, PathBuf) {
     let (dir, codes) = codes_file(code);
     let upstream = Upstream::start().await;
     let proxy = Proxy::start(upstream.addr, &codes).await;
-    (proxy, client(), codes, (upstream, dir))
+    ((upstream, dir), proxy, client(), codes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn valid_code_is_forwarded_with_identity_and_without_the_appcode() {
     let code = AppCode::generate();
-    let (proxy, client, _codes, _keep) = proxied(&code).await;
+    let (_keep, proxy, client, _codes) = proxied(&code).await;
     until_status(&client, StatusCode::OK, WAIT, || {
         get(&proxy.url("/"), Some(&code))
     })
@@ -302,7 +303,7 @@ async fn valid_code_is_forwarded_with_identity_and_without_the_appcode() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_or_unknown_code_is_401_apig_0303() {
     let code = AppCode::generate();
-    let (proxy, client, _codes, _keep) = proxied(&code).await;
+    let (_keep, proxy, client, _codes) = proxied(&code).await;
     // 503 until the codes are loaded, 401 after.
     let missing = until_status(&client, StatusCode::UNAUTHORIZED, WAIT, || {
         get(&proxy.url("/"), None)
@@ -338,7 +339,7 @@ async fn unreachable_upstream_is_502_apig_0201() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_code_added_to_the_file_works_without_a_restart() {
     let (old, new) = (AppCode::generate(), AppCode::generate());
-    let (proxy, client, codes, _keep) = proxied(&old).await;
+    let (_keep, proxy, client, codes) = proxied(&old).await;
     until_status(&client, StatusCode::OK, WAIT, || {
         get(&proxy.url("/"), Some(&old))
     })

@@ -286,10 +286,11 @@ fn free_port() -> u16 {
 /// What a test of a real proxy in front of the gateway starts from: the proxy's binary, a
 /// server with a verify listener that trusts the proxy (127.0.0.1), the upstream behind both,
 /// and for the proxy a directory of its own and a free port.
+/// The server is the first field, so it is dropped (stopped) before what it uses.
 struct ProxyBed {
+    server: Server,
     binary: PathBuf,
     upstream: Upstream,
-    server: Server,
     verify: SocketAddr,
     home: PathBuf,
     port: u16,

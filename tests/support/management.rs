@@ -169,15 +169,15 @@ pub(crate) fn apps_path() -> String {
 }
 
 /// A server with `--admin-token` and `extra` flags on a directory of its own, holding an app
-/// `name` with one AppCode: the server, (app ID, code ID, code value), and what must live as long
-/// as the server (its upstream, its directory).
+/// `name` with one AppCode: what must outlive the server (its upstream, its directory; bound
+/// first, they are dropped after it), the server, and (app ID, code ID, code value).
 pub(crate) async fn serve_with_code(
     name: &str,
     extra: &[&str],
 ) -> (
+    (Upstream, tempfile::TempDir),
     Server,
     (String, String, String),
-    (Upstream, tempfile::TempDir),
 ) {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -185,5 +185,5 @@ pub(crate) async fn serve_with_code(
     let code = Admin::new(server.admin, super::TOKEN)
         .app_with_code(name)
         .await;
-    (server, code, (upstream, dir))
+    ((upstream, dir), server, code)
 }
