@@ -44,6 +44,8 @@ TARGET_PORT=19070 TARGET_URL=https://127.0.0.1:19070/ UPSTREAM_URL=http://127.0.
 wait_up https://127.0.0.1:19007/
 wait_up https://127.0.0.1:19070/
 nginx_workers=$(pgrep -P "$nginx_master" | tr '\n' ' ')
+# Without a worker, nginx's CPU would read as zero: stop rather than report it.
+[[ -n ${nginx_workers// /} ]] || { echo "nginx started no worker" >&2; exit 1; }
 serve_pid=$(pgrep -f "serve.*--gateway-listen 127.0.0.1:19070" | head -n 1)
 hz=$(getconf CLK_TCK)
 

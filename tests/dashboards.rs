@@ -12,7 +12,7 @@
 //! With `promtool` installed, the rules are also checked (`promtool check rules`) and their unit
 //! tests run (`promtool test rules deploy/prometheus/alerts_test.yml`), and the dashboard's
 //! expressions are checked as recording rules. Without it the test says so on stderr and skips
-//! that part, except under `CI` (set and not empty), where a missing `promtool` is a failure
+//! that part, except under `CI` (set, not empty and not `false`), where a missing `promtool` is a failure
 //! (`.ci/run` installs it).
 //!
 //! Run: `cargo test --features gateway --test dashboards`.

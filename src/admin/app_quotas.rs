@@ -118,7 +118,7 @@ pub(crate) async fn update(call: Call) -> Result<Response, AdminError> {
     let fields = QuotaFields::parse(&call)?;
     let record = {
         let _writes = call.instance.writes.lock().await;
-        let store = &call.shared().store;
+        let store = call.store();
         let changed = fields.into_record(call.app_quota_id.clone());
         let record = call
             .stored(store.update_app_quota(&call.scope, &call.app_quota_id, changed))
@@ -165,7 +165,7 @@ pub(crate) async fn of_app(call: Call) -> Result<Response, AdminError> {
 /// Every app bound to the call's quota, with the time it was bound, read a page at a time.
 /// Called under the instance's write lock, so the list is the one the write changes.
 async fn bound_apps(call: &Call) -> Result<Vec<(String, Timestamp)>, AdminError> {
-    let store = &call.shared().store;
+    let store = call.store();
     let mut apps = Vec::new();
     loop {
         let page = call

@@ -44,10 +44,6 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.shared
-    }
-
     /// The instance's store.
     pub(crate) fn store(&self) -> &dyn Store {
         &*self.shared.store

@@ -76,7 +76,7 @@ pub(crate) async fn bind(call: Call) -> Result<Response, AdminError> {
     };
     let bindings: Vec<QuotaBinding> = {
         let _writes = call.instance.writes.lock().await;
-        let store = &call.shared().store;
+        let store = call.store();
         let bindings = store
             .bind_app_quota(&call.scope, &call.app_quota_id, &app_ids, Timestamp::now())
             .await;
@@ -115,7 +115,7 @@ pub(crate) async fn bind(call: Call) -> Result<Response, AdminError> {
 /// `404 APIG.3004` naming the first of `app_ids` that does not exist.
 async fn missing_app(call: &Call, app_ids: &[String]) -> AdminError {
     for id in app_ids {
-        match call.shared().store.get_app(&call.scope, id).await {
+        match call.store().get_app(&call.scope, id).await {
             Ok(_) => {}
             Err(StoreError::AppNotFound) => return AdminError::AppNotFound(id.clone()),
             Err(e) => return call.store_error(e),
@@ -140,7 +140,7 @@ async fn list(call: Call, bound: bool) -> Result<Response, AdminError> {
     let query = Query::parse(call.query.as_deref())?;
     let (offset, limit) = query.paging()?;
     let app_name = query.get("app_name").filter(|n| !n.is_empty());
-    let store = &call.shared().store;
+    let store = call.store();
     let quota = call
         .stored(store.get_app_quota(&call.scope, &call.app_quota_id))
         .await?;

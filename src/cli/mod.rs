@@ -348,7 +348,6 @@ fn off_or_seconds(text: &str) -> Option<Option<Duration>> {
 }
 
 #[cfg(test)]
-#[cfg(test)]
 mod tests {
     use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! Programs a test runs when they are installed (promtool, nginx, caddy): found, or the test
-//! skipped, saying so, unless `CI` is set: then it fails, so CI cannot skip it silently.
+//! skipped, saying so, unless `CI` is set (to anything but empty or `false`): then it fails,
+//! so CI cannot skip it silently.
 
 use std::path::PathBuf;
 
@@ -11,7 +12,7 @@ mod external;
 ///
 /// # Panics
 ///
-/// When `CI` is set and the program is not installed.
+/// When `CI` is set (not empty, not `false`) and the program is not installed.
 pub(crate) fn installed_or_skip(name: &str, also: &[&str], install: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let found = std::env::split_paths(&path)
