@@ -276,6 +276,58 @@ async fn app_quota_counts_add_up_in_redis_by_window_and_expire_after_it() {
     assert!(ttl > 3_000_000 && ttl <= 3_660_000, "{ttl}");
 }
 
+#[tokio::test]
+async fn a_quota_batch_whose_answer_was_lost_is_counted_once() {
+    let test = "a_quota_batch_whose_answer_was_lost_is_counted_once";
+    let Some(redis) = TestRedis::connect(test).await else {
+        return;
+    };
+    let forwarder = redis_support::Forwarder::start(redis.addr).await;
+    let url = RedisUrl::parse(&redis.url_via(forwarder.addr)).unwrap();
+    let store = RedisRateStore::connect(&url, &redis.prefix).await.unwrap();
+    let counts = store.quota_counts(&format!("{}q:", redis.prefix));
+    let window_start = 1_800_000_000;
+    let batch = |calls| {
+        vec![QuotaCount {
+            app_id: "a".into(),
+            first_call: window_start,
+            window_start,
+            window_end: window_start + 3_600,
+            calls,
+        }]
+    };
+
+    // Redis runs the batch, then the connection drops before its answer arrives: the call is
+    // made again on a new connection, and must not count the batch twice.
+    forwarder.lose_next_array_reply();
+    let added = counts.add(batch(3)).await.unwrap();
+    assert!(forwarder.lost_a_reply(), "no answer was lost");
+    assert_eq!(added[0].calls, 3);
+    assert_eq!(
+        redis.hget(&format!("{}q:a", redis.prefix), "c").await,
+        Some(3)
+    );
+
+    // Two batches alike are two batches: each counts.
+    assert_eq!(counts.add(batch(3)).await.unwrap()[0].calls, 6);
+    assert_eq!(counts.add(batch(3)).await.unwrap()[0].calls, 9);
+    // A single call is not marked.
+    assert_eq!(counts.add(batch(1)).await.unwrap()[0].calls, 10);
+
+    // A mark per batch of calls (the repeat reused its batch's), each kept for seconds only.
+    let marks: Vec<String> = redis
+        .keys()
+        .await
+        .into_iter()
+        .filter(|key| key.starts_with(&format!("{}q:~batch~", redis.prefix)))
+        .collect();
+    assert_eq!(marks.len(), 3, "{marks:?}");
+    for mark in marks {
+        let ttl = redis.pttl(&mark).await;
+        assert!(ttl > 0 && ttl <= 10_000, "{mark}: {ttl} ms");
+    }
+}
+
 /// A node of its own (its cache, its Redis connection) holding `code` of `app-1`, whose quota of
 /// `limit` calls a day is counted in `redis`: in batches, or each call with `each_call`.
 async fn quota_node(

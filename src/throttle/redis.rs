@@ -20,6 +20,7 @@ use super::quota::Quota;
 use super::store::{RateCheck, RateStore, RateStoreError};
 use crate::provider::{BoxError, BoxFuture};
 use crate::quota::{QuotaCount, SharedCount, SharedQuotaCounts};
+use crate::request_id::RequestId;
 
 /// The GCRA of `limiter.rs` on one key, taking up to a batch of requests at once. ARGV:
 /// emission interval and tolerance in ns, batch size. The key holds the theoretical arrival
@@ -59,25 +60,30 @@ return {granted, left}
 ";
 
 /// App quota counts (`quota::SharedCount::add`'s rule) on one key per app, each a hash of the
-/// first call `f`, the window's start `w` and its calls `c`. ARGV: four per key, the node's
-/// first call, window start, window end and calls, in seconds (exact in Lua's doubles). A key
-/// expires a minute after its window ends. Returns `f, w, c` of each key after the addition.
+/// first call `f`, the window's start `w` and its calls `c`. KEYS[1] is the batch's mark, the
+/// rest the apps' keys. ARGV[1]: how long the mark is kept, in ms (0: no mark); then four per
+/// app key, the node's first call, window start, window end and calls, in seconds (exact in
+/// Lua's doubles). A key expires a minute after its window ends. Returns `f, w, c` of each app
+/// key after the addition. A batch whose mark is set already was added by an earlier run whose
+/// answer was lost: it is answered from the counts held and adds nothing.
 const QUOTA_SCRIPT: &str = r"
+local fresh = ARGV[1] == '0' or redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1])
 local out = {}
-for i, key in ipairs(KEYS) do
-  local b = (i - 1) * 4
+for i = 2, #KEYS do
+  local key = KEYS[i]
+  local b = (i - 2) * 4 + 1
   local first, start = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
   local stop, calls = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
   local held = redis.call('HMGET', key, 'f', 'w', 'c')
   local f, w, c = tonumber(held[1]), tonumber(held[2]), tonumber(held[3])
   if w == nil or f == nil or c == nil then
     f, w, c = first, start, calls
-  elseif w == start then
+  elseif fresh and w == start then
     c = c + calls
-  elseif w < start then
+  elseif fresh and w < start then
     w, c = start, calls
   end
-  if w == start then
+  if fresh and w == start then
     redis.call('HSET', key, 'f', string.format('%.0f', f), 'w', string.format('%.0f', w),
       'c', string.format('%.0f', c))
     redis.call('EXPIREAT', key, string.format('%.0f', stop + 60))
@@ -91,6 +97,10 @@ return out
 
 /// How long connecting (TCP, TLS, `AUTH`, `SELECT`) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long Redis keeps a quota batch's mark, in ms: longer than a call and its one repeat on a
+/// new connection can take (a response timeout, a connection, a response timeout: 6 s).
+const BATCH_MARK_MS: u64 = 10_000;
 
 /// How long a node keeps requests it took from Redis and did not use. Whatever it is, a node
 /// holds at most a batch less one; this only lets the map forget apps that went quiet.
@@ -248,8 +258,9 @@ impl std::error::Error for RedisStoreError {}
 ///   dropped when it breaks, or when three calls in a row were given up for their deadline (a
 ///   Redis that stopped answering on a live connection); the next call opens another, in a
 ///   task of its own that its deadline does not cut short. A call that finds its connection
-///   broken opens another and is made once more, within the same deadline (a call lost with the
-///   old connection may then have been counted twice). The throttle's breaker paces those
+///   broken opens another and is made once more, within the same deadline: a rate check lost
+///   with the old connection after Redis ran it may then have been counted twice (a quota
+///   batch is not: see [`RedisQuotaCounts`]). The throttle's breaker paces those
 ///   calls to one a second while Redis fails.
 /// - `redis` (the crate) was chosen over `fred` by a measurement: 36 added crates against 44, a
 ///   release build in 44 s against 83 s, and 2.0 µs against 3.9 µs of client CPU per script call
@@ -399,6 +410,17 @@ impl RedisRateStore {
 /// calls in batches (see [`quota`](crate::quota)), one `EVALSHA` per batch that applies
 /// [`SharedCount::add`]'s rule to every app of it atomically. A key expires a minute after its
 /// window ends.
+///
+/// A batch is added once even when its call is made twice: when the connection drops after
+/// Redis ran the batch and before its answer arrived, the call is made again on a new
+/// connection. Each batch of more than one call sets a mark, `{key_prefix}~batch~ID` (32 hex
+/// digits), kept for 10 s; a batch whose mark is set is answered from the counts held and adds
+/// nothing. A single call (what
+/// [`count_each_quota_call`](crate::layer::AppCodeAuthLayerBuilder::count_each_quota_call)
+/// sends) carries no mark: the mark's write would cost Redis about 40 % more time for each
+/// call, to guard one call. A batch the node gave up on (no answer within its deadline) is
+/// another matter: its calls are sent again in a later batch, and count twice if Redis had run
+/// the first.
 #[derive(Clone)]
 pub struct RedisQuotaCounts {
     inner: Arc<Inner>,
@@ -416,9 +438,16 @@ impl SharedQuotaCounts for RedisQuotaCounts {
             let inner = &self.inner;
             let counts = &counts;
             let slot = Slot::of(inner);
+            // Unique to this batch in the cluster: a random prefix per process and a counter.
+            let mark = &format!("{}~batch~{}", inner.prefix, RequestId::new());
+            // A single call (each call counted in Redis) goes unmarked: the mark would cost
+            // Redis more than the one call it could count twice.
+            let single_call = matches!(counts.as_slice(), [count] if count.calls <= 1);
+            let mark_ms = if single_call { 0 } else { BATCH_MARK_MS };
             let flat = slot
                 .call(inner, |mut conn| async move {
                     let mut invocation = inner.script.prepare_invoke();
+                    invocation.key(mark).arg(mark_ms);
                     for count in counts {
                         invocation
                             .key(format!("{}{}", inner.prefix, count.app_id))

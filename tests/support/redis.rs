@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use redis::{AsyncCommands, ConnectionAddr, IntoConnectionInfo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -131,10 +132,13 @@ impl Drop for TestRedis {
 }
 
 /// A TCP forwarder to `target` that can be cut (every connection closed, new ones closed at
-/// once) and restored.
+/// once) and restored, or lose one reply.
 pub(crate) struct Forwarder {
     pub(crate) addr: SocketAddr,
     open: Arc<AtomicBool>,
+    /// Set: the next reply that is an array (a script's answer) is swallowed and its connection
+    /// closed, after Redis ran the command.
+    lose_array: Arc<AtomicBool>,
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
 }
@@ -144,9 +148,11 @@ impl Forwarder {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let open = Arc::new(AtomicBool::new(true));
+        let lose_array = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(Mutex::new(Vec::<JoinHandle<()>>::new()));
         let accept = tokio::spawn({
             let open = Arc::clone(&open);
+            let lose_array = Arc::clone(&lose_array);
             let connections = Arc::clone(&connections);
             async move {
                 loop {
@@ -157,9 +163,10 @@ impl Forwarder {
                         drop(client);
                         continue;
                     }
+                    let lose_array = Arc::clone(&lose_array);
                     let task = tokio::spawn(async move {
                         if let Ok(mut server) = TcpStream::connect(target).await {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                            forward(&mut client, &mut server, &lose_array).await;
                         }
                     });
                     connections.lock().unwrap().push(task);
@@ -169,9 +176,22 @@ impl Forwarder {
         Self {
             addr,
             open,
+            lose_array,
             connections,
             accept,
         }
+    }
+
+    /// Swallows the next array reply (a script's answer) and closes its connection: the
+    /// client sees the connection drop after Redis ran the script.
+    pub(crate) fn lose_next_array_reply(&self) {
+        self.lose_array.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the reply [`lose_next_array_reply`](Self::lose_next_array_reply) asked for was
+    /// lost.
+    pub(crate) fn lost_a_reply(&self) -> bool {
+        !self.lose_array.load(Ordering::SeqCst)
     }
 
     /// Refuses new connections (accepted, then closed at once) and closes every open one;
@@ -188,6 +208,29 @@ impl Forwarder {
     /// Forwards new connections again.
     pub(crate) fn restore(&self) {
         self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Copies both ways until either side closes, or until a reply to lose arrives.
+async fn forward(client: &mut TcpStream, server: &mut TcpStream, lose_array: &AtomicBool) {
+    let (mut client_read, mut client_write) = client.split();
+    let (mut server_read, mut server_write) = server.split();
+    let requests = tokio::io::copy(&mut client_read, &mut server_write);
+    let replies = async {
+        let mut buf = vec![0; 16 * 1024];
+        loop {
+            let n = server_read.read(&mut buf).await?;
+            // RESP replies are answered one request at a time here: a script's array reply
+            // starts a read.
+            if n == 0 || (buf[0] == b'*' && lose_array.swap(false, Ordering::SeqCst)) {
+                return Ok::<_, std::io::Error>(());
+            }
+            client_write.write_all(&buf[..n]).await?;
+        }
+    };
+    tokio::select! {
+        _ = requests => {}
+        _ = replies => {}
     }
 }
 
