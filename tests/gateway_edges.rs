@@ -413,6 +413,69 @@ async fn x_forwarded_host_is_the_real_authority_and_two_hosts_are_refused() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Header size
+
+/// A request of `app_code` with a header of `size` bytes, not ended when `finished` is false.
+fn with_header_of(size: usize, app_code: &str, finished: bool) -> Vec<u8> {
+    let head = format!("GET /big HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {app_code}\r\nX-Big: ");
+    let mut req = head.into_bytes();
+    req.resize(req.len() + size, b'a');
+    if finished {
+        req.extend_from_slice(b"\r\n\r\n");
+    }
+    req
+}
+
+/// The status of one h2c request of `app_code` with a header of `size` bytes, or `None` when
+/// the request failed.
+async fn h2c_status_with_header_of(
+    addr: std::net::SocketAddr,
+    size: usize,
+    app_code: &str,
+) -> Option<StatusCode> {
+    let (mut sender, _conn) = h2c(addr).await;
+    let req = Request::get(format!("http://{addr}/big"))
+        .header("x-apig-appcode", app_code)
+        .header("x-big", "a".repeat(size))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    Some(sender.send_request(req).await.ok()?.status())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_headers_over_the_size_cap_get_431_and_a_larger_cap_takes_them() {
+    let (_keep, server, code) = short_server(&[]).await;
+    let (small, large) = (20 * 1024, 40 * 1024);
+
+    // Under the default 32 KiB: served.
+    let (status, _) = exchange(server.gateway, &with_header_of(small, &code, true)).await;
+    assert_eq!(status, StatusCode::OK);
+    // Over it, whole or still arriving: 431 at once (not the header deadline's silent close),
+    // and the connection ends.
+    for finished in [true, false] {
+        let mut client = sent(server.gateway, &with_header_of(large, &code, finished)).await;
+        let (got, closed) = read_until_closed(&mut client, CLOSE_BOUND).await;
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.starts_with("HTTP/1.1 431"),
+            "finished: {finished}: {text}"
+        );
+        assert!(closed);
+    }
+    // HTTP/2 has the same cap: hyper's own default list size (16 KiB) would refuse 20 KiB.
+    let h2 = h2c_status_with_header_of(server.gateway, small, &code).await;
+    assert_eq!(h2, Some(StatusCode::OK));
+    let h2 = h2c_status_with_header_of(server.gateway, large, &code).await;
+    assert_ne!(h2, Some(StatusCode::OK), "40 KiB of headers over h2c");
+
+    let (_keep, server, code) = short_server(&["--max-header-size", "65536"]).await;
+    let (status, _) = exchange(server.gateway, &with_header_of(large, &code, true)).await;
+    assert_eq!(status, StatusCode::OK);
+    let h2 = h2c_status_with_header_of(server.gateway, large, &code).await;
+    assert_eq!(h2, Some(StatusCode::OK));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Connection cap
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -134,6 +134,10 @@ pub(crate) struct ServeArgs {
     /// [default: 60].
     #[arg(long, env = "APIG_UPSTREAM_TIMEOUT")]
     pub(crate) upstream_timeout: Option<u64>,
+    /// Bytes a request's line and headers may take; a request over it gets 431 and its
+    /// connection is closed [default: 32768, at least 8192].
+    #[arg(long, env = "APIG_MAX_HEADER_SIZE")]
+    pub(crate) max_header_size: Option<usize>,
     /// Open connections the gateway listener accepts; one more is refused with 503
     /// [default: from the open-file limit].
     #[arg(long, env = "APIG_MAX_CONNECTIONS")]

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use apig_appcode::admin::{AccessKeyCredential, Permissions, Role, TokenCredential, MIN_TOKEN_LEN};
 use apig_appcode::gateway::config::{parse_upstream, Config, DatabaseUrl, RateLimitStore};
-use apig_appcode::gateway::limits::Limits;
+use apig_appcode::gateway::limits::{Limits, MIN_HEADER_SIZE};
 use apig_appcode::gateway::logging::LogFormat;
 use apig_appcode::gateway::tls::TlsFiles;
 use apig_appcode::store::{MasterKey, SecretString};
@@ -277,7 +277,8 @@ fn rate_limits(args: &ServeArgs, file: &FileConfig, config: &mut Config) -> Resu
     Ok(())
 }
 
-/// The gateway's deadlines and connection cap: flags over the file over [`Limits::default`].
+/// The gateway's deadlines, header size and connection cap: flags over the file over
+/// [`Limits::default`].
 fn gateway_limits(args: &ServeArgs, file: &FileConfig) -> Result<Limits, UsageError> {
     type Set = fn(Limits, Duration) -> Limits;
     let deadlines: [(&str, Option<u64>, Set); 4] = [
@@ -313,6 +314,15 @@ fn gateway_limits(args: &ServeArgs, file: &FileConfig) -> Result<Limits, UsageEr
             Some(s) => limits = set(limits, Duration::from_secs(s)),
             None => {}
         }
+    }
+    match args.max_header_size.or(file.max_header_size) {
+        Some(n) if n < MIN_HEADER_SIZE => {
+            return Err(UsageError::new(format!(
+                "--max-header-size must be at least {MIN_HEADER_SIZE} bytes"
+            )))
+        }
+        Some(n) => limits = limits.max_header_size(n),
+        None => {}
     }
     match args.max_connections.or(file.max_connections) {
         Some(0) => return Err(UsageError::new("--max-connections must be at least 1")),
@@ -546,19 +556,26 @@ role = "read-write"
     #[test]
     fn data_plane_settings_come_from_flags_or_the_file() {
         let file = TomlFile::new(
-            "upstream = \"http://x:1\"\nworkers = 3\nbody_timeout = 7\nmax_connections = 50\n",
+            "upstream = \"http://x:1\"\nworkers = 3\nbody_timeout = 7\nmax_connections = 50\n\
+             max_header_size = 9000\n",
         );
         let cfg = config(&["--config", file.path(), "--header-timeout", "4"]);
         assert_eq!(cfg.workers, 3);
         let expected = Limits::default()
             .header_timeout(Duration::from_secs(4))
             .body_timeout(Duration::from_secs(7))
+            .max_header_size(9000)
             .max_connections(50);
         assert_eq!(cfg.gateway_limits, expected);
+        // The flag wins over the file.
+        let args = ["--config", file.path(), "--header-timeout", "4"];
+        let flag = config(&[&args[..], &["--max-header-size", "65536"]].concat());
+        assert_eq!(flag.gateway_limits, expected.max_header_size(65536));
         for bad in [
             ["--workers", "0"],
             ["--body-timeout", "0"],
             ["--max-connections", "0"],
+            ["--max-header-size", "8191"],
         ] {
             let mut list = vec!["--upstream", "http://x:1"];
             list.extend(bad);

@@ -9,8 +9,15 @@
 //! | HTTP/2 keep-alive ping interval, and how long its answer may take | `h2_ping_interval`, `h2_ping_timeout` | 30 s, 20 s | — |
 //! | draining a client that is still sending after the answer | `linger_timeout` | 5 s | `lingering_timeout` 5 s |
 //!
+//! | size | setting | default | nginx's |
+//! |---|---|---:|---|
+//! | a request's line and headers (HTTP/1), its header list (HTTP/2) | `max_header_size` | 32 KiB | `large_client_header_buffers` 4 × 8 KiB |
+//!
 //! The header deadline is shorter than nginx's: a gateway in front of an API has no client that
 //! needs a minute to send a few hundred bytes of headers, and every slow one holds a socket.
+//! The header size bounds what a connection holds while its headers arrive: without it, hyper
+//! buffers up to 408 KiB per connection, and a client opening thousands of connections that
+//! each send headers without end holds that much memory on each until the header deadline.
 //!
 //! # Example
 //!
@@ -36,8 +43,13 @@ pub struct Limits {
     pub(crate) h2_ping_interval: Duration,
     pub(crate) h2_ping_timeout: Duration,
     pub(crate) linger_timeout: Duration,
+    pub(crate) max_header_size: usize,
     pub(crate) max_connections: usize,
 }
+
+/// The least [`Limits::max_header_size`] takes: a request line and a few headers of an
+/// ordinary client fit many times over.
+pub const MIN_HEADER_SIZE: usize = 8 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -49,6 +61,7 @@ impl Default for Limits {
             h2_ping_interval: Duration::from_secs(30),
             h2_ping_timeout: Duration::from_secs(20),
             linger_timeout: Duration::from_secs(5),
+            max_header_size: 32 * 1024,
             max_connections: default_max_connections().gateway,
         }
     }
@@ -92,6 +105,15 @@ impl Limits {
     /// connection is closed (so that it reads the answer rather than a reset).
     pub fn linger_timeout(mut self, d: Duration) -> Self {
         self.linger_timeout = d;
+        self
+    }
+
+    /// How many bytes a request's line and headers may take (HTTP/1), or its header list
+    /// (HTTP/2); a request over it gets `431` and its connection is closed, as soon as that
+    /// many bytes of headers have arrived. At least [`MIN_HEADER_SIZE`]; a smaller value is
+    /// raised to it.
+    pub fn max_header_size(mut self, bytes: usize) -> Self {
+        self.max_header_size = bytes.max(MIN_HEADER_SIZE);
         self
     }
 

@@ -232,6 +232,7 @@ async fn run<IO, S, B>(
                 .timer(TokioTimer::new())
                 .keep_alive_interval(Some(limits.h2_ping_interval))
                 .keep_alive_timeout(limits.h2_ping_timeout)
+                .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
                 .serve_connection(TokioIo::new(io), service),
         );
         drive(&mut conn, &mut watch, false).await;
@@ -248,6 +249,7 @@ async fn run<IO, S, B>(
         let mut conn = Box::new(
             http1::Builder::new()
                 .header_read_timeout(None)
+                .max_header_size(limits.max_header_size)
                 .serve_connection(TokioIo::new(io), service),
         );
         let ended = drive(&mut conn, &mut watch, resumed).await;
