@@ -1,16 +1,21 @@
-//! Management-API request bodies (app create, AppCode create on the v2 and v1 paths) and the
-//! list query, through the axum router in-process over a fresh `MemoryStore`.
+//! Management-API request bodies and list queries (apps, AppCodes on the v2 and v1 paths, app
+//! ACLs, app quotas and their bindings), through the axum router in-process over a fresh
+//! `MemoryStore` holding one app and one quota.
 //!
-//! Input: byte 0 picks the operation, byte 1 the `Content-Type`, the rest is the body (or the
-//! query string for the list). Asserts: no panic, no 5xx (the memory store never fails), every
-//! non-2xx answer is APIG's JSON error body, and a created AppCode is in the gateway's cache
-//! when the 201 is sent.
+//! Input: byte 0 picks the operation (`OPS`; the ASCII digits `0`-`9` and `:`-`?` pick the
+//! sixteen in order), byte 1 the `Content-Type`, the rest is the body (or the query string).
+//! Asserts: no panic, no 5xx (the memory store never fails), every answer is JSON and every
+//! non-2xx one APIG's error body, and an AppCode created or generated is in the gateway's cache
+//! when its answer is sent.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
 
 use apig_appcode::admin::{AdminApi, Permissions, TokenCredential};
-use apig_appcode::store::{App, MemoryStore, Scope, SecretString, Store, Timestamp};
+use apig_appcode::quota::{AppQuota, TimeUnit};
+use apig_appcode::store::{
+    App, AppQuotaRecord, MemoryStore, Scope, SecretString, Store, Timestamp,
+};
 use apig_appcode::{AppCode, AppCodeCache};
 use axum::body::Body;
 use http::{Method, Request, StatusCode};
@@ -21,7 +26,36 @@ use tower::ServiceExt;
 
 const TOKEN: &str = "fuzz-admin-token-0123456789";
 const APP_ID: &str = "0123456789abcdef0123456789abcdef";
+const QUOTA_ID: &str = "fedcba9876543210fedcba9876543210";
 const BASE: &str = "/v2/p1/apigw/instances/i1";
+
+/// What the rest of an input is to an operation.
+#[derive(Clone, Copy, PartialEq)]
+enum Input {
+    Body,
+    Query,
+}
+
+/// Every operation that reads a body or a query: method, path under `BASE` (`{app}` and
+/// `{quota}` stand for the seeded app and quota; a path from `/` is taken whole), input.
+const OPS: [(Method, &str, Input); 16] = [
+    (Method::POST, "/apps", Input::Body),
+    (Method::POST, "/apps/{app}/app-codes", Input::Body),
+    (Method::POST, "/v1/p1/apigw/instances/i1/apps/{app}/app-codes", Input::Body),
+    (Method::GET, "/apps", Input::Query),
+    (Method::PUT, "/apps/{app}", Input::Body),
+    (Method::PUT, "/apps/secret/{app}", Input::Body),
+    (Method::PUT, "/apps/{app}/app-codes", Input::Body),
+    (Method::GET, "/apps/{app}/app-codes", Input::Query),
+    (Method::PUT, "/apps/{app}/app-acl", Input::Body),
+    (Method::POST, "/app-quotas", Input::Body),
+    (Method::GET, "/app-quotas", Input::Query),
+    (Method::PUT, "/app-quotas/{quota}", Input::Body),
+    (Method::POST, "/app-quotas/{quota}/binding-apps", Input::Body),
+    (Method::GET, "/app-quotas/{quota}/bound-apps", Input::Query),
+    (Method::GET, "/app-quotas/{quota}/bindable-apps", Input::Query),
+    (Method::GET, "/apps/{app}/bound-quota", Input::Query),
+];
 
 const CONTENT_TYPES: [Option<&str>; 5] = [
     Some("application/json"),
@@ -43,27 +77,24 @@ fn runtime() -> &'static Runtime {
 
 fuzz_target!(|data: &[u8]| {
     let [op, ct, rest @ ..] = data else { return };
-    let (method, uri, body) = match op % 4 {
-        0 => (Method::POST, format!("{BASE}/apps"), rest),
-        1 => (
-            Method::POST,
-            format!("{BASE}/apps/{APP_ID}/app-codes"),
-            rest,
-        ),
-        2 => (
-            Method::POST,
-            format!("/v1/p1/apigw/instances/i1/apps/{APP_ID}/app-codes"),
-            rest,
-        ),
-        _ => {
-            // The list's query parser: only bytes that make a valid URI reach a server.
+    let (method, path, input) = &OPS[usize::from(*op) % OPS.len()];
+    let path = path.replace("{app}", APP_ID).replace("{quota}", QUOTA_ID);
+    let path = if path.starts_with("/v1/") {
+        path
+    } else {
+        format!("{BASE}{path}")
+    };
+    let (uri, body) = match input {
+        Input::Body => (path, rest),
+        Input::Query => {
+            // Only bytes that make a valid URI reach a server.
             let Ok(query) = std::str::from_utf8(rest) else {
                 return;
             };
-            (Method::GET, format!("{BASE}/apps?{query}"), &[][..])
+            (format!("{path}?{query}"), &[][..])
         }
     };
-    let mut req = Request::builder().method(method).uri(uri.as_str());
+    let mut req = Request::builder().method(method.clone()).uri(uri.as_str());
     if let Some(ct) = CONTENT_TYPES[usize::from(*ct) % CONTENT_TYPES.len()] {
         req = req.header("content-type", ct);
     }
@@ -94,6 +125,21 @@ fuzz_target!(|data: &[u8]| {
             })
             .await
             .unwrap();
+        let quota = AppQuota::new(100, TimeUnit::Minute, 1).unwrap();
+        store
+            .create_app_quota(
+                &Scope::new("p1", "i1"),
+                AppQuotaRecord {
+                    id: QUOTA_ID.into(),
+                    name: "fuzz_quota".into(),
+                    quota,
+                    remark: String::new(),
+                    create_time: now,
+                    bound_app_num: 0,
+                },
+            )
+            .await
+            .unwrap();
         let cache = AppCodeCache::new();
         let router = AdminApi::builder()
             .store(store)
@@ -113,11 +159,17 @@ fuzz_target!(|data: &[u8]| {
             let code = json["error_code"].as_str().expect("error_code");
             assert!(code.starts_with("APIG."), "{code}");
             assert!(json["error_msg"].is_string() && json["request_id"].is_string());
-        } else if status == StatusCode::CREATED && op % 4 != 0 {
+        } else if path_creates_a_code(&uri, method) {
             // The cache learns a new code before the client does.
+            assert_eq!(status, StatusCode::CREATED);
             let value = json["app_code"].as_str().expect("app_code");
             let code = AppCode::parse(value).expect("a stored AppCode is valid");
             assert!(cache.verify(&code).is_some());
         }
     });
 });
+
+/// Whether a successful `method` on `uri` makes an AppCode (creates or generates one).
+fn path_creates_a_code(uri: &str, method: &Method) -> bool {
+    uri.ends_with("/app-codes") && (method == Method::POST || method == Method::PUT)
+}
