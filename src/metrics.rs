@@ -101,7 +101,8 @@ impl Counters {
                 .sum(),
             rejected_body: r(RejectionKind::BodyTooLarge)
                 + r(RejectionKind::BodyIncomplete)
-                + r(RejectionKind::BodyTimeout),
+                + r(RejectionKind::BodyTimeout)
+                + r(RejectionKind::BodiesBusy),
             cache_size,
             snapshot_age,
         }
@@ -151,7 +152,8 @@ pub struct Metrics {
     /// Rejections of signed requests: no or a malformed `Authorization`, another algorithm, a
     /// missing or stale date, a signature that does not verify.
     pub rejected_signature: u64,
-    /// Rejections of signed bodies: too large, broken off, or stalled while being hashed.
+    /// Rejections of signed bodies: too large, broken off, stalled while being hashed, or over
+    /// the cap of bodies held at once.
     pub rejected_body: u64,
     /// AppCodes in the cache now.
     pub cache_size: usize,

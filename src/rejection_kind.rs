@@ -52,13 +52,17 @@ pub enum RejectionKind {
     BodyIncomplete,
     /// A signed body that stopped arriving for longer than the body deadline: `408 APIG.0201`.
     BodyTimeout,
+    /// A signed body that would take the bytes of signed bodies being read past the layer's
+    /// cap ([`max_held_signed_bodies`](crate::layer::AppCodeAuthLayerBuilder::max_held_signed_bodies)):
+    /// `503 APIG.0202`, with `Retry-After`.
+    BodiesBusy,
 }
 
 impl RejectionKind {
     pub(crate) const COUNT: usize = Self::ALL.len();
 
     /// Every kind, in the order of their counters.
-    pub(crate) const ALL: [Self; 16] = [
+    pub(crate) const ALL: [Self; 17] = [
         Self::Missing,
         Self::Invalid,
         Self::Forbidden,
@@ -75,6 +79,7 @@ impl RejectionKind {
         Self::BodyTooLarge,
         Self::BodyIncomplete,
         Self::BodyTimeout,
+        Self::BodiesBusy,
     ];
 
     /// Whether this refuses a signature (any of the `Signature*` kinds).
@@ -113,7 +118,9 @@ impl RejectionKind {
             Self::Forbidden => (StatusCode::FORBIDDEN, code::APP_NOT_AUTHORIZED),
             Self::IpDenied => (StatusCode::FORBIDDEN, code::IP_NOT_AUTHORIZED),
             Self::UnknownClientIp => (StatusCode::FORBIDDEN, code::UNKNOWN_CLIENT_IP),
-            Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, code::BACKEND_UNAVAILABLE),
+            Self::Unavailable | Self::BodiesBusy => {
+                (StatusCode::SERVICE_UNAVAILABLE, code::BACKEND_UNAVAILABLE)
+            }
             Self::HttpsRequired => (StatusCode::BAD_REQUEST, code::HTTPS_REQUIRED),
             Self::Throttled => (StatusCode::TOO_MANY_REQUESTS, code::THROTTLED),
             Self::QuotaExhausted => (StatusCode::METHOD_NOT_ALLOWED, code::APP_QUOTA_EXHAUSTED),
@@ -145,6 +152,7 @@ impl RejectionKind {
             Self::BodyTooLarge => "Request entity too large",
             Self::BodyIncomplete => "Bad request: incomplete body",
             Self::BodyTimeout => "Request body timeout",
+            Self::BodiesBusy => "Too many request bodies are being read; retry later",
         }
     }
 
@@ -167,6 +175,7 @@ impl RejectionKind {
             Self::BodyTooLarge => "body_too_large",
             Self::BodyIncomplete => "body_incomplete",
             Self::BodyTimeout => "body_timeout",
+            Self::BodiesBusy => "bodies_busy",
         }
     }
 }

@@ -53,24 +53,21 @@ async fn run_script(
     stdout
 }
 
+/// A server accepting AppCodes and signatures, with `extra`. First, the upstream and the
+/// server's directory: bound first, they are dropped after the server.
+async fn signing_server(extra: &[&str]) -> ((Upstream, tempfile::TempDir), Server) {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = [&["--app-auth", "appcode,signature"], extra].concat();
+    let server = start_with_token(&upstream, dir.path(), &args).await;
+    ((upstream, dir), server)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_signed_by_the_official_sdk_pass_and_every_forgery_is_refused() {
     let Some(python) = sdk_python() else { return };
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_with_token(
-        &upstream,
-        dir.path(),
-        &[
-            "--app-auth",
-            "appcode,signature",
-            "--verify-listen",
-            "127.0.0.1:0",
-            "--log",
-            "trace",
-        ],
-    )
-    .await;
+    let (_keep, server) =
+        signing_server(&["--verify-listen", "127.0.0.1:0", "--log", "trace"]).await;
     let verify = listening(&server.stdout(), "verify listening on ")
         .unwrap_or_else(|| panic!("no verify listener announced:\n{}", server.stdout()));
     let admin = Admin::new(server.admin, TOKEN);
@@ -151,5 +148,86 @@ async fn the_default_accepts_appcodes_only_and_the_flag_is_checked() {
         res.json()["error_msg"],
         "Incorrect app authentication information: AppCode missing"
     );
+    server.stop().await;
+}
+
+/// A signed upload's head, with `key` and a signature that does not verify, announcing `len`
+/// bytes of body.
+fn upload_head(key: &str, len: usize) -> Vec<u8> {
+    format!(
+        "POST /upload HTTP/1.1\r\nHost: x\r\nX-Sdk-Date: 20261207T000000Z\r\n\
+         Authorization: SDK-HMAC-SHA256 Access={key}, SignedHeaders=host;x-sdk-date, \
+         Signature={}\r\nContent-Length: {len}\r\n\r\n",
+        "0".repeat(64)
+    )
+    .into_bytes()
+}
+
+/// The status and `Retry-After` of a signed upload of `len` bytes, sent whole.
+async fn upload(gateway: SocketAddr, key: &str, len: usize) -> (StatusCode, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut conn = tokio::net::TcpStream::connect(gateway).await.unwrap();
+    conn.write_all(&upload_head(key, len)).await.unwrap();
+    // The gateway may answer before the end and drain the rest: a failed write is no error.
+    let _ = conn.write_all(&vec![b'x'; len]).await;
+    let (status, head, _) = read_response_from(&mut conn, &mut Vec::new()).await;
+    (status, head)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_bodies_being_read_share_a_memory_cap_and_a_client_that_leaves_frees_its_share() {
+    use tokio::io::AsyncWriteExt;
+    // The least allowed: one signed body of the largest size (12 MiB).
+    let (_keep, server) = signing_server(&["--signed-body-memory", "12582912"]).await;
+    let admin = Admin::new(server.admin, TOKEN);
+    let created = admin
+        .call(
+            Method::POST,
+            "/apps",
+            Some(json!({"name": "uploading_app"})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let key = created.json()["app_key"].as_str().unwrap().to_owned();
+
+    // The app key is no secret: a client holding only it sends 8 MB of a 12 MB body, then
+    // stalls.
+    let mut stalled = tokio::net::TcpStream::connect(server.gateway)
+        .await
+        .unwrap();
+    stalled
+        .write_all(&upload_head(&key, 12_000_000))
+        .await
+        .unwrap();
+    stalled.write_all(&vec![b'x'; 8_000_000]).await.unwrap();
+
+    // Once the gateway holds those 8 MB (its gauge says so), another 5 MB body does not fit
+    // beside them.
+    let held = || async {
+        let res = send(server.admin, get("/metrics")).await;
+        sample(&res.text(), "apig_appcode_signed_body_bytes_held")
+    };
+    wait_until(PROPAGATION_TIMEOUT, "the stalled body held", || async {
+        (held().await >= 8_000_000.0).then_some(())
+    })
+    .await;
+    let (status, head) = upload(server.gateway, &key, 5_000_000).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+
+    // The stalled client leaves: its share is given back, and the body is read (then refused
+    // for its signature).
+    drop(stalled);
+    wait_until(
+        PROPAGATION_TIMEOUT,
+        "the stalled body given back",
+        || async { (held().await == 0.0).then_some(()) },
+    )
+    .await;
+    let (status, head) = upload(server.gateway, &key, 5_000_000).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{head}");
     server.stop().await;
 }

@@ -77,6 +77,7 @@ pub(crate) struct FileConfig {
     pub(crate) change_log_retention: Option<u64>,
     pub(crate) max_staleness: Option<u64>,
     pub(crate) max_lookups: Option<usize>,
+    pub(crate) signed_body_memory: Option<usize>,
     pub(crate) anti_entropy_interval: Option<Interval>,
     pub(crate) workers: Option<usize>,
     pub(crate) header_timeout: Option<u64>,

@@ -20,6 +20,7 @@ use apig_appcode::gateway::config::{parse_upstream, Config, DatabaseUrl, RateLim
 use apig_appcode::gateway::limits::{Limits, MIN_HEADER_SIZE};
 use apig_appcode::gateway::logging::LogFormat;
 use apig_appcode::gateway::tls::TlsFiles;
+use apig_appcode::layer::SIGNED_BODY_LIMIT;
 use apig_appcode::store::{MasterKey, SecretString};
 
 use self::args::ServeArgs;
@@ -139,6 +140,16 @@ pub(crate) fn load(args: ServeArgs) -> Result<Settings, UsageError> {
     match args.max_lookups.or(file.max_lookups) {
         Some(0) => return Err(UsageError::new("--max-lookups must be at least 1")),
         Some(n) => config.max_lookups = n,
+        None => {}
+    }
+    match args.signed_body_memory.or(file.signed_body_memory) {
+        Some(n) if n < SIGNED_BODY_LIMIT => {
+            return Err(UsageError::new(format!(
+                "--signed-body-memory must be at least {SIGNED_BODY_LIMIT} bytes (one signed \
+                 body of the largest size)"
+            )))
+        }
+        Some(n) => config.signed_body_memory = n,
         None => {}
     }
     match args.workers.or(file.workers) {
@@ -618,21 +629,43 @@ role = "read-write"
     }
 
     #[test]
-    fn the_lookup_limit_comes_from_the_flag_or_the_file() {
-        let defaults = config(&["--upstream", "http://x:1"]);
-        assert_eq!(
-            defaults.max_lookups,
-            apig_appcode::layer::DEFAULT_MAX_LOOKUPS
-        );
-        let file = TomlFile::new("upstream = \"http://x:1\"\nmax_lookups = 64\n");
-        let p = file.path();
-        assert_eq!(config(&["--config", p]).max_lookups, 64);
-        assert_eq!(
-            config(&["--config", p, "--max-lookups", "8"]).max_lookups,
-            8
-        );
-        let err = usage_error(&["--config", p, "--max-lookups", "0"]);
-        assert!(err.contains("--max-lookups"), "{err}");
+    fn the_lookup_limit_and_the_signed_body_memory_come_from_the_flag_or_the_file() {
+        type Get = fn(&Config) -> usize;
+        // Flag, its default, a file's value, a flag's value, a value refused, what reads it.
+        let cases: [(&str, usize, usize, usize, &str, Get); 2] = [
+            (
+                "max-lookups",
+                apig_appcode::layer::DEFAULT_MAX_LOOKUPS,
+                64,
+                8,
+                "0",
+                |c| c.max_lookups,
+            ),
+            (
+                "signed-body-memory",
+                apig_appcode::layer::DEFAULT_MAX_HELD_BODIES,
+                100_000_000,
+                50_000_000,
+                "1000",
+                |c| c.signed_body_memory,
+            ),
+        ];
+        for (flag, default, in_file, in_flag, bad, get) in cases {
+            assert_eq!(
+                get(&config(&["--upstream", "http://x:1"])),
+                default,
+                "{flag}"
+            );
+            let key = flag.replace('-', "_");
+            let file = TomlFile::new(&format!("upstream = \"http://x:1\"\n{key} = {in_file}\n"));
+            let p = file.path();
+            assert_eq!(get(&config(&["--config", p])), in_file, "{flag}");
+            let option = format!("--{flag}");
+            let both = config(&["--config", p, &option, &in_flag.to_string()]);
+            assert_eq!(get(&both), in_flag, "{flag}");
+            let err = usage_error(&["--config", p, &option, bad]);
+            assert!(err.contains(&option), "{err}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! | `apig_appcode_quota_count_latency_seconds` | histogram | — (quota calls counted one by one) |
 //! | `apig_appcode_hits_total`, `_misses_total`, `_provider_lookups_total`, `_lookups_shed_total`, `_provider_errors_total`, `_snapshots_loaded_total`, `_deltas_applied_total`, `_changes_applied_total`, `_anti_entropy_repairs_total` | counter | — |
 //! | `apig_appcode_cache_size`, `_snapshot_age_seconds`, `_ready`, `_quota_calls_unflushed` | gauge | — |
+//! | `apig_appcode_signed_body_bytes_held` | gauge | — (with [`Exposition::signed_bodies`]) |
 //!
 //! A request costs one uncontended atomic add for its status class, and two more for its
 //! latency when it went upstream: each worker thread has counters of its own, summed at scrape
@@ -206,6 +207,15 @@ impl Exposition {
             self.registry
                 .register_collector(Box::new(QuotaCountCollector(auth.clone())));
         }
+        self
+    }
+
+    /// Also exposes `apig_appcode_signed_body_bytes_held`: the bytes the signed bodies `auth`
+    /// reads hold now, against its
+    /// [`max_held_signed_bodies`](crate::layer::AppCodeAuthLayerBuilder::max_held_signed_bodies).
+    pub fn signed_bodies(mut self, auth: &AppCodeAuthLayer) -> Self {
+        self.registry
+            .register_collector(Box::new(SignedBodiesCollector(auth.clone())));
         self
     }
 
@@ -476,6 +486,21 @@ impl Collector for CacheCollector {
             "quota_calls_unflushed",
             "Calls counted against app quotas here, not yet added to the counts nodes share.",
             unflushed,
+        )
+    }
+}
+
+/// The bytes of signed bodies being read, read at scrape time.
+#[derive(Debug)]
+struct SignedBodiesCollector(AppCodeAuthLayer);
+
+impl Collector for SignedBodiesCollector {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
+        gauge(
+            &mut e,
+            "signed_body_bytes_held",
+            "Bytes the signed bodies being read hold now (at most --signed-body-memory).",
+            i64::try_from(self.0.signed_bodies_held()).unwrap_or(i64::MAX),
         )
     }
 }

@@ -179,7 +179,8 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
     }
     let mut exposition = Exposition::new(cache.clone(), &gateway_metrics, open)
         .throttle(&throttle)
-        .quota_counts(&layer);
+        .quota_counts(&layer)
+        .signed_bodies(&layer);
     if let Some(workers) = workers {
         exposition = exposition.workers(workers);
     }
@@ -303,6 +304,7 @@ fn auth_layer(
         .refresh_interval(config.refresh_interval)
         .max_staleness(Some(config.max_staleness))
         .max_lookups(config.max_lookups)
+        .max_held_signed_bodies(config.signed_body_memory)
         .anti_entropy_interval(config.anti_entropy_interval.unwrap_or(Duration::ZERO))
         .after_snapshot(memory::release_after_snapshot)
         .identity_headers(IdentityHeaders::default())

@@ -9,6 +9,7 @@ use tower_layer::Layer;
 
 use super::authorize::AllowAll;
 use super::headers::{IdentityHeaders, X_APIG_APPCODE};
+use super::held_bodies::{HeldBodies, DEFAULT_MAX_HELD_BODIES};
 use super::https::HttpsPolicy;
 use super::rejection::ApigJson;
 use super::service::AppCodeAuth;
@@ -91,6 +92,7 @@ impl AppCodeAuthLayer {
             quota_per_call: None,
             app_auth: AppAuth::AppCode,
             max_skew: DEFAULT_MAX_SKEW,
+            max_held_bodies: DEFAULT_MAX_HELD_BODIES,
         }
     }
 }
@@ -137,6 +139,7 @@ impl<R, A> AppCodeAuthLayer<R, A> {
     pub fn signed_body_layer(&self) -> SignedBodyLayer {
         let shared = Arc::clone(&self.shared);
         let layer = SignedBodyLayer::new()
+            .sharing(Arc::clone(&self.shared.held_bodies))
             .known_keys(self.cache())
             .keys_worth_reading(Arc::new(move |key| shared.codes.may_know_key(key)));
         if self.shared.signatures.app_auth.accepts_signature() {
@@ -144,6 +147,12 @@ impl<R, A> AppCodeAuthLayer<R, A> {
         } else {
             layer.off()
         }
+    }
+
+    /// The bytes the signed bodies being read hold now, over every body layer taken from this
+    /// layer: at most [`max_held_signed_bodies`](AppCodeAuthLayerBuilder::max_held_signed_bodies).
+    pub fn signed_bodies_held(&self) -> usize {
+        self.shared.held_bodies.held()
     }
 
     /// Which app credentials the layer accepts.
@@ -243,6 +252,7 @@ pub struct AppCodeAuthLayerBuilder {
     quota_per_call: Option<Duration>,
     app_auth: AppAuth,
     max_skew: Duration,
+    max_held_bodies: usize,
 }
 
 impl fmt::Debug for AppCodeAuthLayerBuilder {
@@ -489,6 +499,26 @@ impl AppCodeAuthLayerBuilder {
         self
     }
 
+    /// The most bytes the signed bodies being read may hold together, over every body layer
+    /// taken from this layer ([`signed_body_layer`](AppCodeAuthLayer::signed_body_layer))
+    /// [default: [`DEFAULT_MAX_HELD_BODIES`]]: a body that would go over it is refused with
+    /// `503 APIG.0202` and `Retry-After: 1` (see [`SignedBodyLayer`]).
+    ///
+    /// ```
+    /// use apig_appcode::layer::AppAuth;
+    /// use apig_appcode::AppCodeAuthLayer;
+    ///
+    /// let layer = AppCodeAuthLayer::builder()
+    ///     .app_auth(AppAuth::AppCodeOrSignature)
+    ///     .max_held_signed_bodies(64 * 1024 * 1024)
+    ///     .build();
+    /// # let _ = layer;
+    /// ```
+    pub fn max_held_signed_bodies(mut self, bytes: usize) -> Self {
+        self.max_held_bodies = bytes;
+        self
+    }
+
     /// Builds the layer and, with a provider, starts its refresher on the current Tokio runtime.
     /// The refresher stops when the last clone of the layer (and of its services) is dropped.
     ///
@@ -515,6 +545,7 @@ impl AppCodeAuthLayerBuilder {
                     app_auth: self.app_auth,
                     max_skew: self.max_skew,
                 },
+                held_bodies: Arc::new(HeldBodies::new(self.max_held_bodies)),
             }),
             reject: ApigJson,
             authorize: AllowAll,

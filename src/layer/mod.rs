@@ -45,6 +45,7 @@
 mod authorize;
 mod future;
 mod headers;
+mod held_bodies;
 mod https;
 #[allow(clippy::module_inception)]
 mod layer;
@@ -65,6 +66,7 @@ pub(crate) use headers::{debug_mode, with_debug_header};
 pub use headers::{
     IdentityHeaders, X_APIG_APPCODE, X_APIG_MODE, X_APIG_QUOTA_APP, X_APIG_RATELIMIT_APP,
 };
+pub use held_bodies::DEFAULT_MAX_HELD_BODIES;
 pub use https::HttpsPolicy;
 pub use layer::{AppCodeAuthLayer, AppCodeAuthLayerBuilder, DEFAULT_MAX_LOOKUPS};
 pub use rejection::{ApigJson, GrpcStatus, RejectResponse, Rejection};

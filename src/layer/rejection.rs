@@ -33,8 +33,9 @@ impl Rejection {
         self
     }
 
-    /// How long the caller should wait before trying again, for [`RejectionKind::Throttled`];
-    /// `None` for the other kinds, which waiting does not cure.
+    /// How long the caller should wait before trying again: for throttling, a used-up quota,
+    /// and a node too busy to take the request now ([`RejectionKind::Unavailable`] when
+    /// lookups are shed, [`RejectionKind::BodiesBusy`]); `None` where waiting does not cure.
     pub fn wait(&self) -> Option<Duration> {
         self.retry_after
     }
@@ -214,10 +215,10 @@ impl GrpcStatus {
             RejectionKind::Forbidden | RejectionKind::IpDenied | RejectionKind::UnknownClientIp => {
                 "7"
             } // PERMISSION_DENIED
-            RejectionKind::Unavailable => "14", // UNAVAILABLE
+            RejectionKind::Unavailable | RejectionKind::BodiesBusy => "14", // UNAVAILABLE
             RejectionKind::HttpsRequired | RejectionKind::BodyIncomplete => "3", // INVALID_ARGUMENT
-            RejectionKind::BodyTooLarge => "8", // RESOURCE_EXHAUSTED
-            RejectionKind::BodyTimeout => "4",  // DEADLINE_EXCEEDED
+            RejectionKind::BodyTooLarge => "8",                             // RESOURCE_EXHAUSTED
+            RejectionKind::BodyTimeout => "4",                              // DEADLINE_EXCEEDED
             RejectionKind::Throttled | RejectionKind::QuotaExhausted => "8", // RESOURCE_EXHAUSTED
         }
     }

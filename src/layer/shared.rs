@@ -1,9 +1,12 @@
 //! [`Shared`]: what every clone of a layer and of its services holds. Apart from the layer's
 //! public face, so that the service and its future need not import the layer.
 
+use std::sync::Arc;
+
 use http::HeaderName;
 
 use super::headers::IdentityHeaders;
+use super::held_bodies::HeldBodies;
 use super::https::HttpsPolicy;
 use super::signed::SignaturePolicy;
 use crate::cache::ReadThrough;
@@ -19,4 +22,6 @@ pub(crate) struct Shared {
     pub(crate) https: HttpsPolicy,
     /// Which credentials are accepted, and the signatures' clock skew.
     pub(crate) signatures: SignaturePolicy,
+    /// The bytes of signed bodies being read, shared by every body layer taken from this one.
+    pub(crate) held_bodies: Arc<HeldBodies>,
 }

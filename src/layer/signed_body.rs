@@ -18,6 +18,7 @@ use tokio::time::{Instant, Sleep};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::held_bodies::{HeldBodies, DEFAULT_MAX_HELD_BODIES};
 use super::rejection::{ApigJson, RejectResponse, Rejection};
 use super::signed::BodySha256;
 use crate::cache::AppCodeCache;
@@ -44,7 +45,12 @@ struct Config {
     keys: Option<KnownKeys>,
     /// Where refusals are counted (the layer's cache).
     counts: Option<AppCodeCache>,
+    /// The bytes held by every body being read, shared with the layer's other body layers.
+    held: Arc<HeldBodies>,
 }
+
+/// How long a client refused for [`RejectionKind::BodiesBusy`] is told to wait.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
 
 /// Which app keys are worth a body read.
 type KnownKeys = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -64,7 +70,12 @@ type KnownKeys = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 ///
 /// Given the cache ([`SignedBodyLayer::known_keys`]), a body is read only for a key the cache
 /// holds (from the layer's `signed_body_layer`, also for one its provider may still find): a
-/// flood of signatures with unknown keys costs no body reads.
+/// flood of signatures with unknown keys costs no body reads. The bodies being read hold at most
+/// [`max_held`](SignedBodyLayer::max_held) bytes together (the layers from one
+/// `AppCodeAuthLayer` share one such cap); a body that would go over it is refused with
+/// `503 APIG.0202` and `Retry-After: 1`. An app key is no secret (every signed request shows
+/// it), so without that cap clients that send most of a large body and stall would make the
+/// process hold that much per connection.
 ///
 /// # Example
 ///
@@ -97,6 +108,7 @@ impl<R> fmt::Debug for SignedBodyLayer<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SignedBodyLayer")
             .field("limit", &self.config.limit)
+            .field("max_held", &self.config.held.max())
             .field("read_timeout", &self.config.read_timeout)
             .finish_non_exhaustive()
     }
@@ -109,7 +121,8 @@ impl Default for SignedBodyLayer {
 }
 
 impl SignedBodyLayer {
-    /// Bodies up to [`SIGNED_BODY_LIMIT`], no deadline between reads, every key's body read.
+    /// Bodies up to [`SIGNED_BODY_LIMIT`], [`DEFAULT_MAX_HELD_BODIES`] held at once, no
+    /// deadline between reads, every key's body read.
     pub fn new() -> Self {
         Self {
             config: Arc::new(Config {
@@ -118,6 +131,7 @@ impl SignedBodyLayer {
                 read_timeout: None,
                 keys: None,
                 counts: None,
+                held: Arc::new(HeldBodies::new(DEFAULT_MAX_HELD_BODIES)),
             }),
             reject: ApigJson,
         }
@@ -133,6 +147,26 @@ impl<R> SignedBodyLayer<R> {
     /// refused with `413 APIG.0201`, at once when its `Content-Length` says so.
     pub fn limit(mut self, bytes: usize) -> Self {
         self.config_mut().limit = bytes;
+        self
+    }
+
+    /// The most bytes the bodies being read may hold together, over every request of this
+    /// layer and its clones (default [`DEFAULT_MAX_HELD_BODIES`]); a body that would go over
+    /// it is refused with `503 APIG.0202` and `Retry-After: 1`, and what it held is given back.
+    ///
+    /// ```
+    /// use apig_appcode::layer::SignedBodyLayer;
+    ///
+    /// let layer = SignedBodyLayer::new().max_held(64 * 1024 * 1024);
+    /// # let _ = layer;
+    /// ```
+    pub fn max_held(self, bytes: usize) -> Self {
+        self.sharing(Arc::new(HeldBodies::new(bytes)))
+    }
+
+    /// Counts held bytes in `held`, which other layers share.
+    pub(crate) fn sharing(mut self, held: Arc<HeldBodies>) -> Self {
+        self.config_mut().held = held;
         self
     }
 
@@ -284,7 +318,13 @@ impl Config {
             request_id = id.as_str(),
             "signed body"
         );
-        reject.reject(&Rejection::new(kind, id))
+        let rejection = Rejection::new(kind, id);
+        let rejection = if kind == RejectionKind::BodiesBusy {
+            rejection.retry_after(BUSY_RETRY)
+        } else {
+            rejection
+        };
+        reject.reject(&rejection)
     }
 }
 
@@ -333,6 +373,7 @@ where
                         parts,
                         body: Box::pin(body),
                         held: BytesMut::new(),
+                        taken: 0,
                         hash: Sha256::new(),
                         sleep: None,
                         inner,
@@ -351,6 +392,8 @@ struct Reading<S, B, R> {
     parts: Parts,
     body: Pin<Box<B>>,
     held: BytesMut,
+    /// What `held` counts in the shared [`HeldBodies`], given back when this is dropped.
+    taken: usize,
     hash: Sha256,
     /// Armed while waiting for the client, with a read timeout.
     sleep: Option<Pin<Box<Sleep>>>,
@@ -375,9 +418,14 @@ where
                     let Ok(mut data) = frame.into_data() else {
                         continue;
                     };
-                    if self.held.len() + data.remaining() > self.config.limit {
+                    let n = data.remaining();
+                    if self.held.len() + n > self.config.limit {
                         return Poll::Ready(Err(self.refuse(RejectionKind::BodyTooLarge)));
                     }
+                    if !self.config.held.take(n) {
+                        return Poll::Ready(Err(self.refuse(RejectionKind::BodiesBusy)));
+                    }
+                    self.taken += n;
                     while data.has_remaining() {
                         let chunk = data.chunk();
                         self.hash.update(chunk);
@@ -415,6 +463,15 @@ where
         let mut parts = std::mem::replace(&mut self.parts, Request::new(()).into_parts().0);
         parts.extensions.insert(BodySha256(digest));
         self.inner.call(Request::from_parts(parts, body))
+    }
+}
+
+/// Gives back what the body held, however the read ended: sent on (the bytes then belong to the
+/// request on its way to the upstream, whose deadline bounds them), refused, or dropped when
+/// the client went away.
+impl<S, B, R> Drop for Reading<S, B, R> {
+    fn drop(&mut self) {
+        self.config.held.give_back(self.taken);
     }
 }
 

@@ -604,3 +604,82 @@ async fn an_unknown_key_past_the_lookup_cap_is_told_when_to_come_back() {
     let answered = waiting.await.unwrap().status();
     assert_ne!(answered, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+/// A body that sends `first` and then nothing more.
+struct Trickle(Option<Bytes>);
+
+impl http_body::Body for Trickle {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        match self.0.take() {
+            Some(first) => std::task::Poll::Ready(Some(Ok(http_body::Frame::data(first)))),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl From<Bytes> for Trickle {
+    fn from(bytes: Bytes) -> Self {
+        Trickle(Some(bytes))
+    }
+}
+
+#[tokio::test]
+async fn bodies_being_read_share_one_cap_and_give_it_back_when_their_client_leaves() {
+    let (cache, _) = cache();
+    let auth = AppCodeAuthLayer::builder()
+        .cache(cache.clone())
+        .app_auth(AppAuth::Signature)
+        .max_held_signed_bodies(40)
+        .build();
+    let now = SystemTime::now();
+
+    // One client sends 30 bytes of its body and stalls, through one body layer (a worker)...
+    let (parts, _) = signed(post(), JSON, KEY, SECRET, now).into_parts();
+    let stalled = ServiceBuilder::new()
+        .layer(auth.signed_body_layer())
+        .layer(auth.clone())
+        .service(service_fn(|_: Request<Trickle>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+        }))
+        .oneshot(Request::from_parts(
+            parts,
+            Trickle(Some(Bytes::from(vec![b'x'; 30]))),
+        ));
+    let mut stalled = Box::pin(stalled);
+    let polled = std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(std::future::Future::poll(stalled.as_mut(), cx))
+    });
+    assert!(polled.await.is_pending(), "the stalled body is being read");
+
+    // ... so another's 24 bytes, through another, do not fit: 503, come back in a second.
+    let body_layer = || auth.signed_body_layer();
+    let req = || signed(post(), JSON, KEY, SECRET, now);
+    let res = ServiceBuilder::new()
+        .layer(body_layer())
+        .layer(auth.clone())
+        .service(service_fn(echo))
+        .oneshot(req())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["retry-after"], "1");
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("APIG.0202"));
+    assert_eq!(auth.metrics().rejected_body, 1);
+
+    // The stalled client leaves: what it held is given back, and the body fits.
+    drop(stalled);
+    let (status, text) = call_with(&auth, body_layer(), req()).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    // And a body sent on gave its bytes back: the whole cap fits again.
+    const FORTY: &[u8] = b"0123456789012345678901234567890123456789";
+    let (status, text) =
+        call_with(&auth, body_layer(), signed(post(), FORTY, KEY, SECRET, now)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+}

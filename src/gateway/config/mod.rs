@@ -88,6 +88,8 @@ pub struct Config {
     pub max_staleness: Duration,
     /// Point lookups of codes the cache lacks, run at a time at most.
     pub max_lookups: usize,
+    /// Bytes the signed bodies being read may hold together (every listener of the process).
+    pub signed_body_memory: usize,
     /// How often the cache is checked against the store (`None`: never).
     pub anti_entropy_interval: Option<Duration>,
     /// Gateway worker threads.
@@ -221,6 +223,7 @@ impl Config {
             change_log_retention: crate::store::CHANGE_LOG_RETENTION,
             max_staleness: Duration::from_secs(300),
             max_lookups: crate::layer::DEFAULT_MAX_LOOKUPS,
+            signed_body_memory: crate::layer::DEFAULT_MAX_HELD_BODIES,
             anti_entropy_interval: Some(Duration::from_secs(300)),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             gateway_limits: Limits::default(),
