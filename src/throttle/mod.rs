@@ -65,6 +65,8 @@ mod limiter;
 mod quota;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod redis_url;
 mod service;
 mod shared;
 mod store;
@@ -75,6 +77,8 @@ pub use crate::remote::STORE_RETRY;
 pub use layer::{ThrottleLayer, ThrottleLayerBuilder};
 pub use quota::{Quota, QuotaError};
 #[cfg(feature = "redis")]
-pub use redis::{RedisQuotaCounts, RedisRateStore, RedisStoreError, RedisUrl, RedisUrlError};
+pub use redis::{RedisQuotaCounts, RedisRateStore, RedisStoreError};
+#[cfg(feature = "redis")]
+pub use redis_url::{RedisUrl, RedisUrlError};
 pub use service::{ResponseFuture, Throttle};
 pub use store::{RateCheck, RateStore, RateStoreError, DEFAULT_STORE_TIMEOUT};
