@@ -353,7 +353,7 @@ async fn require_https_behind_a_trusted_tls_proxy() {
 // Forwarding
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn x_forwarded_host_is_the_real_authority_and_two_hosts_are_refused() {
+async fn x_forwarded_host_is_the_real_authority_and_two_hosts_and_connect_are_refused() {
     let ((upstream, _dir), server, code) = short_server(&[]).await;
     let upstream_saw = |body: &[u8]| -> Value {
         serde_json::from_slice::<Value>(body).unwrap()["headers"].clone()
@@ -406,6 +406,14 @@ async fn x_forwarded_host_is_the_real_authority_and_two_hosts_are_refused() {
     let before = upstream.requests();
     let req = format!(
         "GET /d HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nX-Apig-AppCode: {code}\r\n\r\n"
+    );
+    let answer = exchange(server.gateway, req.as_bytes()).await;
+    assert_apig_error(&answer, StatusCode::BAD_REQUEST, "APIG.0201");
+    assert_eq!(upstream.requests(), before);
+
+    // A tunnel, even with a valid AppCode: answered here, never sent upstream.
+    let req = format!(
+        "CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\nX-Apig-AppCode: {code}\r\n\r\n"
     );
     let answer = exchange(server.gateway, req.as_bytes()).await;
     assert_apig_error(&answer, StatusCode::BAD_REQUEST, "APIG.0201");

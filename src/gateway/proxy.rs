@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use http::header::{CONNECTION, CONTENT_TYPE, FORWARDED, HOST};
 use http::uri::PathAndQuery;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
+};
 use hyper::body::Incoming;
 use tower_service::Service;
 
@@ -74,7 +76,16 @@ pub(crate) fn prepare(
     strip_hop_by_hop(headers);
     let id = RequestId::from_header(headers.get(X_REQUEST_ID));
     headers.insert(X_REQUEST_ID, id.to_header_value());
+    // A tunnel has no place in a reverse proxy, and its authority-form target no path to send
+    // upstream (nginx answers it 400 too).
+    if req.method() == Method::CONNECT {
+        return Err(BadRequest {
+            msg: "Bad request: CONNECT is not supported",
+            id: id.to_header_value(),
+        });
+    }
 
+    let headers = req.headers_mut();
     let mut hosts = headers.get_all(HOST).iter();
     let host = hosts.next().cloned();
     if hosts.next().is_some() {
