@@ -59,8 +59,8 @@ return {granted, left}
 ";
 
 /// App quota counts (`quota::SharedCount::add`'s rule) on one key per app, each a hash of the
-/// first call `f`, the window's start `w` and its calls `c`. KEYS[1] is the batch's mark, the
-/// rest the apps' keys. ARGV[1]: how long the mark is kept, in ms (0: no mark); then four per
+/// first call `f`, the window's start `w` and its calls `c`. `KEYS[1]` is the batch's mark, the
+/// rest the apps' keys. `ARGV[1]`: how long the mark is kept, in ms (0: no mark); then four per
 /// app key, the node's first call, window start, window end and calls, in seconds (exact in
 /// Lua's doubles). A key expires a minute after its window ends. Returns `f, w, c` of each app
 /// key after the addition. A batch whose mark is set already was added by an earlier run whose
