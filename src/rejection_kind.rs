@@ -53,8 +53,8 @@ pub enum RejectionKind {
     /// A signed body that stopped arriving for longer than the body deadline: `408 APIG.0201`.
     BodyTimeout,
     /// A signed body that would take the bytes of signed bodies being read past the layer's
-    /// cap ([`max_held_signed_bodies`](crate::layer::AppCodeAuthLayerBuilder::max_held_signed_bodies)):
-    /// `503 APIG.0202`, with `Retry-After`.
+    /// cap ([`max_held_signed_bodies`](crate::layer::AppCodeAuthLayerBuilder::max_held_signed_bodies)),
+    /// or past its app key's share of it: `503 APIG.0202`, with `Retry-After`.
     BodiesBusy,
 }
 

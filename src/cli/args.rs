@@ -112,8 +112,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "APIG_MAX_LOOKUPS")]
     pub(crate) max_lookups: Option<usize>,
     /// Bytes the signed bodies being read may hold together (they are held until their end, to
-    /// check their hash); a signed body that does not fit is answered 503 with `Retry-After: 1`
-    /// [default: 268435456, 256 MiB].
+    /// check their hash), those of one app key a quarter of it; a signed body that does not fit
+    /// is answered 503 with `Retry-After: 1` [default: 268435456, 256 MiB].
     #[arg(long, env = "APIG_SIGNED_BODY_MEMORY")]
     pub(crate) signed_body_memory: Option<usize>,
     /// Seconds between checks of the AppCode cache against the store (a digest of the codes

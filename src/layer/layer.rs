@@ -501,8 +501,9 @@ impl AppCodeAuthLayerBuilder {
 
     /// The most bytes the signed bodies being read may hold together, over every body layer
     /// taken from this layer ([`signed_body_layer`](AppCodeAuthLayer::signed_body_layer))
-    /// [default: [`DEFAULT_MAX_HELD_BODIES`]]: a body that would go over it is refused with
-    /// `503 APIG.0202` and `Retry-After: 1` (see [`SignedBodyLayer`]).
+    /// [default: [`DEFAULT_MAX_HELD_BODIES`]], those of one app key a quarter of it (or one
+    /// body of the largest size, if that is more): a body that would go over either is refused
+    /// with `503 APIG.0202` and `Retry-After: 1` (see [`SignedBodyLayer`]).
     ///
     /// ```
     /// use apig_appcode::layer::AppAuth;

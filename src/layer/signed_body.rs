@@ -72,10 +72,12 @@ type KnownKeys = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 /// holds (from the layer's `signed_body_layer`, also for one its provider may still find): a
 /// flood of signatures with unknown keys costs no body reads. The bodies being read hold at most
 /// [`max_held`](SignedBodyLayer::max_held) bytes together (the layers from one
-/// `AppCodeAuthLayer` share one such cap); a body that would go over it is refused with
-/// `503 APIG.0202` and `Retry-After: 1`. An app key is no secret (every signed request shows
-/// it), so without that cap clients that send most of a large body and stall would make the
-/// process hold that much per connection.
+/// `AppCodeAuthLayer` share one such cap), and those of one app key a quarter of that (or one
+/// body of the [`limit`](SignedBodyLayer::limit), if that is more); a body that would go over
+/// either is refused with `503 APIG.0202` and `Retry-After: 1`. An app key is no secret (every
+/// signed request shows it), so without the cap clients that send most of a large body and
+/// stall would make the process hold that much per connection, and without the share one key's
+/// clients could keep every other app's signed bodies out.
 ///
 /// # Example
 ///
@@ -151,8 +153,10 @@ impl<R> SignedBodyLayer<R> {
     }
 
     /// The most bytes the bodies being read may hold together, over every request of this
-    /// layer and its clones (default [`DEFAULT_MAX_HELD_BODIES`]); a body that would go over
-    /// it is refused with `503 APIG.0202` and `Retry-After: 1`, and what it held is given back.
+    /// layer and its clones (default [`DEFAULT_MAX_HELD_BODIES`]), those of one app key a
+    /// quarter of it (or one body of the [`limit`](Self::limit), if that is more); a body that
+    /// would go over either is refused with `503 APIG.0202` and `Retry-After: 1`, and what it
+    /// held is given back.
     ///
     /// ```
     /// use apig_appcode::layer::SignedBodyLayer;
@@ -255,8 +259,8 @@ enum Plan {
     Stream,
     /// Empty: its hash is known without reading.
     Empty,
-    /// Held and hashed.
-    Read,
+    /// Held and hashed; its app key's bodies are counted together.
+    Read { key: Box<str> },
     /// Longer than the limit says its `Content-Length`.
     TooLarge,
 }
@@ -276,12 +280,10 @@ impl Config {
         if !auth.trim_start().starts_with(ALGORITHM) {
             return Plan::Stream;
         }
+        let key = signature::access_key_of(auth).unwrap_or_default();
         // First: a request whose key cannot verify costs nothing more here.
-        if let Some(worth) = &self.keys {
-            let known = signature::access_key_of(auth).is_some_and(|key| worth(key));
-            if !known {
-                return Plan::Stream;
-            }
+        if self.keys.as_ref().is_some_and(|worth| !worth(key)) {
+            return Plan::Stream;
         }
         if req.body().is_end_stream() {
             return Plan::Empty;
@@ -299,7 +301,7 @@ impl Config {
         if declared.is_some_and(|n| n > self.limit as u64) {
             return Plan::TooLarge;
         }
-        Plan::Read
+        Plan::Read { key: key.into() }
     }
 
     fn refuse<ResBody, R: RejectResponse<ResBody>>(
@@ -363,7 +365,7 @@ where
                     )),
                 }
             }
-            Plan::Read => {
+            Plan::Read { key } => {
                 // The clone that was polled ready is the one called, once the body is in.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
@@ -373,6 +375,7 @@ where
                         parts,
                         body: Box::pin(body),
                         held: BytesMut::new(),
+                        key,
                         taken: 0,
                         hash: Sha256::new(),
                         sleep: None,
@@ -392,6 +395,8 @@ struct Reading<S, B, R> {
     parts: Parts,
     body: Pin<Box<B>>,
     held: BytesMut,
+    /// The app key the body is counted under.
+    key: Box<str>,
     /// What `held` counts in the shared [`HeldBodies`], given back when this is dropped.
     taken: usize,
     hash: Sha256,
@@ -422,7 +427,7 @@ where
                     if self.held.len() + n > self.config.limit {
                         return Poll::Ready(Err(self.refuse(RejectionKind::BodyTooLarge)));
                     }
-                    if !self.config.held.take(n) {
+                    if !self.config.held.take(&self.key, n, self.config.limit) {
                         return Poll::Ready(Err(self.refuse(RejectionKind::BodiesBusy)));
                     }
                     self.taken += n;
@@ -471,7 +476,7 @@ where
 /// the client went away.
 impl<S, B, R> Drop for Reading<S, B, R> {
     fn drop(&mut self) {
-        self.config.held.give_back(self.taken);
+        self.config.held.give_back(&self.key, self.taken);
     }
 }
 

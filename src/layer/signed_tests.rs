@@ -629,6 +629,31 @@ impl From<Bytes> for Trickle {
     }
 }
 
+/// A request signed with `KEY` whose body sends `sent` bytes through `body_layer` and stalls:
+/// the body is being read when this returns, and until the returned call is dropped.
+async fn stalled_upload(
+    auth: &AppCodeAuthLayer,
+    body_layer: SignedBodyLayer,
+    sent: usize,
+) -> impl std::future::Future + Unpin {
+    let (parts, _) = signed(post(), JSON, KEY, SECRET, SystemTime::now()).into_parts();
+    let body = Trickle(Some(Bytes::from(vec![b'x'; sent])));
+    let mut call = Box::pin(
+        ServiceBuilder::new()
+            .layer(body_layer)
+            .layer(auth.clone())
+            .service(service_fn(|_: Request<Trickle>| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+            }))
+            .oneshot(Request::from_parts(parts, body)),
+    );
+    let polled = std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(std::future::Future::poll(call.as_mut(), cx))
+    });
+    assert!(polled.await.is_pending(), "the stalled body is being read");
+    call
+}
+
 #[tokio::test]
 async fn bodies_being_read_share_one_cap_and_give_it_back_when_their_client_leaves() {
     let (cache, _) = cache();
@@ -640,22 +665,7 @@ async fn bodies_being_read_share_one_cap_and_give_it_back_when_their_client_leav
     let now = SystemTime::now();
 
     // One client sends 30 bytes of its body and stalls, through one body layer (a worker)...
-    let (parts, _) = signed(post(), JSON, KEY, SECRET, now).into_parts();
-    let stalled = ServiceBuilder::new()
-        .layer(auth.signed_body_layer())
-        .layer(auth.clone())
-        .service(service_fn(|_: Request<Trickle>| async {
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
-        }))
-        .oneshot(Request::from_parts(
-            parts,
-            Trickle(Some(Bytes::from(vec![b'x'; 30]))),
-        ));
-    let mut stalled = Box::pin(stalled);
-    let polled = std::future::poll_fn(|cx| {
-        std::task::Poll::Ready(std::future::Future::poll(stalled.as_mut(), cx))
-    });
-    assert!(polled.await.is_pending(), "the stalled body is being read");
+    let stalled = stalled_upload(&auth, auth.signed_body_layer(), 30).await;
 
     // ... so another's 24 bytes, through another, do not fit: 503, come back in a second.
     let body_layer = || auth.signed_body_layer();
@@ -682,4 +692,33 @@ async fn bodies_being_read_share_one_cap_and_give_it_back_when_their_client_leav
     let (status, text) =
         call_with(&auth, body_layer(), signed(post(), FORTY, KEY, SECRET, now)).await;
     assert_eq!(status, StatusCode::OK, "{text}");
+}
+
+#[tokio::test]
+async fn one_app_key_cannot_take_every_other_keys_room() {
+    let (cache, _) = cache();
+    cache.set_app_key(
+        "app-2",
+        Arc::new(AppKey::new("key-of-app-2", "secret-of-app-2")),
+    );
+    let auth = AppCodeAuthLayer::builder()
+        .cache(cache.clone())
+        .app_auth(AppAuth::Signature)
+        .max_held_signed_bodies(100)
+        .build();
+    // Bodies of up to 24 bytes: each key may hold a quarter of the 100, 25.
+    let body_layer = || auth.signed_body_layer().limit(24);
+    let now = SystemTime::now();
+
+    // KEY's client sends 24 bytes and stalls.
+    let stalled = stalled_upload(&auth, body_layer(), 24).await;
+
+    // Another body of KEY does not fit its share; one of another key does, in the same cap.
+    let (status, text) =
+        call_with(&auth, body_layer(), signed(post(), JSON, KEY, SECRET, now)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    let other = signed(post(), JSON, "key-of-app-2", "secret-of-app-2", now);
+    let (status, text) = call_with(&auth, body_layer(), other).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    drop(stalled);
 }
