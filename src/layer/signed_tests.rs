@@ -394,6 +394,12 @@ async fn signed_bodies_are_held_up_to_the_limit() {
         now,
     );
     assert_eq!(call_with(&auth, small(), req).await.0, StatusCode::OK);
+    // A layer of its own with a cap on what its bodies hold together: under the limit, over
+    // the cap.
+    let capped = SignedBodyLayer::new().max_held(16);
+    let (status, text) = call_with(&auth, capped, signed(post(), JSON, KEY, SECRET, now)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    assert!(text.contains("APIG.0202"), "{text}");
 }
 
 #[tokio::test]
@@ -629,6 +635,16 @@ impl From<Bytes> for Trickle {
     }
 }
 
+/// A layer accepting signatures of `cache`'s keys whose signed bodies being read hold `max`
+/// bytes together at most.
+fn holding(cache: &AppCodeCache, max: usize) -> AppCodeAuthLayer {
+    AppCodeAuthLayer::builder()
+        .cache(cache.clone())
+        .app_auth(AppAuth::Signature)
+        .max_held_signed_bodies(max)
+        .build()
+}
+
 /// A request signed with `KEY` whose body sends `sent` bytes through `body_layer` and stalls:
 /// the body is being read when this returns, and until the returned call is dropped.
 async fn stalled_upload(
@@ -657,11 +673,7 @@ async fn stalled_upload(
 #[tokio::test]
 async fn bodies_being_read_share_one_cap_and_give_it_back_when_their_client_leaves() {
     let (cache, _) = cache();
-    let auth = AppCodeAuthLayer::builder()
-        .cache(cache.clone())
-        .app_auth(AppAuth::Signature)
-        .max_held_signed_bodies(40)
-        .build();
+    let auth = holding(&cache, 40);
     let now = SystemTime::now();
 
     // One client sends 30 bytes of its body and stalls, through one body layer (a worker)...
@@ -701,11 +713,7 @@ async fn one_app_key_cannot_take_every_other_keys_room() {
         "app-2",
         Arc::new(AppKey::new("key-of-app-2", "secret-of-app-2")),
     );
-    let auth = AppCodeAuthLayer::builder()
-        .cache(cache.clone())
-        .app_auth(AppAuth::Signature)
-        .max_held_signed_bodies(100)
-        .build();
+    let auth = holding(&cache, 100);
     // Bodies of up to 24 bytes: each key may hold a quarter of the 100, 25.
     let body_layer = || auth.signed_body_layer().limit(24);
     let now = SystemTime::now();
