@@ -77,6 +77,7 @@ mod network;
 mod percent;
 pub mod provider;
 pub mod quota;
+mod read_deadline;
 mod rejection_kind;
 mod remote;
 

@@ -37,6 +37,8 @@ const SHORT: &[&str] = &[
     "1",
     "--upstream-timeout",
     "1",
+    "--send-timeout",
+    "1",
 ];
 
 /// A server with short deadlines plus `extra` in front of an upstream of its own, and one valid
@@ -194,6 +196,91 @@ async fn a_stalled_body_gets_408_and_the_upstream_connection_is_released() {
     server
         .stderr_containing(&["request body stopped arriving", "side=\"client\""])
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_reads_none_of_its_answer_is_closed_at_the_send_deadline() {
+    let ((upstream, _dir), server, code) = short_server(&[]).await;
+
+    let req = format!("GET {BIG_PATH} HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {code}\r\n\r\n");
+    let mut client = sent(server.gateway, req.as_bytes()).await;
+    // The client reads nothing: once the sockets between them are full, the gateway gives up
+    // on it, and lets go of the upstream connection the answer came from.
+    wait_until(
+        CLOSE_BOUND,
+        "the upstream connection of the unread answer is closed",
+        || async { (upstream.requests() == 1 && upstream.open_connections() == 0).then_some(()) },
+    )
+    .await;
+    let (read, closed) = read_until_closed(&mut client, CLOSE_BOUND).await;
+    assert!(
+        closed,
+        "the gateway keeps the connection of a client that reads nothing"
+    );
+    assert!(
+        read.len() < BIG_LEN,
+        "the whole answer was sent: {} bytes",
+        read.len()
+    );
+
+    // The worker serves the next client as usual.
+    let res = call_gateway(server.gateway, "/after", Some(&code)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_stops_in_the_middle_of_its_body_has_the_answer_cut() {
+    let ((upstream, _dir), server, code) = short_server(&[]).await;
+
+    // HTTP/1: the client's connection is closed short of the declared length, so it cannot
+    // take the part for the whole.
+    let req = format!("GET {STALL_PATH} HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {code}\r\n\r\n");
+    let mut client = sent(server.gateway, req.as_bytes()).await;
+    let (read, closed) = read_until_closed(&mut client, CLOSE_BOUND).await;
+    assert!(
+        closed,
+        "the client still waits for the rest of a stalled body"
+    );
+    let text = String::from_utf8_lossy(&read);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.contains(&format!("content-length: {STALL_DECLARED}")),
+        "{text}"
+    );
+    assert!(read.len() < STALL_DECLARED, "{} bytes", read.len());
+    server
+        .stderr_containing(&[
+            "the upstream stopped sending its response body",
+            "side=\"upstream\"",
+        ])
+        .await;
+
+    // HTTP/2: the stream is reset, and the connection serves on.
+    let (mut h2, _conn) = h2c(server.gateway).await;
+    let req = Request::get(format!("http://x{STALL_PATH}"))
+        .header("x-apig-appcode", &code)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = h2.send_request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = tokio::time::timeout(CLOSE_BOUND, res.into_body().collect()).await;
+    assert!(
+        matches!(body, Ok(Err(_))),
+        "the stalled stream is not reset: {:?}",
+        body.map(|b| b.map(|b| b.to_bytes().len()))
+    );
+    let req = Request::get("http://x/after")
+        .header("x-apig-appcode", &code)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(h2.send_request(req).await.unwrap().status(), StatusCode::OK);
+    // Neither stalled exchange keeps its upstream connection.
+    wait_until(
+        CLOSE_BOUND,
+        "the stalled upstream connections are closed",
+        || async { (upstream.open_connections() <= 1).then_some(()) },
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -135,10 +135,14 @@ pub(crate) struct ServeArgs {
     /// [default: 60].
     #[arg(long, env = "APIG_BODY_TIMEOUT")]
     pub(crate) body_timeout: Option<u64>,
-    /// Seconds the upstream may take to answer with headers before the client gets 504
-    /// [default: 60].
+    /// Seconds the upstream may take to answer with headers before the client gets 504, and
+    /// may stop sending in the middle of its body before the answer is cut [default: 60].
     #[arg(long, env = "APIG_UPSTREAM_TIMEOUT")]
     pub(crate) upstream_timeout: Option<u64>,
+    /// Seconds a response may wait for a client that reads none of it before the connection is
+    /// closed [default: 60].
+    #[arg(long, env = "APIG_SEND_TIMEOUT")]
+    pub(crate) send_timeout: Option<u64>,
     /// Bytes a request's line and headers may take; a request over it gets 431 and its
     /// connection is closed [default: 32768, at least 8192].
     #[arg(long, env = "APIG_MAX_HEADER_SIZE")]

@@ -84,6 +84,7 @@ pub(crate) struct FileConfig {
     pub(crate) keepalive_timeout: Option<u64>,
     pub(crate) body_timeout: Option<u64>,
     pub(crate) upstream_timeout: Option<u64>,
+    pub(crate) send_timeout: Option<u64>,
     pub(crate) max_header_size: Option<usize>,
     pub(crate) max_connections: Option<usize>,
     pub(crate) gateway_tls: Option<TlsEntry>,

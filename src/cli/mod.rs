@@ -292,7 +292,7 @@ fn rate_limits(args: &ServeArgs, file: &FileConfig, config: &mut Config) -> Resu
 /// [`Limits::default`].
 fn gateway_limits(args: &ServeArgs, file: &FileConfig) -> Result<Limits, UsageError> {
     type Set = fn(Limits, Duration) -> Limits;
-    let deadlines: [(&str, Option<u64>, Set); 4] = [
+    let deadlines: [(&str, Option<u64>, Set); 5] = [
         (
             "header-timeout",
             args.header_timeout.or(file.header_timeout),
@@ -312,6 +312,11 @@ fn gateway_limits(args: &ServeArgs, file: &FileConfig) -> Result<Limits, UsageEr
             "upstream-timeout",
             args.upstream_timeout.or(file.upstream_timeout),
             Limits::upstream_timeout,
+        ),
+        (
+            "send-timeout",
+            args.send_timeout.or(file.send_timeout),
+            Limits::send_timeout,
         ),
     ];
     let mut limits = Limits::default();
@@ -568,13 +573,14 @@ role = "read-write"
     fn data_plane_settings_come_from_flags_or_the_file() {
         let file = TomlFile::new(
             "upstream = \"http://x:1\"\nworkers = 3\nbody_timeout = 7\nmax_connections = 50\n\
-             max_header_size = 9000\n",
+             max_header_size = 9000\nsend_timeout = 11\n",
         );
         let cfg = config(&["--config", file.path(), "--header-timeout", "4"]);
         assert_eq!(cfg.workers, 3);
         let expected = Limits::default()
             .header_timeout(Duration::from_secs(4))
             .body_timeout(Duration::from_secs(7))
+            .send_timeout(Duration::from_secs(11))
             .max_header_size(9000)
             .max_connections(50);
         assert_eq!(cfg.gateway_limits, expected);
@@ -585,6 +591,7 @@ role = "read-write"
         for bad in [
             ["--workers", "0"],
             ["--body-timeout", "0"],
+            ["--send-timeout", "0"],
             ["--max-connections", "0"],
             ["--max-header-size", "8191"],
         ] {

@@ -6,7 +6,6 @@
 //! the upstream did (`502`/`504`).
 
 use std::fmt;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -15,9 +14,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
-use tokio::time::{Instant, Sleep};
 
 use super::request_body::RequestBody;
+use crate::read_deadline::ReadDeadline;
 
 /// What the client did to a request body that could not be forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,16 +100,14 @@ impl std::error::Error for ClientBodyError {
 /// A client's request body with a deadline between two reads.
 pub(crate) struct ClientBody {
     inner: RequestBody,
-    timeout: Duration,
-    /// Armed while the client owes data; pushed back when some arrives.
-    sleep: Option<Pin<Box<Sleep>>>,
+    deadline: ReadDeadline,
     fault: Fault,
 }
 
 impl fmt::Debug for ClientBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBody")
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.deadline.timeout())
             .finish_non_exhaustive()
     }
 }
@@ -122,8 +119,7 @@ impl ClientBody {
         }
         Self {
             inner,
-            timeout,
-            sleep: None,
+            deadline: ReadDeadline::new(timeout),
             fault,
         }
     }
@@ -159,9 +155,7 @@ impl Body for ClientBody {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(sleep) = this.sleep.as_mut() {
-                    sleep.as_mut().reset(Instant::now() + this.timeout);
-                }
+                this.deadline.progressed();
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -169,18 +163,13 @@ impl Body for ClientBody {
                 Poll::Ready(Some(Err(ClientBodyError::Read(e))))
             }
             Poll::Ready(None) => {
-                this.sleep = None;
                 this.fault.mark(Fault::FINISHED);
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                let timeout = this.timeout;
-                let sleep = this
-                    .sleep
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                ready!(sleep.as_mut().poll(cx));
+                ready!(this.deadline.poll_expired(cx));
                 this.fault.set(ClientFault::Stalled);
-                Poll::Ready(Some(Err(ClientBodyError::Stalled(timeout))))
+                Poll::Ready(Some(Err(ClientBodyError::Stalled(this.deadline.timeout()))))
             }
         }
     }

@@ -5,7 +5,8 @@
 //! | connected, nothing sent yet; TLS handshake; request headers | `header_timeout` | 10 s | `client_header_timeout` 60 s |
 //! | idle between two requests (HTTP/1) or with no open stream (HTTP/2) | `keepalive_timeout` | 75 s | `keepalive_timeout` 75 s |
 //! | a request body that stops arriving (between two reads) | `body_timeout` | 60 s | `client_body_timeout` 60 s |
-//! | the upstream's response headers | `upstream_timeout` | 60 s | `proxy_read_timeout` 60 s |
+//! | the upstream's response headers, and its body between two reads | `upstream_timeout` | 60 s | `proxy_read_timeout` 60 s |
+//! | a response the client does not read (a write that cannot finish) | `send_timeout` | 60 s | `send_timeout` 60 s |
 //! | HTTP/2 keep-alive ping interval, and how long its answer may take | `h2_ping_interval`, `h2_ping_timeout` | 30 s, 20 s | — |
 //! | draining a client that is still sending after the answer | `linger_timeout` | 5 s | `lingering_timeout` 5 s |
 //!
@@ -15,6 +16,10 @@
 //!
 //! The header deadline is shorter than nginx's: a gateway in front of an API has no client that
 //! needs a minute to send a few hundred bytes of headers, and every slow one holds a socket.
+//! The send deadline is what frees a connection whose client asked for an answer and then reads
+//! none of it: while the answer waits, the connection counts as busy, so no idle deadline
+//! applies, and its upstream connection stays taken too.
+//!
 //! The header size bounds what a connection holds while its headers arrive: without it, hyper
 //! buffers up to 408 KiB per connection, and a client opening thousands of connections that
 //! each send headers without end holds that much memory on each until the header deadline.
@@ -40,6 +45,7 @@ pub struct Limits {
     pub(crate) keepalive_timeout: Duration,
     pub(crate) body_timeout: Duration,
     pub(crate) upstream_timeout: Duration,
+    pub(crate) send_timeout: Duration,
     pub(crate) h2_ping_interval: Duration,
     pub(crate) h2_ping_timeout: Duration,
     pub(crate) linger_timeout: Duration,
@@ -58,6 +64,7 @@ impl Default for Limits {
             keepalive_timeout: Duration::from_secs(75),
             body_timeout: Duration::from_secs(60),
             upstream_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
             h2_ping_interval: Duration::from_secs(30),
             h2_ping_timeout: Duration::from_secs(20),
             linger_timeout: Duration::from_secs(5),
@@ -88,9 +95,19 @@ impl Limits {
         self
     }
 
-    /// How long the upstream may take to answer with headers; then the client gets `504`.
+    /// How long the upstream may take to answer with headers, then the client gets `504`;
+    /// and how long it may stop sending in the middle of its body, then the client's
+    /// connection (HTTP/2: its stream) is cut and the upstream connection closed.
     pub fn upstream_timeout(mut self, d: Duration) -> Self {
         self.upstream_timeout = d;
+        self
+    }
+
+    /// How long a write to the client may stay unfinished (the client reads nothing of its
+    /// answer); then the connection is closed, and with it the upstream connection its answer
+    /// came from.
+    pub fn send_timeout(mut self, d: Duration) -> Self {
+        self.send_timeout = d;
         self
     }
 

@@ -33,7 +33,7 @@ mod upstream;
 mod verify;
 mod workers;
 
-pub use body::ProxyBody;
+pub use body::{ProxyBody, ProxyBodyError};
 pub use run::{run, RunError};
 pub use shares::WorkerConnections;
 pub use token_file::path as token_path;

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,7 +20,9 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use super::body::ProxyBodyError;
 use super::client_body::ClientBody;
+use crate::read_deadline::ReadDeadline;
 
 /// How long dialling the upstream may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -65,6 +67,7 @@ struct Idle {
 pub(crate) struct UpstreamPool {
     authority: Authority,
     keepalive: Duration,
+    read_timeout: Duration,
     idle: Mutex<Vec<Idle>>,
 }
 
@@ -77,11 +80,17 @@ impl fmt::Debug for UpstreamPool {
 }
 
 impl UpstreamPool {
-    /// A pool dialling `authority`; a connection idle for `keepalive` is not reused.
-    pub(crate) fn new(authority: Authority, keepalive: Duration) -> Arc<Self> {
+    /// A pool dialling `authority`; a connection idle for `keepalive` is not reused, and a
+    /// response body that sends nothing for `read_timeout` while it is read fails.
+    pub(crate) fn new(
+        authority: Authority,
+        keepalive: Duration,
+        read_timeout: Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
             authority,
             keepalive,
+            read_timeout,
             idle: Mutex::new(Vec::new()),
         })
     }
@@ -113,6 +122,7 @@ impl UpstreamPool {
                         inner: body,
                         sender: Some(sender),
                         pool: Arc::clone(self),
+                        deadline: ReadDeadline::new(self.read_timeout),
                         done: false,
                     };
                     return Ok(Response::from_parts(parts, body));
@@ -172,10 +182,15 @@ impl UpstreamPool {
 }
 
 /// The upstream's response body; gives the connection back to its pool once read to the end.
+///
+/// An upstream that stops sending in the middle of it fails the body after the read deadline
+/// (nginx's `proxy_read_timeout` applies between reads of the body too): otherwise a hung
+/// backend would hold the client's connection and its own forever.
 pub(crate) struct PooledBody {
     inner: Incoming,
     sender: Option<SendRequest<ClientBody>>,
     pool: Arc<UpstreamPool>,
+    deadline: ReadDeadline,
     done: bool,
 }
 
@@ -189,17 +204,30 @@ impl fmt::Debug for PooledBody {
 
 impl Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = ProxyBodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            self.done = true;
+    ) -> Poll<Option<Result<Frame<Bytes>, ProxyBodyError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(polled) => {
+                this.deadline.progressed();
+                this.done = polled.is_none();
+                Poll::Ready(polled.map(|frame| frame.map_err(ProxyBodyError::Upstream)))
+            }
+            Poll::Pending => {
+                ready!(this.deadline.poll_expired(cx));
+                let timeout = this.deadline.timeout();
+                tracing::warn!(
+                    side = "upstream",
+                    ?timeout,
+                    "the upstream stopped sending its response body; closing"
+                );
+                Poll::Ready(Some(Err(ProxyBodyError::Stalled(timeout))))
+            }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {

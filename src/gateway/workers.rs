@@ -259,7 +259,11 @@ impl Worker {
                     return;
                 }
             };
-            let pool = UpstreamPool::new(self.upstream, self.upstream_keepalive);
+            let pool = UpstreamPool::new(
+                self.upstream,
+                self.upstream_keepalive,
+                self.limits.upstream_timeout,
+            );
             let metrics = self.metrics.worker();
             let forward = Forward::new(
                 pool,

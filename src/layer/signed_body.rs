@@ -14,7 +14,6 @@ use http::{Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use sha2::{Digest, Sha256};
-use tokio::time::{Instant, Sleep};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -22,6 +21,7 @@ use super::held_bodies::{HeldBodies, DEFAULT_MAX_HELD_BODIES};
 use super::rejection::{ApigJson, RejectResponse, Rejection};
 use super::signed::BodySha256;
 use crate::cache::AppCodeCache;
+use crate::read_deadline::ReadDeadline;
 use crate::rejection_kind::RejectionKind;
 use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::signature::{self, ALGORITHM, CONTENT_SHA256_HEADER, UNSIGNED_PAYLOAD};
@@ -378,7 +378,7 @@ where
                         key,
                         taken: 0,
                         hash: Sha256::new(),
-                        sleep: None,
+                        deadline: self.config.read_timeout.map(ReadDeadline::new),
                         inner,
                         reject: self.reject.clone(),
                         config: Arc::clone(&self.config),
@@ -400,8 +400,8 @@ struct Reading<S, B, R> {
     /// What `held` counts in the shared [`HeldBodies`], given back when this is dropped.
     taken: usize,
     hash: Sha256,
-    /// Armed while waiting for the client, with a read timeout.
-    sleep: Option<Pin<Box<Sleep>>>,
+    /// Runs while waiting for the client, with a read timeout.
+    deadline: Option<ReadDeadline>,
     inner: S,
     reject: R,
     config: Arc<Config>,
@@ -418,7 +418,9 @@ where
         loop {
             match self.body.as_mut().poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    self.sleep = None;
+                    if let Some(deadline) = self.deadline.as_mut() {
+                        deadline.progressed();
+                    }
                     // Trailers are not part of the signed body; they are dropped.
                     let Ok(mut data) = frame.into_data() else {
                         continue;
@@ -444,13 +446,10 @@ where
                 }
                 Poll::Ready(None) => return Poll::Ready(Ok(self.send())),
                 Poll::Pending => {
-                    let Some(limit) = self.config.read_timeout else {
+                    let Some(deadline) = self.deadline.as_mut() else {
                         return Poll::Pending;
                     };
-                    let sleep = self.sleep.get_or_insert_with(|| {
-                        Box::pin(tokio::time::sleep_until(Instant::now() + limit))
-                    });
-                    ready!(sleep.as_mut().poll(cx));
+                    ready!(deadline.poll_expired(cx));
                     return Poll::Ready(Err(self.refuse(RejectionKind::BodyTimeout)));
                 }
             }

@@ -57,6 +57,8 @@ pub(crate) use self::{
         base_args, database_path, database_url, listening, self_signed, serve_args, serve_command,
         start_refused, start_with_token, start_without_token, Exited, Server,
     },
-    upstream::{echo, Upstream, LOAD_ANSWER, LOAD_PATH},
+    upstream::{
+        echo, Upstream, BIG_LEN, BIG_PATH, LOAD_ANSWER, LOAD_PATH, STALL_DECLARED, STALL_PATH,
+    },
     wait::wait_until,
 };

@@ -3,12 +3,15 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -24,10 +27,41 @@ use super::SLOW_CAP;
 /// saturating a gateway leaves to the gateway.
 pub(crate) const LOAD_PATH: &str = "/load";
 pub(crate) const LOAD_ANSWER: &[u8] = b"upstream";
+/// The path answered with [`BIG_LEN`] bytes, more than the sockets between a client and the
+/// gateway hold: a client that reads none of it leaves the gateway's writes waiting.
+pub(crate) const BIG_PATH: &str = "/big";
+pub(crate) const BIG_LEN: usize = 64 << 20;
+/// The path answered with [`STALL_SENT`] bytes of a body declared [`STALL_DECLARED`] long,
+/// then nothing more.
+pub(crate) const STALL_PATH: &str = "/stall-body";
+pub(crate) const STALL_SENT: usize = 1000;
+pub(crate) const STALL_DECLARED: usize = 1_000_000;
+
+/// A body that sends [`STALL_SENT`] bytes, then is never ready again.
+pub(crate) struct Stalling {
+    sent: bool,
+}
+
+impl hyper::body::Body for Stalling {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.sent {
+            return Poll::Pending;
+        }
+        self.sent = true;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b's'; STALL_SENT])))))
+    }
+}
 
 /// An echo server: reads each request's body, then answers with a JSON description of it
 /// (method, path and query, headers, body length). `/slow` answers only once the test calls [`Upstream::release_slow`].
-/// [`LOAD_PATH`] answers 200 [`LOAD_ANSWER`] at once, neither reading the body nor echoing.
+/// [`LOAD_PATH`] answers 200 [`LOAD_ANSWER`] at once, neither reading the body nor echoing;
+/// [`BIG_PATH`] and [`STALL_PATH`] answer as their docs say.
 pub(crate) struct Upstream {
     pub(crate) addr: SocketAddr,
     pub(crate) requests: Arc<AtomicUsize>,
@@ -62,8 +96,17 @@ impl Upstream {
                     let slow_gate = Arc::clone(&slow_gate);
                     requests.fetch_add(1, Ordering::SeqCst);
                     async move {
-                        if req.uri().path() == LOAD_PATH {
-                            return Ok(Response::new(Full::new(Bytes::from_static(LOAD_ANSWER))));
+                        let whole = |bytes: Bytes| Response::new(Either::Left(Full::new(bytes)));
+                        match req.uri().path() {
+                            LOAD_PATH => return Ok(whole(Bytes::from_static(LOAD_ANSWER))),
+                            BIG_PATH => return Ok(whole(Bytes::from(vec![b'b'; BIG_LEN]))),
+                            STALL_PATH => {
+                                return Ok(Response::builder()
+                                    .header("content-length", STALL_DECLARED)
+                                    .body(Either::Right(Stalling { sent: false }))
+                                    .unwrap())
+                            }
+                            _ => {}
                         }
                         if req.uri().path() == "/slow" {
                             slow_started.fetch_add(1, Ordering::SeqCst);
@@ -74,10 +117,10 @@ impl Upstream {
                         let body = body.collect().await.map(|b| b.to_bytes());
                         let req = Request::from_parts(parts, ());
                         Ok::<_, Infallible>(match body {
-                            Ok(body) => echo(&req, body.len()),
+                            Ok(body) => echo(&req, body.len()).map(Either::Left),
                             Err(_) => Response::builder()
                                 .status(StatusCode::BAD_REQUEST)
-                                .body(Full::new(Bytes::new()))
+                                .body(Either::Left(Full::new(Bytes::new())))
                                 .unwrap(),
                         })
                     }

@@ -28,14 +28,31 @@ pub(super) enum Verdict {
     Idle,
     /// Request headers took too long: close now.
     HeadersLate,
+    /// The client has read nothing of what is written to it for the send deadline: close now.
+    SendLate,
 }
 
 pub(super) fn verdict(state: &ConnState, proto: Protocol, limits: &Limits) -> Verdict {
     let now = now_ms();
     let at = |since_ms: u64, d: Duration| since_ms.saturating_add(d.as_millis() as u64);
-    let wait = Verdict::Wait;
+    // Checked first: a client that reads nothing holds its connection busy, and the other
+    // deadlines apply to idle ones.
+    let blocked = state.write_blocked_since.load(Ordering::Relaxed);
+    let send_deadline = match blocked {
+        0 => u64::MAX,
+        since => at(since, limits.send_timeout),
+    };
+    if now >= send_deadline {
+        return Verdict::SendLate;
+    }
+    let wait = |at: u64| Verdict::Wait(at.min(send_deadline));
     if state.in_flight.load(Ordering::Relaxed) > 0 {
-        return wait(at(now, limits.header_timeout.min(limits.keepalive_timeout)));
+        // Soon enough to see a write that starts to wait from now on.
+        let check = limits
+            .header_timeout
+            .min(limits.keepalive_timeout)
+            .min(limits.send_timeout);
+        return wait(at(now, check));
     }
     let reading = state.reading_since.load(Ordering::Relaxed);
     if proto == Protocol::Http1 && reading != 0 {
@@ -201,6 +218,10 @@ impl Watch<'_> {
                     }
                     Verdict::HeadersLate => {
                         tracing::debug!(listener = self.origin.listener, peer = %self.origin.peer, side = "client", "request headers not received within the header deadline; closing");
+                        Signal::Close
+                    }
+                    Verdict::SendLate => {
+                        tracing::debug!(listener = self.origin.listener, peer = %self.origin.peer, side = "client", "the client read nothing of its answer within the send deadline; closing");
                         Signal::Close
                     }
                 }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::state::{ConnState, READ_BLOCKED, WRITE_BLOCKED};
+use super::state::{ConnState, READ_BLOCKED};
 
 /// The client's socket, noting when request bytes arrive while no request is in progress.
 pub(super) struct Watched<T> {
@@ -37,7 +37,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
 
 impl<T> Watched<T> {
     fn written<R>(&self, polled: Poll<R>) -> Poll<R> {
-        self.state.set_flag(WRITE_BLOCKED, polled.is_pending());
+        self.state.wrote(polled.is_pending());
         polled
     }
 }

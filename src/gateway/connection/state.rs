@@ -24,6 +24,8 @@ pub(crate) struct ConnState {
     pub(super) reading_since: AtomicU64,
     /// When the last request finished.
     pub(super) idle_since: AtomicU64,
+    /// Since when a write to the client could not finish (0: the last one did).
+    pub(super) write_blocked_since: AtomicU64,
     /// [`READ_BLOCKED`], [`WRITE_BLOCKED`], [`SERVED`]: what the socket and hyper left.
     pub(super) flags: AtomicU8,
 }
@@ -57,14 +59,27 @@ impl ConnState {
             in_flight: AtomicU32::new(0),
             reading_since: AtomicU64::new(if awaiting_first_request { accepted } else { 0 }),
             idle_since: AtomicU64::new(now_ms()),
+            write_blocked_since: AtomicU64::new(0),
             flags: AtomicU8::new(0),
         })
     }
 
-    pub(super) fn set_flag(&self, flag: u8, on: bool) {
+    /// Sets or clears `flag`; whether that changed it.
+    pub(super) fn set_flag(&self, flag: u8, on: bool) -> bool {
         let flags = self.flags.load(Ordering::Relaxed);
-        if (flags & flag != 0) != on {
+        let changed = (flags & flag != 0) != on;
+        if changed {
             self.flags.store(flags ^ flag, Ordering::Relaxed);
+        }
+        changed
+    }
+
+    /// Notes whether the last write to the client could finish, and since when it could not:
+    /// the clock is read only when a write starts to wait.
+    pub(super) fn wrote(&self, blocked: bool) {
+        if self.set_flag(WRITE_BLOCKED, blocked) {
+            let since = if blocked { now_ms() } else { 0 };
+            self.write_blocked_since.store(since, Ordering::Relaxed);
         }
     }
 
