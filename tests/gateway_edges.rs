@@ -613,6 +613,54 @@ async fn the_connection_cap_refuses_cleanly_and_spares_the_admin_listener() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_streams_hold_no_more_upstream_exchanges_than_the_connection_cap() {
+    let ((upstream, _dir), server, (_, _, code)) =
+        serve_with_code("streams_app", &["--max-connections", "3"]).await;
+    let (h2, _conn) = h2c(server.gateway).await;
+    let call = |path: &str| {
+        let mut h2 = h2.clone();
+        let req = Request::get(format!("http://x{path}"))
+            .header("x-apig-appcode", &code)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        async move {
+            let res = h2.send_request(req).await.unwrap();
+            let status = res.status();
+            let retry = res.headers().get("retry-after").cloned();
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            (status, retry, body)
+        }
+    };
+
+    // One client connection, three streams held upstream: the cap's worth of exchanges.
+    let held: Vec<_> = (0..3).map(|_| tokio::spawn(call("/slow"))).collect();
+    wait_until(CLOSE_BOUND, "the upstream holds three requests", || async {
+        (upstream.slow_started() == 3).then_some(())
+    })
+    .await;
+    let (status, retry, body) = call("/fourth").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(retry.as_ref().map(|v| v.as_bytes()), Some(&b"1"[..]));
+    assert_eq!(error_code(&body), "APIG.0201");
+    assert_eq!(
+        upstream.requests(),
+        3,
+        "the refused stream reached the upstream"
+    );
+
+    // The held exchanges end, and their places are taken again.
+    upstream.release_slow();
+    for h in held {
+        assert_eq!(h.await.unwrap().0, StatusCode::OK);
+    }
+    let (status, _, _) = call("/after").await;
+    assert_eq!(status, StatusCode::OK);
+    server
+        .stderr_containing(&["upstream exchanges as the connection cap are in progress"])
+        .await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Upstream connections
 

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::header::{CONNECTION, CONTENT_TYPE, FORWARDED, HOST};
+use http::header::{CONNECTION, CONTENT_TYPE, FORWARDED, HOST, RETRY_AFTER};
 use http::uri::PathAndQuery;
 use http::{
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
@@ -312,6 +312,16 @@ fn failed(
     client: Option<ClientFault>,
     id: Option<&HeaderValue>,
 ) -> Response<ProxyBody> {
+    if let UpstreamError::Busy = e {
+        let mut res = gateway_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many requests in progress; retry later",
+            id,
+        );
+        res.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        return res;
+    }
     match client {
         Some(ClientFault::Malformed) => {
             tracing::info!(side = "client", error = %e, "malformed request body");

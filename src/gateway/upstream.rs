@@ -5,6 +5,13 @@
 //! a new connection), and the response body gives it back once the upstream has sent the whole
 //! answer. Nothing crosses threads: the mutex is only ever taken by its own worker, so it costs
 //! an uncontended lock, unlike a shared pool's channel and cross-thread wake-ups.
+//!
+//! What every worker shares is the count of exchanges in progress, capped at the gateway's
+//! connection cap. That cap is the gateway's share of descriptors, two per connection: the
+//! client's and, while it has a request upstream, the upstream's. An HTTP/1 connection has at
+//! most one exchange at a time, but an HTTP/2 one up to 200: without the cap on exchanges, two
+//! clients with streams to a slow upstream could take every descriptor the process has, and
+//! with them every listener's `accept` and the store's files.
 
 use std::fmt;
 use std::pin::Pin;
@@ -22,6 +29,7 @@ use tokio::net::TcpStream;
 
 use super::body::ProxyBodyError;
 use super::client_body::ClientBody;
+use super::open_connections::{OpenConnections, Slot};
 use crate::read_deadline::ReadDeadline;
 
 /// How long dialling the upstream may take.
@@ -36,6 +44,8 @@ pub(crate) enum UpstreamError {
     Connect(std::io::Error),
     /// Dialling took longer than [`CONNECT_TIMEOUT`].
     ConnectTimeout,
+    /// As many exchanges as the gateway's connection cap are in progress already.
+    Busy,
     /// The connection failed while sending the request or reading the answer.
     Exchange(hyper::Error),
 }
@@ -45,6 +55,9 @@ impl fmt::Display for UpstreamError {
         match self {
             Self::Connect(e) => write!(f, "connect: {e}"),
             Self::ConnectTimeout => write!(f, "connect: no answer within {CONNECT_TIMEOUT:?}"),
+            Self::Busy => {
+                f.write_str("as many upstream exchanges as the connection cap are in progress")
+            }
             Self::Exchange(e) => {
                 write!(f, "{e}")?;
                 let mut source = std::error::Error::source(e);
@@ -63,11 +76,19 @@ struct Idle {
     since: Instant,
 }
 
+/// The upstream exchanges in progress on every worker, and how many there may be.
+#[derive(Debug, Clone)]
+pub(crate) struct Exchanges {
+    pub(crate) open: OpenConnections,
+    pub(crate) max: usize,
+}
+
 /// A worker's idle connections to one upstream.
 pub(crate) struct UpstreamPool {
     authority: Authority,
     keepalive: Duration,
     read_timeout: Duration,
+    exchanges: Exchanges,
     idle: Mutex<Vec<Idle>>,
 }
 
@@ -80,17 +101,20 @@ impl fmt::Debug for UpstreamPool {
 }
 
 impl UpstreamPool {
-    /// A pool dialling `authority`; a connection idle for `keepalive` is not reused, and a
-    /// response body that sends nothing for `read_timeout` while it is read fails.
+    /// A pool dialling `authority`, within `exchanges`; a connection idle for `keepalive` is
+    /// not reused, and a response body that sends nothing for `read_timeout` while it is read
+    /// fails.
     pub(crate) fn new(
         authority: Authority,
         keepalive: Duration,
         read_timeout: Duration,
+        exchanges: Exchanges,
     ) -> Arc<Self> {
         Arc::new(Self {
             authority,
             keepalive,
             read_timeout,
+            exchanges,
             idle: Mutex::new(Vec::new()),
         })
     }
@@ -107,6 +131,19 @@ impl UpstreamPool {
         self: &Arc<Self>,
         mut req: Request<ClientBody>,
     ) -> Result<Response<PooledBody>, UpstreamError> {
+        let Some(exchange) = self.exchanges.open.try_open(self.exchanges.max) else {
+            let refused = self.exchanges.open.refuse();
+            // The 1st, 2nd, 4th, 8th... so that a flood of them is not a flood of log lines.
+            if refused.is_power_of_two() {
+                tracing::warn!(
+                    side = "upstream",
+                    max_exchanges = self.exchanges.max,
+                    refused_so_far = refused,
+                    "request refused: as many upstream exchanges as the connection cap are in progress"
+                );
+            }
+            return Err(UpstreamError::Busy);
+        };
         loop {
             let (mut sender, reused) = match self.take_idle() {
                 Some(sender) => (sender, true),
@@ -124,6 +161,7 @@ impl UpstreamPool {
                         pool: Arc::clone(self),
                         deadline: ReadDeadline::new(self.read_timeout),
                         done: false,
+                        _exchange: exchange,
                     };
                     return Ok(Response::from_parts(parts, body));
                 }
@@ -192,6 +230,8 @@ pub(crate) struct PooledBody {
     pool: Arc<UpstreamPool>,
     deadline: ReadDeadline,
     done: bool,
+    /// Its place among the exchanges in progress, given back with the body.
+    _exchange: Slot,
 }
 
 impl fmt::Debug for PooledBody {

@@ -50,7 +50,7 @@ use super::metrics::{GatewayMetrics, WorkerMetrics};
 use super::proxy::{self, Forward};
 use super::request_body::RequestBody;
 use super::shares::{Share, Shares, WorkerConnections};
-use super::upstream::UpstreamPool;
+use super::upstream::{Exchanges, UpstreamPool};
 use crate::layer::{AppCodeAuth, IpNetwork, SignedBody};
 use crate::throttle::{Throttle, ThrottleLayer};
 use crate::AppCodeAuthLayer;
@@ -68,6 +68,8 @@ pub struct Gateway {
     upstream_keepalive: Duration,
     metrics: GatewayMetrics,
     open: OpenConnections,
+    /// The upstream exchanges in progress on every worker.
+    exchanges: OpenConnections,
     shares: Arc<Shares>,
 }
 
@@ -101,6 +103,7 @@ impl Gateway {
             upstream_keepalive: Duration::from_secs(30),
             metrics: GatewayMetrics::new(),
             open: OpenConnections::default(),
+            exchanges: OpenConnections::default(),
             shares: Shares::new(workers),
         }
     }
@@ -185,6 +188,7 @@ impl Gateway {
                 drain: self.drain,
                 upstream_keepalive: self.upstream_keepalive,
                 open: open.clone(),
+                exchanges: self.exchanges.clone(),
                 share: self.shares.worker(i),
                 metrics: self.metrics.clone(),
             };
@@ -235,6 +239,7 @@ struct Worker {
     drain: Duration,
     upstream_keepalive: Duration,
     open: OpenConnections,
+    exchanges: OpenConnections,
     share: Share,
     metrics: GatewayMetrics,
 }
@@ -259,10 +264,15 @@ impl Worker {
                     return;
                 }
             };
+            let exchanges = Exchanges {
+                open: self.exchanges,
+                max: self.limits.max_connections,
+            };
             let pool = UpstreamPool::new(
                 self.upstream,
                 self.upstream_keepalive,
                 self.limits.upstream_timeout,
+                exchanges,
             );
             let metrics = self.metrics.worker();
             let forward = Forward::new(
