@@ -339,6 +339,63 @@ async fn upstream_refusing_is_502_and_upstream_too_slow_is_504() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_is_timed_by_the_side_that_holds_it_up() {
+    // A client silent for longer than the upstream deadline, but not for its own: the upstream
+    // has taken all it was sent, so the wait is the client's, and the whole body arrives.
+    let deadlines = ["--upstream-timeout", "1", "--body-timeout", "5"];
+    let (_keep, patient, (_, _, code)) = serve_with_code("upload_app", &deadlines).await;
+    let parts = 3;
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {code}\r\nContent-Length: {parts}\r\n\r\n"
+    );
+    let mut client = sent(patient.gateway, head.as_bytes()).await;
+    for _ in 0..parts {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        client.write_all(b"x").await.unwrap();
+    }
+    let (status, _, body) = read_response(&mut client).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let echo: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(echo["body_len"], parts);
+
+    let ((upstream, _dir), server, code) = short_server(&[]).await;
+
+    // An upstream that takes none of a body larger than the sockets hold: 504, blamed on it,
+    // though the client is still sending.
+    let len = 32 << 20;
+    let head = format!(
+        "POST /slow HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {code}\r\nContent-Length: {len}\r\n\r\n"
+    );
+    let mut client = sent(server.gateway, head.as_bytes()).await;
+    let (mut read, mut write) = client.split();
+    let upload = async {
+        let chunk = vec![b'u'; 64 * 1024];
+        for _ in 0..len / chunk.len() {
+            if write.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        std::future::pending::<()>().await
+    };
+    let answer = async {
+        let mut got = Vec::new();
+        read_response_from(&mut read, &mut got).await
+    };
+    let (status, _, body) = tokio::select! {
+        answer = tokio::time::timeout(CLOSE_BOUND, answer) => answer.expect("no answer while the upstream takes nothing"),
+        () = upload => unreachable!(),
+    };
+    assert_apig_error(&(status, body), StatusCode::GATEWAY_TIMEOUT, "APIG.0201");
+    server
+        .stderr_containing(&[
+            "upstream took none of the request body in time",
+            "side=\"upstream\"",
+        ])
+        .await;
+    upstream.release_slow();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_early_401_reaches_a_client_that_is_still_sending() {
     let (_keep, server, _) = short_server(&[]).await;
 

@@ -135,8 +135,9 @@ pub(crate) struct ServeArgs {
     /// [default: 60].
     #[arg(long, env = "APIG_BODY_TIMEOUT")]
     pub(crate) body_timeout: Option<u64>,
-    /// Seconds the upstream may take to answer with headers before the client gets 504, and
-    /// may stop sending in the middle of its body before the answer is cut [default: 60].
+    /// Seconds the upstream may take to answer with headers, or take none of an upload, before
+    /// the client gets 504, and may stop sending in the middle of its body before the answer
+    /// is cut [default: 60].
     #[arg(long, env = "APIG_UPSTREAM_TIMEOUT")]
     pub(crate) upstream_timeout: Option<u64>,
     /// Seconds a response may wait for a client that reads none of it before the connection is

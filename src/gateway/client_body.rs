@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -29,16 +29,27 @@ pub(crate) enum ClientFault {
     Gone,
 }
 
-/// Shared between a [`ClientBody`] and the proxy that forwards it.
+/// Shared between a [`ClientBody`] and the proxy that forwards it: what went wrong on the
+/// client's side, and how far the body has gone, so that the proxy can tell a client that is
+/// slow to send from an upstream that takes none of what is sent.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Fault(Arc<AtomicU8>);
+pub(crate) struct Fault(Arc<FaultState>);
+
+#[derive(Debug, Default)]
+struct FaultState {
+    state: AtomicU8,
+    /// Frames handed on towards the upstream.
+    handed: AtomicU32,
+    /// The body's last read found nothing: it waits on the client.
+    waiting: AtomicBool,
+}
 
 impl Fault {
     const STREAMING: u8 = 1;
     const FINISHED: u8 = 2;
 
     pub(crate) fn get(&self) -> Option<ClientFault> {
-        match self.0.load(Ordering::Relaxed) {
+        match self.0.state.load(Ordering::Relaxed) {
             3 => Some(ClientFault::Malformed),
             4 => Some(ClientFault::Stalled),
             5 => Some(ClientFault::Gone),
@@ -46,9 +57,18 @@ impl Fault {
         }
     }
 
-    /// Whether the client is still sending the body (its deadline applies, not the upstream's).
+    /// Whether the client is still sending the body.
     pub(crate) fn is_streaming(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == Self::STREAMING
+        self.0.state.load(Ordering::Relaxed) == Self::STREAMING
+    }
+
+    /// How the body stands: frames handed on so far, and whether it waits on the client (whose
+    /// own deadline then applies) rather than on the upstream to take what it was given.
+    pub(crate) fn progress(&self) -> (u32, bool) {
+        (
+            self.0.handed.load(Ordering::Relaxed),
+            self.0.waiting.load(Ordering::Relaxed),
+        )
     }
 
     fn set(&self, fault: ClientFault) {
@@ -57,16 +77,24 @@ impl Fault {
             ClientFault::Stalled => 4,
             ClientFault::Gone => 5,
         };
-        self.0.store(v, Ordering::Relaxed);
+        self.0.state.store(v, Ordering::Relaxed);
     }
 
     fn mark(&self, state: u8) {
         // A recorded fault stays.
         let _ = self
             .0
+            .state
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
                 (v <= Self::FINISHED).then_some(state)
             });
+    }
+
+    fn read(&self, found: bool) {
+        if found {
+            self.0.handed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.0.waiting.store(!found, Ordering::Relaxed);
     }
 }
 
@@ -156,6 +184,7 @@ impl Body for ClientBody {
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.deadline.progressed();
+                this.fault.read(true);
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -167,6 +196,7 @@ impl Body for ClientBody {
                 Poll::Ready(None)
             }
             Poll::Pending => {
+                this.fault.read(false);
                 ready!(this.deadline.poll_expired(cx));
                 this.fault.set(ClientFault::Stalled);
                 Poll::Ready(Some(Err(ClientBodyError::Stalled(this.deadline.timeout()))))

@@ -6,6 +6,7 @@
 //! | idle between two requests (HTTP/1) or with no open stream (HTTP/2) | `keepalive_timeout` | 75 s | `keepalive_timeout` 75 s |
 //! | a request body that stops arriving (between two reads) | `body_timeout` | 60 s | `client_body_timeout` 60 s |
 //! | the upstream's response headers, and its body between two reads | `upstream_timeout` | 60 s | `proxy_read_timeout` 60 s |
+//! | an upload the upstream takes none of (between two parts it takes) | `upstream_timeout` | 60 s | `proxy_send_timeout` 60 s |
 //! | a response the client does not read (a write that cannot finish) | `send_timeout` | 60 s | `send_timeout` 60 s |
 //! | HTTP/2 keep-alive ping interval, and how long its answer may take | `h2_ping_interval`, `h2_ping_timeout` | 30 s, 20 s | — |
 //! | draining a client that is still sending after the answer | `linger_timeout` | 5 s | `lingering_timeout` 5 s |
@@ -95,9 +96,10 @@ impl Limits {
         self
     }
 
-    /// How long the upstream may take to answer with headers, then the client gets `504`;
-    /// and how long it may stop sending in the middle of its body, then the client's
-    /// connection (HTTP/2: its stream) is cut and the upstream connection closed.
+    /// How long the upstream may take to answer with headers, then the client gets `504`; how
+    /// long it may take none of a request body that is still arriving, then `504` too; and how
+    /// long it may stop sending in the middle of its body, then the client's connection
+    /// (HTTP/2: its stream) is cut and the upstream connection closed.
     pub fn upstream_timeout(mut self, d: Duration) -> Self {
         self.upstream_timeout = d;
         self

@@ -268,19 +268,25 @@ impl Forward {
         let sent = self.pool.send(Request::from_parts(parts, body));
         tokio::pin!(sent);
 
-        // The upstream's deadline runs from the end of the request body: a client still
-        // uploading has its own deadline, between reads.
+        // The upstream's deadline runs from the end of the request body. While the client is
+        // still uploading, it applies between two parts of the body the upstream takes (nginx's
+        // `proxy_send_timeout`); a body that waits on the client has the client's deadline.
         let timer = tokio::time::sleep(self.upstream_timeout);
         tokio::pin!(timer);
+        let mut taken = fault.progress().0;
         let outcome = loop {
             tokio::select! {
                 res = &mut sent => break Some(res),
                 () = &mut timer => {
-                    if fault.is_streaming() {
-                        timer.as_mut().reset(tokio::time::Instant::now() + self.upstream_timeout);
-                    } else {
+                    if !fault.is_streaming() {
                         break None;
                     }
+                    let (handed, waiting) = fault.progress();
+                    if !waiting && handed == taken {
+                        break None;
+                    }
+                    taken = handed;
+                    timer.as_mut().reset(tokio::time::Instant::now() + self.upstream_timeout);
                 }
             }
         };
@@ -299,7 +305,12 @@ impl Forward {
             }
             Some(Err(e)) => failed(&e, fault.get(), id.as_ref()),
             None => {
-                tracing::warn!(side = "upstream", timeout = ?self.upstream_timeout, "upstream did not answer in time");
+                let what = if fault.is_streaming() {
+                    "upstream took none of the request body in time"
+                } else {
+                    "upstream did not answer in time"
+                };
+                tracing::warn!(side = "upstream", timeout = ?self.upstream_timeout, "{what}");
                 gateway_error(StatusCode::GATEWAY_TIMEOUT, "Backend timeout", id.as_ref())
             }
         }
