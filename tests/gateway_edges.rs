@@ -119,6 +119,14 @@ async fn h2c(
     (sender, tokio::spawn(conn))
 }
 
+/// An HTTP/2 `GET` of `path` with `code`.
+fn h2_get(path: &str, code: &str) -> Request<Full<Bytes>> {
+    Request::get(format!("http://x{path}"))
+        .header("x-apig-appcode", code)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Deadlines
 
@@ -229,6 +237,36 @@ async fn a_client_that_reads_none_of_its_answer_is_closed_at_the_send_deadline()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_client_that_takes_none_of_a_stream_is_closed_at_the_send_deadline() {
+    let ((upstream, _dir), server, code) = short_server(&[]).await;
+
+    // The client's library answers pings and reads the socket, but the application never reads
+    // the body, so no flow-control credit is granted once the first 64 KiB have arrived: the
+    // gateway's writes never block, and only the stream shows the wait.
+    let (mut h2, conn) = h2c(server.gateway).await;
+    let res = h2.send_request(h2_get(BIG_PATH, &code)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let ended = tokio::time::timeout(CLOSE_BOUND, conn).await;
+    assert!(
+        ended.is_ok(),
+        "the connection of a stream that takes nothing stays open"
+    );
+    wait_until(
+        CLOSE_BOUND,
+        "the upstream connection of the stalled stream is closed",
+        || async { (upstream.open_connections() == 0).then_some(()) },
+    )
+    .await;
+    drop(res);
+
+    // A stream that is read to its end is not cut, however long its answer.
+    let (mut h2, _conn) = h2c(server.gateway).await;
+    let res = h2.send_request(h2_get(BIG_PATH, &code)).await.unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body.len(), BIG_LEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_stops_in_the_middle_of_its_body_has_the_answer_cut() {
     let ((upstream, _dir), server, code) = short_server(&[]).await;
 
@@ -257,11 +295,7 @@ async fn an_upstream_that_stops_in_the_middle_of_its_body_has_the_answer_cut() {
 
     // HTTP/2: the stream is reset, and the connection serves on.
     let (mut h2, _conn) = h2c(server.gateway).await;
-    let req = Request::get(format!("http://x{STALL_PATH}"))
-        .header("x-apig-appcode", &code)
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let res = h2.send_request(req).await.unwrap();
+    let res = h2.send_request(h2_get(STALL_PATH, &code)).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let body = tokio::time::timeout(CLOSE_BOUND, res.into_body().collect()).await;
     assert!(
@@ -269,11 +303,8 @@ async fn an_upstream_that_stops_in_the_middle_of_its_body_has_the_answer_cut() {
         "the stalled stream is not reset: {:?}",
         body.map(|b| b.map(|b| b.to_bytes().len()))
     );
-    let req = Request::get("http://x/after")
-        .header("x-apig-appcode", &code)
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    assert_eq!(h2.send_request(req).await.unwrap().status(), StatusCode::OK);
+    let res = h2.send_request(h2_get("/after", &code)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
     // Neither stalled exchange keeps its upstream connection.
     wait_until(
         CLOSE_BOUND,
@@ -677,10 +708,7 @@ async fn http2_streams_hold_no_more_upstream_exchanges_than_the_connection_cap()
     let (h2, _conn) = h2c(server.gateway).await;
     let call = |path: &str| {
         let mut h2 = h2.clone();
-        let req = Request::get(format!("http://x{path}"))
-            .header("x-apig-appcode", &code)
-            .body(Full::new(Bytes::new()))
-            .unwrap();
+        let req = h2_get(path, &code);
         async move {
             let res = h2.send_request(req).await.unwrap();
             let status = res.status();

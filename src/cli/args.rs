@@ -140,8 +140,8 @@ pub(crate) struct ServeArgs {
     /// is cut [default: 60].
     #[arg(long, env = "APIG_UPSTREAM_TIMEOUT")]
     pub(crate) upstream_timeout: Option<u64>,
-    /// Seconds a response may wait for a client that reads none of it before the connection is
-    /// closed [default: 60].
+    /// Seconds a response may wait for a client that reads none of it (HTTP/2: grants its
+    /// stream no credit) before the connection is closed [default: 60].
     #[arg(long, env = "APIG_SEND_TIMEOUT")]
     pub(crate) send_timeout: Option<u64>,
     /// Bytes a request's line and headers may take; a request over it gets 431 and its

@@ -7,7 +7,7 @@
 //! | a request body that stops arriving (between two reads) | `body_timeout` | 60 s | `client_body_timeout` 60 s |
 //! | the upstream's response headers, and its body between two reads | `upstream_timeout` | 60 s | `proxy_read_timeout` 60 s |
 //! | an upload the upstream takes none of (between two parts it takes) | `upstream_timeout` | 60 s | `proxy_send_timeout` 60 s |
-//! | a response the client does not read (a write that cannot finish) | `send_timeout` | 60 s | `send_timeout` 60 s |
+//! | a response the client does not read (a write that cannot finish; HTTP/2: a stream granted no credit) | `send_timeout` | 60 s | `send_timeout` 60 s |
 //! | HTTP/2 keep-alive ping interval, and how long its answer may take | `h2_ping_interval`, `h2_ping_timeout` | 30 s, 20 s | — |
 //! | draining a client that is still sending after the answer | `linger_timeout` | 5 s | `lingering_timeout` 5 s |
 //!
@@ -106,7 +106,8 @@ impl Limits {
     }
 
     /// How long a write to the client may stay unfinished (the client reads nothing of its
-    /// answer); then the connection is closed, and with it the upstream connection its answer
+    /// answer), or an HTTP/2 stream's answer wait for the client to grant it flow-control
+    /// credit; then the connection is closed, and with it the upstream connection its answer
     /// came from.
     pub fn send_timeout(mut self, d: Duration) -> Self {
         self.send_timeout = d;

@@ -28,7 +28,8 @@ pub(super) enum Verdict {
     Idle,
     /// Request headers took too long: close now.
     HeadersLate,
-    /// The client has read nothing of what is written to it for the send deadline: close now.
+    /// The client has taken nothing of what is written to it for the send deadline (HTTP/2: of
+    /// one stream's answer): close now.
     SendLate,
 }
 
@@ -37,7 +38,7 @@ pub(super) fn verdict(state: &ConnState, proto: Protocol, limits: &Limits) -> Ve
     let at = |since_ms: u64, d: Duration| since_ms.saturating_add(d.as_millis() as u64);
     // Checked first: a client that reads nothing holds its connection busy, and the other
     // deadlines apply to idle ones.
-    let blocked = state.write_blocked_since.load(Ordering::Relaxed);
+    let blocked = state.stuck_since();
     let send_deadline = match blocked {
         0 => u64::MAX,
         since => at(since, limits.send_timeout),

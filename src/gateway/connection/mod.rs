@@ -232,6 +232,7 @@ async fn run<IO, S, B>(
         listening,
         state: Arc::clone(&state),
         info,
+        streams: proto == Protocol::Http2,
     };
     if proto == Protocol::Http2 {
         // Boxed: an HTTP/1 connection's task does not carry HTTP/2's state.

@@ -64,6 +64,8 @@ pub(super) struct HyperService<S> {
     pub(super) listening: Arc<Listening<S>>,
     pub(super) state: Arc<ConnState>,
     pub(super) info: ConnectionInfo,
+    /// HTTP/2: each answer's wait on its client is watched (see [`InFlight::handed`]).
+    pub(super) streams: bool,
 }
 
 impl<S, B> hyper::service::Service<Request<Incoming>> for HyperService<S>
@@ -76,7 +78,7 @@ where
     type Future = TrackedCall<Oneshot<S, Request<Incoming>>>;
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
-        let in_flight = InFlight::start(&self.state);
+        let in_flight = InFlight::start(&self.state, self.streams);
         self.state.set_flag(SERVED, true);
         req.extensions_mut().insert(self.info);
         TrackedCall {
@@ -101,17 +103,14 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let res = std::task::ready!(Pin::new(&mut self.call).poll(cx))?;
         let in_flight = self.in_flight.take().expect("polled after completion");
-        Poll::Ready(Ok(res.map(|inner| Tracked {
-            inner,
-            _in_flight: in_flight,
-        })))
+        Poll::Ready(Ok(res.map(|inner| Tracked { inner, in_flight })))
     }
 }
 
 /// A response body that keeps its request counted as in progress until it is sent.
 pub(crate) struct Tracked<B> {
     inner: B,
-    _in_flight: InFlight,
+    in_flight: InFlight,
 }
 
 impl<B: Body + Unpin> Body for Tracked<B> {
@@ -122,7 +121,14 @@ impl<B: Body + Unpin> Body for Tracked<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        // hyper asks an HTTP/2 answer for more only once its stream may send: a part handed
+        // and not followed by another request for more waits on the client's credit.
+        let handed = matches!(&polled, Poll::Ready(Some(Ok(frame))) if frame.is_data())
+            && !this.inner.is_end_stream();
+        this.in_flight.handed(handed);
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

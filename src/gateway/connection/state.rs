@@ -2,7 +2,7 @@
 //! apart: atomics the socket wrapper and the service adapter write as the connection goes.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Milliseconds since a process-wide origin, plus one (0 means "not set").
@@ -26,6 +26,10 @@ pub(crate) struct ConnState {
     pub(super) idle_since: AtomicU64,
     /// Since when a write to the client could not finish (0: the last one did).
     pub(super) write_blocked_since: AtomicU64,
+    /// HTTP/2: for each answer in progress, since when it waits for the client to take what it
+    /// was handed (0: it does not). A stream whose client grants no flow-control credit blocks
+    /// no write on the socket, so only this shows it.
+    streams: Mutex<Vec<Arc<AtomicU64>>>,
     /// [`READ_BLOCKED`], [`WRITE_BLOCKED`], [`SERVED`]: what the socket and hyper left.
     pub(super) flags: AtomicU8,
 }
@@ -60,6 +64,7 @@ impl ConnState {
             reading_since: AtomicU64::new(if awaiting_first_request { accepted } else { 0 }),
             idle_since: AtomicU64::new(now_ms()),
             write_blocked_since: AtomicU64::new(0),
+            streams: Mutex::new(Vec::new()),
             flags: AtomicU8::new(0),
         })
     }
@@ -104,6 +109,19 @@ impl ConnState {
         idle.saturating_add(PARK_DELAY.as_millis() as u64)
     }
 
+    /// Since when the client has taken nothing it was sent: the oldest of a write that cannot
+    /// finish and an HTTP/2 answer waiting on its client (0: none).
+    pub(super) fn stuck_since(&self) -> u64 {
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        streams
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .chain([self.write_blocked_since.load(Ordering::Relaxed)])
+            .filter(|&since| since != 0)
+            .min()
+            .unwrap_or(0)
+    }
+
     pub(super) fn saw_bytes(&self) {
         if self.in_flight.load(Ordering::Relaxed) == 0
             && self.reading_since.load(Ordering::Relaxed) == 0
@@ -115,19 +133,53 @@ impl ConnState {
 
 /// Counts a request in progress on its connection until dropped (with the response body).
 #[derive(Debug)]
-pub(crate) struct InFlight(Arc<ConnState>);
+pub(crate) struct InFlight {
+    state: Arc<ConnState>,
+    /// The request is one of a multiplexed (HTTP/2) connection's.
+    stream: bool,
+    /// Since when its answer waits on the client (see [`ConnState::stuck_since`]); made the
+    /// first time it waits, so that an answer handed whole costs nothing.
+    waiting: Option<Arc<AtomicU64>>,
+}
 
 impl InFlight {
-    pub(super) fn start(state: &Arc<ConnState>) -> Self {
+    pub(super) fn start(state: &Arc<ConnState>, stream: bool) -> Self {
         state.in_flight.fetch_add(1, Ordering::Relaxed);
         state.reading_since.store(0, Ordering::Relaxed);
-        Self(Arc::clone(state))
+        Self {
+            state: Arc::clone(state),
+            stream,
+            waiting: None,
+        }
+    }
+
+    /// Notes that the answer was handed a part to send and waits for the client to take it
+    /// (`true`), or was asked for more (`false`). Only HTTP/2 streams are watched this way.
+    pub(super) fn handed(&mut self, waiting: bool) {
+        match &self.waiting {
+            Some(since) if waiting => since.store(now_ms(), Ordering::Relaxed),
+            Some(since) if since.load(Ordering::Relaxed) != 0 => since.store(0, Ordering::Relaxed),
+            Some(_) => {}
+            None if waiting && self.stream => {
+                let since = Arc::new(AtomicU64::new(now_ms()));
+                let mut streams = self.state.streams.lock().unwrap_or_else(|p| p.into_inner());
+                streams.push(Arc::clone(&since));
+                self.waiting = Some(since);
+            }
+            None => {}
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.idle_since.store(now_ms(), Ordering::Relaxed);
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(since) = self.waiting.take() {
+            let mut streams = self.state.streams.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = streams.iter().position(|s| Arc::ptr_eq(s, &since)) {
+                streams.swap_remove(i);
+            }
+        }
+        self.state.idle_since.store(now_ms(), Ordering::Relaxed);
+        self.state.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
