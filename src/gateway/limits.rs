@@ -137,7 +137,9 @@ impl Limits {
         self
     }
 
-    /// How many connections the listener keeps open at once; one more is refused.
+    /// How many connections the listener keeps open at once; one more is refused. On the
+    /// gateway listener it also caps the requests in progress upstream, on all workers together
+    /// (an HTTP/2 connection may carry many): one more gets `503` with `Retry-After: 1`.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n.max(1);
         self
