@@ -3,43 +3,13 @@
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
+use super::body_error::ProxyBodyError;
 use super::streamed_or_held::StreamedOrHeld;
 use super::upstream::PooledBody;
-
-/// Why the upstream's response body ended before its end. The client's connection (HTTP/1)
-/// or stream (HTTP/2) is then cut, so that it cannot take a truncated answer for a whole one.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum ProxyBodyError {
-    /// Reading the upstream failed (it closed or reset the connection mid-body).
-    Upstream(hyper::Error),
-    /// The upstream sent nothing for this long while the body was being read (the gateway's
-    /// upstream deadline).
-    Stalled(Duration),
-}
-
-impl fmt::Display for ProxyBodyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Upstream(e) => write!(f, "reading the upstream's response body: {e}"),
-            Self::Stalled(d) => write!(f, "the upstream sent no response body data for {d:?}"),
-        }
-    }
-}
-
-impl std::error::Error for ProxyBodyError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Upstream(e) => Some(e),
-            Self::Stalled(_) => None,
-        }
-    }
-}
 
 /// The body of every gateway response: the upstream's, streamed through, or one the gateway
 /// wrote itself (a rejection or a gateway error).

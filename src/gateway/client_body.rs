@@ -5,7 +5,6 @@
 //! chunked framing → `400`, a body that stopped arriving → `408`, a client that went away) or
 //! the upstream did (`502`/`504`).
 
-use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -15,6 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
+use super::body_error::{Peer, ProxyBodyError};
 use super::request_body::RequestBody;
 use crate::read_deadline::ReadDeadline;
 
@@ -98,46 +98,12 @@ impl Fault {
     }
 }
 
-/// Why the request body ended early.
-#[derive(Debug)]
-pub(crate) enum ClientBodyError {
-    /// Reading the client failed.
-    Read(hyper::Error),
-    /// The client sent nothing within the deadline.
-    Stalled(Duration),
-}
-
-impl fmt::Display for ClientBodyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Read(e) => write!(f, "reading the request body: {e}"),
-            Self::Stalled(d) => write!(f, "the client sent no request body data for {d:?}"),
-        }
-    }
-}
-
-impl std::error::Error for ClientBodyError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Read(e) => Some(e),
-            Self::Stalled(_) => None,
-        }
-    }
-}
-
 /// A client's request body with a deadline between two reads.
+#[derive(Debug)]
 pub(crate) struct ClientBody {
     inner: RequestBody,
     deadline: ReadDeadline,
     fault: Fault,
-}
-
-impl fmt::Debug for ClientBody {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientBody")
-            .field("timeout", &self.deadline.timeout())
-            .finish_non_exhaustive()
-    }
 }
 
 impl ClientBody {
@@ -174,12 +140,12 @@ fn classify(e: &hyper::Error) -> ClientFault {
 
 impl Body for ClientBody {
     type Data = Bytes;
-    type Error = ClientBodyError;
+    type Error = ProxyBodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, ProxyBodyError>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
@@ -189,7 +155,10 @@ impl Body for ClientBody {
             }
             Poll::Ready(Some(Err(e))) => {
                 this.fault.set(classify(&e));
-                Poll::Ready(Some(Err(ClientBodyError::Read(e))))
+                Poll::Ready(Some(Err(ProxyBodyError::Read {
+                    from: Peer::Client,
+                    error: e,
+                })))
             }
             Poll::Ready(None) => {
                 this.fault.mark(Fault::FINISHED);
@@ -199,7 +168,10 @@ impl Body for ClientBody {
                 this.fault.read(false);
                 ready!(this.deadline.poll_expired(cx));
                 this.fault.set(ClientFault::Stalled);
-                Poll::Ready(Some(Err(ClientBodyError::Stalled(this.deadline.timeout()))))
+                Poll::Ready(Some(Err(ProxyBodyError::Stalled {
+                    from: Peer::Client,
+                    after: this.deadline.timeout(),
+                })))
             }
         }
     }

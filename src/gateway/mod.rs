@@ -10,6 +10,7 @@
 //! mode, [`Config::auth_only`](config::Config::auth_only)).
 
 mod body;
+mod body_error;
 mod client_body;
 pub mod config;
 mod connection;
@@ -33,7 +34,8 @@ mod upstream;
 mod verify;
 mod workers;
 
-pub use body::{ProxyBody, ProxyBodyError};
+pub use body::ProxyBody;
+pub use body_error::{Peer, ProxyBodyError};
 pub use run::{run, RunError};
 pub use shares::WorkerConnections;
 pub use token_file::path as token_path;

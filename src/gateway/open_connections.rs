@@ -42,6 +42,7 @@ impl OpenConnections {
 }
 
 /// One open connection's place under the cap, given back on drop.
+#[derive(Debug)]
 pub(super) struct Slot(Arc<AtomicUsize>);
 
 impl Drop for Slot {

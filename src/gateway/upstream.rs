@@ -27,7 +27,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::body::ProxyBodyError;
+use super::body_error::{Peer, ProxyBodyError};
 use super::client_body::ClientBody;
 use super::open_connections::{OpenConnections, Slot};
 use crate::read_deadline::ReadDeadline;
@@ -224,6 +224,7 @@ impl UpstreamPool {
 /// An upstream that stops sending in the middle of it fails the body after the read deadline
 /// (nginx's `proxy_read_timeout` applies between reads of the body too): otherwise a hung
 /// backend would hold the client's connection and its own forever.
+#[derive(Debug)]
 pub(crate) struct PooledBody {
     inner: Incoming,
     sender: Option<SendRequest<ClientBody>>,
@@ -232,14 +233,6 @@ pub(crate) struct PooledBody {
     done: bool,
     /// Its place among the exchanges in progress, given back with the body.
     _exchange: Slot,
-}
-
-impl fmt::Debug for PooledBody {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PooledBody")
-            .field("done", &self.done)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Body for PooledBody {
@@ -255,7 +248,12 @@ impl Body for PooledBody {
             Poll::Ready(polled) => {
                 this.deadline.progressed();
                 this.done = polled.is_none();
-                Poll::Ready(polled.map(|frame| frame.map_err(ProxyBodyError::Upstream)))
+                Poll::Ready(polled.map(|frame| {
+                    frame.map_err(|error| ProxyBodyError::Read {
+                        from: Peer::Upstream,
+                        error,
+                    })
+                }))
             }
             Poll::Pending => {
                 ready!(this.deadline.poll_expired(cx));
@@ -265,7 +263,10 @@ impl Body for PooledBody {
                     ?timeout,
                     "the upstream stopped sending its response body; closing"
                 );
-                Poll::Ready(Some(Err(ProxyBodyError::Stalled(timeout))))
+                Poll::Ready(Some(Err(ProxyBodyError::Stalled {
+                    from: Peer::Upstream,
+                    after: timeout,
+                })))
             }
         }
     }

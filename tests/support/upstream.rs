@@ -3,15 +3,13 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
+use http_body_util::channel::Channel;
 use http_body_util::{BodyExt, Either, Full};
-use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -36,27 +34,6 @@ pub(crate) const BIG_LEN: usize = 64 << 20;
 pub(crate) const STALL_PATH: &str = "/stall-body";
 pub(crate) const STALL_SENT: usize = 1000;
 pub(crate) const STALL_DECLARED: usize = 1_000_000;
-
-/// A body that sends [`STALL_SENT`] bytes, then is never ready again.
-pub(crate) struct Stalling {
-    sent: bool,
-}
-
-impl hyper::body::Body for Stalling {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if self.sent {
-            return Poll::Pending;
-        }
-        self.sent = true;
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b's'; STALL_SENT])))))
-    }
-}
 
 /// An echo server: reads each request's body, then answers with a JSON description of it
 /// (method, path and query, headers, body length). `/slow` answers only once the test calls [`Upstream::release_slow`].
@@ -101,10 +78,17 @@ impl Upstream {
                             LOAD_PATH => return Ok(whole(Bytes::from_static(LOAD_ANSWER))),
                             BIG_PATH => return Ok(whole(Bytes::from(vec![b'b'; BIG_LEN]))),
                             STALL_PATH => {
+                                let (mut part, rest) = Channel::<Bytes>::new(1);
+                                tokio::spawn(async move {
+                                    let first = Bytes::from(vec![b's'; STALL_SENT]);
+                                    let _ = part.send_data(first).await;
+                                    // Held, never sending more, for as long as a test runs.
+                                    tokio::time::sleep(SLOW_CAP).await;
+                                });
                                 return Ok(Response::builder()
                                     .header("content-length", STALL_DECLARED)
-                                    .body(Either::Right(Stalling { sent: false }))
-                                    .unwrap())
+                                    .body(Either::Right(rest))
+                                    .unwrap());
                             }
                             _ => {}
                         }
