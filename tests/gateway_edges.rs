@@ -369,28 +369,51 @@ async fn upstream_refusing_is_502_and_upstream_too_slow_is_504() {
     server.stderr_containing(&["side=\"upstream\""]).await;
 }
 
+/// How many bytes [`trickled`] sends.
+const TRICKLED: usize = 3;
+
+/// A `POST` of `path` whose [`TRICKLED`] bytes are sent one at a time, each after `gap`:
+/// the answer's status and body.
+async fn trickled(
+    addr: std::net::SocketAddr,
+    path: &str,
+    code: &str,
+    gap: Duration,
+) -> (StatusCode, Vec<u8>) {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {code}\r\nContent-Length: {TRICKLED}\r\n\r\n"
+    );
+    let mut client = sent(addr, head.as_bytes()).await;
+    for _ in 0..TRICKLED {
+        tokio::time::sleep(gap).await;
+        client.write_all(b"x").await.unwrap();
+    }
+    let (status, _, body) = read_response(&mut client).await;
+    (status, body)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_is_timed_by_the_side_that_holds_it_up() {
     // A client silent for longer than the upstream deadline, but not for its own: the upstream
     // has taken all it was sent, so the wait is the client's, and the whole body arrives.
     let deadlines = ["--upstream-timeout", "1", "--body-timeout", "5"];
     let (_keep, patient, (_, _, code)) = serve_with_code("upload_app", &deadlines).await;
-    let parts = 3;
-    let head = format!(
-        "POST /upload HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {code}\r\nContent-Length: {parts}\r\n\r\n"
-    );
-    let mut client = sent(patient.gateway, head.as_bytes()).await;
-    for _ in 0..parts {
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        client.write_all(b"x").await.unwrap();
-    }
-    let (status, _, body) = read_response(&mut client).await;
+    let gap = Duration::from_millis(2500);
+    let (status, body) = trickled(patient.gateway, "/upload", &code, gap).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     let echo: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(echo["body_len"], parts);
+    assert_eq!(echo["body_len"], TRICKLED);
+
+    // An upload that ends just before the upstream deadline would have come due: the upstream
+    // still has the whole deadline from the body's end to answer.
+    let (_thinking, prompt, (_, _, code)) =
+        serve_with_code("think_app", &["--upstream-timeout", "1"]).await;
+    assert!(THINK_TIME < Duration::from_secs(1));
+    let gap = Duration::from_millis(600);
+    let (status, body) = trickled(prompt.gateway, THINK_PATH, &code, gap).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
 
     let ((upstream, _dir), server, code) = short_server(&[]).await;
-
     // An upstream that takes none of a body larger than the sockets hold: 504, blamed on it,
     // though the client is still sending.
     let len = 32 << 20;

@@ -7,9 +7,9 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
@@ -42,6 +42,8 @@ struct FaultState {
     handed: AtomicU32,
     /// The body's last read found nothing: it waits on the client.
     waiting: AtomicBool,
+    /// When the body ended, if it was streamed.
+    ended: OnceLock<Instant>,
 }
 
 impl Fault {
@@ -60,6 +62,11 @@ impl Fault {
     /// Whether the client is still sending the body.
     pub(crate) fn is_streaming(&self) -> bool {
         self.0.state.load(Ordering::Relaxed) == Self::STREAMING
+    }
+
+    /// When the client finished sending a streamed body.
+    pub(crate) fn ended(&self) -> Option<Instant> {
+        self.0.ended.get().copied()
     }
 
     /// How the body stands: frames handed on so far, and whether it waits on the client (whose
@@ -88,6 +95,11 @@ impl Fault {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
                 (v <= Self::FINISHED).then_some(state)
             });
+    }
+
+    fn finished(&self) {
+        let _ = self.0.ended.set(Instant::now());
+        self.mark(Self::FINISHED);
     }
 
     fn read(&self, found: bool) {
@@ -151,6 +163,10 @@ impl Body for ClientBody {
             Poll::Ready(Some(Ok(frame))) => {
                 this.deadline.progressed();
                 this.fault.read(true);
+                // A body of known length is not asked for its end once it is all there.
+                if this.inner.is_end_stream() {
+                    this.fault.finished();
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -161,7 +177,7 @@ impl Body for ClientBody {
                 })))
             }
             Poll::Ready(None) => {
-                this.fault.mark(Fault::FINISHED);
+                this.fault.finished();
                 Poll::Ready(None)
             }
             Poll::Pending => {

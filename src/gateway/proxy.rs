@@ -279,7 +279,16 @@ impl Forward {
                 res = &mut sent => break Some(res),
                 () = &mut timer => {
                     if !fault.is_streaming() {
-                        break None;
+                        // The body ended after the timer was set: the upstream gets the whole
+                        // deadline from its end.
+                        match fault.ended() {
+                            Some(ended) if ended.elapsed() < self.upstream_timeout => {
+                                let due = ended + self.upstream_timeout;
+                                timer.as_mut().reset(tokio::time::Instant::from_std(due));
+                                continue;
+                            }
+                            _ => break None,
+                        }
                     }
                     let (handed, waiting) = fault.progress();
                     if !waiting && handed == taken {

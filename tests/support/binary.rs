@@ -59,6 +59,7 @@ pub(crate) use self::{
     },
     upstream::{
         echo, Upstream, BIG_LEN, BIG_PATH, LOAD_ANSWER, LOAD_PATH, STALL_DECLARED, STALL_PATH,
+        THINK_PATH, THINK_TIME,
     },
     wait::wait_until,
 };

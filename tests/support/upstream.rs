@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -34,11 +35,14 @@ pub(crate) const BIG_LEN: usize = 64 << 20;
 pub(crate) const STALL_PATH: &str = "/stall-body";
 pub(crate) const STALL_SENT: usize = 1000;
 pub(crate) const STALL_DECLARED: usize = 1_000_000;
+/// The path echoed [`THINK_TIME`] after its whole body has arrived.
+pub(crate) const THINK_PATH: &str = "/think";
+pub(crate) const THINK_TIME: Duration = Duration::from_millis(500);
 
 /// An echo server: reads each request's body, then answers with a JSON description of it
 /// (method, path and query, headers, body length). `/slow` answers only once the test calls [`Upstream::release_slow`].
 /// [`LOAD_PATH`] answers 200 [`LOAD_ANSWER`] at once, neither reading the body nor echoing;
-/// [`BIG_PATH`] and [`STALL_PATH`] answer as their docs say.
+/// [`BIG_PATH`], [`STALL_PATH`] and [`THINK_PATH`] answer as their docs say.
 pub(crate) struct Upstream {
     pub(crate) addr: SocketAddr,
     pub(crate) requests: Arc<AtomicUsize>,
@@ -99,6 +103,9 @@ impl Upstream {
                         let (parts, body) = req.into_parts();
                         // The whole body is read before answering, as most applications do.
                         let body = body.collect().await.map(|b| b.to_bytes());
+                        if parts.uri.path() == THINK_PATH {
+                            tokio::time::sleep(THINK_TIME).await;
+                        }
                         let req = Request::from_parts(parts, ());
                         Ok::<_, Infallible>(match body {
                             Ok(body) => echo(&req, body.len()).map(Either::Left),
