@@ -339,6 +339,12 @@ async fn upstream_refusing_is_502_and_upstream_too_slow_is_504() {
 
     let res = call_gateway(server.gateway, "/slow", Some(&code)).await;
     res.assert_apig_error(StatusCode::GATEWAY_TIMEOUT, "APIG.0201");
+    // A request with a body of known length, all of it sent: the deadline applies after it.
+    let req = format!(
+        "POST /slow HTTP/1.1\r\nHost: x\r\nX-Apig-AppCode: {code}\r\nContent-Length: 3\r\n\r\nabc"
+    );
+    let answer = exchange(server.gateway, req.as_bytes()).await;
+    assert_apig_error(&answer, StatusCode::GATEWAY_TIMEOUT, "APIG.0201");
     upstream.release_slow();
     drop(server);
 
