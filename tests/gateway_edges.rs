@@ -763,6 +763,19 @@ async fn http2_streams_hold_no_more_upstream_exchanges_than_the_connection_cap()
         "the refused stream reached the upstream"
     );
 
+    // A stream the client cancels while the upstream still thinks gives its place back.
+    let mut held = held;
+    held.pop().unwrap().abort();
+    wait_until(
+        CLOSE_BOUND,
+        "a cancelled stream's place is taken again",
+        || {
+            let call = call("/after-cancel");
+            async move { (call.await.0 == StatusCode::OK).then_some(()) }
+        },
+    )
+    .await;
+
     // The held exchanges end, and their places are taken again.
     upstream.release_slow();
     for h in held {
